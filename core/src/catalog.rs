@@ -1,0 +1,353 @@
+//! The catalog: definitions, snapshots, ingest history and segment runs in one SQLite file.
+//!
+//! Commits are SQLite transactions with optimistic checks, so a snapshot becomes visible all at once or not at
+//! all, and two writers on one entity cannot both win.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::model::Entity;
+use crate::segment::SegmentDefinition;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    snapshot INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    entity TEXT NOT NULL REFERENCES entities(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    files TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (entity, version)
+);
+CREATE TABLE IF NOT EXISTS ingests (
+    id TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    source TEXT NOT NULL,
+    snapshot INTEGER,
+    report TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segments (
+    name TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment_runs (
+    segment TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    member_count INTEGER NOT NULL,
+    entered INTEGER NOT NULL,
+    exited INTEGER NOT NULL,
+    membership_file TEXT NOT NULL,
+    snapshot INTEGER NOT NULL,
+    PRIMARY KEY (segment, run)
+);
+"#;
+
+/// A committed version of an entity's data: the Parquet files that make it up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Version number (0 = empty, never committed).
+    pub version: i64,
+    /// Files, relative to the store root.
+    pub files: Vec<DataFile>,
+    /// Total rows.
+    pub row_count: u64,
+}
+
+/// One Parquet file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Path relative to the store root.
+    pub path: String,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// A stored segment run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Segment name.
+    pub segment: String,
+    /// Run number, from 1.
+    pub run: i64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// Members.
+    pub member_count: u64,
+    /// Keys that entered.
+    pub entered: u64,
+    /// Keys that exited.
+    pub exited: u64,
+    /// Membership Parquet file (relative to the store root).
+    pub membership_file: String,
+    /// Entity snapshot evaluated.
+    pub snapshot: i64,
+}
+
+/// The catalog handle.
+#[derive(Debug)]
+pub struct Catalog {
+    conn: Mutex<Connection>,
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+impl Catalog {
+    /// Opens (creating if needed) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", [])?;
+        Ok(Catalog { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut c)
+    }
+
+    /// Stores (inserting or replacing) an entity definition.
+    pub fn put_entity(&self, e: &Entity) -> Result<()> {
+        let def = serde_json::to_string(e)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO entities(name, definition, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
+                params![e.name, def, now_text()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// An entity definition and its current snapshot version.
+    pub fn entity(&self, name: &str) -> Result<Option<(Entity, i64)>> {
+        self.with(|c| {
+            let row: Option<(String, i64)> = c
+                .query_row("SELECT definition, snapshot FROM entities WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            row.map(|(d, v)| Ok((serde_json::from_str(&d)?, v))).transpose()
+        })
+    }
+
+    /// All entities, by name.
+    pub fn entities(&self) -> Result<Vec<Entity>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT definition FROM entities ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        })
+    }
+
+    /// The snapshot at `version` of `entity` (version 0 is the empty snapshot).
+    pub fn snapshot(&self, entity: &str, version: i64) -> Result<Snapshot> {
+        if version == 0 {
+            return Ok(Snapshot::default());
+        }
+        self.with(|c| {
+            let (files, rows): (String, i64) = c.query_row(
+                "SELECT files, row_count FROM snapshots WHERE entity = ?1 AND version = ?2",
+                params![entity, version],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok(Snapshot { version, files: serde_json::from_str(&files)?, row_count: rows as u64 })
+        })
+    }
+
+    /// Atomically commits a new snapshot of `entity` whose parent is `parent`, with the ingest record.
+    ///
+    /// Fails with [`Error::Conflict`] if another writer committed since `parent` was read.
+    pub fn commit_snapshot(
+        &self,
+        entity: &str,
+        parent: i64,
+        files: &[DataFile],
+        operation: &str,
+        ingest: Option<(&str, &str, &serde_json::Value)>,
+    ) -> Result<Snapshot> {
+        let rows: u64 = files.iter().map(|f| f.rows).sum();
+        let files_json = serde_json::to_string(files)?;
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let version = parent + 1;
+            let changed = tx.execute(
+                "UPDATE entities SET snapshot = ?1, updated_at = ?2 WHERE name = ?3 AND snapshot = ?4",
+                params![version, now_text(), entity, parent],
+            )?;
+            if changed != 1 {
+                return Err(Error::Conflict {
+                    what: format!("entity `{entity}`"),
+                    message: format!("another writer committed after snapshot {parent}; retry the ingest"),
+                });
+            }
+            tx.execute(
+                "INSERT INTO snapshots(entity, version, files, row_count, operation, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![entity, version, files_json, rows as i64, operation, now_text()],
+            )?;
+            if let Some((id, source, report)) = ingest {
+                tx.execute(
+                    "INSERT INTO ingests(id, entity, source, snapshot, report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![id, entity, source, version, report.to_string(), now_text()],
+                )?;
+            }
+            tx.commit()?;
+            Ok(Snapshot { version, files: files.to_vec(), row_count: rows })
+        })
+    }
+
+    /// Records an ingest that committed no snapshot (for example every row quarantined).
+    pub fn record_ingest(&self, id: &str, entity: &str, source: &str, report: &serde_json::Value) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO ingests(id, entity, source, snapshot, report, created_at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
+                params![id, entity, source, report.to_string(), now_text()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Ingest reports of `entity`, oldest first.
+    pub fn ingests(&self, entity: &str) -> Result<Vec<serde_json::Value>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT report FROM ingests WHERE entity = ?1 ORDER BY created_at, rowid")?;
+            let rows = st.query_map([entity], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        })
+    }
+
+    /// Stores a segment definition (insert or replace).
+    pub fn put_segment(&self, s: &SegmentDefinition) -> Result<()> {
+        let def = serde_json::to_string(s)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO segments(name, entity, definition, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET entity = excluded.entity, definition = excluded.definition, updated_at = excluded.updated_at",
+                params![s.name, s.entity, def, now_text()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A segment definition.
+    pub fn segment(&self, name: &str) -> Result<Option<SegmentDefinition>> {
+        self.with(|c| {
+            let d: Option<String> =
+                c.query_row("SELECT definition FROM segments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+            d.map(|d| Ok(serde_json::from_str(&d)?)).transpose()
+        })
+    }
+
+    /// All segment definitions, by name.
+    pub fn segments(&self) -> Result<Vec<SegmentDefinition>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT definition FROM segments ORDER BY name")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+            rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
+        })
+    }
+
+    /// Deletes a segment and its run history; returns the membership files that are now unreferenced.
+    pub fn delete_segment(&self, name: &str) -> Result<Vec<String>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let files = {
+                let mut st = tx.prepare("SELECT membership_file FROM segment_runs WHERE segment = ?1")?;
+                let rows = st.query_map([name], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            let n = tx.execute("DELETE FROM segments WHERE name = ?1", [name])?;
+            if n == 0 {
+                return Err(Error::not_found("segment", name));
+            }
+            tx.execute("DELETE FROM segment_runs WHERE segment = ?1", [name])?;
+            tx.commit()?;
+            Ok(files)
+        })
+    }
+
+    /// The latest run of a segment.
+    pub fn last_run(&self, segment: &str) -> Result<Option<RunRecord>> {
+        Ok(self.runs(segment)?.pop())
+    }
+
+    /// All runs of a segment, oldest first.
+    pub fn runs(&self, segment: &str) -> Result<Vec<RunRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot
+                 FROM segment_runs WHERE segment = ?1 ORDER BY run",
+            )?;
+            let rows = st
+                .query_map([segment], |r| {
+                    Ok(RunRecord {
+                        segment: r.get(0)?,
+                        run: r.get(1)?,
+                        started_at: r.get(2)?,
+                        duration_ms: r.get(3)?,
+                        member_count: r.get::<_, i64>(4)? as u64,
+                        entered: r.get::<_, i64>(5)? as u64,
+                        exited: r.get::<_, i64>(6)? as u64,
+                        membership_file: r.get(7)?,
+                        snapshot: r.get(8)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Records a run; fails with [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
+    pub fn insert_run(&self, r: &RunRecord) -> Result<()> {
+        self.with(|c| {
+            let res = c.execute(
+                "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.segment,
+                    r.run,
+                    r.started_at,
+                    r.duration_ms,
+                    r.member_count as i64,
+                    r.entered as i64,
+                    r.exited as i64,
+                    r.membership_file,
+                    r.snapshot
+                ],
+            );
+            match res {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(Error::Conflict {
+                        what: format!("segment `{}`", r.segment),
+                        message: format!("run {} was recorded concurrently; evaluate again", r.run),
+                    })
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+}

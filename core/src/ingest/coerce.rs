@@ -1,0 +1,307 @@
+//! Coercion of source columns to attribute types, recording a reason for every row that cannot be coerced.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanBuilder, Float64Array, GenericListArray, Int32Builder, Int64Builder,
+    ListBuilder, StringArray, StringBuilder,
+};
+use arrow::compute::{cast_with_options, CastOptions};
+use arrow::datatypes::{DataType as ArrowType, Field};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+
+use crate::error::{Error, Result};
+use crate::model::{Attribute, DataType};
+use crate::rules::{parse_date, parse_timestamp};
+
+/// A per-row problem: (row index in the batch, reason).
+pub type RowError = (usize, String);
+
+/// Renders the value at `row` for a message, masking it when the attribute is personal data.
+pub(crate) fn show(array: &dyn Array, row: usize, pii: bool) -> String {
+    if pii {
+        return "<pii masked>".to_string();
+    }
+    let fmt = ArrayFormatter::try_new(array, &FormatOptions::default());
+    let mut s = match fmt {
+        Ok(f) => f.value(row).to_string(),
+        Err(_) => "<unprintable>".to_string(),
+    };
+    if s.chars().count() > 64 {
+        s = s.chars().take(61).collect::<String>() + "...";
+    }
+    format!("{s:?}")
+}
+
+fn as_utf8(a: &ArrayRef) -> Result<StringArray> {
+    Ok(cast_with_options(a, &ArrowType::Utf8, &CastOptions::default())?.as_string::<i32>().clone())
+}
+
+fn is_text(t: &ArrowType) -> bool {
+    matches!(t, ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View)
+}
+
+/// Coerces `array` to the attribute's type. Rows that cannot be coerced become null and are reported.
+///
+/// `separator` splits text into list elements when the text is not a JSON array.
+pub fn coerce(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(ArrayRef, Vec<RowError>)> {
+    let target = attr.data_type.to_arrow();
+    let src = array.data_type();
+    if *src == target {
+        return Ok((array.clone(), vec![]));
+    }
+    let mut errors = vec![];
+    let fail = |row: usize, what: &str| -> String {
+        format!("attribute `{}`: cannot read {} as {}{what}", attr.name, show(array.as_ref(), row, attr.pii), attr.data_type)
+    };
+    if is_text(src) {
+        let text = as_utf8(array)?;
+        let out: ArrayRef = match &attr.data_type {
+            DataType::String => Arc::new(text),
+            DataType::Json => {
+                for (i, v) in text.iter().enumerate() {
+                    if let Some(v) = v {
+                        if serde_json::from_str::<serde_json::Value>(v).is_err() {
+                            errors.push((i, fail(i, " (not valid JSON)")));
+                        }
+                    }
+                }
+                arrow::compute::nullif(&text, &mask(&errors, text.len()))?
+            }
+            DataType::Int32 | DataType::Int64 => {
+                let mut b32 = Int32Builder::with_capacity(text.len());
+                let mut b64 = Int64Builder::with_capacity(text.len());
+                for (i, v) in text.iter().enumerate() {
+                    let parsed = match v.map(str::trim) {
+                        None | Some("") => None,
+                        Some(s) => {
+                            let n = s.parse::<i64>().ok().or_else(|| {
+                                s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
+                            });
+                            if n.is_none() {
+                                errors.push((i, fail(i, "")));
+                            }
+                            n
+                        }
+                    };
+                    if attr.data_type == DataType::Int32 {
+                        let n = parsed.and_then(|n| {
+                            let r = i32::try_from(n).ok();
+                            if r.is_none() {
+                                errors.push((i, fail(i, " (out of range)")));
+                            }
+                            r
+                        });
+                        b32.append_option(n);
+                    } else {
+                        b64.append_option(parsed);
+                    }
+                }
+                if attr.data_type == DataType::Int32 {
+                    Arc::new(b32.finish())
+                } else {
+                    Arc::new(b64.finish())
+                }
+            }
+            DataType::Float64 => {
+                let v: Float64Array = text
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v.map(str::trim) {
+                        None | Some("") => None,
+                        Some(s) => {
+                            let f = s.parse::<f64>().ok();
+                            if f.is_none() {
+                                errors.push((i, fail(i, "")));
+                            }
+                            f
+                        }
+                    })
+                    .collect();
+                Arc::new(v)
+            }
+            DataType::Bool => {
+                let mut b = BooleanBuilder::with_capacity(text.len());
+                for (i, v) in text.iter().enumerate() {
+                    b.append_option(match v.map(|s| s.trim().to_ascii_lowercase()) {
+                        None => None,
+                        Some(s) if s.is_empty() => None,
+                        Some(s) => match s.as_str() {
+                            "true" | "t" | "1" | "yes" | "y" => Some(true),
+                            "false" | "f" | "0" | "no" | "n" => Some(false),
+                            _ => {
+                                errors.push((i, fail(i, "")));
+                                None
+                            }
+                        },
+                    });
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Date => {
+                let v: arrow::array::Date32Array = text
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v.map(str::trim) {
+                        None | Some("") => None,
+                        Some(s) => {
+                            let d = parse_date(s).or_else(|| parse_timestamp(s).map(|us| us.div_euclid(86_400_000_000) as i32));
+                            if d.is_none() {
+                                errors.push((i, fail(i, " (expected YYYY-MM-DD)")));
+                            }
+                            d
+                        }
+                    })
+                    .collect();
+                Arc::new(v)
+            }
+            DataType::Timestamp => {
+                let v: arrow::array::TimestampMicrosecondArray = text
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| match v.map(str::trim) {
+                        None | Some("") => None,
+                        Some(s) => {
+                            let t = parse_timestamp(s);
+                            if t.is_none() {
+                                errors.push((i, fail(i, " (expected an RFC 3339 instant)")));
+                            }
+                            t
+                        }
+                    })
+                    .collect();
+                Arc::new(v.with_timezone(crate::model::UTC))
+            }
+            DataType::List(elem) => list_from_text(&text, attr, elem, separator, &mut errors)?,
+        };
+        return Ok((out, errors));
+    }
+    // Non-text sources: Arrow casts, with a check that no non-null input became null.
+    if matches!(attr.data_type, DataType::Json) {
+        let text = to_json_text(array)?;
+        return Ok((Arc::new(text), vec![]));
+    }
+    if matches!((src, &attr.data_type), (ArrowType::Float32 | ArrowType::Float64, DataType::Int32 | DataType::Int64)) {
+        let f = cast_with_options(array, &ArrowType::Float64, &CastOptions::default())?;
+        let f = f.as_primitive::<arrow::datatypes::Float64Type>();
+        for i in 0..f.len() {
+            if f.is_valid(i) && f.value(i).fract() != 0.0 {
+                errors.push((i, fail(i, " (has a fractional part)")));
+            }
+        }
+    }
+    if !arrow::compute::can_cast_types(src, &target) {
+        return Err(Error::Definition {
+            path: format!("attribute {}", attr.name),
+            message: format!("source values of type {src} cannot be converted to {}", attr.data_type),
+        });
+    }
+    let out = cast_with_options(array, &target, &CastOptions { safe: true, ..Default::default() })?;
+    if out.null_count() > array.null_count() || !errors.is_empty() {
+        let already = mask(&errors, out.len());
+        for i in 0..out.len() {
+            if array.is_valid(i) && out.is_null(i) && !already.value(i) {
+                errors.push((i, fail(i, "")));
+            }
+        }
+        let out = arrow::compute::nullif(&out, &mask(&errors, out.len()))?;
+        return Ok((out, errors));
+    }
+    Ok((out, errors))
+}
+
+fn list_from_text(
+    text: &StringArray,
+    attr: &Attribute,
+    elem: &DataType,
+    separator: &str,
+    errors: &mut Vec<RowError>,
+) -> Result<ArrayRef> {
+    // Split into string elements first, then coerce the flat elements with the scalar rules.
+    let mut lb = ListBuilder::new(StringBuilder::new());
+    for (i, v) in text.iter().enumerate() {
+        match v.map(str::trim) {
+            None | Some("") => lb.append_null(),
+            Some(s) if s.starts_with('[') => match serde_json::from_str::<Vec<serde_json::Value>>(s) {
+                Ok(items) => {
+                    for it in items {
+                        match it {
+                            serde_json::Value::Null => lb.values().append_null(),
+                            serde_json::Value::String(x) => lb.values().append_value(x),
+                            other => lb.values().append_value(other.to_string()),
+                        }
+                    }
+                    lb.append(true);
+                }
+                Err(_) => {
+                    errors.push((i, format!("attribute `{}`: {} is not a JSON array", attr.name, show(text, i, attr.pii))));
+                    lb.append_null();
+                }
+            },
+            Some(s) => {
+                for part in s.split(separator) {
+                    lb.values().append_value(part.trim());
+                }
+                lb.append(true);
+            }
+        }
+    }
+    let strings: GenericListArray<i32> = lb.finish();
+    let elem_attr = Attribute { name: attr.name.clone(), data_type: elem.clone(), ..attr.clone() };
+    let values: ArrayRef = strings.values().clone();
+    let (coerced, elem_errors) = coerce(&values, &elem_attr, separator)?;
+    let offsets = strings.offsets().clone();
+    let mut bad_rows = vec![false; strings.len()];
+    for (j, reason) in elem_errors {
+        // Map the flat element index back to its row.
+        let row = offsets.partition_point(|&o| o as usize <= j) - 1;
+        if !bad_rows[row] {
+            bad_rows[row] = true;
+            errors.push((row, reason));
+        }
+    }
+    let field = Arc::new(Field::new("item", elem.to_arrow(), true));
+    let nulls = arrow::buffer::NullBuffer::from(
+        (0..strings.len()).map(|i| strings.is_valid(i) && !bad_rows[i]).collect::<Vec<_>>(),
+    );
+    Ok(Arc::new(GenericListArray::<i32>::try_new(field, offsets, coerced, Some(nulls))?))
+}
+
+fn to_json_text(array: &ArrayRef) -> Result<StringArray> {
+    let mut out = StringBuilder::new();
+    let batch = arrow::array::RecordBatch::try_from_iter([("v", array.clone())])?;
+    let mut buf = Vec::new();
+    {
+        let mut w = arrow::json::LineDelimitedWriter::new(&mut buf);
+        w.write(&batch)?;
+        w.finish()?;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut lines = text.lines();
+    for i in 0..array.len() {
+        let line = lines.next().unwrap_or("{}");
+        if array.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        match v.get("v") {
+            Some(x) => out.append_value(x.to_string()),
+            None => out.append_null(),
+        }
+    }
+    Ok(out.finish())
+}
+
+fn mask(errors: &[RowError], len: usize) -> arrow::array::BooleanArray {
+    let mut m = vec![false; len];
+    for (i, _) in errors {
+        m[*i] = true;
+    }
+    arrow::array::BooleanArray::from(m)
+}
+
+/// A null column of the attribute's type.
+pub fn nulls(attr: &Attribute, len: usize) -> ArrayRef {
+    new_null_array(&attr.data_type.to_arrow(), len)
+}

@@ -1,0 +1,509 @@
+//! The ingest pipeline: plan → per-batch map/coerce/validate → write → commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use futures::StreamExt;
+use serde_json::Value;
+
+use super::coerce::{coerce, nulls, RowError};
+use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
+use crate::catalog::{DataFile, Snapshot};
+use crate::error::{Error, Result};
+use crate::model::{Attribute, Entity, EntityKind};
+use crate::source::{ScanRequest, Source};
+use crate::store::Store;
+
+enum Input {
+    Field(usize),
+    Constant(Value),
+    Missing,
+}
+
+struct ColumnPlan {
+    attr: Attribute,
+    input: Input,
+    transforms: Vec<Transform>,
+    separator: String,
+}
+
+/// The schema of quarantine files.
+pub(crate) fn quarantine_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("row", ArrowType::Int64, false),
+        Field::new("reason", ArrowType::Utf8, false),
+        Field::new("record", ArrowType::Utf8, false),
+    ]))
+}
+
+fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Vec<ColumnPlan>, Vec<String>)> {
+    let here = |a: &str| format!("entity {}.attribute {a}", entity.name);
+    for name in options.mapping.0.keys() {
+        if entity.get(name).is_none() {
+            entity.attr(name).map_err(|e| Error::definition(format!("mapping.{name}"), e.to_string()))?;
+        }
+    }
+    let mut used = vec![false; source.fields().len()];
+    let mut cols = vec![];
+    for attr in &entity.attributes {
+        let fm = options.mapping.0.get(&attr.name).cloned().unwrap_or_default();
+        let input = if let Some(c) = fm.constant.clone() {
+            Input::Constant(c)
+        } else {
+            let wanted = fm.source.clone().unwrap_or_else(|| attr.name.clone());
+            let idx = source.index_of(&wanted).ok().or_else(|| {
+                (fm.source.is_none())
+                    .then(|| source.fields().iter().position(|f| f.name().eq_ignore_ascii_case(&wanted)))
+                    .flatten()
+            });
+            match idx {
+                Some(i) => {
+                    used[i] = true;
+                    Input::Field(i)
+                }
+                None if fm.source.is_some() => {
+                    let hint = crate::error::suggest(&wanted, source.fields().iter().map(|f| f.name().as_str()))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    return Err(Error::definition(
+                        format!("mapping.{}", attr.name),
+                        format!("the source has no field `{wanted}`{hint}"),
+                    ));
+                }
+                None if !attr.nullable || Some(&attr.name) == entity.key.as_ref() => {
+                    return Err(Error::definition(
+                        here(&attr.name),
+                        format!(
+                            "required attribute has no source field (source fields: {})",
+                            source.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ))
+                }
+                None => Input::Missing,
+            }
+        };
+        let separator = fm
+            .transforms
+            .iter()
+            .rev()
+            .find_map(|t| if let Transform::Split(s) = t { Some(s.clone()) } else { None })
+            .unwrap_or_else(|| "|".to_string());
+        cols.push(ColumnPlan { attr: attr.clone(), input, transforms: fm.transforms, separator });
+    }
+    let ignored = source
+        .fields()
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| !u)
+        .map(|(f, _)| f.name().clone())
+        .collect();
+    Ok((cols, ignored))
+}
+
+fn constant_array(v: &Value, len: usize) -> ArrayRef {
+    let text = match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    };
+    Arc::new(StringArray::from(vec![text; len]))
+}
+
+fn apply_transform(a: ArrayRef, t: &Transform, attr: &Attribute, errors: &mut Vec<RowError>) -> Result<ArrayRef> {
+    let text = || -> Result<StringArray> {
+        Ok(arrow::compute::cast(&a, &ArrowType::Utf8)?.as_string::<i32>().clone())
+    };
+    Ok(match t {
+        Transform::Trim => Arc::new(text()?.iter().map(|v| v.map(str::trim)).collect::<StringArray>()),
+        Transform::Lower => Arc::new(text()?.iter().map(|v| v.map(str::to_lowercase)).collect::<StringArray>()),
+        Transform::Upper => Arc::new(text()?.iter().map(|v| v.map(str::to_uppercase)).collect::<StringArray>()),
+        Transform::Split(_) => a,
+        Transform::ParseTimestamp(fmt) => {
+            let s = text()?;
+            let v: arrow::array::TimestampMicrosecondArray = s
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v.map(str::trim) {
+                    None | Some("") => None,
+                    Some(x) => {
+                        let r = chrono::DateTime::parse_from_str(x, fmt)
+                            .map(|t| t.timestamp_micros())
+                            .or_else(|_| chrono::NaiveDateTime::parse_from_str(x, fmt).map(|t| t.and_utc().timestamp_micros()))
+                            .or_else(|_| {
+                                chrono::NaiveDate::parse_from_str(x, fmt)
+                                    .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros())
+                            })
+                            .ok();
+                        if r.is_none() {
+                            errors.push((
+                                i,
+                                format!(
+                                    "attribute `{}`: {} does not match the timestamp format {fmt:?}",
+                                    attr.name,
+                                    super::coerce::show(&s, i, attr.pii)
+                                ),
+                            ));
+                        }
+                        r
+                    }
+                })
+                .collect();
+            Arc::new(v.with_timezone(crate::model::UTC))
+        }
+        Transform::Cast(to) => {
+            let tmp = Attribute { data_type: to.clone(), ..attr.clone() };
+            let (out, errs) = coerce(&a, &tmp, "|")?;
+            errors.extend(errs);
+            out
+        }
+    })
+}
+
+#[derive(Default)]
+struct KeySeen {
+    ints: HashMap<i64, u64>,
+    strs: HashMap<String, u64>,
+}
+
+impl KeySeen {
+    /// Records `key` first seen at `row`; returns the earlier row if it was seen before.
+    fn insert_int(&mut self, k: i64, row: u64) -> Option<u64> {
+        match self.ints.entry(k) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(row);
+                None
+            }
+        }
+    }
+    fn insert_str(&mut self, k: &str, row: u64) -> Option<u64> {
+        if let Some(r) = self.strs.get(k) {
+            return Some(*r);
+        }
+        self.strs.insert(k.to_string(), row);
+        None
+    }
+    fn contains(&self, key: &dyn Array, i: usize) -> bool {
+        match key.data_type() {
+            ArrowType::Int64 => self.ints.contains_key(&key.as_primitive::<Int64Type>().value(i)),
+            ArrowType::Int32 => self.ints.contains_key(&(key.as_primitive::<Int32Type>().value(i) as i64)),
+            _ => self.strs.contains_key(key.as_string::<i32>().value(i)),
+        }
+    }
+}
+
+struct Processor<'a> {
+    entity: &'a Entity,
+    schema: SchemaRef,
+    cols: Vec<ColumnPlan>,
+    key_pos: Option<usize>,
+    dedupe: bool,
+    seen: KeySeen,
+    next_row: u64,
+    rows_read: u64,
+    q_rows: Vec<i64>,
+    q_reasons: Vec<String>,
+    q_records: Vec<String>,
+}
+
+impl Processor<'_> {
+    fn process(&mut self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let first_row = self.next_row;
+        self.next_row += n as u64;
+        self.rows_read += n as u64;
+        let mut reasons: Vec<Option<String>> = vec![None; n];
+        let note = |errs: Vec<RowError>, reasons: &mut Vec<Option<String>>| {
+            for (i, r) in errs {
+                if reasons[i].is_none() {
+                    reasons[i] = Some(r);
+                }
+            }
+        };
+        let mut columns = Vec::with_capacity(self.cols.len());
+        for c in &self.cols {
+            let raw = match &c.input {
+                Input::Field(i) => batch.column(*i).clone(),
+                Input::Constant(v) => constant_array(v, n),
+                Input::Missing => nulls(&c.attr, n),
+            };
+            let mut errs = vec![];
+            let mut a = raw;
+            for t in &c.transforms {
+                a = apply_transform(a, t, &c.attr, &mut errs)?;
+            }
+            let (a, e) = coerce(&a, &c.attr, &c.separator)?;
+            errs.extend(e);
+            note(errs, &mut reasons);
+            columns.push(a);
+        }
+        // Schema checks: required attributes and the key.
+        for (c, a) in self.cols.iter().zip(&columns) {
+            let is_key = Some(&c.attr.name) == self.entity.key.as_ref();
+            if (is_key || !c.attr.nullable) && a.null_count() > 0 {
+                for (i, r) in reasons.iter_mut().enumerate() {
+                    if a.is_null(i) && r.is_none() {
+                        *r = Some(if is_key {
+                            format!("missing key `{}`", c.attr.name)
+                        } else {
+                            format!("attribute `{}` is required but missing", c.attr.name)
+                        });
+                    }
+                }
+            }
+        }
+        if let (true, Some(k)) = (self.dedupe, self.key_pos) {
+            let key = &columns[k];
+            let pii = self.cols[k].attr.pii;
+            for i in 0..n {
+                if reasons[i].is_some() {
+                    continue;
+                }
+                let row = first_row + i as u64 + 1;
+                let earlier = match key.data_type() {
+                    ArrowType::Int64 => self.seen.insert_int(key.as_primitive::<Int64Type>().value(i), row),
+                    ArrowType::Int32 => self.seen.insert_int(key.as_primitive::<Int32Type>().value(i) as i64, row),
+                    _ => self.seen.insert_str(key.as_string::<i32>().value(i), row),
+                };
+                if let Some(e) = earlier {
+                    let shown = super::coerce::show(key.as_ref(), i, pii);
+                    reasons[i] = Some(format!("duplicate key {shown} (first seen at row {e})"));
+                }
+            }
+        }
+        let good = BooleanArray::from(reasons.iter().map(Option::is_none).collect::<Vec<_>>());
+        if good.false_count() > 0 {
+            let fmts = batch
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let schema = batch.schema();
+            for (i, r) in reasons.iter().enumerate() {
+                if let Some(r) = r {
+                    let mut rec = serde_json::Map::new();
+                    for (j, f) in schema.fields().iter().enumerate() {
+                        let v = if batch.column(j).is_null(i) { Value::Null } else { Value::String(fmts[j].value(i).to_string()) };
+                        rec.insert(f.name().clone(), v);
+                    }
+                    self.q_rows.push((first_row + i as u64 + 1) as i64);
+                    self.q_reasons.push(r.clone());
+                    self.q_records.push(Value::Object(rec).to_string());
+                }
+            }
+        }
+        let out = RecordBatch::try_new(self.schema.clone(), columns)?;
+        Ok(if good.false_count() > 0 { filter_record_batch(&out, &good)? } else { out })
+    }
+
+    fn quarantine_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.q_rows.is_empty() {
+            return Ok(None);
+        }
+        let rows = Int64Array::from(std::mem::take(&mut self.q_rows));
+        let reasons = StringArray::from(std::mem::take(&mut self.q_reasons));
+        let mut rec = StringBuilder::new();
+        for r in std::mem::take(&mut self.q_records) {
+            rec.append_value(r);
+        }
+        Ok(Some(RecordBatch::try_new(quarantine_schema(), vec![Arc::new(rows), Arc::new(reasons), Arc::new(rec.finish())])?))
+    }
+}
+
+/// Makes `batch` match `schema`: columns by name, missing (added later) attributes as nulls.
+pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
+            None => Ok(new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+}
+
+fn sort_by(batch: &RecordBatch, column: &str) -> Result<RecordBatch> {
+    let idx = sort_to_indices(batch.column_by_name(column).expect("key column"), None, None)?;
+    Ok(take_record_batch(batch, &idx)?)
+}
+
+/// What the pipeline hands back to the workspace for committing.
+pub(crate) struct Staged {
+    pub files: Vec<DataFile>,
+    pub written: Vec<DataFile>,
+    pub quarantine_file: Option<String>,
+    pub report: IngestReport,
+}
+
+/// Runs an ingest up to (not including) the catalog commit.
+pub(crate) async fn stage(
+    store: &Store,
+    entity: &Entity,
+    current: &Snapshot,
+    source: &dyn Source,
+    options: &IngestOptions,
+    id: &str,
+) -> Result<Staged> {
+    let started = Instant::now();
+    let mode = match (entity.kind, options.mode) {
+        (EntityKind::Profile, None) => IngestMode::Upsert,
+        (EntityKind::Event, None) => IngestMode::Append,
+        (EntityKind::Profile, Some(IngestMode::Append)) => {
+            return Err(Error::ingest(&entity.name, "profiles ingest with mode upsert or full_refresh, not append"))
+        }
+        (EntityKind::Event, Some(IngestMode::Upsert)) => {
+            return Err(Error::ingest(&entity.name, "events are append-only: use mode append or full_refresh"))
+        }
+        (_, Some(m)) => m,
+    };
+    let source_schema = source.schema().await?;
+    let (cols, ignored) = plan(entity, &source_schema, options)?;
+    let schema = entity.schema();
+    let key_pos = entity.key.as_ref().and_then(|k| entity.attributes.iter().position(|a| &a.name == k));
+    let mut proc = Processor {
+        entity,
+        schema: schema.clone(),
+        cols,
+        key_pos,
+        dedupe: entity.kind == EntityKind::Profile,
+        seen: KeySeen::default(),
+        next_row: 0,
+        rows_read: 0,
+        q_rows: vec![],
+        q_reasons: vec![],
+        q_records: vec![],
+    };
+    let dir = format!("data/{}", entity.name);
+    let mut stream = source
+        .scan(&ScanRequest::all())
+        .await
+        .map_err(|e| wrap_source(e, source))?;
+    let written: Vec<DataFile>;
+    let inserted: u64;
+    let mut updated = 0u64;
+    let files: Vec<DataFile>;
+    let rows_written: u64;
+    if entity.kind == EntityKind::Event {
+        let mut writer = store.writer(&dir, schema.clone(), entity.timestamp.as_deref());
+        let res: Result<u64> = async {
+            let mut rows = 0;
+            while let Some(b) = stream.next().await {
+                let b = b.map_err(|e| wrap_source(e, source))?;
+                let good = proc.process(&b)?;
+                rows += good.num_rows() as u64;
+                writer.write(&good).await?;
+            }
+            Ok(rows)
+        }
+        .await;
+        match res {
+            Ok(r) => {
+                rows_written = r;
+                written = writer.finish().await?;
+            }
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
+        }
+        inserted = rows_written;
+        files = match mode {
+            IngestMode::FullRefresh => written.clone(),
+            _ => current.files.iter().cloned().chain(written.iter().cloned()).collect(),
+        };
+    } else {
+        let key = entity.key.clone().expect("profiles have keys");
+        let mut good = vec![];
+        while let Some(b) = stream.next().await {
+            let b = b.map_err(|e| wrap_source(e, source))?;
+            let g = proc.process(&b)?;
+            if g.num_rows() > 0 {
+                good.push(g);
+            }
+        }
+        rows_written = good.iter().map(|b| b.num_rows() as u64).sum();
+        let mut all = good;
+        if mode == IngestMode::Upsert && !current.files.is_empty() {
+            for f in &current.files {
+                let mut s = store.read(&f.path).await?;
+                while let Some(b) = s.next().await {
+                    let b = conform(&b?, &schema)?;
+                    let kcol = b.column_by_name(&key).expect("key column").clone();
+                    let keep = BooleanArray::from((0..b.num_rows()).map(|i| !proc.seen.contains(kcol.as_ref(), i)).collect::<Vec<_>>());
+                    updated += keep.false_count() as u64;
+                    let kept = filter_record_batch(&b, &keep)?;
+                    if kept.num_rows() > 0 {
+                        all.push(kept);
+                    }
+                }
+            }
+        }
+        inserted = rows_written - updated;
+        let merged = if all.is_empty() { RecordBatch::new_empty(schema.clone()) } else { concat_batches(&schema, &all)? };
+        drop(all);
+        let sorted = if merged.num_rows() > 0 { sort_by(&merged, &key)? } else { merged };
+        let unchanged = mode == IngestMode::Upsert && rows_written == 0;
+        if unchanged {
+            written = vec![];
+            files = current.files.clone();
+        } else {
+            let mut writer = store.writer(&dir, schema.clone(), Some(&key));
+            if let Err(e) = writer.write(&sorted).await {
+                writer.abort().await;
+                return Err(e);
+            }
+            written = writer.finish().await?;
+            files = written.clone();
+        }
+    }
+    let quarantine_sample = proc
+        .q_rows
+        .iter()
+        .zip(&proc.q_reasons)
+        .take(20)
+        .map(|(r, why)| QuarantinedRow { row: *r as u64, reason: why.clone() })
+        .collect();
+    let quarantine_file = match proc.quarantine_batch()? {
+        None => None,
+        Some(q) => {
+            let mut w = store.writer(&format!("quarantine/{}", entity.name), q.schema(), None);
+            if let Err(e) = w.write(&q).await {
+                w.abort().await;
+                store.delete(written.iter().map(|f| f.path.as_str())).await;
+                return Err(e);
+            }
+            w.finish().await?.into_iter().next().map(|f| f.path)
+        }
+    };
+    let report = IngestReport {
+        id: id.to_string(),
+        entity: entity.name.clone(),
+        source: source.name(),
+        mode,
+        rows_read: proc.rows_read,
+        rows_written,
+        rows_inserted: inserted,
+        rows_updated: updated,
+        rows_quarantined: proc.rows_read - rows_written,
+        snapshot: None,
+        quarantine_file: quarantine_file.clone(),
+        quarantine_sample,
+        ignored_fields: ignored,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    Ok(Staged { files, written, quarantine_file, report })
+}
+
+fn wrap_source(e: Error, source: &dyn Source) -> Error {
+    match e {
+        e @ Error::Source { .. } => e,
+        other => Error::Source { source_name: source.name(), message: other.to_string(), cause: Some(Box::new(other)) },
+    }
+}

@@ -1,0 +1,253 @@
+//! The rule AST shared by every dialect.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// A rule tree: boolean combinations of conditions on one entity's attributes.
+///
+/// Values in conditions are kept as the JSON they arrived in; [`check`](crate::rules::check) types them against
+/// the entity (so `"30"` from a UI and `30` from code become the same `int64` literal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub enum Rule {
+    /// All children hold (an empty `and` holds for every entity).
+    And(Vec<Rule>),
+    /// At least one child holds (an empty `or` holds for none).
+    Or(Vec<Rule>),
+    /// The child does not hold (`not unknown` is unknown).
+    Not(Box<Rule>),
+    /// One condition on one attribute.
+    Condition(Condition),
+}
+
+/// `attribute op value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The attribute tested.
+    pub attribute: String,
+    /// The operator.
+    pub op: Op,
+    /// The operand as JSON (`null` for operators without one).
+    pub value: Value,
+}
+
+impl Rule {
+    /// `attribute op value`.
+    pub fn condition(attribute: impl Into<String>, op: Op, value: impl Into<Value>) -> Rule {
+        Rule::Condition(Condition { attribute: attribute.into(), op, value: value.into() })
+    }
+    /// Conjunction.
+    pub fn and(rules: impl IntoIterator<Item = Rule>) -> Rule {
+        Rule::And(rules.into_iter().collect())
+    }
+    /// Disjunction.
+    pub fn or(rules: impl IntoIterator<Item = Rule>) -> Rule {
+        Rule::Or(rules.into_iter().collect())
+    }
+    /// Negation.
+    #[allow(clippy::should_implement_trait)]
+    pub fn not(rule: Rule) -> Rule {
+        Rule::Not(Box::new(rule))
+    }
+
+    /// Visits every condition.
+    pub fn conditions(&self) -> Vec<&Condition> {
+        let mut out = vec![];
+        fn walk<'a>(r: &'a Rule, out: &mut Vec<&'a Condition>) {
+            match r {
+                Rule::And(v) | Rule::Or(v) => v.iter().for_each(|c| walk(c, out)),
+                Rule::Not(c) => walk(c, out),
+                Rule::Condition(c) => out.push(c),
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+}
+
+/// Comparison and test operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// Inclusive range `[lo, hi]`.
+    Between,
+    /// Outside the inclusive range.
+    NotBetween,
+    /// Equal to one of a list.
+    In,
+    /// Equal to none of a list.
+    NotIn,
+    /// Substring (strings) or element (lists).
+    Contains,
+    /// Not a substring / element.
+    NotContains,
+    /// Prefix.
+    StartsWith,
+    /// Suffix.
+    EndsWith,
+    /// Regular expression search (Rust `regex` syntax, unanchored).
+    Matches,
+    /// The value is missing.
+    IsNull,
+    /// The value is present.
+    NotNull,
+    /// The list shares at least one element with the operand.
+    HasAny,
+    /// The list contains every element of the operand.
+    HasAll,
+    /// The list contains no element of the operand.
+    HasNone,
+    /// Strictly before an instant or date.
+    Before,
+    /// Strictly after an instant or date.
+    After,
+    /// Within `[now − N units, now]` of the workspace clock.
+    WithinLast,
+    /// Not within `[now − N units, now]`.
+    NotWithinLast,
+}
+
+impl Op {
+    /// All operators, in documentation order.
+    pub const ALL: [Op; 24] = [
+        Op::Eq,
+        Op::Ne,
+        Op::Lt,
+        Op::Le,
+        Op::Gt,
+        Op::Ge,
+        Op::Between,
+        Op::NotBetween,
+        Op::In,
+        Op::NotIn,
+        Op::Contains,
+        Op::NotContains,
+        Op::StartsWith,
+        Op::EndsWith,
+        Op::Matches,
+        Op::IsNull,
+        Op::NotNull,
+        Op::HasAny,
+        Op::HasAll,
+        Op::HasNone,
+        Op::Before,
+        Op::After,
+        Op::WithinLast,
+        Op::NotWithinLast,
+    ];
+
+    /// The canonical name used in segkit's dialect.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Eq => "eq",
+            Op::Ne => "ne",
+            Op::Lt => "lt",
+            Op::Le => "le",
+            Op::Gt => "gt",
+            Op::Ge => "ge",
+            Op::Between => "between",
+            Op::NotBetween => "not_between",
+            Op::In => "in",
+            Op::NotIn => "not_in",
+            Op::Contains => "contains",
+            Op::NotContains => "not_contains",
+            Op::StartsWith => "starts_with",
+            Op::EndsWith => "ends_with",
+            Op::Matches => "matches",
+            Op::IsNull => "is_null",
+            Op::NotNull => "not_null",
+            Op::HasAny => "has_any",
+            Op::HasAll => "has_all",
+            Op::HasNone => "has_none",
+            Op::Before => "before",
+            Op::After => "after",
+            Op::WithinLast => "within_last",
+            Op::NotWithinLast => "not_within_last",
+        }
+    }
+
+    /// Whether the operator takes no operand.
+    pub fn is_unary(self) -> bool {
+        matches!(self, Op::IsNull | Op::NotNull)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Op {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let alias = match s {
+            "=" | "==" => Some(Op::Eq),
+            "!=" | "<>" => Some(Op::Ne),
+            "<" => Some(Op::Lt),
+            "<=" => Some(Op::Le),
+            ">" => Some(Op::Gt),
+            ">=" => Some(Op::Ge),
+            _ => None,
+        };
+        if let Some(op) = alias {
+            return Ok(op);
+        }
+        let lower = s.to_ascii_lowercase();
+        Op::ALL.into_iter().find(|o| o.name() == lower).ok_or_else(|| {
+            let hint = crate::error::suggest(s, Op::ALL.iter().map(|o| o.name()))
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            Error::rule("op", format!("unknown operator `{s}`{hint}"))
+        })
+    }
+}
+
+impl From<Rule> for Value {
+    fn from(r: Rule) -> Value {
+        r.to_json()
+    }
+}
+
+impl TryFrom<Value> for Rule {
+    type Error = Error;
+    fn try_from(v: Value) -> Result<Rule> {
+        crate::rules::dialect::parse_native(&v, "")
+    }
+}
+
+impl Rule {
+    /// The rule in segkit's own JSON dialect.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Rule::And(v) => serde_json::json!({"and": v.iter().map(Rule::to_json).collect::<Vec<_>>()}),
+            Rule::Or(v) => serde_json::json!({"or": v.iter().map(Rule::to_json).collect::<Vec<_>>()}),
+            Rule::Not(r) => serde_json::json!({"not": r.to_json()}),
+            Rule::Condition(c) => {
+                let mut m = serde_json::Map::new();
+                m.insert("attribute".into(), Value::String(c.attribute.clone()));
+                m.insert("op".into(), Value::String(c.op.name().into()));
+                if !c.value.is_null() {
+                    m.insert("value".into(), c.value.clone());
+                }
+                Value::Object(m)
+            }
+        }
+    }
+}

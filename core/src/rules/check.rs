@@ -1,0 +1,598 @@
+//! Type checking: a parsed [`Rule`] against an [`Entity`] becomes a [`Checked`] rule with typed literals.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde_json::Value;
+
+use super::ast::{Condition, Op, Rule};
+use crate::error::{suggest, Error, Result};
+use crate::model::{DataType, Entity};
+
+/// A typed literal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    /// Text.
+    String(String),
+    /// Any integer (range-checked against the attribute's width).
+    Int(i64),
+    /// Float.
+    Float(f64),
+    /// Boolean.
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Microseconds since the epoch, UTC.
+    Timestamp(i64),
+}
+
+/// Calendar units for relative windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    /// 60 seconds.
+    Minutes,
+    /// 60 minutes.
+    Hours,
+    /// 24 hours.
+    Days,
+    /// 7 days.
+    Weeks,
+    /// Calendar months (clamped to the month's last day).
+    Months,
+}
+
+/// A relative window length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// How many units.
+    pub amount: i64,
+    /// Which unit.
+    pub unit: TimeUnit,
+}
+
+/// Kinds of string pattern test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternKind {
+    /// Substring.
+    Contains,
+    /// Prefix.
+    StartsWith,
+    /// Suffix.
+    EndsWith,
+}
+
+/// How a list test combines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListMode {
+    /// At least one element in common.
+    Any,
+    /// Every operand element present.
+    All,
+    /// No operand element present.
+    None,
+}
+
+/// Binary comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `=`
+    Eq,
+    /// `<>`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// What a checked predicate tests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// `attr cmp literal`.
+    Compare(Cmp, Literal),
+    /// `attr [NOT] BETWEEN lo AND hi`.
+    Between {
+        /// Lower bound (inclusive).
+        lo: Literal,
+        /// Upper bound (inclusive).
+        hi: Literal,
+        /// `NOT BETWEEN`.
+        negated: bool,
+    },
+    /// `attr [NOT] IN (…)`.
+    InList {
+        /// Candidates (non-empty, no nulls).
+        values: Vec<Literal>,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// String pattern test.
+    Pattern {
+        /// Which test.
+        kind: PatternKind,
+        /// The literal text (no wildcards).
+        needle: String,
+        /// Negated.
+        negated: bool,
+    },
+    /// Regular expression search.
+    Matches(String),
+    /// `IS [NOT] NULL`.
+    IsNull {
+        /// `IS NOT NULL`.
+        negated: bool,
+    },
+    /// List membership test.
+    List {
+        /// How elements combine.
+        mode: ListMode,
+        /// Operand elements (non-empty).
+        values: Vec<Literal>,
+    },
+    /// Within `[now − window, now]`.
+    WithinLast {
+        /// Window length.
+        window: Window,
+        /// `not_within_last`.
+        negated: bool,
+    },
+}
+
+/// A type-checked rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Checked {
+    /// All hold.
+    And(Vec<Checked>),
+    /// One holds.
+    Or(Vec<Checked>),
+    /// Negation (three-valued).
+    Not(Box<Checked>),
+    /// A predicate on one attribute.
+    Pred(Pred),
+}
+
+/// A typed predicate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pred {
+    /// Attribute name.
+    pub attribute: String,
+    /// Its type.
+    pub data_type: DataType,
+    /// The test.
+    pub test: Test,
+}
+
+impl Checked {
+    /// Attributes the rule reads.
+    pub fn attributes(&self) -> Vec<String> {
+        let mut out = vec![];
+        fn walk(c: &Checked, out: &mut Vec<String>) {
+            match c {
+                Checked::And(v) | Checked::Or(v) => v.iter().for_each(|x| walk(x, out)),
+                Checked::Not(x) => walk(x, out),
+                Checked::Pred(p) => {
+                    if !out.contains(&p.attribute) {
+                        out.push(p.attribute.clone())
+                    }
+                }
+            }
+        }
+        walk(self, &mut out);
+        out
+    }
+}
+
+/// Type-checks `rule` against `entity`.
+///
+/// Errors carry the path into the tree (`and[1].or[0]`) and, for unknown attributes, the closest name.
+pub fn check(rule: &Rule, entity: &Entity) -> Result<Checked> {
+    check_at(rule, entity, "")
+}
+
+fn join(path: &str, part: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        part.to_string()
+    } else {
+        format!("{path}.{part}")
+    }
+}
+
+fn check_at(rule: &Rule, entity: &Entity, path: &str) -> Result<Checked> {
+    Ok(match rule {
+        Rule::And(v) => Checked::And(
+            v.iter().enumerate().map(|(i, r)| check_at(r, entity, &join(path, format!("and[{i}]")))).collect::<Result<_>>()?,
+        ),
+        Rule::Or(v) => Checked::Or(
+            v.iter().enumerate().map(|(i, r)| check_at(r, entity, &join(path, format!("or[{i}]")))).collect::<Result<_>>()?,
+        ),
+        Rule::Not(r) => Checked::Not(Box::new(check_at(r, entity, &join(path, "not"))?)),
+        Rule::Condition(c) => Checked::Pred(check_condition(c, entity, if path.is_empty() { "<root>" } else { path })?),
+    })
+}
+
+fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
+    let Some(attr) = entity.get(&c.attribute) else {
+        let hint = suggest(&c.attribute, entity.attributes.iter().map(|a| a.name.as_str()))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
+        return Err(Error::rule(
+            join(path, "attribute"),
+            format!("entity `{}` has no attribute `{}`{hint}", entity.name, c.attribute),
+        ));
+    };
+    if !attr.filterable {
+        return Err(Error::rule(join(path, "attribute"), format!("attribute `{}` is not filterable", attr.name)));
+    }
+    let t = &attr.data_type;
+    let vpath = join(path, "value");
+    let invalid = || {
+        Error::rule(
+            join(path, "op"),
+            format!("operator `{}` does not apply to `{}` of type {t}", c.op, attr.name),
+        )
+    };
+    if !c.op.is_unary() && c.value.is_null() {
+        return Err(Error::rule(
+            vpath,
+            format!("operator `{}` needs a value (to test for missing values use is_null / not_null)", c.op),
+        ));
+    }
+    let scalar_ok = !matches!(t, DataType::List(_) | DataType::Json);
+    let test = match c.op {
+        Op::Eq | Op::Ne => {
+            if !scalar_ok {
+                return Err(invalid());
+            }
+            let cmp = if c.op == Op::Eq { Cmp::Eq } else { Cmp::Ne };
+            Test::Compare(cmp, literal(&c.value, t, &vpath)?)
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Before | Op::After => {
+            let ok = match c.op {
+                Op::Before | Op::After => t.is_temporal(),
+                _ => t.is_ordered(),
+            };
+            if !ok {
+                return Err(invalid());
+            }
+            let cmp = match c.op {
+                Op::Lt | Op::Before => Cmp::Lt,
+                Op::Le => Cmp::Le,
+                Op::Gt | Op::After => Cmp::Gt,
+                _ => Cmp::Ge,
+            };
+            Test::Compare(cmp, literal(&c.value, t, &vpath)?)
+        }
+        Op::Between | Op::NotBetween => {
+            if !t.is_ordered() {
+                return Err(invalid());
+            }
+            let items = list_items(&c.value, &vpath)?;
+            if items.len() != 2 {
+                return Err(Error::rule(vpath, format!("`{}` needs two bounds [low, high], found {}", c.op, items.len())));
+            }
+            let lo = literal(&items[0], t, &vpath)?;
+            let hi = literal(&items[1], t, &vpath)?;
+            if lit_gt(&lo, &hi) {
+                return Err(Error::rule(vpath, "the low bound is greater than the high bound"));
+            }
+            Test::Between { lo, hi, negated: c.op == Op::NotBetween }
+        }
+        Op::In | Op::NotIn => {
+            if !scalar_ok {
+                return Err(invalid());
+            }
+            Test::InList { values: literals(&c.value, t, &vpath)?, negated: c.op == Op::NotIn }
+        }
+        Op::Contains | Op::NotContains if matches!(t, DataType::List(_)) => {
+            let elem = t.element().expect("list");
+            let v = literal(&c.value, elem, &vpath)?;
+            let mode = if c.op == Op::Contains { ListMode::Any } else { ListMode::None };
+            Test::List { mode, values: vec![v] }
+        }
+        Op::Contains | Op::NotContains | Op::StartsWith | Op::EndsWith => {
+            if !matches!(t, DataType::String | DataType::Json) {
+                return Err(invalid());
+            }
+            let needle = match &c.value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => return Err(Error::rule(vpath, format!("expected text, found {other}"))),
+            };
+            let kind = match c.op {
+                Op::StartsWith => PatternKind::StartsWith,
+                Op::EndsWith => PatternKind::EndsWith,
+                _ => PatternKind::Contains,
+            };
+            Test::Pattern { kind, needle, negated: c.op == Op::NotContains }
+        }
+        Op::Matches => {
+            if !matches!(t, DataType::String | DataType::Json) {
+                return Err(invalid());
+            }
+            let Value::String(pattern) = &c.value else {
+                return Err(Error::rule(vpath, "expected a regular expression string"));
+            };
+            regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| Error::rule(&vpath, format!("invalid regular expression: {e}")))?;
+            Test::Matches(pattern.clone())
+        }
+        Op::IsNull | Op::NotNull => {
+            if !(c.value.is_null() || c.value == Value::String(String::new()) || c.value == Value::Bool(true)) {
+                return Err(Error::rule(vpath, format!("`{}` takes no value", c.op)));
+            }
+            Test::IsNull { negated: c.op == Op::NotNull }
+        }
+        Op::HasAny | Op::HasAll | Op::HasNone => {
+            let Some(elem) = t.element() else { return Err(invalid()) };
+            let mode = match c.op {
+                Op::HasAny => ListMode::Any,
+                Op::HasAll => ListMode::All,
+                _ => ListMode::None,
+            };
+            Test::List { mode, values: literals(&c.value, elem, &vpath)? }
+        }
+        Op::WithinLast | Op::NotWithinLast => {
+            if !t.is_temporal() {
+                return Err(invalid());
+            }
+            Test::WithinLast { window: window(&c.value, &vpath)?, negated: c.op == Op::NotWithinLast }
+        }
+    };
+    Ok(Pred { attribute: attr.name.clone(), data_type: t.clone(), test })
+}
+
+fn lit_gt(a: &Literal, b: &Literal) -> bool {
+    match (a, b) {
+        (Literal::String(a), Literal::String(b)) => a > b,
+        (Literal::Int(a), Literal::Int(b)) => a > b,
+        (Literal::Float(a), Literal::Float(b)) => a.total_cmp(b).is_gt(),
+        (Literal::Date(a), Literal::Date(b)) => a > b,
+        (Literal::Timestamp(a), Literal::Timestamp(b)) => a > b,
+        _ => false,
+    }
+}
+
+/// Items of a list operand: a JSON array or a comma-separated string (as UI builders send).
+fn list_items(v: &Value, path: &str) -> Result<Vec<Value>> {
+    match v {
+        Value::Array(a) => Ok(a.clone()),
+        Value::String(s) => Ok(s.split(',').map(|x| Value::String(x.trim().to_string())).collect()),
+        Value::Object(m) if m.contains_key("from") || m.contains_key("to") => Ok(vec![
+            m.get("from").cloned().unwrap_or(Value::Null),
+            m.get("to").cloned().unwrap_or(Value::Null),
+        ]),
+        other => Err(Error::rule(path, format!("expected a list (array or comma-separated text), found {other}"))),
+    }
+}
+
+fn literals(v: &Value, t: &DataType, path: &str) -> Result<Vec<Literal>> {
+    let items = list_items(v, path)?;
+    if items.is_empty() {
+        return Err(Error::rule(path, "the list of values is empty"));
+    }
+    let mut out: Vec<Literal> = Vec::with_capacity(items.len());
+    for (i, x) in items.iter().enumerate() {
+        let l = literal(x, t, &format!("{path}[{i}]"))?;
+        if !out.contains(&l) {
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// Coerces one JSON value to a literal of type `t` (accepting UI-style strings such as `"30"`).
+pub fn literal(v: &Value, t: &DataType, path: &str) -> Result<Literal> {
+    let bad = |why: &str| Error::rule(path, format!("{v} is not a valid {t}{why}"));
+    if v.is_null() {
+        return Err(Error::rule(path, "null is not a value here (use is_null / not_null)"));
+    }
+    match t {
+        DataType::String | DataType::Json => match v {
+            Value::String(s) => Ok(Literal::String(s.clone())),
+            Value::Number(n) => Ok(Literal::String(n.to_string())),
+            Value::Bool(b) => Ok(Literal::String(b.to_string())),
+            _ => Err(bad("")),
+        },
+        DataType::Int32 | DataType::Int64 => {
+            let n = match v {
+                Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+                Value::String(s) => {
+                    let s = s.trim();
+                    s.parse::<i64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+                }
+                _ => None,
+            }
+            .ok_or_else(|| bad(""))?;
+            if *t == DataType::Int32 && i32::try_from(n).is_err() {
+                return Err(bad(" (out of range for int32)"));
+            }
+            Ok(Literal::Int(n))
+        }
+        DataType::Float64 => match v {
+            Value::Number(n) => n.as_f64().map(Literal::Float).ok_or_else(|| bad("")),
+            Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Literal::Float).ok_or_else(|| bad("")),
+            _ => Err(bad("")),
+        },
+        DataType::Bool => match v {
+            Value::Bool(b) => Ok(Literal::Bool(*b)),
+            Value::Number(n) if n.as_i64() == Some(1) => Ok(Literal::Bool(true)),
+            Value::Number(n) if n.as_i64() == Some(0) => Ok(Literal::Bool(false)),
+            Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "t" | "y" => Ok(Literal::Bool(true)),
+                "false" | "0" | "no" | "f" | "n" => Ok(Literal::Bool(false)),
+                _ => Err(bad("")),
+            },
+            _ => Err(bad("")),
+        },
+        DataType::Date => {
+            let Value::String(s) = v else { return Err(bad(" (write dates as \"YYYY-MM-DD\")")) };
+            parse_date(s).map(Literal::Date).ok_or_else(|| bad(" (write dates as \"YYYY-MM-DD\")"))
+        }
+        DataType::Timestamp => {
+            let Value::String(s) = v else { return Err(bad(" (write instants as RFC 3339 text)")) };
+            parse_timestamp(s).map(Literal::Timestamp).ok_or_else(|| bad(" (write instants as RFC 3339 text, e.g. 2026-06-30T00:00:00Z)"))
+        }
+        DataType::List(_) => Err(Error::rule(path, format!("cannot compare a whole {t}; use has_any / has_all / has_none"))),
+    }
+}
+
+/// Days since the epoch of a `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Option<i32> {
+    let d = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok()?;
+    Some((d - NaiveDate::from_ymd_opt(1970, 1, 1)?).num_days() as i32)
+}
+
+/// Microseconds since the epoch of an RFC 3339 instant, a `YYYY-MM-DD[ T]HH:MM:SS[.f]` UTC time or a date.
+pub fn parse_timestamp(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc).timestamp_micros());
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
+        if let Ok(t) = DateTime::parse_from_str(s, f) {
+            return Some(t.with_timezone(&Utc).timestamp_micros());
+        }
+    }
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
+            return Some(t.and_utc().timestamp_micros());
+        }
+    }
+    if let Some(rest) = s.strip_suffix('Z') {
+        for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(t) = NaiveDateTime::parse_from_str(rest, f) {
+                return Some(t.and_utc().timestamp_micros());
+            }
+        }
+    }
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
+}
+
+fn window(v: &Value, path: &str) -> Result<Window> {
+    let bad = || {
+        Error::rule(path, format!("{v} is not a window; write {{\"amount\": 30, \"unit\": \"days\"}} or \"30 days\""))
+    };
+    let (amount, unit) = match v {
+        Value::Number(n) => (n.as_i64().ok_or_else(bad)?, "days".to_string()),
+        Value::String(s) => {
+            let s = s.trim();
+            let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+            let rest = s[digits.len()..].trim();
+            (digits.parse::<i64>().map_err(|_| bad())?, if rest.is_empty() { "days".into() } else { rest.to_string() })
+        }
+        Value::Object(m) => {
+            let amount = m.get("amount").and_then(|a| a.as_i64().or_else(|| a.as_str().and_then(|s| s.trim().parse().ok()))).ok_or_else(bad)?;
+            let unit = m.get("unit").and_then(Value::as_str).unwrap_or("days").to_string();
+            (amount, unit)
+        }
+        Value::Array(a) if a.len() == 2 => {
+            (a[0].as_i64().ok_or_else(bad)?, a[1].as_str().ok_or_else(bad)?.to_string())
+        }
+        _ => return Err(bad()),
+    };
+    if !(0..=1_000_000).contains(&amount) {
+        return Err(Error::rule(path, format!("window amount {amount} is out of range 0..=1000000")));
+    }
+    let unit = match unit.to_ascii_lowercase().trim_end_matches('s') {
+        "m" | "min" | "minute" => TimeUnit::Minutes,
+        "h" | "hour" => TimeUnit::Hours,
+        "d" | "day" => TimeUnit::Days,
+        "w" | "week" => TimeUnit::Weeks,
+        "mo" | "month" => TimeUnit::Months,
+        other => return Err(Error::rule(path, format!("unknown time unit `{other}`; use minutes, hours, days, weeks or months"))),
+    };
+    Ok(Window { amount, unit })
+}
+
+impl Window {
+    /// The start of the window ending at `now`.
+    pub fn start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::{Duration, Months};
+        match self.unit {
+            TimeUnit::Minutes => now - Duration::minutes(self.amount),
+            TimeUnit::Hours => now - Duration::hours(self.amount),
+            TimeUnit::Days => now - Duration::days(self.amount),
+            TimeUnit::Weeks => now - Duration::weeks(self.amount),
+            TimeUnit::Months => now.checked_sub_months(Months::new(self.amount as u32)).unwrap_or(DateTime::<Utc>::MIN_UTC),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Attribute;
+    use crate::rules::Dialect;
+    use serde_json::json;
+
+    fn user() -> Entity {
+        Entity::profile("user", "id")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("age", DataType::Int32))
+            .attribute(Attribute::new("country", DataType::String))
+            .attribute(Attribute::new("tags", "list<string>".parse().unwrap()))
+            .attribute(Attribute::new("signup_at", DataType::Timestamp))
+            .attribute(Attribute::new("secret", DataType::String).not_filterable())
+    }
+
+    fn chk(v: Value) -> Result<Checked> {
+        check(&Rule::parse(&v, Dialect::Auto)?, &user())
+    }
+
+    #[test]
+    fn ui_strings_are_coerced() {
+        let a = chk(json!({"combinator": "and", "rules": [{"field": "age", "operator": "between", "value": "25,40"}, {"field": "country", "operator": "in", "value": "CN, US"}]})).unwrap();
+        let b = chk(json!({"and": [{"attribute": "age", "op": "between", "value": [25, 40]}, {"attribute": "country", "op": "in", "value": ["CN", "US"]}]})).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn errors_name_the_path_and_suggest() {
+        let e = chk(json!({"and": [{"attribute": "age", "op": "gt", "value": 1}, {"or": [{"attribute": "contry", "op": "eq", "value": "CN"}]}]})).unwrap_err();
+        assert_eq!(e.to_string(), "rule error at and[1].or[0].attribute: entity `user` has no attribute `contry` (did you mean `country`?)");
+        let e = chk(json!({"attribute": "age", "op": "gt", "value": "old"})).unwrap_err();
+        assert_eq!(e.to_string(), "rule error at <root>.value: \"old\" is not a valid int32");
+        let e = chk(json!({"attribute": "age", "op": "gt", "value": 3_000_000_000i64})).unwrap_err();
+        assert!(e.to_string().contains("out of range for int32"), "{e}");
+        let e = chk(json!({"attribute": "tags", "op": "gt", "value": 1})).unwrap_err();
+        assert!(e.to_string().contains("does not apply to `tags` of type list<string>"), "{e}");
+        let e = chk(json!({"attribute": "country", "op": "matches", "value": "(unclosed"})).unwrap_err();
+        assert!(e.to_string().contains("invalid regular expression"), "{e}");
+        let e = chk(json!({"attribute": "secret", "op": "eq", "value": "x"})).unwrap_err();
+        assert!(e.to_string().contains("not filterable"), "{e}");
+        let e = chk(json!({"attribute": "age", "op": "between", "value": [40, 25]})).unwrap_err();
+        assert!(e.to_string().contains("greater than the high bound"), "{e}");
+        let e = chk(json!({"attribute": "age", "op": "in", "value": []})).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = chk(json!({"attribute": "age", "op": "eq", "value": null})).unwrap_err();
+        assert!(e.to_string().contains("is_null"), "{e}");
+        let e = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "3 fortnights"})).unwrap_err();
+        assert!(e.to_string().contains("unknown time unit"), "{e}");
+        let e = chk(json!({"attribute": "signup_at", "op": "after", "value": "yesterday"})).unwrap_err();
+        assert!(e.to_string().contains("RFC 3339"), "{e}");
+    }
+
+    #[test]
+    fn windows_parse() {
+        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "2 weeks"})).unwrap();
+        assert!(matches!(c, Checked::Pred(Pred { test: Test::WithinLast { window: Window { amount: 2, unit: TimeUnit::Weeks }, negated: false }, .. })));
+        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": {"amount": 3, "unit": "months"}})).unwrap();
+        let Checked::Pred(Pred { test: Test::WithinLast { window, .. }, .. }) = c else { panic!() };
+        let now = DateTime::parse_from_rfc3339("2026-05-31T12:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(window.start(now).to_rfc3339(), "2026-02-28T12:00:00+00:00");
+    }
+
+    #[test]
+    fn timestamps_parse_in_many_forms() {
+        let want = parse_timestamp("2026-06-30T00:00:00Z").unwrap();
+        for s in ["2026-06-30 00:00:00", "2026-06-30T02:00:00+02:00", "2026-06-30", "2026-06-30 00:00:00.000000Z"] {
+            assert_eq!(parse_timestamp(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_timestamp("30/06/2026"), None);
+    }
+}

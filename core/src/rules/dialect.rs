@@ -1,0 +1,504 @@
+//! The three JSON dialects rules arrive in: segkit's own, react-querybuilder and JsonLogic.
+//!
+//! # segkit's dialect
+//!
+//! A rule is one of
+//! - `{"and": [rule, …]}`, `{"or": [rule, …]}`, `{"not": rule}`
+//! - `{"attribute": "age", "op": "between", "value": [25, 40]}` (`field` and `operator` are accepted as aliases)
+//!
+//! Operators: `eq ne lt le gt ge` (also `= != < <= > >=`), `between not_between` (value `[lo, hi]`, inclusive),
+//! `in not_in` (a list), `contains not_contains starts_with ends_with matches` (strings; `contains` on a list
+//! attribute tests for an element), `is_null not_null` (no value), `has_any has_all has_none` (lists),
+//! `before after` (dates and timestamps, strict), `within_last not_within_last` (value `{"amount": 30, "unit":
+//! "days"}` or `"30 days"`; units minutes, hours, days, weeks, months).
+//!
+//! ```
+//! use segkit::rules::{Dialect, Rule};
+//! let native = Rule::parse(&serde_json::json!({"and": [{"attribute": "age", "op": "ge", "value": 18}]}), Dialect::Auto).unwrap();
+//! let rqb = Rule::parse(&serde_json::json!({"combinator": "and", "rules": [{"field": "age", "operator": ">=", "value": 18}]}), Dialect::Auto).unwrap();
+//! let logic = Rule::parse(&serde_json::json!({"and": [{">=": [{"var": "age"}, 18]}]}), Dialect::Auto).unwrap();
+//! assert_eq!(native, rqb);
+//! assert_eq!(native, logic);
+//! ```
+
+use std::str::FromStr;
+
+use serde_json::{Map, Value};
+
+use super::ast::{Condition, Op, Rule};
+use crate::error::{Error, Result};
+
+/// Which JSON dialect a rule is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// Detect: react-querybuilder if the top has `combinator`/`rules`, JsonLogic if any `var` appears, else segkit.
+    #[default]
+    Auto,
+    /// segkit's own dialect.
+    Segkit,
+    /// react-querybuilder's `{combinator, not, rules: [{field, operator, value}]}`.
+    QueryBuilder,
+    /// JsonLogic (the subset that maps to conditions on attributes).
+    JsonLogic,
+}
+
+impl FromStr for Dialect {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().replace(['-', '_'], "").as_str() {
+            "auto" | "" => Ok(Dialect::Auto),
+            "segkit" | "native" => Ok(Dialect::Segkit),
+            "querybuilder" | "reactquerybuilder" | "rqb" => Ok(Dialect::QueryBuilder),
+            "jsonlogic" => Ok(Dialect::JsonLogic),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown rule dialect `{s}`; expected auto, segkit, querybuilder or jsonlogic"
+            ))),
+        }
+    }
+}
+
+impl Dialect {
+    /// Guesses the dialect of a JSON rule.
+    pub fn detect(v: &Value) -> Dialect {
+        if let Value::Object(m) = v {
+            if m.contains_key("combinator") || m.contains_key("rules") {
+                return Dialect::QueryBuilder;
+            }
+        }
+        if mentions_var(v) {
+            Dialect::JsonLogic
+        } else {
+            Dialect::Segkit
+        }
+    }
+}
+
+fn mentions_var(v: &Value) -> bool {
+    match v {
+        Value::Object(m) => m.contains_key("var") || m.values().any(mentions_var),
+        Value::Array(a) => a.iter().any(mentions_var),
+        _ => false,
+    }
+}
+
+impl Rule {
+    /// Parses a rule from JSON in the given dialect.
+    pub fn parse(v: &Value, dialect: Dialect) -> Result<Rule> {
+        match dialect {
+            Dialect::Auto => Rule::parse(v, Dialect::detect(v)),
+            Dialect::Segkit => parse_native(v, ""),
+            Dialect::QueryBuilder => parse_rqb(v, ""),
+            Dialect::JsonLogic => parse_logic(v, ""),
+        }
+    }
+
+    /// Parses a rule from JSON text, detecting the dialect.
+    pub fn parse_str(text: &str) -> Result<Rule> {
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::rule("", format!("not valid JSON: {e}")))?;
+        Rule::parse(&v, Dialect::Auto)
+    }
+}
+
+fn join(path: &str, part: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        part.to_string()
+    } else {
+        format!("{path}.{part}")
+    }
+}
+
+fn at(path: &str) -> String {
+    if path.is_empty() {
+        "<root>".to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ segkit
+
+pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
+    let Value::Object(m) = v else {
+        return Err(Error::rule(at(path), format!("expected a rule object, found {}", kind(v))));
+    };
+    for (key, ctor) in [("and", Rule::And as fn(Vec<Rule>) -> Rule), ("or", Rule::Or)] {
+        if let Some(children) = m.get(key) {
+            only_keys(m, &[key], path)?;
+            let Value::Array(items) = children else {
+                return Err(Error::rule(at(path), format!("`{key}` expects an array of rules, found {}", kind(children))));
+            };
+            let parsed = items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| parse_native(c, &join(path, format!("{key}[{i}]"))))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(ctor(parsed));
+        }
+    }
+    if let Some(child) = m.get("not") {
+        only_keys(m, &["not"], path)?;
+        return Ok(Rule::not(parse_native(child, &join(path, "not"))?));
+    }
+    let attribute = m.get("attribute").or_else(|| m.get("field"));
+    let op = m.get("op").or_else(|| m.get("operator"));
+    match (attribute, op) {
+        (Some(Value::String(a)), Some(Value::String(o))) => {
+            only_keys(m, &["attribute", "field", "op", "operator", "value"], path)?;
+            let op = Op::from_str(o).map_err(|e| relocate(e, &join(path, "op")))?;
+            Ok(Rule::Condition(Condition {
+                attribute: a.clone(),
+                op,
+                value: m.get("value").cloned().unwrap_or(Value::Null),
+            }))
+        }
+        (Some(a), _) if !a.is_string() => Err(Error::rule(join(path, "attribute"), format!("expected a string, found {}", kind(a)))),
+        (_, Some(o)) if !o.is_string() => Err(Error::rule(join(path, "op"), format!("expected a string, found {}", kind(o)))),
+        (None, _) => Err(Error::rule(
+            at(path),
+            format!(
+                "expected `and`, `or`, `not` or a condition with `attribute` and `op`; found keys {:?}",
+                m.keys().collect::<Vec<_>>()
+            ),
+        )),
+        _ => Err(Error::rule(at(path), "condition has no `op`")),
+    }
+}
+
+fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<()> {
+    if let Some(extra) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(Error::rule(at(path), format!("unexpected key `{extra}` (allowed here: {})", allowed.join(", "))));
+    }
+    Ok(())
+}
+
+fn relocate(e: Error, path: &str) -> Error {
+    match e {
+        Error::Rule { message, .. } => Error::rule(path, message),
+        other => other,
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ react-querybuilder
+
+fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
+    let Value::Object(m) = v else {
+        return Err(Error::rule(at(path), format!("expected a rule or group object, found {}", kind(v))));
+    };
+    if let Some(rules) = m.get("rules") {
+        let Value::Array(items) = rules else {
+            return Err(Error::rule(join(path, "rules"), format!("expected an array, found {}", kind(rules))));
+        };
+        let combinator = match m.get("combinator") {
+            None => None,
+            Some(Value::String(c)) => Some(c.to_ascii_lowercase()),
+            Some(other) => return Err(Error::rule(join(path, "combinator"), format!("expected \"and\" or \"or\", found {}", kind(other)))),
+        };
+        // Independent combinators: [rule, "and", rule, "or", rule] — `and` binds tighter than `or`.
+        let independent = items.iter().any(Value::is_string);
+        let group = if independent {
+            let mut ors: Vec<Vec<Rule>> = vec![vec![]];
+            for (i, item) in items.iter().enumerate() {
+                let p = join(path, format!("rules[{i}]"));
+                if i % 2 == 1 {
+                    match item.as_str().map(str::to_ascii_lowercase).as_deref() {
+                        Some("and") => {}
+                        Some("or") => ors.push(vec![]),
+                        _ => return Err(Error::rule(p, "expected the combinator \"and\" or \"or\" between rules")),
+                    }
+                } else {
+                    ors.last_mut().expect("non-empty").push(parse_rqb(item, &p)?);
+                }
+            }
+            let mut terms: Vec<Rule> =
+                ors.into_iter().map(|mut v| if v.len() == 1 { v.pop().expect("len 1") } else { Rule::And(v) }).collect();
+            if terms.len() == 1 {
+                terms.pop().expect("len 1")
+            } else {
+                Rule::Or(terms)
+            }
+        } else {
+            let children = items
+                .iter()
+                .enumerate()
+                .map(|(i, c)| parse_rqb(c, &join(path, format!("rules[{i}]"))))
+                .collect::<Result<Vec<_>>>()?;
+            match combinator.as_deref() {
+                Some("and") | None => Rule::And(children),
+                Some("or") => Rule::Or(children),
+                Some(other) => return Err(Error::rule(join(path, "combinator"), format!("unknown combinator `{other}`; expected and/or"))),
+            }
+        };
+        return Ok(if m.get("not").and_then(Value::as_bool).unwrap_or(false) { Rule::not(group) } else { group });
+    }
+    let field = match m.get("field") {
+        Some(Value::String(f)) => f.clone(),
+        Some(other) => return Err(Error::rule(join(path, "field"), format!("expected a string, found {}", kind(other)))),
+        None => return Err(Error::rule(at(path), "expected a group with `rules` or a rule with `field`")),
+    };
+    if let Some(Value::String(src)) = m.get("valueSource") {
+        if src != "value" {
+            return Err(Error::rule(join(path, "valueSource"), format!("valueSource `{src}` is not supported; compare with literal values")));
+        }
+    }
+    let operator = match m.get("operator") {
+        Some(Value::String(o)) => o.clone(),
+        _ => return Err(Error::rule(join(path, "operator"), "expected an operator string")),
+    };
+    let value = m.get("value").cloned().unwrap_or(Value::Null);
+    let cond = |op: Op| Rule::Condition(Condition { attribute: field.clone(), op, value: value.clone() });
+    let rule = match operator.as_str() {
+        "=" => cond(Op::Eq),
+        "!=" => cond(Op::Ne),
+        "<" => cond(Op::Lt),
+        "<=" => cond(Op::Le),
+        ">" => cond(Op::Gt),
+        ">=" => cond(Op::Ge),
+        "contains" => cond(Op::Contains),
+        "beginsWith" => cond(Op::StartsWith),
+        "endsWith" => cond(Op::EndsWith),
+        "doesNotContain" => cond(Op::NotContains),
+        "doesNotBeginWith" => Rule::not(cond(Op::StartsWith)),
+        "doesNotEndWith" => Rule::not(cond(Op::EndsWith)),
+        "null" => Rule::Condition(Condition { attribute: field.clone(), op: Op::IsNull, value: Value::Null }),
+        "notNull" => Rule::Condition(Condition { attribute: field.clone(), op: Op::NotNull, value: Value::Null }),
+        "in" => cond(Op::In),
+        "notIn" => cond(Op::NotIn),
+        "between" => cond(Op::Between),
+        "notBetween" => cond(Op::NotBetween),
+        other => cond(Op::from_str(other).map_err(|e| relocate(e, &join(path, "operator")))?),
+    };
+    Ok(rule)
+}
+
+// ------------------------------------------------------------------------------------------------ JsonLogic
+
+const LOGIC_OPS: &str = "and, or, !, ==, ===, !=, !==, <, <=, >, >=, in, var";
+
+fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
+    let Value::Object(m) = v else {
+        return Err(Error::rule(at(path), format!("expected a JsonLogic operation, found {}", kind(v))));
+    };
+    if m.len() != 1 {
+        return Err(Error::rule(at(path), format!("a JsonLogic operation has exactly one key, found {}", m.len())));
+    }
+    let (op, args) = m.iter().next().expect("len 1");
+    let p = join(path, op);
+    let list: Vec<&Value> = match args {
+        Value::Array(a) => a.iter().collect(),
+        other => vec![other],
+    };
+    match op.as_str() {
+        "and" | "or" => {
+            let children = list
+                .iter()
+                .enumerate()
+                .map(|(i, c)| parse_logic(c, &join(path, format!("{op}[{i}]"))))
+                .collect::<Result<Vec<_>>>()?;
+            Ok(if op == "and" { Rule::And(children) } else { Rule::Or(children) })
+        }
+        "!" => {
+            if list.len() != 1 {
+                return Err(Error::rule(p, "`!` takes one argument"));
+            }
+            Ok(Rule::not(parse_logic(list[0], &p)?))
+        }
+        "==" | "===" | "!=" | "!==" | "<" | "<=" | ">" | ">=" => {
+            let cmp = match op.as_str() {
+                "==" | "===" => Op::Eq,
+                "!=" | "!==" => Op::Ne,
+                "<" => Op::Lt,
+                "<=" => Op::Le,
+                ">" => Op::Gt,
+                _ => Op::Ge,
+            };
+            match list.len() {
+                2 => {
+                    let (attribute, value, flipped) = match (var_name(list[0], &p)?, var_name(list[1], &p)?) {
+                        (Some(a), None) => (a, list[1].clone(), false),
+                        (None, Some(a)) => (a, list[0].clone(), true),
+                        (Some(_), Some(_)) => return Err(Error::rule(p, "comparing two attributes is not supported")),
+                        (None, None) => return Err(Error::rule(p, "one side of the comparison must be {\"var\": attribute}")),
+                    };
+                    literal_only(&value, &p)?;
+                    let op = if flipped { flip(cmp) } else { cmp };
+                    Ok(match (op, value.is_null()) {
+                        (Op::Eq, true) => Rule::condition(attribute, Op::IsNull, Value::Null),
+                        (Op::Ne, true) => Rule::condition(attribute, Op::NotNull, Value::Null),
+                        (_, true) => return Err(Error::rule(p, "ordering comparison with null is never true; use == null")),
+                        (op, false) => Rule::condition(attribute, op, value),
+                    })
+                }
+                3 if matches!(cmp, Op::Lt | Op::Le) => {
+                    let Some(attribute) = var_name(list[1], &p)? else {
+                        return Err(Error::rule(p, "the middle argument of a three-argument comparison must be {\"var\": attribute}"));
+                    };
+                    literal_only(list[0], &p)?;
+                    literal_only(list[2], &p)?;
+                    if cmp == Op::Le {
+                        Ok(Rule::condition(attribute, Op::Between, Value::Array(vec![list[0].clone(), list[2].clone()])))
+                    } else {
+                        Ok(Rule::and([
+                            Rule::condition(attribute.clone(), Op::Gt, list[0].clone()),
+                            Rule::condition(attribute, Op::Lt, list[2].clone()),
+                        ]))
+                    }
+                }
+                n => Err(Error::rule(p, format!("`{op}` takes 2 arguments (or 3 for < and <=), found {n}"))),
+            }
+        }
+        "in" => {
+            if list.len() != 2 {
+                return Err(Error::rule(p, "`in` takes 2 arguments"));
+            }
+            match (var_name(list[0], &p)?, var_name(list[1], &p)?) {
+                (Some(a), None) => match list[1] {
+                    Value::Array(_) => {
+                        literal_only(list[1], &p)?;
+                        Ok(Rule::condition(a, Op::In, list[1].clone()))
+                    }
+                    _ => Err(Error::rule(p, "`in` with an attribute first needs an array of values second")),
+                },
+                (None, Some(a)) => {
+                    literal_only(list[0], &p)?;
+                    Ok(Rule::condition(a, Op::Contains, list[0].clone()))
+                }
+                _ => Err(Error::rule(p, "`in` needs exactly one {\"var\": attribute} argument")),
+            }
+        }
+        "var" => Err(Error::rule(p, "a bare `var` is not a condition; compare it, e.g. {\"==\": [{\"var\": \"x\"}, 1]}")),
+        other => Err(Error::rule(p, format!("JsonLogic operator `{other}` is not supported (supported: {LOGIC_OPS})"))),
+    }
+}
+
+fn flip(op: Op) -> Op {
+    match op {
+        Op::Lt => Op::Gt,
+        Op::Le => Op::Ge,
+        Op::Gt => Op::Lt,
+        Op::Ge => Op::Le,
+        o => o,
+    }
+}
+
+fn var_name(v: &Value, path: &str) -> Result<Option<String>> {
+    let Value::Object(m) = v else { return Ok(None) };
+    let Some(inner) = m.get("var") else { return Ok(None) };
+    let name = match inner {
+        Value::String(s) => s.clone(),
+        Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().expect("string").to_string(),
+        _ => return Err(Error::rule(join(path, "var"), "expected an attribute name (defaults are not supported)")),
+    };
+    if name.contains('.') {
+        return Err(Error::rule(join(path, "var"), format!("nested path `{name}` is not supported; name an attribute")));
+    }
+    Ok(Some(name))
+}
+
+fn literal_only(v: &Value, path: &str) -> Result<()> {
+    match v {
+        Value::Object(_) => Err(Error::rule(path, "expected a literal value, found an operation")),
+        Value::Array(a) => a.iter().try_for_each(|x| literal_only(x, path)),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(v: Value) -> Result<Rule> {
+        Rule::parse(&v, Dialect::Auto)
+    }
+
+    #[test]
+    fn detects_dialects() {
+        assert_eq!(Dialect::detect(&json!({"combinator": "and", "rules": []})), Dialect::QueryBuilder);
+        assert_eq!(Dialect::detect(&json!({"and": [{"==": [{"var": "a"}, 1]}]})), Dialect::JsonLogic);
+        assert_eq!(Dialect::detect(&json!({"and": [{"attribute": "a", "op": "eq", "value": 1}]})), Dialect::Segkit);
+    }
+
+    #[test]
+    fn native_round_trip() {
+        let v = json!({"or": [{"not": {"attribute": "a", "op": "is_null"}}, {"attribute": "b", "op": "in", "value": [1, 2]}]});
+        let r = p(v.clone()).unwrap();
+        assert_eq!(r.to_json(), v);
+        let back: Rule = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn native_errors_have_paths() {
+        let e = p(json!({"and": [{"attribute": "a", "op": "eq", "value": 1}, {"or": [{"attribute": "b", "op": "equals"}]}]})).unwrap_err();
+        assert_eq!(e.to_string(), "rule error at and[1].or[0].op: unknown operator `equals`");
+        let e = p(json!({"and": {"attribute": "a"}})).unwrap_err();
+        assert!(e.to_string().contains("`and` expects an array"), "{e}");
+        let e = p(json!({"and": [], "or": []})).unwrap_err();
+        assert!(e.to_string().contains("unexpected key `or`"), "{e}");
+        let e = p(json!([1])).unwrap_err();
+        assert!(e.to_string().contains("<root>"), "{e}");
+        let e = p(json!({"attribute": "a", "op": "starts_wth", "value": "x"})).unwrap_err();
+        assert!(e.to_string().contains("did you mean `starts_with`"), "{e}");
+    }
+
+    #[test]
+    fn querybuilder_operators() {
+        let r = p(json!({"combinator": "or", "not": true, "rules": [
+            {"field": "a", "operator": "doesNotBeginWith", "value": "x"},
+            {"field": "b", "operator": "null", "value": ""},
+            {"combinator": "and", "rules": [{"field": "c", "operator": "between", "value": "1,5"}]}
+        ]}))
+        .unwrap();
+        assert_eq!(
+            r,
+            Rule::not(Rule::or([
+                Rule::not(Rule::condition("a", Op::StartsWith, "x")),
+                Rule::condition("b", Op::IsNull, Value::Null),
+                Rule::and([Rule::condition("c", Op::Between, "1,5")]),
+            ]))
+        );
+        let r = p(json!({"rules": [{"field": "a", "operator": "=", "value": 1}, "and", {"field": "b", "operator": "=", "value": 2}, "or", {"field": "c", "operator": "=", "value": 3}]})).unwrap();
+        assert_eq!(
+            r,
+            Rule::or([
+                Rule::and([Rule::condition("a", Op::Eq, 1), Rule::condition("b", Op::Eq, 2)]),
+                Rule::condition("c", Op::Eq, 3)
+            ])
+        );
+        let e = p(json!({"combinator": "xor", "rules": []})).unwrap_err();
+        assert!(e.to_string().contains("combinator"), "{e}");
+        let e = p(json!({"combinator": "and", "rules": [{"field": "a", "operator": "=", "value": "b", "valueSource": "field"}]})).unwrap_err();
+        assert!(e.to_string().contains("rules[0].valueSource"), "{e}");
+    }
+
+    #[test]
+    fn jsonlogic_operators() {
+        assert_eq!(p(json!({"<": [18, {"var": "age"}]})).unwrap(), Rule::condition("age", Op::Gt, 18));
+        assert_eq!(p(json!({"<=": [18, {"var": "age"}, 30]})).unwrap(), Rule::condition("age", Op::Between, json!([18, 30])));
+        assert_eq!(
+            p(json!({"<": [18, {"var": "age"}, 30]})).unwrap(),
+            Rule::and([Rule::condition("age", Op::Gt, 18), Rule::condition("age", Op::Lt, 30)])
+        );
+        assert_eq!(p(json!({"==": [{"var": "a"}, null]})).unwrap(), Rule::condition("a", Op::IsNull, Value::Null));
+        assert_eq!(p(json!({"!": {"!=": [{"var": ["a"]}, null]}})).unwrap(), Rule::not(Rule::condition("a", Op::NotNull, Value::Null)));
+        assert_eq!(p(json!({"in": [{"var": "c"}, ["CN", "US"]]})).unwrap(), Rule::condition("c", Op::In, json!(["CN", "US"])));
+        assert_eq!(p(json!({"in": ["vip", {"var": "tags"}]})).unwrap(), Rule::condition("tags", Op::Contains, "vip"));
+        let e = p(json!({"and": [{"+": [{"var": "a"}, 1]}]})).unwrap_err();
+        assert!(e.to_string().contains("at and[0].+") && e.to_string().contains("not supported"), "{e}");
+        let e = p(json!({"==": [{"var": "a"}, {"var": "b"}]})).unwrap_err();
+        assert!(e.to_string().contains("two attributes"), "{e}");
+        let e = p(json!({"==": [{"var": "a.b"}, 1]})).unwrap_err();
+        assert!(e.to_string().contains("nested path"), "{e}");
+    }
+}

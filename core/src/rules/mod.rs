@@ -1,0 +1,27 @@
+//! Rules: one AST ([`Rule`]), three JSON dialects ([`Dialect`]), type checking ([`check`]) and compilation to
+//! DataFusion expressions ([`compile`]).
+//!
+//! # Null semantics
+//! Rules use SQL's three-valued logic, the same whichever dialect a rule came in: an operator on a null attribute
+//! is *unknown*; `and`/`or` follow Kleene logic (`false and unknown` is false, `true or unknown` is true); `not
+//! unknown` is unknown; only entities for which the whole rule is *true* are members. `is_null` / `not_null`
+//! test for missing values. Negated operators (`ne`, `not_in`, `not_between`, `not_contains`, `has_none`,
+//! `not_within_last`) are exactly `not` of their positive form, so they are unknown on null too.
+//! Floats compare in IEEE total order (NaN is greater than every number and equal to itself).
+
+mod ast;
+mod check;
+mod compile;
+mod dialect;
+#[cfg(test)]
+pub(crate) mod reference;
+
+pub use ast::{Condition, Op, Rule};
+pub use check::{
+    check, literal, parse_date, parse_timestamp, Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test, TimeUnit,
+    Window,
+};
+pub use compile::{column, compile, scalar};
+#[cfg(test)]
+pub(crate) use compile::days;
+pub use dialect::Dialect;

@@ -1,0 +1,158 @@
+//! Test-only row-by-row interpreter of checked rules: the oracle the DataFusion compilation is compared with.
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
+use chrono::{DateTime, Utc};
+
+use super::check::{Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test};
+use crate::model::DataType;
+
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    S(String),
+    I(i64),
+    F(f64),
+    B(bool),
+    L(Vec<Option<Cell>>),
+}
+
+fn cell(a: &ArrayRef, row: usize) -> Option<Cell> {
+    if a.is_null(row) {
+        return None;
+    }
+    use arrow::datatypes::DataType as A;
+    Some(match a.data_type() {
+        A::Utf8 => Cell::S(a.as_string::<i32>().value(row).to_string()),
+        A::Utf8View => Cell::S(a.as_string_view().value(row).to_string()),
+        A::Int32 => Cell::I(a.as_primitive::<Int32Type>().value(row) as i64),
+        A::Int64 => Cell::I(a.as_primitive::<Int64Type>().value(row)),
+        A::Float64 => Cell::F(a.as_primitive::<Float64Type>().value(row)),
+        A::Boolean => Cell::B(a.as_boolean().value(row)),
+        A::Date32 => Cell::I(a.as_primitive::<Date32Type>().value(row) as i64),
+        A::Timestamp(_, _) => Cell::I(a.as_primitive::<TimestampMicrosecondType>().value(row)),
+        A::List(_) => {
+            let l = a.as_list::<i32>().value(row);
+            Cell::L((0..l.len()).map(|i| cell(&l, i)).collect())
+        }
+        other => panic!("reference interpreter: unsupported type {other}"),
+    })
+}
+
+fn lit(l: &Literal) -> Cell {
+    match l {
+        Literal::String(s) => Cell::S(s.clone()),
+        Literal::Int(i) | Literal::Timestamp(i) => Cell::I(*i),
+        Literal::Date(d) => Cell::I(*d as i64),
+        Literal::Float(f) => Cell::F(*f),
+        Literal::Bool(b) => Cell::B(*b),
+    }
+}
+
+fn ord(a: &Cell, b: &Cell) -> std::cmp::Ordering {
+    match (a, b) {
+        (Cell::S(x), Cell::S(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Cell::I(x), Cell::I(y)) => x.cmp(y),
+        (Cell::F(x), Cell::F(y)) => x.total_cmp(y),
+        (Cell::I(x), Cell::F(y)) => (*x as f64).total_cmp(y),
+        (Cell::F(x), Cell::I(y)) => x.total_cmp(&(*y as f64)),
+        (Cell::B(x), Cell::B(y)) => x.cmp(y),
+        _ => panic!("reference interpreter: incomparable {a:?} {b:?}"),
+    }
+}
+
+fn not(v: Option<bool>) -> Option<bool> {
+    v.map(|b| !b)
+}
+
+/// Evaluates the rule for every row of `batch`: `Some(true)`, `Some(false)` or `None` (unknown).
+pub(crate) fn eval(rule: &Checked, batch: &RecordBatch, now: DateTime<Utc>) -> Vec<Option<bool>> {
+    (0..batch.num_rows()).map(|row| eval_row(rule, batch, row, now)).collect()
+}
+
+fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option<bool> {
+    match rule {
+        Checked::And(v) => {
+            let mut out = Some(true);
+            for r in v {
+                match eval_row(r, batch, row, now) {
+                    Some(false) => return Some(false),
+                    None => out = None,
+                    Some(true) => {}
+                }
+            }
+            out
+        }
+        Checked::Or(v) => {
+            let mut out = Some(false);
+            for r in v {
+                match eval_row(r, batch, row, now) {
+                    Some(true) => return Some(true),
+                    None => out = None,
+                    Some(false) => {}
+                }
+            }
+            out
+        }
+        Checked::Not(r) => not(eval_row(r, batch, row, now)),
+        Checked::Pred(p) => pred(p, batch, row, now),
+    }
+}
+
+fn pred(p: &Pred, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option<bool> {
+    let col = batch.column_by_name(&p.attribute).expect("column");
+    let v = cell(col, row);
+    if let Test::IsNull { negated } = p.test {
+        return Some(v.is_none() != negated);
+    }
+    let v = v?;
+    Some(match &p.test {
+        Test::Compare(cmp, l) => {
+            let o = ord(&v, &lit(l));
+            match cmp {
+                Cmp::Eq => o.is_eq(),
+                Cmp::Ne => o.is_ne(),
+                Cmp::Lt => o.is_lt(),
+                Cmp::Le => o.is_le(),
+                Cmp::Gt => o.is_gt(),
+                Cmp::Ge => o.is_ge(),
+            }
+        }
+        Test::Between { lo, hi, negated } => {
+            let inside = ord(&v, &lit(lo)).is_ge() && ord(&v, &lit(hi)).is_le();
+            inside != *negated
+        }
+        Test::InList { values, negated } => values.iter().any(|l| ord(&v, &lit(l)).is_eq()) != *negated,
+        Test::Pattern { kind, needle, negated } => {
+            let Cell::S(s) = &v else { panic!("pattern on non-string") };
+            let hit = match kind {
+                PatternKind::Contains => s.contains(needle.as_str()),
+                PatternKind::StartsWith => s.starts_with(needle.as_str()),
+                PatternKind::EndsWith => s.ends_with(needle.as_str()),
+            };
+            hit != *negated
+        }
+        Test::Matches(pattern) => {
+            let Cell::S(s) = &v else { panic!("regex on non-string") };
+            regex::Regex::new(pattern).expect("checked").is_match(s)
+        }
+        Test::IsNull { .. } => unreachable!(),
+        Test::List { mode, values } => {
+            let Cell::L(items) = &v else { panic!("list test on non-list") };
+            let has = |l: &Literal| items.iter().any(|i| i.as_ref().is_some_and(|i| ord(i, &lit(l)).is_eq()));
+            match mode {
+                ListMode::Any => values.iter().any(has),
+                ListMode::All => values.iter().all(has),
+                ListMode::None => !values.iter().any(has),
+            }
+        }
+        Test::WithinLast { window, negated } => {
+            let start = window.start(now);
+            let (lo, hi) = match p.data_type {
+                DataType::Date => (super::days(start.date_naive()) as i64, super::days(now.date_naive()) as i64),
+                _ => (start.timestamp_micros(), now.timestamp_micros()),
+            };
+            let Cell::I(x) = v else { panic!("window on non-temporal") };
+            (lo <= x && x <= hi) != *negated
+        }
+    })
+}

@@ -1,0 +1,241 @@
+//! The store: entity data as Parquet files on an `object_store` (a local directory by default; `s3://` URLs
+//! work through the same code). Files are immutable; what is visible is decided by catalog snapshots.
+//!
+//! Storage choices (measured with `segkit-bench`, see the README): LZ4 compression (fast to decode), row groups
+//! of 128 Ki rows with page statistics and the page index (row-group and page pruning for range rules), and
+//! profile files sorted by key (so upserts and membership diffs stream in key order).
+
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::{StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::buffered::BufWriter;
+use object_store::{ObjectStore, ObjectStoreExt};
+#[allow(deprecated)] // The replacement (a hand-written AsyncFileReader) buys nothing here yet.
+use parquet::arrow::async_reader::ParquetObjectReader;
+use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use url::Url;
+
+use crate::catalog::DataFile;
+use crate::error::{Error, Result};
+use crate::source::BatchStream;
+
+/// Rows per Parquet row group.
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per file before a new file is started.
+pub const FILE_ROWS: usize = 1024 * 1024;
+
+/// Where entity data lives.
+#[derive(Debug, Clone)]
+pub struct Store {
+    store: Arc<dyn ObjectStore>,
+    base_url: Url,
+    base_path: ObjectPath,
+}
+
+impl Store {
+    /// A store in a local directory (created if missing).
+    pub fn local(dir: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let dir = dir.canonicalize()?;
+        let base_url = Url::from_directory_path(&dir)
+            .map_err(|_| Error::InvalidArgument(format!("cannot turn {} into a URL", dir.display())))?;
+        let base_path = ObjectPath::from_absolute_path(&dir)
+            .map_err(|e| Error::InvalidArgument(format!("bad store path {}: {e}", dir.display())))?;
+        Ok(Store { store: Arc::new(LocalFileSystem::new()), base_url, base_path })
+    }
+
+    /// A store at a URL such as `s3://bucket/prefix` or `file:///data/ws`, configured by `options`
+    /// (for example `aws_region`, `aws_endpoint`; credentials are read from the environment when absent).
+    pub fn from_url(url: &str, options: &[(String, String)]) -> Result<Self> {
+        let mut base_url = Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad store URL {url:?}: {e}")))?;
+        if base_url.scheme() == "file" {
+            let p = base_url.to_file_path().map_err(|_| Error::InvalidArgument(format!("bad file URL {url:?}")))?;
+            return Store::local(&p);
+        }
+        if !base_url.path().ends_with('/') {
+            base_url.set_path(&format!("{}/", base_url.path()));
+        }
+        let (store, base_path) = object_store::parse_url_opts(&base_url, options.iter().cloned())?;
+        Ok(Store { store: Arc::from(store), base_url, base_path })
+    }
+
+    /// The underlying object store.
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// The URL of the store's root (ends with `/`).
+    pub fn url(&self) -> &Url {
+        &self.base_url
+    }
+
+    /// The URL that DataFusion should register [`object_store`](Self::object_store) under.
+    pub fn registration_url(&self) -> Url {
+        let mut u = self.base_url.clone();
+        u.set_path("/");
+        u
+    }
+
+    fn path(&self, rel: &str) -> ObjectPath {
+        let mut p = self.base_path.clone();
+        for part in rel.split('/').filter(|s| !s.is_empty()) {
+            p = p.clone().join(part);
+        }
+        p
+    }
+
+    /// The full URL of a file relative to the root.
+    pub fn file_url(&self, rel: &str) -> Result<Url> {
+        self.base_url.join(rel).map_err(|e| Error::InvalidArgument(format!("bad relative path {rel:?}: {e}")))
+    }
+
+    /// Writer settings for entity and membership files.
+    pub fn writer_properties(sorting_hint: Option<&str>) -> WriterProperties {
+        let mut b = WriterProperties::builder()
+            .set_compression(Compression::LZ4_RAW)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .set_data_page_row_count_limit(16 * 1024)
+            .set_created_by(format!("segkit {}", env!("CARGO_PKG_VERSION")));
+        if let Some(col) = sorting_hint {
+            b = b.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
+                "segkit.sorted_by".into(),
+                col.to_string(),
+            )]));
+        }
+        b.build()
+    }
+
+    /// Starts writing new files under `dir` (relative), rolling a file every [`FILE_ROWS`] rows.
+    pub fn writer(&self, dir: &str, schema: SchemaRef, sorted_by: Option<&str>) -> RollingWriter {
+        RollingWriter {
+            store: self.clone(),
+            dir: dir.to_string(),
+            schema,
+            sorted_by: sorted_by.map(str::to_string),
+            current: None,
+            files: vec![],
+        }
+    }
+
+    /// Writes a stream of batches into new files under `dir`; on error, deletes what it wrote.
+    pub async fn write(&self, dir: &str, schema: SchemaRef, mut batches: BatchStream, sorted_by: Option<&str>) -> Result<Vec<DataFile>> {
+        let mut w = self.writer(dir, schema, sorted_by);
+        let res: Result<()> = async {
+            while let Some(b) = batches.next().await {
+                w.write(&b?).await?;
+            }
+            Ok(())
+        }
+        .await;
+        match res {
+            Ok(()) => w.finish().await,
+            Err(e) => {
+                w.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Streams the batches of one file.
+    pub async fn read(&self, rel: &str) -> Result<BatchStream> {
+        #[allow(deprecated)]
+        let reader = ParquetObjectReader::new(self.store.clone(), self.path(rel));
+        let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(64 * 1024).build()?;
+        Ok(stream.map_err(Error::from).boxed())
+    }
+
+    /// Reads all batches of one file.
+    pub async fn read_all(&self, rel: &str) -> Result<Vec<RecordBatch>> {
+        self.read(rel).await?.try_collect().await
+    }
+
+    /// Deletes files, ignoring failures (orphans are harmless: they are in no snapshot).
+    pub async fn delete<'a>(&self, rels: impl IntoIterator<Item = &'a str>) {
+        for rel in rels {
+            if let Err(e) = self.store.delete(&self.path(rel)).await {
+                tracing::warn!(file = rel, error = %e, "could not delete file");
+            }
+        }
+    }
+}
+
+/// Writes batches to a sequence of Parquet files; nothing is visible until the files are committed in a snapshot.
+pub struct RollingWriter {
+    store: Store,
+    dir: String,
+    schema: SchemaRef,
+    sorted_by: Option<String>,
+    current: Option<(String, AsyncArrowWriter<BufWriter>, u64)>,
+    files: Vec<DataFile>,
+}
+
+impl std::fmt::Debug for RollingWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RollingWriter").field("dir", &self.dir).field("files", &self.files.len()).finish()
+    }
+}
+
+impl RollingWriter {
+    /// Appends a batch.
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.current.is_none() {
+                let rel = format!("{}/{}.parquet", self.dir, uuid::Uuid::new_v4());
+                let w = BufWriter::new(self.store.store.clone(), self.store.path(&rel));
+                let props = Store::writer_properties(self.sorted_by.as_deref());
+                let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(props))?;
+                self.current = Some((rel, writer, 0));
+            }
+            let (_, writer, rows) = self.current.as_mut().expect("set above");
+            let take = (FILE_ROWS - *rows as usize).min(batch.num_rows() - offset);
+            writer.write(&batch.slice(offset, take)).await?;
+            *rows += take as u64;
+            offset += take;
+            if *rows as usize >= FILE_ROWS {
+                self.roll().await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn roll(&mut self) -> Result<()> {
+        if let Some((rel, writer, rows)) = self.current.take() {
+            writer.close().await?;
+            let meta = self.store.store.head(&self.store.path(&rel)).await?;
+            self.files.push(DataFile { path: rel, rows, bytes: meta.size });
+        }
+        Ok(())
+    }
+
+    /// Closes the last file and returns all files written.
+    pub async fn finish(mut self) -> Result<Vec<DataFile>> {
+        if let Err(e) = self.roll().await {
+            self.abort().await;
+            return Err(e);
+        }
+        Ok(std::mem::take(&mut self.files))
+    }
+
+    /// Deletes everything written so far.
+    pub async fn abort(mut self) {
+        if let Some((rel, writer, _)) = self.current.take() {
+            drop(writer);
+            self.files.push(DataFile { path: rel, rows: 0, bytes: 0 });
+        }
+        self.store.delete(self.files.iter().map(|f| f.path.as_str())).await;
+    }
+
+    /// Files completed so far.
+    pub fn files(&self) -> &[DataFile] {
+        &self.files
+    }
+}

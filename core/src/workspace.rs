@@ -1,0 +1,544 @@
+//! The workspace: one directory (or store URL) holding a catalog, entity data and segment memberships,
+//! and the DataFusion session that queries them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow::compute::concat_batches;
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use datafusion::common::TableReference;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::{DataFrame, SessionConfig};
+use futures::TryStreamExt;
+
+use crate::catalog::{Catalog, RunRecord, Snapshot};
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::ingest::pipeline::{self, quarantine_schema};
+use crate::ingest::{IngestOptions, IngestReport};
+use crate::model::{check_name, Entity, EntityKind};
+use crate::rules::{check, column, compile, Checked};
+use crate::segment::{diff_sorted, sort_keys, SegmentDefinition, SegmentRun};
+use crate::source::{BatchStream, RecordBatchSource, Source};
+use crate::store::Store;
+
+/// How to open a workspace.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct WorkspaceOptions {
+    /// Keep entity data at this URL (`s3://bucket/prefix`, `file:///…`) instead of the workspace directory.
+    pub store_url: Option<String>,
+    /// Options for the store (e.g. `aws_region`, `aws_endpoint`); secrets may be given as `env:NAME`.
+    pub store_options: Vec<(String, String)>,
+    /// Query parallelism (default: the number of cores).
+    pub target_partitions: Option<usize>,
+}
+
+impl WorkspaceOptions {
+    /// Data at `url`.
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.store_url = Some(url.into());
+        self
+    }
+    /// Query parallelism.
+    pub fn target_partitions(mut self, n: usize) -> Self {
+        self.target_partitions = Some(n);
+        self
+    }
+}
+
+struct Inner {
+    dir: PathBuf,
+    catalog: Catalog,
+    store: Store,
+    ctx: SessionContext,
+    clock: RwLock<Arc<dyn Clock>>,
+    entity_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    #[cfg(test)]
+    fail_before_commit: std::sync::atomic::AtomicBool,
+}
+
+/// A segkit workspace. Cheap to clone; all clones share one catalog, store and session.
+///
+/// ```no_run
+/// # async fn demo() -> segkit::Result<()> {
+/// let ws = segkit::Workspace::open("./ws").await?;
+/// for e in ws.entities()? { println!("{}", e.name); }
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Workspace {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Workspace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workspace").field("dir", &self.inner.dir).field("store", &self.inner.store.url().as_str()).finish()
+    }
+}
+
+fn resolve_secret(v: &str) -> Result<String> {
+    match v.strip_prefix("env:") {
+        Some(name) => std::env::var(name)
+            .map_err(|_| Error::InvalidArgument(format!("environment variable `{name}` (referenced as env:{name}) is not set"))),
+        None => Ok(v.to_string()),
+    }
+}
+
+impl Workspace {
+    /// Opens the workspace in directory `path`, creating it if needed (catalog `segkit.db`, data beside it).
+    pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(path, WorkspaceOptions::default()).await
+    }
+
+    /// Opens with options (a remote store, parallelism).
+    pub async fn open_with(path: impl AsRef<Path>, options: WorkspaceOptions) -> Result<Self> {
+        let dir = path.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)?;
+        let catalog = Catalog::open(&dir.join("segkit.db"))?;
+        let store = match &options.store_url {
+            None => Store::local(&dir)?,
+            Some(url) => {
+                let opts = options
+                    .store_options
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), resolve_secret(v)?)))
+                    .collect::<Result<Vec<_>>>()?;
+                Store::from_url(url, &opts)?
+            }
+        };
+        let partitions = options
+            .target_partitions
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let mut config = SessionConfig::new().with_target_partitions(partitions).with_information_schema(true);
+        config.options_mut().execution.parquet.pushdown_filters = false;
+        let ctx = SessionContext::new_with_config(config);
+        if store.url().scheme() != "file" {
+            ctx.register_object_store(&store.registration_url(), store.object_store());
+        }
+        let ws = Workspace {
+            inner: Arc::new(Inner {
+                dir,
+                catalog,
+                store,
+                ctx,
+                clock: RwLock::new(Arc::new(SystemClock)),
+                entity_locks: Mutex::new(HashMap::new()),
+                #[cfg(test)]
+                fail_before_commit: std::sync::atomic::AtomicBool::new(false),
+            }),
+        };
+        for e in ws.inner.catalog.entities()? {
+            let (_, v) = ws.inner.catalog.entity(&e.name)?.expect("listed");
+            let snap = ws.inner.catalog.snapshot(&e.name, v)?;
+            ws.register(&e, &snap)?;
+        }
+        Ok(ws)
+    }
+
+    /// The workspace directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The DataFusion session; every entity is a table named after it.
+    pub fn session(&self) -> &SessionContext {
+        &self.inner.ctx
+    }
+
+    /// Runs SQL over the entity tables and collects the result.
+    pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.inner.ctx.sql(query).await?.collect().await?)
+    }
+
+    /// Replaces the clock used for relative time windows (e.g. a [`FixedClock`](crate::FixedClock)).
+    pub fn set_clock(&self, clock: Arc<dyn Clock>) {
+        *self.inner.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    /// The current instant according to the workspace clock.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.inner.clock.read().unwrap_or_else(|p| p.into_inner()).now()
+    }
+
+    fn register(&self, entity: &Entity, snap: &Snapshot) -> Result<()> {
+        let schema = entity.schema();
+        let provider: Arc<dyn TableProvider> = if snap.files.is_empty() {
+            Arc::new(MemTable::try_new(schema, vec![vec![]])?)
+        } else {
+            let urls = snap
+                .files
+                .iter()
+                .map(|f| Ok(ListingTableUrl::parse(self.inner.store.file_url(&f.path)?.as_str())?))
+                .collect::<Result<Vec<_>>>()?;
+            let format = ParquetFormat::default().with_enable_pruning(true);
+            let options = ListingOptions::new(Arc::new(format))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+            Arc::new(ListingTable::try_new(config)?)
+        };
+        self.inner.ctx.deregister_table(TableReference::bare(entity.name.as_str()))?;
+        self.inner.ctx.register_table(TableReference::bare(entity.name.as_str()), provider)?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------------------------------ entities
+
+    /// Defines an entity, or evolves an existing one (adding nullable attributes, changing flags).
+    ///
+    /// Incompatible changes (a type change, a different key, dropping an attribute, making a populated
+    /// attribute required) are refused with [`Error::IncompatibleChange`].
+    pub async fn define_entity(&self, entity: Entity) -> Result<Entity> {
+        let entity = entity.normalized()?;
+        for (i, l) in entity.links.iter().enumerate() {
+            let p = format!("entity {}.links[{i}]", entity.name);
+            let Some((target, _)) = self.inner.catalog.entity(&l.entity)? else {
+                let known: Vec<String> = self.inner.catalog.entities()?.into_iter().map(|e| e.name).collect();
+                let hint = crate::error::suggest(&l.entity, known.iter().map(String::as_str))
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                return Err(Error::definition(p, format!("linked entity `{}` is not defined{hint}", l.entity)));
+            };
+            if target.kind != EntityKind::Profile {
+                return Err(Error::definition(p, format!("linked entity `{}` is an event entity; links point to profiles", l.entity)));
+            }
+            let tattr = match &l.target {
+                Some(t) => target.attr(t).map_err(|e| Error::definition(&p, e.to_string()))?,
+                None => target.key_attribute().expect("profiles have keys"),
+            };
+            let mine = entity.attr(&l.attribute)?;
+            if mine.data_type != tattr.data_type {
+                return Err(Error::definition(
+                    p,
+                    format!(
+                        "`{}` is {} but `{}.{}` is {}",
+                        mine.name, mine.data_type, target.name, tattr.name, tattr.data_type
+                    ),
+                ));
+            }
+        }
+        let _guard = self.entity_lock(&entity.name).lock_owned().await;
+        let snap = match self.inner.catalog.entity(&entity.name)? {
+            Some((old, v)) => {
+                let snap = self.inner.catalog.snapshot(&entity.name, v)?;
+                entity.check_evolution(&old, snap.row_count > 0)?;
+                if old == entity {
+                    return Ok(entity);
+                }
+                snap
+            }
+            None => Snapshot::default(),
+        };
+        self.inner.catalog.put_entity(&entity)?;
+        self.register(&entity, &snap)?;
+        Ok(entity)
+    }
+
+    /// An entity definition.
+    pub fn entity(&self, name: &str) -> Result<Entity> {
+        match self.inner.catalog.entity(name)? {
+            Some((e, _)) => Ok(e),
+            None => {
+                let known: Vec<String> = self.inner.catalog.entities()?.into_iter().map(|e| e.name).collect();
+                Err(Error::NotFound {
+                    kind: "entity",
+                    name: name.to_string(),
+                    hint: crate::error::Hint(crate::error::suggest(name, known.iter().map(String::as_str))),
+                })
+            }
+        }
+    }
+
+    /// All entities.
+    pub fn entities(&self) -> Result<Vec<Entity>> {
+        self.inner.catalog.entities()
+    }
+
+    /// The current snapshot of an entity.
+    pub fn snapshot(&self, entity: &str) -> Result<Snapshot> {
+        self.entity(entity)?;
+        let (_, v) = self.inner.catalog.entity(entity)?.expect("checked");
+        self.inner.catalog.snapshot(entity, v)
+    }
+
+    fn entity_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.inner.entity_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
+    }
+
+    // ------------------------------------------------------------------------------------------ ingest
+
+    /// Ingests everything `source` yields into `entity`.
+    ///
+    /// Bad rows are quarantined (see [`IngestReport::rows_quarantined`]); the good rows commit atomically as a
+    /// new snapshot. If the source or the store fails, nothing is committed and the previous snapshot stays.
+    pub async fn ingest(&self, entity: &str, source: &dyn Source, options: IngestOptions) -> Result<IngestReport> {
+        let e = self.entity(entity)?;
+        let _guard = self.entity_lock(entity).lock_owned().await;
+        let (_, version) = self.inner.catalog.entity(entity)?.expect("checked");
+        let current = self.inner.catalog.snapshot(entity, version)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let staged = pipeline::stage(&self.inner.store, &e, &current, source, &options, &id).await?;
+        let mut report = staged.report;
+        let changed = staged.files != current.files || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);
+        let result = async {
+            #[cfg(test)]
+            if self.inner.fail_before_commit.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(Error::ingest(entity, "injected failure before commit"));
+            }
+            if changed {
+                report.snapshot = Some(version + 1);
+                let json = serde_json::to_value(&report)?;
+                let snap = self.inner.catalog.commit_snapshot(
+                    entity,
+                    version,
+                    &staged.files,
+                    &format!("{:?}", report.mode).to_lowercase(),
+                    Some((&id, &report.source, &json)),
+                )?;
+                self.register(&e, &snap)?;
+            } else {
+                self.inner.catalog.record_ingest(&id, entity, &report.source, &serde_json::to_value(&report)?)?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(err) = result {
+            let orphans = staged.written.iter().map(|f| f.path.as_str()).chain(staged.quarantine_file.as_deref());
+            self.inner.store.delete(orphans).await;
+            return Err(err);
+        }
+        Ok(report)
+    }
+
+    /// Ingests in-memory Arrow batches.
+    pub async fn ingest_batches(&self, entity: &str, batches: Vec<RecordBatch>, options: IngestOptions) -> Result<IngestReport> {
+        if batches.is_empty() {
+            return Err(Error::InvalidArgument("no batches to ingest".into()));
+        }
+        let source = RecordBatchSource::new("arrow", batches)?;
+        self.ingest(entity, &source, options).await
+    }
+
+    /// Past ingest reports of an entity, oldest first.
+    pub fn ingest_history(&self, entity: &str) -> Result<Vec<IngestReport>> {
+        self.entity(entity)?;
+        self.inner.catalog.ingests(entity)?.into_iter().map(|v| Ok(serde_json::from_value(v)?)).collect()
+    }
+
+    /// Quarantined rows of an entity across all ingests: `ingest_id`, `row` (1-based), `reason`, `record` (the
+    /// raw source fields as JSON text; as sensitive as the data itself).
+    pub async fn quarantine(&self, entity: &str) -> Result<RecordBatch> {
+        let schema = Arc::new(Schema::new(
+            std::iter::once(Arc::new(Field::new("ingest_id", ArrowType::Utf8, false)))
+                .chain(quarantine_schema().fields().iter().cloned())
+                .collect::<Vec<_>>(),
+        ));
+        let mut out = vec![];
+        for r in self.ingest_history(entity)? {
+            if let Some(f) = &r.quarantine_file {
+                for b in self.inner.store.read_all(f).await? {
+                    let id: ArrayRef = Arc::new(StringArray::from(vec![r.id.as_str(); b.num_rows()]));
+                    let mut cols = vec![id];
+                    cols.extend(b.columns().iter().cloned());
+                    out.push(RecordBatch::try_new(schema.clone(), cols)?);
+                }
+            }
+        }
+        Ok(concat_batches(&schema, &out)?)
+    }
+
+    // ------------------------------------------------------------------------------------------ segments
+
+    /// Defines (or replaces) a segment after type-checking its rule against the entity.
+    pub async fn define_segment(&self, segment: SegmentDefinition) -> Result<SegmentDefinition> {
+        check_name(&segment.name, "segment")?;
+        let entity = self.entity(&segment.entity).map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
+        if entity.key.is_none() {
+            return Err(Error::definition(
+                format!("segment {}.entity", segment.name),
+                format!("entity `{}` has no key; segments select keyed entities", entity.name),
+            ));
+        }
+        check(&segment.rule, &entity)?;
+        self.inner.catalog.put_segment(&segment)?;
+        Ok(segment)
+    }
+
+    /// A segment definition.
+    pub fn segment(&self, name: &str) -> Result<SegmentDefinition> {
+        match self.inner.catalog.segment(name)? {
+            Some(s) => Ok(s),
+            None => {
+                let known: Vec<String> = self.inner.catalog.segments()?.into_iter().map(|s| s.name).collect();
+                Err(Error::NotFound {
+                    kind: "segment",
+                    name: name.to_string(),
+                    hint: crate::error::Hint(crate::error::suggest(name, known.iter().map(String::as_str))),
+                })
+            }
+        }
+    }
+
+    /// All segments.
+    pub fn segments(&self) -> Result<Vec<SegmentDefinition>> {
+        self.inner.catalog.segments()
+    }
+
+    /// Deletes a segment and its membership history.
+    pub async fn delete_segment(&self, name: &str) -> Result<()> {
+        let files = self.inner.catalog.delete_segment(name)?;
+        self.inner.store.delete(files.iter().map(String::as_str)).await;
+        Ok(())
+    }
+
+    fn compiled(&self, name: &str) -> Result<(SegmentDefinition, Entity, Checked)> {
+        let def = self.segment(name)?;
+        let entity = self.entity(&def.entity)?;
+        let checked = check(&def.rule, &entity)?;
+        Ok((def, entity, checked))
+    }
+
+    async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
+        let expr = compile(checked, self.now());
+        let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
+        Ok(df.filter(expr)?)
+    }
+
+    /// Evaluates a segment: computes its members, stores them as a new membership version and returns who
+    /// entered and exited since the previous run.
+    pub async fn evaluate(&self, name: &str) -> Result<SegmentRun> {
+        let started = Instant::now();
+        let started_at = self.now();
+        let (def, entity, checked) = self.compiled(name)?;
+        let key = entity.key.clone().expect("checked on define");
+        let snapshot = self.snapshot(&entity.name)?.version;
+        let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
+        let key_schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)]));
+        let batches = df.collect().await?;
+        let members = sort_keys(concat_batches(&key_schema, &batches)?)?;
+        let previous = self.inner.catalog.last_run(name)?;
+        let before = match &previous {
+            Some(r) => {
+                let b = self.inner.store.read_all(&r.membership_file).await?;
+                concat_batches(&key_schema, &b)?
+            }
+            None => RecordBatch::new_empty(key_schema.clone()),
+        };
+        let (entered, exited) = diff_sorted(&before, &members)?;
+        let run = previous.map(|r| r.run + 1).unwrap_or(1);
+        let files = self
+            .inner
+            .store
+            .write(
+                &format!("segments/{}", def.name),
+                key_schema.clone(),
+                Box::pin(futures::stream::iter([Ok(members.clone())])),
+                Some(&key),
+            )
+            .await?;
+        let membership_file = match files.into_iter().next() {
+            Some(f) => f.path,
+            None => {
+                // An empty membership still gets a file, so every run has one to diff against.
+                let mut w = self.inner.store.writer(&format!("segments/{}", def.name), key_schema.clone(), Some(&key));
+                w.write(&RecordBatch::new_empty(key_schema.clone())).await?;
+                let mut fs = w.finish().await?;
+                if fs.is_empty() {
+                    return Err(Error::InvalidArgument("could not write an empty membership file".into()));
+                }
+                fs.remove(0).path
+            }
+        };
+        let duration = started.elapsed();
+        let record = RunRecord {
+            segment: def.name.clone(),
+            run,
+            started_at: started_at.to_rfc3339(),
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            member_count: members.num_rows() as u64,
+            entered: entered.num_rows() as u64,
+            exited: exited.num_rows() as u64,
+            membership_file: membership_file.clone(),
+            snapshot,
+        };
+        if let Err(e) = self.inner.catalog.insert_run(&record) {
+            self.inner.store.delete([membership_file.as_str()]).await;
+            return Err(e);
+        }
+        Ok(SegmentRun {
+            segment: def.name,
+            run,
+            count: members.num_rows() as u64,
+            members,
+            entered,
+            exited,
+            started_at,
+            duration,
+            snapshot,
+        })
+    }
+
+    /// Counts a segment's members now, without materialising or storing them.
+    pub async fn count(&self, name: &str) -> Result<u64> {
+        let (_, entity, checked) = self.compiled(name)?;
+        Ok(self.filtered(&entity, &checked).await?.count().await? as u64)
+    }
+
+    /// Up to `n` current member rows with every attribute; `pii` attributes are masked as `"***"`.
+    pub async fn preview(&self, name: &str, n: usize) -> Result<RecordBatch> {
+        let (_, entity, checked) = self.compiled(name)?;
+        let key = entity.key.clone().expect("checked on define");
+        let df = self.filtered(&entity, &checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
+        let batch = concat_batches(&entity.schema(), &df.collect().await?)?;
+        let mut fields = vec![];
+        let mut cols = vec![];
+        for (attr, col) in entity.attributes.iter().zip(batch.columns()) {
+            if attr.pii {
+                let masked: StringArray = (0..col.len()).map(|i| col.is_valid(i).then_some("***")).collect();
+                fields.push(Field::new(&attr.name, ArrowType::Utf8, true));
+                cols.push(Arc::new(masked) as ArrayRef);
+            } else {
+                fields.push(batch.schema().field_with_name(&attr.name)?.clone());
+                cols.push(col.clone());
+            }
+        }
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    }
+
+    /// The stored members of a segment's latest run (or of run `run`), as a stream of key batches.
+    pub async fn members(&self, name: &str, run: Option<i64>) -> Result<BatchStream> {
+        self.segment(name)?;
+        let runs = self.inner.catalog.runs(name)?;
+        let r = match run {
+            None => runs.last(),
+            Some(n) => runs.iter().find(|r| r.run == n),
+        }
+        .ok_or_else(|| Error::not_found("run", format!("{name}#{}", run.map(|r| r.to_string()).unwrap_or_else(|| "latest".into()))))?;
+        self.inner.store.read(&r.membership_file).await
+    }
+
+    /// The run history of a segment, oldest first.
+    pub fn runs(&self, name: &str) -> Result<Vec<RunRecord>> {
+        self.segment(name)?;
+        self.inner.catalog.runs(name)
+    }
+
+    /// Collects a stream of batches into one batch with `schema`.
+    pub async fn collect(stream: BatchStream, schema: &SchemaRef) -> Result<RecordBatch> {
+        let batches: Vec<RecordBatch> = stream.try_collect().await?;
+        Ok(concat_batches(schema, &batches)?)
+    }
+}
+
+#[cfg(test)]
+impl Workspace {
+    pub(crate) fn fail_next_commits(&self, on: bool) {
+        self.inner.fail_before_commit.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+}
