@@ -1,1 +1,225 @@
-fn main() {}
+//! `segkit-bench`: the segkit worker of the side-by-side benchmark in `../shared/bench`.
+//!
+//! ```text
+//! segkit-bench --data DIR --queries queries.sql --segments S1,S2,S6,S7 --runs N --warmup W --threads T --out FILE
+//!              [--workspace DIR] [--reingest]
+//! ```
+//! It ingests `DIR/users.parquet` into a segkit workspace through the public API (timed and reported as
+//! `settings.ingest_users_ms`), defines the segments of `benches/segments.json` as segkit rules (not SQL) and
+//! times `Workspace::evaluate` (members materialised, sorted, stored as a membership version, entered/exited
+//! computed) or `Workspace::count` for count-only segments. The SQL file is accepted for protocol
+//! compatibility and not used.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use segkit::deps::arrow::array::AsArray;
+use segkit::deps::arrow::datatypes::Int64Type;
+use segkit::rules::{Dialect, Rule};
+use segkit::{Attribute, DataType, Entity, FixedClock, IngestOptions, SegmentDefinition, Workspace, WorkspaceOptions};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const SEGMENTS: &str = include_str!("../segments.json");
+
+struct Args {
+    data: PathBuf,
+    segments: Vec<String>,
+    runs: usize,
+    warmup: usize,
+    threads: usize,
+    out: PathBuf,
+    workspace: Option<PathBuf>,
+    reingest: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = std::env::args().skip(1);
+    let mut m: BTreeMap<String, String> = BTreeMap::new();
+    let mut reingest = false;
+    while let Some(k) = a.next() {
+        match k.as_str() {
+            "--reingest" => reingest = true,
+            k if k.starts_with("--") => {
+                let v = a.next().ok_or(format!("{k} needs a value"))?;
+                m.insert(k[2..].to_string(), v);
+            }
+            other => return Err(format!("unexpected argument {other}")),
+        }
+    }
+    let get = |k: &str| m.get(k).cloned().ok_or(format!("--{k} is required"));
+    Ok(Args {
+        data: PathBuf::from(get("data")?),
+        segments: m.get("segments").cloned().unwrap_or_else(|| "S1,S2,S6,S7".into()).split(',').map(String::from).collect(),
+        runs: m.get("runs").map(|v| v.parse().map_err(|_| "bad --runs")).transpose()?.unwrap_or(5),
+        warmup: m.get("warmup").map(|v| v.parse().map_err(|_| "bad --warmup")).transpose()?.unwrap_or(1),
+        threads: m.get("threads").map(|v| v.parse().map_err(|_| "bad --threads")).transpose()?.unwrap_or(2),
+        out: PathBuf::from(get("out")?),
+        workspace: m.get("workspace").map(PathBuf::from),
+        reingest,
+    })
+}
+
+fn status_mib(field: &str) -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+        .unwrap_or(0.0)
+}
+
+fn reset_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn users_entity() -> Entity {
+    Entity::profile("users", "user_id")
+        .attribute(Attribute::new("user_id", DataType::Int64))
+        .attribute(Attribute::new("email", DataType::String).pii())
+        .attribute(Attribute::new("country", DataType::String))
+        .attribute(Attribute::new("age", DataType::Int32))
+        .attribute(Attribute::new("plan", DataType::String))
+        .attribute(Attribute::new("ltv", DataType::Float64))
+        .attribute(Attribute::new("signup_at", DataType::Timestamp))
+        .attribute(Attribute::new("is_active", DataType::Bool))
+        .attribute(Attribute::new("tags", DataType::List(Box::new(DataType::String))))
+}
+
+async fn setup(args: &Args) -> segkit::Result<(Workspace, f64, bool)> {
+    let ws_dir = args.workspace.clone().unwrap_or_else(|| {
+        let tag = args.data.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        std::env::temp_dir().join(format!("segkit-bench-ws-{tag}"))
+    });
+    if args.reingest && ws_dir.exists() {
+        std::fs::remove_dir_all(&ws_dir)?;
+    }
+    let ws = Workspace::open_with(&ws_dir, WorkspaceOptions::default().target_partitions(args.threads)).await?;
+    ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T00:00:00Z")?));
+    ws.define_entity(users_entity()).await?;
+    let history = ws.ingest_history("users")?;
+    let (ingest_ms, fresh) = match history.last() {
+        Some(r) if r.rows_written > 0 && !args.reingest => (r.duration_ms, false),
+        _ => {
+            let source = segkit_connectors::open(args.data.join("users.parquet").to_str().expect("utf-8 path"))?;
+            let t = Instant::now();
+            let report = ws.ingest("users", source.as_ref(), IngestOptions::default()).await?;
+            eprintln!("  [segkit] ingested {} users ({} quarantined)", report.rows_written, report.rows_quarantined);
+            (t.elapsed().as_secs_f64() * 1000.0, true)
+        }
+    };
+    let defs: Value = serde_json::from_str(SEGMENTS).expect("segments.json");
+    for (name, rule) in defs.as_object().expect("object") {
+        if name.starts_with('_') || rule.get("count_of").is_some() {
+            continue;
+        }
+        let rule = Rule::parse(rule, Dialect::Segkit)?;
+        ws.define_segment(SegmentDefinition::new(name.to_lowercase(), "users", rule)).await?;
+    }
+    Ok((ws, ingest_ms, fresh))
+}
+
+async fn run_once(ws: &Workspace, seg: &str, defs: &Value) -> segkit::Result<(u64, String, bool)> {
+    let spec = defs.get(seg).ok_or_else(|| segkit::Error::InvalidArgument(format!("segment {seg} has no segkit rule")))?;
+    if let Some(of) = spec.get("count_of").and_then(Value::as_str) {
+        let n = ws.count(&of.to_lowercase()).await?;
+        return Ok((n, hex(&Sha256::digest(n.to_string().as_bytes())), true));
+    }
+    let run = ws.evaluate(&seg.to_lowercase()).await?;
+    let ids = run.members.column(0).as_primitive::<Int64Type>().values();
+    let ascending = ids.windows(2).all(|w| w[0] < w[1]);
+    let mut h = Sha256::new();
+    for id in ids.iter() {
+        h.update(id.to_le_bytes());
+    }
+    Ok((run.count, hex(&h.finalize()), ascending))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("segkit-bench: {e}");
+            std::process::exit(64);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build().expect("runtime");
+    rt.block_on(async move {
+        reset_hwm();
+        let t0 = Instant::now();
+        let (ws, ingest_ms, fresh) = match setup(&args).await {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("segkit-bench: setup failed: {}", e.chain().join(": "));
+                std::process::exit(1);
+            }
+        };
+        let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        let defs: Value = serde_json::from_str(SEGMENTS).expect("segments.json");
+        let snapshot = ws.snapshot("users").ok();
+        let mut res = json!({
+            "engine": "segkit",
+            "version": env!("CARGO_PKG_VERSION"),
+            "settings": {
+                "target_partitions": args.threads,
+                "tokio_worker_threads": args.threads,
+                "ingest_users_ms": (ingest_ms * 10.0).round() / 10.0,
+                "ingest_measured_in_this_process": fresh,
+                "stored_files": snapshot.as_ref().map(|s| s.files.len()),
+                "stored_bytes": snapshot.as_ref().map(|s| s.files.iter().map(|f| f.bytes).sum::<u64>()),
+                "timed_call": "Workspace::evaluate (S7: Workspace::count)",
+            },
+            "setup_ms": (setup_ms * 100.0).round() / 100.0,
+            "baseline_rss_mib": status_mib("VmRSS:"),
+            "per_segment_rss_reset": true,
+            "segments": {},
+        });
+        let mut peak = status_mib("VmHWM:");
+        for seg in &args.segments {
+            reset_hwm();
+            let mut r = json!({"times_ms": [], "warmup_ms": [], "count": null, "sha256": null, "peak_rss_mib": null, "error": null});
+            let mut digests = std::collections::BTreeSet::new();
+            for i in 0..args.warmup + args.runs {
+                let t = Instant::now();
+                match run_once(&ws, seg, &defs).await {
+                    Ok((count, sha, ascending)) => {
+                        let ms = (t.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+                        let key = if i >= args.warmup { "times_ms" } else { "warmup_ms" };
+                        r[key].as_array_mut().expect("array").push(json!(ms));
+                        if !ascending {
+                            r["error"] = json!("result not strictly ascending");
+                        }
+                        digests.insert((count, sha));
+                    }
+                    Err(e) => {
+                        r["error"] = json!(e.chain().join(": "));
+                        break;
+                    }
+                }
+            }
+            if let Some((c, s)) = digests.iter().next() {
+                r["count"] = json!(c);
+                r["sha256"] = json!(s);
+            }
+            if digests.len() > 1 {
+                r["error"] = json!(format!("non-deterministic results: {digests:?}"));
+            }
+            let p = status_mib("VmHWM:");
+            peak = peak.max(p);
+            r["peak_rss_mib"] = json!(p);
+            eprintln!("  [segkit] {seg}: {} count={} rss={p}MiB {}", r["times_ms"], r["count"], r["error"]);
+            res["segments"][seg] = r;
+            res["peak_rss_mib"] = json!(peak);
+            std::fs::write(&args.out, serde_json::to_string_pretty(&res).expect("json")).expect("write --out");
+        }
+        res["peak_rss_mib"] = json!(peak);
+        std::fs::write(&args.out, serde_json::to_string_pretty(&res).expect("json")).expect("write --out");
+    });
+}

@@ -120,6 +120,7 @@ impl Store {
             dir: dir.to_string(),
             schema,
             sorted_by: sorted_by.map(str::to_string),
+            max_rows: FILE_ROWS,
             current: None,
             files: vec![],
         }
@@ -173,6 +174,7 @@ pub struct RollingWriter {
     dir: String,
     schema: SchemaRef,
     sorted_by: Option<String>,
+    max_rows: usize,
     current: Option<(String, AsyncArrowWriter<BufWriter>, u64)>,
     files: Vec<DataFile>,
 }
@@ -184,26 +186,41 @@ impl std::fmt::Debug for RollingWriter {
 }
 
 impl RollingWriter {
+    /// Writes everything into a single file instead of rolling every [`FILE_ROWS`] rows.
+    pub fn single_file(mut self) -> Self {
+        self.max_rows = usize::MAX;
+        self
+    }
+
     /// Appends a batch.
+    /// An empty batch still creates a file when none exists yet, so an empty result has a typed file.
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 && self.current.is_none() && self.files.is_empty() {
+            self.open()?;
+        }
         let mut offset = 0;
         while offset < batch.num_rows() {
             if self.current.is_none() {
-                let rel = format!("{}/{}.parquet", self.dir, uuid::Uuid::new_v4());
-                let w = BufWriter::new(self.store.store.clone(), self.store.path(&rel));
-                let props = Store::writer_properties(self.sorted_by.as_deref());
-                let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(props))?;
-                self.current = Some((rel, writer, 0));
+                self.open()?;
             }
             let (_, writer, rows) = self.current.as_mut().expect("set above");
-            let take = (FILE_ROWS - *rows as usize).min(batch.num_rows() - offset);
+            let take = (self.max_rows - *rows as usize).min(batch.num_rows() - offset);
             writer.write(&batch.slice(offset, take)).await?;
             *rows += take as u64;
             offset += take;
-            if *rows as usize >= FILE_ROWS {
+            if *rows as usize >= self.max_rows {
                 self.roll().await?;
             }
         }
+        Ok(())
+    }
+
+    fn open(&mut self) -> Result<()> {
+        let rel = format!("{}/{}.parquet", self.dir, uuid::Uuid::new_v4());
+        let w = BufWriter::new(self.store.store.clone(), self.store.path(&rel));
+        let props = Store::writer_properties(self.sorted_by.as_deref());
+        let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(props))?;
+        self.current = Some((rel, writer, 0));
         Ok(())
     }
 

@@ -432,29 +432,13 @@ impl Workspace {
         };
         let (entered, exited) = diff_sorted(&before, &members)?;
         let run = previous.map(|r| r.run + 1).unwrap_or(1);
-        let files = self
-            .inner
-            .store
-            .write(
-                &format!("segments/{}", def.name),
-                key_schema.clone(),
-                Box::pin(futures::stream::iter([Ok(members.clone())])),
-                Some(&key),
-            )
-            .await?;
-        let membership_file = match files.into_iter().next() {
-            Some(f) => f.path,
-            None => {
-                // An empty membership still gets a file, so every run has one to diff against.
-                let mut w = self.inner.store.writer(&format!("segments/{}", def.name), key_schema.clone(), Some(&key));
-                w.write(&RecordBatch::new_empty(key_schema.clone())).await?;
-                let mut fs = w.finish().await?;
-                if fs.is_empty() {
-                    return Err(Error::InvalidArgument("could not write an empty membership file".into()));
-                }
-                fs.remove(0).path
-            }
-        };
+        // One file per run (an empty membership still gets a typed file to diff against next time).
+        let mut writer = self.inner.store.writer(&format!("segments/{}", def.name), key_schema.clone(), Some(&key)).single_file();
+        if let Err(e) = writer.write(&members).await {
+            writer.abort().await;
+            return Err(e);
+        }
+        let membership_file = writer.finish().await?.remove(0).path;
         let duration = started.elapsed();
         let record = RunRecord {
             segment: def.name.clone(),

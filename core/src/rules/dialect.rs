@@ -441,7 +441,7 @@ mod tests {
     #[test]
     fn native_errors_have_paths() {
         let e = p(json!({"and": [{"attribute": "a", "op": "eq", "value": 1}, {"or": [{"attribute": "b", "op": "equals"}]}]})).unwrap_err();
-        assert_eq!(e.to_string(), "rule error at and[1].or[0].op: unknown operator `equals`");
+        assert_eq!(e.to_string(), "rule error at and[1].or[0].op: unknown operator `equals` (did you mean `eq`?)");
         let e = p(json!({"and": {"attribute": "a"}})).unwrap_err();
         assert!(e.to_string().contains("`and` expects an array"), "{e}");
         let e = p(json!({"and": [], "or": []})).unwrap_err();

@@ -14,6 +14,8 @@ mod check;
 mod compile;
 mod dialect;
 #[cfg(test)]
+mod proptest;
+#[cfg(test)]
 pub(crate) mod reference;
 
 pub use ast::{Condition, Op, Rule};
