@@ -1,1 +1,22 @@
+//! `segkit._segkit`: the native module behind the Python package `segkit`.
+//!
+//! Thin by design: argument and result conversion, one tokio runtime (re-created after `fork()`), GIL release
+//! with Ctrl-C support around every blocking call, and one error mapping. Segment and rule logic live in core.
 
+use pyo3::prelude::*;
+
+mod convert;
+mod error;
+mod runtime;
+mod source;
+mod workspace;
+
+/// The native module. Import `segkit` instead.
+#[pymodule]
+fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<workspace::PyWorkspace>()?;
+    m.add_class::<workspace::PySegmentRun>()?;
+    error::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+"""segkit: embeddable entity segmentation and automation on Arrow and DataFusion.
+
+>>> import segkit
+>>> ws = segkit.Workspace.open("./ws")                                        # doctest: +SKIP
+>>> ws.define_entity("user", key="user_id", attributes={"user_id": "int64", "country": "string"})  # doctest: +SKIP
+>>> ws.ingest("user", pyarrow_table_or_polars_df_or_path)                    # doctest: +SKIP
+>>> ws.define_segment("cn", entity="user", rule={"attribute": "country", "op": "eq", "value": "CN"})  # doctest: +SKIP
+>>> ws.evaluate("cn").members().to_polars()                                   # doctest: +SKIP
+"""
+
+from segkit._segkit import (
+    ConflictError,
+    DefinitionError,
+    EngineError,
+    IngestError,
+    InvalidArgumentError,
+    NotFoundError,
+    RuleError,
+    SegkitError,
+    StorageError,
+    __version__,
+)
+from segkit._table import Table
+from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
+from segkit._workspace import SegmentRun, Workspace
+
+__all__ = [
+    "Attribute",
+    "ConflictError",
+    "DefinitionError",
+    "EngineError",
+    "Entity",
+    "IngestError",
+    "IngestReport",
+    "InvalidArgumentError",
+    "Link",
+    "NotFoundError",
+    "QuarantinedRow",
+    "RuleError",
+    "Segment",
+    "SegmentRun",
+    "SegkitError",
+    "StorageError",
+    "Table",
+    "Workspace",
+    "__version__",
+]

@@ -1,0 +1,298 @@
+"""The typed Python API over the native module."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from segkit import _segkit
+from segkit._table import Table
+from segkit._types import Attribute, Entity, EntityKind, IngestMode, IngestReport, Link, Segment, _parse_instant
+
+AttributeSpec = Union[str, Mapping[str, Any], Attribute]
+"""An attribute given as a type string (``"int64"``, ``"list<string>"``), a dict with ``type`` and flags
+(``pii``, ``nullable``, ``indexed``, ``filterable``, ``description``), or an :class:`Attribute`."""
+
+LinkSpec = Union[Mapping[str, str], Link]
+RuleSpec = Union[Mapping[str, Any], Sequence[Any], str]
+"""A rule as a dict/list, or as JSON text."""
+
+SourceSpec = Any
+"""A path or URL (``str`` / ``os.PathLike``), a connector config ``dict`` tagged by ``type``, or any object
+implementing ``__arrow_c_stream__`` / ``__arrow_c_array__`` (pyarrow, polars, pandas >= 2.2, nanoarrow…)."""
+
+_ATTRIBUTE_KEYS = {"type", "nullable", "filterable", "pii", "indexed", "description"}
+
+
+def _definition_error(message: str) -> Exception:
+    err = _segkit.DefinitionError(message)
+    err.kind = "definition"  # type: ignore[attr-defined]
+    err.chain = [message]  # type: ignore[attr-defined]
+    return err
+
+
+def _attribute_dict(entity: str, name: str, spec: AttributeSpec) -> dict[str, Any]:
+    if isinstance(spec, Attribute):
+        d = spec.to_dict()
+        if d["name"] != name:
+            raise _definition_error(
+                f"invalid definition of entity {entity}.attribute {name}: Attribute is named `{spec.name}`"
+            )
+        return d
+    if isinstance(spec, str):
+        return {"name": name, "type": spec}
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - _ATTRIBUTE_KEYS)
+        if unknown:
+            raise _definition_error(
+                f"invalid definition of entity {entity}.attribute {name}: unknown key(s) {', '.join(map(repr, unknown))} "
+                f"(expected {', '.join(sorted(_ATTRIBUTE_KEYS))})"
+            )
+        if "type" not in spec:
+            raise _definition_error(f"invalid definition of entity {entity}.attribute {name}: `type` is missing")
+        return {"name": name, **dict(spec)}
+    raise TypeError(f"attribute `{name}`: expected a type string, a dict or an Attribute, got {type(spec).__name__}")
+
+
+def _attributes(entity: str, attributes: Mapping[str, AttributeSpec] | Iterable[Attribute] | None) -> list[dict[str, Any]]:
+    if attributes is None:
+        return []
+    if isinstance(attributes, Mapping):
+        return [_attribute_dict(entity, n, s) for n, s in attributes.items()]
+    out = []
+    for a in attributes:
+        if not isinstance(a, Attribute):
+            raise TypeError("attributes: expected a dict of name → type/spec, or a list of Attribute")
+        out.append(a.to_dict())
+    return out
+
+
+def _links(links: Mapping[str, str] | Iterable[LinkSpec] | None) -> list[dict[str, Any]]:
+    if links is None:
+        return []
+    if isinstance(links, Mapping):
+        return [{"attribute": a, "entity": e} for a, e in links.items()]
+    out = []
+    for x in links:
+        out.append(x.to_dict() if isinstance(x, Link) else dict(x))
+    return out
+
+
+def _instant(instant: str | datetime) -> str:
+    if isinstance(instant, datetime):
+        if instant.tzinfo is None:  # naive datetimes are taken as UTC
+            instant = instant.replace(tzinfo=timezone.utc)
+        return instant.isoformat()
+    return instant
+
+
+class SegmentRun:
+    """The result of :meth:`Workspace.evaluate`: members (sorted keys) and who entered and exited since the
+    previous run."""
+
+    __slots__ = ("_run",)
+
+    def __init__(self, native: _segkit.SegmentRun) -> None:
+        self._run = native
+
+    @property
+    def segment(self) -> str:
+        return self._run.segment
+
+    @property
+    def run(self) -> int:
+        """Run number (1 for the first evaluation)."""
+        return self._run.run
+
+    @property
+    def count(self) -> int:
+        """Number of members."""
+        return self._run.count
+
+    @property
+    def duration_ms(self) -> float:
+        return self._run.duration_ms
+
+    @property
+    def snapshot(self) -> int:
+        """The entity snapshot evaluated."""
+        return self._run.snapshot
+
+    @property
+    def started_at(self) -> datetime:
+        """When the evaluation started, by the workspace clock."""
+        return _parse_instant(self._run.started_at)
+
+    @property
+    def entered(self) -> Table:
+        """Keys that are members now and were not in the previous run."""
+        return Table(self._run.entered)
+
+    @property
+    def exited(self) -> Table:
+        """Keys that were members in the previous run and are not now."""
+        return Table(self._run.exited)
+
+    def members(self) -> Table:
+        """Member keys, ascending."""
+        return Table(self._run.members())
+
+    def __repr__(self) -> str:
+        return repr(self._run)
+
+
+class Workspace:
+    """A segkit workspace: a directory (or store URL) with a catalog, entity data and segment memberships.
+
+    Every method that does I/O releases the GIL, and Ctrl-C interrupts it.
+    """
+
+    __slots__ = ("_ws",)
+
+    def __init__(self, native: _segkit.Workspace) -> None:
+        self._ws = native
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        store_url: str | None = None,
+        store_options: Mapping[str, str] | None = None,
+    ) -> Workspace:
+        """Opens (creating if needed) the workspace in directory ``path``. ``store_url`` keeps entity data
+        elsewhere (``s3://bucket/prefix``); ``store_options`` configure it (secrets as ``env:NAME``)."""
+        return cls(_segkit.Workspace.open(os.fspath(path), store_url, dict(store_options) if store_options else None))
+
+    @property
+    def path(self) -> str:
+        return str(self._ws.path)
+
+    def set_clock(self, instant: str | datetime | None) -> None:
+        """Fixes "now" for relative time windows (``within_last``…) at ``instant`` (RFC 3339 text or a
+        datetime; naive datetimes are UTC), or goes back to the system clock with ``None``."""
+        self._ws.set_clock(None if instant is None else _instant(instant))
+
+    def now(self) -> datetime:
+        """The workspace clock's current instant."""
+        return _parse_instant(self._ws.now())
+
+    # ------------------------------------------------------------------------------------------ entities
+
+    def define_entity(
+        self,
+        name: str,
+        *,
+        key: str | None = None,
+        kind: EntityKind = "profile",
+        attributes: Mapping[str, AttributeSpec] | Iterable[Attribute] | None = None,
+        timestamp: str | None = None,
+        links: Mapping[str, str] | Iterable[LinkSpec] | None = None,
+        description: str | None = None,
+    ) -> Entity:
+        """Defines an entity, or evolves an existing one (adding nullable attributes, changing flags).
+        Incompatible changes raise :class:`DefinitionError`."""
+        definition: dict[str, Any] = {"name": name, "kind": kind, "attributes": _attributes(name, attributes)}
+        if key is not None:
+            definition["key"] = key
+        if timestamp is not None:
+            definition["timestamp"] = timestamp
+        if links:
+            definition["links"] = _links(links)
+        if description is not None:
+            definition["description"] = description
+        return Entity._from_dict(self._ws.define_entity(definition))
+
+    def entity(self, name: str) -> Entity:
+        """The entity ``name`` (:class:`NotFoundError` if there is none)."""
+        return Entity._from_dict(self._ws.entity(name))
+
+    def entities(self) -> list[Entity]:
+        return [Entity._from_dict(e) for e in self._ws.entities()]
+
+    # ------------------------------------------------------------------------------------------ ingest
+
+    def ingest(
+        self,
+        entity: str,
+        source: SourceSpec,
+        *,
+        mapping: Mapping[str, Any] | None = None,
+        mode: IngestMode | None = None,
+    ) -> IngestReport:
+        """Ingests ``source`` into ``entity``. Bad rows are quarantined (see :meth:`quarantine`); good rows
+        commit atomically as a new snapshot.
+
+        ``mapping``: attribute → source field name, or ``{"source": ..., "constant": ..., "transforms": [...]}``.
+        ``mode``: ``upsert`` (profiles' default), ``append`` (events' default) or ``full_refresh``.
+        """
+        if isinstance(source, os.PathLike):
+            source = os.fspath(source)
+        return IngestReport._from_dict(self._ws.ingest(entity, source, mapping, mode))
+
+    def quarantine(self, entity: str) -> Table:
+        """Quarantined rows across all ingests: ``ingest_id``, ``row``, ``reason``, ``record`` (raw JSON)."""
+        return Table(self._ws.quarantine(entity))
+
+    def ingest_history(self, entity: str) -> list[IngestReport]:
+        """Past ingest reports of ``entity``, oldest first."""
+        return [IngestReport._from_dict(r) for r in self._ws.ingest_history(entity)]
+
+    # ------------------------------------------------------------------------------------------ segments
+
+    def define_segment(
+        self,
+        name: str,
+        *,
+        entity: str,
+        rule: RuleSpec,
+        dialect: str = "auto",
+        description: str | None = None,
+    ) -> Segment:
+        """Defines (or replaces) a segment. ``rule`` is a dict/list or JSON text in segkit's dialect,
+        react-querybuilder's or JsonLogic (``dialect``: ``auto``, ``segkit``, ``querybuilder``, ``jsonlogic``).
+        Rule problems raise :class:`RuleError` with the path into the rule."""
+        if not isinstance(rule, (str, Mapping, list, tuple)):
+            raise TypeError(f"rule: expected a dict, a list or JSON text, got {type(rule).__name__}")
+        return Segment._from_dict(self._ws.define_segment(name, entity, rule, dialect, description))
+
+    def segment(self, name: str) -> Segment:
+        return Segment._from_dict(self._ws.segment(name))
+
+    def segments(self) -> list[Segment]:
+        return [Segment._from_dict(s) for s in self._ws.segments()]
+
+    def delete_segment(self, name: str) -> None:
+        """Deletes a segment and its membership history."""
+        self._ws.delete_segment(name)
+
+    def evaluate(self, name: str) -> SegmentRun:
+        """Computes the segment's members, stores them as a new run and returns who entered and exited."""
+        return SegmentRun(self._ws.evaluate(name))
+
+    def count(self, name: str) -> int:
+        """Counts current members without storing a run."""
+        return self._ws.count(name)
+
+    def preview(self, name: str, n: int = 10) -> Table:
+        """Up to ``n`` current member rows with every attribute (``pii`` attributes masked)."""
+        return Table(self._ws.preview(name, n))
+
+    def members(self, name: str, run: int | None = None) -> Table:
+        """The stored member keys of the latest run (or of run ``run``)."""
+        return Table(self._ws.members(name, run))
+
+    def runs(self, name: str) -> list[dict[str, Any]]:
+        """The run history of a segment, oldest first."""
+        return list(self._ws.runs(name))
+
+    def sql(self, query: str) -> Table:
+        """Runs SQL over the entity tables (each entity is a table named after it)."""
+        return Table(self._ws.sql(query))
+
+    def __repr__(self) -> str:
+        return f"segkit.Workspace({self.path!r})"
+
+
+__all__ = ["AttributeSpec", "LinkSpec", "RuleSpec", "SegmentRun", "SourceSpec", "Workspace"]

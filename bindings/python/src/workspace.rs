@@ -1,0 +1,281 @@
+//! `Workspace` and `SegmentRun`: thin wrappers over `segkit::Workspace` — argument conversion, the runtime
+//! bridge and error mapping only.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema};
+use futures::TryStreamExt;
+use pyo3::prelude::*;
+use pyo3_arrow::PyTable;
+use segkit::rules::{Dialect, Rule};
+use segkit::{Entity, FixedClock, IngestMode, IngestOptions, Mapping, SegmentDefinition, SystemClock, WorkspaceOptions};
+
+use crate::convert::{batch_table, table, to_json, to_py};
+use crate::error::IntoPy;
+use crate::runtime::wait_for_future;
+
+/// A segkit workspace (native). Use `segkit.Workspace`, the typed wrapper.
+#[pyclass(name = "Workspace", module = "segkit._segkit", frozen)]
+pub struct PyWorkspace {
+    ws: segkit::Workspace,
+}
+
+fn parse_as<T: serde::de::DeserializeOwned>(value: serde_json::Value, path: &str) -> PyResult<T> {
+    serde_json::from_value(value)
+        .map_err(|e| segkit::Error::Definition { path: path.to_string(), message: e.to_string() })
+        .py()
+}
+
+#[pymethods]
+impl PyWorkspace {
+    #[staticmethod]
+    #[pyo3(signature = (path, store_url=None, store_options=None))]
+    fn open(py: Python<'_>, path: PathBuf, store_url: Option<String>, store_options: Option<HashMap<String, String>>) -> PyResult<Self> {
+        let mut options = WorkspaceOptions::default();
+        if let Some(url) = store_url {
+            options = options.store_url(url);
+        }
+        let mut store_options: Vec<(String, String)> = store_options.unwrap_or_default().into_iter().collect();
+        store_options.sort();
+        options.store_options = store_options;
+        let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
+        Ok(PyWorkspace { ws })
+    }
+
+    #[getter]
+    fn path(&self) -> PathBuf {
+        self.ws.path().to_path_buf()
+    }
+
+    /// `instant`: RFC 3339 text, or None for the system clock.
+    #[pyo3(signature = (instant=None))]
+    fn set_clock(&self, instant: Option<&str>) -> PyResult<()> {
+        match instant {
+            None => self.ws.set_clock(Arc::new(SystemClock)),
+            Some(s) => self.ws.set_clock(Arc::new(FixedClock::parse(s).py()?)),
+        }
+        Ok(())
+    }
+
+    /// The workspace clock's current instant (RFC 3339).
+    fn now(&self) -> String {
+        self.ws.now().to_rfc3339()
+    }
+
+    // -------------------------------------------------------------------------------------------- entities
+
+    /// `definition`: an entity in segkit's serde form (`name`, `kind`, `key`, `timestamp`, `links`,
+    /// `attributes: [{name, type, nullable, filterable, pii, indexed, description}]`, `description`).
+    fn define_entity<'py>(&self, py: Python<'py>, definition: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let v = to_json(definition)?;
+        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("?").to_string();
+        let entity: Entity = parse_as(v, &format!("entity {name}"))?;
+        let ws = self.ws.clone();
+        let out = wait_for_future(py, move || async move { ws.define_entity(entity).await })?.py()?;
+        to_py(py, &out)
+    }
+
+    fn entity<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let e = py.detach(|| self.ws.entity(name)).py()?;
+        to_py(py, &e)
+    }
+
+    fn entities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let e = py.detach(|| self.ws.entities()).py()?;
+        to_py(py, &e)
+    }
+
+    // -------------------------------------------------------------------------------------------- ingest
+
+    /// `source`: a path or URL, a connector config dict, or an Arrow PyCapsule exporter.
+    #[pyo3(signature = (entity, source, mapping=None, mode=None))]
+    fn ingest<'py>(
+        &self,
+        py: Python<'py>,
+        entity: String,
+        source: &Bound<'py, PyAny>,
+        mapping: Option<&Bound<'py, PyAny>>,
+        mode: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut options = IngestOptions::default();
+        if let Some(m) = mapping {
+            if !m.is_none() {
+                options = options.mapping(Mapping::from_json(&to_json(m)?).py()?);
+            }
+        }
+        if let Some(m) = mode {
+            options = options.mode(m.parse::<IngestMode>().py()?);
+        }
+        let source = crate::source::resolve(source)?;
+        let ws = self.ws.clone();
+        let report = wait_for_future(py, move || async move { ws.ingest(&entity, source.as_ref(), options).await })?.py()?;
+        to_py(py, &report)
+    }
+
+    fn ingest_history<'py>(&self, py: Python<'py>, entity: &str) -> PyResult<Bound<'py, PyAny>> {
+        let h = py.detach(|| self.ws.ingest_history(entity)).py()?;
+        to_py(py, &h)
+    }
+
+    fn quarantine(&self, py: Python<'_>, entity: String) -> PyResult<PyTable> {
+        let ws = self.ws.clone();
+        let b = wait_for_future(py, move || async move { ws.quarantine(&entity).await })?.py()?;
+        batch_table(b)
+    }
+
+    // -------------------------------------------------------------------------------------------- segments
+
+    /// `rule`: a dict/list, or JSON text. `dialect`: auto, segkit, querybuilder or jsonlogic.
+    #[pyo3(signature = (name, entity, rule, dialect="auto", description=None))]
+    fn define_segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        entity: String,
+        rule: &Bound<'py, PyAny>,
+        dialect: &str,
+        description: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let dialect: Dialect = dialect.parse().py()?;
+        let value = match rule.extract::<String>() {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| segkit::Error::Rule { path: "<root>".into(), message: format!("not valid JSON: {e}") })
+                .py()?,
+            Err(_) => to_json(rule)?,
+        };
+        let rule = Rule::parse(&value, dialect).py()?;
+        let mut def = SegmentDefinition::new(name, entity, rule);
+        def.description = description;
+        let ws = self.ws.clone();
+        let out = wait_for_future(py, move || async move { ws.define_segment(def).await })?.py()?;
+        to_py(py, &out)
+    }
+
+    fn segment<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let s = py.detach(|| self.ws.segment(name)).py()?;
+        to_py(py, &s)
+    }
+
+    fn segments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = py.detach(|| self.ws.segments()).py()?;
+        to_py(py, &s)
+    }
+
+    fn delete_segment(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let ws = self.ws.clone();
+        wait_for_future(py, move || async move { ws.delete_segment(&name).await })?.py()
+    }
+
+    fn evaluate(&self, py: Python<'_>, name: String) -> PyResult<PySegmentRun> {
+        let ws = self.ws.clone();
+        let run = wait_for_future(py, move || async move { ws.evaluate(&name).await })?.py()?;
+        Ok(PySegmentRun { run })
+    }
+
+    fn count(&self, py: Python<'_>, name: String) -> PyResult<u64> {
+        let ws = self.ws.clone();
+        wait_for_future(py, move || async move { ws.count(&name).await })?.py()
+    }
+
+    #[pyo3(signature = (name, n=10))]
+    fn preview(&self, py: Python<'_>, name: String, n: usize) -> PyResult<PyTable> {
+        let ws = self.ws.clone();
+        let b = wait_for_future(py, move || async move { ws.preview(&name, n).await })?.py()?;
+        batch_table(b)
+    }
+
+    #[pyo3(signature = (name, run=None))]
+    fn members(&self, py: Python<'_>, name: String, run: Option<i64>) -> PyResult<PyTable> {
+        let ws = self.ws.clone();
+        let (batches, schema) = wait_for_future(py, move || async move {
+            // The key schema keeps an empty result typed (a membership file with no rows yields no batches).
+            let def = ws.segment(&name)?;
+            let entity = ws.entity(&def.entity)?;
+            let key = entity.key.clone().unwrap_or_default();
+            let field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
+            let batches: Vec<_> = ws.members(&name, run).await?.try_collect().await?;
+            segkit::Result::Ok((batches, Arc::new(Schema::new(vec![field]))))
+        })?
+        .py()?;
+        table(batches, schema)
+    }
+
+    fn runs<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let r = py.detach(|| self.ws.runs(name)).py()?;
+        to_py(py, &r)
+    }
+
+    fn sql(&self, py: Python<'_>, query: String) -> PyResult<PyTable> {
+        let ws = self.ws.clone();
+        let (batches, schema) = wait_for_future(py, move || async move {
+            let df = ws.session().sql(&query).await?;
+            let schema = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            segkit::Result::Ok((batches, schema))
+        })?
+        .py()?;
+        table(batches, schema)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Workspace({:?})", self.ws.path())
+    }
+}
+
+/// The result of one segment evaluation (native).
+#[pyclass(name = "SegmentRun", module = "segkit._segkit", frozen)]
+pub struct PySegmentRun {
+    run: segkit::SegmentRun,
+}
+
+#[pymethods]
+impl PySegmentRun {
+    #[getter]
+    fn segment(&self) -> &str {
+        &self.run.segment
+    }
+    #[getter]
+    fn run(&self) -> i64 {
+        self.run.run
+    }
+    #[getter]
+    fn count(&self) -> u64 {
+        self.run.count
+    }
+    #[getter]
+    fn duration_ms(&self) -> f64 {
+        self.run.duration.as_secs_f64() * 1000.0
+    }
+    #[getter]
+    fn snapshot(&self) -> i64 {
+        self.run.snapshot
+    }
+    #[getter]
+    fn started_at(&self) -> String {
+        self.run.started_at.to_rfc3339()
+    }
+    #[getter]
+    fn entered(&self) -> PyResult<PyTable> {
+        batch_table(self.run.entered.clone())
+    }
+    #[getter]
+    fn exited(&self) -> PyResult<PyTable> {
+        batch_table(self.run.exited.clone())
+    }
+    fn members(&self) -> PyResult<PyTable> {
+        batch_table(self.run.members.clone())
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "SegmentRun(segment={:?}, run={}, count={}, entered={}, exited={})",
+            self.run.segment,
+            self.run.run,
+            self.run.count,
+            self.run.entered.num_rows(),
+            self.run.exited.num_rows()
+        )
+    }
+}
+

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+import segkit
+
+
+@pytest.fixture
+def ws(tmp_path) -> segkit.Workspace:
+    return segkit.Workspace.open(tmp_path / "ws")
+
+
+USERS = pa.table(
+    {
+        "user_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
+        "country": ["CN", "US", "CN", "DE", None],
+        "age": pa.array([17, 25, 40, 33, 61], pa.int64()),
+        "email": ["a@x.io", "b@x.io", "c@x.io", None, "e@x.io"],
+        "tags": [["vip"], [], ["vip", "new"], ["new"], None],
+    }
+)
+
+
+@pytest.fixture
+def users(ws) -> segkit.Workspace:
+    """A workspace with a `user` profile entity holding USERS."""
+    ws.define_entity(
+        "user",
+        key="user_id",
+        attributes={
+            "user_id": "int64",
+            "country": "string",
+            "age": {"type": "int64", "indexed": True},
+            "email": {"type": "string", "pii": True, "description": "contact"},
+            "tags": "list<string>",
+        },
+    )
+    report = ws.ingest("user", USERS)
+    assert report.rows_written == 5
+    return ws

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import pytest
+
+import segkit
+from segkit import Attribute, Link
+
+
+def test_define_and_read_entity(ws):
+    e = ws.define_entity(
+        "user",
+        key="user_id",
+        description="people",
+        attributes={
+            "user_id": "int64",
+            "email": {"type": "string", "pii": True, "nullable": True, "description": "contact"},
+            "tags": "list<string>",
+            "score": {"type": "float64", "filterable": False, "indexed": False},
+        },
+    )
+    assert isinstance(e, segkit.Entity)
+    assert e.name == "user" and e.kind == "profile" and e.key == "user_id" and e.description == "people"
+    assert e.attribute_names == ["user_id", "email", "tags", "score"]
+    assert e.attribute("email").pii is True
+    assert e.attribute("email").description == "contact"
+    assert e.attribute("tags").type == "list<string>"
+    assert e.attribute("score").filterable is False
+    assert e.attribute("user_id").nullable is False  # keys are never nullable
+    assert ws.entity("user") == e
+    assert [x.name for x in ws.entities()] == ["user"]
+    # idempotent re-definition
+    assert ws.define_entity("user", key="user_id", description="people", attributes=[*e.attributes]) == e
+
+
+def test_event_entity_with_links(ws):
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64"})
+    order = ws.define_entity(
+        "order",
+        kind="event",
+        timestamp="at",
+        attributes={"order_id": "string", "user_id": "int64", "at": "timestamp", "amount": "float64"},
+        links={"user_id": "user"},
+    )
+    assert order.kind == "event" and order.timestamp == "at"
+    assert order.links == (Link(attribute="user_id", entity="user"),)
+    again = ws.define_entity(
+        "order",
+        kind="event",
+        timestamp="at",
+        attributes={"order_id": "string", "user_id": "int64", "at": "timestamp", "amount": "float64"},
+        links=[{"attribute": "user_id", "entity": "user"}],
+    )
+    assert again == order
+
+
+def test_link_to_unknown_entity(ws):
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64"})
+    with pytest.raises(segkit.DefinitionError, match=r"linked entity `usr` is not defined \(did you mean `user`\?\)"):
+        ws.define_entity(
+            "order", kind="event", timestamp="at", attributes={"user_id": "int64", "at": "timestamp"}, links={"user_id": "usr"}
+        )
+
+
+def test_incompatible_change_is_definition_error(users):
+    with pytest.raises(segkit.DefinitionError) as info:
+        users.define_entity(
+            "user", key="user_id", attributes={"user_id": "int64", "country": "int64", "age": "int64", "email": "string", "tags": "list<string>"}
+        )
+    assert "incompatible change to entity user.attribute country: type cannot change from string to int64" in str(info.value)
+    assert info.value.kind == "definition"
+    assert isinstance(info.value, segkit.SegkitError)
+
+    with pytest.raises(segkit.DefinitionError, match="the key cannot change"):
+        users.define_entity("user", key="country", attributes={"user_id": "int64", "country": "string"})
+
+
+def test_evolution_adds_nullable_attribute(users):
+    e = users.define_entity(
+        "user",
+        key="user_id",
+        attributes={
+            "user_id": "int64",
+            "country": "string",
+            "age": {"type": "int64", "indexed": True},
+            "email": {"type": "string", "pii": True, "description": "contact"},
+            "tags": "list<string>",
+            "plan": "string",
+        },
+    )
+    assert e.attribute_names[-1] == "plan"
+    assert users.sql("select count(*) as n from user where plan is null").to_pylist() == [{"n": 5}]
+
+
+def test_bad_definitions(ws):
+    with pytest.raises(segkit.DefinitionError, match="unknown type `integr`"):
+        ws.define_entity("user", key="id", attributes={"id": "integr"})
+    with pytest.raises(segkit.DefinitionError, match=r"entity user.attribute email: unknown key\(s\) 'pi'"):
+        ws.define_entity("user", key="id", attributes={"id": "int64", "email": {"type": "string", "pi": True}})
+    with pytest.raises(segkit.DefinitionError, match="`type` is missing"):
+        ws.define_entity("user", key="id", attributes={"id": "int64", "email": {"pii": True}})
+    with pytest.raises(segkit.DefinitionError):
+        ws.define_entity("user", key="missing", attributes={"id": "int64"})
+    with pytest.raises(TypeError):
+        ws.define_entity("user", key="id", attributes={"id": 5})
+    with pytest.raises(segkit.DefinitionError):
+        ws.define_entity("user", key="id", attributes=[Attribute("id", "int64")], kind="thing")  # type: ignore[arg-type]
+
+
+def test_missing_entity(ws):
+    ws.define_entity("user", key="id", attributes={"id": "int64"})
+    with pytest.raises(segkit.NotFoundError, match=r"entity `usr` not found \(did you mean `user`\?\)") as info:
+        ws.entity("usr")
+    assert info.value.kind == "not_found"
+    assert info.value.chain == ["entity `usr` not found (did you mean `user`?)"]
+
+
+def test_reopen_keeps_definitions(tmp_path):
+    a = segkit.Workspace.open(tmp_path / "w")
+    a.define_entity("user", key="id", attributes={"id": "int64"})
+    b = segkit.Workspace.open(str(tmp_path / "w"))
+    assert b.entity("user").key == "id"
+    assert b.path.endswith("w")
+    assert "Workspace" in repr(b)
+
+
+def test_exception_hierarchy():
+    for cls in (
+        segkit.DefinitionError,
+        segkit.NotFoundError,
+        segkit.RuleError,
+        segkit.IngestError,
+        segkit.ConflictError,
+        segkit.InvalidArgumentError,
+        segkit.StorageError,
+        segkit.EngineError,
+    ):
+        assert issubclass(cls, segkit.SegkitError)
+        assert cls.__module__ == "segkit"
+    assert issubclass(segkit.InvalidArgumentError, ValueError)
+    assert issubclass(segkit.SegkitError, Exception)

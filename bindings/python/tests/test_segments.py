@@ -1,0 +1,192 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import segkit
+
+ADULTS_CN_OR_US = {
+    "segkit": {"and": [{"attribute": "age", "op": "ge", "value": 18}, {"attribute": "country", "op": "in", "value": ["CN", "US"]}]},
+    "querybuilder": {
+        "combinator": "and",
+        "rules": [{"field": "age", "operator": ">=", "value": 18}, {"field": "country", "operator": "in", "value": ["CN", "US"]}],
+    },
+    "jsonlogic": {"and": [{">=": [{"var": "age"}, 18]}, {"in": [{"var": "country"}, ["CN", "US"]]}]},
+}
+
+
+def test_define_list_delete_segment(users):
+    s = users.define_segment("adults", entity="user", rule={"attribute": "age", "op": "ge", "value": 18}, description="grown-ups")
+    assert isinstance(s, segkit.Segment)
+    assert (s.name, s.entity, s.description) == ("adults", "user", "grown-ups")
+    assert s.rule == {"attribute": "age", "op": "ge", "value": 18}
+    assert users.segment("adults") == s
+    assert [x.name for x in users.segments()] == ["adults"]
+    users.delete_segment("adults")
+    assert users.segments() == []
+    with pytest.raises(segkit.NotFoundError, match="segment `adults` not found"):
+        users.segment("adults")
+
+
+@pytest.mark.parametrize("dialect", ["segkit", "querybuilder", "jsonlogic"])
+def test_three_dialects_same_members(users, dialect):
+    rule = ADULTS_CN_OR_US[dialect]
+    users.define_segment("explicit", entity="user", rule=rule, dialect=dialect)
+    users.define_segment("auto", entity="user", rule=rule)
+    users.define_segment("text", entity="user", rule=json.dumps(rule))
+    for name in ("explicit", "auto", "text"):
+        assert users.evaluate(name).members().column("user_id") == [2, 3]
+    # stored in segkit's own dialect whatever it came in
+    assert users.segment("auto").rule == users.segment("explicit").rule
+
+
+def test_evaluate_entered_exited_members_runs(users):
+    users.define_segment("cn", entity="user", rule={"attribute": "country", "op": "eq", "value": "CN"})
+    run = users.evaluate("cn")
+    assert isinstance(run, segkit.SegmentRun)
+    assert (run.segment, run.run, run.count, run.snapshot) == ("cn", 1, 2, 1)
+    assert run.duration_ms >= 0
+    assert isinstance(run.started_at, datetime) and run.started_at.tzinfo is not None
+    assert run.entered.column("user_id") == [1, 3]
+    assert run.exited.num_rows == 0
+    assert "SegmentRun" in repr(run)
+
+    users.ingest("user", pa.table({"user_id": [1, 4], "country": ["US", "CN"]}))
+    run2 = users.evaluate("cn")
+    assert (run2.run, run2.count, run2.snapshot) == (2, 2, 2)
+    assert run2.entered.column("user_id") == [4]
+    assert run2.exited.column("user_id") == [1]
+    assert run2.members().column("user_id") == [3, 4]
+
+    assert users.members("cn").column("user_id") == [3, 4]
+    assert users.members("cn", run=1).column("user_id") == [1, 3]
+    with pytest.raises(segkit.NotFoundError, match="run `cn#7` not found"):
+        users.members("cn", run=7)
+
+    runs = users.runs("cn")
+    assert [r["run"] for r in runs] == [1, 2]
+    assert [r["member_count"] for r in runs] == [2, 2]
+    assert [(r["entered"], r["exited"]) for r in runs] == [(2, 0), (1, 1)]
+
+
+def test_count_preview_sql(users):
+    users.define_segment("vip", entity="user", rule={"attribute": "tags", "op": "contains", "value": "vip"})
+    assert users.count("vip") == 2
+    assert users.runs("vip") == []  # count does not store a run
+    p = users.preview("vip", n=1)
+    assert p.column_names == ["user_id", "country", "age", "email", "tags"]
+    rows = p.to_pylist()
+    assert rows == [{"user_id": 1, "country": "CN", "age": 17, "email": "***", "tags": ["vip"]}]  # pii masked
+    assert users.preview("vip").num_rows == 2
+    t = users.sql("select country, count(*) as n from user group by country order by country nulls last")
+    assert t.to_pylist() == [
+        {"country": "CN", "n": 2},
+        {"country": "DE", "n": 1},
+        {"country": "US", "n": 1},
+        {"country": None, "n": 1},
+    ]
+    with pytest.raises(segkit.EngineError, match="nope"):
+        users.sql("select * from nope")
+
+
+def test_results_read_with_pyarrow_polars_pandas(users):
+    users.define_segment("cn", entity="user", rule={"attribute": "country", "op": "eq", "value": "CN"})
+    members = users.evaluate("cn").members()
+    # pyarrow
+    t = pa.table(members)
+    assert t.schema == pa.schema([pa.field("user_id", pa.int64(), nullable=False)])
+    assert t.column("user_id").to_pylist() == [1, 3]
+    assert members.to_pyarrow().equals(t)
+    # polars (pl.DataFrame reads the stream; see TOOLCHAIN about pl.from_arrow)
+    df = pl.DataFrame(members)
+    assert df.schema == {"user_id": pl.Int64}
+    assert df["user_id"].to_list() == [1, 3]
+    assert members.to_polars().equals(df)
+    # pandas
+    pdf = members.to_pandas()
+    assert isinstance(pdf, pd.DataFrame)
+    assert pdf["user_id"].tolist() == [1, 3]
+    # the same table can be read more than once
+    assert pa.table(members).num_rows == 2
+
+
+def test_empty_results_stay_typed(users):
+    users.define_segment("none", entity="user", rule={"attribute": "age", "op": "gt", "value": 1000})
+    run = users.evaluate("none")
+    assert run.count == 0
+    for table in (run.members(), run.entered, run.exited, users.members("none")):
+        assert len(table) == 0
+        assert pa.table(table).schema.field("user_id").type == pa.int64()
+        assert pl.DataFrame(table).schema == {"user_id": pl.Int64}
+    p = users.preview("none")
+    assert p.num_rows == 0 and p.column_names == ["user_id", "country", "age", "email", "tags"]
+    assert pa.table(p).schema.field("tags").type == pa.list_(pa.string())
+    s = users.sql("select user_id, age from user where false")
+    assert pa.table(s).schema.names == ["user_id", "age"]
+    assert pl.DataFrame(s).schema == {"user_id": pl.Int64, "age": pl.Int64}
+    assert s.to_pandas().columns.tolist() == ["user_id", "age"]
+
+
+def test_rule_errors(users):
+    with pytest.raises(segkit.RuleError) as info:
+        users.define_segment("x", entity="user", rule={"and": [{"attribute": "age", "op": "gt", "value": 1}, {"attribute": "contry", "op": "eq", "value": "CN"}]})
+    msg = str(info.value)
+    assert "and[1].attribute" in msg
+    assert "no attribute `contry`" in msg
+    assert "did you mean `country`?" in msg
+    assert info.value.kind == "rule"
+
+    with pytest.raises(segkit.RuleError, match=r"<root>.value: \"abc\" is not a valid int64"):
+        users.define_segment("x", entity="user", rule={"attribute": "age", "op": "gt", "value": "abc"})
+    with pytest.raises(segkit.RuleError, match="not valid JSON"):
+        users.define_segment("x", entity="user", rule='{"attribute": ')
+    with pytest.raises(segkit.InvalidArgumentError, match="unknown rule dialect `sql`") as info2:
+        users.define_segment("x", entity="user", rule={}, dialect="sql")
+    assert isinstance(info2.value, ValueError)
+    with pytest.raises(segkit.DefinitionError, match=r"entity `usr` not found \(did you mean `user`\?\)"):
+        users.define_segment("x", entity="usr", rule={"attribute": "age", "op": "gt", "value": 1})
+    with pytest.raises(TypeError):
+        users.define_segment("x", entity="user", rule=5)  # type: ignore[arg-type]
+    assert users.segments() == []
+
+
+def test_missing_segment_errors(users):
+    users.define_segment("adults", entity="user", rule={"attribute": "age", "op": "ge", "value": 18})
+    for call in (users.evaluate, users.count, users.preview, users.members, users.runs, users.segment):
+        with pytest.raises(segkit.NotFoundError, match=r"segment `adultz` not found \(did you mean `adults`\?\)"):
+            call("adultz")
+
+
+def test_set_clock_moves_within_last(ws):
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64", "last_seen": "timestamp"})
+    ws.ingest(
+        "user",
+        pa.table(
+            {
+                "user_id": [1, 2, 3],
+                "last_seen": pa.array(
+                    [datetime(2026, 6, 1, tzinfo=timezone.utc), datetime(2026, 6, 20, tzinfo=timezone.utc), datetime(2026, 6, 29, tzinfo=timezone.utc)],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+            }
+        ),
+    )
+    ws.define_segment("active", entity="user", rule={"attribute": "last_seen", "op": "within_last", "value": "7 days"})
+    ws.set_clock("2026-06-30T00:00:00Z")
+    assert ws.now() == datetime(2026, 6, 30, tzinfo=timezone.utc)
+    assert ws.evaluate("active").members().column("user_id") == [3]
+    ws.set_clock(datetime(2026, 6, 25))  # naive = UTC
+    assert ws.evaluate("active").members().column("user_id") == [2]
+    ws.set_clock(datetime(2026, 6, 5, 8, 0, tzinfo=timezone.utc))
+    run = ws.evaluate("active")
+    assert run.members().column("user_id") == [1]
+    assert run.started_at == datetime(2026, 6, 5, 8, 0, tzinfo=timezone.utc)
+    ws.set_clock(None)  # back to the system clock
+    assert abs((ws.now() - datetime.now(timezone.utc)).total_seconds()) < 60
+    with pytest.raises(segkit.InvalidArgumentError, match="not RFC 3339"):
+        ws.set_clock("yesterday")
