@@ -297,8 +297,15 @@ impl Processor<'_> {
                 }
             }
         }
-        let out = RecordBatch::try_new(self.schema.clone(), columns)?;
-        Ok(if good.false_count() > 0 { filter_record_batch(&out, &good)? } else { out })
+        if good.false_count() == 0 {
+            return Ok(RecordBatch::try_new(self.schema.clone(), columns)?);
+        }
+        // Bad rows may hold nulls in non-nullable columns: filter first, then apply the strict schema.
+        let loose = Arc::new(Schema::new(
+            self.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+        ));
+        let kept = filter_record_batch(&RecordBatch::try_new(loose, columns)?, &good)?;
+        Ok(RecordBatch::try_new(self.schema.clone(), kept.columns().to_vec())?)
     }
 
     fn quarantine_batch(&mut self) -> Result<Option<RecordBatch>> {

@@ -187,8 +187,37 @@ impl Checked {
 /// Type-checks `rule` against `entity`.
 ///
 /// Errors carry the path into the tree (`and[1].or[0]`) and, for unknown attributes, the closest name.
+///
+/// The result is simplified: a single-child `and`/`or` is its child and nested `and`s (or `or`s) are flattened,
+/// so the same condition written in different dialects gives the same checked rule.
 pub fn check(rule: &Rule, entity: &Entity) -> Result<Checked> {
-    check_at(rule, entity, "")
+    Ok(simplify(check_at(rule, entity, "")?))
+}
+
+fn simplify(c: Checked) -> Checked {
+    match c {
+        Checked::And(v) | Checked::Or(v) if v.len() == 1 => simplify(v.into_iter().next().expect("len 1")),
+        Checked::And(v) => Checked::And(
+            v.into_iter()
+                .map(simplify)
+                .flat_map(|x| match x {
+                    Checked::And(inner) => inner,
+                    other => vec![other],
+                })
+                .collect(),
+        ),
+        Checked::Or(v) => Checked::Or(
+            v.into_iter()
+                .map(simplify)
+                .flat_map(|x| match x {
+                    Checked::Or(inner) => inner,
+                    other => vec![other],
+                })
+                .collect(),
+        ),
+        Checked::Not(x) => Checked::Not(Box::new(simplify(*x))),
+        p @ Checked::Pred(_) => p,
+    }
 }
 
 fn join(path: &str, part: impl std::fmt::Display) -> String {
