@@ -1,1 +1,617 @@
+//! Node.js binding of segkit (`segkit.node`), loaded by the npm package's `index.js`.
+//!
+//! Thin conversions only: JS values ⇄ segkit types, Arrow IPC buffers for bulk data, plain objects for small
+//! results. Every segkit error goes through [`to_napi`], which encodes `{kind, chain}` as JSON in the napi error
+//! reason behind [`ERROR_PREFIX`]; `index.js` rebuilds the matching `SegkitError` subclass from it.
 
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::ipc::reader::{FileReader, StreamReader};
+use arrow::ipc::writer::StreamWriter;
+use napi::bindgen_prelude::{BigInt, Buffer, Either3};
+use napi_derive::napi;
+use serde_json::{Map, Value};
+
+use segkit::rules::{Dialect, Rule};
+use segkit::{Entity, Error as CoreError, IngestMode, IngestOptions, Mapping, SegmentDefinition};
+
+/// Marks a napi error reason that carries a JSON-encoded segkit error.
+const ERROR_PREFIX: &str = "__segkit_error__:";
+
+// ---------------------------------------------------------------------------------------------- errors
+
+/// The one conversion point from segkit errors to JS: `{kind, chain}` as JSON behind [`ERROR_PREFIX`].
+fn to_napi(e: CoreError) -> napi::Error {
+    let payload = serde_json::json!({ "kind": e.kind().as_str(), "chain": e.chain() });
+    napi::Error::new(napi::Status::GenericFailure, format!("{ERROR_PREFIX}{payload}"))
+}
+
+type Result<T> = std::result::Result<T, napi::Error>;
+
+trait OrJs<T> {
+    fn js(self) -> Result<T>;
+}
+
+impl<T, E: Into<CoreError>> OrJs<T> for std::result::Result<T, E> {
+    fn js(self) -> Result<T> {
+        self.map_err(|e| to_napi(e.into()))
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> napi::Error {
+    to_napi(CoreError::InvalidArgument(msg.into()))
+}
+
+fn definition(path: &str, msg: impl Into<String>) -> napi::Error {
+    to_napi(CoreError::Definition { path: path.to_string(), message: msg.into() })
+}
+
+// ---------------------------------------------------------------------------------------------- JSON shapes
+
+fn snake_to_camel(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut up = false;
+    for c in s.chars() {
+        if c == '_' {
+            up = true;
+        } else if up {
+            out.extend(c.to_uppercase());
+            up = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Renames the keys of a (serde) object to camelCase, and those of objects in arrays under it, one level deep.
+fn camel_keys(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        Value::Array(a) => Value::Array(
+                            a.into_iter()
+                                .map(|x| match x {
+                                    Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (snake_to_camel(&k), v)).collect()),
+                                    other => other,
+                                })
+                                .collect(),
+                        ),
+                        other => other,
+                    };
+                    (snake_to_camel(&k), v)
+                })
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// JS entity definition → segkit `Entity`. `attributes` may be an object `{name: "type" | {type, ...flags}}`
+/// or segkit's array form `[{name, type, ...}]`.
+fn entity_from_js(v: Value) -> Result<Entity> {
+    let Value::Object(mut m) = v else {
+        return Err(definition("entity", "expected an object {name, key, kind, attributes, ...}"));
+    };
+    let name = m.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
+    if let Some(Value::Object(attrs)) = m.get("attributes").cloned() {
+        let mut list = Vec::with_capacity(attrs.len());
+        for (attr, spec) in attrs {
+            let mut obj = match spec {
+                Value::String(t) => Map::from_iter([("type".to_string(), Value::String(t))]),
+                Value::Object(o) => o,
+                _ => {
+                    return Err(definition(
+                        &format!("entity {name}.attribute {attr}"),
+                        "expected a type string such as \"int64\" or an object {type, pii, nullable, ...}",
+                    ))
+                }
+            };
+            obj.insert("name".into(), Value::String(attr));
+            list.push(Value::Object(obj));
+        }
+        m.insert("attributes".into(), Value::Array(list));
+    }
+    serde_json::from_value(Value::Object(m)).map_err(|e| definition(&format!("entity {name}"), e.to_string()))
+}
+
+/// segkit `Entity` → JS plain object. Attributes come as an array `[{name, type, ...flags}]` in storage order
+/// (serde_json maps are sorted); index.js turns it into an object keyed by name, keeping that order.
+fn entity_to_js(e: &Entity) -> Value {
+    let attributes: Vec<Value> = e
+        .attributes
+        .iter()
+        .map(|a| {
+            let mut o = Map::new();
+            o.insert("name".into(), Value::String(a.name.clone()));
+            o.insert("type".into(), Value::String(a.data_type.to_string()));
+            o.insert("nullable".into(), Value::Bool(a.nullable && e.key.as_deref() != Some(a.name.as_str())));
+            o.insert("filterable".into(), Value::Bool(a.filterable));
+            o.insert("pii".into(), Value::Bool(a.pii));
+            o.insert("indexed".into(), Value::Bool(a.indexed));
+            if let Some(d) = &a.description {
+                o.insert("description".into(), Value::String(d.clone()));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let links: Vec<Value> = e
+        .links
+        .iter()
+        .map(|l| {
+            let mut o = Map::new();
+            o.insert("attribute".into(), Value::String(l.attribute.clone()));
+            o.insert("entity".into(), Value::String(l.entity.clone()));
+            if let Some(t) = &l.target {
+                o.insert("target".into(), Value::String(t.clone()));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let mut o = Map::new();
+    o.insert("name".into(), Value::String(e.name.clone()));
+    o.insert("kind".into(), Value::String(e.kind.to_string()));
+    o.insert("key".into(), e.key.clone().map(Value::String).unwrap_or(Value::Null));
+    o.insert("timestamp".into(), e.timestamp.clone().map(Value::String).unwrap_or(Value::Null));
+    o.insert("attributes".into(), Value::Array(attributes));
+    o.insert("links".into(), Value::Array(links));
+    o.insert("description".into(), e.description.clone().map(Value::String).unwrap_or(Value::Null));
+    Value::Object(o)
+}
+
+fn segment_to_js(s: &SegmentDefinition) -> Result<Value> {
+    let mut v = serde_json::to_value(s).js()?;
+    if let Value::Object(m) = &mut v {
+        m.entry("description").or_insert(Value::Null);
+    }
+    Ok(v)
+}
+
+fn options_from_js(v: Option<Value>) -> Result<IngestOptions> {
+    let mut opts = IngestOptions::default();
+    let Some(v) = v else { return Ok(opts) };
+    let Value::Object(m) = v else {
+        return Err(invalid("ingest options must be an object {mapping, mode}"));
+    };
+    for (k, v) in m {
+        match (k.as_str(), v) {
+            (_, Value::Null) => {}
+            ("mapping", v) => opts = opts.mapping(Mapping::from_json(&v).js()?),
+            ("mode", Value::String(s)) => opts = opts.mode(s.parse::<IngestMode>().js()?),
+            ("mode", _) => return Err(invalid("ingest option `mode` must be \"append\", \"upsert\" or \"full_refresh\"")),
+            (other, _) => return Err(invalid(format!("unknown ingest option `{other}` (expected mapping, mode)"))),
+        }
+    }
+    Ok(opts)
+}
+
+// ---------------------------------------------------------------------------------------------- Arrow
+
+fn to_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Buffer> {
+    let mut out = Vec::new();
+    {
+        let mut w = StreamWriter::try_new(&mut out, schema).js()?;
+        for b in batches {
+            w.write(b).js()?;
+        }
+        w.finish().js()?;
+    }
+    Ok(out.into())
+}
+
+fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if bytes.starts_with(b"ARROW1") {
+        let r = FileReader::try_new(Cursor::new(bytes), None).js()?;
+        let schema = r.schema();
+        let batches = r.collect::<std::result::Result<Vec<_>, _>>().js()?;
+        Ok((schema, batches))
+    } else {
+        let r = StreamReader::try_new(Cursor::new(bytes), None).js()?;
+        let schema = r.schema();
+        let batches = r.collect::<std::result::Result<Vec<_>, _>>().js()?;
+        Ok((schema, batches))
+    }
+}
+
+/// Plain JS objects, as the JSON text of an array, → a source (non-objects become quarantined rows).
+fn records_source(json: &str) -> Result<Arc<dyn segkit::Source>> {
+    let rows: Vec<Value> = serde_json::from_str(json).map_err(|e| invalid(format!("records are not a JSON array: {e}")))?;
+    if rows.is_empty() {
+        return Err(invalid("no records to ingest"));
+    }
+    Ok(Arc::new(segkit_connectors::JsonRecordsSource::new("records", rows)))
+}
+
+/// JS value of one key: a number, a BigInt beyond ±2^53, or a string.
+type JsKey = Either3<f64, BigInt, String>;
+
+const MAX_SAFE: i64 = (1 << 53) - 1;
+
+fn keys_to_js(b: &RecordBatch) -> Vec<JsKey> {
+    if b.num_columns() == 0 {
+        return vec![];
+    }
+    let col = b.column(0);
+    match col.data_type() {
+        ArrowType::Int64 => col
+            .as_primitive::<Int64Type>()
+            .values()
+            .iter()
+            .map(|&v| if (-MAX_SAFE..=MAX_SAFE).contains(&v) { Either3::A(v as f64) } else { Either3::B(BigInt::from(v)) })
+            .collect(),
+        ArrowType::Int32 => col.as_primitive::<Int32Type>().values().iter().map(|&v| Either3::A(v as f64)).collect(),
+        ArrowType::Utf8 => col.as_string::<i32>().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect(),
+        ArrowType::LargeUtf8 => col.as_string::<i64>().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect(),
+        ArrowType::Utf8View => col.as_string_view().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect(),
+        _ => {
+            let s = arrow::compute::cast(col, &ArrowType::Utf8).ok();
+            match s {
+                Some(s) => s.as_string::<i32>().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect(),
+                None => vec![],
+            }
+        }
+    }
+}
+
+/// Rows as the JSON text of an array of objects (columns in order; index.js parses it).
+fn batch_to_rows(b: &RecordBatch) -> Result<String> {
+    let mut w = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    w.write(b).js()?;
+    w.finish().js()?;
+    let bytes = w.into_inner();
+    if bytes.is_empty() {
+        return Ok("[]".into());
+    }
+    String::from_utf8(bytes).map_err(|e| invalid(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------- Workspace
+
+/// Runs a core future on a blocking thread that drives it with `block_on` on napi's tokio runtime.
+///
+/// Some core futures (`Workspace::ingest`, `Workspace::evaluate`) are `Send`, but rustc cannot prove it under
+/// the generic `Send` bound napi's async wrapper puts on them: closures over `&DataFile` held across an await in
+/// their file clean-up trip the higher-ranked lifetime check. `block_on` needs no `Send`.
+async fn on_runtime<T, F, Fut>(f: F) -> segkit::Result<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = segkit::Result<T>>,
+    T: Send + 'static,
+{
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(f()))
+        .await
+        .map_err(|e| segkit::Error::InvalidArgument(format!("segkit task failed: {e}")))?
+}
+
+fn ingest_on_runtime(
+    ws: &segkit::Workspace,
+    entity: &str,
+    source: Arc<dyn segkit::Source>,
+    opts: IngestOptions,
+) -> impl std::future::Future<Output = segkit::Result<segkit::IngestReport>> + Send + 'static {
+    let ws = ws.clone();
+    let entity = entity.to_string();
+    on_runtime(move || async move { ws.ingest(&entity, source.as_ref(), opts).await })
+}
+
+/// Native workspace handle; wrapped by `Workspace` in index.js.
+#[napi]
+pub struct NativeWorkspace {
+    inner: segkit::Workspace,
+}
+
+/// Opens (or creates) a workspace. `options`: `{storeUrl, storeOptions, targetPartitions}`.
+#[napi]
+pub async fn open_workspace(path: String, options: Option<Value>) -> Result<NativeWorkspace> {
+    let mut opts = segkit::WorkspaceOptions::default();
+    if let Some(Value::Object(m)) = options {
+        for (k, v) in m {
+            match (k.as_str(), v) {
+                (_, Value::Null) => {}
+                ("storeUrl", Value::String(s)) => opts = opts.store_url(s),
+                ("storeOptions", Value::Object(o)) => {
+                    for (k, v) in o {
+                        let v = match v {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        opts.store_options.push((k, v));
+                    }
+                }
+                ("targetPartitions", Value::Number(n)) => {
+                    let n = n.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid("targetPartitions must be a positive integer"))?;
+                    opts = opts.target_partitions(n as usize);
+                }
+                (other, _) => {
+                    return Err(invalid(format!(
+                        "unknown or mistyped workspace option `{other}` (expected storeUrl: string, storeOptions: object, targetPartitions: number)"
+                    )))
+                }
+            }
+        }
+    }
+    let inner = segkit::Workspace::open_with(path, opts).await.js()?;
+    Ok(NativeWorkspace { inner })
+}
+
+#[napi]
+impl NativeWorkspace {
+    /// The workspace directory.
+    #[napi(getter)]
+    pub fn path(&self) -> String {
+        self.inner.path().to_string_lossy().into_owned()
+    }
+
+    /// Fixes "now" at an RFC 3339 instant, or goes back to the system clock with `null`.
+    #[napi]
+    pub fn set_clock(&self, instant: Option<String>) -> Result<()> {
+        match instant {
+            Some(s) => self.inner.set_clock(Arc::new(segkit::FixedClock::parse(&s).js()?)),
+            None => self.inner.set_clock(Arc::new(segkit::SystemClock)),
+        }
+        Ok(())
+    }
+
+    /// The current instant of the workspace clock (RFC 3339).
+    #[napi]
+    pub fn now(&self) -> String {
+        self.inner.now().to_rfc3339()
+    }
+
+    #[napi]
+    pub async fn define_entity(&self, definition: Value) -> Result<Value> {
+        let e = entity_from_js(definition)?;
+        let e = self.inner.define_entity(e).await.js()?;
+        Ok(entity_to_js(&e))
+    }
+
+    #[napi]
+    pub fn entity(&self, name: String) -> Result<Value> {
+        Ok(entity_to_js(&self.inner.entity(&name).js()?))
+    }
+
+    #[napi]
+    pub fn entities(&self) -> Result<Vec<Value>> {
+        Ok(self.inner.entities().js()?.iter().map(entity_to_js).collect())
+    }
+
+    /// Ingests from a path or URL (format from the extension).
+    #[napi]
+    pub async fn ingest_location(&self, entity: String, location: String, options: Option<Value>) -> Result<Value> {
+        let opts = options_from_js(options)?;
+        let source = segkit_connectors::open(&location).js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        Ok(camel_keys(serde_json::to_value(report).js()?))
+    }
+
+    /// Ingests from a connector config `{type, ...}`.
+    #[napi]
+    pub async fn ingest_config(&self, entity: String, config: Value, options: Option<Value>) -> Result<Value> {
+        let opts = options_from_js(options)?;
+        let source = segkit_connectors::from_config(&config).js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        Ok(camel_keys(serde_json::to_value(report).js()?))
+    }
+
+    /// Ingests an Arrow IPC stream or file.
+    #[napi]
+    pub async fn ingest_ipc(&self, entity: String, data: Buffer, options: Option<Value>) -> Result<Value> {
+        let opts = options_from_js(options)?;
+        let (schema, mut batches) = from_ipc(&data)?;
+        if batches.is_empty() {
+            batches.push(RecordBatch::new_empty(schema));
+        }
+        let source: Arc<dyn segkit::Source> = Arc::new(segkit::RecordBatchSource::new("arrow", batches).js()?);
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        Ok(camel_keys(serde_json::to_value(report).js()?))
+    }
+
+    /// Ingests plain objects, given as the JSON text of an array.
+    #[napi]
+    pub async fn ingest_records(&self, entity: String, records_json: String, options: Option<Value>) -> Result<Value> {
+        let opts = options_from_js(options)?;
+        let source = records_source(&records_json)?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        Ok(camel_keys(serde_json::to_value(report).js()?))
+    }
+
+    /// Past ingest reports of an entity, oldest first.
+    #[napi]
+    pub fn ingest_history(&self, entity: String) -> Result<Vec<Value>> {
+        self.inner
+            .ingest_history(&entity)
+            .js()?
+            .into_iter()
+            .map(|r| Ok(camel_keys(serde_json::to_value(r).js()?)))
+            .collect()
+    }
+
+    /// Quarantined rows as an Arrow IPC stream.
+    #[napi]
+    pub async fn quarantine(&self, entity: String) -> Result<Buffer> {
+        let b = self.inner.quarantine(&entity).await.js()?;
+        to_ipc(&b.schema(), &[b])
+    }
+
+    /// Defines a segment; `rule` is JSON text, `dialect` auto/segkit/querybuilder/jsonlogic.
+    #[napi]
+    pub async fn define_segment(
+        &self,
+        name: String,
+        entity: String,
+        rule_json: String,
+        dialect: Option<String>,
+        description: Option<String>,
+    ) -> Result<Value> {
+        let dialect: Dialect = dialect.as_deref().unwrap_or("auto").parse().js()?;
+        let v: Value = serde_json::from_str(&rule_json)
+            .map_err(|e| to_napi(CoreError::Rule { path: String::new(), message: format!("not valid JSON: {e}") }))?;
+        let rule = Rule::parse(&v, dialect).js()?;
+        let mut def = SegmentDefinition::new(name, entity, rule);
+        def.description = description;
+        let def = self.inner.define_segment(def).await.js()?;
+        segment_to_js(&def)
+    }
+
+    #[napi]
+    pub fn segment(&self, name: String) -> Result<Value> {
+        segment_to_js(&self.inner.segment(&name).js()?)
+    }
+
+    #[napi]
+    pub fn segments(&self) -> Result<Vec<Value>> {
+        self.inner.segments().js()?.iter().map(segment_to_js).collect()
+    }
+
+    #[napi]
+    pub async fn delete_segment(&self, name: String) -> Result<()> {
+        self.inner.delete_segment(&name).await.js()
+    }
+
+    #[napi]
+    pub async fn evaluate(&self, name: String) -> Result<NativeSegmentRun> {
+        let ws = self.inner.clone();
+        let run = on_runtime(move || async move { ws.evaluate(&name).await }).await.js()?;
+        Ok(NativeSegmentRun { run })
+    }
+
+    #[napi]
+    pub async fn count(&self, name: String) -> Result<f64> {
+        Ok(self.inner.count(&name).await.js()? as f64)
+    }
+
+    /// Up to `n` member rows (pii masked) as an Arrow IPC stream.
+    #[napi]
+    pub async fn preview(&self, name: String, n: u32) -> Result<Buffer> {
+        let b = self.inner.preview(&name, n as usize).await.js()?;
+        to_ipc(&b.schema(), &[b])
+    }
+
+    /// Up to `n` member rows (pii masked) as plain objects.
+    #[napi]
+    pub async fn preview_rows(&self, name: String, n: u32) -> Result<String> {
+        let b = self.inner.preview(&name, n as usize).await.js()?;
+        batch_to_rows(&b)
+    }
+
+    /// Stored member keys of the latest run (or run `run`) as an Arrow IPC stream.
+    #[napi]
+    pub async fn members(&self, name: String, run: Option<i64>) -> Result<Buffer> {
+        let def = self.inner.segment(&name).js()?;
+        let entity = self.inner.entity(&def.entity).js()?;
+        let key = entity.key.clone().unwrap_or_default();
+        let key_type = entity.attr(&key).js()?.data_type.to_arrow();
+        let stream = self.inner.members(&name, run).await.js()?;
+        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await.js()?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => Arc::new(Schema::new(vec![Field::new(&key, key_type, false)])),
+        };
+        to_ipc(&schema, &batches)
+    }
+
+    /// The run history of a segment, oldest first.
+    #[napi]
+    pub fn runs(&self, name: String) -> Result<Vec<Value>> {
+        self.inner
+            .runs(&name)
+            .js()?
+            .into_iter()
+            .map(|r| Ok(camel_keys(serde_json::to_value(r).js()?)))
+            .collect()
+    }
+
+    /// Runs SQL over the entity tables; the result as an Arrow IPC stream (typed even when empty).
+    #[napi]
+    pub async fn sql(&self, query: String) -> Result<Buffer> {
+        let df = self.inner.session().sql(&query).await.js()?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.js()?;
+        to_ipc(&schema, &batches)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------- SegmentRun
+
+/// Native result of one evaluation; wrapped by `SegmentRun` in index.js.
+#[napi]
+pub struct NativeSegmentRun {
+    run: segkit::SegmentRun,
+}
+
+#[napi]
+impl NativeSegmentRun {
+    #[napi(getter)]
+    pub fn segment(&self) -> String {
+        self.run.segment.clone()
+    }
+    #[napi(getter)]
+    pub fn run(&self) -> i64 {
+        self.run.run
+    }
+    #[napi(getter)]
+    pub fn count(&self) -> f64 {
+        self.run.count as f64
+    }
+    #[napi(getter)]
+    pub fn duration_ms(&self) -> f64 {
+        self.run.duration.as_secs_f64() * 1000.0
+    }
+    #[napi(getter)]
+    pub fn snapshot(&self) -> i64 {
+        self.run.snapshot
+    }
+    #[napi(getter)]
+    pub fn started_at(&self) -> String {
+        self.run.started_at.to_rfc3339()
+    }
+    #[napi(getter)]
+    pub fn entered(&self) -> Vec<JsKey> {
+        keys_to_js(&self.run.entered)
+    }
+    #[napi(getter)]
+    pub fn exited(&self) -> Vec<JsKey> {
+        keys_to_js(&self.run.exited)
+    }
+    #[napi]
+    pub fn member_keys(&self) -> Vec<JsKey> {
+        keys_to_js(&self.run.members)
+    }
+    #[napi]
+    pub fn members_ipc(&self) -> Result<Buffer> {
+        to_ipc(&self.run.members.schema(), &[self.run.members.clone()])
+    }
+    #[napi]
+    pub fn entered_ipc(&self) -> Result<Buffer> {
+        to_ipc(&self.run.entered.schema(), &[self.run.entered.clone()])
+    }
+    #[napi]
+    pub fn exited_ipc(&self) -> Result<Buffer> {
+        to_ipc(&self.run.exited.schema(), &[self.run.exited.clone()])
+    }
+}
+
+/// The version of the native module.
+#[napi]
+pub fn version() -> String {
+    env!("CARGO_PKG_VERSION").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camel() {
+        assert_eq!(snake_to_camel("rows_quarantined"), "rowsQuarantined");
+        assert_eq!(snake_to_camel("id"), "id");
+    }
+}

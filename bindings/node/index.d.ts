@@ -1,0 +1,267 @@
+// Type declarations for segkit (Node.js). Hand-written; kept in step with index.js.
+/// <reference types="node" />
+
+/** Attribute types: string, int32, int64 (int), float64 (float), bool, date, timestamp, json, list<T>. */
+export type DataTypeName =
+  | 'string'
+  | 'int32'
+  | 'int64'
+  | 'int'
+  | 'float64'
+  | 'float'
+  | 'double'
+  | 'bool'
+  | 'boolean'
+  | 'date'
+  | 'timestamp'
+  | 'json'
+  | `list<${string}>`
+  | (string & {});
+
+export interface AttributeSpec {
+  type: DataTypeName;
+  /** Default true; keys are never nullable. */
+  nullable?: boolean;
+  /** Whether rules may filter on it (default true). */
+  filterable?: boolean;
+  /** Personal data: masked in previews, errors and logs. */
+  pii?: boolean;
+  /** Rules often filter on it: stored files are sorted by it. */
+  indexed?: boolean;
+  description?: string;
+}
+
+export interface LinkSpec {
+  /** Attribute of this entity holding the foreign key. */
+  attribute: string;
+  /** The profile entity it points to. */
+  entity: string;
+  /** Attribute of the target (default: its key). */
+  target?: string;
+}
+
+export interface EntityDefinition {
+  name: string;
+  /** Default "profile". */
+  kind?: 'profile' | 'event';
+  /** Key attribute (required for profiles). */
+  key?: string;
+  /** Event time attribute (events only). */
+  timestamp?: string;
+  /** Attribute name → type name or full spec, in storage order. */
+  attributes: Record<string, DataTypeName | AttributeSpec> | Array<AttributeSpec & { name: string }>;
+  links?: LinkSpec[];
+  description?: string;
+}
+
+export interface Attribute {
+  type: string;
+  nullable: boolean;
+  filterable: boolean;
+  pii: boolean;
+  indexed: boolean;
+  description?: string;
+}
+
+export interface Entity {
+  name: string;
+  kind: 'profile' | 'event';
+  key: string | null;
+  timestamp: string | null;
+  /** In storage order. */
+  attributes: Record<string, Attribute>;
+  links: LinkSpec[];
+  description: string | null;
+}
+
+/** Where one attribute's values come from. */
+export type FieldMappingSpec =
+  | string
+  | {
+      source?: string;
+      constant?: unknown;
+      transforms?: Array<
+        'trim' | 'lower' | 'upper' | { parse_timestamp: string } | { cast: string } | { split: string } | string | object
+      >;
+    };
+
+export interface IngestOptions {
+  /** Attribute name → source field name or mapping. */
+  mapping?: Record<string, FieldMappingSpec>;
+  /** Default: upsert for profiles, append for events. */
+  mode?: 'append' | 'upsert' | 'full_refresh';
+}
+
+/** A connector config tagged by `type`, e.g. `{type: "csv", path: "users.csv", delimiter: ";"}`. */
+export interface SourceConfig {
+  type?: 'csv' | 'tsv' | 'ndjson' | 'jsonl' | 'json' | 'parquet' | (string & {});
+  path?: string;
+  url?: string;
+  delimiter?: string;
+  header?: boolean;
+  options?: Record<string, string | number | boolean>;
+  batch_size?: number;
+  [key: string]: unknown;
+}
+
+/**
+ * What to ingest: a path or URL (format from the extension), an Arrow IPC stream/file in a Buffer or
+ * Uint8Array (e.g. `tableToIPC(table)`), an array of plain objects, or a source config.
+ */
+export type IngestSource = string | Uint8Array | ArrayBuffer | Array<Record<string, unknown>> | SourceConfig;
+
+export interface QuarantinedRow {
+  /** 1-based row number in the source. */
+  row: number;
+  reason: string;
+}
+
+export interface IngestReport {
+  id: string;
+  entity: string;
+  source: string;
+  mode: 'append' | 'upsert' | 'full_refresh';
+  rowsRead: number;
+  rowsWritten: number;
+  rowsInserted: number;
+  rowsUpdated: number;
+  rowsQuarantined: number;
+  /** Snapshot committed, or null if nothing changed. */
+  snapshot: number | null;
+  quarantineFile: string | null;
+  quarantineSample: QuarantinedRow[];
+  ignoredFields: string[];
+  durationMs: number;
+}
+
+export type RuleDialect = 'auto' | 'segkit' | 'querybuilder' | 'jsonlogic';
+
+export interface SegmentOptions {
+  entity: string;
+  /** Rule tree (object or JSON text) in segkit's, react-querybuilder's or JsonLogic's dialect. */
+  rule: object | string;
+  /** Default "auto" (detected). */
+  dialect?: RuleDialect;
+  description?: string;
+}
+
+export interface SegmentDefinition {
+  name: string;
+  entity: string;
+  /** The rule in segkit's dialect, whatever dialect it was defined in. */
+  rule: object;
+  description: string | null;
+}
+
+export interface RunRecord {
+  segment: string;
+  run: number;
+  startedAt: string;
+  durationMs: number;
+  memberCount: number;
+  entered: number;
+  exited: number;
+  membershipFile: string;
+  snapshot: number;
+}
+
+/** An entity key: a number, a BigInt when an int64 key is beyond ±2^53, or a string. */
+export type Key = number | bigint | string;
+
+export interface WorkspaceOptions {
+  /** Keep entity data at this URL (`s3://bucket/prefix`, `file:///…`) instead of the workspace directory. */
+  storeUrl?: string;
+  /** object_store options; secrets as `env:NAME` references. */
+  storeOptions?: Record<string, string>;
+  /** Query parallelism (default: number of cores). */
+  targetPartitions?: number;
+}
+
+/** The result of one segment evaluation. */
+export declare class SegmentRun {
+  private constructor();
+  readonly segment: string;
+  readonly run: number;
+  readonly count: number;
+  readonly durationMs: number;
+  readonly snapshot: number;
+  readonly startedAt: string;
+  /** Keys that entered since the previous run, ascending. */
+  readonly entered: Key[];
+  /** Keys that exited since the previous run, ascending. */
+  readonly exited: Key[];
+  /** Member keys, ascending. */
+  memberKeys(): Key[];
+  /** Member keys as an Arrow IPC stream (read with apache-arrow's `tableFromIPC`). */
+  membersIpc(): Buffer;
+  enteredIpc(): Buffer;
+  exitedIpc(): Buffer;
+  toJSON(): object;
+}
+
+export declare class Workspace {
+  private constructor();
+  /** Opens (creating if needed) the workspace in directory `path`. */
+  static open(path: string, options?: WorkspaceOptions): Promise<Workspace>;
+  readonly path: string;
+  /** Fixes "now" at an instant (RFC 3339 text or Date), or restores the system clock with null. */
+  setClock(instant: string | Date | null): void;
+  /** "Now" by the workspace clock, RFC 3339. */
+  now(): string;
+
+  defineEntity(definition: EntityDefinition): Promise<Entity>;
+  entity(name: string): Entity;
+  entities(): Entity[];
+
+  ingest(entity: string, source: IngestSource, options?: IngestOptions): Promise<IngestReport>;
+  ingestHistory(entity: string): IngestReport[];
+  /** Quarantined rows (ingest_id, row, reason, record) as an Arrow IPC stream. */
+  quarantine(entity: string): Promise<Buffer>;
+
+  defineSegment(name: string, options: SegmentOptions): Promise<SegmentDefinition>;
+  segment(name: string): SegmentDefinition;
+  segments(): SegmentDefinition[];
+  deleteSegment(name: string): Promise<void>;
+  evaluate(name: string): Promise<SegmentRun>;
+  count(name: string): Promise<number>;
+  /** Up to `n` (default 10) member rows, pii masked, as an Arrow IPC stream. */
+  preview(name: string, n?: number): Promise<Buffer>;
+  /** Up to `n` (default 10) member rows, pii masked, as plain objects (int64 beyond 2^53 loses precision). */
+  previewRows(name: string, n?: number): Promise<Array<Record<string, unknown>>>;
+  /** Stored member keys of the latest run, or of run number `run`, as an Arrow IPC stream. */
+  members(name: string, run?: number | null): Promise<Buffer>;
+  runs(name: string): RunRecord[];
+  /** SQL over the entity tables, as an Arrow IPC stream. */
+  sql(query: string): Promise<Buffer>;
+}
+
+export type ErrorKind =
+  | 'definition'
+  | 'not_found'
+  | 'rule'
+  | 'ingest'
+  | 'conflict'
+  | 'invalid_argument'
+  | 'storage'
+  | 'engine';
+
+/** Base class of segkit errors. The message includes the Rust cause chain. */
+export declare class SegkitError extends Error {
+  constructor(message: string, options?: { kind?: ErrorKind; causes?: string[]; cause?: unknown });
+  readonly kind: ErrorKind;
+  /** `SEGKIT_<KIND>`, e.g. `SEGKIT_NOT_FOUND`. */
+  readonly code: string;
+  /** The Rust error chain, outermost first. */
+  readonly causes: string[];
+}
+export declare class DefinitionError extends SegkitError {}
+export declare class NotFoundError extends SegkitError {}
+export declare class RuleError extends SegkitError {}
+export declare class IngestError extends SegkitError {}
+export declare class ConflictError extends SegkitError {}
+export declare class InvalidArgumentError extends SegkitError {}
+export declare class StorageError extends SegkitError {}
+export declare class EngineError extends SegkitError {}
+
+/** Version of the native module. */
+export declare function version(): string;

@@ -1,0 +1,396 @@
+'use strict';
+// segkit for Node.js: a thin, Promise-based wrapper over the native module (segkit.node).
+// Bulk data moves as Arrow IPC buffers (read them with apache-arrow's `tableFromIPC`); small results are
+// plain objects. Errors are `SegkitError` subclasses carrying the Rust cause chain.
+
+const path = require('node:path');
+
+function loadNative() {
+  const candidates = [
+    process.env.SEGKIT_NODE_NATIVE,
+    path.join(__dirname, 'segkit.node'),
+    path.join(__dirname, 'index.node'),
+  ].filter(Boolean);
+  let firstError;
+  for (const file of candidates) {
+    try {
+      return require(file);
+    } catch (e) {
+      if (e && e.code === 'MODULE_NOT_FOUND' && !firstError) {
+        continue;
+      }
+      firstError = firstError || e;
+    }
+  }
+  const err = new Error(
+    `segkit: could not load the native module (${candidates.join(', ')}). ` +
+      'Build it with `npm run build` in bindings/node.' +
+      (firstError ? ` Cause: ${firstError.message}` : ''),
+  );
+  err.cause = firstError;
+  throw err;
+}
+
+const native = loadNative();
+
+// ------------------------------------------------------------------------------------------------ errors
+
+const ERROR_PREFIX = '__segkit_error__:';
+
+/** Base class of every error raised by segkit. */
+class SegkitError extends Error {
+  constructor(message, { kind = 'engine', causes = [], cause } = {}) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = new.target.name;
+    /** Stable category, e.g. `"rule"`, `"not_found"`. */
+    this.kind = kind;
+    /** `SEGKIT_<KIND>`, e.g. `SEGKIT_NOT_FOUND`. */
+    this.code = `SEGKIT_${kind.toUpperCase()}`;
+    /** The Rust error chain, outermost first. */
+    this.causes = causes;
+  }
+}
+/** An entity, attribute, link, segment, mapping or source definition is invalid, or an incompatible change. */
+class DefinitionError extends SegkitError {}
+/** A named object (entity, segment, run, attribute) does not exist. */
+class NotFoundError extends SegkitError {}
+/** A rule does not parse or does not type-check; the message has the path into the rule tree. */
+class RuleError extends SegkitError {}
+/** An ingest or a source failed as a whole (single bad rows are quarantined instead). */
+class IngestError extends SegkitError {}
+/** Another writer committed first; retry. */
+class ConflictError extends SegkitError {}
+/** An argument is out of range or malformed. */
+class InvalidArgumentError extends SegkitError {}
+/** The catalog, object store, Parquet or local I/O failed. */
+class StorageError extends SegkitError {}
+/** Arrow, DataFusion or JSON failed. */
+class EngineError extends SegkitError {}
+
+const CLASSES = {
+  definition: DefinitionError,
+  not_found: NotFoundError,
+  rule: RuleError,
+  ingest: IngestError,
+  conflict: ConflictError,
+  invalid_argument: InvalidArgumentError,
+  storage: StorageError,
+  engine: EngineError,
+};
+
+function formatChain(chain) {
+  const [head, ...rest] = chain;
+  if (rest.length === 0) return head;
+  return `${head}\nCaused by:\n${rest.map((c, i) => `  ${i}: ${c}`).join('\n')}`;
+}
+
+/** The single point where native errors become SegkitError subclasses. */
+function convertError(e) {
+  if (e instanceof SegkitError) return e;
+  const message = e && typeof e.message === 'string' ? e.message : String(e);
+  const at = message.indexOf(ERROR_PREFIX);
+  if (at >= 0) {
+    let payload;
+    try {
+      payload = JSON.parse(message.slice(at + ERROR_PREFIX.length));
+    } catch {
+      payload = undefined;
+    }
+    if (payload && Array.isArray(payload.chain)) {
+      const Cls = CLASSES[payload.kind] || SegkitError;
+      const err = new Cls(formatChain(payload.chain), { kind: payload.kind, causes: payload.chain });
+      if (e && e.stack) {
+        // Keep the JS call site of the wrapper; the native frame adds nothing.
+        err.stack = `${err.name}: ${err.message}\n${String(e.stack).split('\n').slice(1).join('\n')}`;
+      }
+      return err;
+    }
+  }
+  // Argument conversion failures raised by napi itself (wrong JS type for a parameter).
+  if (e && (e.code === 'InvalidArg' || e.code === 'NumberExpected' || e.code === 'StringExpected' || e instanceof TypeError)) {
+    return new InvalidArgumentError(message, { kind: 'invalid_argument', causes: [message], cause: e });
+  }
+  return e;
+}
+
+async function call(fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    throw convertError(e);
+  }
+}
+
+function callSync(fn) {
+  try {
+    return fn();
+  } catch (e) {
+    throw convertError(e);
+  }
+}
+
+function invalid(message) {
+  return new InvalidArgumentError(message, { kind: 'invalid_argument', causes: [message] });
+}
+
+// ------------------------------------------------------------------------------------------------ helpers
+
+function isPlainObject(v) {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/** JSON text of an array of records; BigInt values become their decimal text (ingest coerces it to int64). */
+function recordsToJson(records) {
+  return JSON.stringify(records, (_key, value) => {
+    if (typeof value === 'bigint') return value.toString();
+    if (value instanceof Date) return value.toISOString();
+    return value;
+  });
+}
+
+function toBuffer(u8) {
+  return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
+}
+
+function clockArg(instant) {
+  if (instant === null || instant === undefined) return null;
+  if (instant instanceof Date) return instant.toISOString();
+  if (typeof instant === 'string') return instant;
+  throw invalid('setClock expects an RFC 3339 string, a Date, or null');
+}
+
+/**
+ * Attributes given as an object `{name: "type" | {type, ...}}` → segkit's ordered array form, so the JS key
+ * order (the storage order) survives the trip through serde_json's sorted maps.
+ */
+function entityToNative(def) {
+  const { attributes } = def;
+  if (!isPlainObject(attributes)) return def;
+  const list = Object.entries(attributes).map(([name, spec]) =>
+    typeof spec === 'string' ? { name, type: spec } : isPlainObject(spec) ? { ...spec, name } : { name, type: spec },
+  );
+  return { ...def, attributes: list };
+}
+
+/** Native entity (attributes as an ordered array) → attributes as an object keyed by name, in storage order. */
+function entityFromNative(e) {
+  const attributes = {};
+  for (const { name, ...rest } of e.attributes) attributes[name] = rest;
+  const { name, kind, key, timestamp, links, description } = e;
+  return { name, kind, key, timestamp, attributes, links, description };
+}
+
+function ruleText(rule) {
+  if (typeof rule === 'string') return rule;
+  if (rule !== null && typeof rule === 'object') return JSON.stringify(rule);
+  throw invalid('a segment rule must be an object or its JSON text');
+}
+
+// ------------------------------------------------------------------------------------------------ classes
+
+/** The result of one segment evaluation. */
+class SegmentRun {
+  #native;
+  constructor(nativeRun) {
+    this.#native = nativeRun;
+    /** Segment name. */
+    this.segment = nativeRun.segment;
+    /** Run number (1 for the first evaluation). */
+    this.run = nativeRun.run;
+    /** Number of members. */
+    this.count = nativeRun.count;
+    /** Wall time of the evaluation in milliseconds. */
+    this.durationMs = nativeRun.durationMs;
+    /** Entity snapshot evaluated. */
+    this.snapshot = nativeRun.snapshot;
+    /** When the evaluation started, by the workspace clock (RFC 3339). */
+    this.startedAt = nativeRun.startedAt;
+    /** Keys that are members now and were not in the previous run, ascending. */
+    this.entered = nativeRun.entered;
+    /** Keys that were members in the previous run and are not now, ascending. */
+    this.exited = nativeRun.exited;
+  }
+  /** Member keys, ascending: numbers, BigInts beyond 2^53, or strings. */
+  memberKeys() {
+    return callSync(() => this.#native.memberKeys());
+  }
+  /** Member keys as an Arrow IPC stream (one column named after the entity key; typed even when empty). */
+  membersIpc() {
+    return callSync(() => this.#native.membersIpc());
+  }
+  /** Entered keys as an Arrow IPC stream. */
+  enteredIpc() {
+    return callSync(() => this.#native.enteredIpc());
+  }
+  /** Exited keys as an Arrow IPC stream. */
+  exitedIpc() {
+    return callSync(() => this.#native.exitedIpc());
+  }
+  toJSON() {
+    const { segment, run, count, durationMs, snapshot, startedAt } = this;
+    const big = (k) => (typeof k === 'bigint' ? k.toString() : k);
+    return { segment, run, count, durationMs, snapshot, startedAt, entered: this.entered.map(big), exited: this.exited.map(big) };
+  }
+}
+
+/** A segkit workspace: a directory (or store URL) with a catalog, entity data and segments. */
+class Workspace {
+  #native;
+  constructor(nativeWorkspace) {
+    if (!(nativeWorkspace instanceof native.NativeWorkspace)) {
+      throw invalid('use `await Workspace.open(path)` to get a Workspace');
+    }
+    this.#native = nativeWorkspace;
+  }
+
+  /** Opens (creating if needed) the workspace in directory `path`. */
+  static async open(path, options = {}) {
+    if (typeof path !== 'string') throw invalid('Workspace.open expects a directory path');
+    const nw = await call(() => native.openWorkspace(path, options ?? null));
+    return new Workspace(nw);
+  }
+
+  /** The workspace directory. */
+  get path() {
+    return this.#native.path;
+  }
+
+  /** Fixes "now" (for relative time windows) at an instant, or restores the system clock with `null`. */
+  setClock(instant) {
+    callSync(() => this.#native.setClock(clockArg(instant)));
+  }
+
+  /** "Now" by the workspace clock, RFC 3339. */
+  now() {
+    return this.#native.now();
+  }
+
+  // ---- entities
+
+  async defineEntity(definition) {
+    if (!isPlainObject(definition)) throw invalid('defineEntity expects an object {name, key, kind, attributes, ...}');
+    return entityFromNative(await call(() => this.#native.defineEntity(entityToNative(definition))));
+  }
+
+  entity(name) {
+    return entityFromNative(callSync(() => this.#native.entity(name)));
+  }
+
+  entities() {
+    return callSync(() => this.#native.entities()).map(entityFromNative);
+  }
+
+  // ---- ingest
+
+  /**
+   * Ingests into `entity` from: a path or URL string (format from the extension); a Buffer/Uint8Array holding
+   * an Arrow IPC stream or file; an array of plain objects; or a source config object such as
+   * `{type: "csv", path}`.
+   */
+  async ingest(entity, source, options = {}) {
+    const opts = options ?? null;
+    if (typeof source === 'string') {
+      return call(() => this.#native.ingestLocation(entity, source, opts));
+    }
+    if (source instanceof Uint8Array) {
+      return call(() => this.#native.ingestIpc(entity, toBuffer(source), opts));
+    }
+    if (source instanceof ArrayBuffer) {
+      return call(() => this.#native.ingestIpc(entity, Buffer.from(source), opts));
+    }
+    if (Array.isArray(source)) {
+      return call(() => this.#native.ingestRecords(entity, recordsToJson(source), opts));
+    }
+    if (isPlainObject(source)) {
+      return call(() => this.#native.ingestConfig(entity, source, opts));
+    }
+    throw invalid(
+      'ingest source must be a path/URL string, an Arrow IPC Buffer/Uint8Array, an array of plain objects, ' +
+        'or a source config object such as {type: "csv", path: "users.csv"}',
+    );
+  }
+
+  /** Past ingest reports of an entity, oldest first. */
+  ingestHistory(entity) {
+    return callSync(() => this.#native.ingestHistory(entity));
+  }
+
+  /** Quarantined rows of an entity (ingest_id, row, reason, record) as an Arrow IPC stream. */
+  async quarantine(entity) {
+    return call(() => this.#native.quarantine(entity));
+  }
+
+  // ---- segments
+
+  /** Defines (or replaces) a segment. `rule` is an object or JSON text in the segkit, querybuilder or jsonlogic dialect. */
+  async defineSegment(name, { entity, rule, dialect, description } = {}) {
+    const text = ruleText(rule);
+    return call(() => this.#native.defineSegment(name, entity, text, dialect ?? null, description ?? null));
+  }
+
+  segment(name) {
+    return callSync(() => this.#native.segment(name));
+  }
+
+  segments() {
+    return callSync(() => this.#native.segments());
+  }
+
+  async deleteSegment(name) {
+    await call(() => this.#native.deleteSegment(name));
+  }
+
+  /** Evaluates a segment, stores the membership and returns who entered and exited. */
+  async evaluate(name) {
+    return new SegmentRun(await call(() => this.#native.evaluate(name)));
+  }
+
+  /** Counts the current members without storing them. */
+  async count(name) {
+    return call(() => this.#native.count(name));
+  }
+
+  /** Up to `n` current member rows (pii masked) as an Arrow IPC stream. */
+  async preview(name, n = 10) {
+    return call(() => this.#native.preview(name, n));
+  }
+
+  /** Up to `n` current member rows (pii masked) as plain objects. */
+  async previewRows(name, n = 10) {
+    return JSON.parse(await call(() => this.#native.previewRows(name, n)));
+  }
+
+  /** Stored member keys of the latest run (or of run number `run`) as an Arrow IPC stream. */
+  async members(name, run) {
+    return call(() => this.#native.members(name, run ?? null));
+  }
+
+  /** The run history of a segment, oldest first. */
+  runs(name) {
+    return callSync(() => this.#native.runs(name));
+  }
+
+  /** Runs SQL over the entity tables; the result as an Arrow IPC stream. */
+  async sql(query) {
+    return call(() => this.#native.sql(query));
+  }
+}
+
+module.exports = {
+  Workspace,
+  SegmentRun,
+  SegkitError,
+  DefinitionError,
+  NotFoundError,
+  RuleError,
+  IngestError,
+  ConflictError,
+  InvalidArgumentError,
+  StorageError,
+  EngineError,
+  version: native.version,
+  /** @internal */
+  convertError,
+};
