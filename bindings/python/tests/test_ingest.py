@@ -159,3 +159,31 @@ def test_ingest_into_unknown_entity(ws_user):
 def test_bad_key_is_quarantined(ws_user):
     r = ws_user.ingest("user", pa.table({"user_id": ["1", "two", "3"]}))
     assert (r.rows_written, r.rows_quarantined) == (2, 1)
+
+
+def test_any_capsule_exporter(ws_user):
+    """Only the PyCapsule protocol is used: a bare object exposing __arrow_c_stream__ works."""
+    table = pa.table({"user_id": [1, 2], "country": ["CN", "US"], "age": pa.array([20, None], pa.int64())})
+
+    class Exporter:
+        def __arrow_c_stream__(self, requested_schema=None):
+            return table.__arrow_c_stream__(requested_schema)
+
+    r = ws_user.ingest("user", Exporter())
+    assert r.rows_written == 2
+    assert r.source.startswith("arrow:") and r.source.endswith("Exporter")
+    assert _rows(ws_user) == EXPECTED
+
+
+def test_store_url_and_options(tmp_path):
+    data = tmp_path / "elsewhere"
+    data.mkdir()
+    ws = segkit.Workspace.open(tmp_path / "ws", store_url=data.as_uri())
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64"})
+    ws.ingest("user", pa.table({"user_id": [1, 2]}))
+    assert any(p.suffix == ".parquet" for p in data.rglob("*"))
+    assert ws.sql("select count(*) as n from user").to_pylist() == [{"n": 2}]
+    with pytest.raises(segkit.InvalidArgumentError, match="SEGKIT_SURELY_UNSET"):
+        segkit.Workspace.open(
+            tmp_path / "ws3", store_url="s3://bucket/prefix", store_options={"aws_secret_access_key": "env:SEGKIT_SURELY_UNSET"}
+        )

@@ -190,3 +190,13 @@ def test_set_clock_moves_within_last(ws):
     assert abs((ws.now() - datetime.now(timezone.utc)).total_seconds()) < 60
     with pytest.raises(segkit.InvalidArgumentError, match="not RFC 3339"):
         ws.set_clock("yesterday")
+
+
+def test_table_wrapper(users):
+    t = users.sql("select user_id, country from user order by user_id limit 2")
+    assert isinstance(t, segkit.Table)
+    assert (t.num_rows, t.num_columns, t.column_names) == (2, 2, ["user_id", "country"])
+    assert t.column("country") == ["CN", "US"]
+    assert "user_id" in repr(t)
+    assert hasattr(t, "__arrow_c_stream__") and hasattr(t, "__arrow_c_schema__")
+    assert pa.schema(t).names == ["user_id", "country"]

@@ -68,20 +68,24 @@ class Table:
     def to_polars(self) -> polars.DataFrame:
         """This table as a ``polars.DataFrame`` (zero-copy; needs polars)."""
         pl = _require("polars", "Table.to_polars()")
-        return pl.DataFrame(self)
+        df: polars.DataFrame = pl.DataFrame(self)
+        return df
 
     def to_pandas(self) -> pandas.DataFrame:
         """This table as a ``pandas.DataFrame`` (through pyarrow)."""
         _require("pandas", "Table.to_pandas()")
-        return self.to_pyarrow().to_pandas()
+        df: pandas.DataFrame = self.to_pyarrow().to_pandas()
+        return df
 
     def to_pylist(self) -> list[dict[str, Any]]:
         """The rows as dicts (through pyarrow)."""
-        return self.to_pyarrow().to_pylist()
+        rows: list[dict[str, Any]] = self.to_pyarrow().to_pylist()
+        return rows
 
     def column(self, name: str) -> list[Any]:
         """One column's values as a Python list (through pyarrow)."""
-        return self.to_pyarrow().column(name).to_pylist()
+        values: list[Any] = self.to_pyarrow().column(name).to_pylist()
+        return values
 
     def __repr__(self) -> str:
         return f"segkit.Table(num_rows={self.num_rows}, columns={self.column_names})\n{self._table!r}"

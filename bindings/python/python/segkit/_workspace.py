@@ -25,10 +25,10 @@ implementing ``__arrow_c_stream__`` / ``__arrow_c_array__`` (pyarrow, polars, pa
 _ATTRIBUTE_KEYS = {"type", "nullable", "filterable", "pii", "indexed", "description"}
 
 
-def _definition_error(message: str) -> Exception:
+def _definition_error(message: str) -> _segkit.DefinitionError:
     err = _segkit.DefinitionError(message)
-    err.kind = "definition"  # type: ignore[attr-defined]
-    err.chain = [message]  # type: ignore[attr-defined]
+    err.kind = "definition"
+    err.chain = [message]
     return err
 
 
