@@ -17,6 +17,7 @@ const {
   InvalidArgumentError,
   IngestError,
   EngineError,
+  ConflictError,
 } = segkit;
 
 function tmpdir() {
@@ -510,6 +511,29 @@ describe('workspace', () => {
       assert.ok(e.causes.length >= 1);
       return true;
     });
+  });
+
+  test('concurrent calls on one workspace', async () => {
+    const { ws } = await workspaceWithUsers();
+    await ws.defineSegment('cn', { entity: 'user', rule: { attribute: 'country', op: 'eq', value: 'CN' } });
+    const results = await Promise.allSettled([
+      ...Array.from({ length: 4 }, (_, i) => ws.ingest('user', [{ user_id: 100 + i, country: 'CN' }])),
+      ...Array.from({ length: 4 }, () => ws.count('cn')),
+      ...Array.from({ length: 4 }, () => ws.evaluate('cn')),
+    ]);
+    // Ingests and counts all succeed; concurrent evaluations of one segment may lose a race with ConflictError.
+    for (const r of results.slice(0, 8)) assert.equal(r.status, 'fulfilled', r.reason && r.reason.message);
+    const evals = results.slice(8);
+    for (const r of evals.filter((x) => x.status === 'rejected')) {
+      assert.ok(r.reason instanceof ConflictError, `${r.reason.name}: ${r.reason.message}`);
+      assert.equal(r.reason.code, 'SEGKIT_CONFLICT');
+    }
+    const ok = evals.filter((x) => x.status === 'fulfilled').length;
+    assert.ok(ok >= 1);
+    assert.equal(await ws.count('cn'), 6);
+    assert.equal(ws.runs('cn').length, ok);
+    await ws.evaluate('cn');
+    assert.equal(ws.runs('cn').length, ok + 1);
   });
 
   test('version', () => {
