@@ -250,8 +250,10 @@ describe('ingest', () => {
     await assert.rejects(ws.ingest('user', [{ user_id: 1 }], { mapping: { age: 5 } }), DefinitionError);
     await assert.rejects(ws.ingest('usr', [{ user_id: 1 }]), NotFoundError);
     await assert.rejects(ws.ingest('user', '/no/such/file.csv'), (e) => {
-      assert.ok(e instanceof SegkitError, `${e.name}: ${e.message}`);
+      assert.ok(e instanceof IngestError, `${e.name}: ${e.message}`);
       assert.match(e.message, /file\.csv/);
+      assert.match(e.message, /Caused by:/);
+      assert.ok(e.causes.length >= 2, 'the Rust cause chain');
       return true;
     });
     await assert.rejects(ws.ingest('user', { type: 'csv' }), (e) => {
