@@ -526,3 +526,42 @@ impl Workspace {
         self.inner.fail_before_commit.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Attribute, DataType};
+
+    fn batch(ids: &[&str]) -> RecordBatch {
+        RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef)]).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failure_at_commit_leaves_the_snapshot_and_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).await.unwrap();
+        ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
+        ws.ingest_batches("u", vec![batch(&["1", "2"])], IngestOptions::default()).await.unwrap();
+        let before = ws.snapshot("u").unwrap();
+        ws.fail_next_commits(true);
+        // A quarantined row too, so a quarantine file is written and must be cleaned up as well.
+        let e = ws.ingest_batches("u", vec![batch(&["3", "x"])], IngestOptions::default()).await.unwrap_err();
+        assert!(e.to_string().contains("injected failure before commit"), "{e}");
+        assert_eq!(ws.snapshot("u").unwrap(), before);
+        assert_eq!(ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0].column(0).as_ref().len(), 1);
+        let n: i64 = ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        assert_eq!(n, 2);
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("data/u")).unwrap().collect();
+        assert_eq!(files.len(), before.files.len(), "new data files were removed");
+        assert!(std::fs::read_dir(dir.path().join("quarantine/u")).map(|d| d.count()).unwrap_or(0) == 0);
+        assert!(ws.ingest_history("u").unwrap().len() == 1, "the failed ingest is not recorded");
+        ws.fail_next_commits(false);
+        let r = ws.ingest_batches("u", vec![batch(&["3"])], IngestOptions::default()).await.unwrap();
+        assert_eq!(r.snapshot, Some(2));
+    }
+}
