@@ -153,12 +153,11 @@ def test_ingest_into_unknown_entity(ws_user):
         ws_user.ingest("users", pa.table({"user_id": [1]}))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug: a row whose key is null or does not coerce fails the whole ingest "
-                   "(RecordBatch::try_new with the non-nullable key before filtering, ingest/pipeline.rs) instead of "
-                   "being quarantined")
 def test_bad_key_is_quarantined(ws_user):
-    r = ws_user.ingest("user", pa.table({"user_id": ["1", "two", "3"]}))
-    assert (r.rows_written, r.rows_quarantined) == (2, 1)
+    r = ws_user.ingest("user", pa.table({"user_id": ["1", "two", "3", None]}))
+    assert (r.rows_written, r.rows_quarantined) == (2, 2)
+    assert [q.row for q in r.quarantine_sample] == [2, 4]
+    assert ws_user.sql("select user_id from user order by user_id").column("user_id") == [1, 3]
 
 
 def test_any_capsule_exporter(ws_user):
