@@ -126,7 +126,9 @@ async fn csv_ingests_with_quoting_nulls_and_quarantine() {
     let q: Vec<u64> = report.quarantine_sample.iter().map(|r| r.row).collect();
     assert_eq!(q, [3, 4, 6], "{:?}", report.quarantine_sample);
     assert!(
-        report.quarantine_sample[0].reason.contains("missing key"),
+        report.quarantine_sample[0]
+            .reason
+            .contains("malformed record"),
         "{:?}",
         report.quarantine_sample
     );
@@ -206,7 +208,11 @@ async fn csv_good_rows_ingest_into_a_workspace() {
         "{:?}",
         report.quarantine_sample
     );
-    assert_eq!(report.ignored_fields, [RAW_COLUMN]);
+    assert!(
+        report.ignored_fields.is_empty(),
+        "{:?}",
+        report.ignored_fields
+    );
     let out = rows(&ws, "SELECT id, name, age FROM \"user\" ORDER BY id").await;
     assert_eq!(
         strings(&out, 1),

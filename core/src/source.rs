@@ -29,6 +29,11 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 
+/// Name of the optional text column in which a source reports a record it could not parse (a CSV row with
+/// the wrong number of fields, a line that is not JSON). Where it is non-null, ingestion quarantines the row
+/// as malformed with this text as evidence; the column is never mapped to an attribute.
+pub const MALFORMED_COLUMN: &str = "_raw";
+
 /// A stream of record batches, each possibly an error.
 pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 
@@ -99,18 +104,30 @@ impl RecordBatchSource {
     /// Wraps batches; all must share one schema. Zero batches need [`RecordBatchSource::empty`].
     pub fn new(name: impl Into<String>, batches: Vec<RecordBatch>) -> Result<Self> {
         let Some(first) = batches.first() else {
-            return Err(Error::InvalidArgument("no batches given; use RecordBatchSource::empty(schema)".into()));
+            return Err(Error::InvalidArgument(
+                "no batches given; use RecordBatchSource::empty(schema)".into(),
+            ));
         };
         let schema = first.schema();
         if let Some(i) = batches.iter().position(|b| b.schema() != schema) {
-            return Err(Error::InvalidArgument(format!("batch {i} has a different schema from batch 0")));
+            return Err(Error::InvalidArgument(format!(
+                "batch {i} has a different schema from batch 0"
+            )));
         }
-        Ok(RecordBatchSource { name: name.into(), schema, batches })
+        Ok(RecordBatchSource {
+            name: name.into(),
+            schema,
+            batches,
+        })
     }
 
     /// A source with a schema and no rows.
     pub fn empty(name: impl Into<String>, schema: SchemaRef) -> Self {
-        RecordBatchSource { name: name.into(), schema, batches: vec![] }
+        RecordBatchSource {
+            name: name.into(),
+            schema,
+            batches: vec![],
+        }
     }
 }
 
@@ -132,13 +149,19 @@ impl Source for RecordBatchSource {
                     .iter()
                     .map(|c| self.schema.index_of(c).map_err(Error::from))
                     .collect::<Result<Vec<_>>>()?;
-                self.batches.iter().map(|b| b.project(&idx)).collect::<Result<Vec<_>, _>>()?
+                self.batches
+                    .iter()
+                    .map(|b| b.project(&idx))
+                    .collect::<Result<Vec<_>, _>>()?
             }
         };
         Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities { projection: true, incremental: false }
+        SourceCapabilities {
+            projection: true,
+            incremental: false,
+        }
     }
 }

@@ -11,7 +11,9 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{DataFrame, SessionConfig};
@@ -79,14 +81,20 @@ pub struct Workspace {
 
 impl std::fmt::Debug for Workspace {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Workspace").field("dir", &self.inner.dir).field("store", &self.inner.store.url().as_str()).finish()
+        f.debug_struct("Workspace")
+            .field("dir", &self.inner.dir)
+            .field("store", &self.inner.store.url().as_str())
+            .finish()
     }
 }
 
 fn resolve_secret(v: &str) -> Result<String> {
     match v.strip_prefix("env:") {
-        Some(name) => std::env::var(name)
-            .map_err(|_| Error::InvalidArgument(format!("environment variable `{name}` (referenced as env:{name}) is not set"))),
+        Some(name) => std::env::var(name).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "environment variable `{name}` (referenced as env:{name}) is not set"
+            ))
+        }),
         None => Ok(v.to_string()),
     }
 }
@@ -113,10 +121,14 @@ impl Workspace {
                 Store::from_url(url, &opts)?
             }
         };
-        let partitions = options
-            .target_partitions
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-        let mut config = SessionConfig::new().with_target_partitions(partitions).with_information_schema(true);
+        let partitions = options.target_partitions.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
+        let mut config = SessionConfig::new()
+            .with_target_partitions(partitions)
+            .with_information_schema(true);
         config.options_mut().execution.parquet.pushdown_filters = false;
         let ctx = SessionContext::new_with_config(config);
         if store.url().scheme() != "file" {
@@ -164,7 +176,11 @@ impl Workspace {
 
     /// The current instant according to the workspace clock.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner.clock.read().unwrap_or_else(|p| p.into_inner()).now()
+        self.inner
+            .clock
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .now()
     }
 
     fn register(&self, entity: &Entity, snap: &Snapshot) -> Result<()> {
@@ -175,16 +191,25 @@ impl Workspace {
             let urls = snap
                 .files
                 .iter()
-                .map(|f| Ok(ListingTableUrl::parse(self.inner.store.file_url(&f.path)?.as_str())?))
+                .map(|f| {
+                    Ok(ListingTableUrl::parse(
+                        self.inner.store.file_url(&f.path)?.as_str(),
+                    )?)
+                })
                 .collect::<Result<Vec<_>>>()?;
             let format = ParquetFormat::default().with_enable_pruning(true);
-            let options = ListingOptions::new(Arc::new(format))
-                .with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
+            let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
+            let config = ListingTableConfig::new_with_multi_paths(urls)
+                .with_listing_options(options)
+                .with_schema(schema);
             Arc::new(ListingTable::try_new(config)?)
         };
-        self.inner.ctx.deregister_table(TableReference::bare(entity.name.as_str()))?;
-        self.inner.ctx.register_table(TableReference::bare(entity.name.as_str()), provider)?;
+        self.inner
+            .ctx
+            .deregister_table(TableReference::bare(entity.name.as_str()))?;
+        self.inner
+            .ctx
+            .register_table(TableReference::bare(entity.name.as_str()), provider)?;
         Ok(())
     }
 
@@ -199,17 +224,34 @@ impl Workspace {
         for (i, l) in entity.links.iter().enumerate() {
             let p = format!("entity {}.links[{i}]", entity.name);
             let Some((target, _)) = self.inner.catalog.entity(&l.entity)? else {
-                let known: Vec<String> = self.inner.catalog.entities()?.into_iter().map(|e| e.name).collect();
+                let known: Vec<String> = self
+                    .inner
+                    .catalog
+                    .entities()?
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
                 let hint = crate::error::suggest(&l.entity, known.iter().map(String::as_str))
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                return Err(Error::definition(p, format!("linked entity `{}` is not defined{hint}", l.entity)));
+                return Err(Error::definition(
+                    p,
+                    format!("linked entity `{}` is not defined{hint}", l.entity),
+                ));
             };
             if target.kind != EntityKind::Profile {
-                return Err(Error::definition(p, format!("linked entity `{}` is an event entity; links point to profiles", l.entity)));
+                return Err(Error::definition(
+                    p,
+                    format!(
+                        "linked entity `{}` is an event entity; links point to profiles",
+                        l.entity
+                    ),
+                ));
             }
             let tattr = match &l.target {
-                Some(t) => target.attr(t).map_err(|e| Error::definition(&p, e.to_string()))?,
+                Some(t) => target
+                    .attr(t)
+                    .map_err(|e| Error::definition(&p, e.to_string()))?,
                 None => target.key_attribute().expect("profiles have keys"),
             };
             let mine = entity.attr(&l.attribute)?;
@@ -245,11 +287,20 @@ impl Workspace {
         match self.inner.catalog.entity(name)? {
             Some((e, _)) => Ok(e),
             None => {
-                let known: Vec<String> = self.inner.catalog.entities()?.into_iter().map(|e| e.name).collect();
+                let known: Vec<String> = self
+                    .inner
+                    .catalog
+                    .entities()?
+                    .into_iter()
+                    .map(|e| e.name)
+                    .collect();
                 Err(Error::NotFound {
                     kind: "entity",
                     name: name.to_string(),
-                    hint: crate::error::Hint(crate::error::suggest(name, known.iter().map(String::as_str))),
+                    hint: crate::error::Hint(crate::error::suggest(
+                        name,
+                        known.iter().map(String::as_str),
+                    )),
                 })
             }
         }
@@ -268,7 +319,13 @@ impl Workspace {
     }
 
     fn entity_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.inner.entity_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
+        self.inner
+            .entity_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     // ------------------------------------------------------------------------------------------ ingest
@@ -277,18 +334,29 @@ impl Workspace {
     ///
     /// Bad rows are quarantined (see [`IngestReport::rows_quarantined`]); the good rows commit atomically as a
     /// new snapshot. If the source or the store fails, nothing is committed and the previous snapshot stays.
-    pub async fn ingest(&self, entity: &str, source: &dyn Source, options: IngestOptions) -> Result<IngestReport> {
+    pub async fn ingest(
+        &self,
+        entity: &str,
+        source: &dyn Source,
+        options: IngestOptions,
+    ) -> Result<IngestReport> {
         let e = self.entity(entity)?;
         let _guard = self.entity_lock(entity).lock_owned().await;
         let (_, version) = self.inner.catalog.entity(entity)?.expect("checked");
         let current = self.inner.catalog.snapshot(entity, version)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let staged = pipeline::stage(&self.inner.store, &e, &current, source, &options, &id).await?;
+        let staged =
+            pipeline::stage(&self.inner.store, &e, &current, source, &options, &id).await?;
         let mut report = staged.report;
-        let changed = staged.files != current.files || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);
+        let changed = staged.files != current.files
+            || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);
         let result = async {
             #[cfg(test)]
-            if self.inner.fail_before_commit.load(std::sync::atomic::Ordering::SeqCst) {
+            if self
+                .inner
+                .fail_before_commit
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
                 return Err(Error::ingest(entity, "injected failure before commit"));
             }
             if changed {
@@ -303,21 +371,36 @@ impl Workspace {
                 )?;
                 self.register(&e, &snap)?;
             } else {
-                self.inner.catalog.record_ingest(&id, entity, &report.source, &serde_json::to_value(&report)?)?;
+                self.inner.catalog.record_ingest(
+                    &id,
+                    entity,
+                    &report.source,
+                    &serde_json::to_value(&report)?,
+                )?;
             }
             Ok(())
         }
         .await;
         if let Err(err) = result {
-            let orphans = staged.written.iter().map(|f| f.path.as_str()).chain(staged.quarantine_file.as_deref());
-            self.inner.store.delete(orphans).await;
+            let orphans: Vec<String> = staged
+                .written
+                .iter()
+                .map(|f| f.path.clone())
+                .chain(staged.quarantine_file.clone())
+                .collect();
+            self.inner.store.delete(&orphans).await;
             return Err(err);
         }
         Ok(report)
     }
 
     /// Ingests in-memory Arrow batches.
-    pub async fn ingest_batches(&self, entity: &str, batches: Vec<RecordBatch>, options: IngestOptions) -> Result<IngestReport> {
+    pub async fn ingest_batches(
+        &self,
+        entity: &str,
+        batches: Vec<RecordBatch>,
+        options: IngestOptions,
+    ) -> Result<IngestReport> {
         if batches.is_empty() {
             return Err(Error::InvalidArgument("no batches to ingest".into()));
         }
@@ -328,7 +411,12 @@ impl Workspace {
     /// Past ingest reports of an entity, oldest first.
     pub fn ingest_history(&self, entity: &str) -> Result<Vec<IngestReport>> {
         self.entity(entity)?;
-        self.inner.catalog.ingests(entity)?.into_iter().map(|v| Ok(serde_json::from_value(v)?)).collect()
+        self.inner
+            .catalog
+            .ingests(entity)?
+            .into_iter()
+            .map(|v| Ok(serde_json::from_value(v)?))
+            .collect()
     }
 
     /// Quarantined rows of an entity across all ingests: `ingest_id`, `row` (1-based), `reason`, `record` (the
@@ -343,7 +431,8 @@ impl Workspace {
         for r in self.ingest_history(entity)? {
             if let Some(f) = &r.quarantine_file {
                 for b in self.inner.store.read_all(f).await? {
-                    let id: ArrayRef = Arc::new(StringArray::from(vec![r.id.as_str(); b.num_rows()]));
+                    let id: ArrayRef =
+                        Arc::new(StringArray::from(vec![r.id.as_str(); b.num_rows()]));
                     let mut cols = vec![id];
                     cols.extend(b.columns().iter().cloned());
                     out.push(RecordBatch::try_new(schema.clone(), cols)?);
@@ -356,16 +445,27 @@ impl Workspace {
     // ------------------------------------------------------------------------------------------ segments
 
     /// Defines (or replaces) a segment after type-checking its rule against the entity.
+    ///
+    /// The rule is stored in canonical form (see [`Checked::to_rule`]); the stored definition is returned.
     pub async fn define_segment(&self, segment: SegmentDefinition) -> Result<SegmentDefinition> {
         check_name(&segment.name, "segment")?;
-        let entity = self.entity(&segment.entity).map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
+        let entity = self.entity(&segment.entity).map_err(|e| {
+            Error::definition(format!("segment {}.entity", segment.name), e.to_string())
+        })?;
         if entity.key.is_none() {
             return Err(Error::definition(
                 format!("segment {}.entity", segment.name),
-                format!("entity `{}` has no key; segments select keyed entities", entity.name),
+                format!(
+                    "entity `{}` has no key; segments select keyed entities",
+                    entity.name
+                ),
             ));
         }
-        check(&segment.rule, &entity)?;
+        let checked = check(&segment.rule, &entity)?;
+        let segment = SegmentDefinition {
+            rule: checked.to_rule(),
+            ..segment
+        };
         self.inner.catalog.put_segment(&segment)?;
         Ok(segment)
     }
@@ -375,11 +475,20 @@ impl Workspace {
         match self.inner.catalog.segment(name)? {
             Some(s) => Ok(s),
             None => {
-                let known: Vec<String> = self.inner.catalog.segments()?.into_iter().map(|s| s.name).collect();
+                let known: Vec<String> = self
+                    .inner
+                    .catalog
+                    .segments()?
+                    .into_iter()
+                    .map(|s| s.name)
+                    .collect();
                 Err(Error::NotFound {
                     kind: "segment",
                     name: name.to_string(),
-                    hint: crate::error::Hint(crate::error::suggest(name, known.iter().map(String::as_str))),
+                    hint: crate::error::Hint(crate::error::suggest(
+                        name,
+                        known.iter().map(String::as_str),
+                    )),
                 })
             }
         }
@@ -393,7 +502,7 @@ impl Workspace {
     /// Deletes a segment and its membership history.
     pub async fn delete_segment(&self, name: &str) -> Result<()> {
         let files = self.inner.catalog.delete_segment(name)?;
-        self.inner.store.delete(files.iter().map(String::as_str)).await;
+        self.inner.store.delete(&files).await;
         Ok(())
     }
 
@@ -406,7 +515,11 @@ impl Workspace {
 
     async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
         let expr = compile(checked, self.now());
-        let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
+        let df = self
+            .inner
+            .ctx
+            .table(TableReference::bare(entity.name.as_str()))
+            .await?;
         Ok(df.filter(expr)?)
     }
 
@@ -418,8 +531,15 @@ impl Workspace {
         let (def, entity, checked) = self.compiled(name)?;
         let key = entity.key.clone().expect("checked on define");
         let snapshot = self.snapshot(&entity.name)?.version;
-        let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
-        let key_schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)]));
+        let df = self
+            .filtered(&entity, &checked)
+            .await?
+            .select(vec![column(&key)])?;
+        let key_schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(
+            &key,
+            entity.attr(&key)?.data_type.to_arrow(),
+            false,
+        )]));
         let batches = df.collect().await?;
         let members = sort_keys(concat_batches(&key_schema, &batches)?)?;
         let previous = self.inner.catalog.last_run(name)?;
@@ -433,7 +553,15 @@ impl Workspace {
         let (entered, exited) = diff_sorted(&before, &members)?;
         let run = previous.map(|r| r.run + 1).unwrap_or(1);
         // One file per run (an empty membership still gets a typed file to diff against next time).
-        let mut writer = self.inner.store.writer(&format!("segments/{}", def.name), key_schema.clone(), Some(&key)).single_file();
+        let mut writer = self
+            .inner
+            .store
+            .writer(
+                &format!("segments/{}", def.name),
+                key_schema.clone(),
+                Some(&key),
+            )
+            .single_file();
         if let Err(e) = writer.write(&members).await {
             writer.abort().await;
             return Err(e);
@@ -452,7 +580,10 @@ impl Workspace {
             snapshot,
         };
         if let Err(e) = self.inner.catalog.insert_run(&record) {
-            self.inner.store.delete([membership_file.as_str()]).await;
+            self.inner
+                .store
+                .delete(std::slice::from_ref(&membership_file))
+                .await;
             return Err(e);
         }
         Ok(SegmentRun {
@@ -478,13 +609,19 @@ impl Workspace {
     pub async fn preview(&self, name: &str, n: usize) -> Result<RecordBatch> {
         let (_, entity, checked) = self.compiled(name)?;
         let key = entity.key.clone().expect("checked on define");
-        let df = self.filtered(&entity, &checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
+        let df = self
+            .filtered(&entity, &checked)
+            .await?
+            .sort(vec![column(&key).sort(true, false)])?
+            .limit(0, Some(n))?;
         let batch = concat_batches(&entity.schema(), &df.collect().await?)?;
         let mut fields = vec![];
         let mut cols = vec![];
         for (attr, col) in entity.attributes.iter().zip(batch.columns()) {
             if attr.pii {
-                let masked: StringArray = (0..col.len()).map(|i| col.is_valid(i).then_some("***")).collect();
+                let masked: StringArray = (0..col.len())
+                    .map(|i| col.is_valid(i).then_some("***"))
+                    .collect();
                 fields.push(Field::new(&attr.name, ArrowType::Utf8, true));
                 cols.push(Arc::new(masked) as ArrayRef);
             } else {
@@ -503,7 +640,16 @@ impl Workspace {
             None => runs.last(),
             Some(n) => runs.iter().find(|r| r.run == n),
         }
-        .ok_or_else(|| Error::not_found("run", format!("{name}#{}", run.map(|r| r.to_string()).unwrap_or_else(|| "latest".into()))))?;
+        .ok_or_else(|| {
+            Error::not_found(
+                "run",
+                format!(
+                    "{name}#{}",
+                    run.map(|r| r.to_string())
+                        .unwrap_or_else(|| "latest".into())
+                ),
+            )
+        })?;
         self.inner.store.read(&r.membership_file).await
     }
 
@@ -523,7 +669,9 @@ impl Workspace {
 #[cfg(test)]
 impl Workspace {
     pub(crate) fn fail_next_commits(&self, on: bool) {
-        self.inner.fail_before_commit.store(on, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .fail_before_commit
+            .store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -532,23 +680,53 @@ mod tests {
     use super::*;
     use crate::model::{Attribute, DataType};
 
+    #[allow(dead_code)]
+    fn futures_are_send(ws: &Workspace, source: &dyn Source) {
+        fn send<T: Send>(_: T) {}
+        send(ws.ingest("u", source, IngestOptions::default()));
+        send(ws.evaluate("s"));
+        send(ws.count("s"));
+        send(ws.preview("s", 1));
+        send(ws.define_entity(Entity::profile("u", "id")));
+        send(ws.quarantine("u"));
+    }
+
     fn batch(ids: &[&str]) -> RecordBatch {
-        RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef)]).unwrap()
+        RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef)])
+            .unwrap()
     }
 
     #[tokio::test]
     async fn a_failure_at_commit_leaves_the_snapshot_and_no_files() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::open(dir.path()).await.unwrap();
-        ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
-        ws.ingest_batches("u", vec![batch(&["1", "2"])], IngestOptions::default()).await.unwrap();
+        ws.define_entity(
+            Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64)),
+        )
+        .await
+        .unwrap();
+        ws.ingest_batches("u", vec![batch(&["1", "2"])], IngestOptions::default())
+            .await
+            .unwrap();
         let before = ws.snapshot("u").unwrap();
         ws.fail_next_commits(true);
         // A quarantined row too, so a quarantine file is written and must be cleaned up as well.
-        let e = ws.ingest_batches("u", vec![batch(&["3", "x"])], IngestOptions::default()).await.unwrap_err();
-        assert!(e.to_string().contains("injected failure before commit"), "{e}");
+        let e = ws
+            .ingest_batches("u", vec![batch(&["3", "x"])], IngestOptions::default())
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("injected failure before commit"),
+            "{e}"
+        );
         assert_eq!(ws.snapshot("u").unwrap(), before);
-        assert_eq!(ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0].column(0).as_ref().len(), 1);
+        assert_eq!(
+            ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0]
+                .column(0)
+                .as_ref()
+                .len(),
+            1
+        );
         let n: i64 = ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0]
             .column(0)
             .as_any()
@@ -556,12 +734,29 @@ mod tests {
             .unwrap()
             .value(0);
         assert_eq!(n, 2);
-        let files: Vec<_> = std::fs::read_dir(dir.path().join("data/u")).unwrap().collect();
-        assert_eq!(files.len(), before.files.len(), "new data files were removed");
-        assert!(std::fs::read_dir(dir.path().join("quarantine/u")).map(|d| d.count()).unwrap_or(0) == 0);
-        assert!(ws.ingest_history("u").unwrap().len() == 1, "the failed ingest is not recorded");
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("data/u"))
+            .unwrap()
+            .collect();
+        assert_eq!(
+            files.len(),
+            before.files.len(),
+            "new data files were removed"
+        );
+        assert!(
+            std::fs::read_dir(dir.path().join("quarantine/u"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+                == 0
+        );
+        assert!(
+            ws.ingest_history("u").unwrap().len() == 1,
+            "the failed ingest is not recorded"
+        );
         ws.fail_next_commits(false);
-        let r = ws.ingest_batches("u", vec![batch(&["3"])], IngestOptions::default()).await.unwrap();
+        let r = ws
+            .ingest_batches("u", vec![batch(&["3"])], IngestOptions::default())
+            .await
+            .unwrap();
         assert_eq!(r.snapshot, Some(2));
     }
 }

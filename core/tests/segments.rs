@@ -19,10 +19,25 @@ fn rule(v: serde_json::Value) -> Rule {
 #[tokio::test]
 async fn lifecycle_history_and_membership_versions() {
     let (dir, ws) = people_workspace().await;
-    let cn = SegmentDefinition::new("cn", "people", rule(json!({"attribute": "country", "op": "eq", "value": "CN"})));
+    let cn = SegmentDefinition::new(
+        "cn",
+        "people",
+        rule(json!({"attribute": "country", "op": "eq", "value": "CN"})),
+    );
     ws.define_segment(cn.clone()).await.unwrap();
-    assert_eq!(ws.segments().unwrap().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["cn"]);
-    assert_eq!(ws.segment("cn").unwrap(), cn);
+    assert_eq!(
+        ws.segments()
+            .unwrap()
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["cn"]
+    );
+    assert_eq!(
+        ws.segment("cn").unwrap(),
+        cn,
+        "a canonical rule is stored as given"
+    );
 
     let r1 = ws.evaluate("cn").await.unwrap();
     assert_eq!((r1.run, r1.count), (1, 3));
@@ -33,11 +48,19 @@ async fn lifecycle_history_and_membership_versions() {
 
     // Change data: 3 leaves CN, 5 gets CN, 9 is new in CN.
     let b = RecordBatch::try_from_iter([
-        ("id", Arc::new(StringArray::from(vec!["3", "5", "9"])) as ArrayRef),
-        ("country", Arc::new(StringArray::from(vec!["JP", "CN", "CN"])) as ArrayRef),
+        (
+            "id",
+            Arc::new(StringArray::from(vec!["3", "5", "9"])) as ArrayRef,
+        ),
+        (
+            "country",
+            Arc::new(StringArray::from(vec!["JP", "CN", "CN"])) as ArrayRef,
+        ),
     ])
     .unwrap();
-    ws.ingest_batches("people", vec![b], IngestOptions::default()).await.unwrap();
+    ws.ingest_batches("people", vec![b], IngestOptions::default())
+        .await
+        .unwrap();
     let r2 = ws.evaluate("cn").await.unwrap();
     assert_eq!((r2.run, ids(&r2.members)), (2, vec![1, 5, 7, 9]));
     assert_eq!(ids(&r2.entered), vec![5, 9]);
@@ -45,19 +68,46 @@ async fn lifecycle_history_and_membership_versions() {
     assert_eq!(r2.snapshot, 2);
 
     // Updating the rule keeps the history; the next run diffs against the last membership.
-    ws.define_segment(SegmentDefinition::new("cn", "people", rule(json!({"attribute": "country", "op": "in", "value": ["CN", "JP"]}))))
-        .await
-        .unwrap();
+    ws.define_segment(SegmentDefinition::new(
+        "cn",
+        "people",
+        rule(json!({"attribute": "country", "op": "in", "value": ["CN", "JP"]})),
+    ))
+    .await
+    .unwrap();
     let r3 = ws.evaluate("cn").await.unwrap();
     assert_eq!((ids(&r3.entered), ids(&r3.exited)), (vec![3], vec![]));
 
     let runs = ws.runs("cn").unwrap();
-    assert_eq!(runs.iter().map(|r| (r.run, r.member_count, r.entered, r.exited)).collect::<Vec<_>>(), vec![(1, 3, 3, 0), (2, 4, 2, 1), (3, 5, 1, 0)]);
-    let v1: Vec<RecordBatch> = ws.members("cn", Some(1)).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.run, r.member_count, r.entered, r.exited))
+            .collect::<Vec<_>>(),
+        vec![(1, 3, 3, 0), (2, 4, 2, 1), (3, 5, 1, 0)]
+    );
+    let v1: Vec<RecordBatch> = ws
+        .members("cn", Some(1))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(v1.iter().flat_map(ids).collect::<Vec<_>>(), vec![1, 3, 7]);
-    let latest: Vec<RecordBatch> = ws.members("cn", None).await.unwrap().try_collect().await.unwrap();
-    assert_eq!(latest.iter().flat_map(ids).collect::<Vec<_>>(), vec![1, 3, 5, 7, 9]);
-    assert!(matches!(ws.members("cn", Some(7)).await, Err(Error::NotFound { .. })));
+    let latest: Vec<RecordBatch> = ws
+        .members("cn", None)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        latest.iter().flat_map(ids).collect::<Vec<_>>(),
+        vec![1, 3, 5, 7, 9]
+    );
+    assert!(matches!(
+        ws.members("cn", Some(7)).await,
+        Err(Error::NotFound { .. })
+    ));
 
     // Runs survive a reopen.
     drop(ws);
@@ -68,70 +118,156 @@ async fn lifecycle_history_and_membership_versions() {
     ws.delete_segment("cn").await.unwrap();
     assert!(ws.segments().unwrap().is_empty());
     let e = ws.evaluate("cn").await.unwrap_err();
-    assert!(matches!(e, Error::NotFound { kind: "segment", .. }), "{e:?}");
-    assert!(matches!(ws.delete_segment("cn").await, Err(Error::NotFound { .. })));
-    assert!(!dir.path().join("segments/cn").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false), "membership files removed");
+    assert!(
+        matches!(
+            e,
+            Error::NotFound {
+                kind: "segment",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(matches!(
+        ws.delete_segment("cn").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        !dir.path()
+            .join("segments/cn")
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false),
+        "membership files removed"
+    );
 }
 
 #[tokio::test]
 async fn empty_segments_and_empty_entities_stay_typed() {
     let (_dir, ws) = people_workspace().await;
-    ws.define_segment(SegmentDefinition::new("none", "people", rule(json!({"attribute": "age", "op": "gt", "value": 200}))))
-        .await
-        .unwrap();
+    ws.define_segment(SegmentDefinition::new(
+        "none",
+        "people",
+        rule(json!({"attribute": "age", "op": "gt", "value": 200})),
+    ))
+    .await
+    .unwrap();
     let r = ws.evaluate("none").await.unwrap();
     assert_eq!(r.count, 0);
-    assert_eq!(r.members.schema().field(0).data_type(), &segkit::deps::arrow::datatypes::DataType::Int64);
+    assert_eq!(
+        r.members.schema().field(0).data_type(),
+        &segkit::deps::arrow::datatypes::DataType::Int64
+    );
     assert_eq!(ws.evaluate("none").await.unwrap().run, 2);
-    ws.define_entity(segkit::Entity::profile("empty", "k").attribute(segkit::Attribute::new("k", segkit::DataType::String)))
-        .await
-        .unwrap();
-    ws.define_segment(SegmentDefinition::new("e", "empty", rule(json!({"and": []}))))
-        .await
-        .unwrap();
+    ws.define_entity(
+        segkit::Entity::profile("empty", "k")
+            .attribute(segkit::Attribute::new("k", segkit::DataType::String)),
+    )
+    .await
+    .unwrap();
+    ws.define_segment(SegmentDefinition::new(
+        "e",
+        "empty",
+        rule(json!({"and": []})),
+    ))
+    .await
+    .unwrap();
     let r = ws.evaluate("e").await.unwrap();
-    assert_eq!((r.count, r.members.schema().field(0).name().as_str()), (0, "k"));
+    assert_eq!(
+        (r.count, r.members.schema().field(0).name().as_str()),
+        (0, "k")
+    );
 }
 
 #[tokio::test]
 async fn count_and_preview() {
     let (_dir, ws) = people_workspace().await;
-    ws.define_segment(SegmentDefinition::new("adults", "people", rule(json!({"attribute": "age", "op": "ge", "value": 30}))))
-        .await
-        .unwrap();
+    ws.define_segment(SegmentDefinition::new(
+        "adults",
+        "people",
+        rule(json!({"attribute": "age", "op": "ge", "value": 30})),
+    ))
+    .await
+    .unwrap();
     assert_eq!(ws.count("adults").await.unwrap(), 5);
-    assert!(ws.runs("adults").unwrap().is_empty(), "count stores nothing");
+    assert!(
+        ws.runs("adults").unwrap().is_empty(),
+        "count stores nothing"
+    );
     let p = ws.preview("adults", 2).await.unwrap();
     assert_eq!(p.num_rows(), 2);
     let names = p.column_by_name("name").unwrap().as_string::<i32>();
-    assert_eq!((names.value(0), names.value(1)), ("***", "***"), "pii attribute masked");
+    assert_eq!(
+        (names.value(0), names.value(1)),
+        ("***", "***"),
+        "pii attribute masked"
+    );
     assert_eq!(ids(&p.project(&[0]).unwrap()), vec![1, 2]);
-    assert_eq!(p.column_by_name("country").unwrap().as_string::<i32>().value(0), "CN");
-    assert!(p.column_by_name("joined").unwrap().data_type().is_temporal());
+    assert_eq!(
+        p.column_by_name("country")
+            .unwrap()
+            .as_string::<i32>()
+            .value(0),
+        "CN"
+    );
+    assert!(p
+        .column_by_name("joined")
+        .unwrap()
+        .data_type()
+        .is_temporal());
 }
 
 #[tokio::test]
 async fn relative_rules_follow_the_workspace_clock() {
     let (_dir, ws) = people_workspace().await;
-    ws.define_segment(SegmentDefinition::new("recent", "people", rule(json!({"attribute": "joined", "op": "within_last", "value": "7 days"}))))
-        .await
-        .unwrap();
+    ws.define_segment(SegmentDefinition::new(
+        "recent",
+        "people",
+        rule(json!({"attribute": "joined", "op": "within_last", "value": "7 days"})),
+    ))
+    .await
+    .unwrap();
     assert_eq!(ids(&ws.evaluate("recent").await.unwrap().members), vec![4]);
     ws.set_clock(Arc::new(FixedClock::parse("2026-06-05T00:00:00Z").unwrap()));
     let r = ws.evaluate("recent").await.unwrap();
-    assert_eq!((ids(&r.members), ids(&r.entered), ids(&r.exited)), (vec![1], vec![1], vec![4]));
+    assert_eq!(
+        (ids(&r.members), ids(&r.entered), ids(&r.exited)),
+        (vec![1], vec![1], vec![4])
+    );
     assert_eq!(r.started_at.to_rfc3339(), "2026-06-05T00:00:00+00:00");
 }
 
 #[tokio::test]
 async fn bad_segment_definitions_are_refused() {
     let (_dir, ws) = people_workspace().await;
-    let e = ws.define_segment(SegmentDefinition::new("x", "peeple", rule(json!({"and": []})))).await.unwrap_err();
-    assert!(e.to_string().contains("segment x.entity") && e.to_string().contains("did you mean `people`"), "{e}");
-    let e = ws.define_segment(SegmentDefinition::new("bad name", "people", rule(json!({"and": []})))).await.unwrap_err();
+    let e = ws
+        .define_segment(SegmentDefinition::new(
+            "x",
+            "peeple",
+            rule(json!({"and": []})),
+        ))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("segment x.entity")
+            && e.to_string().contains("did you mean `people`"),
+        "{e}"
+    );
+    let e = ws
+        .define_segment(SegmentDefinition::new(
+            "bad name",
+            "people",
+            rule(json!({"and": []})),
+        ))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Definition { .. }), "{e}");
     let e = ws
-        .define_segment(SegmentDefinition::new("x", "people", rule(json!({"or": [{"attribute": "agee", "op": "gt", "value": 1}]}))))
+        .define_segment(SegmentDefinition::new(
+            "x",
+            "people",
+            rule(json!({"or": [{"attribute": "agee", "op": "gt", "value": 1}]})),
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.to_string(), "rule error at or[0].attribute: entity `people` has no attribute `agee` (did you mean `age`?)");

@@ -44,7 +44,7 @@ use text::{text_schema, KeyUnion, TextBatchBuilder, DEFAULT_BATCH_SIZE};
 
 /// The extra text column of CSV and NDJSON sources that carries a malformed record's raw text (null for
 /// well-formed rows). See the [module documentation](self).
-pub const RAW_COLUMN: &str = "_raw";
+pub const RAW_COLUMN: &str = segkit::source::MALFORMED_COLUMN;
 
 /// The format of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

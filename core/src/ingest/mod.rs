@@ -39,7 +39,9 @@ impl std::str::FromStr for IngestMode {
             "append" => Ok(IngestMode::Append),
             "upsert" => Ok(IngestMode::Upsert),
             "full_refresh" | "replace" => Ok(IngestMode::FullRefresh),
-            _ => Err(Error::InvalidArgument(format!("unknown ingest mode `{s}`; expected append, upsert or full_refresh"))),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown ingest mode `{s}`; expected append, upsert or full_refresh"
+            ))),
         }
     }
 }
@@ -79,11 +81,17 @@ pub struct FieldMapping {
 impl FieldMapping {
     /// Take the value from source field `name`.
     pub fn from_field(name: impl Into<String>) -> Self {
-        FieldMapping { source: Some(name.into()), ..Default::default() }
+        FieldMapping {
+            source: Some(name.into()),
+            ..Default::default()
+        }
     }
     /// Use a constant.
     pub fn constant(v: impl Into<Value>) -> Self {
-        FieldMapping { constant: Some(v.into()), ..Default::default() }
+        FieldMapping {
+            constant: Some(v.into()),
+            ..Default::default()
+        }
     }
     /// Adds a transformation.
     pub fn then(mut self, t: Transform) -> Self {
@@ -113,7 +121,10 @@ impl Mapping {
     /// Parses the JSON form documented on [`Mapping`].
     pub fn from_json(v: &Value) -> Result<Self> {
         let Value::Object(m) = v else {
-            return Err(Error::definition("mapping", "expected an object of attribute → source field or mapping"));
+            return Err(Error::definition(
+                "mapping",
+                "expected an object of attribute → source field or mapping",
+            ));
         };
         let mut out = BTreeMap::new();
         for (attr, spec) in m {
@@ -125,7 +136,13 @@ impl Mapping {
                     for (k, v) in o {
                         match k.as_str() {
                             "source" | "field" => {
-                                fm.source = Some(v.as_str().ok_or_else(|| Error::definition(&path, "`source` must be text"))?.to_string())
+                                fm.source = Some(
+                                    v.as_str()
+                                        .ok_or_else(|| {
+                                            Error::definition(&path, "`source` must be text")
+                                        })?
+                                        .to_string(),
+                                )
                             }
                             "constant" => fm.constant = Some(v.clone()),
                             "transforms" | "transform" => {
@@ -134,20 +151,28 @@ impl Mapping {
                                     other => vec![other.clone()],
                                 };
                                 for (i, t) in items.iter().enumerate() {
-                                    fm.transforms.push(parse_transform(t, &format!("{path}.transforms[{i}]"))?);
+                                    fm.transforms.push(parse_transform(
+                                        t,
+                                        &format!("{path}.transforms[{i}]"),
+                                    )?);
                                 }
                             }
-                            other => {
-                                return Err(Error::definition(
-                                    &path,
-                                    format!("unknown key `{other}` (expected source, constant, transforms)"),
-                                ))
-                            }
+                            other => return Err(Error::definition(
+                                &path,
+                                format!(
+                                    "unknown key `{other}` (expected source, constant, transforms)"
+                                ),
+                            )),
                         }
                     }
                     fm
                 }
-                _ => return Err(Error::definition(&path, "expected a source field name or an object")),
+                _ => {
+                    return Err(Error::definition(
+                        &path,
+                        "expected a source field name or an object",
+                    ))
+                }
             };
             out.insert(attr.clone(), fm);
         }
@@ -169,7 +194,12 @@ fn parse_transform(v: &Value, path: &str) -> Result<Transform> {
             let (k, v) = o.iter().next().expect("len 1");
             (k.as_str(), Some(v))
         }
-        _ => return Err(Error::definition(path, "expected a transform name or {name: argument}")),
+        _ => {
+            return Err(Error::definition(
+                path,
+                "expected a transform name or {name: argument}",
+            ))
+        }
     };
     let text = |what: &str| -> Result<String> {
         arg.and_then(Value::as_str)

@@ -4,7 +4,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray,
+    StringBuilder,
+};
 use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -16,7 +19,7 @@ use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
 use crate::model::{Attribute, Entity, EntityKind};
-use crate::source::{ScanRequest, Source};
+use crate::source::{ScanRequest, Source, MALFORMED_COLUMN};
 use crate::store::Store;
 
 enum Input {
@@ -41,24 +44,44 @@ pub(crate) fn quarantine_schema() -> SchemaRef {
     ]))
 }
 
-fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Vec<ColumnPlan>, Vec<String>)> {
+fn plan(
+    entity: &Entity,
+    source: &Schema,
+    options: &IngestOptions,
+) -> Result<(Vec<ColumnPlan>, Vec<String>)> {
     let here = |a: &str| format!("entity {}.attribute {a}", entity.name);
     for name in options.mapping.0.keys() {
         if entity.get(name).is_none() {
-            entity.attr(name).map_err(|e| Error::definition(format!("mapping.{name}"), e.to_string()))?;
+            entity
+                .attr(name)
+                .map_err(|e| Error::definition(format!("mapping.{name}"), e.to_string()))?;
         }
     }
-    let mut used = vec![false; source.fields().len()];
+    let mut used: Vec<bool> = source
+        .fields()
+        .iter()
+        .map(|f| f.name() == MALFORMED_COLUMN)
+        .collect();
     let mut cols = vec![];
     for attr in &entity.attributes {
-        let fm = options.mapping.0.get(&attr.name).cloned().unwrap_or_default();
+        let fm = options
+            .mapping
+            .0
+            .get(&attr.name)
+            .cloned()
+            .unwrap_or_default();
         let input = if let Some(c) = fm.constant.clone() {
             Input::Constant(c)
         } else {
             let wanted = fm.source.clone().unwrap_or_else(|| attr.name.clone());
             let idx = source.index_of(&wanted).ok().or_else(|| {
                 (fm.source.is_none())
-                    .then(|| source.fields().iter().position(|f| f.name().eq_ignore_ascii_case(&wanted)))
+                    .then(|| {
+                        source
+                            .fields()
+                            .iter()
+                            .position(|f| f.name().eq_ignore_ascii_case(&wanted))
+                    })
                     .flatten()
             });
             match idx {
@@ -67,9 +90,12 @@ fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Ve
                     Input::Field(i)
                 }
                 None if fm.source.is_some() => {
-                    let hint = crate::error::suggest(&wanted, source.fields().iter().map(|f| f.name().as_str()))
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
+                    let hint = crate::error::suggest(
+                        &wanted,
+                        source.fields().iter().map(|f| f.name().as_str()),
+                    )
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
                     return Err(Error::definition(
                         format!("mapping.{}", attr.name),
                         format!("the source has no field `{wanted}`{hint}"),
@@ -80,7 +106,12 @@ fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Ve
                         here(&attr.name),
                         format!(
                             "required attribute has no source field (source fields: {})",
-                            source.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                            source
+                                .fields()
+                                .iter()
+                                .map(|f| f.name().as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     ))
                 }
@@ -91,15 +122,26 @@ fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Ve
             .transforms
             .iter()
             .rev()
-            .find_map(|t| if let Transform::Split(s) = t { Some(s.clone()) } else { None })
+            .find_map(|t| {
+                if let Transform::Split(s) = t {
+                    Some(s.clone())
+                } else {
+                    None
+                }
+            })
             .unwrap_or_else(|| "|".to_string());
-        cols.push(ColumnPlan { attr: attr.clone(), input, transforms: fm.transforms, separator });
+        cols.push(ColumnPlan {
+            attr: attr.clone(),
+            input,
+            transforms: fm.transforms,
+            separator,
+        });
     }
     let ignored = source
         .fields()
         .iter()
         .zip(used)
-        .filter(|(_, u)| !u)
+        .filter(|(f, u)| !u && f.name() != MALFORMED_COLUMN)
         .map(|(f, _)| f.name().clone())
         .collect();
     Ok((cols, ignored))
@@ -114,14 +156,36 @@ fn constant_array(v: &Value, len: usize) -> ArrayRef {
     Arc::new(StringArray::from(vec![text; len]))
 }
 
-fn apply_transform(a: ArrayRef, t: &Transform, attr: &Attribute, errors: &mut Vec<RowError>) -> Result<ArrayRef> {
+fn apply_transform(
+    a: ArrayRef,
+    t: &Transform,
+    attr: &Attribute,
+    errors: &mut Vec<RowError>,
+) -> Result<ArrayRef> {
     let text = || -> Result<StringArray> {
-        Ok(arrow::compute::cast(&a, &ArrowType::Utf8)?.as_string::<i32>().clone())
+        Ok(arrow::compute::cast(&a, &ArrowType::Utf8)?
+            .as_string::<i32>()
+            .clone())
     };
     Ok(match t {
-        Transform::Trim => Arc::new(text()?.iter().map(|v| v.map(str::trim)).collect::<StringArray>()),
-        Transform::Lower => Arc::new(text()?.iter().map(|v| v.map(str::to_lowercase)).collect::<StringArray>()),
-        Transform::Upper => Arc::new(text()?.iter().map(|v| v.map(str::to_uppercase)).collect::<StringArray>()),
+        Transform::Trim => Arc::new(
+            text()?
+                .iter()
+                .map(|v| v.map(str::trim))
+                .collect::<StringArray>(),
+        ),
+        Transform::Lower => Arc::new(
+            text()?
+                .iter()
+                .map(|v| v.map(str::to_lowercase))
+                .collect::<StringArray>(),
+        ),
+        Transform::Upper => Arc::new(
+            text()?
+                .iter()
+                .map(|v| v.map(str::to_uppercase))
+                .collect::<StringArray>(),
+        ),
         Transform::Split(_) => a,
         Transform::ParseTimestamp(fmt) => {
             let s = text()?;
@@ -156,7 +220,10 @@ fn apply_transform(a: ArrayRef, t: &Transform, attr: &Attribute, errors: &mut Ve
             Arc::new(v.with_timezone(crate::model::UTC))
         }
         Transform::Cast(to) => {
-            let tmp = Attribute { data_type: to.clone(), ..attr.clone() };
+            let tmp = Attribute {
+                data_type: to.clone(),
+                ..attr.clone()
+            };
             let (out, errs) = coerce(&a, &tmp, "|")?;
             errors.extend(errs);
             out
@@ -190,8 +257,12 @@ impl KeySeen {
     }
     fn contains(&self, key: &dyn Array, i: usize) -> bool {
         match key.data_type() {
-            ArrowType::Int64 => self.ints.contains_key(&key.as_primitive::<Int64Type>().value(i)),
-            ArrowType::Int32 => self.ints.contains_key(&(key.as_primitive::<Int32Type>().value(i) as i64)),
+            ArrowType::Int64 => self
+                .ints
+                .contains_key(&key.as_primitive::<Int64Type>().value(i)),
+            ArrowType::Int32 => self
+                .ints
+                .contains_key(&(key.as_primitive::<Int32Type>().value(i) as i64)),
             _ => self.strs.contains_key(key.as_string::<i32>().value(i)),
         }
     }
@@ -202,6 +273,7 @@ struct Processor<'a> {
     schema: SchemaRef,
     cols: Vec<ColumnPlan>,
     key_pos: Option<usize>,
+    malformed_pos: Option<usize>,
     dedupe: bool,
     seen: KeySeen,
     next_row: u64,
@@ -225,6 +297,14 @@ impl Processor<'_> {
                 }
             }
         };
+        if let Some(m) = self.malformed_pos {
+            let raw = batch.column(m);
+            for (i, r) in reasons.iter_mut().enumerate() {
+                if raw.is_valid(i) {
+                    *r = Some("malformed record (the source could not parse it)".to_string());
+                }
+            }
+        }
         let mut columns = Vec::with_capacity(self.cols.len());
         for c in &self.cols {
             let raw = match &c.input {
@@ -260,19 +340,23 @@ impl Processor<'_> {
         if let (true, Some(k)) = (self.dedupe, self.key_pos) {
             let key = &columns[k];
             let pii = self.cols[k].attr.pii;
-            for i in 0..n {
-                if reasons[i].is_some() {
+            for (i, reason) in reasons.iter_mut().enumerate() {
+                if reason.is_some() {
                     continue;
                 }
                 let row = first_row + i as u64 + 1;
                 let earlier = match key.data_type() {
-                    ArrowType::Int64 => self.seen.insert_int(key.as_primitive::<Int64Type>().value(i), row),
-                    ArrowType::Int32 => self.seen.insert_int(key.as_primitive::<Int32Type>().value(i) as i64, row),
+                    ArrowType::Int64 => self
+                        .seen
+                        .insert_int(key.as_primitive::<Int64Type>().value(i), row),
+                    ArrowType::Int32 => self
+                        .seen
+                        .insert_int(key.as_primitive::<Int32Type>().value(i) as i64, row),
                     _ => self.seen.insert_str(key.as_string::<i32>().value(i), row),
                 };
                 if let Some(e) = earlier {
                     let shown = super::coerce::show(key.as_ref(), i, pii);
-                    reasons[i] = Some(format!("duplicate key {shown} (first seen at row {e})"));
+                    *reason = Some(format!("duplicate key {shown} (first seen at row {e})"));
                 }
             }
         }
@@ -288,7 +372,11 @@ impl Processor<'_> {
                 if let Some(r) = r {
                     let mut rec = serde_json::Map::new();
                     for (j, f) in schema.fields().iter().enumerate() {
-                        let v = if batch.column(j).is_null(i) { Value::Null } else { Value::String(fmts[j].value(i).to_string()) };
+                        let v = if batch.column(j).is_null(i) {
+                            Value::Null
+                        } else {
+                            Value::String(fmts[j].value(i).to_string())
+                        };
                         rec.insert(f.name().clone(), v);
                     }
                     self.q_rows.push((first_row + i as u64 + 1) as i64);
@@ -302,10 +390,17 @@ impl Processor<'_> {
         }
         // Bad rows may hold nulls in non-nullable columns: filter first, then apply the strict schema.
         let loose = Arc::new(Schema::new(
-            self.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
+            self.schema
+                .fields()
+                .iter()
+                .map(|f| f.as_ref().clone().with_nullable(true))
+                .collect::<Vec<_>>(),
         ));
         let kept = filter_record_batch(&RecordBatch::try_new(loose, columns)?, &good)?;
-        Ok(RecordBatch::try_new(self.schema.clone(), kept.columns().to_vec())?)
+        Ok(RecordBatch::try_new(
+            self.schema.clone(),
+            kept.columns().to_vec(),
+        )?)
     }
 
     fn quarantine_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -318,7 +413,10 @@ impl Processor<'_> {
         for r in std::mem::take(&mut self.q_records) {
             rec.append_value(r);
         }
-        Ok(Some(RecordBatch::try_new(quarantine_schema(), vec![Arc::new(rows), Arc::new(reasons), Arc::new(rec.finish())])?))
+        Ok(Some(RecordBatch::try_new(
+            quarantine_schema(),
+            vec![Arc::new(rows), Arc::new(reasons), Arc::new(rec.finish())],
+        )?))
     }
 }
 
@@ -337,7 +435,11 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
 }
 
 fn sort_by(batch: &RecordBatch, column: &str) -> Result<RecordBatch> {
-    let idx = sort_to_indices(batch.column_by_name(column).expect("key column"), None, None)?;
+    let idx = sort_to_indices(
+        batch.column_by_name(column).expect("key column"),
+        None,
+        None,
+    )?;
     Ok(take_record_batch(batch, &idx)?)
 }
 
@@ -363,22 +465,32 @@ pub(crate) async fn stage(
         (EntityKind::Profile, None) => IngestMode::Upsert,
         (EntityKind::Event, None) => IngestMode::Append,
         (EntityKind::Profile, Some(IngestMode::Append)) => {
-            return Err(Error::ingest(&entity.name, "profiles ingest with mode upsert or full_refresh, not append"))
+            return Err(Error::ingest(
+                &entity.name,
+                "profiles ingest with mode upsert or full_refresh, not append",
+            ))
         }
         (EntityKind::Event, Some(IngestMode::Upsert)) => {
-            return Err(Error::ingest(&entity.name, "events are append-only: use mode append or full_refresh"))
+            return Err(Error::ingest(
+                &entity.name,
+                "events are append-only: use mode append or full_refresh",
+            ))
         }
         (_, Some(m)) => m,
     };
     let source_schema = source.schema().await?;
     let (cols, ignored) = plan(entity, &source_schema, options)?;
     let schema = entity.schema();
-    let key_pos = entity.key.as_ref().and_then(|k| entity.attributes.iter().position(|a| &a.name == k));
+    let key_pos = entity
+        .key
+        .as_ref()
+        .and_then(|k| entity.attributes.iter().position(|a| &a.name == k));
     let mut proc = Processor {
         entity,
         schema: schema.clone(),
         cols,
         key_pos,
+        malformed_pos: source_schema.index_of(MALFORMED_COLUMN).ok(),
         dedupe: entity.kind == EntityKind::Profile,
         seen: KeySeen::default(),
         next_row: 0,
@@ -423,7 +535,12 @@ pub(crate) async fn stage(
         inserted = rows_written;
         files = match mode {
             IngestMode::FullRefresh => written.clone(),
-            _ => current.files.iter().cloned().chain(written.iter().cloned()).collect(),
+            _ => current
+                .files
+                .iter()
+                .cloned()
+                .chain(written.iter().cloned())
+                .collect(),
         };
     } else {
         let key = entity.key.clone().expect("profiles have keys");
@@ -443,7 +560,11 @@ pub(crate) async fn stage(
                 while let Some(b) = s.next().await {
                     let b = conform(&b?, &schema)?;
                     let kcol = b.column_by_name(&key).expect("key column").clone();
-                    let keep = BooleanArray::from((0..b.num_rows()).map(|i| !proc.seen.contains(kcol.as_ref(), i)).collect::<Vec<_>>());
+                    let keep = BooleanArray::from(
+                        (0..b.num_rows())
+                            .map(|i| !proc.seen.contains(kcol.as_ref(), i))
+                            .collect::<Vec<_>>(),
+                    );
                     updated += keep.false_count() as u64;
                     let kept = filter_record_batch(&b, &keep)?;
                     if kept.num_rows() > 0 {
@@ -453,9 +574,17 @@ pub(crate) async fn stage(
             }
         }
         inserted = rows_written - updated;
-        let merged = if all.is_empty() { RecordBatch::new_empty(schema.clone()) } else { concat_batches(&schema, &all)? };
+        let merged = if all.is_empty() {
+            RecordBatch::new_empty(schema.clone())
+        } else {
+            concat_batches(&schema, &all)?
+        };
         drop(all);
-        let sorted = if merged.num_rows() > 0 { sort_by(&merged, &key)? } else { merged };
+        let sorted = if merged.num_rows() > 0 {
+            sort_by(&merged, &key)?
+        } else {
+            merged
+        };
         let unchanged = mode == IngestMode::Upsert && rows_written == 0;
         if unchanged {
             written = vec![];
@@ -475,7 +604,10 @@ pub(crate) async fn stage(
         .iter()
         .zip(&proc.q_reasons)
         .take(20)
-        .map(|(r, why)| QuarantinedRow { row: *r as u64, reason: why.clone() })
+        .map(|(r, why)| QuarantinedRow {
+            row: *r as u64,
+            reason: why.clone(),
+        })
         .collect();
     let quarantine_file = match proc.quarantine_batch()? {
         None => None,
@@ -483,7 +615,8 @@ pub(crate) async fn stage(
             let mut w = store.writer(&format!("quarantine/{}", entity.name), q.schema(), None);
             if let Err(e) = w.write(&q).await {
                 w.abort().await;
-                store.delete(written.iter().map(|f| f.path.as_str())).await;
+                let paths: Vec<String> = written.iter().map(|f| f.path.clone()).collect();
+                store.delete(&paths).await;
                 return Err(e);
             }
             w.finish().await?.into_iter().next().map(|f| f.path)
@@ -505,12 +638,21 @@ pub(crate) async fn stage(
         ignored_fields: ignored,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
-    Ok(Staged { files, written, quarantine_file, report })
+    Ok(Staged {
+        files,
+        written,
+        quarantine_file,
+        report,
+    })
 }
 
 fn wrap_source(e: Error, source: &dyn Source) -> Error {
     match e {
         e @ Error::Source { .. } => e,
-        other => Error::Source { source_name: source.name(), message: other.to_string(), cause: Some(Box::new(other)) },
+        other => Error::Source {
+            source_name: source.name(),
+            message: other.to_string(),
+            cause: Some(Box::new(other)),
+        },
     }
 }

@@ -39,7 +39,11 @@ pub struct Condition {
 impl Rule {
     /// `attribute op value`.
     pub fn condition(attribute: impl Into<String>, op: Op, value: impl Into<Value>) -> Rule {
-        Rule::Condition(Condition { attribute: attribute.into(), op, value: value.into() })
+        Rule::Condition(Condition {
+            attribute: attribute.into(),
+            op,
+            value: value.into(),
+        })
     }
     /// Conjunction.
     pub fn and(rules: impl IntoIterator<Item = Rule>) -> Rule {
@@ -210,12 +214,15 @@ impl FromStr for Op {
             return Ok(op);
         }
         let lower = s.to_ascii_lowercase();
-        Op::ALL.into_iter().find(|o| o.name() == lower).ok_or_else(|| {
-            let hint = crate::error::suggest(s, Op::ALL.iter().map(|o| o.name()))
-                .map(|h| format!(" (did you mean `{h}`?)"))
-                .unwrap_or_default();
-            Error::rule("op", format!("unknown operator `{s}`{hint}"))
-        })
+        Op::ALL
+            .into_iter()
+            .find(|o| o.name() == lower)
+            .ok_or_else(|| {
+                let hint = crate::error::suggest(s, Op::ALL.iter().map(|o| o.name()))
+                    .map(|h| format!(" (did you mean `{h}`?)"))
+                    .unwrap_or_default();
+                Error::rule("op", format!("unknown operator `{s}`{hint}"))
+            })
     }
 }
 
@@ -236,8 +243,12 @@ impl Rule {
     /// The rule in segkit's own JSON dialect.
     pub fn to_json(&self) -> Value {
         match self {
-            Rule::And(v) => serde_json::json!({"and": v.iter().map(Rule::to_json).collect::<Vec<_>>()}),
-            Rule::Or(v) => serde_json::json!({"or": v.iter().map(Rule::to_json).collect::<Vec<_>>()}),
+            Rule::And(v) => {
+                serde_json::json!({"and": v.iter().map(Rule::to_json).collect::<Vec<_>>()})
+            }
+            Rule::Or(v) => {
+                serde_json::json!({"or": v.iter().map(Rule::to_json).collect::<Vec<_>>()})
+            }
             Rule::Not(r) => serde_json::json!({"not": r.to_json()}),
             Rule::Condition(c) => {
                 let mut m = serde_json::Map::new();

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::common::{Column, ScalarValue};
+use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
 use datafusion::logical_expr::expr::{InList, Like};
 use datafusion::logical_expr::{binary_expr, lit, Between, Expr, Operator};
-use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_any, make_array};
 
 use super::check::{Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test};
 use crate::model::{DataType, UTC};
@@ -15,8 +15,16 @@ use crate::model::{DataType, UTC};
 /// unknown, and only rows where the expression is true are members.
 pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
     match rule {
-        Checked::And(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::and).unwrap_or_else(|| lit(true)),
-        Checked::Or(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::or).unwrap_or_else(|| lit(false)),
+        Checked::And(v) => v
+            .iter()
+            .map(|r| compile(r, now))
+            .reduce(Expr::and)
+            .unwrap_or_else(|| lit(true)),
+        Checked::Or(v) => v
+            .iter()
+            .map(|r| compile(r, now))
+            .reduce(Expr::or)
+            .unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),
     }
@@ -69,23 +77,46 @@ fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             };
             binary_expr(c, op, l(v))
         }
-        Test::Between { lo, hi, negated } => Expr::Between(Between::new(Box::new(c), *negated, Box::new(l(lo)), Box::new(l(hi)))),
+        Test::Between { lo, hi, negated } => Expr::Between(Between::new(
+            Box::new(c),
+            *negated,
+            Box::new(l(lo)),
+            Box::new(l(hi)),
+        )),
         Test::InList { values, negated } => {
             if values.len() == 1 {
-                let op = if *negated { Operator::NotEq } else { Operator::Eq };
+                let op = if *negated {
+                    Operator::NotEq
+                } else {
+                    Operator::Eq
+                };
                 binary_expr(c, op, l(&values[0]))
             } else {
-                Expr::InList(InList::new(Box::new(c), values.iter().map(l).collect(), *negated))
+                Expr::InList(InList::new(
+                    Box::new(c),
+                    values.iter().map(l).collect(),
+                    *negated,
+                ))
             }
         }
-        Test::Pattern { kind, needle, negated } => {
+        Test::Pattern {
+            kind,
+            needle,
+            negated,
+        } => {
             let e = like_escape(needle);
             let pattern = match kind {
                 PatternKind::Contains => format!("%{e}%"),
                 PatternKind::StartsWith => format!("{e}%"),
                 PatternKind::EndsWith => format!("%{e}"),
             };
-            Expr::Like(Like::new(*negated, Box::new(c), Box::new(lit(pattern)), Some('\\'), false))
+            Expr::Like(Like::new(
+                *negated,
+                Box::new(c),
+                Box::new(lit(pattern)),
+                Some('\\'),
+                false,
+            ))
         }
         Test::Matches(pattern) => binary_expr(c, Operator::RegexMatch, lit(pattern.clone())),
         Test::IsNull { negated } => {
@@ -96,7 +127,14 @@ fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             }
         }
         Test::List { mode, values } => {
-            let items = || make_array(values.iter().map(|v| Expr::Literal(scalar(v, &elem), None)).collect());
+            let items = || {
+                make_array(
+                    values
+                        .iter()
+                        .map(|v| Expr::Literal(scalar(v, &elem), None))
+                        .collect(),
+                )
+            };
             let any = || {
                 if values.len() == 1 {
                     array_has(c.clone(), Expr::Literal(scalar(&values[0], &elem), None))
@@ -124,11 +162,22 @@ fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
                     ScalarValue::Date32(Some(days(now.date_naive()))),
                 ),
                 _ => (
-                    ScalarValue::TimestampMicrosecond(Some(start.timestamp_micros()), Some(UTC.into())),
-                    ScalarValue::TimestampMicrosecond(Some(now.timestamp_micros()), Some(UTC.into())),
+                    ScalarValue::TimestampMicrosecond(
+                        Some(start.timestamp_micros()),
+                        Some(UTC.into()),
+                    ),
+                    ScalarValue::TimestampMicrosecond(
+                        Some(now.timestamp_micros()),
+                        Some(UTC.into()),
+                    ),
                 ),
             };
-            Expr::Between(Between::new(Box::new(c), *negated, Box::new(Expr::Literal(lo, None)), Box::new(Expr::Literal(hi, None))))
+            Expr::Between(Between::new(
+                Box::new(c),
+                *negated,
+                Box::new(Expr::Literal(lo, None)),
+                Box::new(Expr::Literal(hi, None)),
+            ))
         }
     }
 }

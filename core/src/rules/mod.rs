@@ -20,10 +20,10 @@ pub(crate) mod reference;
 
 pub use ast::{Condition, Op, Rule};
 pub use check::{
-    check, literal, parse_date, parse_timestamp, Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test, TimeUnit,
-    Window,
+    check, literal, parse_date, parse_timestamp, Checked, Cmp, ListMode, Literal, PatternKind,
+    Pred, Test, TimeUnit, Window,
 };
-pub use compile::{column, compile, scalar};
 #[cfg(test)]
 pub(crate) use compile::days;
+pub use compile::{column, compile, scalar};
 pub use dialect::Dialect;
