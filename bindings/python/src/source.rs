@@ -26,7 +26,9 @@ pub struct ArrowStreamSource {
 
 impl fmt::Debug for ArrowStreamSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArrowStreamSource").field("name", &self.name).finish()
+        f.debug_struct("ArrowStreamSource")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -46,7 +48,12 @@ impl Source for ArrowStreamSource {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
-            .ok_or_else(|| segkit::Error::InvalidArgument(format!("the Arrow stream `{}` was already consumed", self.name)))?;
+            .ok_or_else(|| {
+                segkit::Error::InvalidArgument(format!(
+                    "the Arrow stream `{}` was already consumed",
+                    self.name
+                ))
+            })?;
         Ok(futures::stream::iter(reader.map(|r| r.map_err(segkit::Error::from))).boxed())
     }
 }
@@ -59,7 +66,9 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
     }
     if source.hasattr("__fspath__")? {
         let p = py.import("os")?.call_method1("fspath", (source,))?;
-        let s: String = p.extract().map_err(|_| PyTypeError::new_err("a bytes path is not supported; pass a str path"))?;
+        let s: String = p
+            .extract()
+            .map_err(|_| PyTypeError::new_err("a bytes path is not supported; pass a str path"))?;
         return segkit_connectors::open(&s).py();
     }
     if let Ok(d) = source.cast::<PyDict>() {
@@ -70,10 +79,18 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
         let ty = source.get_type();
         let module: String = ty.module()?.extract().unwrap_or_default();
         let package = module.split('.').next().unwrap_or_default();
-        let name = if package.is_empty() { format!("arrow:{}", ty.qualname()?) } else { format!("arrow:{package}.{}", ty.qualname()?) };
+        let name = if package.is_empty() {
+            format!("arrow:{}", ty.qualname()?)
+        } else {
+            format!("arrow:{package}.{}", ty.qualname()?)
+        };
         let any: AnyRecordBatch = source.extract()?;
         let reader = any.into_reader()?;
-        return Ok(Arc::new(ArrowStreamSource { name, schema: reader.schema(), reader: Mutex::new(Some(reader)) }));
+        return Ok(Arc::new(ArrowStreamSource {
+            name,
+            schema: reader.schema(),
+            reader: Mutex::new(Some(reader)),
+        }));
     }
     let ty = source.get_type();
     let module: String = ty.module()?.extract().unwrap_or_default();
