@@ -348,21 +348,14 @@ fn batch_to_rows(b: &RecordBatch) -> Result<String> {
 
 // ---------------------------------------------------------------------------------------------- Workspace
 
-/// Runs a core future on a blocking thread that drives it with `block_on` on napi's tokio runtime.
-///
-/// Some core futures (`Workspace::ingest`, `Workspace::evaluate`) are `Send`, but rustc cannot prove it under
-/// the generic `Send` bound napi's async wrapper puts on them: closures over `&DataFile` held across an await in
-/// their file clean-up trip the higher-ranked lifetime check. `block_on` needs no `Send`.
+/// Awaits a core future; kept as one place to adapt core futures to napi's `Send + 'static` bound.
 async fn on_runtime<T, F, Fut>(f: F) -> segkit::Result<T>
 where
     F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = segkit::Result<T>>,
+    Fut: std::future::Future<Output = segkit::Result<T>> + Send,
     T: Send + 'static,
 {
-    let handle = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || handle.block_on(f()))
-        .await
-        .map_err(|e| segkit::Error::InvalidArgument(format!("segkit task failed: {e}")))?
+    f().await
 }
 
 fn ingest_on_runtime(
