@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs every test of segkit: Rust (fmt, clippy, cargo test), Python (pytest) and Node (node --test).
+#
+#   scripts/test-all.sh            # everything
+#   SEGKIT_SKIP_LINT=1 scripts/test-all.sh   # skip fmt/clippy
+#
+# Needs: a Rust toolchain, gcc, python3 (3.10+) with venv, node 18+ with npm. It installs the Python and npm
+# packages it needs itself (into bindings/python/.venv and bindings/node/node_modules, or $SEGKIT_VENV).
+# One cargo target dir serves the workspace and both bindings (dev profile); set CARGO_TARGET_DIR to reuse one.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+step() { printf '\n=== %s (%s) ===\n' "$1" "$(date +%H:%M:%S)"; }
+
+if [ -z "${SEGKIT_SKIP_LINT:-}" ]; then
+  step "cargo fmt --check"
+  cargo fmt --all -- --check
+  step "cargo clippy"
+  cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+step "cargo test (Rust)"
+cargo test --workspace
+
+step "Python: venv, maturin develop, pytest"
+VENV=${SEGKIT_VENV:-$ROOT/bindings/python/.venv}
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+"$VENV/bin/python" -m pip install --quiet -r bindings/python/requirements-test.txt
+(
+  cd bindings/python
+  VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --quiet
+  "$VENV/bin/python" -m pytest -q
+)
+
+step "Node: npm ci, build, node --test"
+(
+  cd bindings/node
+  npm ci --no-audit --no-fund --loglevel=error
+  npm run --silent build
+  npm test
+)
+step "all tests passed"
