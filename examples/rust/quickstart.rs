@@ -11,7 +11,8 @@ use segkit::deps::arrow::datatypes::Int64Type;
 use segkit::deps::arrow::util::pretty::pretty_format_batches;
 use segkit::rules::Rule;
 use segkit::{
-    Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Link, SegmentDefinition, Workspace,
+    Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Link,
+    SegmentDefinition, Workspace,
 };
 use segkit_actions::JsonlFileAction;
 use serde_json::json;
@@ -19,12 +20,18 @@ use serde_json::json;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
 
 fn keys(batch: &segkit::deps::arrow::array::RecordBatch) -> Vec<i64> {
-    batch.column(0).as_primitive::<Int64Type>().values().to_vec()
+    batch
+        .column(0)
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec()
 }
 
 #[tokio::main]
 async fn main() -> segkit::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| "quickstart-workspace".into());
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "quickstart-workspace".into());
     let _ = std::fs::remove_dir_all(&dir); // start fresh so the output is reproducible
     let ws = Workspace::open(&dir).await?;
     ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T12:00:00Z")?));
@@ -55,10 +62,18 @@ async fn main() -> segkit::Result<()> {
     .await?;
 
     // 2. Ingest a CSV and an NDJSON file; bad rows are quarantined, not dropped.
-    for (entity, file) in [("customer", "customers.csv"), ("purchase", "purchases.ndjson")] {
+    for (entity, file) in [
+        ("customer", "customers.csv"),
+        ("purchase", "purchases.ndjson"),
+    ] {
         let source = segkit_connectors::open(&format!("{DATA}/{file}"))?;
-        let r = ws.ingest(entity, source.as_ref(), IngestOptions::default()).await?;
-        println!("ingested {file}: {} rows written, {} quarantined", r.rows_written, r.rows_quarantined);
+        let r = ws
+            .ingest(entity, source.as_ref(), IngestOptions::default())
+            .await?;
+        println!(
+            "ingested {file}: {} rows written, {} quarantined",
+            r.rows_written, r.rows_quarantined
+        );
         for q in &r.quarantine_sample {
             println!("  row {}: {}", q.row, q.reason);
         }
@@ -66,29 +81,48 @@ async fn main() -> segkit::Result<()> {
 
     // 3. Three segments, in the three rule dialects segkit reads.
     let segments = [
-        ("vip_cn", json!({"and": [
-            {"attribute": "country", "op": "eq", "value": "CN"},
-            {"attribute": "tags", "op": "has_any", "value": ["vip"]}
-        ]})),
-        ("high_value", json!({"combinator": "or", "rules": [
-            {"field": "ltv", "operator": ">", "value": "1000"},
-            {"field": "plan", "operator": "=", "value": "enterprise"}
-        ]})),
-        ("active_this_week", json!({"and": [
-            {">=": [{"var": "last_seen"}, "2026-06-23T12:00:00Z"]},
-            {"!": {"==": [{"var": "plan"}, "free"]}}
-        ]})),
+        (
+            "vip_cn",
+            json!({"and": [
+                {"attribute": "country", "op": "eq", "value": "CN"},
+                {"attribute": "tags", "op": "has_any", "value": ["vip"]}
+            ]}),
+        ),
+        (
+            "high_value",
+            json!({"combinator": "or", "rules": [
+                {"field": "ltv", "operator": ">", "value": "1000"},
+                {"field": "plan", "operator": "=", "value": "enterprise"}
+            ]}),
+        ),
+        (
+            "active_this_week",
+            json!({"and": [
+                {">=": [{"var": "last_seen"}, "2026-06-23T12:00:00Z"]},
+                {"!": {"==": [{"var": "plan"}, "free"]}}
+            ]}),
+        ),
     ];
     for (name, rule) in &segments {
-        ws.define_segment(SegmentDefinition::new(*name, "customer", Rule::parse(rule, Default::default())?)).await?;
+        ws.define_segment(SegmentDefinition::new(
+            *name,
+            "customer",
+            Rule::parse(rule, Default::default())?,
+        ))
+        .await?;
     }
 
     let action = JsonlFileAction::new(format!("{dir}/deliveries.jsonl"));
     for round in ["first evaluation", "after customers_update.csv"] {
         if round.starts_with("after") {
             let source = segkit_connectors::open(&format!("{DATA}/customers_update.csv"))?;
-            let r = ws.ingest("customer", source.as_ref(), IngestOptions::default()).await?;
-            println!("\ningested customers_update.csv: {} inserted, {} updated", r.rows_inserted, r.rows_updated);
+            let r = ws
+                .ingest("customer", source.as_ref(), IngestOptions::default())
+                .await?;
+            println!(
+                "\ningested customers_update.csv: {} inserted, {} updated",
+                r.rows_inserted, r.rows_updated
+            );
         }
         println!("\n== {round} ==");
         for (name, _) in &segments {
@@ -120,11 +154,17 @@ async fn main() -> segkit::Result<()> {
     let preview = ws.preview("high_value", 3).await?;
     let preview = preview.project(&[0, 1, 2, 4])?;
     println!("{}", pretty_format_batches(&[preview])?);
-    println!("{} count = {}", "vip_cn", ws.count("vip_cn").await?);
+    println!("vip_cn count = {}", ws.count("vip_cn").await?);
     let deliveries = std::fs::read_to_string(format!("{dir}/deliveries.jsonl"))?;
-    println!("{} deliveries written to {dir}/deliveries.jsonl", deliveries.lines().count());
+    println!(
+        "{} deliveries written to {dir}/deliveries.jsonl",
+        deliveries.lines().count()
+    );
     let q = ws.quarantine("customer").await?;
-    println!("{} customer rows in quarantine (see Workspace::quarantine)", q.num_rows());
+    println!(
+        "{} customer rows in quarantine (see Workspace::quarantine)",
+        q.num_rows()
+    );
     let _ = q.column(0).len();
     Ok(())
 }

@@ -702,15 +702,24 @@ impl NativeSegmentRun {
     }
     #[napi]
     pub fn members_ipc(&self) -> Result<Buffer> {
-        to_ipc(&self.run.members.schema(), &[self.run.members.clone()])
+        to_ipc(
+            &self.run.members.schema(),
+            std::slice::from_ref(&self.run.members),
+        )
     }
     #[napi]
     pub fn entered_ipc(&self) -> Result<Buffer> {
-        to_ipc(&self.run.entered.schema(), &[self.run.entered.clone()])
+        to_ipc(
+            &self.run.entered.schema(),
+            std::slice::from_ref(&self.run.entered),
+        )
     }
     #[napi]
     pub fn exited_ipc(&self) -> Result<Buffer> {
-        to_ipc(&self.run.exited.schema(), &[self.run.exited.clone()])
+        to_ipc(
+            &self.run.exited.schema(),
+            std::slice::from_ref(&self.run.exited),
+        )
     }
 }
 

@@ -157,12 +157,14 @@ impl Mapping {
                                     )?);
                                 }
                             }
-                            other => return Err(Error::definition(
-                                &path,
-                                format!(
+                            other => {
+                                return Err(Error::definition(
+                                    &path,
+                                    format!(
                                     "unknown key `{other}` (expected source, constant, transforms)"
                                 ),
-                            )),
+                                ))
+                            }
                         }
                     }
                     fm

@@ -700,118 +700,6 @@ impl Window {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Attribute;
-    use crate::rules::Dialect;
-    use serde_json::json;
-
-    fn user() -> Entity {
-        Entity::profile("user", "id")
-            .attribute(Attribute::new("id", DataType::Int64))
-            .attribute(Attribute::new("age", DataType::Int32))
-            .attribute(Attribute::new("country", DataType::String))
-            .attribute(Attribute::new("tags", "list<string>".parse().unwrap()))
-            .attribute(Attribute::new("signup_at", DataType::Timestamp))
-            .attribute(Attribute::new("secret", DataType::String).not_filterable())
-    }
-
-    fn chk(v: Value) -> Result<Checked> {
-        check(&Rule::parse(&v, Dialect::Auto)?, &user())
-    }
-
-    #[test]
-    fn ui_strings_are_coerced() {
-        let a = chk(json!({"combinator": "and", "rules": [{"field": "age", "operator": "between", "value": "25,40"}, {"field": "country", "operator": "in", "value": "CN, US"}]})).unwrap();
-        let b = chk(json!({"and": [{"attribute": "age", "op": "between", "value": [25, 40]}, {"attribute": "country", "op": "in", "value": ["CN", "US"]}]})).unwrap();
-        assert_eq!(a, b);
-    }
-
-    #[test]
-    fn errors_name_the_path_and_suggest() {
-        let e = chk(json!({"and": [{"attribute": "age", "op": "gt", "value": 1}, {"or": [{"attribute": "contry", "op": "eq", "value": "CN"}]}]})).unwrap_err();
-        assert_eq!(e.to_string(), "rule error at and[1].or[0].attribute: entity `user` has no attribute `contry` (did you mean `country`?)");
-        let e = chk(json!({"attribute": "age", "op": "gt", "value": "old"})).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "rule error at <root>.value: \"old\" is not a valid int32"
-        );
-        let e =
-            chk(json!({"attribute": "age", "op": "gt", "value": 3_000_000_000i64})).unwrap_err();
-        assert!(e.to_string().contains("out of range for int32"), "{e}");
-        let e = chk(json!({"attribute": "tags", "op": "gt", "value": 1})).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("does not apply to `tags` of type list<string>"),
-            "{e}"
-        );
-        let e = chk(json!({"attribute": "country", "op": "matches", "value": "(unclosed"}))
-            .unwrap_err();
-        assert!(e.to_string().contains("invalid regular expression"), "{e}");
-        let e = chk(json!({"attribute": "secret", "op": "eq", "value": "x"})).unwrap_err();
-        assert!(e.to_string().contains("not filterable"), "{e}");
-        let e = chk(json!({"attribute": "age", "op": "between", "value": [40, 25]})).unwrap_err();
-        assert!(e.to_string().contains("greater than the high bound"), "{e}");
-        let e = chk(json!({"attribute": "age", "op": "in", "value": []})).unwrap_err();
-        assert!(e.to_string().contains("empty"), "{e}");
-        let e = chk(json!({"attribute": "age", "op": "eq", "value": null})).unwrap_err();
-        assert!(e.to_string().contains("is_null"), "{e}");
-        let e =
-            chk(json!({"attribute": "signup_at", "op": "within_last", "value": "3 fortnights"}))
-                .unwrap_err();
-        assert!(e.to_string().contains("unknown time unit"), "{e}");
-        let e = chk(json!({"attribute": "signup_at", "op": "after", "value": "yesterday"}))
-            .unwrap_err();
-        assert!(e.to_string().contains("RFC 3339"), "{e}");
-    }
-
-    #[test]
-    fn windows_parse() {
-        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "2 weeks"}))
-            .unwrap();
-        assert!(matches!(
-            c,
-            Checked::Pred(Pred {
-                test: Test::WithinLast {
-                    window: Window {
-                        amount: 2,
-                        unit: TimeUnit::Weeks
-                    },
-                    negated: false
-                },
-                ..
-            })
-        ));
-        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": {"amount": 3, "unit": "months"}})).unwrap();
-        let Checked::Pred(Pred {
-            test: Test::WithinLast { window, .. },
-            ..
-        }) = c
-        else {
-            panic!()
-        };
-        let now = DateTime::parse_from_rfc3339("2026-05-31T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(window.start(now).to_rfc3339(), "2026-02-28T12:00:00+00:00");
-    }
-
-    #[test]
-    fn timestamps_parse_in_many_forms() {
-        let want = parse_timestamp("2026-06-30T00:00:00Z").unwrap();
-        for s in [
-            "2026-06-30 00:00:00",
-            "2026-06-30T02:00:00+02:00",
-            "2026-06-30",
-            "2026-06-30 00:00:00.000000Z",
-        ] {
-            assert_eq!(parse_timestamp(s), Some(want), "{s}");
-        }
-        assert_eq!(parse_timestamp("30/06/2026"), None);
-    }
-}
-
 impl Literal {
     /// The canonical JSON of this literal (dates as `YYYY-MM-DD`, instants as RFC 3339 in UTC).
     pub fn to_json(&self) -> Value {
@@ -925,5 +813,117 @@ impl Checked {
                 Rule::condition(p.attribute.clone(), op, value)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Attribute;
+    use crate::rules::Dialect;
+    use serde_json::json;
+
+    fn user() -> Entity {
+        Entity::profile("user", "id")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("age", DataType::Int32))
+            .attribute(Attribute::new("country", DataType::String))
+            .attribute(Attribute::new("tags", "list<string>".parse().unwrap()))
+            .attribute(Attribute::new("signup_at", DataType::Timestamp))
+            .attribute(Attribute::new("secret", DataType::String).not_filterable())
+    }
+
+    fn chk(v: Value) -> Result<Checked> {
+        check(&Rule::parse(&v, Dialect::Auto)?, &user())
+    }
+
+    #[test]
+    fn ui_strings_are_coerced() {
+        let a = chk(json!({"combinator": "and", "rules": [{"field": "age", "operator": "between", "value": "25,40"}, {"field": "country", "operator": "in", "value": "CN, US"}]})).unwrap();
+        let b = chk(json!({"and": [{"attribute": "age", "op": "between", "value": [25, 40]}, {"attribute": "country", "op": "in", "value": ["CN", "US"]}]})).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn errors_name_the_path_and_suggest() {
+        let e = chk(json!({"and": [{"attribute": "age", "op": "gt", "value": 1}, {"or": [{"attribute": "contry", "op": "eq", "value": "CN"}]}]})).unwrap_err();
+        assert_eq!(e.to_string(), "rule error at and[1].or[0].attribute: entity `user` has no attribute `contry` (did you mean `country`?)");
+        let e = chk(json!({"attribute": "age", "op": "gt", "value": "old"})).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rule error at <root>.value: \"old\" is not a valid int32"
+        );
+        let e =
+            chk(json!({"attribute": "age", "op": "gt", "value": 3_000_000_000i64})).unwrap_err();
+        assert!(e.to_string().contains("out of range for int32"), "{e}");
+        let e = chk(json!({"attribute": "tags", "op": "gt", "value": 1})).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("does not apply to `tags` of type list<string>"),
+            "{e}"
+        );
+        let e = chk(json!({"attribute": "country", "op": "matches", "value": "(unclosed"}))
+            .unwrap_err();
+        assert!(e.to_string().contains("invalid regular expression"), "{e}");
+        let e = chk(json!({"attribute": "secret", "op": "eq", "value": "x"})).unwrap_err();
+        assert!(e.to_string().contains("not filterable"), "{e}");
+        let e = chk(json!({"attribute": "age", "op": "between", "value": [40, 25]})).unwrap_err();
+        assert!(e.to_string().contains("greater than the high bound"), "{e}");
+        let e = chk(json!({"attribute": "age", "op": "in", "value": []})).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
+        let e = chk(json!({"attribute": "age", "op": "eq", "value": null})).unwrap_err();
+        assert!(e.to_string().contains("is_null"), "{e}");
+        let e =
+            chk(json!({"attribute": "signup_at", "op": "within_last", "value": "3 fortnights"}))
+                .unwrap_err();
+        assert!(e.to_string().contains("unknown time unit"), "{e}");
+        let e = chk(json!({"attribute": "signup_at", "op": "after", "value": "yesterday"}))
+            .unwrap_err();
+        assert!(e.to_string().contains("RFC 3339"), "{e}");
+    }
+
+    #[test]
+    fn windows_parse() {
+        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "2 weeks"}))
+            .unwrap();
+        assert!(matches!(
+            c,
+            Checked::Pred(Pred {
+                test: Test::WithinLast {
+                    window: Window {
+                        amount: 2,
+                        unit: TimeUnit::Weeks
+                    },
+                    negated: false
+                },
+                ..
+            })
+        ));
+        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": {"amount": 3, "unit": "months"}})).unwrap();
+        let Checked::Pred(Pred {
+            test: Test::WithinLast { window, .. },
+            ..
+        }) = c
+        else {
+            panic!()
+        };
+        let now = DateTime::parse_from_rfc3339("2026-05-31T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(window.start(now).to_rfc3339(), "2026-02-28T12:00:00+00:00");
+    }
+
+    #[test]
+    fn timestamps_parse_in_many_forms() {
+        let want = parse_timestamp("2026-06-30T00:00:00Z").unwrap();
+        for s in [
+            "2026-06-30 00:00:00",
+            "2026-06-30T02:00:00+02:00",
+            "2026-06-30",
+            "2026-06-30 00:00:00.000000Z",
+        ] {
+            assert_eq!(parse_timestamp(s), Some(want), "{s}");
+        }
+        assert_eq!(parse_timestamp("30/06/2026"), None);
     }
 }
