@@ -20,16 +20,38 @@ if [ -z "${SEGKIT_SKIP_LINT:-}" ]; then
   cargo clippy --workspace --all-targets -- -D warnings
 fi
 
-step "cargo test (Rust)"
-cargo test --workspace
-
-step "Python: venv, maturin develop, pytest"
+step "Python venv and test packages"
 VENV=${SEGKIT_VENV:-$ROOT/bindings/python/.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -r bindings/python/requirements-test.txt
+"$VENV/bin/python" -m pip install --quiet -r bindings/python/requirements-test.txt -r scripts/requirements-services.txt
+
+step "S3 server on loopback (moto)"
+S3_PORT=${SEGKIT_S3_PORT:-$(( 20000 + RANDOM % 20000 ))}
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$S3_PORT" > "${TMPDIR:-/tmp}/segkit-moto-$S3_PORT.log" 2>&1 &
+MOTO_PID=$!
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+export SEGKIT_TEST_S3_ENDPOINT="http://127.0.0.1:$S3_PORT"
+"$VENV/bin/python" - <<PY
+import time, urllib.request
+url = "$SEGKIT_TEST_S3_ENDPOINT"
+for _ in range(100):
+    try:
+        urllib.request.urlopen(url, timeout=1); break
+    except Exception:
+        time.sleep(0.1)
+import boto3
+boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="testing",
+             aws_secret_access_key="testing").create_bucket(Bucket="segkit-test")
+print("S3 (moto) on", url, "with bucket segkit-test")
+PY
+
+step "cargo test (Rust)"
+cargo test --workspace
+
+step "Python: maturin develop, pytest"
 (
   cd bindings/python
   VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --quiet

@@ -30,8 +30,8 @@ use crate::segment::{diff_sorted, sort_keys, SegmentDefinition, SegmentRun};
 use crate::source::{BatchStream, RecordBatchSource, Source};
 use crate::store::Store;
 
-/// How to open a workspace.
-#[derive(Debug, Clone, Default)]
+/// How to open a workspace. Its `Debug` output never shows store option values (they may be secrets).
+#[derive(Clone, Default)]
 #[non_exhaustive]
 pub struct WorkspaceOptions {
     /// Keep entity data at this URL (`s3://bucket/prefix`, `file:///…`) instead of the workspace directory.
@@ -40,6 +40,21 @@ pub struct WorkspaceOptions {
     pub store_options: Vec<(String, String)>,
     /// Query parallelism (default: the number of cores).
     pub target_partitions: Option<usize>,
+}
+
+impl std::fmt::Debug for WorkspaceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self
+            .store_options
+            .iter()
+            .map(|(k, _)| format!("{k}=<redacted>"))
+            .collect();
+        f.debug_struct("WorkspaceOptions")
+            .field("store_url", &self.store_url)
+            .field("store_options", &keys)
+            .field("target_partitions", &self.target_partitions)
+            .finish()
+    }
 }
 
 impl WorkspaceOptions {
@@ -679,6 +694,33 @@ impl Workspace {
 mod tests {
     use super::*;
     use crate::model::{Attribute, DataType};
+
+    #[test]
+    fn options_debug_redacts_store_secrets() {
+        let mut o = WorkspaceOptions::default().store_url("s3://bucket/ws");
+        o.store_options
+            .push(("aws_secret_access_key".into(), "hunter2".into()));
+        let shown = format!("{o:?}");
+        assert!(
+            shown.contains("aws_secret_access_key=<redacted>") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+
+    #[tokio::test]
+    async fn missing_env_secret_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = WorkspaceOptions::default().store_url("s3://bucket/ws");
+        o.store_options.push((
+            "aws_secret_access_key".into(),
+            "env:SEGKIT_TEST_SURELY_UNSET".into(),
+        ));
+        let e = Workspace::open_with(dir.path(), o).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid argument: environment variable `SEGKIT_TEST_SURELY_UNSET` (referenced as env:SEGKIT_TEST_SURELY_UNSET) is not set"
+        );
+    }
 
     #[allow(dead_code)]
     fn futures_are_send(ws: &Workspace, source: &dyn Source) {

@@ -50,8 +50,44 @@ fn is_text(t: &ArrowType) -> bool {
 
 /// Coerces `array` to the attribute's type. Rows that cannot be coerced become null and are reported.
 ///
-/// `separator` splits text into list elements when the text is not a JSON array.
+/// `separator` splits text into list elements when the text is not a JSON array. Float NaN is stored as null
+/// (missing): engines and SQL databases disagree on how NaN compares, while null semantics are the same everywhere.
 pub fn coerce(
+    array: &ArrayRef,
+    attr: &Attribute,
+    separator: &str,
+) -> Result<(ArrayRef, Vec<RowError>)> {
+    let (out, errors) = coerce_inner(array, attr, separator)?;
+    Ok((nan_to_null(out)?, errors))
+}
+
+fn nan_to_null(a: ArrayRef) -> Result<ArrayRef> {
+    match a.data_type() {
+        ArrowType::Float64 => {
+            let f = a.as_primitive::<arrow::datatypes::Float64Type>();
+            if !f.values().iter().any(|v| v.is_nan()) {
+                return Ok(a);
+            }
+            let nan = arrow::array::BooleanArray::from(
+                f.values().iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
+            );
+            Ok(arrow::compute::nullif(&a, &nan)?)
+        }
+        ArrowType::List(field) if field.data_type() == &ArrowType::Float64 => {
+            let l = a.as_list::<i32>();
+            let values = nan_to_null(l.values().clone())?;
+            Ok(Arc::new(GenericListArray::<i32>::try_new(
+                field.clone(),
+                l.offsets().clone(),
+                values,
+                l.nulls().cloned(),
+            )?))
+        }
+        _ => Ok(a),
+    }
+}
+
+fn coerce_inner(
     array: &ArrayRef,
     attr: &Attribute,
     separator: &str,

@@ -7,7 +7,7 @@
 //! unknown` is unknown; only entities for which the whole rule is *true* are members. `is_null` / `not_null`
 //! test for missing values. Negated operators (`ne`, `not_in`, `not_between`, `not_contains`, `has_none`,
 //! `not_within_last`) are exactly `not` of their positive form, so they are unknown on null too.
-//! Floats compare in IEEE total order (NaN is greater than every number and equal to itself).
+//! Float NaN is stored as null at ingestion (engines and databases disagree on how NaN compares).
 
 mod ast;
 mod check;
