@@ -107,6 +107,9 @@ def test_results_read_with_pyarrow_polars_pandas(users):
     assert df.schema == {"user_id": pl.Int64}
     assert df["user_id"].to_list() == [1, 3]
     assert members.to_polars().equals(df)
+    # pl.from_arrow reads any Arrow stream too; for a non-pyarrow stream polars 2.1 returns one struct Series
+    # (a struct per row), which unnests to the same frame.
+    assert pl.from_arrow(members).struct.unnest().equals(df)
     # pandas
     pdf = members.to_pandas()
     assert isinstance(pdf, pd.DataFrame)
