@@ -2,13 +2,17 @@
 //!
 //! ```text
 //! segkit-bench --data DIR --queries queries.sql --segments S1,S2,S6,S7 --runs N --warmup W --threads T --out FILE
-//!              [--workspace DIR] [--reingest]
+//!              [--workspace DIR] [--reingest] [--index country,plan] [--df datafusion.option=value ...]
 //! ```
 //! It ingests `DIR/users.parquet` into a segkit workspace through the public API (timed and reported as
 //! `settings.ingest_users_ms`), defines the segments of `benches/segments.json` as segkit rules (not SQL) and
 //! times `Workspace::evaluate` (members materialised, sorted, stored as a membership version, entered/exited
 //! computed) or `Workspace::count` for count-only segments. The SQL file is accepted for protocol
 //! compatibility and not used.
+//!
+//! `--index` lists the attributes marked `indexed` in the `users` entity (default `country`): segkit stores a
+//! profile sorted by its indexed attributes, then the key, so rules on them prune row groups and pages. Changing
+//! it needs `--reingest`. `--df` passes DataFusion session options through `WorkspaceOptions::session_option`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,15 +40,23 @@ struct Args {
     out: PathBuf,
     workspace: Option<PathBuf>,
     reingest: bool,
+    indexed: Vec<String>,
+    df: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut a = std::env::args().skip(1);
     let mut m: BTreeMap<String, String> = BTreeMap::new();
     let mut reingest = false;
+    let mut df = vec![];
     while let Some(k) = a.next() {
         match k.as_str() {
             "--reingest" => reingest = true,
+            "--df" => {
+                let v = a.next().ok_or("--df needs key=value")?;
+                let (k, v) = v.split_once('=').ok_or("--df needs key=value")?;
+                df.push((k.to_string(), v.to_string()));
+            }
             k if k.starts_with("--") => {
                 let v = a.next().ok_or(format!("{k} needs a value"))?;
                 m.insert(k[2..].to_string(), v);
@@ -80,6 +92,15 @@ fn parse_args() -> Result<Args, String> {
         out: PathBuf::from(get("out")?),
         workspace: m.get("workspace").map(PathBuf::from),
         reingest,
+        indexed: m
+            .get("index")
+            .cloned()
+            .unwrap_or_else(|| "country".into())
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        df,
     })
 }
 
@@ -97,8 +118,8 @@ fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-fn users_entity() -> Entity {
-    Entity::profile("users", "user_id")
+fn users_entity(indexed: &[String]) -> Entity {
+    let mut e = Entity::profile("users", "user_id")
         .attribute(Attribute::new("user_id", DataType::Int64))
         .attribute(Attribute::new("email", DataType::String).pii())
         .attribute(Attribute::new("country", DataType::String))
@@ -110,7 +131,11 @@ fn users_entity() -> Entity {
         .attribute(Attribute::new(
             "tags",
             DataType::List(Box::new(DataType::String)),
-        ))
+        ));
+    for a in &mut e.attributes {
+        a.indexed = indexed.contains(&a.name);
+    }
+    e
 }
 
 async fn setup(args: &Args) -> segkit::Result<(Workspace, f64, bool)> {
@@ -125,13 +150,13 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, f64, bool)> {
     if args.reingest && ws_dir.exists() {
         std::fs::remove_dir_all(&ws_dir)?;
     }
-    let ws = Workspace::open_with(
-        &ws_dir,
-        WorkspaceOptions::default().target_partitions(args.threads),
-    )
-    .await?;
+    let mut options = WorkspaceOptions::default().target_partitions(args.threads);
+    for (k, v) in &args.df {
+        options = options.session_option(k, v);
+    }
+    let ws = Workspace::open_with(&ws_dir, options).await?;
     ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T00:00:00Z")?));
-    ws.define_entity(users_entity()).await?;
+    ws.define_entity(users_entity(&args.indexed)).await?;
     let history = ws.ingest_history("users")?;
     let (ingest_ms, fresh) = match history.last() {
         Some(r) if r.rows_written > 0 && !args.reingest => (r.duration_ms, false),
@@ -224,6 +249,8 @@ fn main() {
                 "stored_files": snapshot.as_ref().map(|s| s.files.len()),
                 "stored_bytes": snapshot.as_ref().map(|s| s.files.iter().map(|f| f.bytes).sum::<u64>()),
                 "timed_call": "Workspace::evaluate (S7: Workspace::count)",
+                "indexed": args.indexed,
+                "session_options": args.df.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             },
             "setup_ms": (setup_ms * 100.0).round() / 100.0,
             "baseline_rss_mib": status_mib("VmRSS:"),

@@ -40,6 +40,8 @@ pub struct WorkspaceOptions {
     pub store_options: Vec<(String, String)>,
     /// Query parallelism (default: the number of cores).
     pub target_partitions: Option<usize>,
+    /// DataFusion configuration options (`datafusion.execution.parquet.pushdown_filters` = `true`, …).
+    pub session_options: Vec<(String, String)>,
 }
 
 impl std::fmt::Debug for WorkspaceOptions {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("store_url", &self.store_url)
             .field("store_options", &keys)
             .field("target_partitions", &self.target_partitions)
+            .field("session_options", &self.session_options)
             .finish()
     }
 }
@@ -66,6 +69,11 @@ impl WorkspaceOptions {
     /// Query parallelism.
     pub fn target_partitions(mut self, n: usize) -> Self {
         self.target_partitions = Some(n);
+        self
+    }
+    /// Sets a DataFusion configuration option for the workspace's session.
+    pub fn session_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.session_options.push((key.into(), value.into()));
         self
     }
 }
@@ -145,6 +153,12 @@ impl Workspace {
             .with_target_partitions(partitions)
             .with_information_schema(true);
         config.options_mut().execution.parquet.pushdown_filters = false;
+        for (k, v) in &options.session_options {
+            config
+                .options_mut()
+                .set(k, v)
+                .map_err(|e| Error::InvalidArgument(format!("session option {k}={v}: {e}")))?;
+        }
         let ctx = SessionContext::new_with_config(config);
         if store.url().scheme() != "file" {
             ctx.register_object_store(&store.registration_url(), store.object_store());

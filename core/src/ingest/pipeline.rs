@@ -434,13 +434,44 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
     Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
-fn sort_by(batch: &RecordBatch, column: &str) -> Result<RecordBatch> {
-    let idx = sort_to_indices(
-        batch.column_by_name(column).expect("key column"),
-        None,
-        None,
-    )?;
+/// Sorts rows by `columns` (ascending, nulls last), the last one being the key.
+fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
+    let sort_columns = columns
+        .iter()
+        .map(|c| arrow::compute::SortColumn {
+            values: batch.column_by_name(c).expect("sort column").clone(),
+            options: Some(arrow::compute::SortOptions {
+                descending: false,
+                nulls_first: false,
+            }),
+        })
+        .collect::<Vec<_>>();
+    let idx = if sort_columns.len() == 1 {
+        sort_to_indices(&sort_columns[0].values, sort_columns[0].options, None)?
+    } else {
+        arrow::compute::lexsort_to_indices(&sort_columns, None)?
+    };
     Ok(take_record_batch(batch, &idx)?)
+}
+
+/// The storage order of a profile: its `indexed` attributes (so row groups and pages prune on them), then the key.
+pub(crate) fn storage_order(entity: &Entity) -> Vec<String> {
+    let key = entity.key.clone().expect("profiles have keys");
+    let mut cols: Vec<String> = entity
+        .attributes
+        .iter()
+        .filter(|a| {
+            a.indexed
+                && a.name != key
+                && !matches!(
+                    a.data_type,
+                    crate::model::DataType::List(_) | crate::model::DataType::Json
+                )
+        })
+        .map(|a| a.name.clone())
+        .collect();
+    cols.push(key);
+    cols
 }
 
 /// What the pipeline hands back to the workspace for committing.
@@ -581,7 +612,7 @@ pub(crate) async fn stage(
         };
         drop(all);
         let sorted = if merged.num_rows() > 0 {
-            sort_by(&merged, &key)?
+            sort_by(&merged, &storage_order(entity))?
         } else {
             merged
         };
@@ -590,7 +621,8 @@ pub(crate) async fn stage(
             written = vec![];
             files = current.files.clone();
         } else {
-            let mut writer = store.writer(&dir, schema.clone(), Some(&key));
+            let order = storage_order(entity).join(",");
+            let mut writer = store.writer(&dir, schema.clone(), Some(&order));
             if let Err(e) = writer.write(&sorted).await {
                 writer.abort().await;
                 return Err(e);

@@ -27,8 +27,8 @@ const FLOATS: [f64; 6] = [-1.5, 0.0, 1.0, 2.5, 1e300, f64::NAN];
 pub(crate) fn entity() -> Entity {
     Entity::profile("t", "id")
         .attribute(Attribute::new("id", DataType::Int64))
-        .attribute(Attribute::new("s", DataType::String))
-        .attribute(Attribute::new("i", DataType::Int32))
+        .attribute(Attribute::new("s", DataType::String).indexed())
+        .attribute(Attribute::new("i", DataType::Int32).indexed())
         .attribute(Attribute::new("l", DataType::Int64))
         .attribute(Attribute::new("f", DataType::Float64))
         .attribute(Attribute::new("b", DataType::Bool))
