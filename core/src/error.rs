@@ -194,6 +194,19 @@ impl Error {
         }
     }
 
+    /// A [`Error::NotFound`] with a "did you mean" hint drawn from the names that do exist.
+    pub(crate) fn not_found_among<'a>(
+        kind: &'static str,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        Error::NotFound {
+            kind,
+            name: name.to_string(),
+            hint: Hint(suggest(name, candidates)),
+        }
+    }
+
     pub(crate) fn ingest(entity: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Ingest {
             entity: entity.into(),

@@ -316,21 +316,12 @@ impl Workspace {
         match self.inner.catalog.entity(name)? {
             Some((e, _)) => Ok(e),
             None => {
-                let known: Vec<String> = self
-                    .inner
-                    .catalog
-                    .entities()?
-                    .into_iter()
-                    .map(|e| e.name)
-                    .collect();
-                Err(Error::NotFound {
-                    kind: "entity",
-                    name: name.to_string(),
-                    hint: crate::error::Hint(crate::error::suggest(
-                        name,
-                        known.iter().map(String::as_str),
-                    )),
-                })
+                let known = self.inner.catalog.entities()?;
+                Err(Error::not_found_among(
+                    "entity",
+                    name,
+                    known.iter().map(|x| x.name.as_str()),
+                ))
             }
         }
     }
@@ -504,21 +495,12 @@ impl Workspace {
         match self.inner.catalog.segment(name)? {
             Some(s) => Ok(s),
             None => {
-                let known: Vec<String> = self
-                    .inner
-                    .catalog
-                    .segments()?
-                    .into_iter()
-                    .map(|s| s.name)
-                    .collect();
-                Err(Error::NotFound {
-                    kind: "segment",
-                    name: name.to_string(),
-                    hint: crate::error::Hint(crate::error::suggest(
-                        name,
-                        known.iter().map(String::as_str),
-                    )),
-                })
+                let known = self.inner.catalog.segments()?;
+                Err(Error::not_found_among(
+                    "segment",
+                    name,
+                    known.iter().map(|x| x.name.as_str()),
+                ))
             }
         }
     }
