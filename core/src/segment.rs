@@ -134,17 +134,36 @@ fn merge<T: Ord>(a: &[T], b: &[T]) -> (Vec<u32>, Vec<u32>) {
 
 /// Sorts a one-column key batch ascending (a no-op when it already is).
 pub(crate) fn sort_keys(batch: RecordBatch) -> Result<RecordBatch> {
-    let col: &ArrayRef = batch.column(0);
-    let sorted = match col.data_type() {
-        ArrowType::Int64 => col.as_primitive::<Int64Type>().values().is_sorted(),
-        ArrowType::Int32 => col.as_primitive::<Int32Type>().values().is_sorted(),
-        _ => false,
-    };
-    if sorted || batch.num_rows() < 2 {
+    if batch.num_rows() < 2 {
         return Ok(batch);
     }
-    let idx = arrow::compute::sort_to_indices(col, None, None)?;
-    Ok(take_record_batch(&batch, &idx)?)
+    let col: &ArrayRef = batch.column(0);
+    // Keys are never null: integer keys sort as plain vectors (no index indirection).
+    let sorted: ArrayRef = match col.data_type() {
+        ArrowType::Int64 => {
+            let v = col.as_primitive::<Int64Type>().values();
+            if v.is_sorted() {
+                return Ok(batch);
+            }
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            std::sync::Arc::new(arrow::array::Int64Array::from(v))
+        }
+        ArrowType::Int32 => {
+            let v = col.as_primitive::<Int32Type>().values();
+            if v.is_sorted() {
+                return Ok(batch);
+            }
+            let mut v = v.to_vec();
+            v.sort_unstable();
+            std::sync::Arc::new(arrow::array::Int32Array::from(v))
+        }
+        _ => {
+            let idx = arrow::compute::sort_to_indices(col, None, None)?;
+            return Ok(take_record_batch(&batch, &idx)?);
+        }
+    };
+    Ok(RecordBatch::try_new(batch.schema(), vec![sorted])?)
 }
 
 #[cfg(test)]
