@@ -37,28 +37,32 @@ pub fn runtime() -> PyResult<Arc<Runtime>> {
     Ok(rt)
 }
 
-/// Runs the future made by `make` to completion on the binding's runtime with the GIL released. Every 100 ms
-/// it takes the GIL briefly to run Python's signal handlers; if one raises (KeyboardInterrupt), the future is
-/// dropped (cancelled) and the exception propagates.
-///
-/// The future is created and polled on the calling thread after the GIL is released, so it need not be
-/// `Send` itself (only what `make` captures must be).
+/// Runs the future made by `make` to completion on the binding's runtime with the GIL released. The future runs
+/// on the runtime's worker threads, never on the calling thread, so the calling thread wakes every 100 ms to take
+/// the GIL briefly and run Python's signal handlers even while a query is busy; if one raises
+/// (KeyboardInterrupt), the task is aborted (the query is cancelled) and the exception propagates.
 pub fn wait_for_future<M, Fut>(py: Python<'_>, make: M) -> PyResult<Fut::Output>
 where
     M: FnOnce() -> Fut + Send,
-    Fut: Future,
-    Fut::Output: Send,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
 {
     let rt = runtime()?;
     py.detach(move || {
-        let fut = make();
+        let mut task = rt.spawn(make());
         rt.block_on(async {
-            tokio::pin!(fut);
             loop {
                 tokio::select! {
-                    out = &mut fut => return Ok(out),
+                    joined = &mut task => {
+                        return joined.map_err(|e| {
+                            pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
+                        });
+                    }
                     _ = tokio::time::sleep(SIGNAL_CHECK) => {
-                        Python::attach(|py| py.check_signals())?;
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            task.abort();
+                            return Err(e);
+                        }
                     }
                 }
             }
