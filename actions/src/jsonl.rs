@@ -47,11 +47,7 @@ pub struct JsonlFileAction {
 impl JsonlFileAction {
     /// Appends to the file at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        JsonlFileAction {
-            path: path.into(),
-            clock: Arc::new(SystemClock),
-            lock: Arc::new(Mutex::new(())),
-        }
+        JsonlFileAction { path: path.into(), clock: Arc::new(SystemClock), lock: Arc::new(Mutex::new(())) }
     }
 
     /// Uses `clock` for `delivered_at` (e.g. a workspace's fixed clock in tests).
@@ -84,10 +80,7 @@ fn append(path: &Path, bytes: &[u8]) -> std::io::Result<u64> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     let offset = file.metadata()?.len();
     file.write_all(bytes)?;
     file.flush()?;
@@ -107,17 +100,12 @@ impl Action for JsonlFileAction {
         let path = self.path.clone();
         let result = tokio::task::spawn_blocking(move || append(&path, line.as_bytes())).await;
         match result {
-            Ok(Ok(offset)) => Outcome::Delivered {
-                receipt: Some(offset.to_string()),
-            },
+            Ok(Ok(offset)) => Outcome::Delivered { receipt: Some(offset.to_string()) },
             Ok(Err(e)) => Outcome::Retryable {
                 reason: format!("cannot append to {}: {e}", self.path.display()),
                 retry_after: None,
             },
-            Err(e) => Outcome::Retryable {
-                reason: format!("write task failed: {e}"),
-                retry_after: None,
-            },
+            Err(e) => Outcome::Retryable { reason: format!("write task failed: {e}"), retry_after: None },
         }
     }
 }

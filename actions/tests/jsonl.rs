@@ -14,9 +14,7 @@ fn delivery(i: usize) -> Delivery {
         entity: "user".into(),
         entity_key: i.to_string(),
         attributes,
-        body: i
-            .is_multiple_of(2)
-            .then(|| format!("Hello \"{i}\"\nline two")),
+        body: i.is_multiple_of(2).then(|| format!("Hello \"{i}\"\nline two")),
     }
 }
 
@@ -36,26 +34,10 @@ async fn deliveries_are_written_and_read_back() {
     let action = JsonlFileAction::new(&path).with_clock(Arc::new(clock));
     assert_eq!(action.kind(), "jsonl");
     let first = action.execute(&delivery(0)).await;
-    assert_eq!(
-        first,
-        Outcome::Delivered {
-            receipt: Some("0".into())
-        }
-    );
+    assert_eq!(first, Outcome::Delivered { receipt: Some("0".into()) });
     let second = action.execute(&delivery(1)).await;
-    let line0_len = std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .next()
-        .unwrap()
-        .len()
-        + 1;
-    assert_eq!(
-        second,
-        Outcome::Delivered {
-            receipt: Some(line0_len.to_string())
-        }
-    );
+    let line0_len = std::fs::read_to_string(&path).unwrap().lines().next().unwrap().len() + 1;
+    assert_eq!(second, Outcome::Delivered { receipt: Some(line0_len.to_string()) });
 
     let lines = read_lines(&path);
     assert_eq!(lines.len(), 2);
@@ -63,28 +45,12 @@ async fn deliveries_are_written_and_read_back() {
     assert_eq!(lines[0]["origin"], "welcome");
     assert_eq!(lines[0]["entity"], "user");
     assert_eq!(lines[0]["entity_key"], "0");
-    assert_eq!(
-        lines[0]["attributes"],
-        json!({"email": "u0@example.com", "age": 30})
-    );
+    assert_eq!(lines[0]["attributes"], json!({"email": "u0@example.com", "age": 30}));
     assert_eq!(lines[0]["body"], "Hello \"0\"\nline two");
     assert_eq!(lines[0]["delivered_at"], "2026-01-02T03:04:05.000000Z");
     assert_eq!(lines[1]["body"], Value::Null);
-    let keys: Vec<&str> = lines[1]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    for k in [
-        "idempotency_key",
-        "origin",
-        "entity",
-        "entity_key",
-        "attributes",
-        "body",
-        "delivered_at",
-    ] {
+    let keys: Vec<&str> = lines[1].as_object().unwrap().keys().map(String::as_str).collect();
+    for k in ["idempotency_key", "origin", "entity", "entity_key", "attributes", "body", "delivered_at"] {
         assert!(keys.contains(&k), "missing {k} in {keys:?}");
     }
 }
@@ -109,10 +75,7 @@ async fn concurrent_executes_produce_well_formed_lines() {
     }
     let lines = read_lines(&path);
     assert_eq!(lines.len(), 200);
-    let mut keys: Vec<String> = lines
-        .iter()
-        .map(|l| l["entity_key"].as_str().unwrap().to_string())
-        .collect();
+    let mut keys: Vec<String> = lines.iter().map(|l| l["entity_key"].as_str().unwrap().to_string()).collect();
     keys.sort_by_key(|k| k.parse::<u32>().unwrap());
     assert_eq!(keys, (0..200).map(|i| i.to_string()).collect::<Vec<_>>());
     // Receipts are distinct line starts.
@@ -121,10 +84,7 @@ async fn concurrent_executes_produce_well_formed_lines() {
     assert_eq!(offsets.len(), 200);
     let text = std::fs::read(&path).unwrap();
     for o in offsets {
-        assert!(
-            o == 0 || text[o as usize - 1] == b'\n',
-            "offset {o} is not a line start"
-        );
+        assert!(o == 0 || text[o as usize - 1] == b'\n', "offset {o} is not a line start");
     }
 }
 
@@ -135,10 +95,7 @@ async fn unwritable_path_is_retryable() {
     std::fs::write(&file, "not a directory").unwrap();
     let action = JsonlFileAction::new(file.join("sub/out.jsonl"));
     match action.execute(&delivery(0)).await {
-        Outcome::Retryable {
-            reason,
-            retry_after,
-        } => {
+        Outcome::Retryable { reason, retry_after } => {
             assert!(reason.contains("cannot append to"), "{reason}");
             assert_eq!(retry_after, None);
         }

@@ -22,10 +22,7 @@ use std::time::Instant;
 use segkit::deps::arrow::array::AsArray;
 use segkit::deps::arrow::datatypes::Int64Type;
 use segkit::rules::{Dialect, Rule};
-use segkit::{
-    Attribute, DataType, Entity, FixedClock, IngestOptions, SegmentDefinition, Workspace,
-    WorkspaceOptions,
-};
+use segkit::{Attribute, DataType, Entity, FixedClock, IngestOptions, SegmentDefinition, Workspace, WorkspaceOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -74,21 +71,9 @@ fn parse_args() -> Result<Args, String> {
             .split(',')
             .map(String::from)
             .collect(),
-        runs: m
-            .get("runs")
-            .map(|v| v.parse().map_err(|_| "bad --runs"))
-            .transpose()?
-            .unwrap_or(5),
-        warmup: m
-            .get("warmup")
-            .map(|v| v.parse().map_err(|_| "bad --warmup"))
-            .transpose()?
-            .unwrap_or(1),
-        threads: m
-            .get("threads")
-            .map(|v| v.parse().map_err(|_| "bad --threads"))
-            .transpose()?
-            .unwrap_or(2),
+        runs: m.get("runs").map(|v| v.parse().map_err(|_| "bad --runs")).transpose()?.unwrap_or(5),
+        warmup: m.get("warmup").map(|v| v.parse().map_err(|_| "bad --warmup")).transpose()?.unwrap_or(1),
+        threads: m.get("threads").map(|v| v.parse().map_err(|_| "bad --threads")).transpose()?.unwrap_or(2),
         out: PathBuf::from(get("out")?),
         workspace: m.get("workspace").map(PathBuf::from),
         reingest,
@@ -128,10 +113,7 @@ fn users_entity(indexed: &[String]) -> Entity {
         .attribute(Attribute::new("ltv", DataType::Float64))
         .attribute(Attribute::new("signup_at", DataType::Timestamp))
         .attribute(Attribute::new("is_active", DataType::Bool))
-        .attribute(Attribute::new(
-            "tags",
-            DataType::List(Box::new(DataType::String)),
-        ));
+        .attribute(Attribute::new("tags", DataType::List(Box::new(DataType::String))));
     for a in &mut e.attributes {
         a.indexed = indexed.contains(&a.name);
     }
@@ -140,11 +122,7 @@ fn users_entity(indexed: &[String]) -> Entity {
 
 async fn setup(args: &Args) -> segkit::Result<(Workspace, f64, bool)> {
     let ws_dir = args.workspace.clone().unwrap_or_else(|| {
-        let tag = args
-            .data
-            .file_name()
-            .map(|s| s.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let tag = args.data.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         std::env::temp_dir().join(format!("segkit-bench-ws-{tag}"))
     });
     if args.reingest && ws_dir.exists() {
@@ -161,20 +139,10 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, f64, bool)> {
     let (ingest_ms, fresh) = match history.last() {
         Some(r) if r.rows_written > 0 && !args.reingest => (r.duration_ms, false),
         _ => {
-            let source = segkit_connectors::open(
-                args.data
-                    .join("users.parquet")
-                    .to_str()
-                    .expect("utf-8 path"),
-            )?;
+            let source = segkit_connectors::open(args.data.join("users.parquet").to_str().expect("utf-8 path"))?;
             let t = Instant::now();
-            let report = ws
-                .ingest("users", source.as_ref(), IngestOptions::default())
-                .await?;
-            eprintln!(
-                "  [segkit] ingested {} users ({} quarantined)",
-                report.rows_written, report.rows_quarantined
-            );
+            let report = ws.ingest("users", source.as_ref(), IngestOptions::default()).await?;
+            eprintln!("  [segkit] ingested {} users ({} quarantined)", report.rows_written, report.rows_quarantined);
             (t.elapsed().as_secs_f64() * 1000.0, true)
         }
     };
@@ -184,16 +152,14 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, f64, bool)> {
             continue;
         }
         let rule = Rule::parse(rule, Dialect::Segkit)?;
-        ws.define_segment(SegmentDefinition::new(name.to_lowercase(), "users", rule))
-            .await?;
+        ws.define_segment(SegmentDefinition::new(name.to_lowercase(), "users", rule)).await?;
     }
     Ok((ws, ingest_ms, fresh))
 }
 
 async fn run_once(ws: &Workspace, seg: &str, defs: &Value) -> segkit::Result<(u64, String, bool)> {
-    let spec = defs.get(seg).ok_or_else(|| {
-        segkit::Error::InvalidArgument(format!("segment {seg} has no segkit rule"))
-    })?;
+    let spec =
+        defs.get(seg).ok_or_else(|| segkit::Error::InvalidArgument(format!("segment {seg} has no segkit rule")))?;
     if let Some(of) = spec.get("count_of").and_then(Value::as_str) {
         let n = ws.count(&of.to_lowercase()).await?;
         return Ok((n, hex(&Sha256::digest(n.to_string().as_bytes())), true));
@@ -220,11 +186,8 @@ fn main() {
             std::process::exit(64);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(args.threads)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build().expect("runtime");
     rt.block_on(async move {
         reset_hwm();
         let t0 = Instant::now();

@@ -122,13 +122,8 @@ impl Catalog {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.execute_batch(SCHEMA)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')",
-            [],
-        )?;
-        Ok(Catalog {
-            conn: Mutex::new(conn),
-        })
+        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", [])?;
+        Ok(Catalog { conn: Mutex::new(conn) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -153,14 +148,11 @@ impl Catalog {
     pub fn entity(&self, name: &str) -> Result<Option<(Entity, i64)>> {
         self.with(|c| {
             let row: Option<(String, i64)> = c
-                .query_row(
-                    "SELECT definition, snapshot FROM entities WHERE name = ?1",
-                    [name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                .query_row("SELECT definition, snapshot FROM entities WHERE name = ?1", [name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
-            row.map(|(d, v)| Ok((serde_json::from_str(&d)?, v)))
-                .transpose()
+            row.map(|(d, v)| Ok((serde_json::from_str(&d)?, v))).transpose()
         })
     }
 
@@ -168,9 +160,7 @@ impl Catalog {
     pub fn entities(&self) -> Result<Vec<Entity>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT definition FROM entities ORDER BY name")?;
-            let rows = st
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
         })
     }
@@ -186,11 +176,7 @@ impl Catalog {
                 params![entity, version],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )?;
-            Ok(Snapshot {
-                version,
-                files: serde_json::from_str(&files)?,
-                row_count: rows as u64,
-            })
+            Ok(Snapshot { version, files: serde_json::from_str(&files)?, row_count: rows as u64 })
         })
     }
 
@@ -236,13 +222,7 @@ impl Catalog {
     }
 
     /// Records an ingest that committed no snapshot (for example every row quarantined).
-    pub fn record_ingest(
-        &self,
-        id: &str,
-        entity: &str,
-        source: &str,
-        report: &serde_json::Value,
-    ) -> Result<()> {
+    pub fn record_ingest(&self, id: &str, entity: &str, source: &str, report: &serde_json::Value) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT INTO ingests(id, entity, source, snapshot, report, created_at) VALUES (?1, ?2, ?3, NULL, ?4, ?5)",
@@ -255,12 +235,8 @@ impl Catalog {
     /// Ingest reports of `entity`, oldest first.
     pub fn ingests(&self, entity: &str) -> Result<Vec<serde_json::Value>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT report FROM ingests WHERE entity = ?1 ORDER BY created_at, rowid",
-            )?;
-            let rows = st
-                .query_map([entity], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut st = c.prepare("SELECT report FROM ingests WHERE entity = ?1 ORDER BY created_at, rowid")?;
+            let rows = st.query_map([entity], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
         })
     }
@@ -281,13 +257,8 @@ impl Catalog {
     /// A segment definition.
     pub fn segment(&self, name: &str) -> Result<Option<SegmentDefinition>> {
         self.with(|c| {
-            let d: Option<String> = c
-                .query_row(
-                    "SELECT definition FROM segments WHERE name = ?1",
-                    [name],
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let d: Option<String> =
+                c.query_row("SELECT definition FROM segments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
             d.map(|d| Ok(serde_json::from_str(&d)?)).transpose()
         })
     }
@@ -296,9 +267,7 @@ impl Catalog {
     pub fn segments(&self) -> Result<Vec<SegmentDefinition>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT definition FROM segments ORDER BY name")?;
-            let rows = st
-                .query_map([], |r| r.get::<_, String>(0))?
-                .collect::<Result<Vec<_>, _>>()?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
             rows.iter().map(|d| Ok(serde_json::from_str(d)?)).collect()
         })
     }
@@ -308,11 +277,8 @@ impl Catalog {
         self.with(|c| {
             let tx = c.transaction()?;
             let files = {
-                let mut st =
-                    tx.prepare("SELECT membership_file FROM segment_runs WHERE segment = ?1")?;
-                let rows = st
-                    .query_map([name], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut st = tx.prepare("SELECT membership_file FROM segment_runs WHERE segment = ?1")?;
+                let rows = st.query_map([name], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
                 rows
             };
             let n = tx.execute("DELETE FROM segments WHERE name = ?1", [name])?;

@@ -37,9 +37,7 @@ impl FixedClock {
     pub fn parse(s: &str) -> Result<Self> {
         DateTime::parse_from_rfc3339(s)
             .map(|t| FixedClock(t.with_timezone(&Utc)))
-            .map_err(|e| {
-                Error::InvalidArgument(format!("clock instant {s:?} is not RFC 3339: {e}"))
-            })
+            .map_err(|e| Error::InvalidArgument(format!("clock instant {s:?} is not RFC 3339: {e}")))
     }
 }
 

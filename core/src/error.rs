@@ -151,9 +151,7 @@ impl Error {
             Error::Ingest { .. } | Error::Source { .. } => ErrorKind::Ingest,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            Error::Catalog(_) | Error::ObjectStore(_) | Error::Parquet(_) | Error::Io(_) => {
-                ErrorKind::Storage
-            }
+            Error::Catalog(_) | Error::ObjectStore(_) | Error::Parquet(_) | Error::Io(_) => ErrorKind::Storage,
             Error::Arrow(_) | Error::DataFusion(_) | Error::Json(_) => ErrorKind::Engine,
         }
     }
@@ -173,25 +171,15 @@ impl Error {
     }
 
     pub(crate) fn definition(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Definition {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Definition { path: path.into(), message: message.into() }
     }
 
     pub(crate) fn rule(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Rule {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Rule { path: path.into(), message: message.into() }
     }
 
     pub(crate) fn not_found(kind: &'static str, name: impl Into<String>) -> Self {
-        Error::NotFound {
-            kind,
-            name: name.into(),
-            hint: Hint::default(),
-        }
+        Error::NotFound { kind, name: name.into(), hint: Hint::default() }
     }
 
     /// A [`Error::NotFound`] with a "did you mean" hint drawn from the names that do exist.
@@ -200,28 +188,17 @@ impl Error {
         name: &str,
         candidates: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        Error::NotFound {
-            kind,
-            name: name.to_string(),
-            hint: Hint(suggest(name, candidates)),
-        }
+        Error::NotFound { kind, name: name.to_string(), hint: Hint(suggest(name, candidates)) }
     }
 
     pub(crate) fn ingest(entity: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Ingest {
-            entity: entity.into(),
-            message: message.into(),
-        }
+        Error::Ingest { entity: entity.into(), message: message.into() }
     }
 
     /// Wraps an arbitrary error as a failure of the named source (for connector authors).
     pub fn source_error(source_name: impl Into<String>, cause: impl Into<BoxError>) -> Self {
         let cause = cause.into();
-        Error::Source {
-            source_name: source_name.into(),
-            message: cause.to_string(),
-            cause: Some(cause),
-        }
+        Error::Source { source_name: source_name.into(), message: cause.to_string(), cause: Some(cause) }
     }
 }
 
@@ -239,21 +216,14 @@ impl fmt::Display for Hint {
 }
 
 /// The closest candidate to `name` among `candidates`, if one is close enough to be a likely typo.
-pub(crate) fn suggest<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<String> {
+pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     let edits_allowed = (lower.chars().count() / 3).max(1);
     candidates
         .into_iter()
         .map(|c| {
             let c_lower = c.to_ascii_lowercase();
-            (
-                strsim::jaro_winkler(&lower, &c_lower),
-                strsim::levenshtein(&lower, &c_lower),
-                c,
-            )
+            (strsim::jaro_winkler(&lower, &c_lower), strsim::levenshtein(&lower, &c_lower), c)
         })
         .filter(|(score, edits, _)| *score >= 0.8 || *edits <= edits_allowed)
         .max_by(|a, b| a.0.total_cmp(&b.0))

@@ -59,9 +59,7 @@ impl DataType {
             DataType::Bool => ArrowType::Boolean,
             DataType::Date => ArrowType::Date32,
             DataType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some(UTC.into())),
-            DataType::List(inner) => {
-                ArrowType::List(Arc::new(Field::new("item", inner.to_arrow(), true)))
-            }
+            DataType::List(inner) => ArrowType::List(Arc::new(Field::new("item", inner.to_arrow(), true))),
         }
     }
 
@@ -125,10 +123,7 @@ impl FromStr for DataType {
         if let Some(inner) = t.strip_prefix("list<").and_then(|r| r.strip_suffix('>')) {
             let inner: DataType = inner.parse()?;
             if matches!(inner, DataType::List(_) | DataType::Json) {
-                return Err(Error::definition(
-                    "type",
-                    format!("`{s}`: list elements must be scalar types"),
-                ));
+                return Err(Error::definition("type", format!("`{s}`: list elements must be scalar types")));
             }
             return Ok(DataType::List(Box::new(inner)));
         }
@@ -270,10 +265,7 @@ impl FromStr for EntityKind {
         match s.trim().to_ascii_lowercase().as_str() {
             "profile" => Ok(EntityKind::Profile),
             "event" => Ok(EntityKind::Event),
-            _ => Err(Error::definition(
-                "kind",
-                format!("unknown entity kind `{s}`; expected `profile` or `event`"),
-            )),
+            _ => Err(Error::definition("kind", format!("unknown entity kind `{s}`; expected `profile` or `event`"))),
         }
     }
 }
@@ -294,11 +286,7 @@ pub struct Link {
 impl Link {
     /// `attribute → entity`'s key.
     pub fn new(attribute: impl Into<String>, entity: impl Into<String>) -> Self {
-        Link {
-            attribute: attribute.into(),
-            entity: entity.into(),
-            target: None,
-        }
+        Link { attribute: attribute.into(), entity: entity.into(), target: None }
     }
 }
 
@@ -382,10 +370,7 @@ impl Entity {
         self.get(name).ok_or_else(|| Error::NotFound {
             kind: "attribute",
             name: format!("{}.{name}", self.name),
-            hint: Hint(suggest(
-                name,
-                self.attributes.iter().map(|a| a.name.as_str()),
-            )),
+            hint: Hint(suggest(name, self.attributes.iter().map(|a| a.name.as_str()))),
         })
     }
 
@@ -399,13 +384,7 @@ impl Entity {
         Arc::new(Schema::new(
             self.attributes
                 .iter()
-                .map(|a| {
-                    Field::new(
-                        &a.name,
-                        a.data_type.to_arrow(),
-                        a.nullable && Some(&a.name) != self.key.as_ref(),
-                    )
-                })
+                .map(|a| Field::new(&a.name, a.data_type.to_arrow(), a.nullable && Some(&a.name) != self.key.as_ref()))
                 .collect::<Vec<_>>(),
         ))
     }
@@ -419,10 +398,7 @@ impl Entity {
         let here = self.path();
         check_name(&self.name, "entity")?;
         if self.attributes.is_empty() {
-            return Err(Error::definition(
-                &here,
-                "an entity needs at least one attribute",
-            ));
+            return Err(Error::definition(&here, "an entity needs at least one attribute"));
         }
         let mut seen = std::collections::HashSet::new();
         for a in &self.attributes {
@@ -434,22 +410,14 @@ impl Entity {
         }
         match (&self.kind, &self.key) {
             (EntityKind::Profile, None) => {
-                return Err(Error::definition(
-                    format!("{here}.key"),
-                    "a profile entity needs a key attribute",
-                ))
+                return Err(Error::definition(format!("{here}.key"), "a profile entity needs a key attribute"))
             }
             (_, Some(k)) => {
-                let a = self
-                    .attr(k)
-                    .map_err(|e| Error::definition(format!("{here}.key"), e.to_string()))?;
+                let a = self.attr(k).map_err(|e| Error::definition(format!("{here}.key"), e.to_string()))?;
                 if !a.data_type.is_key_type() {
                     return Err(Error::definition(
                         format!("{here}.key"),
-                        format!(
-                            "key `{k}` has type {}; a key must be string, int32 or int64",
-                            a.data_type
-                        ),
+                        format!("key `{k}` has type {}; a key must be string, int32 or int64", a.data_type),
                     ));
                 }
             }
@@ -463,16 +431,11 @@ impl Entity {
                 ))
             }
             (EntityKind::Event, Some(t)) => {
-                let a = self
-                    .attr(t)
-                    .map_err(|e| Error::definition(format!("{here}.timestamp"), e.to_string()))?;
+                let a = self.attr(t).map_err(|e| Error::definition(format!("{here}.timestamp"), e.to_string()))?;
                 if !a.data_type.is_temporal() {
                     return Err(Error::definition(
                         format!("{here}.timestamp"),
-                        format!(
-                            "`{t}` has type {}; the event time must be a timestamp or date",
-                            a.data_type
-                        ),
+                        format!("`{t}` has type {}; the event time must be a timestamp or date", a.data_type),
                     ));
                 }
                 if self.links.is_empty() {
@@ -487,9 +450,7 @@ impl Entity {
         }
         for (i, l) in self.links.iter().enumerate() {
             let p = format!("{here}.links[{i}]");
-            let a = self
-                .attr(&l.attribute)
-                .map_err(|e| Error::definition(&p, e.to_string()))?;
+            let a = self.attr(&l.attribute).map_err(|e| Error::definition(&p, e.to_string()))?;
             if !a.data_type.is_key_type() {
                 return Err(Error::definition(
                     p,
@@ -534,9 +495,7 @@ impl Entity {
             let Some(n) = self.get(&o.name) else {
                 return Err(Error::IncompatibleChange {
                     path: p,
-                    message:
-                        "attributes cannot be dropped (stored data and segments refer to them)"
-                            .into(),
+                    message: "attributes cannot be dropped (stored data and segments refer to them)".into(),
                 });
             };
             if n.data_type != o.data_type {
@@ -548,9 +507,7 @@ impl Entity {
             if o.nullable && !n.nullable && populated {
                 return Err(Error::IncompatibleChange {
                     path: p,
-                    message:
-                        "a nullable attribute of a populated entity cannot become non-nullable"
-                            .into(),
+                    message: "a nullable attribute of a populated entity cannot become non-nullable".into(),
                 });
             }
         }
@@ -581,19 +538,14 @@ impl Entity {
 pub(crate) fn check_name(name: &str, path: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     if ok {
         Ok(())
     } else {
         Err(Error::definition(
             path,
-            format!(
-                "name {name:?} must be 1–128 letters, digits or `_`, not starting with a digit"
-            ),
+            format!("name {name:?} must be 1–128 letters, digits or `_`, not starting with a digit"),
         ))
     }
 }
@@ -604,18 +556,9 @@ mod tests {
 
     #[test]
     fn types_round_trip_through_strings() {
-        for s in [
-            "string",
-            "int32",
-            "int64",
-            "float64",
-            "bool",
-            "date",
-            "timestamp",
-            "json",
-            "list<string>",
-            "list<int64>",
-        ] {
+        for s in
+            ["string", "int32", "int64", "float64", "bool", "date", "timestamp", "json", "list<string>", "list<int64>"]
+        {
             let t: DataType = s.parse().unwrap();
             assert_eq!(t.to_string(), s);
         }
@@ -628,29 +571,16 @@ mod tests {
 
     #[test]
     fn validation_names_the_culprit() {
-        let e = Entity::profile("user", "id")
-            .attribute(Attribute::new("uid", DataType::Int64))
-            .validate()
-            .unwrap_err();
+        let e = Entity::profile("user", "id").attribute(Attribute::new("uid", DataType::Int64)).validate().unwrap_err();
         assert!(e.to_string().contains("entity user.key"), "{e}");
         assert!(e.to_string().contains("did you mean `uid`"), "{e}");
-        let e = Entity::profile("user", "id")
-            .attribute(Attribute::new("id", DataType::Float64))
-            .validate()
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("must be string, int32 or int64"),
-            "{e}"
-        );
-        let e = Entity::profile("us-er", "id")
-            .attribute(Attribute::new("id", DataType::Int64))
-            .validate()
-            .unwrap_err();
+        let e =
+            Entity::profile("user", "id").attribute(Attribute::new("id", DataType::Float64)).validate().unwrap_err();
+        assert!(e.to_string().contains("must be string, int32 or int64"), "{e}");
+        let e = Entity::profile("us-er", "id").attribute(Attribute::new("id", DataType::Int64)).validate().unwrap_err();
         assert!(e.to_string().contains("\"us-er\""), "{e}");
-        let e = Entity::event("click", "ts")
-            .attribute(Attribute::new("ts", DataType::Timestamp))
-            .validate()
-            .unwrap_err();
+        let e =
+            Entity::event("click", "ts").attribute(Attribute::new("ts", DataType::Timestamp)).validate().unwrap_err();
         assert!(e.to_string().contains("entity click.links"), "{e}");
         let e = Entity::event("click", "ts")
             .attribute(Attribute::new("ts", DataType::String))
@@ -665,33 +595,22 @@ mod tests {
         let old = Entity::profile("u", "id")
             .attribute(Attribute::new("id", DataType::Int64))
             .attribute(Attribute::new("age", DataType::Int32));
-        let added = old
-            .clone()
-            .attribute(Attribute::new("city", DataType::String));
+        let added = old.clone().attribute(Attribute::new("city", DataType::String));
         added.check_evolution(&old, true).unwrap();
-        let required = old
-            .clone()
-            .attribute(Attribute::new("city", DataType::String).required());
+        let required = old.clone().attribute(Attribute::new("city", DataType::String).required());
         required.check_evolution(&old, false).unwrap();
         let e = required.check_evolution(&old, true).unwrap_err();
         assert!(e.to_string().contains("attribute city"), "{e}");
         let mut retyped = old.clone();
         retyped.attributes[1].data_type = DataType::String;
         let e = retyped.check_evolution(&old, false).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("entity u.attribute age: type cannot change from int32 to string"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("entity u.attribute age: type cannot change from int32 to string"), "{e}");
         let rekeyed = old.clone().with_key("age");
         let e = rekeyed.check_evolution(&old, false).unwrap_err();
         assert!(e.to_string().contains("entity u.key"), "{e}");
         let mut dropped = old.clone();
         dropped.attributes.pop();
-        assert!(matches!(
-            dropped.check_evolution(&old, false),
-            Err(Error::IncompatibleChange { .. })
-        ));
+        assert!(matches!(dropped.check_evolution(&old, false), Err(Error::IncompatibleChange { .. })));
     }
 
     #[test]
@@ -701,10 +620,7 @@ mod tests {
             "attributes": [{"name": "id", "type": "int"}, {"name": "tags", "type": "list<string>", "pii": true}]
         }))
         .unwrap();
-        assert_eq!(
-            e.attributes[1].data_type,
-            DataType::List(Box::new(DataType::String))
-        );
+        assert_eq!(e.attributes[1].data_type, DataType::List(Box::new(DataType::String)));
         assert!(e.attributes[1].pii && e.attributes[1].nullable);
         let back = serde_json::to_value(&e).unwrap();
         assert_eq!(back["attributes"][0]["type"], "int64");

@@ -30,12 +30,7 @@ pub struct SegmentDefinition {
 impl SegmentDefinition {
     /// A segment named `name` of `entity` members matching `rule`.
     pub fn new(name: impl Into<String>, entity: impl Into<String>, rule: Rule) -> Self {
-        SegmentDefinition {
-            name: name.into(),
-            entity: entity.into(),
-            rule,
-            description: None,
-        }
+        SegmentDefinition { name: name.into(), entity: entity.into(), rule, description: None }
     }
 }
 
@@ -68,30 +63,16 @@ impl SegmentRun {
         let b = self.members.clone();
         let step = batch_rows.max(1);
         let n = b.num_rows();
-        futures::stream::iter(
-            (0..n)
-                .step_by(step)
-                .map(move |o| Ok(b.slice(o, step.min(n - o)))),
-        )
-        .boxed()
+        futures::stream::iter((0..n).step_by(step).map(move |o| Ok(b.slice(o, step.min(n - o))))).boxed()
     }
 }
 
 /// Splits two ascending key columns into (entered = in `now` only, exited = in `before` only).
-pub(crate) fn diff_sorted(
-    before: &RecordBatch,
-    now: &RecordBatch,
-) -> Result<(RecordBatch, RecordBatch)> {
+pub(crate) fn diff_sorted(before: &RecordBatch, now: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
     let (a, b) = (before.column(0), now.column(0));
     let (only_before, only_now) = match b.data_type() {
-        ArrowType::Int64 => merge(
-            a.as_primitive::<Int64Type>().values(),
-            b.as_primitive::<Int64Type>().values(),
-        ),
-        ArrowType::Int32 => merge(
-            a.as_primitive::<Int32Type>().values(),
-            b.as_primitive::<Int32Type>().values(),
-        ),
+        ArrowType::Int64 => merge(a.as_primitive::<Int64Type>().values(), b.as_primitive::<Int64Type>().values()),
+        ArrowType::Int32 => merge(a.as_primitive::<Int32Type>().values(), b.as_primitive::<Int32Type>().values()),
         _ => {
             let (x, y) = (a.as_string::<i32>(), b.as_string::<i32>());
             let xs: Vec<&str> = x.iter().map(|v| v.unwrap_or_default()).collect();
@@ -100,10 +81,7 @@ pub(crate) fn diff_sorted(
         }
     };
     let pick = |batch: &RecordBatch, idx: Vec<u32>| -> Result<RecordBatch> {
-        Ok(take_record_batch(
-            batch,
-            &arrow::array::UInt32Array::from(idx),
-        )?)
+        Ok(take_record_batch(batch, &arrow::array::UInt32Array::from(idx))?)
     };
     Ok((pick(now, only_now)?, pick(before, only_before)?))
 }
@@ -174,36 +152,13 @@ mod tests {
     #[test]
     fn diff_finds_entered_and_exited() {
         let mk = |v: Vec<i64>| {
-            RecordBatch::try_from_iter([(
-                "k",
-                Arc::new(arrow::array::Int64Array::from(v)) as ArrayRef,
-            )])
-            .unwrap()
+            RecordBatch::try_from_iter([("k", Arc::new(arrow::array::Int64Array::from(v)) as ArrayRef)]).unwrap()
         };
-        let (entered, exited) =
-            diff_sorted(&mk(vec![1, 2, 4, 7]), &mk(vec![2, 3, 4, 8, 9])).unwrap();
-        assert_eq!(
-            entered
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec(),
-            vec![3, 8, 9]
-        );
-        assert_eq!(
-            exited
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec(),
-            vec![1, 7]
-        );
+        let (entered, exited) = diff_sorted(&mk(vec![1, 2, 4, 7]), &mk(vec![2, 3, 4, 8, 9])).unwrap();
+        assert_eq!(entered.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![3, 8, 9]);
+        assert_eq!(exited.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![1, 7]);
         let mk = |v: Vec<&str>| {
-            RecordBatch::try_from_iter([(
-                "k",
-                Arc::new(arrow::array::StringArray::from(v)) as ArrayRef,
-            )])
-            .unwrap()
+            RecordBatch::try_from_iter([("k", Arc::new(arrow::array::StringArray::from(v)) as ArrayRef)]).unwrap()
         };
         let (entered, exited) = diff_sorted(&mk(vec!["a", "c"]), &mk(vec!["b", "c"])).unwrap();
         assert_eq!(entered.column(0).as_string::<i32>().value(0), "b");

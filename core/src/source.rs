@@ -104,30 +104,18 @@ impl RecordBatchSource {
     /// Wraps batches; all must share one schema. Zero batches need [`RecordBatchSource::empty`].
     pub fn new(name: impl Into<String>, batches: Vec<RecordBatch>) -> Result<Self> {
         let Some(first) = batches.first() else {
-            return Err(Error::InvalidArgument(
-                "no batches given; use RecordBatchSource::empty(schema)".into(),
-            ));
+            return Err(Error::InvalidArgument("no batches given; use RecordBatchSource::empty(schema)".into()));
         };
         let schema = first.schema();
         if let Some(i) = batches.iter().position(|b| b.schema() != schema) {
-            return Err(Error::InvalidArgument(format!(
-                "batch {i} has a different schema from batch 0"
-            )));
+            return Err(Error::InvalidArgument(format!("batch {i} has a different schema from batch 0")));
         }
-        Ok(RecordBatchSource {
-            name: name.into(),
-            schema,
-            batches,
-        })
+        Ok(RecordBatchSource { name: name.into(), schema, batches })
     }
 
     /// A source with a schema and no rows.
     pub fn empty(name: impl Into<String>, schema: SchemaRef) -> Self {
-        RecordBatchSource {
-            name: name.into(),
-            schema,
-            batches: vec![],
-        }
+        RecordBatchSource { name: name.into(), schema, batches: vec![] }
     }
 }
 
@@ -145,23 +133,15 @@ impl Source for RecordBatchSource {
         let batches = match &request.projection {
             None => self.batches.clone(),
             Some(cols) => {
-                let idx = cols
-                    .iter()
-                    .map(|c| self.schema.index_of(c).map_err(Error::from))
-                    .collect::<Result<Vec<_>>>()?;
-                self.batches
-                    .iter()
-                    .map(|b| b.project(&idx))
-                    .collect::<Result<Vec<_>, _>>()?
+                let idx =
+                    cols.iter().map(|c| self.schema.index_of(c).map_err(Error::from)).collect::<Result<Vec<_>>>()?;
+                self.batches.iter().map(|b| b.project(&idx)).collect::<Result<Vec<_>, _>>()?
             }
         };
         Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities {
-            projection: true,
-            incremental: false,
-        }
+        SourceCapabilities { projection: true, incremental: false }
     }
 }

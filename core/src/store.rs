@@ -44,39 +44,27 @@ impl Store {
     pub fn local(dir: &std::path::Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let dir = dir.canonicalize()?;
-        let base_url = Url::from_directory_path(&dir).map_err(|_| {
-            Error::InvalidArgument(format!("cannot turn {} into a URL", dir.display()))
-        })?;
-        let base_path = ObjectPath::from_absolute_path(&dir).map_err(|e| {
-            Error::InvalidArgument(format!("bad store path {}: {e}", dir.display()))
-        })?;
-        Ok(Store {
-            store: Arc::new(LocalFileSystem::new()),
-            base_url,
-            base_path,
-        })
+        let base_url = Url::from_directory_path(&dir)
+            .map_err(|_| Error::InvalidArgument(format!("cannot turn {} into a URL", dir.display())))?;
+        let base_path = ObjectPath::from_absolute_path(&dir)
+            .map_err(|e| Error::InvalidArgument(format!("bad store path {}: {e}", dir.display())))?;
+        Ok(Store { store: Arc::new(LocalFileSystem::new()), base_url, base_path })
     }
 
     /// A store at a URL such as `s3://bucket/prefix` or `file:///data/ws`, configured by `options`
     /// (for example `aws_region`, `aws_endpoint`; credentials are read from the environment when absent).
     pub fn from_url(url: &str, options: &[(String, String)]) -> Result<Self> {
-        let mut base_url = Url::parse(url)
-            .map_err(|e| Error::InvalidArgument(format!("bad store URL {url:?}: {e}")))?;
+        let mut base_url =
+            Url::parse(url).map_err(|e| Error::InvalidArgument(format!("bad store URL {url:?}: {e}")))?;
         if base_url.scheme() == "file" {
-            let p = base_url
-                .to_file_path()
-                .map_err(|_| Error::InvalidArgument(format!("bad file URL {url:?}")))?;
+            let p = base_url.to_file_path().map_err(|_| Error::InvalidArgument(format!("bad file URL {url:?}")))?;
             return Store::local(&p);
         }
         if !base_url.path().ends_with('/') {
             base_url.set_path(&format!("{}/", base_url.path()));
         }
         let (store, base_path) = object_store::parse_url_opts(&base_url, options.iter().cloned())?;
-        Ok(Store {
-            store: Arc::from(store),
-            base_url,
-            base_path,
-        })
+        Ok(Store { store: Arc::from(store), base_url, base_path })
     }
 
     /// The underlying object store.
@@ -106,9 +94,7 @@ impl Store {
 
     /// The full URL of a file relative to the root.
     pub fn file_url(&self, rel: &str) -> Result<Url> {
-        self.base_url
-            .join(rel)
-            .map_err(|e| Error::InvalidArgument(format!("bad relative path {rel:?}: {e}")))
+        self.base_url.join(rel).map_err(|e| Error::InvalidArgument(format!("bad relative path {rel:?}: {e}")))
     }
 
     /// Writer settings for entity and membership files.
@@ -170,10 +156,7 @@ impl Store {
     pub async fn read(&self, rel: &str) -> Result<BatchStream> {
         #[allow(deprecated)]
         let reader = ParquetObjectReader::new(self.store.clone(), self.path(rel));
-        let stream = ParquetRecordBatchStreamBuilder::new(reader)
-            .await?
-            .with_batch_size(64 * 1024)
-            .build()?;
+        let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(64 * 1024).build()?;
         Ok(stream.map_err(Error::from).boxed())
     }
 
@@ -205,10 +188,7 @@ pub struct RollingWriter {
 
 impl std::fmt::Debug for RollingWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RollingWriter")
-            .field("dir", &self.dir)
-            .field("files", &self.files.len())
-            .finish()
+        f.debug_struct("RollingWriter").field("dir", &self.dir).field("files", &self.files.len()).finish()
     }
 }
 
@@ -255,11 +235,7 @@ impl RollingWriter {
         if let Some((rel, writer, rows)) = self.current.take() {
             writer.close().await?;
             let meta = self.store.store.head(&self.store.path(&rel)).await?;
-            self.files.push(DataFile {
-                path: rel,
-                rows,
-                bytes: meta.size,
-            });
+            self.files.push(DataFile { path: rel, rows, bytes: meta.size });
         }
         Ok(())
     }
@@ -277,11 +253,7 @@ impl RollingWriter {
     pub async fn abort(mut self) {
         if let Some((rel, writer, _)) = self.current.take() {
             drop(writer);
-            self.files.push(DataFile {
-                path: rel,
-                rows: 0,
-                bytes: 0,
-            });
+            self.files.push(DataFile { path: rel, rows: 0, bytes: 0 });
         }
         let paths: Vec<String> = self.files.iter().map(|f| f.path.clone()).collect();
         self.store.delete(&paths).await;

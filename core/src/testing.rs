@@ -24,11 +24,7 @@ use crate::source::{ScanRequest, Source};
 fn violation(source: &dyn Source, message: impl Into<String>) -> Error {
     let name = source.name();
     Error::Source {
-        source_name: if name.is_empty() {
-            "<unnamed>".into()
-        } else {
-            name
-        },
+        source_name: if name.is_empty() { "<unnamed>".into() } else { name },
         message: format!("conformance: {}", message.into()),
         cause: None,
     }
@@ -38,14 +34,7 @@ fn describe(schema: &Schema) -> String {
     let fields: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| {
-            format!(
-                "{}: {}{}",
-                f.name(),
-                f.data_type(),
-                if f.is_nullable() { "" } else { " not null" }
-            )
-        })
+        .map(|f| format!("{}: {}{}", f.name(), f.data_type(), if f.is_nullable() { "" } else { " not null" }))
         .collect();
     format!("[{}]", fields.join(", "))
 }
@@ -79,17 +68,11 @@ pub async fn source_conformance(source: &dyn Source) -> Result<()> {
 pub fn name_is_set(source: &dyn Source) -> Result<()> {
     let a = source.name();
     if a.trim().is_empty() {
-        return Err(violation(
-            source,
-            "name() is empty; return a short name such as `csv:users.csv`",
-        ));
+        return Err(violation(source, "name() is empty; return a short name such as `csv:users.csv`"));
     }
     let b = source.name();
     if a != b {
-        return Err(violation(
-            source,
-            format!("name() changed between calls: `{a}` then `{b}`"),
-        ));
+        return Err(violation(source, format!("name() changed between calls: `{a}` then `{b}`")));
     }
     Ok(())
 }
@@ -101,11 +84,7 @@ pub async fn schema_is_stable(source: &dyn Source) -> Result<SchemaRef> {
     if first.fields() != second.fields() {
         return Err(violation(
             source,
-            format!(
-                "schema() changed between calls: {} then {}",
-                describe(&first),
-                describe(&second)
-            ),
+            format!("schema() changed between calls: {} then {}", describe(&first), describe(&second)),
         ));
     }
     collect_scan(source, &ScanRequest::all()).await?;
@@ -113,11 +92,7 @@ pub async fn schema_is_stable(source: &dyn Source) -> Result<SchemaRef> {
     if first.fields() != third.fields() {
         return Err(violation(
             source,
-            format!(
-                "schema() changed after a scan: {} then {}",
-                describe(&first),
-                describe(&third)
-            ),
+            format!("schema() changed after a scan: {} then {}", describe(&first), describe(&third)),
         ));
     }
     Ok(first)
@@ -132,21 +107,12 @@ pub async fn scan_matches_schema(source: &dyn Source) -> Result<usize> {
     Ok(batches.iter().map(RecordBatch::num_rows).sum())
 }
 
-fn check_batches(
-    source: &dyn Source,
-    expected: &Schema,
-    batches: &[RecordBatch],
-    what: &str,
-) -> Result<()> {
+fn check_batches(source: &dyn Source, expected: &Schema, batches: &[RecordBatch], what: &str) -> Result<()> {
     for (i, b) in batches.iter().enumerate() {
         if b.schema().fields() != expected.fields() {
             return Err(violation(
                 source,
-                format!(
-                    "batch {i} of {what} has schema {} but expected {}",
-                    describe(&b.schema()),
-                    describe(expected)
-                ),
+                format!("batch {i} of {what} has schema {} but expected {}", describe(&b.schema()), describe(expected)),
             ));
         }
     }
@@ -155,21 +121,10 @@ fn check_batches(
 
 /// `scan()` can be called twice and both scans yield the same number of rows.
 pub async fn scan_is_repeatable(source: &dyn Source) -> Result<()> {
-    let a: usize = collect_scan(source, &ScanRequest::all())
-        .await?
-        .iter()
-        .map(RecordBatch::num_rows)
-        .sum();
-    let b: usize = collect_scan(source, &ScanRequest::all())
-        .await?
-        .iter()
-        .map(RecordBatch::num_rows)
-        .sum();
+    let a: usize = collect_scan(source, &ScanRequest::all()).await?.iter().map(RecordBatch::num_rows).sum();
+    let b: usize = collect_scan(source, &ScanRequest::all()).await?.iter().map(RecordBatch::num_rows).sum();
     if a != b {
-        return Err(violation(
-            source,
-            format!("two scans gave different row counts: {a} then {b}"),
-        ));
+        return Err(violation(source, format!("two scans gave different row counts: {a} then {b}")));
     }
     Ok(())
 }
@@ -183,31 +138,20 @@ pub async fn projection_is_honoured(source: &dyn Source) -> Result<()> {
     if n == 0 {
         return Ok(());
     }
-    let full: usize = collect_scan(source, &ScanRequest::all())
-        .await?
-        .iter()
-        .map(RecordBatch::num_rows)
-        .sum();
+    let full: usize = collect_scan(source, &ScanRequest::all()).await?.iter().map(RecordBatch::num_rows).sum();
     let mut cases = vec![vec![n - 1]];
     if n > 1 {
         cases.push(vec![n - 1, 0]);
     }
     for idx in cases {
-        let names: Vec<String> = idx
-            .iter()
-            .map(|&i| schema.field(i).name().clone())
-            .collect();
+        let names: Vec<String> = idx.iter().map(|&i| schema.field(i).name().clone()).collect();
         let expected = schema.project(&idx)?;
         let what = format!("a scan projected to {names:?}");
-        let batches =
-            collect_scan(source, &ScanRequest::all().with_projection(names.clone())).await?;
+        let batches = collect_scan(source, &ScanRequest::all().with_projection(names.clone())).await?;
         check_batches(source, &expected, &batches, &what)?;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if rows != full {
-            return Err(violation(
-                source,
-                format!("{what} gave {rows} rows but a full scan gave {full}"),
-            ));
+            return Err(violation(source, format!("{what} gave {rows} rows but a full scan gave {full}")));
         }
     }
     Ok(())
@@ -228,10 +172,7 @@ mod tests {
     fn batch() -> RecordBatch {
         RecordBatch::try_from_iter([
             ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as _),
-            (
-                "name",
-                Arc::new(StringArray::from(vec!["a", "b", "c"])) as _,
-            ),
+            ("name", Arc::new(StringArray::from(vec!["a", "b", "c"])) as _),
         ])
         .unwrap()
     }
@@ -271,11 +212,7 @@ mod tests {
         async fn schema(&self) -> Result<SchemaRef> {
             if let Broken::DriftingSchema(n) = self {
                 let k = n.fetch_add(1, Ordering::SeqCst);
-                return Ok(Arc::new(Schema::new(vec![Field::new(
-                    format!("f{k}"),
-                    DataType::Int64,
-                    true,
-                )])));
+                return Ok(Arc::new(Schema::new(vec![Field::new(format!("f{k}"), DataType::Int64, true)])));
             }
             Ok(batch().schema())
         }
@@ -291,17 +228,12 @@ mod tests {
             Ok(futures::stream::iter(vec![Ok(b)]).boxed())
         }
         fn capabilities(&self) -> SourceCapabilities {
-            SourceCapabilities {
-                projection: matches!(self, Broken::IgnoresProjection),
-                incremental: false,
-            }
+            SourceCapabilities { projection: matches!(self, Broken::IgnoresProjection), incremental: false }
         }
     }
 
     async fn message(source: Broken) -> String {
-        let err = source_conformance(&source)
-            .await
-            .expect_err("a broken source must fail conformance");
+        let err = source_conformance(&source).await.expect_err("a broken source must fail conformance");
         assert!(matches!(err, Error::Source { .. }), "{err:?}");
         err.to_string()
     }
@@ -310,19 +242,11 @@ mod tests {
     async fn broken_sources_fail_with_clear_messages() {
         assert!(message(Broken::EmptyName).await.contains("name() is empty"));
         let m = message(Broken::WrongBatchSchema).await;
-        assert!(
-            m.contains(
-                "batch 0 of a full scan has schema [name: Utf8 not null, id: Int64 not null]"
-            ),
-            "{m}"
-        );
+        assert!(m.contains("batch 0 of a full scan has schema [name: Utf8 not null, id: Int64 not null]"), "{m}");
         let m = message(Broken::ShrinkingScans(AtomicUsize::new(0))).await;
         assert!(m.contains("two scans gave different row counts"), "{m}");
         let m = message(Broken::IgnoresProjection).await;
-        assert!(
-            m.contains("projected to [\"name\"]") && m.contains("expected [name: Utf8 not null]"),
-            "{m}"
-        );
+        assert!(m.contains("projected to [\"name\"]") && m.contains("expected [name: Utf8 not null]"), "{m}");
         let m = message(Broken::DriftingSchema(AtomicUsize::new(0))).await;
         assert!(m.contains("schema() changed between calls"), "{m}");
     }
@@ -340,13 +264,7 @@ mod tests {
                 Ok(batch().schema())
             }
             async fn scan(&self, _request: &ScanRequest) -> Result<BatchStream> {
-                Ok(
-                    futures::stream::iter(vec![Err(Error::source_error(
-                        "failing",
-                        "disk on fire",
-                    ))])
-                    .boxed(),
-                )
+                Ok(futures::stream::iter(vec![Err(Error::source_error("failing", "disk on fire"))]).boxed())
             }
         }
         let err = source_conformance(&Failing).await.unwrap_err();

@@ -11,9 +11,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{DataFrame, SessionConfig};
@@ -46,11 +44,7 @@ pub struct WorkspaceOptions {
 
 impl std::fmt::Debug for WorkspaceOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let keys: Vec<String> = self
-            .store_options
-            .iter()
-            .map(|(k, _)| format!("{k}=<redacted>"))
-            .collect();
+        let keys: Vec<String> = self.store_options.iter().map(|(k, _)| format!("{k}=<redacted>")).collect();
         f.debug_struct("WorkspaceOptions")
             .field("store_url", &self.store_url)
             .field("store_options", &keys)
@@ -114,9 +108,7 @@ impl std::fmt::Debug for Workspace {
 fn resolve_secret(v: &str) -> Result<String> {
     match v.strip_prefix("env:") {
         Some(name) => std::env::var(name).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "environment variable `{name}` (referenced as env:{name}) is not set"
-            ))
+            Error::InvalidArgument(format!("environment variable `{name}` (referenced as env:{name}) is not set"))
         }),
         None => Ok(v.to_string()),
     }
@@ -144,14 +136,10 @@ impl Workspace {
                 Store::from_url(url, &opts)?
             }
         };
-        let partitions = options.target_partitions.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        });
-        let mut config = SessionConfig::new()
-            .with_target_partitions(partitions)
-            .with_information_schema(true);
+        let partitions = options
+            .target_partitions
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+        let mut config = SessionConfig::new().with_target_partitions(partitions).with_information_schema(true);
         config.options_mut().execution.parquet.pushdown_filters = false;
         for (k, v) in &options.session_options {
             config
@@ -205,11 +193,7 @@ impl Workspace {
 
     /// The current instant according to the workspace clock.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.inner
-            .clock
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .now()
+        self.inner.clock.read().unwrap_or_else(|p| p.into_inner()).now()
     }
 
     fn register(&self, entity: &Entity, snap: &Snapshot) -> Result<()> {
@@ -220,25 +204,16 @@ impl Workspace {
             let urls = snap
                 .files
                 .iter()
-                .map(|f| {
-                    Ok(ListingTableUrl::parse(
-                        self.inner.store.file_url(&f.path)?.as_str(),
-                    )?)
-                })
+                .map(|f| Ok(ListingTableUrl::parse(self.inner.store.file_url(&f.path)?.as_str())?))
                 .collect::<Result<Vec<_>>>()?;
             let format = ParquetFormat::default().with_enable_pruning(true);
             let options = ListingOptions::new(Arc::new(format)).with_file_extension(".parquet");
-            let config = ListingTableConfig::new_with_multi_paths(urls)
-                .with_listing_options(options)
-                .with_schema(schema);
+            let config =
+                ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).with_schema(schema);
             Arc::new(ListingTable::try_new(config)?)
         };
-        self.inner
-            .ctx
-            .deregister_table(TableReference::bare(entity.name.as_str()))?;
-        self.inner
-            .ctx
-            .register_table(TableReference::bare(entity.name.as_str()), provider)?;
+        self.inner.ctx.deregister_table(TableReference::bare(entity.name.as_str()))?;
+        self.inner.ctx.register_table(TableReference::bare(entity.name.as_str()), provider)?;
         Ok(())
     }
 
@@ -253,34 +228,20 @@ impl Workspace {
         for (i, l) in entity.links.iter().enumerate() {
             let p = format!("entity {}.links[{i}]", entity.name);
             let Some((target, _)) = self.inner.catalog.entity(&l.entity)? else {
-                let known: Vec<String> = self
-                    .inner
-                    .catalog
-                    .entities()?
-                    .into_iter()
-                    .map(|e| e.name)
-                    .collect();
+                let known: Vec<String> = self.inner.catalog.entities()?.into_iter().map(|e| e.name).collect();
                 let hint = crate::error::suggest(&l.entity, known.iter().map(String::as_str))
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                return Err(Error::definition(
-                    p,
-                    format!("linked entity `{}` is not defined{hint}", l.entity),
-                ));
+                return Err(Error::definition(p, format!("linked entity `{}` is not defined{hint}", l.entity)));
             };
             if target.kind != EntityKind::Profile {
                 return Err(Error::definition(
                     p,
-                    format!(
-                        "linked entity `{}` is an event entity; links point to profiles",
-                        l.entity
-                    ),
+                    format!("linked entity `{}` is an event entity; links point to profiles", l.entity),
                 ));
             }
             let tattr = match &l.target {
-                Some(t) => target
-                    .attr(t)
-                    .map_err(|e| Error::definition(&p, e.to_string()))?,
+                Some(t) => target.attr(t).map_err(|e| Error::definition(&p, e.to_string()))?,
                 None => target.key_attribute().expect("profiles have keys"),
             };
             let mine = entity.attr(&l.attribute)?;
@@ -317,11 +278,7 @@ impl Workspace {
             Some((e, _)) => Ok(e),
             None => {
                 let known = self.inner.catalog.entities()?;
-                Err(Error::not_found_among(
-                    "entity",
-                    name,
-                    known.iter().map(|x| x.name.as_str()),
-                ))
+                Err(Error::not_found_among("entity", name, known.iter().map(|x| x.name.as_str())))
             }
         }
     }
@@ -339,13 +296,7 @@ impl Workspace {
     }
 
     fn entity_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.inner
-            .entity_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(name.to_string())
-            .or_default()
-            .clone()
+        self.inner.entity_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
     }
 
     // ------------------------------------------------------------------------------------------ ingest
@@ -354,29 +305,18 @@ impl Workspace {
     ///
     /// Bad rows are quarantined (see [`IngestReport::rows_quarantined`]); the good rows commit atomically as a
     /// new snapshot. If the source or the store fails, nothing is committed and the previous snapshot stays.
-    pub async fn ingest(
-        &self,
-        entity: &str,
-        source: &dyn Source,
-        options: IngestOptions,
-    ) -> Result<IngestReport> {
+    pub async fn ingest(&self, entity: &str, source: &dyn Source, options: IngestOptions) -> Result<IngestReport> {
         let e = self.entity(entity)?;
         let _guard = self.entity_lock(entity).lock_owned().await;
         let (_, version) = self.inner.catalog.entity(entity)?.expect("checked");
         let current = self.inner.catalog.snapshot(entity, version)?;
         let id = uuid::Uuid::new_v4().to_string();
-        let staged =
-            pipeline::stage(&self.inner.store, &e, &current, source, &options, &id).await?;
+        let staged = pipeline::stage(&self.inner.store, &e, &current, source, &options, &id).await?;
         let mut report = staged.report;
-        let changed = staged.files != current.files
-            || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);
+        let changed = staged.files != current.files || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);
         let result = async {
             #[cfg(test)]
-            if self
-                .inner
-                .fail_before_commit
-                .load(std::sync::atomic::Ordering::SeqCst)
-            {
+            if self.inner.fail_before_commit.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(Error::ingest(entity, "injected failure before commit"));
             }
             if changed {
@@ -391,23 +331,14 @@ impl Workspace {
                 )?;
                 self.register(&e, &snap)?;
             } else {
-                self.inner.catalog.record_ingest(
-                    &id,
-                    entity,
-                    &report.source,
-                    &serde_json::to_value(&report)?,
-                )?;
+                self.inner.catalog.record_ingest(&id, entity, &report.source, &serde_json::to_value(&report)?)?;
             }
             Ok(())
         }
         .await;
         if let Err(err) = result {
-            let orphans: Vec<String> = staged
-                .written
-                .iter()
-                .map(|f| f.path.clone())
-                .chain(staged.quarantine_file.clone())
-                .collect();
+            let orphans: Vec<String> =
+                staged.written.iter().map(|f| f.path.clone()).chain(staged.quarantine_file.clone()).collect();
             self.inner.store.delete(&orphans).await;
             return Err(err);
         }
@@ -431,12 +362,7 @@ impl Workspace {
     /// Past ingest reports of an entity, oldest first.
     pub fn ingest_history(&self, entity: &str) -> Result<Vec<IngestReport>> {
         self.entity(entity)?;
-        self.inner
-            .catalog
-            .ingests(entity)?
-            .into_iter()
-            .map(|v| Ok(serde_json::from_value(v)?))
-            .collect()
+        self.inner.catalog.ingests(entity)?.into_iter().map(|v| Ok(serde_json::from_value(v)?)).collect()
     }
 
     /// Quarantined rows of an entity across all ingests: `ingest_id`, `row` (1-based), `reason`, `record` (the
@@ -451,8 +377,7 @@ impl Workspace {
         for r in self.ingest_history(entity)? {
             if let Some(f) = &r.quarantine_file {
                 for b in self.inner.store.read_all(f).await? {
-                    let id: ArrayRef =
-                        Arc::new(StringArray::from(vec![r.id.as_str(); b.num_rows()]));
+                    let id: ArrayRef = Arc::new(StringArray::from(vec![r.id.as_str(); b.num_rows()]));
                     let mut cols = vec![id];
                     cols.extend(b.columns().iter().cloned());
                     out.push(RecordBatch::try_new(schema.clone(), cols)?);
@@ -469,23 +394,17 @@ impl Workspace {
     /// The rule is stored in canonical form (see [`Checked::to_rule`]); the stored definition is returned.
     pub async fn define_segment(&self, segment: SegmentDefinition) -> Result<SegmentDefinition> {
         check_name(&segment.name, "segment")?;
-        let entity = self.entity(&segment.entity).map_err(|e| {
-            Error::definition(format!("segment {}.entity", segment.name), e.to_string())
-        })?;
+        let entity = self
+            .entity(&segment.entity)
+            .map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
         if entity.key.is_none() {
             return Err(Error::definition(
                 format!("segment {}.entity", segment.name),
-                format!(
-                    "entity `{}` has no key; segments select keyed entities",
-                    entity.name
-                ),
+                format!("entity `{}` has no key; segments select keyed entities", entity.name),
             ));
         }
         let checked = check(&segment.rule, &entity)?;
-        let segment = SegmentDefinition {
-            rule: checked.to_rule(),
-            ..segment
-        };
+        let segment = SegmentDefinition { rule: checked.to_rule(), ..segment };
         self.inner.catalog.put_segment(&segment)?;
         Ok(segment)
     }
@@ -496,11 +415,7 @@ impl Workspace {
             Some(s) => Ok(s),
             None => {
                 let known = self.inner.catalog.segments()?;
-                Err(Error::not_found_among(
-                    "segment",
-                    name,
-                    known.iter().map(|x| x.name.as_str()),
-                ))
+                Err(Error::not_found_among("segment", name, known.iter().map(|x| x.name.as_str())))
             }
         }
     }
@@ -526,11 +441,7 @@ impl Workspace {
 
     async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
         let expr = compile(checked, self.now());
-        let df = self
-            .inner
-            .ctx
-            .table(TableReference::bare(entity.name.as_str()))
-            .await?;
+        let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
         Ok(df.filter(expr)?)
     }
 
@@ -542,15 +453,9 @@ impl Workspace {
         let (def, entity, checked) = self.compiled(name)?;
         let key = entity.key.clone().expect("checked on define");
         let snapshot = self.snapshot(&entity.name)?.version;
-        let df = self
-            .filtered(&entity, &checked)
-            .await?
-            .select(vec![column(&key)])?;
-        let key_schema: SchemaRef = Arc::new(Schema::new(vec![Field::new(
-            &key,
-            entity.attr(&key)?.data_type.to_arrow(),
-            false,
-        )]));
+        let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
+        let key_schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)]));
         let batches = df.collect().await?;
         let members = sort_keys(concat_batches(&key_schema, &batches)?)?;
         let previous = self.inner.catalog.last_run(name)?;
@@ -564,15 +469,8 @@ impl Workspace {
         let (entered, exited) = diff_sorted(&before, &members)?;
         let run = previous.map(|r| r.run + 1).unwrap_or(1);
         // One file per run (an empty membership still gets a typed file to diff against next time).
-        let mut writer = self
-            .inner
-            .store
-            .writer(
-                &format!("segments/{}", def.name),
-                key_schema.clone(),
-                Some(&key),
-            )
-            .single_file();
+        let mut writer =
+            self.inner.store.writer(&format!("segments/{}", def.name), key_schema.clone(), Some(&key)).single_file();
         if let Err(e) = writer.write(&members).await {
             writer.abort().await;
             return Err(e);
@@ -591,10 +489,7 @@ impl Workspace {
             snapshot,
         };
         if let Err(e) = self.inner.catalog.insert_run(&record) {
-            self.inner
-                .store
-                .delete(std::slice::from_ref(&membership_file))
-                .await;
+            self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
             return Err(e);
         }
         Ok(SegmentRun {
@@ -620,19 +515,14 @@ impl Workspace {
     pub async fn preview(&self, name: &str, n: usize) -> Result<RecordBatch> {
         let (_, entity, checked) = self.compiled(name)?;
         let key = entity.key.clone().expect("checked on define");
-        let df = self
-            .filtered(&entity, &checked)
-            .await?
-            .sort(vec![column(&key).sort(true, false)])?
-            .limit(0, Some(n))?;
+        let df =
+            self.filtered(&entity, &checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
         let batch = concat_batches(&entity.schema(), &df.collect().await?)?;
         let mut fields = vec![];
         let mut cols = vec![];
         for (attr, col) in entity.attributes.iter().zip(batch.columns()) {
             if attr.pii {
-                let masked: StringArray = (0..col.len())
-                    .map(|i| col.is_valid(i).then_some("***"))
-                    .collect();
+                let masked: StringArray = (0..col.len()).map(|i| col.is_valid(i).then_some("***")).collect();
                 fields.push(Field::new(&attr.name, ArrowType::Utf8, true));
                 cols.push(Arc::new(masked) as ArrayRef);
             } else {
@@ -652,14 +542,7 @@ impl Workspace {
             Some(n) => runs.iter().find(|r| r.run == n),
         }
         .ok_or_else(|| {
-            Error::not_found(
-                "run",
-                format!(
-                    "{name}#{}",
-                    run.map(|r| r.to_string())
-                        .unwrap_or_else(|| "latest".into())
-                ),
-            )
+            Error::not_found("run", format!("{name}#{}", run.map(|r| r.to_string()).unwrap_or_else(|| "latest".into())))
         })?;
         self.inner.store.read(&r.membership_file).await
     }
@@ -680,9 +563,7 @@ impl Workspace {
 #[cfg(test)]
 impl Workspace {
     pub(crate) fn fail_next_commits(&self, on: bool) {
-        self.inner
-            .fail_before_commit
-            .store(on, std::sync::atomic::Ordering::SeqCst);
+        self.inner.fail_before_commit.store(on, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -694,23 +575,16 @@ mod tests {
     #[test]
     fn options_debug_redacts_store_secrets() {
         let mut o = WorkspaceOptions::default().store_url("s3://bucket/ws");
-        o.store_options
-            .push(("aws_secret_access_key".into(), "hunter2".into()));
+        o.store_options.push(("aws_secret_access_key".into(), "hunter2".into()));
         let shown = format!("{o:?}");
-        assert!(
-            shown.contains("aws_secret_access_key=<redacted>") && !shown.contains("hunter2"),
-            "{shown}"
-        );
+        assert!(shown.contains("aws_secret_access_key=<redacted>") && !shown.contains("hunter2"), "{shown}");
     }
 
     #[tokio::test]
     async fn missing_env_secret_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let mut o = WorkspaceOptions::default().store_url("s3://bucket/ws");
-        o.store_options.push((
-            "aws_secret_access_key".into(),
-            "env:SEGKIT_TEST_SURELY_UNSET".into(),
-        ));
+        o.store_options.push(("aws_secret_access_key".into(), "env:SEGKIT_TEST_SURELY_UNSET".into()));
         let e = Workspace::open_with(dir.path(), o).await.unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -730,41 +604,22 @@ mod tests {
     }
 
     fn batch(ids: &[&str]) -> RecordBatch {
-        RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef)])
-            .unwrap()
+        RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(ids.to_vec())) as ArrayRef)]).unwrap()
     }
 
     #[tokio::test]
     async fn a_failure_at_commit_leaves_the_snapshot_and_no_files() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::open(dir.path()).await.unwrap();
-        ws.define_entity(
-            Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64)),
-        )
-        .await
-        .unwrap();
-        ws.ingest_batches("u", vec![batch(&["1", "2"])], IngestOptions::default())
-            .await
-            .unwrap();
+        ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
+        ws.ingest_batches("u", vec![batch(&["1", "2"])], IngestOptions::default()).await.unwrap();
         let before = ws.snapshot("u").unwrap();
         ws.fail_next_commits(true);
         // A quarantined row too, so a quarantine file is written and must be cleaned up as well.
-        let e = ws
-            .ingest_batches("u", vec![batch(&["3", "x"])], IngestOptions::default())
-            .await
-            .unwrap_err();
-        assert!(
-            e.to_string().contains("injected failure before commit"),
-            "{e}"
-        );
+        let e = ws.ingest_batches("u", vec![batch(&["3", "x"])], IngestOptions::default()).await.unwrap_err();
+        assert!(e.to_string().contains("injected failure before commit"), "{e}");
         assert_eq!(ws.snapshot("u").unwrap(), before);
-        assert_eq!(
-            ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0]
-                .column(0)
-                .as_ref()
-                .len(),
-            1
-        );
+        assert_eq!(ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0].column(0).as_ref().len(), 1);
         let n: i64 = ws.sql("SELECT count(*) AS n FROM u").await.unwrap()[0]
             .column(0)
             .as_any()
@@ -772,29 +627,12 @@ mod tests {
             .unwrap()
             .value(0);
         assert_eq!(n, 2);
-        let files: Vec<_> = std::fs::read_dir(dir.path().join("data/u"))
-            .unwrap()
-            .collect();
-        assert_eq!(
-            files.len(),
-            before.files.len(),
-            "new data files were removed"
-        );
-        assert!(
-            std::fs::read_dir(dir.path().join("quarantine/u"))
-                .map(|d| d.count())
-                .unwrap_or(0)
-                == 0
-        );
-        assert!(
-            ws.ingest_history("u").unwrap().len() == 1,
-            "the failed ingest is not recorded"
-        );
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("data/u")).unwrap().collect();
+        assert_eq!(files.len(), before.files.len(), "new data files were removed");
+        assert!(std::fs::read_dir(dir.path().join("quarantine/u")).map(|d| d.count()).unwrap_or(0) == 0);
+        assert!(ws.ingest_history("u").unwrap().len() == 1, "the failed ingest is not recorded");
         ws.fail_next_commits(false);
-        let r = ws
-            .ingest_batches("u", vec![batch(&["3"])], IngestOptions::default())
-            .await
-            .unwrap();
+        let r = ws.ingest_batches("u", vec![batch(&["3"])], IngestOptions::default()).await.unwrap();
         assert_eq!(r.snapshot, Some(2));
     }
 }

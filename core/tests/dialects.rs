@@ -10,35 +10,21 @@ use serde_json::Value;
 async fn fixtures_agree_across_dialects() {
     let (_dir, ws) = people_workspace().await;
     let entity = people_entity();
-    let cases: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(format!("{FIXTURES}/dialects.json")).unwrap(),
-    )
-    .unwrap();
+    let cases: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/dialects.json")).unwrap()).unwrap();
     assert!(cases.len() >= 7);
     for (i, case) in cases.iter().enumerate() {
         let name = case["name"].as_str().unwrap();
         let want: Vec<i64> = serde_json::from_value(case["members"].clone()).unwrap();
-        let same_ast = case
-            .get("same_ast")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
+        let same_ast = case.get("same_ast").and_then(Value::as_bool).unwrap_or(true);
         let mut checked = vec![];
-        for (d, dialect) in [
-            ("segkit", Dialect::Segkit),
-            ("querybuilder", Dialect::QueryBuilder),
-            ("jsonlogic", Dialect::JsonLogic),
-        ] {
-            assert_eq!(
-                Dialect::detect(&case[d]),
-                dialect,
-                "{name}: {d} not detected"
-            );
-            let rule =
-                Rule::parse(&case[d], dialect).unwrap_or_else(|e| panic!("{name} ({d}): {e}"));
+        for (d, dialect) in
+            [("segkit", Dialect::Segkit), ("querybuilder", Dialect::QueryBuilder), ("jsonlogic", Dialect::JsonLogic)]
+        {
+            assert_eq!(Dialect::detect(&case[d]), dialect, "{name}: {d} not detected");
+            let rule = Rule::parse(&case[d], dialect).unwrap_or_else(|e| panic!("{name} ({d}): {e}"));
             checked.push(check(&rule, &entity).unwrap_or_else(|e| panic!("{name} ({d}): {e}")));
-            let got = members(&ws, &format!("c{i}_{d}"), "people", case[d].clone())
-                .await
-                .unwrap();
+            let got = members(&ws, &format!("c{i}_{d}"), "people", case[d].clone()).await.unwrap();
             assert_eq!(got, want, "{name} ({d})");
         }
         if same_ast {
@@ -52,11 +38,7 @@ async fn fixtures_agree_across_dialects() {
             assert_eq!(stored[0], stored[2], "{name}: stored rules differ");
         }
         for c in &checked {
-            assert_eq!(
-                &check(&c.to_rule(), &entity).unwrap(),
-                c,
-                "{name}: canonical form must check to the same rule"
-            );
+            assert_eq!(&check(&c.to_rule(), &entity).unwrap(), c, "{name}: canonical form must check to the same rule");
         }
     }
 }

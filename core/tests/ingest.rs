@@ -5,22 +5,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use segkit::deps::arrow::array::{
-    ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
-};
+use segkit::deps::arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use segkit::deps::arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Schema, SchemaRef};
 use segkit::{
-    Attribute, BatchStream, DataType, Entity, Error, FieldMapping, IngestMode, IngestOptions, Link,
-    Mapping, ScanRequest, Source, Transform, Workspace,
+    Attribute, BatchStream, DataType, Entity, Error, FieldMapping, IngestMode, IngestOptions, Link, Mapping,
+    ScanRequest, Source, Transform, Workspace,
 };
 use serde_json::json;
 
 fn text_batch(cols: &[(&str, Vec<Option<&str>>)]) -> RecordBatch {
-    RecordBatch::try_from_iter(
-        cols.iter()
-            .map(|(n, v)| (*n, Arc::new(StringArray::from(v.clone())) as ArrayRef)),
-    )
-    .unwrap()
+    RecordBatch::try_from_iter(cols.iter().map(|(n, v)| (*n, Arc::new(StringArray::from(v.clone())) as ArrayRef)))
+        .unwrap()
 }
 
 async fn typed_ws() -> (tempfile::TempDir, Workspace) {
@@ -81,57 +76,12 @@ async fn text_is_coerced_and_bad_rows_quarantined_with_reasons() {
                 None,
             ],
         ),
-        (
-            "f",
-            vec![
-                Some("1.5"),
-                None,
-                None,
-                None,
-                Some("1e3"),
-                None,
-                None,
-                None,
-                None,
-                Some("abc"),
-                None,
-                None,
-            ],
-        ),
+        ("f", vec![Some("1.5"), None, None, None, Some("1e3"), None, None, None, None, Some("abc"), None, None]),
         (
             "b",
-            vec![
-                Some("yes"),
-                Some("FALSE"),
-                None,
-                Some("maybe"),
-                Some("1"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
+            vec![Some("yes"), Some("FALSE"), None, Some("maybe"), Some("1"), None, None, None, None, None, None, None],
         ),
-        (
-            "d",
-            vec![
-                Some("2026-06-30"),
-                None,
-                None,
-                None,
-                Some("2026-02-30"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
-        ),
+        ("d", vec![Some("2026-06-30"), None, None, None, Some("2026-02-30"), None, None, None, None, None, None, None]),
         (
             "ts",
             vec![
@@ -149,23 +99,7 @@ async fn text_is_coerced_and_bad_rows_quarantined_with_reasons() {
                 None,
             ],
         ),
-        (
-            "j",
-            vec![
-                Some("{\"a\": [1, 2]}"),
-                Some("{bad"),
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
-        ),
+        ("j", vec![Some("{\"a\": [1, 2]}"), Some("{bad"), None, None, None, None, None, None, None, None, None, None]),
         (
             "tags",
             vec![
@@ -202,23 +136,13 @@ async fn text_is_coerced_and_bad_rows_quarantined_with_reasons() {
         ),
         ("extra", vec![None; 12]),
     ]);
-    let r = ws
-        .ingest_batches("u", vec![b], IngestOptions::default())
-        .await
-        .unwrap();
+    let r = ws.ingest_batches("u", vec![b], IngestOptions::default()).await.unwrap();
     assert_eq!(r.rows_read, 12);
     assert_eq!(r.ignored_fields, vec!["extra".to_string()]);
-    let reasons: Vec<(u64, String)> = r
-        .quarantine_sample
-        .iter()
-        .map(|q| (q.row, q.reason.clone()))
-        .collect();
+    let reasons: Vec<(u64, String)> = r.quarantine_sample.iter().map(|q| (q.row, q.reason.clone())).collect();
     let expect: Vec<(u64, &str)> = vec![
         (2, "attribute `i`: cannot read \"x\" as int32"),
-        (
-            3,
-            "attribute `i`: cannot read \"3000000000\" as int32 (out of range)",
-        ),
+        (3, "attribute `i`: cannot read \"3000000000\" as int32 (out of range)"),
         (4, "attribute `b`: cannot read \"maybe\" as bool"),
         (5, "attribute `d`: cannot read \"2026-02-30\" as date"),
         (6, "attribute `i`: cannot read \"7.5\" as int32"),
@@ -233,39 +157,21 @@ async fn text_is_coerced_and_bad_rows_quarantined_with_reasons() {
     assert_eq!(reasons.len(), expect.len(), "{reasons:#?}");
     for ((row, reason), (erow, eneedle)) in reasons.iter().zip(&expect) {
         assert_eq!(row, erow, "{reasons:#?}");
-        assert!(
-            reason.starts_with(eneedle) || reason.contains(eneedle),
-            "row {row}: {reason:?} vs {eneedle:?}"
-        );
+        assert!(reason.starts_with(eneedle) || reason.contains(eneedle), "row {row}: {reason:?} vs {eneedle:?}");
     }
     assert_eq!((r.rows_written, r.rows_quarantined), (2, 10));
-    let rows = ws
-        .sql("SELECT id, i, f, b, d, ts, j, tags FROM u WHERE id = 1")
-        .await
-        .unwrap();
+    let rows = ws.sql("SELECT id, i, f, b, d, ts, j, tags FROM u WHERE id = 1").await.unwrap();
     let b = &rows[0];
     assert_eq!(b.num_rows(), 1);
     assert_eq!(b.column(1).as_primitive::<Int32Type>().value(0), 42);
-    let shown = segkit::deps::arrow::util::pretty::pretty_format_batches(&rows)
-        .unwrap()
-        .to_string();
+    let shown = segkit::deps::arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
     assert!(shown.contains("2026-06-30T08:00:00Z"), "{shown}");
     assert!(shown.contains("[1, 2, 3]"), "{shown}");
     let q = ws.quarantine("u").await.unwrap();
     assert_eq!(q.num_rows(), 10);
-    let record = q
-        .column_by_name("record")
-        .unwrap()
-        .as_string::<i32>()
-        .value(0);
+    let record = q.column_by_name("record").unwrap().as_string::<i32>().value(0);
     assert!(record.contains("\"j\":\"{bad\""), "{record}");
-    assert_eq!(
-        q.column_by_name("ingest_id")
-            .unwrap()
-            .as_string::<i32>()
-            .value(0),
-        r.id
-    );
+    assert_eq!(q.column_by_name("ingest_id").unwrap().as_string::<i32>().value(0), r.id);
 }
 
 #[tokio::test]
@@ -275,20 +181,11 @@ async fn duplicate_keys_within_one_ingest_are_quarantined() {
         ("id", vec![Some("5"), Some("6"), Some("5"), Some("5")]),
         ("email", vec![Some("a"), Some("b"), Some("c"), Some("d")]),
     ]);
-    let r = ws
-        .ingest_batches("u", vec![b.clone(), b], IngestOptions::default())
-        .await
-        .unwrap();
+    let r = ws.ingest_batches("u", vec![b.clone(), b], IngestOptions::default()).await.unwrap();
     assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (8, 2, 6));
     assert_eq!(r.quarantine_sample[0].row, 3);
-    assert_eq!(
-        r.quarantine_sample[0].reason,
-        "duplicate key \"5\" (first seen at row 1)"
-    );
-    assert_eq!(
-        r.quarantine_sample[2].row, 5,
-        "row numbers continue across batches"
-    );
+    assert_eq!(r.quarantine_sample[0].reason, "duplicate key \"5\" (first seen at row 1)");
+    assert_eq!(r.quarantine_sample[2].row, 5, "row numbers continue across batches");
 }
 
 #[tokio::test]
@@ -302,19 +199,10 @@ async fn pii_values_never_appear_in_reasons() {
     )
     .await
     .unwrap();
-    let b = text_batch(&[
-        ("id", vec![Some("1")]),
-        ("birth", vec![Some("secret-1984")]),
-    ]);
-    let r = ws
-        .ingest_batches("p", vec![b], IngestOptions::default())
-        .await
-        .unwrap();
+    let b = text_batch(&[("id", vec![Some("1")]), ("birth", vec![Some("secret-1984")])]);
+    let r = ws.ingest_batches("p", vec![b], IngestOptions::default()).await.unwrap();
     let reason = &r.quarantine_sample[0].reason;
-    assert!(
-        reason.contains("<pii masked>") && !reason.contains("secret"),
-        "{reason}"
-    );
+    assert!(reason.contains("<pii masked>") && !reason.contains("secret"), "{reason}");
 }
 
 #[tokio::test]
@@ -322,26 +210,13 @@ async fn typed_arrow_input_is_cast_and_checked() {
     let (_dir, ws) = typed_ws().await;
     let b = RecordBatch::try_from_iter([
         ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
-        (
-            "i",
-            Arc::new(Float64Array::from(vec![Some(1.0), Some(2.5), Some(1e12)])) as ArrayRef,
-        ),
-        (
-            "email",
-            Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef,
-        ),
+        ("i", Arc::new(Float64Array::from(vec![Some(1.0), Some(2.5), Some(1e12)])) as ArrayRef),
+        ("email", Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef),
     ])
     .unwrap();
-    let r = ws
-        .ingest_batches("u", vec![b], IngestOptions::default())
-        .await
-        .unwrap();
+    let r = ws.ingest_batches("u", vec![b], IngestOptions::default()).await.unwrap();
     assert_eq!((r.rows_written, r.rows_quarantined), (1, 2));
-    assert!(
-        r.quarantine_sample[0].reason.contains("fractional"),
-        "{:?}",
-        r.quarantine_sample
-    );
+    assert!(r.quarantine_sample[0].reason.contains("fractional"), "{:?}", r.quarantine_sample);
     assert_eq!(r.quarantine_sample[1].row, 3);
 }
 
@@ -373,54 +248,27 @@ async fn mapping_renames_constants_and_transforms() {
         ("Seen", vec![Some("30/06/2026 14:05"), Some("2026-06-30")]),
         ("N", vec![Some("3"), Some("4")]),
     ]);
-    let r = ws
-        .ingest_batches("c", vec![b], IngestOptions::default().mapping(mapping))
-        .await
-        .unwrap();
+    let r = ws.ingest_batches("c", vec![b], IngestOptions::default().mapping(mapping)).await.unwrap();
     assert_eq!((r.rows_written, r.rows_quarantined), (1, 1));
-    assert!(
-        r.quarantine_sample[0]
-            .reason
-            .contains("does not match the timestamp format"),
-        "{:?}",
-        r.quarantine_sample
-    );
-    let out = ws
-        .sql("SELECT id, country, source, CAST(seen AS VARCHAR) AS seen, n FROM c")
-        .await
-        .unwrap();
-    let s = segkit::deps::arrow::util::pretty::pretty_format_batches(&out)
-        .unwrap()
-        .to_string();
-    assert!(
-        s.contains("| abc | CN      | crm    | 2026-06-30T14:05:00Z | 3 |"),
-        "{s}"
-    );
+    assert!(r.quarantine_sample[0].reason.contains("does not match the timestamp format"), "{:?}", r.quarantine_sample);
+    let out = ws.sql("SELECT id, country, source, CAST(seen AS VARCHAR) AS seen, n FROM c").await.unwrap();
+    let s = segkit::deps::arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string();
+    assert!(s.contains("| abc | CN      | crm    | 2026-06-30T14:05:00Z | 3 |"), "{s}");
 
-    let e =
-        Mapping::from_json(&json!({"id": {"source": "x", "transforms": ["shout"]}})).unwrap_err();
+    let e = Mapping::from_json(&json!({"id": {"source": "x", "transforms": ["shout"]}})).unwrap_err();
     assert!(
-        e.to_string().contains("mapping.id.transforms[0]")
-            && e.to_string().contains("unknown transform `shout`"),
+        e.to_string().contains("mapping.id.transforms[0]") && e.to_string().contains("unknown transform `shout`"),
         "{e}"
     );
     let bad = Mapping::from_json(&json!({"id": "Custmer ID"})).unwrap();
     let b = text_batch(&[("Customer ID", vec![Some("x")])]);
-    let e = ws
-        .ingest_batches("c", vec![b.clone()], IngestOptions::default().mapping(bad))
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("mapping.id")
-            && e.to_string().contains("did you mean `Customer ID`"),
-        "{e}"
-    );
+    let e = ws.ingest_batches("c", vec![b.clone()], IngestOptions::default().mapping(bad)).await.unwrap_err();
+    assert!(e.to_string().contains("mapping.id") && e.to_string().contains("did you mean `Customer ID`"), "{e}");
     let e = ws
         .ingest_batches(
             "c",
             vec![b],
-            IngestOptions::default()
-                .mapping(Mapping::new().map("nope", FieldMapping::from_field("x"))),
+            IngestOptions::default().mapping(Mapping::new().map("nope", FieldMapping::from_field("x"))),
         )
         .await
         .unwrap_err();
@@ -448,61 +296,22 @@ async fn upsert_append_and_full_refresh() {
     .await
     .unwrap();
     let users = |ids: &[&str], v: &str| {
-        text_batch(&[
-            ("id", ids.iter().map(|x| Some(*x)).collect()),
-            ("v", vec![Some(v); ids.len()]),
-        ])
+        text_batch(&[("id", ids.iter().map(|x| Some(*x)).collect()), ("v", vec![Some(v); ids.len()])])
     };
-    let r = ws
-        .ingest_batches(
-            "user",
-            vec![users(&["1", "2"], "a")],
-            IngestOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.rows_inserted, r.rows_updated, r.snapshot),
-        (2, 0, Some(1))
-    );
-    let r = ws
-        .ingest_batches(
-            "user",
-            vec![users(&["2", "3"], "b")],
-            IngestOptions::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (r.rows_inserted, r.rows_updated, r.snapshot),
-        (1, 1, Some(2))
-    );
-    let out = ws
-        .sql("SELECT id, v FROM \"user\" ORDER BY id")
-        .await
-        .unwrap();
-    let s = segkit::deps::arrow::util::pretty::pretty_format_batches(&out)
-        .unwrap()
-        .to_string();
-    assert!(
-        s.contains("| 1  | a |") && s.contains("| 2  | b |") && s.contains("| 3  | b |"),
-        "{s}"
-    );
+    let r = ws.ingest_batches("user", vec![users(&["1", "2"], "a")], IngestOptions::default()).await.unwrap();
+    assert_eq!((r.rows_inserted, r.rows_updated, r.snapshot), (2, 0, Some(1)));
+    let r = ws.ingest_batches("user", vec![users(&["2", "3"], "b")], IngestOptions::default()).await.unwrap();
+    assert_eq!((r.rows_inserted, r.rows_updated, r.snapshot), (1, 1, Some(2)));
+    let out = ws.sql("SELECT id, v FROM \"user\" ORDER BY id").await.unwrap();
+    let s = segkit::deps::arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string();
+    assert!(s.contains("| 1  | a |") && s.contains("| 2  | b |") && s.contains("| 3  | b |"), "{s}");
     let e = ws
-        .ingest_batches(
-            "user",
-            vec![users(&["9"], "c")],
-            IngestOptions::default().mode(IngestMode::Append),
-        )
+        .ingest_batches("user", vec![users(&["9"], "c")], IngestOptions::default().mode(IngestMode::Append))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("upsert or full_refresh"), "{e}");
     let r = ws
-        .ingest_batches(
-            "user",
-            vec![users(&["7"], "z")],
-            IngestOptions::default().mode(IngestMode::FullRefresh),
-        )
+        .ingest_batches("user", vec![users(&["7"], "z")], IngestOptions::default().mode(IngestMode::FullRefresh))
         .await
         .unwrap();
     assert_eq!(r.snapshot, Some(3));
@@ -510,30 +319,14 @@ async fn upsert_append_and_full_refresh() {
 
     let clicks = text_batch(&[
         ("user_id", vec![Some("1"), Some("1")]),
-        (
-            "at",
-            vec![Some("2026-01-01T00:00:00Z"), Some("2026-01-02T00:00:00Z")],
-        ),
+        ("at", vec![Some("2026-01-01T00:00:00Z"), Some("2026-01-02T00:00:00Z")]),
     ]);
-    ws.ingest_batches("click", vec![clicks.clone()], IngestOptions::default())
-        .await
-        .unwrap();
-    let r = ws
-        .ingest_batches("click", vec![clicks], IngestOptions::default())
-        .await
-        .unwrap();
+    ws.ingest_batches("click", vec![clicks.clone()], IngestOptions::default()).await.unwrap();
+    let r = ws.ingest_batches("click", vec![clicks], IngestOptions::default()).await.unwrap();
     assert_eq!(r.rows_inserted, 2);
-    assert_eq!(
-        ws.snapshot("click").unwrap().row_count,
-        4,
-        "events append, duplicates included"
-    );
+    assert_eq!(ws.snapshot("click").unwrap().row_count, 4, "events append, duplicates included");
     let e = ws
-        .ingest_batches(
-            "click",
-            vec![users(&["1"], "x")],
-            IngestOptions::default().mode(IngestMode::Upsert),
-        )
+        .ingest_batches("click", vec![users(&["1"], "x")], IngestOptions::default().mode(IngestMode::Upsert))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("append-only"), "{e}");
@@ -556,11 +349,8 @@ impl Source for FailingSource {
     }
     async fn scan(&self, _: &ScanRequest) -> segkit::Result<BatchStream> {
         let good = self.good.clone();
-        Ok(futures::stream::iter(vec![
-            Ok(good),
-            Err(Error::source_error("failing", "connection reset by peer")),
-        ])
-        .boxed())
+        Ok(futures::stream::iter(vec![Ok(good), Err(Error::source_error("failing", "connection reset by peer"))])
+            .boxed())
     }
 }
 
@@ -585,51 +375,29 @@ async fn a_failure_mid_ingest_leaves_the_previous_snapshot() {
     .unwrap();
     ws.ingest_batches(
         "user",
-        vec![text_batch(&[
-            ("id", vec![Some("1")]),
-            ("v", vec![Some("before")]),
-        ])],
+        vec![text_batch(&[("id", vec![Some("1")]), ("v", vec![Some("before")])])],
         IngestOptions::default(),
     )
     .await
     .unwrap();
     ws.ingest_batches(
         "click",
-        vec![text_batch(&[
-            ("user_id", vec![Some("1")]),
-            ("at", vec![Some("2026-01-01")]),
-        ])],
+        vec![text_batch(&[("user_id", vec![Some("1")]), ("at", vec![Some("2026-01-01")])])],
         IngestOptions::default(),
     )
     .await
     .unwrap();
     let files_before = count_files(dir.path());
 
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("id", ArrowType::Utf8, true),
-        Field::new("v", ArrowType::Utf8, true),
-    ]));
-    let good = text_batch(&[
-        ("id", vec![Some("1"), Some("2")]),
-        ("v", vec![Some("after"), Some("new")]),
-    ]);
-    let e = ws
-        .ingest(
-            "user",
-            &FailingSource { schema, good },
-            IngestOptions::default(),
-        )
-        .await
-        .unwrap_err();
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("id", ArrowType::Utf8, true), Field::new("v", ArrowType::Utf8, true)]));
+    let good = text_batch(&[("id", vec![Some("1"), Some("2")]), ("v", vec![Some("after"), Some("new")])]);
+    let e = ws.ingest("user", &FailingSource { schema, good }, IngestOptions::default()).await.unwrap_err();
     assert!(matches!(e, Error::Source { .. }), "{e:?}");
     assert!(e.to_string().contains("connection reset by peer"), "{e}");
     let out = ws.sql("SELECT id, v FROM \"user\"").await.unwrap();
     assert_eq!(
-        segkit::deps::arrow::util::pretty::pretty_format_batches(&out)
-            .unwrap()
-            .to_string()
-            .matches("before")
-            .count(),
+        segkit::deps::arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string().matches("before").count(),
         1
     );
     assert_eq!(ws.snapshot("user").unwrap().version, 1);
@@ -638,37 +406,16 @@ async fn a_failure_mid_ingest_leaves_the_previous_snapshot() {
         Field::new("user_id", ArrowType::Utf8, true),
         Field::new("at", ArrowType::Utf8, true),
     ]));
-    let good = text_batch(&[
-        ("user_id", vec![Some("1")]),
-        ("at", vec![Some("2026-02-01")]),
-    ]);
-    ws.ingest(
-        "click",
-        &FailingSource { schema, good },
-        IngestOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let good = text_batch(&[("user_id", vec![Some("1")]), ("at", vec![Some("2026-02-01")])]);
+    ws.ingest("click", &FailingSource { schema, good }, IngestOptions::default()).await.unwrap_err();
     assert_eq!(ws.snapshot("click").unwrap().row_count, 1);
-    assert_eq!(
-        count_files(dir.path()),
-        files_before,
-        "no orphan files after an aborted ingest"
-    );
+    assert_eq!(count_files(dir.path()), files_before, "no orphan files after an aborted ingest");
 
     // A reopened workspace sees the same state.
     drop(ws);
     let ws = Workspace::open(dir.path()).await.unwrap();
     assert_eq!(ws.snapshot("click").unwrap().version, 1);
-    assert_eq!(
-        ws.sql("SELECT * FROM click")
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.num_rows())
-            .sum::<usize>(),
-        1
-    );
+    assert_eq!(ws.sql("SELECT * FROM click").await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
 
 fn count_files(dir: &std::path::Path) -> usize {
@@ -698,10 +445,7 @@ async fn definitions_persist_and_evolve() {
         .unwrap();
         ws.ingest_batches(
             "user",
-            vec![text_batch(&[
-                ("id", vec![Some("1")]),
-                ("v", vec![Some("x")]),
-            ])],
+            vec![text_batch(&[("id", vec![Some("1")]), ("v", vec![Some("x")])])],
             IngestOptions::default(),
         )
         .await
@@ -712,21 +456,13 @@ async fn definitions_persist_and_evolve() {
     assert_eq!(user.attributes.len(), 2);
     assert!(!user.attributes[0].nullable, "keys are never nullable");
     // Adding a nullable attribute to a populated entity works; old rows read it as null.
-    let evolved = user
-        .clone()
-        .attribute(Attribute::new("city", DataType::String).describe("home city"));
+    let evolved = user.clone().attribute(Attribute::new("city", DataType::String).describe("home city"));
     ws.define_entity(evolved.clone()).await.unwrap();
-    let out = ws
-        .sql("SELECT id, city FROM \"user\" WHERE city IS NULL")
-        .await
-        .unwrap();
+    let out = ws.sql("SELECT id, city FROM \"user\" WHERE city IS NULL").await.unwrap();
     assert_eq!(out[0].num_rows(), 1);
     ws.ingest_batches(
         "user",
-        vec![text_batch(&[
-            ("id", vec![Some("2")]),
-            ("city", vec![Some("Paris")]),
-        ])],
+        vec![text_batch(&[("id", vec![Some("2")]), ("city", vec![Some("Paris")])])],
         IngestOptions::default(),
     )
     .await
@@ -741,17 +477,10 @@ async fn definitions_persist_and_evolve() {
         e.to_string(),
         "incompatible change to entity user.attribute v: type cannot change from string to int64"
     );
-    let e = ws
-        .define_entity(evolved.clone().with_key("v"))
-        .await
-        .unwrap_err();
+    let e = ws.define_entity(evolved.clone().with_key("v")).await.unwrap_err();
     assert!(e.to_string().contains("entity user.key"), "{e}");
     let e = ws
-        .define_entity(
-            evolved
-                .clone()
-                .attribute(Attribute::new("must", DataType::Int64).required()),
-        )
+        .define_entity(evolved.clone().attribute(Attribute::new("must", DataType::Int64).required()))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("entity user.attribute must"), "{e}");
@@ -765,11 +494,7 @@ async fn definitions_persist_and_evolve() {
         )
         .await
         .unwrap_err();
-    assert!(
-        e.to_string().contains("entity click.links[0]")
-            && e.to_string().contains("did you mean `user`"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("entity click.links[0]") && e.to_string().contains("did you mean `user`"), "{e}");
     let e = ws
         .define_entity(
             Entity::event("click", "at")
@@ -779,14 +504,7 @@ async fn definitions_persist_and_evolve() {
         )
         .await
         .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("`uid` is string but `user.id` is int64"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("`uid` is string but `user.id` is int64"), "{e}");
     let e = ws.entity("usr").unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "entity `usr` not found (did you mean `user`?)"
-    );
+    assert_eq!(e.to_string(), "entity `usr` not found (did you mean `user`?)");
 }

@@ -24,59 +24,30 @@ fn s3_options(endpoint: &str, prefix: &str) -> WorkspaceOptions {
 #[tokio::test]
 async fn a_workspace_on_s3_ingests_evaluates_and_reopens() {
     let Ok(endpoint) = std::env::var("SEGKIT_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must run this test: scripts/test-all.sh starts an S3 server"
-        );
+        assert!(std::env::var_os("CI").is_none(), "CI must run this test: scripts/test-all.sh starts an S3 server");
         eprintln!("skipped: set SEGKIT_TEST_S3_ENDPOINT (scripts/test-all.sh does) to run against an S3 server");
         return;
     };
     std::env::set_var("SEGKIT_TEST_S3_SECRET", "testing");
     let prefix = format!("ws-{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open_with(dir.path(), s3_options(&endpoint, &prefix))
-        .await
-        .unwrap();
+    let ws = Workspace::open_with(dir.path(), s3_options(&endpoint, &prefix)).await.unwrap();
     ws.define_entity(people_entity()).await.unwrap();
     let text = std::fs::read_to_string(format!("{FIXTURES}/people.csv")).unwrap();
-    let r = ws
-        .ingest_batches("people", vec![csv_batch(&text)], IngestOptions::default())
-        .await
-        .unwrap();
+    let r = ws.ingest_batches("people", vec![csv_batch(&text)], IngestOptions::default()).await.unwrap();
     assert_eq!(r.rows_written, 8);
     let files = ws.snapshot("people").unwrap().files;
     assert!(!files.is_empty() && files.iter().all(|f| f.path.starts_with("data/people/")));
-    assert!(
-        std::fs::read_dir(dir.path())
-            .unwrap()
-            .all(|e| e.unwrap().file_name() != "data"),
-        "no data on local disk"
-    );
-    let got = members(
-        &ws,
-        "cn",
-        "people",
-        json!({"attribute": "country", "op": "eq", "value": "CN"}),
-    )
-    .await
-    .unwrap();
+    assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| e.unwrap().file_name() != "data"), "no data on local disk");
+    let got = members(&ws, "cn", "people", json!({"attribute": "country", "op": "eq", "value": "CN"})).await.unwrap();
     assert_eq!(got, vec![1, 3, 7]);
     drop(ws);
-    let ws = Workspace::open_with(dir.path(), s3_options(&endpoint, &prefix))
-        .await
-        .unwrap();
+    let ws = Workspace::open_with(dir.path(), s3_options(&endpoint, &prefix)).await.unwrap();
     let run = ws.evaluate("cn").await.unwrap();
     assert_eq!((run.run, run.count, run.entered.num_rows()), (2, 3, 0));
-    let q = ws
-        .sql("SELECT count(*) FROM people WHERE age IS NULL")
-        .await
-        .unwrap();
+    let q = ws.sql("SELECT count(*) FROM people WHERE age IS NULL").await.unwrap();
     assert_eq!(
-        segkit::deps::arrow::util::pretty::pretty_format_batches(&q)
-            .unwrap()
-            .to_string()
-            .matches("| 1 ")
-            .count(),
+        segkit::deps::arrow::util::pretty::pretty_format_batches(&q).unwrap().to_string().matches("| 1 ").count(),
         1
     );
 }

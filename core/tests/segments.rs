@@ -19,25 +19,10 @@ fn rule(v: serde_json::Value) -> Rule {
 #[tokio::test]
 async fn lifecycle_history_and_membership_versions() {
     let (dir, ws) = people_workspace().await;
-    let cn = SegmentDefinition::new(
-        "cn",
-        "people",
-        rule(json!({"attribute": "country", "op": "eq", "value": "CN"})),
-    );
+    let cn = SegmentDefinition::new("cn", "people", rule(json!({"attribute": "country", "op": "eq", "value": "CN"})));
     ws.define_segment(cn.clone()).await.unwrap();
-    assert_eq!(
-        ws.segments()
-            .unwrap()
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>(),
-        vec!["cn"]
-    );
-    assert_eq!(
-        ws.segment("cn").unwrap(),
-        cn,
-        "a canonical rule is stored as given"
-    );
+    assert_eq!(ws.segments().unwrap().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), vec!["cn"]);
+    assert_eq!(ws.segment("cn").unwrap(), cn, "a canonical rule is stored as given");
 
     let r1 = ws.evaluate("cn").await.unwrap();
     assert_eq!((r1.run, r1.count), (1, 3));
@@ -48,19 +33,11 @@ async fn lifecycle_history_and_membership_versions() {
 
     // Change data: 3 leaves CN, 5 gets CN, 9 is new in CN.
     let b = RecordBatch::try_from_iter([
-        (
-            "id",
-            Arc::new(StringArray::from(vec!["3", "5", "9"])) as ArrayRef,
-        ),
-        (
-            "country",
-            Arc::new(StringArray::from(vec!["JP", "CN", "CN"])) as ArrayRef,
-        ),
+        ("id", Arc::new(StringArray::from(vec!["3", "5", "9"])) as ArrayRef),
+        ("country", Arc::new(StringArray::from(vec!["JP", "CN", "CN"])) as ArrayRef),
     ])
     .unwrap();
-    ws.ingest_batches("people", vec![b], IngestOptions::default())
-        .await
-        .unwrap();
+    ws.ingest_batches("people", vec![b], IngestOptions::default()).await.unwrap();
     let r2 = ws.evaluate("cn").await.unwrap();
     assert_eq!((r2.run, ids(&r2.members)), (2, vec![1, 5, 7, 9]));
     assert_eq!(ids(&r2.entered), vec![5, 9]);
@@ -80,34 +57,14 @@ async fn lifecycle_history_and_membership_versions() {
 
     let runs = ws.runs("cn").unwrap();
     assert_eq!(
-        runs.iter()
-            .map(|r| (r.run, r.member_count, r.entered, r.exited))
-            .collect::<Vec<_>>(),
+        runs.iter().map(|r| (r.run, r.member_count, r.entered, r.exited)).collect::<Vec<_>>(),
         vec![(1, 3, 3, 0), (2, 4, 2, 1), (3, 5, 1, 0)]
     );
-    let v1: Vec<RecordBatch> = ws
-        .members("cn", Some(1))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
+    let v1: Vec<RecordBatch> = ws.members("cn", Some(1)).await.unwrap().try_collect().await.unwrap();
     assert_eq!(v1.iter().flat_map(ids).collect::<Vec<_>>(), vec![1, 3, 7]);
-    let latest: Vec<RecordBatch> = ws
-        .members("cn", None)
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(
-        latest.iter().flat_map(ids).collect::<Vec<_>>(),
-        vec![1, 3, 5, 7, 9]
-    );
-    assert!(matches!(
-        ws.members("cn", Some(7)).await,
-        Err(Error::NotFound { .. })
-    ));
+    let latest: Vec<RecordBatch> = ws.members("cn", None).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(latest.iter().flat_map(ids).collect::<Vec<_>>(), vec![1, 3, 5, 7, 9]);
+    assert!(matches!(ws.members("cn", Some(7)).await, Err(Error::NotFound { .. })));
 
     // Runs survive a reopen.
     drop(ws);
@@ -118,26 +75,10 @@ async fn lifecycle_history_and_membership_versions() {
     ws.delete_segment("cn").await.unwrap();
     assert!(ws.segments().unwrap().is_empty());
     let e = ws.evaluate("cn").await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { kind: "segment", .. }), "{e:?}");
+    assert!(matches!(ws.delete_segment("cn").await, Err(Error::NotFound { .. })));
     assert!(
-        matches!(
-            e,
-            Error::NotFound {
-                kind: "segment",
-                ..
-            }
-        ),
-        "{e:?}"
-    );
-    assert!(matches!(
-        ws.delete_segment("cn").await,
-        Err(Error::NotFound { .. })
-    ));
-    assert!(
-        !dir.path()
-            .join("segments/cn")
-            .read_dir()
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false),
+        !dir.path().join("segments/cn").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false),
         "membership files removed"
     );
 }
@@ -154,29 +95,16 @@ async fn empty_segments_and_empty_entities_stay_typed() {
     .unwrap();
     let r = ws.evaluate("none").await.unwrap();
     assert_eq!(r.count, 0);
-    assert_eq!(
-        r.members.schema().field(0).data_type(),
-        &segkit::deps::arrow::datatypes::DataType::Int64
-    );
+    assert_eq!(r.members.schema().field(0).data_type(), &segkit::deps::arrow::datatypes::DataType::Int64);
     assert_eq!(ws.evaluate("none").await.unwrap().run, 2);
     ws.define_entity(
-        segkit::Entity::profile("empty", "k")
-            .attribute(segkit::Attribute::new("k", segkit::DataType::String)),
+        segkit::Entity::profile("empty", "k").attribute(segkit::Attribute::new("k", segkit::DataType::String)),
     )
     .await
     .unwrap();
-    ws.define_segment(SegmentDefinition::new(
-        "e",
-        "empty",
-        rule(json!({"and": []})),
-    ))
-    .await
-    .unwrap();
+    ws.define_segment(SegmentDefinition::new("e", "empty", rule(json!({"and": []})))).await.unwrap();
     let r = ws.evaluate("e").await.unwrap();
-    assert_eq!(
-        (r.count, r.members.schema().field(0).name().as_str()),
-        (0, "k")
-    );
+    assert_eq!((r.count, r.members.schema().field(0).name().as_str()), (0, "k"));
 }
 
 #[tokio::test]
@@ -190,31 +118,14 @@ async fn count_and_preview() {
     .await
     .unwrap();
     assert_eq!(ws.count("adults").await.unwrap(), 5);
-    assert!(
-        ws.runs("adults").unwrap().is_empty(),
-        "count stores nothing"
-    );
+    assert!(ws.runs("adults").unwrap().is_empty(), "count stores nothing");
     let p = ws.preview("adults", 2).await.unwrap();
     assert_eq!(p.num_rows(), 2);
     let names = p.column_by_name("name").unwrap().as_string::<i32>();
-    assert_eq!(
-        (names.value(0), names.value(1)),
-        ("***", "***"),
-        "pii attribute masked"
-    );
+    assert_eq!((names.value(0), names.value(1)), ("***", "***"), "pii attribute masked");
     assert_eq!(ids(&p.project(&[0]).unwrap()), vec![1, 2]);
-    assert_eq!(
-        p.column_by_name("country")
-            .unwrap()
-            .as_string::<i32>()
-            .value(0),
-        "CN"
-    );
-    assert!(p
-        .column_by_name("joined")
-        .unwrap()
-        .data_type()
-        .is_temporal());
+    assert_eq!(p.column_by_name("country").unwrap().as_string::<i32>().value(0), "CN");
+    assert!(p.column_by_name("joined").unwrap().data_type().is_temporal());
 }
 
 #[tokio::test]
@@ -230,37 +141,17 @@ async fn relative_rules_follow_the_workspace_clock() {
     assert_eq!(ids(&ws.evaluate("recent").await.unwrap().members), vec![4]);
     ws.set_clock(Arc::new(FixedClock::parse("2026-06-05T00:00:00Z").unwrap()));
     let r = ws.evaluate("recent").await.unwrap();
-    assert_eq!(
-        (ids(&r.members), ids(&r.entered), ids(&r.exited)),
-        (vec![1], vec![1], vec![4])
-    );
+    assert_eq!((ids(&r.members), ids(&r.entered), ids(&r.exited)), (vec![1], vec![1], vec![4]));
     assert_eq!(r.started_at.to_rfc3339(), "2026-06-05T00:00:00+00:00");
 }
 
 #[tokio::test]
 async fn bad_segment_definitions_are_refused() {
     let (_dir, ws) = people_workspace().await;
-    let e = ws
-        .define_segment(SegmentDefinition::new(
-            "x",
-            "peeple",
-            rule(json!({"and": []})),
-        ))
-        .await
-        .unwrap_err();
-    assert!(
-        e.to_string().contains("segment x.entity")
-            && e.to_string().contains("did you mean `people`"),
-        "{e}"
-    );
-    let e = ws
-        .define_segment(SegmentDefinition::new(
-            "bad name",
-            "people",
-            rule(json!({"and": []})),
-        ))
-        .await
-        .unwrap_err();
+    let e = ws.define_segment(SegmentDefinition::new("x", "peeple", rule(json!({"and": []})))).await.unwrap_err();
+    assert!(e.to_string().contains("segment x.entity") && e.to_string().contains("did you mean `people`"), "{e}");
+    let e =
+        ws.define_segment(SegmentDefinition::new("bad name", "people", rule(json!({"and": []})))).await.unwrap_err();
     assert!(matches!(e, Error::Definition { .. }), "{e}");
     let e = ws
         .define_segment(SegmentDefinition::new(
@@ -270,7 +161,10 @@ async fn bad_segment_definitions_are_refused() {
         ))
         .await
         .unwrap_err();
-    assert_eq!(e.to_string(), "rule error at or[0].attribute: entity `people` has no attribute `agee` (did you mean `age`?)");
+    assert_eq!(
+        e.to_string(),
+        "rule error at or[0].attribute: entity `people` has no attribute `agee` (did you mean `age`?)"
+    );
     let e = ws.count("nope").await.unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }));
     let _ = Array::len(&StringArray::from(vec!["x"]));

@@ -11,8 +11,7 @@ use segkit::deps::arrow::datatypes::Int64Type;
 use segkit::deps::arrow::util::pretty::pretty_format_batches;
 use segkit::rules::Rule;
 use segkit::{
-    Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Link,
-    SegmentDefinition, Workspace,
+    Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Link, SegmentDefinition, Workspace,
 };
 use segkit_actions::JsonlFileAction;
 use serde_json::json;
@@ -20,18 +19,12 @@ use serde_json::json;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
 
 fn keys(batch: &segkit::deps::arrow::array::RecordBatch) -> Vec<i64> {
-    batch
-        .column(0)
-        .as_primitive::<Int64Type>()
-        .values()
-        .to_vec()
+    batch.column(0).as_primitive::<Int64Type>().values().to_vec()
 }
 
 #[tokio::main]
 async fn main() -> segkit::Result<()> {
-    let dir = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "quickstart-workspace".into());
+    let dir = std::env::args().nth(1).unwrap_or_else(|| "quickstart-workspace".into());
     let _ = std::fs::remove_dir_all(&dir); // start fresh so the output is reproducible
     let ws = Workspace::open(&dir).await?;
     ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T12:00:00Z")?));
@@ -62,18 +55,10 @@ async fn main() -> segkit::Result<()> {
     .await?;
 
     // 2. Ingest a CSV and an NDJSON file; bad rows are quarantined, not dropped.
-    for (entity, file) in [
-        ("customer", "customers.csv"),
-        ("purchase", "purchases.ndjson"),
-    ] {
+    for (entity, file) in [("customer", "customers.csv"), ("purchase", "purchases.ndjson")] {
         let source = segkit_connectors::open(&format!("{DATA}/{file}"))?;
-        let r = ws
-            .ingest(entity, source.as_ref(), IngestOptions::default())
-            .await?;
-        println!(
-            "ingested {file}: {} rows written, {} quarantined",
-            r.rows_written, r.rows_quarantined
-        );
+        let r = ws.ingest(entity, source.as_ref(), IngestOptions::default()).await?;
+        println!("ingested {file}: {} rows written, {} quarantined", r.rows_written, r.rows_quarantined);
         for q in &r.quarantine_sample {
             println!("  row {}: {}", q.row, q.reason);
         }
@@ -104,25 +89,15 @@ async fn main() -> segkit::Result<()> {
         ),
     ];
     for (name, rule) in &segments {
-        ws.define_segment(SegmentDefinition::new(
-            *name,
-            "customer",
-            Rule::parse(rule, Default::default())?,
-        ))
-        .await?;
+        ws.define_segment(SegmentDefinition::new(*name, "customer", Rule::parse(rule, Default::default())?)).await?;
     }
 
     let action = JsonlFileAction::new(format!("{dir}/deliveries.jsonl"));
     for round in ["first evaluation", "after customers_update.csv"] {
         if round.starts_with("after") {
             let source = segkit_connectors::open(&format!("{DATA}/customers_update.csv"))?;
-            let r = ws
-                .ingest("customer", source.as_ref(), IngestOptions::default())
-                .await?;
-            println!(
-                "\ningested customers_update.csv: {} inserted, {} updated",
-                r.rows_inserted, r.rows_updated
-            );
+            let r = ws.ingest("customer", source.as_ref(), IngestOptions::default()).await?;
+            println!("\ningested customers_update.csv: {} inserted, {} updated", r.rows_inserted, r.rows_updated);
         }
         println!("\n== {round} ==");
         for (name, _) in &segments {
@@ -156,15 +131,9 @@ async fn main() -> segkit::Result<()> {
     println!("{}", pretty_format_batches(&[preview])?);
     println!("vip_cn count = {}", ws.count("vip_cn").await?);
     let deliveries = std::fs::read_to_string(format!("{dir}/deliveries.jsonl"))?;
-    println!(
-        "{} deliveries written to {dir}/deliveries.jsonl",
-        deliveries.lines().count()
-    );
+    println!("{} deliveries written to {dir}/deliveries.jsonl", deliveries.lines().count());
     let q = ws.quarantine("customer").await?;
-    println!(
-        "{} customer rows in quarantine (see Workspace::quarantine)",
-        q.num_rows()
-    );
+    println!("{} customer rows in quarantine (see Workspace::quarantine)", q.num_rows());
     let _ = q.column(0).len();
     Ok(())
 }

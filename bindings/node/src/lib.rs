@@ -26,10 +26,7 @@ const ERROR_PREFIX: &str = "__segkit_error__:";
 /// The one conversion point from segkit errors to JS: `{kind, chain}` as JSON behind [`ERROR_PREFIX`].
 fn to_napi(e: CoreError) -> napi::Error {
     let payload = serde_json::json!({ "kind": e.kind().as_str(), "chain": e.chain() });
-    napi::Error::new(
-        napi::Status::GenericFailure,
-        format!("{ERROR_PREFIX}{payload}"),
-    )
+    napi::Error::new(napi::Status::GenericFailure, format!("{ERROR_PREFIX}{payload}"))
 }
 
 type Result<T> = std::result::Result<T, napi::Error>;
@@ -49,10 +46,7 @@ fn invalid(msg: impl Into<String>) -> napi::Error {
 }
 
 fn definition(path: &str, msg: impl Into<String>) -> napi::Error {
-    to_napi(CoreError::Definition {
-        path: path.to_string(),
-        message: msg.into(),
-    })
+    to_napi(CoreError::Definition { path: path.to_string(), message: msg.into() })
 }
 
 // ---------------------------------------------------------------------------------------------- JSON shapes
@@ -83,11 +77,9 @@ fn camel_keys(v: Value) -> Value {
                         Value::Array(a) => Value::Array(
                             a.into_iter()
                                 .map(|x| match x {
-                                    Value::Object(o) => Value::Object(
-                                        o.into_iter()
-                                            .map(|(k, v)| (snake_to_camel(&k), v))
-                                            .collect(),
-                                    ),
+                                    Value::Object(o) => {
+                                        Value::Object(o.into_iter().map(|(k, v)| (snake_to_camel(&k), v)).collect())
+                                    }
                                     other => other,
                                 })
                                 .collect(),
@@ -106,16 +98,9 @@ fn camel_keys(v: Value) -> Value {
 /// or segkit's array form `[{name, type, ...}]`.
 fn entity_from_js(v: Value) -> Result<Entity> {
     let Value::Object(mut m) = v else {
-        return Err(definition(
-            "entity",
-            "expected an object {name, key, kind, attributes, ...}",
-        ));
+        return Err(definition("entity", "expected an object {name, key, kind, attributes, ...}"));
     };
-    let name = m
-        .get("name")
-        .and_then(Value::as_str)
-        .unwrap_or("?")
-        .to_string();
+    let name = m.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
     if let Some(Value::Object(attrs)) = m.get("attributes").cloned() {
         let mut list = Vec::with_capacity(attrs.len());
         for (attr, spec) in attrs {
@@ -134,8 +119,7 @@ fn entity_from_js(v: Value) -> Result<Entity> {
         }
         m.insert("attributes".into(), Value::Array(list));
     }
-    serde_json::from_value(Value::Object(m))
-        .map_err(|e| definition(&format!("entity {name}"), e.to_string()))
+    serde_json::from_value(Value::Object(m)).map_err(|e| definition(&format!("entity {name}"), e.to_string()))
 }
 
 /// segkit `Entity` → JS plain object. Attributes come as an array `[{name, type, ...flags}]` in storage order
@@ -148,10 +132,7 @@ fn entity_to_js(e: &Entity) -> Value {
             let mut o = Map::new();
             o.insert("name".into(), Value::String(a.name.clone()));
             o.insert("type".into(), Value::String(a.data_type.to_string()));
-            o.insert(
-                "nullable".into(),
-                Value::Bool(a.nullable && e.key.as_deref() != Some(a.name.as_str())),
-            );
+            o.insert("nullable".into(), Value::Bool(a.nullable && e.key.as_deref() != Some(a.name.as_str())));
             o.insert("filterable".into(), Value::Bool(a.filterable));
             o.insert("pii".into(), Value::Bool(a.pii));
             o.insert("indexed".into(), Value::Bool(a.indexed));
@@ -177,26 +158,11 @@ fn entity_to_js(e: &Entity) -> Value {
     let mut o = Map::new();
     o.insert("name".into(), Value::String(e.name.clone()));
     o.insert("kind".into(), Value::String(e.kind.to_string()));
-    o.insert(
-        "key".into(),
-        e.key.clone().map(Value::String).unwrap_or(Value::Null),
-    );
-    o.insert(
-        "timestamp".into(),
-        e.timestamp
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
+    o.insert("key".into(), e.key.clone().map(Value::String).unwrap_or(Value::Null));
+    o.insert("timestamp".into(), e.timestamp.clone().map(Value::String).unwrap_or(Value::Null));
     o.insert("attributes".into(), Value::Array(attributes));
     o.insert("links".into(), Value::Array(links));
-    o.insert(
-        "description".into(),
-        e.description
-            .clone()
-            .map(Value::String)
-            .unwrap_or(Value::Null),
-    );
+    o.insert("description".into(), e.description.clone().map(Value::String).unwrap_or(Value::Null));
     Value::Object(o)
 }
 
@@ -220,15 +186,9 @@ fn options_from_js(v: Option<Value>) -> Result<IngestOptions> {
             ("mapping", v) => opts = opts.mapping(Mapping::from_json(&v).js()?),
             ("mode", Value::String(s)) => opts = opts.mode(s.parse::<IngestMode>().js()?),
             ("mode", _) => {
-                return Err(invalid(
-                    "ingest option `mode` must be \"append\", \"upsert\" or \"full_refresh\"",
-                ))
+                return Err(invalid("ingest option `mode` must be \"append\", \"upsert\" or \"full_refresh\""))
             }
-            (other, _) => {
-                return Err(invalid(format!(
-                    "unknown ingest option `{other}` (expected mapping, mode)"
-                )))
-            }
+            (other, _) => return Err(invalid(format!("unknown ingest option `{other}` (expected mapping, mode)"))),
         }
     }
     Ok(opts)
@@ -264,14 +224,12 @@ fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 
 /// Plain JS objects, as the JSON text of an array, → a source (non-objects become quarantined rows).
 fn records_source(json: &str) -> Result<Arc<dyn segkit::Source>> {
-    let rows: Vec<Value> = serde_json::from_str(json)
-        .map_err(|e| invalid(format!("records are not a JSON array: {e}")))?;
+    let rows: Vec<Value> =
+        serde_json::from_str(json).map_err(|e| invalid(format!("records are not a JSON array: {e}")))?;
     if rows.is_empty() {
         return Err(invalid("no records to ingest"));
     }
-    Ok(Arc::new(segkit_connectors::JsonRecordsSource::new(
-        "records", rows,
-    )))
+    Ok(Arc::new(segkit_connectors::JsonRecordsSource::new("records", rows)))
 }
 
 /// JS value of one key: a number, a BigInt beyond ±2^53, or a string.
@@ -285,47 +243,33 @@ fn keys_to_js(b: &RecordBatch) -> Vec<JsKey> {
     }
     let col = b.column(0);
     match col.data_type() {
-        ArrowType::Int64 => col
-            .as_primitive::<Int64Type>()
-            .values()
-            .iter()
-            .map(|&v| {
-                if (-MAX_SAFE..=MAX_SAFE).contains(&v) {
-                    Either3::A(v as f64)
-                } else {
-                    Either3::B(BigInt::from(v))
-                }
-            })
-            .collect(),
-        ArrowType::Int32 => col
-            .as_primitive::<Int32Type>()
-            .values()
-            .iter()
-            .map(|&v| Either3::A(v as f64))
-            .collect(),
-        ArrowType::Utf8 => col
-            .as_string::<i32>()
-            .iter()
-            .map(|v| Either3::C(v.unwrap_or_default().to_string()))
-            .collect(),
-        ArrowType::LargeUtf8 => col
-            .as_string::<i64>()
-            .iter()
-            .map(|v| Either3::C(v.unwrap_or_default().to_string()))
-            .collect(),
-        ArrowType::Utf8View => col
-            .as_string_view()
-            .iter()
-            .map(|v| Either3::C(v.unwrap_or_default().to_string()))
-            .collect(),
+        ArrowType::Int64 => {
+            col.as_primitive::<Int64Type>()
+                .values()
+                .iter()
+                .map(|&v| {
+                    if (-MAX_SAFE..=MAX_SAFE).contains(&v) {
+                        Either3::A(v as f64)
+                    } else {
+                        Either3::B(BigInt::from(v))
+                    }
+                })
+                .collect()
+        }
+        ArrowType::Int32 => col.as_primitive::<Int32Type>().values().iter().map(|&v| Either3::A(v as f64)).collect(),
+        ArrowType::Utf8 => {
+            col.as_string::<i32>().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect()
+        }
+        ArrowType::LargeUtf8 => {
+            col.as_string::<i64>().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect()
+        }
+        ArrowType::Utf8View => {
+            col.as_string_view().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect()
+        }
         _ => {
             let s = arrow::compute::cast(col, &ArrowType::Utf8).ok();
             match s {
-                Some(s) => s
-                    .as_string::<i32>()
-                    .iter()
-                    .map(|v| Either3::C(v.unwrap_or_default().to_string()))
-                    .collect(),
+                Some(s) => s.as_string::<i32>().iter().map(|v| Either3::C(v.unwrap_or_default().to_string())).collect(),
                 None => vec![],
             }
         }
@@ -421,9 +365,7 @@ impl NativeWorkspace {
     #[napi]
     pub fn set_clock(&self, instant: Option<String>) -> Result<()> {
         match instant {
-            Some(s) => self
-                .inner
-                .set_clock(Arc::new(segkit::FixedClock::parse(&s).js()?)),
+            Some(s) => self.inner.set_clock(Arc::new(segkit::FixedClock::parse(&s).js()?)),
             None => self.inner.set_clock(Arc::new(segkit::SystemClock)),
         }
         Ok(())
@@ -449,81 +391,46 @@ impl NativeWorkspace {
 
     #[napi]
     pub fn entities(&self) -> Result<Vec<Value>> {
-        Ok(self
-            .inner
-            .entities()
-            .js()?
-            .iter()
-            .map(entity_to_js)
-            .collect())
+        Ok(self.inner.entities().js()?.iter().map(entity_to_js).collect())
     }
 
     /// Ingests from a path or URL (format from the extension).
     #[napi]
-    pub async fn ingest_location(
-        &self,
-        entity: String,
-        location: String,
-        options: Option<Value>,
-    ) -> Result<Value> {
+    pub async fn ingest_location(&self, entity: String, location: String, options: Option<Value>) -> Result<Value> {
         let opts = options_from_js(options)?;
         let source = segkit_connectors::open(&location).js()?;
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts)
-            .await
-            .js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests from a connector config `{type, ...}`.
     #[napi]
-    pub async fn ingest_config(
-        &self,
-        entity: String,
-        config: Value,
-        options: Option<Value>,
-    ) -> Result<Value> {
+    pub async fn ingest_config(&self, entity: String, config: Value, options: Option<Value>) -> Result<Value> {
         let opts = options_from_js(options)?;
         let source = segkit_connectors::from_config(&config).js()?;
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts)
-            .await
-            .js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests an Arrow IPC stream or file.
     #[napi]
-    pub async fn ingest_ipc(
-        &self,
-        entity: String,
-        data: Buffer,
-        options: Option<Value>,
-    ) -> Result<Value> {
+    pub async fn ingest_ipc(&self, entity: String, data: Buffer, options: Option<Value>) -> Result<Value> {
         let opts = options_from_js(options)?;
         let (schema, mut batches) = from_ipc(&data)?;
         if batches.is_empty() {
             batches.push(RecordBatch::new_empty(schema));
         }
-        let source: Arc<dyn segkit::Source> =
-            Arc::new(segkit::RecordBatchSource::new("arrow", batches).js()?);
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts)
-            .await
-            .js()?;
+        let source: Arc<dyn segkit::Source> = Arc::new(segkit::RecordBatchSource::new("arrow", batches).js()?);
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests plain objects, given as the JSON text of an array.
     #[napi]
-    pub async fn ingest_records(
-        &self,
-        entity: String,
-        records_json: String,
-        options: Option<Value>,
-    ) -> Result<Value> {
+    pub async fn ingest_records(&self, entity: String, records_json: String, options: Option<Value>) -> Result<Value> {
         let opts = options_from_js(options)?;
         let source = records_source(&records_json)?;
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts)
-            .await
-            .js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
@@ -556,12 +463,8 @@ impl NativeWorkspace {
         description: Option<String>,
     ) -> Result<Value> {
         let dialect: Dialect = dialect.as_deref().unwrap_or("auto").parse().js()?;
-        let v: Value = serde_json::from_str(&rule_json).map_err(|e| {
-            to_napi(CoreError::Rule {
-                path: String::new(),
-                message: format!("not valid JSON: {e}"),
-            })
-        })?;
+        let v: Value = serde_json::from_str(&rule_json)
+            .map_err(|e| to_napi(CoreError::Rule { path: String::new(), message: format!("not valid JSON: {e}") }))?;
         let rule = Rule::parse(&v, dialect).js()?;
         let mut def = SegmentDefinition::new(name, entity, rule);
         def.description = description;
@@ -576,12 +479,7 @@ impl NativeWorkspace {
 
     #[napi]
     pub fn segments(&self) -> Result<Vec<Value>> {
-        self.inner
-            .segments()
-            .js()?
-            .iter()
-            .map(segment_to_js)
-            .collect()
+        self.inner.segments().js()?.iter().map(segment_to_js).collect()
     }
 
     #[napi]
@@ -592,9 +490,7 @@ impl NativeWorkspace {
     #[napi]
     pub async fn evaluate(&self, name: String) -> Result<NativeSegmentRun> {
         let ws = self.inner.clone();
-        let run = on_runtime(move || async move { ws.evaluate(&name).await })
-            .await
-            .js()?;
+        let run = on_runtime(move || async move { ws.evaluate(&name).await }).await.js()?;
         Ok(NativeSegmentRun { run })
     }
 
@@ -636,12 +532,7 @@ impl NativeWorkspace {
     /// The run history of a segment, oldest first.
     #[napi]
     pub fn runs(&self, name: String) -> Result<Vec<Value>> {
-        self.inner
-            .runs(&name)
-            .js()?
-            .into_iter()
-            .map(|r| Ok(camel_keys(serde_json::to_value(r).js()?)))
-            .collect()
+        self.inner.runs(&name).js()?.into_iter().map(|r| Ok(camel_keys(serde_json::to_value(r).js()?))).collect()
     }
 
     /// Runs SQL over the entity tables; the result as an Arrow IPC stream (typed even when empty).
@@ -702,24 +593,15 @@ impl NativeSegmentRun {
     }
     #[napi]
     pub fn members_ipc(&self) -> Result<Buffer> {
-        to_ipc(
-            &self.run.members.schema(),
-            std::slice::from_ref(&self.run.members),
-        )
+        to_ipc(&self.run.members.schema(), std::slice::from_ref(&self.run.members))
     }
     #[napi]
     pub fn entered_ipc(&self) -> Result<Buffer> {
-        to_ipc(
-            &self.run.entered.schema(),
-            std::slice::from_ref(&self.run.entered),
-        )
+        to_ipc(&self.run.entered.schema(), std::slice::from_ref(&self.run.entered))
     }
     #[napi]
     pub fn exited_ipc(&self) -> Result<Buffer> {
-        to_ipc(
-            &self.run.exited.schema(),
-            std::slice::from_ref(&self.run.exited),
-        )
+        to_ipc(&self.run.exited.schema(), std::slice::from_ref(&self.run.exited))
     }
 }
 

@@ -37,16 +37,13 @@ fn to_json_at(ob: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
         if let Ok(u) = ob.extract::<u64>() {
             return Ok(Value::Number(u.into()));
         }
-        return Err(invalid_argument(format!(
-            "integer at {} does not fit in 64 bits",
-            here()
-        )));
+        return Err(invalid_argument(format!("integer at {} does not fit in 64 bits", here())));
     }
     if let Ok(f) = ob.cast::<PyFloat>() {
         let v = f.value();
-        return Number::from_f64(v).map(Value::Number).ok_or_else(|| {
-            invalid_argument(format!("{v} at {} cannot be represented in JSON", here()))
-        });
+        return Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| invalid_argument(format!("{v} at {} cannot be represented in JSON", here())));
     }
     if let Ok(s) = ob.cast::<PyString>() {
         return Ok(Value::String(s.to_str()?.to_string()));
@@ -54,14 +51,9 @@ fn to_json_at(ob: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if let Ok(d) = ob.cast::<PyDict>() {
         let mut m = Map::new();
         for (k, v) in d.iter() {
-            let key: String = k.extract().map_err(|_| {
-                PyTypeError::new_err(format!("dict keys must be str (at {})", here()))
-            })?;
-            let child = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
+            let key: String =
+                k.extract().map_err(|_| PyTypeError::new_err(format!("dict keys must be str (at {})", here())))?;
+            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
             m.insert(key, to_json_at(&v, &child)?);
         }
         return Ok(Value::Object(m));
@@ -99,10 +91,7 @@ pub fn from_json<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>>
         }
         Value::String(s) => PyString::new(py, s).into_any(),
         Value::Array(a) => {
-            let items = a
-                .iter()
-                .map(|x| from_json(py, x))
-                .collect::<PyResult<Vec<_>>>()?;
+            let items = a.iter().map(|x| from_json(py, x)).collect::<PyResult<Vec<_>>>()?;
             PyList::new(py, items)?.into_any()
         }
         Value::Object(m) => {

@@ -9,49 +9,19 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
+create_exception!(segkit, SegkitError, PyException, "Base class of every error raised by segkit.");
 create_exception!(
     segkit,
+    DefinitionError,
     SegkitError,
-    PyException,
-    "Base class of every error raised by segkit."
+    "An entity, attribute, link, mapping or segment definition is invalid, or a change to it is incompatible."
 );
-create_exception!(segkit, DefinitionError, SegkitError, "An entity, attribute, link, mapping or segment definition is invalid, or a change to it is incompatible.");
-create_exception!(
-    segkit,
-    NotFoundError,
-    SegkitError,
-    "A named entity, segment or run does not exist."
-);
-create_exception!(
-    segkit,
-    RuleError,
-    SegkitError,
-    "A rule does not parse or does not type-check against its entity."
-);
-create_exception!(
-    segkit,
-    IngestError,
-    SegkitError,
-    "An ingest (or its source) failed as a whole."
-);
-create_exception!(
-    segkit,
-    ConflictError,
-    SegkitError,
-    "Another writer committed first; retry."
-);
-create_exception!(
-    segkit,
-    StorageError,
-    SegkitError,
-    "The catalog, object store, Parquet or local I/O failed."
-);
-create_exception!(
-    segkit,
-    EngineError,
-    SegkitError,
-    "Arrow, DataFusion or JSON failed."
-);
+create_exception!(segkit, NotFoundError, SegkitError, "A named entity, segment or run does not exist.");
+create_exception!(segkit, RuleError, SegkitError, "A rule does not parse or does not type-check against its entity.");
+create_exception!(segkit, IngestError, SegkitError, "An ingest (or its source) failed as a whole.");
+create_exception!(segkit, ConflictError, SegkitError, "Another writer committed first; retry.");
+create_exception!(segkit, StorageError, SegkitError, "The catalog, object store, Parquet or local I/O failed.");
+create_exception!(segkit, EngineError, SegkitError, "Arrow, DataFusion or JSON failed.");
 
 /// `InvalidArgumentError(SegkitError, ValueError)`: built at import, since it has two bases.
 static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -59,20 +29,12 @@ static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 pub fn invalid_argument_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
     INVALID_ARGUMENT
         .get_or_try_init(py, || -> PyResult<Py<PyType>> {
-            let bases = PyTuple::new(
-                py,
-                [py.get_type::<SegkitError>(), py.get_type::<PyValueError>()],
-            )?;
+            let bases = PyTuple::new(py, [py.get_type::<SegkitError>(), py.get_type::<PyValueError>()])?;
             let ns = PyDict::new(py);
             ns.set_item("__module__", "segkit")?;
-            ns.set_item(
-                "__doc__",
-                "An argument is out of range or malformed (also a ValueError).",
-            )?;
+            ns.set_item("__doc__", "An argument is out of range or malformed (also a ValueError).")?;
             let builtins = py.import("builtins")?;
-            let cls = builtins
-                .getattr("type")?
-                .call1(("InvalidArgumentError", bases, ns))?;
+            let cls = builtins.getattr("type")?.call1(("InvalidArgumentError", bases, ns))?;
             Ok(cls.cast_into::<PyType>()?.unbind())
         })
         .map(|t| t.bind(py))

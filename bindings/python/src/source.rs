@@ -26,9 +26,7 @@ pub struct ArrowStreamSource {
 
 impl fmt::Debug for ArrowStreamSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArrowStreamSource")
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("ArrowStreamSource").field("name", &self.name).finish()
     }
 }
 
@@ -43,17 +41,9 @@ impl Source for ArrowStreamSource {
     }
 
     async fn scan(&self, _request: &ScanRequest) -> segkit::Result<BatchStream> {
-        let reader = self
-            .reader
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .ok_or_else(|| {
-                segkit::Error::InvalidArgument(format!(
-                    "the Arrow stream `{}` was already consumed",
-                    self.name
-                ))
-            })?;
+        let reader = self.reader.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or_else(|| {
+            segkit::Error::InvalidArgument(format!("the Arrow stream `{}` was already consumed", self.name))
+        })?;
         Ok(futures::stream::iter(reader.map(|r| r.map_err(segkit::Error::from))).boxed())
     }
 }
@@ -66,9 +56,8 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
     }
     if source.hasattr("__fspath__")? {
         let p = py.import("os")?.call_method1("fspath", (source,))?;
-        let s: String = p
-            .extract()
-            .map_err(|_| PyTypeError::new_err("a bytes path is not supported; pass a str path"))?;
+        let s: String =
+            p.extract().map_err(|_| PyTypeError::new_err("a bytes path is not supported; pass a str path"))?;
         return segkit_connectors::open(&s).py();
     }
     if let Ok(d) = source.cast::<PyDict>() {
@@ -86,11 +75,7 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
         };
         let any: AnyRecordBatch = source.extract()?;
         let reader = any.into_reader()?;
-        return Ok(Arc::new(ArrowStreamSource {
-            name,
-            schema: reader.schema(),
-            reader: Mutex::new(Some(reader)),
-        }));
+        return Ok(Arc::new(ArrowStreamSource { name, schema: reader.schema(), reader: Mutex::new(Some(reader)) }));
     }
     let ty = source.get_type();
     let module: String = ty.module()?.extract().unwrap_or_default();

@@ -11,8 +11,7 @@ use pyo3::prelude::*;
 use pyo3_arrow::PyTable;
 use segkit::rules::{Dialect, Rule};
 use segkit::{
-    Entity, FixedClock, IngestMode, IngestOptions, Mapping, SegmentDefinition, SystemClock,
-    WorkspaceOptions,
+    Entity, FixedClock, IngestMode, IngestOptions, Mapping, SegmentDefinition, SystemClock, WorkspaceOptions,
 };
 
 use crate::convert::{batch_table, table, to_json, to_py};
@@ -27,10 +26,7 @@ pub struct PyWorkspace {
 
 fn parse_as<T: serde::de::DeserializeOwned>(value: serde_json::Value, path: &str) -> PyResult<T> {
     serde_json::from_value(value)
-        .map_err(|e| segkit::Error::Definition {
-            path: path.to_string(),
-            message: e.to_string(),
-        })
+        .map_err(|e| segkit::Error::Definition { path: path.to_string(), message: e.to_string() })
         .py()
 }
 
@@ -48,8 +44,7 @@ impl PyWorkspace {
         if let Some(url) = store_url {
             options = options.store_url(url);
         }
-        let mut store_options: Vec<(String, String)> =
-            store_options.unwrap_or_default().into_iter().collect();
+        let mut store_options: Vec<(String, String)> = store_options.unwrap_or_default().into_iter().collect();
         store_options.sort();
         options.store_options = store_options;
         let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
@@ -80,21 +75,12 @@ impl PyWorkspace {
 
     /// `definition`: an entity in segkit's serde form (`name`, `kind`, `key`, `timestamp`, `links`,
     /// `attributes: [{name, type, nullable, filterable, pii, indexed, description}]`, `description`).
-    fn define_entity<'py>(
-        &self,
-        py: Python<'py>,
-        definition: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn define_entity<'py>(&self, py: Python<'py>, definition: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let v = to_json(definition)?;
-        let name = v
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or("?")
-            .to_string();
+        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("?").to_string();
         let entity: Entity = parse_as(v, &format!("entity {name}"))?;
         let ws = self.ws.clone();
-        let out =
-            wait_for_future(py, move || async move { ws.define_entity(entity).await })?.py()?;
+        let out = wait_for_future(py, move || async move { ws.define_entity(entity).await })?.py()?;
         to_py(py, &out)
     }
 
@@ -131,10 +117,8 @@ impl PyWorkspace {
         }
         let source = crate::source::resolve(source)?;
         let ws = self.ws.clone();
-        let report = wait_for_future(py, move || async move {
-            ws.ingest(&entity, source.as_ref(), options).await
-        })?
-        .py()?;
+        let report =
+            wait_for_future(py, move || async move { ws.ingest(&entity, source.as_ref(), options).await })?.py()?;
         to_py(py, &report)
     }
 
@@ -165,10 +149,7 @@ impl PyWorkspace {
         let dialect: Dialect = dialect.parse().py()?;
         let value = match rule.extract::<String>() {
             Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| segkit::Error::Rule {
-                    path: "<root>".into(),
-                    message: format!("not valid JSON: {e}"),
-                })
+                .map_err(|e| segkit::Error::Rule { path: "<root>".into(), message: format!("not valid JSON: {e}") })
                 .py()?,
             Err(_) => to_json(rule)?,
         };

@@ -72,11 +72,8 @@ impl RecordParser {
     ) -> Result<bool> {
         let eof = input.is_empty();
         loop {
-            let (res, nin, nout, nend) = self.core.read_record(
-                input,
-                &mut self.fields[self.outlen..],
-                &mut self.ends[self.endlen..],
-            );
+            let (res, nin, nout, nend) =
+                self.core.read_record(input, &mut self.fields[self.outlen..], &mut self.ends[self.endlen..]);
             self.raw.extend_from_slice(&input[..nin]);
             input = &input[nin..];
             self.outlen += nout;
@@ -119,11 +116,7 @@ impl RecordParser {
 pub(crate) fn header_names(record: &RecordView<'_>, header: bool) -> Vec<String> {
     let mut names: Vec<String> = Vec::with_capacity(record.len());
     for i in 0..record.len() {
-        let mut name = if header {
-            String::from_utf8_lossy(record.field(i)).trim().to_string()
-        } else {
-            String::new()
-        };
+        let mut name = if header { String::from_utf8_lossy(record.field(i)).trim().to_string() } else { String::new() };
         if name.is_empty() {
             name = format!("column_{}", i + 1);
         }
@@ -149,13 +142,7 @@ pub(crate) struct CsvDecoder {
 
 impl CsvDecoder {
     /// `schema` is the source schema (data columns followed by the raw column); `columns` the data columns.
-    pub(crate) fn new(
-        schema: SchemaRef,
-        columns: usize,
-        delimiter: u8,
-        header: bool,
-        batch_size: usize,
-    ) -> Self {
+    pub(crate) fn new(schema: SchemaRef, columns: usize, delimiter: u8, header: bool, batch_size: usize) -> Self {
         CsvDecoder {
             parser: RecordParser::new(delimiter),
             skip_header: header,
@@ -166,30 +153,17 @@ impl CsvDecoder {
     }
 
     fn run(&mut self, input: &[u8], out: &mut VecDeque<RecordBatch>) -> Result<()> {
-        let CsvDecoder {
-            parser,
-            skip_header,
-            columns,
-            builder,
-            batch_size,
-            ..
-        } = self;
+        let CsvDecoder { parser, skip_header, columns, builder, batch_size, .. } = self;
         parser.feed(input, |rec| {
             if *skip_header {
                 *skip_header = false;
                 return Ok(true);
             }
             let texts: Option<Vec<&str>> = (rec.len() == *columns)
-                .then(|| {
-                    (0..rec.len())
-                        .map(|i| std::str::from_utf8(rec.field(i)).ok())
-                        .collect()
-                })
+                .then(|| (0..rec.len()).map(|i| std::str::from_utf8(rec.field(i)).ok()).collect())
                 .flatten();
             match texts {
-                Some(t) => {
-                    builder.push_positional(t.into_iter().map(|s| (!s.is_empty()).then_some(s)))
-                }
+                Some(t) => builder.push_positional(t.into_iter().map(|s| (!s.is_empty()).then_some(s))),
                 None => builder.push_raw(&rec.raw_text()),
             }
             if builder.len() >= *batch_size {

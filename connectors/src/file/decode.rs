@@ -30,13 +30,7 @@ pub(crate) fn decode_stream<D: Decode>(
         ready: VecDeque<RecordBatch>,
         done: bool,
     }
-    let state = State {
-        name: source_name,
-        bytes,
-        decoder,
-        ready: VecDeque::new(),
-        done: false,
-    };
+    let state = State { name: source_name, bytes, decoder, ready: VecDeque::new(), done: false };
     futures::stream::try_unfold(state, |mut s| async move {
         loop {
             if let Some(b) = s.ready.pop_front() {

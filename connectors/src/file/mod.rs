@@ -67,10 +67,7 @@ pub enum FileFormat {
 impl FileFormat {
     /// CSV with a header and `,` delimiter.
     pub fn csv() -> Self {
-        FileFormat::Csv {
-            delimiter: b',',
-            header: true,
-        }
+        FileFormat::Csv { delimiter: b',', header: true }
     }
 
     /// Infers the format from a path or URL's extension: `.csv`, `.tsv` (tab), `.ndjson` / `.jsonl` / `.json`,
@@ -80,10 +77,7 @@ impl FileFormat {
         let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
         match ext.as_str() {
             "csv" => Some(FileFormat::csv()),
-            "tsv" | "tab" => Some(FileFormat::Csv {
-                delimiter: b'\t',
-                header: true,
-            }),
+            "tsv" | "tab" => Some(FileFormat::Csv { delimiter: b'\t', header: true }),
             "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
             "parquet" | "pq" => Some(FileFormat::Parquet),
             _ => None,
@@ -93,9 +87,7 @@ impl FileFormat {
     /// The short name used in source names: `csv`, `tsv`, `ndjson`, `parquet`.
     pub fn label(&self) -> &'static str {
         match self {
-            FileFormat::Csv {
-                delimiter: b'\t', ..
-            } => "tsv",
+            FileFormat::Csv { delimiter: b'\t', .. } => "tsv",
             FileFormat::Csv { .. } => "csv",
             FileFormat::Ndjson => "ndjson",
             FileFormat::Parquet => "parquet",
@@ -107,9 +99,7 @@ impl FileFormat {
 fn resolve_secret(key: &str, value: &str) -> Result<String> {
     match value.strip_prefix("env:") {
         Some(var) => std::env::var(var).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "option `{key}` refers to environment variable `{var}`, which is not set"
-            ))
+            Error::InvalidArgument(format!("option `{key}` refers to environment variable `{var}`, which is not set"))
         }),
         None => Ok(value.to_string()),
     }
@@ -131,11 +121,7 @@ pub struct FileSource {
 
 impl fmt::Debug for FileSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let options: Vec<String> = self
-            .option_keys
-            .iter()
-            .map(|k| format!("{k}=<redacted>"))
-            .collect();
+        let options: Vec<String> = self.option_keys.iter().map(|k| format!("{k}=<redacted>")).collect();
         f.debug_struct("FileSource")
             .field("name", &self.name)
             .field("location", &self.location)
@@ -163,10 +149,7 @@ impl FileSource {
     ) -> Result<Self> {
         if let FileFormat::Csv { delimiter, .. } = format {
             if matches!(delimiter, b'"' | b'\n' | b'\r') {
-                return Err(Error::InvalidArgument(format!(
-                    "invalid CSV delimiter {:?}",
-                    delimiter as char
-                )));
+                return Err(Error::InvalidArgument(format!("invalid CSV delimiter {:?}", delimiter as char)));
             }
         }
         let mut resolved = vec![];
@@ -185,13 +168,9 @@ impl FileSource {
                 }
             }
         }
-        let (store, path) = object_store::parse_url_opts(&url, resolved).map_err(|e| {
-            Error::InvalidArgument(format!("cannot open `{}`: {e}", redact_url(&url)))
-        })?;
-        let file_name = path
-            .filename()
-            .map(str::to_string)
-            .unwrap_or_else(|| path.to_string());
+        let (store, path) = object_store::parse_url_opts(&url, resolved)
+            .map_err(|e| Error::InvalidArgument(format!("cannot open `{}`: {e}", redact_url(&url))))?;
+        let file_name = path.filename().map(str::to_string).unwrap_or_else(|| path.to_string());
         Ok(FileSource {
             name: format!("{}:{file_name}", format.label()),
             location: redact_url(&url),
@@ -220,14 +199,8 @@ impl FileSource {
         &self.location
     }
 
-    async fn bytes(
-        &self,
-    ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
-        let got = self
-            .store
-            .get(&self.path)
-            .await
-            .map_err(|e| Error::source_error(self.name.clone(), e))?;
+    async fn bytes(&self) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
+        let got = self.store.get(&self.path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
         Ok(got.into_stream())
     }
 
@@ -245,8 +218,7 @@ impl FileSource {
                 while more {
                     match bytes.next().await {
                         Some(chunk) => {
-                            let chunk =
-                                chunk.map_err(|e| Error::source_error(self.name.clone(), e))?;
+                            let chunk = chunk.map_err(|e| Error::source_error(self.name.clone(), e))?;
                             if !chunk.is_empty() {
                                 more = parser.feed(&chunk, &mut on_record)?;
                             }
@@ -283,9 +255,9 @@ impl FileSource {
         fields
             .iter()
             .map(|f| {
-                schema.index_of(f).map_err(|_| {
-                    Error::InvalidArgument(format!("source `{}` has no field `{f}`", self.name))
-                })
+                schema
+                    .index_of(f)
+                    .map_err(|_| Error::InvalidArgument(format!("source `{}` has no field `{f}`", self.name)))
             })
             .collect()
     }
@@ -301,10 +273,7 @@ impl Source for FileSource {
     /// all lines in first-seen order (one pass over the file); for Parquet, the file's schema. Computed once
     /// and cached.
     async fn schema(&self) -> Result<SchemaRef> {
-        self.schema
-            .get_or_try_init(|| self.discover())
-            .await
-            .cloned()
+        self.schema.get_or_try_init(|| self.discover()).await.cloned()
     }
 
     async fn scan(&self, request: &ScanRequest) -> Result<BatchStream> {
@@ -315,15 +284,8 @@ impl Source for FileSource {
         };
         let stream = match &self.format {
             FileFormat::Csv { delimiter, header } => {
-                let columns =
-                    schema.fields().len() - usize::from(schema.index_of(RAW_COLUMN).is_ok());
-                let dec = csv::CsvDecoder::new(
-                    schema.clone(),
-                    columns,
-                    *delimiter,
-                    *header,
-                    self.batch_size,
-                );
+                let columns = schema.fields().len() - usize::from(schema.index_of(RAW_COLUMN).is_ok());
+                let dec = csv::CsvDecoder::new(schema.clone(), columns, *delimiter, *header, self.batch_size);
                 decode_stream(self.name.clone(), self.bytes().await?, dec)
             }
             FileFormat::Ndjson => {
@@ -331,15 +293,7 @@ impl Source for FileSource {
                 decode_stream(self.name.clone(), self.bytes().await?, dec)
             }
             FileFormat::Parquet => {
-                return parquet::scan(
-                    &self.name,
-                    &self.store,
-                    &self.path,
-                    schema,
-                    projection,
-                    self.batch_size,
-                )
-                .await
+                return parquet::scan(&self.name, &self.store, &self.path, schema, projection, self.batch_size).await
             }
         };
         Ok(match projection {
@@ -361,19 +315,14 @@ fn to_url(location: &str) -> Result<Url> {
         return Err(Error::InvalidArgument("empty file location".into()));
     }
     let looks_like_url = location.split_once("://").is_some_and(|(scheme, _)| {
-        scheme.len() > 1
-            && scheme
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
     });
     if looks_like_url {
-        return Url::parse(location)
-            .map_err(|e| Error::InvalidArgument(format!("invalid URL `{location}`: {e}")));
+        return Url::parse(location).map_err(|e| Error::InvalidArgument(format!("invalid URL `{location}`: {e}")));
     }
     let abs = std::path::absolute(StdPath::new(location))
         .map_err(|e| Error::InvalidArgument(format!("invalid path `{location}`: {e}")))?;
-    Url::from_file_path(&abs)
-        .map_err(|_| Error::InvalidArgument(format!("invalid path `{location}`")))
+    Url::from_file_path(&abs).map_err(|_| Error::InvalidArgument(format!("invalid path `{location}`")))
 }
 
 /// A URL without user info, query or fragment.
@@ -405,10 +354,7 @@ pub fn open(location: &str) -> Result<Arc<dyn Source>> {
 }
 
 fn config_error(field: &str, message: impl Into<String>) -> Error {
-    Error::Definition {
-        path: format!("source.{field}"),
-        message: message.into(),
-    }
+    Error::Definition { path: format!("source.{field}"), message: message.into() }
 }
 
 /// Builds a source from a JSON config:
@@ -425,26 +371,12 @@ fn config_error(field: &str, message: impl Into<String>) -> Error {
 /// `env:NAME` references. Unknown keys and types are [`Error::Definition`] errors naming the field.
 pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
     let Value::Object(m) = config else {
-        return Err(config_error(
-            "",
-            "expected a JSON object such as {\"type\": \"csv\", \"path\": \"users.csv\"}",
-        ));
+        return Err(config_error("", "expected a JSON object such as {\"type\": \"csv\", \"path\": \"users.csv\"}"));
     };
-    const KEYS: [&str; 7] = [
-        "type",
-        "path",
-        "url",
-        "delimiter",
-        "header",
-        "options",
-        "batch_size",
-    ];
+    const KEYS: [&str; 7] = ["type", "path", "url", "delimiter", "header", "options", "batch_size"];
     for k in m.keys() {
         if !KEYS.contains(&k.as_str()) {
-            return Err(config_error(
-                k,
-                format!("unknown key `{k}` (expected one of: {})", KEYS.join(", ")),
-            ));
+            return Err(config_error(k, format!("unknown key `{k}` (expected one of: {})", KEYS.join(", "))));
         }
     }
     let text = |k: &str| -> Result<Option<&str>> {
@@ -457,18 +389,13 @@ pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
     let location = match (text("path")?, text("url")?) {
         (Some(p), None) => p,
         (None, Some(u)) => u,
-        (Some(_), Some(_)) => {
-            return Err(config_error("url", "give either `path` or `url`, not both"))
-        }
+        (Some(_), Some(_)) => return Err(config_error("url", "give either `path` or `url`, not both")),
         (None, None) => return Err(config_error("path", "missing `path` (or `url`)")),
     };
     let mut format = match text("type")? {
         Some(t) => match t.to_ascii_lowercase().as_str() {
             "csv" => FileFormat::csv(),
-            "tsv" => FileFormat::Csv {
-                delimiter: b'\t',
-                header: true,
-            },
+            "tsv" => FileFormat::Csv { delimiter: b'\t', header: true },
             "ndjson" | "jsonl" | "json" => FileFormat::Ndjson,
             "parquet" => FileFormat::Parquet,
             other => {
@@ -479,10 +406,7 @@ pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
             }
         },
         None => FileFormat::from_extension(location).ok_or_else(|| {
-            config_error(
-                "type",
-                format!("missing `type`, and it cannot be inferred from `{location}`"),
-            )
+            config_error("type", format!("missing `type`, and it cannot be inferred from `{location}`"))
         })?,
     };
     match &mut format {
@@ -511,10 +435,7 @@ pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
         _ => {
             for k in ["delimiter", "header"] {
                 if m.get(k).is_some_and(|v| !v.is_null()) {
-                    return Err(config_error(
-                        k,
-                        format!("`{k}` applies to csv sources only"),
-                    ));
+                    return Err(config_error(k, format!("`{k}` applies to csv sources only")));
                 }
             }
         }
@@ -538,24 +459,14 @@ pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
                 options.push((k.clone(), v));
             }
         }
-        Some(_) => {
-            return Err(config_error(
-                "options",
-                "`options` must be an object of object_store options",
-            ))
-        }
+        Some(_) => return Err(config_error("options", "`options` must be an object of object_store options")),
     }
     let mut source = FileSource::with_options(location, format, options)?;
     match m.get("batch_size") {
         None | Some(Value::Null) => {}
         Some(v) => match v.as_u64() {
             Some(n) if n > 0 => source = source.with_batch_size(n as usize),
-            _ => {
-                return Err(config_error(
-                    "batch_size",
-                    "`batch_size` must be a positive integer",
-                ))
-            }
+            _ => return Err(config_error("batch_size", "`batch_size` must be a positive integer")),
         },
     }
     Ok(Arc::new(source))
@@ -626,12 +537,9 @@ impl Source for JsonRecordsSource {
                 fields
                     .iter()
                     .map(|f| {
-                        self.schema.index_of(f).map_err(|_| {
-                            Error::InvalidArgument(format!(
-                                "source `{}` has no field `{f}`",
-                                self.name
-                            ))
-                        })
+                        self.schema
+                            .index_of(f)
+                            .map_err(|_| Error::InvalidArgument(format!("source `{}` has no field `{f}`", self.name)))
                     })
                     .collect::<Result<Vec<_>>>()?,
             ),

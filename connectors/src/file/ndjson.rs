@@ -18,11 +18,7 @@ pub(crate) struct LineSplitter {
 
 impl LineSplitter {
     /// Calls `on_line` for every complete line in `chunk`.
-    pub(crate) fn feed(
-        &mut self,
-        chunk: &[u8],
-        mut on_line: impl FnMut(&[u8]) -> Result<()>,
-    ) -> Result<()> {
+    pub(crate) fn feed(&mut self, chunk: &[u8], mut on_line: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
         let mut rest = chunk;
         while let Some(pos) = rest.iter().position(|b| *b == b'\n') {
             let (line, tail) = rest.split_at(pos);
@@ -99,11 +95,7 @@ pub(crate) struct NdjsonDecoder {
 
 impl NdjsonDecoder {
     pub(crate) fn new(schema: SchemaRef, batch_size: usize) -> Self {
-        NdjsonDecoder {
-            lines: LineSplitter::default(),
-            builder: TextBatchBuilder::new(schema),
-            batch_size,
-        }
+        NdjsonDecoder { lines: LineSplitter::default(), builder: TextBatchBuilder::new(schema), batch_size }
     }
 
     fn on_line(
@@ -116,9 +108,7 @@ impl NdjsonDecoder {
             return Ok(());
         }
         match serde_json::from_slice::<OrderedObject>(line) {
-            Ok(OrderedObject(fields)) => {
-                builder.push_object(fields.iter().map(|(k, v)| (k.as_str(), v)))
-            }
+            Ok(OrderedObject(fields)) => builder.push_object(fields.iter().map(|(k, v)| (k.as_str(), v))),
             Err(_) => builder.push_raw(&String::from_utf8_lossy(line)),
         }
         if builder.len() >= batch_size {
@@ -132,20 +122,12 @@ impl NdjsonDecoder {
 
 impl Decode for NdjsonDecoder {
     fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<RecordBatch>) -> Result<()> {
-        let NdjsonDecoder {
-            lines,
-            builder,
-            batch_size,
-        } = self;
+        let NdjsonDecoder { lines, builder, batch_size } = self;
         lines.feed(chunk, |l| Self::on_line(builder, *batch_size, l, out))
     }
 
     fn finish(&mut self, out: &mut VecDeque<RecordBatch>) -> Result<()> {
-        let NdjsonDecoder {
-            lines,
-            builder,
-            batch_size,
-        } = self;
+        let NdjsonDecoder { lines, builder, batch_size } = self;
         lines.finish(|l| Self::on_line(builder, *batch_size, l, out))?;
         if let Some(b) = builder.finish()? {
             out.push_back(b);

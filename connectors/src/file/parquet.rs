@@ -33,26 +33,11 @@ fn pq_err(e: object_store::Error) -> ParquetError {
 
 impl AsyncFileReader for ObjectReader {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move {
-            self.store
-                .get_range(&self.path, range)
-                .await
-                .map_err(pq_err)
-        }
-        .boxed()
+        async move { self.store.get_range(&self.path, range).await.map_err(pq_err) }.boxed()
     }
 
-    fn get_byte_ranges(
-        &mut self,
-        ranges: Vec<Range<u64>>,
-    ) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
-        async move {
-            self.store
-                .get_ranges(&self.path, &ranges)
-                .await
-                .map_err(pq_err)
-        }
-        .boxed()
+    fn get_byte_ranges(&mut self, ranges: Vec<Range<u64>>) -> BoxFuture<'_, parquet::errors::Result<Vec<Bytes>>> {
+        async move { self.store.get_ranges(&self.path, &ranges).await.map_err(pq_err) }.boxed()
     }
 
     fn get_metadata<'a>(
@@ -61,10 +46,8 @@ impl AsyncFileReader for ObjectReader {
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
         async move {
             let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_arrow_reader_options(options)
-                .load_and_finish(self, size)
-                .await?;
+            let metadata =
+                ParquetMetaDataReader::new().with_arrow_reader_options(options).load_and_finish(self, size).await?;
             Ok(Arc::new(metadata))
         }
         .boxed()
@@ -76,26 +59,13 @@ async fn builder(
     store: &Arc<dyn ObjectStore>,
     path: &Path,
 ) -> Result<ParquetRecordBatchStreamBuilder<ObjectReader>> {
-    let meta = store
-        .head(path)
-        .await
-        .map_err(|e| Error::source_error(name, e))?;
-    let reader = ObjectReader {
-        store: store.clone(),
-        path: path.clone(),
-        size: meta.size,
-    };
-    ParquetRecordBatchStreamBuilder::new(reader)
-        .await
-        .map_err(|e| Error::source_error(name, e))
+    let meta = store.head(path).await.map_err(|e| Error::source_error(name, e))?;
+    let reader = ObjectReader { store: store.clone(), path: path.clone(), size: meta.size };
+    ParquetRecordBatchStreamBuilder::new(reader).await.map_err(|e| Error::source_error(name, e))
 }
 
 /// The file's Arrow schema, without Parquet metadata (so that batch schemas compare equal).
-pub(crate) async fn schema(
-    name: &str,
-    store: &Arc<dyn ObjectStore>,
-    path: &Path,
-) -> Result<SchemaRef> {
+pub(crate) async fn schema(name: &str, store: &Arc<dyn ObjectStore>, path: &Path) -> Result<SchemaRef> {
     let b = builder(name, store, path).await?;
     Ok(Arc::new(Schema::new(b.schema().fields().clone())))
 }
@@ -119,22 +89,12 @@ pub(crate) async fn scan(
             let mut sorted = idx.clone();
             sorted.sort_unstable();
             sorted.dedup();
-            let order: Vec<usize> = idx
-                .iter()
-                .map(|i| sorted.binary_search(i).expect("present"))
-                .collect();
-            (
-                b.with_projection(mask),
-                Arc::new(schema.project(&idx)?),
-                Some(order),
-            )
+            let order: Vec<usize> = idx.iter().map(|i| sorted.binary_search(i).expect("present")).collect();
+            (b.with_projection(mask), Arc::new(schema.project(&idx)?), Some(order))
         }
     };
     let name = name.to_string();
-    let stream = b
-        .with_batch_size(batch_size)
-        .build()
-        .map_err(|e| Error::source_error(name.clone(), e))?;
+    let stream = b.with_batch_size(batch_size).build().map_err(|e| Error::source_error(name.clone(), e))?;
     Ok(stream
         .map(move |batch| {
             let batch = batch.map_err(|e| Error::source_error(name.clone(), e))?;
@@ -142,10 +102,7 @@ pub(crate) async fn scan(
                 Some(o) => batch.project(o)?,
                 None => batch,
             };
-            Ok(RecordBatch::try_new(
-                out_schema.clone(),
-                batch.columns().to_vec(),
-            )?)
+            Ok(RecordBatch::try_new(out_schema.clone(), batch.columns().to_vec())?)
         })
         .boxed())
 }

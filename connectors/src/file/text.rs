@@ -21,12 +21,7 @@ pub(crate) fn text_schema(names: impl IntoIterator<Item = String>) -> SchemaRef 
     if !names.iter().any(|n| n == RAW_COLUMN) {
         names.push(RAW_COLUMN.to_string());
     }
-    Arc::new(Schema::new(
-        names
-            .into_iter()
-            .map(|n| Field::new(n, DataType::Utf8, true))
-            .collect::<Vec<_>>(),
-    ))
+    Arc::new(Schema::new(names.into_iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>()))
 }
 
 /// The text a JSON value is delivered as: strings as-is, numbers and booleans as their JSON text, arrays and
@@ -52,15 +47,9 @@ pub(crate) struct TextBatchBuilder {
 impl TextBatchBuilder {
     /// A builder for `schema` (every field Utf8; must contain [`RAW_COLUMN`]).
     pub(crate) fn new(schema: SchemaRef) -> Self {
-        let index: HashMap<String, usize> = schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.name().clone(), i))
-            .collect();
-        let raw = *index
-            .get(RAW_COLUMN)
-            .expect("text schemas carry the raw column");
+        let index: HashMap<String, usize> =
+            schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
+        let raw = *index.get(RAW_COLUMN).expect("text schemas carry the raw column");
         let n = schema.fields().len();
         TextBatchBuilder {
             schema,
@@ -78,10 +67,7 @@ impl TextBatchBuilder {
     }
 
     /// Appends one row given as values by column position (`None` = null); missing trailing values are null.
-    pub(crate) fn push_positional<'a>(
-        &mut self,
-        values: impl IntoIterator<Item = Option<&'a str>>,
-    ) {
+    pub(crate) fn push_positional<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) {
         let mut it = values.into_iter();
         for b in &mut self.builders {
             b.append_option(it.next().flatten());
@@ -90,10 +76,7 @@ impl TextBatchBuilder {
     }
 
     /// Appends one JSON object; keys not in the schema are ignored, missing keys are null.
-    pub(crate) fn push_object<'a>(
-        &mut self,
-        fields: impl IntoIterator<Item = (&'a str, &'a Value)>,
-    ) {
+    pub(crate) fn push_object<'a>(&mut self, fields: impl IntoIterator<Item = (&'a str, &'a Value)>) {
         for slot in &mut self.row {
             *slot = None;
         }
@@ -126,11 +109,7 @@ impl TextBatchBuilder {
             return Ok(None);
         }
         self.rows = 0;
-        let cols: Vec<ArrayRef> = self
-            .builders
-            .iter_mut()
-            .map(|b| Arc::new(b.finish()) as ArrayRef)
-            .collect();
+        let cols: Vec<ArrayRef> = self.builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
         Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
     }
 }
@@ -147,10 +126,7 @@ impl<'de> serde::Deserialize<'de> for OrderedObject {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<OrderedObject, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<OrderedObject, A::Error> {
                 let mut out = Vec::new();
                 while let Some((k, v)) = map.next_entry::<String, Value>()? {
                     out.push((k, v));
@@ -173,10 +149,7 @@ impl<'de> serde::Deserialize<'de> for ObjectKeys {
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> std::result::Result<ObjectKeys, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<ObjectKeys, A::Error> {
                 let mut out = Vec::new();
                 while let Some(k) = map.next_key::<String>()? {
                     map.next_value::<IgnoredAny>()?;

@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanBuilder, Float64Array, GenericListArray,
-    Int32Builder, Int64Builder, ListBuilder, StringArray, StringBuilder,
+    new_null_array, Array, ArrayRef, AsArray, BooleanBuilder, Float64Array, GenericListArray, Int32Builder,
+    Int64Builder, ListBuilder, StringArray, StringBuilder,
 };
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType as ArrowType, Field};
@@ -34,29 +34,18 @@ pub(crate) fn show(array: &dyn Array, row: usize, pii: bool) -> String {
 }
 
 fn as_utf8(a: &ArrayRef) -> Result<StringArray> {
-    Ok(
-        cast_with_options(a, &ArrowType::Utf8, &CastOptions::default())?
-            .as_string::<i32>()
-            .clone(),
-    )
+    Ok(cast_with_options(a, &ArrowType::Utf8, &CastOptions::default())?.as_string::<i32>().clone())
 }
 
 fn is_text(t: &ArrowType) -> bool {
-    matches!(
-        t,
-        ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View
-    )
+    matches!(t, ArrowType::Utf8 | ArrowType::LargeUtf8 | ArrowType::Utf8View)
 }
 
 /// Coerces `array` to the attribute's type. Rows that cannot be coerced become null and are reported.
 ///
 /// `separator` splits text into list elements when the text is not a JSON array. Float NaN is stored as null
 /// (missing): engines and SQL databases disagree on how NaN compares, while null semantics are the same everywhere.
-pub fn coerce(
-    array: &ArrayRef,
-    attr: &Attribute,
-    separator: &str,
-) -> Result<(ArrayRef, Vec<RowError>)> {
+pub fn coerce(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(ArrayRef, Vec<RowError>)> {
     let (out, errors) = coerce_inner(array, attr, separator)?;
     Ok((nan_to_null(out)?, errors))
 }
@@ -68,9 +57,7 @@ fn nan_to_null(a: ArrayRef) -> Result<ArrayRef> {
             if !f.values().iter().any(|v| v.is_nan()) {
                 return Ok(a);
             }
-            let nan = arrow::array::BooleanArray::from(
-                f.values().iter().map(|v| v.is_nan()).collect::<Vec<_>>(),
-            );
+            let nan = arrow::array::BooleanArray::from(f.values().iter().map(|v| v.is_nan()).collect::<Vec<_>>());
             Ok(arrow::compute::nullif(&a, &nan)?)
         }
         ArrowType::List(field) if field.data_type() == &ArrowType::Float64 => {
@@ -87,11 +74,7 @@ fn nan_to_null(a: ArrayRef) -> Result<ArrayRef> {
     }
 }
 
-fn coerce_inner(
-    array: &ArrayRef,
-    attr: &Attribute,
-    separator: &str,
-) -> Result<(ArrayRef, Vec<RowError>)> {
+fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(ArrayRef, Vec<RowError>)> {
     let target = attr.data_type.to_arrow();
     let src = array.data_type();
     if *src == target {
@@ -128,10 +111,7 @@ fn coerce_inner(
                         None | Some("") => None,
                         Some(s) => {
                             let n = s.parse::<i64>().ok().or_else(|| {
-                                s.parse::<f64>()
-                                    .ok()
-                                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                                    .map(|f| f as i64)
+                                s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
                             });
                             if n.is_none() {
                                 errors.push((i, fail(i, "")));
@@ -200,9 +180,8 @@ fn coerce_inner(
                     .map(|(i, v)| match v.map(str::trim) {
                         None | Some("") => None,
                         Some(s) => {
-                            let d = parse_date(s).or_else(|| {
-                                parse_timestamp(s).map(|us| us.div_euclid(86_400_000_000) as i32)
-                            });
+                            let d = parse_date(s)
+                                .or_else(|| parse_timestamp(s).map(|us| us.div_euclid(86_400_000_000) as i32));
                             if d.is_none() {
                                 errors.push((i, fail(i, " (expected YYYY-MM-DD)")));
                             }
@@ -238,13 +217,7 @@ fn coerce_inner(
         let text = to_json_text(array)?;
         return Ok((Arc::new(text), vec![]));
     }
-    if matches!(
-        (src, &attr.data_type),
-        (
-            ArrowType::Float32 | ArrowType::Float64,
-            DataType::Int32 | DataType::Int64
-        )
-    ) {
+    if matches!((src, &attr.data_type), (ArrowType::Float32 | ArrowType::Float64, DataType::Int32 | DataType::Int64)) {
         let f = cast_with_options(array, &ArrowType::Float64, &CastOptions::default())?;
         let f = f.as_primitive::<arrow::datatypes::Float64Type>();
         for i in 0..f.len() {
@@ -256,20 +229,10 @@ fn coerce_inner(
     if !arrow::compute::can_cast_types(src, &target) {
         return Err(Error::Definition {
             path: format!("attribute {}", attr.name),
-            message: format!(
-                "source values of type {src} cannot be converted to {}",
-                attr.data_type
-            ),
+            message: format!("source values of type {src} cannot be converted to {}", attr.data_type),
         });
     }
-    let out = cast_with_options(
-        array,
-        &target,
-        &CastOptions {
-            safe: true,
-            ..Default::default()
-        },
-    )?;
+    let out = cast_with_options(array, &target, &CastOptions { safe: true, ..Default::default() })?;
     if out.null_count() > array.null_count() || !errors.is_empty() {
         let already = mask(&errors, out.len());
         for i in 0..out.len() {
@@ -295,31 +258,25 @@ fn list_from_text(
     for (i, v) in text.iter().enumerate() {
         match v.map(str::trim) {
             None | Some("") => lb.append_null(),
-            Some(s) if s.starts_with('[') => {
-                match serde_json::from_str::<Vec<serde_json::Value>>(s) {
-                    Ok(items) => {
-                        for it in items {
-                            match it {
-                                serde_json::Value::Null => lb.values().append_null(),
-                                serde_json::Value::String(x) => lb.values().append_value(x),
-                                other => lb.values().append_value(other.to_string()),
-                            }
+            Some(s) if s.starts_with('[') => match serde_json::from_str::<Vec<serde_json::Value>>(s) {
+                Ok(items) => {
+                    for it in items {
+                        match it {
+                            serde_json::Value::Null => lb.values().append_null(),
+                            serde_json::Value::String(x) => lb.values().append_value(x),
+                            other => lb.values().append_value(other.to_string()),
                         }
-                        lb.append(true);
                     }
-                    Err(_) => {
-                        errors.push((
-                            i,
-                            format!(
-                                "attribute `{}`: {} is not a JSON array",
-                                attr.name,
-                                show(text, i, attr.pii)
-                            ),
-                        ));
-                        lb.append_null();
-                    }
+                    lb.append(true);
                 }
-            }
+                Err(_) => {
+                    errors.push((
+                        i,
+                        format!("attribute `{}`: {} is not a JSON array", attr.name, show(text, i, attr.pii)),
+                    ));
+                    lb.append_null();
+                }
+            },
             Some(s) => {
                 for part in s.split(separator) {
                     lb.values().append_value(part.trim());
@@ -329,11 +286,7 @@ fn list_from_text(
         }
     }
     let strings: GenericListArray<i32> = lb.finish();
-    let elem_attr = Attribute {
-        name: attr.name.clone(),
-        data_type: elem.clone(),
-        ..attr.clone()
-    };
+    let elem_attr = Attribute { name: attr.name.clone(), data_type: elem.clone(), ..attr.clone() };
     let values: ArrayRef = strings.values().clone();
     let (coerced, elem_errors) = coerce(&values, &elem_attr, separator)?;
     let offsets = strings.offsets().clone();
@@ -348,16 +301,9 @@ fn list_from_text(
     }
     let field = Arc::new(Field::new("item", elem.to_arrow(), true));
     let nulls = arrow::buffer::NullBuffer::from(
-        (0..strings.len())
-            .map(|i| strings.is_valid(i) && !bad_rows[i])
-            .collect::<Vec<_>>(),
+        (0..strings.len()).map(|i| strings.is_valid(i) && !bad_rows[i]).collect::<Vec<_>>(),
     );
-    Ok(Arc::new(GenericListArray::<i32>::try_new(
-        field,
-        offsets,
-        coerced,
-        Some(nulls),
-    )?))
+    Ok(Arc::new(GenericListArray::<i32>::try_new(field, offsets, coerced, Some(nulls))?))
 }
 
 fn to_json_text(array: &ArrayRef) -> Result<StringArray> {

@@ -81,17 +81,11 @@ pub struct FieldMapping {
 impl FieldMapping {
     /// Take the value from source field `name`.
     pub fn from_field(name: impl Into<String>) -> Self {
-        FieldMapping {
-            source: Some(name.into()),
-            ..Default::default()
-        }
+        FieldMapping { source: Some(name.into()), ..Default::default() }
     }
     /// Use a constant.
     pub fn constant(v: impl Into<Value>) -> Self {
-        FieldMapping {
-            constant: Some(v.into()),
-            ..Default::default()
-        }
+        FieldMapping { constant: Some(v.into()), ..Default::default() }
     }
     /// Adds a transformation.
     pub fn then(mut self, t: Transform) -> Self {
@@ -121,10 +115,7 @@ impl Mapping {
     /// Parses the JSON form documented on [`Mapping`].
     pub fn from_json(v: &Value) -> Result<Self> {
         let Value::Object(m) = v else {
-            return Err(Error::definition(
-                "mapping",
-                "expected an object of attribute → source field or mapping",
-            ));
+            return Err(Error::definition("mapping", "expected an object of attribute → source field or mapping"));
         };
         let mut out = BTreeMap::new();
         for (attr, spec) in m {
@@ -138,9 +129,7 @@ impl Mapping {
                             "source" | "field" => {
                                 fm.source = Some(
                                     v.as_str()
-                                        .ok_or_else(|| {
-                                            Error::definition(&path, "`source` must be text")
-                                        })?
+                                        .ok_or_else(|| Error::definition(&path, "`source` must be text"))?
                                         .to_string(),
                                 )
                             }
@@ -151,30 +140,20 @@ impl Mapping {
                                     other => vec![other.clone()],
                                 };
                                 for (i, t) in items.iter().enumerate() {
-                                    fm.transforms.push(parse_transform(
-                                        t,
-                                        &format!("{path}.transforms[{i}]"),
-                                    )?);
+                                    fm.transforms.push(parse_transform(t, &format!("{path}.transforms[{i}]"))?);
                                 }
                             }
                             other => {
                                 return Err(Error::definition(
                                     &path,
-                                    format!(
-                                    "unknown key `{other}` (expected source, constant, transforms)"
-                                ),
+                                    format!("unknown key `{other}` (expected source, constant, transforms)"),
                                 ))
                             }
                         }
                     }
                     fm
                 }
-                _ => {
-                    return Err(Error::definition(
-                        &path,
-                        "expected a source field name or an object",
-                    ))
-                }
+                _ => return Err(Error::definition(&path, "expected a source field name or an object")),
             };
             out.insert(attr.clone(), fm);
         }
@@ -196,12 +175,7 @@ fn parse_transform(v: &Value, path: &str) -> Result<Transform> {
             let (k, v) = o.iter().next().expect("len 1");
             (k.as_str(), Some(v))
         }
-        _ => {
-            return Err(Error::definition(
-                path,
-                "expected a transform name or {name: argument}",
-            ))
-        }
+        _ => return Err(Error::definition(path, "expected a transform name or {name: argument}")),
     };
     let text = |what: &str| -> Result<String> {
         arg.and_then(Value::as_str)

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray,
-    StringBuilder,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
 };
 use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
@@ -44,44 +43,24 @@ pub(crate) fn quarantine_schema() -> SchemaRef {
     ]))
 }
 
-fn plan(
-    entity: &Entity,
-    source: &Schema,
-    options: &IngestOptions,
-) -> Result<(Vec<ColumnPlan>, Vec<String>)> {
+fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Vec<ColumnPlan>, Vec<String>)> {
     let here = |a: &str| format!("entity {}.attribute {a}", entity.name);
     for name in options.mapping.0.keys() {
         if entity.get(name).is_none() {
-            entity
-                .attr(name)
-                .map_err(|e| Error::definition(format!("mapping.{name}"), e.to_string()))?;
+            entity.attr(name).map_err(|e| Error::definition(format!("mapping.{name}"), e.to_string()))?;
         }
     }
-    let mut used: Vec<bool> = source
-        .fields()
-        .iter()
-        .map(|f| f.name() == MALFORMED_COLUMN)
-        .collect();
+    let mut used: Vec<bool> = source.fields().iter().map(|f| f.name() == MALFORMED_COLUMN).collect();
     let mut cols = vec![];
     for attr in &entity.attributes {
-        let fm = options
-            .mapping
-            .0
-            .get(&attr.name)
-            .cloned()
-            .unwrap_or_default();
+        let fm = options.mapping.0.get(&attr.name).cloned().unwrap_or_default();
         let input = if let Some(c) = fm.constant.clone() {
             Input::Constant(c)
         } else {
             let wanted = fm.source.clone().unwrap_or_else(|| attr.name.clone());
             let idx = source.index_of(&wanted).ok().or_else(|| {
                 (fm.source.is_none())
-                    .then(|| {
-                        source
-                            .fields()
-                            .iter()
-                            .position(|f| f.name().eq_ignore_ascii_case(&wanted))
-                    })
+                    .then(|| source.fields().iter().position(|f| f.name().eq_ignore_ascii_case(&wanted)))
                     .flatten()
             });
             match idx {
@@ -90,12 +69,9 @@ fn plan(
                     Input::Field(i)
                 }
                 None if fm.source.is_some() => {
-                    let hint = crate::error::suggest(
-                        &wanted,
-                        source.fields().iter().map(|f| f.name().as_str()),
-                    )
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                    let hint = crate::error::suggest(&wanted, source.fields().iter().map(|f| f.name().as_str()))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
                     return Err(Error::definition(
                         format!("mapping.{}", attr.name),
                         format!("the source has no field `{wanted}`{hint}"),
@@ -106,12 +82,7 @@ fn plan(
                         here(&attr.name),
                         format!(
                             "required attribute has no source field (source fields: {})",
-                            source
-                                .fields()
-                                .iter()
-                                .map(|f| f.name().as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            source.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
                         ),
                     ))
                 }
@@ -122,20 +93,9 @@ fn plan(
             .transforms
             .iter()
             .rev()
-            .find_map(|t| {
-                if let Transform::Split(s) = t {
-                    Some(s.clone())
-                } else {
-                    None
-                }
-            })
+            .find_map(|t| if let Transform::Split(s) = t { Some(s.clone()) } else { None })
             .unwrap_or_else(|| "|".to_string());
-        cols.push(ColumnPlan {
-            attr: attr.clone(),
-            input,
-            transforms: fm.transforms,
-            separator,
-        });
+        cols.push(ColumnPlan { attr: attr.clone(), input, transforms: fm.transforms, separator });
     }
     let ignored = source
         .fields()
@@ -156,36 +116,12 @@ fn constant_array(v: &Value, len: usize) -> ArrayRef {
     Arc::new(StringArray::from(vec![text; len]))
 }
 
-fn apply_transform(
-    a: ArrayRef,
-    t: &Transform,
-    attr: &Attribute,
-    errors: &mut Vec<RowError>,
-) -> Result<ArrayRef> {
-    let text = || -> Result<StringArray> {
-        Ok(arrow::compute::cast(&a, &ArrowType::Utf8)?
-            .as_string::<i32>()
-            .clone())
-    };
+fn apply_transform(a: ArrayRef, t: &Transform, attr: &Attribute, errors: &mut Vec<RowError>) -> Result<ArrayRef> {
+    let text = || -> Result<StringArray> { Ok(arrow::compute::cast(&a, &ArrowType::Utf8)?.as_string::<i32>().clone()) };
     Ok(match t {
-        Transform::Trim => Arc::new(
-            text()?
-                .iter()
-                .map(|v| v.map(str::trim))
-                .collect::<StringArray>(),
-        ),
-        Transform::Lower => Arc::new(
-            text()?
-                .iter()
-                .map(|v| v.map(str::to_lowercase))
-                .collect::<StringArray>(),
-        ),
-        Transform::Upper => Arc::new(
-            text()?
-                .iter()
-                .map(|v| v.map(str::to_uppercase))
-                .collect::<StringArray>(),
-        ),
+        Transform::Trim => Arc::new(text()?.iter().map(|v| v.map(str::trim)).collect::<StringArray>()),
+        Transform::Lower => Arc::new(text()?.iter().map(|v| v.map(str::to_lowercase)).collect::<StringArray>()),
+        Transform::Upper => Arc::new(text()?.iter().map(|v| v.map(str::to_uppercase)).collect::<StringArray>()),
         Transform::Split(_) => a,
         Transform::ParseTimestamp(fmt) => {
             let s = text()?;
@@ -197,7 +133,9 @@ fn apply_transform(
                     Some(x) => {
                         let r = chrono::DateTime::parse_from_str(x, fmt)
                             .map(|t| t.timestamp_micros())
-                            .or_else(|_| chrono::NaiveDateTime::parse_from_str(x, fmt).map(|t| t.and_utc().timestamp_micros()))
+                            .or_else(|_| {
+                                chrono::NaiveDateTime::parse_from_str(x, fmt).map(|t| t.and_utc().timestamp_micros())
+                            })
                             .or_else(|_| {
                                 chrono::NaiveDate::parse_from_str(x, fmt)
                                     .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros())
@@ -220,10 +158,7 @@ fn apply_transform(
             Arc::new(v.with_timezone(crate::model::UTC))
         }
         Transform::Cast(to) => {
-            let tmp = Attribute {
-                data_type: to.clone(),
-                ..attr.clone()
-            };
+            let tmp = Attribute { data_type: to.clone(), ..attr.clone() };
             let (out, errs) = coerce(&a, &tmp, "|")?;
             errors.extend(errs);
             out
@@ -257,12 +192,8 @@ impl KeySeen {
     }
     fn contains(&self, key: &dyn Array, i: usize) -> bool {
         match key.data_type() {
-            ArrowType::Int64 => self
-                .ints
-                .contains_key(&key.as_primitive::<Int64Type>().value(i)),
-            ArrowType::Int32 => self
-                .ints
-                .contains_key(&(key.as_primitive::<Int32Type>().value(i) as i64)),
+            ArrowType::Int64 => self.ints.contains_key(&key.as_primitive::<Int64Type>().value(i)),
+            ArrowType::Int32 => self.ints.contains_key(&(key.as_primitive::<Int32Type>().value(i) as i64)),
             _ => self.strs.contains_key(key.as_string::<i32>().value(i)),
         }
     }
@@ -346,12 +277,8 @@ impl Processor<'_> {
                 }
                 let row = first_row + i as u64 + 1;
                 let earlier = match key.data_type() {
-                    ArrowType::Int64 => self
-                        .seen
-                        .insert_int(key.as_primitive::<Int64Type>().value(i), row),
-                    ArrowType::Int32 => self
-                        .seen
-                        .insert_int(key.as_primitive::<Int32Type>().value(i) as i64, row),
+                    ArrowType::Int64 => self.seen.insert_int(key.as_primitive::<Int64Type>().value(i), row),
+                    ArrowType::Int32 => self.seen.insert_int(key.as_primitive::<Int32Type>().value(i) as i64, row),
                     _ => self.seen.insert_str(key.as_string::<i32>().value(i), row),
                 };
                 if let Some(e) = earlier {
@@ -390,17 +317,10 @@ impl Processor<'_> {
         }
         // Bad rows may hold nulls in non-nullable columns: filter first, then apply the strict schema.
         let loose = Arc::new(Schema::new(
-            self.schema
-                .fields()
-                .iter()
-                .map(|f| f.as_ref().clone().with_nullable(true))
-                .collect::<Vec<_>>(),
+            self.schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect::<Vec<_>>(),
         ));
         let kept = filter_record_batch(&RecordBatch::try_new(loose, columns)?, &good)?;
-        Ok(RecordBatch::try_new(
-            self.schema.clone(),
-            kept.columns().to_vec(),
-        )?)
+        Ok(RecordBatch::try_new(self.schema.clone(), kept.columns().to_vec())?)
     }
 
     fn quarantine_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -440,10 +360,7 @@ fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
         .iter()
         .map(|c| arrow::compute::SortColumn {
             values: batch.column_by_name(c).expect("sort column").clone(),
-            options: Some(arrow::compute::SortOptions {
-                descending: false,
-                nulls_first: false,
-            }),
+            options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
         })
         .collect::<Vec<_>>();
     let idx = if sort_columns.len() == 1 {
@@ -463,10 +380,7 @@ pub(crate) fn storage_order(entity: &Entity) -> Vec<String> {
         .filter(|a| {
             a.indexed
                 && a.name != key
-                && !matches!(
-                    a.data_type,
-                    crate::model::DataType::List(_) | crate::model::DataType::Json
-                )
+                && !matches!(a.data_type, crate::model::DataType::List(_) | crate::model::DataType::Json)
         })
         .map(|a| a.name.clone())
         .collect();
@@ -496,26 +410,17 @@ pub(crate) async fn stage(
         (EntityKind::Profile, None) => IngestMode::Upsert,
         (EntityKind::Event, None) => IngestMode::Append,
         (EntityKind::Profile, Some(IngestMode::Append)) => {
-            return Err(Error::ingest(
-                &entity.name,
-                "profiles ingest with mode upsert or full_refresh, not append",
-            ))
+            return Err(Error::ingest(&entity.name, "profiles ingest with mode upsert or full_refresh, not append"))
         }
         (EntityKind::Event, Some(IngestMode::Upsert)) => {
-            return Err(Error::ingest(
-                &entity.name,
-                "events are append-only: use mode append or full_refresh",
-            ))
+            return Err(Error::ingest(&entity.name, "events are append-only: use mode append or full_refresh"))
         }
         (_, Some(m)) => m,
     };
     let source_schema = source.schema().await?;
     let (cols, ignored) = plan(entity, &source_schema, options)?;
     let schema = entity.schema();
-    let key_pos = entity
-        .key
-        .as_ref()
-        .and_then(|k| entity.attributes.iter().position(|a| &a.name == k));
+    let key_pos = entity.key.as_ref().and_then(|k| entity.attributes.iter().position(|a| &a.name == k));
     let mut proc = Processor {
         entity,
         schema: schema.clone(),
@@ -531,10 +436,7 @@ pub(crate) async fn stage(
         q_records: vec![],
     };
     let dir = format!("data/{}", entity.name);
-    let mut stream = source
-        .scan(&ScanRequest::all())
-        .await
-        .map_err(|e| wrap_source(e, source))?;
+    let mut stream = source.scan(&ScanRequest::all()).await.map_err(|e| wrap_source(e, source))?;
     let written: Vec<DataFile>;
     let inserted: u64;
     let mut updated = 0u64;
@@ -566,12 +468,7 @@ pub(crate) async fn stage(
         inserted = rows_written;
         files = match mode {
             IngestMode::FullRefresh => written.clone(),
-            _ => current
-                .files
-                .iter()
-                .cloned()
-                .chain(written.iter().cloned())
-                .collect(),
+            _ => current.files.iter().cloned().chain(written.iter().cloned()).collect(),
         };
     } else {
         let key = entity.key.clone().expect("profiles have keys");
@@ -592,9 +489,7 @@ pub(crate) async fn stage(
                     let b = conform(&b?, &schema)?;
                     let kcol = b.column_by_name(&key).expect("key column").clone();
                     let keep = BooleanArray::from(
-                        (0..b.num_rows())
-                            .map(|i| !proc.seen.contains(kcol.as_ref(), i))
-                            .collect::<Vec<_>>(),
+                        (0..b.num_rows()).map(|i| !proc.seen.contains(kcol.as_ref(), i)).collect::<Vec<_>>(),
                     );
                     updated += keep.false_count() as u64;
                     let kept = filter_record_batch(&b, &keep)?;
@@ -605,17 +500,10 @@ pub(crate) async fn stage(
             }
         }
         inserted = rows_written - updated;
-        let merged = if all.is_empty() {
-            RecordBatch::new_empty(schema.clone())
-        } else {
-            concat_batches(&schema, &all)?
-        };
+        let merged =
+            if all.is_empty() { RecordBatch::new_empty(schema.clone()) } else { concat_batches(&schema, &all)? };
         drop(all);
-        let sorted = if merged.num_rows() > 0 {
-            sort_by(&merged, &storage_order(entity))?
-        } else {
-            merged
-        };
+        let sorted = if merged.num_rows() > 0 { sort_by(&merged, &storage_order(entity))? } else { merged };
         let unchanged = mode == IngestMode::Upsert && rows_written == 0;
         if unchanged {
             written = vec![];
@@ -636,10 +524,7 @@ pub(crate) async fn stage(
         .iter()
         .zip(&proc.q_reasons)
         .take(20)
-        .map(|(r, why)| QuarantinedRow {
-            row: *r as u64,
-            reason: why.clone(),
-        })
+        .map(|(r, why)| QuarantinedRow { row: *r as u64, reason: why.clone() })
         .collect();
     let quarantine_file = match proc.quarantine_batch()? {
         None => None,
@@ -670,21 +555,12 @@ pub(crate) async fn stage(
         ignored_fields: ignored,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
-    Ok(Staged {
-        files,
-        written,
-        quarantine_file,
-        report,
-    })
+    Ok(Staged { files, written, quarantine_file, report })
 }
 
 fn wrap_source(e: Error, source: &dyn Source) -> Error {
     match e {
         e @ Error::Source { .. } => e,
-        other => Error::Source {
-            source_name: source.name(),
-            message: other.to_string(),
-            cause: Some(Box::new(other)),
-        },
+        other => Error::Source { source_name: source.name(), message: other.to_string(), cause: Some(Box::new(other)) },
     }
 }

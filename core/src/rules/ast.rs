@@ -39,11 +39,7 @@ pub struct Condition {
 impl Rule {
     /// `attribute op value`.
     pub fn condition(attribute: impl Into<String>, op: Op, value: impl Into<Value>) -> Rule {
-        Rule::Condition(Condition {
-            attribute: attribute.into(),
-            op,
-            value: value.into(),
-        })
+        Rule::Condition(Condition { attribute: attribute.into(), op, value: value.into() })
     }
     /// Conjunction.
     pub fn and(rules: impl IntoIterator<Item = Rule>) -> Rule {
@@ -214,15 +210,12 @@ impl FromStr for Op {
             return Ok(op);
         }
         let lower = s.to_ascii_lowercase();
-        Op::ALL
-            .into_iter()
-            .find(|o| o.name() == lower)
-            .ok_or_else(|| {
-                let hint = crate::error::suggest(s, Op::ALL.iter().map(|o| o.name()))
-                    .map(|h| format!(" (did you mean `{h}`?)"))
-                    .unwrap_or_default();
-                Error::rule("op", format!("unknown operator `{s}`{hint}"))
-            })
+        Op::ALL.into_iter().find(|o| o.name() == lower).ok_or_else(|| {
+            let hint = crate::error::suggest(s, Op::ALL.iter().map(|o| o.name()))
+                .map(|h| format!(" (did you mean `{h}`?)"))
+                .unwrap_or_default();
+            Error::rule("op", format!("unknown operator `{s}`{hint}"))
+        })
     }
 }
 

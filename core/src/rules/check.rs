@@ -196,9 +196,7 @@ pub fn check(rule: &Rule, entity: &Entity) -> Result<Checked> {
 
 fn simplify(c: Checked) -> Checked {
     match c {
-        Checked::And(v) | Checked::Or(v) if v.len() == 1 => {
-            simplify(v.into_iter().next().expect("len 1"))
-        }
+        Checked::And(v) | Checked::Or(v) if v.len() == 1 => simplify(v.into_iter().next().expect("len 1")),
         Checked::And(v) => Checked::And(
             v.into_iter()
                 .map(simplify)
@@ -245,54 +243,31 @@ fn check_at(rule: &Rule, entity: &Entity, path: &str) -> Result<Checked> {
                 .collect::<Result<_>>()?,
         ),
         Rule::Not(r) => Checked::Not(Box::new(check_at(r, entity, &join(path, "not"))?)),
-        Rule::Condition(c) => Checked::Pred(check_condition(
-            c,
-            entity,
-            if path.is_empty() { "<root>" } else { path },
-        )?),
+        Rule::Condition(c) => Checked::Pred(check_condition(c, entity, if path.is_empty() { "<root>" } else { path })?),
     })
 }
 
 fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
     let Some(attr) = entity.get(&c.attribute) else {
-        let hint = suggest(
-            &c.attribute,
-            entity.attributes.iter().map(|a| a.name.as_str()),
-        )
-        .map(|s| format!(" (did you mean `{s}`?)"))
-        .unwrap_or_default();
+        let hint = suggest(&c.attribute, entity.attributes.iter().map(|a| a.name.as_str()))
+            .map(|s| format!(" (did you mean `{s}`?)"))
+            .unwrap_or_default();
         return Err(Error::rule(
             join(path, "attribute"),
-            format!(
-                "entity `{}` has no attribute `{}`{hint}",
-                entity.name, c.attribute
-            ),
+            format!("entity `{}` has no attribute `{}`{hint}", entity.name, c.attribute),
         ));
     };
     if !attr.filterable {
-        return Err(Error::rule(
-            join(path, "attribute"),
-            format!("attribute `{}` is not filterable", attr.name),
-        ));
+        return Err(Error::rule(join(path, "attribute"), format!("attribute `{}` is not filterable", attr.name)));
     }
     let t = &attr.data_type;
     let vpath = join(path, "value");
-    let invalid = || {
-        Error::rule(
-            join(path, "op"),
-            format!(
-                "operator `{}` does not apply to `{}` of type {t}",
-                c.op, attr.name
-            ),
-        )
-    };
+    let invalid =
+        || Error::rule(join(path, "op"), format!("operator `{}` does not apply to `{}` of type {t}", c.op, attr.name));
     if !c.op.is_unary() && c.value.is_null() {
         return Err(Error::rule(
             vpath,
-            format!(
-                "operator `{}` needs a value (to test for missing values use is_null / not_null)",
-                c.op
-            ),
+            format!("operator `{}` needs a value (to test for missing values use is_null / not_null)", c.op),
         ));
     }
     let scalar_ok = !matches!(t, DataType::List(_) | DataType::Json);
@@ -328,48 +303,27 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
             if items.len() != 2 {
                 return Err(Error::rule(
                     vpath,
-                    format!(
-                        "`{}` needs two bounds [low, high], found {}",
-                        c.op,
-                        items.len()
-                    ),
+                    format!("`{}` needs two bounds [low, high], found {}", c.op, items.len()),
                 ));
             }
             let lo = literal(&items[0], t, &vpath)?;
             let hi = literal(&items[1], t, &vpath)?;
             if lit_gt(&lo, &hi) {
-                return Err(Error::rule(
-                    vpath,
-                    "the low bound is greater than the high bound",
-                ));
+                return Err(Error::rule(vpath, "the low bound is greater than the high bound"));
             }
-            Test::Between {
-                lo,
-                hi,
-                negated: c.op == Op::NotBetween,
-            }
+            Test::Between { lo, hi, negated: c.op == Op::NotBetween }
         }
         Op::In | Op::NotIn => {
             if !scalar_ok {
                 return Err(invalid());
             }
-            Test::InList {
-                values: literals(&c.value, t, &vpath)?,
-                negated: c.op == Op::NotIn,
-            }
+            Test::InList { values: literals(&c.value, t, &vpath)?, negated: c.op == Op::NotIn }
         }
         Op::Contains | Op::NotContains if matches!(t, DataType::List(_)) => {
             let elem = t.element().expect("list");
             let v = literal(&c.value, elem, &vpath)?;
-            let mode = if c.op == Op::Contains {
-                ListMode::Any
-            } else {
-                ListMode::None
-            };
-            Test::List {
-                mode,
-                values: vec![v],
-            }
+            let mode = if c.op == Op::Contains { ListMode::Any } else { ListMode::None };
+            Test::List { mode, values: vec![v] }
         }
         Op::Contains | Op::NotContains | Op::StartsWith | Op::EndsWith => {
             if !matches!(t, DataType::String | DataType::Json) {
@@ -385,11 +339,7 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
                 Op::EndsWith => PatternKind::EndsWith,
                 _ => PatternKind::Contains,
             };
-            Test::Pattern {
-                kind,
-                needle,
-                negated: c.op == Op::NotContains,
-            }
+            Test::Pattern { kind, needle, negated: c.op == Op::NotContains }
         }
         Op::Matches => {
             if !matches!(t, DataType::String | DataType::Json) {
@@ -405,15 +355,10 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
             Test::Matches(pattern.clone())
         }
         Op::IsNull | Op::NotNull => {
-            if !(c.value.is_null()
-                || c.value == Value::String(String::new())
-                || c.value == Value::Bool(true))
-            {
+            if !(c.value.is_null() || c.value == Value::String(String::new()) || c.value == Value::Bool(true)) {
                 return Err(Error::rule(vpath, format!("`{}` takes no value", c.op)));
             }
-            Test::IsNull {
-                negated: c.op == Op::NotNull,
-            }
+            Test::IsNull { negated: c.op == Op::NotNull }
         }
         Op::HasAny | Op::HasAll | Op::HasNone => {
             let Some(elem) = t.element() else {
@@ -424,26 +369,16 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
                 Op::HasAll => ListMode::All,
                 _ => ListMode::None,
             };
-            Test::List {
-                mode,
-                values: literals(&c.value, elem, &vpath)?,
-            }
+            Test::List { mode, values: literals(&c.value, elem, &vpath)? }
         }
         Op::WithinLast | Op::NotWithinLast => {
             if !t.is_temporal() {
                 return Err(invalid());
             }
-            Test::WithinLast {
-                window: window(&c.value, &vpath)?,
-                negated: c.op == Op::NotWithinLast,
-            }
+            Test::WithinLast { window: window(&c.value, &vpath)?, negated: c.op == Op::NotWithinLast }
         }
     };
-    Ok(Pred {
-        attribute: attr.name.clone(),
-        data_type: t.clone(),
-        test,
-    })
+    Ok(Pred { attribute: attr.name.clone(), data_type: t.clone(), test })
 }
 
 fn lit_gt(a: &Literal, b: &Literal) -> bool {
@@ -461,18 +396,11 @@ fn lit_gt(a: &Literal, b: &Literal) -> bool {
 fn list_items(v: &Value, path: &str) -> Result<Vec<Value>> {
     match v {
         Value::Array(a) => Ok(a.clone()),
-        Value::String(s) => Ok(s
-            .split(',')
-            .map(|x| Value::String(x.trim().to_string()))
-            .collect()),
-        Value::Object(m) if m.contains_key("from") || m.contains_key("to") => Ok(vec![
-            m.get("from").cloned().unwrap_or(Value::Null),
-            m.get("to").cloned().unwrap_or(Value::Null),
-        ]),
-        other => Err(Error::rule(
-            path,
-            format!("expected a list (array or comma-separated text), found {other}"),
-        )),
+        Value::String(s) => Ok(s.split(',').map(|x| Value::String(x.trim().to_string())).collect()),
+        Value::Object(m) if m.contains_key("from") || m.contains_key("to") => {
+            Ok(vec![m.get("from").cloned().unwrap_or(Value::Null), m.get("to").cloned().unwrap_or(Value::Null)])
+        }
+        other => Err(Error::rule(path, format!("expected a list (array or comma-separated text), found {other}"))),
     }
 }
 
@@ -495,10 +423,7 @@ fn literals(v: &Value, t: &DataType, path: &str) -> Result<Vec<Literal>> {
 pub fn literal(v: &Value, t: &DataType, path: &str) -> Result<Literal> {
     let bad = |why: &str| Error::rule(path, format!("{v} is not a valid {t}{why}"));
     if v.is_null() {
-        return Err(Error::rule(
-            path,
-            "null is not a value here (use is_null / not_null)",
-        ));
+        return Err(Error::rule(path, "null is not a value here (use is_null / not_null)"));
     }
     match t {
         DataType::String | DataType::Json => match v {
@@ -509,18 +434,13 @@ pub fn literal(v: &Value, t: &DataType, path: &str) -> Result<Literal> {
         },
         DataType::Int32 | DataType::Int64 => {
             let n = match v {
-                Value::Number(n) => n.as_i64().or_else(|| {
-                    n.as_f64()
-                        .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                        .map(|f| f as i64)
-                }),
+                Value::Number(n) => {
+                    n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+                }
                 Value::String(s) => {
                     let s = s.trim();
                     s.parse::<i64>().ok().or_else(|| {
-                        s.parse::<f64>()
-                            .ok()
-                            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
-                            .map(|f| f as i64)
+                        s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
                     })
                 }
                 _ => None,
@@ -533,13 +453,9 @@ pub fn literal(v: &Value, t: &DataType, path: &str) -> Result<Literal> {
         }
         DataType::Float64 => match v {
             Value::Number(n) => n.as_f64().map(Literal::Float).ok_or_else(|| bad("")),
-            Value::String(s) => s
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .map(Literal::Float)
-                .ok_or_else(|| bad("")),
+            Value::String(s) => {
+                s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).map(Literal::Float).ok_or_else(|| bad(""))
+            }
             _ => Err(bad("")),
         },
         DataType::Bool => match v {
@@ -557,9 +473,7 @@ pub fn literal(v: &Value, t: &DataType, path: &str) -> Result<Literal> {
             let Value::String(s) = v else {
                 return Err(bad(" (write dates as \"YYYY-MM-DD\")"));
             };
-            parse_date(s)
-                .map(Literal::Date)
-                .ok_or_else(|| bad(" (write dates as \"YYYY-MM-DD\")"))
+            parse_date(s).map(Literal::Date).ok_or_else(|| bad(" (write dates as \"YYYY-MM-DD\")"))
         }
         DataType::Timestamp => {
             let Value::String(s) = v else {
@@ -569,10 +483,9 @@ pub fn literal(v: &Value, t: &DataType, path: &str) -> Result<Literal> {
                 .map(Literal::Timestamp)
                 .ok_or_else(|| bad(" (write instants as RFC 3339 text, e.g. 2026-06-30T00:00:00Z)"))
         }
-        DataType::List(_) => Err(Error::rule(
-            path,
-            format!("cannot compare a whole {t}; use has_any / has_all / has_none"),
-        )),
+        DataType::List(_) => {
+            Err(Error::rule(path, format!("cannot compare a whole {t}; use has_any / has_all / has_none")))
+        }
     }
 }
 
@@ -588,20 +501,12 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc).timestamp_micros());
     }
-    for f in [
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-        "%Y-%m-%d %H:%M:%S%.f%:z",
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-    ] {
+    for f in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%:z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
         if let Ok(t) = DateTime::parse_from_str(s, f) {
             return Some(t.with_timezone(&Utc).timestamp_micros());
         }
     }
-    for f in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
+    for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M"] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, f) {
             return Some(t.and_utc().timestamp_micros());
         }
@@ -619,12 +524,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
 
 fn window(v: &Value, path: &str) -> Result<Window> {
     let bad = || {
-        Error::rule(
-            path,
-            format!(
-                "{v} is not a window; write {{\"amount\": 30, \"unit\": \"days\"}} or \"30 days\""
-            ),
-        )
+        Error::rule(path, format!("{v} is not a window; write {{\"amount\": 30, \"unit\": \"days\"}} or \"30 days\""))
     };
     let (amount, unit) = match v {
         Value::Number(n) => (n.as_i64().ok_or_else(bad)?, "days".to_string()),
@@ -632,41 +532,21 @@ fn window(v: &Value, path: &str) -> Result<Window> {
             let s = s.trim();
             let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
             let rest = s[digits.len()..].trim();
-            (
-                digits.parse::<i64>().map_err(|_| bad())?,
-                if rest.is_empty() {
-                    "days".into()
-                } else {
-                    rest.to_string()
-                },
-            )
+            (digits.parse::<i64>().map_err(|_| bad())?, if rest.is_empty() { "days".into() } else { rest.to_string() })
         }
         Value::Object(m) => {
             let amount = m
                 .get("amount")
-                .and_then(|a| {
-                    a.as_i64()
-                        .or_else(|| a.as_str().and_then(|s| s.trim().parse().ok()))
-                })
+                .and_then(|a| a.as_i64().or_else(|| a.as_str().and_then(|s| s.trim().parse().ok())))
                 .ok_or_else(bad)?;
-            let unit = m
-                .get("unit")
-                .and_then(Value::as_str)
-                .unwrap_or("days")
-                .to_string();
+            let unit = m.get("unit").and_then(Value::as_str).unwrap_or("days").to_string();
             (amount, unit)
         }
-        Value::Array(a) if a.len() == 2 => (
-            a[0].as_i64().ok_or_else(bad)?,
-            a[1].as_str().ok_or_else(bad)?.to_string(),
-        ),
+        Value::Array(a) if a.len() == 2 => (a[0].as_i64().ok_or_else(bad)?, a[1].as_str().ok_or_else(bad)?.to_string()),
         _ => return Err(bad()),
     };
     if !(0..=1_000_000).contains(&amount) {
-        return Err(Error::rule(
-            path,
-            format!("window amount {amount} is out of range 0..=1000000"),
-        ));
+        return Err(Error::rule(path, format!("window amount {amount} is out of range 0..=1000000")));
     }
     let unit = match unit.to_ascii_lowercase().trim_end_matches('s') {
         "m" | "min" | "minute" => TimeUnit::Minutes,
@@ -693,9 +573,9 @@ impl Window {
             TimeUnit::Hours => now - Duration::hours(self.amount),
             TimeUnit::Days => now - Duration::days(self.amount),
             TimeUnit::Weeks => now - Duration::weeks(self.amount),
-            TimeUnit::Months => now
-                .checked_sub_months(Months::new(self.amount as u32))
-                .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            TimeUnit::Months => {
+                now.checked_sub_months(Months::new(self.amount as u32)).unwrap_or(DateTime::<Utc>::MIN_UTC)
+            }
         }
     }
 }
@@ -706,15 +586,12 @@ impl Literal {
         match self {
             Literal::String(s) => Value::String(s.clone()),
             Literal::Int(i) => Value::from(*i),
-            Literal::Float(f) => serde_json::Number::from_f64(*f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
+            Literal::Float(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
             Literal::Bool(b) => Value::Bool(*b),
             Literal::Date(d) => Value::String(
-                (NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
-                    + chrono::Duration::days(*d as i64))
-                .format("%Y-%m-%d")
-                .to_string(),
+                (NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(*d as i64))
+                    .format("%Y-%m-%d")
+                    .to_string(),
             ),
             Literal::Timestamp(us) => Value::String(
                 DateTime::from_timestamp_micros(*us)
@@ -762,21 +639,11 @@ impl Checked {
                         (op, l.to_json())
                     }
                     Test::Between { lo, hi, negated } => (
-                        if *negated {
-                            Op::NotBetween
-                        } else {
-                            Op::Between
-                        },
+                        if *negated { Op::NotBetween } else { Op::Between },
                         Value::Array(vec![lo.to_json(), hi.to_json()]),
                     ),
-                    Test::InList { values, negated } => {
-                        (if *negated { Op::NotIn } else { Op::In }, list(values))
-                    }
-                    Test::Pattern {
-                        kind,
-                        needle,
-                        negated,
-                    } => {
+                    Test::InList { values, negated } => (if *negated { Op::NotIn } else { Op::In }, list(values)),
+                    Test::Pattern { kind, needle, negated } => {
                         let op = match (kind, negated) {
                             (PatternKind::Contains, false) => Op::Contains,
                             (PatternKind::Contains, true) => Op::NotContains,
@@ -790,9 +657,7 @@ impl Checked {
                         return rule;
                     }
                     Test::Matches(r) => (Op::Matches, Value::String(r.clone())),
-                    Test::IsNull { negated } => {
-                        (if *negated { Op::NotNull } else { Op::IsNull }, Value::Null)
-                    }
+                    Test::IsNull { negated } => (if *negated { Op::NotNull } else { Op::IsNull }, Value::Null),
                     Test::List { mode, values } => {
                         let op = match mode {
                             ListMode::Any => Op::HasAny,
@@ -802,11 +667,7 @@ impl Checked {
                         (op, list(values))
                     }
                     Test::WithinLast { window, negated } => (
-                        if *negated {
-                            Op::NotWithinLast
-                        } else {
-                            Op::WithinLast
-                        },
+                        if *negated { Op::NotWithinLast } else { Op::WithinLast },
                         serde_json::json!({"amount": window.amount, "unit": window.unit.name()}),
                     ),
                 };
@@ -847,23 +708,17 @@ mod tests {
     #[test]
     fn errors_name_the_path_and_suggest() {
         let e = chk(json!({"and": [{"attribute": "age", "op": "gt", "value": 1}, {"or": [{"attribute": "contry", "op": "eq", "value": "CN"}]}]})).unwrap_err();
-        assert_eq!(e.to_string(), "rule error at and[1].or[0].attribute: entity `user` has no attribute `contry` (did you mean `country`?)");
-        let e = chk(json!({"attribute": "age", "op": "gt", "value": "old"})).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "rule error at <root>.value: \"old\" is not a valid int32"
+            "rule error at and[1].or[0].attribute: entity `user` has no attribute `contry` (did you mean `country`?)"
         );
-        let e =
-            chk(json!({"attribute": "age", "op": "gt", "value": 3_000_000_000i64})).unwrap_err();
+        let e = chk(json!({"attribute": "age", "op": "gt", "value": "old"})).unwrap_err();
+        assert_eq!(e.to_string(), "rule error at <root>.value: \"old\" is not a valid int32");
+        let e = chk(json!({"attribute": "age", "op": "gt", "value": 3_000_000_000i64})).unwrap_err();
         assert!(e.to_string().contains("out of range for int32"), "{e}");
         let e = chk(json!({"attribute": "tags", "op": "gt", "value": 1})).unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("does not apply to `tags` of type list<string>"),
-            "{e}"
-        );
-        let e = chk(json!({"attribute": "country", "op": "matches", "value": "(unclosed"}))
-            .unwrap_err();
+        assert!(e.to_string().contains("does not apply to `tags` of type list<string>"), "{e}");
+        let e = chk(json!({"attribute": "country", "op": "matches", "value": "(unclosed"})).unwrap_err();
         assert!(e.to_string().contains("invalid regular expression"), "{e}");
         let e = chk(json!({"attribute": "secret", "op": "eq", "value": "x"})).unwrap_err();
         assert!(e.to_string().contains("not filterable"), "{e}");
@@ -873,55 +728,33 @@ mod tests {
         assert!(e.to_string().contains("empty"), "{e}");
         let e = chk(json!({"attribute": "age", "op": "eq", "value": null})).unwrap_err();
         assert!(e.to_string().contains("is_null"), "{e}");
-        let e =
-            chk(json!({"attribute": "signup_at", "op": "within_last", "value": "3 fortnights"}))
-                .unwrap_err();
+        let e = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "3 fortnights"})).unwrap_err();
         assert!(e.to_string().contains("unknown time unit"), "{e}");
-        let e = chk(json!({"attribute": "signup_at", "op": "after", "value": "yesterday"}))
-            .unwrap_err();
+        let e = chk(json!({"attribute": "signup_at", "op": "after", "value": "yesterday"})).unwrap_err();
         assert!(e.to_string().contains("RFC 3339"), "{e}");
     }
 
     #[test]
     fn windows_parse() {
-        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "2 weeks"}))
-            .unwrap();
+        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": "2 weeks"})).unwrap();
         assert!(matches!(
             c,
             Checked::Pred(Pred {
-                test: Test::WithinLast {
-                    window: Window {
-                        amount: 2,
-                        unit: TimeUnit::Weeks
-                    },
-                    negated: false
-                },
+                test: Test::WithinLast { window: Window { amount: 2, unit: TimeUnit::Weeks }, negated: false },
                 ..
             })
         ));
-        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": {"amount": 3, "unit": "months"}})).unwrap();
-        let Checked::Pred(Pred {
-            test: Test::WithinLast { window, .. },
-            ..
-        }) = c
-        else {
-            panic!()
-        };
-        let now = DateTime::parse_from_rfc3339("2026-05-31T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let c = chk(json!({"attribute": "signup_at", "op": "within_last", "value": {"amount": 3, "unit": "months"}}))
+            .unwrap();
+        let Checked::Pred(Pred { test: Test::WithinLast { window, .. }, .. }) = c else { panic!() };
+        let now = DateTime::parse_from_rfc3339("2026-05-31T12:00:00Z").unwrap().with_timezone(&Utc);
         assert_eq!(window.start(now).to_rfc3339(), "2026-02-28T12:00:00+00:00");
     }
 
     #[test]
     fn timestamps_parse_in_many_forms() {
         let want = parse_timestamp("2026-06-30T00:00:00Z").unwrap();
-        for s in [
-            "2026-06-30 00:00:00",
-            "2026-06-30T02:00:00+02:00",
-            "2026-06-30",
-            "2026-06-30 00:00:00.000000Z",
-        ] {
+        for s in ["2026-06-30 00:00:00", "2026-06-30T02:00:00+02:00", "2026-06-30", "2026-06-30 00:00:00.000000Z"] {
             assert_eq!(parse_timestamp(s), Some(want), "{s}");
         }
         assert_eq!(parse_timestamp("30/06/2026"), None);

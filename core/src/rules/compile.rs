@@ -15,16 +15,8 @@ use crate::model::{DataType, UTC};
 /// unknown, and only rows where the expression is true are members.
 pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
     match rule {
-        Checked::And(v) => v
-            .iter()
-            .map(|r| compile(r, now))
-            .reduce(Expr::and)
-            .unwrap_or_else(|| lit(true)),
-        Checked::Or(v) => v
-            .iter()
-            .map(|r| compile(r, now))
-            .reduce(Expr::or)
-            .unwrap_or_else(|| lit(false)),
+        Checked::And(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::and).unwrap_or_else(|| lit(true)),
+        Checked::Or(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::or).unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),
     }
@@ -77,46 +69,25 @@ fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             };
             binary_expr(c, op, l(v))
         }
-        Test::Between { lo, hi, negated } => Expr::Between(Between::new(
-            Box::new(c),
-            *negated,
-            Box::new(l(lo)),
-            Box::new(l(hi)),
-        )),
+        Test::Between { lo, hi, negated } => {
+            Expr::Between(Between::new(Box::new(c), *negated, Box::new(l(lo)), Box::new(l(hi))))
+        }
         Test::InList { values, negated } => {
             if values.len() == 1 {
-                let op = if *negated {
-                    Operator::NotEq
-                } else {
-                    Operator::Eq
-                };
+                let op = if *negated { Operator::NotEq } else { Operator::Eq };
                 binary_expr(c, op, l(&values[0]))
             } else {
-                Expr::InList(InList::new(
-                    Box::new(c),
-                    values.iter().map(l).collect(),
-                    *negated,
-                ))
+                Expr::InList(InList::new(Box::new(c), values.iter().map(l).collect(), *negated))
             }
         }
-        Test::Pattern {
-            kind,
-            needle,
-            negated,
-        } => {
+        Test::Pattern { kind, needle, negated } => {
             let e = like_escape(needle);
             let pattern = match kind {
                 PatternKind::Contains => format!("%{e}%"),
                 PatternKind::StartsWith => format!("{e}%"),
                 PatternKind::EndsWith => format!("%{e}"),
             };
-            Expr::Like(Like::new(
-                *negated,
-                Box::new(c),
-                Box::new(lit(pattern)),
-                Some('\\'),
-                false,
-            ))
+            Expr::Like(Like::new(*negated, Box::new(c), Box::new(lit(pattern)), Some('\\'), false))
         }
         Test::Matches(pattern) => binary_expr(c, Operator::RegexMatch, lit(pattern.clone())),
         Test::IsNull { negated } => {
@@ -127,14 +98,7 @@ fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             }
         }
         Test::List { mode, values } => {
-            let items = || {
-                make_array(
-                    values
-                        .iter()
-                        .map(|v| Expr::Literal(scalar(v, &elem), None))
-                        .collect(),
-                )
-            };
+            let items = || make_array(values.iter().map(|v| Expr::Literal(scalar(v, &elem), None)).collect());
             let any = || {
                 if values.len() == 1 {
                     array_has(c.clone(), Expr::Literal(scalar(&values[0], &elem), None))
@@ -162,14 +126,8 @@ fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
                     ScalarValue::Date32(Some(days(now.date_naive()))),
                 ),
                 _ => (
-                    ScalarValue::TimestampMicrosecond(
-                        Some(start.timestamp_micros()),
-                        Some(UTC.into()),
-                    ),
-                    ScalarValue::TimestampMicrosecond(
-                        Some(now.timestamp_micros()),
-                        Some(UTC.into()),
-                    ),
+                    ScalarValue::TimestampMicrosecond(Some(start.timestamp_micros()), Some(UTC.into())),
+                    ScalarValue::TimestampMicrosecond(Some(now.timestamp_micros()), Some(UTC.into())),
                 ),
             };
             Expr::Between(Between::new(

@@ -94,8 +94,7 @@ impl Rule {
 
     /// Parses a rule from JSON text, detecting the dialect.
     pub fn parse_str(text: &str) -> Result<Rule> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| Error::rule("", format!("not valid JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| Error::rule("", format!("not valid JSON: {e}")))?;
         Rule::parse(&v, Dialect::Auto)
     }
 }
@@ -131,24 +130,15 @@ fn kind(v: &Value) -> &'static str {
 
 pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
     let Value::Object(m) = v else {
-        return Err(Error::rule(
-            at(path),
-            format!("expected a rule object, found {}", kind(v)),
-        ));
+        return Err(Error::rule(at(path), format!("expected a rule object, found {}", kind(v))));
     };
-    for (key, ctor) in [
-        ("and", Rule::And as fn(Vec<Rule>) -> Rule),
-        ("or", Rule::Or),
-    ] {
+    for (key, ctor) in [("and", Rule::And as fn(Vec<Rule>) -> Rule), ("or", Rule::Or)] {
         if let Some(children) = m.get(key) {
             only_keys(m, &[key], path)?;
             let Value::Array(items) = children else {
                 return Err(Error::rule(
                     at(path),
-                    format!(
-                        "`{key}` expects an array of rules, found {}",
-                        kind(children)
-                    ),
+                    format!("`{key}` expects an array of rules, found {}", kind(children)),
                 ));
             };
             let parsed = items
@@ -175,8 +165,12 @@ pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
                 value: m.get("value").cloned().unwrap_or(Value::Null),
             }))
         }
-        (Some(a), _) if !a.is_string() => Err(Error::rule(join(path, "attribute"), format!("expected a string, found {}", kind(a)))),
-        (_, Some(o)) if !o.is_string() => Err(Error::rule(join(path, "op"), format!("expected a string, found {}", kind(o)))),
+        (Some(a), _) if !a.is_string() => {
+            Err(Error::rule(join(path, "attribute"), format!("expected a string, found {}", kind(a))))
+        }
+        (_, Some(o)) if !o.is_string() => {
+            Err(Error::rule(join(path, "op"), format!("expected a string, found {}", kind(o))))
+        }
         (None, _) => Err(Error::rule(
             at(path),
             format!(
@@ -190,13 +184,7 @@ pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
 
 fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<()> {
     if let Some(extra) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(Error::rule(
-            at(path),
-            format!(
-                "unexpected key `{extra}` (allowed here: {})",
-                allowed.join(", ")
-            ),
-        ));
+        return Err(Error::rule(at(path), format!("unexpected key `{extra}` (allowed here: {})", allowed.join(", "))));
     }
     Ok(())
 }
@@ -212,17 +200,11 @@ fn relocate(e: Error, path: &str) -> Error {
 
 fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
     let Value::Object(m) = v else {
-        return Err(Error::rule(
-            at(path),
-            format!("expected a rule or group object, found {}", kind(v)),
-        ));
+        return Err(Error::rule(at(path), format!("expected a rule or group object, found {}", kind(v))));
     };
     if let Some(rules) = m.get("rules") {
         let Value::Array(items) = rules else {
-            return Err(Error::rule(
-                join(path, "rules"),
-                format!("expected an array, found {}", kind(rules)),
-            ));
+            return Err(Error::rule(join(path, "rules"), format!("expected an array, found {}", kind(rules))));
         };
         let combinator = match m.get("combinator") {
             None => None,
@@ -244,28 +226,15 @@ fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
                     match item.as_str().map(str::to_ascii_lowercase).as_deref() {
                         Some("and") => {}
                         Some("or") => ors.push(vec![]),
-                        _ => {
-                            return Err(Error::rule(
-                                p,
-                                "expected the combinator \"and\" or \"or\" between rules",
-                            ))
-                        }
+                        _ => return Err(Error::rule(p, "expected the combinator \"and\" or \"or\" between rules")),
                     }
                 } else {
-                    ors.last_mut()
-                        .expect("non-empty")
-                        .push(parse_rqb(item, &p)?);
+                    ors.last_mut().expect("non-empty").push(parse_rqb(item, &p)?);
                 }
             }
             let mut terms: Vec<Rule> = ors
                 .into_iter()
-                .map(|mut v| {
-                    if v.len() == 1 {
-                        v.pop().expect("len 1")
-                    } else {
-                        Rule::And(v)
-                    }
-                })
+                .map(|mut v| if v.len() == 1 { v.pop().expect("len 1") } else { Rule::And(v) })
                 .collect();
             if terms.len() == 1 {
                 terms.pop().expect("len 1")
@@ -289,26 +258,14 @@ fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
                 }
             }
         };
-        return Ok(if m.get("not").and_then(Value::as_bool).unwrap_or(false) {
-            Rule::not(group)
-        } else {
-            group
-        });
+        return Ok(if m.get("not").and_then(Value::as_bool).unwrap_or(false) { Rule::not(group) } else { group });
     }
     let field = match m.get("field") {
         Some(Value::String(f)) => f.clone(),
         Some(other) => {
-            return Err(Error::rule(
-                join(path, "field"),
-                format!("expected a string, found {}", kind(other)),
-            ))
+            return Err(Error::rule(join(path, "field"), format!("expected a string, found {}", kind(other))))
         }
-        None => {
-            return Err(Error::rule(
-                at(path),
-                "expected a group with `rules` or a rule with `field`",
-            ))
-        }
+        None => return Err(Error::rule(at(path), "expected a group with `rules` or a rule with `field`")),
     };
     if let Some(Value::String(src)) = m.get("valueSource") {
         if src != "value" {
@@ -320,21 +277,10 @@ fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
     }
     let operator = match m.get("operator") {
         Some(Value::String(o)) => o.clone(),
-        _ => {
-            return Err(Error::rule(
-                join(path, "operator"),
-                "expected an operator string",
-            ))
-        }
+        _ => return Err(Error::rule(join(path, "operator"), "expected an operator string")),
     };
     let value = m.get("value").cloned().unwrap_or(Value::Null);
-    let cond = |op: Op| {
-        Rule::Condition(Condition {
-            attribute: field.clone(),
-            op,
-            value: value.clone(),
-        })
-    };
+    let cond = |op: Op| Rule::Condition(Condition { attribute: field.clone(), op, value: value.clone() });
     let rule = match operator.as_str() {
         "=" => cond(Op::Eq),
         "!=" => cond(Op::Ne),
@@ -348,16 +294,8 @@ fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
         "doesNotContain" => cond(Op::NotContains),
         "doesNotBeginWith" => Rule::not(cond(Op::StartsWith)),
         "doesNotEndWith" => Rule::not(cond(Op::EndsWith)),
-        "null" => Rule::Condition(Condition {
-            attribute: field.clone(),
-            op: Op::IsNull,
-            value: Value::Null,
-        }),
-        "notNull" => Rule::Condition(Condition {
-            attribute: field.clone(),
-            op: Op::NotNull,
-            value: Value::Null,
-        }),
+        "null" => Rule::Condition(Condition { attribute: field.clone(), op: Op::IsNull, value: Value::Null }),
+        "notNull" => Rule::Condition(Condition { attribute: field.clone(), op: Op::NotNull, value: Value::Null }),
         "in" => cond(Op::In),
         "notIn" => cond(Op::NotIn),
         "between" => cond(Op::Between),
@@ -373,19 +311,10 @@ const LOGIC_OPS: &str = "and, or, !, ==, ===, !=, !==, <, <=, >, >=, in, var";
 
 fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
     let Value::Object(m) = v else {
-        return Err(Error::rule(
-            at(path),
-            format!("expected a JsonLogic operation, found {}", kind(v)),
-        ));
+        return Err(Error::rule(at(path), format!("expected a JsonLogic operation, found {}", kind(v))));
     };
     if m.len() != 1 {
-        return Err(Error::rule(
-            at(path),
-            format!(
-                "a JsonLogic operation has exactly one key, found {}",
-                m.len()
-            ),
-        ));
+        return Err(Error::rule(at(path), format!("a JsonLogic operation has exactly one key, found {}", m.len())));
     }
     let (op, args) = m.iter().next().expect("len 1");
     let p = join(path, op);
@@ -400,11 +329,7 @@ fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
                 .enumerate()
                 .map(|(i, c)| parse_logic(c, &join(path, format!("{op}[{i}]"))))
                 .collect::<Result<Vec<_>>>()?;
-            Ok(if op == "and" {
-                Rule::And(children)
-            } else {
-                Rule::Or(children)
-            })
+            Ok(if op == "and" { Rule::And(children) } else { Rule::Or(children) })
         }
         "!" => {
             if list.len() != 1 {
@@ -423,40 +348,31 @@ fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
             };
             match list.len() {
                 2 => {
-                    let (attribute, value, flipped) =
-                        match (var_name(list[0], &p)?, var_name(list[1], &p)?) {
-                            (Some(a), None) => (a, list[1].clone(), false),
-                            (None, Some(a)) => (a, list[0].clone(), true),
-                            (Some(_), Some(_)) => {
-                                return Err(Error::rule(
-                                    p,
-                                    "comparing two attributes is not supported",
-                                ))
-                            }
-                            (None, None) => {
-                                return Err(Error::rule(
-                                    p,
-                                    "one side of the comparison must be {\"var\": attribute}",
-                                ))
-                            }
-                        };
+                    let (attribute, value, flipped) = match (var_name(list[0], &p)?, var_name(list[1], &p)?) {
+                        (Some(a), None) => (a, list[1].clone(), false),
+                        (None, Some(a)) => (a, list[0].clone(), true),
+                        (Some(_), Some(_)) => return Err(Error::rule(p, "comparing two attributes is not supported")),
+                        (None, None) => {
+                            return Err(Error::rule(p, "one side of the comparison must be {\"var\": attribute}"))
+                        }
+                    };
                     literal_only(&value, &p)?;
                     let op = if flipped { flip(cmp) } else { cmp };
                     Ok(match (op, value.is_null()) {
                         (Op::Eq, true) => Rule::condition(attribute, Op::IsNull, Value::Null),
                         (Op::Ne, true) => Rule::condition(attribute, Op::NotNull, Value::Null),
                         (_, true) => {
-                            return Err(Error::rule(
-                                p,
-                                "ordering comparison with null is never true; use == null",
-                            ))
+                            return Err(Error::rule(p, "ordering comparison with null is never true; use == null"))
                         }
                         (op, false) => Rule::condition(attribute, op, value),
                     })
                 }
                 3 if matches!(cmp, Op::Lt | Op::Le) => {
                     let Some(attribute) = var_name(list[1], &p)? else {
-                        return Err(Error::rule(p, "the middle argument of a three-argument comparison must be {\"var\": attribute}"));
+                        return Err(Error::rule(
+                            p,
+                            "the middle argument of a three-argument comparison must be {\"var\": attribute}",
+                        ));
                     };
                     literal_only(list[0], &p)?;
                     literal_only(list[2], &p)?;
@@ -473,10 +389,7 @@ fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
                         ]))
                     }
                 }
-                n => Err(Error::rule(
-                    p,
-                    format!("`{op}` takes 2 arguments (or 3 for < and <=), found {n}"),
-                )),
+                n => Err(Error::rule(p, format!("`{op}` takes 2 arguments (or 3 for < and <=), found {n}"))),
             }
         }
         "in" => {
@@ -489,29 +402,19 @@ fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
                         literal_only(list[1], &p)?;
                         Ok(Rule::condition(a, Op::In, list[1].clone()))
                     }
-                    _ => Err(Error::rule(
-                        p,
-                        "`in` with an attribute first needs an array of values second",
-                    )),
+                    _ => Err(Error::rule(p, "`in` with an attribute first needs an array of values second")),
                 },
                 (None, Some(a)) => {
                     literal_only(list[0], &p)?;
                     Ok(Rule::condition(a, Op::Contains, list[0].clone()))
                 }
-                _ => Err(Error::rule(
-                    p,
-                    "`in` needs exactly one {\"var\": attribute} argument",
-                )),
+                _ => Err(Error::rule(p, "`in` needs exactly one {\"var\": attribute} argument")),
             }
         }
-        "var" => Err(Error::rule(
-            p,
-            "a bare `var` is not a condition; compare it, e.g. {\"==\": [{\"var\": \"x\"}, 1]}",
-        )),
-        other => Err(Error::rule(
-            p,
-            format!("JsonLogic operator `{other}` is not supported (supported: {LOGIC_OPS})"),
-        )),
+        "var" => {
+            Err(Error::rule(p, "a bare `var` is not a condition; compare it, e.g. {\"==\": [{\"var\": \"x\"}, 1]}"))
+        }
+        other => Err(Error::rule(p, format!("JsonLogic operator `{other}` is not supported (supported: {LOGIC_OPS})"))),
     }
 }
 
@@ -532,15 +435,8 @@ fn var_name(v: &Value, path: &str) -> Result<Option<String>> {
     };
     let name = match inner {
         Value::String(s) => s.clone(),
-        Value::Array(a) if a.len() == 1 && a[0].is_string() => {
-            a[0].as_str().expect("string").to_string()
-        }
-        _ => {
-            return Err(Error::rule(
-                join(path, "var"),
-                "expected an attribute name (defaults are not supported)",
-            ))
-        }
+        Value::Array(a) if a.len() == 1 && a[0].is_string() => a[0].as_str().expect("string").to_string(),
+        _ => return Err(Error::rule(join(path, "var"), "expected an attribute name (defaults are not supported)")),
     };
     if name.contains('.') {
         return Err(Error::rule(
@@ -553,10 +449,7 @@ fn var_name(v: &Value, path: &str) -> Result<Option<String>> {
 
 fn literal_only(v: &Value, path: &str) -> Result<()> {
     match v {
-        Value::Object(_) => Err(Error::rule(
-            path,
-            "expected a literal value, found an operation",
-        )),
+        Value::Object(_) => Err(Error::rule(path, "expected a literal value, found an operation")),
         Value::Array(a) => a.iter().try_for_each(|x| literal_only(x, path)),
         _ => Ok(()),
     }
@@ -573,18 +466,9 @@ mod tests {
 
     #[test]
     fn detects_dialects() {
-        assert_eq!(
-            Dialect::detect(&json!({"combinator": "and", "rules": []})),
-            Dialect::QueryBuilder
-        );
-        assert_eq!(
-            Dialect::detect(&json!({"and": [{"==": [{"var": "a"}, 1]}]})),
-            Dialect::JsonLogic
-        );
-        assert_eq!(
-            Dialect::detect(&json!({"and": [{"attribute": "a", "op": "eq", "value": 1}]})),
-            Dialect::Segkit
-        );
+        assert_eq!(Dialect::detect(&json!({"combinator": "and", "rules": []})), Dialect::QueryBuilder);
+        assert_eq!(Dialect::detect(&json!({"and": [{"==": [{"var": "a"}, 1]}]})), Dialect::JsonLogic);
+        assert_eq!(Dialect::detect(&json!({"and": [{"attribute": "a", "op": "eq", "value": 1}]})), Dialect::Segkit);
     }
 
     #[test]
@@ -598,11 +482,11 @@ mod tests {
 
     #[test]
     fn native_errors_have_paths() {
-        let e = p(json!({"and": [{"attribute": "a", "op": "eq", "value": 1}, {"or": [{"attribute": "b", "op": "equals"}]}]})).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "rule error at and[1].or[0].op: unknown operator `equals` (did you mean `eq`?)"
-        );
+        let e = p(
+            json!({"and": [{"attribute": "a", "op": "eq", "value": 1}, {"or": [{"attribute": "b", "op": "equals"}]}]}),
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "rule error at and[1].or[0].op: unknown operator `equals` (did you mean `eq`?)");
         let e = p(json!({"and": {"attribute": "a"}})).unwrap_err();
         assert!(e.to_string().contains("`and` expects an array"), "{e}");
         let e = p(json!({"and": [], "or": []})).unwrap_err();
@@ -633,10 +517,7 @@ mod tests {
         assert_eq!(
             r,
             Rule::or([
-                Rule::and([
-                    Rule::condition("a", Op::Eq, 1),
-                    Rule::condition("b", Op::Eq, 2)
-                ]),
+                Rule::and([Rule::condition("a", Op::Eq, 1), Rule::condition("b", Op::Eq, 2)]),
                 Rule::condition("c", Op::Eq, 3)
             ])
         );
@@ -648,25 +529,16 @@ mod tests {
 
     #[test]
     fn jsonlogic_operators() {
-        assert_eq!(
-            p(json!({"<": [18, {"var": "age"}]})).unwrap(),
-            Rule::condition("age", Op::Gt, 18)
-        );
+        assert_eq!(p(json!({"<": [18, {"var": "age"}]})).unwrap(), Rule::condition("age", Op::Gt, 18));
         assert_eq!(
             p(json!({"<=": [18, {"var": "age"}, 30]})).unwrap(),
             Rule::condition("age", Op::Between, json!([18, 30]))
         );
         assert_eq!(
             p(json!({"<": [18, {"var": "age"}, 30]})).unwrap(),
-            Rule::and([
-                Rule::condition("age", Op::Gt, 18),
-                Rule::condition("age", Op::Lt, 30)
-            ])
+            Rule::and([Rule::condition("age", Op::Gt, 18), Rule::condition("age", Op::Lt, 30)])
         );
-        assert_eq!(
-            p(json!({"==": [{"var": "a"}, null]})).unwrap(),
-            Rule::condition("a", Op::IsNull, Value::Null)
-        );
+        assert_eq!(p(json!({"==": [{"var": "a"}, null]})).unwrap(), Rule::condition("a", Op::IsNull, Value::Null));
         assert_eq!(
             p(json!({"!": {"!=": [{"var": ["a"]}, null]}})).unwrap(),
             Rule::not(Rule::condition("a", Op::NotNull, Value::Null))
@@ -675,15 +547,9 @@ mod tests {
             p(json!({"in": [{"var": "c"}, ["CN", "US"]]})).unwrap(),
             Rule::condition("c", Op::In, json!(["CN", "US"]))
         );
-        assert_eq!(
-            p(json!({"in": ["vip", {"var": "tags"}]})).unwrap(),
-            Rule::condition("tags", Op::Contains, "vip")
-        );
+        assert_eq!(p(json!({"in": ["vip", {"var": "tags"}]})).unwrap(), Rule::condition("tags", Op::Contains, "vip"));
         let e = p(json!({"and": [{"+": [{"var": "a"}, 1]}]})).unwrap_err();
-        assert!(
-            e.to_string().contains("at and[0].+") && e.to_string().contains("not supported"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("at and[0].+") && e.to_string().contains("not supported"), "{e}");
         let e = p(json!({"==": [{"var": "a"}, {"var": "b"}]})).unwrap_err();
         assert!(e.to_string().contains("two attributes"), "{e}");
         let e = p(json!({"==": [{"var": "a.b"}, 1]})).unwrap_err();

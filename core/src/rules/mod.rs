@@ -20,8 +20,8 @@ pub(crate) mod reference;
 
 pub use ast::{Condition, Op, Rule};
 pub use check::{
-    check, literal, parse_date, parse_timestamp, Checked, Cmp, ListMode, Literal, PatternKind,
-    Pred, Test, TimeUnit, Window,
+    check, literal, parse_date, parse_timestamp, Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test, TimeUnit,
+    Window,
 };
 #[cfg(test)]
 pub(crate) use compile::days;

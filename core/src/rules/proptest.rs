@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, AsArray};
 use arrow::array::{
-    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder,
-    RecordBatch, StringArray, StringBuilder, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, ListBuilder, RecordBatch, StringArray,
+    StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::datatypes::Int64Type;
 use proptest::prelude::*;
@@ -34,10 +34,7 @@ pub(crate) fn entity() -> Entity {
         .attribute(Attribute::new("b", DataType::Bool))
         .attribute(Attribute::new("d", DataType::Date))
         .attribute(Attribute::new("ts", DataType::Timestamp))
-        .attribute(Attribute::new(
-            "tags",
-            DataType::List(Box::new(DataType::String)),
-        ))
+        .attribute(Attribute::new("tags", DataType::List(Box::new(DataType::String))))
 }
 
 #[derive(Debug, Clone)]
@@ -52,9 +49,7 @@ struct Row {
     tags: Option<Vec<Option<usize>>>,
 }
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(
-    s: impl Strategy<Value = T> + 'static,
-) -> BoxedStrategy<Option<T>> {
+fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
     prop_oneof![1 => Just(None), 4 => s.prop_map(Some)].boxed()
 }
 
@@ -69,16 +64,7 @@ fn row() -> impl Strategy<Value = Row> {
         opt(-5i64..3),
         opt(prop::collection::vec(opt(0..TAGS.len()), 0..4)),
     )
-        .prop_map(|(s, i, l, f, b, d, ts, tags)| Row {
-            s,
-            i,
-            l,
-            f,
-            b,
-            d,
-            ts,
-            tags,
-        })
+        .prop_map(|(s, i, l, f, b, d, ts, tags)| Row { s, i, l, f, b, d, ts, tags })
 }
 
 /// Day offsets relative to NOW's date; timestamps at NOW + k days + a few hours.
@@ -97,46 +83,13 @@ fn batch(rows: &[Row]) -> RecordBatch {
         }
     }
     let cols: Vec<(&str, ArrayRef)> = vec![
-        (
-            "id",
-            Arc::new(Int64Array::from_iter_values(0..rows.len() as i64)),
-        ),
-        (
-            "s",
-            Arc::new(
-                rows.iter()
-                    .map(|r| r.s.map(|i| STRINGS[i]))
-                    .collect::<StringArray>(),
-            ),
-        ),
-        (
-            "i",
-            Arc::new(rows.iter().map(|r| r.i).collect::<Int32Array>()),
-        ),
-        (
-            "l",
-            Arc::new(rows.iter().map(|r| r.l).collect::<Int64Array>()),
-        ),
-        (
-            "f",
-            Arc::new(
-                rows.iter()
-                    .map(|r| r.f.map(|i| FLOATS[i]))
-                    .collect::<Float64Array>(),
-            ),
-        ),
-        (
-            "b",
-            Arc::new(rows.iter().map(|r| r.b).collect::<BooleanArray>()),
-        ),
-        (
-            "d",
-            Arc::new(
-                rows.iter()
-                    .map(|r| r.d.map(|d| now_day + d))
-                    .collect::<Date32Array>(),
-            ),
-        ),
+        ("id", Arc::new(Int64Array::from_iter_values(0..rows.len() as i64))),
+        ("s", Arc::new(rows.iter().map(|r| r.s.map(|i| STRINGS[i])).collect::<StringArray>())),
+        ("i", Arc::new(rows.iter().map(|r| r.i).collect::<Int32Array>())),
+        ("l", Arc::new(rows.iter().map(|r| r.l).collect::<Int64Array>())),
+        ("f", Arc::new(rows.iter().map(|r| r.f.map(|i| FLOATS[i])).collect::<Float64Array>())),
+        ("b", Arc::new(rows.iter().map(|r| r.b).collect::<BooleanArray>())),
+        ("d", Arc::new(rows.iter().map(|r| r.d.map(|d| now_day + d)).collect::<Date32Array>())),
         (
             "ts",
             Arc::new(
@@ -152,35 +105,25 @@ fn batch(rows: &[Row]) -> RecordBatch {
 }
 
 fn date_text(offset: i32) -> String {
-    let d = chrono::DateTime::from_timestamp_micros(NOW_US)
-        .unwrap()
-        .date_naive()
-        + chrono::Duration::days(offset as i64);
+    let d =
+        chrono::DateTime::from_timestamp_micros(NOW_US).unwrap().date_naive() + chrono::Duration::days(offset as i64);
     d.format("%Y-%m-%d").to_string()
 }
 
 fn ts_text(offset_days: i64, hours: i64) -> String {
-    chrono::DateTime::from_timestamp_micros(NOW_US + offset_days * DAY_US + hours * 3_600_000_000)
-        .unwrap()
-        .to_rfc3339()
+    chrono::DateTime::from_timestamp_micros(NOW_US + offset_days * DAY_US + hours * 3_600_000_000).unwrap().to_rfc3339()
 }
 
 fn condition() -> impl Strategy<Value = Rule> {
     let s = (0..STRINGS.len()).prop_map(|i| json!(STRINGS[i]));
     let int = (-3i64..4).prop_map(|v| json!(v));
-    let fl = prop_oneof![
-        (0..FLOATS.len() - 1).prop_map(|i| json!(FLOATS[i])),
-        Just(json!(0.5))
-    ];
+    let fl = prop_oneof![(0..FLOATS.len() - 1).prop_map(|i| json!(FLOATS[i])), Just(json!(0.5))];
     let date = (-4i32..3).prop_map(|d| json!(date_text(d)));
     let ts = (-5i64..3, 0i64..3).prop_map(|(d, h)| json!(ts_text(d, h)));
     let tag = (0..TAGS.len()).prop_map(|i| json!(TAGS[i]));
-    let tags = prop::collection::vec(0..TAGS.len(), 1..3)
-        .prop_map(|v| json!(v.iter().map(|i| TAGS[*i]).collect::<Vec<_>>()));
-    let window = (
-        0i64..4,
-        prop::sample::select(vec!["hours", "days", "weeks", "months"]),
-    )
+    let tags =
+        prop::collection::vec(0..TAGS.len(), 1..3).prop_map(|v| json!(v.iter().map(|i| TAGS[*i]).collect::<Vec<_>>()));
+    let window = (0i64..4, prop::sample::select(vec!["hours", "days", "weeks", "months"]))
         .prop_map(|(a, u)| json!({"amount": a, "unit": u}));
     let ordered_ops = prop::sample::select(vec![Op::Eq, Op::Ne, Op::Lt, Op::Le, Op::Gt, Op::Ge]);
     let list = |v: BoxedStrategy<Value>| prop::collection::vec(v, 1..4).prop_map(Value::Array);
@@ -201,26 +144,17 @@ fn condition() -> impl Strategy<Value = Rule> {
     };
     prop_oneof![
         attr_scalar("s", s.clone().boxed()),
-        (
-            prop::sample::select(vec![
-                Op::Contains,
-                Op::NotContains,
-                Op::StartsWith,
-                Op::EndsWith
-            ]),
-            s.clone()
-        )
+        (prop::sample::select(vec![Op::Contains, Op::NotContains, Op::StartsWith, Op::EndsWith]), s.clone())
             .prop_map(|(op, v)| Rule::condition("s", op, v)),
-        prop::sample::select(vec!["^a", "b$", "^$", "[%_]", "(?i)a"])
-            .prop_map(|p| Rule::condition("s", Op::Matches, p)),
+        prop::sample::select(vec!["^a", "b$", "^$", "[%_]", "(?i)a"]).prop_map(|p| Rule::condition(
+            "s",
+            Op::Matches,
+            p
+        )),
         attr_scalar("i", int.clone().boxed()),
         attr_scalar("l", int.clone().boxed()),
         (prop::bool::ANY, -3i64..4, -3i64..4).prop_map(|(n, a, b)| {
-            Rule::condition(
-                "i",
-                if n { Op::NotBetween } else { Op::Between },
-                json!([a.min(b), a.max(b)]),
-            )
+            Rule::condition("i", if n { Op::NotBetween } else { Op::Between }, json!([a.min(b), a.max(b)]))
         }),
         attr_scalar("f", fl.clone().boxed()),
         (prop::bool::ANY, fl.clone(), fl).prop_map(|(n, x, y)| {
@@ -236,31 +170,15 @@ fn condition() -> impl Strategy<Value = Rule> {
         )),
         Just(Rule::condition("b", Op::IsNull, Value::Null)),
         attr_scalar("d", date.clone().boxed()),
-        (prop::bool::ANY, date).prop_map(|(a, v)| Rule::condition(
-            "d",
-            if a { Op::After } else { Op::Before },
-            v
-        )),
+        (prop::bool::ANY, date).prop_map(|(a, v)| Rule::condition("d", if a { Op::After } else { Op::Before }, v)),
         attr_scalar("ts", ts.clone().boxed()),
-        (prop::bool::ANY, ts).prop_map(|(a, v)| Rule::condition(
-            "ts",
-            if a { Op::After } else { Op::Before },
-            v
+        (prop::bool::ANY, ts).prop_map(|(a, v)| Rule::condition("ts", if a { Op::After } else { Op::Before }, v)),
+        (prop::sample::select(vec!["d", "ts"]), prop::bool::ANY, window).prop_map(|(a, n, w)| Rule::condition(
+            a,
+            if n { Op::NotWithinLast } else { Op::WithinLast },
+            w
         )),
-        (
-            prop::sample::select(vec!["d", "ts"]),
-            prop::bool::ANY,
-            window
-        )
-            .prop_map(|(a, n, w)| Rule::condition(
-                a,
-                if n { Op::NotWithinLast } else { Op::WithinLast },
-                w
-            )),
-        (
-            prop::sample::select(vec![Op::HasAny, Op::HasAll, Op::HasNone]),
-            tags
-        )
+        (prop::sample::select(vec![Op::HasAny, Op::HasAll, Op::HasNone]), tags)
             .prop_map(|(op, v)| Rule::condition("tags", op, v)),
         (prop::bool::ANY, tag).prop_map(|(n, v)| Rule::condition(
             "tags",
@@ -284,13 +202,8 @@ fn rule() -> impl Strategy<Value = Rule> {
 /// Members the reference interpreter selects.
 fn expected(rule: &Rule, data: &RecordBatch) -> Vec<i64> {
     let checked = check(rule, &entity()).expect("generated rules type-check");
-    let now = chrono::DateTime::parse_from_rfc3339(NOW)
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let ids = data
-        .column_by_name("id")
-        .unwrap()
-        .as_primitive::<Int64Type>();
+    let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&chrono::Utc);
+    let ids = data.column_by_name("id").unwrap().as_primitive::<Int64Type>();
     let mut out: Vec<i64> = reference::eval(&checked, data, now)
         .iter()
         .enumerate()
@@ -307,10 +220,7 @@ async fn actual(rows: &[Row], rules: &[Rule]) -> (Vec<Vec<i64>>, RecordBatch) {
     ws.set_clock(Arc::new(FixedClock::parse(NOW).unwrap()));
     ws.define_entity(entity()).await.unwrap();
     if !rows.is_empty() {
-        let r = ws
-            .ingest_batches("t", vec![batch(rows)], IngestOptions::default())
-            .await
-            .unwrap();
+        let r = ws.ingest_batches("t", vec![batch(rows)], IngestOptions::default()).await.unwrap();
         assert_eq!(r.rows_quarantined, 0, "{:?}", r.quarantine_sample);
     }
     let stored = ws.sql("SELECT * FROM t ORDER BY id").await.unwrap();
@@ -318,22 +228,10 @@ async fn actual(rows: &[Row], rules: &[Rule]) -> (Vec<Vec<i64>>, RecordBatch) {
     let mut out = vec![];
     for (i, r) in rules.iter().enumerate() {
         let name = format!("r{i}");
-        ws.define_segment(SegmentDefinition::new(&name, "t", r.clone()))
-            .await
-            .unwrap();
+        ws.define_segment(SegmentDefinition::new(&name, "t", r.clone())).await.unwrap();
         let run = ws.evaluate(&name).await.unwrap();
-        assert_eq!(
-            ws.count(&name).await.unwrap(),
-            run.count,
-            "count() and evaluate() disagree for {r:?}"
-        );
-        out.push(
-            run.members
-                .column(0)
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec(),
-        );
+        assert_eq!(ws.count(&name).await.unwrap(), run.count, "count() and evaluate() disagree for {r:?}");
+        out.push(run.members.column(0).as_primitive::<Int64Type>().values().to_vec());
     }
     (out, stored)
 }
@@ -367,10 +265,7 @@ fn stored_data_round_trips_for_the_reference() {
             tags: Some(vec![Some(k % 3), None]),
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (_, stored) = rt.block_on(actual(&rows, &[]));
     let original = batch(&rows);
     assert_eq!(stored.num_rows(), 7);
@@ -381,10 +276,7 @@ fn stored_data_round_trips_for_the_reference() {
             "column {c}"
         );
     }
-    let f = stored
-        .column_by_name("f")
-        .unwrap()
-        .as_primitive::<arrow::datatypes::Float64Type>();
+    let f = stored.column_by_name("f").unwrap().as_primitive::<arrow::datatypes::Float64Type>();
     assert_eq!(f.len(), 7);
     assert!(f.is_null(5), "NaN is stored as null");
     assert_eq!(f.value(4), 1e300);

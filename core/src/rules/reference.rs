@@ -66,9 +66,7 @@ fn not(v: Option<bool>) -> Option<bool> {
 
 /// Evaluates the rule for every row of `batch`: `Some(true)`, `Some(false)` or `None` (unknown).
 pub(crate) fn eval(rule: &Checked, batch: &RecordBatch, now: DateTime<Utc>) -> Vec<Option<bool>> {
-    (0..batch.num_rows())
-        .map(|row| eval_row(rule, batch, row, now))
-        .collect()
+    (0..batch.num_rows()).map(|row| eval_row(rule, batch, row, now)).collect()
 }
 
 fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option<bool> {
@@ -123,17 +121,9 @@ fn pred(p: &Pred, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option
             let inside = ord(&v, &lit(lo)).is_ge() && ord(&v, &lit(hi)).is_le();
             inside != *negated
         }
-        Test::InList { values, negated } => {
-            values.iter().any(|l| ord(&v, &lit(l)).is_eq()) != *negated
-        }
-        Test::Pattern {
-            kind,
-            needle,
-            negated,
-        } => {
-            let Cell::S(s) = &v else {
-                panic!("pattern on non-string")
-            };
+        Test::InList { values, negated } => values.iter().any(|l| ord(&v, &lit(l)).is_eq()) != *negated,
+        Test::Pattern { kind, needle, negated } => {
+            let Cell::S(s) = &v else { panic!("pattern on non-string") };
             let hit = match kind {
                 PatternKind::Contains => s.contains(needle.as_str()),
                 PatternKind::StartsWith => s.starts_with(needle.as_str()),
@@ -142,21 +132,13 @@ fn pred(p: &Pred, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option
             hit != *negated
         }
         Test::Matches(pattern) => {
-            let Cell::S(s) = &v else {
-                panic!("regex on non-string")
-            };
+            let Cell::S(s) = &v else { panic!("regex on non-string") };
             regex::Regex::new(pattern).expect("checked").is_match(s)
         }
         Test::IsNull { .. } => unreachable!(),
         Test::List { mode, values } => {
-            let Cell::L(items) = &v else {
-                panic!("list test on non-list")
-            };
-            let has = |l: &Literal| {
-                items
-                    .iter()
-                    .any(|i| i.as_ref().is_some_and(|i| ord(i, &lit(l)).is_eq()))
-            };
+            let Cell::L(items) = &v else { panic!("list test on non-list") };
+            let has = |l: &Literal| items.iter().any(|i| i.as_ref().is_some_and(|i| ord(i, &lit(l)).is_eq()));
             match mode {
                 ListMode::Any => values.iter().any(has),
                 ListMode::All => values.iter().all(has),
@@ -166,15 +148,10 @@ fn pred(p: &Pred, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option
         Test::WithinLast { window, negated } => {
             let start = window.start(now);
             let (lo, hi) = match p.data_type {
-                DataType::Date => (
-                    super::days(start.date_naive()) as i64,
-                    super::days(now.date_naive()) as i64,
-                ),
+                DataType::Date => (super::days(start.date_naive()) as i64, super::days(now.date_naive()) as i64),
                 _ => (start.timestamp_micros(), now.timestamp_micros()),
             };
-            let Cell::I(x) = v else {
-                panic!("window on non-temporal")
-            };
+            let Cell::I(x) = v else { panic!("window on non-temporal") };
             (lo <= x && x <= hi) != *negated
         }
     })
