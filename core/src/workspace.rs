@@ -23,10 +23,12 @@ use crate::error::{Error, Result};
 use crate::ingest::pipeline::{self, quarantine_schema};
 use crate::ingest::{IngestOptions, IngestReport};
 use crate::model::{check_name, Entity, EntityKind};
-use crate::rules::{check, column, compile, Checked};
+use crate::rules::{check_with, column, compile_with, Checked, PlanSource, Resolver};
 use crate::segment::{diff_sorted, sort_keys, SegmentDefinition, SegmentRun};
 use crate::source::{BatchStream, RecordBatchSource, Source};
 use crate::store::Store;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::LogicalPlanBuilder;
 
 /// How to open a workspace. Its `Debug` output never shows store option values (they may be secrets).
 #[derive(Clone, Default)]
@@ -79,6 +81,9 @@ struct Inner {
     ctx: SessionContext,
     clock: RwLock<Arc<dyn Clock>>,
     entity_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The table provider registered for each entity (kept here so rule compilation can build scans without
+    /// going through the async catalog API).
+    providers: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -159,6 +164,7 @@ impl Workspace {
                 ctx,
                 clock: RwLock::new(Arc::new(SystemClock)),
                 entity_locks: Mutex::new(HashMap::new()),
+                providers: RwLock::new(HashMap::new()),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -213,7 +219,8 @@ impl Workspace {
             Arc::new(ListingTable::try_new(config)?)
         };
         self.inner.ctx.deregister_table(TableReference::bare(entity.name.as_str()))?;
-        self.inner.ctx.register_table(TableReference::bare(entity.name.as_str()), provider)?;
+        self.inner.ctx.register_table(TableReference::bare(entity.name.as_str()), provider.clone())?;
+        self.inner.providers.write().unwrap_or_else(|p| p.into_inner()).insert(entity.name.clone(), provider);
         Ok(())
     }
 
@@ -403,7 +410,7 @@ impl Workspace {
                 format!("entity `{}` has no key; segments select keyed entities", entity.name),
             ));
         }
-        let checked = check(&segment.rule, &entity)?;
+        let checked = check_with(&segment.rule, &entity, self, std::slice::from_ref(&segment.name))?;
         let segment = SegmentDefinition { rule: checked.to_rule(), ..segment };
         self.inner.catalog.put_segment(&segment)?;
         Ok(segment)
@@ -435,14 +442,58 @@ impl Workspace {
     fn compiled(&self, name: &str) -> Result<(SegmentDefinition, Entity, Checked)> {
         let def = self.segment(name)?;
         let entity = self.entity(&def.entity)?;
-        let checked = check(&def.rule, &entity)?;
+        let checked = check_with(&def.rule, &entity, self, std::slice::from_ref(&def.name))?;
         Ok((def, entity, checked))
     }
 
     async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
-        let expr = compile(checked, self.now());
+        let key = entity.key.clone().unwrap_or_default();
+        let sources = PlanSources { ws: self, stored: self.load_stored_members(checked).await? };
+        let expr = compile_with(checked, self.now(), &key, &entity.name, &sources)?;
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
         Ok(df.filter(expr)?)
+    }
+
+    /// Reads the latest stored membership of every segment the rule references with `stored: true`.
+    async fn load_stored_members(&self, checked: &Checked) -> Result<HashMap<String, Arc<dyn TableProvider>>> {
+        fn collect(c: &Checked, out: &mut Vec<String>) {
+            c.walk(&mut |n| match n {
+                Checked::InSegment(r) if r.stored => out.push(r.segment.clone()),
+                Checked::InSegment(r) => collect(&r.rule, out),
+                Checked::Behavior(b) => {
+                    if let Some(f) = &b.filter {
+                        collect(f, out)
+                    }
+                }
+                _ => {}
+            });
+        }
+        let mut names = vec![];
+        collect(checked, &mut names);
+        let mut out: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
+        for name in names {
+            if out.contains_key(&name) {
+                continue;
+            }
+            let Some(run) = self.inner.catalog.last_run(&name)? else {
+                return Err(Error::rule(
+                    format!("in_segment {name}"),
+                    format!("segment `{name}` has no stored run yet; evaluate it first or use stored: false"),
+                ));
+            };
+            let batches = self.inner.store.read_all(&run.membership_file).await?;
+            let schema = match batches.first() {
+                Some(b) => b.schema(),
+                None => {
+                    let def = self.segment(&name)?;
+                    let e = self.entity(&def.entity)?;
+                    let k = e.key.clone().unwrap_or_default();
+                    Arc::new(Schema::new(vec![Field::new(&k, e.attr(&k)?.data_type.to_arrow(), false)]))
+                }
+            };
+            out.insert(name, Arc::new(MemTable::try_new(schema, vec![batches])?));
+        }
+        Ok(out)
     }
 
     /// Evaluates a segment: computes its members, stores them as a new membership version and returns who
@@ -557,6 +608,37 @@ impl Workspace {
     pub async fn collect(stream: BatchStream, schema: &SchemaRef) -> Result<RecordBatch> {
         let batches: Vec<RecordBatch> = stream.try_collect().await?;
         Ok(concat_batches(schema, &batches)?)
+    }
+}
+
+impl Resolver for Workspace {
+    fn entities(&self) -> Vec<Entity> {
+        self.inner.catalog.entities().unwrap_or_default()
+    }
+    fn segment(&self, name: &str) -> Option<(String, crate::rules::Rule)> {
+        self.inner.catalog.segment(name).ok().flatten().map(|s| (s.entity, s.rule))
+    }
+    fn segment_names(&self) -> Vec<String> {
+        self.inner.catalog.segments().unwrap_or_default().into_iter().map(|s| s.name).collect()
+    }
+}
+
+struct PlanSources<'a> {
+    ws: &'a Workspace,
+    stored: HashMap<String, Arc<dyn TableProvider>>,
+}
+
+impl PlanSource for PlanSources<'_> {
+    fn scan(&self, entity: &str) -> Result<LogicalPlanBuilder> {
+        let provider = self.ws.inner.providers.read().unwrap_or_else(|p| p.into_inner()).get(entity).cloned();
+        let provider = provider.ok_or_else(|| Error::not_found("entity", entity))?;
+        Ok(LogicalPlanBuilder::scan(TableReference::bare(entity), provider_as_source(provider), None)?)
+    }
+    fn stored_members(&self, segment: &str) -> Result<LogicalPlanBuilder> {
+        let provider =
+            self.stored.get(segment).cloned().ok_or_else(|| Error::not_found("stored run of segment", segment))?;
+        let name = format!("__members_{segment}");
+        Ok(LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None)?)
     }
 }
 

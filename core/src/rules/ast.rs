@@ -23,6 +23,96 @@ pub enum Rule {
     Not(Box<Rule>),
     /// One condition on one attribute.
     Condition(Condition),
+    /// A condition on the events of a linked event entity (`performed` / `not_performed`).
+    Performed(Box<Behavior>),
+    /// Membership in another segment of the same entity (`in_segment` / `not_in_segment`).
+    InSegment(SegmentRef),
+}
+
+/// "Did X (matching a filter, in a window) with aggregates meeting thresholds": a behavioural condition.
+///
+/// Written as `{"performed": {"event": "events", "where": rule, "within_last": "30 days", "having":
+/// [{"count": {"ge": 3}}, {"sum": "amount", "gt": 200}]}}`; see `docs/rules.md`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Behavior {
+    /// The event entity (linked to this profile).
+    pub event: String,
+    /// A rule over the event's attributes (`None`: every event).
+    pub filter: Option<Rule>,
+    /// Which events count, by time.
+    pub window: Option<BehaviorWindow>,
+    /// Thresholds on aggregates over the matching events, all of which must hold (default: `count >= 1`).
+    pub having: Vec<Aggregate>,
+    /// `not_performed`: the negation (never unknown).
+    pub negated: bool,
+}
+
+/// The time window of a behavioural condition, on the event entity's timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BehaviorWindow {
+    /// Within the last N units of the workspace clock (`"30 days"` or `{"amount": 30, "unit": "days"}`).
+    Last(Value),
+    /// Between two instants, inclusive.
+    Between(Value, Value),
+    /// Since the value of a profile attribute (e.g. `signup_at`), up to now.
+    Since(String),
+}
+
+/// Aggregate functions over matching events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AggFn {
+    /// Number of matching events (0 when there are none).
+    Count,
+    /// Number of distinct values of an attribute (0 when there are no events).
+    CountDistinct,
+    /// Sum of an attribute (unknown when there are no events).
+    Sum,
+    /// Average of an attribute.
+    Avg,
+    /// Smallest value (e.g. the first time, for a timestamp).
+    Min,
+    /// Largest value (e.g. the last time).
+    Max,
+}
+
+impl AggFn {
+    /// Name in rules.
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFn::Count => "count",
+            AggFn::CountDistinct => "count_distinct",
+            AggFn::Sum => "sum",
+            AggFn::Avg => "avg",
+            AggFn::Min => "min",
+            AggFn::Max => "max",
+        }
+    }
+    /// All functions.
+    pub const ALL: [AggFn; 6] = [AggFn::Count, AggFn::CountDistinct, AggFn::Sum, AggFn::Avg, AggFn::Min, AggFn::Max];
+}
+
+/// `agg(attribute) op value`, e.g. `sum(amount) > 200` or `min(ts) within_last 7 days`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The function.
+    pub func: AggFn,
+    /// Its argument (`None` only for `count`).
+    pub attribute: Option<String>,
+    /// The comparison.
+    pub op: Op,
+    /// The operand.
+    pub value: Value,
+}
+
+/// A reference to another segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentRef {
+    /// The referenced segment.
+    pub segment: String,
+    /// `not_in_segment`.
+    pub negated: bool,
+    /// Use the stored membership of its latest run (`true`) or recompute its rule now (`false`, the default).
+    pub stored: bool,
 }
 
 /// `attribute op value`.
@@ -55,7 +145,7 @@ impl Rule {
         Rule::Not(Box::new(rule))
     }
 
-    /// Visits every condition.
+    /// Visits every condition on the rule's own entity.
     pub fn conditions(&self) -> Vec<&Condition> {
         let mut out = vec![];
         fn walk<'a>(r: &'a Rule, out: &mut Vec<&'a Condition>) {
@@ -63,6 +153,7 @@ impl Rule {
                 Rule::And(v) | Rule::Or(v) => v.iter().for_each(|c| walk(c, out)),
                 Rule::Not(c) => walk(c, out),
                 Rule::Condition(c) => out.push(c),
+                Rule::Performed(_) | Rule::InSegment(_) => {}
             }
         }
         walk(self, &mut out);
@@ -243,6 +334,51 @@ impl Rule {
                 serde_json::json!({"or": v.iter().map(Rule::to_json).collect::<Vec<_>>()})
             }
             Rule::Not(r) => serde_json::json!({"not": r.to_json()}),
+            Rule::Performed(b) => {
+                let mut m = serde_json::Map::new();
+                m.insert("event".into(), Value::String(b.event.clone()));
+                if let Some(f) = &b.filter {
+                    m.insert("where".into(), f.to_json());
+                }
+                match &b.window {
+                    Some(BehaviorWindow::Last(v)) => {
+                        m.insert("within_last".into(), v.clone());
+                    }
+                    Some(BehaviorWindow::Between(a, z)) => {
+                        m.insert("between".into(), Value::Array(vec![a.clone(), z.clone()]));
+                    }
+                    Some(BehaviorWindow::Since(a)) => {
+                        m.insert("since".into(), Value::String(a.clone()));
+                    }
+                    None => {}
+                }
+                if !b.having.is_empty() {
+                    let having = b
+                        .having
+                        .iter()
+                        .map(|a| {
+                            let mut h = serde_json::Map::new();
+                            h.insert(
+                                a.func.name().into(),
+                                a.attribute.clone().map(Value::String).unwrap_or(Value::Null),
+                            );
+                            h.insert(a.op.name().into(), a.value.clone());
+                            Value::Object(h)
+                        })
+                        .collect();
+                    m.insert("having".into(), Value::Array(having));
+                }
+                let key = if b.negated { "not_performed" } else { "performed" };
+                serde_json::json!({ key: Value::Object(m) })
+            }
+            Rule::InSegment(r) => {
+                let key = if r.negated { "not_in_segment" } else { "in_segment" };
+                if r.stored {
+                    serde_json::json!({ key: {"segment": r.segment, "stored": true} })
+                } else {
+                    serde_json::json!({ key: r.segment })
+                }
+            }
             Rule::Condition(c) => {
                 let mut m = serde_json::Map::new();
                 m.insert("attribute".into(), Value::String(c.attribute.clone()));

@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
-use super::ast::{Condition, Op, Rule};
+use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, Op, Rule, SegmentRef};
 use crate::error::{suggest, Error, Result};
 use crate::model::{DataType, Entity};
 
@@ -151,6 +151,117 @@ pub enum Checked {
     Not(Box<Checked>),
     /// A predicate on one attribute.
     Pred(Pred),
+    /// A behavioural condition over a linked event entity (true or false, never unknown).
+    Behavior(Box<CheckedBehavior>),
+    /// Membership in another segment of the same entity (true or false, never unknown).
+    InSegment(Box<CheckedSegmentRef>),
+}
+
+/// A type-checked behavioural condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedBehavior {
+    /// The event entity.
+    pub event: Entity,
+    /// The event attribute that holds this profile's key.
+    pub link: String,
+    /// The event time attribute.
+    pub time: String,
+    /// Filter over the event's attributes.
+    pub filter: Option<Checked>,
+    /// Time window.
+    pub window: Option<CheckedWindow>,
+    /// Thresholds, all of which must hold; each predicate is on the aggregate's column `alias`.
+    pub having: Vec<CheckedAggregate>,
+    /// `not_performed`.
+    pub negated: bool,
+}
+
+impl CheckedBehavior {
+    /// Whether an entity with no matching events satisfies the thresholds (e.g. `count < 3`).
+    pub fn holds_without_events(&self) -> bool {
+        self.having.iter().all(|a| {
+            let empty = if matches!(a.func, AggFn::Count | AggFn::CountDistinct) { Some(0i64) } else { None };
+            match (&a.pred.test, empty) {
+                (Test::IsNull { negated }, e) => e.is_none() != *negated,
+                (_, None) => false,
+                (Test::Compare(c, Literal::Int(v)), Some(n)) => match c {
+                    Cmp::Eq => n == *v,
+                    Cmp::Ne => n != *v,
+                    Cmp::Lt => n < *v,
+                    Cmp::Le => n <= *v,
+                    Cmp::Gt => n > *v,
+                    Cmp::Ge => n >= *v,
+                },
+                (Test::Between { lo: Literal::Int(lo), hi: Literal::Int(hi), negated }, Some(n)) => {
+                    (*lo <= n && n <= *hi) != *negated
+                }
+                (Test::InList { values, negated }, Some(n)) => values.contains(&Literal::Int(n)) != *negated,
+                _ => false,
+            }
+        })
+    }
+}
+
+/// A time window resolved against the event entity.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckedWindow {
+    /// `[now − window, now]`.
+    Last(Window),
+    /// `[from, to]`, in the time attribute's type.
+    Between(Literal, Literal),
+    /// `[profile.attribute, now]`.
+    Since(String),
+}
+
+/// One checked threshold.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedAggregate {
+    /// The function.
+    pub func: AggFn,
+    /// Its argument.
+    pub attribute: Option<String>,
+    /// The column name the aggregate is computed as (`__agg0`, …).
+    pub alias: String,
+    /// The predicate on that column.
+    pub pred: Pred,
+}
+
+/// A checked segment reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedSegmentRef {
+    /// The referenced segment.
+    pub segment: String,
+    /// `not_in_segment`.
+    pub negated: bool,
+    /// Read the latest stored membership instead of recomputing.
+    pub stored: bool,
+    /// The referenced segment's checked rule (used when recomputing).
+    pub rule: Checked,
+}
+
+/// What type checking needs to know beyond the entity itself: other entities and segments.
+pub trait Resolver {
+    /// All entities.
+    fn entities(&self) -> Vec<Entity>;
+    /// A segment's entity and rule, if it exists.
+    fn segment(&self, name: &str) -> Option<(String, Rule)>;
+    /// Names of all segments (for suggestions).
+    fn segment_names(&self) -> Vec<String>;
+}
+
+/// A resolver that knows no other entities or segments.
+struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn entities(&self) -> Vec<Entity> {
+        vec![]
+    }
+    fn segment(&self, _: &str) -> Option<(String, Rule)> {
+        None
+    }
+    fn segment_names(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// A typed predicate.
@@ -177,10 +288,21 @@ impl Checked {
                         out.push(p.attribute.clone())
                     }
                 }
+                Checked::Behavior(_) | Checked::InSegment(_) => {}
             }
         }
         walk(self, &mut out);
         out
+    }
+
+    /// Visits this node and all nodes below it (segment references are not entered).
+    pub fn walk(&self, f: &mut dyn FnMut(&Checked)) {
+        f(self);
+        match self {
+            Checked::And(v) | Checked::Or(v) => v.iter().for_each(|x| x.walk(f)),
+            Checked::Not(x) => x.walk(f),
+            Checked::Pred(_) | Checked::Behavior(_) | Checked::InSegment(_) => {}
+        }
     }
 }
 
@@ -191,7 +313,21 @@ impl Checked {
 /// The result is simplified: a single-child `and`/`or` is its child and nested `and`s (or `or`s) are flattened,
 /// so the same condition written in different dialects gives the same checked rule.
 pub fn check(rule: &Rule, entity: &Entity) -> Result<Checked> {
-    Ok(simplify(check_at(rule, entity, "")?))
+    check_with(rule, entity, &NoResolver, &[])
+}
+
+/// Type-checks `rule` against `entity`, resolving event entities and referenced segments with `resolver`.
+///
+/// `defining` lists the segments being defined (the caller's own name): a reference back to one of them is a
+/// cycle and an error.
+pub fn check_with(rule: &Rule, entity: &Entity, resolver: &dyn Resolver, defining: &[String]) -> Result<Checked> {
+    let mut cx = Cx { resolver, stack: defining.to_vec() };
+    Ok(simplify(cx.check_at(rule, entity, "")?))
+}
+
+struct Cx<'a> {
+    resolver: &'a dyn Resolver,
+    stack: Vec<String>,
 }
 
 fn simplify(c: Checked) -> Checked {
@@ -216,7 +352,11 @@ fn simplify(c: Checked) -> Checked {
                 .collect(),
         ),
         Checked::Not(x) => Checked::Not(Box::new(simplify(*x))),
-        p @ Checked::Pred(_) => p,
+        Checked::Behavior(mut b) => {
+            b.filter = b.filter.map(simplify);
+            Checked::Behavior(b)
+        }
+        other => other,
     }
 }
 
@@ -228,23 +368,204 @@ fn join(path: &str, part: impl std::fmt::Display) -> String {
     }
 }
 
-fn check_at(rule: &Rule, entity: &Entity, path: &str) -> Result<Checked> {
-    Ok(match rule {
-        Rule::And(v) => Checked::And(
-            v.iter()
-                .enumerate()
-                .map(|(i, r)| check_at(r, entity, &join(path, format!("and[{i}]"))))
-                .collect::<Result<_>>()?,
-        ),
-        Rule::Or(v) => Checked::Or(
-            v.iter()
-                .enumerate()
-                .map(|(i, r)| check_at(r, entity, &join(path, format!("or[{i}]"))))
-                .collect::<Result<_>>()?,
-        ),
-        Rule::Not(r) => Checked::Not(Box::new(check_at(r, entity, &join(path, "not"))?)),
-        Rule::Condition(c) => Checked::Pred(check_condition(c, entity, if path.is_empty() { "<root>" } else { path })?),
-    })
+impl Cx<'_> {
+    fn check_at(&mut self, rule: &Rule, entity: &Entity, path: &str) -> Result<Checked> {
+        let here = if path.is_empty() { "<root>" } else { path };
+        Ok(match rule {
+            Rule::And(v) => Checked::And(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, r)| self.check_at(r, entity, &join(path, format!("and[{i}]"))))
+                    .collect::<Result<_>>()?,
+            ),
+            Rule::Or(v) => Checked::Or(
+                v.iter()
+                    .enumerate()
+                    .map(|(i, r)| self.check_at(r, entity, &join(path, format!("or[{i}]"))))
+                    .collect::<Result<_>>()?,
+            ),
+            Rule::Not(r) => Checked::Not(Box::new(self.check_at(r, entity, &join(path, "not"))?)),
+            Rule::Condition(c) => Checked::Pred(check_condition(c, entity, here)?),
+            Rule::Performed(b) => {
+                let key = if b.negated { "not_performed" } else { "performed" };
+                Checked::Behavior(Box::new(self.check_behavior(b, entity, &join(path, key))?))
+            }
+            Rule::InSegment(r) => {
+                let key = if r.negated { "not_in_segment" } else { "in_segment" };
+                let p = join(path, key);
+                let Some((seg_entity, seg_rule)) = self.resolver.segment(&r.segment) else {
+                    let names = self.resolver.segment_names();
+                    let hint = suggest(&r.segment, names.iter().map(String::as_str))
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    return Err(Error::rule(p, format!("segment `{}` is not defined{hint}", r.segment)));
+                };
+                if seg_entity != entity.name {
+                    return Err(Error::rule(
+                        p,
+                        format!("segment `{}` selects `{seg_entity}`, not `{}`", r.segment, entity.name),
+                    ));
+                }
+                if let Some(i) = self.stack.iter().position(|s| s == &r.segment) {
+                    let mut cycle = self.stack[i..].to_vec();
+                    cycle.push(r.segment.clone());
+                    return Err(Error::rule(p, format!("segment references form a cycle: {}", cycle.join(" → "))));
+                }
+                self.stack.push(r.segment.clone());
+                let inner = self.check_at(&seg_rule, entity, "").map_err(|e| match e {
+                    Error::Rule { path: ip, message } => {
+                        Error::rule(&p, format!("in segment `{}` at {ip}: {message}", r.segment))
+                    }
+                    other => other,
+                });
+                self.stack.pop();
+                Checked::InSegment(Box::new(CheckedSegmentRef {
+                    segment: r.segment.clone(),
+                    negated: r.negated,
+                    stored: r.stored,
+                    rule: simplify(inner?),
+                }))
+            }
+        })
+    }
+
+    fn check_behavior(&mut self, b: &Behavior, profile: &Entity, path: &str) -> Result<CheckedBehavior> {
+        let entities = self.resolver.entities();
+        let Some(event) = entities.iter().find(|e| e.name == b.event) else {
+            let hint = suggest(&b.event, entities.iter().map(|e| e.name.as_str()))
+                .map(|s| format!(" (did you mean `{s}`?)"))
+                .unwrap_or_default();
+            return Err(Error::rule(join(path, "event"), format!("entity `{}` is not defined{hint}", b.event)));
+        };
+        let Some(key) = profile.key.clone() else {
+            return Err(Error::rule(path, format!("entity `{}` has no key to link events to", profile.name)));
+        };
+        let Some(link) =
+            event.links.iter().find(|l| l.entity == profile.name && l.target.as_ref().is_none_or(|t| t == &key))
+        else {
+            return Err(Error::rule(
+                join(path, "event"),
+                format!("entity `{}` has no link to `{}.{key}`", event.name, profile.name),
+            ));
+        };
+        let Some(time) = event.timestamp.clone() else {
+            return Err(Error::rule(
+                join(path, "event"),
+                format!("entity `{}` has no timestamp attribute", event.name),
+            ));
+        };
+        let time_type = event.attr(&time)?.data_type.clone();
+        let filter = match &b.filter {
+            Some(f) => Some(simplify(self.check_at(f, event, &join(path, "where"))?)),
+            None => None,
+        };
+        let window = match &b.window {
+            None => None,
+            Some(BehaviorWindow::Last(v)) => Some(CheckedWindow::Last(window(v, &join(path, "within_last"))?)),
+            Some(BehaviorWindow::Between(a, z)) => {
+                let p = join(path, "between");
+                let (lo, hi) = (literal(a, &time_type, &p)?, literal(z, &time_type, &p)?);
+                if lit_gt(&lo, &hi) {
+                    return Err(Error::rule(p, "the start is after the end"));
+                }
+                Some(CheckedWindow::Between(lo, hi))
+            }
+            Some(BehaviorWindow::Since(a)) => {
+                let p = join(path, "since");
+                let attr = profile.attr(a).map_err(|e| Error::rule(&p, e.to_string()))?;
+                if attr.data_type != time_type {
+                    return Err(Error::rule(
+                        p,
+                        format!("`{}` is {} but the event time `{time}` is {time_type}", attr.name, attr.data_type),
+                    ));
+                }
+                Some(CheckedWindow::Since(attr.name.clone()))
+            }
+        };
+        let defaults = [Aggregate { func: AggFn::Count, attribute: None, op: Op::Ge, value: Value::from(1) }];
+        let having_src: &[Aggregate] = if b.having.is_empty() { &defaults } else { &b.having };
+        let mut having = vec![];
+        for (i, a) in having_src.iter().enumerate() {
+            let p = join(path, format!("having[{i}]"));
+            let input = match (&a.func, &a.attribute) {
+                (AggFn::Count, None) => None,
+                (AggFn::Count, Some(_)) => {
+                    return Err(Error::rule(p, "count takes no attribute (use count_distinct)"));
+                }
+                (f, None) => return Err(Error::rule(p, format!("{} needs an attribute", f.name()))),
+                (f, Some(attr)) => {
+                    let at = event.attr(attr).map_err(|e| Error::rule(join(&p, f.name()), e.to_string()))?;
+                    let ok = match f {
+                        AggFn::Sum | AggFn::Avg => at.data_type.is_numeric(),
+                        AggFn::Min | AggFn::Max => at.data_type.is_ordered(),
+                        _ => !matches!(at.data_type, DataType::List(_) | DataType::Json),
+                    };
+                    if !ok {
+                        return Err(Error::rule(
+                            join(&p, f.name()),
+                            format!("{} does not apply to `{}` of type {}", f.name(), at.name, at.data_type),
+                        ));
+                    }
+                    Some(at.clone())
+                }
+            };
+            let out_type = match (a.func, &input) {
+                (AggFn::Count | AggFn::CountDistinct, _) => DataType::Int64,
+                (AggFn::Avg, _) => DataType::Float64,
+                (AggFn::Sum, Some(at)) if at.data_type == DataType::Float64 => DataType::Float64,
+                (AggFn::Sum, _) => DataType::Int64,
+                (_, Some(at)) => at.data_type.clone(),
+                (_, None) => DataType::Int64,
+            };
+            if !matches!(
+                a.op,
+                Op::Eq
+                    | Op::Ne
+                    | Op::Lt
+                    | Op::Le
+                    | Op::Gt
+                    | Op::Ge
+                    | Op::Between
+                    | Op::NotBetween
+                    | Op::In
+                    | Op::NotIn
+                    | Op::IsNull
+                    | Op::NotNull
+                    | Op::Before
+                    | Op::After
+                    | Op::WithinLast
+                    | Op::NotWithinLast
+            ) {
+                return Err(Error::rule(
+                    join(&p, a.op.name()),
+                    format!("operator `{}` does not apply to aggregates", a.op),
+                ));
+            }
+            let alias = format!("__agg{i}");
+            let synthetic = Entity {
+                name: format!("{}({})", a.func.name(), a.attribute.as_deref().unwrap_or("*")),
+                attributes: vec![crate::model::Attribute::new(alias.clone(), out_type)],
+                ..Entity::profile("aggregate", alias.clone())
+            };
+            let cond = Condition { attribute: alias.clone(), op: a.op, value: a.value.clone() };
+            let pred = check_condition(&cond, &synthetic, &p).map_err(|e| match e {
+                Error::Rule { path, message } => {
+                    Error::rule(path.replace(".attribute", ""), message.replace(&alias, a.func.name()))
+                }
+                other => other,
+            })?;
+            having.push(CheckedAggregate { func: a.func, attribute: a.attribute.clone(), alias, pred });
+        }
+        Ok(CheckedBehavior {
+            event: event.clone(),
+            link: link.attribute.clone(),
+            time,
+            filter,
+            window,
+            having,
+            negated: b.negated,
+        })
+    }
 }
 
 fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
@@ -624,6 +945,35 @@ impl Checked {
             Checked::And(v) => Rule::And(v.iter().map(Checked::to_rule).collect()),
             Checked::Or(v) => Rule::Or(v.iter().map(Checked::to_rule).collect()),
             Checked::Not(x) => Rule::not(x.to_rule()),
+            Checked::InSegment(r) => {
+                Rule::InSegment(SegmentRef { segment: r.segment.clone(), negated: r.negated, stored: r.stored })
+            }
+            Checked::Behavior(b) => {
+                let window = b.window.as_ref().map(|w| match w {
+                    CheckedWindow::Last(w) => {
+                        BehaviorWindow::Last(serde_json::json!({"amount": w.amount, "unit": w.unit.name()}))
+                    }
+                    CheckedWindow::Between(lo, hi) => BehaviorWindow::Between(lo.to_json(), hi.to_json()),
+                    CheckedWindow::Since(a) => BehaviorWindow::Since(a.clone()),
+                });
+                let having = b
+                    .having
+                    .iter()
+                    .map(|a| {
+                        let Rule::Condition(c) = Checked::Pred(a.pred.clone()).to_rule() else {
+                            unreachable!("aggregate predicates are plain conditions")
+                        };
+                        Aggregate { func: a.func, attribute: a.attribute.clone(), op: c.op, value: c.value }
+                    })
+                    .collect();
+                Rule::Performed(Box::new(Behavior {
+                    event: b.event.name.clone(),
+                    filter: b.filter.as_ref().map(Checked::to_rule),
+                    window,
+                    having,
+                    negated: b.negated,
+                }))
+            }
             Checked::Pred(p) => {
                 let list = |v: &[Literal]| Value::Array(v.iter().map(Literal::to_json).collect());
                 let (op, value) = match &p.test {

@@ -6,20 +6,164 @@ use datafusion::functions_nested::expr_fn::{array_has, array_has_all, array_has_
 use datafusion::logical_expr::expr::{InList, Like};
 use datafusion::logical_expr::{binary_expr, lit, Between, Expr, Operator};
 
-use super::check::{Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test};
+use std::sync::Arc;
+
+use datafusion::common::JoinType;
+use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
+use datafusion::logical_expr::{in_subquery, LogicalPlanBuilder};
+
+use super::ast::AggFn;
+use super::check::{Checked, CheckedBehavior, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test};
+use crate::error::Result;
 use crate::model::{DataType, UTC};
 
 /// Compiles a checked rule to a boolean expression over the entity's columns; `now` resolves relative windows.
 ///
 /// Three-valued logic is DataFusion's (SQL's): a comparison with a null attribute is unknown, `not unknown` is
 /// unknown, and only rows where the expression is true are members.
+///
+/// For rules without behavioural conditions or segment references; [`compile_with`] handles those.
 pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
     match rule {
         Checked::And(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::and).unwrap_or_else(|| lit(true)),
         Checked::Or(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::or).unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),
+        Checked::Behavior(_) | Checked::InSegment(_) => {
+            panic!("compile() got a behavioural or segment node; use compile_with()")
+        }
     }
+}
+
+/// Where [`compile_with`] gets the plans of other tables from.
+pub trait PlanSource {
+    /// A scan of an entity's table.
+    fn scan(&self, entity: &str) -> Result<LogicalPlanBuilder>;
+    /// The stored members (one key column) of a segment's latest run.
+    fn stored_members(&self, segment: &str) -> Result<LogicalPlanBuilder>;
+}
+
+/// Compiles any checked rule over entity `profile` (whose key column is `key`). Behavioural conditions become
+/// `key [NOT] IN (aggregating subquery over the event table)`, segment references the referenced rule inlined
+/// (or `key IN (stored members)`). Both are two-valued: true or false, never unknown.
+pub fn compile_with(
+    rule: &Checked,
+    now: DateTime<Utc>,
+    key: &str,
+    profile: &str,
+    tables: &dyn PlanSource,
+) -> Result<Expr> {
+    let rec = |r: &Checked| compile_with(r, now, key, profile, tables);
+    Ok(match rule {
+        Checked::And(v) => {
+            v.iter().map(rec).collect::<Result<Vec<_>>>()?.into_iter().reduce(Expr::and).unwrap_or_else(|| lit(true))
+        }
+        Checked::Or(v) => {
+            v.iter().map(rec).collect::<Result<Vec<_>>>()?.into_iter().reduce(Expr::or).unwrap_or_else(|| lit(false))
+        }
+        Checked::Not(r) => Expr::Not(Box::new(rec(r)?)),
+        Checked::Pred(p) => compile_pred(p, now),
+        Checked::InSegment(r) => {
+            let inner = if r.stored {
+                let plan = tables.stored_members(&r.segment)?.build()?;
+                in_subquery(column(key), Arc::new(plan))
+            } else {
+                Expr::IsTrue(Box::new(rec(&r.rule)?))
+            };
+            if r.negated {
+                Expr::Not(Box::new(inner))
+            } else {
+                inner
+            }
+        }
+        Checked::Behavior(b) => {
+            let performed = compile_behavior(b, now, key, profile, tables)?;
+            if b.negated {
+                Expr::Not(Box::new(performed))
+            } else {
+                performed
+            }
+        }
+    })
+}
+
+fn compile_behavior(
+    b: &CheckedBehavior,
+    now: DateTime<Utc>,
+    key: &str,
+    profile: &str,
+    tables: &dyn PlanSource,
+) -> Result<Expr> {
+    let time = column(&b.time);
+    let time_type = b.event.attr(&b.time)?.data_type.clone();
+    let bound = |t: DateTime<Utc>| match time_type {
+        DataType::Date => Expr::Literal(ScalarValue::Date32(Some(days(t.date_naive()))), None),
+        _ => Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None),
+    };
+    let mut preds = vec![];
+    let event_key = b.event.key.clone().unwrap_or_default();
+    if let Some(f) = &b.filter {
+        preds.push(compile_with(f, now, &event_key, &b.event.name, tables)?);
+    }
+    let mut plan = tables.scan(&b.event.name)?;
+    match &b.window {
+        None => {}
+        Some(CheckedWindow::Last(w)) => preds.push(Expr::Between(Between::new(
+            Box::new(time.clone()),
+            false,
+            Box::new(bound(w.start(now))),
+            Box::new(bound(now)),
+        ))),
+        Some(CheckedWindow::Between(lo, hi)) => preds.push(Expr::Between(Between::new(
+            Box::new(time.clone()),
+            false,
+            Box::new(Expr::Literal(scalar(lo, &time_type), None)),
+            Box::new(Expr::Literal(scalar(hi, &time_type), None)),
+        ))),
+        Some(CheckedWindow::Since(attr)) => {
+            let since = tables
+                .scan(profile)?
+                .project(vec![column(key).alias("__p_key"), column(attr).alias("__p_since")])?
+                .build()?;
+            plan = plan.join(
+                since,
+                JoinType::Inner,
+                (vec![Column::new_unqualified(&b.link)], vec![Column::new_unqualified("__p_key")]),
+                None,
+            )?;
+            preds.push(time.clone().gt_eq(column("__p_since")));
+            preds.push(time.clone().lt_eq(bound(now)));
+        }
+    }
+    if let Some(p) = preds.into_iter().reduce(Expr::and) {
+        plan = plan.filter(p)?;
+    }
+    let aggs = b
+        .having
+        .iter()
+        .map(|a| {
+            let arg = a.attribute.as_deref().map(column);
+            let e = match (a.func, arg) {
+                (AggFn::Count, _) => count(lit(1i64)),
+                (AggFn::CountDistinct, Some(x)) => count_distinct(x),
+                (AggFn::Sum, Some(x)) => sum(x),
+                (AggFn::Avg, Some(x)) => avg(x),
+                (AggFn::Min, Some(x)) => min(x),
+                (AggFn::Max, Some(x)) => max(x),
+                (f, None) => unreachable!("{} without attribute passed the checker", f.name()),
+            };
+            e.alias(&a.alias)
+        })
+        .collect::<Vec<_>>();
+    let having = b.having.iter().map(|a| compile_pred(&a.pred, now)).reduce(Expr::and).unwrap_or_else(|| lit(true));
+    let without_events = b.holds_without_events();
+    // Entities with no matching events never reach the subquery: when they satisfy the thresholds, select the
+    // complement (groups that fail) and negate.
+    let group_filter = if without_events { Expr::IsNotTrue(Box::new(having)) } else { having };
+    let sub =
+        plan.aggregate(vec![column(&b.link)], aggs)?.filter(group_filter)?.project(vec![column(&b.link)])?.build()?;
+    let test = in_subquery(column(key), Arc::new(sub));
+    Ok(if without_events { Expr::Not(Box::new(test)) } else { test })
 }
 
 /// An unqualified column reference (names are validated identifiers; no parsing of dots or case folding).

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use super::ast::{Condition, Op, Rule};
+use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, Op, Rule, SegmentRef};
 use crate::error::{Error, Result};
 
 /// Which JSON dialect a rule is written in.
@@ -149,6 +149,40 @@ pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
             return Ok(ctor(parsed));
         }
     }
+    for key in ["performed", "not_performed"] {
+        if let Some(spec) = m.get(key) {
+            only_keys(m, &[key], path)?;
+            return parse_behavior(spec, key == "not_performed", &join(path, key));
+        }
+    }
+    for key in ["in_segment", "not_in_segment"] {
+        if let Some(spec) = m.get(key) {
+            only_keys(m, &[key], path)?;
+            let p = join(path, key);
+            let (segment, stored) = match spec {
+                Value::String(s) => (s.clone(), false),
+                Value::Object(o) => {
+                    only_keys(o, &["segment", "stored"], &p)?;
+                    let Some(Value::String(s)) = o.get("segment") else {
+                        return Err(Error::rule(join(&p, "segment"), "expected a segment name"));
+                    };
+                    let stored = match o.get("stored") {
+                        None => false,
+                        Some(Value::Bool(b)) => *b,
+                        Some(other) => {
+                            return Err(Error::rule(
+                                join(&p, "stored"),
+                                format!("expected true or false, found {}", kind(other)),
+                            ))
+                        }
+                    };
+                    (s.clone(), stored)
+                }
+                other => return Err(Error::rule(p, format!("expected a segment name, found {}", kind(other)))),
+            };
+            return Ok(Rule::InSegment(SegmentRef { segment, negated: key == "not_in_segment", stored }));
+        }
+    }
     if let Some(child) = m.get("not") {
         only_keys(m, &["not"], path)?;
         return Ok(Rule::not(parse_native(child, &join(path, "not"))?));
@@ -180,6 +214,88 @@ pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
         )),
         _ => Err(Error::rule(at(path), "condition has no `op`")),
     }
+}
+
+fn parse_behavior(v: &Value, negated: bool, path: &str) -> Result<Rule> {
+    let Value::Object(m) = v else {
+        return Err(Error::rule(at(path), format!("expected an object with `event`, found {}", kind(v))));
+    };
+    only_keys(m, &["event", "where", "within_last", "between", "since", "having"], path)?;
+    let Some(Value::String(event)) = m.get("event") else {
+        return Err(Error::rule(join(path, "event"), "expected the name of an event entity"));
+    };
+    let filter = m.get("where").map(|w| parse_native(w, &join(path, "where"))).transpose()?;
+    let windows: Vec<&str> = ["within_last", "between", "since"].into_iter().filter(|k| m.contains_key(*k)).collect();
+    if windows.len() > 1 {
+        return Err(Error::rule(at(path), format!("give one time window, not {}", windows.join(" and "))));
+    }
+    let window = if let Some(v) = m.get("within_last") {
+        Some(BehaviorWindow::Last(v.clone()))
+    } else if let Some(v) = m.get("between") {
+        match v {
+            Value::Array(a) if a.len() == 2 => Some(BehaviorWindow::Between(a[0].clone(), a[1].clone())),
+            _ => return Err(Error::rule(join(path, "between"), "expected [from, to]")),
+        }
+    } else if let Some(v) = m.get("since") {
+        match v {
+            Value::String(s) => Some(BehaviorWindow::Since(s.clone())),
+            _ => return Err(Error::rule(join(path, "since"), "expected the name of a profile attribute")),
+        }
+    } else {
+        None
+    };
+    let mut having = vec![];
+    match m.get("having") {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                having.push(parse_aggregate(item, &join(path, format!("having[{i}]")))?);
+            }
+        }
+        Some(other) => {
+            return Err(Error::rule(
+                join(path, "having"),
+                format!("expected an array of thresholds, found {}", kind(other)),
+            ))
+        }
+    }
+    Ok(Rule::Performed(Box::new(Behavior { event: event.clone(), filter, window, having, negated })))
+}
+
+/// `{"count": {"ge": 3}}`, `{"count": null, "ge": 3}`, `{"sum": "amount", "gt": 200}`.
+fn parse_aggregate(v: &Value, path: &str) -> Result<Aggregate> {
+    let Value::Object(m) = v else {
+        return Err(Error::rule(
+            at(path),
+            format!("expected a threshold such as {{\"sum\": \"amount\", \"gt\": 200}}, found {}", kind(v)),
+        ));
+    };
+    let funcs: Vec<AggFn> = AggFn::ALL.into_iter().filter(|f| m.contains_key(f.name())).collect();
+    let [func] = funcs[..] else {
+        return Err(Error::rule(
+            at(path),
+            "name exactly one aggregate: count, count_distinct, sum, avg, min or max".to_string(),
+        ));
+    };
+    let arg = &m[func.name()];
+    let (attribute, mut rest): (Option<String>, serde_json::Map<String, Value>) = match (func, arg) {
+        (AggFn::Count, Value::Object(o)) => (None, o.clone()),
+        (AggFn::Count, Value::Null) => (None, m.clone()),
+        (_, Value::String(a)) => (Some(a.clone()), m.clone()),
+        (f, _) => {
+            return Err(Error::rule(
+                join(path, f.name()),
+                if f == AggFn::Count { "expected {\"ge\": 3} or null" } else { "expected an attribute name" },
+            ))
+        }
+    };
+    rest.remove(func.name());
+    if rest.len() != 1 {
+        return Err(Error::rule(at(path), "expected one comparison, e.g. {\"ge\": 3}"));
+    }
+    let (op_name, value) = rest.into_iter().next().expect("len 1");
+    let op = Op::from_str(&op_name).map_err(|e| relocate(e, &join(path, &op_name)))?;
+    Ok(Aggregate { func, attribute, op, value })
 }
 
 fn only_keys(m: &Map<String, Value>, allowed: &[&str], path: &str) -> Result<()> {

@@ -18,12 +18,12 @@ mod proptest;
 #[cfg(test)]
 pub(crate) mod reference;
 
-pub use ast::{Condition, Op, Rule};
+pub use ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, Op, Rule, SegmentRef};
 pub use check::{
-    check, literal, parse_date, parse_timestamp, Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test, TimeUnit,
-    Window,
+    check, check_with, literal, parse_date, parse_timestamp, Checked, CheckedAggregate, CheckedBehavior,
+    CheckedSegmentRef, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Resolver, Test, TimeUnit, Window,
 };
 #[cfg(test)]
 pub(crate) use compile::days;
-pub use compile::{column, compile, scalar};
+pub use compile::{column, compile, compile_with, scalar, PlanSource};
 pub use dialect::Dialect;

@@ -95,6 +95,9 @@ fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, now: DateTime<Utc>)
         }
         Checked::Not(r) => not(eval_row(r, batch, row, now)),
         Checked::Pred(p) => pred(p, batch, row, now),
+        Checked::Behavior(_) | Checked::InSegment(_) => {
+            unimplemented!("the reference interpreter covers attribute rules only so far")
+        }
     }
 }
 

@@ -1,0 +1,208 @@
+//! Behavioural conditions over a linked event entity, and segment references (issue 3, first part).
+
+mod common;
+
+use common::*;
+use segkit::{Attribute, DataType, Entity, IngestOptions, Link, SegmentDefinition, Workspace};
+use serde_json::json;
+
+const EVENTS: &str = "user_id,ts,event_type,amount
+1,2026-06-25T10:00:00Z,purchase,10.0
+1,2026-06-26T10:00:00Z,purchase,20.0
+1,2026-06-27T10:00:00Z,purchase,300.0
+1,2026-06-28T10:00:00Z,view,
+2,2026-05-01T00:00:00Z,purchase,500.0
+2,2026-06-29T00:00:00Z,purchase,5.0
+3,2026-06-20T00:00:00Z,view,
+3,2026-06-21T00:00:00Z,view,
+4,2026-06-10T00:00:00Z,purchase,50
+4,2026-06-11T00:00:00Z,purchase,60
+4,2026-06-12T00:00:00Z,purchase,70
+6,2026-06-29T23:59:59Z,purchase,1000
+7,2025-01-01T00:00:00Z,purchase,150
+99,2026-06-20T00:00:00Z,purchase,999
+";
+
+async fn workspace() -> (tempfile::TempDir, Workspace) {
+    let (dir, ws) = people_workspace().await;
+    ws.define_entity(
+        Entity::event("events", "ts")
+            .attribute(Attribute::new("user_id", DataType::Int64))
+            .attribute(Attribute::new("ts", DataType::Timestamp))
+            .attribute(Attribute::new("event_type", DataType::String))
+            .attribute(Attribute::new("amount", DataType::Float64))
+            .link(Link::new("user_id", "people")),
+    )
+    .await
+    .unwrap();
+    let r = ws.ingest_batches("events", vec![csv_batch(EVENTS)], IngestOptions::default()).await.unwrap();
+    assert_eq!(r.rows_written, 14);
+    (dir, ws)
+}
+
+fn purchases(extra: serde_json::Value) -> serde_json::Value {
+    let mut p = json!({"event": "events", "where": {"attribute": "event_type", "op": "eq", "value": "purchase"}});
+    for (k, v) in extra.as_object().unwrap() {
+        p[k] = v.clone();
+    }
+    p
+}
+
+#[tokio::test]
+async fn behavioural_conditions() {
+    let (_dir, ws) = workspace().await;
+    let cases: Vec<(&str, serde_json::Value, Vec<i64>)> = vec![
+        (
+            "any purchase in 30 days",
+            json!({"performed": purchases(json!({"within_last": "30 days"}))}),
+            vec![1, 2, 4, 6],
+        ),
+        (
+            "S3 shape: >= 3 purchases and sum > 200 in 30 days",
+            json!({"performed": purchases(json!({"within_last": {"amount": 30, "unit": "days"},
+                "having": [{"count": {"ge": 3}}, {"sum": "amount", "gt": 200}]}))}),
+            vec![1],
+        ),
+        (
+            "no purchase in 30 days",
+            json!({"not_performed": purchases(json!({"within_last": "30 days"}))}),
+            vec![3, 5, 7, 8],
+        ),
+        (
+            "fewer than 2 purchases (holds without events)",
+            json!({"performed": purchases(json!({"within_last": "30 days", "having": [{"count": {"lt": 2}}]}))}),
+            vec![2, 3, 5, 6, 7, 8],
+        ),
+        (
+            "first purchase within the last 7 days",
+            json!({"performed": purchases(json!({"having": [{"min": "ts", "within_last": "7 days"}]}))}),
+            vec![1, 6],
+        ),
+        (
+            "last purchase not within the last 30 days",
+            json!({"performed": purchases(json!({"having": [{"max": "ts", "not_within_last": "30 days"}]}))}),
+            vec![7],
+        ),
+        ("purchased since joining", json!({"performed": purchases(json!({"since": "joined"}))}), vec![1, 2]),
+        (
+            "two distinct event types ever",
+            json!({"performed": {"event": "events", "having": [{"count_distinct": "event_type", "ge": 2}]}}),
+            vec![1],
+        ),
+        (
+            "average purchase between 100 and 400",
+            json!({"performed": purchases(json!({"having": [{"avg": "amount", "between": [100, 400]}]}))}),
+            vec![1, 2, 7],
+        ),
+        (
+            "between two instants",
+            json!({"performed": purchases(json!({"between": ["2026-06-10T00:00:00Z", "2026-06-11T00:00:00Z"]}))}),
+            vec![4],
+        ),
+        (
+            "inside an OR",
+            json!({"or": [{"attribute": "country", "op": "eq", "value": "DE"},
+                          {"performed": purchases(json!({"within_last": "30 days", "having": [{"sum": "amount", "gt": 900}]}))}]}),
+            vec![4, 6],
+        ),
+        (
+            "negated inside an AND",
+            json!({"and": [{"attribute": "plan", "op": "eq", "value": "pro"},
+                           {"not": {"performed": purchases(json!({"within_last": "30 days"}))}}]}),
+            vec![8],
+        ),
+    ];
+    for (i, (name, rule, want)) in cases.into_iter().enumerate() {
+        let got =
+            members(&ws, &format!("b{i}"), "people", rule.clone()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, want, "{name}: {rule}");
+        assert_eq!(ws.count(&format!("b{i}")).await.unwrap() as usize, want.len(), "{name}: count");
+        // The stored canonical rule checks and selects the same.
+        let stored = ws.segment(&format!("b{i}")).unwrap().rule;
+        let again = members(&ws, &format!("c{i}"), "people", stored.to_json()).await.unwrap();
+        assert_eq!(again, want, "{name}: canonical form");
+    }
+}
+
+#[tokio::test]
+async fn behavioural_errors_have_paths() {
+    let (_dir, ws) = workspace().await;
+    for (rule, needle) in [
+        (
+            json!({"performed": {"event": "evnts"}}),
+            "rule error at performed.event: entity `evnts` is not defined (did you mean `events`?)",
+        ),
+        (json!({"performed": {"event": "people"}}), "entity `people` has no link to `people.id`"),
+        (
+            json!({"performed": {"event": "events", "where": {"attribute": "amout", "op": "gt", "value": 1}}}),
+            "performed.where.attribute: entity `events` has no attribute `amout` (did you mean `amount`?)",
+        ),
+        (
+            json!({"performed": {"event": "events", "having": [{"sum": "event_type", "gt": 1}]}}),
+            "sum does not apply to `event_type` of type string",
+        ),
+        (
+            json!({"performed": {"event": "events", "having": [{"count": {"gt": "many"}}]}}),
+            "performed.having[0].value: \"many\" is not a valid int64",
+        ),
+        (json!({"performed": {"event": "events", "within_last": "3 days", "since": "joined"}}), "give one time window"),
+        (
+            json!({"performed": {"event": "events", "since": "name"}}),
+            "`name` is string but the event time `ts` is timestamp",
+        ),
+        (
+            json!({"and": [{"performed": {"event": "events", "having": [{"sum": "amount"}]}}]}),
+            "and[0].performed.having[0]",
+        ),
+    ] {
+        let e = members(&ws, "bad", "people", rule.clone()).await.unwrap_err();
+        assert!(matches!(e, segkit::Error::Rule { .. }), "{rule}: {e:?}");
+        assert!(e.to_string().contains(needle), "{rule}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn segment_references() {
+    let (_dir, ws) = workspace().await;
+    members(&ws, "buyers", "people", json!({"performed": purchases(json!({"within_last": "30 days"}))})).await.unwrap();
+    let pro = json!({"attribute": "plan", "op": "eq", "value": "pro"});
+    assert_eq!(
+        members(&ws, "pro_buyers", "people", json!({"and": [pro, {"in_segment": "buyers"}]})).await.unwrap(),
+        vec![1, 4]
+    );
+    assert_eq!(
+        members(&ws, "pro_other", "people", json!({"and": [pro, {"not_in_segment": "buyers"}]})).await.unwrap(),
+        vec![8]
+    );
+    // A reference keeps two-valued semantics: a null age in the referenced rule does not leak "unknown".
+    members(&ws, "young", "people", json!({"attribute": "age", "op": "lt", "value": 30})).await.unwrap();
+    assert_eq!(
+        members(&ws, "not_young", "people", json!({"not_in_segment": "young"})).await.unwrap(),
+        vec![1, 2, 3, 6, 7, 8]
+    );
+    // Stored mode reads the latest run; recompute mode follows the data.
+    members(&ws, "stored", "people", json!({"in_segment": {"segment": "buyers", "stored": true}})).await.unwrap();
+    assert_eq!(ids(&ws.evaluate("stored").await.unwrap().members), vec![1, 2, 4, 6]);
+    // Cycles are refused at definition time, with the path of the cycle.
+    let e = members(&ws, "buyers", "people", json!({"in_segment": "pro_buyers"})).await.unwrap_err();
+    assert!(e.to_string().contains("segment references form a cycle: buyers → pro_buyers → buyers"), "{e}");
+    let e = members(&ws, "selfish", "people", json!({"in_segment": "selfish"})).await.unwrap_err();
+    assert!(e.to_string().contains("segment `selfish` is not defined"), "{e}");
+    let e = members(&ws, "x", "people", json!({"in_segment": "buyer"})).await.unwrap_err();
+    assert!(e.to_string().contains("(did you mean `buyers`?)"), "{e}");
+    ws.define_entity(Entity::profile("other", "k").attribute(Attribute::new("k", DataType::Int64))).await.unwrap();
+    let e = members(&ws, "x", "other", json!({"in_segment": "buyers"})).await.unwrap_err();
+    assert!(e.to_string().contains("segment `buyers` selects `people`, not `other`"), "{e}");
+    // Stored mode without a run is a clear error.
+    members(&ws, "fresh", "people", json!({"attribute": "id", "op": "gt", "value": 0})).await.unwrap();
+    ws.delete_segment("fresh").await.unwrap();
+    ws.define_segment(SegmentDefinition::new(
+        "fresh",
+        "people",
+        segkit::rules::Rule::parse_str(r#"{"attribute": "id", "op": "gt", "value": 0}"#).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let e = members(&ws, "y", "people", json!({"in_segment": {"segment": "fresh", "stored": true}})).await.unwrap_err();
+    assert!(e.to_string().contains("segment `fresh` has no stored run yet"), "{e}");
+}
