@@ -29,6 +29,7 @@ pub mod model;
 pub mod rules;
 pub mod segment;
 pub mod source;
+pub mod split;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -41,6 +42,7 @@ pub use ingest::{FieldMapping, IngestMode, IngestOptions, IngestReport, Mapping,
 pub use model::{Attribute, DataType, Entity, EntityKind, Link};
 pub use segment::{SegmentDefinition, SegmentRun};
 pub use source::{BatchStream, RecordBatchSource, ScanRequest, Source, SourceCapabilities};
+pub use split::Split;
 pub use workspace::{Workspace, WorkspaceOptions};
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.
