@@ -556,7 +556,78 @@ impl Workspace {
         })
     }
 
-    /// Counts a segment's members now, without materialising or storing them.
+    /// Segments that reference `name` through `in_segment` / `not_in_segment`, directly or transitively, in an
+    /// order where every segment comes after the segments it references.
+    pub fn dependents(&self, name: &str) -> Result<Vec<String>> {
+        self.segment(name)?;
+        let defs = self.segments()?;
+        let refs = |r: &crate::rules::Rule| {
+            let mut out = vec![];
+            fn walk(r: &crate::rules::Rule, out: &mut Vec<String>) {
+                use crate::rules::Rule;
+                match r {
+                    Rule::And(v) | Rule::Or(v) => v.iter().for_each(|x| walk(x, out)),
+                    Rule::Not(x) => walk(x, out),
+                    Rule::InSegment(s) => out.push(s.segment.clone()),
+                    Rule::Performed(b) => {
+                        if let Some(f) = &b.filter {
+                            walk(f, out)
+                        }
+                    }
+                    Rule::Condition(_) => {}
+                }
+            }
+            walk(r, &mut out);
+            out
+        };
+        let graph: HashMap<String, Vec<String>> = defs.iter().map(|d| (d.name.clone(), refs(&d.rule))).collect();
+        // Depth-first post-order over "is referenced by" gives a reverse topological order.
+        let mut order = vec![];
+        let mut seen = std::collections::HashSet::new();
+        fn visit(
+            n: &str,
+            graph: &HashMap<String, Vec<String>>,
+            seen: &mut std::collections::HashSet<String>,
+            order: &mut Vec<String>,
+        ) {
+            for (d, uses) in graph {
+                if uses.iter().any(|u| u == n) && seen.insert(d.clone()) {
+                    visit(d, graph, seen, order);
+                    order.push(d.clone());
+                }
+            }
+        }
+        visit(name, &graph, &mut seen, &mut order);
+        order.reverse();
+        // A segment must come after every segment it references: sort the collected set topologically.
+        let set: std::collections::HashSet<&String> = order.iter().collect();
+        let mut done: Vec<String> = vec![];
+        while done.len() < order.len() {
+            let before = done.len();
+            for d in &order {
+                if done.contains(d) {
+                    continue;
+                }
+                if graph[d].iter().all(|u| !set.contains(u) || done.contains(u)) {
+                    done.push(d.clone());
+                }
+            }
+            if done.len() == before {
+                return Err(Error::Conflict { what: format!("segment `{name}`"), message: "reference cycle".into() });
+            }
+        }
+        Ok(done)
+    }
+
+    /// Evaluates `name` and then every segment that depends on it, in dependency order.
+    pub async fn evaluate_with_dependents(&self, name: &str) -> Result<Vec<SegmentRun>> {
+        let mut runs = vec![self.evaluate(name).await?];
+        for d in self.dependents(name)? {
+            runs.push(self.evaluate(&d).await?);
+        }
+        Ok(runs)
+    }
+
     pub async fn count(&self, name: &str) -> Result<u64> {
         let (_, entity, checked) = self.compiled(name)?;
         Ok(self.filtered(&entity, &checked).await?.count().await? as u64)

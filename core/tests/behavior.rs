@@ -183,6 +183,26 @@ async fn segment_references() {
     // Stored mode reads the latest run; recompute mode follows the data.
     members(&ws, "stored", "people", json!({"in_segment": {"segment": "buyers", "stored": true}})).await.unwrap();
     assert_eq!(ids(&ws.evaluate("stored").await.unwrap().members), vec![1, 2, 4, 6]);
+    // Dependents, in dependency order.
+    members(
+        &ws,
+        "pro_buyers_cn",
+        "people",
+        json!({"and": [{"in_segment": "pro_buyers"}, {"attribute": "country", "op": "eq", "value": "CN"}]}),
+    )
+    .await
+    .unwrap();
+    let deps = ws.dependents("buyers").unwrap();
+    let pos = |n: &str| deps.iter().position(|d| d == n).unwrap_or_else(|| panic!("{n} missing from {deps:?}"));
+    assert!(pos("pro_buyers") < pos("pro_buyers_cn"), "{deps:?}");
+    assert!(
+        deps.contains(&"pro_other".to_string())
+            && deps.contains(&"stored".to_string())
+            && !deps.contains(&"young".to_string())
+    );
+    let runs = ws.evaluate_with_dependents("buyers").await.unwrap();
+    assert_eq!(runs[0].segment, "buyers");
+    assert_eq!(runs.len(), deps.len() + 1);
     // Cycles are refused at definition time, with the path of the cycle.
     let e = members(&ws, "buyers", "people", json!({"in_segment": "pro_buyers"})).await.unwrap_err();
     assert!(e.to_string().contains("segment references form a cycle: buyers → pro_buyers → buyers"), "{e}");
