@@ -223,6 +223,14 @@ fn main() {
             }
         };
         let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        if std::env::var_os("SEGKIT_BENCH_PLANS").is_some() {
+            for seg in &args.segments {
+                match ws.query_plan(&seg.to_lowercase()).await {
+                    Ok(p) => eprintln!("== plan of {seg}\n{p}"),
+                    Err(e) => eprintln!("== plan of {seg}: {e}"),
+                }
+            }
+        }
         let defs: Value = serde_json::from_str(SEGMENTS).expect("segments.json");
         let snapshot = ws.snapshot("users").ok();
         let mut res = json!({

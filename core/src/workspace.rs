@@ -628,6 +628,17 @@ impl Workspace {
         Ok(runs)
     }
 
+    /// The physical query plan `evaluate` would run for a segment, as indented text (for tuning and bug reports).
+    pub async fn query_plan(&self, name: &str) -> Result<String> {
+        let (_, entity, checked) = self.compiled(name)?;
+        let key = entity.key.clone().expect("checked on define");
+        let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
+        let plan = df.create_physical_plan().await?;
+        let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
+        Ok(text)
+    }
+
+    /// Counts a segment's members now, without materialising or storing them.
     pub async fn count(&self, name: &str) -> Result<u64> {
         let (_, entity, checked) = self.compiled(name)?;
         Ok(self.filtered(&entity, &checked).await?.count().await? as u64)
