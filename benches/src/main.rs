@@ -127,7 +127,7 @@ fn events_entity() -> Entity {
         .with_key("event_id")
         .attribute(Attribute::new("event_id", DataType::Int64))
         .attribute(Attribute::new("user_id", DataType::Int64))
-        .attribute(Attribute::new("event_type", DataType::String))
+        .attribute(Attribute::new("event_type", DataType::String).indexed())
         .attribute(Attribute::new("ts", DataType::Timestamp))
         .attribute(Attribute::new("amount", DataType::Float64))
         .link(Link::new("user_id", "users"))
@@ -223,6 +223,14 @@ fn main() {
             }
         };
         let setup_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        if let Some(q) = std::env::var_os("SEGKIT_BENCH_SQL") {
+            let q = q.to_string_lossy().to_string();
+            for _ in 0..4 {
+                let t = Instant::now();
+                let rows: usize = ws.sql(&q).await.map(|b| b.iter().map(|b| b.num_rows()).sum()).unwrap_or(0);
+                eprintln!("  [segkit] SQL probe: {rows} rows in {:.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
         if std::env::var_os("SEGKIT_BENCH_PLANS").is_some() {
             for seg in &args.segments {
                 match ws.query_plan(&seg.to_lowercase()).await {

@@ -448,8 +448,44 @@ impl Workspace {
 
     async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
         let key = entity.key.clone().unwrap_or_default();
-        let sources = PlanSources { ws: self, stored: self.load_stored_members(checked).await? };
-        let expr = compile_with(checked, self.now(), &key, &entity.name, &sources)?;
+        let now = self.now();
+        let mut sources =
+            PlanSources { ws: self, stored: self.load_stored_members(checked).await?, materialized: HashMap::new() };
+        // Run each behavioural subquery first and keep its keys in memory: the main query then joins against a
+        // table of known (usually small) size, and the planner builds the hash table on it instead of on the
+        // whole profile table.
+        let mut behaviors: Vec<&crate::rules::CheckedBehavior> = vec![];
+        fn collect<'a>(c: &'a Checked, out: &mut Vec<&'a crate::rules::CheckedBehavior>) {
+            c.walk(&mut |n| match n {
+                Checked::Behavior(b) => out.push(b),
+                Checked::InSegment(r) if !r.stored => collect(&r.rule, out),
+                _ => {}
+            });
+        }
+        collect(checked, &mut behaviors);
+        for b in behaviors {
+            let plan = crate::rules::behavior_subquery(b, now, &key, &entity.name, &sources)?;
+            let df = DataFrame::new(self.inner.ctx.state(), plan);
+            // The keys are never null (null links are filtered out): saying so lets the planner use a plain
+            // (not null-aware) anti join for `not_performed`, with the hash table on this small side.
+            let schema: SchemaRef = Arc::new(Schema::new(
+                df.schema()
+                    .as_arrow()
+                    .fields()
+                    .iter()
+                    .map(|f| f.as_ref().clone().with_nullable(false))
+                    .collect::<Vec<_>>(),
+            ));
+            let batches = df
+                .collect()
+                .await?
+                .into_iter()
+                .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
+            sources.materialized.insert(b as *const _ as usize, table);
+        }
+        let expr = compile_with(checked, now, &key, &entity.name, &sources)?;
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
         Ok(df.filter(expr)?)
     }
@@ -708,6 +744,8 @@ impl Resolver for Workspace {
 struct PlanSources<'a> {
     ws: &'a Workspace,
     stored: HashMap<String, Arc<dyn TableProvider>>,
+    /// Materialised behavioural subqueries, by the address of their node in the checked rule being compiled.
+    materialized: HashMap<usize, Arc<dyn TableProvider>>,
 }
 
 impl PlanSource for PlanSources<'_> {
@@ -721,6 +759,11 @@ impl PlanSource for PlanSources<'_> {
             self.stored.get(segment).cloned().ok_or_else(|| Error::not_found("stored run of segment", segment))?;
         let name = format!("__members_{segment}");
         Ok(LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None)?)
+    }
+    fn materialized(&self, behavior: &crate::rules::CheckedBehavior) -> Option<LogicalPlanBuilder> {
+        let provider = self.materialized.get(&(behavior as *const _ as usize))?.clone();
+        let name = format!("__behavior_{}", behavior as *const _ as usize);
+        LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None).ok()
     }
 }
 

@@ -29,7 +29,7 @@ async fn workspace() -> (tempfile::TempDir, Workspace) {
         Entity::event("events", "ts")
             .attribute(Attribute::new("user_id", DataType::Int64))
             .attribute(Attribute::new("ts", DataType::Timestamp))
-            .attribute(Attribute::new("event_type", DataType::String))
+            .attribute(Attribute::new("event_type", DataType::String).indexed())
             .attribute(Attribute::new("amount", DataType::Float64))
             .link(Link::new("user_id", "people")),
     )

@@ -371,20 +371,26 @@ fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
-/// The storage order of a profile: its `indexed` attributes (so row groups and pages prune on them), then the key.
+/// The storage order inside a file: the entity's `indexed` attributes (so row groups and pages prune on them),
+/// then the key of a profile or the timestamp of an event. Event files follow each other in arrival (time)
+/// order, so an event file covers a time range and each of its row groups one value range of the indexed
+/// attributes.
 pub(crate) fn storage_order(entity: &Entity) -> Vec<String> {
-    let key = entity.key.clone().expect("profiles have keys");
+    let last = match entity.kind {
+        EntityKind::Profile => entity.key.clone().expect("profiles have keys"),
+        EntityKind::Event => entity.timestamp.clone().expect("events have a timestamp"),
+    };
     let mut cols: Vec<String> = entity
         .attributes
         .iter()
         .filter(|a| {
             a.indexed
-                && a.name != key
+                && a.name != last
                 && !matches!(a.data_type, crate::model::DataType::List(_) | crate::model::DataType::Json)
         })
         .map(|a| a.name.clone())
         .collect();
-    cols.push(key);
+    cols.push(last);
     cols
 }
 
@@ -443,14 +449,36 @@ pub(crate) async fn stage(
     let files: Vec<DataFile>;
     let rows_written: u64;
     if entity.kind == EntityKind::Event {
-        let mut writer = store.writer(&dir, schema.clone(), entity.timestamp.as_deref());
+        let order = storage_order(entity);
+        let sorts = order.len() > 1;
+        let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
         let res: Result<u64> = async {
+            // With indexed attributes, each file's rows are buffered and sorted before they are written.
             let mut rows = 0;
+            let mut pending: Vec<RecordBatch> = vec![];
+            let mut pending_rows = 0;
             while let Some(b) = stream.next().await {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let good = proc.process(&b)?;
                 rows += good.num_rows() as u64;
-                writer.write(&good).await?;
+                if !sorts {
+                    writer.write(&good).await?;
+                    continue;
+                }
+                pending_rows += good.num_rows();
+                pending.push(good);
+                while pending_rows >= crate::store::FILE_ROWS {
+                    let all = concat_batches(&schema, &pending)?;
+                    let chunk = sort_by(&all.slice(0, crate::store::FILE_ROWS), &order)?;
+                    writer.write(&chunk).await?;
+                    let rest = all.slice(crate::store::FILE_ROWS, all.num_rows() - crate::store::FILE_ROWS);
+                    pending_rows = rest.num_rows();
+                    pending = vec![rest];
+                }
+            }
+            if pending_rows > 0 {
+                let all = concat_batches(&schema, &pending)?;
+                writer.write(&sort_by(&all, &order)?).await?;
             }
             Ok(rows)
         }

@@ -296,7 +296,7 @@ impl Checked {
     }
 
     /// Visits this node and all nodes below it (segment references are not entered).
-    pub fn walk(&self, f: &mut dyn FnMut(&Checked)) {
+    pub fn walk<'a>(&'a self, f: &mut dyn FnMut(&'a Checked)) {
         f(self);
         match self {
             Checked::And(v) | Checked::Or(v) => v.iter().for_each(|x| x.walk(f)),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use datafusion::common::JoinType;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
-use datafusion::logical_expr::{in_subquery, LogicalPlanBuilder};
+use datafusion::logical_expr::{in_subquery, LogicalPlan, LogicalPlanBuilder};
 
 use super::ast::AggFn;
 use super::check::{Checked, CheckedBehavior, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test};
@@ -41,6 +41,11 @@ pub trait PlanSource {
     fn scan(&self, entity: &str) -> Result<LogicalPlanBuilder>;
     /// The stored members (one key column) of a segment's latest run.
     fn stored_members(&self, segment: &str) -> Result<LogicalPlanBuilder>;
+    /// The already computed result of a behavioural node's subquery ([`behavior_subquery`]), if the caller
+    /// materialised it (so the planner knows its exact size and builds the join on it).
+    fn materialized(&self, _behavior: &CheckedBehavior) -> Option<LogicalPlanBuilder> {
+        None
+    }
 }
 
 /// Compiles any checked rule over entity `profile` (whose key column is `key`). Behavioural conditions become
@@ -53,22 +58,47 @@ pub fn compile_with(
     profile: &str,
     tables: &dyn PlanSource,
 ) -> Result<Expr> {
-    let rec = |r: &Checked| compile_with(r, now, key, profile, tables);
+    compile_polar(rule, now, key, profile, tables, true)
+}
+
+/// `positive` is false under an odd number of `not`s. In positive positions an unknown and a false operand
+/// select the same rows, so a referenced rule can be inlined as is (keeping it visible to predicate pushdown and
+/// subquery decorrelation); under `not` it is wrapped in `IS TRUE` unless it is two-valued anyway.
+fn compile_polar(
+    rule: &Checked,
+    now: DateTime<Utc>,
+    key: &str,
+    profile: &str,
+    tables: &dyn PlanSource,
+    positive: bool,
+) -> Result<Expr> {
+    let rec = |r: &Checked, p: bool| compile_polar(r, now, key, profile, tables, p);
     Ok(match rule {
-        Checked::And(v) => {
-            v.iter().map(rec).collect::<Result<Vec<_>>>()?.into_iter().reduce(Expr::and).unwrap_or_else(|| lit(true))
-        }
-        Checked::Or(v) => {
-            v.iter().map(rec).collect::<Result<Vec<_>>>()?.into_iter().reduce(Expr::or).unwrap_or_else(|| lit(false))
-        }
-        Checked::Not(r) => Expr::Not(Box::new(rec(r)?)),
+        Checked::And(v) => v
+            .iter()
+            .map(|r| rec(r, positive))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .reduce(Expr::and)
+            .unwrap_or_else(|| lit(true)),
+        Checked::Or(v) => v
+            .iter()
+            .map(|r| rec(r, positive))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .reduce(Expr::or)
+            .unwrap_or_else(|| lit(false)),
+        Checked::Not(r) => Expr::Not(Box::new(rec(r, !positive)?)),
         Checked::Pred(p) => compile_pred(p, now),
         Checked::InSegment(r) => {
+            let inner_positive = positive != r.negated;
             let inner = if r.stored {
                 let plan = tables.stored_members(&r.segment)?.build()?;
                 in_subquery(column(key), Arc::new(plan))
+            } else if inner_positive || two_valued(&r.rule) {
+                rec(&r.rule, inner_positive)?
             } else {
-                Expr::IsTrue(Box::new(rec(&r.rule)?))
+                Expr::IsTrue(Box::new(rec(&r.rule, inner_positive)?))
             };
             if r.negated {
                 Expr::Not(Box::new(inner))
@@ -87,6 +117,16 @@ pub fn compile_with(
     })
 }
 
+/// Whether a rule is never unknown (so `IS TRUE` around it changes nothing).
+fn two_valued(rule: &Checked) -> bool {
+    match rule {
+        Checked::And(v) | Checked::Or(v) => v.iter().all(two_valued),
+        Checked::Not(r) => two_valued(r),
+        Checked::Pred(p) => matches!(p.test, Test::IsNull { .. }),
+        Checked::Behavior(_) | Checked::InSegment(_) => true,
+    }
+}
+
 fn compile_behavior(
     b: &CheckedBehavior,
     now: DateTime<Utc>,
@@ -94,13 +134,33 @@ fn compile_behavior(
     profile: &str,
     tables: &dyn PlanSource,
 ) -> Result<Expr> {
+    let without_events = b.holds_without_events();
+    let sub = match tables.materialized(b) {
+        Some(m) => m.build()?,
+        None => behavior_subquery(b, now, key, profile, tables)?,
+    };
+    let test = in_subquery(column(key), Arc::new(sub));
+    Ok(if without_events { Expr::Not(Box::new(test)) } else { test })
+}
+
+/// The subquery of a behavioural node: the keys (one column, named after the event's link attribute) of the
+/// entities whose matching events meet the thresholds — or, when entities without events satisfy them
+/// ([`CheckedBehavior::holds_without_events`]), of those whose events fail them.
+pub fn behavior_subquery(
+    b: &CheckedBehavior,
+    now: DateTime<Utc>,
+    key: &str,
+    profile: &str,
+    tables: &dyn PlanSource,
+) -> Result<LogicalPlan> {
     let time = column(&b.time);
     let time_type = b.event.attr(&b.time)?.data_type.clone();
     let bound = |t: DateTime<Utc>| match time_type {
         DataType::Date => Expr::Literal(ScalarValue::Date32(Some(days(t.date_naive()))), None),
         _ => Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None),
     };
-    let mut preds = vec![];
+    // Events without a link belong to no entity.
+    let mut preds = vec![column(&b.link).is_not_null()];
     let event_key = b.event.key.clone().unwrap_or_default();
     if let Some(f) = &b.filter {
         preds.push(compile_with(f, now, &event_key, &b.event.name, tables)?);
@@ -156,14 +216,10 @@ fn compile_behavior(
         })
         .collect::<Vec<_>>();
     let having = b.having.iter().map(|a| compile_pred(&a.pred, now)).reduce(Expr::and).unwrap_or_else(|| lit(true));
-    let without_events = b.holds_without_events();
     // Entities with no matching events never reach the subquery: when they satisfy the thresholds, select the
     // complement (groups that fail) and negate.
-    let group_filter = if without_events { Expr::IsNotTrue(Box::new(having)) } else { having };
-    let sub =
-        plan.aggregate(vec![column(&b.link)], aggs)?.filter(group_filter)?.project(vec![column(&b.link)])?.build()?;
-    let test = in_subquery(column(key), Arc::new(sub));
-    Ok(if without_events { Expr::Not(Box::new(test)) } else { test })
+    let group_filter = if b.holds_without_events() { Expr::IsNotTrue(Box::new(having)) } else { having };
+    Ok(plan.aggregate(vec![column(&b.link)], aggs)?.filter(group_filter)?.project(vec![column(&b.link)])?.build()?)
 }
 
 /// An unqualified column reference (names are validated identifiers; no parsing of dots or case folding).

@@ -25,5 +25,5 @@ pub use check::{
 };
 #[cfg(test)]
 pub(crate) use compile::days;
-pub use compile::{column, compile, compile_with, scalar, PlanSource};
+pub use compile::{behavior_subquery, column, compile, compile_with, scalar, PlanSource};
 pub use dialect::Dialect;
