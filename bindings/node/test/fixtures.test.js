@@ -50,3 +50,32 @@ CASES.forEach((c, i) => {
     });
   }
 });
+
+test('behavioural conditions and segment references', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-behaviour-')));
+  w.setClock('2026-06-30T00:00:00Z');
+  await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64', plan: 'string' } });
+  await w.defineEntity({
+    name: 'purchase', kind: 'event', timestamp: 'at',
+    attributes: { user_id: 'int64', at: 'timestamp', amount: 'float64' },
+    links: [{ attribute: 'user_id', entity: 'user' }],
+  });
+  await w.ingest('user', [{ user_id: 1, plan: 'pro' }, { user_id: 2, plan: 'free' }, { user_id: 3, plan: 'pro' }]);
+  await w.ingest('purchase', [
+    { user_id: 1, at: '2026-06-20T00:00:00Z', amount: 50 },
+    { user_id: 1, at: '2026-06-21T00:00:00Z', amount: 70 },
+    { user_id: 2, at: '2026-06-22T00:00:00Z', amount: 500 },
+    { user_id: 3, at: '2025-01-01T00:00:00Z', amount: 10 },
+  ]);
+  await w.defineSegment('spenders', {
+    entity: 'user',
+    rule: { performed: { event: 'purchase', within_last: '30 days', having: [{ sum: 'amount', gt: 100 }] } },
+  });
+  assert.deepEqual((await w.evaluate('spenders')).memberKeys(), [1, 2]);
+  await w.defineSegment('quiet', { entity: 'user', rule: { not_in_segment: 'spenders' } });
+  assert.deepEqual((await w.evaluate('quiet')).memberKeys(), [3]);
+  await assert.rejects(
+    w.defineSegment('spenders', { entity: 'user', rule: { in_segment: 'quiet' } }),
+    (e) => e.name === 'RuleError' && /segment references form a cycle: spenders → quiet → spenders/.test(e.message),
+  );
+});

@@ -203,3 +203,39 @@ def test_table_wrapper(users):
     assert "user_id" in repr(t)
     assert hasattr(t, "__arrow_c_stream__") and hasattr(t, "__arrow_c_schema__")
     assert pa.schema(t).names == ["user_id", "country"]
+
+
+def test_behavioural_conditions_and_segment_references(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.set_clock("2026-06-30T00:00:00Z")
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64", "plan": "string"})
+    ws.define_entity(
+        "purchase",
+        kind="event",
+        timestamp="at",
+        attributes={"user_id": "int64", "at": "timestamp", "amount": "float64"},
+        links={"user_id": "user"},
+    )
+    ws.ingest("user", pa.table({"user_id": [1, 2, 3], "plan": ["pro", "free", "pro"]}))
+    ws.ingest(
+        "purchase",
+        pa.table(
+            {
+                "user_id": [1, 1, 2, 3],
+                "at": ["2026-06-20T00:00:00Z", "2026-06-21T00:00:00Z", "2026-06-22T00:00:00Z", "2025-01-01T00:00:00Z"],
+                "amount": [50.0, 70.0, 500.0, 10.0],
+            }
+        ),
+    )
+    ws.define_segment(
+        "spenders",
+        entity="user",
+        rule={"performed": {"event": "purchase", "within_last": "30 days", "having": [{"sum": "amount", "gt": 100}]}},
+    )
+    assert pa.table(ws.evaluate("spenders").members()).column(0).to_pylist() == [1, 2]
+    ws.define_segment("pro_spenders", entity="user", rule={"and": [{"in_segment": "spenders"}, {"attribute": "plan", "op": "eq", "value": "pro"}]})
+    assert pa.table(ws.evaluate("pro_spenders").members()).column(0).to_pylist() == [1]
+    with pytest.raises(segkit.RuleError, match="segment references form a cycle"):
+        ws.define_segment("spenders", entity="user", rule={"in_segment": "pro_spenders"})
+    with pytest.raises(segkit.RuleError, match=r"performed.having\[0\]"):
+        ws.define_segment("bad", entity="user", rule={"performed": {"event": "purchase", "having": [{"sum": "amount"}]}})
