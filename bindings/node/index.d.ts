@@ -143,6 +143,15 @@ export interface SegmentOptions {
   /** Default "auto" (detected). */
   dialect?: RuleDialect;
   description?: string;
+  /** Deterministic split of the members; each run's members then carry a `variant` column. */
+  split?: SplitSpec;
+}
+
+/** A holdout and named variants by percent (summing to 100), assigned by a stable hash of (key, segment, salt). */
+export interface SplitSpec {
+  holdout?: number;
+  variants: { name: string; percent: number }[];
+  salt?: string;
 }
 
 export interface SegmentDefinition {
@@ -151,6 +160,7 @@ export interface SegmentDefinition {
   /** The rule in segkit's dialect, whatever dialect it was defined in. */
   rule: object;
   description: string | null;
+  split: SplitSpec | null;
 }
 
 export interface RunRecord {

@@ -325,9 +325,11 @@ class Workspace {
   // ---- segments
 
   /** Defines (or replaces) a segment. `rule` is an object or JSON text in the segkit, querybuilder or jsonlogic dialect. */
-  async defineSegment(name, { entity, rule, dialect, description } = {}) {
+  async defineSegment(name, { entity, rule, dialect, description, split } = {}) {
     const text = ruleText(rule);
-    return call(() => this.#native.defineSegment(name, entity, text, dialect ?? null, description ?? null));
+    return call(() =>
+      this.#native.defineSegment(name, entity, text, dialect ?? null, description ?? null, split ?? null),
+    );
   }
 
   segment(name) {

@@ -25,12 +25,22 @@ pub struct SegmentDefinition {
     /// Free text for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// A deterministic split of the members into a holdout and variants (stored as the `variant` column of
+    /// each membership version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<crate::split::Split>,
 }
 
 impl SegmentDefinition {
+    /// Adds a split (builder style).
+    pub fn with_split(mut self, split: crate::split::Split) -> Self {
+        self.split = Some(split);
+        self
+    }
+
     /// A segment named `name` of `entity` members matching `rule`.
     pub fn new(name: impl Into<String>, entity: impl Into<String>, rule: Rule) -> Self {
-        SegmentDefinition { name: name.into(), entity: entity.into(), rule, description: None }
+        SegmentDefinition { name: name.into(), entity: entity.into(), rule, description: None, split: None }
     }
 }
 

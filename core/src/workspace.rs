@@ -411,6 +411,9 @@ impl Workspace {
             ));
         }
         let checked = check_with(&segment.rule, &entity, self, std::slice::from_ref(&segment.name))?;
+        if let Some(split) = &segment.split {
+            split.validate(&format!("segment {}.split", segment.name))?;
+        }
         let segment = SegmentDefinition { rule: checked.to_rule(), ..segment };
         self.inner.catalog.put_segment(&segment)?;
         Ok(segment)
@@ -517,7 +520,15 @@ impl Workspace {
                     format!("segment `{name}` has no stored run yet; evaluate it first or use stored: false"),
                 ));
             };
-            let batches = self.inner.store.read_all(&run.membership_file).await?;
+            // Only the key column (a split adds `variant`).
+            let batches = self
+                .inner
+                .store
+                .read_all(&run.membership_file)
+                .await?
+                .iter()
+                .map(|b| b.project(&[0]))
+                .collect::<Result<Vec<_>, _>>()?;
             let schema = match batches.first() {
                 Some(b) => b.schema(),
                 None => {
@@ -544,20 +555,33 @@ impl Workspace {
         let key_schema: SchemaRef =
             Arc::new(Schema::new(vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)]));
         let batches = df.collect().await?;
-        let members = sort_keys(concat_batches(&key_schema, &batches)?)?;
+        let keys = sort_keys(concat_batches(&key_schema, &batches)?)?;
+        // With a split, each membership version carries the variant of every member next to its key.
+        let (members, membership_schema) = match &def.split {
+            None => (keys, key_schema.clone()),
+            Some(split) => {
+                let schema: SchemaRef = Arc::new(Schema::new(vec![
+                    key_schema.field(0).clone(),
+                    Field::new("variant", ArrowType::Utf8, true),
+                ]));
+                let variants = split.assign(&def.name, keys.column(0))?;
+                (RecordBatch::try_new(schema.clone(), vec![keys.column(0).clone(), Arc::new(variants)])?, schema)
+            }
+        };
         let previous = self.inner.catalog.last_run(name)?;
         let before = match &previous {
             Some(r) => {
                 let b = self.inner.store.read_all(&r.membership_file).await?;
-                concat_batches(&key_schema, &b)?
+                let b = b.iter().map(|b| pipeline::conform(b, &membership_schema)).collect::<Result<Vec<_>>>()?;
+                concat_batches(&membership_schema, &b)?
             }
-            None => RecordBatch::new_empty(key_schema.clone()),
+            None => RecordBatch::new_empty(membership_schema.clone()),
         };
         let (entered, exited) = diff_sorted(&before, &members)?;
         let run = previous.map(|r| r.run + 1).unwrap_or(1);
         // One file per run (an empty membership still gets a typed file to diff against next time).
         let mut writer =
-            self.inner.store.writer(&format!("segments/{}", def.name), key_schema.clone(), Some(&key)).single_file();
+            self.inner.store.writer(&format!("segments/{}", def.name), membership_schema, Some(&key)).single_file();
         if let Err(e) = writer.write(&members).await {
             writer.abort().await;
             return Err(e);

@@ -169,3 +169,63 @@ async fn bad_segment_definitions_are_refused() {
     assert!(matches!(e, Error::NotFound { .. }));
     let _ = Array::len(&StringArray::from(vec!["x"]));
 }
+
+#[tokio::test]
+async fn splits_assign_stable_variants_stored_with_the_membership() {
+    use segkit::deps::arrow::array::Int64Array;
+    use segkit::Split;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = segkit::Workspace::open(dir.path()).await.unwrap();
+    ws.define_entity(
+        segkit::Entity::profile("u", "id")
+            .attribute(segkit::Attribute::new("id", segkit::DataType::Int64))
+            .attribute(segkit::Attribute::new("n", segkit::DataType::Int64)),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<i64> = (0..20_000).collect();
+    let b = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(ids.iter().map(|i| i % 10).collect::<Vec<_>>())) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("u", vec![b], IngestOptions::default()).await.unwrap();
+    let all = rule(json!({"attribute": "n", "op": "ge", "value": 0}));
+    let split = Split::new(20.0).variant("A", 40.0).variant("B", 40.0);
+    ws.define_segment(SegmentDefinition::new("ab", "u", all.clone()).with_split(split)).await.unwrap();
+    let variants = |batch: &RecordBatch| -> Vec<String> {
+        batch.column_by_name("variant").unwrap().as_string::<i32>().iter().map(|v| v.unwrap().to_string()).collect()
+    };
+    let r1 = ws.evaluate("ab").await.unwrap();
+    let v1 = variants(&r1.members);
+    let share = |v: &[String], g: &str| v.iter().filter(|x| *x == g).count() as f64 / v.len() as f64;
+    assert!((share(&v1, "holdout") - 0.2).abs() < 0.02 && (share(&v1, "A") - 0.4).abs() < 0.02, "{}", share(&v1, "A"));
+    assert_eq!(variants(&r1.entered), v1, "entered carries the variant");
+    let r2 = ws.evaluate("ab").await.unwrap();
+    assert_eq!(variants(&r2.members), v1, "stable across runs");
+    // Shrink B and add C: members only leave B or move into C.
+    let split = Split::new(20.0).variant("A", 40.0).variant("B", 20.0).variant("C", 20.0);
+    ws.define_segment(SegmentDefinition::new("ab", "u", all.clone()).with_split(split)).await.unwrap();
+    let v3 = variants(&ws.evaluate("ab").await.unwrap().members);
+    for (before, after) in v1.iter().zip(&v3) {
+        assert!(before == after || before == "B" || after == "C", "{before} -> {after}");
+    }
+    assert!((share(&v3, "C") - 0.2).abs() < 0.02);
+    // The stored membership has the column; stored references still read the keys.
+    let stored: Vec<RecordBatch> = ws.members("ab", None).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(stored[0].schema().field(1).name(), "variant");
+    ws.define_segment(SegmentDefinition::new(
+        "ref",
+        "u",
+        rule(json!({"in_segment": {"segment": "ab", "stored": true}})),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ws.evaluate("ref").await.unwrap().count, 20_000);
+    // Bad splits are refused with the path.
+    let e = ws
+        .define_segment(SegmentDefinition::new("bad", "u", all).with_split(Split::new(10.0).variant("A", 50.0)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("segment bad.split"), "{e}");
+}

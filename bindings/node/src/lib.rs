@@ -170,6 +170,7 @@ fn segment_to_js(s: &SegmentDefinition) -> Result<Value> {
     let mut v = serde_json::to_value(s).js()?;
     if let Value::Object(m) = &mut v {
         m.entry("description").or_insert(Value::Null);
+        m.entry("split").or_insert(Value::Null);
     }
     Ok(v)
 }
@@ -461,13 +462,21 @@ impl NativeWorkspace {
         rule_json: String,
         dialect: Option<String>,
         description: Option<String>,
+        split: Option<Value>,
     ) -> Result<Value> {
         let dialect: Dialect = dialect.as_deref().unwrap_or("auto").parse().js()?;
+        let split: Option<segkit::Split> = match split {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
+                to_napi(CoreError::Definition { path: format!("segment {name}.split"), message: e.to_string() })
+            })?),
+        };
         let v: Value = serde_json::from_str(&rule_json)
             .map_err(|e| to_napi(CoreError::Rule { path: String::new(), message: format!("not valid JSON: {e}") }))?;
         let rule = Rule::parse(&v, dialect).js()?;
         let mut def = SegmentDefinition::new(name, entity, rule);
         def.description = description;
+        def.split = split;
         let def = self.inner.define_segment(def).await.js()?;
         segment_to_js(&def)
     }

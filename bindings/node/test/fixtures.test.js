@@ -79,3 +79,20 @@ test('behavioural conditions and segment references', async () => {
     (e) => e.name === 'RuleError' && /segment references form a cycle: spenders → quiet → spenders/.test(e.message),
   );
 });
+
+test('splits carry a variant column', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-split-')));
+  await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64' } });
+  await w.ingest('user', Array.from({ length: 500 }, (_, i) => ({ user_id: i })));
+  const split = { holdout: 20, variants: [{ name: 'A', percent: 40 }, { name: 'B', percent: 40 }] };
+  const def = await w.defineSegment('all', { entity: 'user', rule: { and: [] }, split });
+  assert.equal(def.split.holdout, 20);
+  const run = await w.evaluate('all');
+  const table = tableFromIPC(run.membersIpc());
+  const variants = new Set(Array.from(table.getChild('variant').toArray()));
+  assert.deepEqual([...variants].sort(), ['A', 'B', 'holdout']);
+  await assert.rejects(
+    w.defineSegment('bad', { entity: 'user', rule: { and: [] }, split: { variants: [{ name: 'A', percent: 50 }] } }),
+    (e) => e.name === 'DefinitionError' && /segment bad\.split/.test(e.message),
+  );
+});

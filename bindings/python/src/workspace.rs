@@ -136,7 +136,7 @@ impl PyWorkspace {
     // -------------------------------------------------------------------------------------------- segments
 
     /// `rule`: a dict/list, or JSON text. `dialect`: auto, segkit, querybuilder or jsonlogic.
-    #[pyo3(signature = (name, entity, rule, dialect="auto", description=None))]
+    #[pyo3(signature = (name, entity, rule, dialect="auto", description=None, split=None))]
     fn define_segment<'py>(
         &self,
         py: Python<'py>,
@@ -145,8 +145,21 @@ impl PyWorkspace {
         rule: &Bound<'py, PyAny>,
         dialect: &str,
         description: Option<String>,
+        split: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let dialect: Dialect = dialect.parse().py()?;
+        let split: Option<segkit::Split> = match split {
+            None => None,
+            Some(s) if s.is_none() => None,
+            Some(s) => Some(
+                serde_json::from_value(to_json(s)?)
+                    .map_err(|e| segkit::Error::Definition {
+                        path: format!("segment {name}.split"),
+                        message: e.to_string(),
+                    })
+                    .py()?,
+            ),
+        };
         let value = match rule.extract::<String>() {
             Ok(text) => serde_json::from_str(&text)
                 .map_err(|e| segkit::Error::Rule { path: "<root>".into(), message: format!("not valid JSON: {e}") })
@@ -156,6 +169,7 @@ impl PyWorkspace {
         let rule = Rule::parse(&value, dialect).py()?;
         let mut def = SegmentDefinition::new(name, entity, rule);
         def.description = description;
+        def.split = split;
         let ws = self.ws.clone();
         let out = wait_for_future(py, move || async move { ws.define_segment(def).await })?.py()?;
         to_py(py, &out)

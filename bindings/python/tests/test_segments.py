@@ -239,3 +239,18 @@ def test_behavioural_conditions_and_segment_references(tmp_path):
         ws.define_segment("spenders", entity="user", rule={"in_segment": "pro_spenders"})
     with pytest.raises(segkit.RuleError, match=r"performed.having\[0\]"):
         ws.define_segment("bad", entity="user", rule={"performed": {"event": "purchase", "having": [{"sum": "amount"}]}})
+
+
+def test_split_variants(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64"})
+    ws.ingest("user", pa.table({"user_id": list(range(1000))}))
+    split = {"holdout": 10, "variants": [{"name": "A", "percent": 45}, {"name": "B", "percent": 45}], "salt": "q3"}
+    seg = ws.define_segment("all", entity="user", rule={"and": []}, split=split)
+    assert seg.split["variants"][0]["name"] == "A"
+    members = pa.table(ws.evaluate("all").members())
+    assert members.column_names == ["user_id", "variant"]
+    assert set(members.column("variant").to_pylist()) == {"holdout", "A", "B"}
+    assert pa.table(ws.evaluate("all").members()).equals(members)
+    with pytest.raises(segkit.DefinitionError, match=r"segment bad\.split"):
+        ws.define_segment("bad", entity="user", rule={"and": []}, split={"holdout": 10, "variants": [{"name": "A", "percent": 50}]})

@@ -127,10 +127,13 @@ class Segment:
     entity: str
     rule: Any
     description: str | None = None
+    split: Any = None
 
     @classmethod
     def _from_dict(cls, d: Mapping[str, Any]) -> Segment:
-        return cls(name=d["name"], entity=d["entity"], rule=d["rule"], description=d.get("description"))
+        return cls(
+            name=d["name"], entity=d["entity"], rule=d["rule"], description=d.get("description"), split=d.get("split")
+        )
 
 
 @dataclass(frozen=True)
