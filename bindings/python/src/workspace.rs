@@ -136,6 +136,7 @@ impl PyWorkspace {
     // -------------------------------------------------------------------------------------------- segments
 
     /// `rule`: a dict/list, or JSON text. `dialect`: auto, segkit, querybuilder or jsonlogic.
+    #[allow(clippy::too_many_arguments)] // Python keyword arguments
     #[pyo3(signature = (name, entity, rule, dialect="auto", description=None, split=None))]
     fn define_segment<'py>(
         &self,
