@@ -40,7 +40,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{FieldMapping, IngestMode, IngestOptions, IngestReport, Mapping, Transform};
 pub use model::{Attribute, DataType, Entity, EntityKind, Link};
-pub use segment::{SegmentDefinition, SegmentRun};
+pub use segment::{DryRun, SegmentDefinition, SegmentRun};
 pub use source::{BatchStream, RecordBatchSource, ScanRequest, Source, SourceCapabilities};
 pub use split::Split;
 pub use workspace::{Workspace, WorkspaceOptions};

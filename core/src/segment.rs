@@ -77,6 +77,21 @@ impl SegmentRun {
     }
 }
 
+/// What evaluating an edited segment would do, without saving anything ([`Workspace::dry_run`](crate::Workspace::dry_run)).
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    /// Number of members the definition selects now.
+    pub count: u64,
+    /// Those members (sorted keys, plus `variant` with a split).
+    pub members: RecordBatch,
+    /// Keys that would enter compared with the latest stored run.
+    pub would_enter: RecordBatch,
+    /// Keys that would exit.
+    pub would_exit: RecordBatch,
+    /// The run compared with (`None`: the segment has never been evaluated).
+    pub against_run: Option<i64>,
+}
+
 /// Splits two ascending key columns into (entered = in `now` only, exited = in `before` only).
 pub(crate) fn diff_sorted(before: &RecordBatch, now: &RecordBatch) -> Result<(RecordBatch, RecordBatch)> {
     let (a, b) = (before.column(0), now.column(0));

@@ -24,7 +24,7 @@ use crate::ingest::pipeline::{self, quarantine_schema};
 use crate::ingest::{IngestOptions, IngestReport};
 use crate::model::{check_name, Entity, EntityKind};
 use crate::rules::{check_with, column, compile_with, Checked, PlanSource, Resolver};
-use crate::segment::{diff_sorted, sort_keys, SegmentDefinition, SegmentRun};
+use crate::segment::{diff_sorted, sort_keys, DryRun, SegmentDefinition, SegmentRun};
 use crate::source::{BatchStream, RecordBatchSource, Source};
 use crate::store::Store;
 use datafusion::datasource::provider_as_source;
@@ -543,22 +543,22 @@ impl Workspace {
         Ok(out)
     }
 
-    /// Evaluates a segment: computes its members, stores them as a new membership version and returns who
-    /// entered and exited since the previous run.
-    pub async fn evaluate(&self, name: &str) -> Result<SegmentRun> {
-        let started = Instant::now();
-        let started_at = self.now();
-        let (def, entity, checked) = self.compiled(name)?;
+    /// Members (sorted keys, plus `variant` with a split) of a checked segment, and their schema.
+    async fn compute_members(
+        &self,
+        def: &SegmentDefinition,
+        entity: &Entity,
+        checked: &Checked,
+    ) -> Result<(RecordBatch, SchemaRef)> {
         let key = entity.key.clone().expect("checked on define");
-        let snapshot = self.snapshot(&entity.name)?.version;
-        let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
+        let df = self.filtered(entity, checked).await?.select(vec![column(&key)])?;
         let key_schema: SchemaRef =
             Arc::new(Schema::new(vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)]));
         let batches = df.collect().await?;
         let keys = sort_keys(concat_batches(&key_schema, &batches)?)?;
         // With a split, each membership version carries the variant of every member next to its key.
-        let (members, membership_schema) = match &def.split {
-            None => (keys, key_schema.clone()),
+        Ok(match &def.split {
+            None => (keys, key_schema),
             Some(split) => {
                 let schema: SchemaRef = Arc::new(Schema::new(vec![
                     key_schema.field(0).clone(),
@@ -567,16 +567,106 @@ impl Workspace {
                 let variants = split.assign(&def.name, keys.column(0))?;
                 (RecordBatch::try_new(schema.clone(), vec![keys.column(0).clone(), Arc::new(variants)])?, schema)
             }
-        };
-        let previous = self.inner.catalog.last_run(name)?;
-        let before = match &previous {
+        })
+    }
+
+    /// The stored membership of a run (empty without one), shaped like `schema`.
+    async fn membership(&self, run: Option<&RunRecord>, schema: &SchemaRef) -> Result<RecordBatch> {
+        match run {
             Some(r) => {
                 let b = self.inner.store.read_all(&r.membership_file).await?;
-                let b = b.iter().map(|b| pipeline::conform(b, &membership_schema)).collect::<Result<Vec<_>>>()?;
-                concat_batches(&membership_schema, &b)?
+                let b = b.iter().map(|b| pipeline::conform(b, schema)).collect::<Result<Vec<_>>>()?;
+                Ok(concat_batches(schema, &b)?)
             }
-            None => RecordBatch::new_empty(membership_schema.clone()),
-        };
+            None => Ok(RecordBatch::new_empty(schema.clone())),
+        }
+    }
+
+    /// Evaluates an edited (or new) segment definition without saving anything: who would be members, and who
+    /// would enter and exit compared with the latest stored run of the segment with that name.
+    pub async fn dry_run(&self, segment: SegmentDefinition) -> Result<DryRun> {
+        check_name(&segment.name, "segment")?;
+        let entity = self
+            .entity(&segment.entity)
+            .map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
+        let checked = check_with(&segment.rule, &entity, self, std::slice::from_ref(&segment.name))?;
+        if let Some(split) = &segment.split {
+            split.validate(&format!("segment {}.split", segment.name))?;
+        }
+        let (members, schema) = self.compute_members(&segment, &entity, &checked).await?;
+        let last = self.inner.catalog.last_run(&segment.name)?;
+        let before = self.membership(last.as_ref(), &schema).await?;
+        let (would_enter, would_exit) = diff_sorted(&before, &members)?;
+        Ok(DryRun {
+            count: members.num_rows() as u64,
+            members,
+            would_enter,
+            would_exit,
+            against_run: last.map(|r| r.run),
+        })
+    }
+
+    /// The stored members of the latest run that started at or before `instant` (workspace clock).
+    pub async fn members_as_of(&self, name: &str, instant: chrono::DateTime<chrono::Utc>) -> Result<BatchStream> {
+        let runs = self.runs(name)?;
+        let run = runs
+            .iter()
+            .rev()
+            .find(|r| chrono::DateTime::parse_from_rfc3339(&r.started_at).is_ok_and(|t| t <= instant))
+            .ok_or_else(|| Error::not_found("run", format!("{name} at or before {}", instant.to_rfc3339())))?;
+        self.inner.store.read(&run.membership_file).await
+    }
+
+    /// The log of membership changes: one row per key that entered or exited, per stored run (`run`,
+    /// `started_at`, the key, `change` = `entered` / `exited`), oldest first.
+    pub async fn changes(&self, name: &str) -> Result<RecordBatch> {
+        let def = self.segment(name)?;
+        let entity = self.entity(&def.entity)?;
+        let key = entity.key.clone().expect("segments select keyed entities");
+        let key_field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
+        let key_schema: SchemaRef = Arc::new(Schema::new(vec![key_field.clone()]));
+        let out_schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("run", ArrowType::Int64, false),
+            Field::new("started_at", ArrowType::Utf8, false),
+            key_field,
+            Field::new("change", ArrowType::Utf8, false),
+        ]));
+        let mut out = vec![];
+        let mut before = RecordBatch::new_empty(key_schema.clone());
+        for r in self.runs(name)? {
+            let now = self.membership(Some(&r), &key_schema).await?;
+            let (entered, exited) = diff_sorted(&before, &now)?;
+            for (batch, change) in [(entered, "entered"), (exited, "exited")] {
+                let n = batch.num_rows();
+                if n == 0 {
+                    continue;
+                }
+                out.push(RecordBatch::try_new(
+                    out_schema.clone(),
+                    vec![
+                        Arc::new(arrow::array::Int64Array::from(vec![r.run; n])),
+                        Arc::new(StringArray::from(vec![r.started_at.as_str(); n])),
+                        batch.column(0).clone(),
+                        Arc::new(StringArray::from(vec![change; n])),
+                    ],
+                )?);
+            }
+            before = now;
+        }
+        Ok(concat_batches(&out_schema, &out)?)
+    }
+
+    /// Evaluates a segment: computes its members, stores them as a new membership version and returns who
+    /// entered and exited since the previous run.
+    pub async fn evaluate(&self, name: &str) -> Result<SegmentRun> {
+        let started = Instant::now();
+        let started_at = self.now();
+        let (def, entity, checked) = self.compiled(name)?;
+        let key = entity.key.clone().expect("checked on define");
+        let snapshot = self.snapshot(&entity.name)?.version;
+        let (members, membership_schema) = self.compute_members(&def, &entity, &checked).await?;
+        let previous = self.inner.catalog.last_run(name)?;
+        let before = self.membership(previous.as_ref(), &membership_schema).await?;
         let (entered, exited) = diff_sorted(&before, &members)?;
         let run = previous.map(|r| r.run + 1).unwrap_or(1);
         // One file per run (an empty membership still gets a typed file to diff against next time).

@@ -229,3 +229,53 @@ async fn splits_assign_stable_variants_stored_with_the_membership() {
         .unwrap_err();
     assert!(e.to_string().contains("segment bad.split"), "{e}");
 }
+
+#[tokio::test]
+async fn dry_run_history_and_as_of() {
+    let (_dir, ws) = people_workspace().await;
+    let cn = rule(json!({"attribute": "country", "op": "eq", "value": "CN"}));
+    ws.define_segment(SegmentDefinition::new("cn", "people", cn.clone())).await.unwrap();
+    ws.set_clock(Arc::new(FixedClock::parse("2026-07-01T00:00:00Z").unwrap()));
+    ws.evaluate("cn").await.unwrap();
+    // Dry run of an edit: nothing is saved.
+    let edited = SegmentDefinition::new(
+        "cn",
+        "people",
+        rule(json!({"attribute": "country", "op": "in", "value": ["CN", "US"]})),
+    );
+    let d = ws.dry_run(edited).await.unwrap();
+    assert_eq!((d.count, ids(&d.would_enter), ids(&d.would_exit), d.against_run), (5, vec![2, 6], vec![], Some(1)));
+    assert_eq!(ws.segment("cn").unwrap().rule, cn, "dry run saves nothing");
+    assert_eq!(ws.runs("cn").unwrap().len(), 1);
+    let d = ws.dry_run(SegmentDefinition::new("fresh", "people", cn.clone())).await.unwrap();
+    assert_eq!((d.against_run, ids(&d.would_enter)), (None, vec![1, 3, 7]));
+    let e = ws
+        .dry_run(SegmentDefinition::new("x", "people", rule(json!({"attribute": "cuntry", "op": "eq", "value": 1}))))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("did you mean `country`"), "{e}");
+    // A second run after a change, at a later instant.
+    let b = RecordBatch::try_from_iter([
+        ("id", Arc::new(StringArray::from(vec!["1", "5"])) as ArrayRef),
+        ("country", Arc::new(StringArray::from(vec!["US", "CN"])) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("people", vec![b], IngestOptions::default()).await.unwrap();
+    ws.set_clock(Arc::new(FixedClock::parse("2026-07-02T00:00:00Z").unwrap()));
+    ws.evaluate("cn").await.unwrap();
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc);
+    let first: Vec<RecordBatch> =
+        ws.members_as_of("cn", at("2026-07-01T12:00:00Z")).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(first.iter().flat_map(ids).collect::<Vec<_>>(), vec![1, 3, 7]);
+    let second: Vec<RecordBatch> =
+        ws.members_as_of("cn", at("2026-07-05T00:00:00Z")).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(second.iter().flat_map(ids).collect::<Vec<_>>(), vec![3, 5, 7]);
+    assert!(matches!(ws.members_as_of("cn", at("2026-06-01T00:00:00Z")).await, Err(Error::NotFound { .. })));
+    let log = ws.changes("cn").await.unwrap();
+    let runs = log.column(0).as_primitive::<segkit::deps::arrow::datatypes::Int64Type>().values().to_vec();
+    let keys = ids(&log.project(&[2]).unwrap());
+    let change: Vec<&str> = log.column(3).as_string::<i32>().iter().map(|v| v.unwrap()).collect();
+    assert_eq!(runs, vec![1, 1, 1, 2, 2]);
+    assert_eq!(keys, vec![1, 3, 7, 5, 1]);
+    assert_eq!(change, vec!["entered", "entered", "entered", "entered", "exited"]);
+}
