@@ -147,6 +147,15 @@ export interface SegmentOptions {
   split?: SplitSpec;
 }
 
+export interface DryRunResult {
+  count: number;
+  /** The run compared with; null when the segment was never evaluated. */
+  againstRun: number | null;
+  wouldEnter: Key[];
+  wouldExit: Key[];
+  membersIpc: Buffer;
+}
+
 /** A holdout and named variants by percent (summing to 100), assigned by a stable hash of (key, segment, salt). */
 export interface SplitSpec {
   holdout?: number;
@@ -229,6 +238,12 @@ export declare class Workspace {
   quarantine(entity: string): Promise<Buffer>;
 
   defineSegment(name: string, options: SegmentOptions): Promise<SegmentDefinition>;
+  /** Evaluates an edited (or new) segment without saving anything. */
+  dryRun(name: string, options: Omit<SegmentOptions, 'description'>): Promise<DryRunResult>;
+  /** Stored members of the latest run that started at or before `instant`, as an Arrow IPC stream. */
+  membersAsOf(name: string, instant: string | Date): Promise<Buffer>;
+  /** The per-run log of entered / exited keys (`run`, `started_at`, key, `change`), as an Arrow IPC stream. */
+  changes(name: string): Promise<Buffer>;
   segment(name: string): SegmentDefinition;
   segments(): SegmentDefinition[];
   deleteSegment(name: string): Promise<void>;

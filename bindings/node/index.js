@@ -369,6 +369,23 @@ class Workspace {
     return call(() => this.#native.members(name, run ?? null));
   }
 
+  /** Stored members of the latest run that started at or before `instant` (ISO text or Date), Arrow IPC. */
+  async membersAsOf(name, instant) {
+    const text = instant instanceof Date ? instant.toISOString() : instant;
+    return call(() => this.#native.membersAsOf(name, text));
+  }
+
+  /** The per-run log of entered / exited keys (`run`, `started_at`, key, `change`), Arrow IPC. */
+  async changes(name) {
+    return call(() => this.#native.changes(name));
+  }
+
+  /** Evaluates an edited (or new) segment without saving: {count, againstRun, wouldEnter, wouldExit, membersIpc}. */
+  async dryRun(name, { entity, rule, dialect, split } = {}) {
+    const text = ruleText(rule);
+    return call(() => this.#native.dryRun(name, entity, text, dialect ?? null, split ?? null));
+  }
+
   /** The run history of a segment, oldest first. */
   runs(name) {
     return callSync(() => this.#native.runs(name));

@@ -314,6 +314,45 @@ fn ingest_on_runtime(
     on_runtime(move || async move { ws.ingest(&entity, source.as_ref(), opts).await })
 }
 
+fn segment_definition(
+    name: String,
+    entity: String,
+    rule_json: &str,
+    dialect: Option<String>,
+    description: Option<String>,
+    split: Option<Value>,
+) -> Result<SegmentDefinition> {
+    let dialect: Dialect = dialect.as_deref().unwrap_or("auto").parse().js()?;
+    let split: Option<segkit::Split> = match split {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v).map_err(|e| {
+            to_napi(CoreError::Definition { path: format!("segment {name}.split"), message: e.to_string() })
+        })?),
+    };
+    let v: Value = serde_json::from_str(rule_json)
+        .map_err(|e| to_napi(CoreError::Rule { path: String::new(), message: format!("not valid JSON: {e}") }))?;
+    let rule = Rule::parse(&v, dialect).js()?;
+    let mut def = SegmentDefinition::new(name, entity, rule);
+    def.description = description;
+    def.split = split;
+    Ok(def)
+}
+
+/// The result of `Workspace.dryRun`.
+#[napi(object)]
+pub struct DryRunResult {
+    /// Members the edited definition selects now.
+    pub count: f64,
+    /// The run compared with (null: never evaluated).
+    pub against_run: Option<i64>,
+    /// Keys that would enter.
+    pub would_enter: Vec<JsKey>,
+    /// Keys that would exit.
+    pub would_exit: Vec<JsKey>,
+    /// The members as an Arrow IPC stream.
+    pub members_ipc: Buffer,
+}
+
 /// Native workspace handle; wrapped by `Workspace` in index.js.
 #[napi]
 pub struct NativeWorkspace {
@@ -464,19 +503,7 @@ impl NativeWorkspace {
         description: Option<String>,
         split: Option<Value>,
     ) -> Result<Value> {
-        let dialect: Dialect = dialect.as_deref().unwrap_or("auto").parse().js()?;
-        let split: Option<segkit::Split> = match split {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(serde_json::from_value(v).map_err(|e| {
-                to_napi(CoreError::Definition { path: format!("segment {name}.split"), message: e.to_string() })
-            })?),
-        };
-        let v: Value = serde_json::from_str(&rule_json)
-            .map_err(|e| to_napi(CoreError::Rule { path: String::new(), message: format!("not valid JSON: {e}") }))?;
-        let rule = Rule::parse(&v, dialect).js()?;
-        let mut def = SegmentDefinition::new(name, entity, rule);
-        def.description = description;
-        def.split = split;
+        let def = segment_definition(name, entity, &rule_json, dialect, description, split)?;
         let def = self.inner.define_segment(def).await.js()?;
         segment_to_js(&def)
     }
@@ -536,6 +563,51 @@ impl NativeWorkspace {
             None => Arc::new(Schema::new(vec![Field::new(&key, key_type, false)])),
         };
         to_ipc(&schema, &batches)
+    }
+
+    /// Evaluates an edited (or new) segment without saving anything.
+    #[napi]
+    pub async fn dry_run(
+        &self,
+        name: String,
+        entity: String,
+        rule_json: String,
+        dialect: Option<String>,
+        split: Option<Value>,
+    ) -> Result<DryRunResult> {
+        let def = segment_definition(name, entity, &rule_json, dialect, None, split)?;
+        let d = self.inner.dry_run(def).await.js()?;
+        Ok(DryRunResult {
+            count: d.count as f64,
+            against_run: d.against_run,
+            would_enter: keys_to_js(&d.would_enter),
+            would_exit: keys_to_js(&d.would_exit),
+            members_ipc: to_ipc(&d.members.schema(), std::slice::from_ref(&d.members))?,
+        })
+    }
+
+    /// Stored members of the latest run that started at or before `instant` (RFC 3339), as Arrow IPC.
+    #[napi]
+    pub async fn members_as_of(&self, name: String, instant: String) -> Result<Buffer> {
+        let at = segkit::FixedClock::parse(&instant).js()?.0;
+        let def = self.inner.segment(&name).js()?;
+        let entity = self.inner.entity(&def.entity).js()?;
+        let key = entity.key.clone().unwrap_or_default();
+        let key_type = entity.attr(&key).js()?.data_type.to_arrow();
+        let stream = self.inner.members_as_of(&name, at).await.js()?;
+        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await.js()?;
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => Arc::new(Schema::new(vec![Field::new(&key, key_type, false)])),
+        };
+        to_ipc(&schema, &batches)
+    }
+
+    /// The per-run log of entered / exited keys, as Arrow IPC.
+    #[napi]
+    pub async fn changes(&self, name: String) -> Result<Buffer> {
+        let b = self.inner.changes(&name).await.js()?;
+        to_ipc(&b.schema(), std::slice::from_ref(&b))
     }
 
     /// The run history of a segment, oldest first.

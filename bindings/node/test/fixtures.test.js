@@ -96,3 +96,23 @@ test('splits carry a variant column', async () => {
     (e) => e.name === 'DefinitionError' && /segment bad\.split/.test(e.message),
   );
 });
+
+test('dry run, members as of an instant, change log', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-history-')));
+  await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64', country: 'string' } });
+  await w.ingest('user', [{ user_id: 1, country: 'CN' }, { user_id: 2, country: 'US' }, { user_id: 3, country: 'CN' }]);
+  await w.defineSegment('cn', { entity: 'user', rule: { attribute: 'country', op: 'eq', value: 'CN' } });
+  w.setClock('2026-07-01T00:00:00Z');
+  await w.evaluate('cn');
+  const d = await w.dryRun('cn', { entity: 'user', rule: { attribute: 'country', op: 'in', value: ['CN', 'US'] } });
+  assert.deepEqual([d.count, d.againstRun, d.wouldEnter, d.wouldExit], [3, 1, [2], []]);
+  assert.deepEqual(w.segment('cn').rule, { attribute: 'country', op: 'eq', value: 'CN' });
+  await w.ingest('user', [{ user_id: 1, country: 'US' }]);
+  w.setClock('2026-07-02T00:00:00Z');
+  await w.evaluate('cn');
+  const asOf = tableFromIPC(await w.membersAsOf('cn', '2026-07-01T12:00:00Z'));
+  assert.deepEqual(Array.from(asOf.getChildAt(0).toArray(), Number), [1, 3]);
+  const log = tableFromIPC(await w.changes('cn'));
+  assert.deepEqual(Array.from(log.getChild('change').toArray()), ['entered', 'entered', 'exited']);
+  await assert.rejects(w.membersAsOf('cn', new Date('2020-01-01T00:00:00Z')), (e) => e.name === 'NotFoundError');
+});

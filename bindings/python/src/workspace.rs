@@ -148,32 +148,51 @@ impl PyWorkspace {
         description: Option<String>,
         split: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let dialect: Dialect = dialect.parse().py()?;
-        let split: Option<segkit::Split> = match split {
-            None => None,
-            Some(s) if s.is_none() => None,
-            Some(s) => Some(
-                serde_json::from_value(to_json(s)?)
-                    .map_err(|e| segkit::Error::Definition {
-                        path: format!("segment {name}.split"),
-                        message: e.to_string(),
-                    })
-                    .py()?,
-            ),
-        };
-        let value = match rule.extract::<String>() {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| segkit::Error::Rule { path: "<root>".into(), message: format!("not valid JSON: {e}") })
-                .py()?,
-            Err(_) => to_json(rule)?,
-        };
-        let rule = Rule::parse(&value, dialect).py()?;
-        let mut def = SegmentDefinition::new(name, entity, rule);
-        def.description = description;
-        def.split = split;
+        let def = segment_definition(name, entity, rule, dialect, description, split)?;
         let ws = self.ws.clone();
         let out = wait_for_future(py, move || async move { ws.define_segment(def).await })?.py()?;
         to_py(py, &out)
+    }
+
+    /// What `define_segment` + `evaluate` would do, without saving: (count, members, would_enter, would_exit,
+    /// run compared with).
+    #[pyo3(signature = (name, entity, rule, dialect="auto", split=None))]
+    fn dry_run<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        entity: String,
+        rule: &Bound<'py, PyAny>,
+        dialect: &str,
+        split: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(u64, PyTable, PyTable, PyTable, Option<i64>)> {
+        let def = segment_definition(name, entity, rule, dialect, None, split)?;
+        let ws = self.ws.clone();
+        let d = wait_for_future(py, move || async move { ws.dry_run(def).await })?.py()?;
+        Ok((d.count, batch_table(d.members)?, batch_table(d.would_enter)?, batch_table(d.would_exit)?, d.against_run))
+    }
+
+    /// Stored members of the latest run that started at or before `instant` (RFC 3339).
+    fn members_as_of(&self, py: Python<'_>, name: String, instant: &str) -> PyResult<PyTable> {
+        let at = FixedClock::parse(instant).py()?.0;
+        let ws = self.ws.clone();
+        let (batches, schema) = wait_for_future(py, move || async move {
+            let def = ws.segment(&name)?;
+            let entity = ws.entity(&def.entity)?;
+            let key = entity.key.clone().unwrap_or_default();
+            let field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
+            let batches: Vec<_> = ws.members_as_of(&name, at).await?.try_collect().await?;
+            segkit::Result::Ok((batches, Arc::new(Schema::new(vec![field]))))
+        })?
+        .py()?;
+        table(batches, schema)
+    }
+
+    /// The per-run log of entered / exited keys.
+    fn changes(&self, py: Python<'_>, name: String) -> PyResult<PyTable> {
+        let ws = self.ws.clone();
+        let b = wait_for_future(py, move || async move { ws.changes(&name).await })?.py()?;
+        batch_table(b)
     }
 
     fn segment<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
@@ -219,7 +238,12 @@ impl PyWorkspace {
             let key = entity.key.clone().unwrap_or_default();
             let field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
             let batches: Vec<_> = ws.members(&name, run).await?.try_collect().await?;
-            segkit::Result::Ok((batches, Arc::new(Schema::new(vec![field]))))
+            // A split adds a `variant` column: take the schema from the data when there is any.
+            let schema = match batches.first() {
+                Some(b) => b.schema(),
+                None => Arc::new(Schema::new(vec![field])),
+            };
+            segkit::Result::Ok((batches, schema))
         })?
         .py()?;
         table(batches, schema)
@@ -300,4 +324,38 @@ impl PySegmentRun {
             self.run.exited.num_rows()
         )
     }
+}
+
+fn segment_definition(
+    name: String,
+    entity: String,
+    rule: &Bound<'_, PyAny>,
+    dialect: &str,
+    description: Option<String>,
+    split: Option<&Bound<'_, PyAny>>,
+) -> PyResult<SegmentDefinition> {
+    let dialect: Dialect = dialect.parse().py()?;
+    let split: Option<segkit::Split> = match split {
+        None => None,
+        Some(s) if s.is_none() => None,
+        Some(s) => Some(
+            serde_json::from_value(to_json(s)?)
+                .map_err(|e| segkit::Error::Definition {
+                    path: format!("segment {name}.split"),
+                    message: e.to_string(),
+                })
+                .py()?,
+        ),
+    };
+    let value = match rule.extract::<String>() {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| segkit::Error::Rule { path: "<root>".into(), message: format!("not valid JSON: {e}") })
+            .py()?,
+        Err(_) => to_json(rule)?,
+    };
+    let rule = Rule::parse(&value, dialect).py()?;
+    let mut def = SegmentDefinition::new(name, entity, rule);
+    def.description = description;
+    def.split = split;
+    Ok(def)
 }

@@ -252,5 +252,29 @@ def test_split_variants(tmp_path):
     assert members.column_names == ["user_id", "variant"]
     assert set(members.column("variant").to_pylist()) == {"holdout", "A", "B"}
     assert pa.table(ws.evaluate("all").members()).equals(members)
+    assert pa.table(ws.members("all")).equals(members)
     with pytest.raises(segkit.DefinitionError, match=r"segment bad\.split"):
         ws.define_segment("bad", entity="user", rule={"and": []}, split={"holdout": 10, "variants": [{"name": "A", "percent": 50}]})
+
+
+def test_dry_run_history_and_as_of(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64", "country": "string"})
+    ws.ingest("user", pa.table({"user_id": [1, 2, 3], "country": ["CN", "US", "CN"]}))
+    ws.define_segment("cn", entity="user", rule={"attribute": "country", "op": "eq", "value": "CN"})
+    ws.set_clock("2026-07-01T00:00:00Z")
+    ws.evaluate("cn")
+    d = ws.dry_run("cn", entity="user", rule={"attribute": "country", "op": "in", "value": ["CN", "US"]})
+    assert (d.count, d.against_run) == (3, 1)
+    assert pa.table(d.would_enter).column(0).to_pylist() == [2]
+    assert ws.segment("cn").rule == {"attribute": "country", "op": "eq", "value": "CN"}
+    ws.ingest("user", pa.table({"user_id": [1], "country": ["US"]}))
+    ws.set_clock("2026-07-02T00:00:00Z")
+    ws.evaluate("cn")
+    assert pa.table(ws.members("cn", as_of="2026-07-01T12:00:00Z")).column(0).to_pylist() == [1, 3]
+    assert pa.table(ws.members("cn", as_of=datetime(2026, 7, 3, tzinfo=timezone.utc))).column(0).to_pylist() == [3]
+    log = pa.table(ws.changes("cn"))
+    assert log.column("change").to_pylist() == ["entered", "entered", "exited"]
+    assert log.column("run").to_pylist() == [1, 1, 2]
+    with pytest.raises(segkit.NotFoundError):
+        ws.members("cn", as_of="2020-01-01T00:00:00Z")

@@ -22,12 +22,13 @@ from segkit._segkit import (
 )
 from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
-from segkit._workspace import SegmentRun, Workspace
+from segkit._workspace import DryRun, SegmentRun, Workspace
 
 __all__ = [
     "Attribute",
     "ConflictError",
     "DefinitionError",
+    "DryRun",
     "EngineError",
     "Entity",
     "IngestError",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence, Union
 
@@ -140,6 +141,17 @@ class SegmentRun:
 
     def __repr__(self) -> str:
         return repr(self._run)
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What evaluating an edited segment would do (nothing is saved)."""
+
+    count: int
+    members: Table
+    would_enter: Table
+    would_exit: Table
+    against_run: int | None
 
 
 class Workspace:
@@ -282,9 +294,32 @@ class Workspace:
         """Up to ``n`` current member rows with every attribute (``pii`` attributes masked)."""
         return Table(self._ws.preview(name, n))
 
-    def members(self, name: str, run: int | None = None) -> Table:
-        """The stored member keys of the latest run (or of run ``run``)."""
+    def members(self, name: str, run: int | None = None, *, as_of: str | datetime | None = None) -> Table:
+        """The stored member keys of the latest run, of run ``run``, or of the latest run that started at or
+        before ``as_of`` (workspace clock)."""
+        if as_of is not None:
+            if run is not None:
+                raise ValueError("give run or as_of, not both")
+            return Table(self._ws.members_as_of(name, _instant(as_of)))
         return Table(self._ws.members(name, run))
+
+    def changes(self, name: str) -> Table:
+        """The log of membership changes: ``run``, ``started_at``, the key and ``change`` (entered / exited)."""
+        return Table(self._ws.changes(name))
+
+    def dry_run(
+        self,
+        name: str,
+        *,
+        entity: str,
+        rule: RuleSpec,
+        dialect: str = "auto",
+        split: Mapping[str, Any] | None = None,
+    ) -> DryRun:
+        """Evaluates an edited (or new) segment without saving it: how many and which keys would be members, and
+        which would enter and exit compared with the latest stored run of ``name``."""
+        count, members, enter, exit_, against = self._ws.dry_run(name, entity, rule, dialect, split)
+        return DryRun(count=count, members=Table(members), would_enter=Table(enter), would_exit=Table(exit_), against_run=against)
 
     def runs(self, name: str) -> list[dict[str, Any]]:
         """The run history of a segment, oldest first."""
