@@ -30,6 +30,9 @@ use crate::store::Store;
 use datafusion::datasource::provider_as_source;
 use datafusion::logical_expr::LogicalPlanBuilder;
 
+mod explain;
+pub use explain::{ExplainNode, Explanation};
+
 /// How to open a workspace. Its `Debug` output never shows store option values (they may be secrets).
 #[derive(Clone, Default)]
 #[non_exhaustive]

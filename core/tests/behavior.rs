@@ -226,3 +226,49 @@ async fn segment_references() {
     let e = members(&ws, "y", "people", json!({"in_segment": {"segment": "fresh", "stored": true}})).await.unwrap_err();
     assert!(e.to_string().contains("segment `fresh` has no stored run yet"), "{e}");
 }
+
+#[tokio::test]
+async fn explain_annotates_every_node() {
+    let (_dir, ws) = workspace().await;
+    let s3 = json!({"performed": purchases(json!({"within_last": "30 days",
+        "having": [{"count": {"ge": 3}}, {"sum": "amount", "gt": 200}]}))});
+    let rule = json!({"and": [
+        {"or": [{"attribute": "country", "op": "eq", "value": "CN"}, {"attribute": "name", "op": "starts_with", "value": "D"}]},
+        {"not": {"attribute": "age", "op": "gt", "value": 40}},
+        s3
+    ]});
+    members(&ws, "x", "people", rule).await.unwrap();
+    let e = ws.explain("x", "1").await.unwrap();
+    assert!(e.member, "{e}");
+    let text = e.to_string();
+    assert!(text.starts_with("1 is a member of `x`"), "{text}");
+    assert!(text.contains("[true] country eq \"CN\"  (country = CN)"), "{text}");
+    assert!(text.contains("(name = *** (pii))"), "pii masked: {text}");
+    assert!(text.contains("count = 3 → count ge 3: true; sum(amount) = 330.0 → sum(amount) gt 200.0: true"), "{text}");
+
+    let e = ws.explain("x", "4").await.unwrap();
+    assert!(!e.member);
+    let behaviour = &e.root.children[2];
+    assert_eq!(behaviour.value, Some(false));
+    assert!(behaviour.detail.as_ref().unwrap().contains("sum(amount) = 180.0 → sum(amount) gt 200.0: false"), "{e}");
+
+    // Unknown stays unknown: person 3 has no age.
+    let e = ws.explain("x", "3").await.unwrap();
+    let not_age = &e.root.children[1];
+    assert_eq!((not_age.value, not_age.children[0].value), (None, None));
+    assert_eq!(not_age.children[0].detail.as_deref(), Some("age is null"));
+    assert_eq!(e.root.value, Some(false), "and(true, unknown, false) is false: {e}");
+
+    // No events at all: count is 0 and sum unknown.
+    let e = ws.explain("x", "5").await.unwrap();
+    assert!(e.root.children[2].detail.as_ref().unwrap().contains("count = 0"), "{e}");
+    assert!(
+        e.root.children[2].detail.as_ref().unwrap().contains("sum(amount) = null → sum(amount) gt 200.0: unknown"),
+        "{e}"
+    );
+
+    let err = ws.explain("x", "42").await.unwrap_err();
+    assert!(matches!(err, segkit::Error::NotFound { .. }), "{err}");
+    let err = ws.explain("x", "abc").await.unwrap_err();
+    assert!(err.to_string().contains("not a valid int64"), "{err}");
+}

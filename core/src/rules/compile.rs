@@ -153,6 +153,46 @@ pub fn behavior_subquery(
     profile: &str,
     tables: &dyn PlanSource,
 ) -> Result<LogicalPlan> {
+    let plan = behavior_events(b, now, key, profile, tables)?;
+    let having = b.having.iter().map(|a| compile_pred(&a.pred, now)).reduce(Expr::and).unwrap_or_else(|| lit(true));
+    // Entities with no matching events never reach the subquery: when they satisfy the thresholds, select the
+    // complement (groups that fail) and negate.
+    let group_filter = if b.holds_without_events() { Expr::IsNotTrue(Box::new(having)) } else { having };
+    Ok(plan
+        .aggregate(vec![column(&b.link)], behavior_aggregates(b))?
+        .filter(group_filter)?
+        .project(vec![column(&b.link)])?
+        .build()?)
+}
+
+/// The aggregates of a behavioural node, each aliased to its [`CheckedAggregate::alias`](super::CheckedAggregate).
+pub(crate) fn behavior_aggregates(b: &CheckedBehavior) -> Vec<Expr> {
+    b.having
+        .iter()
+        .map(|a| {
+            let arg = a.attribute.as_deref().map(column);
+            let e = match (a.func, arg) {
+                (AggFn::Count, _) => count(lit(1i64)),
+                (AggFn::CountDistinct, Some(x)) => count_distinct(x),
+                (AggFn::Sum, Some(x)) => sum(x),
+                (AggFn::Avg, Some(x)) => avg(x),
+                (AggFn::Min, Some(x)) => min(x),
+                (AggFn::Max, Some(x)) => max(x),
+                (f, None) => unreachable!("{} without attribute passed the checker", f.name()),
+            };
+            e.alias(&a.alias)
+        })
+        .collect()
+}
+
+/// The events a behavioural node counts: linked, matching its filter, inside its window.
+pub(crate) fn behavior_events(
+    b: &CheckedBehavior,
+    now: DateTime<Utc>,
+    key: &str,
+    profile: &str,
+    tables: &dyn PlanSource,
+) -> Result<LogicalPlanBuilder> {
     let time = column(&b.time);
     let time_type = b.event.attr(&b.time)?.data_type.clone();
     let bound = |t: DateTime<Utc>| match time_type {
@@ -198,28 +238,7 @@ pub fn behavior_subquery(
     if let Some(p) = preds.into_iter().reduce(Expr::and) {
         plan = plan.filter(p)?;
     }
-    let aggs = b
-        .having
-        .iter()
-        .map(|a| {
-            let arg = a.attribute.as_deref().map(column);
-            let e = match (a.func, arg) {
-                (AggFn::Count, _) => count(lit(1i64)),
-                (AggFn::CountDistinct, Some(x)) => count_distinct(x),
-                (AggFn::Sum, Some(x)) => sum(x),
-                (AggFn::Avg, Some(x)) => avg(x),
-                (AggFn::Min, Some(x)) => min(x),
-                (AggFn::Max, Some(x)) => max(x),
-                (f, None) => unreachable!("{} without attribute passed the checker", f.name()),
-            };
-            e.alias(&a.alias)
-        })
-        .collect::<Vec<_>>();
-    let having = b.having.iter().map(|a| compile_pred(&a.pred, now)).reduce(Expr::and).unwrap_or_else(|| lit(true));
-    // Entities with no matching events never reach the subquery: when they satisfy the thresholds, select the
-    // complement (groups that fail) and negate.
-    let group_filter = if b.holds_without_events() { Expr::IsNotTrue(Box::new(having)) } else { having };
-    Ok(plan.aggregate(vec![column(&b.link)], aggs)?.filter(group_filter)?.project(vec![column(&b.link)])?.build()?)
+    Ok(plan)
 }
 
 /// An unqualified column reference (names are validated identifiers; no parsing of dots or case folding).
@@ -252,7 +271,7 @@ fn like_escape(s: &str) -> String {
     out
 }
 
-fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
+pub(crate) fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
     let c = column(&p.attribute);
     let t = &p.data_type;
     let elem = t.element().cloned().unwrap_or(DataType::String);

@@ -11,7 +11,7 @@
 
 mod ast;
 mod check;
-mod compile;
+pub(crate) mod compile;
 mod dialect;
 #[cfg(test)]
 mod proptest;
