@@ -147,6 +147,23 @@ export interface SegmentOptions {
   split?: SplitSpec;
 }
 
+export interface ExplainNode {
+  label: string;
+  /** true, false, or null for unknown. */
+  value: boolean | null;
+  detail: string | null;
+  children: ExplainNode[];
+}
+
+export interface Explanation {
+  segment: string;
+  key: string;
+  member: boolean;
+  root: ExplainNode;
+  /** A readable tree. */
+  text: string;
+}
+
 export interface DryRunResult {
   count: number;
   /** The run compared with; null when the segment was never evaluated. */
@@ -244,6 +261,8 @@ export declare class Workspace {
   membersAsOf(name: string, instant: string | Date): Promise<Buffer>;
   /** The per-run log of entered / exited keys (`run`, `started_at`, key, `change`), as an Arrow IPC stream. */
   changes(name: string): Promise<Buffer>;
+  /** Why entity `key` is or is not a member of segment `name` now. */
+  explain(name: string, key: Key): Promise<Explanation>;
   segment(name: string): SegmentDefinition;
   segments(): SegmentDefinition[];
   deleteSegment(name: string): Promise<void>;

@@ -375,6 +375,11 @@ class Workspace {
     return call(() => this.#native.membersAsOf(name, text));
   }
 
+  /** Why entity `key` is or is not a member now: {segment, key, member, root: {label, value, detail, children}, text}. */
+  async explain(name, key) {
+    return call(() => this.#native.explain(name, String(key)));
+  }
+
   /** The per-run log of entered / exited keys (`run`, `started_at`, key, `change`), Arrow IPC. */
   async changes(name) {
     return call(() => this.#native.changes(name));

@@ -603,6 +603,17 @@ impl NativeWorkspace {
         to_ipc(&schema, &batches)
     }
 
+    /// Why entity `key` is or is not a member: `{segment, key, member, root, text}`.
+    #[napi]
+    pub async fn explain(&self, name: String, key: String) -> Result<Value> {
+        let e = self.inner.explain(&name, &key).await.js()?;
+        let mut v = serde_json::to_value(&e).js()?;
+        if let Value::Object(m) = &mut v {
+            m.insert("text".into(), Value::String(e.to_string()));
+        }
+        Ok(v)
+    }
+
     /// The per-run log of entered / exited keys, as Arrow IPC.
     #[napi]
     pub async fn changes(&self, name: String) -> Result<Buffer> {

@@ -116,3 +116,17 @@ test('dry run, members as of an instant, change log', async () => {
   assert.deepEqual(Array.from(log.getChild('change').toArray()), ['entered', 'entered', 'exited']);
   await assert.rejects(w.membersAsOf('cn', new Date('2020-01-01T00:00:00Z')), (e) => e.name === 'NotFoundError');
 });
+
+test('explain', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-explain-')));
+  await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64', country: 'string', age: 'int32' } });
+  await w.ingest('user', [{ user_id: 1, country: 'CN', age: 35 }, { user_id: 2, country: 'CN', age: null }]);
+  await w.defineSegment('s', { entity: 'user', rule: { and: [
+    { attribute: 'country', op: 'eq', value: 'CN' }, { attribute: 'age', op: 'gt', value: 30 }] } });
+  const e1 = await w.explain('s', 1);
+  assert.equal(e1.member, true);
+  const e2 = await w.explain('s', 2);
+  assert.deepEqual([e2.member, e2.root.value, e2.root.children[1].detail], [false, null, 'age is null']);
+  assert.match(e2.text, /\[unknown\] age gt 30/);
+  await assert.rejects(w.explain('s', 3), (e) => e.name === 'NotFoundError');
+});

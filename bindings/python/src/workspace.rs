@@ -188,6 +188,22 @@ impl PyWorkspace {
         table(batches, schema)
     }
 
+    /// `(text, explanation as a dict)` for entity `key` (int or str) in segment `name`.
+    fn explain<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<(String, Bound<'py, PyAny>)> {
+        let key = match key.extract::<i64>() {
+            Ok(i) => i.to_string(),
+            Err(_) => key.extract::<String>()?,
+        };
+        let ws = self.ws.clone();
+        let e = wait_for_future(py, move || async move { ws.explain(&name, &key).await })?.py()?;
+        Ok((e.to_string(), to_py(py, &e)?))
+    }
+
     /// The per-run log of entered / exited keys.
     fn changes(&self, py: Python<'_>, name: String) -> PyResult<PyTable> {
         let ws = self.ws.clone();

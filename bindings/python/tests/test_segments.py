@@ -278,3 +278,19 @@ def test_dry_run_history_and_as_of(tmp_path):
     assert log.column("run").to_pylist() == [1, 1, 2]
     with pytest.raises(segkit.NotFoundError):
         ws.members("cn", as_of="2020-01-01T00:00:00Z")
+
+
+def test_explain(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64", "country": "string", "age": "int32"})
+    ws.ingest("user", pa.table({"user_id": [1, 2], "country": ["CN", "CN"], "age": pa.array([35, None], pa.int32())}))
+    ws.define_segment("s", entity="user", rule={"and": [{"attribute": "country", "op": "eq", "value": "CN"}, {"attribute": "age", "op": "gt", "value": 30}]})
+    e = ws.explain("s", 1)
+    assert e.member and e.root["value"] is True
+    assert [c["value"] for c in e.root["children"]] == [True, True]
+    e = ws.explain("s", "2")
+    assert not e.member and e.root["value"] is None
+    assert e.root["children"][1]["detail"] == "age is null"
+    assert "[unknown] age gt 30" in str(e)
+    with pytest.raises(segkit.NotFoundError):
+        ws.explain("s", 3)

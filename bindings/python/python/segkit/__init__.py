@@ -22,7 +22,7 @@ from segkit._segkit import (
 )
 from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
-from segkit._workspace import DryRun, SegmentRun, Workspace
+from segkit._workspace import DryRun, Explanation, SegmentRun, Workspace
 
 __all__ = [
     "Attribute",
@@ -31,6 +31,7 @@ __all__ = [
     "DryRun",
     "EngineError",
     "Entity",
+    "Explanation",
     "IngestError",
     "IngestReport",
     "InvalidArgumentError",

@@ -144,6 +144,21 @@ class SegmentRun:
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Why one entity is or is not a member of a segment. ``root`` is the annotated rule tree: nested dicts with
+    ``label``, ``value`` (True / False / None), ``detail`` and ``children``."""
+
+    segment: str
+    key: str
+    member: bool
+    root: dict[str, Any]
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class DryRun:
     """What evaluating an edited segment would do (nothing is saved)."""
 
@@ -302,6 +317,13 @@ class Workspace:
                 raise ValueError("give run or as_of, not both")
             return Table(self._ws.members_as_of(name, _instant(as_of)))
         return Table(self._ws.members(name, run))
+
+    def explain(self, name: str, key: int | str) -> Explanation:
+        """Why entity ``key`` is or is not a member of segment ``name`` now: the rule tree with each node's value
+        (True / False / None for unknown), the values compared and, for behavioural conditions, the aggregates.
+        ``str(explanation)`` is a readable tree."""
+        text, tree = self._ws.explain(name, key)
+        return Explanation(segment=tree["segment"], key=tree["key"], member=tree["member"], root=tree["root"], text=text)
 
     def changes(self, name: str) -> Table:
         """The log of membership changes: ``run``, ``started_at``, the key and ``change`` (entered / exited)."""
