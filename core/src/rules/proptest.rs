@@ -189,6 +189,108 @@ fn condition() -> impl Strategy<Value = Rule> {
     ]
 }
 
+/// Event rows: (link to `t.id` or an unknown id or null, day offset, kind, amount).
+#[derive(Debug, Clone)]
+struct Event {
+    uid: Option<i64>,
+    day: i64,
+    kind: Option<usize>,
+    amt: Option<usize>,
+}
+
+const KINDS: [&str; 2] = ["a", "b"];
+const AMOUNTS: [f64; 3] = [1.0, 2.5, -1.0];
+
+fn event() -> impl Strategy<Value = Event> {
+    (opt(0i64..45), -40i64..2, opt(0..KINDS.len()), opt(0..AMOUNTS.len())).prop_map(|(uid, day, kind, amt)| Event {
+        uid,
+        day,
+        kind,
+        amt,
+    })
+}
+
+fn events_entity() -> Entity {
+    Entity::event("ev", "at")
+        .attribute(Attribute::new("uid", DataType::Int64))
+        .attribute(Attribute::new("at", DataType::Timestamp))
+        .attribute(Attribute::new("kind", DataType::String).indexed())
+        .attribute(Attribute::new("amt", DataType::Float64))
+        .link(crate::model::Link::new("uid", "t"))
+}
+
+fn events_batch(events: &[Event]) -> RecordBatch {
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("uid", Arc::new(events.iter().map(|e| e.uid).collect::<Int64Array>())),
+        (
+            "at",
+            Arc::new(
+                events
+                    .iter()
+                    .map(|e| Some(NOW_US + e.day * DAY_US + 3_600_000_000 * (e.day.rem_euclid(2))))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("UTC"),
+            ),
+        ),
+        ("kind", Arc::new(events.iter().map(|e| e.kind.map(|k| KINDS[k])).collect::<StringArray>())),
+        ("amt", Arc::new(events.iter().map(|e| e.amt.map(|a| AMOUNTS[a])).collect::<Float64Array>())),
+    ];
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+/// A behavioural condition over `ev`, or a reference to the segment `base`.
+fn behaviour() -> impl Strategy<Value = Rule> {
+    let filter = prop_oneof![
+        Just(None),
+        (0..KINDS.len()).prop_map(|k| Some(json!({"attribute": "kind", "op": "eq", "value": KINDS[k]}))),
+        Just(Some(json!({"attribute": "amt", "op": "gt", "value": 0}))),
+    ];
+    let window = prop_oneof![
+        Just(None),
+        (0i64..40).prop_map(|d| Some(("within_last", json!(format!("{d} days"))))),
+        (-40i64..0, 0i64..20).prop_map(|(a, len)| Some(("between", json!([ts_text(a, 0), ts_text(a + len, 0)])))),
+        Just(Some(("since", json!("ts")))),
+    ];
+    let threshold = prop_oneof![
+        (prop::sample::select(vec!["ge", "lt", "eq", "gt"]), 0i64..4).prop_map(|(op, n)| json!({"count": {op: n}})),
+        (prop::sample::select(vec!["gt", "le"]), -2i64..5).prop_map(|(op, n)| json!({"sum": "amt", op: n})),
+        (prop::sample::select(vec!["gt", "lt"]), 0i64..3).prop_map(|(op, n)| json!({"avg": "amt", op: n})),
+        (prop::sample::select(vec!["ge", "le"]), 1i64..3).prop_map(|(op, n)| json!({"count_distinct": "kind", op: n})),
+        (0i64..30).prop_map(|d| json!({"min": "at", "within_last": format!("{d} days")})),
+        (0i64..30).prop_map(|d| json!({"max": "at", "not_within_last": format!("{d} days")})),
+        Just(json!({"max": "amt", "is_null": null})),
+    ];
+    let performed =
+        (filter, window, prop::collection::vec(threshold, 0..3), prop::bool::ANY).prop_map(|(f, w, h, neg)| {
+            let mut spec = json!({"event": "ev"});
+            if let Some(f) = f {
+                spec["where"] = f;
+            }
+            if let Some((k, v)) = w {
+                spec[k] = v;
+            }
+            if !h.is_empty() {
+                spec["having"] = json!(h);
+            }
+            Rule::parse(&json!({ if neg { "not_performed" } else { "performed" }: spec }), super::Dialect::Segkit)
+                .unwrap()
+        });
+    prop_oneof![
+        3 => performed,
+        1 => prop::bool::ANY.prop_map(|neg| Rule::parse(&json!({ if neg { "not_in_segment" } else { "in_segment" }: "base" }), super::Dialect::Segkit).unwrap()),
+    ]
+}
+
+fn rule_with_behaviour() -> impl Strategy<Value = Rule> {
+    prop_oneof![2 => condition(), 1 => behaviour()].prop_recursive(3, 10, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Rule::And),
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Rule::Or),
+            inner.prop_map(Rule::not),
+        ]
+    })
+}
+
 fn rule() -> impl Strategy<Value = Rule> {
     condition().prop_recursive(3, 12, 3, |inner| {
         prop_oneof![
@@ -215,25 +317,57 @@ fn expected(rule: &Rule, data: &RecordBatch) -> Vec<i64> {
 }
 
 async fn actual(rows: &[Row], rules: &[Rule]) -> (Vec<Vec<i64>>, RecordBatch) {
+    let (out, stored, _) = actual_with_events(rows, &[], rules).await;
+    (out, stored)
+}
+
+/// Evaluates `rules` over `rows` and `events`; also returns each rule's reference members.
+async fn actual_with_events(
+    rows: &[Row],
+    events: &[Event],
+    rules: &[Rule],
+) -> (Vec<Vec<i64>>, RecordBatch, Vec<Vec<i64>>) {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path()).await.unwrap();
     ws.set_clock(Arc::new(FixedClock::parse(NOW).unwrap()));
     ws.define_entity(entity()).await.unwrap();
+    ws.define_entity(events_entity()).await.unwrap();
     if !rows.is_empty() {
         let r = ws.ingest_batches("t", vec![batch(rows)], IngestOptions::default()).await.unwrap();
         assert_eq!(r.rows_quarantined, 0, "{:?}", r.quarantine_sample);
     }
+    if !events.is_empty() {
+        let r = ws.ingest_batches("ev", vec![events_batch(events)], IngestOptions::default()).await.unwrap();
+        assert_eq!(r.rows_quarantined, 0, "{:?}", r.quarantine_sample);
+    }
+    let base = Rule::parse(&json!({"attribute": "i", "op": "gt", "value": 0}), super::Dialect::Segkit).unwrap();
+    ws.define_segment(SegmentDefinition::new("base", "t", base)).await.unwrap();
+    let stored_events = ws.sql("SELECT * FROM ev").await.unwrap();
+    let stored_events = arrow::compute::concat_batches(&events_entity().schema(), &stored_events).unwrap();
     let stored = ws.sql("SELECT * FROM t ORDER BY id").await.unwrap();
     let stored = arrow::compute::concat_batches(&entity().schema(), &stored).unwrap();
     let mut out = vec![];
+    let mut want = vec![];
+    let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&chrono::Utc);
+    let tables: std::collections::HashMap<String, RecordBatch> = [("ev".to_string(), stored_events)].into();
     for (i, r) in rules.iter().enumerate() {
         let name = format!("r{i}");
         ws.define_segment(SegmentDefinition::new(&name, "t", r.clone())).await.unwrap();
         let run = ws.evaluate(&name).await.unwrap();
         assert_eq!(ws.count(&name).await.unwrap(), run.count, "count() and evaluate() disagree for {r:?}");
         out.push(run.members.column(0).as_primitive::<Int64Type>().values().to_vec());
+        let checked = super::check_with(r, &entity(), &ws, std::slice::from_ref(&name)).unwrap();
+        let ids = stored.column_by_name("id").unwrap().as_primitive::<Int64Type>();
+        let mut w: Vec<i64> = reference::eval_with(&checked, &stored, now, "id", &tables)
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v == Some(true))
+            .map(|(i, _)| ids.value(i))
+            .collect();
+        w.sort();
+        want.push(w);
     }
-    (out, stored)
+    (out, stored, want)
 }
 
 proptest! {
@@ -246,6 +380,24 @@ proptest! {
         for (r, g) in rules.iter().zip(got) {
             let want = expected(r, &stored);
             prop_assert_eq!(&g, &want, "rule {}", r.to_json());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Behavioural conditions (filters, windows, aggregates, holds-without-events) and segment references.
+    #[test]
+    fn behavioural_rules_match_the_reference(
+        rows in prop::collection::vec(row(), 0..30),
+        events in prop::collection::vec(event(), 0..80),
+        rules in prop::collection::vec(rule_with_behaviour(), 1..5),
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (got, _, want) = rt.block_on(actual_with_events(&rows, &events, &rules));
+        for ((r, g), w) in rules.iter().zip(got).zip(want) {
+            prop_assert_eq!(&g, &w, "rule {}", r.to_json());
         }
     }
 }

@@ -4,7 +4,10 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Float64Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
 
-use super::check::{Checked, Cmp, ListMode, Literal, PatternKind, Pred, Test};
+use std::collections::HashMap;
+
+use super::ast::AggFn;
+use super::check::{Checked, CheckedBehavior, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test};
 use crate::model::DataType;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -66,15 +69,34 @@ fn not(v: Option<bool>) -> Option<bool> {
 
 /// Evaluates the rule for every row of `batch`: `Some(true)`, `Some(false)` or `None` (unknown).
 pub(crate) fn eval(rule: &Checked, batch: &RecordBatch, now: DateTime<Utc>) -> Vec<Option<bool>> {
-    (0..batch.num_rows()).map(|row| eval_row(rule, batch, row, now)).collect()
+    let env = Env { now, key: "", events: &HashMap::new() };
+    (0..batch.num_rows()).map(|row| eval_row(rule, batch, row, &env)).collect()
 }
 
-fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option<bool> {
+/// Like [`eval`], with event tables (by entity name) for behavioural nodes; `key` is the profile's key column.
+pub(crate) fn eval_with(
+    rule: &Checked,
+    batch: &RecordBatch,
+    now: DateTime<Utc>,
+    key: &str,
+    events: &HashMap<String, RecordBatch>,
+) -> Vec<Option<bool>> {
+    let env = Env { now, key, events };
+    (0..batch.num_rows()).map(|row| eval_row(rule, batch, row, &env)).collect()
+}
+
+struct Env<'a> {
+    now: DateTime<Utc>,
+    key: &'a str,
+    events: &'a HashMap<String, RecordBatch>,
+}
+
+fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, env: &Env<'_>) -> Option<bool> {
     match rule {
         Checked::And(v) => {
             let mut out = Some(true);
             for r in v {
-                match eval_row(r, batch, row, now) {
+                match eval_row(r, batch, row, env) {
                     Some(false) => return Some(false),
                     None => out = None,
                     Some(true) => {}
@@ -85,7 +107,7 @@ fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, now: DateTime<Utc>)
         Checked::Or(v) => {
             let mut out = Some(false);
             for r in v {
-                match eval_row(r, batch, row, now) {
+                match eval_row(r, batch, row, env) {
                     Some(true) => return Some(true),
                     None => out = None,
                     Some(false) => {}
@@ -93,17 +115,123 @@ fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, now: DateTime<Utc>)
             }
             out
         }
-        Checked::Not(r) => not(eval_row(r, batch, row, now)),
-        Checked::Pred(p) => pred(p, batch, row, now),
-        Checked::Behavior(_) | Checked::InSegment(_) => {
-            unimplemented!("the reference interpreter covers attribute rules only so far")
+        Checked::Not(r) => not(eval_row(r, batch, row, env)),
+        Checked::Pred(p) => pred(p, cell(batch.column_by_name(&p.attribute).expect("column"), row), env.now),
+        Checked::InSegment(r) => {
+            assert!(!r.stored, "the reference interpreter recomputes references");
+            Some((eval_row(&r.rule, batch, row, env) == Some(true)) != r.negated)
         }
+        Checked::Behavior(b) => Some(behavior(b, batch, row, env) != b.negated),
     }
 }
 
-fn pred(p: &Pred, batch: &RecordBatch, row: usize, now: DateTime<Utc>) -> Option<bool> {
-    let col = batch.column_by_name(&p.attribute).expect("column");
-    let v = cell(col, row);
+/// Whether the profile at `row` performed `b`: aggregates over its matching events meet every threshold.
+fn behavior(b: &CheckedBehavior, profile: &RecordBatch, row: usize, env: &Env<'_>) -> bool {
+    let events = env.events.get(&b.event.name).expect("event table");
+    let Some(k) = cell(profile.column_by_name(env.key).expect("key"), row) else { return false };
+    let link = events.column_by_name(&b.link).expect("link");
+    let time = events.column_by_name(&b.time).expect("time");
+    let (lo, hi): (Option<i64>, Option<i64>) = match &b.window {
+        None => (None, None),
+        Some(CheckedWindow::Last(w)) => match b.event.attr(&b.time).expect("time").data_type {
+            DataType::Date => (
+                Some(super::days(w.start(env.now).date_naive()) as i64),
+                Some(super::days(env.now.date_naive()) as i64),
+            ),
+            _ => (Some(w.start(env.now).timestamp_micros()), Some(env.now.timestamp_micros())),
+        },
+        Some(CheckedWindow::Between(a, z)) => {
+            let (Cell::I(a), Cell::I(z)) = (lit(a), lit(z)) else { panic!("temporal bounds") };
+            (Some(a), Some(z))
+        }
+        Some(CheckedWindow::Since(attr)) => match cell(profile.column_by_name(attr).expect("since"), row) {
+            Some(Cell::I(s)) => (Some(s), Some(env.now.timestamp_micros())),
+            _ => return false_with_empty(b),
+        },
+    };
+    let mut matching = vec![];
+    for e in 0..events.num_rows() {
+        if cell(link, e).as_ref() != Some(&k) {
+            continue;
+        }
+        if let Some(f) = &b.filter {
+            if eval_row(f, events, e, env) != Some(true) {
+                continue;
+            }
+        }
+        if lo.is_some() || hi.is_some() {
+            let Some(Cell::I(t)) = cell(time, e) else { continue };
+            if lo.is_some_and(|l| t < l) || hi.is_some_and(|h| t > h) {
+                continue;
+            }
+        }
+        matching.push(e);
+    }
+    b.having.iter().all(|a| {
+        let values: Vec<Cell> = match &a.attribute {
+            None => vec![],
+            Some(attr) => {
+                let c = events.column_by_name(attr).expect("agg column");
+                matching.iter().filter_map(|e| cell(c, *e)).collect()
+            }
+        };
+        let agg: Option<Cell> = match a.func {
+            AggFn::Count => Some(Cell::I(matching.len() as i64)),
+            AggFn::CountDistinct => {
+                let mut distinct: Vec<&Cell> = vec![];
+                for v in &values {
+                    if !distinct.iter().any(|d| ord(d, v).is_eq()) {
+                        distinct.push(v);
+                    }
+                }
+                Some(Cell::I(distinct.len() as i64))
+            }
+            AggFn::Sum => {
+                if values.is_empty() {
+                    None
+                } else if values.iter().all(|v| matches!(v, Cell::I(_))) {
+                    Some(Cell::I(values.iter().map(|v| if let Cell::I(i) = v { *i } else { 0 }).sum()))
+                } else {
+                    Some(Cell::F(
+                        values
+                            .iter()
+                            .map(|v| match v {
+                                Cell::F(f) => *f,
+                                Cell::I(i) => *i as f64,
+                                _ => 0.0,
+                            })
+                            .sum(),
+                    ))
+                }
+            }
+            AggFn::Avg => {
+                if values.is_empty() {
+                    None
+                } else {
+                    let s: f64 = values
+                        .iter()
+                        .map(|v| match v {
+                            Cell::F(f) => *f,
+                            Cell::I(i) => *i as f64,
+                            _ => 0.0,
+                        })
+                        .sum();
+                    Some(Cell::F(s / values.len() as f64))
+                }
+            }
+            AggFn::Min => values.iter().min_by(|x, y| ord(x, y)).cloned(),
+            AggFn::Max => values.iter().max_by(|x, y| ord(x, y)).cloned(),
+        };
+        pred(&a.pred, agg, env.now) == Some(true)
+    })
+}
+
+/// A behavioural node for an entity whose window cannot be placed (a null `since` attribute): no events match.
+fn false_with_empty(b: &CheckedBehavior) -> bool {
+    b.holds_without_events()
+}
+
+fn pred(p: &Pred, v: Option<Cell>, now: DateTime<Utc>) -> Option<bool> {
     if let Test::IsNull { negated } = p.test {
         return Some(v.is_none() != negated);
     }
