@@ -272,3 +272,32 @@ async fn explain_annotates_every_node() {
     let err = ws.explain("x", "abc").await.unwrap_err();
     assert!(err.to_string().contains("not a valid int64"), "{err}");
 }
+
+#[tokio::test]
+async fn conditions_over_related_profile_entities() {
+    let (_dir, ws) = people_workspace().await;
+    ws.define_entity(
+        Entity::profile("orders", "order_id")
+            .attribute(Attribute::new("order_id", DataType::Int64))
+            .attribute(Attribute::new("buyer", DataType::Int64))
+            .attribute(Attribute::new("status", DataType::String))
+            .attribute(Attribute::new("amount", DataType::Float64))
+            .link(Link::new("buyer", "people")),
+    )
+    .await
+    .unwrap();
+    let orders = "order_id,buyer,status,amount\n1,1,paid,150\n2,1,refunded,500\n3,2,paid,90\n4,3,paid,101\n5,3,paid,300\n6,4,open,1000\n";
+    ws.ingest_batches("orders", vec![csv_batch(orders)], IngestOptions::default()).await.unwrap();
+    // "has at least one order with status = paid and amount > 100"
+    let paid_big = json!({"performed": {"event": "orders", "where": {"and": [
+        {"attribute": "status", "op": "eq", "value": "paid"}, {"attribute": "amount", "op": "gt", "value": 100}]}}});
+    assert_eq!(members(&ws, "paid_big", "people", paid_big).await.unwrap(), vec![1, 3]);
+    // with aggregates: two or more paid orders totalling over 300
+    let two_paid = json!({"performed": {"event": "orders", "where": {"attribute": "status", "op": "eq", "value": "paid"},
+        "having": [{"count": {"ge": 2}}, {"sum": "amount", "gt": 300}]}});
+    assert_eq!(members(&ws, "two_paid", "people", two_paid).await.unwrap(), vec![3]);
+    let e = members(&ws, "bad", "people", json!({"performed": {"event": "orders", "within_last": "3 days"}}))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("has no timestamp attribute, so it takes no time window"), "{e}");
+}

@@ -164,7 +164,7 @@ pub struct CheckedBehavior {
     pub event: Entity,
     /// The event attribute that holds this profile's key.
     pub link: String,
-    /// The event time attribute.
+    /// The event time attribute (empty for a related entity without one; then there is no window).
     pub time: String,
     /// Filter over the event's attributes.
     pub filter: Option<Checked>,
@@ -448,13 +448,20 @@ impl Cx<'_> {
                 format!("entity `{}` has no link to `{}.{key}`", event.name, profile.name),
             ));
         };
-        let Some(time) = event.timestamp.clone() else {
-            return Err(Error::rule(
-                join(path, "event"),
-                format!("entity `{}` has no timestamp attribute", event.name),
-            ));
+        // A related profile entity (orders of a user, say) has no time: it can be counted, but not windowed.
+        let (time, time_type) = match event.timestamp.clone() {
+            Some(t) => {
+                let tt = event.attr(&t)?.data_type.clone();
+                (t, tt)
+            }
+            None if b.window.is_some() => {
+                return Err(Error::rule(
+                    join(path, "event"),
+                    format!("entity `{}` has no timestamp attribute, so it takes no time window", event.name),
+                ))
+            }
+            None => (String::new(), DataType::Timestamp),
         };
-        let time_type = event.attr(&time)?.data_type.clone();
         let filter = match &b.filter {
             Some(f) => Some(simplify(self.check_at(f, event, &join(path, "where"))?)),
             None => None,

@@ -194,7 +194,7 @@ pub(crate) fn behavior_events(
     tables: &dyn PlanSource,
 ) -> Result<LogicalPlanBuilder> {
     let time = column(&b.time);
-    let time_type = b.event.attr(&b.time)?.data_type.clone();
+    let time_type = if b.time.is_empty() { DataType::Timestamp } else { b.event.attr(&b.time)?.data_type.clone() };
     let bound = |t: DateTime<Utc>| match time_type {
         DataType::Date => Expr::Literal(ScalarValue::Date32(Some(days(t.date_naive()))), None),
         _ => Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None),

@@ -130,7 +130,7 @@ fn behavior(b: &CheckedBehavior, profile: &RecordBatch, row: usize, env: &Env<'_
     let events = env.events.get(&b.event.name).expect("event table");
     let Some(k) = cell(profile.column_by_name(env.key).expect("key"), row) else { return false };
     let link = events.column_by_name(&b.link).expect("link");
-    let time = events.column_by_name(&b.time).expect("time");
+    let time = events.column_by_name(&b.time);
     let (lo, hi): (Option<i64>, Option<i64>) = match &b.window {
         None => (None, None),
         Some(CheckedWindow::Last(w)) => match b.event.attr(&b.time).expect("time").data_type {
@@ -160,7 +160,7 @@ fn behavior(b: &CheckedBehavior, profile: &RecordBatch, row: usize, env: &Env<'_
             }
         }
         if lo.is_some() || hi.is_some() {
-            let Some(Cell::I(t)) = cell(time, e) else { continue };
+            let Some(Cell::I(t)) = cell(time.expect("windows need a time"), e) else { continue };
             if lo.is_some_and(|l| t < l) || hi.is_some_and(|h| t > h) {
                 continue;
             }
