@@ -727,6 +727,7 @@ impl Workspace {
                             walk(f, out)
                         }
                     }
+                    Rule::Linked(l) => walk(&l.rule, out),
                     Rule::Condition(_) => {}
                 }
             }

@@ -286,7 +286,7 @@ async fn conditions_over_related_profile_entities() {
     )
     .await
     .unwrap();
-    let orders = "order_id,buyer,status,amount\n1,1,paid,150\n2,1,refunded,500\n3,2,paid,90\n4,3,paid,101\n5,3,paid,300\n6,4,open,1000\n";
+    let orders = "order_id,buyer,status,amount\n1,1,paid,150\n2,1,refunded,500\n3,2,paid,90\n4,3,paid,101\n5,3,paid,300\n6,4,open,1000\n7,,paid,5\n";
     ws.ingest_batches("orders", vec![csv_batch(orders)], IngestOptions::default()).await.unwrap();
     // "has at least one order with status = paid and amount > 100"
     let paid_big = json!({"performed": {"event": "orders", "where": {"and": [

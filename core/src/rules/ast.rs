@@ -27,6 +27,18 @@ pub enum Rule {
     Performed(Box<Behavior>),
     /// Membership in another segment of the same entity (`in_segment` / `not_in_segment`).
     InSegment(SegmentRef),
+    /// A rule on the entity a link points to: `{"linked": {"via": "user_id", "where": rule}}` (an order whose
+    /// user is in country CN).
+    Linked(Box<LinkedRule>),
+}
+
+/// A rule on the entity that a link attribute of this entity points to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkedRule {
+    /// The link attribute of this entity.
+    pub via: String,
+    /// The rule over the linked entity.
+    pub rule: Rule,
 }
 
 /// "Did X (matching a filter, in a window) with aggregates meeting thresholds": a behavioural condition.
@@ -153,7 +165,7 @@ impl Rule {
                 Rule::And(v) | Rule::Or(v) => v.iter().for_each(|c| walk(c, out)),
                 Rule::Not(c) => walk(c, out),
                 Rule::Condition(c) => out.push(c),
-                Rule::Performed(_) | Rule::InSegment(_) => {}
+                Rule::Performed(_) | Rule::InSegment(_) | Rule::Linked(_) => {}
             }
         }
         walk(self, &mut out);
@@ -371,6 +383,7 @@ impl Rule {
                 let key = if b.negated { "not_performed" } else { "performed" };
                 serde_json::json!({ key: Value::Object(m) })
             }
+            Rule::Linked(l) => serde_json::json!({"linked": {"via": l.via, "where": l.rule.to_json()}}),
             Rule::InSegment(r) => {
                 let key = if r.negated { "not_in_segment" } else { "in_segment" };
                 if r.stored {

@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
-use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, Op, Rule, SegmentRef};
+use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef};
 use crate::error::{suggest, Error, Result};
 use crate::model::{DataType, Entity};
 
@@ -155,6 +155,21 @@ pub enum Checked {
     Behavior(Box<CheckedBehavior>),
     /// Membership in another segment of the same entity (true or false, never unknown).
     InSegment(Box<CheckedSegmentRef>),
+    /// A rule on the entity a link points to (unknown when the link is null).
+    Linked(Box<CheckedLinked>),
+}
+
+/// A checked rule on a linked entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedLinked {
+    /// The link attribute of this entity.
+    pub via: String,
+    /// The linked entity.
+    pub target: Entity,
+    /// The attribute of the target the link holds (its key unless the link says otherwise).
+    pub target_attribute: String,
+    /// The rule over the target.
+    pub rule: Checked,
 }
 
 /// A type-checked behavioural condition.
@@ -288,7 +303,7 @@ impl Checked {
                         out.push(p.attribute.clone())
                     }
                 }
-                Checked::Behavior(_) | Checked::InSegment(_) => {}
+                Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) => {}
             }
         }
         walk(self, &mut out);
@@ -301,7 +316,7 @@ impl Checked {
         match self {
             Checked::And(v) | Checked::Or(v) => v.iter().for_each(|x| x.walk(f)),
             Checked::Not(x) => x.walk(f),
-            Checked::Pred(_) | Checked::Behavior(_) | Checked::InSegment(_) => {}
+            Checked::Pred(_) | Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) => {}
         }
     }
 }
@@ -389,6 +404,30 @@ impl Cx<'_> {
             Rule::Performed(b) => {
                 let key = if b.negated { "not_performed" } else { "performed" };
                 Checked::Behavior(Box::new(self.check_behavior(b, entity, &join(path, key))?))
+            }
+            Rule::Linked(l) => {
+                let p = join(path, "linked");
+                let Some(link) = entity.links.iter().find(|x| x.attribute == l.via) else {
+                    let names: Vec<&str> = entity.links.iter().map(|x| x.attribute.as_str()).collect();
+                    let hint = suggest(&l.via, names.iter().copied())
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default();
+                    return Err(Error::rule(
+                        join(&p, "via"),
+                        format!("`{}` is not a link of entity `{}`{hint}", l.via, entity.name),
+                    ));
+                };
+                let entities = self.resolver.entities();
+                let target = entities
+                    .iter()
+                    .find(|e| e.name == link.entity)
+                    .ok_or_else(|| {
+                        Error::rule(join(&p, "via"), format!("linked entity `{}` is not defined", link.entity))
+                    })?
+                    .clone();
+                let target_attribute = link.target.clone().or_else(|| target.key.clone()).unwrap_or_default();
+                let rule = simplify(self.check_at(&l.rule, &target, &join(&p, "where"))?);
+                Checked::Linked(Box::new(CheckedLinked { via: l.via.clone(), target, target_attribute, rule }))
             }
             Rule::InSegment(r) => {
                 let key = if r.negated { "not_in_segment" } else { "in_segment" };
@@ -955,6 +994,7 @@ impl Checked {
             Checked::InSegment(r) => {
                 Rule::InSegment(SegmentRef { segment: r.segment.clone(), negated: r.negated, stored: r.stored })
             }
+            Checked::Linked(l) => Rule::Linked(Box::new(LinkedRule { via: l.via.clone(), rule: l.rule.to_rule() })),
             Checked::Behavior(b) => {
                 let window = b.window.as_ref().map(|w| match w {
                     CheckedWindow::Last(w) => {

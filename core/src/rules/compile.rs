@@ -29,8 +29,8 @@ pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
         Checked::Or(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::or).unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),
-        Checked::Behavior(_) | Checked::InSegment(_) => {
-            panic!("compile() got a behavioural or segment node; use compile_with()")
+        Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) => {
+            panic!("compile() got a behavioural, segment or linked node; use compile_with()")
         }
     }
 }
@@ -106,6 +106,13 @@ fn compile_polar(
                 inner
             }
         }
+        Checked::Linked(l) => {
+            let target_key = l.target.key.clone().unwrap_or_default();
+            let inner = compile_polar(&l.rule, now, &target_key, &l.target.name, tables, true)?;
+            let plan =
+                tables.scan(&l.target.name)?.filter(inner)?.project(vec![column(&l.target_attribute)])?.build()?;
+            in_subquery(column(&l.via), Arc::new(plan))
+        }
         Checked::Behavior(b) => {
             let performed = compile_behavior(b, now, key, profile, tables)?;
             if b.negated {
@@ -124,6 +131,7 @@ fn two_valued(rule: &Checked) -> bool {
         Checked::Not(r) => two_valued(r),
         Checked::Pred(p) => matches!(p.test, Test::IsNull { .. }),
         Checked::Behavior(_) | Checked::InSegment(_) => true,
+        Checked::Linked(_) => false,
     }
 }
 

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, Op, Rule, SegmentRef};
+use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef};
 use crate::error::{Error, Result};
 
 /// Which JSON dialect a rule is written in.
@@ -154,6 +154,23 @@ pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
             only_keys(m, &[key], path)?;
             return parse_behavior(spec, key == "not_performed", &join(path, key));
         }
+    }
+    if let Some(spec) = m.get("linked") {
+        only_keys(m, &["linked"], path)?;
+        let p = join(path, "linked");
+        let Value::Object(o) = spec else {
+            return Err(Error::rule(
+                p,
+                format!("expected {{\"via\": attribute, \"where\": rule}}, found {}", kind(spec)),
+            ));
+        };
+        only_keys(o, &["via", "where"], &p)?;
+        let Some(Value::String(via)) = o.get("via") else {
+            return Err(Error::rule(join(&p, "via"), "expected the name of a link attribute"));
+        };
+        let Some(w) = o.get("where") else { return Err(Error::rule(join(&p, "where"), "expected a rule")) };
+        let rule = parse_native(w, &join(&p, "where"))?;
+        return Ok(Rule::Linked(Box::new(LinkedRule { via: via.clone(), rule })));
     }
     for key in ["in_segment", "not_in_segment"] {
         if let Some(spec) = m.get(key) {

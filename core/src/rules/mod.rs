@@ -18,7 +18,7 @@ mod proptest;
 #[cfg(test)]
 pub(crate) mod reference;
 
-pub use ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, Op, Rule, SegmentRef};
+pub use ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef};
 pub use check::{
     check, check_with, literal, parse_date, parse_timestamp, Checked, CheckedAggregate, CheckedBehavior,
     CheckedSegmentRef, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Resolver, Test, TimeUnit, Window,

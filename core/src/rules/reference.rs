@@ -122,6 +122,15 @@ fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, env: &Env<'_>) -> O
             Some((eval_row(&r.rule, batch, row, env) == Some(true)) != r.negated)
         }
         Checked::Behavior(b) => Some(behavior(b, batch, row, env) != b.negated),
+        Checked::Linked(l) => {
+            let via = cell(batch.column_by_name(&l.via).expect("via"), row)?;
+            let target = env.events.get(&l.target.name).expect("linked table");
+            let col = target.column_by_name(&l.target_attribute).expect("target attribute");
+            let inner = Env { now: env.now, key: l.target.key.as_deref().unwrap_or(""), events: env.events };
+            let hit = (0..target.num_rows())
+                .any(|t| cell(col, t).as_ref() == Some(&via) && eval_row(&l.rule, target, t, &inner) == Some(true));
+            Some(hit)
+        }
     }
 }
 

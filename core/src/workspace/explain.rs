@@ -241,6 +241,25 @@ impl Cx<'_> {
                     }
                 }
                 Checked::Behavior(b) => self.behavior(b).await?,
+                Checked::Linked(l) => {
+                    let expr = crate::rules::compile_with(c, self.now, self.key_attr, &self.entity.name, self.sources)?;
+                    let df = self.ws.inner.ctx.table(TableReference::bare(self.entity.name.as_str())).await?;
+                    let row = concat(
+                        df.filter(column(self.key_attr).eq(self.key_expr.clone()))?
+                            .select(vec![expr.alias("__linked"), column(&l.via).alias("__via")])?,
+                    )
+                    .await?;
+                    let via = cell(&row, "__via")?;
+                    ExplainNode {
+                        label: format!("linked via {} where {}", l.via, l.rule.to_rule().to_json()),
+                        value: bool_cell(&row, "__linked")?,
+                        detail: Some(match via {
+                            Some(v) => format!("{} = {v}", l.via),
+                            None => format!("{} is null", l.via),
+                        }),
+                        children: vec![],
+                    }
+                }
             })
         })
     }
