@@ -145,6 +145,8 @@ export interface SegmentOptions {
   description?: string;
   /** Deterministic split of the members; each run's members then carry a `variant` column. */
   split?: SplitSpec;
+  /** Keep only this many runs (membership versions); default: all. */
+  keepRuns?: number;
 }
 
 export interface ExplainNode {
@@ -187,6 +189,7 @@ export interface SegmentDefinition {
   rule: object;
   description: string | null;
   split: SplitSpec | null;
+  keep_runs?: number;
 }
 
 export interface RunRecord {

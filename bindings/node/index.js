@@ -325,10 +325,10 @@ class Workspace {
   // ---- segments
 
   /** Defines (or replaces) a segment. `rule` is an object or JSON text in the segkit, querybuilder or jsonlogic dialect. */
-  async defineSegment(name, { entity, rule, dialect, description, split } = {}) {
+  async defineSegment(name, { entity, rule, dialect, description, split, keepRuns } = {}) {
     const text = ruleText(rule);
     return call(() =>
-      this.#native.defineSegment(name, entity, text, dialect ?? null, description ?? null, split ?? null),
+      this.#native.defineSegment(name, entity, text, dialect ?? null, description ?? null, split ?? null, keepRuns ?? null),
     );
   }
 

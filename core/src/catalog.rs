@@ -322,6 +322,22 @@ impl Catalog {
         })
     }
 
+    /// Deletes the runs of `segment` numbered below `run`; returns their membership files.
+    pub fn delete_runs_before(&self, segment: &str, run: i64) -> Result<Vec<String>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let files = {
+                let mut st = tx.prepare("SELECT membership_file FROM segment_runs WHERE segment = ?1 AND run < ?2")?;
+                let rows =
+                    st.query_map(params![segment, run], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            tx.execute("DELETE FROM segment_runs WHERE segment = ?1 AND run < ?2", params![segment, run])?;
+            tx.commit()?;
+            Ok(files)
+        })
+    }
+
     /// Records a run; fails with [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
     pub fn insert_run(&self, r: &RunRecord) -> Result<()> {
         self.with(|c| {

@@ -29,9 +29,19 @@ pub struct SegmentDefinition {
     /// each membership version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<crate::split::Split>,
+    /// How many runs (membership versions) to keep; older ones are deleted after each evaluation. `None` keeps
+    /// every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_runs: Option<u32>,
 }
 
 impl SegmentDefinition {
+    /// Keeps only the last `n` runs (builder style).
+    pub fn keep_runs(mut self, n: u32) -> Self {
+        self.keep_runs = Some(n);
+        self
+    }
+
     /// Adds a split (builder style).
     pub fn with_split(mut self, split: crate::split::Split) -> Self {
         self.split = Some(split);
@@ -40,7 +50,14 @@ impl SegmentDefinition {
 
     /// A segment named `name` of `entity` members matching `rule`.
     pub fn new(name: impl Into<String>, entity: impl Into<String>, rule: Rule) -> Self {
-        SegmentDefinition { name: name.into(), entity: entity.into(), rule, description: None, split: None }
+        SegmentDefinition {
+            name: name.into(),
+            entity: entity.into(),
+            rule,
+            description: None,
+            split: None,
+            keep_runs: None,
+        }
     }
 }
 

@@ -621,7 +621,8 @@ impl Workspace {
     }
 
     /// The log of membership changes: one row per key that entered or exited, per stored run (`run`,
-    /// `started_at`, the key, `change` = `entered` / `exited`), oldest first.
+    /// `started_at`, the key, `change` = `entered` / `exited`), oldest first. With `keep_runs`, the log starts
+    /// after the oldest kept run.
     pub async fn changes(&self, name: &str) -> Result<RecordBatch> {
         let def = self.segment(name)?;
         let entity = self.entity(&def.entity)?;
@@ -636,8 +637,15 @@ impl Workspace {
         ]));
         let mut out = vec![];
         let mut before = RecordBatch::new_empty(key_schema.clone());
-        for r in self.runs(name)? {
+        let runs = self.runs(name)?;
+        // Runs deleted by retention leave the first kept run without its predecessor: it starts the log.
+        let first = runs.first().map(|r| r.run).unwrap_or(1);
+        for r in runs {
             let now = self.membership(Some(&r), &key_schema).await?;
+            if r.run == first && first > 1 {
+                before = now;
+                continue;
+            }
             let (entered, exited) = diff_sorted(&before, &now)?;
             for (batch, change) in [(entered, "entered"), (exited, "exited")] {
                 let n = batch.num_rows();
@@ -695,6 +703,10 @@ impl Workspace {
         if let Err(e) = self.inner.catalog.insert_run(&record) {
             self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
             return Err(e);
+        }
+        if let Some(keep) = def.keep_runs {
+            let old = self.inner.catalog.delete_runs_before(&def.name, run - i64::from(keep.max(1)) + 1)?;
+            self.inner.store.delete(&old).await;
         }
         Ok(SegmentRun {
             segment: def.name,

@@ -279,3 +279,18 @@ async fn dry_run_history_and_as_of() {
     assert_eq!(keys, vec![1, 3, 7, 5, 1]);
     assert_eq!(change, vec!["entered", "entered", "entered", "entered", "exited"]);
 }
+
+#[tokio::test]
+async fn retention_keeps_the_last_runs() {
+    let (dir, ws) = people_workspace().await;
+    let cn = rule(json!({"attribute": "country", "op": "eq", "value": "CN"}));
+    ws.define_segment(SegmentDefinition::new("cn", "people", cn).keep_runs(2)).await.unwrap();
+    for _ in 0..4 {
+        ws.evaluate("cn").await.unwrap();
+    }
+    assert_eq!(ws.runs("cn").unwrap().iter().map(|r| r.run).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(std::fs::read_dir(dir.path().join("segments/cn")).unwrap().count(), 2, "old membership files deleted");
+    assert!(matches!(ws.members("cn", Some(1)).await, Err(Error::NotFound { .. })));
+    assert_eq!(ws.changes("cn").await.unwrap().num_rows(), 0, "nothing changed between the kept runs");
+    assert_eq!(ws.evaluate("cn").await.unwrap().entered.num_rows(), 0);
+}

@@ -502,8 +502,10 @@ impl NativeWorkspace {
         dialect: Option<String>,
         description: Option<String>,
         split: Option<Value>,
+        keep_runs: Option<u32>,
     ) -> Result<Value> {
-        let def = segment_definition(name, entity, &rule_json, dialect, description, split)?;
+        let mut def = segment_definition(name, entity, &rule_json, dialect, description, split)?;
+        def.keep_runs = keep_runs;
         let def = self.inner.define_segment(def).await.js()?;
         segment_to_js(&def)
     }

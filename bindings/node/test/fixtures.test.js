@@ -130,3 +130,12 @@ test('explain', async () => {
   assert.match(e2.text, /\[unknown\] age gt 30/);
   await assert.rejects(w.explain('s', 3), (e) => e.name === 'NotFoundError');
 });
+
+test('keepRuns', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-keep-')));
+  await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64' } });
+  await w.ingest('user', [{ user_id: 1 }]);
+  await w.defineSegment('all', { entity: 'user', rule: { and: [] }, keepRuns: 2 });
+  for (let i = 0; i < 3; i++) await w.evaluate('all');
+  assert.deepEqual(w.runs('all').map((r) => r.run), [2, 3]);
+});

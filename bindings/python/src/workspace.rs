@@ -137,7 +137,7 @@ impl PyWorkspace {
 
     /// `rule`: a dict/list, or JSON text. `dialect`: auto, segkit, querybuilder or jsonlogic.
     #[allow(clippy::too_many_arguments)] // Python keyword arguments
-    #[pyo3(signature = (name, entity, rule, dialect="auto", description=None, split=None))]
+    #[pyo3(signature = (name, entity, rule, dialect="auto", description=None, split=None, keep_runs=None))]
     fn define_segment<'py>(
         &self,
         py: Python<'py>,
@@ -147,8 +147,10 @@ impl PyWorkspace {
         dialect: &str,
         description: Option<String>,
         split: Option<&Bound<'py, PyAny>>,
+        keep_runs: Option<u32>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let def = segment_definition(name, entity, rule, dialect, description, split)?;
+        let mut def = segment_definition(name, entity, rule, dialect, description, split)?;
+        def.keep_runs = keep_runs;
         let ws = self.ws.clone();
         let out = wait_for_future(py, move || async move { ws.define_segment(def).await })?.py()?;
         to_py(py, &out)

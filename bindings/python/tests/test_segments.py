@@ -294,3 +294,13 @@ def test_explain(tmp_path):
     assert "[unknown] age gt 30" in str(e)
     with pytest.raises(segkit.NotFoundError):
         ws.explain("s", 3)
+
+
+def test_keep_runs(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64"})
+    ws.ingest("user", pa.table({"user_id": [1, 2]}))
+    ws.define_segment("all", entity="user", rule={"and": []}, keep_runs=1)
+    for _ in range(3):
+        ws.evaluate("all")
+    assert [r["run"] for r in ws.runs("all")] == [3]

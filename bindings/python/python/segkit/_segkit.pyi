@@ -75,6 +75,7 @@ class Workspace:
         dialect: str = "auto",
         description: str | None = None,
         split: Any = None,
+        keep_runs: int | None = None,
     ) -> dict[str, Any]: ...
     def dry_run(
         self, name: str, entity: str, rule: Any, dialect: str = "auto", split: Any = None

@@ -277,15 +277,17 @@ class Workspace:
         dialect: str = "auto",
         description: str | None = None,
         split: Mapping[str, Any] | None = None,
+        keep_runs: int | None = None,
     ) -> Segment:
         """Defines (or replaces) a segment. ``rule`` is a dict/list or JSON text in segkit's dialect,
         react-querybuilder's or JsonLogic (``dialect``: ``auto``, ``segkit``, ``querybuilder``, ``jsonlogic``).
         Rule problems raise :class:`RuleError` with the path into the rule. ``split`` divides the members
         deterministically into a holdout and variants, e.g. ``{"holdout": 10, "variants": [{"name": "A",
-        "percent": 45}, {"name": "B", "percent": 45}]}``; each run's members then carry a ``variant`` column."""
+        "percent": 45}, {"name": "B", "percent": 45}]}``; each run's members then carry a ``variant`` column.
+        ``keep_runs`` keeps only that many runs (membership versions); by default every run is kept."""
         if not isinstance(rule, (str, Mapping, list, tuple)):
             raise TypeError(f"rule: expected a dict, a list or JSON text, got {type(rule).__name__}")
-        return Segment._from_dict(self._ws.define_segment(name, entity, rule, dialect, description, split))
+        return Segment._from_dict(self._ws.define_segment(name, entity, rule, dialect, description, split, keep_runs))
 
     def segment(self, name: str) -> Segment:
         return Segment._from_dict(self._ws.segment(name))
