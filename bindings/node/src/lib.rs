@@ -494,6 +494,7 @@ impl NativeWorkspace {
 
     /// Defines a segment; `rule` is JSON text, `dialect` auto/segkit/querybuilder/jsonlogic.
     #[napi]
+    #[allow(clippy::too_many_arguments)] // positional arguments of the JS wrapper
     pub async fn define_segment(
         &self,
         name: String,
