@@ -609,6 +609,19 @@ impl Workspace {
         })
     }
 
+    /// The schema of a segment's stored memberships: the entity key, plus `variant` when the segment has a split
+    /// (a membership without rows yields no batches; this keeps such results typed).
+    pub fn members_schema(&self, name: &str) -> Result<SchemaRef> {
+        let def = self.segment(name)?;
+        let entity = self.entity(&def.entity)?;
+        let key = entity.key.clone().expect("segments select keyed entities");
+        let mut fields = vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)];
+        if def.split.is_some() {
+            fields.push(Field::new("variant", ArrowType::Utf8, true));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
     /// The stored members of the latest run that started at or before `instant` (workspace clock).
     pub async fn members_as_of(&self, name: &str, instant: chrono::DateTime<chrono::Utc>) -> Result<BatchStream> {
         let runs = self.runs(name)?;

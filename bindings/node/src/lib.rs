@@ -8,7 +8,7 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, SchemaRef};
 use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::ipc::writer::StreamWriter;
 use napi::bindgen_prelude::{BigInt, Buffer, Either3};
@@ -359,6 +359,15 @@ pub struct NativeWorkspace {
     inner: segkit::Workspace,
 }
 
+impl NativeWorkspace {
+    /// A stored membership as Arrow IPC, typed even when it has no rows.
+    async fn members_buffer(&self, name: &str, stream: segkit::BatchStream) -> Result<Buffer> {
+        let schema = self.inner.members_schema(name).js()?;
+        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await.js()?;
+        to_ipc(&schema, &batches)
+    }
+}
+
 /// Opens (or creates) a workspace. `options`: `{storeUrl, storeOptions, targetPartitions}`.
 #[napi]
 pub async fn open_workspace(path: String, options: Option<Value>) -> Result<NativeWorkspace> {
@@ -555,17 +564,8 @@ impl NativeWorkspace {
     /// Stored member keys of the latest run (or run `run`) as an Arrow IPC stream.
     #[napi]
     pub async fn members(&self, name: String, run: Option<i64>) -> Result<Buffer> {
-        let def = self.inner.segment(&name).js()?;
-        let entity = self.inner.entity(&def.entity).js()?;
-        let key = entity.key.clone().unwrap_or_default();
-        let key_type = entity.attr(&key).js()?.data_type.to_arrow();
         let stream = self.inner.members(&name, run).await.js()?;
-        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await.js()?;
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => Arc::new(Schema::new(vec![Field::new(&key, key_type, false)])),
-        };
-        to_ipc(&schema, &batches)
+        self.members_buffer(&name, stream).await
     }
 
     /// Evaluates an edited (or new) segment without saving anything.
@@ -593,17 +593,8 @@ impl NativeWorkspace {
     #[napi]
     pub async fn members_as_of(&self, name: String, instant: String) -> Result<Buffer> {
         let at = segkit::FixedClock::parse(&instant).js()?.0;
-        let def = self.inner.segment(&name).js()?;
-        let entity = self.inner.entity(&def.entity).js()?;
-        let key = entity.key.clone().unwrap_or_default();
-        let key_type = entity.attr(&key).js()?.data_type.to_arrow();
         let stream = self.inner.members_as_of(&name, at).await.js()?;
-        let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(stream).await.js()?;
-        let schema = match batches.first() {
-            Some(b) => b.schema(),
-            None => Arc::new(Schema::new(vec![Field::new(&key, key_type, false)])),
-        };
-        to_ipc(&schema, &batches)
+        self.members_buffer(&name, stream).await
     }
 
     /// Why entity `key` is or is not a member: `{segment, key, member, root, text}`.

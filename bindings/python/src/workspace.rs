@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema};
 use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3_arrow::PyTable;
@@ -179,12 +178,8 @@ impl PyWorkspace {
         let at = FixedClock::parse(instant).py()?.0;
         let ws = self.ws.clone();
         let (batches, schema) = wait_for_future(py, move || async move {
-            let def = ws.segment(&name)?;
-            let entity = ws.entity(&def.entity)?;
-            let key = entity.key.clone().unwrap_or_default();
-            let field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
             let batches: Vec<_> = ws.members_as_of(&name, at).await?.try_collect().await?;
-            segkit::Result::Ok((batches, Arc::new(Schema::new(vec![field]))))
+            segkit::Result::Ok((batches, ws.members_schema(&name)?))
         })?
         .py()?;
         table(batches, schema)
@@ -250,18 +245,8 @@ impl PyWorkspace {
     fn members(&self, py: Python<'_>, name: String, run: Option<i64>) -> PyResult<PyTable> {
         let ws = self.ws.clone();
         let (batches, schema) = wait_for_future(py, move || async move {
-            // The key schema keeps an empty result typed (a membership file with no rows yields no batches).
-            let def = ws.segment(&name)?;
-            let entity = ws.entity(&def.entity)?;
-            let key = entity.key.clone().unwrap_or_default();
-            let field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
             let batches: Vec<_> = ws.members(&name, run).await?.try_collect().await?;
-            // A split adds a `variant` column: take the schema from the data when there is any.
-            let schema = match batches.first() {
-                Some(b) => b.schema(),
-                None => Arc::new(Schema::new(vec![field])),
-            };
-            segkit::Result::Ok((batches, schema))
+            segkit::Result::Ok((batches, ws.members_schema(&name)?))
         })?
         .py()?;
         table(batches, schema)
