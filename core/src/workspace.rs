@@ -753,6 +753,7 @@ impl Workspace {
                         }
                     }
                     Rule::Linked(l) => walk(&l.rule, out),
+                    Rule::Sequence(_) => {}
                     Rule::Condition(_) => {}
                 }
             }

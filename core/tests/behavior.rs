@@ -301,3 +301,52 @@ async fn conditions_over_related_profile_entities() {
         .unwrap_err();
     assert!(e.to_string().contains("has no timestamp attribute, so it takes no time window"), "{e}");
 }
+
+#[tokio::test]
+async fn sequences() {
+    let (_dir, ws) = workspace().await;
+    let purchase = json!({"attribute": "event_type", "op": "eq", "value": "purchase"});
+    let view = json!({"attribute": "event_type", "op": "eq", "value": "view"});
+    let seq = |extra: serde_json::Value| {
+        let mut s = json!({"event": "events", "first": purchase, "then": view});
+        for (k, v) in extra.as_object().unwrap() {
+            s[k] = v.clone();
+        }
+        json!({"sequence": s})
+    };
+    let cases: Vec<(&str, serde_json::Value, Vec<i64>)> = vec![
+        ("purchase then view within 2 days", seq(json!({"within": "2 days"})), vec![1]),
+        ("… within 12 hours", seq(json!({"within": "12 hours"})), vec![]),
+        (
+            "cheap purchase then view",
+            seq(json!({"first": {"attribute": "amount", "op": "lt", "value": 15}, "within": "5 days"})),
+            vec![1],
+        ),
+        (
+            "cheap purchase then view with no purchase between",
+            seq(
+                json!({"first": {"attribute": "amount", "op": "lt", "value": 15}, "within": "5 days", "without": purchase}),
+            ),
+            vec![],
+        ),
+        ("only the last 3 days", seq(json!({"within_last": "3 days"})), vec![1]),
+        ("only the last 2 days", seq(json!({"within_last": "2 days"})), vec![]),
+        ("negated", json!({"not_sequence": seq(json!({"within": "2 days"}))["sequence"]}), vec![2, 3, 4, 5, 6, 7, 8]),
+    ];
+    for (i, (name, rule, want)) in cases.into_iter().enumerate() {
+        let got =
+            members(&ws, &format!("q{i}"), "people", rule.clone()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, want, "{name}: {rule}");
+        let stored = ws.segment(&format!("q{i}")).unwrap().rule;
+        assert_eq!(
+            members(&ws, &format!("r{i}"), "people", stored.to_json()).await.unwrap(),
+            want,
+            "{name}: canonical"
+        );
+    }
+    let e = ws.explain("q0", "1").await.unwrap();
+    assert_eq!(e.root.value, Some(true), "{e}");
+    let e =
+        members(&ws, "bad", "people", json!({"sequence": {"event": "events", "first": purchase}})).await.unwrap_err();
+    assert!(e.to_string().contains("sequence.then"), "{e}");
+}

@@ -30,6 +30,29 @@ pub enum Rule {
     /// A rule on the entity a link points to: `{"linked": {"via": "user_id", "where": rule}}` (an order whose
     /// user is in country CN).
     Linked(Box<LinkedRule>),
+    /// An ordered pair of events: `{"sequence": {"event": "events", "first": rule, "then": rule, "within": "1
+    /// day", "without": rule, "within_last": "30 days"}}` — a `first` event followed by a `then` event at most
+    /// `within` later, with no `without` event strictly between them.
+    Sequence(Box<Sequence>),
+}
+
+/// "A then B within T, with no C in between", over a linked event entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    /// The event entity.
+    pub event: String,
+    /// Rule of the first step.
+    pub first: Rule,
+    /// Rule of the second step.
+    pub then: Rule,
+    /// Longest time from the first to the second event (none: any time later).
+    pub within: Option<Value>,
+    /// Events that must not happen strictly between the two.
+    pub without: Option<Rule>,
+    /// Only events within the last N units of the workspace clock count.
+    pub within_last: Option<Value>,
+    /// `not_sequence`.
+    pub negated: bool,
 }
 
 /// A rule on the entity that a link attribute of this entity points to.
@@ -165,7 +188,7 @@ impl Rule {
                 Rule::And(v) | Rule::Or(v) => v.iter().for_each(|c| walk(c, out)),
                 Rule::Not(c) => walk(c, out),
                 Rule::Condition(c) => out.push(c),
-                Rule::Performed(_) | Rule::InSegment(_) | Rule::Linked(_) => {}
+                Rule::Performed(_) | Rule::InSegment(_) | Rule::Linked(_) | Rule::Sequence(_) => {}
             }
         }
         walk(self, &mut out);
@@ -384,6 +407,23 @@ impl Rule {
                 serde_json::json!({ key: Value::Object(m) })
             }
             Rule::Linked(l) => serde_json::json!({"linked": {"via": l.via, "where": l.rule.to_json()}}),
+            Rule::Sequence(q) => {
+                let mut m = serde_json::Map::new();
+                m.insert("event".into(), Value::String(q.event.clone()));
+                m.insert("first".into(), q.first.to_json());
+                m.insert("then".into(), q.then.to_json());
+                if let Some(w) = &q.within {
+                    m.insert("within".into(), w.clone());
+                }
+                if let Some(w) = &q.without {
+                    m.insert("without".into(), w.to_json());
+                }
+                if let Some(w) = &q.within_last {
+                    m.insert("within_last".into(), w.clone());
+                }
+                let key = if q.negated { "not_sequence" } else { "sequence" };
+                serde_json::json!({ key: Value::Object(m) })
+            }
             Rule::InSegment(r) => {
                 let key = if r.negated { "not_in_segment" } else { "in_segment" };
                 if r.stored {

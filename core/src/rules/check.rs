@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
-use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef};
+use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef, Sequence};
 use crate::error::{suggest, Error, Result};
 use crate::model::{DataType, Entity};
 
@@ -157,6 +157,31 @@ pub enum Checked {
     InSegment(Box<CheckedSegmentRef>),
     /// A rule on the entity a link points to (unknown when the link is null).
     Linked(Box<CheckedLinked>),
+    /// An ordered pair of events (true or false, never unknown).
+    Sequence(Box<CheckedSequence>),
+}
+
+/// A checked sequence condition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedSequence {
+    /// The event entity.
+    pub event: Entity,
+    /// Its attribute linking to this profile.
+    pub link: String,
+    /// Its timestamp attribute.
+    pub time: String,
+    /// First step.
+    pub first: Checked,
+    /// Second step.
+    pub then: Checked,
+    /// Longest gap between the two.
+    pub within: Option<Window>,
+    /// Events that must not happen strictly between them.
+    pub without: Option<Checked>,
+    /// Only events in the last N units count.
+    pub within_last: Option<Window>,
+    /// `not_sequence`.
+    pub negated: bool,
 }
 
 /// A checked rule on a linked entity.
@@ -303,7 +328,7 @@ impl Checked {
                         out.push(p.attribute.clone())
                     }
                 }
-                Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) => {}
+                Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) | Checked::Sequence(_) => {}
             }
         }
         walk(self, &mut out);
@@ -316,7 +341,11 @@ impl Checked {
         match self {
             Checked::And(v) | Checked::Or(v) => v.iter().for_each(|x| x.walk(f)),
             Checked::Not(x) => x.walk(f),
-            Checked::Pred(_) | Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) => {}
+            Checked::Pred(_)
+            | Checked::Behavior(_)
+            | Checked::InSegment(_)
+            | Checked::Linked(_)
+            | Checked::Sequence(_) => {}
         }
     }
 }
@@ -405,6 +434,10 @@ impl Cx<'_> {
                 let key = if b.negated { "not_performed" } else { "performed" };
                 Checked::Behavior(Box::new(self.check_behavior(b, entity, &join(path, key))?))
             }
+            Rule::Sequence(q) => {
+                let word = if q.negated { "not_sequence" } else { "sequence" };
+                Checked::Sequence(Box::new(self.check_sequence(q, entity, &join(path, word))?))
+            }
             Rule::Linked(l) => {
                 let p = join(path, "linked");
                 let Some(link) = entity.links.iter().find(|x| x.attribute == l.via) else {
@@ -465,6 +498,40 @@ impl Cx<'_> {
                     rule: simplify(inner?),
                 }))
             }
+        })
+    }
+
+    fn check_sequence(&mut self, q: &Sequence, profile: &Entity, path: &str) -> Result<CheckedSequence> {
+        // Reuse the behavioural checks for the entity, link and time.
+        let probe = Behavior { event: q.event.clone(), filter: None, window: None, having: vec![], negated: false };
+        let b = self.check_behavior(&probe, profile, path)?;
+        if b.event.attr(&b.time).map(|a| a.data_type.clone()).ok() != Some(DataType::Timestamp) {
+            return Err(Error::rule(
+                join(path, "event"),
+                format!("a sequence needs a timestamp event time on `{}`", b.event.name),
+            ));
+        }
+        let step = |cx: &mut Self, r: &Rule, k: &str| -> Result<Checked> {
+            Ok(simplify(cx.check_at(r, &b.event, &join(path, k))?))
+        };
+        let first = step(self, &q.first, "first")?;
+        let then = step(self, &q.then, "then")?;
+        let without = match &q.without {
+            Some(r) => Some(step(self, r, "without")?),
+            None => None,
+        };
+        let within = q.within.as_ref().map(|v| window(v, &join(path, "within"))).transpose()?;
+        let within_last = q.within_last.as_ref().map(|v| window(v, &join(path, "within_last"))).transpose()?;
+        Ok(CheckedSequence {
+            event: b.event,
+            link: b.link,
+            time: b.time,
+            first,
+            then,
+            within,
+            without,
+            within_last,
+            negated: q.negated,
         })
     }
 
@@ -932,6 +999,20 @@ fn window(v: &Value, path: &str) -> Result<Window> {
 }
 
 impl Window {
+    /// The instant this long after `t` (calendar months clamp to the month's end).
+    pub fn after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        use chrono::{Duration, Months};
+        match self.unit {
+            TimeUnit::Minutes => t + Duration::minutes(self.amount),
+            TimeUnit::Hours => t + Duration::hours(self.amount),
+            TimeUnit::Days => t + Duration::days(self.amount),
+            TimeUnit::Weeks => t + Duration::weeks(self.amount),
+            TimeUnit::Months => {
+                t.checked_add_months(Months::new(self.amount as u32)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+            }
+        }
+    }
+
     /// The start of the window ending at `now`.
     pub fn start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         use chrono::{Duration, Months};
@@ -995,6 +1076,18 @@ impl Checked {
                 Rule::InSegment(SegmentRef { segment: r.segment.clone(), negated: r.negated, stored: r.stored })
             }
             Checked::Linked(l) => Rule::Linked(Box::new(LinkedRule { via: l.via.clone(), rule: l.rule.to_rule() })),
+            Checked::Sequence(q) => {
+                let w = |w: &Window| serde_json::json!({"amount": w.amount, "unit": w.unit.name()});
+                Rule::Sequence(Box::new(Sequence {
+                    event: q.event.name.clone(),
+                    first: q.first.to_rule(),
+                    then: q.then.to_rule(),
+                    within: q.within.as_ref().map(w),
+                    without: q.without.as_ref().map(Checked::to_rule),
+                    within_last: q.within_last.as_ref().map(w),
+                    negated: q.negated,
+                }))
+            }
             Checked::Behavior(b) => {
                 let window = b.window.as_ref().map(|w| match w {
                     CheckedWindow::Last(w) => {

@@ -13,7 +13,10 @@ use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, 
 use datafusion::logical_expr::{in_subquery, LogicalPlan, LogicalPlanBuilder};
 
 use super::ast::AggFn;
-use super::check::{Checked, CheckedBehavior, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test};
+use super::check::{
+    Checked, CheckedBehavior, CheckedSequence, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test,
+    TimeUnit, Window,
+};
 use crate::error::Result;
 use crate::model::{DataType, UTC};
 
@@ -29,8 +32,8 @@ pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
         Checked::Or(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::or).unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),
-        Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) => {
-            panic!("compile() got a behavioural, segment or linked node; use compile_with()")
+        Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) | Checked::Sequence(_) => {
+            panic!("compile() got a behavioural, segment, linked or sequence node; use compile_with()")
         }
     }
 }
@@ -94,7 +97,7 @@ fn compile_polar(
             let inner_positive = positive != r.negated;
             let inner = if r.stored {
                 let plan = tables.stored_members(&r.segment)?.build()?;
-                in_subquery(column(key), Arc::new(plan))
+                unique_in(column(key), plan, r.as_ref() as *const _ as usize)?
             } else if inner_positive || two_valued(&r.rule) {
                 rec(&r.rule, inner_positive)?
             } else {
@@ -106,12 +109,21 @@ fn compile_polar(
                 inner
             }
         }
+        Checked::Sequence(q) => {
+            let plan = sequence_subquery(q, now, tables)?;
+            let test = unique_in(column(key), plan, q.as_ref() as *const _ as usize)?;
+            if q.negated {
+                Expr::Not(Box::new(test))
+            } else {
+                test
+            }
+        }
         Checked::Linked(l) => {
             let target_key = l.target.key.clone().unwrap_or_default();
             let inner = compile_polar(&l.rule, now, &target_key, &l.target.name, tables, true)?;
             let plan =
                 tables.scan(&l.target.name)?.filter(inner)?.project(vec![column(&l.target_attribute)])?.build()?;
-            in_subquery(column(&l.via), Arc::new(plan))
+            unique_in(column(&l.via), plan, l.as_ref() as *const _ as usize)?
         }
         Checked::Behavior(b) => {
             let performed = compile_behavior(b, now, key, profile, tables)?;
@@ -130,7 +142,7 @@ fn two_valued(rule: &Checked) -> bool {
         Checked::And(v) | Checked::Or(v) => v.iter().all(two_valued),
         Checked::Not(r) => two_valued(r),
         Checked::Pred(p) => matches!(p.test, Test::IsNull { .. }),
-        Checked::Behavior(_) | Checked::InSegment(_) => true,
+        Checked::Behavior(_) | Checked::InSegment(_) | Checked::Sequence(_) => true,
         Checked::Linked(_) => false,
     }
 }
@@ -147,7 +159,7 @@ fn compile_behavior(
         Some(m) => m.build()?,
         None => behavior_subquery(b, now, key, profile, tables)?,
     };
-    let test = in_subquery(column(key), Arc::new(sub));
+    let test = unique_in(column(key), sub, b as *const _ as usize)?;
     Ok(if without_events { Expr::Not(Box::new(test)) } else { test })
 }
 
@@ -247,6 +259,79 @@ pub(crate) fn behavior_events(
         plan = plan.filter(p)?;
     }
     Ok(plan)
+}
+
+/// `expr IN (plan)`, with the subquery's one column renamed after the node (`id`): DataFusion's subquery
+/// decorrelation fails on two subqueries in one filter that produce the same column name.
+fn unique_in(expr: Expr, plan: LogicalPlan, id: usize) -> Result<Expr> {
+    let name = plan.schema().field(0).name().clone();
+    let plan = LogicalPlanBuilder::from(plan).project(vec![column(&name).alias(format!("__in_{id:x}"))])?.build()?;
+    Ok(in_subquery(expr, Arc::new(plan)))
+}
+
+fn interval(w: &Window) -> Expr {
+    use datafusion::arrow::datatypes::IntervalMonthDayNano;
+    let (months, days, nanos) = match w.unit {
+        TimeUnit::Minutes => (0, 0, w.amount * 60_000_000_000),
+        TimeUnit::Hours => (0, 0, w.amount * 3_600_000_000_000),
+        TimeUnit::Days => (0, w.amount as i32, 0),
+        TimeUnit::Weeks => (0, (w.amount * 7) as i32, 0),
+        TimeUnit::Months => (w.amount as i32, 0, 0),
+    };
+    Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(months, days, nanos))), None)
+}
+
+/// The keys of the entities with a `first` event followed by a `then` event (at most `within` later) and no
+/// `without` event strictly between: a self-join of the event table on the link with a time condition, and an
+/// anti-join for the events in between.
+pub fn sequence_subquery(q: &CheckedSequence, now: DateTime<Utc>, tables: &dyn PlanSource) -> Result<LogicalPlan> {
+    let ev_key = q.event.key.clone().unwrap_or_default();
+    let ts = |t: DateTime<Utc>| {
+        Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None)
+    };
+    let step = |rule: &Checked, l: &str, t: &str| -> Result<LogicalPlan> {
+        let mut preds = vec![
+            column(&q.link).is_not_null(),
+            column(&q.time).is_not_null(),
+            compile_with(rule, now, &ev_key, &q.event.name, tables)?,
+        ];
+        if let Some(w) = &q.within_last {
+            preds.push(Expr::Between(Between::new(
+                Box::new(column(&q.time)),
+                false,
+                Box::new(ts(w.start(now))),
+                Box::new(ts(now)),
+            )));
+        }
+        let filter = preds.into_iter().reduce(Expr::and).expect("non-empty");
+        Ok(tables
+            .scan(&q.event.name)?
+            .filter(filter)?
+            .project(vec![column(&q.link).alias(l), column(&q.time).alias(t)])?
+            .build()?)
+    };
+    let a = step(&q.first, "__la", "__ta")?;
+    let b = step(&q.then, "__lb", "__tb")?;
+    let mut on = column("__tb").gt(column("__ta"));
+    if let Some(w) = &q.within {
+        on = on.and(column("__tb").lt_eq(binary_expr(column("__ta"), Operator::Plus, interval(w))));
+    }
+    let mut pairs = LogicalPlanBuilder::from(a).join(
+        b,
+        JoinType::Inner,
+        (vec![Column::new_unqualified("__la")], vec![Column::new_unqualified("__lb")]),
+        Some(on),
+    )?;
+    if let Some(c) = &q.without {
+        let c = step(c, "__lc", "__tc")?;
+        pairs = pairs.join(
+            c,
+            JoinType::LeftAnti,
+            (vec![Column::new_unqualified("__la")], vec![Column::new_unqualified("__lc")]),
+            Some(column("__tc").gt(column("__ta")).and(column("__tc").lt(column("__tb")))),
+        )?;
+    }
+    Ok(pairs.project(vec![column("__la").alias(&q.link)])?.distinct()?.build()?)
 }
 
 /// An unqualified column reference (names are validated identifiers; no parsing of dots or case folding).

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use serde_json::{Map, Value};
 
-use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef};
+use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef, Sequence};
 use crate::error::{Error, Result};
 
 /// Which JSON dialect a rule is written in.
@@ -153,6 +153,37 @@ pub(crate) fn parse_native(v: &Value, path: &str) -> Result<Rule> {
         if let Some(spec) = m.get(key) {
             only_keys(m, &[key], path)?;
             return parse_behavior(spec, key == "not_performed", &join(path, key));
+        }
+    }
+    for key in ["sequence", "not_sequence"] {
+        if let Some(spec) = m.get(key) {
+            only_keys(m, &[key], path)?;
+            let p = join(path, key);
+            let Value::Object(o) = spec else {
+                return Err(Error::rule(
+                    p,
+                    format!("expected an object with `event`, `first` and `then`, found {}", kind(spec)),
+                ));
+            };
+            only_keys(o, &["event", "first", "then", "within", "without", "within_last"], &p)?;
+            let Some(Value::String(event)) = o.get("event") else {
+                return Err(Error::rule(join(&p, "event"), "expected the name of an event entity"));
+            };
+            let step = |k: &str| -> Result<Rule> {
+                match o.get(k) {
+                    Some(v) => parse_native(v, &join(&p, k)),
+                    None => Err(Error::rule(join(&p, k), "expected a rule over the event's attributes")),
+                }
+            };
+            return Ok(Rule::Sequence(Box::new(Sequence {
+                event: event.clone(),
+                first: step("first")?,
+                then: step("then")?,
+                within: o.get("within").cloned(),
+                without: o.get("without").map(|v| parse_native(v, &join(&p, "without"))).transpose()?,
+                within_last: o.get("within_last").cloned(),
+                negated: key == "not_sequence",
+            })));
         }
     }
     if let Some(spec) = m.get("linked") {

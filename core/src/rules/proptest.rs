@@ -275,8 +275,39 @@ fn behaviour() -> impl Strategy<Value = Rule> {
             Rule::parse(&json!({ if neg { "not_performed" } else { "performed" }: spec }), super::Dialect::Segkit)
                 .unwrap()
         });
+    let step = prop_oneof![
+        (0..KINDS.len()).prop_map(|k| json!({"attribute": "kind", "op": "eq", "value": KINDS[k]})),
+        Just(json!({"attribute": "amt", "op": "gt", "value": 0})),
+        Just(json!({"and": []})),
+    ];
+    let sequence = (
+        step.clone(),
+        step.clone(),
+        prop::option::of(prop_oneof![
+            (0i64..6).prop_map(|d| json!(format!("{d} days"))),
+            (1i64..30).prop_map(|h| json!(format!("{h} hours")))
+        ]),
+        prop::option::of(step),
+        prop::option::of((0i64..40).prop_map(|d| json!(format!("{d} days")))),
+        prop::bool::ANY,
+    )
+        .prop_map(|(first, then, within, without, last, neg)| {
+            let mut spec = json!({"event": "ev", "first": first, "then": then});
+            if let Some(w) = within {
+                spec["within"] = w;
+            }
+            if let Some(w) = without {
+                spec["without"] = w;
+            }
+            if let Some(w) = last {
+                spec["within_last"] = w;
+            }
+            Rule::parse(&json!({ if neg { "not_sequence" } else { "sequence" }: spec }), super::Dialect::Segkit)
+                .unwrap()
+        });
     prop_oneof![
         3 => performed,
+        2 => sequence,
         1 => prop::bool::ANY.prop_map(|neg| Rule::parse(&json!({ if neg { "not_in_segment" } else { "in_segment" }: "base" }), super::Dialect::Segkit).unwrap()),
     ]
 }

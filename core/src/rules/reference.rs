@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use super::ast::AggFn;
-use super::check::{Checked, CheckedBehavior, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test};
+use super::check::{
+    Checked, CheckedBehavior, CheckedSequence, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test,
+};
 use crate::model::DataType;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,6 +124,7 @@ fn eval_row(rule: &Checked, batch: &RecordBatch, row: usize, env: &Env<'_>) -> O
             Some((eval_row(&r.rule, batch, row, env) == Some(true)) != r.negated)
         }
         Checked::Behavior(b) => Some(behavior(b, batch, row, env) != b.negated),
+        Checked::Sequence(q) => Some(sequence(q, batch, row, env) != q.negated),
         Checked::Linked(l) => {
             let via = cell(batch.column_by_name(&l.via).expect("via"), row)?;
             let target = env.events.get(&l.target.name).expect("linked table");
@@ -232,6 +235,31 @@ fn behavior(b: &CheckedBehavior, profile: &RecordBatch, row: usize, env: &Env<'_
             AggFn::Max => values.iter().max_by(|x, y| ord(x, y)).cloned(),
         };
         pred(&a.pred, agg, env.now) == Some(true)
+    })
+}
+
+/// Whether the profile at `row` has a `first` event followed by a `then` event (within the gap) with no
+/// `without` event strictly between — checked pair by pair.
+fn sequence(q: &CheckedSequence, profile: &RecordBatch, row: usize, env: &Env<'_>) -> bool {
+    let events = env.events.get(&q.event.name).expect("event table");
+    let Some(k) = cell(profile.column_by_name(env.key).expect("key"), row) else { return false };
+    let (link, time) = (events.column_by_name(&q.link).expect("link"), events.column_by_name(&q.time).expect("time"));
+    let start = q.within_last.map(|w| w.start(env.now).timestamp_micros());
+    let times = |rule: &Checked| -> Vec<i64> {
+        (0..events.num_rows())
+            .filter(|e| cell(link, *e).as_ref() == Some(&k))
+            .filter_map(|e| match cell(time, e) {
+                Some(Cell::I(t)) if eval_row(rule, events, e, env) == Some(true) => Some(t),
+                _ => None,
+            })
+            .filter(|t| start.is_none_or(|s| s <= *t && *t <= env.now.timestamp_micros()))
+            .collect()
+    };
+    let (a, b) = (times(&q.first), times(&q.then));
+    let c = q.without.as_ref().map(times).unwrap_or_default();
+    a.iter().any(|ta| {
+        let limit = q.within.map(|w| w.after(DateTime::from_timestamp_micros(*ta).expect("time")).timestamp_micros());
+        b.iter().any(|tb| tb > ta && limit.is_none_or(|l| *tb <= l) && !c.iter().any(|tc| tc > ta && tc < tb))
     })
 }
 

@@ -241,19 +241,23 @@ impl Cx<'_> {
                     }
                 }
                 Checked::Behavior(b) => self.behavior(b).await?,
+                Checked::Sequence(q) => ExplainNode {
+                    label: rule_label(&Checked::Sequence(q.clone()).to_rule()),
+                    value: self.three_valued(c).await?,
+                    detail: None,
+                    children: vec![],
+                },
                 Checked::Linked(l) => {
-                    let expr = crate::rules::compile_with(c, self.now, self.key_attr, &self.entity.name, self.sources)?;
                     let df = self.ws.inner.ctx.table(TableReference::bare(self.entity.name.as_str())).await?;
                     let row = concat(
                         df.filter(column(self.key_attr).eq(self.key_expr.clone()))?
-                            .select(vec![expr.alias("__linked"), column(&l.via).alias("__via")])?,
+                            .select(vec![column(&l.via).alias("__via")])?,
                     )
                     .await?;
-                    let via = cell(&row, "__via")?;
                     ExplainNode {
                         label: format!("linked via {} where {}", l.via, l.rule.to_rule().to_json()),
-                        value: bool_cell(&row, "__linked")?,
-                        detail: Some(match via {
+                        value: self.three_valued(c).await?,
+                        detail: Some(match cell(&row, "__via")? {
                             Some(v) => format!("{} = {v}", l.via),
                             None => format!("{} is null", l.via),
                         }),
@@ -262,6 +266,20 @@ impl Cx<'_> {
                 }
             })
         })
+    }
+
+    /// The value of a node that compiles to a subquery, found by filtering (subqueries are planned in filters,
+    /// not in projections): true if the entity passes it, false if it passes its negation, else unknown.
+    async fn three_valued(&self, c: &Checked) -> Result<Option<bool>> {
+        let expr = crate::rules::compile_with(c, self.now, self.key_attr, &self.entity.name, self.sources)?;
+        for (e, v) in [(expr.clone(), true), (Expr::Not(Box::new(expr)), false)] {
+            let df = self.ws.inner.ctx.table(TableReference::bare(self.entity.name.as_str())).await?;
+            let hit = df.filter(column(self.key_attr).eq(self.key_expr.clone()).and(e))?.count().await?;
+            if hit > 0 {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
     }
 
     fn sources_stored(&self, segment: &str) -> Result<datafusion::logical_expr::LogicalPlan> {
