@@ -72,6 +72,10 @@ test('behavioural conditions and segment references', async () => {
     rule: { performed: { event: 'purchase', within_last: '30 days', having: [{ sum: 'amount', gt: 100 }] } },
   });
   assert.deepEqual((await w.evaluate('spenders')).memberKeys(), [1, 2]);
+  await w.defineSegment('big_after_small', { entity: 'user', rule: { sequence: {
+    event: 'purchase', first: { attribute: 'amount', op: 'lt', value: 60 },
+    then: { attribute: 'amount', op: 'gt', value: 60 }, within: '2 days' } } });
+  assert.deepEqual((await w.evaluate('big_after_small')).memberKeys(), [1]);
   await w.defineSegment('quiet', { entity: 'user', rule: { not_in_segment: 'spenders' } });
   assert.deepEqual((await w.evaluate('quiet')).memberKeys(), [3]);
   await assert.rejects(

@@ -235,6 +235,13 @@ def test_behavioural_conditions_and_segment_references(tmp_path):
     assert pa.table(ws.evaluate("spenders").members()).column(0).to_pylist() == [1, 2]
     ws.define_segment("pro_spenders", entity="user", rule={"and": [{"in_segment": "spenders"}, {"attribute": "plan", "op": "eq", "value": "pro"}]})
     assert pa.table(ws.evaluate("pro_spenders").members()).column(0).to_pylist() == [1]
+    ws.define_segment(
+        "big_after_small",
+        entity="user",
+        rule={"sequence": {"event": "purchase", "first": {"attribute": "amount", "op": "lt", "value": 60},
+                           "then": {"attribute": "amount", "op": "gt", "value": 60}, "within": "2 days"}},
+    )
+    assert pa.table(ws.evaluate("big_after_small").members()).column(0).to_pylist() == [1]
     with pytest.raises(segkit.RuleError, match="segment references form a cycle"):
         ws.define_segment("spenders", entity="user", rule={"in_segment": "pro_spenders"})
     with pytest.raises(segkit.RuleError, match=r"performed.having\[0\]"):
