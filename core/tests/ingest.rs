@@ -276,8 +276,8 @@ async fn mapping_renames_constants_and_transforms() {
     let _ = Transform::Trim;
 }
 
-#[tokio::test]
-async fn upsert_append_and_full_refresh() {
+/// A workspace with a `user` profile (`id`, `v`) and a `click` event stream linked to it.
+async fn user_and_click() -> (tempfile::TempDir, Workspace) {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path()).await.unwrap();
     ws.define_entity(
@@ -295,6 +295,12 @@ async fn upsert_append_and_full_refresh() {
     )
     .await
     .unwrap();
+    (dir, ws)
+}
+
+#[tokio::test]
+async fn upsert_append_and_full_refresh() {
+    let (_dir, ws) = user_and_click().await;
     let users = |ids: &[&str], v: &str| {
         text_batch(&[("id", ids.iter().map(|x| Some(*x)).collect()), ("v", vec![Some(v); ids.len()])])
     };
@@ -356,23 +362,7 @@ impl Source for FailingSource {
 
 #[tokio::test]
 async fn a_failure_mid_ingest_leaves_the_previous_snapshot() {
-    let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(dir.path()).await.unwrap();
-    ws.define_entity(
-        Entity::profile("user", "id")
-            .attribute(Attribute::new("id", DataType::Int64))
-            .attribute(Attribute::new("v", DataType::String)),
-    )
-    .await
-    .unwrap();
-    ws.define_entity(
-        Entity::event("click", "at")
-            .attribute(Attribute::new("user_id", DataType::Int64))
-            .attribute(Attribute::new("at", DataType::Timestamp))
-            .link(Link::new("user_id", "user")),
-    )
-    .await
-    .unwrap();
+    let (dir, ws) = user_and_click().await;
     ws.ingest_batches(
         "user",
         vec![text_batch(&[("id", vec![Some("1")]), ("v", vec![Some("before")])])],
