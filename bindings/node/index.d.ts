@@ -245,6 +245,8 @@ export declare class Workspace {
   readonly path: string;
   /** Fixes "now" at an instant (RFC 3339 text or Date), or restores the system clock with null. */
   setClock(instant: string | Date | null): void;
+  /** Sets the IANA time zone ('Europe/Berlin') that calendar windows and "today" count in (default UTC). */
+  setTimeZone(name: string): void;
   /** "Now" by the workspace clock, RFC 3339. */
   now(): string;
 

@@ -261,6 +261,11 @@ class Workspace {
   setClock(instant) {
     callSync(() => this.#native.setClock(clockArg(instant)));
   }
+  /** Sets the IANA time zone ('Europe/Berlin') that calendar windows and "today" count in (default UTC). */
+  setTimeZone(name) {
+    callSync(() => this.#native.setTimeZone(name));
+  }
+
 
   /** "Now" by the workspace clock, RFC 3339. */
   now() {

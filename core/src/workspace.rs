@@ -45,6 +45,8 @@ pub struct WorkspaceOptions {
     pub target_partitions: Option<usize>,
     /// DataFusion configuration options (`datafusion.execution.parquet.pushdown_filters` = `true`, …).
     pub session_options: Vec<(String, String)>,
+    /// IANA time zone that calendar windows (days, weeks, months) and "today" count in (default `UTC`).
+    pub time_zone: Option<String>,
 }
 
 impl std::fmt::Debug for WorkspaceOptions {
@@ -55,6 +57,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("store_options", &keys)
             .field("target_partitions", &self.target_partitions)
             .field("session_options", &self.session_options)
+            .field("time_zone", &self.time_zone)
             .finish()
     }
 }
@@ -83,6 +86,7 @@ struct Inner {
     store: Store,
     ctx: SessionContext,
     clock: RwLock<Arc<dyn Clock>>,
+    time_zone: RwLock<chrono_tz::Tz>,
     entity_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The table provider registered for each entity (kept here so rule compilation can build scans without
     /// going through the async catalog API).
@@ -166,12 +170,16 @@ impl Workspace {
                 store,
                 ctx,
                 clock: RwLock::new(Arc::new(SystemClock)),
+                time_zone: RwLock::new(chrono_tz::Tz::UTC),
                 entity_locks: Mutex::new(HashMap::new()),
                 providers: RwLock::new(HashMap::new()),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),
         };
+        if let Some(tz) = &options.time_zone {
+            ws.set_time_zone(tz)?;
+        }
         for e in ws.inner.catalog.entities()? {
             let (_, v) = ws.inner.catalog.entity(&e.name)?.expect("listed");
             let snap = ws.inner.catalog.snapshot(&e.name, v)?;
@@ -198,6 +206,21 @@ impl Workspace {
     /// Replaces the clock used for relative time windows (e.g. a [`FixedClock`](crate::FixedClock)).
     pub fn set_clock(&self, clock: Arc<dyn Clock>) {
         *self.inner.clock.write().unwrap_or_else(|p| p.into_inner()) = clock;
+    }
+
+    /// Sets the IANA time zone (`Europe/Berlin`, `Asia/Shanghai`, `UTC`) that calendar windows count in: "within
+    /// the last 1 day" across a DST change is then 23 or 25 hours, and `date` attributes compare with the local date.
+    pub fn set_time_zone(&self, name: &str) -> Result<()> {
+        let tz: chrono_tz::Tz = name.parse().map_err(|_| {
+            Error::InvalidArgument(format!("unknown time zone {name:?}; use an IANA name such as Europe/Berlin"))
+        })?;
+        *self.inner.time_zone.write().unwrap_or_else(|p| p.into_inner()) = tz;
+        Ok(())
+    }
+
+    /// The workspace time zone.
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        *self.inner.time_zone.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The current instant according to the workspace clock.
@@ -882,6 +905,9 @@ impl Resolver for Workspace {
     }
     fn segment_names(&self) -> Vec<String> {
         self.inner.catalog.segments().unwrap_or_default().into_iter().map(|s| s.name).collect()
+    }
+    fn time_zone(&self) -> chrono_tz::Tz {
+        Workspace::time_zone(self)
     }
 }
 

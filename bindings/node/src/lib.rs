@@ -410,6 +410,12 @@ impl NativeWorkspace {
         self.inner.path().to_string_lossy().into_owned()
     }
 
+    /// Sets the IANA time zone calendar windows count in.
+    #[napi]
+    pub fn set_time_zone(&self, name: String) -> Result<()> {
+        self.inner.set_time_zone(&name).js()
+    }
+
     /// Fixes "now" at an RFC 3339 instant, or goes back to the system clock with `null`.
     #[napi]
     pub fn set_clock(&self, instant: Option<String>) -> Result<()> {

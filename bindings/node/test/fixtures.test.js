@@ -143,3 +143,15 @@ test('keepRuns', async () => {
   for (let i = 0; i < 3; i++) await w.evaluate('all');
   assert.deepEqual(w.runs('all').map((r) => r.run), [2, 3]);
 });
+
+test('time zone windows', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-tz-')));
+  await w.defineEntity({ name: 't', key: 'id', attributes: { id: 'int64', at: 'timestamp' } });
+  await w.ingest('t', [{ id: 1, at: '2026-03-28T12:30:00Z' }, { id: 2, at: '2026-03-28T13:00:00Z' }]);
+  w.setClock('2026-03-29T12:00:00Z');
+  await w.defineSegment('day', { entity: 't', rule: { attribute: 'at', op: 'within_last', value: '1 day' } });
+  assert.deepEqual((await w.evaluate('day')).memberKeys(), [1, 2]);
+  w.setTimeZone('Europe/Berlin');
+  assert.deepEqual((await w.evaluate('day')).memberKeys(), [2]);
+  assert.throws(() => w.setTimeZone('Mars/Olympus'), (e) => e.name === 'InvalidArgumentError');
+});

@@ -65,6 +65,11 @@ impl PyWorkspace {
         Ok(())
     }
 
+    /// Sets the IANA time zone calendar windows count in.
+    fn set_time_zone(&self, name: &str) -> PyResult<()> {
+        self.ws.set_time_zone(name).py()
+    }
+
     /// The workspace clock's current instant (RFC 3339).
     fn now(&self) -> String {
         self.ws.now().to_rfc3339()

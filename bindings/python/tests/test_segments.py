@@ -311,3 +311,16 @@ def test_keep_runs(tmp_path):
     for _ in range(3):
         ws.evaluate("all")
     assert [r["run"] for r in ws.runs("all")] == [3]
+
+
+def test_time_zone_windows(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.define_entity("t", key="id", attributes={"id": "int64", "at": "timestamp"})
+    ws.ingest("t", pa.table({"id": [1, 2], "at": ["2026-03-28T12:30:00Z", "2026-03-28T13:00:00Z"]}))
+    ws.set_clock("2026-03-29T12:00:00Z")
+    ws.define_segment("day", entity="t", rule={"attribute": "at", "op": "within_last", "value": "1 day"})
+    assert pa.table(ws.evaluate("day").members()).column(0).to_pylist() == [1, 2]
+    ws.set_time_zone("Europe/Berlin")
+    assert pa.table(ws.evaluate("day").members()).column(0).to_pylist() == [2]
+    with pytest.raises(segkit.InvalidArgumentError):
+        ws.set_time_zone("Mars/Olympus")

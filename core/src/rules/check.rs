@@ -39,13 +39,16 @@ pub enum TimeUnit {
     Months,
 }
 
-/// A relative window length.
+/// A relative window length, counted in the workspace's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
     /// How many units.
     pub amount: i64,
     /// Which unit.
     pub unit: TimeUnit,
+    /// Days, weeks and months are calendar units of this zone (a day across a DST change is 23 or 25 hours);
+    /// minutes and hours are absolute.
+    pub tz: chrono_tz::Tz,
 }
 
 /// Kinds of string pattern test.
@@ -287,6 +290,10 @@ pub trait Resolver {
     fn segment(&self, name: &str) -> Option<(String, Rule)>;
     /// Names of all segments (for suggestions).
     fn segment_names(&self) -> Vec<String>;
+    /// The time zone calendar windows count in (default UTC).
+    fn time_zone(&self) -> chrono_tz::Tz {
+        chrono_tz::Tz::UTC
+    }
 }
 
 /// A resolver that knows no other entities or segments.
@@ -365,13 +372,14 @@ pub fn check(rule: &Rule, entity: &Entity) -> Result<Checked> {
 /// `defining` lists the segments being defined (the caller's own name): a reference back to one of them is a
 /// cycle and an error.
 pub fn check_with(rule: &Rule, entity: &Entity, resolver: &dyn Resolver, defining: &[String]) -> Result<Checked> {
-    let mut cx = Cx { resolver, stack: defining.to_vec() };
+    let mut cx = Cx { resolver, stack: defining.to_vec(), tz: resolver.time_zone() };
     Ok(simplify(cx.check_at(rule, entity, "")?))
 }
 
 struct Cx<'a> {
     resolver: &'a dyn Resolver,
     stack: Vec<String>,
+    tz: chrono_tz::Tz,
 }
 
 fn simplify(c: Checked) -> Checked {
@@ -429,7 +437,7 @@ impl Cx<'_> {
                     .collect::<Result<_>>()?,
             ),
             Rule::Not(r) => Checked::Not(Box::new(self.check_at(r, entity, &join(path, "not"))?)),
-            Rule::Condition(c) => Checked::Pred(check_condition(c, entity, here)?),
+            Rule::Condition(c) => Checked::Pred(check_condition(c, entity, here, self.tz)?),
             Rule::Performed(b) => {
                 let key = if b.negated { "not_performed" } else { "performed" };
                 Checked::Behavior(Box::new(self.check_behavior(b, entity, &join(path, key))?))
@@ -520,8 +528,8 @@ impl Cx<'_> {
             Some(r) => Some(step(self, r, "without")?),
             None => None,
         };
-        let within = q.within.as_ref().map(|v| window(v, &join(path, "within"))).transpose()?;
-        let within_last = q.within_last.as_ref().map(|v| window(v, &join(path, "within_last"))).transpose()?;
+        let within = q.within.as_ref().map(|v| window(v, &join(path, "within"), self.tz)).transpose()?;
+        let within_last = q.within_last.as_ref().map(|v| window(v, &join(path, "within_last"), self.tz)).transpose()?;
         Ok(CheckedSequence {
             event: b.event,
             link: b.link,
@@ -574,7 +582,7 @@ impl Cx<'_> {
         };
         let window = match &b.window {
             None => None,
-            Some(BehaviorWindow::Last(v)) => Some(CheckedWindow::Last(window(v, &join(path, "within_last"))?)),
+            Some(BehaviorWindow::Last(v)) => Some(CheckedWindow::Last(window(v, &join(path, "within_last"), self.tz)?)),
             Some(BehaviorWindow::Between(a, z)) => {
                 let p = join(path, "between");
                 let (lo, hi) = (literal(a, &time_type, &p)?, literal(z, &time_type, &p)?);
@@ -661,7 +669,7 @@ impl Cx<'_> {
                 ..Entity::profile("aggregate", alias.clone())
             };
             let cond = Condition { attribute: alias.clone(), op: a.op, value: a.value.clone() };
-            let pred = check_condition(&cond, &synthetic, &p).map_err(|e| match e {
+            let pred = check_condition(&cond, &synthetic, &p, self.tz).map_err(|e| match e {
                 Error::Rule { path, message } => {
                     Error::rule(path.replace(".attribute", ""), message.replace(&alias, a.func.name()))
                 }
@@ -681,7 +689,7 @@ impl Cx<'_> {
     }
 }
 
-fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
+fn check_condition(c: &Condition, entity: &Entity, path: &str, tz: chrono_tz::Tz) -> Result<Pred> {
     let Some(attr) = entity.get(&c.attribute) else {
         let hint = suggest(&c.attribute, entity.attributes.iter().map(|a| a.name.as_str()))
             .map(|s| format!(" (did you mean `{s}`?)"))
@@ -809,7 +817,7 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str) -> Result<Pred> {
             if !t.is_temporal() {
                 return Err(invalid());
             }
-            Test::WithinLast { window: window(&c.value, &vpath)?, negated: c.op == Op::NotWithinLast }
+            Test::WithinLast { window: window(&c.value, &vpath, tz)?, negated: c.op == Op::NotWithinLast }
         }
     };
     Ok(Pred { attribute: attr.name.clone(), data_type: t.clone(), test })
@@ -956,7 +964,7 @@ pub fn parse_timestamp(s: &str) -> Option<i64> {
     Some(d.and_hms_opt(0, 0, 0)?.and_utc().timestamp_micros())
 }
 
-fn window(v: &Value, path: &str) -> Result<Window> {
+fn window(v: &Value, path: &str, tz: chrono_tz::Tz) -> Result<Window> {
     let bad = || {
         Error::rule(path, format!("{v} is not a window; write {{\"amount\": 30, \"unit\": \"days\"}} or \"30 days\""))
     };
@@ -995,36 +1003,53 @@ fn window(v: &Value, path: &str) -> Result<Window> {
             ))
         }
     };
-    Ok(Window { amount, unit })
+    Ok(Window { amount, unit, tz })
 }
 
 impl Window {
-    /// The instant this long after `t` (calendar months clamp to the month's end).
-    pub fn after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
-        use chrono::{Duration, Months};
+    /// Moves `t` by `sign` × this window: minutes and hours as absolute durations, days, weeks and months on the
+    /// calendar of [`Window::tz`] (the local wall-clock time is kept; a time that does not exist because of a
+    /// DST change moves forward to the next one that does).
+    fn shift(&self, t: DateTime<Utc>, sign: i64) -> DateTime<Utc> {
+        use chrono::{Duration, Months, TimeZone};
+        let n = self.amount * sign;
+        let local = || t.with_timezone(&self.tz).naive_local();
+        let back = |naive: NaiveDateTime| -> DateTime<Utc> {
+            let mut probe = naive;
+            for _ in 0..4 {
+                if let Some(x) = self.tz.from_local_datetime(&probe).earliest() {
+                    return x.with_timezone(&Utc);
+                }
+                probe += Duration::minutes(30);
+            }
+            naive.and_utc()
+        };
         match self.unit {
-            TimeUnit::Minutes => t + Duration::minutes(self.amount),
-            TimeUnit::Hours => t + Duration::hours(self.amount),
-            TimeUnit::Days => t + Duration::days(self.amount),
-            TimeUnit::Weeks => t + Duration::weeks(self.amount),
+            TimeUnit::Minutes => t + Duration::minutes(n),
+            TimeUnit::Hours => t + Duration::hours(n),
+            TimeUnit::Days => back(local() + Duration::days(n)),
+            TimeUnit::Weeks => back(local() + Duration::weeks(n)),
             TimeUnit::Months => {
-                t.checked_add_months(Months::new(self.amount as u32)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+                let m = Months::new(self.amount.unsigned_abs() as u32);
+                let shifted = if sign < 0 { local().checked_sub_months(m) } else { local().checked_add_months(m) };
+                shifted.map(back).unwrap_or(if sign < 0 { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
             }
         }
     }
 
+    /// The instant this long after `t`.
+    pub fn after(&self, t: DateTime<Utc>) -> DateTime<Utc> {
+        self.shift(t, 1)
+    }
+
     /// The start of the window ending at `now`.
     pub fn start(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        use chrono::{Duration, Months};
-        match self.unit {
-            TimeUnit::Minutes => now - Duration::minutes(self.amount),
-            TimeUnit::Hours => now - Duration::hours(self.amount),
-            TimeUnit::Days => now - Duration::days(self.amount),
-            TimeUnit::Weeks => now - Duration::weeks(self.amount),
-            TimeUnit::Months => {
-                now.checked_sub_months(Months::new(self.amount as u32)).unwrap_or(DateTime::<Utc>::MIN_UTC)
-            }
-        }
+        self.shift(now, -1)
+    }
+
+    /// The calendar date of an instant in the window's time zone (for `date` attributes).
+    pub fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
+        t.with_timezone(&self.tz).date_naive()
     }
 }
 
@@ -1230,7 +1255,7 @@ mod tests {
         assert!(matches!(
             c,
             Checked::Pred(Pred {
-                test: Test::WithinLast { window: Window { amount: 2, unit: TimeUnit::Weeks }, negated: false },
+                test: Test::WithinLast { window: Window { amount: 2, unit: TimeUnit::Weeks, .. }, negated: false },
                 ..
             })
         ));

@@ -215,8 +215,12 @@ pub(crate) fn behavior_events(
 ) -> Result<LogicalPlanBuilder> {
     let time = column(&b.time);
     let time_type = if b.time.is_empty() { DataType::Timestamp } else { b.event.attr(&b.time)?.data_type.clone() };
+    let tz = match &b.window {
+        Some(CheckedWindow::Last(w)) => w.tz,
+        _ => chrono_tz::Tz::UTC,
+    };
     let bound = |t: DateTime<Utc>| match time_type {
-        DataType::Date => Expr::Literal(ScalarValue::Date32(Some(days(t.date_naive()))), None),
+        DataType::Date => Expr::Literal(ScalarValue::Date32(Some(days(t.with_timezone(&tz).date_naive()))), None),
         _ => Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None),
     };
     // Events without a link belong to no entity.
@@ -434,8 +438,8 @@ pub(crate) fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             let start = window.start(now);
             let (lo, hi) = match t {
                 DataType::Date => (
-                    ScalarValue::Date32(Some(days(start.date_naive()))),
-                    ScalarValue::Date32(Some(days(now.date_naive()))),
+                    ScalarValue::Date32(Some(days(window.local_date(start)))),
+                    ScalarValue::Date32(Some(days(window.local_date(now)))),
                 ),
                 _ => (
                     ScalarValue::TimestampMicrosecond(Some(start.timestamp_micros()), Some(UTC.into())),

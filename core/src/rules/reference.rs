@@ -147,8 +147,8 @@ fn behavior(b: &CheckedBehavior, profile: &RecordBatch, row: usize, env: &Env<'_
         None => (None, None),
         Some(CheckedWindow::Last(w)) => match b.event.attr(&b.time).expect("time").data_type {
             DataType::Date => (
-                Some(super::days(w.start(env.now).date_naive()) as i64),
-                Some(super::days(env.now.date_naive()) as i64),
+                Some(super::days(w.local_date(w.start(env.now))) as i64),
+                Some(super::days(w.local_date(env.now)) as i64),
             ),
             _ => (Some(w.start(env.now).timestamp_micros()), Some(env.now.timestamp_micros())),
         },
@@ -316,7 +316,9 @@ fn pred(p: &Pred, v: Option<Cell>, now: DateTime<Utc>) -> Option<bool> {
         Test::WithinLast { window, negated } => {
             let start = window.start(now);
             let (lo, hi) = match p.data_type {
-                DataType::Date => (super::days(start.date_naive()) as i64, super::days(now.date_naive()) as i64),
+                DataType::Date => {
+                    (super::days(window.local_date(start)) as i64, super::days(window.local_date(now)) as i64)
+                }
                 _ => (start.timestamp_micros(), now.timestamp_micros()),
             };
             let Cell::I(x) = v else { panic!("window on non-temporal") };

@@ -201,6 +201,11 @@ class Workspace:
         datetime; naive datetimes are UTC), or goes back to the system clock with ``None``."""
         self._ws.set_clock(None if instant is None else _instant(instant))
 
+    def set_time_zone(self, name: str) -> None:
+        """Sets the IANA time zone (``"Europe/Berlin"``) that calendar windows (days, weeks, months) and "today"
+        count in; the default is UTC."""
+        self._ws.set_time_zone(name)
+
     def now(self) -> datetime:
         """The workspace clock's current instant."""
         return _parse_instant(self._ws.now())
