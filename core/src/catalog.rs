@@ -293,16 +293,20 @@ impl Catalog {
 
     /// The latest run of a segment.
     pub fn last_run(&self, segment: &str) -> Result<Option<RunRecord>> {
-        Ok(self.runs(segment)?.pop())
+        Ok(self.query_runs(segment, "ORDER BY run DESC LIMIT 1")?.pop())
     }
 
     /// All runs of a segment, oldest first.
     pub fn runs(&self, segment: &str) -> Result<Vec<RunRecord>> {
+        self.query_runs(segment, "ORDER BY run")
+    }
+
+    fn query_runs(&self, segment: &str, order: &str) -> Result<Vec<RunRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(
+            let mut st = c.prepare(&format!(
                 "SELECT segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot
-                 FROM segment_runs WHERE segment = ?1 ORDER BY run",
-            )?;
+                 FROM segment_runs WHERE segment = ?1 {order}"
+            ))?;
             let rows = st
                 .query_map([segment], |r| {
                     Ok(RunRecord {

@@ -188,7 +188,7 @@ impl Error {
         name: &str,
         candidates: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        Error::NotFound { kind, name: name.to_string(), hint: Hint(suggest(name, candidates)) }
+        Error::NotFound { kind, name: name.to_string(), hint: hint(name, candidates) }
     }
 
     pub(crate) fn ingest(entity: impl Into<String>, message: impl Into<String>) -> Self {
@@ -213,6 +213,11 @@ impl fmt::Display for Hint {
             None => Ok(()),
         }
     }
+}
+
+/// A ` (did you mean `x`?)` suffix for messages (empty when nothing is close), rendered by [`Hint`]'s Display.
+pub(crate) fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Hint {
+    Hint(suggest(name, candidates))
 }
 
 /// The closest candidate to `name` among `candidates`, if one is close enough to be a likely typo.

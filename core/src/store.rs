@@ -127,31 +127,6 @@ impl Store {
         }
     }
 
-    /// Writes a stream of batches into new files under `dir`; on error, deletes what it wrote.
-    pub async fn write(
-        &self,
-        dir: &str,
-        schema: SchemaRef,
-        mut batches: BatchStream,
-        sorted_by: Option<&str>,
-    ) -> Result<Vec<DataFile>> {
-        let mut w = self.writer(dir, schema, sorted_by);
-        let res: Result<()> = async {
-            while let Some(b) = batches.next().await {
-                w.write(&b?).await?;
-            }
-            Ok(())
-        }
-        .await;
-        match res {
-            Ok(()) => w.finish().await,
-            Err(e) => {
-                w.abort().await;
-                Err(e)
-            }
-        }
-    }
-
     /// Streams the batches of one file.
     pub async fn read(&self, rel: &str) -> Result<BatchStream> {
         #[allow(deprecated)]

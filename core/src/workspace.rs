@@ -15,7 +15,6 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{DataFrame, SessionConfig};
-use futures::TryStreamExt;
 
 use crate::catalog::{Catalog, RunRecord, Snapshot};
 use crate::clock::{Clock, SystemClock};
@@ -262,9 +261,7 @@ impl Workspace {
             let p = format!("entity {}.links[{i}]", entity.name);
             let Some((target, _)) = self.inner.catalog.entity(&l.entity)? else {
                 let known: Vec<String> = self.inner.catalog.entities()?.into_iter().map(|e| e.name).collect();
-                let hint = crate::error::suggest(&l.entity, known.iter().map(String::as_str))
-                    .map(|s| format!(" (did you mean `{s}`?)"))
-                    .unwrap_or_default();
+                let hint = crate::error::hint(&l.entity, known.iter().map(String::as_str));
                 return Err(Error::definition(p, format!("linked entity `{}` is not defined{hint}", l.entity)));
             };
             if target.kind != EntityKind::Profile {
@@ -557,12 +554,7 @@ impl Workspace {
                 .collect::<Result<Vec<_>, _>>()?;
             let schema = match batches.first() {
                 Some(b) => b.schema(),
-                None => {
-                    let def = self.segment(&name)?;
-                    let e = self.entity(&def.entity)?;
-                    let k = e.key.clone().unwrap_or_default();
-                    Arc::new(Schema::new(vec![Field::new(&k, e.attr(&k)?.data_type.to_arrow(), false)]))
-                }
+                None => Arc::new(self.members_schema(&name)?.project(&[0])?),
             };
             out.insert(name, Arc::new(MemTable::try_new(schema, vec![batches])?));
         }
@@ -887,12 +879,6 @@ impl Workspace {
     pub fn runs(&self, name: &str) -> Result<Vec<RunRecord>> {
         self.segment(name)?;
         self.inner.catalog.runs(name)
-    }
-
-    /// Collects a stream of batches into one batch with `schema`.
-    pub async fn collect(stream: BatchStream, schema: &SchemaRef) -> Result<RecordBatch> {
-        let batches: Vec<RecordBatch> = stream.try_collect().await?;
-        Ok(concat_batches(schema, &batches)?)
     }
 }
 

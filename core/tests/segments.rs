@@ -30,6 +30,9 @@ async fn lifecycle_history_and_membership_versions() {
     assert_eq!(ids(&r1.entered), vec![1, 3, 7]);
     assert_eq!(r1.exited.num_rows(), 0);
     assert_eq!(r1.members.schema().field(0).name(), "id");
+    let chunks: Vec<RecordBatch> = r1.members_stream(2).try_collect().await.unwrap();
+    assert_eq!(chunks.iter().map(|b| b.num_rows()).collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(chunks.iter().flat_map(ids).collect::<Vec<_>>(), vec![1, 3, 7]);
 
     // Change data: 3 leaves CN, 5 gets CN, 9 is new in CN.
     let b = RecordBatch::try_from_iter([

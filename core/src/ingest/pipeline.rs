@@ -69,9 +69,7 @@ fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Ve
                     Input::Field(i)
                 }
                 None if fm.source.is_some() => {
-                    let hint = crate::error::suggest(&wanted, source.fields().iter().map(|f| f.name().as_str()))
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
+                    let hint = crate::error::hint(&wanted, source.fields().iter().map(|f| f.name().as_str()));
                     return Err(Error::definition(
                         format!("mapping.{}", attr.name),
                         format!("the source has no field `{wanted}`{hint}"),

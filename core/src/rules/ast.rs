@@ -337,9 +337,7 @@ impl FromStr for Op {
         }
         let lower = s.to_ascii_lowercase();
         Op::ALL.into_iter().find(|o| o.name() == lower).ok_or_else(|| {
-            let hint = crate::error::suggest(s, Op::ALL.iter().map(|o| o.name()))
-                .map(|h| format!(" (did you mean `{h}`?)"))
-                .unwrap_or_default();
+            let hint = crate::error::hint(s, Op::ALL.iter().map(|o| o.name()));
             Error::rule("op", format!("unknown operator `{s}`{hint}"))
         })
     }

@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::Value;
 
 use super::ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef, Sequence};
-use crate::error::{suggest, Error, Result};
+use crate::error::{Error, Result};
 use crate::model::{DataType, Entity};
 
 /// A typed literal.
@@ -450,9 +450,7 @@ impl Cx<'_> {
                 let p = join(path, "linked");
                 let Some(link) = entity.links.iter().find(|x| x.attribute == l.via) else {
                     let names: Vec<&str> = entity.links.iter().map(|x| x.attribute.as_str()).collect();
-                    let hint = suggest(&l.via, names.iter().copied())
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
+                    let hint = crate::error::hint(&l.via, names.iter().copied());
                     return Err(Error::rule(
                         join(&p, "via"),
                         format!("`{}` is not a link of entity `{}`{hint}", l.via, entity.name),
@@ -475,9 +473,7 @@ impl Cx<'_> {
                 let p = join(path, key);
                 let Some((seg_entity, seg_rule)) = self.resolver.segment(&r.segment) else {
                     let names = self.resolver.segment_names();
-                    let hint = suggest(&r.segment, names.iter().map(String::as_str))
-                        .map(|s| format!(" (did you mean `{s}`?)"))
-                        .unwrap_or_default();
+                    let hint = crate::error::hint(&r.segment, names.iter().map(String::as_str));
                     return Err(Error::rule(p, format!("segment `{}` is not defined{hint}", r.segment)));
                 };
                 if seg_entity != entity.name {
@@ -546,9 +542,7 @@ impl Cx<'_> {
     fn check_behavior(&mut self, b: &Behavior, profile: &Entity, path: &str) -> Result<CheckedBehavior> {
         let entities = self.resolver.entities();
         let Some(event) = entities.iter().find(|e| e.name == b.event) else {
-            let hint = suggest(&b.event, entities.iter().map(|e| e.name.as_str()))
-                .map(|s| format!(" (did you mean `{s}`?)"))
-                .unwrap_or_default();
+            let hint = crate::error::hint(&b.event, entities.iter().map(|e| e.name.as_str()));
             return Err(Error::rule(join(path, "event"), format!("entity `{}` is not defined{hint}", b.event)));
         };
         let Some(key) = profile.key.clone() else {
@@ -691,9 +685,7 @@ impl Cx<'_> {
 
 fn check_condition(c: &Condition, entity: &Entity, path: &str, tz: chrono_tz::Tz) -> Result<Pred> {
     let Some(attr) = entity.get(&c.attribute) else {
-        let hint = suggest(&c.attribute, entity.attributes.iter().map(|a| a.name.as_str()))
-            .map(|s| format!(" (did you mean `{s}`?)"))
-            .unwrap_or_default();
+        let hint = crate::error::hint(&c.attribute, entity.attributes.iter().map(|a| a.name.as_str()));
         return Err(Error::rule(
             join(path, "attribute"),
             format!("entity `{}` has no attribute `{}`{hint}", entity.name, c.attribute),
