@@ -22,12 +22,13 @@ use crate::error::{Error, Result};
 use crate::ingest::pipeline::{self, quarantine_schema};
 use crate::ingest::{IngestOptions, IngestReport};
 use crate::model::{check_name, Entity, EntityKind};
-use crate::rules::{check_with, column, compile_with, Checked, PlanSource, Resolver};
+use crate::rules::{check_with, column, compile_with, Checked, CheckedSequence, PlanSource, Resolver};
 use crate::segment::{diff_sorted, sort_keys, DryRun, SegmentDefinition, SegmentRun};
 use crate::source::{BatchStream, RecordBatchSource, Source};
 use crate::store::Store;
+use chrono::{DateTime, Utc};
 use datafusion::datasource::provider_as_source;
-use datafusion::logical_expr::LogicalPlanBuilder;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 
 mod explain;
 pub use explain::{ExplainNode, Explanation};
@@ -475,8 +476,8 @@ impl Workspace {
     async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
         let key = entity.key.clone().unwrap_or_default();
         let now = self.now();
-        let mut sources =
-            PlanSources { ws: self, stored: self.load_stored_members(checked).await?, materialized: HashMap::new() };
+        let mut sources = PlanSources::new(self, self.load_stored_members(checked).await?);
+        self.match_sequences(checked, now, &mut sources).await?;
         // Run each behavioural subquery first and keep its keys in memory: the main query then joins against a
         // table of known (usually small) size, and the planner builds the hash table on it instead of on the
         // whole profile table.
@@ -902,6 +903,76 @@ struct PlanSources<'a> {
     stored: HashMap<String, Arc<dyn TableProvider>>,
     /// Materialised behavioural subqueries, by the address of their node in the checked rule being compiled.
     materialized: HashMap<usize, Arc<dyn TableProvider>>,
+    /// The keys matching each sequence node, by the address of the node.
+    sequences: HashMap<usize, Arc<dyn TableProvider>>,
+}
+
+impl<'a> PlanSources<'a> {
+    fn new(ws: &'a Workspace, stored: HashMap<String, Arc<dyn TableProvider>>) -> Self {
+        PlanSources { ws, stored, materialized: HashMap::new(), sequences: HashMap::new() }
+    }
+}
+
+impl Workspace {
+    /// Matches every sequence node of `checked` (also in inlined segment references, linked rules and
+    /// behavioural filters; inner ones first) and keeps the matching keys in `sources`.
+    async fn match_sequences(
+        &self,
+        checked: &Checked,
+        now: DateTime<Utc>,
+        sources: &mut PlanSources<'_>,
+    ) -> Result<()> {
+        fn collect<'a>(c: &'a Checked, out: &mut Vec<&'a CheckedSequence>) {
+            c.walk(&mut |n| match n {
+                Checked::InSegment(r) if !r.stored => collect(&r.rule, out),
+                Checked::Linked(l) => collect(&l.rule, out),
+                Checked::Behavior(b) => {
+                    if let Some(f) = &b.filter {
+                        collect(f, out)
+                    }
+                }
+                Checked::Sequence(q) => {
+                    for step in [Some(&q.first), Some(&q.then), q.without.as_ref()].into_iter().flatten() {
+                        collect(step, out);
+                    }
+                    out.push(q);
+                }
+                _ => {}
+            });
+        }
+        let mut found = vec![];
+        collect(checked, &mut found);
+        for q in found {
+            let (keys, _) = self.match_sequence(q, now, sources, None).await?;
+            let schema = Arc::new(Schema::new(vec![Field::new(&q.link, keys.data_type().clone(), false)]));
+            let batch = RecordBatch::try_new(schema.clone(), vec![keys])?;
+            sources.sequences.insert(q as *const _ as usize, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?));
+        }
+        Ok(())
+    }
+
+    /// The keys (and earliest witnesses) of the entities matching sequence `q`, optionally of one entity only.
+    async fn match_sequence(
+        &self,
+        q: &CheckedSequence,
+        now: DateTime<Utc>,
+        sources: &PlanSources<'_>,
+        only: Option<Expr>,
+    ) -> Result<(ArrayRef, Vec<crate::rules::Witness>)> {
+        let plan = crate::rules::sequence_events(q, now, sources, only)?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let batches = DataFrame::new(self.inner.ctx.state(), plan).collect().await?;
+        let events = concat_batches(&schema, &batches)?;
+        let within = q.within;
+        // A CPU-bound pass (sorting the candidates): off the async workers.
+        let threads = self.inner.ctx.state().config().target_partitions();
+        match tokio::task::spawn_blocking(move || crate::rules::matching_links(&events, within.as_ref(), threads)).await
+        {
+            Ok(found) => found,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(datafusion::error::DataFusionError::External(Box::new(e)).into()),
+        }
+    }
 }
 
 impl PlanSource for PlanSources<'_> {
@@ -919,6 +990,11 @@ impl PlanSource for PlanSources<'_> {
     fn materialized(&self, behavior: &crate::rules::CheckedBehavior) -> Option<LogicalPlanBuilder> {
         let provider = self.materialized.get(&(behavior as *const _ as usize))?.clone();
         let name = format!("__behavior_{}", behavior as *const _ as usize);
+        LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None).ok()
+    }
+    fn sequence_matches(&self, sequence: &CheckedSequence) -> Option<LogicalPlanBuilder> {
+        let provider = self.sequences.get(&(sequence as *const _ as usize))?.clone();
+        let name = format!("__sequence_{}", sequence as *const _ as usize);
         LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None).ok()
     }
 }

@@ -296,6 +296,37 @@ async fn conditions_over_related_profile_entities() {
     let two_paid = json!({"performed": {"event": "orders", "where": {"attribute": "status", "op": "eq", "value": "paid"},
         "having": [{"count": {"ge": 2}}, {"sum": "amount", "gt": 300}]}});
     assert_eq!(members(&ws, "two_paid", "people", two_paid).await.unwrap(), vec![3]);
+    // The other direction: orders whose buyer is in CN (buyers 1 and 3), and those whose buyer is known and not.
+    let cn = json!({"attribute": "country", "op": "eq", "value": "CN"});
+    assert_eq!(
+        members(&ws, "cn_orders", "orders", json!({"linked": {"via": "buyer", "where": cn}})).await.unwrap(),
+        vec![1, 2, 4, 5]
+    );
+    assert_eq!(
+        members(&ws, "other_orders", "orders", json!({"not": {"linked": {"via": "buyer", "where": cn}}}))
+            .await
+            .unwrap(),
+        vec![3, 6],
+        "order 7 has no buyer: unknown, so in neither"
+    );
+    // Also when no buyer at all qualifies (SQL's `NULL NOT IN (empty)` would be true).
+    let nobody = json!({"attribute": "country", "op": "eq", "value": "ZZ"});
+    assert_eq!(
+        members(&ws, "not_nobody", "orders", json!({"not": {"linked": {"via": "buyer", "where": nobody}}}))
+            .await
+            .unwrap(),
+        vec![1, 2, 3, 4, 5, 6]
+    );
+    // Linked rules may hold behavioural conditions of the target: orders of buyers with two paid orders.
+    assert_eq!(
+        members(&ws, "of_two_paid", "orders", json!({"linked": {"via": "buyer", "where": {"in_segment": "two_paid"}}}))
+            .await
+            .unwrap(),
+        vec![4, 5]
+    );
+    let e = ws.explain("other_orders", "7").await.unwrap();
+    assert_eq!(e.root.value, None, "{e}");
+    assert!(e.to_string().contains("buyer is null"), "{e}");
     let e = members(&ws, "bad", "people", json!({"performed": {"event": "orders", "within_last": "3 days"}}))
         .await
         .unwrap_err();
@@ -346,7 +377,50 @@ async fn sequences() {
     }
     let e = ws.explain("q0", "1").await.unwrap();
     assert_eq!(e.root.value, Some(true), "{e}");
+    // The witness: the latest purchase before the view, not the first one.
+    assert_eq!(
+        e.root.detail.as_deref(),
+        Some("first step at 2026-06-27T10:00:00Z, then at 2026-06-28T10:00:00Z"),
+        "{e}"
+    );
+    let e = ws.explain("q0", "2").await.unwrap();
+    assert_eq!(e.root.value, Some(false), "{e}");
+    assert_eq!(e.root.detail.as_deref(), Some("no first step followed by a then step as required"), "{e}");
     let e =
         members(&ws, "bad", "people", json!({"sequence": {"event": "events", "first": purchase}})).await.unwrap_err();
     assert!(e.to_string().contains("sequence.then"), "{e}");
+}
+
+#[tokio::test]
+async fn sequence_gaps_in_days_are_calendar_days_of_the_workspace_zone() {
+    // Berlin moves from CET to CEST on 2026-03-29 at 01:00 UTC, so 13:00 on the 28th to 13:00 on the 29th is 23 h.
+    let (_dir, ws) = people_workspace().await;
+    ws.define_entity(
+        Entity::event("events", "ts")
+            .attribute(Attribute::new("user_id", DataType::Int64))
+            .attribute(Attribute::new("ts", DataType::Timestamp))
+            .attribute(Attribute::new("event_type", DataType::String))
+            .link(Link::new("user_id", "people")),
+    )
+    .await
+    .unwrap();
+    let events = "user_id,ts,event_type
+1,2026-03-28T12:00:00Z,purchase
+1,2026-03-29T11:00:00Z,view
+2,2026-03-28T12:00:00Z,purchase
+2,2026-03-29T11:30:00Z,view
+";
+    ws.ingest_batches("events", vec![csv_batch(events)], IngestOptions::default()).await.unwrap();
+    let rule = json!({"sequence": {"event": "events",
+        "first": {"attribute": "event_type", "op": "eq", "value": "purchase"},
+        "then": {"attribute": "event_type", "op": "eq", "value": "view"},
+        "within": "1 day"}});
+    assert_eq!(members(&ws, "utc", "people", rule.clone()).await.unwrap(), vec![1, 2], "24 hours in UTC");
+    ws.set_time_zone("Europe/Berlin").unwrap();
+    assert_eq!(members(&ws, "berlin", "people", rule.clone()).await.unwrap(), vec![1], "up to 13:00 CEST");
+    let hours = json!({"sequence": {"event": "events",
+        "first": {"attribute": "event_type", "op": "eq", "value": "purchase"},
+        "then": {"attribute": "event_type", "op": "eq", "value": "view"},
+        "within": "24 hours"}});
+    assert_eq!(members(&ws, "berlin_hours", "people", hours).await.unwrap(), vec![1, 2], "hours stay absolute");
 }

@@ -15,9 +15,8 @@ use datafusion::logical_expr::{in_subquery, LogicalPlan, LogicalPlanBuilder};
 use super::ast::AggFn;
 use super::check::{
     Checked, CheckedBehavior, CheckedSequence, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test,
-    TimeUnit, Window,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{DataType, UTC};
 
 /// Compiles a checked rule to a boolean expression over the entity's columns; `now` resolves relative windows.
@@ -47,6 +46,11 @@ pub trait PlanSource {
     /// The already computed result of a behavioural node's subquery ([`behavior_subquery`]), if the caller
     /// materialised it (so the planner knows its exact size and builds the join on it).
     fn materialized(&self, _behavior: &CheckedBehavior) -> Option<LogicalPlanBuilder> {
+        None
+    }
+    /// The keys (one column) of the entities matching a sequence node, found by [`super::matching_links`].
+    /// Without them a rule with a sequence does not compile.
+    fn sequence_matches(&self, _sequence: &CheckedSequence) -> Option<LogicalPlanBuilder> {
         None
     }
 }
@@ -110,7 +114,16 @@ fn compile_polar(
             }
         }
         Checked::Sequence(q) => {
-            let plan = sequence_subquery(q, now, tables)?;
+            let plan = tables
+                .sequence_matches(q)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(
+                        "sequence conditions are matched before planning (see rules::sequence_events and \
+                         rules::matching_links); this PlanSource did not provide the matches"
+                            .into(),
+                    )
+                })?
+                .build()?;
             let test = unique_in(column(key), plan, q.as_ref() as *const _ as usize)?;
             if q.negated {
                 Expr::Not(Box::new(test))
@@ -123,7 +136,15 @@ fn compile_polar(
             let inner = compile_polar(&l.rule, now, &target_key, &l.target.name, tables, true)?;
             let plan =
                 tables.scan(&l.target.name)?.filter(inner)?.project(vec![column(&l.target_attribute)])?.build()?;
-            unique_in(column(&l.via), plan, l.as_ref() as *const _ as usize)?
+            let test = unique_in(column(&l.via), plan, l.as_ref() as *const _ as usize)?;
+            // A null link makes the condition unknown. `via IN (…)` is unknown for a null only when the subquery
+            // is not empty, which is enough in positive positions (unknown and false select the same rows); under
+            // `not`, where unknown and true are alike, a null link is made true explicitly.
+            if positive {
+                test
+            } else {
+                column(&l.via).is_null().or(test)
+            }
         }
         Checked::Behavior(b) => {
             let performed = compile_behavior(b, now, key, profile, tables)?;
@@ -271,71 +292,6 @@ fn unique_in(expr: Expr, plan: LogicalPlan, id: usize) -> Result<Expr> {
     let name = plan.schema().field(0).name().clone();
     let plan = LogicalPlanBuilder::from(plan).project(vec![column(&name).alias(format!("__in_{id:x}"))])?.build()?;
     Ok(in_subquery(expr, Arc::new(plan)))
-}
-
-fn interval(w: &Window) -> Expr {
-    use datafusion::arrow::datatypes::IntervalMonthDayNano;
-    let (months, days, nanos) = match w.unit {
-        TimeUnit::Minutes => (0, 0, w.amount * 60_000_000_000),
-        TimeUnit::Hours => (0, 0, w.amount * 3_600_000_000_000),
-        TimeUnit::Days => (0, w.amount as i32, 0),
-        TimeUnit::Weeks => (0, (w.amount * 7) as i32, 0),
-        TimeUnit::Months => (w.amount as i32, 0, 0),
-    };
-    Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(IntervalMonthDayNano::new(months, days, nanos))), None)
-}
-
-/// The keys of the entities with a `first` event followed by a `then` event (at most `within` later) and no
-/// `without` event strictly between: a self-join of the event table on the link with a time condition, and an
-/// anti-join for the events in between.
-pub fn sequence_subquery(q: &CheckedSequence, now: DateTime<Utc>, tables: &dyn PlanSource) -> Result<LogicalPlan> {
-    let ev_key = q.event.key.clone().unwrap_or_default();
-    let ts = |t: DateTime<Utc>| {
-        Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None)
-    };
-    let step = |rule: &Checked, l: &str, t: &str| -> Result<LogicalPlan> {
-        let mut preds = vec![
-            column(&q.link).is_not_null(),
-            column(&q.time).is_not_null(),
-            compile_with(rule, now, &ev_key, &q.event.name, tables)?,
-        ];
-        if let Some(w) = &q.within_last {
-            preds.push(Expr::Between(Between::new(
-                Box::new(column(&q.time)),
-                false,
-                Box::new(ts(w.start(now))),
-                Box::new(ts(now)),
-            )));
-        }
-        let filter = preds.into_iter().reduce(Expr::and).expect("non-empty");
-        Ok(tables
-            .scan(&q.event.name)?
-            .filter(filter)?
-            .project(vec![column(&q.link).alias(l), column(&q.time).alias(t)])?
-            .build()?)
-    };
-    let a = step(&q.first, "__la", "__ta")?;
-    let b = step(&q.then, "__lb", "__tb")?;
-    let mut on = column("__tb").gt(column("__ta"));
-    if let Some(w) = &q.within {
-        on = on.and(column("__tb").lt_eq(binary_expr(column("__ta"), Operator::Plus, interval(w))));
-    }
-    let mut pairs = LogicalPlanBuilder::from(a).join(
-        b,
-        JoinType::Inner,
-        (vec![Column::new_unqualified("__la")], vec![Column::new_unqualified("__lb")]),
-        Some(on),
-    )?;
-    if let Some(c) = &q.without {
-        let c = step(c, "__lc", "__tc")?;
-        pairs = pairs.join(
-            c,
-            JoinType::LeftAnti,
-            (vec![Column::new_unqualified("__la")], vec![Column::new_unqualified("__lc")]),
-            Some(column("__tc").gt(column("__ta")).and(column("__tc").lt(column("__tb")))),
-        )?;
-    }
-    Ok(pairs.project(vec![column("__la").alias(&q.link)])?.distinct()?.build()?)
 }
 
 /// An unqualified column reference (names are validated identifiers; no parsing of dots or case folding).

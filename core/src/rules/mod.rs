@@ -17,13 +17,16 @@ mod dialect;
 mod proptest;
 #[cfg(test)]
 pub(crate) mod reference;
+mod sequence;
 
 pub use ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef, Sequence};
 pub use check::{
-    check, check_with, literal, parse_date, parse_timestamp, Checked, CheckedAggregate, CheckedBehavior,
-    CheckedSegmentRef, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Resolver, Test, TimeUnit, Window,
+    check, check_with, literal, parse_date, parse_timestamp, Checked, CheckedAggregate, CheckedBehavior, CheckedLinked,
+    CheckedSegmentRef, CheckedSequence, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Resolver, Test,
+    TimeUnit, Window,
 };
 #[cfg(test)]
 pub(crate) use compile::days;
-pub use compile::{behavior_subquery, column, compile, compile_with, scalar, sequence_subquery, PlanSource};
+pub use compile::{behavior_subquery, column, compile, compile_with, scalar, PlanSource};
 pub use dialect::Dialect;
+pub use sequence::{matching_links, sequence_events, Witness};

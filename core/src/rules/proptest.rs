@@ -238,7 +238,100 @@ fn events_batch(events: &[Event]) -> RecordBatch {
     RecordBatch::try_from_iter(cols).unwrap()
 }
 
-/// A behavioural condition over `ev`, or a reference to the segment `base`.
+/// Orders: a related profile entity `o` whose `owner` links to `t.id` (or to an unknown id, or is null).
+#[derive(Debug, Clone)]
+struct Order {
+    owner: Option<i64>,
+    status: Option<usize>,
+    total: Option<usize>,
+}
+
+const STATUSES: [&str; 2] = ["paid", "open"];
+const TOTALS: [f64; 3] = [50.0, 150.0, 0.0];
+
+fn order() -> impl Strategy<Value = Order> {
+    (opt(0i64..35), opt(0..STATUSES.len()), opt(0..TOTALS.len())).prop_map(|(owner, status, total)| Order {
+        owner,
+        status,
+        total,
+    })
+}
+
+fn orders_entity() -> Entity {
+    Entity::profile("o", "oid")
+        .attribute(Attribute::new("oid", DataType::Int64))
+        .attribute(Attribute::new("owner", DataType::Int64))
+        .attribute(Attribute::new("status", DataType::String))
+        .attribute(Attribute::new("total", DataType::Float64))
+        .link(crate::model::Link::new("owner", "t"))
+}
+
+fn orders_batch(orders: &[Order]) -> RecordBatch {
+    let cols: Vec<(&str, ArrayRef)> = vec![
+        ("oid", Arc::new(Int64Array::from_iter_values(0..orders.len() as i64))),
+        ("owner", Arc::new(orders.iter().map(|o| o.owner).collect::<Int64Array>())),
+        ("status", Arc::new(orders.iter().map(|o| o.status.map(|k| STATUSES[k])).collect::<StringArray>())),
+        ("total", Arc::new(orders.iter().map(|o| o.total.map(|k| TOTALS[k])).collect::<Float64Array>())),
+    ];
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+/// A condition on a user over their orders (a related profile entity: counted, never windowed).
+fn related() -> impl Strategy<Value = Rule> {
+    let filter = prop_oneof![
+        Just(None),
+        (0..STATUSES.len()).prop_map(|k| Some(json!({"attribute": "status", "op": "eq", "value": STATUSES[k]}))),
+        (0..TOTALS.len()).prop_map(|k| Some(json!({"and": [
+            {"attribute": "status", "op": "eq", "value": "paid"},
+            {"attribute": "total", "op": "gt", "value": TOTALS[k]}
+        ]}))),
+    ];
+    let threshold = prop_oneof![
+        (prop::sample::select(vec!["ge", "lt", "eq"]), 0i64..3).prop_map(|(op, n)| json!({"count": {op: n}})),
+        (prop::sample::select(vec!["gt", "le"]), 0i64..200).prop_map(|(op, n)| json!({"sum": "total", op: n})),
+        (prop::sample::select(vec!["ge", "lt"]), 0i64..200).prop_map(|(op, n)| json!({"max": "total", op: n})),
+    ];
+    (filter, prop::collection::vec(threshold, 0..2), prop::bool::ANY).prop_map(|(f, h, neg)| {
+        let mut spec = json!({"event": "o"});
+        if let Some(f) = f {
+            spec["where"] = f;
+        }
+        if !h.is_empty() {
+            spec["having"] = json!(h);
+        }
+        Rule::parse(&json!({ if neg { "not_performed" } else { "performed" }: spec }), super::Dialect::Segkit).unwrap()
+    })
+}
+
+/// A rule on orders: their own attributes, and `linked` conditions on their owner (any rule on `t`, behavioural
+/// ones and segment references included).
+fn order_rule() -> impl Strategy<Value = Rule> {
+    let own = prop_oneof![
+        (prop::bool::ANY, 0..STATUSES.len()).prop_map(|(ne, k)| Rule::condition(
+            "status",
+            if ne { Op::Ne } else { Op::Eq },
+            STATUSES[k]
+        )),
+        Just(Rule::condition("status", Op::IsNull, Value::Null)),
+        (prop::bool::ANY, 0..TOTALS.len()).prop_map(|(gt, k)| Rule::condition(
+            "total",
+            if gt { Op::Gt } else { Op::Le },
+            TOTALS[k]
+        )),
+    ];
+    let linked = rule_with_behaviour().prop_map(|r| {
+        Rule::parse(&json!({"linked": {"via": "owner", "where": r.to_json()}}), super::Dialect::Segkit).unwrap()
+    });
+    prop_oneof![1 => own, 2 => linked].prop_recursive(2, 6, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Rule::And),
+            prop::collection::vec(inner.clone(), 0..3).prop_map(Rule::Or),
+            inner.prop_map(Rule::not),
+        ]
+    })
+}
+
+/// A behavioural condition over `ev` or over the related orders `o`, or a reference to the segment `base`.
 fn behaviour() -> impl Strategy<Value = Rule> {
     let filter = prop_oneof![
         Just(None),
@@ -308,6 +401,7 @@ fn behaviour() -> impl Strategy<Value = Rule> {
     prop_oneof![
         3 => performed,
         2 => sequence,
+        2 => related(),
         1 => prop::bool::ANY.prop_map(|neg| Rule::parse(&json!({ if neg { "not_in_segment" } else { "in_segment" }: "base" }), super::Dialect::Segkit).unwrap()),
     ]
 }
@@ -348,48 +442,59 @@ fn expected(rule: &Rule, data: &RecordBatch) -> Vec<i64> {
 }
 
 async fn actual(rows: &[Row], rules: &[Rule]) -> (Vec<Vec<i64>>, RecordBatch) {
-    let (out, stored, _) = actual_with_events(rows, &[], rules).await;
+    let (out, stored, _) = actual_with_events(rows, &[], &[], rules, &[]).await;
     (out, stored)
 }
 
-/// Evaluates `rules` over `rows` and `events`; also returns each rule's reference members.
+/// Evaluates `rules` (on `t`) and `order_rules` (on `o`) over `rows`, `events` and `orders`; also returns each
+/// rule's reference members (the rules on `t` first).
 async fn actual_with_events(
     rows: &[Row],
     events: &[Event],
+    orders: &[Order],
     rules: &[Rule],
+    order_rules: &[Rule],
 ) -> (Vec<Vec<i64>>, RecordBatch, Vec<Vec<i64>>) {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path()).await.unwrap();
     ws.set_clock(Arc::new(FixedClock::parse(NOW).unwrap()));
     ws.define_entity(entity()).await.unwrap();
     ws.define_entity(events_entity()).await.unwrap();
-    if !rows.is_empty() {
-        let r = ws.ingest_batches("t", vec![batch(rows)], IngestOptions::default()).await.unwrap();
-        assert_eq!(r.rows_quarantined, 0, "{:?}", r.quarantine_sample);
-    }
-    if !events.is_empty() {
-        let r = ws.ingest_batches("ev", vec![events_batch(events)], IngestOptions::default()).await.unwrap();
-        assert_eq!(r.rows_quarantined, 0, "{:?}", r.quarantine_sample);
+    ws.define_entity(orders_entity()).await.unwrap();
+    for (name, batch) in [("t", batch(rows)), ("ev", events_batch(events)), ("o", orders_batch(orders))] {
+        if batch.num_rows() > 0 {
+            let r = ws.ingest_batches(name, vec![batch], IngestOptions::default()).await.unwrap();
+            assert_eq!(r.rows_quarantined, 0, "{name}: {:?}", r.quarantine_sample);
+        }
     }
     let base = Rule::parse(&json!({"attribute": "i", "op": "gt", "value": 0}), super::Dialect::Segkit).unwrap();
     ws.define_segment(SegmentDefinition::new("base", "t", base)).await.unwrap();
-    let stored_events = ws.sql("SELECT * FROM ev").await.unwrap();
-    let stored_events = arrow::compute::concat_batches(&events_entity().schema(), &stored_events).unwrap();
-    let stored = ws.sql("SELECT * FROM t ORDER BY id").await.unwrap();
-    let stored = arrow::compute::concat_batches(&entity().schema(), &stored).unwrap();
+    let read = |sql: &'static str, schema: arrow::datatypes::SchemaRef| {
+        let ws = &ws;
+        async move { arrow::compute::concat_batches(&schema, &ws.sql(sql).await.unwrap()).unwrap() }
+    };
+    let stored = read("SELECT * FROM t ORDER BY id", entity().schema()).await;
+    let tables: std::collections::HashMap<String, RecordBatch> = [
+        ("ev".to_string(), read("SELECT * FROM ev", events_entity().schema()).await),
+        ("o".to_string(), read("SELECT * FROM o ORDER BY oid", orders_entity().schema()).await),
+        ("t".to_string(), stored.clone()),
+    ]
+    .into();
     let mut out = vec![];
     let mut want = vec![];
     let now = chrono::DateTime::parse_from_rfc3339(NOW).unwrap().with_timezone(&chrono::Utc);
-    let tables: std::collections::HashMap<String, RecordBatch> = [("ev".to_string(), stored_events)].into();
-    for (i, r) in rules.iter().enumerate() {
+    let on_t = rules.iter().map(|r| (r, entity(), "id"));
+    let on_o = order_rules.iter().map(|r| (r, orders_entity(), "oid"));
+    for (i, (r, ent, key)) in on_t.chain(on_o).enumerate() {
         let name = format!("r{i}");
-        ws.define_segment(SegmentDefinition::new(&name, "t", r.clone())).await.unwrap();
+        ws.define_segment(SegmentDefinition::new(&name, &ent.name, r.clone())).await.unwrap();
         let run = ws.evaluate(&name).await.unwrap();
         assert_eq!(ws.count(&name).await.unwrap(), run.count, "count() and evaluate() disagree for {r:?}");
         out.push(run.members.column(0).as_primitive::<Int64Type>().values().to_vec());
-        let checked = super::check_with(r, &entity(), &ws, std::slice::from_ref(&name)).unwrap();
-        let ids = stored.column_by_name("id").unwrap().as_primitive::<Int64Type>();
-        let mut w: Vec<i64> = reference::eval_with(&checked, &stored, now, "id", &tables)
+        let checked = super::check_with(r, &ent, &ws, std::slice::from_ref(&name)).unwrap();
+        let table = &tables[&ent.name];
+        let ids = table.column_by_name(key).unwrap().as_primitive::<Int64Type>();
+        let mut w: Vec<i64> = reference::eval_with(&checked, table, now, key, &tables)
             .iter()
             .enumerate()
             .filter(|(_, v)| **v == Some(true))
@@ -418,16 +523,19 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
-    /// Behavioural conditions (filters, windows, aggregates, holds-without-events) and segment references.
+    /// Behavioural conditions (filters, windows, aggregates, holds-without-events, sequences), conditions over
+    /// related profile entities, segment references, and `linked` conditions from the related entity's side.
     #[test]
     fn behavioural_rules_match_the_reference(
         rows in prop::collection::vec(row(), 0..30),
         events in prop::collection::vec(event(), 0..80),
+        orders in prop::collection::vec(order(), 0..30),
         rules in prop::collection::vec(rule_with_behaviour(), 1..5),
+        order_rules in prop::collection::vec(order_rule(), 0..3),
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        let (got, _, want) = rt.block_on(actual_with_events(&rows, &events, &rules));
-        for ((r, g), w) in rules.iter().zip(got).zip(want) {
+        let (got, _, want) = rt.block_on(actual_with_events(&rows, &events, &orders, &rules, &order_rules));
+        for ((r, g), w) in rules.iter().chain(&order_rules).zip(got).zip(want) {
             prop_assert_eq!(&g, &w, "rule {}", r.to_json());
         }
     }

@@ -120,8 +120,8 @@ impl Workspace {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let key_expr = Expr::Literal(scalar(&key_value, &key_type), None);
         let now = self.now();
-        let sources =
-            PlanSources { ws: self, stored: self.load_stored_members(&checked).await?, materialized: HashMap::new() };
+        let mut sources = PlanSources::new(self, self.load_stored_members(&checked).await?);
+        self.match_sequences(&checked, now, &mut sources).await?;
 
         // Every attribute predicate (also those of inlined segment references) as a column of one row.
         let mut preds = vec![];
@@ -241,12 +241,24 @@ impl Cx<'_> {
                     }
                 }
                 Checked::Behavior(b) => self.behavior(b).await?,
-                Checked::Sequence(q) => ExplainNode {
-                    label: rule_label(&Checked::Sequence(q.clone()).to_rule()),
-                    value: self.three_valued(c).await?,
-                    detail: None,
-                    children: vec![],
-                },
+                Checked::Sequence(q) => {
+                    let (_, witness) =
+                        self.ws.match_sequence(q, self.now, self.sources, Some(self.key_expr.clone())).await?;
+                    let at = |t: i64| {
+                        chrono::DateTime::from_timestamp_micros(t)
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                            .unwrap_or_default()
+                    };
+                    ExplainNode {
+                        label: rule_label(&Checked::Sequence(q.clone()).to_rule()),
+                        value: self.three_valued(c).await?,
+                        detail: Some(match witness.first() {
+                            Some((a, b)) => format!("first step at {}, then at {}", at(*a), at(*b)),
+                            None => "no first step followed by a then step as required".into(),
+                        }),
+                        children: vec![],
+                    }
+                }
                 Checked::Linked(l) => {
                     let df = self.ws.inner.ctx.table(TableReference::bare(self.entity.name.as_str())).await?;
                     let row = concat(

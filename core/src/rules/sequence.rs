@@ -1,0 +1,426 @@
+//! Ordered sequences — "A, then B at most T later, with no C strictly between" — matched in one pass over each
+//! entity's candidate events in time order.
+//!
+//! A self-join of the event table on the link (every A with every later B of the same entity) grows with the
+//! square of an entity's activity, and a few very active entities have tens of thousands of events. Instead,
+//! [`sequence_events`] selects the events that are an A, a B or a C (pruned by the window), and
+//! [`matching_links`] orders them by entity and time and walks them once: at each B, only the *latest* A
+//! strictly before it matters — if any earlier A pairs with this B, the latest one does too, because it is
+//! closer in time and every C between it and B also lies between the earlier A and B.
+//!
+//! The ordering is a sort of compact `(entity, time, row)` records rather than DataFusion's general sort of the
+//! rows: the order of the entities does not matter, only that each one's events are together and in time
+//! order, so integer keys are used as they are and string keys are numbered through a hash map.
+
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take;
+use arrow::datatypes::TimestampMicrosecondType;
+use arrow::row::{Row, RowConverter, SortField};
+use chrono::{DateTime, Utc};
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Between, Expr, LogicalPlan};
+use std::collections::HashMap;
+
+use super::check::{Checked, CheckedSequence, TimeUnit, Window};
+use super::compile::{column, compile_with, PlanSource};
+use crate::error::{Error, Result};
+use crate::model::UTC;
+
+/// Column names of [`sequence_events`]' output after the link and the time.
+const FIRST: &str = "__seq_first";
+const THEN: &str = "__seq_then";
+const WITHOUT: &str = "__seq_without";
+
+/// The candidate events of a sequence: `link`, `time` and whether each is a `first`, a `then` and a `without`
+/// event (never null), for events with a link and a time inside `within_last`, in no particular order.
+/// `only` restricts it to one entity's events (for `explain`).
+pub fn sequence_events(
+    q: &CheckedSequence,
+    now: DateTime<Utc>,
+    tables: &dyn PlanSource,
+    only: Option<Expr>,
+) -> Result<LogicalPlan> {
+    let ev_key = q.event.key.clone().unwrap_or_default();
+    // The raw predicates select the candidates (so row groups and pages are pruned on them); the flags are the
+    // same predicates made two-valued.
+    let step = |rule: &Checked| compile_with(rule, now, &ev_key, &q.event.name, tables);
+    let (first, then) = (step(&q.first)?, step(&q.then)?);
+    let without = q.without.as_ref().map(step).transpose()?;
+    let any = match &without {
+        Some(c) => first.clone().or(then.clone()).or(c.clone()),
+        None => first.clone().or(then.clone()),
+    };
+    let flag = |e: Expr| Expr::IsTrue(Box::new(e));
+    let mut filter = column(&q.link).is_not_null().and(column(&q.time).is_not_null());
+    if let Some(w) = &q.within_last {
+        let ts = |t: DateTime<Utc>| {
+            Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None)
+        };
+        filter = filter.and(Expr::Between(Between::new(
+            Box::new(column(&q.time)),
+            false,
+            Box::new(ts(w.start(now))),
+            Box::new(ts(now)),
+        )));
+    }
+    if let Some(only) = only {
+        filter = filter.and(column(&q.link).eq(only));
+    }
+    Ok(tables
+        .scan(&q.event.name)?
+        .filter(filter.and(any))?
+        .project(vec![
+            column(&q.link),
+            column(&q.time),
+            flag(first).alias(FIRST),
+            flag(then).alias(THEN),
+            without.map(flag).unwrap_or_else(|| datafusion::logical_expr::lit(false)).alias(WITHOUT),
+        ])?
+        .build()?)
+}
+
+/// One entity's earliest match: the times (µs since the epoch) of the `first` and `then` events that make it.
+pub type Witness = (i64, i64);
+
+/// The links of the entities with a match (in no particular order, without repeats), each with its earliest
+/// witness, from the output of [`sequence_events`] in one batch, using up to `threads` threads.
+pub fn matching_links(
+    events: &RecordBatch,
+    within: Option<&Window>,
+    threads: usize,
+) -> Result<(ArrayRef, Vec<Witness>)> {
+    let bad = || Error::InvalidArgument("sequence events: expected link, time, first, then, without".into());
+    if events.num_columns() != 5 {
+        return Err(bad());
+    }
+    let link = events.column(0);
+    let time = events.column(1).as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(bad)?;
+    let flag = |i: usize| events.column(i).as_boolean_opt().ok_or_else(bad);
+    let (first, then, without) = (flag(2)?, flag(3)?, flag(4)?);
+    if link.null_count() > 0 || time.null_count() > 0 {
+        return Err(Error::InvalidArgument("sequence events: null link or time".into()));
+    }
+    let groups = group_ids(link)?;
+
+    // Spread the candidates over buckets by a hash of their entity (a counting sort): an entity's events all land
+    // in one bucket, and a bucket is small enough to sort in the cache. Buckets are then sorted and scanned on
+    // `threads` threads.
+    let bits = (groups.len() / 4096).max(1).ilog2().min(16);
+    let bucket = |g: u64| if bits == 0 { 0 } else { (g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize };
+    let mut starts = vec![0usize; (1 << bits) + 1];
+    for g in &groups {
+        starts[bucket(*g) + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut next = starts.clone();
+    let mut sorted = vec![Candidate::default(); groups.len()];
+    let kinds = first.values().iter().zip(then.values().iter()).zip(without.values().iter());
+    for (row, ((g, t), ((f, b), c))) in groups.iter().zip(time.values().iter()).zip(kinds).enumerate() {
+        let slot = &mut next[bucket(*g)];
+        sorted[*slot] =
+            Candidate { group: *g, time: *t, row: row as u32, kind: f as u8 | (b as u8) << 1 | (c as u8) << 2 };
+        *slot += 1;
+    }
+
+    let limit = Limit::new(within);
+    let threads = threads.clamp(1, 64);
+    // Contiguous runs of buckets with about the same number of candidates, one per thread.
+    let mut cuts = vec![0usize];
+    for w in 1..threads {
+        let target = groups.len() * w / threads;
+        let b = starts.partition_point(|s| *s < target).min(starts.len() - 1);
+        cuts.push(starts[b].max(*cuts.last().expect("non-empty")));
+    }
+    cuts.push(groups.len());
+    let mut parts: Vec<&mut [Candidate]> = vec![];
+    let mut rest = sorted.as_mut_slice();
+    for w in cuts.windows(2) {
+        let (part, tail) = rest.split_at_mut(w[1] - w[0]);
+        parts.push(part);
+        rest = tail;
+    }
+    let found: Vec<(Vec<u32>, Vec<Witness>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = parts
+            .into_iter()
+            .zip(cuts.windows(2))
+            .map(|(part, w)| {
+                let (starts, limit) = (&starts, &limit);
+                let offset = w[0];
+                scope.spawn(move || {
+                    let (mut rows, mut witnesses) = (vec![], vec![]);
+                    let first = starts.partition_point(|s| *s < offset);
+                    let mut bucket_starts: Vec<usize> =
+                        starts[first..].iter().map(|s| s - offset).take_while(|s| *s < part.len()).collect();
+                    bucket_starts.push(part.len());
+                    for b in bucket_starts.windows(2) {
+                        let events = &mut part[b[0]..b[1]];
+                        events.sort_unstable_by_key(|c| (c.group, c.time));
+                        let mut start = 0;
+                        while start < events.len() {
+                            let group = events[start].group;
+                            let end = start + events[start..].iter().take_while(|c| c.group == group).count();
+                            if let Some(w) = scan_entity(&events[start..end], limit) {
+                                rows.push(events[start].row);
+                                witnesses.push(w);
+                            }
+                            start = end;
+                        }
+                    }
+                    (rows, witnesses)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("sequence matching thread panicked")).collect()
+    });
+    let (rows, witnesses): (Vec<u32>, Vec<Witness>) =
+        found.into_iter().fold((vec![], vec![]), |(mut r, mut w), (r2, w2)| {
+            r.extend(r2);
+            w.extend(w2);
+            (r, w)
+        });
+    Ok((take(link.as_ref(), &UInt32Array::from(rows), None)?, witnesses))
+}
+
+/// A candidate event: its entity (as a number), time, row and kind (bit 0 `first`, 1 `then`, 2 `without`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Candidate {
+    group: u64,
+    time: i64,
+    row: u32,
+    kind: u8,
+}
+
+/// A number per distinct link value: integer keys themselves, other keys numbered through a hash map.
+fn group_ids(link: &ArrayRef) -> Result<Vec<u64>> {
+    use arrow::datatypes::{DataType as A, Int32Type, Int64Type};
+    Ok(match link.data_type() {
+        A::Int64 => link.as_primitive::<Int64Type>().values().iter().map(|v| *v as u64).collect(),
+        A::Int32 => link.as_primitive::<Int32Type>().values().iter().map(|v| *v as u64).collect(),
+        _ => {
+            let rows = RowConverter::new(vec![SortField::new(link.data_type().clone())])?
+                .convert_columns(std::slice::from_ref(link))?;
+            let mut ids: HashMap<Row<'_>, u64> = HashMap::with_capacity(rows.num_rows() / 2);
+            rows.iter()
+                .map(|r| {
+                    let next = ids.len() as u64;
+                    *ids.entry(r).or_insert(next)
+                })
+                .collect()
+        }
+    })
+}
+
+/// How late a `then` event may come after a `first` one.
+struct Limit<'a> {
+    window: Option<&'a Window>,
+    /// The window in µs when it has a fixed length (minutes and hours anywhere; days and weeks in UTC).
+    fixed: Option<i64>,
+}
+
+impl<'a> Limit<'a> {
+    fn new(window: Option<&'a Window>) -> Self {
+        let fixed = window.and_then(|w| match w.unit {
+            TimeUnit::Minutes => Some(w.amount * 60_000_000),
+            TimeUnit::Hours => Some(w.amount * 3_600_000_000),
+            TimeUnit::Days if w.tz == chrono_tz::UTC => Some(w.amount * 86_400_000_000),
+            TimeUnit::Weeks if w.tz == chrono_tz::UTC => Some(w.amount * 7 * 86_400_000_000),
+            _ => None,
+        });
+        Limit { window, fixed }
+    }
+
+    /// The latest time a `then` event may have after a `first` event at `t` (calendar units in the window's zone).
+    fn after(&self, t: i64) -> i64 {
+        match (self.window, self.fixed) {
+            (None, _) => i64::MAX,
+            (Some(_), Some(d)) => t.saturating_add(d),
+            (Some(w), None) => match DateTime::from_timestamp_micros(t) {
+                Some(at) => w.after(at).timestamp_micros(),
+                None => i64::MAX,
+            },
+        }
+    }
+}
+
+/// The earliest match among one entity's events (sorted by time): at each `then` event, the latest `first` event
+/// strictly before it, if it is close enough and no `without` event lies strictly between them. Events at the
+/// same instant are taken together: none of them is before another.
+fn scan_entity(events: &[Candidate], limit: &Limit<'_>) -> Option<Witness> {
+    let (mut last_first, mut last_without): (Option<i64>, Option<i64>) = (None, None);
+    let mut i = 0;
+    while i < events.len() {
+        let t = events[i].time;
+        let mut kind = 0;
+        while i < events.len() && events[i].time == t {
+            kind |= events[i].kind;
+            i += 1;
+        }
+        if kind & 2 != 0 {
+            if let Some(ta) = last_first {
+                if last_without.is_none_or(|tc| tc <= ta) && t <= limit.after(ta) {
+                    return Some((ta, t));
+                }
+            }
+        }
+        if kind & 1 != 0 {
+            last_first = Some(t);
+        }
+        if kind & 4 != 0 {
+            last_without = Some(t);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BooleanArray, Int64Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit as ArrowUnit};
+    use std::sync::Arc;
+
+    /// Events as (link, time in minutes, kind) with kind made of the letters `a`, `b`, `c`.
+    fn events(rows: &[(i64, i64, &str)]) -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("user", DataType::Int64, false),
+            Field::new("ts", DataType::Timestamp(ArrowUnit::Microsecond, Some(UTC.into())), false),
+            Field::new(FIRST, DataType::Boolean, false),
+            Field::new(THEN, DataType::Boolean, false),
+            Field::new(WITHOUT, DataType::Boolean, false),
+        ]);
+        let flag = |c: char| Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.2.contains(c))))) as ArrayRef;
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.1 * 60_000_000))
+                        .with_timezone(UTC),
+                ),
+                flag('a'),
+                flag('b'),
+                flag('c'),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn matched(rows: &[(i64, i64, &str)], within_minutes: Option<i64>) -> Vec<i64> {
+        let w = within_minutes.map(|m| Window { amount: m, unit: TimeUnit::Minutes, tz: chrono_tz::UTC });
+        let (links, _) = matching_links(&events(rows), w.as_ref(), 2).unwrap();
+        let mut v = links.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn strict_order_window_and_exclusion() {
+        // 1: a then b. 2: b before a only. 3: a and b at the same instant. 4: a, c, b (excluded).
+        // 5: a, c, a, b (the later a has no c after it). 6: a then b too late. 7: c at the same instant as a.
+        let rows = [
+            (1, 0, "a"),
+            (1, 5, "b"),
+            (2, 0, "b"),
+            (2, 5, "a"),
+            (3, 7, "a"),
+            (3, 7, "b"),
+            (4, 0, "a"),
+            (4, 1, "c"),
+            (4, 2, "b"),
+            (5, 0, "a"),
+            (5, 1, "c"),
+            (5, 2, "a"),
+            (5, 3, "b"),
+            (6, 0, "a"),
+            (6, 11, "b"),
+            (7, 0, "ac"),
+            (7, 4, "b"),
+        ];
+        assert_eq!(matched(&rows, Some(10)), vec![1, 5, 7]);
+        assert_eq!(matched(&rows, None), vec![1, 5, 6, 7]);
+        // Exactly at the limit is inside.
+        assert_eq!(matched(&[(1, 0, "a"), (1, 10, "b")], Some(10)), vec![1]);
+        // An event that is both a first and a then step pairs with an earlier one, not with itself.
+        assert_eq!(matched(&[(1, 0, "ab")], None), Vec::<i64>::new());
+        assert_eq!(matched(&[(1, 0, "ab"), (1, 1, "ab")], None), vec![1]);
+    }
+
+    #[test]
+    fn witness_is_the_earliest_match_and_the_latest_first_before_it() {
+        let rows = [(1, 0, "a"), (1, 3, "a"), (1, 4, "b"), (1, 9, "b")];
+        let (_, w) = matching_links(&events(&rows), None, 3).unwrap();
+        assert_eq!(w, vec![(3 * 60_000_000, 4 * 60_000_000)]);
+    }
+
+    /// The naive definition: some first event, then a then event strictly later and at most `within` after, with
+    /// no without event strictly between.
+    fn naive(rows: &[(i64, i64, &str)], within: Option<i64>) -> Vec<i64> {
+        let mut out: Vec<i64> = rows
+            .iter()
+            .filter(|a| a.2.contains('a'))
+            .filter(|a| {
+                rows.iter().any(|b| {
+                    b.0 == a.0
+                        && b.2.contains('b')
+                        && b.1 > a.1
+                        && within.is_none_or(|w| b.1 <= a.1 + w)
+                        && !rows.iter().any(|c| c.0 == a.0 && c.2.contains('c') && c.1 > a.1 && c.1 < b.1)
+                })
+            })
+            .map(|a| a.0)
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    #[test]
+    fn many_entities_over_buckets_and_threads_agree_with_the_naive_definition() {
+        // A small linear congruential generator: deterministic, no extra dependency.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = |n: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % n
+        };
+        let kinds = ["a", "b", "c", "ab", "x"];
+        let rows: Vec<(i64, i64, &str)> =
+            (0..40_000).map(|_| (next(3_000) as i64 - 1_500, next(200) as i64, kinds[next(5) as usize])).collect();
+        assert!(rows.len() / 4096 >= 8, "enough candidates for several buckets");
+        let b = events(&rows);
+        for within in [None, Some(3)] {
+            let want = naive(&rows, within);
+            assert!(!want.is_empty() && want.len() < 3_000, "a discriminating case: {}", want.len());
+            for threads in [1, 2, 3, 8] {
+                let w = within.map(|m| Window { amount: m, unit: TimeUnit::Minutes, tz: chrono_tz::UTC });
+                let (links, witnesses) = matching_links(&b, w.as_ref(), threads).unwrap();
+                let mut got = links.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
+                assert_eq!(got.len(), witnesses.len());
+                got.sort();
+                assert_eq!(got, want, "threads {threads}, within {within:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn string_links_are_grouped_by_value() {
+        let rows = [(1, 0, "a"), (2, 1, "b"), (1, 2, "b")];
+        let b = events(&rows);
+        let names = arrow::array::StringArray::from(vec!["x", "y", "x"]);
+        let mut cols = b.columns().to_vec();
+        cols[0] = Arc::new(names);
+        let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields[0] = Field::new("user", DataType::Utf8, false);
+        let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+        let (links, _) = matching_links(&b, None, 2).unwrap();
+        assert_eq!(links.as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("x")]);
+    }
+
+    #[test]
+    fn wrong_shape_is_an_error() {
+        let b = events(&[(1, 0, "a")]).project(&[0, 1, 2]).unwrap();
+        let e = matching_links(&b, None, 1).unwrap_err();
+        assert!(e.to_string().contains("expected link, time, first, then, without"), "{e}");
+    }
+}
