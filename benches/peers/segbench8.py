@@ -47,7 +47,8 @@ def _polars_s8(events):
 
     c = pl.col
     ev = events.filter(c("event_type").is_in(["cart_add", "purchase", "cart_remove"])
-                       & (c("ts") >= pl.lit(seg.WINDOW_START)) & (c("ts") < pl.lit(seg.NOW)))
+                       & (c("ts") >= pl.lit(seg.WINDOW_START)) & (c("ts") < pl.lit(seg.NOW))
+                       ).select("user_id", "ts", "event_type")  # the shared subplan Polars caches: keep it narrow
     first = ev.filter(c("event_type") == "cart_add").select("user_id", c("ts").alias("ta"))
     without = ev.filter(c("event_type") == "cart_remove").select("user_id", c("ts").alias("tc"))
     then = ev.filter(c("event_type") == "purchase").select("user_id", "ts")

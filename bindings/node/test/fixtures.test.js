@@ -84,6 +84,35 @@ test('behavioural conditions and segment references', async () => {
   );
 });
 
+test('related profile entities and linked rules', async () => {
+  const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-linked-')));
+  await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64', country: 'string' } });
+  await w.defineEntity({
+    name: 'order', key: 'order_id',
+    attributes: { order_id: 'int64', buyer: 'int64', status: 'string', amount: 'float64' },
+    links: [{ attribute: 'buyer', entity: 'user' }],
+  });
+  await w.ingest('user', [{ user_id: 1, country: 'CN' }, { user_id: 2, country: 'US' }, { user_id: 3, country: 'CN' }]);
+  await w.ingest('order', [
+    { order_id: 10, buyer: 1, status: 'paid', amount: 150 },
+    { order_id: 11, buyer: 2, status: 'paid', amount: 90 },
+    { order_id: 12, buyer: 3, status: 'open', amount: 500 },
+    { order_id: 13, buyer: null, status: 'paid', amount: 700 },
+  ]);
+  const paidBig = { and: [{ attribute: 'status', op: 'eq', value: 'paid' }, { attribute: 'amount', op: 'gt', value: 100 }] };
+  await w.defineSegment('big_buyers', { entity: 'user', rule: { performed: { event: 'order', where: paidBig } } });
+  assert.deepEqual((await w.evaluate('big_buyers')).memberKeys(), [1]);
+  const cn = { attribute: 'country', op: 'eq', value: 'CN' };
+  await w.defineSegment('cn_orders', { entity: 'order', rule: { linked: { via: 'buyer', where: cn } } });
+  assert.deepEqual((await w.evaluate('cn_orders')).memberKeys(), [10, 12]);
+  await w.defineSegment('other_orders', { entity: 'order', rule: { not: { linked: { via: 'buyer', where: cn } } } });
+  assert.deepEqual((await w.evaluate('other_orders')).memberKeys(), [11], 'order 13 has no buyer');
+  await assert.rejects(
+    w.defineSegment('bad', { entity: 'order', rule: { linked: { via: 'status', where: cn } } }),
+    (e) => e.name === 'RuleError' && /linked\.via/.test(e.message),
+  );
+});
+
 test('splits carry a variant column', async () => {
   const w = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-split-')));
   await w.defineEntity({ name: 'user', key: 'user_id', attributes: { user_id: 'int64' } });

@@ -248,6 +248,42 @@ def test_behavioural_conditions_and_segment_references(tmp_path):
         ws.define_segment("bad", entity="user", rule={"performed": {"event": "purchase", "having": [{"sum": "amount"}]}})
 
 
+def test_related_profile_entities_and_linked_rules(tmp_path):
+    ws = segkit.Workspace.open(tmp_path / "ws")
+    ws.define_entity("user", key="user_id", attributes={"user_id": "int64", "country": "string"})
+    ws.define_entity(
+        "order",
+        key="order_id",
+        attributes={"order_id": "int64", "buyer": "int64", "status": "string", "amount": "float64"},
+        links={"buyer": "user"},
+    )
+    ws.ingest("user", pa.table({"user_id": [1, 2, 3], "country": ["CN", "US", "CN"]}))
+    ws.ingest(
+        "order",
+        pa.table(
+            {
+                "order_id": [10, 11, 12, 13],
+                "buyer": [1, 2, 3, None],
+                "status": ["paid", "paid", "open", "paid"],
+                "amount": [150.0, 90.0, 500.0, 700.0],
+            }
+        ),
+    )
+    paid_big = {"and": [{"attribute": "status", "op": "eq", "value": "paid"}, {"attribute": "amount", "op": "gt", "value": 100}]}
+    ws.define_segment("big_buyers", entity="user", rule={"performed": {"event": "order", "where": paid_big}})
+    assert pa.table(ws.evaluate("big_buyers").members()).column(0).to_pylist() == [1]
+    cn = {"attribute": "country", "op": "eq", "value": "CN"}
+    ws.define_segment("cn_orders", entity="order", rule={"linked": {"via": "buyer", "where": cn}})
+    assert pa.table(ws.evaluate("cn_orders").members()).column(0).to_pylist() == [10, 12]
+    ws.define_segment("other_orders", entity="order", rule={"not": {"linked": {"via": "buyer", "where": cn}}})
+    assert pa.table(ws.evaluate("other_orders").members()).column(0).to_pylist() == [11]  # 13 has no buyer
+    e = ws.explain("other_orders", 13)
+    assert (e.member, e.root["value"]) == (False, None)
+    assert "buyer is null" in str(e)
+    with pytest.raises(segkit.RuleError, match=r"linked\.via"):
+        ws.define_segment("bad", entity="order", rule={"linked": {"via": "status", "where": cn}})
+
+
 def test_split_variants(tmp_path):
     ws = segkit.Workspace.open(tmp_path / "ws")
     ws.define_entity("user", key="user_id", attributes={"user_id": "int64"})
