@@ -962,11 +962,13 @@ impl Workspace {
         let plan = crate::rules::sequence_events(q, now, sources, only)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
         let batches = DataFrame::new(self.inner.ctx.state(), plan).collect().await?;
-        let events = concat_batches(&schema, &batches)?;
         let within = q.within;
         // A CPU-bound pass (sorting the candidates): off the async workers.
         let threads = self.inner.ctx.state().config().target_partitions();
-        match tokio::task::spawn_blocking(move || crate::rules::matching_links(&events, within.as_ref(), threads)).await
+        match tokio::task::spawn_blocking(move || {
+            crate::rules::matching_links(&schema, &batches, within.as_ref(), threads)
+        })
+        .await
         {
             Ok(found) => found,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

@@ -12,8 +12,9 @@
 //! rows: the order of the entities does not matter, only that each one's events are together and in time
 //! order, so integer keys are used as they are and string keys are numbered through a hash map.
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::take;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use arrow::compute::interleave;
+use arrow::datatypes::Schema;
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::row::{Row, RowConverter, SortField};
 use chrono::{DateTime, Utc};
@@ -83,45 +84,62 @@ pub fn sequence_events(
 pub type Witness = (i64, i64);
 
 /// The links of the entities with a match (in no particular order, without repeats), each with its earliest
-/// witness, from the output of [`sequence_events`] in one batch, using up to `threads` threads.
+/// witness, from the output of [`sequence_events`] (`schema` and its batches), using up to `threads` threads.
 pub fn matching_links(
-    events: &RecordBatch,
+    schema: &Schema,
+    batches: &[RecordBatch],
     within: Option<&Window>,
     threads: usize,
 ) -> Result<(ArrayRef, Vec<Witness>)> {
     let bad = || Error::InvalidArgument("sequence events: expected link, time, first, then, without".into());
-    if events.num_columns() != 5 {
+    let fields = schema.fields();
+    if fields.len() != 5 || !matches!(fields[1].data_type(), arrow::datatypes::DataType::Timestamp(_, _)) {
         return Err(bad());
     }
-    let link = events.column(0);
-    let time = events.column(1).as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(bad)?;
-    let flag = |i: usize| events.column(i).as_boolean_opt().ok_or_else(bad);
-    let (first, then, without) = (flag(2)?, flag(3)?, flag(4)?);
-    if link.null_count() > 0 || time.null_count() > 0 {
-        return Err(Error::InvalidArgument("sequence events: null link or time".into()));
+    let mut views = vec![];
+    for b in batches {
+        if b.num_columns() != 5 || b.column(0).data_type() != fields[0].data_type() {
+            return Err(bad());
+        }
+        let time = b.column(1).as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(bad)?;
+        let flag = |i: usize| b.column(i).as_boolean_opt().ok_or_else(bad);
+        if b.column(0).null_count() > 0 || time.null_count() > 0 {
+            return Err(Error::InvalidArgument("sequence events: null link or time".into()));
+        }
+        views.push((time.values(), flag(2)?, flag(3)?, flag(4)?));
     }
-    let groups = group_ids(link)?;
+    let groups = Groups::new(batches)?;
+    let n: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if n > u32::MAX as usize {
+        return Err(Error::InvalidArgument(format!("sequence events: {n} candidates, at most 2^32 are supported")));
+    }
 
     // Spread the candidates over buckets by a hash of their entity (a counting sort): an entity's events all land
     // in one bucket, and a bucket is small enough to sort in the cache. Buckets are then sorted and scanned on
     // `threads` threads.
-    let bits = (groups.len() / 4096).max(1).ilog2().min(16);
+    let bits = (n / 4096).max(1).ilog2().min(16);
     let bucket = |g: u64| if bits == 0 { 0 } else { (g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize };
     let mut starts = vec![0usize; (1 << bits) + 1];
-    for g in &groups {
-        starts[bucket(*g) + 1] += 1;
+    for (b, batch) in batches.iter().enumerate() {
+        for i in 0..batch.num_rows() {
+            starts[bucket(groups.get(b, i)) + 1] += 1;
+        }
     }
     for i in 1..starts.len() {
         starts[i] += starts[i - 1];
     }
     let mut next = starts.clone();
-    let mut sorted = vec![Candidate::default(); groups.len()];
-    let kinds = first.values().iter().zip(then.values().iter()).zip(without.values().iter());
-    for (row, ((g, t), ((f, b), c))) in groups.iter().zip(time.values().iter()).zip(kinds).enumerate() {
-        let slot = &mut next[bucket(*g)];
-        sorted[*slot] =
-            Candidate { group: *g, time: *t, row: row as u32, kind: f as u8 | (b as u8) << 1 | (c as u8) << 2 };
-        *slot += 1;
+    let mut sorted = vec![Candidate::default(); n];
+    let mut row = 0u32;
+    for (b, (time, first, then, without)) in views.iter().enumerate() {
+        let kinds = first.values().iter().zip(then.values().iter()).zip(without.values().iter());
+        for (i, (t, ((f, th), c))) in time.iter().zip(kinds).enumerate() {
+            let group = groups.get(b, i);
+            let slot = &mut next[bucket(group)];
+            sorted[*slot] = Candidate { group, time: *t, row, kind: f as u8 | (th as u8) << 1 | (c as u8) << 2 };
+            *slot += 1;
+            row += 1;
+        }
     }
 
     let limit = Limit::new(within);
@@ -129,11 +147,11 @@ pub fn matching_links(
     // Contiguous runs of buckets with about the same number of candidates, one per thread.
     let mut cuts = vec![0usize];
     for w in 1..threads {
-        let target = groups.len() * w / threads;
+        let target = n * w / threads;
         let b = starts.partition_point(|s| *s < target).min(starts.len() - 1);
         cuts.push(starts[b].max(*cuts.last().expect("non-empty")));
     }
-    cuts.push(groups.len());
+    cuts.push(n);
     let mut parts: Vec<&mut [Candidate]> = vec![];
     let mut rest = sorted.as_mut_slice();
     for w in cuts.windows(2) {
@@ -180,7 +198,27 @@ pub fn matching_links(
             w.extend(w2);
             (r, w)
         });
-    Ok((take(link.as_ref(), &UInt32Array::from(rows), None)?, witnesses))
+    // Global rows back to (batch, row) for the link values.
+    let mut offsets = Vec::with_capacity(batches.len());
+    let mut at = 0u32;
+    for b in batches {
+        offsets.push(at);
+        at += b.num_rows() as u32;
+    }
+    let picks: Vec<(usize, usize)> = rows
+        .iter()
+        .map(|r| {
+            let b = offsets.partition_point(|o| *o <= *r) - 1;
+            (b, (r - offsets[b]) as usize)
+        })
+        .collect();
+    let links: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
+    let keys = if links.is_empty() {
+        arrow::array::new_empty_array(fields[0].data_type())
+    } else {
+        interleave(&links, &picks)?
+    };
+    Ok((keys, witnesses))
 }
 
 /// A candidate event: its entity (as a number), time, row and kind (bit 0 `first`, 1 `then`, 2 `without`).
@@ -193,23 +231,53 @@ struct Candidate {
 }
 
 /// A number per distinct link value: integer keys themselves, other keys numbered through a hash map.
-fn group_ids(link: &ArrayRef) -> Result<Vec<u64>> {
-    use arrow::datatypes::{DataType as A, Int32Type, Int64Type};
-    Ok(match link.data_type() {
-        A::Int64 => link.as_primitive::<Int64Type>().values().iter().map(|v| *v as u64).collect(),
-        A::Int32 => link.as_primitive::<Int32Type>().values().iter().map(|v| *v as u64).collect(),
-        _ => {
-            let rows = RowConverter::new(vec![SortField::new(link.data_type().clone())])?
-                .convert_columns(std::slice::from_ref(link))?;
-            let mut ids: HashMap<Row<'_>, u64> = HashMap::with_capacity(rows.num_rows() / 2);
-            rows.iter()
-                .map(|r| {
-                    let next = ids.len() as u64;
-                    *ids.entry(r).or_insert(next)
-                })
-                .collect()
+enum Groups<'a> {
+    Int64(Vec<&'a [i64]>),
+    Int32(Vec<&'a [i32]>),
+    Dense(Vec<Vec<u64>>),
+}
+
+impl<'a> Groups<'a> {
+    fn new(batches: &'a [RecordBatch]) -> Result<Self> {
+        use arrow::datatypes::{DataType as A, Int32Type, Int64Type};
+        let Some(first) = batches.first() else { return Ok(Groups::Dense(vec![])) };
+        Ok(match first.column(0).data_type() {
+            A::Int64 => Groups::Int64(
+                batches.iter().map(|b| b.column(0).as_primitive::<Int64Type>().values().as_ref()).collect(),
+            ),
+            A::Int32 => Groups::Int32(
+                batches.iter().map(|b| b.column(0).as_primitive::<Int32Type>().values().as_ref()).collect(),
+            ),
+            other => {
+                let converter = RowConverter::new(vec![SortField::new(other.clone())])?;
+                let rows = batches
+                    .iter()
+                    .map(|b| converter.convert_columns(&[b.column(0).clone()]))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let mut ids: HashMap<Row<'_>, u64> = HashMap::new();
+                let dense = rows
+                    .iter()
+                    .map(|rows| {
+                        rows.iter()
+                            .map(|r| {
+                                let next = ids.len() as u64;
+                                *ids.entry(r).or_insert(next)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                Groups::Dense(dense)
+            }
+        })
+    }
+
+    fn get(&self, batch: usize, row: usize) -> u64 {
+        match self {
+            Groups::Int64(v) => v[batch][row] as u64,
+            Groups::Int32(v) => v[batch][row] as u64,
+            Groups::Dense(v) => v[batch][row],
         }
-    })
+    }
 }
 
 /// How late a `then` event may come after a `first` one.
@@ -309,7 +377,16 @@ mod tests {
 
     fn matched(rows: &[(i64, i64, &str)], within_minutes: Option<i64>) -> Vec<i64> {
         let w = within_minutes.map(|m| Window { amount: m, unit: TimeUnit::Minutes, tz: chrono_tz::UTC });
-        let (links, _) = matching_links(&events(rows), w.as_ref(), 2).unwrap();
+        let (links, _) = {
+            let b = events(rows);
+            matching_links(
+                &b.schema(),
+                &[b.slice(0, b.num_rows() / 2), b.slice(b.num_rows() / 2, b.num_rows() - b.num_rows() / 2)],
+                w.as_ref(),
+                2,
+            )
+        }
+        .unwrap();
         let mut v = links.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
         v.sort();
         v
@@ -350,7 +427,11 @@ mod tests {
     #[test]
     fn witness_is_the_earliest_match_and_the_latest_first_before_it() {
         let rows = [(1, 0, "a"), (1, 3, "a"), (1, 4, "b"), (1, 9, "b")];
-        let (_, w) = matching_links(&events(&rows), None, 3).unwrap();
+        let (_, w) = {
+            let b = events(&rows);
+            matching_links(&b.schema(), &[b], None, 3)
+        }
+        .unwrap();
         assert_eq!(w, vec![(3 * 60_000_000, 4 * 60_000_000)]);
     }
 
@@ -394,7 +475,10 @@ mod tests {
             assert!(!want.is_empty() && want.len() < 3_000, "a discriminating case: {}", want.len());
             for threads in [1, 2, 3, 8] {
                 let w = within.map(|m| Window { amount: m, unit: TimeUnit::Minutes, tz: chrono_tz::UTC });
-                let (links, witnesses) = matching_links(&b, w.as_ref(), threads).unwrap();
+                // In uneven batches, as a query returns them.
+                let chunks: Vec<RecordBatch> =
+                    (0..b.num_rows()).step_by(7_001).map(|o| b.slice(o, 7_001.min(b.num_rows() - o))).collect();
+                let (links, witnesses) = matching_links(&b.schema(), &chunks, w.as_ref(), threads).unwrap();
                 let mut got = links.as_primitive::<arrow::datatypes::Int64Type>().values().to_vec();
                 assert_eq!(got.len(), witnesses.len());
                 got.sort();
@@ -413,14 +497,21 @@ mod tests {
         let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
         fields[0] = Field::new("user", DataType::Utf8, false);
         let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
-        let (links, _) = matching_links(&b, None, 2).unwrap();
+        let (links, _) = matching_links(&b.schema(), &[b.slice(0, 2), b.slice(2, 1)], None, 2).unwrap();
         assert_eq!(links.as_string::<i32>().iter().collect::<Vec<_>>(), vec![Some("x")]);
+    }
+
+    #[test]
+    fn no_candidates_give_no_links_of_the_link_type() {
+        let b = events(&[]);
+        let (links, w) = matching_links(&b.schema(), &[], None, 2).unwrap();
+        assert_eq!((links.len(), links.data_type(), w.len()), (0, &DataType::Int64, 0));
     }
 
     #[test]
     fn wrong_shape_is_an_error() {
         let b = events(&[(1, 0, "a")]).project(&[0, 1, 2]).unwrap();
-        let e = matching_links(&b, None, 1).unwrap_err();
+        let e = matching_links(&b.schema(), std::slice::from_ref(&b), None, 1).unwrap_err();
         assert!(e.to_string().contains("expected link, time, first, then, without"), "{e}");
     }
 }
