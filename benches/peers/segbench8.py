@@ -9,7 +9,8 @@ The Python engines run as workers of this script, so they see S8 too; segkit's w
     python benches/peers/segbench8.py --data /tmp/segbench-data/sf1 --runs 5 --rounds 2 \\
         --external segkit=target/release/segkit-bench --out benches/results/sf1
 
-All options are run_bench.py's. `--segments` defaults to S1-S8.
+All options are run_bench.py's. `--segments` defaults to S1-S8. The harness is looked for in
+`../shared/bench` beside the checkout, or in `$SEGBENCH_DIR`.
 """
 from __future__ import annotations
 

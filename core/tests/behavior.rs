@@ -23,7 +23,8 @@ const EVENTS: &str = "user_id,ts,event_type,amount
 99,2026-06-20T00:00:00Z,purchase,999
 ";
 
-async fn workspace() -> (tempfile::TempDir, Workspace) {
+/// The people fixture with an `events` entity linked to it, holding `events` (CSV text).
+async fn workspace_with(events: &str) -> (tempfile::TempDir, Workspace) {
     let (dir, ws) = people_workspace().await;
     ws.define_entity(
         Entity::event("events", "ts")
@@ -35,8 +36,14 @@ async fn workspace() -> (tempfile::TempDir, Workspace) {
     )
     .await
     .unwrap();
-    let r = ws.ingest_batches("events", vec![csv_batch(EVENTS)], IngestOptions::default()).await.unwrap();
-    assert_eq!(r.rows_written, 14);
+    let r = ws.ingest_batches("events", vec![csv_batch(events)], IngestOptions::default()).await.unwrap();
+    assert_eq!(r.rows_quarantined, 0, "{:?}", r.quarantine_sample);
+    (dir, ws)
+}
+
+async fn workspace() -> (tempfile::TempDir, Workspace) {
+    let (dir, ws) = workspace_with(EVENTS).await;
+    assert_eq!(ws.snapshot("events").unwrap().row_count, 14);
     (dir, ws)
 }
 
@@ -394,23 +401,15 @@ async fn sequences() {
 #[tokio::test]
 async fn sequence_gaps_in_days_are_calendar_days_of_the_workspace_zone() {
     // Berlin moves from CET to CEST on 2026-03-29 at 01:00 UTC, so 13:00 on the 28th to 13:00 on the 29th is 23 h.
-    let (_dir, ws) = people_workspace().await;
-    ws.define_entity(
-        Entity::event("events", "ts")
-            .attribute(Attribute::new("user_id", DataType::Int64))
-            .attribute(Attribute::new("ts", DataType::Timestamp))
-            .attribute(Attribute::new("event_type", DataType::String))
-            .link(Link::new("user_id", "people")),
+    let (_dir, ws) = workspace_with(
+        "user_id,ts,event_type,amount
+1,2026-03-28T12:00:00Z,purchase,
+1,2026-03-29T11:00:00Z,view,
+2,2026-03-28T12:00:00Z,purchase,
+2,2026-03-29T11:30:00Z,view,
+",
     )
-    .await
-    .unwrap();
-    let events = "user_id,ts,event_type
-1,2026-03-28T12:00:00Z,purchase
-1,2026-03-29T11:00:00Z,view
-2,2026-03-28T12:00:00Z,purchase
-2,2026-03-29T11:30:00Z,view
-";
-    ws.ingest_batches("events", vec![csv_batch(events)], IngestOptions::default()).await.unwrap();
+    .await;
     let rule = json!({"sequence": {"event": "events",
         "first": {"attribute": "event_type", "op": "eq", "value": "purchase"},
         "then": {"attribute": "event_type", "op": "eq", "value": "view"},
