@@ -423,3 +423,47 @@ async fn sequence_gaps_in_days_are_calendar_days_of_the_workspace_zone() {
         "within": "24 hours"}});
     assert_eq!(members(&ws, "berlin_hours", "people", hours).await.unwrap(), vec![1, 2], "hours stay absolute");
 }
+
+#[tokio::test]
+async fn sequences_over_string_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path()).await.unwrap();
+    ws.define_entity(Entity::profile("acct", "code").attribute(Attribute::new("code", DataType::String)))
+        .await
+        .unwrap();
+    ws.define_entity(
+        Entity::event("hits", "ts")
+            .attribute(Attribute::new("code", DataType::String))
+            .attribute(Attribute::new("ts", DataType::Timestamp))
+            .attribute(Attribute::new("kind", DataType::String))
+            .link(Link::new("code", "acct")),
+    )
+    .await
+    .unwrap();
+    ws.ingest_batches("acct", vec![csv_batch("code\nx-1\ny-2\nz-3\n")], IngestOptions::default()).await.unwrap();
+    let hits = "code,ts,kind
+x-1,2026-06-01T00:00:00Z,open
+x-1,2026-06-01T00:10:00Z,buy
+y-2,2026-06-01T00:10:00Z,open
+y-2,2026-06-01T00:00:00Z,buy
+z-3,2026-06-01T00:00:00Z,open
+z-3,2026-06-01T00:05:00Z,close
+z-3,2026-06-01T00:10:00Z,buy
+";
+    ws.ingest_batches("hits", vec![csv_batch(hits)], IngestOptions::default()).await.unwrap();
+    let step = |k: &str| json!({"attribute": "kind", "op": "eq", "value": k});
+    let rule = json!({"sequence": {"event": "hits", "first": step("open"), "then": step("buy"), "within": "1 hour",
+        "without": step("close")}});
+    ws.define_segment(SegmentDefinition::new(
+        "opened_then_bought",
+        "acct",
+        segkit::rules::Rule::parse(&rule, segkit::rules::Dialect::Segkit).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let run = ws.evaluate("opened_then_bought").await.unwrap();
+    let keys: Vec<String> = (0..run.members.num_rows())
+        .map(|i| segkit::deps::arrow::util::display::array_value_to_string(run.members.column(0), i).unwrap())
+        .collect();
+    assert_eq!(keys, vec!["x-1"]);
+}
