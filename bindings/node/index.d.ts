@@ -110,6 +110,13 @@ export interface SourceConfig {
  */
 export type IngestSource = string | Uint8Array | ArrayBuffer | Array<Record<string, unknown>> | SourceConfig;
 
+/** What `vacuum` removed. */
+export interface VacuumReport {
+  snapshotsRemoved: number;
+  filesDeleted: number;
+  bytesFreed: number;
+}
+
 export interface QuarantinedRow {
   /** 1-based row number in the source. */
   row: number;
@@ -258,6 +265,10 @@ export declare class Workspace {
   ingestHistory(entity: string): IngestReport[];
   /** Quarantined rows (ingest_id, row, reason, record) as an Arrow IPC stream. */
   quarantine(entity: string): Promise<Buffer>;
+  /** Forgets an entity's quarantined rows (raw records and report samples; counts stay); resolves to how many. */
+  clearQuarantine(entity: string): Promise<number>;
+  /** Deletes data files only snapshots older than each entity's latest `keepSnapshots` (default 2) use. */
+  vacuum(keepSnapshots?: number): Promise<VacuumReport>;
 
   defineSegment(name: string, options: SegmentOptions): Promise<SegmentDefinition>;
   /** Evaluates an edited (or new) segment without saving anything. */

@@ -327,6 +327,22 @@ class Workspace {
     return call(() => this.#native.quarantine(entity));
   }
 
+  /** Forgets an entity's quarantined rows (raw records and report samples; counts stay). Resolves to how many. */
+  async clearQuarantine(entity) {
+    return call(() => this.#native.clearQuarantine(entity));
+  }
+
+  /**
+   * Deletes the data files only snapshots older than each entity's latest `keepSnapshots` (default 2) use.
+   * Ingests never overwrite files, so replaced and deleted records stay on disk until this runs.
+   */
+  async vacuum(keepSnapshots = 2) {
+    if (!Number.isInteger(keepSnapshots) || keepSnapshots < 0) {
+      throw invalid(`keepSnapshots must be a non-negative integer, got ${keepSnapshots}`);
+    }
+    return call(() => this.#native.vacuum(keepSnapshots));
+  }
+
   // ---- segments
 
   /** Defines (or replaces) a segment. `rule` is an object or JSON text in the segkit, querybuilder or jsonlogic dialect. */

@@ -221,6 +221,74 @@ impl Catalog {
         })
     }
 
+    /// Forgets the snapshots of `entity` older than its latest `keep` (at least the current one is kept); returns
+    /// how many were forgotten and the files that no kept snapshot references (each once).
+    pub fn prune_snapshots(&self, entity: &str, keep: usize) -> Result<(u64, Vec<DataFile>)> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let current: i64 = tx
+                .query_row("SELECT snapshot FROM entities WHERE name = ?1", [entity], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| Error::not_found("entity", entity))?;
+            let oldest_kept = current - keep.max(1) as i64 + 1;
+            let snapshots: Vec<(i64, Vec<DataFile>)> = {
+                let mut st = tx.prepare("SELECT version, files FROM snapshots WHERE entity = ?1")?;
+                let rows = st
+                    .query_map([entity], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows.into_iter().map(|(v, files)| Ok((v, serde_json::from_str(&files)?))).collect::<Result<Vec<_>>>()?
+            };
+            let kept: std::collections::HashSet<&str> = snapshots
+                .iter()
+                .filter(|(v, _)| *v >= oldest_kept)
+                .flat_map(|(_, files)| files.iter().map(|f| f.path.as_str()))
+                .collect();
+            let mut seen = std::collections::HashSet::new();
+            let mut gone = vec![];
+            let mut removed = 0;
+            for (_, files) in snapshots.iter().filter(|(v, _)| *v < oldest_kept) {
+                removed += 1;
+                for f in files {
+                    if !kept.contains(f.path.as_str()) && seen.insert(f.path.as_str()) {
+                        gone.push(f.clone());
+                    }
+                }
+            }
+            tx.execute("DELETE FROM snapshots WHERE entity = ?1 AND version < ?2", params![entity, oldest_kept])?;
+            tx.commit()?;
+            Ok((removed, gone))
+        })
+    }
+
+    /// Forgets the quarantined rows of `entity`'s ingests: their reports keep the counts but lose the quarantine
+    /// file and the sample of rows. Returns the quarantine files and how many rows they held.
+    pub fn clear_quarantine(&self, entity: &str) -> Result<(Vec<String>, u64)> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let reports: Vec<(String, String)> = {
+                let mut st = tx.prepare("SELECT id, report FROM ingests WHERE entity = ?1")?;
+                let rows = st.query_map([entity], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            let (mut files, mut rows) = (vec![], 0);
+            for (id, text) in reports {
+                let mut report: serde_json::Value = serde_json::from_str(&text)?;
+                let file = report.get("quarantine_file").and_then(|f| f.as_str()).map(str::to_string);
+                let sampled = report.get("quarantine_sample").and_then(|s| s.as_array()).is_some_and(|s| !s.is_empty());
+                if file.is_none() && !sampled {
+                    continue;
+                }
+                rows += report.get("rows_quarantined").and_then(|n| n.as_u64()).unwrap_or(0);
+                files.extend(file);
+                report["quarantine_file"] = serde_json::Value::Null;
+                report["quarantine_sample"] = serde_json::json!([]);
+                tx.execute("UPDATE ingests SET report = ?1 WHERE id = ?2", params![report.to_string(), id])?;
+            }
+            tx.commit()?;
+            Ok((files, rows))
+        })
+    }
+
     /// Records an ingest that committed no snapshot (for example every row quarantined).
     pub fn record_ingest(&self, id: &str, entity: &str, source: &str, report: &serde_json::Value) -> Result<()> {
         self.with(|c| {

@@ -418,6 +418,47 @@ impl Workspace {
         Ok(concat_batches(&schema, &out)?)
     }
 
+    /// Forgets the quarantined rows of `entity` (after they were looked at, or to erase the raw records they
+    /// hold): deletes the quarantine files and the sample rows kept in the ingest reports; the counts stay.
+    /// Returns how many rows were forgotten.
+    pub async fn clear_quarantine(&self, entity: &str) -> Result<u64> {
+        self.entity(entity)?;
+        let _guard = self.entity_lock(entity).lock_owned().await;
+        let (files, rows) = self.inner.catalog.clear_quarantine(entity)?;
+        self.inner.store.delete(&files).await;
+        Ok(rows)
+    }
+
+    /// Deletes the data files that only old snapshots use: for each entity, the snapshots older than its latest
+    /// `keep_snapshots` are forgotten and the files no kept snapshot reads are removed from the store.
+    ///
+    /// Ingests never overwrite files — an upsert writes the changed profiles to new files — so replaced and
+    /// deleted records stay on disk until this runs: call it after erasing someone's data, or on a schedule.
+    /// Keep at least 2 when other processes may still be reading the previous snapshot.
+    ///
+    /// ```no_run
+    /// # async fn f(ws: segkit::Workspace) -> segkit::Result<()> {
+    /// let report = ws.vacuum(2).await?;
+    /// println!("{} files, {} bytes freed", report.files_deleted, report.bytes_freed);
+    /// # Ok(()) }
+    /// ```
+    pub async fn vacuum(&self, keep_snapshots: usize) -> Result<VacuumReport> {
+        if keep_snapshots == 0 {
+            return Err(Error::InvalidArgument("vacuum keeps at least 1 snapshot (the current one)".into()));
+        }
+        let mut report = VacuumReport::default();
+        for entity in self.entities()? {
+            let _guard = self.entity_lock(&entity.name).lock_owned().await;
+            let (removed, files) = self.inner.catalog.prune_snapshots(&entity.name, keep_snapshots)?;
+            report.snapshots_removed += removed;
+            report.files_deleted += files.len() as u64;
+            report.bytes_freed += files.iter().map(|f| f.bytes).sum::<u64>();
+            let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
+            self.inner.store.delete(&paths).await;
+        }
+        Ok(report)
+    }
+
     // ------------------------------------------------------------------------------------------ segments
 
     /// Defines (or replaces) a segment after type-checking its rule against the entity.
@@ -896,6 +937,17 @@ impl Resolver for Workspace {
     fn time_zone(&self) -> chrono_tz::Tz {
         Workspace::time_zone(self)
     }
+}
+
+/// What [`Workspace::vacuum`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct VacuumReport {
+    /// Snapshots forgotten.
+    pub snapshots_removed: u64,
+    /// Data files deleted from the store.
+    pub files_deleted: u64,
+    /// Their total size.
+    pub bytes_freed: u64,
 }
 
 struct PlanSources<'a> {

@@ -498,3 +498,74 @@ async fn definitions_persist_and_evolve() {
     let e = ws.entity("usr").unwrap_err();
     assert_eq!(e.to_string(), "entity `usr` not found (did you mean `user`?)");
 }
+
+#[tokio::test]
+async fn vacuum_deletes_only_what_old_snapshots_alone_use() {
+    let (dir, ws) = user_and_click().await;
+    let users = |ids: &[&str], v: &str| {
+        text_batch(&[("id", ids.iter().map(|x| Some(*x)).collect()), ("v", vec![Some(v); ids.len()])])
+    };
+    let clicks = |day: &str| text_batch(&[("user_id", vec![Some("1")]), ("at", vec![Some(day)])]);
+    for (ids, v) in [(&["1", "2"][..], "a"), (&["2"][..], "b"), (&["3"][..], "c")] {
+        ws.ingest_batches("user", vec![users(ids, v)], IngestOptions::default()).await.unwrap();
+    }
+    for day in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"] {
+        ws.ingest_batches("click", vec![clicks(day)], IngestOptions::default()).await.unwrap();
+    }
+    ws.define_segment(segkit::SegmentDefinition::new(
+        "b_or_c",
+        "user",
+        segkit::rules::Rule::parse(
+            &json!({"attribute": "v", "op": "in", "value": ["b", "c"]}),
+            segkit::rules::Dialect::Segkit,
+        )
+        .unwrap(),
+    ))
+    .await
+    .unwrap();
+    let before = count_files(dir.path());
+    let current: usize = ["user", "click"].iter().map(|e| ws.snapshot(e).unwrap().files.len()).sum();
+    assert!(before > current, "old snapshots hold files of their own: {before} vs {current}");
+
+    let e = ws.vacuum(0).await.unwrap_err();
+    assert_eq!(e.to_string(), "invalid argument: vacuum keeps at least 1 snapshot (the current one)");
+    let r = ws.vacuum(1).await.unwrap();
+    // user: snapshots 1 and 2 go, with their files (each upsert rewrote the profiles); click: snapshot 1 goes,
+    // but its file is still read by snapshot 2 (an append adds files).
+    assert_eq!(r.snapshots_removed, 3);
+    assert_eq!(count_files(dir.path()), current, "exactly the current snapshots' files remain");
+    assert_eq!(r.files_deleted as usize, before - current);
+    assert!(r.bytes_freed > 0);
+    assert_eq!(ws.vacuum(1).await.unwrap(), segkit::VacuumReport::default(), "nothing left to do");
+
+    // Everything still reads, also after reopening.
+    drop(ws);
+    let ws = Workspace::open(dir.path()).await.unwrap();
+    assert_eq!(ws.evaluate("b_or_c").await.unwrap().count, 2);
+    assert_eq!(ws.sql("SELECT * FROM click").await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+    ws.ingest_batches("user", vec![users(&["4"], "b")], IngestOptions::default()).await.unwrap();
+    assert_eq!(ws.evaluate("b_or_c").await.unwrap().count, 3);
+    assert_eq!(ws.vacuum(2).await.unwrap().snapshots_removed, 0, "two snapshots of user are kept");
+}
+
+#[tokio::test]
+async fn clear_quarantine_forgets_the_raw_records() {
+    let (dir, ws) = user_and_click().await;
+    let bad = text_batch(&[("id", vec![Some("1"), Some("not a number")]), ("v", vec![Some("a"), Some("secret")])]);
+    let r = ws.ingest_batches("user", vec![bad], IngestOptions::default()).await.unwrap();
+    assert_eq!(r.rows_quarantined, 1);
+    assert_eq!(ws.quarantine("user").await.unwrap().num_rows(), 1);
+    assert!(
+        format!("{:?}", ws.ingest_history("user").unwrap()).contains("not a number"),
+        "the sample quotes the value"
+    );
+    assert_eq!(ws.clear_quarantine("user").await.unwrap(), 1);
+    assert_eq!(ws.quarantine("user").await.unwrap().num_rows(), 0);
+    let report = ws.ingest_history("user").unwrap().pop().unwrap();
+    assert_eq!((report.rows_quarantined, report.quarantine_file, report.quarantine_sample.len()), (1, None, 0));
+    assert!(!format!("{:?}", ws.ingest_history("user").unwrap()).contains("not a number"));
+    assert_eq!(count_files(&dir.path().join("quarantine")), 0);
+    assert_eq!(ws.clear_quarantine("user").await.unwrap(), 0);
+    let e = ws.clear_quarantine("usr").await.unwrap_err();
+    assert!(e.to_string().contains("`usr`"), "{e}");
+}

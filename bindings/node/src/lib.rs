@@ -507,6 +507,19 @@ impl NativeWorkspace {
         to_ipc(&b.schema(), &[b])
     }
 
+    /// Forgets an entity's quarantined rows; returns how many.
+    #[napi]
+    pub async fn clear_quarantine(&self, entity: String) -> Result<f64> {
+        Ok(self.inner.clear_quarantine(&entity).await.js()? as f64)
+    }
+
+    /// Deletes data files only snapshots older than each entity's latest `keep_snapshots` use.
+    #[napi]
+    pub async fn vacuum(&self, keep_snapshots: u32) -> Result<Value> {
+        let report = self.inner.vacuum(keep_snapshots as usize).await.js()?;
+        Ok(camel_keys(serde_json::to_value(report).js()?))
+    }
+
     /// Defines a segment; `rule` is JSON text, `dialect` auto/segkit/querybuilder/jsonlogic.
     #[napi]
     #[allow(clippy::too_many_arguments)] // positional arguments of the JS wrapper

@@ -149,6 +149,25 @@ describe('entities', () => {
 });
 
 describe('ingest', () => {
+  test('clearQuarantine forgets raw records; vacuum deletes files only old snapshots use', async () => {
+    const { ws, report } = await workspaceWithUsers();
+    assert.equal(report.rowsQuarantined, 1);
+    assert.equal(await ws.clearQuarantine('user'), 1);
+    assert.equal(tableFromIPC(await ws.quarantine('user')).numRows, 0);
+    const h = ws.ingestHistory('user')[0];
+    assert.deepEqual([h.rowsQuarantined, h.quarantineFile, h.quarantineSample], [1, null, []]);
+    await ws.ingest('user', [{ user_id: 1, age: 33 }]);
+    await ws.ingest('user', [{ user_id: 1, age: 34 }]);
+    await assert.rejects(ws.vacuum(0), (e) => e instanceof InvalidArgumentError && /at least 1 snapshot/.test(e.message));
+    await assert.rejects(ws.vacuum(-1), (e) => e instanceof InvalidArgumentError && /non-negative integer/.test(e.message));
+    const v = await ws.vacuum(1);
+    assert.equal(v.snapshotsRemoved, 2);
+    assert.ok(v.filesDeleted > 0 && v.bytesFreed > 0);
+    assert.deepEqual(await ws.vacuum(), { snapshotsRemoved: 0, filesDeleted: 0, bytesFreed: 0 });
+    const ages = tableFromIPC(await ws.sql('SELECT age FROM "user" WHERE user_id = 1'));
+    assert.equal(ages.getChild('age').get(0), 34);
+  });
+
   test('from plain objects: report and quarantine', async () => {
     const { ws, report } = await workspaceWithUsers();
     assert.equal(report.entity, 'user');

@@ -137,6 +137,18 @@ impl PyWorkspace {
         batch_table(b)
     }
 
+    fn clear_quarantine(&self, py: Python<'_>, entity: String) -> PyResult<u64> {
+        let ws = self.ws.clone();
+        wait_for_future(py, move || async move { ws.clear_quarantine(&entity).await })?.py()
+    }
+
+    #[pyo3(signature = (keep_snapshots=2))]
+    fn vacuum<'py>(&self, py: Python<'py>, keep_snapshots: usize) -> PyResult<Bound<'py, PyAny>> {
+        let ws = self.ws.clone();
+        let report = wait_for_future(py, move || async move { ws.vacuum(keep_snapshots).await })?.py()?;
+        to_py(py, &report)
+    }
+
     // -------------------------------------------------------------------------------------------- segments
 
     /// `rule`: a dict/list, or JSON text. `dialect`: auto, segkit, querybuilder or jsonlogic.

@@ -141,6 +141,26 @@ def test_quarantine_and_history(ws_user):
     assert history[0] == r
 
 
+def test_clear_quarantine_and_vacuum(ws_user):
+    ws_user.ingest("user", pa.table({"user_id": [1, 2], "age": ["20", "two"]}))
+    assert "two" in ws_user.ingest_history("user")[0].quarantine_sample[0].reason
+    assert ws_user.clear_quarantine("user") == 1
+    assert len(ws_user.quarantine("user")) == 0
+    h = ws_user.ingest_history("user")[0]
+    assert (h.rows_quarantined, h.quarantine_file, h.quarantine_sample) == (1, None, ())
+    for age in (30, 40, 50):
+        ws_user.ingest("user", pa.table({"user_id": [1], "age": [age]}))
+    data = pathlib.Path(ws_user.path)
+    before = len(list(data.rglob("*.parquet")))
+    with pytest.raises(segkit.InvalidArgumentError, match="at least 1 snapshot"):
+        ws_user.vacuum(0)
+    report = ws_user.vacuum(keep_snapshots=1)
+    assert report["snapshots_removed"] == 3 and report["bytes_freed"] > 0
+    assert len(list(data.rglob("*.parquet"))) == before - report["files_deleted"]
+    assert _rows(ws_user) == [{"user_id": 1, "country": None, "age": 50}]
+    assert ws_user.vacuum() == {"snapshots_removed": 0, "files_deleted": 0, "bytes_freed": 0}
+
+
 def test_empty_quarantine_is_typed(ws_user):
     q = ws_user.quarantine("user")
     assert len(q) == 0

@@ -271,6 +271,19 @@ class Workspace:
         """Past ingest reports of ``entity``, oldest first."""
         return [IngestReport._from_dict(r) for r in self._ws.ingest_history(entity)]
 
+    def clear_quarantine(self, entity: str) -> int:
+        """Forgets the quarantined rows of ``entity`` (the raw records and the samples in the ingest reports;
+        the counts stay). Returns how many rows were forgotten."""
+        return self._ws.clear_quarantine(entity)
+
+    def vacuum(self, keep_snapshots: int = 2) -> dict[str, int]:
+        """Deletes the data files only snapshots older than each entity's latest ``keep_snapshots`` use.
+
+        Ingests never overwrite files, so replaced and deleted records stay on disk until this runs: call it after
+        erasing someone's data, or on a schedule. Returns ``snapshots_removed``, ``files_deleted`` and
+        ``bytes_freed``."""
+        return self._ws.vacuum(keep_snapshots)
+
     # ------------------------------------------------------------------------------------------ segments
 
     def define_segment(
