@@ -7,8 +7,11 @@ use std::time::Instant;
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
 };
-use arrow::compute::{concat_batches, filter_record_batch, sort_to_indices, take_record_batch};
+use arrow::compute::{
+    concat_batches, filter_record_batch, interleave_record_batch, sort_to_indices, take_record_batch,
+};
 use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use futures::StreamExt;
 use serde_json::Value;
@@ -369,6 +372,67 @@ fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
+/// Writes the rows of `current` whose key is not in `replaced`, merged in storage order with `incoming` (already
+/// sorted), one old batch at a time; returns how many old rows were replaced. The current files are sorted in
+/// storage order one after the other (each ingest writes them so); were they not, every row would still be
+/// written once, only less well sorted.
+async fn merge_into(
+    writer: &mut crate::store::RollingWriter,
+    store: &Store,
+    current: &Snapshot,
+    incoming: &RecordBatch,
+    order: &[String],
+    entity: &Entity,
+    replaced: &KeySeen,
+) -> Result<u64> {
+    let schema = incoming.schema();
+    let key = entity.key.as_deref().expect("profiles have keys");
+    let sort_columns = |b: &RecordBatch| -> Vec<ArrayRef> {
+        order.iter().map(|c| b.column_by_name(c).expect("sort column").clone()).collect()
+    };
+    let converter = RowConverter::new(
+        sort_columns(incoming)
+            .iter()
+            .map(|c| {
+                SortField::new_with_options(
+                    c.data_type().clone(),
+                    arrow::compute::SortOptions { descending: false, nulls_first: false },
+                )
+            })
+            .collect(),
+    )?;
+    let new_rows = converter.convert_columns(&sort_columns(incoming))?;
+    let (mut next, mut updated) = (0usize, 0u64);
+    for f in &current.files {
+        let mut s = store.read(&f.path).await?;
+        while let Some(b) = s.next().await {
+            let b = conform(&b?, &schema)?;
+            let keys = b.column_by_name(key).expect("key column").clone();
+            let keep =
+                BooleanArray::from((0..b.num_rows()).map(|i| !replaced.contains(keys.as_ref(), i)).collect::<Vec<_>>());
+            updated += keep.false_count() as u64;
+            let old = filter_record_batch(&b, &keep)?;
+            if old.num_rows() == 0 {
+                continue;
+            }
+            let old_rows = converter.convert_columns(&sort_columns(&old))?;
+            let mut picks = Vec::with_capacity(old.num_rows());
+            for j in 0..old.num_rows() {
+                while next < incoming.num_rows() && new_rows.row(next) < old_rows.row(j) {
+                    picks.push((0, next));
+                    next += 1;
+                }
+                picks.push((1, j));
+            }
+            writer.write(&interleave_record_batch(&[incoming, &old], &picks)?).await?;
+        }
+    }
+    if next < incoming.num_rows() {
+        writer.write(&incoming.slice(next, incoming.num_rows() - next)).await?;
+    }
+    Ok(updated)
+}
+
 /// The storage order inside a file: the entity's `indexed` attributes (so row groups and pages prune on them),
 /// then the key of a profile or the timestamp of an event. Event files follow each other in arrival (time)
 /// order, so an event file covers a time range and each of its row groups one value range of the indexed
@@ -497,7 +561,9 @@ pub(crate) async fn stage(
             _ => current.files.iter().cloned().chain(written.iter().cloned()).collect(),
         };
     } else {
-        let key = entity.key.clone().expect("profiles have keys");
+        // Profiles: the new rows are sorted in memory; an upsert then streams the current files (sorted the same
+        // way, one after the other), drops the rows whose key came again, and merges the two sorted sequences
+        // into the new files. Memory holds the new rows and one batch of the old ones, not the whole entity.
         let mut good = vec![];
         while let Some(b) = stream.next().await {
             let b = b.map_err(|e| wrap_source(e, source))?;
@@ -507,43 +573,31 @@ pub(crate) async fn stage(
             }
         }
         rows_written = good.iter().map(|b| b.num_rows() as u64).sum();
-        let mut all = good;
-        if mode == IngestMode::Upsert && !current.files.is_empty() {
-            for f in &current.files {
-                let mut s = store.read(&f.path).await?;
-                while let Some(b) = s.next().await {
-                    let b = conform(&b?, &schema)?;
-                    let kcol = b.column_by_name(&key).expect("key column").clone();
-                    let keep = BooleanArray::from(
-                        (0..b.num_rows()).map(|i| !proc.seen.contains(kcol.as_ref(), i)).collect::<Vec<_>>(),
-                    );
-                    updated += keep.false_count() as u64;
-                    let kept = filter_record_batch(&b, &keep)?;
-                    if kept.num_rows() > 0 {
-                        all.push(kept);
-                    }
-                }
-            }
-        }
-        inserted = rows_written - updated;
-        let merged =
-            if all.is_empty() { RecordBatch::new_empty(schema.clone()) } else { concat_batches(&schema, &all)? };
-        drop(all);
-        let sorted = if merged.num_rows() > 0 { sort_by(&merged, &storage_order(entity))? } else { merged };
-        let unchanged = mode == IngestMode::Upsert && rows_written == 0;
-        if unchanged {
+        let order = storage_order(entity);
+        let incoming = concat_batches(&schema, &good)?;
+        drop(good);
+        let incoming = if incoming.num_rows() > 0 { sort_by(&incoming, &order)? } else { incoming };
+        if mode == IngestMode::Upsert && rows_written == 0 {
             written = vec![];
             files = current.files.clone();
         } else {
-            let order = storage_order(entity).join(",");
-            let mut writer = store.writer(&dir, schema.clone(), Some(&order));
-            if let Err(e) = writer.write(&sorted).await {
-                writer.abort().await;
-                return Err(e);
+            let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+            let res = if mode == IngestMode::Upsert {
+                merge_into(&mut writer, store, current, &incoming, &order, entity, &proc.seen).await
+            } else {
+                writer.write(&incoming).await.map(|_| 0)
+            };
+            match res {
+                Ok(replaced) => updated = replaced,
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(e);
+                }
             }
             written = writer.finish().await?;
             files = written.clone();
         }
+        inserted = rows_written - updated;
     }
     let quarantine_sample = proc
         .q_rows
