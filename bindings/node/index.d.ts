@@ -114,6 +114,8 @@ export type IngestSource = string | Uint8Array | ArrayBuffer | Array<Record<stri
 export interface VacuumReport {
   snapshotsRemoved: number;
   filesDeleted: number;
+  /** Files no snapshot, ingest or run refers to (left by a crash), older than an hour. */
+  orphansDeleted: number;
   bytesFreed: number;
 }
 

@@ -260,6 +260,31 @@ impl Catalog {
         })
     }
 
+    /// Every store file the catalog refers to: the data files of all snapshots, the quarantine files of all
+    /// ingests and the membership files of all segment runs.
+    pub fn referenced_files(&self) -> Result<std::collections::HashSet<String>> {
+        self.with(|c| {
+            let mut out = std::collections::HashSet::new();
+            let mut st = c.prepare("SELECT files FROM snapshots")?;
+            for files in st.query_map([], |r| r.get::<_, String>(0))? {
+                let files: Vec<DataFile> = serde_json::from_str(&files?)?;
+                out.extend(files.into_iter().map(|f| f.path));
+            }
+            let mut st = c.prepare("SELECT report FROM ingests")?;
+            for report in st.query_map([], |r| r.get::<_, String>(0))? {
+                let report: serde_json::Value = serde_json::from_str(&report?)?;
+                if let Some(f) = report.get("quarantine_file").and_then(|f| f.as_str()) {
+                    out.insert(f.to_string());
+                }
+            }
+            let mut st = c.prepare("SELECT membership_file FROM segment_runs")?;
+            for f in st.query_map([], |r| r.get::<_, String>(0))? {
+                out.insert(f?);
+            }
+            Ok(out)
+        })
+    }
+
     /// Forgets the quarantined rows of `entity`'s ingests: their reports keep the counts but lose the quarantine
     /// file and the sample of rows. Returns the quarantine files and how many rows they held.
     pub fn clear_quarantine(&self, entity: &str) -> Result<(Vec<String>, u64)> {

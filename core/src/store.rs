@@ -3,7 +3,8 @@
 //!
 //! Storage choices (measured with `segkit-bench`, see the README): LZ4 compression (fast to decode), row groups
 //! of 128 Ki rows with page statistics and the page index (row-group and page pruning for range rules), and
-//! profile files sorted by key (so upserts and membership diffs stream in key order).
+//! files sorted by the entity's `indexed` attributes, then the profile key or the event time (so rules on them
+//! prune, and profile upserts merge one old batch at a time).
 
 use std::sync::Arc;
 
@@ -140,6 +141,20 @@ impl Store {
         self.read(rel).await?.try_collect().await
     }
 
+    /// The files under `dir` (relative), with their last modification time and size.
+    pub async fn list(&self, dir: &str) -> Result<Vec<StoredFile>> {
+        let prefix = self.path(dir);
+        let metas: Vec<object_store::ObjectMeta> = self.store.list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .filter_map(|m| {
+                let rel: Vec<String> =
+                    m.location.prefix_match(&self.base_path)?.map(|p| p.as_ref().to_string()).collect();
+                Some(StoredFile { path: rel.join("/"), modified: m.last_modified, bytes: m.size })
+            })
+            .collect())
+    }
+
     /// Deletes files, ignoring failures (orphans are harmless: they are in no snapshot).
     pub async fn delete(&self, rels: &[String]) {
         for rel in rels {
@@ -148,6 +163,17 @@ impl Store {
             }
         }
     }
+}
+
+/// A file found by [`Store::list`].
+#[derive(Debug, Clone)]
+pub struct StoredFile {
+    /// Path relative to the store root.
+    pub path: String,
+    /// Last modification.
+    pub modified: chrono::DateTime<chrono::Utc>,
+    /// Size in bytes.
+    pub bytes: u64,
 }
 
 /// Writes batches to a sequence of Parquet files; nothing is visible until the files are committed in a snapshot.

@@ -436,6 +436,10 @@ impl Workspace {
     /// deleted records stay on disk until this runs: call it after erasing someone's data, or on a schedule.
     /// Keep at least 2 when other processes may still be reading the previous snapshot.
     ///
+    /// It also collects orphans: files under the workspace's data, quarantine and segment directories that the
+    /// catalog does not refer to (left by a process that crashed before committing) and that are older than
+    /// [`ORPHAN_GRACE`], so a write in flight in another process is never touched.
+    ///
     /// ```no_run
     /// # async fn f(ws: segkit::Workspace) -> segkit::Result<()> {
     /// let report = ws.vacuum(2).await?;
@@ -454,6 +458,28 @@ impl Workspace {
             report.files_deleted += files.len() as u64;
             report.bytes_freed += files.iter().map(|f| f.bytes).sum::<u64>();
             let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
+            self.inner.store.delete(&paths).await;
+        }
+        let referenced = self.inner.catalog.referenced_files()?;
+        let cutoff = chrono::Utc::now() - ORPHAN_GRACE;
+        let mut dirs: Vec<String> = vec![];
+        for e in self.entities()? {
+            dirs.push(format!("data/{}/", e.name));
+            dirs.push(format!("quarantine/{}/", e.name));
+        }
+        dirs.extend(self.segments()?.into_iter().map(|s| format!("segments/{}/", s.name)));
+        for dir in dirs {
+            let orphans: Vec<crate::store::StoredFile> = self
+                .inner
+                .store
+                .list(&dir)
+                .await?
+                .into_iter()
+                .filter(|f| f.modified < cutoff && !referenced.contains(&f.path))
+                .collect();
+            report.orphans_deleted += orphans.len() as u64;
+            report.bytes_freed += orphans.iter().map(|f| f.bytes).sum::<u64>();
+            let paths: Vec<String> = orphans.into_iter().map(|f| f.path).collect();
             self.inner.store.delete(&paths).await;
         }
         Ok(report)
@@ -946,9 +972,15 @@ pub struct VacuumReport {
     pub snapshots_removed: u64,
     /// Data files deleted from the store.
     pub files_deleted: u64,
-    /// Their total size.
+    /// Files no snapshot, ingest or run refers to (left by a crash) that were deleted.
+    pub orphans_deleted: u64,
+    /// The total size of all deleted files.
     pub bytes_freed: u64,
 }
+
+/// How old a file the catalog does not know must be before [`Workspace::vacuum`] deletes it: a write in another
+/// process commits well within this.
+pub const ORPHAN_GRACE: chrono::Duration = chrono::Duration::hours(1);
 
 struct PlanSources<'a> {
     ws: &'a Workspace,

@@ -538,6 +538,20 @@ async fn vacuum_deletes_only_what_old_snapshots_alone_use() {
     assert!(r.bytes_freed > 0);
     assert_eq!(ws.vacuum(1).await.unwrap(), segkit::VacuumReport::default(), "nothing left to do");
 
+    // Orphans (files a crashed writer left, which no snapshot refers to) go once they are older than the grace
+    // period; a young one may be a write in flight in another process and stays.
+    let old_orphan = dir.path().join("data/user/orphan-old.parquet");
+    let young_orphan = dir.path().join("data/user/orphan-young.parquet");
+    for p in [&old_orphan, &young_orphan] {
+        std::fs::write(p, b"not really parquet").unwrap();
+    }
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(2 * 3600);
+    std::fs::File::options().write(true).open(&old_orphan).unwrap().set_modified(long_ago).unwrap();
+    let r = ws.vacuum(1).await.unwrap();
+    assert_eq!((r.snapshots_removed, r.files_deleted, r.orphans_deleted, r.bytes_freed), (0, 0, 1, 18));
+    assert!(!old_orphan.exists() && young_orphan.exists());
+    std::fs::remove_file(&young_orphan).unwrap();
+
     // Everything still reads, also after reopening.
     drop(ws);
     let ws = Workspace::open(dir.path()).await.unwrap();

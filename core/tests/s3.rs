@@ -45,6 +45,28 @@ async fn a_workspace_on_s3_ingests_evaluates_and_reopens() {
     let ws = Workspace::open_with(dir.path(), s3_options(&endpoint, &prefix)).await.unwrap();
     let run = ws.evaluate("cn").await.unwrap();
     assert_eq!((run.run, run.count, run.entered.num_rows()), (2, 3, 0));
+    // A second ingest rewrites the profiles; vacuum deletes the first snapshot's files from the bucket, and the
+    // store's listing (paths relative to the workspace prefix) shows exactly the current files.
+    let first = ws.snapshot("people").unwrap().files;
+    ws.ingest_batches("people", vec![csv_batch(&text)], IngestOptions::default()).await.unwrap();
+    let v = ws.vacuum(1).await.unwrap();
+    assert_eq!((v.snapshots_removed, v.files_deleted as usize, v.orphans_deleted), (1, first.len(), 0));
+    let store = segkit::store::Store::from_url(
+        &format!("s3://segkit-test/{prefix}"),
+        &[
+            ("aws_endpoint".to_string(), endpoint.clone()),
+            ("aws_region".to_string(), "us-east-1".to_string()),
+            ("aws_access_key_id".to_string(), "testing".to_string()),
+            ("aws_secret_access_key".to_string(), "testing".to_string()),
+            ("aws_allow_http".to_string(), "true".to_string()),
+        ],
+    )
+    .unwrap();
+    let mut listed: Vec<String> = store.list("data/people/").await.unwrap().into_iter().map(|f| f.path).collect();
+    listed.sort();
+    let mut current: Vec<String> = ws.snapshot("people").unwrap().files.into_iter().map(|f| f.path).collect();
+    current.sort();
+    assert_eq!(listed, current);
     let q = ws.sql("SELECT count(*) FROM people WHERE age IS NULL").await.unwrap();
     assert_eq!(
         segkit::deps::arrow::util::pretty::pretty_format_batches(&q).unwrap().to_string().matches("| 1 ").count(),

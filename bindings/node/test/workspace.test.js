@@ -163,7 +163,7 @@ describe('ingest', () => {
     const v = await ws.vacuum(1);
     assert.equal(v.snapshotsRemoved, 2);
     assert.ok(v.filesDeleted > 0 && v.bytesFreed > 0);
-    assert.deepEqual(await ws.vacuum(), { snapshotsRemoved: 0, filesDeleted: 0, bytesFreed: 0 });
+    assert.deepEqual(await ws.vacuum(), { snapshotsRemoved: 0, filesDeleted: 0, orphansDeleted: 0, bytesFreed: 0 });
     const ages = tableFromIPC(await ws.sql('SELECT age FROM "user" WHERE user_id = 1'));
     assert.equal(ages.getChild('age').get(0), 34);
   });

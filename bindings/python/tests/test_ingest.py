@@ -158,7 +158,7 @@ def test_clear_quarantine_and_vacuum(ws_user):
     assert report["snapshots_removed"] == 3 and report["bytes_freed"] > 0
     assert len(list(data.rglob("*.parquet"))) == before - report["files_deleted"]
     assert _rows(ws_user) == [{"user_id": 1, "country": None, "age": 50}]
-    assert ws_user.vacuum() == {"snapshots_removed": 0, "files_deleted": 0, "bytes_freed": 0}
+    assert ws_user.vacuum() == {"snapshots_removed": 0, "files_deleted": 0, "orphans_deleted": 0, "bytes_freed": 0}
 
 
 def test_empty_quarantine_is_typed(ws_user):

@@ -280,7 +280,8 @@ class Workspace:
         """Deletes the data files only snapshots older than each entity's latest ``keep_snapshots`` use.
 
         Ingests never overwrite files, so replaced and deleted records stay on disk until this runs: call it after
-        erasing someone's data, or on a schedule. Returns ``snapshots_removed``, ``files_deleted`` and
+        erasing someone's data, or on a schedule. Files the catalog does not know (left by a crash) go too once
+        they are an hour old. Returns ``snapshots_removed``, ``files_deleted``, ``orphans_deleted`` and
         ``bytes_freed``."""
         return self._ws.vacuum(keep_snapshots)
 
