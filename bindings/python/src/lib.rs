@@ -17,6 +17,17 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
+    m.add_function(wrap_pyfunction!(check_source, m)?)?;
     error::register(m)?;
     Ok(())
+}
+
+/// Runs segkit's `Source` conformance checks on `source` (anything `Workspace.ingest` accepts, typically an
+/// object with `schema()` and `scan()`); raises `IngestError` describing the first violation.
+#[pyfunction]
+fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
+    use error::IntoPy;
+    let source = source::resolve(source)?;
+    runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
+        .py()
 }

@@ -1,10 +1,11 @@
-//! What `Workspace.ingest` accepts as a source: a path/URL, a connector config dict, or any Arrow PyCapsule
-//! exporter (`__arrow_c_stream__` / `__arrow_c_array__`: pyarrow, polars, pandas ≥ 2.2, nanoarrow, …).
+//! What `Workspace.ingest` accepts as a source: a path/URL, a connector config dict, any Arrow PyCapsule
+//! exporter (`__arrow_c_stream__` / `__arrow_c_array__`: pyarrow, polars, pandas ≥ 2.2, nanoarrow, …), or a
+//! Python object implementing segkit's `Source` protocol ([`PySource`]).
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use arrow::array::RecordBatchReader;
+use arrow::array::{RecordBatch, RecordBatchReader};
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -48,6 +49,195 @@ impl Source for ArrowStreamSource {
     }
 }
 
+/// A segkit [`Source`] implemented in Python: an object with `schema()` (returning any `__arrow_c_schema__`
+/// exporter, e.g. a `pyarrow.Schema`), `scan()` (returning Arrow data — any `__arrow_c_stream__` /
+/// `__arrow_c_array__` exporter — or an iterable of such pieces, e.g. a generator over the pages of an HTTP API)
+/// and, optionally, a `name` attribute. Each call takes the GIL on a blocking thread; a Python exception becomes
+/// a source error naming the source.
+pub struct PySource {
+    obj: Arc<Py<PyAny>>,
+    name: String,
+}
+
+impl fmt::Debug for PySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PySource").field("name", &self.name).finish()
+    }
+}
+
+impl PySource {
+    /// Whether `obj` looks like a Python source (callable `schema` and `scan`).
+    pub fn accepts(obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+        for m in ["schema", "scan"] {
+            if !obj.hasattr(m)? || !obj.getattr(m)?.is_callable() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    pub fn new(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let name = match obj.getattr("name") {
+            Ok(n) if !n.is_none() => n.str()?.to_string(),
+            _ => format!("python:{}", obj.get_type().qualname()?),
+        };
+        Ok(PySource { obj: Arc::new(obj.clone().unbind()), name })
+    }
+
+    fn error(&self, what: &str, e: PyErr) -> segkit::Error {
+        let message = Python::attach(|py| match e.value(py).get_type().qualname() {
+            Ok(t) => format!("{what} raised {t}: {}", e.value(py)),
+            Err(_) => format!("{what} raised {e}"),
+        });
+        segkit::Error::Source { source_name: self.name.clone(), message, cause: None }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(Python<'_>, &Bound<'_, PyAny>) -> PyResult<T> + Send + 'static,
+    ) -> segkit::Result<T> {
+        let obj = self.obj.clone();
+        let result =
+            tokio::task::spawn_blocking(move || Python::attach(|py| f(py, obj.bind(py)))).await.map_err(|e| {
+                segkit::Error::Source { source_name: self.name.clone(), message: e.to_string(), cause: None }
+            })?;
+        result.map_err(|e| self.error(what, e))
+    }
+}
+
+#[async_trait]
+impl Source for PySource {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn schema(&self) -> segkit::Result<SchemaRef> {
+        self.blocking("schema()", |_, obj| {
+            let schema: pyo3_arrow::PySchema = obj.call_method0("schema")?.extract()?;
+            Ok(schema.into_inner())
+        })
+        .await
+    }
+
+    async fn scan(&self, _request: &ScanRequest) -> segkit::Result<BatchStream> {
+        let name = self.name.clone();
+        let schema = self.schema().await?;
+        let pieces = self
+            .blocking("scan()", |_, obj| {
+                let data = obj.call_method0("scan")?;
+                if data.hasattr("__arrow_c_stream__")? || data.hasattr("__arrow_c_array__")? {
+                    let any: AnyRecordBatch = data.extract()?;
+                    return Ok(Pieces::Reader(any.into_reader()?));
+                }
+                Ok(Pieces::Iter(data.try_iter()?.unbind()))
+            })
+            .await?;
+        Ok(match pieces {
+            Pieces::Reader(reader) => {
+                let source_error =
+                    move |message| segkit::Error::Source { source_name: name.clone(), message, cause: None };
+                futures::stream::iter(reader.map(move |r| {
+                    let b = r.map_err(segkit::Error::from)?;
+                    to_declared(&b, &schema).map_err(&source_error)
+                }))
+                .boxed()
+            }
+            Pieces::Iter(iter) => {
+                // One piece at a time, each taking the GIL on a blocking thread.
+                let state = (Arc::new(iter), name, std::collections::VecDeque::new(), false);
+                futures::stream::unfold(state, move |(iter, name, mut pending, done)| {
+                    let schema = schema.clone();
+                    async move {
+                        loop {
+                            if let Some(b) = pending.pop_front() {
+                                return Some((Ok(b), (iter, name, pending, done)));
+                            }
+                            if done {
+                                return None;
+                            }
+                            let (it, declared) = (iter.clone(), schema.clone());
+                            let step = tokio::task::spawn_blocking(move || {
+                                Python::attach(|py| next_piece(py, &it, &declared))
+                            })
+                            .await;
+                            let message = match step {
+                                Ok(Ok(Some(batches))) => {
+                                    pending.extend(batches);
+                                    continue;
+                                }
+                                Ok(Ok(None)) => return None,
+                                Ok(Err(message)) => message,
+                                Err(e) => e.to_string(),
+                            };
+                            let e = segkit::Error::Source { source_name: name.clone(), message, cause: None };
+                            return Some((Err(e), (iter, name, pending, true)));
+                        }
+                    }
+                })
+                .boxed()
+            }
+        })
+    }
+}
+
+/// The next piece of a Python `scan()` iterable as batches; `None` at the end.
+fn next_piece(
+    py: Python<'_>,
+    iter: &Py<pyo3::types::PyIterator>,
+    schema: &SchemaRef,
+) -> Result<Option<Vec<RecordBatch>>, String> {
+    let describe = |e: PyErr| match e.value(py).get_type().qualname() {
+        Ok(t) => format!("scan() raised {t}: {}", e.value(py)),
+        Err(_) => format!("scan() raised {e}"),
+    };
+    let Some(item) = iter.bind(py).clone().next() else { return Ok(None) };
+    let item = item.map_err(describe)?;
+    let any: AnyRecordBatch = item.extract().map_err(|_| {
+        let t = item.get_type().qualname().map(|q| q.to_string()).unwrap_or_default();
+        format!("scan() yielded a {t}, not Arrow data (an object with __arrow_c_stream__ or __arrow_c_array__)")
+    })?;
+    let reader = any.into_reader().map_err(describe)?;
+    let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    batches.iter().map(|b| to_declared(b, schema)).collect::<Result<Vec<_>, _>>().map(Some)
+}
+
+/// A piece of a Python source's data with the fields of its declared schema: matched by name and converted to
+/// the declared types (polars hands strings over as views, say). A missing or unexpected field, or a value that
+/// does not convert, is an error — never a silent null.
+fn to_declared(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
+    if let Some(extra) = batch.schema().fields().iter().find(|f| schema.field_with_name(f.name()).is_err()) {
+        return Err(format!("scan() yielded field `{}`, which schema() does not declare", extra.name()));
+    }
+    let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| format!("scan() yielded a piece without the declared field `{}`", f.name()))?;
+            if c.data_type() == f.data_type() {
+                return Ok(c.clone());
+            }
+            arrow::compute::cast_with_options(c, f.data_type(), &options).map_err(|e| {
+                format!(
+                    "scan() yielded `{}` as {}, which does not convert to the declared {}: {e}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+enum Pieces {
+    Reader(Box<dyn RecordBatchReader + Send>),
+    Iter(Py<pyo3::types::PyIterator>),
+}
+
 /// Turns the `source` argument of `ingest` into a segkit `Source`.
 pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
     let py = source.py();
@@ -76,6 +266,9 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
         let any: AnyRecordBatch = source.extract()?;
         let reader = any.into_reader()?;
         return Ok(Arc::new(ArrowStreamSource { name, schema: reader.schema(), reader: Mutex::new(Some(reader)) }));
+    }
+    if PySource::accepts(source)? {
+        return Ok(Arc::new(PySource::new(source)?));
     }
     let ty = source.get_type();
     let module: String = ty.module()?.extract().unwrap_or_default();

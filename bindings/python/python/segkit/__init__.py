@@ -22,7 +22,7 @@ from segkit._segkit import (
 )
 from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
-from segkit._workspace import DryRun, Explanation, SegmentRun, Workspace
+from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
 
 __all__ = [
     "Attribute",
@@ -42,6 +42,7 @@ __all__ = [
     "Segment",
     "SegmentRun",
     "SegkitError",
+    "Source",
     "StorageError",
     "Table",
     "Workspace",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from segkit import _segkit
 from segkit._table import Table
@@ -20,8 +20,22 @@ RuleSpec = Union[Mapping[str, Any], Sequence[Any], str]
 """A rule as a dict/list, or as JSON text."""
 
 SourceSpec = Any
-"""A path or URL (``str`` / ``os.PathLike``), a connector config ``dict`` tagged by ``type``, or any object
-implementing ``__arrow_c_stream__`` / ``__arrow_c_array__`` (pyarrow, polars, pandas >= 2.2, nanoarrow…)."""
+"""A path or URL (``str`` / ``os.PathLike``), a connector config ``dict`` tagged by ``type``, any object
+implementing ``__arrow_c_stream__`` / ``__arrow_c_array__`` (pyarrow, polars, pandas >= 2.2, nanoarrow…), or a
+:class:`Source`."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A source written in Python: ``schema()`` returns an Arrow schema (``pyarrow.Schema`` or any
+    ``__arrow_c_schema__`` exporter); ``scan()`` returns Arrow data (any ``__arrow_c_stream__`` /
+    ``__arrow_c_array__`` exporter) or an iterable of such pieces — a generator over the pages of an HTTP API,
+    say. An optional ``name`` attribute names it in reports and errors. Check one with
+    :func:`segkit.testing.check_source`."""
+
+    def schema(self) -> Any: ...
+
+    def scan(self) -> Any: ...
 
 _ATTRIBUTE_KEYS = {"type", "nullable", "filterable", "pii", "indexed", "description"}
 
