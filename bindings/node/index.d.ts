@@ -108,7 +108,29 @@ export interface SourceConfig {
  * What to ingest: a path or URL (format from the extension), an Arrow IPC stream/file in a Buffer or
  * Uint8Array (e.g. `tableToIPC(table)`), an array of plain objects, or a source config.
  */
-export type IngestSource = string | Uint8Array | ArrayBuffer | Array<Record<string, unknown>> | SourceConfig;
+/** A page of a JavaScript source: Arrow IPC bytes, an apache-arrow Table or RecordBatch, or plain objects. */
+export type SourcePage = Uint8Array | ArrayBuffer | import('apache-arrow').Table | import('apache-arrow').RecordBatch | Array<Record<string, unknown>>;
+
+/**
+ * A source written in JavaScript — an HTTP API read page by page, say. Pages are converted to the declared schema
+ * (JavaScript numbers to int64, for example); a value that does not convert is an error, never a silent null.
+ */
+export interface Source {
+  /** Names the source in reports and errors (default `js:<constructor name>`). */
+  name?: string;
+  /** The fields every page has: an apache-arrow Schema or Table, or Arrow IPC bytes. */
+  schema(): Promise<import('apache-arrow').Schema | import('apache-arrow').Table | Uint8Array> | import('apache-arrow').Schema | import('apache-arrow').Table | Uint8Array;
+  /** The pages: an (async) iterable such as an async generator, or one Table / IPC buffer. Called once per scan. */
+  scan(): AsyncIterable<SourcePage> | Iterable<SourcePage> | SourcePage | Promise<AsyncIterable<SourcePage> | Iterable<SourcePage> | SourcePage>;
+}
+
+export type IngestSource = string | Uint8Array | ArrayBuffer | Array<Record<string, unknown>> | SourceConfig | Source;
+
+/** Conformance checks for sources written in JavaScript. */
+export declare const testing: {
+  /** Rejects with an IngestError describing the first violation of segkit's Source contract. */
+  checkSource(source: Source): Promise<void>;
+};
 
 /** What `vacuum` removed. */
 export interface VacuumReport {

@@ -308,12 +308,16 @@ class Workspace {
     if (Array.isArray(source)) {
       return call(() => this.#native.ingestRecords(entity, recordsToJson(source), opts));
     }
+    if (isJsSource(source)) {
+      const a = sourceAdapter(source);
+      return call(() => this.#native.ingestJsSource(entity, a.name, a.schemaFn, a.openFn, a.nextFn, opts));
+    }
     if (isPlainObject(source)) {
       return call(() => this.#native.ingestConfig(entity, source, opts));
     }
     throw invalid(
       'ingest source must be a path/URL string, an Arrow IPC Buffer/Uint8Array, an array of plain objects, ' +
-        'or a source config object such as {type: "csv", path: "users.csv"}',
+        'a source config object such as {type: "csv", path: "users.csv"}, or a source with schema() and scan()',
     );
   }
 
@@ -423,6 +427,97 @@ class Workspace {
   }
 }
 
+// ------------------------------------------------------------------------------------------ JS sources
+
+/** An object implementing segkit's Source protocol: `schema()` and `scan()` (see index.d.ts `Source`). */
+function isJsSource(s) {
+  return s !== null && typeof s === 'object' && typeof s.schema === 'function' && typeof s.scan === 'function';
+}
+
+function apacheArrow(what) {
+  try {
+    return require('apache-arrow');
+  } catch (e) {
+    throw invalid(`${what} needs the apache-arrow package (npm install apache-arrow): ${e.message}`);
+  }
+}
+
+function isBytes(x) {
+  return x instanceof Uint8Array || x instanceof ArrayBuffer;
+}
+
+/** A schema (apache-arrow Schema or Table, or Arrow IPC bytes) as Arrow IPC. */
+function schemaToIpc(schema) {
+  if (isBytes(schema)) return toBuffer(schema instanceof ArrayBuffer ? new Uint8Array(schema) : schema);
+  const arrow = apacheArrow('a JavaScript source');
+  if (schema instanceof arrow.Table) schema = schema.schema;
+  if (!(schema instanceof arrow.Schema)) {
+    throw invalid('schema() must return an apache-arrow Schema or Table, or Arrow IPC bytes');
+  }
+  return toBuffer(arrow.tableToIPC(new arrow.Table(schema), 'stream'));
+}
+
+/**
+ * One page of a scan as bytes: Arrow IPC (bytes, an apache-arrow Table or RecordBatch) or, for an array of plain
+ * objects, their JSON text.
+ */
+function pageToIpc(page) {
+  if (isBytes(page)) return toBuffer(page instanceof ArrayBuffer ? new Uint8Array(page) : page);
+  if (Array.isArray(page)) return Buffer.from(recordsToJson(page)); // decoded against the declared schema natively
+  const arrow = apacheArrow('a JavaScript source');
+  if (page instanceof arrow.RecordBatch) page = new arrow.Table(page);
+  if (!(page instanceof arrow.Table)) {
+    const what = page === null ? 'null' : typeof page === 'object' ? page.constructor?.name ?? 'object' : typeof page;
+    throw invalid(`scan() yielded ${what}, not a page (Arrow IPC bytes, an apache-arrow Table or RecordBatch, or an array of objects)`);
+  }
+  return toBuffer(arrow.tableToIPC(page, 'stream'));
+}
+
+/** The three functions the native adapter calls: the schema, open a scan, the next page of a scan. */
+function sourceAdapter(source) {
+  const name =
+    typeof source.name === 'string' && source.name ? source.name : `js:${source.constructor?.name ?? 'Object'}`;
+  const scans = new Map();
+  let nextId = 1;
+  return {
+    name,
+    schemaFn: async () => schemaToIpc(await source.schema()),
+    openFn: async () => {
+      let out = await source.scan();
+      if (isBytes(out) || (out !== null && typeof out === 'object' && !out[Symbol.asyncIterator] && !Array.isArray(out) && 'schema' in out)) {
+        out = [out]; // a single page
+      }
+      const iterator = out?.[Symbol.asyncIterator]?.() ?? out?.[Symbol.iterator]?.();
+      if (!iterator) throw invalid('scan() must return pages: an (async) iterable, or one Table or IPC buffer');
+      const id = nextId++;
+      scans.set(id, iterator);
+      return id;
+    },
+    nextFn: async (id) => {
+      const iterator = scans.get(id);
+      const step = await iterator.next();
+      if (step.done) {
+        scans.delete(id);
+        return null;
+      }
+      return pageToIpc(step.value);
+    },
+  };
+}
+
+/** Conformance checks for sources written in JavaScript (the suite segkit's Rust connectors pass). */
+const testing = {
+  /**
+   * Checks that `source` has a stable non-empty name, a stable schema, scans that match the schema and repeatable
+   * scans; rejects with an IngestError describing the first violation. Give it a small fixture with rows.
+   */
+  async checkSource(source) {
+    if (!isJsSource(source)) throw invalid('checkSource needs an object with schema() and scan()');
+    const a = sourceAdapter(source);
+    return call(() => native.checkJsSource(a.name, a.schemaFn, a.openFn, a.nextFn));
+  },
+};
+
 module.exports = {
   Workspace,
   SegmentRun,
@@ -435,6 +530,7 @@ module.exports = {
   InvalidArgumentError,
   StorageError,
   EngineError,
+  testing,
   version: native.version,
   /** @internal */
   convertError,

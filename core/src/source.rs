@@ -145,3 +145,43 @@ impl Source for RecordBatchSource {
         SourceCapabilities { projection: true, incremental: false }
     }
 }
+
+/// `batch` with exactly the fields of `schema`: matched by name and converted to the declared types (for
+/// adapters over foreign data: polars hands strings over as views, JavaScript numbers are doubles). A missing or
+/// undeclared field, or a value that does not convert, is an error naming the field — never a silent null.
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use segkit::deps::arrow::array::{ArrayRef, Int32Array, RecordBatch};
+/// # use segkit::deps::arrow::datatypes::{DataType, Field, Schema};
+/// let declared = Arc::new(Schema::new(vec![Field::new("n", DataType::Int64, true)]));
+/// let piece = RecordBatch::try_from_iter([("n", Arc::new(Int32Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+/// assert_eq!(segkit::source::to_declared(&piece, &declared).unwrap().schema(), declared);
+/// ```
+pub fn to_declared(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    if let Some(extra) = batch.schema().fields().iter().find(|f| schema.field_with_name(f.name()).is_err()) {
+        return Err(format!("scan() yielded field `{}`, which schema() does not declare", extra.name()));
+    }
+    let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let c = batch
+                .column_by_name(f.name())
+                .ok_or_else(|| format!("scan() yielded a piece without the declared field `{}`", f.name()))?;
+            if c.data_type() == f.data_type() {
+                return Ok(c.clone());
+            }
+            arrow::compute::cast_with_options(c, f.data_type(), &options).map_err(|e| {
+                format!(
+                    "scan() yielded `{}` as {}, which does not convert to the declared {}: {e}",
+                    f.name(),
+                    c.data_type(),
+                    f.data_type()
+                )
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, String>>()?;
+    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}

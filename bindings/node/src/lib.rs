@@ -13,6 +13,8 @@ use arrow::ipc::reader::{FileReader, StreamReader};
 use arrow::ipc::writer::StreamWriter;
 use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
+
+mod source;
 use serde_json::{Map, Value};
 
 use segkit::rules::{Dialect, Rule};
@@ -209,7 +211,7 @@ fn to_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Buffer> {
     Ok(out.into())
 }
 
-fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+pub(crate) fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
     if bytes.starts_with(b"ARROW1") {
         let r = FileReader::try_new(Cursor::new(bytes), None).js()?;
         let schema = r.schema();
@@ -454,6 +456,23 @@ impl NativeWorkspace {
     pub async fn ingest_location(&self, entity: String, location: String, options: Option<Value>) -> Result<Value> {
         let opts = options_from_js(options)?;
         let source = segkit_connectors::open(&location).js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        Ok(camel_keys(serde_json::to_value(report).js()?))
+    }
+
+    /// Ingests from a source written in JavaScript (index.js passes its three adapter functions).
+    #[napi]
+    pub async fn ingest_js_source(
+        &self,
+        entity: String,
+        name: String,
+        schema_fn: source::SchemaFn,
+        open_fn: source::OpenFn,
+        next_fn: source::NextFn,
+        options: Option<Value>,
+    ) -> Result<Value> {
+        let opts = options_from_js(options)?;
+        let source: Arc<dyn segkit::Source> = Arc::new(source::JsSource::new(name, schema_fn, open_fn, next_fn));
         let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
@@ -725,4 +744,16 @@ mod tests {
         assert_eq!(snake_to_camel("rows_quarantined"), "rowsQuarantined");
         assert_eq!(snake_to_camel("id"), "id");
     }
+}
+
+/// Runs segkit's `Source` conformance checks on a source written in JavaScript.
+#[napi]
+pub async fn check_js_source(
+    name: String,
+    schema_fn: source::SchemaFn,
+    open_fn: source::OpenFn,
+    next_fn: source::NextFn,
+) -> Result<()> {
+    let source = source::JsSource::new(name, schema_fn, open_fn, next_fn);
+    segkit::testing::source_conformance(&source).await.js()
 }

@@ -10,7 +10,7 @@ const pkg = require('../package.json');
 
 test('index.d.ts declares exactly the public exports of index.js', () => {
   const dts = fs.readFileSync(path.join(__dirname, '..', 'index.d.ts'), 'utf8');
-  const declared = new Set([...dts.matchAll(/export declare (?:class|function) (\w+)/g)].map((m) => m[1]));
+  const declared = new Set([...dts.matchAll(/export declare (?:class|function|const) (\w+)/g)].map((m) => m[1]));
   const exported = new Set(Object.keys(segkit).filter((k) => k !== 'convertError'));
   assert.deepEqual([...declared].sort(), [...exported].sort());
 });

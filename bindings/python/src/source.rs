@@ -13,6 +13,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use pyo3_arrow::input::AnyRecordBatch;
+use segkit::source::to_declared;
 use segkit::{BatchStream, ScanRequest, Source};
 
 use crate::error::IntoPy;
@@ -200,37 +201,6 @@ fn next_piece(
     let reader = any.into_reader().map_err(describe)?;
     let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
     batches.iter().map(|b| to_declared(b, schema)).collect::<Result<Vec<_>, _>>().map(Some)
-}
-
-/// A piece of a Python source's data with the fields of its declared schema: matched by name and converted to
-/// the declared types (polars hands strings over as views, say). A missing or unexpected field, or a value that
-/// does not convert, is an error — never a silent null.
-fn to_declared(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, String> {
-    if let Some(extra) = batch.schema().fields().iter().find(|f| schema.field_with_name(f.name()).is_err()) {
-        return Err(format!("scan() yielded field `{}`, which schema() does not declare", extra.name()));
-    }
-    let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let c = batch
-                .column_by_name(f.name())
-                .ok_or_else(|| format!("scan() yielded a piece without the declared field `{}`", f.name()))?;
-            if c.data_type() == f.data_type() {
-                return Ok(c.clone());
-            }
-            arrow::compute::cast_with_options(c, f.data_type(), &options).map_err(|e| {
-                format!(
-                    "scan() yielded `{}` as {}, which does not convert to the declared {}: {e}",
-                    f.name(),
-                    c.data_type(),
-                    f.data_type()
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
 }
 
 enum Pieces {

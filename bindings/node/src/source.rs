@@ -1,0 +1,135 @@
+//! Sources written in JavaScript: index.js turns an object with `schema()` and `scan()` into three functions
+//! (the schema as Arrow IPC, open a scan, the next page of a scan as Arrow IPC or null) that this adapter calls
+//! through thread-safe functions, awaiting the promises they return.
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use futures::StreamExt;
+use napi::bindgen_prelude::{Buffer, Promise};
+use napi::threadsafe_function::ThreadsafeFunction;
+use napi::Status;
+use segkit::source::to_declared;
+use segkit::{BatchStream, ScanRequest, Source};
+
+/// A page's batches: Arrow IPC, or the JSON text of an array of objects decoded against the declared schema.
+fn page_batches(bytes: &[u8], schema: &SchemaRef) -> napi::Result<(SchemaRef, Vec<arrow::array::RecordBatch>)> {
+    if bytes.first() != Some(&b'[') {
+        return crate::from_ipc(bytes);
+    }
+    let rows: Vec<serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| napi::Error::from_reason(e.to_string()))?;
+    // arrow-json would truncate 1.5 into an integer column; refuse it instead.
+    for f in schema.fields().iter().filter(|f| f.data_type().is_integer()) {
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(serde_json::Value::Number(n)) = row.get(f.name()) {
+                if n.is_f64() {
+                    return Err(napi::Error::from_reason(format!(
+                        "row {} of a page: `{}` is {n}, not an integer as schema() declares ({})",
+                        i + 1,
+                        f.name(),
+                        f.data_type()
+                    )));
+                }
+            }
+        }
+    }
+    let reason =
+        |e: arrow::error::ArrowError| napi::Error::from_reason(format!("a page of objects does not fit schema(): {e}"));
+    let mut decoder =
+        arrow::json::ReaderBuilder::new(schema.clone()).with_strict_mode(true).build_decoder().map_err(reason)?;
+    decoder.serialize(&rows).map_err(reason)?;
+    let batch = decoder.flush().map_err(reason)?;
+    Ok((schema.clone(), batch.into_iter().collect()))
+}
+
+/// `() => Promise<Buffer>`: the source's schema as Arrow IPC.
+pub type SchemaFn = ThreadsafeFunction<(), Promise<Buffer>, (), Status, false>;
+/// `() => Promise<number>`: starts a scan, returning its id.
+pub type OpenFn = ThreadsafeFunction<(), Promise<u32>, (), Status, false>;
+/// `(scanId) => Promise<Buffer | null>`: the next page of a scan as Arrow IPC, or null at the end.
+pub type NextFn = ThreadsafeFunction<u32, Promise<Option<Buffer>>, u32, Status, false>;
+
+/// A segkit [`Source`] implemented in JavaScript.
+pub struct JsSource {
+    name: String,
+    schema_fn: Arc<SchemaFn>,
+    open_fn: Arc<OpenFn>,
+    next_fn: Arc<NextFn>,
+}
+
+impl fmt::Debug for JsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JsSource").field("name", &self.name).finish()
+    }
+}
+
+impl JsSource {
+    pub fn new(name: String, schema_fn: SchemaFn, open_fn: OpenFn, next_fn: NextFn) -> Self {
+        JsSource { name, schema_fn: Arc::new(schema_fn), open_fn: Arc::new(open_fn), next_fn: Arc::new(next_fn) }
+    }
+}
+
+fn failed(source: &str, what: &str, e: napi::Error) -> segkit::Error {
+    segkit::Error::Source { source_name: source.to_string(), message: format!("{what}: {}", e.reason), cause: None }
+}
+
+#[async_trait]
+impl Source for JsSource {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    async fn schema(&self) -> segkit::Result<SchemaRef> {
+        let promise = self.schema_fn.call_async(()).await.map_err(|e| failed(&self.name, "schema()", e))?;
+        let ipc = promise.await.map_err(|e| failed(&self.name, "schema()", e))?;
+        let (schema, _) = crate::from_ipc(&ipc).map_err(|e| failed(&self.name, "schema()", e))?;
+        Ok(schema)
+    }
+
+    async fn scan(&self, _request: &ScanRequest) -> segkit::Result<BatchStream> {
+        let schema = self.schema().await?;
+        let promise = self.open_fn.call_async(()).await.map_err(|e| failed(&self.name, "scan()", e))?;
+        let id = promise.await.map_err(|e| failed(&self.name, "scan()", e))?;
+        let state = (self.next_fn.clone(), self.name.clone(), std::collections::VecDeque::new(), false);
+        Ok(futures::stream::unfold(state, move |(next, name, mut pending, done)| {
+            let schema = schema.clone();
+            async move {
+                loop {
+                    if let Some(b) = pending.pop_front() {
+                        return Some((Ok(b), (next, name, pending, done)));
+                    }
+                    if done {
+                        return None;
+                    }
+                    let page = match next.call_async(id).await {
+                        Ok(promise) => promise.await,
+                        Err(e) => Err(e),
+                    };
+                    let error = match page {
+                        Ok(None) => return None,
+                        Ok(Some(bytes)) => match page_batches(&bytes, &schema) {
+                            Ok((_, batches)) => {
+                                match batches.iter().map(|b| to_declared(b, &schema)).collect::<Result<Vec<_>, _>>() {
+                                    Ok(b) => {
+                                        pending.extend(b);
+                                        continue;
+                                    }
+                                    Err(message) => {
+                                        segkit::Error::Source { source_name: name.clone(), message, cause: None }
+                                    }
+                                }
+                            }
+                            Err(e) => failed(&name, "scan()", e),
+                        },
+                        Err(e) => failed(&name, "scan()", e),
+                    };
+                    return Some((Err(error), (next, name, pending, true)));
+                }
+            }
+        })
+        .boxed())
+    }
+}
