@@ -173,6 +173,22 @@ pub fn to_declared(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Resu
             if c.data_type() == f.data_type() {
                 return Ok(c.clone());
             }
+            if c.data_type().is_floating() && f.data_type().is_integer() {
+                // A cast would truncate 3.5 to 3.
+                let floats =
+                    arrow::compute::cast(c, &arrow::datatypes::DataType::Float64).map_err(|e| e.to_string())?;
+                let floats = floats.as_any().downcast_ref::<arrow::array::Float64Array>().expect("cast to Float64");
+                if let Some((row, v)) =
+                    floats.iter().enumerate().find_map(|(i, v)| v.filter(|v| v.fract() != 0.0).map(|v| (i, v)))
+                {
+                    return Err(format!(
+                        "scan() yielded `{}` = {v} (row {} of a piece), not an integer as schema() declares ({})",
+                        f.name(),
+                        row + 1,
+                        f.data_type()
+                    ));
+                }
+            }
             arrow::compute::cast_with_options(c, f.data_type(), &options).map_err(|e| {
                 format!(
                     "scan() yielded `{}` as {}, which does not convert to the declared {}: {e}",
@@ -184,4 +200,72 @@ pub fn to_declared(batch: &RecordBatch, schema: &SchemaRef) -> std::result::Resu
         })
         .collect::<std::result::Result<Vec<_>, String>>()?;
     RecordBatch::try_new(schema.clone(), columns).map_err(|e| e.to_string())
+}
+
+/// Rows given as JSON objects (a page of an API, say) decoded into a batch of `schema`. A number with a fraction
+/// in an integer field, a field `schema` does not declare, or a value of the wrong kind is an error naming it;
+/// nothing is truncated or dropped.
+pub fn decode_json_rows(rows: &[serde_json::Value], schema: &SchemaRef) -> std::result::Result<RecordBatch, String> {
+    for f in schema.fields().iter().filter(|f| f.data_type().is_integer()) {
+        for (i, row) in rows.iter().enumerate() {
+            if let Some(serde_json::Value::Number(n)) = row.get(f.name()) {
+                if n.is_f64() {
+                    return Err(format!(
+                        "row {} of a page: `{}` is {n}, not an integer as schema() declares ({})",
+                        i + 1,
+                        f.name(),
+                        f.data_type()
+                    ));
+                }
+            }
+        }
+    }
+    let reason = |e: arrow::error::ArrowError| format!("a page of objects does not fit schema(): {e}");
+    let mut decoder =
+        arrow::json::ReaderBuilder::new(schema.clone()).with_strict_mode(true).build_decoder().map_err(reason)?;
+    decoder.serialize(rows).map_err(reason)?;
+    Ok(decoder.flush().map_err(reason)?.unwrap_or_else(|| RecordBatch::new_empty(schema.clone())))
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, AsArray, Float64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+    use serde_json::json;
+
+    use super::*;
+
+    fn declared() -> SchemaRef {
+        Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false), Field::new("tag", DataType::Utf8, true)]))
+    }
+
+    #[test]
+    fn json_rows_decode_against_the_declared_types() {
+        let b = decode_json_rows(&[json!({"id": 1, "tag": "a"}), json!({"id": 2})], &declared()).unwrap();
+        assert_eq!(b.column(0).as_primitive::<Int64Type>().values().to_vec(), vec![1, 2]);
+        assert!(b.column(1).is_null(1));
+        let e = decode_json_rows(&[json!({"id": 1.5})], &declared()).unwrap_err();
+        assert_eq!(e, "row 1 of a page: `id` is 1.5, not an integer as schema() declares (Int64)");
+        let e = decode_json_rows(&[json!({"id": 1, "extra": true})], &declared()).unwrap_err();
+        assert!(e.contains("does not fit schema()") && e.contains("extra"), "{e}");
+        let e = decode_json_rows(&[json!({"tag": "a"})], &declared()).unwrap_err();
+        assert!(e.contains("does not fit schema()"), "a required field is missing: {e}");
+        assert_eq!(decode_json_rows(&[], &declared()).unwrap().num_rows(), 0);
+    }
+
+    #[test]
+    fn pieces_convert_to_the_declared_types_or_fail_loudly() {
+        let piece = |id: ArrayRef| {
+            RecordBatch::try_from_iter([("tag", Arc::new(StringArray::from(vec!["x"])) as ArrayRef), ("id", id)])
+                .unwrap()
+        };
+        let ok = to_declared(&piece(Arc::new(Float64Array::from(vec![3.0]))), &declared()).unwrap();
+        assert_eq!((ok.schema(), ok.column(0).as_primitive::<Int64Type>().value(0)), (declared(), 3));
+        let e = to_declared(&piece(Arc::new(Float64Array::from(vec![3.5]))), &declared()).unwrap_err();
+        assert!(e.contains("`id`") && e.contains("3.5"), "a fraction is not truncated: {e}");
+        let e = to_declared(&piece(Arc::new(StringArray::from(vec!["three"]))), &declared()).unwrap_err();
+        assert!(e.starts_with("scan() yielded `id` as Utf8, which does not convert to the declared Int64"), "{e}");
+    }
 }

@@ -21,28 +21,8 @@ fn page_batches(bytes: &[u8], schema: &SchemaRef) -> napi::Result<(SchemaRef, Ve
     }
     let rows: Vec<serde_json::Value> =
         serde_json::from_slice(bytes).map_err(|e| napi::Error::from_reason(e.to_string()))?;
-    // arrow-json would truncate 1.5 into an integer column; refuse it instead.
-    for f in schema.fields().iter().filter(|f| f.data_type().is_integer()) {
-        for (i, row) in rows.iter().enumerate() {
-            if let Some(serde_json::Value::Number(n)) = row.get(f.name()) {
-                if n.is_f64() {
-                    return Err(napi::Error::from_reason(format!(
-                        "row {} of a page: `{}` is {n}, not an integer as schema() declares ({})",
-                        i + 1,
-                        f.name(),
-                        f.data_type()
-                    )));
-                }
-            }
-        }
-    }
-    let reason =
-        |e: arrow::error::ArrowError| napi::Error::from_reason(format!("a page of objects does not fit schema(): {e}"));
-    let mut decoder =
-        arrow::json::ReaderBuilder::new(schema.clone()).with_strict_mode(true).build_decoder().map_err(reason)?;
-    decoder.serialize(&rows).map_err(reason)?;
-    let batch = decoder.flush().map_err(reason)?;
-    Ok((schema.clone(), batch.into_iter().collect()))
+    let batch = segkit::source::decode_json_rows(&rows, schema).map_err(napi::Error::from_reason)?;
+    Ok((schema.clone(), vec![batch]))
 }
 
 /// `() => Promise<Buffer>`: the source's schema as Arrow IPC.

@@ -194,9 +194,20 @@ fn next_piece(
     };
     let Some(item) = iter.bind(py).clone().next() else { return Ok(None) };
     let item = item.map_err(describe)?;
+    if item.cast::<pyo3::types::PyList>().is_ok() {
+        // A page of records (dicts), decoded against the declared schema.
+        let rows = match crate::convert::to_json(&item).map_err(describe)? {
+            serde_json::Value::Array(rows) => rows,
+            _ => unreachable!("a list converts to a JSON array"),
+        };
+        return segkit::source::decode_json_rows(&rows, schema).map(|b| Some(vec![b]));
+    }
     let any: AnyRecordBatch = item.extract().map_err(|_| {
         let t = item.get_type().qualname().map(|q| q.to_string()).unwrap_or_default();
-        format!("scan() yielded a {t}, not Arrow data (an object with __arrow_c_stream__ or __arrow_c_array__)")
+        format!(
+            "scan() yielded a {t}, not a page (an Arrow object with __arrow_c_stream__ or __arrow_c_array__, or a list \
+             of dicts)"
+        )
     })?;
     let reader = any.into_reader().map_err(describe)?;
     let batches = reader.collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;

@@ -35,6 +35,7 @@ class PagedApi:
 
 PAGES = [
     pa.record_batch([pa.array([1, 2]), pa.array(["CN", "US"])], schema=SCHEMA),
+    [{"user_id": 6, "country": "JP"}],  # a page of records, as an API returns them
     pl.DataFrame({"user_id": [3], "country": ["DE"]}),  # any Arrow exporter is a page
     pa.table({"user_id": [4, 5], "country": ["CN", None]}),
 ]
@@ -50,9 +51,9 @@ def test_a_python_source_streams_its_pages_into_an_ingest(ws_user):
     src = PagedApi(PAGES)
     assert isinstance(src, segkit.Source)
     r = ws_user.ingest("user", src)
-    assert (r.source, r.rows_read, r.rows_written, r.rows_quarantined) == ("api:users", 5, 5, 0)
+    assert (r.source, r.rows_read, r.rows_written, r.rows_quarantined) == ("api:users", 6, 6, 0)
     rows = ws_user.sql("select user_id, country from user order by user_id").to_pylist()
-    assert [x["country"] for x in rows] == ["CN", "US", "DE", "CN", None]
+    assert [x["country"] for x in rows] == ["CN", "US", "DE", "CN", None, "JP"]
 
 
 def test_scan_may_return_one_arrow_object_and_name_is_optional(ws_user):
@@ -75,8 +76,10 @@ def test_a_failing_source_commits_nothing_and_names_itself(ws_user):
 
 
 def test_a_page_that_is_not_arrow_or_not_the_declared_shape_is_a_clear_error(ws_user):
-    with pytest.raises(segkit.IngestError, match=r"scan\(\) yielded a dict, not Arrow data"):
+    with pytest.raises(segkit.IngestError, match=r"scan\(\) yielded a dict, not a page .* or a list of dicts"):
         ws_user.ingest("user", PagedApi([{"user_id": 1}]))
+    with pytest.raises(segkit.IngestError, match=r"row 2 of a page: `user_id` is 2.5, not an integer"):
+        ws_user.ingest("user", PagedApi([[{"user_id": 1}, {"user_id": 2.5}]]))
     with pytest.raises(segkit.IngestError, match=r"scan\(\) yielded field `age`, which schema\(\) does not declare"):
         ws_user.ingest("user", PagedApi([pa.table({"user_id": [1], "country": ["CN"], "age": [3]})]))
     with pytest.raises(segkit.IngestError, match=r"without the declared field `country`"):
