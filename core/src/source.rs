@@ -146,6 +146,39 @@ impl Source for RecordBatchSource {
     }
 }
 
+/// A stream over pages fetched one at a time (for adapters over callbacks: a Python generator, a JavaScript async
+/// iterator): `next_page` gives the next page's batches, `None` at the end, or an error message, which ends the
+/// stream as a source error of `name`.
+pub fn paged<F, Fut>(name: String, next_page: F) -> BatchStream
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::result::Result<Option<Vec<RecordBatch>>, String>> + Send + 'static,
+{
+    let state = (next_page, std::collections::VecDeque::new(), false);
+    futures::stream::unfold(state, move |(mut next_page, mut pending, done)| {
+        let name = name.clone();
+        async move {
+            loop {
+                if let Some(b) = pending.pop_front() {
+                    return Some((Ok(b), (next_page, pending, done)));
+                }
+                if done {
+                    return None;
+                }
+                match next_page().await {
+                    Ok(Some(batches)) => pending.extend(batches),
+                    Ok(None) => return None,
+                    Err(message) => {
+                        let e = Error::Source { source_name: name, message, cause: None };
+                        return Some((Err(e), (next_page, pending, true)));
+                    }
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
 /// `batch` with exactly the fields of `schema`: matched by name and converted to the declared types (for
 /// adapters over foreign data: polars hands strings over as views, JavaScript numbers are doubles). A missing or
 /// undeclared field, or a value that does not convert, is an error naming the field — never a silent null.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
-use futures::StreamExt;
 use napi::bindgen_prelude::{Buffer, Promise};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Status;
@@ -73,43 +72,15 @@ impl Source for JsSource {
         let schema = self.schema().await?;
         let promise = self.open_fn.call_async(()).await.map_err(|e| failed(&self.name, "scan()", e))?;
         let id = promise.await.map_err(|e| failed(&self.name, "scan()", e))?;
-        let state = (self.next_fn.clone(), self.name.clone(), std::collections::VecDeque::new(), false);
-        Ok(futures::stream::unfold(state, move |(next, name, mut pending, done)| {
-            let schema = schema.clone();
+        let next_fn = self.next_fn.clone();
+        Ok(segkit::source::paged(self.name.clone(), move || {
+            let (next, schema) = (next_fn.clone(), schema.clone());
             async move {
-                loop {
-                    if let Some(b) = pending.pop_front() {
-                        return Some((Ok(b), (next, name, pending, done)));
-                    }
-                    if done {
-                        return None;
-                    }
-                    let page = match next.call_async(id).await {
-                        Ok(promise) => promise.await,
-                        Err(e) => Err(e),
-                    };
-                    let error = match page {
-                        Ok(None) => return None,
-                        Ok(Some(bytes)) => match page_batches(&bytes, &schema) {
-                            Ok((_, batches)) => {
-                                match batches.iter().map(|b| to_declared(b, &schema)).collect::<Result<Vec<_>, _>>() {
-                                    Ok(b) => {
-                                        pending.extend(b);
-                                        continue;
-                                    }
-                                    Err(message) => {
-                                        segkit::Error::Source { source_name: name.clone(), message, cause: None }
-                                    }
-                                }
-                            }
-                            Err(e) => failed(&name, "scan()", e),
-                        },
-                        Err(e) => failed(&name, "scan()", e),
-                    };
-                    return Some((Err(error), (next, name, pending, true)));
-                }
+                let page = next.call_async(id).await.map_err(|e| e.reason)?.await.map_err(|e| e.reason)?;
+                let Some(bytes) = page else { return Ok(None) };
+                let (_, batches) = page_batches(&bytes, &schema).map_err(|e| e.reason)?;
+                batches.iter().map(|b| to_declared(b, &schema)).collect::<Result<Vec<_>, _>>().map(Some)
             }
-        })
-        .boxed())
+        }))
     }
 }

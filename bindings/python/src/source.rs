@@ -146,37 +146,15 @@ impl Source for PySource {
             }
             Pieces::Iter(iter) => {
                 // One piece at a time, each taking the GIL on a blocking thread.
-                let state = (Arc::new(iter), name, std::collections::VecDeque::new(), false);
-                futures::stream::unfold(state, move |(iter, name, mut pending, done)| {
-                    let schema = schema.clone();
+                let iter = Arc::new(iter);
+                segkit::source::paged(name, move || {
+                    let (it, declared) = (iter.clone(), schema.clone());
                     async move {
-                        loop {
-                            if let Some(b) = pending.pop_front() {
-                                return Some((Ok(b), (iter, name, pending, done)));
-                            }
-                            if done {
-                                return None;
-                            }
-                            let (it, declared) = (iter.clone(), schema.clone());
-                            let step = tokio::task::spawn_blocking(move || {
-                                Python::attach(|py| next_piece(py, &it, &declared))
-                            })
-                            .await;
-                            let message = match step {
-                                Ok(Ok(Some(batches))) => {
-                                    pending.extend(batches);
-                                    continue;
-                                }
-                                Ok(Ok(None)) => return None,
-                                Ok(Err(message)) => message,
-                                Err(e) => e.to_string(),
-                            };
-                            let e = segkit::Error::Source { source_name: name.clone(), message, cause: None };
-                            return Some((Err(e), (iter, name, pending, true)));
-                        }
+                        tokio::task::spawn_blocking(move || Python::attach(|py| next_piece(py, &it, &declared)))
+                            .await
+                            .map_err(|e| e.to_string())?
                     }
                 })
-                .boxed()
             }
         })
     }
