@@ -103,3 +103,30 @@ test('the conformance checks pass a good source and explain a bad one', async ()
   );
   await assert.rejects(testing.checkSource({ scan() {} }), InvalidArgumentError);
 });
+
+test('scan() may return one Table or a sync iterable; the name defaults to the class', async () => {
+  const ws = await workspace();
+  class OneTable {
+    schema() {
+      return arrow.tableToIPC(new arrow.Table(SCHEMA), 'stream'); // IPC bytes work as a schema too
+    }
+    scan() {
+      return arrow.tableFromArrays({ user_id: BigInt64Array.from([7n]), country: ['FR'] });
+    }
+  }
+  const r = await ws.ingest('user', new OneTable());
+  assert.deepEqual([r.source, r.rowsWritten], ['js:OneTable', 1]);
+  const sync = {
+    name: 'sync',
+    schema: () => SCHEMA,
+    *scan() {
+      yield [{ user_id: 8, country: 'IT' }];
+      yield [{ user_id: 9, country: 'ES' }];
+    },
+  };
+  assert.equal((await ws.ingest('user', sync)).rowsWritten, 2);
+  await assert.rejects(
+    ws.ingest('user', { schema: () => 'nope', scan: () => [] }),
+    (e) => e instanceof IngestError && /schema\(\) must return an apache-arrow Schema or Table, or Arrow IPC bytes/.test(e.message),
+  );
+});
