@@ -467,3 +467,49 @@ z-3,2026-06-01T00:10:00Z,buy
         .collect();
     assert_eq!(keys, vec!["x-1"]);
 }
+
+#[tokio::test]
+async fn sequence_steps_may_test_another_linked_entity() {
+    // Events link to the user and to a product; "viewed an electronics product, then purchased within 2 days".
+    let (_dir, ws) = people_workspace().await;
+    ws.define_entity(
+        Entity::profile("product", "sku")
+            .attribute(Attribute::new("sku", DataType::String))
+            .attribute(Attribute::new("category", DataType::String)),
+    )
+    .await
+    .unwrap();
+    ws.ingest_batches(
+        "product",
+        vec![csv_batch("sku,category\ntv,electronics\nsock,clothes\n")],
+        IngestOptions::default(),
+    )
+    .await
+    .unwrap();
+    ws.define_entity(
+        Entity::event("events", "ts")
+            .attribute(Attribute::new("user_id", DataType::Int64))
+            .attribute(Attribute::new("ts", DataType::Timestamp))
+            .attribute(Attribute::new("event_type", DataType::String))
+            .attribute(Attribute::new("sku", DataType::String))
+            .link(Link::new("user_id", "people"))
+            .link(Link::new("sku", "product")),
+    )
+    .await
+    .unwrap();
+    let events = "user_id,ts,event_type,sku
+1,2026-06-01T00:00:00Z,view,tv
+1,2026-06-02T00:00:00Z,purchase,tv
+2,2026-06-01T00:00:00Z,view,sock
+2,2026-06-02T00:00:00Z,purchase,sock
+3,2026-06-01T00:00:00Z,view,tv
+3,2026-06-05T00:00:00Z,purchase,tv
+";
+    ws.ingest_batches("events", vec![csv_batch(events)], IngestOptions::default()).await.unwrap();
+    let rule = json!({"sequence": {"event": "events",
+        "first": {"and": [{"attribute": "event_type", "op": "eq", "value": "view"},
+                          {"linked": {"via": "sku", "where": {"attribute": "category", "op": "eq", "value": "electronics"}}}]},
+        "then": {"attribute": "event_type", "op": "eq", "value": "purchase"},
+        "within": "2 days"}});
+    assert_eq!(members(&ws, "electronics_buyers", "people", rule).await.unwrap(), vec![1]);
+}

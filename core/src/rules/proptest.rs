@@ -372,6 +372,8 @@ fn behaviour() -> impl Strategy<Value = Rule> {
         (0..KINDS.len()).prop_map(|k| json!({"attribute": "kind", "op": "eq", "value": KINDS[k]})),
         Just(json!({"attribute": "amt", "op": "gt", "value": 0})),
         Just(json!({"and": []})),
+        // A step that looks at the profile the event links to (a subquery inside the step).
+        (-3i64..4).prop_map(|v| json!({"linked": {"via": "uid", "where": {"attribute": "i", "op": "gt", "value": v}}})),
     ];
     let sequence = (
         step.clone(),

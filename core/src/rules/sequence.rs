@@ -3,7 +3,7 @@
 //!
 //! A self-join of the event table on the link (every A with every later B of the same entity) grows with the
 //! square of an entity's activity, and a few very active entities have tens of thousands of events. Instead,
-//! [`sequence_events`] selects the events that are an A, a B or a C (pruned by the window), and
+//! [`sequence_events`] selects the events that are an A, a B or a C (one pruned scan per step), and
 //! [`matching_links`] orders them by entity and time and walks them once: at each B, only the *latest* A
 //! strictly before it matters — if any earlier A pairs with this B, the latest one does too, because it is
 //! closer in time and every C between it and B also lies between the earlier A and B.
@@ -22,7 +22,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, Expr, LogicalPlan};
 use std::collections::HashMap;
 
-use super::check::{Checked, CheckedSequence, TimeUnit, Window};
+use super::check::{CheckedSequence, TimeUnit, Window};
 use super::compile::{column, compile_with, PlanSource};
 use crate::error::{Error, Result};
 use crate::model::UTC;
@@ -32,9 +32,9 @@ const FIRST: &str = "__seq_first";
 const THEN: &str = "__seq_then";
 const WITHOUT: &str = "__seq_without";
 
-/// The candidate events of a sequence: `link`, `time` and whether each is a `first`, a `then` and a `without`
-/// event (never null), for events with a link and a time inside `within_last`, in no particular order.
-/// `only` restricts it to one entity's events (for `explain`).
+/// The candidate events of a sequence: `link`, `time` and whether each is a `first`, a `then` or a `without`
+/// event (never null; an event that is several steps may come once per step), for events with a link and a time
+/// inside `within_last`, in no particular order. `only` restricts it to one entity's events (for `explain`).
 pub fn sequence_events(
     q: &CheckedSequence,
     now: DateTime<Utc>,
@@ -42,22 +42,12 @@ pub fn sequence_events(
     only: Option<Expr>,
 ) -> Result<LogicalPlan> {
     let ev_key = q.event.key.clone().unwrap_or_default();
-    // The raw predicates select the candidates (so row groups and pages are pruned on them); the flags are the
-    // same predicates made two-valued.
-    let step = |rule: &Checked| compile_with(rule, now, &ev_key, &q.event.name, tables);
-    let (first, then) = (step(&q.first)?, step(&q.then)?);
-    let without = q.without.as_ref().map(step).transpose()?;
-    let any = match &without {
-        Some(c) => first.clone().or(then.clone()).or(c.clone()),
-        None => first.clone().or(then.clone()),
-    };
-    let flag = |e: Expr| Expr::IsTrue(Box::new(e));
-    let mut filter = column(&q.link).is_not_null().and(column(&q.time).is_not_null());
+    let mut base = column(&q.link).is_not_null().and(column(&q.time).is_not_null());
     if let Some(w) = &q.within_last {
         let ts = |t: DateTime<Utc>| {
             Expr::Literal(ScalarValue::TimestampMicrosecond(Some(t.timestamp_micros()), Some(UTC.into())), None)
         };
-        filter = filter.and(Expr::Between(Between::new(
+        base = base.and(Expr::Between(Between::new(
             Box::new(column(&q.time)),
             false,
             Box::new(ts(w.start(now))),
@@ -65,19 +55,47 @@ pub fn sequence_events(
         )));
     }
     if let Some(only) = only {
-        filter = filter.and(column(&q.link).eq(only));
+        base = base.and(column(&q.link).eq(only));
     }
-    Ok(tables
-        .scan(&q.event.name)?
-        .filter(filter.and(any))?
-        .project(vec![
-            column(&q.link),
-            column(&q.time),
-            flag(first).alias(FIRST),
-            flag(then).alias(THEN),
-            without.map(flag).unwrap_or_else(|| datafusion::logical_expr::lit(false)).alias(WITHOUT),
-        ])?
-        .build()?)
+    let steps: Vec<Expr> = [Some(&q.first), Some(&q.then), q.without.as_ref()]
+        .into_iter()
+        .map(|s| s.map(|s| compile_with(s, now, &ev_key, &q.event.name, tables)).transpose())
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| datafusion::logical_expr::lit(false)))
+        .collect();
+    let flags = [FIRST, THEN, WITHOUT];
+    if !steps.iter().any(has_subquery) {
+        // One scan: the raw predicates select the candidates (so row groups and pages prune on them), the same
+        // predicates made two-valued flag them.
+        let any = steps.iter().cloned().reduce(Expr::or).expect("three steps");
+        let mut project = vec![column(&q.link), column(&q.time)];
+        project.extend(steps.into_iter().zip(flags).map(|(e, name)| Expr::IsTrue(Box::new(e)).alias(name)));
+        return Ok(tables.scan(&q.event.name)?.filter(base.and(any))?.project(project)?.build()?);
+    }
+    // A step with a subquery (a `linked` condition on another entity) cannot be a projected flag: DataFusion plans
+    // subqueries in filters only. Then each step is its own filtered scan, flagged by constants, in a union; an
+    // event that is several steps comes once per step and the matcher merges them.
+    let mut plan: Option<datafusion::logical_expr::LogicalPlanBuilder> = None;
+    for (i, rule) in steps.into_iter().enumerate() {
+        if i == 2 && q.without.is_none() {
+            break;
+        }
+        let flag = |k: usize| datafusion::logical_expr::lit(i == k);
+        let mut project = vec![column(&q.link), column(&q.time)];
+        project.extend(flags.iter().enumerate().map(|(k, name)| flag(k).alias(*name)));
+        let part = tables.scan(&q.event.name)?.filter(base.clone().and(rule))?.project(project)?;
+        plan = Some(match plan {
+            None => part,
+            Some(p) => p.union(part.build()?)?,
+        });
+    }
+    Ok(plan.expect("first and then are always there").build()?)
+}
+
+fn has_subquery(e: &Expr) -> bool {
+    use datafusion::common::tree_node::TreeNode;
+    e.exists(|e| Ok(matches!(e, Expr::InSubquery(_) | Expr::Exists(_) | Expr::ScalarSubquery(_)))).unwrap_or(true)
 }
 
 /// One entity's earliest match: the times (µs since the epoch) of the `first` and `then` events that make it.
