@@ -97,6 +97,7 @@ def test_schema_errors_name_the_source(ws_user):
 
 def test_conformance_checks_pass_for_a_good_source_and_explain_a_bad_one():
     src = PagedApi(PAGES)
+    assert segkit.testing.check_source is check_source
     check_source(src)
     assert src.scans >= 3, "the checks scan more than once"
 

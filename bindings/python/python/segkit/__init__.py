@@ -23,6 +23,7 @@ from segkit._segkit import (
 from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
 from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
+from segkit import testing
 
 __all__ = [
     "Attribute",
@@ -47,4 +48,5 @@ __all__ = [
     "Table",
     "Workspace",
     "__version__",
+    "testing",
 ]
