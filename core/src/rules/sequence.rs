@@ -124,7 +124,7 @@ pub fn matching_links(
         if b.column(0).null_count() > 0 || time.null_count() > 0 {
             return Err(Error::InvalidArgument("sequence events: null link or time".into()));
         }
-        views.push((time.values(), flag(2)?, flag(3)?, flag(4)?));
+        views.push((time.values().as_ref(), flag(2)?, flag(3)?, flag(4)?));
     }
     let groups = Groups::new(batches)?;
     let n: usize = batches.iter().map(|b| b.num_rows()).sum();
@@ -132,14 +132,24 @@ pub fn matching_links(
         return Err(Error::InvalidArgument(format!("sequence events: {n} candidates, at most 2^32 are supported")));
     }
 
-    // Spread the candidates over buckets by a hash of their entity (a counting sort): an entity's events all land
-    // in one bucket, and a bucket is small enough to sort in the cache. Buckets are then sorted and scanned on
-    // `threads` threads.
+    let (mut candidates, starts) = spread_by_entity(&groups, &views, n);
+    let (rows, witnesses) = match_buckets(&mut candidates, &starts, &Limit::new(within), threads);
+    Ok((links_at(batches, &rows, fields[0].data_type())?, witnesses))
+}
+
+/// The flags of one batch of candidates: times, then `first`, `then` and `without`.
+type View<'a> =
+    (&'a [i64], &'a arrow::array::BooleanArray, &'a arrow::array::BooleanArray, &'a arrow::array::BooleanArray);
+
+/// Spreads the candidates over buckets by a hash of their entity (a counting sort): an entity's events all land
+/// in one bucket, and a bucket is small enough to sort in the cache. Returns the candidates bucket by bucket and
+/// where each bucket starts (plus the end).
+fn spread_by_entity(groups: &Groups<'_>, views: &[View<'_>], n: usize) -> (Vec<Candidate>, Vec<usize>) {
     let bits = (n / 4096).max(1).ilog2().min(16);
     let bucket = |g: u64| if bits == 0 { 0 } else { (g.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize };
     let mut starts = vec![0usize; (1 << bits) + 1];
-    for (b, batch) in batches.iter().enumerate() {
-        for i in 0..batch.num_rows() {
+    for (b, view) in views.iter().enumerate() {
+        for i in 0..view.0.len() {
             starts[bucket(groups.get(b, i)) + 1] += 1;
         }
     }
@@ -147,61 +157,63 @@ pub fn matching_links(
         starts[i] += starts[i - 1];
     }
     let mut next = starts.clone();
-    let mut sorted = vec![Candidate::default(); n];
+    let mut out = vec![Candidate::default(); n];
     let mut row = 0u32;
     for (b, (time, first, then, without)) in views.iter().enumerate() {
         let kinds = first.values().iter().zip(then.values().iter()).zip(without.values().iter());
         for (i, (t, ((f, th), c))) in time.iter().zip(kinds).enumerate() {
             let group = groups.get(b, i);
             let slot = &mut next[bucket(group)];
-            sorted[*slot] = Candidate { group, time: *t, row, kind: f as u8 | (th as u8) << 1 | (c as u8) << 2 };
+            out[*slot] = Candidate { group, time: *t, row, kind: f as u8 | (th as u8) << 1 | (c as u8) << 2 };
             *slot += 1;
             row += 1;
         }
     }
+    (out, starts)
+}
 
-    let limit = Limit::new(within);
+/// Sorts each bucket by (entity, time) and scans each entity once, on up to `threads` threads that each take a
+/// contiguous run of buckets with about the same number of candidates. Returns the row of one candidate of each
+/// matching entity, and its witness.
+fn match_buckets(
+    candidates: &mut [Candidate],
+    starts: &[usize],
+    limit: &Limit<'_>,
+    threads: usize,
+) -> (Vec<u32>, Vec<Witness>) {
+    let n = candidates.len();
     let threads = threads.clamp(1, 64);
-    // Contiguous runs of buckets with about the same number of candidates, one per thread.
     let mut cuts = vec![0usize];
     for w in 1..threads {
-        let target = n * w / threads;
-        let b = starts.partition_point(|s| *s < target).min(starts.len() - 1);
+        let b = starts.partition_point(|s| *s < n * w / threads).min(starts.len() - 1);
         cuts.push(starts[b].max(*cuts.last().expect("non-empty")));
     }
     cuts.push(n);
-    let mut parts: Vec<&mut [Candidate]> = vec![];
-    let mut rest = sorted.as_mut_slice();
+    let mut parts: Vec<(usize, &mut [Candidate])> = vec![];
+    let mut rest = candidates;
     for w in cuts.windows(2) {
         let (part, tail) = rest.split_at_mut(w[1] - w[0]);
-        parts.push(part);
+        parts.push((w[0], part));
         rest = tail;
     }
     let found: Vec<(Vec<u32>, Vec<Witness>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = parts
             .into_iter()
-            .zip(cuts.windows(2))
-            .map(|(part, w)| {
-                let (starts, limit) = (&starts, &limit);
-                let offset = w[0];
+            .map(|(offset, part)| {
                 scope.spawn(move || {
                     let (mut rows, mut witnesses) = (vec![], vec![]);
                     let first = starts.partition_point(|s| *s < offset);
-                    let mut bucket_starts: Vec<usize> =
+                    let mut bounds: Vec<usize> =
                         starts[first..].iter().map(|s| s - offset).take_while(|s| *s < part.len()).collect();
-                    bucket_starts.push(part.len());
-                    for b in bucket_starts.windows(2) {
+                    bounds.push(part.len());
+                    for b in bounds.windows(2) {
                         let events = &mut part[b[0]..b[1]];
                         events.sort_unstable_by_key(|c| (c.group, c.time));
-                        let mut start = 0;
-                        while start < events.len() {
-                            let group = events[start].group;
-                            let end = start + events[start..].iter().take_while(|c| c.group == group).count();
-                            if let Some(w) = scan_entity(&events[start..end], limit) {
-                                rows.push(events[start].row);
+                        for entity in events.chunk_by(|x, y| x.group == y.group) {
+                            if let Some(w) = scan_entity(entity, limit) {
+                                rows.push(entity[0].row);
                                 witnesses.push(w);
                             }
-                            start = end;
                         }
                     }
                     (rows, witnesses)
@@ -210,13 +222,18 @@ pub fn matching_links(
             .collect();
         workers.into_iter().map(|w| w.join().expect("sequence matching thread panicked")).collect()
     });
-    let (rows, witnesses): (Vec<u32>, Vec<Witness>) =
-        found.into_iter().fold((vec![], vec![]), |(mut r, mut w), (r2, w2)| {
-            r.extend(r2);
-            w.extend(w2);
-            (r, w)
-        });
-    // Global rows back to (batch, row) for the link values.
+    found.into_iter().fold((vec![], vec![]), |(mut r, mut w), (r2, w2)| {
+        r.extend(r2);
+        w.extend(w2);
+        (r, w)
+    })
+}
+
+/// The link values at global candidate `rows` (counted across `batches`).
+fn links_at(batches: &[RecordBatch], rows: &[u32], link_type: &arrow::datatypes::DataType) -> Result<ArrayRef> {
+    if batches.is_empty() {
+        return Ok(arrow::array::new_empty_array(link_type));
+    }
     let mut offsets = Vec::with_capacity(batches.len());
     let mut at = 0u32;
     for b in batches {
@@ -231,12 +248,7 @@ pub fn matching_links(
         })
         .collect();
     let links: Vec<&dyn Array> = batches.iter().map(|b| b.column(0).as_ref()).collect();
-    let keys = if links.is_empty() {
-        arrow::array::new_empty_array(fields[0].data_type())
-    } else {
-        interleave(&links, &picks)?
-    };
-    Ok((keys, witnesses))
+    Ok(interleave(&links, &picks)?)
 }
 
 /// A candidate event: its entity (as a number), time, row and kind (bit 0 `first`, 1 `then`, 2 `without`).
