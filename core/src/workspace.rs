@@ -451,7 +451,8 @@ impl Workspace {
             return Err(Error::InvalidArgument("vacuum keeps at least 1 snapshot (the current one)".into()));
         }
         let mut report = VacuumReport::default();
-        for entity in self.entities()? {
+        let entities = self.entities()?;
+        for entity in &entities {
             let _guard = self.entity_lock(&entity.name).lock_owned().await;
             let (removed, files) = self.inner.catalog.prune_snapshots(&entity.name, keep_snapshots)?;
             report.snapshots_removed += removed;
@@ -462,12 +463,10 @@ impl Workspace {
         }
         let referenced = self.inner.catalog.referenced_files()?;
         let cutoff = chrono::Utc::now() - ORPHAN_GRACE;
-        let mut dirs: Vec<String> = vec![];
-        for e in self.entities()? {
-            dirs.push(format!("data/{}/", e.name));
-            dirs.push(format!("quarantine/{}/", e.name));
-        }
-        dirs.extend(self.segments()?.into_iter().map(|s| format!("segments/{}/", s.name)));
+        let dirs = entities
+            .iter()
+            .flat_map(|e| [format!("data/{}/", e.name), format!("quarantine/{}/", e.name)])
+            .chain(self.segments()?.into_iter().map(|s| format!("segments/{}/", s.name)));
         for dir in dirs {
             let orphans: Vec<crate::store::StoredFile> = self
                 .inner
