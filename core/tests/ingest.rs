@@ -276,34 +276,38 @@ async fn mapping_renames_constants_and_transforms() {
     let _ = Transform::Trim;
 }
 
+/// The `user` profile: `id` and `v`.
+fn user_entity() -> Entity {
+    Entity::profile("user", "id")
+        .attribute(Attribute::new("id", DataType::Int64))
+        .attribute(Attribute::new("v", DataType::String))
+}
+
+/// A `click` event stream whose `link` attribute (of type `link_type`) points to `target`.
+fn click_entity(link: &str, link_type: DataType, target: &str) -> Entity {
+    Entity::event("click", "at")
+        .attribute(Attribute::new(link, link_type))
+        .attribute(Attribute::new("at", DataType::Timestamp))
+        .link(Link::new(link, target))
+}
+
+/// Rows of `user` with these ids, all with `v`.
+fn users(ids: &[&str], v: &str) -> RecordBatch {
+    text_batch(&[("id", ids.iter().map(|x| Some(*x)).collect()), ("v", vec![Some(v); ids.len()])])
+}
+
 /// A workspace with a `user` profile (`id`, `v`) and a `click` event stream linked to it.
 async fn user_and_click() -> (tempfile::TempDir, Workspace) {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path()).await.unwrap();
-    ws.define_entity(
-        Entity::profile("user", "id")
-            .attribute(Attribute::new("id", DataType::Int64))
-            .attribute(Attribute::new("v", DataType::String)),
-    )
-    .await
-    .unwrap();
-    ws.define_entity(
-        Entity::event("click", "at")
-            .attribute(Attribute::new("user_id", DataType::Int64))
-            .attribute(Attribute::new("at", DataType::Timestamp))
-            .link(Link::new("user_id", "user")),
-    )
-    .await
-    .unwrap();
+    ws.define_entity(user_entity()).await.unwrap();
+    ws.define_entity(click_entity("user_id", DataType::Int64, "user")).await.unwrap();
     (dir, ws)
 }
 
 #[tokio::test]
 async fn upsert_append_and_full_refresh() {
     let (_dir, ws) = user_and_click().await;
-    let users = |ids: &[&str], v: &str| {
-        text_batch(&[("id", ids.iter().map(|x| Some(*x)).collect()), ("v", vec![Some(v); ids.len()])])
-    };
     let r = ws.ingest_batches("user", vec![users(&["1", "2"], "a")], IngestOptions::default()).await.unwrap();
     assert_eq!((r.rows_inserted, r.rows_updated, r.snapshot), (2, 0, Some(1)));
     let r = ws.ingest_batches("user", vec![users(&["2", "3"], "b")], IngestOptions::default()).await.unwrap();
@@ -426,13 +430,7 @@ async fn definitions_persist_and_evolve() {
     let dir = tempfile::tempdir().unwrap();
     {
         let ws = Workspace::open(dir.path()).await.unwrap();
-        ws.define_entity(
-            Entity::profile("user", "id")
-                .attribute(Attribute::new("id", DataType::Int64))
-                .attribute(Attribute::new("v", DataType::String)),
-        )
-        .await
-        .unwrap();
+        ws.define_entity(user_entity()).await.unwrap();
         ws.ingest_batches(
             "user",
             vec![text_batch(&[("id", vec![Some("1")]), ("v", vec![Some("x")])])],
@@ -475,25 +473,9 @@ async fn definitions_persist_and_evolve() {
         .unwrap_err();
     assert!(e.to_string().contains("entity user.attribute must"), "{e}");
     // Links are checked against the catalog.
-    let e = ws
-        .define_entity(
-            Entity::event("click", "at")
-                .attribute(Attribute::new("uid", DataType::String))
-                .attribute(Attribute::new("at", DataType::Timestamp))
-                .link(Link::new("uid", "usr")),
-        )
-        .await
-        .unwrap_err();
+    let e = ws.define_entity(click_entity("uid", DataType::String, "usr")).await.unwrap_err();
     assert!(e.to_string().contains("entity click.links[0]") && e.to_string().contains("did you mean `user`"), "{e}");
-    let e = ws
-        .define_entity(
-            Entity::event("click", "at")
-                .attribute(Attribute::new("uid", DataType::String))
-                .attribute(Attribute::new("at", DataType::Timestamp))
-                .link(Link::new("uid", "user")),
-        )
-        .await
-        .unwrap_err();
+    let e = ws.define_entity(click_entity("uid", DataType::String, "user")).await.unwrap_err();
     assert!(e.to_string().contains("`uid` is string but `user.id` is int64"), "{e}");
     let e = ws.entity("usr").unwrap_err();
     assert_eq!(e.to_string(), "entity `usr` not found (did you mean `user`?)");
@@ -502,9 +484,6 @@ async fn definitions_persist_and_evolve() {
 #[tokio::test]
 async fn vacuum_deletes_only_what_old_snapshots_alone_use() {
     let (dir, ws) = user_and_click().await;
-    let users = |ids: &[&str], v: &str| {
-        text_batch(&[("id", ids.iter().map(|x| Some(*x)).collect()), ("v", vec![Some(v); ids.len()])])
-    };
     let clicks = |day: &str| text_batch(&[("user_id", vec![Some("1")]), ("at", vec![Some(day)])]);
     for (ids, v) in [(&["1", "2"][..], "a"), (&["2"][..], "b"), (&["3"][..], "c")] {
         ws.ingest_batches("user", vec![users(ids, v)], IngestOptions::default()).await.unwrap();
