@@ -86,10 +86,7 @@ impl PySource {
     }
 
     fn error(&self, what: &str, e: PyErr) -> segkit::Error {
-        let message = Python::attach(|py| match e.value(py).get_type().qualname() {
-            Ok(t) => format!("{what} raised {t}: {}", e.value(py)),
-            Err(_) => format!("{what} raised {e}"),
-        });
+        let message = Python::attach(|py| raised(py, what, &e));
         segkit::Error::Source { source_name: self.name.clone(), message, cause: None }
     }
 
@@ -166,10 +163,7 @@ fn next_piece(
     iter: &Py<pyo3::types::PyIterator>,
     schema: &SchemaRef,
 ) -> Result<Option<Vec<RecordBatch>>, String> {
-    let describe = |e: PyErr| match e.value(py).get_type().qualname() {
-        Ok(t) => format!("scan() raised {t}: {}", e.value(py)),
-        Err(_) => format!("scan() raised {e}"),
-    };
+    let describe = |e: PyErr| raised(py, "scan()", &e);
     let Some(item) = iter.bind(py).clone().next() else { return Ok(None) };
     let item = item.map_err(describe)?;
     if item.cast::<pyo3::types::PyList>().is_ok() {
@@ -242,4 +236,12 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
         "cannot ingest from {module}.{qualname}: expected a file path or URL (str / os.PathLike), a source config dict, \
          or an Arrow object implementing __arrow_c_stream__ or __arrow_c_array__ (pyarrow, polars, pandas >= 2.2, nanoarrow)"
     )))
+}
+
+/// "`what` raised `ExceptionType`: message", for a Python exception from a source's method.
+fn raised(py: Python<'_>, what: &str, e: &PyErr) -> String {
+    match e.value(py).get_type().qualname() {
+        Ok(t) => format!("{what} raised {t}: {}", e.value(py)),
+        Err(_) => format!("{what} raised {e}"),
+    }
 }

@@ -22,20 +22,19 @@ USERS = pa.table(
 )
 
 
+USER_ATTRIBUTES = {
+    "user_id": "int64",
+    "country": "string",
+    "age": {"type": "int64", "indexed": True},
+    "email": {"type": "string", "pii": True, "description": "contact"},
+    "tags": "list<string>",
+}
+
+
 @pytest.fixture
 def users(ws) -> segkit.Workspace:
     """A workspace with a `user` profile entity holding USERS."""
-    ws.define_entity(
-        "user",
-        key="user_id",
-        attributes={
-            "user_id": "int64",
-            "country": "string",
-            "age": {"type": "int64", "indexed": True},
-            "email": {"type": "string", "pii": True, "description": "contact"},
-            "tags": "list<string>",
-        },
-    )
+    ws.define_entity("user", key="user_id", attributes=USER_ATTRIBUTES)
     report = ws.ingest("user", USERS)
     assert report.rows_written == 5
     return ws

@@ -5,6 +5,8 @@ import pytest
 import segkit
 from segkit import Attribute, Link
 
+from conftest import USER_ATTRIBUTES
+
 
 def test_define_and_read_entity(ws):
     e = ws.define_entity(
@@ -75,18 +77,7 @@ def test_incompatible_change_is_definition_error(users):
 
 
 def test_evolution_adds_nullable_attribute(users):
-    e = users.define_entity(
-        "user",
-        key="user_id",
-        attributes={
-            "user_id": "int64",
-            "country": "string",
-            "age": {"type": "int64", "indexed": True},
-            "email": {"type": "string", "pii": True, "description": "contact"},
-            "tags": "list<string>",
-            "plan": "string",
-        },
-    )
+    e = users.define_entity("user", key="user_id", attributes={**USER_ATTRIBUTES, "plan": "string"})
     assert e.attribute_names[-1] == "plan"
     assert users.sql("select count(*) as n from user where plan is null").to_pylist() == [{"n": 5}]
 
