@@ -13,7 +13,7 @@ use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, 
 use datafusion::logical_expr::{in_subquery, LogicalPlan, LogicalPlanBuilder};
 
 use super::ast::AggFn;
-use super::check::{
+use super::checked::{
     Checked, CheckedBehavior, CheckedSequence, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Test,
 };
 use crate::error::{Error, Result};

@@ -11,22 +11,27 @@
 
 mod ast;
 mod check;
+mod checked;
 pub(crate) mod compile;
 mod dialect;
+mod literal;
 #[cfg(test)]
 mod proptest;
 #[cfg(test)]
 pub(crate) mod reference;
 mod sequence;
+mod unparse;
+mod window;
 
 pub use ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule, Op, Rule, SegmentRef, Sequence};
-pub use check::{
-    check, check_with, literal, parse_date, parse_timestamp, Checked, CheckedAggregate, CheckedBehavior, CheckedLinked,
-    CheckedSegmentRef, CheckedSequence, CheckedWindow, Cmp, ListMode, Literal, PatternKind, Pred, Resolver, Test,
-    TimeUnit, Window,
+pub use check::{check, check_with, Resolver};
+pub use checked::{
+    Checked, CheckedAggregate, CheckedBehavior, CheckedLinked, CheckedSegmentRef, CheckedSequence, CheckedWindow, Cmp,
+    ListMode, Literal, PatternKind, Pred, Test, TimeUnit, Window,
 };
 #[cfg(test)]
 pub(crate) use compile::days;
 pub use compile::{behavior_subquery, column, compile, compile_with, scalar, PlanSource};
 pub use dialect::Dialect;
+pub use literal::{literal, parse_date, parse_timestamp};
 pub use sequence::{matching_links, sequence_events, Witness};

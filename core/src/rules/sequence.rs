@@ -22,7 +22,7 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::{Between, Expr, LogicalPlan};
 use std::collections::HashMap;
 
-use super::check::{CheckedSequence, TimeUnit, Window};
+use super::checked::{CheckedSequence, TimeUnit, Window};
 use super::compile::{column, compile_with, PlanSource};
 use crate::error::{Error, Result};
 use crate::model::UTC;

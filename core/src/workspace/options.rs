@@ -1,0 +1,59 @@
+//! How a workspace is opened: [`WorkspaceOptions`] and store secrets.
+
+use crate::error::{Error, Result};
+
+/// How to open a workspace. Its `Debug` output never shows store option values (they may be secrets).
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct WorkspaceOptions {
+    /// Keep entity data at this URL (`s3://bucket/prefix`, `file:///…`) instead of the workspace directory.
+    pub store_url: Option<String>,
+    /// Options for the store (e.g. `aws_region`, `aws_endpoint`); secrets may be given as `env:NAME`.
+    pub store_options: Vec<(String, String)>,
+    /// Query parallelism (default: the number of cores).
+    pub target_partitions: Option<usize>,
+    /// DataFusion configuration options (`datafusion.execution.parquet.pushdown_filters` = `true`, …).
+    pub session_options: Vec<(String, String)>,
+    /// IANA time zone that calendar windows (days, weeks, months) and "today" count in (default `UTC`).
+    pub time_zone: Option<String>,
+}
+
+impl std::fmt::Debug for WorkspaceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys: Vec<String> = self.store_options.iter().map(|(k, _)| format!("{k}=<redacted>")).collect();
+        f.debug_struct("WorkspaceOptions")
+            .field("store_url", &self.store_url)
+            .field("store_options", &keys)
+            .field("target_partitions", &self.target_partitions)
+            .field("session_options", &self.session_options)
+            .field("time_zone", &self.time_zone)
+            .finish()
+    }
+}
+
+impl WorkspaceOptions {
+    /// Data at `url`.
+    pub fn store_url(mut self, url: impl Into<String>) -> Self {
+        self.store_url = Some(url.into());
+        self
+    }
+    /// Query parallelism.
+    pub fn target_partitions(mut self, n: usize) -> Self {
+        self.target_partitions = Some(n);
+        self
+    }
+    /// Sets a DataFusion configuration option for the workspace's session.
+    pub fn session_option(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.session_options.push((key.into(), value.into()));
+        self
+    }
+}
+
+pub(super) fn resolve_secret(v: &str) -> Result<String> {
+    match v.strip_prefix("env:") {
+        Some(name) => std::env::var(name).map_err(|_| {
+            Error::InvalidArgument(format!("environment variable `{name}` (referenced as env:{name}) is not set"))
+        }),
+        None => Ok(v.to_string()),
+    }
+}
