@@ -27,6 +27,7 @@ pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod ingest;
+pub mod limits;
 pub mod model;
 pub mod rules;
 pub mod segment;

@@ -352,6 +352,7 @@ impl From<Rule> for Value {
 impl TryFrom<Value> for Rule {
     type Error = Error;
     fn try_from(v: Value) -> Result<Rule> {
+        crate::limits::check_rule_value(&v)?;
         crate::rules::dialect::parse_native(&v, "")
     }
 }

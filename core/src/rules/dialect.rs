@@ -73,20 +73,33 @@ impl Dialect {
     }
 }
 
+/// Whether any object in `v` has a `var` key (iterative: safe on JSON of any depth).
 fn mentions_var(v: &Value) -> bool {
-    match v {
-        Value::Object(m) => m.contains_key("var") || m.values().any(mentions_var),
-        Value::Array(a) => a.iter().any(mentions_var),
-        _ => false,
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(m) => {
+                if m.contains_key("var") {
+                    return true;
+                }
+                stack.extend(m.values());
+            }
+            Value::Array(a) => stack.extend(a.iter()),
+            _ => {}
+        }
     }
+    false
 }
 
 impl Rule {
     /// Parses a rule from JSON in the given dialect.
+    ///
+    /// The JSON is first checked against [`crate::limits`] (depth, size), without recursing.
     pub fn parse(v: &Value, dialect: Dialect) -> Result<Rule> {
+        crate::limits::check_rule_value(v)?;
+        let dialect = if dialect == Dialect::Auto { Dialect::detect(v) } else { dialect };
         match dialect {
-            Dialect::Auto => Rule::parse(v, Dialect::detect(v)),
-            Dialect::Segkit => parse_native(v, ""),
+            Dialect::Auto | Dialect::Segkit => parse_native(v, ""),
             Dialect::QueryBuilder => parse_rqb(v, ""),
             Dialect::JsonLogic => parse_logic(v, ""),
         }
@@ -94,7 +107,7 @@ impl Rule {
 
     /// Parses a rule from JSON text, detecting the dialect.
     pub fn parse_str(text: &str) -> Result<Rule> {
-        let v: Value = serde_json::from_str(text).map_err(|e| Error::rule("", format!("not valid JSON: {e}")))?;
+        let v = crate::limits::parse_rule_text(text)?;
         Rule::parse(&v, Dialect::Auto)
     }
 }

@@ -1,0 +1,179 @@
+//! Bounds on everything a caller sends, and the checks that enforce them.
+//!
+//! Every rule passes [`check_rule_value`] (or [`parse_rule_text`] for JSON text) before any recursive code sees it,
+//! so parse → check → compile → DataFusion planning → explain never recurses deeper than [`MAX_RULE_DEPTH`]. The
+//! checks are iterative (an explicit stack), so a 100,000-deep rule is refused, not a stack overflow. Each error
+//! message names its limit; `docs/limits.md` lists them all.
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+
+/// Deepest nesting of a rule's JSON, counted in objects and arrays on the way down (`{"not": {"attribute": …}}` is
+/// 2 deep; a react-querybuilder group costs 2: its object and its `rules` array). Rule builders produce well under
+/// 20. Measured in a debug build on 2 MiB threads (the tokio worker default; `core/tests/limits.rs`, probe with
+/// `SEGKIT_PROBE_DEPTH`): parse, check, compile, DataFusion planning and execution and explain all pass at 60;
+/// at 70 `explain` (its boxed-future recursion, ~30 KB a level in debug) overflows. 48 keeps a 25 % margin.
+pub const MAX_RULE_DEPTH: usize = 48;
+
+/// Most objects (conditions, groups, operations) in one rule.
+pub const MAX_RULE_NODES: usize = 100_000;
+
+/// Most array elements in one rule, all lists together (an `in` list of 1,000,000 values is fine).
+pub const MAX_RULE_LIST_VALUES: usize = 10_000_000;
+
+/// Longest string (a value, an attribute name or an object key) in a rule, in bytes.
+pub const MAX_RULE_STRING_BYTES: usize = 64 * 1024;
+
+/// Longest rule as JSON text, in bytes.
+pub const MAX_RULE_TEXT_BYTES: usize = 256 * 1024 * 1024;
+
+/// Longest pattern of the `matches` operator, in bytes.
+pub const MAX_REGEX_PATTERN_BYTES: usize = 1024;
+
+/// Largest compiled program of a `matches` pattern (`regex::RegexBuilder::size_limit` and `dfa_size_limit`).
+pub const MAX_REGEX_PROGRAM_BYTES: usize = 1024 * 1024;
+
+/// Longest template text (for a later issue: message templates), in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+/// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
+pub fn depth_error() -> Error {
+    Error::rule(
+        "<root>",
+        format!("the rule is nested more than {MAX_RULE_DEPTH} levels deep (limit MAX_RULE_DEPTH = {MAX_RULE_DEPTH})"),
+    )
+}
+
+/// Checks a rule's JSON against the depth, node, list and string limits, without recursing.
+pub fn check_rule_value(v: &Value) -> Result<()> {
+    let mut nodes = 0usize;
+    let mut values = 0usize;
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::String(s) => check_string(s)?,
+            Value::Array(a) => {
+                if depth > MAX_RULE_DEPTH {
+                    return Err(depth_error());
+                }
+                values += a.len();
+                if values > MAX_RULE_LIST_VALUES {
+                    return Err(Error::rule(
+                        "<root>",
+                        format!(
+                            "the rule has more than {MAX_RULE_LIST_VALUES} list values \
+                             (limit MAX_RULE_LIST_VALUES = {MAX_RULE_LIST_VALUES})"
+                        ),
+                    ));
+                }
+                stack.extend(a.iter().map(|x| (x, depth + 1)));
+            }
+            Value::Object(m) => {
+                if depth > MAX_RULE_DEPTH {
+                    return Err(depth_error());
+                }
+                nodes += 1;
+                if nodes > MAX_RULE_NODES {
+                    return Err(Error::rule(
+                        "<root>",
+                        format!(
+                            "the rule has more than {MAX_RULE_NODES} conditions and groups \
+                             (limit MAX_RULE_NODES = {MAX_RULE_NODES})"
+                        ),
+                    ));
+                }
+                for (k, x) in m {
+                    check_string(k)?;
+                    stack.push((x, depth + 1));
+                }
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_string(s: &str) -> Result<()> {
+    if s.len() > MAX_RULE_STRING_BYTES {
+        let head: String = s.chars().take(20).collect();
+        return Err(Error::rule(
+            "<root>",
+            format!(
+                "a string in the rule (`{head}…`) is {} bytes, longer than {MAX_RULE_STRING_BYTES} \
+                 (limit MAX_RULE_STRING_BYTES = {MAX_RULE_STRING_BYTES})",
+                s.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a rule's JSON text within the limits: its length ([`MAX_RULE_TEXT_BYTES`]), serde_json's own nesting
+/// limit (reported as [`MAX_RULE_DEPTH`]) and then [`check_rule_value`].
+pub fn parse_rule_text(text: &str) -> Result<Value> {
+    if text.len() > MAX_RULE_TEXT_BYTES {
+        return Err(Error::rule(
+            "<root>",
+            format!(
+                "the rule text is {} bytes, longer than {MAX_RULE_TEXT_BYTES} (limit MAX_RULE_TEXT_BYTES = \
+                 {MAX_RULE_TEXT_BYTES})",
+                text.len()
+            ),
+        ));
+    }
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            depth_error()
+        } else {
+            Error::rule("<root>", format!("not valid JSON: {e}"))
+        }
+    })?;
+    check_rule_value(&v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn nested_not(depth: usize) -> Value {
+        let mut v = json!({"attribute": "age", "op": "gt", "value": 30});
+        for _ in 1..depth {
+            v = json!({ "not": v });
+        }
+        v
+    }
+
+    #[test]
+    fn depth_at_limit_passes_and_beyond_fails() {
+        check_rule_value(&nested_not(MAX_RULE_DEPTH)).unwrap();
+        let e = check_rule_value(&nested_not(MAX_RULE_DEPTH + 1)).unwrap_err();
+        assert!(e.to_string().contains("MAX_RULE_DEPTH"), "{e}");
+    }
+
+    #[test]
+    fn text_beyond_serde_limit_names_our_limit() {
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let e = parse_rule_text(&text).unwrap_err();
+        assert!(e.to_string().contains("MAX_RULE_DEPTH"), "{e}");
+        let e = parse_rule_text("{\"and\": [").unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+    }
+
+    #[test]
+    fn nodes_lists_and_strings_are_bounded() {
+        let many = Value::Array((0..=MAX_RULE_NODES).map(|_| json!({})).collect());
+        let e = check_rule_value(&json!({ "and": many })).unwrap_err();
+        assert!(e.to_string().contains("MAX_RULE_NODES"), "{e}");
+        let e =
+            check_rule_value(&json!({"attribute": "a", "op": "eq", "value": "x".repeat(MAX_RULE_STRING_BYTES + 1)}))
+                .unwrap_err();
+        assert!(e.to_string().contains("MAX_RULE_STRING_BYTES"), "{e}");
+        check_rule_value(&json!({"attribute": "a", "op": "eq", "value": "x".repeat(MAX_RULE_STRING_BYTES)})).unwrap();
+        let list = Value::Array(vec![Value::Null; MAX_RULE_LIST_VALUES + 1]);
+        let e = check_rule_value(&json!({"attribute": "a", "op": "in", "value": list})).unwrap_err();
+        assert!(e.to_string().contains("MAX_RULE_LIST_VALUES"), "{e}");
+    }
+}
