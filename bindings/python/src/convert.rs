@@ -12,11 +12,14 @@ use crate::error::invalid_argument;
 
 /// Converts plain Python data (dict with str keys, list/tuple, str, int, float, bool, None, and anything with
 /// `isoformat()` such as datetime/date) to JSON.
+///
+/// Nesting deeper than `segkit::limits::MAX_RULE_DEPTH` (dicts and lists) is refused before recursing further, so
+/// a 100,000-deep dict is an error, not a stack overflow (nor a too-deep `Value`, whose drop would recurse).
 pub fn to_json(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
-    to_json_at(ob, "")
+    to_json_at(ob, "", 1)
 }
 
-fn to_json_at(ob: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
+fn to_json_at(ob: &Bound<'_, PyAny>, path: &str, depth: usize) -> PyResult<Value> {
     let here = || {
         if path.is_empty() {
             "<root>".to_string()
@@ -48,20 +51,24 @@ fn to_json_at(ob: &Bound<'_, PyAny>, path: &str) -> PyResult<Value> {
     if let Ok(s) = ob.cast::<PyString>() {
         return Ok(Value::String(s.to_str()?.to_string()));
     }
+    let container = ob.is_instance_of::<PyDict>() || ob.is_instance_of::<PyList>() || ob.is_instance_of::<PyTuple>();
+    if container && depth > segkit::limits::MAX_RULE_DEPTH {
+        return Err(crate::error::to_py(segkit::limits::depth_error()));
+    }
     if let Ok(d) = ob.cast::<PyDict>() {
         let mut m = Map::new();
         for (k, v) in d.iter() {
             let key: String =
                 k.extract().map_err(|_| PyTypeError::new_err(format!("dict keys must be str (at {})", here())))?;
             let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-            m.insert(key, to_json_at(&v, &child)?);
+            m.insert(key, to_json_at(&v, &child, depth + 1)?);
         }
         return Ok(Value::Object(m));
     }
     if ob.is_instance_of::<PyList>() || ob.is_instance_of::<PyTuple>() {
         let mut out = vec![];
         for (i, v) in ob.try_iter()?.enumerate() {
-            out.push(to_json_at(&v?, &format!("{path}[{i}]"))?);
+            out.push(to_json_at(&v?, &format!("{path}[{i}]"), depth + 1)?);
         }
         return Ok(Value::Array(out));
     }

@@ -15,6 +15,7 @@ mod workspace;
 #[pymodule]
 fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_RULE_DEPTH", segkit::limits::MAX_RULE_DEPTH)?;
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;

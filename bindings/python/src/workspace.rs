@@ -368,9 +368,7 @@ fn segment_definition(
         ),
     };
     let value = match rule.extract::<String>() {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| segkit::Error::Rule { path: "<root>".into(), message: format!("not valid JSON: {e}") })
-            .py()?,
+        Ok(text) => segkit::limits::parse_rule_text(&text).py()?,
         Err(_) => to_json(rule)?,
     };
     let rule = Rule::parse(&value, dialect).py()?;
