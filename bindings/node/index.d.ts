@@ -349,3 +349,5 @@ export declare class EngineError extends SegkitError {}
 
 /** Version of the native module. */
 export declare function version(): string;
+/** Bounds core enforces on rules (see docs/limits.md). */
+export declare const limits: { readonly maxRuleDepth: number };

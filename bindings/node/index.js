@@ -184,7 +184,17 @@ function entityFromNative(e) {
 
 function ruleText(rule) {
   if (typeof rule === 'string') return rule;
-  if (rule !== null && typeof rule === 'object') return JSON.stringify(rule);
+  if (rule !== null && typeof rule === 'object') {
+    try {
+      return JSON.stringify(rule);
+    } catch (e) {
+      // JSON.stringify recurses: an absurdly deep rule overflows it. Report the limit core enforces.
+      if (!(e instanceof RangeError)) throw e;
+      const limit = native.maxRuleDepth();
+      const message = `rule error at <root>: the rule is nested more than ${limit} levels deep (limit MAX_RULE_DEPTH = ${limit})`;
+      throw new RuleError(message, { kind: 'rule', causes: [message] });
+    }
+  }
   throw invalid('a segment rule must be an object or its JSON text');
 }
 
@@ -532,6 +542,8 @@ module.exports = {
   EngineError,
   testing,
   version: native.version,
+  /** Bounds core enforces on rules (from the native module; see docs/limits.md). */
+  limits: Object.freeze({ maxRuleDepth: native.maxRuleDepth() }),
   /** @internal */
   convertError,
 };

@@ -331,8 +331,7 @@ fn segment_definition(
             to_napi(CoreError::Definition { path: format!("segment {name}.split"), message: e.to_string() })
         })?),
     };
-    let v: Value = serde_json::from_str(rule_json)
-        .map_err(|e| to_napi(CoreError::Rule { path: String::new(), message: format!("not valid JSON: {e}") }))?;
+    let v = segkit::limits::parse_rule_text(rule_json).js()?;
     let rule = Rule::parse(&v, dialect).js()?;
     let mut def = SegmentDefinition::new(name, entity, rule);
     def.description = description;
@@ -371,6 +370,12 @@ impl NativeWorkspace {
 }
 
 /// Opens (or creates) a workspace. `options`: `{storeUrl, storeOptions, targetPartitions}`.
+/// `segkit::limits::MAX_RULE_DEPTH`: the deepest nesting (objects and arrays) a rule may have.
+#[napi]
+pub fn max_rule_depth() -> u32 {
+    segkit::limits::MAX_RULE_DEPTH as u32
+}
+
 #[napi]
 pub async fn open_workspace(path: String, options: Option<Value>) -> Result<NativeWorkspace> {
     let mut opts = segkit::WorkspaceOptions::default();
