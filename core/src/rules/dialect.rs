@@ -484,7 +484,7 @@ fn parse_rqb(v: &Value, path: &str) -> Result<Rule> {
 
 // ------------------------------------------------------------------------------------------------ JsonLogic
 
-const LOGIC_OPS: &str = "and, or, !, ==, ===, !=, !==, <, <=, >, >=, in, var";
+const LOGIC_OPS: &str = "and, or, !, ==, ===, !=, !==, <, <=, >, >=, in, startsWith, endsWith, var";
 
 fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
     let Value::Object(m) = v else {
@@ -587,6 +587,22 @@ fn parse_logic(v: &Value, path: &str) -> Result<Rule> {
                 }
                 _ => Err(Error::rule(p, "`in` needs exactly one {\"var\": attribute} argument")),
             }
+        }
+        // react-querybuilder's documented JsonLogic extensions for beginsWith / endsWith (its `formatQuery(q,
+        // "jsonlogic")` emits them, negated as `{"!": {"startsWith": …}}`).
+        "startsWith" | "endsWith" => {
+            if list.len() != 2 {
+                return Err(Error::rule(p, format!("`{op}` takes 2 arguments: {{\"var\": attribute}} and a string")));
+            }
+            let Some(attribute) = var_name(list[0], &p)? else {
+                return Err(Error::rule(p, format!("the first argument of `{op}` must be {{\"var\": attribute}}")));
+            };
+            if var_name(list[1], &p)?.is_some() {
+                return Err(Error::rule(p, "comparing two attributes is not supported"));
+            }
+            literal_only(list[1], &p)?;
+            let op = if op == "startsWith" { Op::StartsWith } else { Op::EndsWith };
+            Ok(Rule::condition(attribute, op, list[1].clone()))
         }
         "var" => {
             Err(Error::rule(p, "a bare `var` is not a condition; compare it, e.g. {\"==\": [{\"var\": \"x\"}, 1]}"))
@@ -702,6 +718,27 @@ mod tests {
         assert!(e.to_string().contains("combinator"), "{e}");
         let e = p(json!({"combinator": "and", "rules": [{"field": "a", "operator": "=", "value": "b", "valueSource": "field"}]})).unwrap_err();
         assert!(e.to_string().contains("rules[0].valueSource"), "{e}");
+    }
+
+    #[test]
+    fn jsonlogic_prefix_suffix_extensions() {
+        assert_eq!(
+            p(json!({"startsWith": [{"var": "job"}, "Prog"]})).unwrap(),
+            Rule::condition("job", Op::StartsWith, "Prog")
+        );
+        assert_eq!(
+            p(json!({"!": {"endsWith": [{"var": "email"}, "fr"]}})).unwrap(),
+            Rule::not(Rule::condition("email", Op::EndsWith, "fr"))
+        );
+        for (bad, msg) in [
+            (json!({"startsWith": [{"var": "job"}]}), "takes 2 arguments"),
+            (json!({"endsWith": ["com", {"var": "email"}]}), "first argument of `endsWith`"),
+            (json!({"startsWith": [{"var": "job"}, {"var": "prefix"}]}), "two attributes"),
+            (json!({"startsWith": [{"var": "job"}, {"==": [1, 1]}]}), "literal value"),
+        ] {
+            let e = p(bad.clone()).unwrap_err().to_string();
+            assert!(e.contains(msg), "{bad}: {e}");
+        }
     }
 
     #[test]
