@@ -143,3 +143,31 @@ fn a_1m_value_in_list_is_within_the_limits() {
     let rule = Rule::parse(&json!({"attribute": "age", "op": "in", "value": list}), Dialect::Segkit).unwrap();
     assert!(matches!(rule, Rule::Condition(_)));
 }
+
+#[test]
+fn regex_patterns_are_bounded_before_datafusion_sees_them() {
+    use segkit::limits::MAX_REGEX_PATTERN_BYTES;
+    let entity = people_entity();
+    let check = |pattern: String| {
+        let rule = Rule::parse(&json!({"attribute": "name", "op": "matches", "value": pattern}), Dialect::Segkit)?;
+        segkit::rules::check(&rule, &entity).map(|_| ())
+    };
+    let e = check("a".repeat(MAX_REGEX_PATTERN_BYTES + 1)).unwrap_err();
+    assert!(e.to_string().contains("MAX_REGEX_PATTERN_BYTES"), "{e}");
+    // short but huge once compiled (counted repetition of a Unicode class)
+    let e = check(r"\w{1000}\w{1000}\w{1000}".to_string()).unwrap_err();
+    assert!(e.to_string().contains("MAX_REGEX_PROGRAM_BYTES"), "{e}");
+    let e = check("(unclosed".to_string()).unwrap_err();
+    assert!(e.to_string().contains("invalid regular expression"), "{e}");
+    check("^A.*n$".to_string()).unwrap();
+}
+
+#[test]
+fn a_regex_just_within_the_limits_selects_members() {
+    on_small_stack(|| async {
+        let (_dir, ws) = people_workspace().await;
+        let pattern = format!("^(A|G){}", ".".repeat(2));
+        let got = members(&ws, "re", "people", json!({"attribute": "name", "op": "matches", "value": pattern})).await;
+        assert_eq!(got.unwrap(), vec![1, 7]);
+    });
+}

@@ -463,10 +463,32 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str, tz: chrono_tz::Tz
             let Value::String(pattern) = &c.value else {
                 return Err(Error::rule(vpath, "expected a regular expression string"));
             };
+            // DataFusion compiles the same pattern later with its own (larger) limits: these bounds protect it.
+            use crate::limits::{MAX_REGEX_PATTERN_BYTES, MAX_REGEX_PROGRAM_BYTES};
+            if pattern.len() > MAX_REGEX_PATTERN_BYTES {
+                return Err(Error::rule(
+                    vpath,
+                    format!(
+                        "the regular expression is {} bytes, longer than {MAX_REGEX_PATTERN_BYTES} \
+                         (limit MAX_REGEX_PATTERN_BYTES = {MAX_REGEX_PATTERN_BYTES})",
+                        pattern.len()
+                    ),
+                ));
+            }
             regex::RegexBuilder::new(pattern)
-                .size_limit(1 << 20)
+                .size_limit(MAX_REGEX_PROGRAM_BYTES)
+                .dfa_size_limit(MAX_REGEX_PROGRAM_BYTES)
                 .build()
-                .map_err(|e| Error::rule(&vpath, format!("invalid regular expression: {e}")))?;
+                .map_err(|e| match e {
+                    regex::Error::CompiledTooBig(_) => Error::rule(
+                        &vpath,
+                        format!(
+                            "the regular expression compiles to more than {MAX_REGEX_PROGRAM_BYTES} bytes \
+                             (limit MAX_REGEX_PROGRAM_BYTES = {MAX_REGEX_PROGRAM_BYTES})"
+                        ),
+                    ),
+                    e => Error::rule(&vpath, format!("invalid regular expression: {e}")),
+                })?;
             Test::Matches(pattern.clone())
         }
         Op::IsNull | Op::NotNull => {
