@@ -22,6 +22,12 @@ create_exception!(segkit, IngestError, SegkitError, "An ingest (or its source) f
 create_exception!(segkit, ConflictError, SegkitError, "Another writer committed first; retry.");
 create_exception!(segkit, StorageError, SegkitError, "The catalog, object store, Parquet or local I/O failed.");
 create_exception!(segkit, EngineError, SegkitError, "Arrow, DataFusion or JSON failed.");
+create_exception!(
+    segkit,
+    InternalError,
+    SegkitError,
+    "A bug in segkit: a Rust panic, reported as an exception instead of aborting the process."
+);
 
 /// `InvalidArgumentError(SegkitError, ValueError)`: built at import, since it has two bases.
 static INVALID_ARGUMENT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -70,6 +76,25 @@ pub fn to_py(err: segkit::Error) -> PyErr {
     })
 }
 
+/// Converts a Rust panic's payload (from a tokio `JoinError` or `catch_unwind`) into an `InternalError`.
+pub fn panic_to_py(payload: Box<dyn std::any::Any + Send>) -> PyErr {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    let message = format!("internal error (a Rust panic inside segkit; please report it): {what}");
+    Python::attach(|py| {
+        let make = || -> PyResult<PyErr> {
+            let exc = py.get_type::<InternalError>().call1((message.clone(),))?;
+            exc.setattr("kind", "internal")?;
+            exc.setattr("chain", vec![message.clone()])?;
+            Ok(PyErr::from_value(exc))
+        };
+        make().unwrap_or_else(|e| e)
+    })
+}
+
 /// An `InvalidArgumentError` with `message` (for bad input detected in the binding itself).
 pub fn invalid_argument(message: impl Into<String>) -> PyErr {
     to_py(segkit::Error::InvalidArgument(message.into()))
@@ -97,5 +122,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InvalidArgumentError", invalid_argument_type(py)?)?;
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("EngineError", py.get_type::<EngineError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }

@@ -19,6 +19,7 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
     error::register(m)?;
     Ok(())
 }
@@ -31,4 +32,15 @@ fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
     let source = source::resolve(source)?;
     runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
         .py()
+}
+
+/// Test hook: panics inside a task on the binding's runtime (a real panic, through the same bridge as every
+/// workspace call), so tests can check that it surfaces as `InternalError` rather than aborting.
+#[pyfunction]
+fn _panic_in_task(py: Python<'_>, message: String) -> PyResult<()> {
+    runtime::wait_for_future(py, move || async move {
+        tokio::task::spawn_blocking(move || -> () { panic!("{message}") }).await.unwrap_or_else(|e| {
+            std::panic::resume_unwind(e.into_panic());
+        })
+    })
 }

@@ -55,7 +55,11 @@ where
                 tokio::select! {
                     joined = &mut task => {
                         return joined.map_err(|e| {
-                            pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
+                            if e.is_panic() {
+                                crate::error::panic_to_py(e.into_panic())
+                            } else {
+                                pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
+                            }
                         });
                     }
                     _ = tokio::time::sleep(SIGNAL_CHECK) => {

@@ -97,3 +97,13 @@ def test_rule_past_the_limit_is_a_rule_error(users, dialect, wrapper, as_text, e
         with pytest.raises(segkit.RuleError, match="MAX_RULE_DEPTH"):
             call()
     assert "too_deep" not in [s.name for s in users.segments()]
+
+
+def test_a_panic_in_a_task_is_an_internal_error_not_an_abort():
+    with pytest.raises(segkit.InternalError, match="Rust panic.*boom in a blocking task") as info:
+        _segkit._panic_in_task("boom in a blocking task")
+    assert isinstance(info.value, segkit.SegkitError)
+    assert info.value.kind == "internal"
+    # the runtime survives: the next call works
+    with pytest.raises(segkit.InternalError):
+        _segkit._panic_in_task("again")
