@@ -346,6 +346,8 @@ export declare class ConflictError extends SegkitError {}
 export declare class InvalidArgumentError extends SegkitError {}
 export declare class StorageError extends SegkitError {}
 export declare class EngineError extends SegkitError {}
+/** A bug in segkit: a Rust panic, reported as an error instead of aborting the process. */
+export declare class InternalError extends SegkitError {}
 
 /** Version of the native module. */
 export declare function version(): string;

@@ -66,6 +66,8 @@ class InvalidArgumentError extends SegkitError {}
 class StorageError extends SegkitError {}
 /** Arrow, DataFusion or JSON failed. */
 class EngineError extends SegkitError {}
+/** A bug in segkit: a Rust panic, reported as an error instead of aborting the process. */
+class InternalError extends SegkitError {}
 
 const CLASSES = {
   definition: DefinitionError,
@@ -76,6 +78,7 @@ const CLASSES = {
   invalid_argument: InvalidArgumentError,
   storage: StorageError,
   engine: EngineError,
+  internal: InternalError,
 };
 
 function formatChain(chain) {
@@ -105,6 +108,11 @@ function convertError(e) {
       }
       return err;
     }
+  }
+  // napi turns a panic in an async native call into this rejection (the panic message stays on stderr).
+  if (e && e.code === 'GenericFailure' && /^Panic in (async|sync) function/.test(message)) {
+    const text = `internal error (a Rust panic inside segkit; please report it): ${message}`;
+    return new InternalError(text, { kind: 'internal', causes: [text], cause: e });
   }
   // Argument conversion failures raised by napi itself (wrong JS type for a parameter).
   if (e && (e.code === 'InvalidArg' || e.code === 'NumberExpected' || e.code === 'StringExpected' || e instanceof TypeError)) {
@@ -540,10 +548,13 @@ module.exports = {
   InvalidArgumentError,
   StorageError,
   EngineError,
+  InternalError,
   testing,
   version: native.version,
   /** Bounds core enforces on rules (from the native module; see docs/limits.md). */
   limits: Object.freeze({ maxRuleDepth: native.maxRuleDepth() }),
   /** @internal */
   convertError,
+  /** @internal test hook: a real panic inside an async native call */
+  __panicInTask: (message) => call(() => native.__panicInTask(message)),
 };

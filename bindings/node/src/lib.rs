@@ -376,6 +376,12 @@ pub fn max_rule_depth() -> u32 {
     segkit::limits::MAX_RULE_DEPTH as u32
 }
 
+/// Test hook: panics inside an async native call, to check that it reaches JS as an error (not an abort or a hang).
+#[napi(js_name = "__panicInTask")]
+pub async fn panic_in_task(message: String) -> Result<()> {
+    panic!("{message}")
+}
+
 #[napi]
 pub async fn open_workspace(path: String, options: Option<Value>) -> Result<NativeWorkspace> {
     let mut opts = segkit::WorkspaceOptions::default();

@@ -107,3 +107,19 @@ test('rules past the limit, up to 100,000 deep, are RuleErrors naming it', async
   }
   assert.ok(!ws.segments().some((s) => s.name === 'too_deep'));
 });
+
+test('a panic in an async native call is an InternalError, not an abort', async () => {
+  const { InternalError, __panicInTask } = require('..');
+  for (let k = 0; k < 2; k++) {
+    await assert.rejects(__panicInTask('boom'), (e) => {
+      assert.ok(e instanceof InternalError, `got ${e && e.name}: ${e && e.message}`);
+      assert.ok(e instanceof SegkitError);
+      assert.equal(e.kind, 'internal');
+      assert.match(e.message, /Rust panic/);
+      return true;
+    });
+  }
+  // the process and the runtime survive
+  const ws = await users();
+  assert.equal(ws.entities().length, 1);
+});
