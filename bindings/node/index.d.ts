@@ -353,3 +353,5 @@ export declare class InternalError extends SegkitError {}
 export declare function version(): string;
 /** Bounds core enforces on rules (see docs/limits.md). */
 export declare const limits: { readonly maxRuleDepth: number };
+/** @internal Test hook: a real panic inside an async native call; rejects with InternalError. */
+export declare function __panicInTask(message: string): Promise<never>;
