@@ -13,50 +13,8 @@ use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entities (
-    name TEXT PRIMARY KEY,
-    definition TEXT NOT NULL,
-    snapshot INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    entity TEXT NOT NULL REFERENCES entities(name) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    files TEXT NOT NULL,
-    row_count INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (entity, version)
-);
-CREATE TABLE IF NOT EXISTS ingests (
-    id TEXT PRIMARY KEY,
-    entity TEXT NOT NULL,
-    source TEXT NOT NULL,
-    snapshot INTEGER,
-    report TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS segments (
-    name TEXT PRIMARY KEY,
-    entity TEXT NOT NULL,
-    definition TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS segment_runs (
-    segment TEXT NOT NULL,
-    run INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    duration_ms REAL NOT NULL,
-    member_count INTEGER NOT NULL,
-    entered INTEGER NOT NULL,
-    exited INTEGER NOT NULL,
-    membership_file TEXT NOT NULL,
-    snapshot INTEGER NOT NULL,
-    PRIMARY KEY (segment, run)
-);
-"#;
+mod migrations;
+pub use migrations::SCHEMA_VERSION;
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -116,14 +74,18 @@ fn now_text() -> String {
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", [])?;
+        migrations::migrate(&mut conn, path)?;
         Ok(Catalog { conn: Mutex::new(conn) })
+    }
+
+    /// The schema version of this catalog (after [`Catalog::open`] it is [`SCHEMA_VERSION`]).
+    pub fn schema_version(&self) -> Result<u32> {
+        self.with(|c| migrations::user_version(c))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
