@@ -13,50 +13,8 @@ use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS entities (
-    name TEXT PRIMARY KEY,
-    definition TEXT NOT NULL,
-    snapshot INTEGER NOT NULL DEFAULT 0,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    entity TEXT NOT NULL REFERENCES entities(name) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    files TEXT NOT NULL,
-    row_count INTEGER NOT NULL,
-    operation TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (entity, version)
-);
-CREATE TABLE IF NOT EXISTS ingests (
-    id TEXT PRIMARY KEY,
-    entity TEXT NOT NULL,
-    source TEXT NOT NULL,
-    snapshot INTEGER,
-    report TEXT NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS segments (
-    name TEXT PRIMARY KEY,
-    entity TEXT NOT NULL,
-    definition TEXT NOT NULL,
-    updated_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS segment_runs (
-    segment TEXT NOT NULL,
-    run INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    duration_ms REAL NOT NULL,
-    member_count INTEGER NOT NULL,
-    entered INTEGER NOT NULL,
-    exited INTEGER NOT NULL,
-    membership_file TEXT NOT NULL,
-    snapshot INTEGER NOT NULL,
-    PRIMARY KEY (segment, run)
-);
-"#;
+mod migrations;
+pub use migrations::SCHEMA_VERSION;
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -109,6 +67,28 @@ pub struct Catalog {
     conn: Mutex<Connection>,
 }
 
+/// Catalog failures become [`Error::Catalog`] with an opaque cause, so `?` works on rusqlite calls inside the crate
+/// while rusqlite stays out of the public error type. SQLite's "database is busy/locked" (another process held
+/// the write lock past the busy timeout) is a retryable [`Error::Conflict`], not raw SQLite text.
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+        if matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked)) {
+            return Error::Conflict {
+                what: "the catalog".into(),
+                message: format!(
+                    "the catalog database is locked by another writer (waited {} s); retry the operation",
+                    BUSY_TIMEOUT.as_secs()
+                ),
+            };
+        }
+        Error::Catalog { message: e.to_string(), cause: Some(Box::new(e)) }
+    }
+}
+
+/// How long a catalog call waits for another writer's lock before failing with [`Error::Conflict`].
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339()
 }
@@ -116,14 +96,18 @@ fn now_text() -> String {
 impl Catalog {
     /// Opens (creating if needed) the catalog at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.execute_batch(SCHEMA)?;
-        conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", [])?;
+        migrations::migrate(&mut conn, path)?;
         Ok(Catalog { conn: Mutex::new(conn) })
+    }
+
+    /// The schema version of this catalog (after [`Catalog::open`] it is [`SCHEMA_VERSION`]).
+    pub fn schema_version(&self) -> Result<u32> {
+        self.with(|c| migrations::user_version(c))
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
@@ -464,5 +448,41 @@ impl Catalog {
                 Err(e) => Err(e.into()),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+    use crate::model::{Attribute, DataType};
+
+    #[test]
+    fn a_locked_catalog_is_a_retryable_conflict_not_raw_sqlite_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("segkit.db");
+        let cat = Catalog::open(&path).unwrap();
+        cat.conn.lock().unwrap().busy_timeout(std::time::Duration::ZERO).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let e = cat.put_entity(&Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64)));
+        let e = e.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Conflict, "{e:?}");
+        assert!(
+            e.to_string().starts_with("concurrent modification of the catalog: the catalog database is locked"),
+            "{e}"
+        );
+        other.execute_batch("ROLLBACK").unwrap();
+        cat.put_entity(&Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).unwrap();
+    }
+
+    #[test]
+    fn other_sqlite_failures_are_opaque_catalog_errors_with_a_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("segkit.db")).unwrap();
+        let e = cat.with(|c| Ok(c.execute("INSERT INTO no_such_table VALUES (1)", [])?)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Storage);
+        assert!(matches!(&e, Error::Catalog { message, cause: Some(_) } if message.contains("no such table")), "{e:?}");
+        assert_eq!(e.chain()[0], "catalog error: no such table: no_such_table");
     }
 }

@@ -77,9 +77,17 @@ pub enum Error {
     /// An argument is out of range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// The catalog database failed.
-    #[error("catalog error: {0}")]
-    Catalog(#[from] rusqlite::Error),
+    /// The catalog database failed (a busy or locked catalog is [`Error::Conflict`] instead: retry it).
+    ///
+    /// The cause is opaque on purpose: the catalog's storage engine is not part of segkit's API.
+    #[error("catalog error: {message}")]
+    Catalog {
+        /// What went wrong.
+        message: String,
+        /// The underlying cause, if any.
+        #[source]
+        cause: Option<BoxError>,
+    },
     /// Arrow failed.
     #[error("arrow error: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
@@ -151,7 +159,7 @@ impl Error {
             Error::Ingest { .. } | Error::Source { .. } => ErrorKind::Ingest,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
-            Error::Catalog(_) | Error::ObjectStore(_) | Error::Parquet(_) | Error::Io(_) => ErrorKind::Storage,
+            Error::Catalog { .. } | Error::ObjectStore(_) | Error::Parquet(_) | Error::Io(_) => ErrorKind::Storage,
             Error::Arrow(_) | Error::DataFusion(_) | Error::Json(_) => ErrorKind::Engine,
         }
     }

@@ -10,13 +10,16 @@ use crate::error::{Error, Result};
 use crate::model::{DataType, Entity};
 
 /// What type checking needs to know beyond the entity itself: other entities and segments.
+///
+/// Every lookup returns a [`Result`]: a failing catalog is an error of the check, never an empty answer that
+/// would read as "not defined".
 pub trait Resolver {
     /// All entities.
-    fn entities(&self) -> Vec<Entity>;
-    /// A segment's entity and rule, if it exists.
-    fn segment(&self, name: &str) -> Option<(String, Rule)>;
+    fn entities(&self) -> Result<Vec<Entity>>;
+    /// A segment's entity and rule, or `None` if no segment has that name.
+    fn segment(&self, name: &str) -> Result<Option<(String, Rule)>>;
     /// Names of all segments (for suggestions).
-    fn segment_names(&self) -> Vec<String>;
+    fn segment_names(&self) -> Result<Vec<String>>;
     /// The time zone calendar windows count in (default UTC).
     fn time_zone(&self) -> chrono_tz::Tz {
         chrono_tz::Tz::UTC
@@ -27,14 +30,14 @@ pub trait Resolver {
 struct NoResolver;
 
 impl Resolver for NoResolver {
-    fn entities(&self) -> Vec<Entity> {
-        vec![]
+    fn entities(&self) -> Result<Vec<Entity>> {
+        Ok(vec![])
     }
-    fn segment(&self, _: &str) -> Option<(String, Rule)> {
-        None
+    fn segment(&self, _: &str) -> Result<Option<(String, Rule)>> {
+        Ok(None)
     }
-    fn segment_names(&self) -> Vec<String> {
-        vec![]
+    fn segment_names(&self) -> Result<Vec<String>> {
+        Ok(vec![])
     }
 }
 
@@ -137,7 +140,7 @@ impl Cx<'_> {
                         format!("`{}` is not a link of entity `{}`{hint}", l.via, entity.name),
                     ));
                 };
-                let entities = self.resolver.entities();
+                let entities = self.resolver.entities()?;
                 let target = entities
                     .iter()
                     .find(|e| e.name == link.entity)
@@ -152,8 +155,8 @@ impl Cx<'_> {
             Rule::InSegment(r) => {
                 let key = if r.negated { "not_in_segment" } else { "in_segment" };
                 let p = join(path, key);
-                let Some((seg_entity, seg_rule)) = self.resolver.segment(&r.segment) else {
-                    let names = self.resolver.segment_names();
+                let Some((seg_entity, seg_rule)) = self.resolver.segment(&r.segment)? else {
+                    let names = self.resolver.segment_names()?;
                     let hint = crate::error::hint(&r.segment, names.iter().map(String::as_str));
                     return Err(Error::rule(p, format!("segment `{}` is not defined{hint}", r.segment)));
                 };
@@ -221,7 +224,7 @@ impl Cx<'_> {
     }
 
     fn check_behavior(&mut self, b: &Behavior, profile: &Entity, path: &str) -> Result<CheckedBehavior> {
-        let entities = self.resolver.entities();
+        let entities = self.resolver.entities()?;
         let Some(event) = entities.iter().find(|e| e.name == b.event) else {
             let hint = crate::error::hint(&b.event, entities.iter().map(|e| e.name.as_str()));
             return Err(Error::rule(join(path, "event"), format!("entity `{}` is not defined{hint}", b.event)));
@@ -601,5 +604,64 @@ mod tests {
             assert_eq!(parse_timestamp(s), Some(want), "{s}");
         }
         assert_eq!(parse_timestamp("30/06/2026"), None);
+    }
+}
+
+#[cfg(test)]
+mod resolver_errors {
+    use super::*;
+    use crate::model::{Attribute, DataType};
+
+    /// A resolver whose catalog is broken: every lookup fails.
+    struct Broken;
+
+    impl Resolver for Broken {
+        fn entities(&self) -> Result<Vec<Entity>> {
+            Err(Error::InvalidArgument("catalog is down (entities)".into()))
+        }
+        fn segment(&self, _: &str) -> Result<Option<(String, Rule)>> {
+            Err(Error::InvalidArgument("catalog is down (segment)".into()))
+        }
+        fn segment_names(&self) -> Result<Vec<String>> {
+            Err(Error::InvalidArgument("catalog is down (segment names)".into()))
+        }
+    }
+
+    /// A resolver that knows a segment exists but cannot list names for a suggestion.
+    struct NoNames;
+
+    impl Resolver for NoNames {
+        fn entities(&self) -> Result<Vec<Entity>> {
+            Ok(vec![])
+        }
+        fn segment(&self, _: &str) -> Result<Option<(String, Rule)>> {
+            Ok(None)
+        }
+        fn segment_names(&self) -> Result<Vec<String>> {
+            Err(Error::InvalidArgument("catalog is down (segment names)".into()))
+        }
+    }
+
+    fn people() -> Entity {
+        Entity::profile("people", "id").attribute(Attribute::new("id", DataType::Int64))
+    }
+
+    fn parse(v: serde_json::Value) -> Rule {
+        Rule::parse(&v, crate::rules::Dialect::Auto).unwrap()
+    }
+
+    #[test]
+    fn catalog_failures_propagate_instead_of_reading_as_not_defined() {
+        let seg = parse(serde_json::json!({"in_segment": "x"}));
+        let e = check_with(&seg, &people(), &Broken, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: catalog is down (segment)");
+        let e = check_with(&seg, &people(), &NoNames, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: catalog is down (segment names)");
+        let performed = parse(serde_json::json!({"performed": {"event": "clicks"}}));
+        let e = check_with(&performed, &people(), &Broken, &[]).unwrap_err();
+        assert_eq!(e.to_string(), "invalid argument: catalog is down (entities)");
+        // With a working resolver the same rules are ordinary rule errors.
+        let e = check_with(&seg, &people(), &NoResolver, &[]).unwrap_err();
+        assert!(matches!(e, Error::Rule { .. }) && e.to_string().contains("segment `x` is not defined"), "{e}");
     }
 }

@@ -115,7 +115,21 @@ impl Workspace {
                 }
             }
             if done.len() == before {
-                return Err(Error::Conflict { what: format!("segment `{name}`"), message: "reference cycle".into() });
+                // Only a catalog written around the checker (which refuses cycles) can get here; name the cycle.
+                let stuck = |d: &String| set.contains(d) && !done.contains(d);
+                let mut path: Vec<String> = order.iter().find(|d| stuck(d)).into_iter().cloned().collect();
+                while let Some(next) = path.last().and_then(|d| graph[d].iter().find(|u| stuck(u))) {
+                    if let Some(i) = path.iter().position(|p| p == next) {
+                        path.drain(..i);
+                        path.push(next.clone());
+                        break;
+                    }
+                    path.push(next.clone());
+                }
+                return Err(Error::definition(
+                    format!("segment `{name}`"),
+                    format!("segment references form a cycle: {}", path.join(" → ")),
+                ));
             }
         }
         Ok(done)
@@ -123,14 +137,14 @@ impl Workspace {
 }
 
 impl Resolver for Workspace {
-    fn entities(&self) -> Vec<Entity> {
-        self.inner.catalog.entities().unwrap_or_default()
+    fn entities(&self) -> Result<Vec<Entity>> {
+        self.inner.catalog.entities()
     }
-    fn segment(&self, name: &str) -> Option<(String, crate::rules::Rule)> {
-        self.inner.catalog.segment(name).ok().flatten().map(|s| (s.entity, s.rule))
+    fn segment(&self, name: &str) -> Result<Option<(String, crate::rules::Rule)>> {
+        Ok(self.inner.catalog.segment(name)?.map(|s| (s.entity, s.rule)))
     }
-    fn segment_names(&self) -> Vec<String> {
-        self.inner.catalog.segments().unwrap_or_default().into_iter().map(|s| s.name).collect()
+    fn segment_names(&self) -> Result<Vec<String>> {
+        Ok(self.inner.catalog.segments()?.into_iter().map(|s| s.name).collect())
     }
     fn time_zone(&self) -> chrono_tz::Tz {
         Workspace::time_zone(self)

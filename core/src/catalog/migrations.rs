@@ -1,0 +1,121 @@
+//! Numbered schema migrations of the catalog.
+//!
+//! The catalog's schema version is SQLite's `PRAGMA user_version`; [`MIGRATIONS`]`[i]` takes a catalog from
+//! version `i` to `i + 1`, in one transaction together with the new `user_version` (and the `meta.schema_version`
+//! row kept for people reading the file), so a crash leaves a catalog at one version or the next, never between.
+//!
+//! **Rule: the list is append-only.** A migration that has shipped is never edited, reordered or removed — a
+//! catalog made by any released segkit must open in every later one. A schema change is a new entry at the end.
+//! A catalog whose version is higher than this build knows was written by a newer segkit and is refused, not
+//! misread. `tests/fixtures/workspace-v1/` is a workspace written at version 1; `core/tests/migrations.rs` opens it.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// Version 1: the schema before numbered migrations existed. Every statement is `IF NOT EXISTS`, so a v1 catalog
+/// made before migrations (`user_version = 0`, `meta.schema_version = '1'`) is adopted unchanged.
+const V1: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    snapshot INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    entity TEXT NOT NULL REFERENCES entities(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    files TEXT NOT NULL,
+    row_count INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (entity, version)
+);
+CREATE TABLE IF NOT EXISTS ingests (
+    id TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    source TEXT NOT NULL,
+    snapshot INTEGER,
+    report TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segments (
+    name TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    definition TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment_runs (
+    segment TEXT NOT NULL,
+    run INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    duration_ms REAL NOT NULL,
+    member_count INTEGER NOT NULL,
+    entered INTEGER NOT NULL,
+    exited INTEGER NOT NULL,
+    membership_file TEXT NOT NULL,
+    snapshot INTEGER NOT NULL,
+    PRIMARY KEY (segment, run)
+);
+"#;
+
+/// Version 2: named sources for the connectors (a sync's cursor is committed in the same transaction as the
+/// snapshot it produced, so `cursor` and `snapshot` change together), and an index for the per-entity ingest
+/// history that [`Catalog::ingests`](super::Catalog::ingests) and quarantine clearing read today.
+const V2: &str = r#"
+CREATE TABLE sources (
+    name TEXT PRIMARY KEY,
+    entity TEXT NOT NULL,
+    config TEXT NOT NULL,
+    mapping TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    cursor TEXT,
+    snapshot INTEGER,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX ingests_by_entity ON ingests(entity, created_at);
+"#;
+
+/// The migrations, in order; see the module doc for the append-only rule.
+const MIGRATIONS: &[&str] = &[V1, V2];
+
+/// The schema version this build of segkit writes (the number of migrations).
+pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
+
+pub(super) fn user_version(c: &Connection) -> Result<u32> {
+    Ok(c.pragma_query_value(None, "user_version", |r| r.get::<_, u32>(0))?)
+}
+
+/// Brings the catalog at `path` to [`SCHEMA_VERSION`], one transaction per migration.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    loop {
+        // IMMEDIATE takes the write lock before reading the version, so two processes opening one catalog at
+        // once run each migration exactly once.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let current = user_version(&tx)?;
+        if current > SCHEMA_VERSION {
+            return Err(Error::definition(
+                format!("catalog {}", path.display()),
+                format!(
+                    "schema version {current} was written by a newer segkit; this build knows versions up to \
+                     {SCHEMA_VERSION} — upgrade segkit to open it"
+                ),
+            ));
+        }
+        if current == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let next = current + 1;
+        tx.execute_batch(MIGRATIONS[current as usize])?;
+        tx.pragma_update(None, "user_version", next)?;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [next.to_string()],
+        )?;
+        tx.commit()?;
+    }
+}
