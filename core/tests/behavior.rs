@@ -513,3 +513,23 @@ async fn sequence_steps_may_test_another_linked_entity() {
         "within": "2 days"}});
     assert_eq!(members(&ws, "electronics_buyers", "people", rule).await.unwrap(), vec![1]);
 }
+
+#[tokio::test]
+async fn plans_name_nodes_by_id_and_are_the_same_on_every_run() {
+    let (_dir, ws) = workspace().await;
+    members(&ws, "buyers", "people", json!({"performed": purchases(json!({}))})).await.unwrap();
+    let rule = json!({"or": [
+        {"in_segment": "buyers"},
+        {"and": [
+            {"attribute": "age", "op": "gt", "value": 30},
+            {"performed": purchases(json!({"having": [{"count": {"ge": 2}}]}))}
+        ]}
+    ]});
+    members(&ws, "mixed", "people", rule).await.unwrap();
+    let first = ws.query_plan("mixed").await.unwrap();
+    assert_eq!(first, ws.query_plan("mixed").await.unwrap(), "the plan text is deterministic");
+    // Subqueries are named after node ids assigned in checking order, not after memory addresses: the
+    // referenced segment's behaviour is node 2 (after its filter predicate 0 and its implicit count threshold 1),
+    // the reference 3, `age` 4, the second behaviour 7 (after its filter predicate 5 and threshold 6).
+    assert!(first.contains("__in_2@0") && first.contains("__in_7@0"), "{first}");
+}

@@ -56,7 +56,7 @@ pub fn check(rule: &Rule, entity: &Entity) -> Result<Checked> {
 /// `defining` lists the segments being defined (the caller's own name): a reference back to one of them is a
 /// cycle and an error.
 pub fn check_with(rule: &Rule, entity: &Entity, resolver: &dyn Resolver, defining: &[String]) -> Result<Checked> {
-    let mut cx = Cx { resolver, stack: defining.to_vec(), tz: resolver.time_zone() };
+    let mut cx = Cx { resolver, stack: defining.to_vec(), tz: resolver.time_zone(), next_id: 0 };
     Ok(simplify(cx.check_at(rule, entity, "")?))
 }
 
@@ -64,6 +64,8 @@ struct Cx<'a> {
     resolver: &'a dyn Resolver,
     stack: Vec<String>,
     tz: chrono_tz::Tz,
+    /// The next [`NodeId`](super::checked::NodeId) to hand out.
+    next_id: u32,
 }
 
 fn simplify(c: Checked) -> Checked {
@@ -105,6 +107,12 @@ fn join(path: &str, part: impl std::fmt::Display) -> String {
 }
 
 impl Cx<'_> {
+    fn fresh(&mut self) -> u32 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
     fn check_at(&mut self, rule: &Rule, entity: &Entity, path: &str) -> Result<Checked> {
         let here = if path.is_empty() { "<root>" } else { path };
         Ok(match rule {
@@ -121,7 +129,11 @@ impl Cx<'_> {
                     .collect::<Result<_>>()?,
             ),
             Rule::Not(r) => Checked::Not(Box::new(self.check_at(r, entity, &join(path, "not"))?)),
-            Rule::Condition(c) => Checked::Pred(check_condition(c, entity, here, self.tz)?),
+            Rule::Condition(c) => {
+                let mut p = check_condition(c, entity, here, self.tz)?;
+                p.id = self.fresh();
+                Checked::Pred(p)
+            }
             Rule::Performed(b) => {
                 let key = if b.negated { "not_performed" } else { "performed" };
                 Checked::Behavior(Box::new(self.check_behavior(b, entity, &join(path, key))?))
@@ -150,7 +162,8 @@ impl Cx<'_> {
                     .clone();
                 let target_attribute = link.target.clone().or_else(|| target.key.clone()).unwrap_or_default();
                 let rule = simplify(self.check_at(&l.rule, &target, &join(&p, "where"))?);
-                Checked::Linked(Box::new(CheckedLinked { via: l.via.clone(), target, target_attribute, rule }))
+                let id = self.fresh();
+                Checked::Linked(Box::new(CheckedLinked { id, via: l.via.clone(), target, target_attribute, rule }))
             }
             Rule::InSegment(r) => {
                 let key = if r.negated { "not_in_segment" } else { "in_segment" };
@@ -180,6 +193,7 @@ impl Cx<'_> {
                 });
                 self.stack.pop();
                 Checked::InSegment(Box::new(CheckedSegmentRef {
+                    id: self.fresh(),
                     segment: r.segment.clone(),
                     negated: r.negated,
                     stored: r.stored,
@@ -211,6 +225,7 @@ impl Cx<'_> {
         let within = q.within.as_ref().map(|v| window(v, &join(path, "within"), self.tz)).transpose()?;
         let within_last = q.within_last.as_ref().map(|v| window(v, &join(path, "within_last"), self.tz)).transpose()?;
         Ok(CheckedSequence {
+            id: self.fresh(),
             event: b.event,
             link: b.link,
             time: b.time,
@@ -347,15 +362,17 @@ impl Cx<'_> {
                 ..Entity::profile("aggregate", alias.clone())
             };
             let cond = Condition { attribute: alias.clone(), op: a.op, value: a.value.clone() };
-            let pred = check_condition(&cond, &synthetic, &p, self.tz).map_err(|e| match e {
+            let mut pred = check_condition(&cond, &synthetic, &p, self.tz).map_err(|e| match e {
                 Error::Rule { path, message } => {
                     Error::rule(path.replace(".attribute", ""), message.replace(&alias, a.func.name()))
                 }
                 other => other,
             })?;
+            pred.id = self.fresh();
             having.push(CheckedAggregate { func: a.func, attribute: a.attribute.clone(), alias, pred });
         }
         Ok(CheckedBehavior {
+            id: self.fresh(),
             event: event.clone(),
             link: link.attribute.clone(),
             time,
@@ -518,7 +535,7 @@ fn check_condition(c: &Condition, entity: &Entity, path: &str, tz: chrono_tz::Tz
             Test::WithinLast { window: window(&c.value, &vpath, tz)?, negated: c.op == Op::NotWithinLast }
         }
     };
-    Ok(Pred { attribute: attr.name.clone(), data_type: t.clone(), test })
+    Ok(Pred { id: 0, attribute: attr.name.clone(), data_type: t.clone(), test })
 }
 
 #[cfg(test)]
@@ -663,5 +680,40 @@ mod resolver_errors {
         // With a working resolver the same rules are ordinary rule errors.
         let e = check_with(&seg, &people(), &NoResolver, &[]).unwrap_err();
         assert!(matches!(e, Error::Rule { .. }) && e.to_string().contains("segment `x` is not defined"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod node_ids {
+    use super::*;
+    use crate::model::{Attribute, DataType};
+
+    #[test]
+    fn ids_are_assigned_in_order_and_unique() {
+        let e = Entity::profile("people", "id")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("age", DataType::Int64));
+        let rule = Rule::parse(
+            &serde_json::json!({"or": [
+                {"attribute": "age", "op": "gt", "value": 1},
+                {"not": {"attribute": "age", "op": "lt", "value": 9}},
+                {"attribute": "id", "op": "eq", "value": 3}
+            ]}),
+            crate::rules::Dialect::Auto,
+        )
+        .unwrap();
+        let c = check(&rule, &e).unwrap();
+        let mut ids = vec![];
+        fn preds(c: &Checked, out: &mut Vec<u32>) {
+            match c {
+                Checked::Pred(p) => out.push(p.id),
+                Checked::Not(x) => preds(x, out),
+                Checked::And(v) | Checked::Or(v) => v.iter().for_each(|x| preds(x, out)),
+                _ => {}
+            }
+        }
+        preds(&c, &mut ids);
+        assert_eq!(ids, vec![0, 1, 2]);
+        assert_eq!(check(&rule, &e).unwrap(), c, "checking twice gives the same ids");
     }
 }

@@ -142,6 +142,10 @@ pub enum Test {
     },
 }
 
+/// A node's id within one checked rule: assigned in order during checking (from 0, depth first), so the names a
+/// plan derives from it (`__p{id}`, `__behavior_{id}`, `__in_{id}`) are the same on every run.
+pub type NodeId = u32;
+
 /// A type-checked rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Checked {
@@ -166,6 +170,8 @@ pub enum Checked {
 /// A checked sequence condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedSequence {
+    /// The node id (see [`NodeId`]).
+    pub id: NodeId,
     /// The event entity.
     pub event: Entity,
     /// Its attribute linking to this profile.
@@ -189,6 +195,8 @@ pub struct CheckedSequence {
 /// A checked rule on a linked entity.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedLinked {
+    /// The node id (see [`NodeId`]).
+    pub id: NodeId,
     /// The link attribute of this entity.
     pub via: String,
     /// The linked entity.
@@ -202,6 +210,8 @@ pub struct CheckedLinked {
 /// A type-checked behavioural condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedBehavior {
+    /// The node id (see [`NodeId`]).
+    pub id: NodeId,
     /// The event entity.
     pub event: Entity,
     /// The event attribute that holds this profile's key.
@@ -271,6 +281,8 @@ pub struct CheckedAggregate {
 /// A checked segment reference.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckedSegmentRef {
+    /// The node id (see [`NodeId`]).
+    pub id: NodeId,
     /// The referenced segment.
     pub segment: String,
     /// `not_in_segment`.
@@ -284,6 +296,8 @@ pub struct CheckedSegmentRef {
 /// A typed predicate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pred {
+    /// The node id (see [`NodeId`]).
+    pub id: NodeId,
     /// Attribute name.
     pub attribute: String,
     /// Its type.

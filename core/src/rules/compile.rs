@@ -101,7 +101,7 @@ fn compile_polar(
             let inner_positive = positive != r.negated;
             let inner = if r.stored {
                 let plan = tables.stored_members(&r.segment)?.build()?;
-                unique_in(column(key), plan, r.as_ref() as *const _ as usize)?
+                unique_in(column(key), plan, r.id)?
             } else if inner_positive || two_valued(&r.rule) {
                 rec(&r.rule, inner_positive)?
             } else {
@@ -124,7 +124,7 @@ fn compile_polar(
                     )
                 })?
                 .build()?;
-            let test = unique_in(column(key), plan, q.as_ref() as *const _ as usize)?;
+            let test = unique_in(column(key), plan, q.id)?;
             if q.negated {
                 Expr::Not(Box::new(test))
             } else {
@@ -136,7 +136,7 @@ fn compile_polar(
             let inner = compile_polar(&l.rule, now, &target_key, &l.target.name, tables, true)?;
             let plan =
                 tables.scan(&l.target.name)?.filter(inner)?.project(vec![column(&l.target_attribute)])?.build()?;
-            let test = unique_in(column(&l.via), plan, l.as_ref() as *const _ as usize)?;
+            let test = unique_in(column(&l.via), plan, l.id)?;
             // A null link makes the condition unknown. `via IN (…)` is unknown for a null only when the subquery
             // is not empty, which is enough in positive positions (unknown and false select the same rows); under
             // `not`, where unknown and true are alike, a null link is made true explicitly.
@@ -180,7 +180,7 @@ fn compile_behavior(
         Some(m) => m.build()?,
         None => behavior_subquery(b, now, key, profile, tables)?,
     };
-    let test = unique_in(column(key), sub, b as *const _ as usize)?;
+    let test = unique_in(column(key), sub, b.id)?;
     Ok(if without_events { Expr::Not(Box::new(test)) } else { test })
 }
 
@@ -288,9 +288,9 @@ pub(crate) fn behavior_events(
 
 /// `expr IN (plan)`, with the subquery's one column renamed after the node (`id`): DataFusion's subquery
 /// decorrelation fails on two subqueries in one filter that produce the same column name.
-fn unique_in(expr: Expr, plan: LogicalPlan, id: usize) -> Result<Expr> {
+fn unique_in(expr: Expr, plan: LogicalPlan, id: super::NodeId) -> Result<Expr> {
     let name = plan.schema().field(0).name().clone();
-    let plan = LogicalPlanBuilder::from(plan).project(vec![column(&name).alias(format!("__in_{id:x}"))])?.build()?;
+    let plan = LogicalPlanBuilder::from(plan).project(vec![column(&name).alias(format!("__in_{id}"))])?.build()?;
     Ok(in_subquery(expr, Arc::new(plan)))
 }
 

@@ -27,7 +27,7 @@ pub use ast::{AggFn, Aggregate, Behavior, BehaviorWindow, Condition, LinkedRule,
 pub use check::{check, check_with, Resolver};
 pub use checked::{
     Checked, CheckedAggregate, CheckedBehavior, CheckedLinked, CheckedSegmentRef, CheckedSequence, CheckedWindow, Cmp,
-    ListMode, Literal, PatternKind, Pred, Test, TimeUnit, Window,
+    ListMode, Literal, NodeId, PatternKind, Pred, Test, TimeUnit, Window,
 };
 #[cfg(test)]
 pub(crate) use compile::days;

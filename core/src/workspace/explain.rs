@@ -136,9 +136,9 @@ impl Workspace {
         }
         collect(&checked, &mut preds);
         let mut select = vec![lit(true).alias("__exists")];
-        for (i, p) in preds.iter().enumerate() {
-            select.push(crate::rules::compile::compile_pred(p, now).alias(format!("__p{i}")));
-            select.push(column(&p.attribute).alias(format!("__v{i}")));
+        for p in &preds {
+            select.push(crate::rules::compile::compile_pred(p, now).alias(format!("__p{}", p.id)));
+            select.push(column(&p.attribute).alias(format!("__v{}", p.id)));
         }
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
         let row = concat(df.filter(column(&key_attr).eq(key_expr.clone()))?.select(select)?).await?;
@@ -146,15 +146,15 @@ impl Workspace {
             return Err(Error::not_found("entity key", format!("{}.{key_attr} = {key}", entity.name)));
         }
         let mut pred_values = HashMap::new();
-        for (i, p) in preds.iter().enumerate() {
-            let shown = cell(&row, &format!("__v{i}"))?;
+        for p in &preds {
+            let shown = cell(&row, &format!("__v{}", p.id))?;
             let pii = entity.get(&p.attribute).is_some_and(|a| a.pii);
             let detail = match shown {
                 None => format!("{} is null", p.attribute),
                 Some(_) if pii => format!("{} = *** (pii)", p.attribute),
                 Some(v) => format!("{} = {v}", p.attribute),
             };
-            pred_values.insert(*p as *const _ as usize, (bool_cell(&row, &format!("__p{i}"))?, detail));
+            pred_values.insert(p.id, (bool_cell(&row, &format!("__p{}", p.id))?, detail));
         }
 
         let ctx = Cx { ws: self, sources: &sources, now, key_attr: &key_attr, entity: &entity, key_expr, pred_values };
@@ -170,7 +170,7 @@ struct Cx<'a> {
     key_attr: &'a str,
     entity: &'a Entity,
     key_expr: Expr,
-    pred_values: HashMap<usize, (Option<bool>, String)>,
+    pred_values: HashMap<crate::rules::NodeId, (Option<bool>, String)>,
 }
 
 async fn concat(df: DataFrame) -> Result<RecordBatch> {
@@ -203,8 +203,7 @@ impl Cx<'_> {
                     }
                 }
                 Checked::Pred(p) => {
-                    let (value, detail) =
-                        self.pred_values.get(&(p as *const _ as usize)).cloned().unwrap_or((None, String::new()));
+                    let (value, detail) = self.pred_values.get(&p.id).cloned().unwrap_or((None, String::new()));
                     ExplainNode {
                         label: rule_label(&Checked::Pred(p.clone()).to_rule()),
                         value,

@@ -64,7 +64,7 @@ impl Workspace {
                 .map(|b| RecordBatch::try_new(schema.clone(), b.columns().to_vec()))
                 .collect::<Result<Vec<_>, _>>()?;
             let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
-            sources.materialized.insert(b as *const _ as usize, table);
+            sources.materialized.insert(b.id, table);
         }
         let expr = compile_with(checked, now, &key, &entity.name, &sources)?;
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
@@ -134,9 +134,9 @@ pub(super) struct PlanSources<'a> {
     ws: &'a Workspace,
     stored: HashMap<String, Arc<dyn TableProvider>>,
     /// Materialised behavioural subqueries, by the address of their node in the checked rule being compiled.
-    materialized: HashMap<usize, Arc<dyn TableProvider>>,
+    materialized: HashMap<crate::rules::NodeId, Arc<dyn TableProvider>>,
     /// The keys matching each sequence node, by the address of the node.
-    sequences: HashMap<usize, Arc<dyn TableProvider>>,
+    sequences: HashMap<crate::rules::NodeId, Arc<dyn TableProvider>>,
 }
 
 impl<'a> PlanSources<'a> {
@@ -178,7 +178,7 @@ impl Workspace {
             let (keys, _) = self.match_sequence(q, now, sources, None).await?;
             let schema = Arc::new(Schema::new(vec![Field::new(&q.link, keys.data_type().clone(), false)]));
             let batch = RecordBatch::try_new(schema.clone(), vec![keys])?;
-            sources.sequences.insert(q as *const _ as usize, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?));
+            sources.sequences.insert(q.id, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?));
         }
         Ok(())
     }
@@ -222,13 +222,13 @@ impl PlanSource for PlanSources<'_> {
         Ok(LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None)?)
     }
     fn materialized(&self, behavior: &crate::rules::CheckedBehavior) -> Option<LogicalPlanBuilder> {
-        let provider = self.materialized.get(&(behavior as *const _ as usize))?.clone();
-        let name = format!("__behavior_{}", behavior as *const _ as usize);
+        let provider = self.materialized.get(&behavior.id)?.clone();
+        let name = format!("__behavior_{}", behavior.id);
         LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None).ok()
     }
     fn sequence_matches(&self, sequence: &CheckedSequence) -> Option<LogicalPlanBuilder> {
-        let provider = self.sequences.get(&(sequence as *const _ as usize))?.clone();
-        let name = format!("__sequence_{}", sequence as *const _ as usize);
+        let provider = self.sequences.get(&sequence.id)?.clone();
+        let name = format!("__sequence_{}", sequence.id);
         LogicalPlanBuilder::scan(TableReference::bare(name.as_str()), provider_as_source(provider), None).ok()
     }
 }
