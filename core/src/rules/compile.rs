@@ -358,6 +358,16 @@ fn like_escape(s: &str) -> String {
 }
 
 pub(crate) fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
+    compile_pred_as(p, now, true)
+}
+
+/// [`compile_pred`] for projections (`explain`), where DataFusion plans no subqueries: a large list stays an
+/// `InList` (slower to plan, but `explain` looks at one row).
+pub(crate) fn compile_pred_inline(p: &Pred, now: DateTime<Utc>) -> Expr {
+    compile_pred_as(p, now, false)
+}
+
+fn compile_pred_as(p: &Pred, now: DateTime<Utc>, joins: bool) -> Expr {
     let c = column(&p.attribute);
     let t = &p.data_type;
     let elem = t.element().cloned().unwrap_or(DataType::String);
@@ -381,7 +391,7 @@ pub(crate) fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             if values.len() == 1 {
                 let op = if *negated { Operator::NotEq } else { Operator::Eq };
                 binary_expr(c, op, l(&values[0]))
-            } else if values.len() > LARGE_LIST {
+            } else if joins && values.len() > LARGE_LIST {
                 large_in(c, values, t, *negated, p as *const _ as usize)
             } else {
                 Expr::InList(InList::new(Box::new(c), values.iter().map(l).collect(), *negated))

@@ -137,7 +137,7 @@ impl Workspace {
         collect(&checked, &mut preds);
         let mut select = vec![lit(true).alias("__exists")];
         for (i, p) in preds.iter().enumerate() {
-            select.push(crate::rules::compile::compile_pred(p, now).alias(format!("__p{i}")));
+            select.push(crate::rules::compile::compile_pred_inline(p, now).alias(format!("__p{i}")));
             select.push(column(&p.attribute).alias(format!("__v{i}")));
         }
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
@@ -305,7 +305,7 @@ impl Cx<'_> {
         let mut project = vec![];
         for (j, a) in b.having.iter().enumerate() {
             project.push(column(&a.alias));
-            project.push(crate::rules::compile::compile_pred(&a.pred, self.now).alias(format!("__h{j}")));
+            project.push(crate::rules::compile::compile_pred_inline(&a.pred, self.now).alias(format!("__h{j}")));
         }
         let plan = events
             .filter(column(&b.link).eq(self.key_expr.clone()))?
