@@ -63,3 +63,19 @@ async fn explain_works_with_a_large_list() {
     assert!(!e.member, "{e}");
     assert_eq!(e.root.value, Some(false), "{e}");
 }
+
+/// `has_any` with a large list selects the rows holding any listed tag (compared with the one-value form).
+#[tokio::test]
+async fn has_any_with_a_large_list() {
+    let (_d, ws) = people_workspace().await;
+    let small = members(&ws, "small_any", "people", json!({"attribute": "tags", "op": "has_any", "value": ["vip"]}))
+        .await
+        .unwrap();
+    let mut values: Vec<String> = (0..100_000).map(|i| format!("T{i}")).collect();
+    values.push("vip".into());
+    let big = members(&ws, "big_any", "people", json!({"attribute": "tags", "op": "has_any", "value": values}))
+        .await
+        .unwrap();
+    assert_eq!(big, small);
+    assert!(!big.is_empty());
+}
