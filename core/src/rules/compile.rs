@@ -8,6 +8,13 @@ use datafusion::logical_expr::{binary_expr, lit, Between, Expr, Operator};
 
 use std::sync::Arc;
 
+use arrow::array::RecordBatch;
+use arrow::datatypes::{Field as ArrowField, Schema as ArrowSchema};
+use datafusion::common::TableReference;
+use datafusion::datasource::{provider_as_source, MemTable};
+use datafusion::logical_expr::expr::InSubquery;
+use datafusion::logical_expr::Subquery;
+
 use datafusion::common::JoinType;
 use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
 use datafusion::logical_expr::{in_subquery, LogicalPlan, LogicalPlanBuilder};
@@ -294,6 +301,32 @@ fn unique_in(expr: Expr, plan: LogicalPlan, id: super::NodeId) -> Result<Expr> {
     Ok(in_subquery(expr, Arc::new(plan)))
 }
 
+/// Above this many values an `in` / `not_in` list compiles to a semi (anti) join against an in-memory table
+/// of the values instead of an `InList` expression: DataFusion's logical passes over an `InList` grow faster than
+/// linearly with its length (a 1 M-value list did not plan in two minutes). Smaller lists stay `InList`s, which
+/// prune Parquet row groups by statistics.
+pub const LARGE_LIST: usize = 1024;
+
+/// `c [NOT] IN (table of values)`. The values are never null, so the three-valued semantics equal `InList`'s:
+/// a null `c` is unknown either way (the table is never empty).
+fn large_in(c: Expr, values: &[Literal], t: &DataType, negated: bool, id: usize) -> Expr {
+    let array = ScalarValue::iter_to_array(values.iter().map(|v| scalar(v, t)))
+        .expect("literals of one checked attribute share one type");
+    let schema =
+        Arc::new(ArrowSchema::new(vec![ArrowField::new(format!("__list_{id}"), array.data_type().clone(), false)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![array]).expect("one column matching its schema");
+    let table = MemTable::try_new(schema, vec![vec![batch]]).expect("batches match the schema");
+    let plan = LogicalPlanBuilder::scan(
+        TableReference::bare(format!("__list_table_{id}")),
+        provider_as_source(Arc::new(table)),
+        None,
+    )
+    .and_then(|b| b.build())
+    .expect("a scan of an in-memory table");
+    let sub = Subquery { subquery: Arc::new(plan), outer_ref_columns: vec![], spans: Default::default() };
+    Expr::InSubquery(InSubquery::new(Box::new(c), sub, negated))
+}
+
 /// An unqualified column reference (names are validated identifiers; no parsing of dots or case folding).
 pub fn column(name: &str) -> Expr {
     Expr::Column(Column::new_unqualified(name))
@@ -325,6 +358,16 @@ fn like_escape(s: &str) -> String {
 }
 
 pub(crate) fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
+    compile_pred_as(p, now, true)
+}
+
+/// [`compile_pred`] for projections (`explain`), where DataFusion plans no subqueries: a large list stays an
+/// `InList` (slower to plan, but `explain` looks at one row).
+pub(crate) fn compile_pred_inline(p: &Pred, now: DateTime<Utc>) -> Expr {
+    compile_pred_as(p, now, false)
+}
+
+fn compile_pred_as(p: &Pred, now: DateTime<Utc>, joins: bool) -> Expr {
     let c = column(&p.attribute);
     let t = &p.data_type;
     let elem = t.element().cloned().unwrap_or(DataType::String);
@@ -348,6 +391,8 @@ pub(crate) fn compile_pred(p: &Pred, now: DateTime<Utc>) -> Expr {
             if values.len() == 1 {
                 let op = if *negated { Operator::NotEq } else { Operator::Eq };
                 binary_expr(c, op, l(&values[0]))
+            } else if joins && values.len() > LARGE_LIST {
+                large_in(c, values, t, *negated, p.id as usize)
             } else {
                 Expr::InList(InList::new(Box::new(c), values.iter().map(l).collect(), *negated))
             }

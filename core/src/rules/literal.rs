@@ -36,13 +36,40 @@ pub(super) fn literals(v: &Value, t: &DataType, path: &str) -> Result<Vec<Litera
         return Err(Error::rule(path, "the list of values is empty"));
     }
     let mut out: Vec<Literal> = Vec::with_capacity(items.len());
+    // Duplicates are dropped through a hash set (a linear `contains` made a 1 M-value list quadratic).
+    let mut seen: std::collections::HashSet<LiteralKey> = std::collections::HashSet::with_capacity(items.len());
     for (i, x) in items.iter().enumerate() {
         let l = literal(x, t, &format!("{path}[{i}]"))?;
-        if !out.contains(&l) {
+        if seen.insert(literal_key(&l, i)) {
             out.push(l);
         }
     }
     Ok(out)
+}
+
+/// A hashable stand-in for a [`Literal`] with the same equality (`0.0 == -0.0`; a NaN equals nothing).
+#[derive(PartialEq, Eq, Hash)]
+enum LiteralKey {
+    String(String),
+    Int(i64),
+    Float(u64),
+    /// NaN: unequal to every literal, so each one is kept (numbered by position).
+    Nan(usize),
+    Bool(bool),
+    Date(i32),
+    Timestamp(i64),
+}
+
+fn literal_key(l: &Literal, position: usize) -> LiteralKey {
+    match l {
+        Literal::String(s) => LiteralKey::String(s.clone()),
+        Literal::Int(i) => LiteralKey::Int(*i),
+        Literal::Float(f) if f.is_nan() => LiteralKey::Nan(position),
+        Literal::Float(f) => LiteralKey::Float(if *f == 0.0 { 0 } else { f.to_bits() }),
+        Literal::Bool(b) => LiteralKey::Bool(*b),
+        Literal::Date(d) => LiteralKey::Date(*d),
+        Literal::Timestamp(t) => LiteralKey::Timestamp(*t),
+    }
 }
 
 /// Coerces one JSON value to a literal of type `t` (accepting UI-style strings such as `"30"`).

@@ -137,7 +137,7 @@ impl Workspace {
         collect(&checked, &mut preds);
         let mut select = vec![lit(true).alias("__exists")];
         for p in &preds {
-            select.push(crate::rules::compile::compile_pred(p, now).alias(format!("__p{}", p.id)));
+            select.push(crate::rules::compile::compile_pred_inline(p, now).alias(format!("__p{}", p.id)));
             select.push(column(&p.attribute).alias(format!("__v{}", p.id)));
         }
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
@@ -304,7 +304,7 @@ impl Cx<'_> {
         let mut project = vec![];
         for (j, a) in b.having.iter().enumerate() {
             project.push(column(&a.alias));
-            project.push(crate::rules::compile::compile_pred(&a.pred, self.now).alias(format!("__h{j}")));
+            project.push(crate::rules::compile::compile_pred_inline(&a.pred, self.now).alias(format!("__h{j}")));
         }
         let plan = events
             .filter(column(&b.link).eq(self.key_expr.clone()))?
