@@ -152,3 +152,12 @@ proptest! {
         pipeline(&v);
     }
 }
+
+/// Found by the fuzzer: `and(and(), or())` simplified to `and(or())`, which re-checked to `or()`.
+#[test]
+fn regression_simplify_is_idempotent() {
+    let v = json!({"combinator": "and", "not": true, "rules": [{"combinator": "and", "rules": []}, {"combinator": "or", "rules": []}]});
+    let checked = check(&Rule::parse(&v, Dialect::Auto).unwrap(), &people_entity()).unwrap();
+    assert_eq!(format!("{checked:?}"), "Not(Or([]))");
+    pipeline(&v);
+}

@@ -71,7 +71,9 @@ struct Cx<'a> {
 fn simplify(c: Checked) -> Checked {
     match c {
         Checked::And(v) | Checked::Or(v) if v.len() == 1 => simplify(v.into_iter().next().expect("len 1")),
-        Checked::And(v) => Checked::And(
+        // Flattening can leave one child (`and(and(), x)` → `and(x)`): collapse it too, so simplify is idempotent
+        // and the canonical form re-checks to the same tree (found by core/tests/fuzz_rules.rs).
+        Checked::And(v) => single(
             v.into_iter()
                 .map(simplify)
                 .flat_map(|x| match x {
@@ -79,8 +81,9 @@ fn simplify(c: Checked) -> Checked {
                     other => vec![other],
                 })
                 .collect(),
+            Checked::And,
         ),
-        Checked::Or(v) => Checked::Or(
+        Checked::Or(v) => single(
             v.into_iter()
                 .map(simplify)
                 .flat_map(|x| match x {
@@ -88,6 +91,7 @@ fn simplify(c: Checked) -> Checked {
                     other => vec![other],
                 })
                 .collect(),
+            Checked::Or,
         ),
         Checked::Not(x) => Checked::Not(Box::new(simplify(*x))),
         Checked::Behavior(mut b) => {
@@ -95,6 +99,14 @@ fn simplify(c: Checked) -> Checked {
             Checked::Behavior(b)
         }
         other => other,
+    }
+}
+
+fn single(mut v: Vec<Checked>, group: fn(Vec<Checked>) -> Checked) -> Checked {
+    if v.len() == 1 {
+        v.pop().expect("len 1")
+    } else {
+        group(v)
     }
 }
 
