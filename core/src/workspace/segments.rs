@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::model::{check_name, Entity};
+use crate::model::{check_name, name_fold, normalize_name, Entity};
 use crate::rules::{check_with, Resolver};
 use crate::segment::SegmentDefinition;
 
@@ -13,8 +13,25 @@ impl Workspace {
     /// Defines (or replaces) a segment after type-checking its rule against the entity.
     ///
     /// The rule is stored in canonical form (see [`Checked::to_rule`]); the stored definition is returned.
-    pub async fn define_segment(&self, segment: SegmentDefinition) -> Result<SegmentDefinition> {
+    pub async fn define_segment(&self, mut segment: SegmentDefinition) -> Result<SegmentDefinition> {
+        segment.name = normalize_name(&segment.name);
+        segment.entity = normalize_name(&segment.entity);
         check_name(&segment.name, "segment")?;
+        if let Some(other) = self
+            .inner
+            .catalog
+            .segments()?
+            .into_iter()
+            .find(|o| o.name != segment.name && name_fold(&o.name) == name_fold(&segment.name))
+        {
+            return Err(Error::definition(
+                "segment",
+                format!(
+                    "segment names `{}` and `{}` differ only by case; names must differ by more",
+                    other.name, segment.name
+                ),
+            ));
+        }
         let entity = self
             .entity(&segment.entity)
             .map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
@@ -35,7 +52,7 @@ impl Workspace {
 
     /// A segment definition.
     pub fn segment(&self, name: &str) -> Result<SegmentDefinition> {
-        match self.inner.catalog.segment(name)? {
+        match self.inner.catalog.segment(&normalize_name(name))? {
             Some(s) => Ok(s),
             None => {
                 let known = self.inner.catalog.segments()?;
