@@ -230,12 +230,13 @@ pub(crate) fn hint<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>
 
 /// The closest candidate to `name` among `candidates`, if one is close enough to be a likely typo.
 pub(crate) fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
-    let lower = name.to_ascii_lowercase();
+    // Unicode case folding and NFC, so non-ASCII names (`Straße`, `城市`) get hints too.
+    let lower = crate::model::name_fold(name);
     let edits_allowed = (lower.chars().count() / 3).max(1);
     candidates
         .into_iter()
         .map(|c| {
-            let c_lower = c.to_ascii_lowercase();
+            let c_lower = crate::model::name_fold(c);
             (strsim::jaro_winkler(&lower, &c_lower), strsim::levenshtein(&lower, &c_lower), c)
         })
         .filter(|(score, edits, _)| *score >= 0.8 || *edits <= edits_allowed)

@@ -362,6 +362,7 @@ impl Entity {
 
     /// Looks up an attribute by name.
     pub fn get(&self, name: &str) -> Option<&Attribute> {
+        let name = normalize_name(name);
         self.attributes.iter().find(|a| a.name == name)
     }
 
@@ -400,12 +401,21 @@ impl Entity {
         if self.attributes.is_empty() {
             return Err(Error::definition(&here, "an entity needs at least one attribute"));
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = std::collections::HashMap::new();
         for a in &self.attributes {
             let p = format!("{here}.attribute {}", a.name);
             check_name(&a.name, &p)?;
-            if !seen.insert(a.name.as_str()) {
-                return Err(Error::definition(p, "attribute is defined twice"));
+            if let Some(other) = seen.insert(name_fold(&a.name), a.name.as_str()) {
+                if other == a.name {
+                    return Err(Error::definition(p, "attribute is defined twice"));
+                }
+                return Err(Error::definition(
+                    p,
+                    format!(
+                        "attribute names `{other}` and `{}` differ only by case; names must differ by more",
+                        a.name
+                    ),
+                ));
             }
         }
         match (&self.kind, &self.key) {
@@ -524,6 +534,20 @@ impl Entity {
 
     /// Normalises derived flags (the key is never nullable).
     pub(crate) fn normalized(mut self) -> Result<Self> {
+        self.name = normalize_name(&self.name);
+        for a in &mut self.attributes {
+            a.name = normalize_name(&a.name);
+        }
+        for n in [&mut self.key, &mut self.timestamp].into_iter().flatten() {
+            *n = normalize_name(n);
+        }
+        for l in &mut self.links {
+            l.attribute = normalize_name(&l.attribute);
+            l.entity = normalize_name(&l.entity);
+            if let Some(t) = &mut l.target {
+                *t = normalize_name(t);
+            }
+        }
         if let Some(k) = self.key.clone() {
             if let Some(a) = self.attributes.iter_mut().find(|a| a.name == k) {
                 a.nullable = false;
@@ -534,20 +558,45 @@ impl Entity {
     }
 }
 
-/// Checks that a name is a plain identifier (so it is safe in paths, SQL identifiers and file names).
+/// The most characters (Unicode scalar values, not bytes) a name may have.
+pub const MAX_NAME_CHARS: usize = 128;
+
+/// The canonical (NFC) form of a name, so a name typed two ways (composed or decomposed) is one name.
+pub fn normalize_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    if name.is_ascii() {
+        name.to_owned()
+    } else {
+        name.nfc().collect()
+    }
+}
+
+/// The key two names collide on: equal up to Unicode case folding (`Age` and `age`, `Ä` and `ä`).
+pub fn name_fold(name: &str) -> String {
+    normalize_name(name).to_lowercase()
+}
+
+/// Checks that a name is an identifier: 1–128 Unicode letters, digits (`char::is_alphanumeric`, so Chinese
+/// characters count, emoji and punctuation do not) or `_`, not starting with a digit, and already in NFC
+/// (callers normalise with [`normalize_name`] first).
 pub(crate) fn check_name(name: &str, path: &str) -> Result<()> {
     let ok = !name.is_empty()
-        && name.len() <= 128
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::definition(
+        && name.chars().count() <= MAX_NAME_CHARS
+        && name.chars().next().is_some_and(|c| (c.is_alphabetic() || c == '_') && !c.is_numeric())
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_');
+    if !ok {
+        return Err(Error::definition(
             path,
-            format!("name {name:?} must be 1–128 letters, digits or `_`, not starting with a digit"),
-        ))
+            format!(
+                "name {name:?} must be 1–{MAX_NAME_CHARS} Unicode letters, digits or `_`, not starting with a \
+                 digit (no spaces, punctuation or emoji)"
+            ),
+        ));
     }
+    if !name.is_ascii() && normalize_name(name) != name {
+        return Err(Error::definition(path, format!("name {name:?} is not in Unicode NFC form")));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

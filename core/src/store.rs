@@ -265,3 +265,18 @@ impl RollingWriter {
         &self.files
     }
 }
+
+/// The object-store path segment for an entity or segment name: an ASCII name is used as it is (so existing
+/// workspaces keep their paths); any other name becomes `u-` and the lowercase hex of its UTF-8 bytes, which is
+/// ASCII-only, stable and cannot collide with an ASCII name (names never contain `-`).
+pub fn path_segment(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.is_ascii() {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(2 + name.len() * 2);
+    out.push_str("u-");
+    for b in name.bytes() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    std::borrow::Cow::Owned(out)
+}

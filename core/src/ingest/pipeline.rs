@@ -503,7 +503,7 @@ pub(crate) async fn stage(
         q_reasons: vec![],
         q_records: vec![],
     };
-    let dir = format!("data/{}", entity.name);
+    let dir = format!("data/{}", crate::store::path_segment(&entity.name));
     let mut stream = source.scan(&ScanRequest::all()).await.map_err(|e| wrap_source(e, source))?;
     let written: Vec<DataFile>;
     let inserted: u64;
@@ -609,7 +609,8 @@ pub(crate) async fn stage(
     let quarantine_file = match proc.quarantine_batch()? {
         None => None,
         Some(q) => {
-            let mut w = store.writer(&format!("quarantine/{}", entity.name), q.schema(), None);
+            let mut w =
+                store.writer(&format!("quarantine/{}", crate::store::path_segment(&entity.name)), q.schema(), None);
             if let Err(e) = w.write(&q).await {
                 w.abort().await;
                 let paths: Vec<String> = written.iter().map(|f| f.path.clone()).collect();

@@ -41,6 +41,17 @@ impl Workspace {
                 ));
             }
         }
+        if let Some(other) = self.inner.catalog.entities()?.into_iter().find(|o| {
+            o.name != entity.name && crate::model::name_fold(&o.name) == crate::model::name_fold(&entity.name)
+        }) {
+            return Err(Error::definition(
+                "entity",
+                format!(
+                    "entity names `{}` and `{}` differ only by case; names must differ by more",
+                    other.name, entity.name
+                ),
+            ));
+        }
         let _guard = self.entity_lock(&entity.name).lock_owned().await;
         let snap = match self.inner.catalog.entity(&entity.name)? {
             Some((old, v)) => {
@@ -60,7 +71,7 @@ impl Workspace {
 
     /// An entity definition.
     pub fn entity(&self, name: &str) -> Result<Entity> {
-        match self.inner.catalog.entity(name)? {
+        match self.inner.catalog.entity(&crate::model::normalize_name(name))? {
             Some((e, _)) => Ok(e),
             None => {
                 let known = self.inner.catalog.entities()?;

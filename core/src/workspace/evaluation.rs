@@ -59,7 +59,8 @@ impl Workspace {
 
     /// Evaluates an edited (or new) segment definition without saving anything: who would be members, and who
     /// would enter and exit compared with the latest stored run of the segment with that name.
-    pub async fn dry_run(&self, segment: SegmentDefinition) -> Result<DryRun> {
+    pub async fn dry_run(&self, mut segment: SegmentDefinition) -> Result<DryRun> {
+        segment.name = crate::model::normalize_name(&segment.name);
         check_name(&segment.name, "segment")?;
         let entity = self
             .entity(&segment.entity)
@@ -166,8 +167,11 @@ impl Workspace {
         let (entered, exited) = diff_sorted(&before, &members)?;
         let run = previous.map(|r| r.run + 1).unwrap_or(1);
         // One file per run (an empty membership still gets a typed file to diff against next time).
-        let mut writer =
-            self.inner.store.writer(&format!("segments/{}", def.name), membership_schema, Some(&key)).single_file();
+        let mut writer = self
+            .inner
+            .store
+            .writer(&format!("segments/{}", crate::store::path_segment(&def.name)), membership_schema, Some(&key))
+            .single_file();
         if let Err(e) = writer.write(&members).await {
             writer.abort().await;
             return Err(e);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::model::{check_name, Entity};
+use crate::model::{check_name, name_fold, normalize_name, Entity};
 use crate::rules::{check_with, Resolver};
 use crate::segment::SegmentDefinition;
 
@@ -13,8 +13,25 @@ impl Workspace {
     /// Defines (or replaces) a segment after type-checking its rule against the entity.
     ///
     /// The rule is stored in canonical form (see [`Checked::to_rule`]); the stored definition is returned.
-    pub async fn define_segment(&self, segment: SegmentDefinition) -> Result<SegmentDefinition> {
+    pub async fn define_segment(&self, mut segment: SegmentDefinition) -> Result<SegmentDefinition> {
+        segment.name = normalize_name(&segment.name);
+        segment.entity = normalize_name(&segment.entity);
         check_name(&segment.name, "segment")?;
+        if let Some(other) = self
+            .inner
+            .catalog
+            .segments()?
+            .into_iter()
+            .find(|o| o.name != segment.name && name_fold(&o.name) == name_fold(&segment.name))
+        {
+            return Err(Error::definition(
+                "segment",
+                format!(
+                    "segment names `{}` and `{}` differ only by case; names must differ by more",
+                    other.name, segment.name
+                ),
+            ));
+        }
         let entity = self
             .entity(&segment.entity)
             .map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
@@ -35,7 +52,7 @@ impl Workspace {
 
     /// A segment definition.
     pub fn segment(&self, name: &str) -> Result<SegmentDefinition> {
-        match self.inner.catalog.segment(name)? {
+        match self.inner.catalog.segment(&normalize_name(name))? {
             Some(s) => Ok(s),
             None => {
                 let known = self.inner.catalog.segments()?;
@@ -148,5 +165,134 @@ impl Resolver for Workspace {
     }
     fn time_zone(&self) -> chrono_tz::Tz {
         Workspace::time_zone(self)
+    }
+}
+
+#[cfg(test)]
+mod unicode_name_tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, StringArray};
+
+    use crate::model::{Attribute, DataType, Entity};
+    use crate::rules::{Dialect, Rule};
+    use crate::segment::SegmentDefinition;
+    use crate::{IngestOptions, Workspace};
+
+    fn seg(name: &str, entity: &str, rule: serde_json::Value) -> SegmentDefinition {
+        SegmentDefinition {
+            name: name.into(),
+            entity: entity.into(),
+            rule: Rule::parse(&rule, Dialect::Auto).unwrap(),
+            description: None,
+            split: None,
+            keep_runs: None,
+        }
+    }
+
+    fn strings(cols: &[(&str, &[&str])]) -> RecordBatch {
+        RecordBatch::try_from_iter(
+            cols.iter().map(|(n, v)| (n.to_string(), Arc::new(StringArray::from(v.to_vec())) as ArrayRef)),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn chinese_and_keyword_names_work_end_to_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).await.unwrap();
+        ws.define_entity(
+            Entity::profile("客户", "客户编号")
+                .attribute(Attribute::new("客户编号", DataType::Int64))
+                .attribute(Attribute::new("城市", DataType::String))
+                .attribute(Attribute::new("年龄", DataType::Int64))
+                .attribute(Attribute::new("order", DataType::Int64))
+                .attribute(Attribute::new("select", DataType::String)),
+        )
+        .await
+        .unwrap();
+        let b = strings(&[
+            ("客户编号", &["1", "2", "3", "x"]),
+            ("城市", &["北京", "上海", "北京", "北京"]),
+            ("年龄", &["30", "17", "45", "50"]),
+            ("order", &["1", "2", "3", "4"]),
+            ("select", &["a", "b", "c", "d"]),
+        ]);
+        let r = ws.ingest_batches("客户", vec![b], IngestOptions::default()).await.unwrap();
+        assert_eq!(r.snapshot, Some(1));
+        // Stored under an ASCII-safe path, readable by DataFusion with the Chinese column names intact.
+        assert!(dir.path().join("data/u-e5aea2e688b7").is_dir());
+        let q = ws.quarantine("客户").await.unwrap();
+        assert_eq!(q.num_rows(), 1);
+        let rules = [
+            serde_json::json!({"and": [{"attribute": "城市", "op": "eq", "value": "北京"}, {"attribute": "年龄", "op": "ge", "value": 18}, {"attribute": "order", "op": "ge", "value": 1}, {"attribute": "select", "op": "ne", "value": "zz"}]}),
+            serde_json::json!({"combinator": "and", "rules": [{"field": "城市", "operator": "=", "value": "北京"}, {"field": "年龄", "operator": ">=", "value": 18}]}),
+            serde_json::json!({"and": [{"==": [{"var": "城市"}, "北京"]}, {">=": [{"var": "年龄"}, 18]}]}),
+        ];
+        for (i, rule) in rules.into_iter().enumerate() {
+            let name = format!("成年北京客户_{i}");
+            ws.define_segment(seg(&name, "客户", rule)).await.unwrap();
+            let run = ws.evaluate(&name).await.unwrap();
+            assert_eq!(ws.count(&name).await.unwrap(), 2, "{run:?}");
+            let p = ws.preview(&name, 10).await.unwrap();
+            let ids = p.column_by_name("客户编号").expect("preview has the key column");
+            let ids = ids.as_any().downcast_ref::<Int64Array>().unwrap();
+            let mut got: Vec<i64> = (0..ids.len()).map(|j| ids.value(j)).collect();
+            got.sort();
+            assert_eq!(got, vec![1, 3]);
+        }
+        let seg_dir = format!("segments/{}", crate::store::path_segment("成年北京客户_0"));
+        assert!(seg_dir.is_ascii() && dir.path().join(&seg_dir).is_dir(), "{seg_dir}");
+        // The user's SQL quotes non-ASCII and keyword names.
+        let out = ws.sql(r#"SELECT count(*) FROM "客户" WHERE "城市" = '北京' AND "order" >= 1 AND "select" <> 'q'"#).await.unwrap();
+        assert_eq!(out[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 2);
+        // Lookups of a missing Chinese attribute get a did-you-mean.
+        let e = ws
+            .define_segment(seg("坏", "客户", serde_json::json!({"attribute": "城巿", "op": "eq", "value": "x"})))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("城市"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn names_are_nfc_and_case_collisions_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).await.unwrap();
+        // "café" typed decomposed (e + U+0301) is the composed name.
+        ws.define_entity(Entity::profile("cafe\u{301}", "id").attribute(Attribute::new("id", DataType::Int64)))
+            .await
+            .unwrap();
+        assert_eq!(ws.entity("caf\u{e9}").unwrap().name, "caf\u{e9}");
+        let e = ws
+            .define_entity(Entity::profile("CAFÉ", "id").attribute(Attribute::new("id", DataType::Int64)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("differ only by case"), "{e}");
+        let e = ws
+            .define_entity(
+                Entity::profile("p", "Age")
+                    .attribute(Attribute::new("Age", DataType::Int64))
+                    .attribute(Attribute::new("age", DataType::Int64)),
+            )
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("`Age` and `age` differ only by case"), "{e}");
+        for bad in ["客户 编号", "a-b", "😀", "1abc", "年龄!"] {
+            let e = ws
+                .define_entity(Entity::profile(bad, "id").attribute(Attribute::new("id", DataType::Int64)))
+                .await
+                .unwrap_err();
+            assert!(e.to_string().contains("must be 1–128 Unicode letters, digits or `_`"), "{bad}: {e}");
+        }
+        let long: String = "客".repeat(128);
+        ws.define_entity(Entity::profile(&long, "id").attribute(Attribute::new("id", DataType::Int64)))
+            .await
+            .unwrap();
+        let e = ws
+            .define_entity(Entity::profile(format!("{long}客"), "id").attribute(Attribute::new("id", DataType::Int64)))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("must be 1–128"), "{e}");
+        assert_eq!(crate::store::path_segment("users"), "users");
     }
 }

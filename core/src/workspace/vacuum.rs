@@ -41,8 +41,11 @@ impl Workspace {
         let cutoff = chrono::Utc::now() - ORPHAN_GRACE;
         let dirs = entities
             .iter()
-            .flat_map(|e| [format!("data/{}/", e.name), format!("quarantine/{}/", e.name)])
-            .chain(self.segments()?.into_iter().map(|s| format!("segments/{}/", s.name)));
+            .flat_map(|e| {
+                let p = crate::store::path_segment(&e.name);
+                [format!("data/{p}/"), format!("quarantine/{p}/")]
+            })
+            .chain(self.segments()?.into_iter().map(|s| format!("segments/{}/", crate::store::path_segment(&s.name))));
         for dir in dirs {
             let orphans: Vec<crate::store::StoredFile> = self
                 .inner
