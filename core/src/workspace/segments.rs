@@ -244,7 +244,10 @@ mod unicode_name_tests {
         let seg_dir = format!("segments/{}", crate::store::path_segment("成年北京客户_0"));
         assert!(seg_dir.is_ascii() && dir.path().join(&seg_dir).is_dir(), "{seg_dir}");
         // The user's SQL quotes non-ASCII and keyword names.
-        let out = ws.sql(r#"SELECT count(*) FROM "客户" WHERE "城市" = '北京' AND "order" >= 1 AND "select" <> 'q'"#).await.unwrap();
+        let out = ws
+            .sql(r#"SELECT count(*) FROM "客户" WHERE "城市" = '北京' AND "order" >= 1 AND "select" <> 'q'"#)
+            .await
+            .unwrap();
         assert_eq!(out[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0), 2);
         // Lookups of a missing Chinese attribute get a did-you-mean.
         let e = ws
@@ -285,9 +288,7 @@ mod unicode_name_tests {
             assert!(e.to_string().contains("must be 1–128 Unicode letters, digits or `_`"), "{bad}: {e}");
         }
         let long: String = "客".repeat(128);
-        ws.define_entity(Entity::profile(&long, "id").attribute(Attribute::new("id", DataType::Int64)))
-            .await
-            .unwrap();
+        ws.define_entity(Entity::profile(&long, "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
         let e = ws
             .define_entity(Entity::profile(format!("{long}客"), "id").attribute(Attribute::new("id", DataType::Int64)))
             .await
