@@ -127,6 +127,22 @@ export interface Source {
 export type IngestSource = string | Uint8Array | ArrayBuffer | Array<Record<string, unknown>> | SourceConfig | Source;
 
 /** Conformance checks for sources written in JavaScript. */
+/** A proposed entity from {@link inferEntity}. */
+export interface InferredEntity {
+  entity: { name: string; kind: 'profile'; key: string; attributes: Array<{ name: string; type: string }> };
+  /** attribute → source field, for attributes whose name differs from the field's. */
+  mapping: Record<string, string>;
+  fields: Array<{ source: string; attribute: string; type: string; nulls: number; unique: boolean }>;
+  sampledRows: number;
+  notes: string[];
+}
+/** Proposes an entity from a sample of a path/URL or a source config; never defines anything. */
+export declare function inferEntity(
+  source: string | Record<string, unknown>,
+  name: string,
+  options?: { key?: string; sampleRows?: number },
+): Promise<InferredEntity>;
+
 export declare const testing: {
   /** Rejects with an IngestError describing the first violation of segkit's Source contract. */
   checkSource(source: Source): Promise<void>;

@@ -524,6 +524,23 @@ function sourceAdapter(source) {
 }
 
 /** Conformance checks for sources written in JavaScript (the suite segkit's Rust connectors pass). */
+/**
+ * Proposes an entity named `name` from a sample of `source` (a path/URL string or a source config object such
+ * as `{type: "csv", path: "customers.csv", encoding: "gbk"}`). Nothing is defined: check and edit the proposal,
+ * then `ws.defineEntity(p.entity)` and `ws.ingest(name, source, {mapping: p.mapping})`.
+ * Resolves to `{entity, mapping, fields: [{source, attribute, type, nulls, unique}], sampledRows, notes}`.
+ */
+async function inferEntity(source, name, options = {}) {
+  const { key = null, sampleRows = null } = options ?? {};
+  if (typeof source === 'string') {
+    return call(() => native.inferEntity(source, null, name, key, sampleRows));
+  }
+  if (isPlainObject(source)) {
+    return call(() => native.inferEntity(null, source, name, key, sampleRows));
+  }
+  throw invalid('inferEntity source must be a path/URL string or a source config object such as {type: "csv", path}');
+}
+
 const testing = {
   /**
    * Checks that `source` has a stable non-empty name, a stable schema, scans that match the schema and repeatable
@@ -550,6 +567,7 @@ module.exports = {
   EngineError,
   InternalError,
   testing,
+  inferEntity,
   version: native.version,
   /** Bounds core enforces on rules (from the native module; see docs/limits.md). */
   limits: Object.freeze({ maxRuleDepth: native.maxRuleDepth() }),

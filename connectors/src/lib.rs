@@ -2,11 +2,16 @@
 //!
 //! Each family of connectors is a module behind a cargo feature:
 //!
-//! - `file` (default): [`file::FileSource`] reads CSV/TSV, NDJSON and Parquet from a local path or an
-//!   object_store URL (`file://`, `s3://`, …), and [`file::JsonRecordsSource`] wraps in-memory JSON objects.
+//! - `file` (default): [`file::FileSource`] reads CSV/TSV, NDJSON, JSON arrays and Parquet — plain or gzip'd,
+//!   in UTF-8, GBK, GB18030, Big5, UTF-16 or any other WHATWG encoding — from a local path or an object_store
+//!   URL (`file://`, `s3://`, …), one file or a glob of many; [`file::JsonRecordsSource`] wraps in-memory JSON
+//!   objects.
+//! - `excel` (default): spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`) through calamine, as
+//!   [`file::FileFormat::Excel`].
 //!
 //! The entry points [`open`] (format from the extension) and [`from_config`] (a JSON config tagged by `type`)
-//! return a ready `Arc<dyn Source>` for [`segkit::Workspace::ingest`].
+//! return a ready `Arc<dyn Source>` for [`segkit::Workspace::ingest`]; [`infer_entity`] proposes an entity
+//! definition from a sample of any source.
 //!
 //! ```no_run
 //! # async fn demo() -> segkit::Result<()> {
@@ -19,6 +24,11 @@
 
 #[cfg(feature = "file")]
 pub mod file;
+pub mod infer;
 
 #[cfg(feature = "file")]
-pub use file::{from_config, open, FileFormat, FileSource, JsonRecordsSource, RAW_COLUMN};
+pub use file::{
+    from_config, open, CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource,
+    ERROR_COLUMN, FILE_COLUMN, RAW_COLUMN,
+};
+pub use infer::{infer_entity, InferOptions, InferredEntity};

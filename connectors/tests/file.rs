@@ -4,7 +4,7 @@ use segkit::deps::arrow::array::{Array, AsArray, Float64Array, Int64Array, Recor
 use segkit::deps::arrow::datatypes::{DataType as ArrowType, Int64Type};
 use segkit::testing::{collect_scan, source_conformance};
 use segkit::{Attribute, DataType, Entity, ErrorKind, IngestOptions, ScanRequest, Source, Workspace};
-use segkit_connectors::{from_config, open, FileFormat, FileSource, JsonRecordsSource, RAW_COLUMN};
+use segkit_connectors::{from_config, open, FileFormat, FileSource, JsonRecordsSource, ERROR_COLUMN, RAW_COLUMN};
 use serde_json::json;
 
 async fn workspace(dir: &tempfile::TempDir) -> Workspace {
@@ -57,7 +57,7 @@ async fn csv_delivers_text_quoted_fields_and_malformed_rows_in_place() {
     assert_eq!(source.name(), "csv:users.csv");
     let schema = source.schema().await.unwrap();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    assert_eq!(names, ["id", "name", "age", "score", RAW_COLUMN]);
+    assert_eq!(names, ["id", "name", "age", "score", RAW_COLUMN, ERROR_COLUMN]);
     assert!(schema.fields().iter().all(|f| f.data_type() == &ArrowType::Utf8));
     let batches = collect_scan(source.as_ref(), &ScanRequest::all()).await.unwrap();
     assert_eq!(total_rows(&batches), 7);
@@ -72,6 +72,9 @@ async fn csv_delivers_text_quoted_fields_and_malformed_rows_in_place() {
     assert_eq!(strings(&batches, 1)[4], None, "empty field is null");
     let raw = strings(&batches, 4);
     assert_eq!(raw, [None, None, Some("3,too,many,fields,here".into()), None, None, Some("6,Short".into()), None]);
+    let why = strings(&batches, 5);
+    assert_eq!(why[2].as_deref(), Some("users.csv line 5, byte 72: 5 fields, expected 4"));
+    assert_eq!(why[5].as_deref(), Some("users.csv line 8, byte 129: 2 fields, expected 4"));
     source_conformance(source.as_ref()).await.unwrap();
 }
 
@@ -88,7 +91,12 @@ async fn csv_ingests_with_quoting_nulls_and_quarantine() {
     assert_eq!(report.rows_quarantined, 3);
     let q: Vec<u64> = report.quarantine_sample.iter().map(|r| r.row).collect();
     assert_eq!(q, [3, 4, 6], "{:?}", report.quarantine_sample);
-    assert!(report.quarantine_sample[0].reason.contains("malformed record"), "{:?}", report.quarantine_sample);
+    assert_eq!(
+        report.quarantine_sample[0].reason,
+        "malformed record: users.csv line 5, byte 72: 5 fields, expected 4",
+        "{:?}",
+        report.quarantine_sample
+    );
     assert!(report.quarantine_sample[1].reason.contains("attribute `age`"), "{:?}", report.quarantine_sample);
 
     // The malformed record's raw text is kept in the quarantine.
@@ -185,7 +193,7 @@ async fn ndjson_delivers_text_and_malformed_lines_in_place() {
     assert_eq!(source.name(), "ndjson:users.jsonl");
     let schema = source.schema().await.unwrap();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    assert_eq!(names, ["id", "name", "age", "tags", "score", "vip", "meta", RAW_COLUMN]);
+    assert_eq!(names, ["id", "name", "age", "tags", "score", "vip", "meta", RAW_COLUMN, ERROR_COLUMN]);
 
     let batches = collect_scan(source.as_ref(), &ScanRequest::all()).await.unwrap();
     assert_eq!(total_rows(&batches), 6, "blank line skipped");
@@ -194,6 +202,9 @@ async fn ndjson_delivers_text_and_malformed_lines_in_place() {
     assert_eq!(strings(&batches, 6)[1].as_deref(), Some("{\"k\":1}"));
     assert_eq!(strings(&batches, 7)[2].as_deref(), Some("{\"id\": 3, \"name\": \"broken"));
     assert_eq!(strings(&batches, 7)[3].as_deref(), Some("[1, 2, 3]"));
+    let why = strings(&batches, 8);
+    assert!(why[2].as_deref().unwrap().starts_with("users.jsonl line 4, byte 145: not valid JSON"), "{why:?}");
+    assert_eq!(why[3].as_deref(), Some("users.jsonl line 5, byte 165: not a JSON object"));
 
     source_conformance(source.as_ref()).await.unwrap();
 }
@@ -227,12 +238,13 @@ async fn json_records_share_the_ndjson_convention() {
     assert_eq!(source.len(), 3);
     let schema = source.schema().await.unwrap();
     let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    assert_eq!(names, ["flags", "id", "name", "extra", RAW_COLUMN]);
+    assert_eq!(names, ["flags", "id", "name", "extra", RAW_COLUMN, ERROR_COLUMN]);
     let batches = collect_scan(&source, &ScanRequest::all()).await.unwrap();
     assert_eq!(batches.len(), 2);
     assert_eq!(strings(&batches, 0)[0].as_deref(), Some("[1,2]"));
     assert_eq!(strings(&batches, 3)[1].as_deref(), Some("false"));
     assert_eq!(strings(&batches, 4), [None, None, Some("\"not an object\"".into())]);
+    assert_eq!(strings(&batches, 5)[2].as_deref(), Some("records element 3: not a JSON object"));
     source_conformance(&source).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -336,7 +348,7 @@ async fn missing_file_is_a_source_error() {
 
 #[tokio::test]
 async fn open_rejects_unknown_extensions() {
-    let err = open("data.xlsx").unwrap_err();
+    let err = open("data.xml").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     assert!(err.to_string().contains(".csv"), "{err}");
 }
@@ -357,6 +369,11 @@ fn from_config_errors_name_the_field() {
     assert!(def(json!({"type": "csv", "path": "a.csv", "delimiter": ";;"})).contains("source.delimiter"));
     assert!(def(json!({"type": "csv", "path": "a.csv", "header": "yes"})).contains("source.header"));
     assert!(def(json!({"type": "parquet", "path": "a.parquet", "header": true})).contains("csv sources only"));
+    assert!(def(json!({"type": "csv", "path": "a.csv", "sheet": 1})).contains("source.sheet"));
+    assert!(def(json!({"type": "csv", "path": "a.csv", "encoding": "klingon"})).contains("unknown encoding"));
+    let m = def(json!({"type": "csv", "path": "a.csv", "null_values": [1]}));
+    assert!(m.contains("source.null_values"), "{m}");
+    assert!(def(json!({"type": "csv", "path": "a.csv", "batch_size": 0})).contains("source.batch_size"));
     assert!(def(json!({"type": "csv", "path": "a.csv", "options": []})).contains("source.options"));
     assert!(def(json!({"path": "a.dat"})).contains("cannot be inferred"));
     assert!(def(json!("a.csv")).contains("expected a JSON object"));

@@ -34,6 +34,11 @@ use crate::error::{Error, Result};
 /// as malformed with this text as evidence; the column is never mapped to an attribute.
 pub const MALFORMED_COLUMN: &str = "_raw";
 
+/// Name of the optional text column in which a source says why a record in [`MALFORMED_COLUMN`] could not be
+/// read and where it was (e.g. `users.csv line 7, byte 181: 5 fields, expected 4`). Ingestion appends it to the
+/// quarantine reason; like [`MALFORMED_COLUMN`], it is never mapped to an attribute.
+pub const MALFORMED_REASON_COLUMN: &str = "_error";
+
 /// A stream of record batches, each possibly an error.
 pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 

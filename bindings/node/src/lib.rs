@@ -757,6 +757,31 @@ mod tests {
     }
 }
 
+/// Proposes an entity from a sample of a path/URL (`location`) or a source config (`config`); see
+/// `segkit_connectors::infer_entity`. The result is `{entity, mapping, fields, sampledRows, notes}`.
+#[napi]
+pub async fn infer_entity(
+    location: Option<String>,
+    config: Option<Value>,
+    name: String,
+    key: Option<String>,
+    sample_rows: Option<u32>,
+) -> Result<Value> {
+    let source = match (location, config) {
+        (Some(l), None) => segkit_connectors::open(&l).js()?,
+        (None, Some(c)) => segkit_connectors::from_config(&c).js()?,
+        _ => return Err(invalid("inferEntity needs a path/URL string or a source config object")),
+    };
+    let mut options = segkit_connectors::InferOptions::default().sample_rows(sample_rows.unwrap_or(10_000) as usize);
+    options.key = key;
+    let p = segkit_connectors::infer_entity(source.as_ref(), &name, &options).await.js()?;
+    let mut v = p.to_json();
+    if let Some(n) = v.as_object_mut().and_then(|o| o.remove("sampled_rows")) {
+        v["sampledRows"] = n;
+    }
+    Ok(v)
+}
+
 /// Runs segkit's `Source` conformance checks on a source written in JavaScript.
 #[napi]
 pub async fn check_js_source(

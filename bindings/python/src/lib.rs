@@ -19,6 +19,7 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;
+    m.add_function(wrap_pyfunction!(infer_entity, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
     error::register(m)?;
     Ok(())
@@ -32,6 +33,28 @@ fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
     let source = source::resolve(source)?;
     runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
         .py()
+}
+
+/// Proposes an entity definition from a sample of `source` (anything `Workspace.ingest` accepts: a path, a
+/// config dict, Arrow data, a source object). Returns `{"entity", "mapping", "fields", "sampled_rows", "notes"}`.
+#[pyfunction]
+#[pyo3(signature = (source, name, key=None, sample_rows=10_000))]
+fn infer_entity<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    name: String,
+    key: Option<String>,
+    sample_rows: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    use error::IntoPy;
+    let source = source::resolve(source)?;
+    let mut options = segkit_connectors::InferOptions::default().sample_rows(sample_rows);
+    options.key = key;
+    let proposal = runtime::wait_for_future(py, move || async move {
+        segkit_connectors::infer_entity(source.as_ref(), &name, &options).await
+    })?
+    .py()?;
+    convert::from_json(py, &proposal.to_json())
 }
 
 /// Test hook: panics inside a task on the binding's runtime (a real panic, through the same bridge as every

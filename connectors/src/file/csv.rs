@@ -1,5 +1,6 @@
-//! Streaming CSV decoding with `csv-core`: every field is delivered as text, and a record with the wrong
-//! number of fields (or invalid UTF-8) is delivered as a malformed row (see [`super::RAW_COLUMN`]).
+//! Streaming CSV decoding with `csv-core`: every field is delivered as text; null markers become null; a
+//! record with the wrong number of fields, invalid UTF-8 or undecodable bytes is delivered as a malformed row
+//! (see [`super::RAW_COLUMN`]) with its line and byte offset.
 
 use std::collections::VecDeque;
 
@@ -10,16 +11,69 @@ use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 use segkit::Result;
 
 use super::decode::Decode;
+use super::prelude::UNDECODABLE;
 use super::text::TextBatchBuilder;
 
-/// Incremental CSV record parser: feed bytes, get records (fields + raw text).
+/// The null markers used when a CSV config gives none: the empty field, `\N` (MySQL / PostgreSQL dumps),
+/// `NULL`, `null`, `NA` and `N/A` (R, pandas) and `#N/A` (spreadsheets). Matched against the whole field
+/// exactly (case-sensitive, quoted or not).
+pub const DEFAULT_NULL_VALUES: [&str; 7] = ["", "\\N", "NULL", "null", "NA", "N/A", "#N/A"];
+
+/// How a delimited text file is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CsvOptions {
+    /// Field delimiter (default `,`; tab for `.tsv`).
+    pub delimiter: u8,
+    /// Quote character (default `"`); a doubled quote inside quotes is a literal quote.
+    pub quote: u8,
+    /// Escape character inside quotes (default none: quotes are escaped by doubling).
+    pub escape: Option<u8>,
+    /// Lines starting with this byte are skipped (default none).
+    pub comment: Option<u8>,
+    /// Whether the first record is a header (default true).
+    pub header: bool,
+    /// Column names; without them the header names the columns, or, with no header, `column_1`, `column_2`, ….
+    /// With a header too, the header record is skipped and these names are used.
+    pub columns: Option<Vec<String>>,
+    /// Field texts that mean null (default [`DEFAULT_NULL_VALUES`]).
+    pub null_values: Vec<String>,
+}
+
+impl Default for CsvOptions {
+    fn default() -> Self {
+        CsvOptions {
+            delimiter: b',',
+            quote: b'"',
+            escape: None,
+            comment: None,
+            header: true,
+            columns: None,
+            null_values: DEFAULT_NULL_VALUES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl CsvOptions {
+    /// Tab-separated.
+    pub fn tsv() -> Self {
+        CsvOptions { delimiter: b'\t', ..Self::default() }
+    }
+}
+
+/// Incremental CSV record parser: feed bytes, get records (fields, raw text and position).
 pub(crate) struct RecordParser {
     core: Reader,
+    comment: Option<u8>,
     fields: Vec<u8>,
     ends: Vec<usize>,
     outlen: usize,
     endlen: usize,
     raw: Vec<u8>,
+    /// Bytes consumed before `raw` starts.
+    offset: u64,
+    /// Line (1-based) at which `raw` starts.
+    line: u64,
 }
 
 /// One parsed record; `fields()` borrows from the parser.
@@ -27,6 +81,10 @@ pub(crate) struct RecordView<'a> {
     fields: &'a [u8],
     ends: &'a [usize],
     raw: &'a [u8],
+    /// Byte offset of the record's first byte in the decoded text.
+    pub(crate) offset: u64,
+    /// Line number (1-based) of the record's first line.
+    pub(crate) line: u64,
 }
 
 impl<'a> RecordView<'a> {
@@ -37,7 +95,8 @@ impl<'a> RecordView<'a> {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.fields[start..self.ends[i]]
     }
-    /// The record's text as it appeared in the file, without its line terminator.
+    /// The record's text as it appeared in the file, without its line terminator (undecodable bytes shown as
+    /// U+FFFD).
     pub(crate) fn raw_text(&self) -> String {
         let mut r = self.raw;
         while let Some((last, rest)) = r.split_last() {
@@ -52,19 +111,51 @@ impl<'a> RecordView<'a> {
 }
 
 impl RecordParser {
-    pub(crate) fn new(delimiter: u8) -> Self {
+    pub(crate) fn new(o: &CsvOptions) -> Self {
+        let mut b = ReaderBuilder::new();
+        b.delimiter(o.delimiter).quote(o.quote).escape(o.escape).comment(o.comment);
+        if o.escape.is_some() {
+            b.double_quote(false);
+        }
         RecordParser {
-            core: ReaderBuilder::new().delimiter(delimiter).build(),
+            core: b.build(),
+            comment: o.comment,
             fields: vec![0; 4096],
             ends: vec![0; 64],
             outlen: 0,
             endlen: 0,
             raw: Vec::new(),
+            offset: 0,
+            line: 1,
         }
     }
 
+    /// Strips blank and comment lines csv-core skipped from the front of `raw`, moving the position on.
+    fn skip_leading(&mut self) -> usize {
+        let mut start = 0;
+        loop {
+            let rest = &self.raw[start..];
+            match rest.first() {
+                Some(b'\n') => {
+                    start += 1;
+                    self.line += 1;
+                }
+                Some(b'\r') => start += 1,
+                Some(c) if Some(*c) == self.comment => match rest.iter().position(|b| *b == b'\n') {
+                    Some(p) => {
+                        start += p + 1;
+                        self.line += 1;
+                    }
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        start
+    }
+
     /// Parses `input` (an empty slice means end of input), calling `on_record` for each complete record.
-    /// Returns `false` once the end of the data has been reached.
+    /// Returns `false` once the end of the data has been reached or `on_record` asked to stop.
     pub(crate) fn feed(
         &mut self,
         mut input: &[u8],
@@ -93,12 +184,17 @@ impl RecordParser {
                     self.ends.resize(n, 0);
                 }
                 ReadRecordResult::Record => {
+                    let skip = self.skip_leading();
                     let view = RecordView {
                         fields: &self.fields[..self.outlen],
                         ends: &self.ends[..self.endlen],
-                        raw: &self.raw,
+                        raw: &self.raw[skip..],
+                        offset: self.offset + skip as u64,
+                        line: self.line,
                     };
                     let more = on_record(view)?;
+                    self.line += self.raw[skip..].iter().filter(|b| **b == b'\n').count() as u64;
+                    self.offset += self.raw.len() as u64;
                     self.outlen = 0;
                     self.endlen = 0;
                     self.raw.clear();
@@ -110,13 +206,35 @@ impl RecordParser {
             }
         }
     }
+
+    /// The text of a record cut off by the end of the input, if any.
+    pub(crate) fn partial(&mut self) -> Option<(String, u64, u64)> {
+        let skip = self.skip_leading();
+        let raw = &self.raw[skip..];
+        (!raw.is_empty()).then(|| (String::from_utf8_lossy(raw).into_owned(), self.line, self.offset + skip as u64))
+    }
 }
 
 /// Column names from a header record: empty names become `column_<n>`, repeated names get a `_<n>` suffix.
+/// Invalid UTF-8 in a header is replaced (U+FFFD).
 pub(crate) fn header_names(record: &RecordView<'_>, header: bool) -> Vec<String> {
-    let mut names: Vec<String> = Vec::with_capacity(record.len());
-    for i in 0..record.len() {
-        let mut name = if header { String::from_utf8_lossy(record.field(i)).trim().to_string() } else { String::new() };
+    let names: Vec<String> = (0..record.len())
+        .map(|i| {
+            if header {
+                let f: Vec<u8> = record.field(i).iter().copied().filter(|b| *b != UNDECODABLE).collect();
+                String::from_utf8_lossy(&f).trim().to_string()
+            } else {
+                String::new()
+            }
+        })
+        .collect();
+    dedupe_names(names)
+}
+
+/// Empty names become `column_<n>`; repeated names get a `_<n>` suffix.
+pub(crate) fn dedupe_names(raw: Vec<String>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::with_capacity(raw.len());
+    for (i, mut name) in raw.into_iter().enumerate() {
         if name.is_empty() {
             name = format!("column_{}", i + 1);
         }
@@ -136,35 +254,67 @@ pub(crate) struct CsvDecoder {
     parser: RecordParser,
     skip_header: bool,
     columns: usize,
+    nulls: Vec<Vec<u8>>,
     builder: TextBatchBuilder,
     batch_size: usize,
+    /// For messages: the file's name and its encoding.
+    file: String,
+    encoding: &'static str,
 }
 
 impl CsvDecoder {
-    /// `schema` is the source schema (data columns followed by the raw column); `columns` the data columns.
-    pub(crate) fn new(schema: SchemaRef, columns: usize, delimiter: u8, header: bool, batch_size: usize) -> Self {
+    /// `schema` is the source schema (data columns followed by the raw and error columns); `columns` the
+    /// number of data columns.
+    pub(crate) fn new(
+        schema: SchemaRef,
+        columns: usize,
+        o: &CsvOptions,
+        batch_size: usize,
+        file: String,
+        encoding: &'static str,
+    ) -> Self {
         CsvDecoder {
-            parser: RecordParser::new(delimiter),
-            skip_header: header,
+            parser: RecordParser::new(o),
+            skip_header: o.header,
             columns,
+            nulls: o.null_values.iter().map(|s| s.as_bytes().to_vec()).collect(),
             builder: TextBatchBuilder::new(schema),
             batch_size,
+            file,
+            encoding,
         }
     }
 
     fn run(&mut self, input: &[u8], out: &mut VecDeque<RecordBatch>) -> Result<()> {
-        let CsvDecoder { parser, skip_header, columns, builder, batch_size, .. } = self;
+        let CsvDecoder { parser, skip_header, columns, nulls, builder, batch_size, file, encoding } = self;
         parser.feed(input, |rec| {
             if *skip_header {
                 *skip_header = false;
                 return Ok(true);
             }
-            let texts: Option<Vec<&str>> = (rec.len() == *columns)
-                .then(|| (0..rec.len()).map(|i| std::str::from_utf8(rec.field(i)).ok()).collect())
-                .flatten();
-            match texts {
-                Some(t) => builder.push_positional(t.into_iter().map(|s| (!s.is_empty()).then_some(s))),
-                None => builder.push_raw(&rec.raw_text()),
+            let at = || format!("{file} line {}, byte {}", rec.line, rec.offset);
+            let problem = if rec.len() != *columns {
+                Some(format!("{}: {} fields, expected {}", at(), rec.len(), columns))
+            } else if let Some(i) = (0..rec.len()).find(|&i| std::str::from_utf8(rec.field(i)).is_err()) {
+                let field = rec.field(i);
+                Some(if field.contains(&UNDECODABLE) && *encoding != "UTF-8" {
+                    format!("{}: field {} has bytes that are not valid {encoding}", at(), i + 1)
+                } else {
+                    format!("{}: field {} is not valid UTF-8", at(), i + 1)
+                })
+            } else {
+                None
+            };
+            match problem {
+                None => builder.push_positional((0..rec.len()).map(|i| {
+                    let f = rec.field(i);
+                    if nulls.iter().any(|n| n.as_slice() == f) {
+                        None
+                    } else {
+                        std::str::from_utf8(f).ok()
+                    }
+                })),
+                Some(why) => builder.push_raw(&rec.raw_text(), &why),
             }
             if builder.len() >= *batch_size {
                 if let Some(b) = builder.finish()? {
@@ -187,6 +337,16 @@ impl Decode for CsvDecoder {
 
     fn finish(&mut self, out: &mut VecDeque<RecordBatch>) -> Result<()> {
         self.run(&[], out)?;
+        if let Some(b) = self.builder.finish()? {
+            out.push_back(b);
+        }
+        Ok(())
+    }
+
+    fn corrupt(&mut self, reason: &str, out: &mut VecDeque<RecordBatch>) -> Result<()> {
+        let (raw, line, offset) = self.parser.partial().unwrap_or_default();
+        let line = line.max(1);
+        self.builder.push_raw(&raw, &format!("{} line {line}, byte {offset}: {reason}; the rest of the file is unread", self.file));
         if let Some(b) = self.builder.finish()? {
             out.push_back(b);
         }

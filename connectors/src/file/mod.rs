@@ -1,34 +1,59 @@
-//! File sources: CSV/TSV, NDJSON and Parquet from a local path or an object_store URL, and JSON records in
-//! memory.
+//! File sources: CSV/TSV, NDJSON, JSON arrays, Parquet and (feature `excel`) Excel / OpenDocument
+//! spreadsheets, from a local path or an object_store URL (`s3://…`), one file or many through a glob, plain
+//! or gzip'd; and JSON records in memory.
 //!
 //! # Types and malformed records
 //!
-//! CSV and NDJSON have no (reliable) types, so every field is delivered as **text** (`Utf8`) and segkit's
-//! ingest parses it per row into the attribute's type, quarantining the rows that do not parse. An empty CSV
-//! field is null. NDJSON fields are delivered as: strings as-is, numbers and booleans as their JSON text,
-//! arrays and objects as compact JSON text, `null` as null. Parquet is typed and delivered as stored.
+//! CSV and JSON have no (reliable) types, so every field is delivered as **text** (`Utf8`) and segkit's
+//! ingest parses it per row into the attribute's type, quarantining the rows that do not parse. A CSV field
+//! equal to one of the null markers (default [`DEFAULT_NULL_VALUES`]: empty, `\N`, `NULL`, `null`, `NA`, `N/A`,
+//! `#N/A`) is null. JSON fields are delivered as: strings as-is, numbers and booleans as their JSON text,
+//! arrays and objects as compact JSON text, `null` as null. Parquet is typed and delivered as stored; Excel
+//! cells are typed per column (see [`ExcelOptions`]).
 //!
-//! A record that cannot be read as a row — a CSV record with the wrong number of fields or invalid UTF-8, an
-//! NDJSON line that is not a JSON object — does **not** abort the ingest. It is delivered, in its place in
-//! the file's row order, as a row whose fields are all null and whose extra column [`RAW_COLUMN`] (`_raw`)
-//! holds the record's raw text. CSV and NDJSON schemas always end with that column (null for good rows).
-//! Ingest then quarantines the row because its key (or another required attribute) is missing, with the
-//! row's 1-based number and the raw text in the quarantined record, so nothing is dropped silently.
+//! A record that cannot be read as a row — a CSV record with the wrong number of fields or bytes that are not
+//! valid in the file's encoding, a JSON line or array element that is not an object, a record cut off by a
+//! truncated or corrupt gzip stream — does **not** abort the ingest. It is delivered, in its place in the
+//! file's row order, as a row whose fields are all null, whose column [`RAW_COLUMN`] (`_raw`) holds the
+//! record's raw text and whose column [`ERROR_COLUMN`] (`_error`) says where it was and why, e.g.
+//! `users.csv line 7, byte 181: 5 fields, expected 4`. Text schemas always end with these two columns (null
+//! for good rows). Ingest quarantines such a row with that reason and the row's 1-based number, so nothing is
+//! dropped silently. A corrupt gzip stream ends the file there: the rows before it are kept.
 //!
-//! Row numbers count data records: for CSV, records after the header (a quoted field may span lines); for
-//! NDJSON, non-blank lines (blank lines are skipped).
+//! Line numbers are 1-based lines of the (decompressed, decoded) text; byte offsets are 0-based offsets of
+//! the record's first byte in that text (for an uncompressed UTF-8 file without BOM: in the file).
+//!
+//! # Encodings
+//!
+//! Text files are UTF-8 unless `encoding` says otherwise (any WHATWG label: `gbk`, `gb18030`, `big5`,
+//! `utf-16le`, `utf-16be`, `shift_jis`, `windows-1252`, …). A byte-order mark is honoured and removed: a
+//! UTF-8 BOM, and a UTF-16 BOM even when no encoding is given. Decoding streams with fixed buffers; a file is
+//! never read into memory as a whole.
+//!
+//! # Many files
+//!
+//! A location with glob characters (`*`, `?`, `[…]`, `{a,b}`; `**` crosses directories) lists the matching
+//! objects (local directories and `s3://` buckets alike) and reads them one after the other in path order. The
+//! schema is the union of the files' columns by name (first-seen order); a column missing from a file is null
+//! there. A column whose type differs between typed files (Parquet, Excel) is refused with an error naming
+//! both files. `file_column` adds each row's file as a column (`_file`).
 
+mod config;
 mod csv;
 mod decode;
-mod ndjson;
+#[cfg(feature = "excel")]
+mod excel;
+mod json;
 mod parquet;
+mod prelude;
 mod text;
 
 use std::fmt;
 use std::path::Path as StdPath;
 use std::sync::Arc;
 
-use arrow::datatypes::SchemaRef;
+use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::path::Path;
@@ -39,59 +64,196 @@ use url::Url;
 
 use segkit::{BatchStream, Error, Result, ScanRequest, Source, SourceCapabilities};
 
-use decode::decode_stream;
+pub use self::csv::{CsvOptions, DEFAULT_NULL_VALUES};
+use decode::{decode_stream, TextPipeline};
+use prelude::{Prelude, TextEncoding};
 use text::{text_schema, KeyUnion, TextBatchBuilder, DEFAULT_BATCH_SIZE};
 
-/// The extra text column of CSV and NDJSON sources that carries a malformed record's raw text (null for
+/// The extra text column of CSV and JSON sources that carries a malformed record's raw text (null for
 /// well-formed rows). See the [module documentation](self).
 pub const RAW_COLUMN: &str = segkit::source::MALFORMED_COLUMN;
+
+/// The extra text column that says where a malformed record was and why it could not be read.
+pub const ERROR_COLUMN: &str = segkit::source::MALFORMED_REASON_COLUMN;
+
+/// The default name of the column holding each row's file (`file_column: true`).
+pub const FILE_COLUMN: &str = "_file";
+
+/// JSON layouts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct JsonOptions {
+    /// `Some(true)`: one object per line (NDJSON); `Some(false)`: an array; `None` (type `json`): decided by
+    /// the file's first character (`[` → array) unless a record path is given.
+    pub lines: Option<bool>,
+    /// Keys leading from the document to the array of records (`["data"]` for `{"data": [...]}`); empty: the
+    /// document is the array.
+    pub record_path: Vec<String>,
+}
+
+impl JsonOptions {
+    /// NDJSON.
+    pub fn lines() -> Self {
+        JsonOptions { lines: Some(true), record_path: vec![] }
+    }
+}
+
+/// Which sheet of a workbook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SheetRef {
+    /// By 0-based position.
+    Index(usize),
+    /// By name.
+    Name(String),
+}
+
+/// How header cells merged across columns are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MergedHeaders {
+    /// Every column under a merged header cell gets the merged text (then made unique: `Q1`, `Q1_2`, …).
+    #[default]
+    Repeat,
+    /// With two header rows, a merged parent cell over child cells names each column `parent_child`
+    /// (`Sales_Q1`, `Sales_Q2`); needs `header_row` ≥ 1 (the parent row is the one above it).
+    Join,
+}
+
+/// How a spreadsheet is read (feature `excel`).
+///
+/// Cells are typed per column from all of the sheet's data rows: all whole numbers → `Int64`, numbers →
+/// `Float64`, booleans → `Boolean`, dates (a date number format, no time of day) → `Date32`, date-times →
+/// `Timestamp(µs, UTC)` (spreadsheets have no time zone: the wall time is taken as UTC); a column mixing kinds,
+/// or holding text or error cells (`#DIV/0!`), is `Utf8` with every cell as its text (numbers as written,
+/// dates `YYYY-MM-DD`), so ingest quarantines the cells that are not of the attribute's type, with their row,
+/// instead of losing them. Empty cells are null; empty trailing rows and columns are ignored.
+///
+/// Memory: calamine reads the whole file (compressed) and one sheet's cells into memory; batches of the
+/// configured size are built from it. Spreadsheets are bounded by the format (1 048 576 rows) and by
+/// [`MAX_EXCEL_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExcelOptions {
+    /// The sheet (default the first).
+    pub sheet: SheetRef,
+    /// The 0-based row holding the column names (default 0); the rows above it are skipped.
+    pub header_row: u32,
+    /// Merged header cells.
+    pub merged_headers: MergedHeaders,
+}
+
+impl Default for ExcelOptions {
+    fn default() -> Self {
+        ExcelOptions { sheet: SheetRef::Index(0), header_row: 0, merged_headers: MergedHeaders::Repeat }
+    }
+}
+
+/// The largest spreadsheet file read (its bytes are held in memory while it is read).
+pub const MAX_EXCEL_BYTES: u64 = 512 << 20;
 
 /// The format of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FileFormat {
     /// Delimited text.
-    Csv {
-        /// Field delimiter (default `,`; `\t` for `.tsv`).
-        delimiter: u8,
-        /// Whether the first record names the columns (default true); without one, columns are named
-        /// `column_1`, `column_2`, ….
-        header: bool,
-    },
-    /// Newline-delimited JSON: one object per line.
-    Ndjson,
+    Csv(CsvOptions),
+    /// NDJSON or a JSON array.
+    Json(JsonOptions),
     /// Apache Parquet.
     Parquet,
+    /// A spreadsheet: `.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods` (reading needs the `excel` feature).
+    Excel(ExcelOptions),
 }
 
 impl FileFormat {
     /// CSV with a header and `,` delimiter.
     pub fn csv() -> Self {
-        FileFormat::Csv { delimiter: b',', header: true }
+        FileFormat::Csv(CsvOptions::default())
     }
 
-    /// Infers the format from a path or URL's extension: `.csv`, `.tsv` (tab), `.ndjson` / `.jsonl` / `.json`,
-    /// `.parquet` / `.pq` (case-insensitive; a URL's query and fragment are ignored).
+    /// Infers the format from a path or URL's extension (case-insensitive; a URL's query and fragment and a
+    /// trailing `.gz` are ignored): `.csv`, `.tsv` / `.tab` (tab), `.ndjson` / `.jsonl` (NDJSON), `.json`
+    /// (array or NDJSON, by the first character), `.parquet` / `.pq`, `.xlsx` / `.xlsm` / `.xlsb` / `.xls` /
+    /// `.ods`.
     pub fn from_extension(location: &str) -> Option<Self> {
         let path = location.split(['?', '#']).next().unwrap_or(location);
-        let ext = path.rsplit_once('.')?.1.to_ascii_lowercase();
-        match ext.as_str() {
+        let lower = path.to_ascii_lowercase();
+        let path = lower.strip_suffix(".gz").unwrap_or(&lower);
+        let ext = path.rsplit_once('.')?.1;
+        match ext {
             "csv" => Some(FileFormat::csv()),
-            "tsv" | "tab" => Some(FileFormat::Csv { delimiter: b'\t', header: true }),
-            "ndjson" | "jsonl" | "json" => Some(FileFormat::Ndjson),
+            "tsv" | "tab" => Some(FileFormat::Csv(CsvOptions::tsv())),
+            "ndjson" | "jsonl" => Some(FileFormat::Json(JsonOptions::lines())),
+            "json" => Some(FileFormat::Json(JsonOptions::default())),
             "parquet" | "pq" => Some(FileFormat::Parquet),
+            "xlsx" | "xlsm" | "xlsb" | "xls" | "ods" => Some(FileFormat::Excel(ExcelOptions::default())),
             _ => None,
         }
     }
 
-    /// The short name used in source names: `csv`, `tsv`, `ndjson`, `parquet`.
+    /// The short name used in source names: `csv`, `tsv`, `ndjson`, `json`, `parquet`, `excel`.
     pub fn label(&self) -> &'static str {
         match self {
-            FileFormat::Csv { delimiter: b'\t', .. } => "tsv",
-            FileFormat::Csv { .. } => "csv",
-            FileFormat::Ndjson => "ndjson",
+            FileFormat::Csv(o) if o.delimiter == b'\t' => "tsv",
+            FileFormat::Csv(_) => "csv",
+            FileFormat::Json(j) if j.lines == Some(true) => "ndjson",
+            FileFormat::Json(_) => "json",
             FileFormat::Parquet => "parquet",
+            FileFormat::Excel(_) => "excel",
         }
+    }
+
+    fn is_text(&self) -> bool {
+        matches!(self, FileFormat::Csv(_) | FileFormat::Json(_))
+    }
+}
+
+/// Whether text files are gzip'd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// By the file name: `.gz` is gzip (default).
+    #[default]
+    Auto,
+    /// Always gzip.
+    Gzip,
+    /// Never.
+    None,
+}
+
+/// Reading options common to every file format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileOptions {
+    /// Gzip (text formats).
+    pub compression: Compression,
+    encoding: TextEncoding,
+    /// A column holding each row's file (its location as given, or as listed for a glob).
+    pub file_column: Option<String>,
+    /// Rows per batch (default 65 536).
+    pub batch_size: usize,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        FileOptions {
+            compression: Compression::Auto,
+            encoding: TextEncoding::default(),
+            file_column: None,
+            batch_size: DEFAULT_BATCH_SIZE,
+        }
+    }
+}
+
+impl FileOptions {
+    /// Sets the text encoding by its WHATWG label (`utf-8`, `gbk`, `gb18030`, `big5`, `utf-16le`, …).
+    pub fn with_encoding(mut self, label: &str) -> Result<Self> {
+        self.encoding = TextEncoding::for_label(label)
+            .ok_or_else(|| Error::InvalidArgument(format!("unknown text encoding `{label}`")))?;
+        Ok(self)
+    }
+
+    /// The text encoding's name.
+    pub fn encoding(&self) -> &'static str {
+        self.encoding.name()
     }
 }
 
@@ -105,18 +267,38 @@ fn resolve_secret(key: &str, value: &str) -> Result<String> {
     }
 }
 
-/// A CSV, NDJSON or Parquet file read through object_store.
+/// One file of a source, with its own schema.
+#[derive(Debug, Clone)]
+struct FileEntry {
+    path: Path,
+    /// The location shown in messages and in the file column.
+    display: String,
+    /// The file name, for messages.
+    short: String,
+    schema: SchemaRef,
+}
+
+#[derive(Debug)]
+struct Resolved {
+    files: Vec<FileEntry>,
+    schema: SchemaRef,
+}
+
+/// One file or a glob of files (CSV, JSON, Parquet, Excel) read through object_store.
 ///
 /// `Debug` and [`Source::name`] never show option values (credentials) or a URL's user info and query.
 pub struct FileSource {
     name: String,
     location: String,
     format: FileFormat,
+    options: FileOptions,
     option_keys: Vec<String>,
     store: Arc<dyn ObjectStore>,
+    /// The object (one file) or the listing prefix (glob).
     path: Path,
-    batch_size: usize,
-    schema: OnceCell<SchemaRef>,
+    /// The glob over paths relative to `path`, with the displayed base.
+    glob: Option<(globset::GlobMatcher, String)>,
+    resolved: OnceCell<Resolved>,
 }
 
 impl fmt::Debug for FileSource {
@@ -126,40 +308,63 @@ impl fmt::Debug for FileSource {
             .field("name", &self.name)
             .field("location", &self.location)
             .field("format", &self.format)
-            .field("options", &options)
-            .field("batch_size", &self.batch_size)
+            .field("options", &self.options)
+            .field("store_options", &options)
             .finish()
+    }
+}
+
+/// Splits a location at the last `/` before its first glob character: (literal base, pattern), or `None` if it
+/// has no glob characters.
+fn split_glob(location: &str) -> Option<(&str, &str)> {
+    let path_start = location.find("://").map(|i| i + 3).unwrap_or(0);
+    let first = location[path_start..].find(['*', '?', '[', '{']).map(|i| i + path_start)?;
+    match location[..first].rfind('/') {
+        Some(slash) if slash >= path_start => Some((&location[..slash], &location[slash + 1..])),
+        _ => Some((".", &location[path_start..])),
     }
 }
 
 impl FileSource {
     /// A source over `location` (a local path, or a URL such as `file:///data/users.csv` or
-    /// `s3://bucket/users.csv`) in `format`.
+    /// `s3://bucket/users.csv`, or a glob such as `data/*.csv` or `s3://bucket/2026/**/*.ndjson.gz`) in
+    /// `format`.
     pub fn new(location: &str, format: FileFormat) -> Result<Self> {
-        Self::with_options(location, format, Vec::<(String, String)>::new())
+        Self::with_options(location, format, FileOptions::default(), Vec::<(String, String)>::new())
     }
 
-    /// Like [`new`](Self::new), with object_store options (e.g. `aws_region`, `aws_endpoint`,
-    /// `aws_access_key_id`). A value written `env:NAME` is read from that environment variable now. For
-    /// `s3://` URLs, `AWS_*` environment variables are used for options not given explicitly.
+    /// Like [`new`](Self::new), with reading options and object_store options (e.g. `aws_region`,
+    /// `aws_endpoint`, `aws_access_key_id`). A value written `env:NAME` is read from that environment variable
+    /// now. For `s3://` URLs, `AWS_*` environment variables are used for options not given explicitly.
     pub fn with_options<K: Into<String>, V: Into<String>>(
         location: &str,
         format: FileFormat,
-        options: impl IntoIterator<Item = (K, V)>,
+        options: FileOptions,
+        store_options: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Self> {
-        if let FileFormat::Csv { delimiter, .. } = format {
-            if matches!(delimiter, b'"' | b'\n' | b'\r') {
-                return Err(Error::InvalidArgument(format!("invalid CSV delimiter {:?}", delimiter as char)));
+        if let FileFormat::Csv(o) = &format {
+            if matches!(o.delimiter, b'\n' | b'\r') || o.delimiter == o.quote {
+                return Err(Error::InvalidArgument(format!("invalid CSV delimiter {:?}", o.delimiter as char)));
             }
         }
         let mut resolved = vec![];
         let mut option_keys = vec![];
-        for (k, v) in options {
+        for (k, v) in store_options {
             let (k, v): (String, String) = (k.into(), v.into());
             resolved.push((k.to_ascii_lowercase(), resolve_secret(&k, &v)?));
             option_keys.push(k);
         }
-        let url = to_url(location)?;
+        let (base, glob) = match split_glob(location) {
+            Some((base, pattern)) => {
+                let g = globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| Error::InvalidArgument(format!("invalid glob pattern `{pattern}`: {e}")))?;
+                (base, Some((g.compile_matcher(), base.trim_end_matches('/').to_string())))
+            }
+            None => (location, None),
+        };
+        let url = to_url(base)?;
         if url.scheme() == "s3" || url.scheme() == "s3a" {
             for (k, v) in std::env::vars() {
                 let k = k.to_ascii_lowercase();
@@ -170,22 +375,30 @@ impl FileSource {
         }
         let (store, path) = object_store::parse_url_opts(&url, resolved)
             .map_err(|e| Error::InvalidArgument(format!("cannot open `{}`: {e}", redact_url(&url))))?;
-        let file_name = path.filename().map(str::to_string).unwrap_or_else(|| path.to_string());
+        let shown = match &glob {
+            Some(_) => location.rsplit('/').next().unwrap_or(location).to_string(),
+            None => path.filename().map(str::to_string).unwrap_or_else(|| path.to_string()),
+        };
+        let mut location_shown = redact_url(&url);
+        if let Some((_, pattern)) = split_glob(location) {
+            location_shown = format!("{}/{pattern}", location_shown.trim_end_matches('/'));
+        }
         Ok(FileSource {
-            name: format!("{}:{file_name}", format.label()),
-            location: redact_url(&url),
+            name: format!("{}:{shown}", format.label()),
+            location: location_shown,
             format,
+            options,
             option_keys,
             store: Arc::from(store),
             path,
-            batch_size: DEFAULT_BATCH_SIZE,
-            schema: OnceCell::new(),
+            glob,
+            resolved: OnceCell::new(),
         })
     }
 
-    /// Rows per batch for CSV and NDJSON, and the Parquet reader's batch size (default 65 536).
+    /// Rows per batch (default 65 536).
     pub fn with_batch_size(mut self, rows: usize) -> Self {
-        self.batch_size = rows.max(1);
+        self.options.batch_size = rows.max(1);
         self
     }
 
@@ -199,68 +412,324 @@ impl FileSource {
         &self.location
     }
 
-    async fn bytes(&self) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
-        let got = self.store.get(&self.path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
+    /// The files the source reads (listed once, for a glob), as shown in the file column.
+    pub async fn files(&self) -> Result<Vec<String>> {
+        Ok(self.resolve().await?.files.iter().map(|f| f.display.clone()).collect())
+    }
+
+    fn err(&self, message: impl Into<String>) -> Error {
+        Error::Source { source_name: self.name.clone(), message: message.into(), cause: None }
+    }
+
+    async fn list(&self) -> Result<Vec<(Path, String)>> {
+        let Some((matcher, base)) = &self.glob else {
+            let display = self.location.clone();
+            return Ok(vec![(self.path.clone(), display)]);
+        };
+        let prefix = self.path.clone();
+        let mut listing = self.store.list(Some(&prefix));
+        let mut out = vec![];
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(|e| Error::source_error(self.name.clone(), e))?;
+            let full = meta.location.as_ref();
+            let rel = if prefix.as_ref().is_empty() {
+                full
+            } else {
+                full.strip_prefix(prefix.as_ref()).and_then(|r| r.strip_prefix('/')).unwrap_or(full)
+            };
+            if matcher.is_match(rel) {
+                out.push((meta.location.clone(), format!("{base}/{rel}")));
+                if out.len() > 100_000 {
+                    return Err(self.err("the glob matches more than 100000 files; narrow it"));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
+        if out.is_empty() {
+            return Err(self.err(format!("no file matches `{}`", self.location)));
+        }
+        Ok(out)
+    }
+
+    async fn resolve(&self) -> Result<&Resolved> {
+        self.resolved
+            .get_or_try_init(|| async {
+                let mut files = vec![];
+                for (path, display) in self.list().await? {
+                    let short = path.filename().unwrap_or(path.as_ref()).to_string();
+                    let schema = self.discover(&path, &short).await?;
+                    files.push(FileEntry { path, display, short, schema });
+                }
+                let schema = self.unify(&files)?;
+                Ok(Resolved { files, schema })
+            })
+            .await
+    }
+
+    /// The union of the files' schemas by name (types must agree), plus the file / raw / error columns.
+    fn unify(&self, files: &[FileEntry]) -> Result<SchemaRef> {
+        let extra = |n: &str| n == RAW_COLUMN || n == ERROR_COLUMN;
+        let mut fields: Vec<Field> = vec![];
+        let mut first_seen: Vec<&str> = vec![];
+        let mut malformed = self.format.is_text();
+        for f in files {
+            for field in f.schema.fields() {
+                if extra(field.name()) {
+                    malformed = true;
+                    continue;
+                }
+                match fields.iter().position(|x| x.name() == field.name()) {
+                    None => {
+                        fields.push(field.as_ref().clone().with_nullable(true));
+                        first_seen.push(&f.display);
+                    }
+                    Some(i) if fields[i].data_type() != field.data_type() => {
+                        return Err(self.err(format!(
+                            "file `{}`: column `{}` is {} there but {} in `{}`; the files of one source must agree",
+                            f.display,
+                            field.name(),
+                            field.data_type(),
+                            fields[i].data_type(),
+                            first_seen[i]
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(fc) = &self.options.file_column {
+            if fields.iter().any(|f| f.name() == fc) {
+                return Err(self.err(format!("file_column `{fc}` is also a column of the data; choose another name")));
+            }
+            fields.push(Field::new(fc, ArrowType::Utf8, true));
+        }
+        if malformed {
+            fields.push(Field::new(RAW_COLUMN, ArrowType::Utf8, true));
+            fields.push(Field::new(ERROR_COLUMN, ArrowType::Utf8, true));
+        }
+        Ok(Arc::new(Schema::new(fields)))
+    }
+
+    async fn bytes(&self, path: &Path) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
+        let got = self.store.get(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
         Ok(got.into_stream())
     }
 
-    async fn discover(&self) -> Result<SchemaRef> {
-        match &self.format {
-            FileFormat::Csv { delimiter, header } => {
-                let mut bytes = self.bytes().await?;
-                let mut parser = csv::RecordParser::new(*delimiter);
-                let mut names: Option<Vec<String>> = None;
-                let mut on_record = |rec: csv::RecordView<'_>| {
-                    names = Some(csv::header_names(&rec, *header));
-                    Ok(false)
-                };
-                let mut more = true;
-                while more {
-                    match bytes.next().await {
-                        Some(chunk) => {
-                            let chunk = chunk.map_err(|e| Error::source_error(self.name.clone(), e))?;
-                            if !chunk.is_empty() {
-                                more = parser.feed(&chunk, &mut on_record)?;
-                            }
-                        }
-                        None => {
-                            parser.feed(&[], &mut on_record)?;
-                            more = false;
-                        }
-                    }
-                }
-                match names {
-                    Some(n) => Ok(text_schema(n)),
-                    None if *header => Err(Error::Source {
-                        source_name: self.name.clone(),
-                        message: "the file is empty: no header record".into(),
-                        cause: None,
-                    }),
-                    None => Ok(text_schema(vec![])),
-                }
-            }
-            FileFormat::Ndjson => {
-                let mut bytes = self.bytes().await?;
-                let mut keys = ndjson::KeyScanner::default();
-                while let Some(chunk) = bytes.next().await {
-                    keys.feed(&chunk.map_err(|e| Error::source_error(self.name.clone(), e))?)?;
-                }
-                Ok(text_schema(keys.finish()?))
-            }
-            FileFormat::Parquet => parquet::schema(&self.name, &self.store, &self.path).await,
+    fn prelude(&self, path: &Path) -> Prelude {
+        let gzip = match self.options.compression {
+            Compression::Gzip => true,
+            Compression::None => false,
+            Compression::Auto => path.as_ref().to_ascii_lowercase().ends_with(".gz"),
+        };
+        Prelude::new(gzip, self.options.encoding)
+    }
+
+    fn json_layout(&self, j: &JsonOptions, first: Option<u8>) -> json::Layout {
+        match (j.lines, j.record_path.is_empty()) {
+            (Some(true), _) => json::Layout::Lines,
+            (_, false) => json::Layout::Array(j.record_path.clone()),
+            (Some(false), true) => json::Layout::Array(vec![]),
+            (None, true) if first == Some(b'[') => json::Layout::Array(vec![]),
+            (None, true) => json::Layout::Lines,
         }
     }
 
-    fn projection_indices(&self, schema: &SchemaRef, fields: &[String]) -> Result<Vec<usize>> {
-        fields
-            .iter()
-            .map(|f| {
-                schema
-                    .index_of(f)
-                    .map_err(|_| Error::InvalidArgument(format!("source `{}` has no field `{f}`", self.name)))
-            })
-            .collect()
+    /// The first non-whitespace decoded byte of a file (for `json`'s layout), read from its start.
+    async fn first_byte(&self, path: &Path) -> Result<Option<u8>> {
+        let mut bytes = self.bytes(path).await?;
+        let mut prelude = self.prelude(path);
+        let mut first = None;
+        while let Some(chunk) = bytes.next().await {
+            let chunk = chunk.map_err(|e| Error::source_error(self.name.clone(), e))?;
+            let mut sink = |t: &[u8]| -> std::result::Result<(), ()> {
+                if first.is_none() {
+                    first = t.iter().copied().find(|b| !b.is_ascii_whitespace());
+                }
+                if first.is_some() {
+                    Err(())
+                } else {
+                    Ok(())
+                }
+            };
+            match prelude.feed(&chunk, &mut sink) {
+                Ok(()) => {}
+                Err(_) => break,
+            }
+        }
+        Ok(first)
     }
+
+    async fn discover(&self, path: &Path, short: &str) -> Result<SchemaRef> {
+        match &self.format {
+            FileFormat::Csv(o) => {
+                if let (Some(cols), false) = (&o.columns, o.header) {
+                    return Ok(text_schema(csv::dedupe_names(cols.clone())));
+                }
+                let mut bytes = self.bytes(path).await?;
+                let mut prelude = self.prelude(path);
+                let mut parser = csv::RecordParser::new(o);
+                let mut names: Option<Vec<String>> = None;
+                let header = o.header;
+                let mut more = true;
+                while more {
+                    let chunk = match bytes.next().await {
+                        Some(c) => c.map_err(|e| Error::source_error(self.name.clone(), e))?,
+                        None => bytes::Bytes::new(),
+                    };
+                    let eof = chunk.is_empty();
+                    let mut sink = |t: &[u8]| -> Result<()> {
+                        if names.is_none() {
+                            parser.feed(t, |rec| {
+                                names = Some(csv::header_names(&rec, header));
+                                Ok(false)
+                            })?;
+                        }
+                        Ok(())
+                    };
+                    let r = if eof { prelude.finish(&mut sink) } else { prelude.feed(&chunk, &mut sink) };
+                    match r {
+                        Ok(()) => {}
+                        Err(prelude::Outcome::Sink(e)) => return Err(e),
+                        Err(prelude::Outcome::Corrupt(c)) if names.is_none() => {
+                            return Err(self.err(format!("{short}: {} before the first record", c.0)))
+                        }
+                        Err(prelude::Outcome::Corrupt(_)) => {}
+                    }
+                    if eof && names.is_none() {
+                        parser.feed(&[], |rec| {
+                            names = Some(csv::header_names(&rec, header));
+                            Ok(false)
+                        })?;
+                    }
+                    more = !eof && names.is_none();
+                }
+                let names = match (names, &o.columns) {
+                    (_, Some(cols)) => csv::dedupe_names(cols.clone()),
+                    (Some(n), None) => n,
+                    (None, None) if header => {
+                        return Err(self.err(format!("{short} is empty: no header record")));
+                    }
+                    (None, None) => vec![],
+                };
+                Ok(text_schema(names))
+            }
+            FileFormat::Json(j) => {
+                let layout = self.json_layout(j, self.first_byte(path).await?);
+                let mut bytes = self.bytes(path).await?;
+                let mut prelude = self.prelude(path);
+                let mut keys = json::KeyScanner::new(&layout, short);
+                while let Some(chunk) = bytes.next().await {
+                    let chunk = chunk.map_err(|e| Error::source_error(self.name.clone(), e))?;
+                    match prelude.feed(&chunk, &mut |t| keys.feed(t)) {
+                        Ok(()) => {}
+                        Err(prelude::Outcome::Sink(e)) => return Err(e),
+                        Err(prelude::Outcome::Corrupt(_)) => break,
+                    }
+                }
+                let _ = prelude.finish(&mut |t| keys.feed(t));
+                Ok(text_schema(keys.finish()?))
+            }
+            FileFormat::Parquet => parquet::schema(&self.name, &self.store, path).await,
+            FileFormat::Excel(x) => self.excel_schema(path, short, x).await,
+        }
+    }
+
+    #[cfg(feature = "excel")]
+    async fn excel_bytes(&self, path: &Path) -> Result<bytes::Bytes> {
+        let meta = self.store.head(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
+        if meta.size > MAX_EXCEL_BYTES {
+            return Err(self.err(format!(
+                "{}: {} bytes is more than the {} MiB a spreadsheet may have",
+                path.filename().unwrap_or_default(),
+                meta.size,
+                MAX_EXCEL_BYTES >> 20
+            )));
+        }
+        let got = self.store.get(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
+        got.bytes().await.map_err(|e| Error::source_error(self.name.clone(), e))
+    }
+
+    #[cfg(feature = "excel")]
+    async fn excel_schema(&self, path: &Path, short: &str, x: &ExcelOptions) -> Result<SchemaRef> {
+        let data = self.excel_bytes(path).await?;
+        let (x, short, name) = (x.clone(), short.to_string(), self.name.clone());
+        tokio::task::spawn_blocking(move || excel::schema(&data, &x, &short).map_err(|m| source_err(&name, m)))
+            .await
+            .map_err(|e| self.err(format!("the spreadsheet reader failed: {e}")))?
+    }
+
+    #[cfg(not(feature = "excel"))]
+    async fn excel_schema(&self, _path: &Path, _short: &str, _x: &ExcelOptions) -> Result<SchemaRef> {
+        Err(self.err("reading spreadsheets needs segkit-connectors' `excel` feature"))
+    }
+
+    async fn scan_file(&self, f: &FileEntry) -> Result<BatchStream> {
+        let size = self.options.batch_size;
+        Ok(match &self.format {
+            FileFormat::Csv(o) => {
+                let columns = f.schema.fields().len() - 2;
+                let dec = csv::CsvDecoder::new(
+                    f.schema.clone(),
+                    columns,
+                    o,
+                    size,
+                    f.short.clone(),
+                    self.options.encoding.name(),
+                );
+                let pipeline = TextPipeline::new(self.prelude(&f.path), dec);
+                decode_stream(self.name.clone(), self.bytes(&f.path).await?, pipeline)
+            }
+            FileFormat::Json(j) => {
+                let layout = self.json_layout(j, self.first_byte(&f.path).await?);
+                let dec = json::JsonDecoder::new(f.schema.clone(), &layout, size, f.short.clone());
+                let pipeline = TextPipeline::new(self.prelude(&f.path), dec);
+                decode_stream(self.name.clone(), self.bytes(&f.path).await?, pipeline)
+            }
+            FileFormat::Parquet => {
+                parquet::scan(&self.name, &self.store, &f.path, f.schema.clone(), None, size).await?
+            }
+            FileFormat::Excel(x) => self.excel_scan(f, x).await?,
+        })
+    }
+
+    #[cfg(feature = "excel")]
+    async fn excel_scan(&self, f: &FileEntry, x: &ExcelOptions) -> Result<BatchStream> {
+        let data = self.excel_bytes(&f.path).await?;
+        Ok(excel::scan(data, x.clone(), f.schema.clone(), self.options.batch_size, f.short.clone(), self.name.clone()))
+    }
+
+    #[cfg(not(feature = "excel"))]
+    async fn excel_scan(&self, _f: &FileEntry, _x: &ExcelOptions) -> Result<BatchStream> {
+        Err(self.err("reading spreadsheets needs segkit-connectors' `excel` feature"))
+    }
+}
+
+fn source_err(name: &str, message: String) -> Error {
+    Error::Source { source_name: name.to_string(), message, cause: None }
+}
+
+/// `batch` (of one file) in the source's `schema`: columns by name, nulls for columns the file lacks, the file
+/// column filled.
+fn conform(batch: RecordBatch, schema: &SchemaRef, file_column: Option<&str>, display: &str) -> Result<RecordBatch> {
+    if batch.schema() == *schema {
+        return Ok(batch);
+    }
+    let n = batch.num_rows();
+    let cols = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if Some(f.name().as_str()) == file_column {
+                return Ok(Arc::new(StringArray::from(vec![display; n])) as ArrayRef);
+            }
+            Ok(match batch.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => c.clone(),
+                Some(c) => arrow::compute::cast(c, f.data_type())?,
+                None => new_null_array(f.data_type(), n),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), cols)?)
 }
 
 #[async_trait]
@@ -269,35 +738,51 @@ impl Source for FileSource {
         self.name.clone()
     }
 
-    /// The schema: for CSV, the header (one read of the first record); for NDJSON, the union of the keys of
-    /// all lines in first-seen order (one pass over the file); for Parquet, the file's schema. Computed once
-    /// and cached.
+    /// The schema: for CSV, the header (one read of the first record); for JSON, the union of the keys of all
+    /// records in first-seen order (one pass over the file); for Parquet, the file's schema; for a spreadsheet,
+    /// the header row and the column types (one pass over the sheet). For a glob, the union over the files.
+    /// Computed once and cached.
     async fn schema(&self) -> Result<SchemaRef> {
-        self.schema.get_or_try_init(|| self.discover()).await.cloned()
+        Ok(self.resolve().await?.schema.clone())
     }
 
     async fn scan(&self, request: &ScanRequest) -> Result<BatchStream> {
-        let schema = self.schema().await?;
+        let resolved = self.resolve().await?;
+        let schema = resolved.schema.clone();
         let projection = match &request.projection {
-            Some(fields) => Some(self.projection_indices(&schema, fields)?),
+            Some(fields) => Some(
+                fields
+                    .iter()
+                    .map(|f| {
+                        schema
+                            .index_of(f)
+                            .map_err(|_| Error::InvalidArgument(format!("source `{}` has no field `{f}`", self.name)))
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
             None => None,
         };
-        let stream = match &self.format {
-            FileFormat::Csv { delimiter, header } => {
-                let columns = schema.fields().len() - usize::from(schema.index_of(RAW_COLUMN).is_ok());
-                let dec = csv::CsvDecoder::new(schema.clone(), columns, *delimiter, *header, self.batch_size);
-                decode_stream(self.name.clone(), self.bytes().await?, dec)
-            }
-            FileFormat::Ndjson => {
-                let dec = ndjson::NdjsonDecoder::new(schema.clone(), self.batch_size);
-                decode_stream(self.name.clone(), self.bytes().await?, dec)
-            }
-            FileFormat::Parquet => {
-                return parquet::scan(&self.name, &self.store, &self.path, schema, projection, self.batch_size).await
-            }
-        };
+        let files = resolved.files.clone();
+        let fc = self.options.file_column.clone();
+        let this = self.clone_shallow();
+        let stream = futures::stream::iter(files)
+            .then(move |f| {
+                let this = this.clone();
+                let schema = schema.clone();
+                let fc = fc.clone();
+                async move {
+                    let s = this.scan_file(&f).await?;
+                    let display = f.display.clone();
+                    Ok::<_, Error>(s.map(move |b| conform(b?, &schema, fc.as_deref(), &display)))
+                }
+            })
+            .map(|r| match r {
+                Ok(s) => s.boxed(),
+                Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
+            })
+            .flatten();
         Ok(match projection {
-            None => stream,
+            None => stream.boxed(),
             Some(idx) => stream.map(move |b| Ok(b?.project(&idx)?)).boxed(),
         })
     }
@@ -306,6 +791,27 @@ impl Source for FileSource {
         let mut c = SourceCapabilities::default();
         c.projection = true;
         c
+    }
+}
+
+impl FileSource {
+    /// A copy sharing the store and the resolved files, for streams that outlive `&self`.
+    fn clone_shallow(&self) -> Arc<FileSource> {
+        let resolved = OnceCell::new();
+        if let Some(r) = self.resolved.get() {
+            let _ = resolved.set(Resolved { files: r.files.clone(), schema: r.schema.clone() });
+        }
+        Arc::new(FileSource {
+            name: self.name.clone(),
+            location: self.location.clone(),
+            format: self.format.clone(),
+            options: self.options.clone(),
+            option_keys: self.option_keys.clone(),
+            store: self.store.clone(),
+            path: self.path.clone(),
+            glob: self.glob.clone(),
+            resolved,
+        })
     }
 }
 
@@ -335,141 +841,52 @@ fn redact_url(url: &Url) -> String {
     u.to_string()
 }
 
-/// Opens a file source from a local path or URL, inferring the format from the extension (`.csv`, `.tsv`,
-/// `.ndjson` / `.jsonl` / `.json`, `.parquet` / `.pq`).
+/// Opens a file source from a local path, URL or glob, inferring the format from the extension (`.csv`,
+/// `.tsv`, `.ndjson` / `.jsonl`, `.json`, `.parquet` / `.pq`, `.xlsx` / `.xls` / `.ods` …, each optionally
+/// `.gz`).
 ///
 /// ```no_run
 /// let users = segkit_connectors::open("data/users.csv")?;
-/// let events = segkit_connectors::open("s3://my-bucket/events/2026-01.parquet")?;
+/// let events = segkit_connectors::open("s3://my-bucket/events/2026-*.parquet")?;
 /// # Ok::<(), segkit::Error>(())
 /// ```
 pub fn open(location: &str) -> Result<Arc<dyn Source>> {
     let format = FileFormat::from_extension(location).ok_or_else(|| {
         Error::InvalidArgument(format!(
             "cannot infer the format of `{location}` from its extension (expected .csv, .tsv, .ndjson, .jsonl, .json, \
-             .parquet or .pq); use from_config with a `type`"
+             .parquet, .pq, .xlsx, .xls or .ods, optionally .gz); use from_config with a `type`"
         ))
     })?;
     Ok(Arc::new(FileSource::new(location, format)?))
 }
 
-fn config_error(field: &str, message: impl Into<String>) -> Error {
-    Error::Definition { path: format!("source.{field}"), message: message.into() }
-}
-
 /// Builds a source from a JSON config:
 ///
 /// ```json
-/// {"type": "csv", "path": "users.csv", "delimiter": ";", "header": true}
-/// {"type": "parquet", "url": "s3://bucket/events.parquet",
+/// {"type": "csv", "path": "data/*.csv.gz", "delimiter": ";", "encoding": "gbk", "null_values": ["NA", ""],
+///  "file_column": true}
+/// {"type": "json", "url": "s3://bucket/export.json", "record_path": "data",
 ///  "options": {"aws_region": "eu-west-1", "aws_secret_access_key": "env:AWS_SECRET"}}
+/// {"type": "excel", "path": "report.xlsx", "sheet": "Q1", "header_row": 2}
 /// ```
 ///
-/// `type` is `csv`, `tsv`, `ndjson` (alias `jsonl`, `json`) or `parquet`; if absent it is inferred from the
-/// extension. Exactly one of `path` / `url` is required. `delimiter` (one character) and `header` apply to
-/// CSV only; `batch_size` sets rows per batch. `options` are object_store options whose values may be
-/// `env:NAME` references. Unknown keys and types are [`Error::Definition`] errors naming the field.
+/// Keys (unknown ones are [`Error::Definition`] errors naming them, as are values of the wrong type):
+///
+/// - `type`: `csv`, `tsv`, `ndjson` (alias `jsonl`), `json` (array or NDJSON by the first character),
+///   `parquet`, `excel` (aliases `xlsx`, `xls`, `ods`); if absent, from the extension.
+/// - `path` or `url` (exactly one): a local path, a URL, or a glob of either.
+/// - `options`: object_store options (values may be `env:NAME` references); `batch_size`: rows per batch;
+///   `file_column`: `true` (column `_file`) or a column name; `compression`: `auto` (by `.gz`), `gzip`,
+///   `none`; `encoding` (text formats): a WHATWG label, default `utf-8`.
+/// - CSV: `delimiter`, `quote` (default `"`), `escape` (default none: quotes double), `comment` (one
+///   character each; `\t` or `tab` for a tab), `header` (default true), `columns` (names), `null_values`
+///   (a text or a list; default [`DEFAULT_NULL_VALUES`]).
+/// - JSON: `record_path`: `"data"`, `"result.items"` or `["result", "items"]`.
+/// - Excel: `sheet` (a name or 0-based index), `header_row` (0-based, default 0), `merged_headers`
+///   (`repeat` or `join`; see [`MergedHeaders`]).
 pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
-    let Value::Object(m) = config else {
-        return Err(config_error("", "expected a JSON object such as {\"type\": \"csv\", \"path\": \"users.csv\"}"));
-    };
-    const KEYS: [&str; 7] = ["type", "path", "url", "delimiter", "header", "options", "batch_size"];
-    for k in m.keys() {
-        if !KEYS.contains(&k.as_str()) {
-            return Err(config_error(k, format!("unknown key `{k}` (expected one of: {})", KEYS.join(", "))));
-        }
-    }
-    let text = |k: &str| -> Result<Option<&str>> {
-        match m.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.as_str())),
-            Some(_) => Err(config_error(k, format!("`{k}` must be a string"))),
-        }
-    };
-    let location = match (text("path")?, text("url")?) {
-        (Some(p), None) => p,
-        (None, Some(u)) => u,
-        (Some(_), Some(_)) => return Err(config_error("url", "give either `path` or `url`, not both")),
-        (None, None) => return Err(config_error("path", "missing `path` (or `url`)")),
-    };
-    let mut format = match text("type")? {
-        Some(t) => match t.to_ascii_lowercase().as_str() {
-            "csv" => FileFormat::csv(),
-            "tsv" => FileFormat::Csv { delimiter: b'\t', header: true },
-            "ndjson" | "jsonl" | "json" => FileFormat::Ndjson,
-            "parquet" => FileFormat::Parquet,
-            other => {
-                return Err(config_error(
-                    "type",
-                    format!("unknown source type `{other}` (expected csv, tsv, ndjson or parquet)"),
-                ))
-            }
-        },
-        None => FileFormat::from_extension(location).ok_or_else(|| {
-            config_error("type", format!("missing `type`, and it cannot be inferred from `{location}`"))
-        })?,
-    };
-    match &mut format {
-        FileFormat::Csv { delimiter, header } => {
-            if let Some(d) = text("delimiter")? {
-                let d = match d {
-                    "\\t" | "tab" => "\t",
-                    other => other,
-                };
-                match d.as_bytes() {
-                    [b] if d.is_ascii() => *delimiter = *b,
-                    _ => {
-                        return Err(config_error(
-                            "delimiter",
-                            format!("`delimiter` must be one ASCII character, got {d:?}"),
-                        ))
-                    }
-                }
-            }
-            match m.get("header") {
-                None | Some(Value::Null) => {}
-                Some(Value::Bool(b)) => *header = *b,
-                Some(_) => return Err(config_error("header", "`header` must be true or false")),
-            }
-        }
-        _ => {
-            for k in ["delimiter", "header"] {
-                if m.get(k).is_some_and(|v| !v.is_null()) {
-                    return Err(config_error(k, format!("`{k}` applies to csv sources only")));
-                }
-            }
-        }
-    }
-    let mut options = vec![];
-    match m.get("options") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(o)) => {
-            for (k, v) in o {
-                let v = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Number(n) => n.to_string(),
-                    Value::Bool(b) => b.to_string(),
-                    _ => {
-                        return Err(config_error(
-                            &format!("options.{k}"),
-                            "option values must be strings, numbers or booleans",
-                        ))
-                    }
-                };
-                options.push((k.clone(), v));
-            }
-        }
-        Some(_) => return Err(config_error("options", "`options` must be an object of object_store options")),
-    }
-    let mut source = FileSource::with_options(location, format, options)?;
-    match m.get("batch_size") {
-        None | Some(Value::Null) => {}
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => source = source.with_batch_size(n as usize),
-            _ => return Err(config_error("batch_size", "`batch_size` must be a positive integer")),
-        },
-    }
-    Ok(Arc::new(source))
+    let p = config::parse(config)?;
+    Ok(Arc::new(FileSource::with_options(&p.location, p.format, p.options, p.store_options)?))
 }
 
 /// A source over JSON objects in memory (e.g. an array of plain objects handed over by the Node binding).
@@ -548,14 +965,15 @@ impl Source for JsonRecordsSource {
         let records = self.records.clone();
         let schema = self.schema.clone();
         let size = self.batch_size;
+        let name = self.name.clone();
         let chunks = records.len().div_ceil(size);
         Ok(futures::stream::iter(0..chunks)
             .map(move |c| {
                 let mut b = TextBatchBuilder::new(schema.clone());
-                for r in &records[c * size..((c + 1) * size).min(records.len())] {
+                for (k, r) in records[c * size..((c + 1) * size).min(records.len())].iter().enumerate() {
                     match r {
                         Value::Object(o) => b.push_object(o.iter().map(|(k, v)| (k.as_str(), v))),
-                        other => b.push_raw(&other.to_string()),
+                        other => b.push_raw(&other.to_string(), &format!("{name} element {}: not a JSON object", c * size + k + 1)),
                     }
                 }
                 let batch = b.finish()?.expect("chunks are non-empty");

@@ -10,17 +10,17 @@ use serde_json::Value;
 
 use segkit::Result;
 
-use super::RAW_COLUMN;
+use super::{ERROR_COLUMN, RAW_COLUMN};
 
 /// Rows per batch by default.
 pub(crate) const DEFAULT_BATCH_SIZE: usize = 65_536;
 
-/// An all-Utf8, all-nullable schema over `names`, with [`RAW_COLUMN`] appended unless already present.
+/// An all-Utf8, all-nullable schema over `names`, with [`RAW_COLUMN`] and [`ERROR_COLUMN`] appended (a
+/// field of either name in the data is replaced by them).
 pub(crate) fn text_schema(names: impl IntoIterator<Item = String>) -> SchemaRef {
-    let mut names: Vec<String> = names.into_iter().collect();
-    if !names.iter().any(|n| n == RAW_COLUMN) {
-        names.push(RAW_COLUMN.to_string());
-    }
+    let mut names: Vec<String> = names.into_iter().filter(|n| n != RAW_COLUMN && n != ERROR_COLUMN).collect();
+    names.push(RAW_COLUMN.to_string());
+    names.push(ERROR_COLUMN.to_string());
     Arc::new(Schema::new(names.into_iter().map(|n| Field::new(n, DataType::Utf8, true)).collect::<Vec<_>>()))
 }
 
@@ -39,6 +39,7 @@ pub(crate) struct TextBatchBuilder {
     schema: SchemaRef,
     index: HashMap<String, usize>,
     raw: usize,
+    error: usize,
     builders: Vec<StringBuilder>,
     row: Vec<Option<String>>,
     rows: usize,
@@ -50,11 +51,13 @@ impl TextBatchBuilder {
         let index: HashMap<String, usize> =
             schema.fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect();
         let raw = *index.get(RAW_COLUMN).expect("text schemas carry the raw column");
+        let error = *index.get(ERROR_COLUMN).expect("text schemas carry the error column");
         let n = schema.fields().len();
         TextBatchBuilder {
             schema,
             index,
             raw,
+            error,
             builders: (0..n).map(|_| StringBuilder::new()).collect(),
             row: vec![None; n],
             rows: 0,
@@ -66,7 +69,8 @@ impl TextBatchBuilder {
         self.rows
     }
 
-    /// Appends one row given as values by column position (`None` = null); missing trailing values are null.
+    /// Appends one row given as values by column position (`None` = null); missing trailing values (and the
+    /// raw and error columns, which come last) are null.
     pub(crate) fn push_positional<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) {
         let mut it = values.into_iter();
         for b in &mut self.builders {
@@ -82,7 +86,9 @@ impl TextBatchBuilder {
         }
         for (k, v) in fields {
             if let Some(&i) = self.index.get(k) {
-                self.row[i] = value_text(v);
+                if i != self.raw && i != self.error {
+                    self.row[i] = value_text(v);
+                }
             }
         }
         for (b, v) in self.builders.iter_mut().zip(&mut self.row) {
@@ -91,11 +97,14 @@ impl TextBatchBuilder {
         self.rows += 1;
     }
 
-    /// Appends a malformed record: its raw text in [`RAW_COLUMN`], every other field null.
-    pub(crate) fn push_raw(&mut self, raw: &str) {
+    /// Appends a malformed record: its raw text in [`RAW_COLUMN`], why and where in [`ERROR_COLUMN`], every
+    /// other field null.
+    pub(crate) fn push_raw(&mut self, raw: &str, reason: &str) {
         for (i, b) in self.builders.iter_mut().enumerate() {
             if i == self.raw {
                 b.append_value(raw);
+            } else if i == self.error {
+                b.append_value(reason);
             } else {
                 b.append_null();
             }

@@ -21,7 +21,7 @@ use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
 use crate::model::{Attribute, Entity, EntityKind};
-use crate::source::{ScanRequest, Source, MALFORMED_COLUMN};
+use crate::source::{ScanRequest, Source, MALFORMED_COLUMN, MALFORMED_REASON_COLUMN};
 use crate::store::Store;
 
 enum Input {
@@ -53,7 +53,8 @@ fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Ve
             entity.attr(name).map_err(|e| Error::definition(format!("mapping.{name}"), e.to_string()))?;
         }
     }
-    let mut used: Vec<bool> = source.fields().iter().map(|f| f.name() == MALFORMED_COLUMN).collect();
+    let mut used: Vec<bool> =
+        source.fields().iter().map(|f| f.name() == MALFORMED_COLUMN || f.name() == MALFORMED_REASON_COLUMN).collect();
     let mut cols = vec![];
     for attr in &entity.attributes {
         let fm = options.mapping.0.get(&attr.name).cloned().unwrap_or_default();
@@ -102,7 +103,7 @@ fn plan(entity: &Entity, source: &Schema, options: &IngestOptions) -> Result<(Ve
         .fields()
         .iter()
         .zip(used)
-        .filter(|(f, u)| !u && f.name() != MALFORMED_COLUMN)
+        .filter(|(f, u)| !u && f.name() != MALFORMED_COLUMN && f.name() != MALFORMED_REASON_COLUMN)
         .map(|(f, _)| f.name().clone())
         .collect();
     Ok((cols, ignored))
@@ -206,6 +207,7 @@ struct Processor<'a> {
     cols: Vec<ColumnPlan>,
     key_pos: Option<usize>,
     malformed_pos: Option<usize>,
+    malformed_reason_pos: Option<usize>,
     dedupe: bool,
     seen: KeySeen,
     next_row: u64,
@@ -231,9 +233,13 @@ impl Processor<'_> {
         };
         if let Some(m) = self.malformed_pos {
             let raw = batch.column(m);
+            let why = self.malformed_reason_pos.and_then(|p| batch.column(p).as_string_opt::<i32>().cloned());
             for (i, r) in reasons.iter_mut().enumerate() {
                 if raw.is_valid(i) {
-                    *r = Some("malformed record (the source could not parse it)".to_string());
+                    *r = Some(match why.as_ref().filter(|w| w.is_valid(i)) {
+                        Some(w) => format!("malformed record: {}", w.value(i)),
+                        None => "malformed record (the source could not parse it)".to_string(),
+                    });
                 }
             }
         }
@@ -495,6 +501,7 @@ pub(crate) async fn stage(
         cols,
         key_pos,
         malformed_pos: source_schema.index_of(MALFORMED_COLUMN).ok(),
+        malformed_reason_pos: source_schema.index_of(MALFORMED_REASON_COLUMN).ok(),
         dedupe: entity.kind == EntityKind::Profile,
         seen: KeySeen::default(),
         next_row: 0,

@@ -25,6 +25,7 @@ from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
 from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
 from segkit import testing
+from segkit._infer import infer_entity
 
 __all__ = [
     "Attribute",
@@ -50,5 +51,6 @@ __all__ = [
     "Table",
     "Workspace",
     "__version__",
+    "infer_entity",
     "testing",
 ]
