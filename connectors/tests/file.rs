@@ -73,8 +73,8 @@ async fn csv_delivers_text_quoted_fields_and_malformed_rows_in_place() {
     let raw = strings(&batches, 4);
     assert_eq!(raw, [None, None, Some("3,too,many,fields,here".into()), None, None, Some("6,Short".into()), None]);
     let why = strings(&batches, 5);
-    assert_eq!(why[2].as_deref(), Some("users.csv line 5, byte 72: 5 fields, expected 4"));
-    assert_eq!(why[5].as_deref(), Some("users.csv line 8, byte 129: 2 fields, expected 4"));
+    assert_eq!(why[2].as_deref(), Some("users.csv line 5, byte 71: 5 fields, expected 4"));
+    assert_eq!(why[5].as_deref(), Some("users.csv line 8, byte 124: 2 fields, expected 4"));
     source_conformance(source.as_ref()).await.unwrap();
 }
 
@@ -93,7 +93,7 @@ async fn csv_ingests_with_quoting_nulls_and_quarantine() {
     assert_eq!(q, [3, 4, 6], "{:?}", report.quarantine_sample);
     assert_eq!(
         report.quarantine_sample[0].reason,
-        "malformed record: users.csv line 5, byte 72: 5 fields, expected 4",
+        "malformed record: users.csv line 5, byte 71: 5 fields, expected 4",
         "{:?}",
         report.quarantine_sample
     );
@@ -203,8 +203,8 @@ async fn ndjson_delivers_text_and_malformed_lines_in_place() {
     assert_eq!(strings(&batches, 7)[2].as_deref(), Some("{\"id\": 3, \"name\": \"broken"));
     assert_eq!(strings(&batches, 7)[3].as_deref(), Some("[1, 2, 3]"));
     let why = strings(&batches, 8);
-    assert!(why[2].as_deref().unwrap().starts_with("users.jsonl line 4, byte 145: not valid JSON"), "{why:?}");
-    assert_eq!(why[3].as_deref(), Some("users.jsonl line 5, byte 165: not a JSON object"));
+    assert!(why[2].as_deref().unwrap().starts_with("users.jsonl line 4, byte 126: not valid JSON"), "{why:?}");
+    assert_eq!(why[3].as_deref(), Some("users.jsonl line 5, byte 152: not a JSON object"));
 
     source_conformance(source.as_ref()).await.unwrap();
 }

@@ -269,7 +269,7 @@ impl ArraySplitter {
             } else if b == b'"' {
                 self.in_string = false;
                 if let Some(k) = self.key.take() {
-                    let k = serde_json::from_slice::<String>(&[b"\"".as_slice(), &k, b"\""].concat())
+                    let k = serde_json::from_slice::<String>(&[b"\"".as_slice(), k.as_slice(), b"\"".as_slice()].concat())
                         .map(String::into_bytes)
                         .unwrap_or(k);
                     if let Some(Frame::Object { key, expect_key }) = self.stack.last_mut() {

@@ -318,7 +318,13 @@ impl fmt::Debug for FileSource {
 /// has no glob characters.
 fn split_glob(location: &str) -> Option<(&str, &str)> {
     let path_start = location.find("://").map(|i| i + 3).unwrap_or(0);
-    let first = location[path_start..].find(['*', '?', '[', '{']).map(|i| i + path_start)?;
+    // In a URL, `?` starts the query: only `*`, `[…]` and `{…}` are glob characters there.
+    let first = if path_start > 0 {
+        let path = &location[..location[path_start..].find(['?', '#']).map_or(location.len(), |i| i + path_start)];
+        path[path_start..].find(['*', '[', '{']).map(|i| i + path_start)?
+    } else {
+        location.find(['*', '?', '[', '{'])?
+    };
     match location[..first].rfind('/') {
         Some(slash) if slash >= path_start => Some((&location[..slash], &location[slash + 1..])),
         _ => Some((".", &location[path_start..])),
@@ -704,6 +710,7 @@ impl FileSource {
     }
 }
 
+#[cfg(feature = "excel")]
 fn source_err(name: &str, message: String) -> Error {
     Error::Source { source_name: name.to_string(), message, cause: None }
 }
@@ -828,6 +835,18 @@ fn to_url(location: &str) -> Result<Url> {
     }
     let abs = std::path::absolute(StdPath::new(location))
         .map_err(|e| Error::InvalidArgument(format!("invalid path `{location}`: {e}")))?;
+    // `a/../b` → `b` (lexically, as a shell would for a path typed by hand): object_store refuses `..`.
+    let mut clean = std::path::PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let abs = clean;
     Url::from_file_path(&abs).map_err(|_| Error::InvalidArgument(format!("invalid path `{location}`")))
 }
 

@@ -88,16 +88,21 @@ impl Prelude {
         sink: &mut dyn FnMut(&[u8]) -> Result<(), E>,
     ) -> Result<(), Outcome<E>> {
         for slice in input.chunks(SLICE) {
-            match &mut self.gzip {
+            let plain = match &mut self.gzip {
                 Some(gz) => {
                     gz.write_all(slice).map_err(|e| Outcome::Corrupt(Corrupt(gzip_error(&e))))?;
-                    let plain = std::mem::take(gz.get_mut());
-                    self.decode(&plain, false, sink)?;
-                    let mut plain = plain;
-                    plain.clear();
-                    *gz.get_mut() = plain;
+                    std::mem::take(gz.get_mut())
                 }
-                None => self.decode(slice, false, sink)?,
+                None => {
+                    self.decode(slice, false, sink)?;
+                    continue;
+                }
+            };
+            self.decode(&plain, false, sink)?;
+            if let Some(gz) = &mut self.gzip {
+                let mut plain = plain;
+                plain.clear();
+                *gz.get_mut() = plain;
             }
         }
         Ok(())
@@ -158,14 +163,13 @@ impl Prelude {
             self.out.resize(SLICE * 3 + 16, 0);
             let (result, read, written) = decoder.decode_to_utf8_without_replacement(src, &mut self.out, last);
             src = &src[read..];
-            let mut n = written;
+            self.out.truncate(written);
             if let DecoderResult::Malformed(_, _) = result {
-                self.out[n] = UNDECODABLE;
-                n += 1;
+                self.out.push(UNDECODABLE);
             }
-            if n > 0 {
-                self.text_bytes += n as u64;
-                sink(&self.out[..n]).map_err(Outcome::Sink)?;
+            if !self.out.is_empty() {
+                self.text_bytes += self.out.len() as u64;
+                sink(&self.out).map_err(Outcome::Sink)?;
             }
             match result {
                 DecoderResult::InputEmpty => return Ok(()),
@@ -186,9 +190,4 @@ fn gzip_error(e: &std::io::Error) -> String {
         std::io::ErrorKind::UnexpectedEof => format!("truncated gzip data ({e})"),
         _ => format!("corrupt gzip data ({e})"),
     }
-}
-
-/// Whether `bytes` starts like gzip data.
-pub(crate) fn is_gzip_magic(bytes: &[u8]) -> bool {
-    bytes.starts_with(&[0x1f, 0x8b])
 }
