@@ -4,10 +4,10 @@
 
 use std::io::Write;
 
-use segkit::deps::arrow::array::{Array, AsArray, RecordBatch};
+use segkit::deps::arrow::array::{AsArray, RecordBatch};
 use segkit::deps::arrow::datatypes::{DataType as ArrowType, Int64Type};
 use segkit::testing::{collect_scan, source_conformance};
-use segkit::{ErrorKind, IngestOptions, ScanRequest, SegmentDefinition, Source, Workspace};
+use segkit::{ErrorKind, IngestOptions, ScanRequest, SegmentDefinition, Workspace};
 use segkit_connectors::{from_config, infer_entity, InferOptions, ERROR_COLUMN, FILE_COLUMN, RAW_COLUMN};
 use serde_json::json;
 

@@ -11,7 +11,7 @@ use std::io::Write;
 use proptest::prelude::*;
 use segkit::deps::arrow::array::{Array, AsArray, RecordBatch};
 use segkit::deps::arrow::datatypes::DataType as ArrowType;
-use segkit::{ScanRequest, Source};
+use segkit::ScanRequest;
 use segkit_connectors::{from_config, ERROR_COLUMN, RAW_COLUMN};
 use serde_json::json;
 
@@ -135,7 +135,7 @@ proptest! {
                 prop_assert!(id.is_none());
                 prop_assert!(column(&b, ERROR_COLUMN)[i].is_some());
             } else {
-                prop_assert_eq!(id.as_deref(), Some((i + 1).to_string().as_str()));
+                prop_assert_eq!(id.clone(), Some((i + 1).to_string()));
             }
         }
     }
@@ -160,7 +160,7 @@ proptest! {
             let ids = column(b, "id");
             let good: Vec<&String> = ids.iter().flatten().collect();
             for (i, id) in good.iter().enumerate() {
-                prop_assert_eq!(id.as_str(), i.to_string().as_str());
+                prop_assert_eq!(id.to_string(), i.to_string());
             }
             let errs: Vec<String> = column(b, ERROR_COLUMN).into_iter().flatten().collect();
             prop_assert!(errs.len() <= 1, "{:?}", errs);
@@ -183,7 +183,7 @@ proptest! {
         let ids = column(&b, "id");
         prop_assert_eq!(ids.len(), 5);
         for (i, id) in ids.iter().enumerate() {
-            if i == which { prop_assert!(id.is_none()); } else { prop_assert_eq!(id.as_deref(), Some(i.to_string().as_str())); }
+            if i == which { prop_assert!(id.is_none()); } else { prop_assert_eq!(id.clone(), Some(i.to_string())); }
         }
     }
 
