@@ -70,7 +70,7 @@ def test_malformed_records_are_quarantined_with_their_position(tmp_path, ws):
     reasons = [q.reason for q in r.quarantine_sample]
     assert reasons == [
         "malformed record: bad.csv line 3, byte 9: 3 fields, expected 2",
-        "malformed record: bad.csv line 4, byte 20: field 2 is not valid UTF-8",
+        "malformed record: bad.csv line 4, byte 19: field 2 is not valid UTF-8",
     ]
 
 
@@ -80,7 +80,7 @@ def test_json_arrays_and_record_path(tmp_path, ws):
     p.write_text('[{"id": 1, "tags": ["a", "b"]}, {"id": 2, "tags": []}, 3]')
     r = ws.ingest("t", {"type": "json", "path": str(p)})
     assert (r.rows_written, r.rows_quarantined) == (2, 1)
-    assert r.quarantine_sample[0].reason == "malformed record: a.json element 3, byte 49: not a JSON object"
+    assert r.quarantine_sample[0].reason == "malformed record: a.json element 3, byte 55: not a JSON object"
     w = tmp_path / "w.json"
     w.write_text('{"page": 1, "data": [{"id": 5, "tags": ["z"]}]}')
     ws.ingest("t", {"type": "json", "path": str(w), "record_path": "data"})
