@@ -104,3 +104,126 @@ pub(crate) fn decode_stream<D: Decode>(
     })
     .boxed()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use arrow::array::{AsArray, RecordBatch};
+    use proptest::prelude::*;
+
+    use super::super::csv::{CsvDecoder, CsvOptions};
+    use super::super::json::{JsonDecoder, Layout};
+    use super::super::prelude::{Prelude, TextEncoding};
+    use super::super::text::text_schema;
+    use super::TextPipeline;
+
+    fn rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+        let mut out = vec![];
+        for b in batches {
+            for r in 0..b.num_rows() {
+                out.push(
+                    b.columns()
+                        .iter()
+                        .map(|c| {
+                            let s = c.as_string::<i32>();
+                            (!arrow::array::Array::is_null(s, r)).then(|| s.value(r).to_string())
+                        })
+                        .collect(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Feeds `bytes` split at `cuts` through a fresh pipeline made by `make`.
+    fn run<D: super::Decode>(
+        make: &dyn Fn() -> TextPipeline<D>,
+        bytes: &[u8],
+        cuts: &[usize],
+    ) -> Vec<Vec<Option<String>>> {
+        let mut p = make();
+        let mut out = VecDeque::new();
+        let mut at = 0;
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (bytes.len() + 1)).collect();
+        cuts.sort_unstable();
+        for c in cuts.into_iter().chain([bytes.len()]) {
+            p.feed(&bytes[at..c], &mut out).unwrap();
+            at = c;
+        }
+        p.finish(&mut out).unwrap();
+        rows(&out.into_iter().collect::<Vec<_>>())
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    const CSV: &str = "a,城市\r\n1,\"北京,\"\"x\"\"\"\r\n2,臺北\n3,bad,extra\n# not a comment here\n4,\"multi\nline\"\n5,";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Chunk boundaries (inside multi-byte characters, BOMs, gzip blocks, quotes, CRLF) never change the rows.
+        #[test]
+        fn csv_rows_do_not_depend_on_chunking(cuts in proptest::collection::vec(any::<usize>(), 0..12),
+                                              which in 0usize..5) {
+            let (bytes, enc, gzip): (Vec<u8>, &str, bool) = match which {
+                0 => (CSV.as_bytes().to_vec(), "utf-8", false),
+                1 => ([b"\xEF\xBB\xBF".as_slice(), CSV.as_bytes()].concat(), "utf-8", false),
+                2 => (encoding_rs::GB18030.encode(CSV).0.into_owned(), "gb18030", false),
+                3 => ([vec![0xFE, 0xFF], CSV.encode_utf16().flat_map(u16::to_be_bytes).collect()].concat(), "utf-8", false),
+                _ => (gz(CSV.as_bytes()), "utf-8", true),
+            };
+            let schema = text_schema(vec!["a".to_string(), "城市".to_string()]);
+            let o = CsvOptions::default();
+            let make = || {
+                let enc = TextEncoding::for_label(enc).unwrap();
+                TextPipeline::new(
+                    Prelude::new(gzip, enc),
+                    CsvDecoder::new(schema.clone(), 2, &o, 2, "f.csv".into(), enc.name()),
+                )
+            };
+            let whole = run(&make, &bytes, &[]);
+            prop_assert_eq!(whole.len(), 6);
+            prop_assert_eq!(whole[0][1].as_deref(), Some("北京,\"x\""));
+            prop_assert_eq!(whole[1][1].as_deref(), Some("臺北"));
+            prop_assert!(whole[2][2].is_some() && whole[3][2].is_some(), "{:?}", whole);
+            prop_assert_eq!(whole[4][1].as_deref(), Some("multi\nline"));
+            prop_assert_eq!(&run(&make, &bytes, &cuts), &whole);
+        }
+
+        /// The same for JSON arrays (strings with brackets and escapes, a record path) and NDJSON.
+        #[test]
+        fn json_records_do_not_depend_on_chunking(cuts in proptest::collection::vec(any::<usize>(), 0..12),
+                                                  wrapped in any::<bool>()) {
+            let arr = r#"[{"a": "x,]}\"\\", "b": [1, {"c": "]"}]}, 7 , {"a": "城"}, {"a": 1,}]"#;
+            let doc = if wrapped { format!(r#"{{"x": [1, 2], "data": {arr}, "y": {{"data": []}}}}"#) } else { arr.to_string() };
+            let path = if wrapped { vec!["data".to_string()] } else { vec![] };
+            let schema = text_schema(vec!["a".to_string(), "b".to_string()]);
+            let make = || TextPipeline::new(
+                Prelude::new(false, TextEncoding::default()),
+                JsonDecoder::new(schema.clone(), &Layout::Array(path.clone()), 3, "f.json".into()),
+            );
+            let whole = run(&make, doc.as_bytes(), &[]);
+            prop_assert_eq!(whole.len(), 4);
+            prop_assert_eq!(whole[0][0].as_deref(), Some("x,]}\"\\"));
+            prop_assert_eq!(whole[0][1].as_deref(), Some(r#"[1,{"c":"]"}]"#));
+            prop_assert!(whole[1][2].is_some() && whole[3][2].is_some());
+            prop_assert_eq!(whole[2][0].as_deref(), Some("城"));
+            prop_assert_eq!(&run(&make, doc.as_bytes(), &cuts), &whole);
+            let lines = "{\"a\": 1}\r\n\n{\"a\": \"城\"}\nnot json\n{\"b\": [2]}";
+            let make = || TextPipeline::new(
+                Prelude::new(false, TextEncoding::default()),
+                JsonDecoder::new(schema.clone(), &Layout::Lines, 2, "f.ndjson".into()),
+            );
+            let whole = run(&make, lines.as_bytes(), &[]);
+            prop_assert_eq!(whole.len(), 4);
+            prop_assert_eq!(whole[2][3].as_deref(), Some("f.ndjson line 4, byte 24: not valid JSON (expected ident at line 1 column 2)"));
+            prop_assert_eq!(&run(&make, lines.as_bytes(), &cuts), &whole);
+        }
+    }
+}
