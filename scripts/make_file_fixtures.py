@@ -11,6 +11,7 @@ customers.xlsx, sheet "客户" (the second sheet; the first, "说明", is a note
 sales.xlsx, sheet "Sales": a two-row header whose first row merges "Q1" over B1:C1 and "Q2" over D1:E1,
     second row "id | north | south | north | south"; three data rows.
 customers.xls / customers.ods: the same customers as one sheet "客户" with the header in row 1.
+../fuzz/excel/far-cells.xlsx: two cells, at A1 and XFD1048576 (a sheet spanning 17 billion cells).
 """
 import datetime as dt
 import os
@@ -117,10 +118,19 @@ def ods_customers():
     doc.save(os.path.join(OUT, "customers.ods"))
 
 
+def xlsx_far_cells():
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    ws["A1"] = "id"
+    ws["XFD1048576"] = 1
+    wb.save(os.path.join(OUT, "..", "fuzz", "excel", "far-cells.xlsx"))
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     xlsx_customers()
     xlsx_sales()
     xls_customers()
     ods_customers()
+    xlsx_far_cells()
     print("wrote", sorted(os.listdir(OUT)))

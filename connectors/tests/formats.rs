@@ -345,6 +345,10 @@ async fn excel_sheets_types_dates_and_merged_headers() {
         assert_eq!(col(&b, "注册日期")[0], s("2024-01-15"), "{f}");
         assert_eq!(col(&b, "余额")[0], s("1200.5"), "{f}");
     }
+    // A sheet whose two cells span the whole grid is refused, not allocated.
+    let far = format!("{FIXTURES}/../fuzz/excel/far-cells.xlsx");
+    let e = from_config(&json!({"path": far})).unwrap().schema().await.unwrap_err();
+    assert!(e.to_string().contains("spans 1048576 rows × 16384 columns"), "{e}");
     // Not a spreadsheet: a clear error, nothing read.
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("fake.xlsx");

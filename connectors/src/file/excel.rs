@@ -17,6 +17,9 @@ use segkit::{BatchStream, Error, Result};
 
 use super::{ExcelOptions, MergedHeaders, SheetRef};
 
+/// The most cells (rows × columns of the used area) an `.xlsx` sheet may cover.
+pub(crate) const MAX_CELLS: usize = 32 << 20;
+
 /// What a cell holds, for typing a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -129,7 +132,39 @@ fn open(data: &[u8], o: &ExcelOptions, short: &str) -> std::result::Result<Sheet
             format!("{short} has no sheet `{n}` (sheets: {})", names.join(", "))
         })?,
     };
-    let range = wb.worksheet_range(&sheet).map_err(|e| format!("{short}: cannot read sheet `{sheet}`: {e}"))?;
+    let range = match &mut wb {
+        // xlsx: cells are streamed and the sheet's extent checked before the dense grid is built, so a file
+        // with one cell at A1 and one at XFD1048576 is refused instead of allocating 17 billion cells.
+        Sheets::Xlsx(x) => {
+            let read_err = |e: calamine::XlsxError| format!("{short}: cannot read sheet `{sheet}`: {e}");
+            let mut reader = x.worksheet_cells_reader(&sheet).map_err(read_err)?;
+            let mut cells = vec![];
+            let (mut r0, mut r1, mut c0, mut c1) = (u32::MAX, 0u32, u32::MAX, 0u32);
+            while let Some(cell) = reader.next_cell().map_err(read_err)? {
+                let (r, c) = cell.get_position();
+                let value: Data = cell.get_value().clone().into();
+                if matches!(value, Data::Empty) {
+                    continue;
+                }
+                (r0, r1, c0, c1) = (r0.min(r), r1.max(r), c0.min(c), c1.max(c));
+                cells.push(calamine::Cell::new((r, c), value));
+                if cells.len() > MAX_CELLS {
+                    return Err(format!("{short}: sheet `{sheet}` has more than {MAX_CELLS} cells"));
+                }
+            }
+            let extent = if cells.is_empty() { 0 } else { (r1 - r0 + 1) as u64 * (c1 - c0 + 1) as u64 };
+            if extent > MAX_CELLS as u64 {
+                return Err(format!(
+                    "{short}: sheet `{sheet}` spans {} rows × {} columns, more than the {MAX_CELLS} cells a sheet may                      cover",
+                    r1 - r0 + 1,
+                    c1 - c0 + 1
+                ));
+            }
+            drop(reader);
+            Range::from_sparse(cells)
+        }
+        _ => wb.worksheet_range(&sheet).map_err(|e| format!("{short}: cannot read sheet `{sheet}`: {e}"))?,
+    };
     let merged: Vec<Dimensions> = match &mut wb {
         Sheets::Xlsx(x) => x.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
         Sheets::Xls(x) => x.merge_cells_by_sheet_name(&sheet).unwrap_or_default(),
