@@ -288,13 +288,9 @@ impl TextGuess {
 
 fn typed(t: &ArrowType) -> Option<DataType> {
     Some(match t {
-        ArrowType::Int32 | ArrowType::Int16 | ArrowType::Int8 | ArrowType::UInt8 | ArrowType::UInt16 => {
-            DataType::Int32
-        }
+        ArrowType::Int32 | ArrowType::Int16 | ArrowType::Int8 | ArrowType::UInt8 | ArrowType::UInt16 => DataType::Int32,
         ArrowType::Int64 | ArrowType::UInt32 | ArrowType::UInt64 => DataType::Int64,
-        ArrowType::Float16 | ArrowType::Float32 | ArrowType::Float64 | ArrowType::Decimal128(_, _) => {
-            DataType::Float64
-        }
+        ArrowType::Float16 | ArrowType::Float32 | ArrowType::Float64 | ArrowType::Decimal128(_, _) => DataType::Float64,
         ArrowType::Boolean => DataType::Bool,
         ArrowType::Date32 | ArrowType::Date64 => DataType::Date,
         ArrowType::Timestamp(_, _) => DataType::Timestamp,
@@ -368,7 +364,8 @@ pub async fn infer_entity(source: &dyn Source, name: &str, options: &InferOption
         let batch: RecordBatch = batch?;
         let want = options.sample_rows - sampled as usize;
         let batch = if batch.num_rows() > want { batch.slice(0, want) } else { batch };
-        let good: Vec<usize> = (0..batch.num_rows()).filter(|&r| raw.is_none_or(|c| batch.column(c).is_null(r))).collect();
+        let good: Vec<usize> =
+            (0..batch.num_rows()).filter(|&r| raw.is_none_or(|c| batch.column(c).is_null(r))).collect();
         sampled += good.len() as u64;
         for (s, &i) in stats.iter_mut().zip(&data) {
             let col = batch.column(i);
@@ -413,7 +410,10 @@ pub async fn infer_entity(source: &dyn Source, name: &str, options: &InferOption
             let k = normalize_name(k);
             let f = fields.iter().find(|f| f.source == k || f.attribute == k).ok_or_else(|| {
                 let names: Vec<&str> = fields.iter().map(|f| f.source.as_str()).collect();
-                Error::InvalidArgument(format!("the source has no field `{k}` to be the key (fields: {})", names.join(", ")))
+                Error::InvalidArgument(format!(
+                    "the source has no field `{k}` to be the key (fields: {})",
+                    names.join(", ")
+                ))
             })?;
             if !f.data_type.is_key_type() {
                 notes.push(format!(

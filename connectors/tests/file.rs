@@ -92,8 +92,7 @@ async fn csv_ingests_with_quoting_nulls_and_quarantine() {
     let q: Vec<u64> = report.quarantine_sample.iter().map(|r| r.row).collect();
     assert_eq!(q, [3, 4, 6], "{:?}", report.quarantine_sample);
     assert_eq!(
-        report.quarantine_sample[0].reason,
-        "malformed record: users.csv line 5, byte 71: 5 fields, expected 4",
+        report.quarantine_sample[0].reason, "malformed record: users.csv line 5, byte 71: 5 fields, expected 4",
         "{:?}",
         report.quarantine_sample
     );

@@ -126,8 +126,11 @@ async fn encodings_boms_and_undecodable_bytes() {
 async fn json_arrays_streamed_with_record_path_and_broken_elements() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.json");
-    std::fs::write(&p, r#" [ {"id": 1, "tags": ["x", "y"], "s": "a,]}\"b"}, {"id": 2, "n": {"k": [1]}} ,7, {"id": 3} ] "#)
-        .unwrap();
+    std::fs::write(
+        &p,
+        r#" [ {"id": 1, "tags": ["x", "y"], "s": "a,]}\"b"}, {"id": 2, "n": {"k": [1]}} ,7, {"id": 3} ] "#,
+    )
+    .unwrap();
     let b = scan(json!({"type": "json", "path": p})).await;
     assert_eq!(col(&b, "id"), [s("1"), s("2"), None, s("3")]);
     assert_eq!(col(&b, "tags")[0], s(r#"["x","y"]"#));
@@ -154,7 +157,11 @@ async fn json_arrays_streamed_with_record_path_and_broken_elements() {
     let b = scan(json!({"type": "json", "path": p})).await;
     assert_eq!(col(&b, "id"), [s("1"), s("2"), None]);
     assert_eq!(col(&b, RAW_COLUMN)[2], s(r#"{"id": 3, "na"#));
-    assert!(col(&b, ERROR_COLUMN)[2].as_deref().unwrap().contains("element 3, byte 23: the file ends inside the array"), "{:?}", col(&b, ERROR_COLUMN));
+    assert!(
+        col(&b, ERROR_COLUMN)[2].as_deref().unwrap().contains("element 3, byte 23: the file ends inside the array"),
+        "{:?}",
+        col(&b, ERROR_COLUMN)
+    );
     // `json` with NDJSON content is NDJSON.
     let p = dir.path().join("l.json");
     std::fs::write(&p, "{\"id\": 1}\n{\"id\": 2}\n").unwrap();
@@ -209,9 +216,11 @@ async fn gzip_is_read_and_a_broken_stream_keeps_the_good_rows() {
     assert!(col(&batches, "id").iter().flatten().count() > 100);
     // Through a workspace: the good rows commit, the break is quarantined.
     let ws = Workspace::open(dir.path().join("ws")).await.unwrap();
-    ws.define_entity(serde_json::from_value(json!({"name": "u", "key": "id", "attributes": [
+    ws.define_entity(
+        serde_json::from_value(json!({"name": "u", "key": "id", "attributes": [
         {"name": "id", "type": "int64"}, {"name": "name", "type": "string"}]}))
-    .unwrap())
+        .unwrap(),
+    )
     .await
     .unwrap();
     let r = ws.ingest("u", source.as_ref(), IngestOptions::default()).await.unwrap();
@@ -257,7 +266,10 @@ async fn globs_union_columns_and_name_each_rows_file() {
     write("p2.parquet", RecordBatch::try_from_iter([("id", Arc::new(StringArray::from(vec!["x"])) as _)]).unwrap());
     let source = from_config(&json!({"path": format!("{base}/p*.parquet")})).unwrap();
     let e = source.schema().await.unwrap_err();
-    assert!(e.to_string().contains("file `") && e.to_string().contains("p2.parquet") && e.to_string().contains("`id`"), "{e}");
+    assert!(
+        e.to_string().contains("file `") && e.to_string().contains("p2.parquet") && e.to_string().contains("`id`"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -275,11 +287,12 @@ async fn s3_glob_through_a_real_s3_server() {
         ("aws_allow_http", "true"),
     ];
     let url = url::Url::parse("s3://segkit-test/").unwrap();
-    let (store, _) = object_store::parse_url_opts(&url, options.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-        .unwrap();
+    let (store, _) =
+        object_store::parse_url_opts(&url, options.iter().map(|(k, v)| (k.to_string(), v.to_string()))).unwrap();
     let prefix = format!("files-{}", std::process::id());
     use object_store::ObjectStoreExt;
-    for (name, body) in [("a.csv", b"id,v\n1,x\n".to_vec()), ("b.csv.gz", gzip(b"id,v\n2,y\n")), ("c.json", b"[]".to_vec())]
+    for (name, body) in
+        [("a.csv", b"id,v\n1,x\n".to_vec()), ("b.csv.gz", gzip(b"id,v\n2,y\n")), ("c.json", b"[]".to_vec())]
     {
         store.put(&object_store::path::Path::from(format!("{prefix}/{name}")), body.into()).await.unwrap();
     }
@@ -361,8 +374,8 @@ async fn excel_sheets_types_dates_and_merged_headers() {
 async fn excel_ingests_with_wrong_typed_cells_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path().join("ws")).await.unwrap();
-    let source = from_config(&json!({"path": format!("{FIXTURES}/customers.xlsx"), "sheet": "客户", "header_row": 1}))
-        .unwrap();
+    let source =
+        from_config(&json!({"path": format!("{FIXTURES}/customers.xlsx"), "sheet": "客户", "header_row": 1})).unwrap();
     let proposal = infer_entity(source.as_ref(), "客户", &InferOptions::default()).await.unwrap();
     assert_eq!(proposal.entity.key.as_deref(), Some("客户编号"));
     let mut entity = proposal.entity.clone();
@@ -373,7 +386,8 @@ async fn excel_ingests_with_wrong_typed_cells_quarantined() {
     assert_eq!((r.rows_written, r.rows_quarantined), (4, 1), "{r:?}");
     assert_eq!(r.quarantine_sample[0].row, 4);
     assert!(r.quarantine_sample[0].reason.contains("attribute `年龄`: cannot read \"unknown\" as int64"), "{r:?}");
-    let out = ws.sql("SELECT \"客户编号\" FROM \"客户\" WHERE \"注册日期\" < DATE '2023-01-01' ORDER BY 1").await.unwrap();
+    let out =
+        ws.sql("SELECT \"客户编号\" FROM \"客户\" WHERE \"注册日期\" < DATE '2023-01-01' ORDER BY 1").await.unwrap();
     let ids: Vec<i64> = out.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec()).collect();
     assert_eq!(ids, [3, 5]);
 }
@@ -392,11 +406,8 @@ async fn inference_proposes_types_key_and_sanitised_names() {
     .unwrap();
     let source = from_config(&json!({"path": p})).unwrap();
     let prop = infer_entity(source.as_ref(), "orders", &InferOptions::default()).await.unwrap();
-    let got: Vec<(String, String, String)> = prop
-        .fields
-        .iter()
-        .map(|f| (f.source.clone(), f.attribute.clone(), f.data_type.to_string()))
-        .collect();
+    let got: Vec<(String, String, String)> =
+        prop.fields.iter().map(|f| (f.source.clone(), f.attribute.clone(), f.data_type.to_string())).collect();
     let want = [
         ("order no.", "order_no", "string"),
         ("Customer ID", "Customer_ID", "int64"),

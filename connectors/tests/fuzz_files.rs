@@ -27,7 +27,12 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 /// Reads a file with `config` (its `path` set): `Ok(batches)` or `Err(message)`; panics propagate.
-fn read(rt: &tokio::runtime::Runtime, bytes: &[u8], name: &str, mut config: serde_json::Value) -> Result<Vec<RecordBatch>, String> {
+fn read(
+    rt: &tokio::runtime::Runtime,
+    bytes: &[u8],
+    name: &str,
+    mut config: serde_json::Value,
+) -> Result<Vec<RecordBatch>, String> {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join(name);
     std::fs::write(&p, bytes).unwrap();
@@ -35,7 +40,8 @@ fn read(rt: &tokio::runtime::Runtime, bytes: &[u8], name: &str, mut config: serd
     rt.block_on(async {
         let source = from_config(&config).map_err(|e| e.to_string())?;
         let schema = source.schema().await.map_err(|e| e.to_string())?;
-        let batches = segkit::testing::collect_scan(source.as_ref(), &ScanRequest::all()).await.map_err(|e| e.to_string())?;
+        let batches =
+            segkit::testing::collect_scan(source.as_ref(), &ScanRequest::all()).await.map_err(|e| e.to_string())?;
         for b in &batches {
             assert_eq!(b.schema(), schema, "every batch has the declared schema");
             if let (Some(raw), Some(err)) = (b.column_by_name(RAW_COLUMN), b.column_by_name(ERROR_COLUMN)) {

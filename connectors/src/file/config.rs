@@ -308,10 +308,7 @@ pub(crate) fn parse(config: &Value) -> Result<Parsed> {
             Value::Number(n) => n.to_string(),
             Value::Bool(b) => b.to_string(),
             _ => {
-                return Err(config_error(
-                    &format!("options.{k}"),
-                    "option values must be strings, numbers or booleans",
-                ))
+                return Err(config_error(&format!("options.{k}"), "option values must be strings, numbers or booleans"))
             }
         };
         store_options.push((k, v));

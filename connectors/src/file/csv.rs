@@ -346,7 +346,10 @@ impl Decode for CsvDecoder {
     fn corrupt(&mut self, reason: &str, out: &mut VecDeque<RecordBatch>) -> Result<()> {
         let (raw, line, offset) = self.parser.partial().unwrap_or_default();
         let line = line.max(1);
-        self.builder.push_raw(&raw, &format!("{} line {line}, byte {offset}: {reason}; the rest of the file is unread", self.file));
+        self.builder.push_raw(
+            &raw,
+            &format!("{} line {line}, byte {offset}: {reason}; the rest of the file is unread", self.file),
+        );
         if let Some(b) = self.builder.finish()? {
             out.push_back(b);
         }

@@ -162,7 +162,8 @@ mod tests {
         e.finish().unwrap()
     }
 
-    const CSV: &str = "a,城市\r\n1,\"北京,\"\"x\"\"\"\r\n2,臺北\n3,bad,extra\n# not a comment here\n4,\"multi\nline\"\n5,";
+    const CSV: &str =
+        "a,城市\r\n1,\"北京,\"\"x\"\"\"\r\n2,臺北\n3,bad,extra\n# not a comment here\n4,\"multi\nline\"\n5,";
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]

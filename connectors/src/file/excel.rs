@@ -126,11 +126,17 @@ fn open(data: &[u8], o: &ExcelOptions, short: &str) -> std::result::Result<Sheet
     let names = wb.sheet_names();
     let sheet = match &o.sheet {
         SheetRef::Index(i) => names.get(*i).cloned().ok_or_else(|| {
-            format!("{short} has {} sheet(s), so there is no sheet at index {i} (sheets: {})", names.len(), names.join(", "))
+            format!(
+                "{short} has {} sheet(s), so there is no sheet at index {i} (sheets: {})",
+                names.len(),
+                names.join(", ")
+            )
         })?,
-        SheetRef::Name(n) => names.iter().find(|s| *s == n).cloned().ok_or_else(|| {
-            format!("{short} has no sheet `{n}` (sheets: {})", names.join(", "))
-        })?,
+        SheetRef::Name(n) => names
+            .iter()
+            .find(|s| *s == n)
+            .cloned()
+            .ok_or_else(|| format!("{short} has no sheet `{n}` (sheets: {})", names.join(", ")))?,
     };
     let range = match &mut wb {
         // xlsx: cells are streamed and the sheet's extent checked before the dense grid is built, so a file
@@ -176,8 +182,9 @@ fn open(data: &[u8], o: &ExcelOptions, short: &str) -> std::result::Result<Sheet
     let (r1, c1) = range.end().expect("a non-empty range has an end");
     let cell = |r: u32, c: u32| -> &Data { range.get_value((r, c)).unwrap_or(&Data::Empty) };
     let header = o.header_row;
-    let rows: Vec<u32> =
-        (header.saturating_add(1).max(r0)..=r1).filter(|&r| (c0..=c1).any(|c| !matches!(kind(cell(r, c)), Kind::Empty))).collect();
+    let rows: Vec<u32> = (header.saturating_add(1).max(r0)..=r1)
+        .filter(|&r| (c0..=c1).any(|c| !matches!(kind(cell(r, c)), Kind::Empty)))
+        .collect();
     // Columns: up to the last one with a header or any data.
     let used = |c: u32| {
         !matches!(kind(cell(header, c)), Kind::Empty)

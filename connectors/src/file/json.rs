@@ -269,9 +269,10 @@ impl ArraySplitter {
             } else if b == b'"' {
                 self.in_string = false;
                 if let Some(k) = self.key.take() {
-                    let k = serde_json::from_slice::<String>(&[b"\"".as_slice(), k.as_slice(), b"\"".as_slice()].concat())
-                        .map(String::into_bytes)
-                        .unwrap_or(k);
+                    let k =
+                        serde_json::from_slice::<String>(&[b"\"".as_slice(), k.as_slice(), b"\"".as_slice()].concat())
+                            .map(String::into_bytes)
+                            .unwrap_or(k);
                     if let Some(Frame::Object { key, expect_key }) = self.stack.last_mut() {
                         *key = Some(k);
                         *expect_key = false;

@@ -516,7 +516,10 @@ impl FileSource {
         Ok(Arc::new(Schema::new(fields)))
     }
 
-    async fn bytes(&self, path: &Path) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
+    async fn bytes(
+        &self,
+        path: &Path,
+    ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
         let got = self.store.get(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
         Ok(got.into_stream())
     }
@@ -992,7 +995,10 @@ impl Source for JsonRecordsSource {
                 for (k, r) in records[c * size..((c + 1) * size).min(records.len())].iter().enumerate() {
                     match r {
                         Value::Object(o) => b.push_object(o.iter().map(|(k, v)| (k.as_str(), v))),
-                        other => b.push_raw(&other.to_string(), &format!("{name} element {}: not a JSON object", c * size + k + 1)),
+                        other => b.push_raw(
+                            &other.to_string(),
+                            &format!("{name} element {}: not a JSON object", c * size + k + 1),
+                        ),
                     }
                 }
                 let batch = b.finish()?.expect("chunks are non-empty");
