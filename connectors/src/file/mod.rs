@@ -127,9 +127,10 @@ pub enum MergedHeaders {
 /// dates `YYYY-MM-DD`), so ingest quarantines the cells that are not of the attribute's type, with their row,
 /// instead of losing them. Empty cells are null; empty trailing rows and columns are ignored.
 ///
-/// Memory: calamine reads the whole file (compressed) and one sheet's cells into memory; batches of the
-/// configured size are built from it. Spreadsheets are bounded by the format (1 048 576 rows) and by
-/// [`MAX_EXCEL_BYTES`].
+/// Memory: calamine reads the whole file (compressed) and one sheet's cells, as a dense grid, into memory;
+/// batches of the configured size are built from it. Files are bounded by [`MAX_EXCEL_BYTES`]; an `.xlsx`
+/// sheet whose used area exceeds 32 M cells is refused before its grid is built (`.xls`, `.xlsb` and `.ods`
+/// are parsed by calamine without that check).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExcelOptions {
