@@ -48,6 +48,14 @@ boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=
 print("S3 (moto) on", url, "with bucket segkit-test")
 PY
 
+step "PostgreSQL and MariaDB on loopback (database connector tests)"
+# Installs postgresql / mariadb-server when missing (root), starts both on random ports with private data dirs,
+# exports SEGKIT_TEST_PG_URL and SEGKIT_TEST_MYSQL_URL; stopped and deleted on exit.
+# shellcheck source=scripts/db-servers.sh
+. "$ROOT/scripts/db-servers.sh"
+segkit_db_start
+trap 'kill $MOTO_PID 2>/dev/null || true; segkit_db_stop "$SEGKIT_TEST_DB_DIR"' EXIT
+
 step "cargo test (Rust)"
 cargo test --workspace
 

@@ -4,6 +4,8 @@
 //!
 //! - `file` (default): [`file::FileSource`] reads CSV/TSV, NDJSON and Parquet from a local path or an
 //!   object_store URL (`file://`, `s3://`, …), and [`file::JsonRecordsSource`] wraps in-memory JSON objects.
+//! - `postgres`, `mysql`, `sqlite`: [`db::DbSource`] reads a table or a query, fully or incrementally by a
+//!   cursor column (see [`db`]).
 //!
 //! The entry points [`open`] (format from the extension) and [`from_config`] (a JSON config tagged by `type`)
 //! return a ready `Arc<dyn Source>` for [`segkit::Workspace::ingest`].
@@ -21,4 +23,19 @@
 pub mod file;
 
 #[cfg(feature = "file")]
-pub use file::{from_config, open, FileFormat, FileSource, JsonRecordsSource, RAW_COLUMN};
+pub use file::{open, FileFormat, FileSource, JsonRecordsSource, RAW_COLUMN};
+
+/// Databases: PostgreSQL (`postgres`), MySQL / MariaDB (`mysql`), SQLite (`sqlite`); see [`db`].
+#[cfg(feature = "db")]
+pub mod db;
+
+/// Builds a source from a JSON config tagged by `type`: a database (`postgres`, `mysql` / `mariadb`, `sqlite`,
+/// see [`db`]) or a file (`csv`, `tsv`, `ndjson`, `parquet`, see [`file::from_config`]).
+#[cfg(feature = "file")]
+pub fn from_config(config: &serde_json::Value) -> segkit::Result<std::sync::Arc<dyn segkit::Source>> {
+    #[cfg(feature = "db")]
+    if let Some(source) = db::from_config(config)? {
+        return Ok(source);
+    }
+    file::from_config(config)
+}
