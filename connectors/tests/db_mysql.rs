@@ -140,15 +140,18 @@ async fn what_does_not_map_is_an_error_naming_the_column_or_a_declared_cast() {
     assert!(m.contains("column `huge` has type decimal(50, 2)") && m.contains("\"casts\""), "{m}");
     let m = source(cfg(json!({"huge": "string"}))).schema().await.unwrap_err().to_string();
     assert!(m.contains("column `g` has type geometry"), "{m}");
-    let s = source(cfg(json!({"huge": "string", "g": "string"})));
+    // Geometry has no text cast in MariaDB; leave it out with a query.
+    let q = format!("select id, huge, long_time, flag from {t}");
+    let cfg = |casts: serde_json::Value| json!({"type": "mysql", "url": url(), "query": q, "casts": casts});
+    let s = source(cfg(json!({"huge": "string"})));
     // A TIME beyond one day, and 2 in a TINYINT(1) (read as bool), are refused when read, naming the column.
     use futures::StreamExt;
     let e = s.scan(&ScanRequest::all()).await.unwrap().next().await.unwrap().unwrap_err();
     assert!(e.to_string().contains("column `long_time`") && e.to_string().contains("outside one day"), "{e}");
-    let s = source(cfg(json!({"huge": "string", "g": "string", "long_time": "string"})));
+    let s = source(cfg(json!({"huge": "string", "long_time": "string"})));
     let e = s.scan(&ScanRequest::all()).await.unwrap().next().await.unwrap().unwrap_err();
     assert!(e.to_string().contains("column `flag`") && e.to_string().contains("Boolean"), "{e}");
-    let s = source(cfg(json!({"huge": "string", "g": "string", "long_time": "string", "flag": "int64"})));
+    let s = source(cfg(json!({"huge": "string", "long_time": "string", "flag": "int64"})));
     let b = scan_all(s.as_ref(), &ScanRequest::all()).await;
     assert_eq!(cell(&b, "huge", 0).as_deref(), Some("123456789012345678901234567890123456789012345.67"));
     assert_eq!(cell(&b, "long_time", 0).as_deref(), Some("30:00:00"));

@@ -41,7 +41,9 @@ use arrow::array::{
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray, RecordBatch, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
-use arrow::buffer::{NullBufferBuilder, OffsetBuffer};
+use arrow::array::ArrayBuilder;
+use arrow::array::builder::NullBufferBuilder;
+use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -192,7 +194,7 @@ pub fn redact_url(url: &str) -> String {
             }
             // Query parameters may carry secrets too (`?password=`).
             if u.query().is_some() {
-                u.set_query(Some("…"));
+                u.set_query(Some("***"));
             }
             u.to_string()
         }
@@ -469,6 +471,11 @@ impl DbSource {
             return Ok(s);
         }
         let raw = self.backend.describe(&self.plan).await.map_err(|m| self.err(m))?;
+        for name in self.plan.casts.keys() {
+            if !raw.iter().any(|c| &c.name == name) {
+                return Err(self.err(format!("`casts` names column `{name}`, which the result does not have")));
+            }
+        }
         let mut fields = vec![];
         for c in &raw {
             let dt = match self.plan.casts.get(&c.name) {
@@ -479,11 +486,6 @@ impl DbSource {
                 return Err(self.err(format!("the result has two columns named `{}`; alias one of them", c.name)));
             }
             fields.push(Field::new(&c.name, dt, true));
-        }
-        for name in self.plan.casts.keys() {
-            if !raw.iter().any(|c| &c.name == name) {
-                return Err(self.err(format!("`casts` names column `{name}`, which the result does not have")));
-            }
         }
         for k in &self.plan.keys {
             let Some(f) = fields.iter().find(|f| f.name() == k) else {
@@ -706,7 +708,7 @@ fn urlencoding_decode(s: &str) -> std::result::Result<String, ()> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 + 0 {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
             let h = std::str::from_utf8(&bytes[i + 1..i + 3]).map_err(|_| ())?;
             out.push(u8::from_str_radix(h, 16).map_err(|_| ())?);
             i += 3;
@@ -1142,7 +1144,7 @@ mod tests {
     #[test]
     fn urls_are_redacted() {
         assert_eq!(redact_url("postgres://u:s3cret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("mysql://u@h/db?password=x"), "mysql://u@h/db?…");
+        assert_eq!(redact_url("mysql://u@h/db?password=x"), "mysql://u@h/db?***");
         assert!(!redact_url("not a url s3cret").contains("s3cret"));
         let c = ConnInfo {
             url: "postgres://u:p%40ss@h/db".into(),
