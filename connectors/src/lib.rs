@@ -31,11 +31,17 @@ pub mod db;
 
 /// Builds a source from a JSON config tagged by `type`: a database (`postgres`, `mysql` / `mariadb`, `sqlite`,
 /// see [`db`]) or a file (`csv`, `tsv`, `ndjson`, `parquet`, see [`file::from_config`]).
-#[cfg(feature = "file")]
+#[cfg(any(feature = "file", feature = "db"))]
 pub fn from_config(config: &serde_json::Value) -> segkit::Result<std::sync::Arc<dyn segkit::Source>> {
     #[cfg(feature = "db")]
     if let Some(source) = db::from_config(config)? {
         return Ok(source);
     }
-    file::from_config(config)
+    #[cfg(feature = "file")]
+    return file::from_config(config);
+    #[cfg(not(feature = "file"))]
+    Err(segkit::Error::Definition {
+        path: "source.type".into(),
+        message: "unknown source type (expected postgres, mysql, mariadb or sqlite)".into(),
+    })
 }

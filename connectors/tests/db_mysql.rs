@@ -48,7 +48,8 @@ async fn every_type_maps_with_nulls_and_unsigned_integers() {
     ))
     .await;
     let full = source(json!({"type": "mysql", "url": url(), "table": t}));
-    let keyset = source(json!({"type": "mariadb", "url": url(), "table": t, "cursor": {"column": "id"}, "batch_size": 1}));
+    let keyset =
+        source(json!({"type": "mariadb", "url": url(), "table": t, "cursor": {"column": "id"}, "batch_size": 1}));
     let schema = full.schema().await.unwrap();
     let types: Vec<(String, ArrowType)> =
         schema.fields().iter().map(|f| (f.name().clone(), f.data_type().clone())).collect();
@@ -117,7 +118,7 @@ async fn every_type_maps_with_nulls_and_unsigned_integers() {
             ("yr", "2024"),
         ];
         for (col, want) in row1 {
-            assert_eq!(cell(&[b.clone()], col, 0).as_deref(), Some(want), "{what}: column {col}");
+            assert_eq!(cell(std::slice::from_ref(&b), col, 0).as_deref(), Some(want), "{what}: column {col}");
         }
         for f in schema.fields().iter().skip(1) {
             assert!(b.column_by_name(f.name()).unwrap().is_null(1), "{what}: {} is NULL in row 2", f.name());
@@ -248,10 +249,16 @@ async fn errors_name_the_source_and_never_show_the_password() {
     let s = source(json!({"type": "mysql", "url": bare, "password": "env:SEGKIT_TEST_MY_PW", "table": t}));
     assert_eq!(ids(&scan_all(s.as_ref(), &ScanRequest::all()).await, "id").len(), 20);
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let s = source(json!({"type": "mysql", "url": format!("mysql://segkit:pw-Hidden-1@127.0.0.1:{closed}/segkit"), "table": t}));
+    let s = source(
+        json!({"type": "mysql", "url": format!("mysql://segkit:pw-Hidden-1@127.0.0.1:{closed}/segkit"), "table": t}),
+    );
     let m = err_text(&s.schema().await.unwrap_err());
     assert!(m.contains("cannot connect") && !m.contains("pw-Hidden-1"), "{m}");
-    let m = source(json!({"type": "mysql", "url": url(), "table": "no_such_table"})).schema().await.unwrap_err().to_string();
+    let m = source(json!({"type": "mysql", "url": url(), "table": "no_such_table"}))
+        .schema()
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(m.contains("no_such_table") && m.contains("doesn't exist") && m.contains("source `mysql:"), "{m}");
     let m = source(json!({"type": "mysql", "url": url(), "query": format!("select nope from {t}")}))
         .schema()

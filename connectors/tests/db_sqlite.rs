@@ -29,7 +29,8 @@ async fn declared_types_map_with_nulls() {
          INSERT INTO t (id, dc, ts) VALUES (3, 7, '2024-03-01T10:00:00Z');",
     );
     let full = source(json!({"type": "sqlite", "path": path, "table": "t"}));
-    let keyset = source(json!({"type": "sqlite3", "path": path, "table": "t", "cursor": {"column": "id"}, "batch_size": 2}));
+    let keyset =
+        source(json!({"type": "sqlite3", "path": path, "table": "t", "cursor": {"column": "id"}, "batch_size": 2}));
     let schema = full.schema().await.unwrap();
     let types: Vec<ArrowType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
     assert_eq!(
@@ -76,9 +77,14 @@ async fn declared_types_map_with_nulls() {
 #[tokio::test]
 async fn expressions_need_a_cast_and_bad_values_name_the_column() {
     let dir = tempfile::tempdir().unwrap();
-    let path = db(&dir, "CREATE TABLE t (id INTEGER, n INTEGER, amount NUMERIC); INSERT INTO t VALUES (1, 2, 3.5), (2, 'x', 1);");
+    let path = db(
+        &dir,
+        "CREATE TABLE t (id INTEGER, n INTEGER, amount NUMERIC); INSERT INTO t VALUES (1, 2, 3.5), (2, 'x', 1);",
+    );
     let q = |casts: serde_json::Value| {
-        source(json!({"type": "sqlite", "path": path, "query": "select id, n * 2 as twice from t where id = 1", "casts": casts}))
+        source(
+            json!({"type": "sqlite", "path": path, "query": "select id, n * 2 as twice from t where id = 1", "casts": casts}),
+        )
     };
     let m = q(json!({})).schema().await.unwrap_err().to_string();
     assert!(m.contains("column `twice` has no declared type") && m.contains("\"casts\""), "{m}");
@@ -91,7 +97,8 @@ async fn expressions_need_a_cast_and_bad_values_name_the_column() {
     use futures::StreamExt;
     let e = s.scan(&ScanRequest::all()).await.unwrap().next().await.unwrap().unwrap_err();
     assert!(e.to_string().contains("column `n` (INTEGER)") && e.to_string().contains("\"x\""), "{e}");
-    let s = source(json!({"type": "sqlite", "path": path, "table": "t", "casts": {"amount": "float64", "n": "string"}}));
+    let s =
+        source(json!({"type": "sqlite", "path": path, "table": "t", "casts": {"amount": "float64", "n": "string"}}));
     let b = scan_all(s.as_ref(), &ScanRequest::all()).await;
     assert_eq!((cell(&b, "n", 1).as_deref(), cell(&b, "amount", 0).as_deref()), (Some("x"), Some("3.5")));
 }
@@ -174,7 +181,8 @@ async fn errors_name_the_source_and_ingest_works_end_to_end() {
         .unwrap_err()
         .to_string();
     assert!(m.contains("cursor column `zz` is not in the result"), "{m}");
-    let e = segkit_connectors::from_config(&json!({"type": "sqlite", "path": path, "url": "x", "table": "c"})).unwrap_err();
+    let e =
+        segkit_connectors::from_config(&json!({"type": "sqlite", "path": path, "url": "x", "table": "c"})).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Definition);
 
     let ws = Workspace::open(dir.path().join("ws")).await.unwrap();

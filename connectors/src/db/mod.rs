@@ -36,20 +36,20 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
+use arrow::array::builder::NullBufferBuilder;
+use arrow::array::ArrayBuilder;
 use arrow::array::{
     Array, ArrayRef, AsArray, BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
     Float64Builder, Int16Builder, Int32Builder, Int64Builder, Int8Builder, ListArray, RecordBatch, StringBuilder,
     Time64MicrosecondBuilder, TimestampMicrosecondBuilder, UInt16Builder, UInt32Builder, UInt64Builder, UInt8Builder,
 };
-use arrow::array::ArrayBuilder;
-use arrow::array::builder::NullBufferBuilder;
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use futures::StreamExt;
+use segkit::{BatchStream, Error, Result, ScanRequest, Source, SourceCapabilities};
 use serde::Deserialize;
 use serde_json::Value;
-use segkit::{BatchStream, Error, Result, ScanRequest, Source, SourceCapabilities};
 
 #[cfg(feature = "mysql")]
 pub mod mysql;
@@ -412,7 +412,10 @@ impl DbSource {
         let (backend, shown): (Arc<dyn Backend>, String) = match kind {
             DbKind::Postgres | DbKind::MySql => {
                 if cfg.path.is_some() {
-                    return Err(config_error("path", format!("`path` applies to sqlite sources; give `url` for {}", kind.as_str())));
+                    return Err(config_error(
+                        "path",
+                        format!("`path` applies to sqlite sources; give `url` for {}", kind.as_str()),
+                    ));
                 }
                 let url = cfg.url.clone().ok_or_else(|| config_error("url", "missing `url`"))?;
                 let shown = redact_url(&url);
@@ -743,9 +746,7 @@ fn json_at(a: &ArrayRef, i: usize) -> Result<Value> {
             let us = a.as_primitive::<TimestampMicrosecondType>().value(i);
             Value::from(timestamp_text(us, tz.is_some()))
         }
-        DataType::Decimal128(_, _) => {
-            Value::from(a.as_primitive::<Decimal128Type>().value_as_string(i))
-        }
+        DataType::Decimal128(_, _) => Value::from(a.as_primitive::<Decimal128Type>().value_as_string(i)),
         other => return Err(Error::InvalidArgument(format!("a cursor column of type {other} is not supported"))),
     };
     Ok(v)
@@ -845,11 +846,9 @@ impl Col {
             DataType::UInt64 => Col::U64(UInt64Builder::new()),
             DataType::Float32 => Col::F32(Float32Builder::new()),
             DataType::Float64 => Col::F64(Float64Builder::new()),
-            DataType::Decimal128(p, s) => Col::Dec(
-                Decimal128Builder::new().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?,
-                *p,
-                *s,
-            ),
+            DataType::Decimal128(p, s) => {
+                Col::Dec(Decimal128Builder::new().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?, *p, *s)
+            }
             DataType::Utf8 => Col::Str(StringBuilder::new()),
             DataType::Binary => Col::Bin(BinaryBuilder::new()),
             DataType::Date32 => Col::Date(Date32Builder::new()),

@@ -113,7 +113,9 @@ fn arrow_type(c: &Column) -> Result<DataType, String> {
         ColumnType::MYSQL_TYPE_TIMESTAMP | ColumnType::MYSQL_TYPE_TIMESTAMP2 => {
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
         }
-        _ => return Err(format!("column `{name}` has type {}, which does not map; {}", type_name(c), cast_hint(&name))),
+        _ => {
+            return Err(format!("column `{name}` has type {}, which does not map; {}", type_name(c), cast_hint(&name)))
+        }
     })
 }
 
@@ -147,7 +149,9 @@ fn push(col: &mut Col, v: &MyValue) -> Result<(), String> {
             Col::Date(_) => Val::Date(days(*y, *m, *d)?),
             _ => {
                 let day = days(*y, *m, *d)? as i64;
-                Val::Ts(day * 86_400_000_000 + (*h as i64 * 3600 + *mi as i64 * 60 + *s as i64) * 1_000_000 + *us as i64)
+                Val::Ts(
+                    day * 86_400_000_000 + (*h as i64 * 3600 + *mi as i64 * 60 + *s as i64) * 1_000_000 + *us as i64,
+                )
             }
         },
         MyValue::Time(neg, d, h, m, s, us) => {
@@ -244,7 +248,7 @@ impl MyBackend {
             .prep(plan.scan_sql(DIALECT, &job.columns, cast_sql, None))
             .await
             .map_err(|e| self.err("cannot prepare the scan", e))?;
-        let names: Vec<String> = first.columns().iter().map(|c| type_name(c)).collect();
+        let names: Vec<String> = first.columns().iter().map(type_name).collect();
         let next = if key_pos.is_empty() {
             None
         } else {
@@ -258,9 +262,7 @@ impl MyBackend {
         let key_type = |n: usize| job.schema.field(key_pos[n]).data_type().clone();
         let mut cursor: Option<Vec<MyValue>> = match &job.after {
             None => None,
-            Some(vals) => {
-                Some(vals.iter().enumerate().map(|(n, v)| param(v, &key_type(n))).collect::<Result<_, _>>()?)
-            }
+            Some(vals) => Some(vals.iter().enumerate().map(|(n, v)| param(v, &key_type(n))).collect::<Result<_, _>>()?),
         };
         loop {
             let (stmt, params) = match &cursor {
@@ -301,8 +303,7 @@ impl MyBackend {
                 let v = super::json_at(batch.column(i), n - 1).map_err(|e| e.to_string())?;
                 last.push(param(&v, &key_type(k))?);
             }
-            if tx.send(Ok((batch, None))).await.is_err() || page_rows < plan.batch_size || last.len() < key_pos.len()
-            {
+            if tx.send(Ok((batch, None))).await.is_err() || page_rows < plan.batch_size || last.len() < key_pos.len() {
                 return Ok(());
             }
             cursor = Some(last);

@@ -113,7 +113,8 @@ fn arrow_type(name: &str, ty: &Type, typmod: i32) -> Result<DataType, String> {
             if matches!(elem.kind(), Kind::Array(_)) {
                 return no(format!("{} (nested arrays do not map)", ty.name()));
             }
-            let inner = arrow_type(name, elem, -1).or_else(|_| no(format!("{} (its elements do not map)", ty.name())))?;
+            let inner =
+                arrow_type(name, elem, -1).or_else(|_| no(format!("{} (its elements do not map)", ty.name())))?;
             if matches!(inner, DataType::Decimal128(..)) {
                 return no(format!("{} (an array of numeric has no declared precision)", ty.name()));
             }

@@ -129,7 +129,11 @@ fn push(col: &mut Col, v: ValueRef<'_>) -> Result<(), String> {
         }
         (ValueRef::Text(b), Col::Str(_) | Col::Bin(_)) => Val::Bytes(b),
         (ValueRef::Text(b), _) => {
-            return Err(format!("text {:?} does not convert to {}", super::truncate(&text(b)?, 40), "the column's type"))
+            return Err(format!(
+                "text {:?} does not convert to {}",
+                super::truncate(&text(b)?, 40),
+                "the column's type"
+            ))
         }
         (ValueRef::Blob(b), _) => Val::Bytes(b),
     };
@@ -205,9 +209,9 @@ fn scan_blocking(path: &str, plan: &Plan, job: ScanJob, tx: &Sender<Produced>) -
         let mut last_keys: Option<Vec<Value>> = None;
         while let Some(row) = rows.next().map_err(|e| format!("the scan failed: {e}"))? {
             page_rows += 1;
-            for i in 0..ncols {
+            for (i, d) in decl.iter().enumerate().take(ncols) {
                 let v = row.get_ref(i).map_err(|e| e.to_string())?;
-                push(&mut batcher.cols[i], v).map_err(|why| batcher.column_error(i, &decl[i], &why))?;
+                push(&mut batcher.cols[i], v).map_err(|why| batcher.column_error(i, d, &why))?;
             }
             if key_pos.is_empty() {
                 if batcher.rows() >= plan.batch_size && tx.blocking_send(Ok((batcher.take()?, None))).is_err() {
