@@ -1,7 +1,7 @@
 'use strict';
 // Database sources (PostgreSQL, MariaDB) through plain config objects passed to ws.ingest, against the real
 // servers of scripts/db-servers.sh (SEGKIT_TEST_PG_URL / SEGKIT_TEST_MYSQL_URL).
-const { test } = require('node:test');
+const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
@@ -34,8 +34,13 @@ function mariadb(sql) {
     `-p${decodeURIComponent(u.password)}`, u.pathname.slice(1), '-e', sql]);
 }
 
+const dirs = [];
+after(() => dirs.forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+
 async function workspace() {
-  const ws = await Workspace.open(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-db-')));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-db-'));
+  dirs.push(dir);
+  const ws = await Workspace.open(dir);
   await ws.defineEntity({
     name: 'customer',
     key: 'id',
