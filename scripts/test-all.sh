@@ -4,7 +4,8 @@
 #   scripts/test-all.sh            # everything
 #   SEGKIT_SKIP_LINT=1 scripts/test-all.sh   # skip fmt/clippy
 #
-# Needs: a Rust toolchain, gcc, python3 (3.10+) with venv, node 18+ with npm. It installs the Python and npm
+# Needs: a Rust toolchain, gcc, python3 (3.10+) with venv, node 18+ with npm; PostgreSQL and MariaDB come from
+# Debian packages (installed when missing, as root: scripts/db-servers.sh). It installs the Python and npm
 # packages it needs itself (into bindings/python/.venv and bindings/node/node_modules, or $SEGKIT_VENV).
 # One cargo target dir serves the workspace and both bindings (dev profile); set CARGO_TARGET_DIR to reuse one.
 set -euo pipefail
@@ -47,6 +48,14 @@ boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=
              aws_secret_access_key="testing").create_bucket(Bucket="segkit-test")
 print("S3 (moto) on", url, "with bucket segkit-test")
 PY
+
+step "PostgreSQL and MariaDB on loopback (database connector tests)"
+# Installs postgresql / mariadb-server when missing (root), starts both on random ports with private data dirs,
+# exports SEGKIT_TEST_PG_URL and SEGKIT_TEST_MYSQL_URL; stopped and deleted on exit.
+# shellcheck source=scripts/db-servers.sh
+. "$ROOT/scripts/db-servers.sh"
+trap 'kill $MOTO_PID 2>/dev/null || true; segkit_db_stop "${SEGKIT_TEST_DB_DIR:-}"' EXIT
+segkit_db_start
 
 step "cargo test (Rust)"
 cargo test --workspace

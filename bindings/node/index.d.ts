@@ -94,13 +94,25 @@ export interface IngestOptions {
 
 /** A connector config tagged by `type`, e.g. `{type: "csv", path: "users.csv", delimiter: ";"}`. */
 export interface SourceConfig {
-  type?: 'csv' | 'tsv' | 'ndjson' | 'jsonl' | 'json' | 'parquet' | (string & {});
+  type?:
+    | 'csv' | 'tsv' | 'ndjson' | 'jsonl' | 'json' | 'parquet'
+    | 'postgres' | 'postgresql' | 'mysql' | 'mariadb' | 'sqlite' | 'sqlite3'
+    | (string & {});
   path?: string;
   url?: string;
   delimiter?: string;
   header?: boolean;
   options?: Record<string, string | number | boolean>;
   batch_size?: number;
+  /** Databases: the password as a reference `env:NAME` (never the password itself). */
+  password?: string;
+  /** Databases: a table (`name` or `schema.name`) or a `query`, not both. */
+  table?: string;
+  query?: string;
+  /** Databases: incremental reads by a cursor column and a unique tie-breaker. */
+  cursor?: { column: string; tie_breaker?: string };
+  /** Databases: casts done by the database for columns whose type does not map to Arrow. */
+  casts?: Record<string, 'string' | 'float64' | 'int64'>;
   [key: string]: unknown;
 }
 

@@ -8,6 +8,8 @@
 //!   objects.
 //! - `excel` (default): spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`) through calamine, as
 //!   [`file::FileFormat::Excel`].
+//! - `postgres`, `mysql`, `sqlite`: [`db::DbSource`] reads a table or a query, fully or incrementally by a
+//!   cursor column (see [`db`]).
 //!
 //! The entry points [`open`] (format from the extension) and [`from_config`] (a JSON config tagged by `type`)
 //! return a ready `Arc<dyn Source>` for [`segkit::Workspace::ingest`]; [`infer_entity`] proposes an entity
@@ -28,7 +30,28 @@ pub mod infer;
 
 #[cfg(feature = "file")]
 pub use file::{
-    from_config, open, CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource,
+    open, CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource,
     ERROR_COLUMN, FILE_COLUMN, RAW_COLUMN,
 };
 pub use infer::{infer_entity, InferOptions, InferredEntity};
+
+/// Databases: PostgreSQL (`postgres`), MySQL / MariaDB (`mysql`), SQLite (`sqlite`); see [`db`].
+#[cfg(feature = "db")]
+pub mod db;
+
+/// Builds a source from a JSON config tagged by `type`: a database (`postgres`, `mysql` / `mariadb`, `sqlite`,
+/// see [`db`]) or a file (`csv`, `tsv`, `ndjson`, `parquet`, see [`file::from_config`]).
+#[cfg(any(feature = "file", feature = "db"))]
+pub fn from_config(config: &serde_json::Value) -> segkit::Result<std::sync::Arc<dyn segkit::Source>> {
+    #[cfg(feature = "db")]
+    if let Some(source) = db::from_config(config)? {
+        return Ok(source);
+    }
+    #[cfg(feature = "file")]
+    return file::from_config(config);
+    #[cfg(not(feature = "file"))]
+    Err(segkit::Error::Definition {
+        path: "source.type".into(),
+        message: "unknown source type (expected postgres, mysql, mariadb or sqlite)".into(),
+    })
+}

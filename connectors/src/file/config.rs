@@ -153,7 +153,7 @@ pub(crate) fn parse(config: &Value) -> Result<Parsed> {
         Some(t) => format_for_type(t).ok_or_else(|| {
             config_error(
                 "type",
-                format!("unknown source type `{t}` (expected csv, tsv, ndjson, jsonl, json, parquet or excel)"),
+                format!("unknown source type `{t}` (expected csv, tsv, ndjson, jsonl, json, parquet, excel, postgres, mysql, mariadb or sqlite)"),
             )
         })?,
         None => FileFormat::from_extension(&location).ok_or_else(|| {
