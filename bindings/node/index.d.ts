@@ -165,6 +165,45 @@ export interface IngestReport {
   durationMs: number;
 }
 
+/** A named source: its definition and sync state. */
+export interface NamedSource {
+  name: string;
+  entity: string;
+  /** The connector config, tagged by `type`; secrets only as `env:NAME` references. */
+  config: Record<string, unknown>;
+  mapping: Record<string, unknown>;
+  mode: 'append' | 'upsert' | 'full_refresh' | null;
+  /** The cursor committed by the last sync (incremental sources). */
+  cursor?: unknown;
+  /** The entity snapshot the last committing sync produced. */
+  snapshot?: number | null;
+  updatedAt?: string;
+}
+
+export interface SourceOptions {
+  mapping?: Record<string, unknown>;
+  mode?: 'append' | 'upsert' | 'full_refresh';
+}
+
+/** How far a sync has got. */
+export interface SyncProgress {
+  rowsRead: number;
+  /** Rows quarantined so far. */
+  rowsRejected: number;
+  /** Arrow bytes read so far. */
+  bytesRead: number;
+  batches: number;
+  elapsedMs: number;
+  /** True on the last call (everything read; the commit follows). */
+  done: boolean;
+}
+
+export interface SyncOptions {
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting it cancels the sync: the promise rejects with CancelledError; snapshot and cursor stay. */
+  signal?: AbortSignal;
+}
+
 export type RuleDialect = 'auto' | 'segkit' | 'querybuilder' | 'jsonlogic';
 
 export interface SegmentOptions {
@@ -287,6 +326,14 @@ export declare class Workspace {
 
   ingest(entity: string, source: IngestSource, options?: IngestOptions): Promise<IngestReport>;
   ingestHistory(entity: string): IngestReport[];
+
+  /** Defines (or replaces) a named source; inline secrets are refused (use `env:NAME`). */
+  defineSource(name: string, entity: string, config: Record<string, unknown>, options?: SourceOptions): Promise<NamedSource>;
+  source(name: string): NamedSource;
+  sources(): NamedSource[];
+  deleteSource(name: string): Promise<void>;
+  /** Syncs a named source incrementally; the cursor commits with the snapshot. */
+  sync(name: string, options?: SyncOptions): Promise<IngestReport>;
   /** Quarantined rows (ingest_id, row, reason, record) as an Arrow IPC stream. */
   quarantine(entity: string): Promise<Buffer>;
   /** Forgets an entity's quarantined rows (raw records and report samples; counts stay); resolves to how many. */
@@ -348,6 +395,7 @@ export declare class StorageError extends SegkitError {}
 export declare class EngineError extends SegkitError {}
 /** A bug in segkit: a Rust panic, reported as an error instead of aborting the process. */
 export declare class InternalError extends SegkitError {}
+export declare class CancelledError extends SegkitError {}
 
 /** Version of the native module. */
 export declare function version(): string;

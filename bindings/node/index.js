@@ -68,6 +68,8 @@ class StorageError extends SegkitError {}
 class EngineError extends SegkitError {}
 /** A bug in segkit: a Rust panic, reported as an error instead of aborting the process. */
 class InternalError extends SegkitError {}
+/** An operation was cancelled (an aborted AbortSignal) before it committed; nothing it did is visible. */
+class CancelledError extends SegkitError {}
 
 const CLASSES = {
   definition: DefinitionError,
@@ -79,6 +81,7 @@ const CLASSES = {
   storage: StorageError,
   engine: EngineError,
   internal: InternalError,
+  cancelled: CancelledError,
 };
 
 function formatChain(chain) {
@@ -339,6 +342,72 @@ class Workspace {
     );
   }
 
+  // ---- named sources
+
+  /**
+   * Defines (or replaces) a named source feeding `entity` from a connector `config` tagged by `type`
+   * (`{type: "csv", path: "orders.csv"}`); `options`: `{mapping, mode}` as for `ingest`. Secrets must be
+   * references such as `password: "env:PG_PASSWORD"`; an inline secret is refused with a DefinitionError.
+   */
+  async defineSource(name, entity, config, options = {}) {
+    if (!isPlainObject(config)) throw invalid('defineSource: config must be a plain object tagged by `type`');
+    const { mapping, mode, ...rest } = options ?? {};
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw invalid(`defineSource: unknown option(s) ${unknown.join(', ')} (expected mapping, mode)`);
+    return call(() => this.#native.defineSource(name, entity, config, { mapping, mode }));
+  }
+
+  /** A named source with its sync state (`cursor`, `snapshot`, `updatedAt`). */
+  source(name) {
+    return callSync(() => this.#native.source(name));
+  }
+
+  /** All named sources, by name. */
+  sources() {
+    return callSync(() => this.#native.sources());
+  }
+
+  /** Deletes a named source and its cursor; the data it ingested stays. */
+  async deleteSource(name) {
+    return call(() => this.#native.deleteSource(name));
+  }
+
+  /**
+   * Syncs a named source: reads what is new since the last sync (incremental sources), ingests it, and commits
+   * the snapshot together with the cursor. `options.onProgress(progress)` receives `{rowsRead, rowsRejected,
+   * bytesRead, batches, elapsedMs, done}`; `options.signal` (an AbortSignal) cancels: the promise rejects with
+   * a CancelledError and the previous snapshot and cursor stay.
+   */
+  async sync(name, options = {}) {
+    const { onProgress, signal, ...rest } = options ?? {};
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw invalid(`sync: unknown option(s) ${unknown.join(', ')} (expected onProgress, signal)`);
+    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('sync: onProgress must be a function');
+    const progress = onProgress
+      ? (p) => {
+          const { elapsed, ...fields } = p;
+          onProgress({ ...fields, elapsedMs: elapsed });
+        }
+      : undefined;
+    let token;
+    let onAbort;
+    if (signal !== undefined) {
+      if (!signal || typeof signal.addEventListener !== 'function') throw invalid('sync: signal must be an AbortSignal');
+      token = native.cancelTokenNew();
+      onAbort = () => native.cancelTokenCancel(token);
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    try {
+      return await call(() => this.#native.sync(name, progress, token));
+    } finally {
+      if (token !== undefined) {
+        signal.removeEventListener('abort', onAbort);
+        native.cancelTokenRelease(token);
+      }
+    }
+  }
+
   /** Past ingest reports of an entity, oldest first. */
   ingestHistory(entity) {
     return callSync(() => this.#native.ingestHistory(entity));
@@ -549,6 +618,7 @@ module.exports = {
   StorageError,
   EngineError,
   InternalError,
+  CancelledError,
   testing,
   version: native.version,
   /** Bounds core enforces on rules (from the native module; see docs/limits.md). */

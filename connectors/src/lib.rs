@@ -19,6 +19,9 @@
 
 #[cfg(feature = "file")]
 pub mod file;
+mod registry;
+
+pub use registry::registry;
 
 #[cfg(feature = "file")]
 pub use file::{from_config, open, FileFormat, FileSource, JsonRecordsSource, RAW_COLUMN};

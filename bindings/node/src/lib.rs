@@ -15,6 +15,7 @@ use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
 mod source;
+mod sources;
 use serde_json::{Map, Value};
 
 use segkit::rules::{Dialect, Rule};
@@ -411,6 +412,7 @@ pub async fn open_workspace(path: String, options: Option<Value>) -> Result<Nati
             }
         }
     }
+    opts.source_factory = Some(sources::factory());
     let inner = segkit::Workspace::open_with(path, opts).await.js()?;
     Ok(NativeWorkspace { inner })
 }
