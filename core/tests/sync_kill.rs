@@ -107,10 +107,10 @@ async fn a_sync_killed_at_random_points_neither_loses_nor_doubles_rows() {
     let (mut next_part, mut killed, mut finished, mut killed_after_commit) = (0i64, 0, 0, 0);
     let mut committed: Vec<Option<serde_json::Value>> = vec![None, None];
     // Round 0 runs to completion to measure how long a sync process takes; later kills land uniformly within
-    // that time (process start, catalog open, scan, Parquet write, commit).
+    // that time (process start, catalog open, scan, Parquet write, commit) and a little after.
     let mut span = Duration::from_secs(3600);
     let mut round = 0;
-    while killed < 12 {
+    while killed < 12 || round < 16 {
         assert!(round < 60, "could not kill 12 syncs mid-way in 60 rounds (seed {seed})");
         for _ in 0..3 {
             write_part(&parts, next_part);
@@ -125,7 +125,9 @@ async fn a_sync_killed_at_random_points_neither_loses_nor_doubles_rows() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let delay = if round == 0 { span } else { Duration::from_millis(rng.below(span.as_millis() as u64 + 1)) };
+        // Up to 1.25× the measured time, so some kills land after the commit, some syncs finish.
+        let delay =
+            if round == 0 { span } else { Duration::from_millis(rng.below(span.as_millis() as u64 * 5 / 4 + 1)) };
         let started = Instant::now();
         let mut done = None;
         while started.elapsed() < delay {
@@ -143,6 +145,8 @@ async fn a_sync_killed_at_random_points_neither_loses_nor_doubles_rows() {
                 finished += 1;
                 if round == 0 {
                     span = started.elapsed();
+                } else {
+                    span = span.max(started.elapsed());
                 }
             }
             None => {
