@@ -90,6 +90,10 @@ export interface IngestOptions {
   mapping?: Record<string, FieldMappingSpec>;
   /** Default: upsert for profiles, append for events. */
   mode?: 'append' | 'upsert' | 'full_refresh';
+  /** Called with the progress (at most every 200 ms, and once at the end with `done`). */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting it cancels the ingest: the promise rejects with CancelledError; the snapshot stays. */
+  signal?: AbortSignal;
 }
 
 /** A connector config tagged by `type`, e.g. `{type: "csv", path: "users.csv", delimiter: ";"}`. */

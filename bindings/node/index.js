@@ -209,6 +209,38 @@ function ruleText(rule) {
   throw invalid('a segment rule must be an object or its JSON text');
 }
 
+/**
+ * Runs `start(progress, token)` (a native ingest or sync) with `onProgress` (progress objects with `elapsedMs`)
+ * and `signal` (an AbortSignal tied to a native cancellation token) bridged to native.
+ */
+async function withControl(what, { onProgress, signal }, start) {
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${what}: onProgress must be a function`);
+  if (signal !== undefined && (!signal || typeof signal.addEventListener !== 'function')) {
+    throw invalid(`${what}: signal must be an AbortSignal`);
+  }
+  const progress = onProgress
+    ? (p) => {
+        const { elapsed, ...fields } = p;
+        onProgress({ ...fields, elapsedMs: elapsed });
+      }
+    : undefined;
+  let token;
+  const onAbort = () => native.cancelTokenCancel(token);
+  if (signal !== undefined) {
+    token = native.cancelTokenNew();
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
+  try {
+    return await call(() => start(progress, token));
+  } finally {
+    if (token !== undefined) {
+      signal.removeEventListener('abort', onAbort);
+      native.cancelTokenRelease(token);
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ classes
 
 /** The result of one segment evaluation. */
@@ -316,25 +348,29 @@ class Workspace {
    * `{type: "csv", path}`.
    */
   async ingest(entity, source, options = {}) {
-    const opts = options ?? null;
+    const { onProgress, signal, ...rest } = options ?? {};
+    const opts = options == null ? null : rest;
+    const ctl = { onProgress, signal };
     if (typeof source === 'string') {
-      return call(() => this.#native.ingestLocation(entity, source, opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestLocation(entity, source, opts, p, t));
     }
     if (source instanceof Uint8Array) {
-      return call(() => this.#native.ingestIpc(entity, toBuffer(source), opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestIpc(entity, toBuffer(source), opts, p, t));
     }
     if (source instanceof ArrayBuffer) {
-      return call(() => this.#native.ingestIpc(entity, Buffer.from(source), opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestIpc(entity, Buffer.from(source), opts, p, t));
     }
     if (Array.isArray(source)) {
-      return call(() => this.#native.ingestRecords(entity, recordsToJson(source), opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestRecords(entity, recordsToJson(source), opts, p, t));
     }
     if (isJsSource(source)) {
       const a = sourceAdapter(source);
-      return call(() => this.#native.ingestJsSource(entity, a.name, a.schemaFn, a.openFn, a.nextFn, opts));
+      return withControl('ingest', ctl, (p, t) =>
+        this.#native.ingestJsSource(entity, a.name, a.schemaFn, a.openFn, a.nextFn, opts, p, t),
+      );
     }
     if (isPlainObject(source)) {
-      return call(() => this.#native.ingestConfig(entity, source, opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestConfig(entity, source, opts, p, t));
     }
     throw invalid(
       'ingest source must be a path/URL string, an Arrow IPC Buffer/Uint8Array, an array of plain objects, ' +
@@ -382,30 +418,7 @@ class Workspace {
     const { onProgress, signal, ...rest } = options ?? {};
     const unknown = Object.keys(rest);
     if (unknown.length) throw invalid(`sync: unknown option(s) ${unknown.join(', ')} (expected onProgress, signal)`);
-    if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid('sync: onProgress must be a function');
-    const progress = onProgress
-      ? (p) => {
-          const { elapsed, ...fields } = p;
-          onProgress({ ...fields, elapsedMs: elapsed });
-        }
-      : undefined;
-    let token;
-    let onAbort;
-    if (signal !== undefined) {
-      if (!signal || typeof signal.addEventListener !== 'function') throw invalid('sync: signal must be an AbortSignal');
-      token = native.cancelTokenNew();
-      onAbort = () => native.cancelTokenCancel(token);
-      if (signal.aborted) onAbort();
-      else signal.addEventListener('abort', onAbort, { once: true });
-    }
-    try {
-      return await call(() => this.#native.sync(name, progress, token));
-    } finally {
-      if (token !== undefined) {
-        signal.removeEventListener('abort', onAbort);
-        native.cancelTokenRelease(token);
-      }
-    }
+    return withControl('sync', { onProgress, signal }, (progress, token) => this.#native.sync(name, progress, token));
   }
 
   /** Past ingest reports of an entity, oldest first. */

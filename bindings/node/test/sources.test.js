@@ -136,3 +136,17 @@ test('an AbortSignal cancels the sync and keeps the snapshot and cursor', async 
   await assert.rejects(ws.sync('clicks', { signal: AbortSignal.abort() }), CancelledError);
   assert.equal((await ws.sync('clicks')).rowsWritten, 45);
 });
+
+test('ingest takes onProgress and signal too', async () => {
+  const { ws } = await setup();
+  const seen = [];
+  const records = range(0, 50).map((i) => ({ id: i, name: `n${i}` }));
+  const r = await ws.ingest('客户', records, { mode: 'upsert', onProgress: (p) => seen.push(p) });
+  assert.equal(r.rowsWritten, 50);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(seen.length >= 1 && seen[seen.length - 1].done && seen[seen.length - 1].rowsRead === 50, JSON.stringify(seen));
+  const before = (await ws.ingestHistory('客户')).length;
+  await assert.rejects(ws.ingest('客户', records, { signal: AbortSignal.abort() }), CancelledError);
+  assert.equal((await ws.ingestHistory('客户')).length, before, 'nothing recorded');
+  await assert.rejects(ws.ingest('客户', records, { signal: 'no' }), /signal must be an AbortSignal/);
+});
