@@ -415,12 +415,19 @@ async fn named_file_sources_sync_through_the_registry() {
     assert_eq!(ws.source("users_csv").unwrap().cursor, None);
 
     let e = ws
-        .define_source(SourceDefinition::new("bad", "user", serde_json::json!({"type": "csv", "path": csv, "delimter": ";"})))
+        .define_source(SourceDefinition::new(
+            "bad",
+            "user",
+            serde_json::json!({"type": "csv", "path": csv, "delimter": ";"}),
+        ))
         .await
         .unwrap_err();
     assert_eq!(e.kind(), segkit::ErrorKind::Definition);
     assert!(e.to_string().starts_with("invalid definition of source.delimter: unknown key `delimter`"), "{e}");
-    let e = ws.define_source(SourceDefinition::new("bad", "user", serde_json::json!({"type": "parqet", "path": csv}))).await.unwrap_err();
+    let e = ws
+        .define_source(SourceDefinition::new("bad", "user", serde_json::json!({"type": "parqet", "path": csv})))
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("unknown source type `parqet` (did you mean `parquet`?)"), "{e}");
     let missing = serde_json::json!({"type": "parquet", "path": dir.path().join("nope.parquet")});
     ws.define_source(SourceDefinition::new("later", "user", missing)).await.unwrap();

@@ -144,7 +144,10 @@ pub async fn incremental_resume_is_consistent(source: &dyn Source) -> Result<()>
     if !rest.is_empty() {
         return Err(violation(
             source,
-            format!("a scan resumed from the cursor {c1} of a complete scan yielded {} rows, expected none", rest.len()),
+            format!(
+                "a scan resumed from the cursor {c1} of a complete scan yielded {} rows, expected none",
+                rest.len()
+            ),
         ));
     }
     if c2.as_ref() != Some(&c1) {
@@ -169,7 +172,11 @@ where
     if new != new_again || c2 != c2b {
         return Err(violation(
             source,
-            format!("two scans resumed from {c1} differ: {} then {} rows, cursor {c2:?} then {c2b:?}", new.len(), new_again.len()),
+            format!(
+                "two scans resumed from {c1} differ: {} then {} rows, cursor {c2:?} then {c2b:?}",
+                new.len(),
+                new_again.len()
+            ),
         ));
     }
     if new.is_empty() {
@@ -195,7 +202,10 @@ where
     }
     let (tail, _) = scan_from(source, Some(c2.clone())).await?;
     if !tail.is_empty() {
-        return Err(violation(source, format!("a scan from the new cursor {c2} yielded {} old rows again", tail.len())));
+        return Err(violation(
+            source,
+            format!("a scan from the new cursor {c2} yielded {} old rows again", tail.len()),
+        ));
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use segkit::deps::arrow::array::{AsArray, RecordBatch};
 use segkit::deps::arrow::datatypes::Int64Type;
 use segkit::sources::{CancellationToken, IngestControl, SourceRegistry};
 use segkit::{
-    Attribute, DataType, Entity, Link, ErrorKind, IngestMode, Mapping, SourceDefinition, Workspace, WorkspaceOptions,
+    Attribute, DataType, Entity, ErrorKind, IngestMode, Link, Mapping, SourceDefinition, Workspace, WorkspaceOptions,
 };
 use serde_json::json;
 
@@ -20,9 +20,8 @@ fn registry() -> SourceRegistry {
 }
 
 async fn workspace(dir: &std::path::Path) -> Workspace {
-    let ws = Workspace::open_with(dir.join("ws"), WorkspaceOptions::default().source_factory(registry()))
-        .await
-        .unwrap();
+    let ws =
+        Workspace::open_with(dir.join("ws"), WorkspaceOptions::default().source_factory(registry())).await.unwrap();
     ws.define_entity(
         Entity::profile("user", "id")
             .attribute(Attribute::new("id", DataType::Int64))
@@ -115,7 +114,10 @@ async fn incremental_syncs_read_only_new_parts_and_commit_the_cursor_with_the_sn
     assert_eq!(ws.sync("users").await.unwrap().rows_written, 8);
     assert_eq!(ids(&ws, "user").await, (0..8).collect::<Vec<_>>());
 
-    assert_eq!(ws.sources().unwrap().iter().map(|s| s.definition.name.as_str()).collect::<Vec<_>>(), ["clicks", "users"]);
+    assert_eq!(
+        ws.sources().unwrap().iter().map(|s| s.definition.name.as_str()).collect::<Vec<_>>(),
+        ["clicks", "users"]
+    );
     ws.delete_source("users").await.unwrap();
     let e = ws.source("users").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -141,11 +143,16 @@ async fn definitions_are_validated_with_errors_naming_the_field() {
     let e = ws.define_source(SourceDefinition::new("s", "clik", cfg.clone())).await.unwrap_err();
     assert_eq!(
         err(e),
-        (ErrorKind::Definition, "invalid definition of source s.entity: entity `clik` not found (did you mean `click`?)".into())
+        (
+            ErrorKind::Definition,
+            "invalid definition of source s.entity: entity `clik` not found (did you mean `click`?)".into()
+        )
     );
-    let e = ws.define_source(SourceDefinition::new("s", "user", cfg.clone()).mode(IngestMode::Append)).await.unwrap_err();
+    let e =
+        ws.define_source(SourceDefinition::new("s", "user", cfg.clone()).mode(IngestMode::Append)).await.unwrap_err();
     assert!(e.to_string().starts_with("invalid definition of source s.mode: `user` is a profile entity"), "{e}");
-    let e = ws.define_source(SourceDefinition::new("s", "click", cfg.clone()).mode(IngestMode::Upsert)).await.unwrap_err();
+    let e =
+        ws.define_source(SourceDefinition::new("s", "click", cfg.clone()).mode(IngestMode::Upsert)).await.unwrap_err();
     assert!(e.to_string().starts_with("invalid definition of source s.mode: `click` is an event entity"), "{e}");
     let m = Mapping::from_json(&json!({"pgae": "page"})).unwrap();
     let e = ws.define_source(SourceDefinition::new("s", "click", cfg.clone()).mapping(m)).await.unwrap_err();
@@ -157,7 +164,14 @@ async fn definitions_are_validated_with_errors_naming_the_field() {
     let bad = json!({"type": "testing_parts", "dir": parts, "fields": ["id"], "delay_ms": "soon"});
     let e = ws.define_source(SourceDefinition::new("s", "click", bad)).await.unwrap_err();
     assert!(e.to_string().starts_with("invalid definition of source.delay_ms: invalid type: string \"soon\""), "{e}");
-    let e = ws.define_source(SourceDefinition::new("s", "click", json!({"type": "testing_parts", "dir": parts, "fields": ["id"], "password": "hunter2"}))).await.unwrap_err();
+    let e = ws
+        .define_source(SourceDefinition::new(
+            "s",
+            "click",
+            json!({"type": "testing_parts", "dir": parts, "fields": ["id"], "password": "hunter2"}),
+        ))
+        .await
+        .unwrap_err();
     assert!(e.to_string().starts_with("invalid definition of source.password: `password` looks like a secret"), "{e}");
     assert!(!e.to_string().contains("hunter2"));
     assert!(ws.sources().unwrap().is_empty(), "nothing stored by failed definitions");
@@ -170,7 +184,10 @@ async fn definitions_are_validated_with_errors_naming_the_field() {
     assert_eq!(d.name, "Caf\u{e9}");
     assert_eq!(ws.source(decomposed).unwrap().definition.name, "Caf\u{e9}");
     let e = ws.define_source(SourceDefinition::new("CAFÉ", "click", cfg.clone())).await.unwrap_err();
-    assert_eq!(e.to_string(), "invalid definition of source: source names `Café` and `CAFÉ` differ only by case; names must differ by more");
+    assert_eq!(
+        e.to_string(),
+        "invalid definition of source: source names `Café` and `CAFÉ` differ only by case; names must differ by more"
+    );
     let e = ws.source("Cafx").unwrap_err();
     assert_eq!(e.to_string(), "source `Cafx` not found (did you mean `Café`?)");
 
@@ -207,10 +224,20 @@ async fn secrets_are_stored_as_references_and_resolved_only_when_built() {
     let ws = Workspace::open_with(tmp.path(), opts).await.unwrap();
     ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
     let var = "SEGKIT_TEST_SOURCES_TOKEN";
-    let e = ws.define_source(SourceDefinition::new("api", "u", json!({"type": "x", "token": format!("env:{var}")}))).await.unwrap_err();
-    assert_eq!(e.to_string(), format!("invalid definition of source.token: environment variable `{var}` (referenced as env:{var}) is not set"));
+    let e = ws
+        .define_source(SourceDefinition::new("api", "u", json!({"type": "x", "token": format!("env:{var}")})))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "invalid definition of source.token: environment variable `{var}` (referenced as env:{var}) is not set"
+        )
+    );
     std::env::set_var(var, "s3cr3t-value");
-    ws.define_source(SourceDefinition::new("api", "u", json!({"type": "x", "token": format!("env:{var}")}))).await.unwrap();
+    ws.define_source(SourceDefinition::new("api", "u", json!({"type": "x", "token": format!("env:{var}")})))
+        .await
+        .unwrap();
     assert_eq!(ws.sync("api").await.unwrap().rows_written, 1);
     assert_eq!(*seen.lock().unwrap(), vec!["s3cr3t-value", "s3cr3t-value"], "resolved at define and at sync");
     let info = ws.source("api").unwrap();
@@ -235,7 +262,8 @@ async fn progress_is_reported_and_cancellation_keeps_the_snapshot_and_cursor() {
     ws.define_source(SourceDefinition::new("clicks", "click", parts_config(&parts, 20))).await.unwrap();
     let calls = Arc::new(Mutex::new(vec![]));
     let c = calls.clone();
-    let control = IngestControl::new().progress_interval(Duration::ZERO).on_progress(move |p| c.lock().unwrap().push(*p));
+    let control =
+        IngestControl::new().progress_interval(Duration::ZERO).on_progress(move |p| c.lock().unwrap().push(*p));
     ws.sync_with("clicks", &control).await.unwrap();
     let seen = calls.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "one batch, then done: {seen:?}");
@@ -254,12 +282,13 @@ async fn progress_is_reported_and_cancellation_keeps_the_snapshot_and_cursor() {
     let batches = Arc::new(AtomicU64::new(0));
     let last = Arc::new(Mutex::new(None));
     let (t, b, l) = (token.clone(), batches.clone(), last.clone());
-    let control = IngestControl::new().progress_interval(Duration::ZERO).cancel_with(token.clone()).on_progress(move |p| {
-        *l.lock().unwrap() = Some(*p);
-        if b.fetch_add(1, Ordering::SeqCst) == 2 {
-            t.cancel();
-        }
-    });
+    let control =
+        IngestControl::new().progress_interval(Duration::ZERO).cancel_with(token.clone()).on_progress(move |p| {
+            *l.lock().unwrap() = Some(*p);
+            if b.fetch_add(1, Ordering::SeqCst) == 2 {
+                t.cancel();
+            }
+        });
     let files_before = std::fs::read_dir(tmp.path().join("ws/data/click")).unwrap().count();
     let e = ws.sync_with("clicks", &control).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Cancelled);

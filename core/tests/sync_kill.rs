@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use segkit::deps::arrow::array::{AsArray, RecordBatch};
 use segkit::deps::arrow::datatypes::Int64Type;
 use segkit::sources::SourceRegistry;
-use segkit::{Attribute, DataType, Entity, Link, IngestMode, SourceDefinition, Workspace, WorkspaceOptions};
+use segkit::{Attribute, DataType, Entity, IngestMode, Link, SourceDefinition, Workspace, WorkspaceOptions};
 use serde_json::json;
 
 const ROWS_PER_PART: i64 = 40;

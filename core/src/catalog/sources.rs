@@ -20,7 +20,9 @@ pub struct SyncCommit<'a> {
     pub cursor: Option<&'a serde_json::Value>,
 }
 
-fn info(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, String, Option<String>, Option<i64>, String)> {
+fn info(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, String, Option<String>, Option<i64>, String)> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
 }
 
@@ -69,9 +71,8 @@ impl Catalog {
     /// A stored source, and its cursor as stored text (for [`SyncCommit::expected`]).
     pub fn source(&self, name: &str) -> Result<Option<(SourceInfo, Option<String>)>> {
         self.with(|c| {
-            let row = c
-                .query_row(&format!("SELECT {COLUMNS} FROM sources WHERE name = ?1"), [name], info)
-                .optional()?;
+            let row =
+                c.query_row(&format!("SELECT {COLUMNS} FROM sources WHERE name = ?1"), [name], info).optional()?;
             row.map(|r| {
                 let text = r.5.clone();
                 Ok((decode(r)?, text))

@@ -659,7 +659,10 @@ fn cancelled() -> Error {
 
 /// The next item of `stream`, or [`Error::Cancelled`] if the token fires first (checked before each batch too,
 /// so a source that never waits is still stopped).
-async fn next_batch(stream: &mut crate::source::BatchStream, tracker: &Tracker<'_>) -> Result<Option<Result<RecordBatch>>> {
+async fn next_batch(
+    stream: &mut crate::source::BatchStream,
+    tracker: &Tracker<'_>,
+) -> Result<Option<Result<RecordBatch>>> {
     if tracker.cancelled() {
         return Err(cancelled());
     }

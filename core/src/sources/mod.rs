@@ -24,8 +24,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use control::{CancellationToken, IngestControl, Progress, ProgressFn, PROGRESS_INTERVAL};
 pub(crate) use control::Tracker;
+pub use control::{CancellationToken, IngestControl, Progress, ProgressFn, PROGRESS_INTERVAL};
 
 use crate::error::{Error, Result};
 use crate::ingest::{IngestMode, Mapping};
@@ -266,7 +266,9 @@ mod tests {
     fn inline_secrets_are_refused_with_the_field_path_and_without_the_value() {
         let e = check_no_inline_secrets(&json!({"type": "pg", "auth": {"password": "hunter2"}})).unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Definition);
-        assert!(e.to_string().starts_with("invalid definition of source.auth.password: `password` looks like a secret"));
+        assert!(e
+            .to_string()
+            .starts_with("invalid definition of source.auth.password: `password` looks like a secret"));
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let e = check_no_inline_secrets(&json!({"options": {"aws_secret_access_key": "AKIA"}})).unwrap_err();
         assert!(e.to_string().contains("source.options.aws_secret_access_key"), "{e}");

@@ -6,9 +6,9 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema};
 
+use crate::catalog::SyncCommit;
 use crate::error::{Error, Result};
 use crate::ingest::pipeline::{self, quarantine_schema};
-use crate::catalog::SyncCommit;
 use crate::ingest::{IngestMode, IngestOptions, IngestReport};
 use crate::source::{RecordBatchSource, ScanRequest, Source};
 use crate::sources::{IngestControl, Tracker};

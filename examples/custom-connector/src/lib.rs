@@ -87,9 +87,15 @@ impl PagedJsonSource {
         for (name, t) in &c.fields {
             let t: segkit::DataType = t
                 .as_str()
-                .ok_or_else(|| Error::Definition { path: format!("source.fields.{name}"), message: "expected a type name".into() })?
+                .ok_or_else(|| Error::Definition {
+                    path: format!("source.fields.{name}"),
+                    message: "expected a type name".into(),
+                })?
                 .parse()
-                .map_err(|e: Error| Error::Definition { path: format!("source.fields.{name}"), message: e.to_string() })?;
+                .map_err(|e: Error| Error::Definition {
+                    path: format!("source.fields.{name}"),
+                    message: e.to_string(),
+                })?;
             fields.push(Field::new(name, t.to_arrow(), true));
         }
         if !c.fields.contains_key(&c.cursor_field) {
@@ -173,7 +179,8 @@ impl Source for PagedJsonSource {
         };
         *self.last.lock().unwrap_or_else(|p| p.into_inner()) = request.cursor.clone();
         let (client, url, token, limit) = (self.client.clone(), self.url.clone(), self.token.clone(), self.page_size);
-        let (name, schema, last, field) = (self.name(), self.schema.clone(), self.last.clone(), self.cursor_field.clone());
+        let (name, schema, last, field) =
+            (self.name(), self.schema.clone(), self.last.clone(), self.cursor_field.clone());
         // One page per step: the stream holds at most one page in memory.
         let pages = futures::stream::unfold(Some(after), move |state| {
             let (client, url, token, name, schema, last, field) =

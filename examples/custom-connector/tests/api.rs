@@ -39,13 +39,17 @@ fn serve(token: &'static str) -> Api {
                 if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
                     break;
                 }
-                if h.to_ascii_lowercase().starts_with("authorization:") && h.trim_end().ends_with(&format!("Bearer {token}")) {
+                if h.to_ascii_lowercase().starts_with("authorization:")
+                    && h.trim_end().ends_with(&format!("Bearer {token}"))
+                {
                     authorized = true;
                 }
             }
             let query = target.split_once('?').map(|(_, q)| q.to_string()).unwrap_or_default();
             l.lock().unwrap().push(query.clone());
-            let param = |k: &str| query.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).and_then(|v| v.parse::<i64>().ok());
+            let param = |k: &str| {
+                query.split('&').find_map(|kv| kv.strip_prefix(&format!("{k}="))).and_then(|v| v.parse::<i64>().ok())
+            };
             let (status, body) = if !authorized {
                 ("401 Unauthorized", json!({"error": "bad token"}))
             } else {
