@@ -24,7 +24,7 @@ pub fn registry() -> SourceRegistry {
     let mut r = SourceRegistry::new();
     #[cfg(feature = "file")]
     for t in ["csv", "tsv", "ndjson", "jsonl", "json", "parquet"] {
-        r.register(t, |config| crate::file::from_config(config));
+        r.register(t, crate::file::from_config);
     }
     r
 }

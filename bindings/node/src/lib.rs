@@ -15,6 +15,8 @@ use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
 mod source;
+// The #[napi] functions are only referenced by napi's registration, which test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
 mod sources;
 use serde_json::{Map, Value};
 
@@ -484,6 +486,7 @@ impl NativeWorkspace {
 
     /// Ingests from a source written in JavaScript (index.js passes its three adapter functions).
     #[napi]
+    #[allow(clippy::too_many_arguments)] // positional arguments of the JS adapter
     pub async fn ingest_js_source(
         &self,
         entity: String,

@@ -20,13 +20,12 @@ pub struct SyncCommit<'a> {
     pub cursor: Option<&'a serde_json::Value>,
 }
 
-fn info(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, String, Option<String>, Option<i64>, String)> {
+/// A `sources` row: name, entity, config, mapping, mode, cursor, snapshot, updated_at.
+type Row = (String, String, String, String, String, Option<String>, Option<i64>, String);
+
+fn info(row: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?, row.get(5)?, row.get(6)?, row.get(7)?))
 }
-
-type Row = (String, String, String, String, String, Option<String>, Option<i64>, String);
 
 fn decode((name, entity, config, mapping, mode, cursor, snapshot, updated_at): Row) -> Result<SourceInfo> {
     let mapping: serde_json::Value = serde_json::from_str(&mapping)?;

@@ -466,6 +466,7 @@ pub(crate) struct Staged {
 }
 
 /// Runs an ingest up to (not including) the catalog commit.
+#[allow(clippy::too_many_arguments)] // internal: the workspace's one call site
 pub(crate) async fn stage(
     store: &Store,
     entity: &Entity,
