@@ -195,20 +195,36 @@ impl Source for RecordBatchSource {
         Ok(self.schema.clone())
     }
 
+    /// Applies the filter hints exactly (with DataFusion's expression evaluator), then the projection.
     async fn scan(&self, request: &ScanRequest) -> Result<BatchStream> {
+        let mut batches = self.batches.clone();
+        if let Some(predicate) = datafusion::logical_expr::utils::conjunction(request.filters.iter().cloned()) {
+            let df_schema = datafusion::common::DFSchema::try_from(self.schema.as_ref().clone())?;
+            let physical = datafusion::prelude::SessionContext::new().create_physical_expr(predicate, &df_schema)?;
+            batches = batches
+                .iter()
+                .map(|b| {
+                    let mask = physical.evaluate(b)?.into_array(b.num_rows())?;
+                    let mask = mask.as_any().downcast_ref::<arrow::array::BooleanArray>().ok_or_else(|| {
+                        Error::InvalidArgument(format!("filter is not a boolean expression ({})", mask.data_type()))
+                    })?;
+                    Ok(arrow::compute::filter_record_batch(b, mask)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+        }
         let batches = match &request.projection {
-            None => self.batches.clone(),
+            None => batches,
             Some(cols) => {
                 let idx =
                     cols.iter().map(|c| self.schema.index_of(c).map_err(Error::from)).collect::<Result<Vec<_>>>()?;
-                self.batches.iter().map(|b| b.project(&idx)).collect::<Result<Vec<_>, _>>()?
+                batches.iter().map(|b| b.project(&idx)).collect::<Result<Vec<_>, _>>()?
             }
         };
         Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities::none().with_projection()
+        SourceCapabilities::none().with_projection().with_filters()
     }
 }
 

@@ -64,8 +64,54 @@ pub async fn source_conformance(source: &dyn Source) -> Result<()> {
     if source.capabilities().projection {
         projection_is_honoured(source).await?;
     }
+    if source.capabilities().filters {
+        filters_never_drop_matching_rows(source).await?;
+    }
     if source.capabilities().incremental {
         incremental_resume_is_consistent(source).await?;
+    }
+    Ok(())
+}
+
+/// For a source claiming filter support: a scan with the hint `<first field> IS NOT NULL` yields only rows of a
+/// full scan (as a multiset) and every row of the full scan that matches the filter (a hint may leave extra
+/// rows, never drop matching ones).
+pub async fn filters_never_drop_matching_rows(source: &dyn Source) -> Result<()> {
+    let schema = source.schema().await?;
+    let Some(first) = schema.fields().first() else { return Ok(()) };
+    let full = collect_scan(source, &ScanRequest::all()).await?;
+    let matching: Vec<RecordBatch> = full
+        .iter()
+        .map(|b| {
+            let mask = arrow::compute::is_not_null(b.column(0))?;
+            Ok(arrow::compute::filter_record_batch(b, &mask)?)
+        })
+        .collect::<Result<_>>()?;
+    let filter = datafusion::prelude::col(datafusion::common::Column::new_unqualified(first.name())).is_not_null();
+    let got = collect_scan(source, &ScanRequest::all().with_filters(vec![filter])).await?;
+    let (full, matching, got) = (rows_as_text(&full)?, rows_as_text(&matching)?, rows_as_text(&got)?);
+    let mut pool = full.clone();
+    for r in &got {
+        match pool.iter().position(|x| x == r) {
+            Some(i) => {
+                pool.swap_remove(i);
+            }
+            None => return Err(violation(source, format!("a filtered scan yielded a row no full scan has: {r}"))),
+        }
+    }
+    let mut have = got.clone();
+    for r in &matching {
+        match have.iter().position(|x| x == r) {
+            Some(i) => {
+                have.swap_remove(i);
+            }
+            None => {
+                return Err(violation(
+                    source,
+                    format!("a scan filtered on `{} IS NOT NULL` dropped the matching row {r}", first.name()),
+                ))
+            }
+        }
     }
     Ok(())
 }
@@ -464,6 +510,18 @@ mod tests {
         let source = RecordBatchSource::new("memory", vec![batch(), batch()]).unwrap();
         source_conformance(&source).await.unwrap();
         assert_eq!(scan_matches_schema(&source).await.unwrap(), 6);
+    }
+
+    #[tokio::test]
+    async fn record_batch_source_applies_filters() {
+        use datafusion::prelude::{col, lit};
+        let source = RecordBatchSource::new("memory", vec![batch()]).unwrap();
+        assert!(source.capabilities().filters);
+        let req = ScanRequest::all().with_filters(vec![col("id").gt(lit(1i64))]).with_projection(vec!["name".into()]);
+        let got = rows_as_text(&collect_scan(&source, &req).await.unwrap()).unwrap();
+        assert_eq!(got, vec!["b", "c"]);
+        let bad = ScanRequest::all().with_filters(vec![col("nope").gt(lit(1i64))]);
+        assert!(source.scan(&bad).await.is_err());
     }
 
     #[tokio::test]
