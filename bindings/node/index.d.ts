@@ -90,6 +90,10 @@ export interface IngestOptions {
   mapping?: Record<string, FieldMappingSpec>;
   /** Default: upsert for profiles, append for events. */
   mode?: 'append' | 'upsert' | 'full_refresh';
+  /** Called with the progress (at most every 200 ms, and once at the end with `done`). */
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting it cancels the ingest: the promise rejects with CancelledError; the snapshot stays. */
+  signal?: AbortSignal;
 }
 
 /** A connector config tagged by `type`, e.g. `{type: "csv", path: "users.csv", delimiter: ";"}`. */
@@ -191,6 +195,45 @@ export interface IngestReport {
   quarantineSample: QuarantinedRow[];
   ignoredFields: string[];
   durationMs: number;
+}
+
+/** A named source: its definition and sync state. */
+export interface NamedSource {
+  name: string;
+  entity: string;
+  /** The connector config, tagged by `type`; secrets only as `env:NAME` references. */
+  config: Record<string, unknown>;
+  mapping: Record<string, unknown>;
+  mode: 'append' | 'upsert' | 'full_refresh' | null;
+  /** The cursor committed by the last sync (incremental sources). */
+  cursor?: unknown;
+  /** The entity snapshot the last committing sync produced. */
+  snapshot?: number | null;
+  updatedAt?: string;
+}
+
+export interface SourceOptions {
+  mapping?: Record<string, unknown>;
+  mode?: 'append' | 'upsert' | 'full_refresh';
+}
+
+/** How far a sync has got. */
+export interface SyncProgress {
+  rowsRead: number;
+  /** Rows quarantined so far. */
+  rowsRejected: number;
+  /** Arrow bytes read so far. */
+  bytesRead: number;
+  batches: number;
+  elapsedMs: number;
+  /** True on the last call (everything read; the commit follows). */
+  done: boolean;
+}
+
+export interface SyncOptions {
+  onProgress?: (progress: SyncProgress) => void;
+  /** Aborting it cancels the sync: the promise rejects with CancelledError; snapshot and cursor stay. */
+  signal?: AbortSignal;
 }
 
 export type RuleDialect = 'auto' | 'segkit' | 'querybuilder' | 'jsonlogic';
@@ -315,6 +358,14 @@ export declare class Workspace {
 
   ingest(entity: string, source: IngestSource, options?: IngestOptions): Promise<IngestReport>;
   ingestHistory(entity: string): IngestReport[];
+
+  /** Defines (or replaces) a named source; inline secrets are refused (use `env:NAME`). */
+  defineSource(name: string, entity: string, config: Record<string, unknown>, options?: SourceOptions): Promise<NamedSource>;
+  source(name: string): NamedSource;
+  sources(): NamedSource[];
+  deleteSource(name: string): Promise<void>;
+  /** Syncs a named source incrementally; the cursor commits with the snapshot. */
+  sync(name: string, options?: SyncOptions): Promise<IngestReport>;
   /** Quarantined rows (ingest_id, row, reason, record) as an Arrow IPC stream. */
   quarantine(entity: string): Promise<Buffer>;
   /** Forgets an entity's quarantined rows (raw records and report samples; counts stay); resolves to how many. */
@@ -376,6 +427,7 @@ export declare class StorageError extends SegkitError {}
 export declare class EngineError extends SegkitError {}
 /** A bug in segkit: a Rust panic, reported as an error instead of aborting the process. */
 export declare class InternalError extends SegkitError {}
+export declare class CancelledError extends SegkitError {}
 
 /** Version of the native module. */
 export declare function version(): string;

@@ -68,6 +68,8 @@ class StorageError extends SegkitError {}
 class EngineError extends SegkitError {}
 /** A bug in segkit: a Rust panic, reported as an error instead of aborting the process. */
 class InternalError extends SegkitError {}
+/** An operation was cancelled (an aborted AbortSignal) before it committed; nothing it did is visible. */
+class CancelledError extends SegkitError {}
 
 const CLASSES = {
   definition: DefinitionError,
@@ -79,6 +81,7 @@ const CLASSES = {
   storage: StorageError,
   engine: EngineError,
   internal: InternalError,
+  cancelled: CancelledError,
 };
 
 function formatChain(chain) {
@@ -206,6 +209,38 @@ function ruleText(rule) {
   throw invalid('a segment rule must be an object or its JSON text');
 }
 
+/**
+ * Runs `start(progress, token)` (a native ingest or sync) with `onProgress` (progress objects with `elapsedMs`)
+ * and `signal` (an AbortSignal tied to a native cancellation token) bridged to native.
+ */
+async function withControl(what, { onProgress, signal }, start) {
+  if (onProgress !== undefined && typeof onProgress !== 'function') throw invalid(`${what}: onProgress must be a function`);
+  if (signal !== undefined && (!signal || typeof signal.addEventListener !== 'function')) {
+    throw invalid(`${what}: signal must be an AbortSignal`);
+  }
+  const progress = onProgress
+    ? (p) => {
+        const { elapsed, ...fields } = p;
+        onProgress({ ...fields, elapsedMs: elapsed });
+      }
+    : undefined;
+  let token;
+  const onAbort = () => native.cancelTokenCancel(token);
+  if (signal !== undefined) {
+    token = native.cancelTokenNew();
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  }
+  try {
+    return await call(() => start(progress, token));
+  } finally {
+    if (token !== undefined) {
+      signal.removeEventListener('abort', onAbort);
+      native.cancelTokenRelease(token);
+    }
+  }
+}
+
 // ------------------------------------------------------------------------------------------------ classes
 
 /** The result of one segment evaluation. */
@@ -313,30 +348,77 @@ class Workspace {
    * `{type: "csv", path}`.
    */
   async ingest(entity, source, options = {}) {
-    const opts = options ?? null;
+    const { onProgress, signal, ...rest } = options ?? {};
+    const opts = options == null ? null : rest;
+    const ctl = { onProgress, signal };
     if (typeof source === 'string') {
-      return call(() => this.#native.ingestLocation(entity, source, opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestLocation(entity, source, opts, p, t));
     }
     if (source instanceof Uint8Array) {
-      return call(() => this.#native.ingestIpc(entity, toBuffer(source), opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestIpc(entity, toBuffer(source), opts, p, t));
     }
     if (source instanceof ArrayBuffer) {
-      return call(() => this.#native.ingestIpc(entity, Buffer.from(source), opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestIpc(entity, Buffer.from(source), opts, p, t));
     }
     if (Array.isArray(source)) {
-      return call(() => this.#native.ingestRecords(entity, recordsToJson(source), opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestRecords(entity, recordsToJson(source), opts, p, t));
     }
     if (isJsSource(source)) {
       const a = sourceAdapter(source);
-      return call(() => this.#native.ingestJsSource(entity, a.name, a.schemaFn, a.openFn, a.nextFn, opts));
+      return withControl('ingest', ctl, (p, t) =>
+        this.#native.ingestJsSource(entity, a.name, a.schemaFn, a.openFn, a.nextFn, opts, p, t),
+      );
     }
     if (isPlainObject(source)) {
-      return call(() => this.#native.ingestConfig(entity, source, opts));
+      return withControl('ingest', ctl, (p, t) => this.#native.ingestConfig(entity, source, opts, p, t));
     }
     throw invalid(
       'ingest source must be a path/URL string, an Arrow IPC Buffer/Uint8Array, an array of plain objects, ' +
         'a source config object such as {type: "csv", path: "users.csv"}, or a source with schema() and scan()',
     );
+  }
+
+  // ---- named sources
+
+  /**
+   * Defines (or replaces) a named source feeding `entity` from a connector `config` tagged by `type`
+   * (`{type: "csv", path: "orders.csv"}`); `options`: `{mapping, mode}` as for `ingest`. Secrets must be
+   * references such as `password: "env:PG_PASSWORD"`; an inline secret is refused with a DefinitionError.
+   */
+  async defineSource(name, entity, config, options = {}) {
+    if (!isPlainObject(config)) throw invalid('defineSource: config must be a plain object tagged by `type`');
+    const { mapping, mode, ...rest } = options ?? {};
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw invalid(`defineSource: unknown option(s) ${unknown.join(', ')} (expected mapping, mode)`);
+    return call(() => this.#native.defineSource(name, entity, config, { mapping, mode }));
+  }
+
+  /** A named source with its sync state (`cursor`, `snapshot`, `updatedAt`). */
+  source(name) {
+    return callSync(() => this.#native.source(name));
+  }
+
+  /** All named sources, by name. */
+  sources() {
+    return callSync(() => this.#native.sources());
+  }
+
+  /** Deletes a named source and its cursor; the data it ingested stays. */
+  async deleteSource(name) {
+    return call(() => this.#native.deleteSource(name));
+  }
+
+  /**
+   * Syncs a named source: reads what is new since the last sync (incremental sources), ingests it, and commits
+   * the snapshot together with the cursor. `options.onProgress(progress)` receives `{rowsRead, rowsRejected,
+   * bytesRead, batches, elapsedMs, done}`; `options.signal` (an AbortSignal) cancels: the promise rejects with
+   * a CancelledError and the previous snapshot and cursor stay.
+   */
+  async sync(name, options = {}) {
+    const { onProgress, signal, ...rest } = options ?? {};
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw invalid(`sync: unknown option(s) ${unknown.join(', ')} (expected onProgress, signal)`);
+    return withControl('sync', { onProgress, signal }, (progress, token) => this.#native.sync(name, progress, token));
   }
 
   /** Past ingest reports of an entity, oldest first. */
@@ -566,6 +648,7 @@ module.exports = {
   StorageError,
   EngineError,
   InternalError,
+  CancelledError,
   testing,
   inferEntity,
   version: native.version,

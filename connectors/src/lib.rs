@@ -27,6 +27,9 @@
 #[cfg(feature = "file")]
 pub mod file;
 pub mod infer;
+mod registry;
+
+pub use registry::registry;
 
 #[cfg(feature = "file")]
 pub use file::{

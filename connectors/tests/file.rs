@@ -404,3 +404,51 @@ fn secrets_are_resolved_and_never_printed() {
     assert!(debug.contains("aws_secret_access_key=<redacted>"), "{debug}");
     assert!(debug.contains("s3://bucket/events/2026.parquet") && !debug.contains("x=1"), "{debug}");
 }
+
+/// Named sources over the built-in connectors: `segkit_connectors::registry()` builds them from their configs.
+#[tokio::test]
+async fn named_file_sources_sync_through_the_registry() {
+    use segkit::{SourceDefinition, WorkspaceOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("users.csv");
+    std::fs::write(&csv, "id,name\n1,ann\n2,bob\n").unwrap();
+    let opts = WorkspaceOptions::default().source_factory(segkit_connectors::registry());
+    let ws = segkit::Workspace::open_with(dir.path().join("ws"), opts).await.unwrap();
+    ws.define_entity(
+        segkit::Entity::profile("user", "id")
+            .attribute(segkit::Attribute::new("id", segkit::DataType::Int64))
+            .attribute(segkit::Attribute::new("name", segkit::DataType::String)),
+    )
+    .await
+    .unwrap();
+    let config = serde_json::json!({"type": "csv", "path": csv});
+    ws.define_source(SourceDefinition::new("users_csv", "user", config)).await.unwrap();
+    let r = ws.sync("users_csv").await.unwrap();
+    assert_eq!((r.rows_written, r.source.as_str()), (2, "csv:users.csv"));
+    std::fs::write(&csv, "id,name\n2,bobby\n3,cy\n").unwrap();
+    let r = ws.sync("users_csv").await.unwrap();
+    assert_eq!((r.rows_inserted, r.rows_updated), (1, 1), "a non-incremental source re-reads; upsert absorbs it");
+    assert_eq!(ws.source("users_csv").unwrap().cursor, None);
+
+    let e = ws
+        .define_source(SourceDefinition::new(
+            "bad",
+            "user",
+            serde_json::json!({"type": "csv", "path": csv, "delimter": ";"}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), segkit::ErrorKind::Definition);
+    assert!(e.to_string().starts_with("invalid definition of source.delimter: unknown key `delimter`"), "{e}");
+    let e = ws
+        .define_source(SourceDefinition::new("bad", "user", serde_json::json!({"type": "parqet", "path": csv})))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown source type `parqet` (did you mean `parquet`?)"), "{e}");
+    let missing = serde_json::json!({"type": "parquet", "path": dir.path().join("nope.parquet")});
+    ws.define_source(SourceDefinition::new("later", "user", missing)).await.unwrap();
+    let e = ws.sync("later").await.unwrap_err();
+    assert_eq!(e.kind(), segkit::ErrorKind::Ingest);
+    assert!(e.to_string().contains("nope.parquet"), "{e}");
+    assert_eq!(ws.sources().unwrap().len(), 2);
+}

@@ -14,7 +14,9 @@ use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
 mod migrations;
+mod sources;
 pub use migrations::SCHEMA_VERSION;
+pub use sources::SyncCommit;
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -175,33 +177,11 @@ impl Catalog {
         operation: &str,
         ingest: Option<(&str, &str, &serde_json::Value)>,
     ) -> Result<Snapshot> {
-        let rows: u64 = files.iter().map(|f| f.rows).sum();
-        let files_json = serde_json::to_string(files)?;
         self.with(|c| {
             let tx = c.transaction()?;
-            let version = parent + 1;
-            let changed = tx.execute(
-                "UPDATE entities SET snapshot = ?1, updated_at = ?2 WHERE name = ?3 AND snapshot = ?4",
-                params![version, now_text(), entity, parent],
-            )?;
-            if changed != 1 {
-                return Err(Error::Conflict {
-                    what: format!("entity `{entity}`"),
-                    message: format!("another writer committed after snapshot {parent}; retry the ingest"),
-                });
-            }
-            tx.execute(
-                "INSERT INTO snapshots(entity, version, files, row_count, operation, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![entity, version, files_json, rows as i64, operation, now_text()],
-            )?;
-            if let Some((id, source, report)) = ingest {
-                tx.execute(
-                    "INSERT INTO ingests(id, entity, source, snapshot, report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![id, entity, source, version, report.to_string(), now_text()],
-                )?;
-            }
+            let snap = commit_in(&tx, entity, parent, files, operation, ingest)?;
             tx.commit()?;
-            Ok(Snapshot { version, files: files.to_vec(), row_count: rows })
+            Ok(snap)
         })
     }
 
@@ -449,6 +429,41 @@ impl Catalog {
             }
         })
     }
+}
+
+/// The body of [`Catalog::commit_snapshot`] inside an open transaction.
+fn commit_in(
+    tx: &rusqlite::Transaction<'_>,
+    entity: &str,
+    parent: i64,
+    files: &[DataFile],
+    operation: &str,
+    ingest: Option<(&str, &str, &serde_json::Value)>,
+) -> Result<Snapshot> {
+    let rows: u64 = files.iter().map(|f| f.rows).sum();
+    let files_json = serde_json::to_string(files)?;
+    let version = parent + 1;
+    let changed = tx.execute(
+        "UPDATE entities SET snapshot = ?1, updated_at = ?2 WHERE name = ?3 AND snapshot = ?4",
+        params![version, now_text(), entity, parent],
+    )?;
+    if changed != 1 {
+        return Err(Error::Conflict {
+            what: format!("entity `{entity}`"),
+            message: format!("another writer committed after snapshot {parent}; retry the ingest"),
+        });
+    }
+    tx.execute(
+        "INSERT INTO snapshots(entity, version, files, row_count, operation, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![entity, version, files_json, rows as i64, operation, now_text()],
+    )?;
+    if let Some((id, source, report)) = ingest {
+        tx.execute(
+            "INSERT INTO ingests(id, entity, source, snapshot, report, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![id, entity, source, version, report.to_string(), now_text()],
+        )?;
+    }
+    Ok(Snapshot { version, files: files.to_vec(), row_count: rows })
 }
 
 #[cfg(test)]

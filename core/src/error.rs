@@ -74,6 +74,13 @@ pub enum Error {
         /// Details.
         message: String,
     },
+    /// An operation was cancelled (a cancellation token fired, Ctrl-C, an aborted signal) before it committed;
+    /// nothing it did is visible.
+    #[error("{what} was cancelled; nothing was committed")]
+    Cancelled {
+        /// What was cancelled, e.g. `sync of source `orders``.
+        what: String,
+    },
     /// An argument is out of range or malformed.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -131,6 +138,8 @@ pub enum ErrorKind {
     Storage,
     /// Arrow, DataFusion and JSON failures.
     Engine,
+    /// [`Error::Cancelled`].
+    Cancelled,
 }
 
 impl ErrorKind {
@@ -145,6 +154,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgument => "invalid_argument",
             ErrorKind::Storage => "storage",
             ErrorKind::Engine => "engine",
+            ErrorKind::Cancelled => "cancelled",
         }
     }
 }
@@ -159,6 +169,7 @@ impl Error {
             Error::Ingest { .. } | Error::Source { .. } => ErrorKind::Ingest,
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
             Error::Catalog { .. } | Error::ObjectStore(_) | Error::Parquet(_) | Error::Io(_) => ErrorKind::Storage,
             Error::Arrow(_) | Error::DataFusion(_) | Error::Json(_) => ErrorKind::Engine,
         }

@@ -32,6 +32,7 @@ pub mod model;
 pub mod rules;
 pub mod segment;
 pub mod source;
+pub mod sources;
 pub mod split;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
@@ -45,6 +46,9 @@ pub use ingest::{FieldMapping, IngestMode, IngestOptions, IngestReport, Mapping,
 pub use model::{Attribute, DataType, Entity, EntityKind, Link};
 pub use segment::{DryRun, SegmentDefinition, SegmentRun};
 pub use source::{BatchStream, RecordBatchSource, ScanRequest, Source, SourceCapabilities};
+pub use sources::{
+    CancellationToken, IngestControl, Progress, SourceDefinition, SourceFactory, SourceInfo, SourceRegistry,
+};
 pub use split::Split;
 pub use workspace::{ExplainNode, Explanation, VacuumReport, Workspace, WorkspaceOptions, ORPHAN_GRACE};
 

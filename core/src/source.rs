@@ -48,8 +48,13 @@ pub type BatchStream = BoxStream<'static, Result<RecordBatch>>;
 pub struct ScanRequest {
     /// Field names wanted; `None` means all. A source without projection support may return more.
     pub projection: Option<Vec<String>>,
-    /// Resume after this cursor (only for sources that support incremental reads).
+    /// Resume after this cursor (only for sources that support incremental reads): yield exactly the records
+    /// that come after the position the cursor describes. `None` means from the beginning.
     pub cursor: Option<serde_json::Value>,
+    /// Filters the caller would like applied (a conjunction of DataFusion expressions over the source's
+    /// fields). A hint: a source may apply some, all or none of them, and segkit never relies on them being
+    /// applied. Sources without [`SourceCapabilities::filters`] ignore them.
+    pub filters: Vec<datafusion::logical_expr::Expr>,
 }
 
 impl ScanRequest {
@@ -62,6 +67,16 @@ impl ScanRequest {
         self.projection = Some(fields);
         self
     }
+    /// A scan that resumes after `cursor` (`None`: from the beginning).
+    pub fn with_cursor(mut self, cursor: Option<serde_json::Value>) -> Self {
+        self.cursor = cursor;
+        self
+    }
+    /// A scan with filter hints (see [`ScanRequest::filters`]).
+    pub fn with_filters(mut self, filters: Vec<datafusion::logical_expr::Expr>) -> Self {
+        self.filters = filters;
+        self
+    }
 }
 
 /// Optional abilities of a source; everything defaults to unsupported.
@@ -70,11 +85,61 @@ impl ScanRequest {
 pub struct SourceCapabilities {
     /// Honors [`ScanRequest::projection`].
     pub projection: bool,
-    /// Honors [`ScanRequest::cursor`] and reports a new cursor.
+    /// Honors [`ScanRequest::cursor`] and reports the cursor after a scan through [`Source::cursor`].
     pub incremental: bool,
+    /// May apply [`ScanRequest::filters`] (as a hint; rows that do not match may still be returned).
+    pub filters: bool,
+}
+
+impl SourceCapabilities {
+    /// No optional ability.
+    pub fn none() -> Self {
+        Self::default()
+    }
+    /// With projection pushdown.
+    pub fn with_projection(mut self) -> Self {
+        self.projection = true;
+        self
+    }
+    /// With incremental reads from a cursor.
+    pub fn with_incremental(mut self) -> Self {
+        self.incremental = true;
+        self
+    }
+    /// With filter pushdown (as a hint).
+    pub fn with_filters(mut self) -> Self {
+        self.filters = true;
+        self
+    }
 }
 
 /// A producer of Arrow data for ingestion.
+///
+/// # The contract
+///
+/// - **Schema discovery**: [`schema`](Source::schema) describes every batch a scan yields (names, types,
+///   nullability, in order). It may read the source to find out (a CSV header, a database catalog) and should
+///   cache the answer; it must be the same on every call.
+/// - **Streaming scan**: [`scan`](Source::scan) returns a stream of batches with bounded memory — never the
+///   whole table at once. It can be called more than once; two full scans of unchanged data yield the same rows.
+///   A failure is an `Err` item (or an `Err` from `scan`); ingest then commits nothing.
+/// - **Incremental reads** (optional, [`SourceCapabilities::incremental`]): a scan with
+///   [`ScanRequest::cursor`] yields exactly the records after that position, in a deterministic order. After the
+///   stream of a scan has **ended** (returned `None`), [`cursor`](Source::cursor) reports the position just
+///   after the last record *that stream yielded* — not after records it prefetched or skipped. segkit calls it
+///   only then, and commits that cursor in the same catalog transaction as the snapshot holding those rows; a
+///   scan that failed or was cancelled has its cursor ignored. So the committed cursor can never run ahead of
+///   the committed data, and a sync killed at any point and run again neither loses nor doubles a record. A
+///   cursor is any JSON value (an offset, `{"file": …, "byte": …}`, `{"updated_at": …, "id": …}` with a
+///   tie-breaker for equal values); segkit stores it and hands it back unchanged. `Ok(None)` means "no
+///   position to report" (keep the previous cursor).
+/// - **Pushdown** (optional): [`SourceCapabilities::projection`] promises that a projected scan yields
+///   exactly the requested fields in order; [`SourceCapabilities::filters`] that the source may use the filter
+///   hints. Both default to unsupported, and segkit works without them.
+///
+/// `name()` and `Debug` must never show secrets (passwords, tokens, URL credentials). Check an
+/// implementation with [`crate::testing::source_conformance`] (feature `testing`); `docs/connectors.md` is a
+/// tutorial.
 #[async_trait]
 pub trait Source: Send + Sync + Debug {
     /// A short name for messages, e.g. `csv:users.csv`. Must not contain secrets.
@@ -83,7 +148,7 @@ pub trait Source: Send + Sync + Debug {
     /// The schema of the batches [`scan`](Source::scan) yields.
     async fn schema(&self) -> Result<SchemaRef>;
 
-    /// Streams the data.
+    /// Streams the data (from [`ScanRequest::cursor`] on, for incremental sources).
     async fn scan(&self, request: &ScanRequest) -> Result<BatchStream>;
 
     /// Optional abilities (default: none).
@@ -91,7 +156,8 @@ pub trait Source: Send + Sync + Debug {
         SourceCapabilities::default()
     }
 
-    /// The cursor to resume from after everything scanned so far (incremental sources only).
+    /// The cursor just after the last record yielded by the most recent scan whose stream has ended
+    /// (incremental sources only; see the trait documentation). `Ok(None)`: nothing to report.
     async fn cursor(&self) -> Result<Option<serde_json::Value>> {
         Ok(None)
     }
@@ -134,20 +200,36 @@ impl Source for RecordBatchSource {
         Ok(self.schema.clone())
     }
 
+    /// Applies the filter hints exactly (with DataFusion's expression evaluator), then the projection.
     async fn scan(&self, request: &ScanRequest) -> Result<BatchStream> {
+        let mut batches = self.batches.clone();
+        if let Some(predicate) = datafusion::logical_expr::utils::conjunction(request.filters.iter().cloned()) {
+            let df_schema = datafusion::common::DFSchema::try_from(self.schema.as_ref().clone())?;
+            let physical = datafusion::prelude::SessionContext::new().create_physical_expr(predicate, &df_schema)?;
+            batches = batches
+                .iter()
+                .map(|b| {
+                    let mask = physical.evaluate(b)?.into_array(b.num_rows())?;
+                    let mask = mask.as_any().downcast_ref::<arrow::array::BooleanArray>().ok_or_else(|| {
+                        Error::InvalidArgument(format!("filter is not a boolean expression ({})", mask.data_type()))
+                    })?;
+                    Ok(arrow::compute::filter_record_batch(b, mask)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+        }
         let batches = match &request.projection {
-            None => self.batches.clone(),
+            None => batches,
             Some(cols) => {
                 let idx =
                     cols.iter().map(|c| self.schema.index_of(c).map_err(Error::from)).collect::<Result<Vec<_>>>()?;
-                self.batches.iter().map(|b| b.project(&idx)).collect::<Result<Vec<_>, _>>()?
+                batches.iter().map(|b| b.project(&idx)).collect::<Result<Vec<_>, _>>()?
             }
         };
         Ok(futures::stream::iter(batches.into_iter().map(Ok)).boxed())
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        SourceCapabilities { projection: true, incremental: false }
+        SourceCapabilities::none().with_projection().with_filters()
     }
 }
 

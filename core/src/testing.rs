@@ -50,9 +50,12 @@ pub async fn collect_scan(source: &dyn Source, request: &ScanRequest) -> Result<
 }
 
 /// Runs every check below: [`name_is_set`], [`schema_is_stable`], [`scan_matches_schema`],
-/// [`scan_is_repeatable`] and, when the source claims projection support, [`projection_is_honoured`].
+/// [`scan_is_repeatable`], when the source claims projection support [`projection_is_honoured`], and when it
+/// claims incremental reads [`incremental_resume_is_consistent`].
 ///
-/// Give it a source over a small fixture with at least one row and, for projection, at least two fields.
+/// Give it a source over a small fixture with at least one row and, for projection, at least two fields. For
+/// the full incremental checks (new data appearing after a cursor), also run
+/// [`source_conformance_incremental`].
 pub async fn source_conformance(source: &dyn Source) -> Result<()> {
     name_is_set(source)?;
     schema_is_stable(source).await?;
@@ -60,6 +63,195 @@ pub async fn source_conformance(source: &dyn Source) -> Result<()> {
     scan_is_repeatable(source).await?;
     if source.capabilities().projection {
         projection_is_honoured(source).await?;
+    }
+    if source.capabilities().filters {
+        filters_never_drop_matching_rows(source).await?;
+    }
+    if source.capabilities().incremental {
+        incremental_resume_is_consistent(source).await?;
+    }
+    Ok(())
+}
+
+/// For a source claiming filter support: a scan with the hint `<first field> IS NOT NULL` yields only rows of a
+/// full scan (as a multiset) and every row of the full scan that matches the filter (a hint may leave extra
+/// rows, never drop matching ones).
+pub async fn filters_never_drop_matching_rows(source: &dyn Source) -> Result<()> {
+    let schema = source.schema().await?;
+    let Some(first) = schema.fields().first() else { return Ok(()) };
+    let full = collect_scan(source, &ScanRequest::all()).await?;
+    let matching: Vec<RecordBatch> = full
+        .iter()
+        .map(|b| {
+            let mask = arrow::compute::is_not_null(b.column(0))?;
+            Ok(arrow::compute::filter_record_batch(b, &mask)?)
+        })
+        .collect::<Result<_>>()?;
+    let filter = datafusion::prelude::col(datafusion::common::Column::new_unqualified(first.name())).is_not_null();
+    let got = collect_scan(source, &ScanRequest::all().with_filters(vec![filter])).await?;
+    let (full, matching, got) = (rows_as_text(&full)?, rows_as_text(&matching)?, rows_as_text(&got)?);
+    let mut pool = full.clone();
+    for r in &got {
+        match pool.iter().position(|x| x == r) {
+            Some(i) => {
+                pool.swap_remove(i);
+            }
+            None => return Err(violation(source, format!("a filtered scan yielded a row no full scan has: {r}"))),
+        }
+    }
+    let mut have = got.clone();
+    for r in &matching {
+        match have.iter().position(|x| x == r) {
+            Some(i) => {
+                have.swap_remove(i);
+            }
+            None => {
+                return Err(violation(
+                    source,
+                    format!("a scan filtered on `{} IS NOT NULL` dropped the matching row {r}", first.name()),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The incremental checks with new data: [`source_conformance`], then `add_rows` appends records upstream
+/// (writes a file, inserts rows, publishes messages…) and [`incremental_sees_new_rows`] checks that a scan
+/// from the earlier cursor yields exactly the new records, deterministically.
+pub async fn source_conformance_incremental<F, Fut>(source: &dyn Source, add_rows: F) -> Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    if !source.capabilities().incremental {
+        return Err(violation(source, "source_conformance_incremental needs capabilities().incremental"));
+    }
+    source_conformance(source).await?;
+    incremental_sees_new_rows(source, add_rows).await
+}
+
+/// One scan from `cursor` and the cursor the source reports after it (`None` reported: the old one stands).
+pub async fn scan_from(
+    source: &dyn Source,
+    cursor: Option<serde_json::Value>,
+) -> Result<(Vec<String>, Option<serde_json::Value>)> {
+    let batches = collect_scan(source, &ScanRequest::all().with_cursor(cursor.clone())).await?;
+    let after = source.cursor().await?.or(cursor);
+    Ok((rows_as_text(&batches)?, after))
+}
+
+/// Each row as one line of text (fields formatted by Arrow, separated by tabs), for comparing scans.
+pub fn rows_as_text(batches: &[RecordBatch]) -> Result<Vec<String>> {
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
+    let opts = FormatOptions::default().with_null("∅");
+    let mut out = vec![];
+    for b in batches {
+        let fmts = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for i in 0..b.num_rows() {
+            out.push(fmts.iter().map(|f| f.value(i).to_string()).collect::<Vec<_>>().join("\t"));
+        }
+    }
+    Ok(out)
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+/// For an incremental source over unchanging data: a scan from no cursor yields every row and reports a
+/// cursor; a second such scan yields the same rows in the same order and the same cursor; a scan resumed from
+/// that cursor yields no rows, and reports the same position again.
+pub async fn incremental_resume_is_consistent(source: &dyn Source) -> Result<()> {
+    let full = sorted(rows_as_text(&collect_scan(source, &ScanRequest::all()).await?)?);
+    let (first, c1) = scan_from(source, None).await?;
+    if sorted(first.clone()) != full {
+        return Err(violation(
+            source,
+            format!("a scan with cursor None gave {} rows but a plain full scan gave {}", first.len(), full.len()),
+        ));
+    }
+    let Some(c1) = c1 else {
+        return Err(violation(source, "cursor() reported no cursor after a complete incremental scan"));
+    };
+    let (again, c1b) = scan_from(source, None).await?;
+    if again != first || c1b.as_ref() != Some(&c1) {
+        return Err(violation(
+            source,
+            format!("two scans from the start differ (rows or cursor): cursor {c1} then {c1b:?}"),
+        ));
+    }
+    let (rest, c2) = scan_from(source, Some(c1.clone())).await?;
+    if !rest.is_empty() {
+        return Err(violation(
+            source,
+            format!(
+                "a scan resumed from the cursor {c1} of a complete scan yielded {} rows, expected none",
+                rest.len()
+            ),
+        ));
+    }
+    if c2.as_ref() != Some(&c1) {
+        return Err(violation(source, format!("resuming from {c1} with no new data moved the cursor to {c2:?}")));
+    }
+    Ok(())
+}
+
+/// After `add_rows` adds records upstream, a scan resumed from the cursor of a complete scan yields exactly the
+/// rows a full scan gained (as a multiset), twice the same (rows in order, and cursor), and a scan from its
+/// new cursor yields nothing.
+pub async fn incremental_sees_new_rows<F, Fut>(source: &dyn Source, add_rows: F) -> Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let (before, c1) = scan_from(source, None).await?;
+    let c1 = c1.ok_or_else(|| violation(source, "cursor() reported no cursor after a complete incremental scan"))?;
+    add_rows().await?;
+    let (new, c2) = scan_from(source, Some(c1.clone())).await?;
+    let (new_again, c2b) = scan_from(source, Some(c1.clone())).await?;
+    if new != new_again || c2 != c2b {
+        return Err(violation(
+            source,
+            format!(
+                "two scans resumed from {c1} differ: {} then {} rows, cursor {c2:?} then {c2b:?}",
+                new.len(),
+                new_again.len()
+            ),
+        ));
+    }
+    if new.is_empty() {
+        return Err(violation(source, format!("after add_rows, a scan resumed from {c1} yielded no rows")));
+    }
+    let (all, _) = scan_from(source, None).await?;
+    let mut expected = before.clone();
+    expected.extend(new.iter().cloned());
+    if sorted(all.clone()) != sorted(expected) {
+        let gained = all.len() as i64 - before.len() as i64;
+        return Err(violation(
+            source,
+            format!(
+                "a scan resumed from {c1} yielded {} rows, but a full scan gained {gained} rows (and they must be the \
+                 same rows)",
+                new.len()
+            ),
+        ));
+    }
+    let c2 = c2.ok_or_else(|| violation(source, "cursor() reported no cursor after the resumed scan"))?;
+    if c2 == c1 {
+        return Err(violation(source, format!("the cursor did not move ({c1}) although new rows were read")));
+    }
+    let (tail, _) = scan_from(source, Some(c2.clone())).await?;
+    if !tail.is_empty() {
+        return Err(violation(
+            source,
+            format!("a scan from the new cursor {c2} yielded {} old rows again", tail.len()),
+        ));
     }
     Ok(())
 }
@@ -157,6 +349,142 @@ pub async fn projection_is_honoured(source: &dyn Source) -> Result<()> {
     Ok(())
 }
 
+/// An incremental test source over a directory of NDJSON files ("parts"), read in file-name order: each file
+/// is one batch of text columns `fields`, and the cursor `{"file": name}` is the last file a scan yielded, so
+/// a scan from it reads only files whose names sort after it. Writers add a part atomically (write a temporary
+/// name, then rename to `*.ndjson`). `delay` sleeps before each batch, to make syncs slow enough to interrupt.
+///
+/// Config form (registered by [`register_sources`] as type `testing_parts`):
+/// `{"type": "testing_parts", "dir": "/path", "fields": ["id", "v"], "delay_ms": 5}`.
+#[derive(Debug)]
+pub struct PartsSource {
+    dir: std::path::PathBuf,
+    schema: SchemaRef,
+    delay: std::time::Duration,
+    last: std::sync::Arc<std::sync::Mutex<Option<serde_json::Value>>>,
+}
+
+impl PartsSource {
+    /// A source over `dir` with text fields `fields`.
+    pub fn new(dir: impl Into<std::path::PathBuf>, fields: &[&str], delay: std::time::Duration) -> Self {
+        use arrow::datatypes::{DataType, Field};
+        let schema = Schema::new(fields.iter().map(|f| Field::new(*f, DataType::Utf8, true)).collect::<Vec<_>>());
+        PartsSource { dir: dir.into(), schema: std::sync::Arc::new(schema), delay, last: Default::default() }
+    }
+
+    /// Builds one from its config (see the type documentation).
+    pub fn from_config(config: &serde_json::Value) -> Result<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Config {
+            #[allow(dead_code)]
+            r#type: String,
+            dir: std::path::PathBuf,
+            fields: Vec<String>,
+            #[serde(default)]
+            delay_ms: u64,
+        }
+        let c: Config = crate::sources::parse_config(config)?;
+        if c.fields.is_empty() {
+            return Err(Error::Definition { path: "source.fields".into(), message: "give at least one field".into() });
+        }
+        if !c.dir.is_dir() {
+            return Err(Error::Definition {
+                path: "source.dir".into(),
+                message: format!("`{}` is not a directory", c.dir.display()),
+            });
+        }
+        let fields: Vec<&str> = c.fields.iter().map(String::as_str).collect();
+        Ok(Self::new(c.dir, &fields, std::time::Duration::from_millis(c.delay_ms.min(60_000))))
+    }
+
+    fn parts(&self, after: Option<&str>) -> Result<Vec<String>> {
+        let mut names = vec![];
+        for e in std::fs::read_dir(&self.dir)? {
+            let name = e?.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".ndjson") && after.is_none_or(|a| name.as_str() > a) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+}
+
+fn part_batch(path: &std::path::Path, schema: &SchemaRef) -> Result<RecordBatch> {
+    let text = std::fs::read_to_string(path)?;
+    let rows: Vec<serde_json::Map<String, serde_json::Value>> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(Error::from))
+        .collect::<Result<_>>()?;
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let values = rows.iter().map(|r| match r.get(f.name()) {
+                None | Some(serde_json::Value::Null) => None,
+                Some(serde_json::Value::String(s)) => Some(s.clone()),
+                Some(v) => Some(v.to_string()),
+            });
+            std::sync::Arc::new(values.collect::<arrow::array::StringArray>()) as arrow::array::ArrayRef
+        })
+        .collect();
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+#[async_trait::async_trait]
+impl Source for PartsSource {
+    fn name(&self) -> String {
+        format!("testing_parts:{}", self.dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default())
+    }
+
+    async fn schema(&self) -> Result<SchemaRef> {
+        Ok(self.schema.clone())
+    }
+
+    async fn scan(&self, request: &ScanRequest) -> Result<crate::source::BatchStream> {
+        let after = match &request.cursor {
+            None => None,
+            Some(c) => Some(
+                c.get("file")
+                    .and_then(|f| f.as_str())
+                    .ok_or_else(|| Error::source_error(self.name(), format!("cursor {c} has no `file`")))?
+                    .to_string(),
+            ),
+        };
+        let parts = self.parts(after.as_deref())?;
+        let (dir, schema, delay, last) = (self.dir.clone(), self.schema.clone(), self.delay, self.last.clone());
+        *last.lock().unwrap_or_else(|p| p.into_inner()) = request.cursor.clone();
+        Ok(futures::stream::iter(parts)
+            .then(move |name| {
+                let (dir, schema, last) = (dir.clone(), schema.clone(), last.clone());
+                async move {
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    let batch = part_batch(&dir.join(&name), &schema)?;
+                    *last.lock().unwrap_or_else(|p| p.into_inner()) = Some(serde_json::json!({ "file": name }));
+                    Ok(batch)
+                }
+            })
+            .boxed())
+    }
+
+    fn capabilities(&self) -> crate::source::SourceCapabilities {
+        crate::source::SourceCapabilities::none().with_incremental()
+    }
+
+    async fn cursor(&self) -> Result<Option<serde_json::Value>> {
+        Ok(self.last.lock().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Registers the test sources (`testing_parts`: [`PartsSource`]) in `registry`.
+pub fn register_sources(registry: &mut crate::sources::SourceRegistry) {
+    registry.register("testing_parts", |config| Ok(std::sync::Arc::new(PartsSource::from_config(config)?) as _));
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -182,6 +510,18 @@ mod tests {
         let source = RecordBatchSource::new("memory", vec![batch(), batch()]).unwrap();
         source_conformance(&source).await.unwrap();
         assert_eq!(scan_matches_schema(&source).await.unwrap(), 6);
+    }
+
+    #[tokio::test]
+    async fn record_batch_source_applies_filters() {
+        use datafusion::prelude::{col, lit};
+        let source = RecordBatchSource::new("memory", vec![batch()]).unwrap();
+        assert!(source.capabilities().filters);
+        let req = ScanRequest::all().with_filters(vec![col("id").gt(lit(1i64))]).with_projection(vec!["name".into()]);
+        let got = rows_as_text(&collect_scan(&source, &req).await.unwrap()).unwrap();
+        assert_eq!(got, vec!["b", "c"]);
+        let bad = ScanRequest::all().with_filters(vec![col("nope").gt(lit(1i64))]);
+        assert!(source.scan(&bad).await.is_err());
     }
 
     #[tokio::test]
@@ -228,7 +568,12 @@ mod tests {
             Ok(futures::stream::iter(vec![Ok(b)]).boxed())
         }
         fn capabilities(&self) -> SourceCapabilities {
-            SourceCapabilities { projection: matches!(self, Broken::IgnoresProjection), incremental: false }
+            let c = SourceCapabilities::none();
+            if matches!(self, Broken::IgnoresProjection) {
+                c.with_projection()
+            } else {
+                c
+            }
         }
     }
 

@@ -26,6 +26,7 @@ mod ingest;
 mod options;
 mod planning;
 mod segments;
+mod sources;
 mod vacuum;
 
 pub use explain::{ExplainNode, Explanation};
@@ -45,6 +46,7 @@ struct Inner {
     /// The table provider registered for each entity (kept here so rule compilation can build scans without
     /// going through the async catalog API).
     providers: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
+    source_factory: Option<Arc<dyn crate::sources::SourceFactory>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -118,6 +120,7 @@ impl Workspace {
                 time_zone: RwLock::new(chrono_tz::Tz::UTC),
                 entity_locks: Mutex::new(HashMap::new()),
                 providers: RwLock::new(HashMap::new()),
+                source_factory: options.source_factory.clone(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

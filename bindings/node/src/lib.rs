@@ -15,6 +15,9 @@ use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
 mod source;
+// The #[napi] functions are only referenced by napi's registration, which test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+mod sources;
 use serde_json::{Map, Value};
 
 use segkit::rules::{Dialect, Rule};
@@ -310,10 +313,11 @@ fn ingest_on_runtime(
     entity: &str,
     source: Arc<dyn segkit::Source>,
     opts: IngestOptions,
+    control: segkit::IngestControl,
 ) -> impl std::future::Future<Output = segkit::Result<segkit::IngestReport>> + Send + 'static {
     let ws = ws.clone();
     let entity = entity.to_string();
-    on_runtime(move || async move { ws.ingest(&entity, source.as_ref(), opts).await })
+    on_runtime(move || async move { ws.ingest_with(&entity, source.as_ref(), opts, &control).await })
 }
 
 fn segment_definition(
@@ -411,6 +415,7 @@ pub async fn open_workspace(path: String, options: Option<Value>) -> Result<Nati
             }
         }
     }
+    opts.source_factory = Some(sources::factory());
     let inner = segkit::Workspace::open_with(path, opts).await.js()?;
     Ok(NativeWorkspace { inner })
 }
@@ -464,15 +469,24 @@ impl NativeWorkspace {
 
     /// Ingests from a path or URL (format from the extension).
     #[napi]
-    pub async fn ingest_location(&self, entity: String, location: String, options: Option<Value>) -> Result<Value> {
+    pub async fn ingest_location(
+        &self,
+        entity: String,
+        location: String,
+        options: Option<Value>,
+        on_progress: Option<sources::ProgressFn>,
+        cancel: Option<u32>,
+    ) -> Result<Value> {
         let opts = options_from_js(options)?;
+        let control = sources::control(on_progress, cancel)?;
         let source = segkit_connectors::open(&location).js()?;
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests from a source written in JavaScript (index.js passes its three adapter functions).
     #[napi]
+    #[allow(clippy::too_many_arguments)] // positional arguments of the JS adapter
     pub async fn ingest_js_source(
         &self,
         entity: String,
@@ -481,41 +495,68 @@ impl NativeWorkspace {
         open_fn: source::OpenFn,
         next_fn: source::NextFn,
         options: Option<Value>,
+        on_progress: Option<sources::ProgressFn>,
+        cancel: Option<u32>,
     ) -> Result<Value> {
         let opts = options_from_js(options)?;
+        let control = sources::control(on_progress, cancel)?;
         let source: Arc<dyn segkit::Source> = Arc::new(source::JsSource::new(name, schema_fn, open_fn, next_fn));
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests from a connector config `{type, ...}`.
     #[napi]
-    pub async fn ingest_config(&self, entity: String, config: Value, options: Option<Value>) -> Result<Value> {
+    pub async fn ingest_config(
+        &self,
+        entity: String,
+        config: Value,
+        options: Option<Value>,
+        on_progress: Option<sources::ProgressFn>,
+        cancel: Option<u32>,
+    ) -> Result<Value> {
         let opts = options_from_js(options)?;
+        let control = sources::control(on_progress, cancel)?;
         let source = segkit_connectors::from_config(&config).js()?;
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests an Arrow IPC stream or file.
     #[napi]
-    pub async fn ingest_ipc(&self, entity: String, data: Buffer, options: Option<Value>) -> Result<Value> {
+    pub async fn ingest_ipc(
+        &self,
+        entity: String,
+        data: Buffer,
+        options: Option<Value>,
+        on_progress: Option<sources::ProgressFn>,
+        cancel: Option<u32>,
+    ) -> Result<Value> {
         let opts = options_from_js(options)?;
+        let control = sources::control(on_progress, cancel)?;
         let (schema, mut batches) = from_ipc(&data)?;
         if batches.is_empty() {
             batches.push(RecordBatch::new_empty(schema));
         }
         let source: Arc<dyn segkit::Source> = Arc::new(segkit::RecordBatchSource::new("arrow", batches).js()?);
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
     /// Ingests plain objects, given as the JSON text of an array.
     #[napi]
-    pub async fn ingest_records(&self, entity: String, records_json: String, options: Option<Value>) -> Result<Value> {
+    pub async fn ingest_records(
+        &self,
+        entity: String,
+        records_json: String,
+        options: Option<Value>,
+        on_progress: Option<sources::ProgressFn>,
+        cancel: Option<u32>,
+    ) -> Result<Value> {
         let opts = options_from_js(options)?;
+        let control = sources::control(on_progress, cancel)?;
         let source = records_source(&records_json)?;
-        let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
+        let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 

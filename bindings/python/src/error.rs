@@ -24,6 +24,12 @@ create_exception!(segkit, StorageError, SegkitError, "The catalog, object store,
 create_exception!(segkit, EngineError, SegkitError, "Arrow, DataFusion or JSON failed.");
 create_exception!(
     segkit,
+    CancelledError,
+    SegkitError,
+    "An operation was cancelled before it committed (a cancellation from a progress callback, say); nothing it did is visible."
+);
+create_exception!(
+    segkit,
     InternalError,
     SegkitError,
     "A bug in segkit: a Rust panic, reported as an exception instead of aborting the process."
@@ -64,6 +70,7 @@ pub fn to_py(err: segkit::Error) -> PyErr {
             },
             segkit::ErrorKind::Storage => py.get_type::<StorageError>(),
             segkit::ErrorKind::Engine => py.get_type::<EngineError>(),
+            segkit::ErrorKind::Cancelled => py.get_type::<CancelledError>(),
             _ => py.get_type::<SegkitError>(),
         };
         let make = || -> PyResult<PyErr> {
@@ -123,5 +130,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("StorageError", py.get_type::<StorageError>())?;
     m.add("EngineError", py.get_type::<EngineError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add("CancelledError", py.get_type::<CancelledError>())?;
     Ok(())
 }

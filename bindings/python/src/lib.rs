@@ -9,6 +9,7 @@ mod convert;
 mod error;
 mod runtime;
 mod source;
+mod sources;
 mod workspace;
 
 /// The native module. Import `segkit` instead.

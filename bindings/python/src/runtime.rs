@@ -73,3 +73,46 @@ where
         })
     })
 }
+
+/// How long a cancelled operation gets to stop cleanly (delete the files it wrote) after Ctrl-C before its task
+/// is aborted.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
+/// Like [`wait_for_future`], for operations that take a cancellation token: on a signal (Ctrl-C raises
+/// KeyboardInterrupt) the token is cancelled and the task gets [`CANCEL_GRACE`] to stop cleanly — leaving the
+/// previous snapshot and source cursor intact and deleting its staged files — before the exception propagates.
+pub fn wait_cancellable<M, Fut>(py: Python<'_>, token: segkit::CancellationToken, make: M) -> PyResult<Fut::Output>
+where
+    M: FnOnce() -> Fut + Send,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let rt = runtime()?;
+    py.detach(move || {
+        let mut task = rt.spawn(make());
+        rt.block_on(async {
+            loop {
+                tokio::select! {
+                    joined = &mut task => {
+                        return joined.map_err(|e| {
+                            if e.is_panic() {
+                                crate::error::panic_to_py(e.into_panic())
+                            } else {
+                                pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
+                            }
+                        });
+                    }
+                    _ = tokio::time::sleep(SIGNAL_CHECK) => {
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            token.cancel();
+                            if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
+                                task.abort();
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        })
+    })
+}

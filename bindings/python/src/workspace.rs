@@ -15,7 +15,7 @@ use segkit::{
 
 use crate::convert::{batch_table, table, to_json, to_py};
 use crate::error::IntoPy;
-use crate::runtime::wait_for_future;
+use crate::runtime::{wait_cancellable, wait_for_future};
 
 /// A segkit workspace (native). Use `segkit.Workspace`, the typed wrapper.
 #[pyclass(name = "Workspace", module = "segkit._segkit", frozen)]
@@ -46,6 +46,7 @@ impl PyWorkspace {
         let mut store_options: Vec<(String, String)> = store_options.unwrap_or_default().into_iter().collect();
         store_options.sort();
         options.store_options = store_options;
+        options.source_factory = Some(crate::sources::factory());
         let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
         Ok(PyWorkspace { ws })
     }
@@ -147,6 +148,60 @@ impl PyWorkspace {
         let ws = self.ws.clone();
         let report = wait_for_future(py, move || async move { ws.vacuum(keep_snapshots).await })?.py()?;
         to_py(py, &report)
+    }
+
+    // -------------------------------------------------------------------------------------------- named sources
+
+    /// `config`: a connector config dict tagged by `type`; `mapping` as for `ingest`; `mode` a mode name.
+    #[pyo3(signature = (name, entity, config, mapping=None, mode=None))]
+    fn define_source<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        entity: String,
+        config: &Bound<'py, PyAny>,
+        mapping: Option<&Bound<'py, PyAny>>,
+        mode: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut def = segkit::SourceDefinition::new(name, entity, to_json(config)?);
+        if let Some(m) = mapping.filter(|m| !m.is_none()) {
+            def = def.mapping(Mapping::from_json(&to_json(m)?).py()?);
+        }
+        if let Some(m) = mode {
+            def = def.mode(m.parse::<IngestMode>().py()?);
+        }
+        let ws = self.ws.clone();
+        let out = wait_for_future(py, move || async move { ws.define_source(def).await })?.py()?;
+        to_py(py, &out)
+    }
+
+    fn source<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let s = py.detach(|| self.ws.source(name)).py()?;
+        to_py(py, &s)
+    }
+
+    fn sources<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let s = py.detach(|| self.ws.sources()).py()?;
+        to_py(py, &s)
+    }
+
+    fn delete_source(&self, py: Python<'_>, name: String) -> PyResult<()> {
+        let ws = self.ws.clone();
+        wait_for_future(py, move || async move { ws.delete_source(&name).await })?.py()
+    }
+
+    /// `progress`: a callable taking a progress dict, or None. Ctrl-C (or the callable raising) cancels the
+    /// sync; the previous snapshot and cursor stay.
+    #[pyo3(signature = (name, progress=None))]
+    fn sync<'py>(&self, py: Python<'py>, name: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+        let token = segkit::CancellationToken::new();
+        let (control, failed) = crate::sources::control(progress.filter(|p| !p.is_none(py)), token.clone());
+        let ws = self.ws.clone();
+        let report = wait_cancellable(py, token, move || async move { ws.sync_with(&name, &control).await })?;
+        if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+        to_py(py, &report.py()?)
     }
 
     // -------------------------------------------------------------------------------------------- segments

@@ -22,6 +22,7 @@ use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
 use crate::model::{Attribute, Entity, EntityKind};
 use crate::source::{ScanRequest, Source, MALFORMED_COLUMN, MALFORMED_REASON_COLUMN};
+use crate::sources::Tracker;
 use crate::store::Store;
 
 enum Input {
@@ -471,6 +472,7 @@ pub(crate) struct Staged {
 }
 
 /// Runs an ingest up to (not including) the catalog commit.
+#[allow(clippy::too_many_arguments)] // internal: the workspace's one call site
 pub(crate) async fn stage(
     store: &Store,
     entity: &Entity,
@@ -478,6 +480,8 @@ pub(crate) async fn stage(
     source: &dyn Source,
     options: &IngestOptions,
     id: &str,
+    request: &ScanRequest,
+    tracker: &mut Tracker<'_>,
 ) -> Result<Staged> {
     let started = Instant::now();
     let mode = match (entity.kind, options.mode) {
@@ -511,7 +515,8 @@ pub(crate) async fn stage(
         q_records: vec![],
     };
     let dir = format!("data/{}", crate::store::path_segment(&entity.name));
-    let mut stream = source.scan(&ScanRequest::all()).await.map_err(|e| wrap_source(e, source))?;
+    let scanned = tracker.or_cancel(source.scan(request)).await.ok_or_else(cancelled)?;
+    let mut stream = scanned.map_err(|e| wrap_source(e, source))?;
     let written: Vec<DataFile>;
     let inserted: u64;
     let mut updated = 0u64;
@@ -526,9 +531,10 @@ pub(crate) async fn stage(
             let mut rows = 0;
             let mut pending: Vec<RecordBatch> = vec![];
             let mut pending_rows = 0;
-            while let Some(b) = stream.next().await {
+            while let Some(b) = next_batch(&mut stream, tracker).await? {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let good = proc.process(&b)?;
+                tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - good.num_rows());
                 rows += good.num_rows() as u64;
                 if !sorts {
                     writer.write(&good).await?;
@@ -545,9 +551,14 @@ pub(crate) async fn stage(
                     pending = vec![rest];
                 }
             }
+            drop(stream);
+            tracker.done();
             if pending_rows > 0 {
                 let all = concat_batches(&schema, &pending)?;
                 writer.write(&sort_by(&all, &order)?).await?;
+            }
+            if tracker.cancelled() {
+                return Err(cancelled());
             }
             Ok(rows)
         }
@@ -572,13 +583,16 @@ pub(crate) async fn stage(
         // way, one after the other), drops the rows whose key came again, and merges the two sorted sequences
         // into the new files. Memory holds the new rows and one batch of the old ones, not the whole entity.
         let mut good = vec![];
-        while let Some(b) = stream.next().await {
+        while let Some(b) = next_batch(&mut stream, tracker).await? {
             let b = b.map_err(|e| wrap_source(e, source))?;
             let g = proc.process(&b)?;
+            tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
             if g.num_rows() > 0 {
                 good.push(g);
             }
         }
+        drop(stream);
+        tracker.done();
         rows_written = good.iter().map(|b| b.num_rows() as u64).sum();
         let order = storage_order(entity);
         let incoming = concat_batches(&schema, &good)?;
@@ -594,6 +608,7 @@ pub(crate) async fn stage(
             } else {
                 writer.write(&incoming).await.map(|_| 0)
             };
+            let res = res.and_then(|r| if tracker.cancelled() { Err(cancelled()) } else { Ok(r) });
             match res {
                 Ok(replaced) => updated = replaced,
                 Err(e) => {
@@ -644,6 +659,22 @@ pub(crate) async fn stage(
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
     };
     Ok(Staged { files, written, quarantine_file, report })
+}
+
+fn cancelled() -> Error {
+    Error::Cancelled { what: "the ingest".into() }
+}
+
+/// The next item of `stream`, or [`Error::Cancelled`] if the token fires first (checked before each batch too,
+/// so a source that never waits is still stopped).
+async fn next_batch(
+    stream: &mut crate::source::BatchStream,
+    tracker: &Tracker<'_>,
+) -> Result<Option<Result<RecordBatch>>> {
+    if tracker.cancelled() {
+        return Err(cancelled());
+    }
+    tracker.or_cancel(stream.next()).await.ok_or_else(cancelled)
 }
 
 fn wrap_source(e: Error, source: &dyn Source) -> Error {

@@ -6,10 +6,12 @@ use arrow::array::{ArrayRef, RecordBatch, StringArray};
 use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema};
 
+use crate::catalog::SyncCommit;
 use crate::error::{Error, Result};
 use crate::ingest::pipeline::{self, quarantine_schema};
-use crate::ingest::{IngestOptions, IngestReport};
-use crate::source::{RecordBatchSource, Source};
+use crate::ingest::{IngestMode, IngestOptions, IngestReport};
+use crate::source::{RecordBatchSource, ScanRequest, Source};
+use crate::sources::{IngestControl, Tracker};
 
 use super::Workspace;
 
@@ -19,32 +21,107 @@ impl Workspace {
     /// Bad rows are quarantined (see [`IngestReport::rows_quarantined`]); the good rows commit atomically as a
     /// new snapshot. If the source or the store fails, nothing is committed and the previous snapshot stays.
     pub async fn ingest(&self, entity: &str, source: &dyn Source, options: IngestOptions) -> Result<IngestReport> {
+        self.ingest_with(entity, source, options, &IngestControl::default()).await
+    }
+
+    /// [`ingest`](Self::ingest) with a progress callback and a cancellation token (see [`IngestControl`]). A
+    /// cancelled ingest fails with [`Error::Cancelled`] and leaves the previous snapshot as it was.
+    pub async fn ingest_with(
+        &self,
+        entity: &str,
+        source: &dyn Source,
+        options: IngestOptions,
+        control: &IngestControl,
+    ) -> Result<IngestReport> {
+        self.ingest_inner(entity, source, options, control, None).await
+    }
+
+    /// The one ingest path: with `sync`, the scan starts from the source's stored cursor (read under the entity
+    /// lock) and the cursor reported after the scan commits in the same transaction as the snapshot.
+    pub(super) async fn ingest_inner(
+        &self,
+        entity: &str,
+        source: &dyn Source,
+        options: IngestOptions,
+        control: &IngestControl,
+        sync: Option<&str>,
+    ) -> Result<IngestReport> {
         let e = self.entity(entity)?;
+        let entity = e.name.as_str();
         let _guard = self.entity_lock(entity).lock_owned().await;
         let (_, version) = self.inner.catalog.entity(entity)?.expect("checked");
         let current = self.inner.catalog.snapshot(entity, version)?;
+        // The source's stored cursor, read under the entity lock so two syncs in one process never start from
+        // the same cursor (across processes the commit's optimistic check catches it).
+        let (request, expected) = match sync {
+            None => (ScanRequest::all(), None),
+            Some(name) => {
+                let (info, text) = self.inner.catalog.source(name)?.ok_or_else(|| Error::not_found("source", name))?;
+                // A full refresh replaces the data with everything the source has, so it reads from the start.
+                let from = if options.mode == Some(IngestMode::FullRefresh) { None } else { info.cursor };
+                let from = from.filter(|_| source.capabilities().incremental);
+                (ScanRequest::all().with_cursor(from), text)
+            }
+        };
         let id = uuid::Uuid::new_v4().to_string();
-        let staged = pipeline::stage(&self.inner.store, &e, &current, source, &options, &id).await?;
+        let mut tracker = Tracker::new(control);
+        let staged = pipeline::stage(&self.inner.store, &e, &current, source, &options, &id, &request, &mut tracker)
+            .await
+            .map_err(|err| match (err, sync) {
+                (Error::Cancelled { .. }, Some(name)) => Error::Cancelled { what: format!("sync of source `{name}`") },
+                (Error::Cancelled { .. }, None) => Error::Cancelled { what: format!("ingest into `{entity}`") },
+                (err, _) => err,
+            })?;
         let mut report = staged.report;
         let changed = staged.files != current.files || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);
         let result = async {
+            // The cursor matching the rows just read: asked only now that the stream has ended.
+            let cursor = match sync {
+                Some(_) if source.capabilities().incremental => source.cursor().await?.or(request.cursor.clone()),
+                _ => None,
+            };
+            if control.is_cancelled() {
+                return Err(Error::Cancelled {
+                    what: match sync {
+                        Some(name) => format!("sync of source `{name}`"),
+                        None => format!("ingest into `{entity}`"),
+                    },
+                });
+            }
             #[cfg(test)]
             if self.inner.fail_before_commit.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(Error::ingest(entity, "injected failure before commit"));
             }
             if changed {
                 report.snapshot = Some(version + 1);
-                let json = serde_json::to_value(&report)?;
+            }
+            let json = serde_json::to_value(&report)?;
+            let operation = format!("{:?}", report.mode).to_lowercase();
+            if let Some(name) = sync {
+                let commit = SyncCommit { source: name, expected: expected.as_deref(), cursor: cursor.as_ref() };
+                let files = changed.then_some(staged.files.as_slice());
+                let snap = self.inner.catalog.commit_sync(
+                    entity,
+                    version,
+                    files,
+                    &operation,
+                    (&id, &report.source, &json),
+                    &commit,
+                )?;
+                if let Some(snap) = snap {
+                    self.register(&e, &snap)?;
+                }
+            } else if changed {
                 let snap = self.inner.catalog.commit_snapshot(
                     entity,
                     version,
                     &staged.files,
-                    &format!("{:?}", report.mode).to_lowercase(),
+                    &operation,
                     Some((&id, &report.source, &json)),
                 )?;
                 self.register(&e, &snap)?;
             } else {
-                self.inner.catalog.record_ingest(&id, entity, &report.source, &serde_json::to_value(&report)?)?;
+                self.inner.catalog.record_ingest(&id, entity, &report.source, &json)?;
             }
             Ok(())
         }

@@ -16,6 +16,9 @@ pub struct WorkspaceOptions {
     pub session_options: Vec<(String, String)>,
     /// IANA time zone that calendar windows (days, weeks, months) and "today" count in (default `UTC`).
     pub time_zone: Option<String>,
+    /// Builds named sources from their configs (see [`crate::sources`]); `segkit_connectors::registry()` is the
+    /// usual one. Without it, `define_source` and `sync` fail with a clear error.
+    pub source_factory: Option<std::sync::Arc<dyn crate::sources::SourceFactory>>,
 }
 
 impl std::fmt::Debug for WorkspaceOptions {
@@ -27,6 +30,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("target_partitions", &self.target_partitions)
             .field("session_options", &self.session_options)
             .field("time_zone", &self.time_zone)
+            .field("source_factory", &self.source_factory)
             .finish()
     }
 }
@@ -40,6 +44,11 @@ impl WorkspaceOptions {
     /// Query parallelism.
     pub fn target_partitions(mut self, n: usize) -> Self {
         self.target_partitions = Some(n);
+        self
+    }
+    /// Builds named sources with `factory`.
+    pub fn source_factory(mut self, factory: impl crate::sources::SourceFactory + 'static) -> Self {
+        self.source_factory = Some(std::sync::Arc::new(factory));
         self
     }
     /// Sets a DataFusion configuration option for the workspace's session.

@@ -9,6 +9,7 @@
 """
 
 from segkit._segkit import (
+    CancelledError,
     ConflictError,
     DefinitionError,
     EngineError,
@@ -21,6 +22,7 @@ from segkit._segkit import (
     StorageError,
     __version__,
 )
+from segkit._sources import NamedSource, SyncProgress
 from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
 from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
@@ -29,6 +31,7 @@ from segkit._infer import infer_entity
 
 __all__ = [
     "Attribute",
+    "CancelledError",
     "ConflictError",
     "DefinitionError",
     "DryRun",
@@ -40,6 +43,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "Link",
+    "NamedSource",
     "NotFoundError",
     "QuarantinedRow",
     "RuleError",
@@ -48,6 +52,7 @@ __all__ = [
     "SegkitError",
     "Source",
     "StorageError",
+    "SyncProgress",
     "Table",
     "Workspace",
     "__version__",

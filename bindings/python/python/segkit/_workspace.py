@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from segkit import _segkit
+from segkit._sources import NamedSource, ProgressSpec, SyncProgress, progress_display
 from segkit._table import Table
 from segkit._types import Attribute, Entity, EntityKind, IngestMode, IngestReport, Link, Segment, _parse_instant
 
@@ -298,6 +299,64 @@ class Workspace:
         they are an hour old. Returns ``snapshots_removed``, ``files_deleted``, ``orphans_deleted`` and
         ``bytes_freed``."""
         return self._ws.vacuum(keep_snapshots)
+
+    # ------------------------------------------------------------------------------------------ named sources
+
+    def define_source(
+        self,
+        name: str,
+        *,
+        entity: str,
+        config: Mapping[str, Any],
+        mapping: Mapping[str, Any] | None = None,
+        mode: IngestMode | None = None,
+    ) -> NamedSource:
+        """Defines (or replaces) a named source feeding ``entity``: ``config`` is a connector config tagged by
+        ``type`` (``{"type": "csv", "path": "orders.csv"}``), ``mapping`` and ``mode`` as for :meth:`ingest`.
+
+        The config is validated now (the connector is built; errors name the field). Secrets must be references
+        such as ``"password": "env:PG_PASSWORD"``, read when the source is built and never stored; a secret
+        given inline raises :class:`DefinitionError`. Names follow the entity-name rules. Redefining with the same
+        entity and config keeps the sync cursor; any other change restarts from the beginning."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config: expected a dict tagged by `type`, got {type(config).__name__}")
+        return NamedSource._from_dict(self._ws.define_source(name, entity, dict(config), mapping, mode))
+
+    def source(self, name: str) -> NamedSource:
+        """The named source ``name`` with its sync state (:class:`NotFoundError` if there is none)."""
+        return NamedSource._from_dict(self._ws.source(name))
+
+    def sources(self) -> list[NamedSource]:
+        """All named sources, by name."""
+        return [NamedSource._from_dict(s) for s in self._ws.sources()]
+
+    def delete_source(self, name: str) -> None:
+        """Deletes a named source and its cursor; the data it ingested stays."""
+        self._ws.delete_source(name)
+
+    def sync(self, name: str, *, progress: ProgressSpec = False) -> IngestReport:
+        """Syncs the named source: reads what is new since the last sync (incremental sources) or everything,
+        ingests it with the source's mapping and mode, and commits the snapshot together with the source's
+        cursor, so a sync interrupted at any point and run again neither loses nor doubles rows.
+
+        ``progress=True`` shows a progress bar (tqdm if installed — a widget in notebooks — else a line on
+        stderr); a callable receives each :class:`SyncProgress`. Ctrl-C raises ``KeyboardInterrupt`` and leaves
+        the previous snapshot and cursor intact; so does an exception raised by the callable (it propagates)."""
+        display = None
+        callback = None
+        if progress is True:
+            display = progress_display(f"sync {name}")
+            callback = display
+        elif callable(progress):
+            callback = progress
+        elif progress not in (False, None):
+            raise TypeError("progress: expected True, False, None or a callable")
+        native_cb = None if callback is None else (lambda d: callback(SyncProgress._from_dict(d)))
+        try:
+            return IngestReport._from_dict(self._ws.sync(name, native_cb))
+        finally:
+            if display is not None:
+                display.close()
 
     # ------------------------------------------------------------------------------------------ segments
 
