@@ -32,6 +32,7 @@ pub mod model;
 pub mod rules;
 pub mod segment;
 pub mod source;
+pub mod spec;
 pub mod split;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -45,6 +45,12 @@ pub fn depth_error() -> Error {
     )
 }
 
+/// The message for a spec (entity, ingest options…) nested deeper than serde_json's recursion limit (128), which
+/// is far beyond [`MAX_RULE_DEPTH`] and what any valid spec needs.
+pub fn nesting_message(what: &str) -> String {
+    format!("the {what} is nested too deeply (more than 128 levels of objects and arrays; a rule inside may nest at most MAX_RULE_DEPTH = {MAX_RULE_DEPTH})")
+}
+
 /// Checks a rule's JSON against the depth, node, list and string limits, without recursing.
 pub fn check_rule_value(v: &Value) -> Result<()> {
     let mut nodes = 0usize;
