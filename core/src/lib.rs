@@ -25,6 +25,7 @@
 pub mod action;
 pub mod catalog;
 pub mod clock;
+pub mod encode;
 pub mod error;
 pub mod ingest;
 pub mod limits;

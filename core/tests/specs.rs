@@ -7,21 +7,57 @@ use common::*;
 use segkit::spec::{self, EntitySpec, IngestSpec, SegmentSpec};
 use serde_json::{json, Value};
 
-fn cases() -> Vec<Value> {
-    serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/specs.json")).unwrap()).unwrap()
+fn fixture_text() -> String {
+    std::fs::read_to_string(format!("{FIXTURES}/specs.json")).unwrap()
 }
 
-/// The case's spec, with `deep_not` (a rule nested that deep) filled in.
-fn spec_of(case: &Value) -> Value {
-    let mut spec = case["spec"].clone();
-    if let Some(depth) = case.get("deep_not").and_then(Value::as_u64) {
-        let mut rule = json!({"attribute": "age", "op": "gt", "value": 30});
-        for _ in 1..depth {
-            rule = json!({ "not": rule });
+fn cases() -> Vec<Value> {
+    serde_json::from_str(&fixture_text()).unwrap()
+}
+
+/// The JSON text of each case's `spec`, as written (a `Value` would sort the keys of the attribute maps, whose
+/// order is the storage order): the balanced value after each `"spec": `.
+fn spec_texts() -> Vec<String> {
+    let text = fixture_text();
+    let mut out = vec![];
+    for (at, _) in text.match_indices("\"spec\": ") {
+        let rest = &text[at + 8..];
+        let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+        for (i, c) in rest.char_indices() {
+            match (in_str, c) {
+                (true, '\\') if !escaped => escaped = true,
+                (true, '"') if !escaped => in_str = false,
+                (true, _) => escaped = false,
+                (false, '"') => in_str = true,
+                (false, '{' | '[') => depth += 1,
+                (false, '}' | ']') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        out.push(rest[..=i].to_string());
+                        break;
+                    }
+                }
+                _ => {}
+            }
         }
-        spec["rule"] = rule;
     }
-    spec
+    out
+}
+
+/// The case's spec as JSON text, with `deep_not` (a rule nested that deep) filled in.
+fn spec_of(case: &Value, text: &str) -> String {
+    match case.get("deep_not").and_then(Value::as_u64) {
+        None => text.to_string(),
+        Some(depth) => {
+            let mut rule = json!({"attribute": "age", "op": "gt", "value": 30});
+            for _ in 1..depth {
+                rule = json!({ "not": rule });
+            }
+            let mut spec = case["spec"].clone();
+            spec["rule"] = rule;
+            spec.to_string()
+        }
+    }
 }
 
 async fn run(ws: &segkit::Workspace, case: &Value, text: &str) -> segkit::Result<Value> {
@@ -51,12 +87,13 @@ async fn run(ws: &segkit::Workspace, case: &Value, text: &str) -> segkit::Result
 async fn shared_spec_fixtures() {
     let (_dir, ws) = people_workspace().await;
     let cases = cases();
+    let texts = spec_texts();
     assert!(cases.len() >= 20);
-    for case in &cases {
+    assert_eq!(cases.len(), texts.len());
+    for (case, text) in cases.iter().zip(&texts) {
         let name = case["name"].as_str().unwrap();
-        let spec = spec_of(case);
-        // The same result from JSON text and from a `Value` (the two ways bindings hand specs over).
-        let got = run(&ws, case, &spec.to_string()).await;
+        assert_eq!(serde_json::from_str::<Value>(text).unwrap(), case["spec"], "{name}: spec text");
+        let got = run(&ws, case, &spec_of(case, text)).await;
         match (&case["error"], got) {
             (Value::Null, Ok(out)) => {
                 for key in ["attributes", "members", "keep_runs", "rows_written"] {
@@ -75,10 +112,11 @@ async fn shared_spec_fixtures() {
     }
 }
 
+/// The same outcome from JSON text and from a `Value` (the two ways bindings hand specs over).
 #[test]
 fn value_and_text_agree_on_errors() {
-    for case in cases() {
-        let spec = spec_of(&case);
+    for (case, text) in cases().iter().zip(spec_texts()) {
+        let spec: Value = serde_json::from_str(&spec_of(case, &text)).unwrap();
         let (a, b) = match case["kind"].as_str().unwrap() {
             "entity" => (
                 spec::from_value::<EntitySpec>(spec.clone()).map(|_| ()),

@@ -20,6 +20,7 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_sync, m)?)?;
     error::register(m)?;
     Ok(())
 }
@@ -29,9 +30,20 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
     use error::IntoPy;
-    let source = source::resolve(source)?;
-    runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
+    error::guard(|| {
+        let source = source::resolve(source)?;
+        runtime::wait_for_future(py, move || async move {
+            segkit::testing::source_conformance(source.as_ref()).await
+        })?
         .py()
+    })
+}
+
+/// Test hook: panics in a synchronous native call (no runtime involved), through the same guard as every
+/// synchronous method, so tests can check that it surfaces as `InternalError` rather than `PanicException`.
+#[pyfunction]
+fn _panic_sync(message: String) -> PyResult<()> {
+    error::guard(|| -> PyResult<()> { panic!("{message}") })
 }
 
 /// Test hook: panics inside a task on the binding's runtime (a real panic, through the same bridge as every

@@ -102,7 +102,7 @@ def test_missing_entity(ws):
     with pytest.raises(segkit.NotFoundError, match=r"entity `usr` not found \(did you mean `user`\?\)") as info:
         ws.entity("usr")
     assert info.value.kind == "not_found"
-    assert info.value.chain == ["entity `usr` not found (did you mean `user`?)"]
+    assert info.value.causes == ["entity `usr` not found (did you mean `user`?)"]
 
 
 def test_reopen_keeps_definitions(tmp_path):

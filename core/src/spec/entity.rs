@@ -195,8 +195,25 @@ impl<'de> Deserialize<'de> for AttributesSpec {
                 Ok(AttributesSpec(out))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<AttributesSpec, A::Error> {
+                /// One element of the list form: an object (so a wrong element says what is expected).
+                struct Element(AttributeOptions);
+                impl<'de> Deserialize<'de> for Element {
+                    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                        struct E;
+                        impl<'de> Visitor<'de> for E {
+                            type Value = Element;
+                            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                                f.write_str("an attribute object {name, type, pii, nullable, …}")
+                            }
+                            fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<Element, A::Error> {
+                                AttributeOptions::deserialize(de::value::MapAccessDeserializer::new(map)).map(Element)
+                            }
+                        }
+                        d.deserialize_map(E)
+                    }
+                }
                 let mut out = Vec::new();
-                while let Some(o) = seq.next_element::<AttributeOptions>()? {
+                while let Some(Element(o)) = seq.next_element::<Element>()? {
                     let Some(name) = o.name.clone() else {
                         return Err(de::Error::custom(format!(
                             "attribute {} has no `name` (the list form needs one in each object)",
@@ -244,4 +261,40 @@ impl<'de> Deserialize<'de> for LinksSpec {
         }
         d.deserialize_any(V)
     }
+}
+
+/// An entity as plain JSON for front ends: `{name, kind, key, timestamp, attributes, links, description}` with the
+/// attributes as a list in storage order and every flag explicit (`nullable`, `filterable`, `pii`, `indexed`),
+/// absent options as `null`. (The serde form of [`Entity`] leaves default flags out.)
+pub fn explicit_json(e: &Entity) -> serde_json::Value {
+    use serde_json::json;
+    let attributes: Vec<_> = e
+        .attributes
+        .iter()
+        .map(|a| {
+            let mut o = json!({
+                "name": a.name, "type": a.data_type.to_string(), "nullable": a.nullable,
+                "filterable": a.filterable, "pii": a.pii, "indexed": a.indexed,
+            });
+            if let Some(d) = &a.description {
+                o["description"] = json!(d);
+            }
+            o
+        })
+        .collect();
+    let links: Vec<_> = e
+        .links
+        .iter()
+        .map(|l| {
+            let mut o = json!({"attribute": l.attribute, "entity": l.entity});
+            if let Some(t) = &l.target {
+                o["target"] = json!(t);
+            }
+            o
+        })
+        .collect();
+    json!({
+        "name": e.name, "kind": e.kind.to_string(), "key": e.key, "timestamp": e.timestamp,
+        "attributes": attributes, "links": links, "description": e.description,
+    })
 }
