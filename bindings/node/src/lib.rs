@@ -143,10 +143,18 @@ fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
     })
 }
 
-/// Plain JS objects, as the JSON text of an array, → a source (non-objects become quarantined rows).
+/// Plain JS objects, as the JSON text of an array, → a source (non-objects become quarantined rows). Rows nest
+/// at most `MAX_RULE_DEPTH` levels, as from Python.
 fn records_source(json: &str) -> Result<Arc<dyn segkit::Source>> {
-    let rows: Vec<Value> =
-        serde_json::from_str(json).map_err(|e| invalid(format!("records are not a JSON array: {e}")))?;
+    let rows: Value = serde_json::from_str(json).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            to_napi(segkit::limits::value_depth_error("ingested rows"))
+        } else {
+            invalid(format!("records are not a JSON array: {e}"))
+        }
+    })?;
+    segkit::limits::check_value_depth(&rows, "ingested rows").js()?;
+    let Value::Array(rows) = rows else { return Err(invalid("records are not a JSON array")) };
     if rows.is_empty() {
         return Err(invalid("no records to ingest"));
     }
@@ -255,6 +263,20 @@ impl NativeWorkspace {
 #[napi]
 pub fn max_rule_depth() -> u32 {
     segkit::limits::MAX_RULE_DEPTH as u32
+}
+
+/// The bounds core enforces on rules (`segkit::limits`), camelCased: `{maxRuleDepth, maxRuleNodes, …}`.
+#[napi]
+pub fn rule_limits() -> Value {
+    use segkit::limits::*;
+    serde_json::json!({
+        "maxRuleDepth": MAX_RULE_DEPTH,
+        "maxRuleNodes": MAX_RULE_NODES,
+        "maxRuleListValues": MAX_RULE_LIST_VALUES,
+        "maxRuleStringBytes": MAX_RULE_STRING_BYTES,
+        "maxRegexPatternBytes": MAX_REGEX_PATTERN_BYTES,
+        "maxRegexProgramBytes": MAX_REGEX_PROGRAM_BYTES,
+    })
 }
 
 /// Test hook: panics inside an async native call, to check that it reaches JS as an error (not an abort or a hang).

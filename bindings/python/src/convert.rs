@@ -19,16 +19,27 @@ use crate::error::invalid_argument;
 ///
 /// Nesting deeper than `segkit::limits::MAX_RULE_DEPTH` (dicts and lists) is refused before recursing further, so
 /// a 100,000-deep dict is an error, not a stack overflow (nor a too-deep `Value`, whose drop would recurse).
+///
+/// This is the conversion for rules (the depth error talks about the rule); use [`to_json_data`] for anything else.
 pub fn to_json(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
     let err = RefCell::new(None);
-    serde_json::to_value(PyJson { ob, at: &Seg::Root, depth: 1, err: &err }).map_err(|e| take(&err, e))
+    serde_json::to_value(PyJson { ob, at: &Seg::Root, depth: 1, what: None, err: &err }).map_err(|e| take(&err, e))
 }
 
-/// [`to_json`] as JSON text, keeping the order of dict keys (a `Value` would sort them): what the request model
-/// in core parses (`segkit::spec::from_json_text`), e.g. an entity's attribute map in storage order.
-pub fn to_json_text(ob: &Bound<'_, PyAny>) -> PyResult<String> {
+/// [`to_json`] for data that is not a rule; nesting past the limit is an `InvalidArgumentError` naming `what`
+/// (`"ingested rows"`).
+pub fn to_json_data(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
     let err = RefCell::new(None);
-    serde_json::to_string(&PyJson { ob, at: &Seg::Root, depth: 1, err: &err }).map_err(|e| take(&err, e))
+    serde_json::to_value(PyJson { ob, at: &Seg::Root, depth: 1, what: Some(what), err: &err })
+        .map_err(|e| take(&err, e))
+}
+
+/// [`to_json_data`] as JSON text, keeping the order of dict keys (a `Value` would sort them): what the request
+/// model in core parses (`segkit::spec::from_json_text`), e.g. an entity's attribute map in storage order.
+pub fn to_json_text(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let err = RefCell::new(None);
+    serde_json::to_string(&PyJson { ob, at: &Seg::Root, depth: 1, what: Some(what), err: &err })
+        .map_err(|e| take(&err, e))
 }
 
 fn take(err: &RefCell<Option<PyErr>>, e: serde_json::Error) -> PyErr {
@@ -59,6 +70,8 @@ struct PyJson<'a, 'py> {
     ob: &'a Bound<'py, PyAny>,
     at: &'a Seg<'a>,
     depth: usize,
+    /// What is converted, for the depth error (`None`: a rule).
+    what: Option<&'a str>,
     err: &'a RefCell<Option<PyErr>>,
 }
 
@@ -97,7 +110,11 @@ impl Serialize for PyJson<'_, '_> {
         let is_dict = ob.is_instance_of::<PyDict>();
         let is_list = ob.is_instance_of::<PyList>() || ob.is_instance_of::<PyTuple>();
         if (is_dict || is_list) && self.depth > segkit::limits::MAX_RULE_DEPTH {
-            return Err(fail(crate::error::to_py(segkit::limits::depth_error())));
+            let e = match self.what {
+                None => segkit::limits::depth_error(),
+                Some(what) => segkit::limits::value_depth_error(what),
+            };
+            return Err(fail(crate::error::to_py(e)));
         }
         if let Ok(d) = ob.cast::<PyDict>() {
             let mut m = s.serialize_map(Some(d.len()))?;
@@ -106,7 +123,7 @@ impl Serialize for PyJson<'_, '_> {
                     .extract()
                     .map_err(|_| fail(PyTypeError::new_err(format!("dict keys must be str (at {})", self.at))))?;
                 let at = Seg::Key(self.at, &key);
-                m.serialize_entry(&key, &PyJson { ob: &v, at: &at, depth: self.depth + 1, err: self.err })?;
+                m.serialize_entry(&key, &PyJson { ob: &v, at: &at, depth: self.depth + 1, what: self.what, err: self.err })?;
             }
             return m.end();
         }
@@ -116,7 +133,7 @@ impl Serialize for PyJson<'_, '_> {
             for (i, v) in ob.try_iter().map_err(fail)?.enumerate() {
                 let v = v.map_err(fail)?;
                 let at = Seg::Index(self.at, i);
-                q.serialize_element(&PyJson { ob: &v, at: &at, depth: self.depth + 1, err: self.err })?;
+                q.serialize_element(&PyJson { ob: &v, at: &at, depth: self.depth + 1, what: self.what, err: self.err })?;
             }
             return q.end();
         }

@@ -13,7 +13,7 @@ use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
 use segkit::{FixedClock, SegmentDefinition, SystemClock, WorkspaceOptions};
 use serde_json::Value;
 
-use crate::convert::{batch_table, table, to_json, to_json_text, to_py};
+use crate::convert::{batch_table, table, to_json, to_json_data, to_json_text, to_py};
 use crate::error::IntoPy;
 use crate::runtime::wait_for_future;
 
@@ -25,20 +25,22 @@ pub struct PyWorkspace {
 
 /// A dict of spec fields → the JSON object core's request model parses: each field converted on its own (so a
 /// rule's nesting is counted from the rule), `None` meaning "not given", a `str` rule kept as its JSON text.
-fn spec_object(spec: &Bound<'_, PyDict>) -> PyResult<Value> {
+/// `what` names the spec in depth errors of fields other than `rule`.
+fn spec_object(spec: &Bound<'_, PyDict>, what: &str) -> PyResult<Value> {
     let mut m = serde_json::Map::new();
     for (k, v) in spec.iter() {
         let k: String = k.extract()?;
         if v.is_none() {
             continue;
         }
-        m.insert(k, to_json(&v)?);
+        let v = if k == "rule" { to_json(&v)? } else { to_json_data(&v, &format!("{what} field `{k}`"))? };
+        m.insert(k, v);
     }
     Ok(Value::Object(m))
 }
 
 fn segment_definition(spec: &Bound<'_, PyDict>) -> PyResult<SegmentDefinition> {
-    segkit::spec::from_value::<SegmentSpec>(spec_object(spec)?).and_then(SegmentSpec::into_definition).py()
+    segkit::spec::from_value::<SegmentSpec>(spec_object(spec, "segment spec")?).and_then(SegmentSpec::into_definition).py()
 }
 
 #[pymethods]
@@ -99,7 +101,7 @@ impl PyWorkspace {
     /// `attributes` as a dict of name → type or `{type, pii, …}` or a list of `{name, type, …}`, `description`).
     fn define_entity<'py>(&self, py: Python<'py>, definition: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         crate::error::guard(|| {
-            let text = to_json_text(definition)?;
+            let text = to_json_text(definition, "entity spec")?;
             let entity = segkit::spec::from_json_text::<EntitySpec>(&text).and_then(EntitySpec::into_entity).py()?;
             let ws = self.ws.clone();
             let out = wait_for_future(py, move || async move { ws.define_entity(entity).await })?.py()?;
@@ -133,7 +135,7 @@ impl PyWorkspace {
         options: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyAny>> {
         crate::error::guard(|| {
-            let options = segkit::spec::from_value::<IngestSpec>(spec_object(options)?)
+            let options = segkit::spec::from_value::<IngestSpec>(spec_object(options, "ingest options")?)
                 .and_then(IngestSpec::into_options)
                 .py()?;
             let source = crate::source::resolve(source)?;
