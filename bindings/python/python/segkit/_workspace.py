@@ -194,9 +194,9 @@ class Workspace:
         Incompatible changes raise :class:`DefinitionError`."""
         if isinstance(attributes, Mapping):
             attributes = {n: _plain(a) for n, a in attributes.items()}
-        elif attributes is not None and not isinstance(attributes, (str, bytes)):
+        elif isinstance(attributes, (list, tuple)):
             attributes = [_plain(a) for a in attributes]
-        if links is not None and not isinstance(links, Mapping):
+        if isinstance(links, (list, tuple)):
             links = [_plain(x) for x in links]
         definition = _spec(
             name=name, kind=kind, key=key, attributes=attributes, timestamp=timestamp, links=links, description=description
