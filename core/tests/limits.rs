@@ -181,7 +181,10 @@ fn a_group_at_the_node_limit_evaluates_and_explains_on_a_2mib_stack() {
         let (_dir, ws) = people_workspace().await;
         for (op, want) in [("or", vec![1, 6]), ("and", vec![])] {
             // age = 31 or age = 30 or age = 1000 + i …: exactly MAX_RULE_NODES objects.
-            let mut conds = vec![json!({"attribute": "age", "op": "eq", "value": 31}), json!({"attribute": "age", "op": "eq", "value": 30})];
+            let mut conds = vec![
+                json!({"attribute": "age", "op": "eq", "value": 31}),
+                json!({"attribute": "age", "op": "eq", "value": 30}),
+            ];
             conds.extend((0..MAX_RULE_NODES - 3).map(|i| json!({"attribute": "age", "op": "eq", "value": 1000 + i})));
             let rule = json!({ op: conds });
             segkit::limits::check_rule_value(&rule).unwrap();

@@ -336,9 +336,7 @@ impl NativeWorkspace {
     /// Sets the IANA time zone calendar windows count in.
     #[napi]
     pub fn set_time_zone(&self, name: String) -> Result<()> {
-        guard(|| {
-            self.inner.set_time_zone(&name).js()
-        })
+        guard(|| self.inner.set_time_zone(&name).js())
     }
 
     /// Fixes "now" at an RFC 3339 instant, or goes back to the system clock with `null`.
@@ -370,21 +368,22 @@ impl NativeWorkspace {
 
     #[napi]
     pub fn entity(&self, name: String) -> Result<Value> {
-        guard(|| {
-            Ok(entity_to_js(&self.inner.entity(&name).js()?))
-        })
+        guard(|| Ok(entity_to_js(&self.inner.entity(&name).js()?)))
     }
 
     #[napi]
     pub fn entities(&self) -> Result<Vec<Value>> {
-        guard(|| {
-            Ok(self.inner.entities().js()?.iter().map(entity_to_js).collect())
-        })
+        guard(|| Ok(self.inner.entities().js()?.iter().map(entity_to_js).collect()))
     }
 
     /// Ingests from a path or URL (format from the extension).
     #[napi]
-    pub async fn ingest_location(&self, entity: String, location: String, options_json: Option<String>) -> Result<Value> {
+    pub async fn ingest_location(
+        &self,
+        entity: String,
+        location: String,
+        options_json: Option<String>,
+    ) -> Result<Value> {
         let opts = ingest_options(options_json)?;
         let source = segkit_connectors::open(&location).js()?;
         let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
@@ -432,7 +431,12 @@ impl NativeWorkspace {
 
     /// Ingests plain objects, given as the JSON text of an array.
     #[napi]
-    pub async fn ingest_records(&self, entity: String, records_json: String, options_json: Option<String>) -> Result<Value> {
+    pub async fn ingest_records(
+        &self,
+        entity: String,
+        records_json: String,
+        options_json: Option<String>,
+    ) -> Result<Value> {
         let opts = ingest_options(options_json)?;
         let source = records_source(&records_json)?;
         let report = ingest_on_runtime(&self.inner, &entity, source, opts).await.js()?;
@@ -482,16 +486,12 @@ impl NativeWorkspace {
 
     #[napi]
     pub fn segment(&self, name: String) -> Result<Value> {
-        guard(|| {
-            segment_to_js(&self.inner.segment(&name).js()?)
-        })
+        guard(|| segment_to_js(&self.inner.segment(&name).js()?))
     }
 
     #[napi]
     pub fn segments(&self) -> Result<Vec<Value>> {
-        guard(|| {
-            self.inner.segments().js()?.iter().map(segment_to_js).collect()
-        })
+        guard(|| self.inner.segments().js()?.iter().map(segment_to_js).collect())
     }
 
     #[napi]
@@ -638,21 +638,15 @@ impl NativeSegmentRun {
     }
     #[napi]
     pub fn members_ipc(&self) -> Result<Buffer> {
-        guard(|| {
-            to_ipc(&self.run.members.schema(), std::slice::from_ref(&self.run.members))
-        })
+        guard(|| to_ipc(&self.run.members.schema(), std::slice::from_ref(&self.run.members)))
     }
     #[napi]
     pub fn entered_ipc(&self) -> Result<Buffer> {
-        guard(|| {
-            to_ipc(&self.run.entered.schema(), std::slice::from_ref(&self.run.entered))
-        })
+        guard(|| to_ipc(&self.run.entered.schema(), std::slice::from_ref(&self.run.entered)))
     }
     #[napi]
     pub fn exited_ipc(&self) -> Result<Buffer> {
-        guard(|| {
-            to_ipc(&self.run.exited.schema(), std::slice::from_ref(&self.run.exited))
-        })
+        guard(|| to_ipc(&self.run.exited.schema(), std::slice::from_ref(&self.run.exited)))
     }
 }
 

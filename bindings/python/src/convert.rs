@@ -123,7 +123,10 @@ impl Serialize for PyJson<'_, '_> {
                     .extract()
                     .map_err(|_| fail(PyTypeError::new_err(format!("dict keys must be str (at {})", self.at))))?;
                 let at = Seg::Key(self.at, &key);
-                m.serialize_entry(&key, &PyJson { ob: &v, at: &at, depth: self.depth + 1, what: self.what, err: self.err })?;
+                m.serialize_entry(
+                    &key,
+                    &PyJson { ob: &v, at: &at, depth: self.depth + 1, what: self.what, err: self.err },
+                )?;
             }
             return m.end();
         }
@@ -133,7 +136,13 @@ impl Serialize for PyJson<'_, '_> {
             for (i, v) in ob.try_iter().map_err(fail)?.enumerate() {
                 let v = v.map_err(fail)?;
                 let at = Seg::Index(self.at, i);
-                q.serialize_element(&PyJson { ob: &v, at: &at, depth: self.depth + 1, what: self.what, err: self.err })?;
+                q.serialize_element(&PyJson {
+                    ob: &v,
+                    at: &at,
+                    depth: self.depth + 1,
+                    what: self.what,
+                    err: self.err,
+                })?;
             }
             return q.end();
         }

@@ -37,10 +37,8 @@ fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
     use error::IntoPy;
     error::guard(|| {
         let source = source::resolve(source)?;
-        runtime::wait_for_future(py, move || async move {
-            segkit::testing::source_conformance(source.as_ref()).await
-        })?
-        .py()
+        runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
+            .py()
     })
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use pyo3::prelude::*;
-use pyo3_arrow::PyTable;
 use pyo3::types::PyDict;
+use pyo3_arrow::PyTable;
 use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
 use segkit::{FixedClock, SegmentDefinition, SystemClock, WorkspaceOptions};
 use serde_json::Value;
@@ -40,7 +40,9 @@ fn spec_object(spec: &Bound<'_, PyDict>, what: &str) -> PyResult<Value> {
 }
 
 fn segment_definition(spec: &Bound<'_, PyDict>) -> PyResult<SegmentDefinition> {
-    segkit::spec::from_value::<SegmentSpec>(spec_object(spec, "segment spec")?).and_then(SegmentSpec::into_definition).py()
+    segkit::spec::from_value::<SegmentSpec>(spec_object(spec, "segment spec")?)
+        .and_then(SegmentSpec::into_definition)
+        .py()
 }
 
 #[pymethods]
@@ -85,9 +87,7 @@ impl PyWorkspace {
 
     /// Sets the IANA time zone calendar windows count in.
     fn set_time_zone(&self, name: &str) -> PyResult<()> {
-        crate::error::guard(|| {
-            self.ws.set_time_zone(name).py()
-        })
+        crate::error::guard(|| self.ws.set_time_zone(name).py())
     }
 
     /// The workspace clock's current instant (RFC 3339).
@@ -202,7 +202,13 @@ impl PyWorkspace {
             let def = segment_definition(spec)?;
             let ws = self.ws.clone();
             let d = wait_for_future(py, move || async move { ws.dry_run(def).await })?.py()?;
-            Ok((d.count, batch_table(d.members)?, batch_table(d.would_enter)?, batch_table(d.would_exit)?, d.against_run))
+            Ok((
+                d.count,
+                batch_table(d.members)?,
+                batch_table(d.would_enter)?,
+                batch_table(d.would_exit)?,
+                d.against_run,
+            ))
         })
     }
 
@@ -365,20 +371,14 @@ impl PySegmentRun {
     }
     #[getter]
     fn entered(&self) -> PyResult<PyTable> {
-        crate::error::guard(|| {
-            batch_table(self.run.entered.clone())
-        })
+        crate::error::guard(|| batch_table(self.run.entered.clone()))
     }
     #[getter]
     fn exited(&self) -> PyResult<PyTable> {
-        crate::error::guard(|| {
-            batch_table(self.run.exited.clone())
-        })
+        crate::error::guard(|| batch_table(self.run.exited.clone()))
     }
     fn members(&self) -> PyResult<PyTable> {
-        crate::error::guard(|| {
-            batch_table(self.run.members.clone())
-        })
+        crate::error::guard(|| batch_table(self.run.members.clone()))
     }
     fn __repr__(&self) -> String {
         format!(

@@ -52,7 +52,9 @@ fn balanced(mut v: Vec<Expr>, op: fn(Expr, Expr) -> Expr) -> Option<Expr> {
 /// For rules without behavioural conditions or segment references; [`compile_with`] handles those.
 pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
     match rule {
-        Checked::And(v) => balanced(v.iter().map(|r| compile(r, now)).collect(), Expr::and).unwrap_or_else(|| lit(true)),
+        Checked::And(v) => {
+            balanced(v.iter().map(|r| compile(r, now)).collect(), Expr::and).unwrap_or_else(|| lit(true))
+        }
         Checked::Or(v) => balanced(v.iter().map(|r| compile(r, now)).collect(), Expr::or).unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),

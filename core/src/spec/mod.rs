@@ -172,9 +172,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Definition);
-        assert!(e.to_string().starts_with("invalid definition of entity.attributes.age.type: unknown type `int65`"), "{e}");
-        let e = from_json_text::<EntitySpec>(r#"{"name": "u", "attributes": [{"name": "id", "type": 3}]}"#).unwrap_err();
-        assert!(e.to_string().starts_with("invalid definition of entity.attributes[0].type: invalid type: integer `3`"), "{e}");
+        assert!(
+            e.to_string().starts_with("invalid definition of entity.attributes.age.type: unknown type `int65`"),
+            "{e}"
+        );
+        let e =
+            from_json_text::<EntitySpec>(r#"{"name": "u", "attributes": [{"name": "id", "type": 3}]}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid definition of entity.attributes[0].type: invalid type: integer `3`"),
+            "{e}"
+        );
         let e = from_json_text::<EntitySpec>(r#"{"name": "u", "attributes": {}, "colour": 1}"#).unwrap_err();
         assert!(e.to_string().contains("entity.colour: unknown field `colour`"), "{e}");
         let e = from_json_text::<EntitySpec>(r#"{"name": "u", "links": {"x": 1}, "attributes": {}}"#).unwrap_err();
@@ -195,7 +202,11 @@ mod tests {
     fn deep_nesting_is_refused_with_the_limit_not_a_stack_overflow() {
         // Far beyond serde_json's recursion limit, in every place a spec can nest. An entity spec has no free-form
         // JSON, so nesting is refused at the first level that expects something else.
-        for prefix in [r#"{"name": "u", "description": "#, r#"{"name": "u", "attributes": {"a": "#, r#"{"name": "u", "attributes": "#] {
+        for prefix in [
+            r#"{"name": "u", "description": "#,
+            r#"{"name": "u", "attributes": {"a": "#,
+            r#"{"name": "u", "attributes": "#,
+        ] {
             let e = from_json_text::<EntitySpec>(&deep_text(prefix, 100_000, "}}")).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Definition);
             assert!(e.to_string().contains("invalid type: sequence"), "{e}");
