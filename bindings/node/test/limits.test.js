@@ -200,7 +200,7 @@ test('strings: at and below the limit pass it, past it is a RuleError naming MAX
     await ws.defineSegment('re', { entity: 'person', rule: matches(pattern) });
     assert.equal(await ws.count('re'), 2);
   }
-  for (const n of [limits.maxRegexPatternBytes + 1, 1000 * limits.maxRegexPatternBytes]) {
+  for (const n of [limits.maxRegexPatternBytes + 1, 60 * limits.maxRegexPatternBytes]) {
     const err = limitError('MAX_REGEX_PATTERN_BYTES', new RegExp(`longer than ${limits.maxRegexPatternBytes}`));
     await assert.rejects(ws.defineSegment('re2', { entity: 'person', rule: matches('a'.repeat(n)) }), err);
   }

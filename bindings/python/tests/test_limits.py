@@ -190,7 +190,7 @@ def test_regex_patterns_at_and_below_the_limit_work(users, nbytes):
     assert users.count("re") == 3
 
 
-@pytest.mark.parametrize("nbytes", [_segkit.MAX_REGEX_PATTERN_BYTES + 1, 1000 * _segkit.MAX_REGEX_PATTERN_BYTES])
+@pytest.mark.parametrize("nbytes", [_segkit.MAX_REGEX_PATTERN_BYTES + 1, 60 * _segkit.MAX_REGEX_PATTERN_BYTES])
 def test_regex_patterns_past_the_limit_are_a_rule_error(users, nbytes):
     with pytest.raises(segkit.RuleError, match=f"longer than {_segkit.MAX_REGEX_PATTERN_BYTES}.*MAX_REGEX_PATTERN_BYTES"):
         users.define_segment("re", entity="user", rule=matches("a" * nbytes))
