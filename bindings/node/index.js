@@ -368,15 +368,15 @@ class Workspace {
   /** Defines (or replaces) a segment. `rule` is an object or JSON text in the segkit, querybuilder or jsonlogic dialect. */
   async defineSegment(name, options = {}) {
     const text = specText({ name, ...options });
-    return call(() => this.#native.defineSegment(text));
+    return JSON.parse(await call(() => this.#native.defineSegment(text)));
   }
 
   segment(name) {
-    return callSync(() => this.#native.segment(name));
+    return JSON.parse(callSync(() => this.#native.segment(name)));
   }
 
   segments() {
-    return callSync(() => this.#native.segments());
+    return JSON.parse(callSync(() => this.#native.segments()));
   }
 
   async deleteSegment(name) {

@@ -95,13 +95,15 @@ fn entity_to_js(e: &Entity) -> Value {
     segkit::spec::entity::explicit_json(e)
 }
 
-fn segment_to_js(s: &SegmentDefinition) -> Result<Value> {
+/// A segment as the JSON text of a plain object (text, not a napi value: napi converts at most 1,000,000 JSON
+/// values, and a rule may hold 10,000,000 list values); index.js parses it.
+fn segment_to_js(s: &SegmentDefinition) -> Result<String> {
     let mut v = serde_json::to_value(s).js()?;
     if let Value::Object(m) = &mut v {
         m.entry("description").or_insert(Value::Null);
         m.entry("split").or_insert(Value::Null);
     }
-    Ok(v)
+    Ok(v.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------- Arrow
@@ -478,20 +480,23 @@ impl NativeWorkspace {
 
     /// Defines a segment from its spec (`segkit::spec::SegmentSpec`) as JSON text.
     #[napi]
-    pub async fn define_segment(&self, spec_json: String) -> Result<Value> {
+    pub async fn define_segment(&self, spec_json: String) -> Result<String> {
         let def = segment_definition(&spec_json)?;
         let def = self.inner.define_segment(def).await.js()?;
         segment_to_js(&def)
     }
 
     #[napi]
-    pub fn segment(&self, name: String) -> Result<Value> {
+    pub fn segment(&self, name: String) -> Result<String> {
         guard(|| segment_to_js(&self.inner.segment(&name).js()?))
     }
 
     #[napi]
-    pub fn segments(&self) -> Result<Vec<Value>> {
-        guard(|| self.inner.segments().js()?.iter().map(segment_to_js).collect())
+    pub fn segments(&self) -> Result<String> {
+        guard(|| {
+            let all = self.inner.segments().js()?.iter().map(segment_to_js).collect::<Result<Vec<_>>>()?;
+            Ok(format!("[{}]", all.join(",")))
+        })
     }
 
     #[napi]
