@@ -406,7 +406,8 @@ export type ErrorKind =
   | 'conflict'
   | 'invalid_argument'
   | 'storage'
-  | 'engine';
+  | 'engine'
+  | 'internal';
 
 /** Base class of segkit errors. The message includes the Rust cause chain. */
 export declare class SegkitError extends Error {
@@ -432,6 +433,21 @@ export declare class CancelledError extends SegkitError {}
 /** Version of the native module. */
 export declare function version(): string;
 /** Bounds core enforces on rules (see docs/limits.md). */
-export declare const limits: { readonly maxRuleDepth: number };
+export declare const limits: {
+  /** Deepest nesting (objects and arrays) of a rule: `MAX_RULE_DEPTH`. */
+  readonly maxRuleDepth: number;
+  /** Most objects (conditions, groups) in one rule: `MAX_RULE_NODES`. */
+  readonly maxRuleNodes: number;
+  /** Most array elements in one rule, all lists together: `MAX_RULE_LIST_VALUES`. */
+  readonly maxRuleListValues: number;
+  /** Longest string in a rule, in UTF-8 bytes: `MAX_RULE_STRING_BYTES`. */
+  readonly maxRuleStringBytes: number;
+  /** Longest `matches` pattern, in bytes: `MAX_REGEX_PATTERN_BYTES`. */
+  readonly maxRegexPatternBytes: number;
+  /** Largest compiled `matches` program, in bytes: `MAX_REGEX_PROGRAM_BYTES`. */
+  readonly maxRegexProgramBytes: number;
+};
 /** @internal Test hook: a real panic inside an async native call; rejects with InternalError. */
 export declare function __panicInTask(message: string): Promise<never>;
+/** @internal test hook: a real panic inside a synchronous native call (throws `InternalError`). */
+export declare function __panicSync(message: string): never;

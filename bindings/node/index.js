@@ -102,9 +102,9 @@ function convertError(e) {
     } catch {
       payload = undefined;
     }
-    if (payload && Array.isArray(payload.chain)) {
+    if (payload && Array.isArray(payload.causes)) {
       const Cls = CLASSES[payload.kind] || SegkitError;
-      const err = new Cls(formatChain(payload.chain), { kind: payload.kind, causes: payload.chain });
+      const err = new Cls(formatChain(payload.causes), { kind: payload.kind, causes: payload.causes });
       if (e && e.stack) {
         // Keep the JS call site of the wrapper; the native frame adds nothing.
         err.stack = `${err.name}: ${err.message}\n${String(e.stack).split('\n').slice(1).join('\n')}`;
@@ -154,11 +154,18 @@ function isPlainObject(v) {
 
 /** JSON text of an array of records; BigInt values become their decimal text (ingest coerces it to int64). */
 function recordsToJson(records) {
-  return JSON.stringify(records, (_key, value) => {
-    if (typeof value === 'bigint') return value.toString();
-    if (value instanceof Date) return value.toISOString();
-    return value;
-  });
+  try {
+    return JSON.stringify(records, (_key, value) => {
+      if (typeof value === 'bigint') return value.toString();
+      if (value instanceof Date) return value.toISOString();
+      return value;
+    });
+  } catch (e) {
+    // JSON.stringify recurses: absurdly deep records overflow it. Report the limit core enforces on rows.
+    if (!(e instanceof RangeError)) throw e;
+    const limit = native.maxRuleDepth();
+    throw invalid(`invalid argument: nesting in the ingested rows goes deeper than ${limit} levels (limit MAX_RULE_DEPTH = ${limit})`);
+  }
 }
 
 function toBuffer(u8) {
@@ -173,16 +180,23 @@ function clockArg(instant) {
 }
 
 /**
- * Attributes given as an object `{name: "type" | {type, ...}}` → segkit's ordered array form, so the JS key
- * order (the storage order) survives the trip through serde_json's sorted maps.
+ * A spec object as JSON text for core's request model (`segkit::spec`): text keeps the key order of attribute
+ * maps (the storage order). `JSON.stringify` recurses, so an absurdly deep object overflows it: reported as the
+ * depth limit core enforces.
  */
-function entityToNative(def) {
-  const { attributes } = def;
-  if (!isPlainObject(attributes)) return def;
-  const list = Object.entries(attributes).map(([name, spec]) =>
-    typeof spec === 'string' ? { name, type: spec } : isPlainObject(spec) ? { ...spec, name } : { name, type: spec },
-  );
-  return { ...def, attributes: list };
+function specText(spec) {
+  try {
+    return JSON.stringify(spec, (_key, value) => (typeof value === 'bigint' ? value.toString() : value));
+  } catch (e) {
+    if (!(e instanceof RangeError)) throw e;
+    const limit = native.maxRuleDepth();
+    const message = `rule error at <root>: the rule is nested more than ${limit} levels deep (limit MAX_RULE_DEPTH = ${limit})`;
+    throw new RuleError(message, { kind: 'rule', causes: [message] });
+  }
+}
+
+function optionsText(options) {
+  return options === null || options === undefined ? null : specText(options);
 }
 
 /** Native entity (attributes as an ordered array) → attributes as an object keyed by name, in storage order. */
@@ -191,22 +205,6 @@ function entityFromNative(e) {
   for (const { name, ...rest } of e.attributes) attributes[name] = rest;
   const { name, kind, key, timestamp, links, description } = e;
   return { name, kind, key, timestamp, attributes, links, description };
-}
-
-function ruleText(rule) {
-  if (typeof rule === 'string') return rule;
-  if (rule !== null && typeof rule === 'object') {
-    try {
-      return JSON.stringify(rule);
-    } catch (e) {
-      // JSON.stringify recurses: an absurdly deep rule overflows it. Report the limit core enforces.
-      if (!(e instanceof RangeError)) throw e;
-      const limit = native.maxRuleDepth();
-      const message = `rule error at <root>: the rule is nested more than ${limit} levels deep (limit MAX_RULE_DEPTH = ${limit})`;
-      throw new RuleError(message, { kind: 'rule', causes: [message] });
-    }
-  }
-  throw invalid('a segment rule must be an object or its JSON text');
 }
 
 /**
@@ -329,7 +327,7 @@ class Workspace {
 
   async defineEntity(definition) {
     if (!isPlainObject(definition)) throw invalid('defineEntity expects an object {name, key, kind, attributes, ...}');
-    return entityFromNative(await call(() => this.#native.defineEntity(entityToNative(definition))));
+    return entityFromNative(await call(() => this.#native.defineEntity(specText(definition))));
   }
 
   entity(name) {
@@ -349,7 +347,7 @@ class Workspace {
    */
   async ingest(entity, source, options = {}) {
     const { onProgress, signal, ...rest } = options ?? {};
-    const opts = options == null ? null : rest;
+    const opts = options == null ? null : optionsText(rest);
     const ctl = { onProgress, signal };
     if (typeof source === 'string') {
       return withControl('ingest', ctl, (p, t) => this.#native.ingestLocation(entity, source, opts, p, t));
@@ -450,19 +448,17 @@ class Workspace {
   // ---- segments
 
   /** Defines (or replaces) a segment. `rule` is an object or JSON text in the segkit, querybuilder or jsonlogic dialect. */
-  async defineSegment(name, { entity, rule, dialect, description, split, keepRuns } = {}) {
-    const text = ruleText(rule);
-    return call(() =>
-      this.#native.defineSegment(name, entity, text, dialect ?? null, description ?? null, split ?? null, keepRuns ?? null),
-    );
+  async defineSegment(name, options = {}) {
+    const text = specText({ name, ...options });
+    return JSON.parse(await call(() => this.#native.defineSegment(text)));
   }
 
   segment(name) {
-    return callSync(() => this.#native.segment(name));
+    return JSON.parse(callSync(() => this.#native.segment(name)));
   }
 
   segments() {
-    return callSync(() => this.#native.segments());
+    return JSON.parse(callSync(() => this.#native.segments()));
   }
 
   async deleteSegment(name) {
@@ -511,9 +507,9 @@ class Workspace {
   }
 
   /** Evaluates an edited (or new) segment without saving: {count, againstRun, wouldEnter, wouldExit, membersIpc}. */
-  async dryRun(name, { entity, rule, dialect, split } = {}) {
-    const text = ruleText(rule);
-    return call(() => this.#native.dryRun(name, entity, text, dialect ?? null, split ?? null));
+  async dryRun(name, options = {}) {
+    const text = specText({ name, ...options });
+    return call(() => this.#native.dryRun(text));
   }
 
   /** The run history of a segment, oldest first. */
@@ -653,9 +649,11 @@ module.exports = {
   inferEntity,
   version: native.version,
   /** Bounds core enforces on rules (from the native module; see docs/limits.md). */
-  limits: Object.freeze({ maxRuleDepth: native.maxRuleDepth() }),
+  limits: Object.freeze(native.ruleLimits()),
   /** @internal */
   convertError,
   /** @internal test hook: a real panic inside an async native call */
   __panicInTask: (message) => call(() => native.__panicInTask(message)),
+  /** @internal test hook: a real panic inside a synchronous native call */
+  __panicSync: (message) => callSync(() => native.__panicSync(message)),
 };

@@ -25,6 +25,7 @@
 pub mod action;
 pub mod catalog;
 pub mod clock;
+pub mod encode;
 pub mod error;
 pub mod ingest;
 pub mod limits;
@@ -33,6 +34,7 @@ pub mod rules;
 pub mod segment;
 pub mod source;
 pub mod sources;
+pub mod spec;
 pub mod split;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

@@ -45,6 +45,38 @@ pub fn depth_error() -> Error {
     )
 }
 
+/// The error for data that is not a rule — ingested rows, a field of a spec, a connector config — nested deeper
+/// than [`MAX_RULE_DEPTH`] where a binding converts it; `what` names it (`"ingested rows"`).
+pub fn value_depth_error(what: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "nesting in the {what} goes deeper than {MAX_RULE_DEPTH} levels (limit MAX_RULE_DEPTH = {MAX_RULE_DEPTH})"
+    ))
+}
+
+/// Checks, without recursing, that data which is not a rule (ingested rows…) nests at most [`MAX_RULE_DEPTH`]
+/// levels of objects and arrays; the error is [`value_depth_error`].
+pub fn check_value_depth(v: &Value, what: &str) -> Result<()> {
+    let mut stack: Vec<(&Value, usize)> = vec![(v, 1)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(a) => Box::new(a.iter()),
+            Value::Object(m) => Box::new(m.values()),
+            _ => continue,
+        };
+        if depth > MAX_RULE_DEPTH {
+            return Err(value_depth_error(what));
+        }
+        stack.extend(children.filter(|c| c.is_array() || c.is_object()).map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
+/// The message for a spec (entity, ingest options…) nested deeper than serde_json's recursion limit (128), which
+/// is far beyond [`MAX_RULE_DEPTH`] and what any valid spec needs.
+pub fn nesting_message(what: &str) -> String {
+    format!("the {what} is nested too deeply (more than 128 levels of objects and arrays; a rule inside may nest at most MAX_RULE_DEPTH = {MAX_RULE_DEPTH})")
+}
+
 /// Checks a rule's JSON against the depth, node, list and string limits, without recursing.
 pub fn check_rule_value(v: &Value) -> Result<()> {
     let mut nodes = 0usize;
@@ -151,6 +183,24 @@ mod tests {
         check_rule_value(&nested_not(MAX_RULE_DEPTH)).unwrap();
         let e = check_rule_value(&nested_not(MAX_RULE_DEPTH + 1)).unwrap_err();
         assert!(e.to_string().contains("MAX_RULE_DEPTH"), "{e}");
+    }
+
+    #[test]
+    fn data_depth_is_bounded_with_its_own_wording() {
+        let mut v = json!(1);
+        for _ in 0..MAX_RULE_DEPTH {
+            v = json!([v]);
+        }
+        check_value_depth(&v, "ingested rows").unwrap();
+        let e = check_value_depth(&json!({ "a": v }), "ingested rows").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidArgument);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid argument: nesting in the ingested rows goes deeper than {MAX_RULE_DEPTH} levels \
+                 (limit MAX_RULE_DEPTH = {MAX_RULE_DEPTH})"
+            )
+        );
     }
 
     #[test]

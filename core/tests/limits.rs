@@ -171,3 +171,27 @@ fn a_regex_just_within_the_limits_selects_members() {
         assert_eq!(got.unwrap(), vec![1, 7]);
     });
 }
+
+/// A flat group of `MAX_RULE_NODES` objects (found from Python: a left-deep chain of 100,000 `or`s overflowed the
+/// stack in DataFusion's expression walks). Groups compile to balanced trees now. (`explain` of such a rule is
+/// not tested here: it projects one column per node and DataFusion's filter pushdown is quadratic in columns.)
+#[test]
+fn a_group_at_the_node_limit_evaluates_on_a_2mib_stack() {
+    use segkit::limits::MAX_RULE_NODES;
+    on_small_stack(|| async {
+        let (_dir, ws) = people_workspace().await;
+        for (op, want) in [("or", vec![1, 6]), ("and", vec![])] {
+            // age = 31 or age = 30 or age = 1000 + i …: exactly MAX_RULE_NODES objects.
+            let mut conds = vec![
+                json!({"attribute": "age", "op": "eq", "value": 31}),
+                json!({"attribute": "age", "op": "eq", "value": 30}),
+            ];
+            conds.extend((0..MAX_RULE_NODES - 3).map(|i| json!({"attribute": "age", "op": "eq", "value": 1000 + i})));
+            let rule = json!({ op: conds });
+            segkit::limits::check_rule_value(&rule).unwrap();
+            let got = members(&ws, op, "people", rule).await.unwrap();
+            assert_eq!(got, want, "{op}");
+            assert_eq!(ws.count(op).await.unwrap(), want.len() as u64);
+        }
+    });
+}

@@ -1,16 +1,13 @@
 //! Node.js binding of segkit (`segkit.node`), loaded by the npm package's `index.js`.
 //!
 //! Thin conversions only: JS values ⇄ segkit types, Arrow IPC buffers for bulk data, plain objects for small
-//! results. Every segkit error goes through [`to_napi`], which encodes `{kind, chain}` as JSON in the napi error
+//! results. Every segkit error goes through [`to_napi`], which encodes `{kind, causes}` as JSON in the napi error
 //! reason behind [`ERROR_PREFIX`]; `index.js` rebuilds the matching `SegkitError` subclass from it.
 
-use std::io::Cursor;
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, SchemaRef};
-use arrow::ipc::reader::{FileReader, StreamReader};
-use arrow::ipc::writer::StreamWriter;
 use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
@@ -18,19 +15,19 @@ mod source;
 // The #[napi] functions are only referenced by napi's registration, which test builds leave out.
 #[cfg_attr(test, allow(dead_code))]
 mod sources;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use segkit::rules::{Dialect, Rule};
-use segkit::{Entity, Error as CoreError, IngestMode, IngestOptions, Mapping, SegmentDefinition};
+use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
+use segkit::{Entity, Error as CoreError, IngestOptions, SegmentDefinition};
 
 /// Marks a napi error reason that carries a JSON-encoded segkit error.
 const ERROR_PREFIX: &str = "__segkit_error__:";
 
 // ---------------------------------------------------------------------------------------------- errors
 
-/// The one conversion point from segkit errors to JS: `{kind, chain}` as JSON behind [`ERROR_PREFIX`].
+/// The one conversion point from segkit errors to JS: `{kind, causes}` as JSON behind [`ERROR_PREFIX`].
 fn to_napi(e: CoreError) -> napi::Error {
-    let payload = serde_json::json!({ "kind": e.kind().as_str(), "chain": e.chain() });
+    let payload = serde_json::json!({ "kind": e.kind().as_str(), "causes": e.chain() });
     napi::Error::new(napi::Status::GenericFailure, format!("{ERROR_PREFIX}{payload}"))
 }
 
@@ -48,10 +45,6 @@ impl<T, E: Into<CoreError>> OrJs<T> for std::result::Result<T, E> {
 
 fn invalid(msg: impl Into<String>) -> napi::Error {
     to_napi(CoreError::InvalidArgument(msg.into()))
-}
-
-fn definition(path: &str, msg: impl Into<String>) -> napi::Error {
-    to_napi(CoreError::Definition { path: path.to_string(), message: msg.into() })
 }
 
 // ---------------------------------------------------------------------------------------------- JSON shapes
@@ -99,139 +92,74 @@ fn camel_keys(v: Value) -> Value {
     }
 }
 
-/// JS entity definition → segkit `Entity`. `attributes` may be an object `{name: "type" | {type, ...flags}}`
-/// or segkit's array form `[{name, type, ...}]`.
-fn entity_from_js(v: Value) -> Result<Entity> {
-    let Value::Object(mut m) = v else {
-        return Err(definition("entity", "expected an object {name, key, kind, attributes, ...}"));
-    };
-    let name = m.get("name").and_then(Value::as_str).unwrap_or("?").to_string();
-    if let Some(Value::Object(attrs)) = m.get("attributes").cloned() {
-        let mut list = Vec::with_capacity(attrs.len());
-        for (attr, spec) in attrs {
-            let mut obj = match spec {
-                Value::String(t) => Map::from_iter([("type".to_string(), Value::String(t))]),
-                Value::Object(o) => o,
-                _ => {
-                    return Err(definition(
-                        &format!("entity {name}.attribute {attr}"),
-                        "expected a type string such as \"int64\" or an object {type, pii, nullable, ...}",
-                    ))
-                }
-            };
-            obj.insert("name".into(), Value::String(attr));
-            list.push(Value::Object(obj));
-        }
-        m.insert("attributes".into(), Value::Array(list));
-    }
-    serde_json::from_value(Value::Object(m)).map_err(|e| definition(&format!("entity {name}"), e.to_string()))
-}
-
-/// segkit `Entity` → JS plain object. Attributes come as an array `[{name, type, ...flags}]` in storage order
-/// (serde_json maps are sorted); index.js turns it into an object keyed by name, keeping that order.
+/// segkit `Entity` → JS plain object (attributes as an array in storage order, every flag explicit; index.js
+/// keys it by name).
 fn entity_to_js(e: &Entity) -> Value {
-    let attributes: Vec<Value> = e
-        .attributes
-        .iter()
-        .map(|a| {
-            let mut o = Map::new();
-            o.insert("name".into(), Value::String(a.name.clone()));
-            o.insert("type".into(), Value::String(a.data_type.to_string()));
-            o.insert("nullable".into(), Value::Bool(a.nullable && e.key.as_deref() != Some(a.name.as_str())));
-            o.insert("filterable".into(), Value::Bool(a.filterable));
-            o.insert("pii".into(), Value::Bool(a.pii));
-            o.insert("indexed".into(), Value::Bool(a.indexed));
-            if let Some(d) = &a.description {
-                o.insert("description".into(), Value::String(d.clone()));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    let links: Vec<Value> = e
-        .links
-        .iter()
-        .map(|l| {
-            let mut o = Map::new();
-            o.insert("attribute".into(), Value::String(l.attribute.clone()));
-            o.insert("entity".into(), Value::String(l.entity.clone()));
-            if let Some(t) = &l.target {
-                o.insert("target".into(), Value::String(t.clone()));
-            }
-            Value::Object(o)
-        })
-        .collect();
-    let mut o = Map::new();
-    o.insert("name".into(), Value::String(e.name.clone()));
-    o.insert("kind".into(), Value::String(e.kind.to_string()));
-    o.insert("key".into(), e.key.clone().map(Value::String).unwrap_or(Value::Null));
-    o.insert("timestamp".into(), e.timestamp.clone().map(Value::String).unwrap_or(Value::Null));
-    o.insert("attributes".into(), Value::Array(attributes));
-    o.insert("links".into(), Value::Array(links));
-    o.insert("description".into(), e.description.clone().map(Value::String).unwrap_or(Value::Null));
-    Value::Object(o)
+    segkit::spec::entity::explicit_json(e)
 }
 
-fn segment_to_js(s: &SegmentDefinition) -> Result<Value> {
+/// A segment as the JSON text of a plain object (text, not a napi value: napi converts at most 1,000,000 JSON
+/// values, and a rule may hold 10,000,000 list values); index.js parses it.
+fn segment_to_js(s: &SegmentDefinition) -> Result<String> {
     let mut v = serde_json::to_value(s).js()?;
     if let Value::Object(m) = &mut v {
         m.entry("description").or_insert(Value::Null);
         m.entry("split").or_insert(Value::Null);
     }
-    Ok(v)
-}
-
-fn options_from_js(v: Option<Value>) -> Result<IngestOptions> {
-    let mut opts = IngestOptions::default();
-    let Some(v) = v else { return Ok(opts) };
-    let Value::Object(m) = v else {
-        return Err(invalid("ingest options must be an object {mapping, mode}"));
-    };
-    for (k, v) in m {
-        match (k.as_str(), v) {
-            (_, Value::Null) => {}
-            ("mapping", v) => opts = opts.mapping(Mapping::from_json(&v).js()?),
-            ("mode", Value::String(s)) => opts = opts.mode(s.parse::<IngestMode>().js()?),
-            ("mode", _) => {
-                return Err(invalid("ingest option `mode` must be \"append\", \"upsert\" or \"full_refresh\""))
-            }
-            (other, _) => return Err(invalid(format!("unknown ingest option `{other}` (expected mapping, mode)"))),
-        }
-    }
-    Ok(opts)
+    Ok(v.to_string())
 }
 
 // ---------------------------------------------------------------------------------------------- Arrow
 
 fn to_ipc(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Buffer> {
-    let mut out = Vec::new();
-    {
-        let mut w = StreamWriter::try_new(&mut out, schema).js()?;
-        for b in batches {
-            w.write(b).js()?;
-        }
-        w.finish().js()?;
-    }
-    Ok(out.into())
+    Ok(segkit::encode::to_ipc_stream(schema, batches).js()?.into())
 }
 
 pub(crate) fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    if bytes.starts_with(b"ARROW1") {
-        let r = FileReader::try_new(Cursor::new(bytes), None).js()?;
-        let schema = r.schema();
-        let batches = r.collect::<std::result::Result<Vec<_>, _>>().js()?;
-        Ok((schema, batches))
-    } else {
-        let r = StreamReader::try_new(Cursor::new(bytes), None).js()?;
-        let schema = r.schema();
-        let batches = r.collect::<std::result::Result<Vec<_>, _>>().js()?;
-        Ok((schema, batches))
+    segkit::encode::from_ipc(bytes).js()
+}
+
+/// The options of one ingest (`segkit::spec::IngestSpec`, as JSON text from index.js).
+fn ingest_options(options_json: Option<String>) -> Result<IngestOptions> {
+    match options_json {
+        None => Ok(IngestOptions::default()),
+        Some(t) => segkit::spec::from_json_text::<IngestSpec>(&t).and_then(IngestSpec::into_options).js(),
     }
 }
 
-/// Plain JS objects, as the JSON text of an array, → a source (non-objects become quarantined rows).
+/// A segment spec (`segkit::spec::SegmentSpec`, as JSON text from index.js) → its definition.
+fn segment_definition(spec_json: &str) -> Result<SegmentDefinition> {
+    segkit::spec::from_json_text::<SegmentSpec>(spec_json).and_then(SegmentSpec::into_definition).js()
+}
+
+/// Runs the body of a synchronous native call so that a Rust panic becomes an `InternalError` in JS (a panic
+/// unwinding out of a napi callback would abort the process). Async calls are covered by napi itself, which
+/// rejects with "Panic in async function"; index.js maps both.
+fn guard<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| {
+        let what = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_string());
+        let message = format!("internal error (a Rust panic inside segkit; please report it): {what}");
+        let payload = serde_json::json!({ "kind": "internal", "causes": [message] });
+        Err(napi::Error::new(napi::Status::GenericFailure, format!("{ERROR_PREFIX}{payload}")))
+    })
+}
+
+/// Plain JS objects, as the JSON text of an array, → a source (non-objects become quarantined rows). Rows nest
+/// at most `MAX_RULE_DEPTH` levels, as from Python.
 fn records_source(json: &str) -> Result<Arc<dyn segkit::Source>> {
-    let rows: Vec<Value> =
-        serde_json::from_str(json).map_err(|e| invalid(format!("records are not a JSON array: {e}")))?;
+    let rows: Value = serde_json::from_str(json).map_err(|e| {
+        if e.to_string().starts_with("recursion limit exceeded") {
+            to_napi(segkit::limits::value_depth_error("ingested rows"))
+        } else {
+            invalid(format!("records are not a JSON array: {e}"))
+        }
+    })?;
+    segkit::limits::check_value_depth(&rows, "ingested rows").js()?;
+    let Value::Array(rows) = rows else { return Err(invalid("records are not a JSON array")) };
     if rows.is_empty() {
         return Err(invalid("no records to ingest"));
     }
@@ -282,20 +210,6 @@ fn keys_to_js(b: &RecordBatch) -> Vec<JsKey> {
     }
 }
 
-/// Rows as the JSON text of an array of objects (columns in order; index.js parses it).
-fn batch_to_rows(b: &RecordBatch) -> Result<String> {
-    let mut w = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
-    w.write(b).js()?;
-    w.finish().js()?;
-    let bytes = w.into_inner();
-    if bytes.is_empty() {
-        return Ok("[]".into());
-    }
-    String::from_utf8(bytes).map_err(|e| invalid(e.to_string()))
-}
-
 // ---------------------------------------------------------------------------------------------- Workspace
 
 /// Awaits a core future; kept as one place to adapt core futures to napi's `Send + 'static` bound.
@@ -318,29 +232,6 @@ fn ingest_on_runtime(
     let ws = ws.clone();
     let entity = entity.to_string();
     on_runtime(move || async move { ws.ingest_with(&entity, source.as_ref(), opts, &control).await })
-}
-
-fn segment_definition(
-    name: String,
-    entity: String,
-    rule_json: &str,
-    dialect: Option<String>,
-    description: Option<String>,
-    split: Option<Value>,
-) -> Result<SegmentDefinition> {
-    let dialect: Dialect = dialect.as_deref().unwrap_or("auto").parse().js()?;
-    let split: Option<segkit::Split> = match split {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value(v).map_err(|e| {
-            to_napi(CoreError::Definition { path: format!("segment {name}.split"), message: e.to_string() })
-        })?),
-    };
-    let v = segkit::limits::parse_rule_text(rule_json).js()?;
-    let rule = Rule::parse(&v, dialect).js()?;
-    let mut def = SegmentDefinition::new(name, entity, rule);
-    def.description = description;
-    def.split = split;
-    Ok(def)
 }
 
 /// The result of `Workspace.dryRun`.
@@ -380,10 +271,31 @@ pub fn max_rule_depth() -> u32 {
     segkit::limits::MAX_RULE_DEPTH as u32
 }
 
+/// The bounds core enforces on rules (`segkit::limits`), camelCased: `{maxRuleDepth, maxRuleNodes, …}`.
+#[napi]
+pub fn rule_limits() -> Value {
+    use segkit::limits::*;
+    serde_json::json!({
+        "maxRuleDepth": MAX_RULE_DEPTH,
+        "maxRuleNodes": MAX_RULE_NODES,
+        "maxRuleListValues": MAX_RULE_LIST_VALUES,
+        "maxRuleStringBytes": MAX_RULE_STRING_BYTES,
+        "maxRegexPatternBytes": MAX_REGEX_PATTERN_BYTES,
+        "maxRegexProgramBytes": MAX_REGEX_PROGRAM_BYTES,
+    })
+}
+
 /// Test hook: panics inside an async native call, to check that it reaches JS as an error (not an abort or a hang).
 #[napi(js_name = "__panicInTask")]
 pub async fn panic_in_task(message: String) -> Result<()> {
     panic!("{message}")
+}
+
+/// Test hook: panics inside a synchronous native call, to check that it reaches JS as an `InternalError` (not an
+/// abort).
+#[napi(js_name = "__panicSync")]
+pub fn panic_sync(message: String) -> Result<()> {
+    guard(|| panic!("{message}"))
 }
 
 #[napi]
@@ -431,17 +343,19 @@ impl NativeWorkspace {
     /// Sets the IANA time zone calendar windows count in.
     #[napi]
     pub fn set_time_zone(&self, name: String) -> Result<()> {
-        self.inner.set_time_zone(&name).js()
+        guard(|| self.inner.set_time_zone(&name).js())
     }
 
     /// Fixes "now" at an RFC 3339 instant, or goes back to the system clock with `null`.
     #[napi]
     pub fn set_clock(&self, instant: Option<String>) -> Result<()> {
-        match instant {
-            Some(s) => self.inner.set_clock(Arc::new(segkit::FixedClock::parse(&s).js()?)),
-            None => self.inner.set_clock(Arc::new(segkit::SystemClock)),
-        }
-        Ok(())
+        guard(|| {
+            match instant {
+                Some(s) => self.inner.set_clock(Arc::new(segkit::FixedClock::parse(&s).js()?)),
+                None => self.inner.set_clock(Arc::new(segkit::SystemClock)),
+            }
+            Ok(())
+        })
     }
 
     /// The current instant of the workspace clock (RFC 3339).
@@ -450,21 +364,23 @@ impl NativeWorkspace {
         self.inner.now().to_rfc3339()
     }
 
+    /// Defines (or evolves) an entity from its spec (`segkit::spec::EntitySpec`) as JSON text, which keeps the
+    /// attribute order.
     #[napi]
-    pub async fn define_entity(&self, definition: Value) -> Result<Value> {
-        let e = entity_from_js(definition)?;
+    pub async fn define_entity(&self, spec_json: String) -> Result<Value> {
+        let e = segkit::spec::from_json_text::<EntitySpec>(&spec_json).and_then(EntitySpec::into_entity).js()?;
         let e = self.inner.define_entity(e).await.js()?;
         Ok(entity_to_js(&e))
     }
 
     #[napi]
     pub fn entity(&self, name: String) -> Result<Value> {
-        Ok(entity_to_js(&self.inner.entity(&name).js()?))
+        guard(|| Ok(entity_to_js(&self.inner.entity(&name).js()?)))
     }
 
     #[napi]
     pub fn entities(&self) -> Result<Vec<Value>> {
-        Ok(self.inner.entities().js()?.iter().map(entity_to_js).collect())
+        guard(|| Ok(self.inner.entities().js()?.iter().map(entity_to_js).collect()))
     }
 
     /// Ingests from a path or URL (format from the extension).
@@ -473,11 +389,11 @@ impl NativeWorkspace {
         &self,
         entity: String,
         location: String,
-        options: Option<Value>,
+        options_json: Option<String>,
         on_progress: Option<sources::ProgressFn>,
         cancel: Option<u32>,
     ) -> Result<Value> {
-        let opts = options_from_js(options)?;
+        let opts = ingest_options(options_json)?;
         let control = sources::control(on_progress, cancel)?;
         let source = segkit_connectors::open(&location).js()?;
         let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
@@ -494,11 +410,11 @@ impl NativeWorkspace {
         schema_fn: source::SchemaFn,
         open_fn: source::OpenFn,
         next_fn: source::NextFn,
-        options: Option<Value>,
+        options_json: Option<String>,
         on_progress: Option<sources::ProgressFn>,
         cancel: Option<u32>,
     ) -> Result<Value> {
-        let opts = options_from_js(options)?;
+        let opts = ingest_options(options_json)?;
         let control = sources::control(on_progress, cancel)?;
         let source: Arc<dyn segkit::Source> = Arc::new(source::JsSource::new(name, schema_fn, open_fn, next_fn));
         let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
@@ -511,11 +427,11 @@ impl NativeWorkspace {
         &self,
         entity: String,
         config: Value,
-        options: Option<Value>,
+        options_json: Option<String>,
         on_progress: Option<sources::ProgressFn>,
         cancel: Option<u32>,
     ) -> Result<Value> {
-        let opts = options_from_js(options)?;
+        let opts = ingest_options(options_json)?;
         let control = sources::control(on_progress, cancel)?;
         let source = segkit_connectors::from_config(&config).js()?;
         let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
@@ -528,11 +444,11 @@ impl NativeWorkspace {
         &self,
         entity: String,
         data: Buffer,
-        options: Option<Value>,
+        options_json: Option<String>,
         on_progress: Option<sources::ProgressFn>,
         cancel: Option<u32>,
     ) -> Result<Value> {
-        let opts = options_from_js(options)?;
+        let opts = ingest_options(options_json)?;
         let control = sources::control(on_progress, cancel)?;
         let (schema, mut batches) = from_ipc(&data)?;
         if batches.is_empty() {
@@ -549,11 +465,11 @@ impl NativeWorkspace {
         &self,
         entity: String,
         records_json: String,
-        options: Option<Value>,
+        options_json: Option<String>,
         on_progress: Option<sources::ProgressFn>,
         cancel: Option<u32>,
     ) -> Result<Value> {
-        let opts = options_from_js(options)?;
+        let opts = ingest_options(options_json)?;
         let control = sources::control(on_progress, cancel)?;
         let source = records_source(&records_json)?;
         let report = ingest_on_runtime(&self.inner, &entity, source, opts, control).await.js()?;
@@ -563,12 +479,14 @@ impl NativeWorkspace {
     /// Past ingest reports of an entity, oldest first.
     #[napi]
     pub fn ingest_history(&self, entity: String) -> Result<Vec<Value>> {
-        self.inner
-            .ingest_history(&entity)
-            .js()?
-            .into_iter()
-            .map(|r| Ok(camel_keys(serde_json::to_value(r).js()?)))
-            .collect()
+        guard(|| {
+            self.inner
+                .ingest_history(&entity)
+                .js()?
+                .into_iter()
+                .map(|r| Ok(camel_keys(serde_json::to_value(r).js()?)))
+                .collect()
+        })
     }
 
     /// Quarantined rows as an Arrow IPC stream.
@@ -591,33 +509,25 @@ impl NativeWorkspace {
         Ok(camel_keys(serde_json::to_value(report).js()?))
     }
 
-    /// Defines a segment; `rule` is JSON text, `dialect` auto/segkit/querybuilder/jsonlogic.
+    /// Defines a segment from its spec (`segkit::spec::SegmentSpec`) as JSON text.
     #[napi]
-    #[allow(clippy::too_many_arguments)] // positional arguments of the JS wrapper
-    pub async fn define_segment(
-        &self,
-        name: String,
-        entity: String,
-        rule_json: String,
-        dialect: Option<String>,
-        description: Option<String>,
-        split: Option<Value>,
-        keep_runs: Option<u32>,
-    ) -> Result<Value> {
-        let mut def = segment_definition(name, entity, &rule_json, dialect, description, split)?;
-        def.keep_runs = keep_runs;
+    pub async fn define_segment(&self, spec_json: String) -> Result<String> {
+        let def = segment_definition(&spec_json)?;
         let def = self.inner.define_segment(def).await.js()?;
         segment_to_js(&def)
     }
 
     #[napi]
-    pub fn segment(&self, name: String) -> Result<Value> {
-        segment_to_js(&self.inner.segment(&name).js()?)
+    pub fn segment(&self, name: String) -> Result<String> {
+        guard(|| segment_to_js(&self.inner.segment(&name).js()?))
     }
 
     #[napi]
-    pub fn segments(&self) -> Result<Vec<Value>> {
-        self.inner.segments().js()?.iter().map(segment_to_js).collect()
+    pub fn segments(&self) -> Result<String> {
+        guard(|| {
+            let all = self.inner.segments().js()?.iter().map(segment_to_js).collect::<Result<Vec<_>>>()?;
+            Ok(format!("[{}]", all.join(",")))
+        })
     }
 
     #[napi]
@@ -648,7 +558,7 @@ impl NativeWorkspace {
     #[napi]
     pub async fn preview_rows(&self, name: String, n: u32) -> Result<String> {
         let b = self.inner.preview(&name, n as usize).await.js()?;
-        batch_to_rows(&b)
+        segkit::encode::to_json_rows(std::slice::from_ref(&b)).js()
     }
 
     /// Stored member keys of the latest run (or run `run`) as an Arrow IPC stream.
@@ -660,15 +570,8 @@ impl NativeWorkspace {
 
     /// Evaluates an edited (or new) segment without saving anything.
     #[napi]
-    pub async fn dry_run(
-        &self,
-        name: String,
-        entity: String,
-        rule_json: String,
-        dialect: Option<String>,
-        split: Option<Value>,
-    ) -> Result<DryRunResult> {
-        let def = segment_definition(name, entity, &rule_json, dialect, None, split)?;
+    pub async fn dry_run(&self, spec_json: String) -> Result<DryRunResult> {
+        let def = segment_definition(&spec_json)?;
         let d = self.inner.dry_run(def).await.js()?;
         Ok(DryRunResult {
             count: d.count as f64,
@@ -708,7 +611,9 @@ impl NativeWorkspace {
     /// The run history of a segment, oldest first.
     #[napi]
     pub fn runs(&self, name: String) -> Result<Vec<Value>> {
-        self.inner.runs(&name).js()?.into_iter().map(|r| Ok(camel_keys(serde_json::to_value(r).js()?))).collect()
+        guard(|| {
+            self.inner.runs(&name).js()?.into_iter().map(|r| Ok(camel_keys(serde_json::to_value(r).js()?))).collect()
+        })
     }
 
     /// Runs SQL over the entity tables; the result as an Arrow IPC stream (typed even when empty).
@@ -769,15 +674,15 @@ impl NativeSegmentRun {
     }
     #[napi]
     pub fn members_ipc(&self) -> Result<Buffer> {
-        to_ipc(&self.run.members.schema(), std::slice::from_ref(&self.run.members))
+        guard(|| to_ipc(&self.run.members.schema(), std::slice::from_ref(&self.run.members)))
     }
     #[napi]
     pub fn entered_ipc(&self) -> Result<Buffer> {
-        to_ipc(&self.run.entered.schema(), std::slice::from_ref(&self.run.entered))
+        guard(|| to_ipc(&self.run.entered.schema(), std::slice::from_ref(&self.run.entered)))
     }
     #[napi]
     pub fn exited_ipc(&self) -> Result<Buffer> {
-        to_ipc(&self.run.exited.schema(), std::slice::from_ref(&self.run.exited))
+        guard(|| to_ipc(&self.run.exited.schema(), std::slice::from_ref(&self.run.exited)))
     }
 }
 

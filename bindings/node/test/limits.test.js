@@ -123,3 +123,92 @@ test('a panic in an async native call is an InternalError, not an abort', async 
   const ws = await users();
   assert.equal(ws.entities().length, 1);
 });
+
+test('a panic in a synchronous native call is an InternalError, not an abort', () => {
+  const { InternalError, __panicSync } = require('..');
+  for (let k = 0; k < 2; k++) {
+    assert.throws(() => __panicSync('boom in a sync call'), (e) => {
+      assert.ok(e instanceof InternalError, `got ${e && e.name}: ${e && e.message}`);
+      assert.equal(e.kind, 'internal');
+      assert.match(e.message, /^internal error \(a Rust panic inside segkit; please report it\): boom in a sync call$/);
+      assert.deepEqual(e.causes, [e.message]);
+      return true;
+    });
+  }
+});
+
+// ---- the other rule limits (core: MAX_RULE_NODES, MAX_RULE_LIST_VALUES, MAX_RULE_STRING_BYTES, regex sizes)
+
+function limitError(name, pattern) {
+  return (e) => {
+    assert.ok(e instanceof RuleError, `got ${e && e.name}: ${e && e.message}`);
+    assert.equal(e.kind, 'rule');
+    assert.match(e.message, pattern);
+    assert.match(e.message, new RegExp(name));
+    return true;
+  };
+}
+
+/** A rule of exactly `nodes` objects: one `or` group and `nodes - 1` conditions (age = 0, 1, 2, …). */
+const orOf = (nodes) => ({ or: Array.from({ length: nodes - 1 }, (_, i) => ({ attribute: 'age', op: 'eq', value: i })) });
+const inList = (values) => ({ attribute: 'age', op: 'in', value: Array.from({ length: values }, (_, i) => i) });
+const eqString = (n) => ({ attribute: 'name', op: 'eq', value: 'C'.repeat(n) });
+const matches = (pattern) => ({ attribute: 'name', op: 'matches', value: pattern });
+
+test('rule nodes: at and below the limit work, past it is a RuleError naming MAX_RULE_NODES', async () => {
+  const ws = await users();
+  for (const n of [limits.maxRuleNodes - 1, limits.maxRuleNodes]) {
+    await ws.defineSegment('wide', { entity: 'user', rule: orOf(n) });
+    assert.equal(await ws.count('wide'), 5);
+  }
+  for (const n of [limits.maxRuleNodes + 1, 10 * limits.maxRuleNodes]) {
+    const err = limitError('MAX_RULE_NODES', new RegExp(`more than ${limits.maxRuleNodes} conditions`));
+    await assert.rejects(ws.defineSegment('wide2', { entity: 'user', rule: orOf(n) }), err);
+    await assert.rejects(ws.dryRun('wide2', { entity: 'user', rule: JSON.stringify(orOf(n)) }), err);
+  }
+});
+
+test('list values: at and below the limit work, past it is a RuleError naming MAX_RULE_LIST_VALUES', async () => {
+  const ws = await users();
+  for (const n of [limits.maxRuleListValues - 1, limits.maxRuleListValues]) {
+    await ws.defineSegment('long', { entity: 'user', rule: inList(n) });
+    assert.equal(await ws.count('long'), 5);
+  }
+  for (const n of [limits.maxRuleListValues + 1, limits.maxRuleListValues + 2000000]) {
+    const err = limitError('MAX_RULE_LIST_VALUES', new RegExp(`more than ${limits.maxRuleListValues} list values`));
+    await assert.rejects(ws.defineSegment('long2', { entity: 'user', rule: inList(n) }), err);
+  }
+});
+
+test('strings: at and below the limit pass it, past it is a RuleError naming MAX_RULE_STRING_BYTES', async () => {
+  const ws = await users();
+  await ws.defineEntity({ name: 'person', key: 'id', attributes: { id: 'int64', name: 'string' } });
+  await ws.ingest('person', [{ id: 1, name: 'CN' }, { id: 2, name: 'DE' }, { id: 3, name: 'US' }]);
+  for (const n of [limits.maxRuleStringBytes - 1, limits.maxRuleStringBytes]) {
+    await ws.defineSegment('str', { entity: 'person', rule: { attribute: 'name', op: 'eq', value: 'C'.repeat(n) } });
+    assert.equal(await ws.count('str'), 0);
+  }
+  for (const n of [limits.maxRuleStringBytes + 1, 100 * limits.maxRuleStringBytes]) {
+    const err = limitError('MAX_RULE_STRING_BYTES', new RegExp(`bytes, longer than ${limits.maxRuleStringBytes}`));
+    await assert.rejects(ws.defineSegment('str2', { entity: 'person', rule: eqString(n) }), err);
+    await assert.rejects(ws.defineSegment('str2', { entity: 'person', rule: JSON.stringify(eqString(n)) }), err);
+  }
+  // Regex patterns: verbose mode ignores the padding, so the pattern is exactly n bytes and matches CN and DE.
+  for (const n of [limits.maxRegexPatternBytes - 1, limits.maxRegexPatternBytes]) {
+    const pattern = '(?x)^(CN|DE)$'.padEnd(n);
+    assert.equal(Buffer.byteLength(pattern), n);
+    await ws.defineSegment('re', { entity: 'person', rule: matches(pattern) });
+    assert.equal(await ws.count('re'), 2);
+  }
+  for (const n of [limits.maxRegexPatternBytes + 1, 60 * limits.maxRegexPatternBytes]) {
+    const err = limitError('MAX_REGEX_PATTERN_BYTES', new RegExp(`longer than ${limits.maxRegexPatternBytes}`));
+    await assert.rejects(ws.defineSegment('re2', { entity: 'person', rule: matches('a'.repeat(n)) }), err);
+  }
+  // Regex programs: short patterns that compile huge (counted repetitions of a Unicode class).
+  for (const pattern of ['\\w{1000}\\w{1000}\\w{1000}', '\\w{1000}'.repeat(20), '\\w{100000}']) {
+    const err = limitError('MAX_REGEX_PROGRAM_BYTES', new RegExp(`more than ${limits.maxRegexProgramBytes} bytes`));
+    await assert.rejects(ws.defineSegment('re3', { entity: 'person', rule: matches(pattern) }), err);
+  }
+  await ws.defineSegment('re4', { entity: 'person', rule: matches('^\\w{2}$') });
+  assert.equal(await ws.count('re4'), 3);
+});

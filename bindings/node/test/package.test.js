@@ -29,7 +29,7 @@ test('error classes: hierarchy, kind, code, causes', () => {
   assert.equal(e.code, 'SEGKIT_RULE');
   assert.deepEqual(e.causes, ['boom']);
   // Native error payloads become the matching class with the whole chain in the message.
-  const native = new Error('__segkit_error__:' + JSON.stringify({ kind: 'storage', chain: ['i/o error: x', 'x'] }));
+  const native = new Error('__segkit_error__:' + JSON.stringify({ kind: 'storage', causes: ['i/o error: x', 'x'] }));
   const converted = segkit.convertError(native);
   assert.ok(converted instanceof segkit.StorageError);
   assert.equal(converted.kind, 'storage');

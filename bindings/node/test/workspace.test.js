@@ -442,11 +442,21 @@ describe('segments', () => {
       RuleError,
     );
     await assert.rejects(ws.defineSegment('bad3', { entity: 'user', rule: '{not json' }), RuleError);
-    await assert.rejects(ws.defineSegment('bad4', { entity: 'user', rule: 5 }), InvalidArgumentError);
+    await assert.rejects(ws.defineSegment('bad4', { entity: 'user', rule: 5 }), {
+      name: 'RuleError',
+      message: 'rule error at <root>: expected a rule object, found a number',
+    });
     await assert.rejects(
       ws.defineSegment('bad5', { entity: 'user', rule: { attribute: 'age', op: 'gt', value: 1 }, dialect: 'sql' }),
-      InvalidArgumentError,
+      {
+        name: 'DefinitionError',
+        message: 'invalid definition of segment.dialect: unknown rule dialect `sql`; expected auto, segkit, querybuilder or jsonlogic',
+      },
     );
+    await assert.rejects(ws.defineSegment('bad7', { entity: 'user', rule: { attribute: 'age', op: 'gt', value: 1 }, keepRun: 2 }), {
+      name: 'DefinitionError',
+      message: /^invalid definition of segment\.keepRun: unknown field `keepRun`/,
+    });
     await assert.rejects(ws.defineSegment('bad6', { entity: 'usr', rule: { attribute: 'age', op: 'gt', value: 1 } }), DefinitionError);
     assert.ok(!ws.segments().some((s) => s.name.startsWith('bad')));
   });

@@ -6,7 +6,11 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3_arrow::PyTable;
-use serde_json::{Map, Number, Value};
+use std::cell::RefCell;
+
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 use crate::error::invalid_argument;
 
@@ -15,71 +19,143 @@ use crate::error::invalid_argument;
 ///
 /// Nesting deeper than `segkit::limits::MAX_RULE_DEPTH` (dicts and lists) is refused before recursing further, so
 /// a 100,000-deep dict is an error, not a stack overflow (nor a too-deep `Value`, whose drop would recurse).
+///
+/// This is the conversion for rules (the depth error talks about the rule); use [`to_json_data`] for anything else.
 pub fn to_json(ob: &Bound<'_, PyAny>) -> PyResult<Value> {
-    to_json_at(ob, "", 1)
+    let err = RefCell::new(None);
+    serde_json::to_value(PyJson { ob, at: &Seg::Root, depth: 1, what: None, err: &err }).map_err(|e| take(&err, e))
 }
 
-fn to_json_at(ob: &Bound<'_, PyAny>, path: &str, depth: usize) -> PyResult<Value> {
-    let here = || {
-        if path.is_empty() {
-            "<root>".to_string()
-        } else {
-            path.to_string()
+/// [`to_json`] for data that is not a rule; nesting past the limit is an `InvalidArgumentError` naming `what`
+/// (`"ingested rows"`).
+pub fn to_json_data(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<Value> {
+    let err = RefCell::new(None);
+    serde_json::to_value(PyJson { ob, at: &Seg::Root, depth: 1, what: Some(what), err: &err })
+        .map_err(|e| take(&err, e))
+}
+
+/// [`to_json_data`] as JSON text, keeping the order of dict keys (a `Value` would sort them): what the request
+/// model in core parses (`segkit::spec::from_json_text`), e.g. an entity's attribute map in storage order.
+pub fn to_json_text(ob: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let err = RefCell::new(None);
+    serde_json::to_string(&PyJson { ob, at: &Seg::Root, depth: 1, what: Some(what), err: &err })
+        .map_err(|e| take(&err, e))
+}
+
+fn take(err: &RefCell<Option<PyErr>>, e: serde_json::Error) -> PyErr {
+    err.borrow_mut().take().unwrap_or_else(|| crate::error::to_py(segkit::Error::Json(e)))
+}
+
+/// Where a value sits, built only when an error needs it.
+enum Seg<'a> {
+    Root,
+    Key(&'a Seg<'a>, &'a str),
+    Index(&'a Seg<'a>, usize),
+}
+
+impl std::fmt::Display for Seg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seg::Root => f.write_str("<root>"),
+            Seg::Key(Seg::Root, k) => f.write_str(k),
+            Seg::Key(p, k) => write!(f, "{p}.{k}"),
+            Seg::Index(Seg::Root, i) => write!(f, "[{i}]"),
+            Seg::Index(p, i) => write!(f, "{p}[{i}]"),
         }
-    };
-    if ob.is_none() {
-        return Ok(Value::Null);
     }
-    if let Ok(b) = ob.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
-    }
-    if ob.is_instance_of::<PyInt>() {
-        if let Ok(i) = ob.extract::<i64>() {
-            return Ok(Value::Number(i.into()));
+}
+
+/// A Python object serialised as JSON; a conversion error is kept in `err` (serde's error type cannot hold it).
+struct PyJson<'a, 'py> {
+    ob: &'a Bound<'py, PyAny>,
+    at: &'a Seg<'a>,
+    depth: usize,
+    /// What is converted, for the depth error (`None`: a rule).
+    what: Option<&'a str>,
+    err: &'a RefCell<Option<PyErr>>,
+}
+
+impl Serialize for PyJson<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fail = |e: PyErr| -> S::Error {
+            *self.err.borrow_mut() = Some(e);
+            serde::ser::Error::custom("python conversion failed")
+        };
+        let ob = self.ob;
+        if ob.is_none() {
+            return s.serialize_unit();
         }
-        if let Ok(u) = ob.extract::<u64>() {
-            return Ok(Value::Number(u.into()));
+        if let Ok(b) = ob.cast::<PyBool>() {
+            return s.serialize_bool(b.is_true());
         }
-        return Err(invalid_argument(format!("integer at {} does not fit in 64 bits", here())));
-    }
-    if let Ok(f) = ob.cast::<PyFloat>() {
-        let v = f.value();
-        return Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| invalid_argument(format!("{v} at {} cannot be represented in JSON", here())));
-    }
-    if let Ok(s) = ob.cast::<PyString>() {
-        return Ok(Value::String(s.to_str()?.to_string()));
-    }
-    let container = ob.is_instance_of::<PyDict>() || ob.is_instance_of::<PyList>() || ob.is_instance_of::<PyTuple>();
-    if container && depth > segkit::limits::MAX_RULE_DEPTH {
-        return Err(crate::error::to_py(segkit::limits::depth_error()));
-    }
-    if let Ok(d) = ob.cast::<PyDict>() {
-        let mut m = Map::new();
-        for (k, v) in d.iter() {
-            let key: String =
-                k.extract().map_err(|_| PyTypeError::new_err(format!("dict keys must be str (at {})", here())))?;
-            let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-            m.insert(key, to_json_at(&v, &child, depth + 1)?);
+        if ob.is_instance_of::<PyInt>() {
+            if let Ok(i) = ob.extract::<i64>() {
+                return s.serialize_i64(i);
+            }
+            if let Ok(u) = ob.extract::<u64>() {
+                return s.serialize_u64(u);
+            }
+            return Err(fail(invalid_argument(format!("integer at {} does not fit in 64 bits", self.at))));
         }
-        return Ok(Value::Object(m));
-    }
-    if ob.is_instance_of::<PyList>() || ob.is_instance_of::<PyTuple>() {
-        let mut out = vec![];
-        for (i, v) in ob.try_iter()?.enumerate() {
-            out.push(to_json_at(&v?, &format!("{path}[{i}]"), depth + 1)?);
+        if let Ok(f) = ob.cast::<PyFloat>() {
+            let v = f.value();
+            if !v.is_finite() {
+                return Err(fail(invalid_argument(format!("{v} at {} cannot be represented in JSON", self.at))));
+            }
+            return s.serialize_f64(v);
         }
-        return Ok(Value::Array(out));
+        if let Ok(t) = ob.cast::<PyString>() {
+            return s.serialize_str(t.to_str().map_err(fail)?);
+        }
+        let is_dict = ob.is_instance_of::<PyDict>();
+        let is_list = ob.is_instance_of::<PyList>() || ob.is_instance_of::<PyTuple>();
+        if (is_dict || is_list) && self.depth > segkit::limits::MAX_RULE_DEPTH {
+            let e = match self.what {
+                None => segkit::limits::depth_error(),
+                Some(what) => segkit::limits::value_depth_error(what),
+            };
+            return Err(fail(crate::error::to_py(e)));
+        }
+        if let Ok(d) = ob.cast::<PyDict>() {
+            let mut m = s.serialize_map(Some(d.len()))?;
+            for (k, v) in d.iter() {
+                let key: String = k
+                    .extract()
+                    .map_err(|_| fail(PyTypeError::new_err(format!("dict keys must be str (at {})", self.at))))?;
+                let at = Seg::Key(self.at, &key);
+                m.serialize_entry(
+                    &key,
+                    &PyJson { ob: &v, at: &at, depth: self.depth + 1, what: self.what, err: self.err },
+                )?;
+            }
+            return m.end();
+        }
+        if is_list {
+            let n = ob.len().map_err(fail)?;
+            let mut q = s.serialize_seq(Some(n))?;
+            for (i, v) in ob.try_iter().map_err(fail)?.enumerate() {
+                let v = v.map_err(fail)?;
+                let at = Seg::Index(self.at, i);
+                q.serialize_element(&PyJson {
+                    ob: &v,
+                    at: &at,
+                    depth: self.depth + 1,
+                    what: self.what,
+                    err: self.err,
+                })?;
+            }
+            return q.end();
+        }
+        if ob.hasattr("isoformat").map_err(fail)? {
+            let text: String = ob.call_method0("isoformat").and_then(|t| t.extract()).map_err(fail)?;
+            return s.serialize_str(&text);
+        }
+        let type_name = ob.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into());
+        Err(fail(PyTypeError::new_err(format!(
+            "cannot convert {type_name} at {} to JSON (expected dict, list, str, int, float, bool, None or a date/datetime)",
+            self.at
+        ))))
     }
-    if ob.hasattr("isoformat")? {
-        return Ok(Value::String(ob.call_method0("isoformat")?.extract()?));
-    }
-    Err(PyTypeError::new_err(format!(
-        "cannot convert {} at {} to JSON (expected dict, list, str, int, float, bool, None or a date/datetime)",
-        ob.get_type().name()?,
-        here()
-    )))
 }
 
 /// Converts JSON to plain Python data.

@@ -1,7 +1,8 @@
 //! The one place where Rust errors become Python exceptions.
 //!
 //! `segkit::ErrorKind` picks the class; the message is the Rust cause chain, outermost first. The exception
-//! also carries `kind` (e.g. `"rule"`) and `chain` (list of messages) attributes.
+//! also carries `kind` (e.g. `"rule"`) and `causes` (the list of messages, outermost first) attributes — the same
+//! name as the Node error property.
 
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -76,7 +77,7 @@ pub fn to_py(err: segkit::Error) -> PyErr {
         let make = || -> PyResult<PyErr> {
             let exc = cls.call1((message.clone(),))?;
             exc.setattr("kind", kind.as_str())?;
-            exc.setattr("chain", chain.clone())?;
+            exc.setattr("causes", chain.clone())?;
             Ok(PyErr::from_value(exc))
         };
         make().unwrap_or_else(|e| e)
@@ -95,11 +96,18 @@ pub fn panic_to_py(payload: Box<dyn std::any::Any + Send>) -> PyErr {
         let make = || -> PyResult<PyErr> {
             let exc = py.get_type::<InternalError>().call1((message.clone(),))?;
             exc.setattr("kind", "internal")?;
-            exc.setattr("chain", vec![message.clone()])?;
+            exc.setattr("causes", vec![message.clone()])?;
             Ok(PyErr::from_value(exc))
         };
         make().unwrap_or_else(|e| e)
     })
+}
+
+/// Runs the body of a synchronous native call so that a Rust panic in it becomes `InternalError` (a
+/// `SegkitError`); left to pyo3 it would be `PanicException`, a `BaseException` that `except Exception` misses.
+/// (Calls that wait on the runtime map panics of their tasks in [`crate::runtime::wait_for_future`].)
+pub fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panic_to_py(p)))
 }
 
 /// An `InvalidArgumentError` with `message` (for bad input detected in the binding itself).

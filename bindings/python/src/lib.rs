@@ -17,11 +17,17 @@ mod workspace;
 fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_RULE_DEPTH", segkit::limits::MAX_RULE_DEPTH)?;
+    m.add("MAX_RULE_NODES", segkit::limits::MAX_RULE_NODES)?;
+    m.add("MAX_RULE_LIST_VALUES", segkit::limits::MAX_RULE_LIST_VALUES)?;
+    m.add("MAX_RULE_STRING_BYTES", segkit::limits::MAX_RULE_STRING_BYTES)?;
+    m.add("MAX_REGEX_PATTERN_BYTES", segkit::limits::MAX_REGEX_PATTERN_BYTES)?;
+    m.add("MAX_REGEX_PROGRAM_BYTES", segkit::limits::MAX_REGEX_PROGRAM_BYTES)?;
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;
     m.add_function(wrap_pyfunction!(infer_entity, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_sync, m)?)?;
     error::register(m)?;
     Ok(())
 }
@@ -31,9 +37,18 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
 #[pyfunction]
 fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
     use error::IntoPy;
-    let source = source::resolve(source)?;
-    runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
-        .py()
+    error::guard(|| {
+        let source = source::resolve(source)?;
+        runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
+            .py()
+    })
+}
+
+/// Test hook: panics in a synchronous native call (no runtime involved), through the same guard as every
+/// synchronous method, so tests can check that it surfaces as `InternalError` rather than `PanicException`.
+#[pyfunction]
+fn _panic_sync(message: String) -> PyResult<()> {
+    error::guard(|| -> PyResult<()> { panic!("{message}") })
 }
 
 /// Proposes an entity definition from a sample of `source` (anything `Workspace.ingest` accepts: a path, a

@@ -168,7 +168,7 @@ fn next_piece(
     let item = item.map_err(describe)?;
     if item.cast::<pyo3::types::PyList>().is_ok() {
         // A page of records (dicts), decoded against the declared schema.
-        let rows = match crate::convert::to_json(&item).map_err(describe)? {
+        let rows = match crate::convert::to_json_data(&item, "ingested rows").map_err(describe)? {
             serde_json::Value::Array(rows) => rows,
             _ => unreachable!("a list converts to a JSON array"),
         };
@@ -204,7 +204,7 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
         return segkit_connectors::open(&s).py();
     }
     if let Ok(d) = source.cast::<PyDict>() {
-        let config = crate::convert::to_json(d.as_any())?;
+        let config = crate::convert::to_json_data(d.as_any(), "source config")?;
         return segkit_connectors::from_config(&config).py();
     }
     if source.hasattr("__arrow_c_stream__")? || source.hasattr("__arrow_c_array__")? {

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use futures::TryStreamExt;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3_arrow::PyTable;
-use segkit::rules::{Dialect, Rule};
-use segkit::{
-    Entity, FixedClock, IngestMode, IngestOptions, Mapping, SegmentDefinition, SystemClock, WorkspaceOptions,
-};
+use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
+use segkit::{FixedClock, SegmentDefinition, SystemClock, WorkspaceOptions};
+use serde_json::Value;
 
-use crate::convert::{batch_table, table, to_json, to_py};
+use crate::convert::{batch_table, table, to_json, to_json_data, to_json_text, to_py};
 use crate::error::IntoPy;
 use crate::runtime::{wait_cancellable, wait_for_future};
 
@@ -23,9 +23,25 @@ pub struct PyWorkspace {
     ws: segkit::Workspace,
 }
 
-fn parse_as<T: serde::de::DeserializeOwned>(value: serde_json::Value, path: &str) -> PyResult<T> {
-    serde_json::from_value(value)
-        .map_err(|e| segkit::Error::Definition { path: path.to_string(), message: e.to_string() })
+/// A dict of spec fields → the JSON object core's request model parses: each field converted on its own (so a
+/// rule's nesting is counted from the rule), `None` meaning "not given", a `str` rule kept as its JSON text.
+/// `what` names the spec in depth errors of fields other than `rule`.
+fn spec_object(spec: &Bound<'_, PyDict>, what: &str) -> PyResult<Value> {
+    let mut m = serde_json::Map::new();
+    for (k, v) in spec.iter() {
+        let k: String = k.extract()?;
+        if v.is_none() {
+            continue;
+        }
+        let v = if k == "rule" { to_json(&v)? } else { to_json_data(&v, &format!("{what} field `{k}`"))? };
+        m.insert(k, v);
+    }
+    Ok(Value::Object(m))
+}
+
+fn segment_definition(spec: &Bound<'_, PyDict>) -> PyResult<SegmentDefinition> {
+    segkit::spec::from_value::<SegmentSpec>(spec_object(spec, "segment spec")?)
+        .and_then(SegmentSpec::into_definition)
         .py()
 }
 
@@ -39,16 +55,18 @@ impl PyWorkspace {
         store_url: Option<String>,
         store_options: Option<HashMap<String, String>>,
     ) -> PyResult<Self> {
-        let mut options = WorkspaceOptions::default();
-        if let Some(url) = store_url {
-            options = options.store_url(url);
-        }
-        let mut store_options: Vec<(String, String)> = store_options.unwrap_or_default().into_iter().collect();
-        store_options.sort();
-        options.store_options = store_options;
-        options.source_factory = Some(crate::sources::factory());
-        let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
-        Ok(PyWorkspace { ws })
+        crate::error::guard(|| {
+            let mut options = WorkspaceOptions::default();
+            if let Some(url) = store_url {
+                options = options.store_url(url);
+            }
+            let mut store_options: Vec<(String, String)> = store_options.unwrap_or_default().into_iter().collect();
+            store_options.sort();
+            options.store_options = store_options;
+            options.source_factory = Some(crate::sources::factory());
+            let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
+            Ok(PyWorkspace { ws })
+        })
     }
 
     #[getter]
@@ -59,16 +77,18 @@ impl PyWorkspace {
     /// `instant`: RFC 3339 text, or None for the system clock.
     #[pyo3(signature = (instant=None))]
     fn set_clock(&self, instant: Option<&str>) -> PyResult<()> {
-        match instant {
-            None => self.ws.set_clock(Arc::new(SystemClock)),
-            Some(s) => self.ws.set_clock(Arc::new(FixedClock::parse(s).py()?)),
-        }
-        Ok(())
+        crate::error::guard(|| {
+            match instant {
+                None => self.ws.set_clock(Arc::new(SystemClock)),
+                Some(s) => self.ws.set_clock(Arc::new(FixedClock::parse(s).py()?)),
+            }
+            Ok(())
+        })
     }
 
     /// Sets the IANA time zone calendar windows count in.
     fn set_time_zone(&self, name: &str) -> PyResult<()> {
-        self.ws.set_time_zone(name).py()
+        crate::error::guard(|| self.ws.set_time_zone(name).py())
     }
 
     /// The workspace clock's current instant (RFC 3339).
@@ -78,76 +98,84 @@ impl PyWorkspace {
 
     // -------------------------------------------------------------------------------------------- entities
 
-    /// `definition`: an entity in segkit's serde form (`name`, `kind`, `key`, `timestamp`, `links`,
-    /// `attributes: [{name, type, nullable, filterable, pii, indexed, description}]`, `description`).
+    /// `definition`: an entity spec (`segkit::spec::EntitySpec`: `name`, `kind`, `key`, `timestamp`, `links`,
+    /// `attributes` as a dict of name → type or `{type, pii, …}` or a list of `{name, type, …}`, `description`).
     fn define_entity<'py>(&self, py: Python<'py>, definition: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let v = to_json(definition)?;
-        let name = v.get("name").and_then(|n| n.as_str()).unwrap_or("?").to_string();
-        let entity: Entity = parse_as(v, &format!("entity {name}"))?;
-        let ws = self.ws.clone();
-        let out = wait_for_future(py, move || async move { ws.define_entity(entity).await })?.py()?;
-        to_py(py, &out)
+        crate::error::guard(|| {
+            let text = to_json_text(definition, "entity spec")?;
+            let entity = segkit::spec::from_json_text::<EntitySpec>(&text).and_then(EntitySpec::into_entity).py()?;
+            let ws = self.ws.clone();
+            let out = wait_for_future(py, move || async move { ws.define_entity(entity).await })?.py()?;
+            to_py(py, &out)
+        })
     }
 
     fn entity<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let e = py.detach(|| self.ws.entity(name)).py()?;
-        to_py(py, &e)
+        crate::error::guard(|| {
+            let e = py.detach(|| self.ws.entity(name)).py()?;
+            to_py(py, &e)
+        })
     }
 
     fn entities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let e = py.detach(|| self.ws.entities()).py()?;
-        to_py(py, &e)
+        crate::error::guard(|| {
+            let e = py.detach(|| self.ws.entities()).py()?;
+            to_py(py, &e)
+        })
     }
 
     // -------------------------------------------------------------------------------------------- ingest
 
-    /// `source`: a path or URL, a connector config dict, or an Arrow PyCapsule exporter.
-    #[pyo3(signature = (entity, source, mapping=None, mode=None))]
+    /// `source`: a path or URL, a connector config dict, or an Arrow PyCapsule exporter. `options`: an ingest
+    /// spec (`segkit::spec::IngestSpec`: `mapping`, `mode`).
     fn ingest<'py>(
         &self,
         py: Python<'py>,
         entity: String,
         source: &Bound<'py, PyAny>,
-        mapping: Option<&Bound<'py, PyAny>>,
-        mode: Option<&str>,
+        options: &Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut options = IngestOptions::default();
-        if let Some(m) = mapping {
-            if !m.is_none() {
-                options = options.mapping(Mapping::from_json(&to_json(m)?).py()?);
-            }
-        }
-        if let Some(m) = mode {
-            options = options.mode(m.parse::<IngestMode>().py()?);
-        }
-        let source = crate::source::resolve(source)?;
-        let ws = self.ws.clone();
-        let report =
-            wait_for_future(py, move || async move { ws.ingest(&entity, source.as_ref(), options).await })?.py()?;
-        to_py(py, &report)
+        crate::error::guard(|| {
+            let options = segkit::spec::from_value::<IngestSpec>(spec_object(options, "ingest options")?)
+                .and_then(IngestSpec::into_options)
+                .py()?;
+            let source = crate::source::resolve(source)?;
+            let ws = self.ws.clone();
+            let report =
+                wait_for_future(py, move || async move { ws.ingest(&entity, source.as_ref(), options).await })?.py()?;
+            to_py(py, &report)
+        })
     }
 
     fn ingest_history<'py>(&self, py: Python<'py>, entity: &str) -> PyResult<Bound<'py, PyAny>> {
-        let h = py.detach(|| self.ws.ingest_history(entity)).py()?;
-        to_py(py, &h)
+        crate::error::guard(|| {
+            let h = py.detach(|| self.ws.ingest_history(entity)).py()?;
+            to_py(py, &h)
+        })
     }
 
     fn quarantine(&self, py: Python<'_>, entity: String) -> PyResult<PyTable> {
-        let ws = self.ws.clone();
-        let b = wait_for_future(py, move || async move { ws.quarantine(&entity).await })?.py()?;
-        batch_table(b)
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let b = wait_for_future(py, move || async move { ws.quarantine(&entity).await })?.py()?;
+            batch_table(b)
+        })
     }
 
     fn clear_quarantine(&self, py: Python<'_>, entity: String) -> PyResult<u64> {
-        let ws = self.ws.clone();
-        wait_for_future(py, move || async move { ws.clear_quarantine(&entity).await })?.py()
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            wait_for_future(py, move || async move { ws.clear_quarantine(&entity).await })?.py()
+        })
     }
 
     #[pyo3(signature = (keep_snapshots=2))]
     fn vacuum<'py>(&self, py: Python<'py>, keep_snapshots: usize) -> PyResult<Bound<'py, PyAny>> {
-        let ws = self.ws.clone();
-        let report = wait_for_future(py, move || async move { ws.vacuum(keep_snapshots).await })?.py()?;
-        to_py(py, &report)
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let report = wait_for_future(py, move || async move { ws.vacuum(keep_snapshots).await })?.py()?;
+            to_py(py, &report)
+        })
     }
 
     // -------------------------------------------------------------------------------------------- named sources
@@ -163,12 +191,12 @@ impl PyWorkspace {
         mapping: Option<&Bound<'py, PyAny>>,
         mode: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut def = segkit::SourceDefinition::new(name, entity, to_json(config)?);
+        let mut def = segkit::SourceDefinition::new(name, entity, to_json_data(config, "source config")?);
         if let Some(m) = mapping.filter(|m| !m.is_none()) {
-            def = def.mapping(Mapping::from_json(&to_json(m)?).py()?);
+            def = def.mapping(segkit::Mapping::from_json(&to_json_data(m, "source mapping")?).py()?);
         }
         if let Some(m) = mode {
-            def = def.mode(m.parse::<IngestMode>().py()?);
+            def = def.mode(m.parse::<segkit::IngestMode>().py()?);
         }
         let ws = self.ws.clone();
         let out = wait_for_future(py, move || async move { ws.define_source(def).await })?.py()?;
@@ -206,55 +234,51 @@ impl PyWorkspace {
 
     // -------------------------------------------------------------------------------------------- segments
 
-    /// `rule`: a dict/list, or JSON text. `dialect`: auto, segkit, querybuilder or jsonlogic.
-    #[allow(clippy::too_many_arguments)] // Python keyword arguments
-    #[pyo3(signature = (name, entity, rule, dialect="auto", description=None, split=None, keep_runs=None))]
-    fn define_segment<'py>(
-        &self,
-        py: Python<'py>,
-        name: String,
-        entity: String,
-        rule: &Bound<'py, PyAny>,
-        dialect: &str,
-        description: Option<String>,
-        split: Option<&Bound<'py, PyAny>>,
-        keep_runs: Option<u32>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let mut def = segment_definition(name, entity, rule, dialect, description, split)?;
-        def.keep_runs = keep_runs;
-        let ws = self.ws.clone();
-        let out = wait_for_future(py, move || async move { ws.define_segment(def).await })?.py()?;
-        to_py(py, &out)
+    /// `spec`: a segment spec (`segkit::spec::SegmentSpec`: `name`, `entity`, `rule` as a dict/list or JSON
+    /// text, `dialect`, `description`, `split`, `keep_runs`).
+    fn define_segment<'py>(&self, py: Python<'py>, spec: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let def = segment_definition(spec)?;
+            let ws = self.ws.clone();
+            let out = wait_for_future(py, move || async move { ws.define_segment(def).await })?.py()?;
+            to_py(py, &out)
+        })
     }
 
     /// What `define_segment` + `evaluate` would do, without saving: (count, members, would_enter, would_exit,
     /// run compared with).
-    #[pyo3(signature = (name, entity, rule, dialect="auto", split=None))]
+    /// `spec`: as for `define_segment`.
     fn dry_run<'py>(
         &self,
         py: Python<'py>,
-        name: String,
-        entity: String,
-        rule: &Bound<'py, PyAny>,
-        dialect: &str,
-        split: Option<&Bound<'py, PyAny>>,
+        spec: &Bound<'py, PyDict>,
     ) -> PyResult<(u64, PyTable, PyTable, PyTable, Option<i64>)> {
-        let def = segment_definition(name, entity, rule, dialect, None, split)?;
-        let ws = self.ws.clone();
-        let d = wait_for_future(py, move || async move { ws.dry_run(def).await })?.py()?;
-        Ok((d.count, batch_table(d.members)?, batch_table(d.would_enter)?, batch_table(d.would_exit)?, d.against_run))
+        crate::error::guard(|| {
+            let def = segment_definition(spec)?;
+            let ws = self.ws.clone();
+            let d = wait_for_future(py, move || async move { ws.dry_run(def).await })?.py()?;
+            Ok((
+                d.count,
+                batch_table(d.members)?,
+                batch_table(d.would_enter)?,
+                batch_table(d.would_exit)?,
+                d.against_run,
+            ))
+        })
     }
 
     /// Stored members of the latest run that started at or before `instant` (RFC 3339).
     fn members_as_of(&self, py: Python<'_>, name: String, instant: &str) -> PyResult<PyTable> {
-        let at = FixedClock::parse(instant).py()?.0;
-        let ws = self.ws.clone();
-        let (batches, schema) = wait_for_future(py, move || async move {
-            let batches: Vec<_> = ws.members_as_of(&name, at).await?.try_collect().await?;
-            segkit::Result::Ok((batches, ws.members_schema(&name)?))
-        })?
-        .py()?;
-        table(batches, schema)
+        crate::error::guard(|| {
+            let at = FixedClock::parse(instant).py()?.0;
+            let ws = self.ws.clone();
+            let (batches, schema) = wait_for_future(py, move || async move {
+                let batches: Vec<_> = ws.members_as_of(&name, at).await?.try_collect().await?;
+                segkit::Result::Ok((batches, ws.members_schema(&name)?))
+            })?
+            .py()?;
+            table(batches, schema)
+        })
     }
 
     /// `(text, explanation as a dict)` for entity `key` (int or str) in segment `name`.
@@ -264,81 +288,103 @@ impl PyWorkspace {
         name: String,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<(String, Bound<'py, PyAny>)> {
-        let key = match key.extract::<i64>() {
-            Ok(i) => i.to_string(),
-            Err(_) => key.extract::<String>()?,
-        };
-        let ws = self.ws.clone();
-        let e = wait_for_future(py, move || async move { ws.explain(&name, &key).await })?.py()?;
-        Ok((e.to_string(), to_py(py, &e)?))
+        crate::error::guard(|| {
+            let key = match key.extract::<i64>() {
+                Ok(i) => i.to_string(),
+                Err(_) => key.extract::<String>()?,
+            };
+            let ws = self.ws.clone();
+            let e = wait_for_future(py, move || async move { ws.explain(&name, &key).await })?.py()?;
+            Ok((e.to_string(), to_py(py, &e)?))
+        })
     }
 
     /// The per-run log of entered / exited keys.
     fn changes(&self, py: Python<'_>, name: String) -> PyResult<PyTable> {
-        let ws = self.ws.clone();
-        let b = wait_for_future(py, move || async move { ws.changes(&name).await })?.py()?;
-        batch_table(b)
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let b = wait_for_future(py, move || async move { ws.changes(&name).await })?.py()?;
+            batch_table(b)
+        })
     }
 
     fn segment<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let s = py.detach(|| self.ws.segment(name)).py()?;
-        to_py(py, &s)
+        crate::error::guard(|| {
+            let s = py.detach(|| self.ws.segment(name)).py()?;
+            to_py(py, &s)
+        })
     }
 
     fn segments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let s = py.detach(|| self.ws.segments()).py()?;
-        to_py(py, &s)
+        crate::error::guard(|| {
+            let s = py.detach(|| self.ws.segments()).py()?;
+            to_py(py, &s)
+        })
     }
 
     fn delete_segment(&self, py: Python<'_>, name: String) -> PyResult<()> {
-        let ws = self.ws.clone();
-        wait_for_future(py, move || async move { ws.delete_segment(&name).await })?.py()
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            wait_for_future(py, move || async move { ws.delete_segment(&name).await })?.py()
+        })
     }
 
     fn evaluate(&self, py: Python<'_>, name: String) -> PyResult<PySegmentRun> {
-        let ws = self.ws.clone();
-        let run = wait_for_future(py, move || async move { ws.evaluate(&name).await })?.py()?;
-        Ok(PySegmentRun { run })
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let run = wait_for_future(py, move || async move { ws.evaluate(&name).await })?.py()?;
+            Ok(PySegmentRun { run })
+        })
     }
 
     fn count(&self, py: Python<'_>, name: String) -> PyResult<u64> {
-        let ws = self.ws.clone();
-        wait_for_future(py, move || async move { ws.count(&name).await })?.py()
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            wait_for_future(py, move || async move { ws.count(&name).await })?.py()
+        })
     }
 
     #[pyo3(signature = (name, n=10))]
     fn preview(&self, py: Python<'_>, name: String, n: usize) -> PyResult<PyTable> {
-        let ws = self.ws.clone();
-        let b = wait_for_future(py, move || async move { ws.preview(&name, n).await })?.py()?;
-        batch_table(b)
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let b = wait_for_future(py, move || async move { ws.preview(&name, n).await })?.py()?;
+            batch_table(b)
+        })
     }
 
     #[pyo3(signature = (name, run=None))]
     fn members(&self, py: Python<'_>, name: String, run: Option<i64>) -> PyResult<PyTable> {
-        let ws = self.ws.clone();
-        let (batches, schema) = wait_for_future(py, move || async move {
-            let batches: Vec<_> = ws.members(&name, run).await?.try_collect().await?;
-            segkit::Result::Ok((batches, ws.members_schema(&name)?))
-        })?
-        .py()?;
-        table(batches, schema)
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let (batches, schema) = wait_for_future(py, move || async move {
+                let batches: Vec<_> = ws.members(&name, run).await?.try_collect().await?;
+                segkit::Result::Ok((batches, ws.members_schema(&name)?))
+            })?
+            .py()?;
+            table(batches, schema)
+        })
     }
 
     fn runs<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let r = py.detach(|| self.ws.runs(name)).py()?;
-        to_py(py, &r)
+        crate::error::guard(|| {
+            let r = py.detach(|| self.ws.runs(name)).py()?;
+            to_py(py, &r)
+        })
     }
 
     fn sql(&self, py: Python<'_>, query: String) -> PyResult<PyTable> {
-        let ws = self.ws.clone();
-        let (batches, schema) = wait_for_future(py, move || async move {
-            let df = ws.session().sql(&query).await?;
-            let schema = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await?;
-            segkit::Result::Ok((batches, schema))
-        })?
-        .py()?;
-        table(batches, schema)
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let (batches, schema) = wait_for_future(py, move || async move {
+                let df = ws.session().sql(&query).await?;
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                let batches = df.collect().await?;
+                segkit::Result::Ok((batches, schema))
+            })?
+            .py()?;
+            table(batches, schema)
+        })
     }
 
     fn __repr__(&self) -> String {
@@ -380,14 +426,14 @@ impl PySegmentRun {
     }
     #[getter]
     fn entered(&self) -> PyResult<PyTable> {
-        batch_table(self.run.entered.clone())
+        crate::error::guard(|| batch_table(self.run.entered.clone()))
     }
     #[getter]
     fn exited(&self) -> PyResult<PyTable> {
-        batch_table(self.run.exited.clone())
+        crate::error::guard(|| batch_table(self.run.exited.clone()))
     }
     fn members(&self) -> PyResult<PyTable> {
-        batch_table(self.run.members.clone())
+        crate::error::guard(|| batch_table(self.run.members.clone()))
     }
     fn __repr__(&self) -> String {
         format!(
@@ -399,36 +445,4 @@ impl PySegmentRun {
             self.run.exited.num_rows()
         )
     }
-}
-
-fn segment_definition(
-    name: String,
-    entity: String,
-    rule: &Bound<'_, PyAny>,
-    dialect: &str,
-    description: Option<String>,
-    split: Option<&Bound<'_, PyAny>>,
-) -> PyResult<SegmentDefinition> {
-    let dialect: Dialect = dialect.parse().py()?;
-    let split: Option<segkit::Split> = match split {
-        None => None,
-        Some(s) if s.is_none() => None,
-        Some(s) => Some(
-            serde_json::from_value(to_json(s)?)
-                .map_err(|e| segkit::Error::Definition {
-                    path: format!("segment {name}.split"),
-                    message: e.to_string(),
-                })
-                .py()?,
-        ),
-    };
-    let value = match rule.extract::<String>() {
-        Ok(text) => segkit::limits::parse_rule_text(&text).py()?,
-        Err(_) => to_json(rule)?,
-    };
-    let rule = Rule::parse(&value, dialect).py()?;
-    let mut def = SegmentDefinition::new(name, entity, rule);
-    def.description = description;
-    def.split = split;
-    Ok(def)
 }

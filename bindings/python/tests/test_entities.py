@@ -85,13 +85,13 @@ def test_evolution_adds_nullable_attribute(users):
 def test_bad_definitions(ws):
     with pytest.raises(segkit.DefinitionError, match="unknown type `integr`"):
         ws.define_entity("user", key="id", attributes={"id": "integr"})
-    with pytest.raises(segkit.DefinitionError, match=r"entity user.attribute email: unknown key\(s\) 'pi'"):
+    with pytest.raises(segkit.DefinitionError, match=r"entity\.attributes\.email\.pi: unknown field `pi`, expected one of"):
         ws.define_entity("user", key="id", attributes={"id": "int64", "email": {"type": "string", "pi": True}})
-    with pytest.raises(segkit.DefinitionError, match="`type` is missing"):
+    with pytest.raises(segkit.DefinitionError, match="entity.attributes.email: missing field `type`"):
         ws.define_entity("user", key="id", attributes={"id": "int64", "email": {"pii": True}})
     with pytest.raises(segkit.DefinitionError):
         ws.define_entity("user", key="missing", attributes={"id": "int64"})
-    with pytest.raises(TypeError):
+    with pytest.raises(segkit.DefinitionError, match=r"entity\.attributes\.id: invalid type: integer `5`, expected a type string"):
         ws.define_entity("user", key="id", attributes={"id": 5})
     with pytest.raises(segkit.DefinitionError):
         ws.define_entity("user", key="id", attributes=[Attribute("id", "int64")], kind="thing")  # type: ignore[arg-type]
@@ -102,7 +102,7 @@ def test_missing_entity(ws):
     with pytest.raises(segkit.NotFoundError, match=r"entity `usr` not found \(did you mean `user`\?\)") as info:
         ws.entity("usr")
     assert info.value.kind == "not_found"
-    assert info.value.chain == ["entity `usr` not found (did you mean `user`?)"]
+    assert info.value.causes == ["entity `usr` not found (did you mean `user`?)"]
 
 
 def test_reopen_keeps_definitions(tmp_path):

@@ -107,3 +107,104 @@ def test_a_panic_in_a_task_is_an_internal_error_not_an_abort():
     # the runtime survives: the next call works
     with pytest.raises(segkit.InternalError):
         _segkit._panic_in_task("again")
+
+
+def test_a_panic_in_a_synchronous_call_is_an_internal_error_not_a_panic_exception():
+    # pyo3 alone would raise pyo3_runtime.PanicException, a BaseException that `except Exception` misses.
+    with pytest.raises(segkit.InternalError, match="Rust panic.*boom in a sync call") as info:
+        _segkit._panic_sync("boom in a sync call")
+    assert isinstance(info.value, Exception)
+    assert info.value.kind == "internal"
+    assert info.value.causes == [str(info.value)]
+    with pytest.raises(segkit.InternalError):
+        _segkit._panic_sync("again")
+
+
+# ---- the other rule limits (core: MAX_RULE_NODES, MAX_RULE_LIST_VALUES, MAX_RULE_STRING_BYTES, regex sizes)
+
+
+def or_of(nodes: int) -> dict:
+    """A rule of exactly `nodes` objects: one `or` group and `nodes - 1` conditions (age = 0, 1, 2, …)."""
+    return {"or": [{"attribute": "age", "op": "eq", "value": i} for i in range(nodes - 1)]}
+
+
+@pytest.mark.parametrize("nodes", [_segkit.MAX_RULE_NODES - 1, _segkit.MAX_RULE_NODES])
+def test_rule_nodes_at_and_below_the_limit_work(users, nodes):
+    users.define_segment("wide", entity="user", rule=or_of(nodes))
+    assert users.count("wide") == 5  # ages 17, 25, 40, 33, 61 are all below nodes - 1
+
+
+@pytest.mark.parametrize("nodes", [_segkit.MAX_RULE_NODES + 1, 10 * _segkit.MAX_RULE_NODES])
+def test_rule_nodes_past_the_limit_are_a_rule_error(users, nodes):
+    with pytest.raises(segkit.RuleError, match=f"more than {_segkit.MAX_RULE_NODES} conditions.*MAX_RULE_NODES"):
+        users.define_segment("wide", entity="user", rule=or_of(nodes))
+    with pytest.raises(segkit.RuleError, match="MAX_RULE_NODES"):
+        users.dry_run("wide", entity="user", rule=json.dumps(or_of(nodes)))
+
+
+def in_list(values: int) -> dict:
+    """An `in` rule whose one list has `values` elements (0, 1, 2, …)."""
+    return {"attribute": "age", "op": "in", "value": list(range(values))}
+
+
+@pytest.mark.parametrize("values", [_segkit.MAX_RULE_LIST_VALUES - 1, _segkit.MAX_RULE_LIST_VALUES])
+def test_list_values_at_and_below_the_limit_work(users, values):
+    users.define_segment("long", entity="user", rule=in_list(values))
+    assert users.count("long") == 5
+
+
+@pytest.mark.parametrize("values", [_segkit.MAX_RULE_LIST_VALUES + 1, _segkit.MAX_RULE_LIST_VALUES + 2_000_000])
+def test_list_values_past_the_limit_are_a_rule_error(users, values):
+    with pytest.raises(segkit.RuleError, match=f"more than {_segkit.MAX_RULE_LIST_VALUES} list values.*MAX_RULE_LIST_VALUES"):
+        users.define_segment("long", entity="user", rule=in_list(values))
+
+
+def eq_string(nbytes: int) -> dict:
+    return {"attribute": "country", "op": "eq", "value": "C" * nbytes}
+
+
+@pytest.mark.parametrize("nbytes", [_segkit.MAX_RULE_STRING_BYTES - 1, _segkit.MAX_RULE_STRING_BYTES])
+def test_strings_at_and_below_the_limit_work(users, nbytes):
+    users.define_segment("str", entity="user", rule=eq_string(nbytes))
+    assert users.count("str") == 0
+
+
+@pytest.mark.parametrize("nbytes", [_segkit.MAX_RULE_STRING_BYTES + 1, 100 * _segkit.MAX_RULE_STRING_BYTES])
+@pytest.mark.parametrize("as_text", [False, True])
+def test_strings_past_the_limit_are_a_rule_error(users, nbytes, as_text):
+    rule = eq_string(nbytes)
+    with pytest.raises(segkit.RuleError, match=f"bytes, longer than {_segkit.MAX_RULE_STRING_BYTES}.*MAX_RULE_STRING_BYTES"):
+        users.define_segment("str", entity="user", rule=json.dumps(rule) if as_text else rule)
+
+
+def matches(pattern: str) -> dict:
+    return {"attribute": "country", "op": "matches", "value": pattern}
+
+
+@pytest.mark.parametrize("nbytes", [_segkit.MAX_REGEX_PATTERN_BYTES - 1, _segkit.MAX_REGEX_PATTERN_BYTES])
+def test_regex_patterns_at_and_below_the_limit_work(users, nbytes):
+    # Verbose mode ignores the padding spaces: exactly `nbytes` long, and it matches CN, CN and DE.
+    pattern = "(?x)^(CN|DE)$".ljust(nbytes)
+    assert len(pattern.encode()) == nbytes
+    users.define_segment("re", entity="user", rule=matches(pattern))
+    assert users.count("re") == 3
+
+
+@pytest.mark.parametrize("nbytes", [_segkit.MAX_REGEX_PATTERN_BYTES + 1, 60 * _segkit.MAX_REGEX_PATTERN_BYTES])
+def test_regex_patterns_past_the_limit_are_a_rule_error(users, nbytes):
+    with pytest.raises(segkit.RuleError, match=f"longer than {_segkit.MAX_REGEX_PATTERN_BYTES}.*MAX_REGEX_PATTERN_BYTES"):
+        users.define_segment("re", entity="user", rule=matches("a" * nbytes))
+
+
+@pytest.mark.parametrize("repeats", [1, 3, 20])
+def test_regex_programs_past_the_limit_are_a_rule_error(users, repeats):
+    # Short patterns that compile huge: counted repetitions of a Unicode class.
+    pattern = r"\w{1000}" * repeats if repeats > 1 else r"\w{100000}"
+    assert len(pattern) <= _segkit.MAX_REGEX_PATTERN_BYTES
+    with pytest.raises(segkit.RuleError, match=f"more than {_segkit.MAX_REGEX_PROGRAM_BYTES} bytes.*MAX_REGEX_PROGRAM_BYTES"):
+        users.define_segment("re", entity="user", rule=matches(pattern))
+
+
+def test_a_regex_program_just_within_the_limit_works(users):
+    users.define_segment("re", entity="user", rule=matches(r"^\w{2}$"))
+    assert users.count("re") == 4

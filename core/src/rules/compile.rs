@@ -26,6 +26,24 @@ use super::checked::{
 use crate::error::{Error, Result};
 use crate::model::{DataType, UTC};
 
+/// Combines the operands of a group pairwise into a balanced tree (`(a ∧ b) ∧ (c ∧ d)`), so a group of
+/// `MAX_RULE_NODES` conditions is an expression about 17 deep, not 100,000 (a left-deep chain from `reduce`
+/// overflows the stack in DataFusion's recursive expression walks).
+fn balanced(mut v: Vec<Expr>, op: fn(Expr, Expr) -> Expr) -> Option<Expr> {
+    while v.len() > 1 {
+        let mut next = Vec::with_capacity(v.len().div_ceil(2));
+        let mut it = v.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => op(a, b),
+                None => a,
+            });
+        }
+        v = next;
+    }
+    v.pop()
+}
+
 /// Compiles a checked rule to a boolean expression over the entity's columns; `now` resolves relative windows.
 ///
 /// Three-valued logic is DataFusion's (SQL's): a comparison with a null attribute is unknown, `not unknown` is
@@ -34,8 +52,10 @@ use crate::model::{DataType, UTC};
 /// For rules without behavioural conditions or segment references; [`compile_with`] handles those.
 pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
     match rule {
-        Checked::And(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::and).unwrap_or_else(|| lit(true)),
-        Checked::Or(v) => v.iter().map(|r| compile(r, now)).reduce(Expr::or).unwrap_or_else(|| lit(false)),
+        Checked::And(v) => {
+            balanced(v.iter().map(|r| compile(r, now)).collect(), Expr::and).unwrap_or_else(|| lit(true))
+        }
+        Checked::Or(v) => balanced(v.iter().map(|r| compile(r, now)).collect(), Expr::or).unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(compile(r, now))),
         Checked::Pred(p) => compile_pred(p, now),
         Checked::Behavior(_) | Checked::InSegment(_) | Checked::Linked(_) | Checked::Sequence(_) => {
@@ -91,16 +111,14 @@ fn compile_polar(
         Checked::And(v) => v
             .iter()
             .map(|r| rec(r, positive))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .reduce(Expr::and)
+            .collect::<Result<Vec<_>>>()
+            .map(|v| balanced(v, Expr::and))?
             .unwrap_or_else(|| lit(true)),
         Checked::Or(v) => v
             .iter()
             .map(|r| rec(r, positive))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .reduce(Expr::or)
+            .collect::<Result<Vec<_>>>()
+            .map(|v| balanced(v, Expr::or))?
             .unwrap_or_else(|| lit(false)),
         Checked::Not(r) => Expr::Not(Box::new(rec(r, !positive)?)),
         Checked::Pred(p) => compile_pred(p, now),

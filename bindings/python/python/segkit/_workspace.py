@@ -38,61 +38,14 @@ class Source(Protocol):
 
     def scan(self) -> Any: ...
 
-_ATTRIBUTE_KEYS = {"type", "nullable", "filterable", "pii", "indexed", "description"}
+def _plain(x: Any) -> Any:
+    """:class:`Attribute` / :class:`Link` objects as their dicts; everything else as given (core parses it)."""
+    return x.to_dict() if isinstance(x, (Attribute, Link)) else x
 
 
-def _definition_error(message: str) -> _segkit.DefinitionError:
-    err = _segkit.DefinitionError(message)
-    err.kind = "definition"
-    err.chain = [message]
-    return err
-
-
-def _attribute_dict(entity: str, name: str, spec: AttributeSpec) -> dict[str, Any]:
-    if isinstance(spec, Attribute):
-        d = spec.to_dict()
-        if d["name"] != name:
-            raise _definition_error(
-                f"invalid definition of entity {entity}.attribute {name}: Attribute is named `{spec.name}`"
-            )
-        return d
-    if isinstance(spec, str):
-        return {"name": name, "type": spec}
-    if isinstance(spec, Mapping):
-        unknown = sorted(set(spec) - _ATTRIBUTE_KEYS)
-        if unknown:
-            raise _definition_error(
-                f"invalid definition of entity {entity}.attribute {name}: unknown key(s) {', '.join(map(repr, unknown))} "
-                f"(expected {', '.join(sorted(_ATTRIBUTE_KEYS))})"
-            )
-        if "type" not in spec:
-            raise _definition_error(f"invalid definition of entity {entity}.attribute {name}: `type` is missing")
-        return {"name": name, **dict(spec)}
-    raise TypeError(f"attribute `{name}`: expected a type string, a dict or an Attribute, got {type(spec).__name__}")
-
-
-def _attributes(entity: str, attributes: Mapping[str, AttributeSpec] | Iterable[Attribute] | None) -> list[dict[str, Any]]:
-    if attributes is None:
-        return []
-    if isinstance(attributes, Mapping):
-        return [_attribute_dict(entity, n, s) for n, s in attributes.items()]
-    out = []
-    for a in attributes:
-        if not isinstance(a, Attribute):
-            raise TypeError("attributes: expected a dict of name → type/spec, or a list of Attribute")
-        out.append(a.to_dict())
-    return out
-
-
-def _links(links: Mapping[str, str] | Iterable[LinkSpec] | None) -> list[dict[str, Any]]:
-    if links is None:
-        return []
-    if isinstance(links, Mapping):
-        return [{"attribute": a, "entity": e} for a, e in links.items()]
-    out = []
-    for x in links:
-        out.append(x.to_dict() if isinstance(x, Link) else dict(x))
-    return out
+def _spec(**fields: Any) -> dict[str, Any]:
+    """The fields that were given (None means "not given")."""
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 def _instant(instant: str | datetime) -> str:
@@ -240,15 +193,15 @@ class Workspace:
     ) -> Entity:
         """Defines an entity, or evolves an existing one (adding nullable attributes, changing flags).
         Incompatible changes raise :class:`DefinitionError`."""
-        definition: dict[str, Any] = {"name": name, "kind": kind, "attributes": _attributes(name, attributes)}
-        if key is not None:
-            definition["key"] = key
-        if timestamp is not None:
-            definition["timestamp"] = timestamp
-        if links:
-            definition["links"] = _links(links)
-        if description is not None:
-            definition["description"] = description
+        if isinstance(attributes, Mapping):
+            attributes = {n: _plain(a) for n, a in attributes.items()}
+        elif isinstance(attributes, (list, tuple)):
+            attributes = [_plain(a) for a in attributes]
+        if isinstance(links, (list, tuple)):
+            links = [_plain(x) for x in links]
+        definition = _spec(
+            name=name, kind=kind, key=key, attributes=attributes, timestamp=timestamp, links=links, description=description
+        )
         return Entity._from_dict(self._ws.define_entity(definition))
 
     def entity(self, name: str) -> Entity:
@@ -276,7 +229,7 @@ class Workspace:
         """
         if isinstance(source, os.PathLike):
             source = os.fspath(source)
-        return IngestReport._from_dict(self._ws.ingest(entity, source, mapping, mode))
+        return IngestReport._from_dict(self._ws.ingest(entity, source, _spec(mapping=mapping, mode=mode)))
 
     def quarantine(self, entity: str) -> Table:
         """Quarantined rows across all ingests: ``ingest_id``, ``row``, ``reason``, ``record`` (raw JSON)."""
@@ -377,9 +330,10 @@ class Workspace:
         deterministically into a holdout and variants, e.g. ``{"holdout": 10, "variants": [{"name": "A",
         "percent": 45}, {"name": "B", "percent": 45}]}``; each run's members then carry a ``variant`` column.
         ``keep_runs`` keeps only that many runs (membership versions); by default every run is kept."""
-        if not isinstance(rule, (str, Mapping, list, tuple)):
-            raise TypeError(f"rule: expected a dict, a list or JSON text, got {type(rule).__name__}")
-        return Segment._from_dict(self._ws.define_segment(name, entity, rule, dialect, description, split, keep_runs))
+        spec = _spec(
+            name=name, entity=entity, rule=rule, dialect=dialect, description=description, split=split, keep_runs=keep_runs
+        )
+        return Segment._from_dict(self._ws.define_segment(spec))
 
     def segment(self, name: str) -> Segment:
         return Segment._from_dict(self._ws.segment(name))
@@ -434,7 +388,8 @@ class Workspace:
     ) -> DryRun:
         """Evaluates an edited (or new) segment without saving it: how many and which keys would be members, and
         which would enter and exit compared with the latest stored run of ``name``."""
-        count, members, enter, exit_, against = self._ws.dry_run(name, entity, rule, dialect, split)
+        spec = _spec(name=name, entity=entity, rule=rule, dialect=dialect, split=split)
+        count, members, enter, exit_, against = self._ws.dry_run(spec)
         return DryRun(count=count, members=Table(members), would_enter=Table(enter), would_exit=Table(exit_), against_run=against)
 
     def runs(self, name: str) -> list[dict[str, Any]]:

@@ -1,0 +1,98 @@
+//! Encoders of results for front ends: Arrow IPC streams for bulk data and JSON rows for small results, shared
+//! by the Node binding and a later HTTP service so neither writes its own.
+//!
+//! They encode what they are given: results that must not show personal data are masked where they are made
+//! ([`Workspace::preview`](crate::Workspace::preview) masks `pii` attributes; members, memberships and dry runs
+//! carry keys only), so an encoder never sees an unmasked `pii` value it could leak.
+
+use std::io::Cursor;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use arrow::ipc::reader::{FileReader, StreamReader};
+use arrow::ipc::writer::StreamWriter;
+
+use crate::error::{Error, Result};
+
+/// The batches as one Arrow IPC stream, typed by `schema` even when there are no batches (or no rows).
+pub fn to_ipc_stream(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut w = StreamWriter::try_new(&mut out, schema)?;
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    drop(w);
+    Ok(out)
+}
+
+/// One batch as an Arrow IPC stream.
+pub fn batch_to_ipc_stream(batch: &RecordBatch) -> Result<Vec<u8>> {
+    to_ipc_stream(&batch.schema(), std::slice::from_ref(batch))
+}
+
+/// Decodes an Arrow IPC stream or file (told apart by the file magic `ARROW1`) into its schema and batches.
+pub fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    if bytes.starts_with(b"ARROW1") {
+        let r = FileReader::try_new(Cursor::new(bytes), None)?;
+        let schema = r.schema();
+        Ok((schema, r.collect::<std::result::Result<Vec<_>, _>>()?))
+    } else {
+        let r = StreamReader::try_new(Cursor::new(bytes), None)?;
+        let schema = r.schema();
+        Ok((schema, r.collect::<std::result::Result<Vec<_>, _>>()?))
+    }
+}
+
+/// The rows of the batches as the JSON text of an array of objects, columns in schema order, nulls explicit
+/// (`[{"id": 1, "城市": null}]`); `[]` when there are none.
+pub fn to_json_rows(batches: &[RecordBatch]) -> Result<String> {
+    let mut w = arrow::json::WriterBuilder::new()
+        .with_explicit_nulls(true)
+        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    for b in batches {
+        w.write(b)?;
+    }
+    w.finish()?;
+    let bytes = w.into_inner();
+    if bytes.is_empty() {
+        return Ok("[]".into());
+    }
+    String::from_utf8(bytes).map_err(|e| Error::InvalidArgument(format!("JSON rows are not UTF-8: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
+
+    fn batch() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef),
+            ("城市", Arc::new(StringArray::from(vec![Some("上海"), None])) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn ipc_round_trips_and_stays_typed_when_empty() {
+        let b = batch();
+        let (schema, got) = from_ipc(&batch_to_ipc_stream(&b).unwrap()).unwrap();
+        assert_eq!(schema, b.schema());
+        assert_eq!(got, vec![b.clone()]);
+        let (schema, got) = from_ipc(&to_ipc_stream(&b.schema(), &[]).unwrap()).unwrap();
+        assert_eq!(schema, b.schema());
+        assert!(got.is_empty());
+        let e = from_ipc(b"not arrow").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Engine, "{e}");
+    }
+
+    #[test]
+    fn json_rows_keep_names_order_and_nulls() {
+        assert_eq!(to_json_rows(&[batch()]).unwrap(), r#"[{"id":1,"城市":"上海"},{"id":2,"城市":null}]"#);
+        assert_eq!(to_json_rows(&[]).unwrap(), "[]");
+        assert_eq!(to_json_rows(&[batch().slice(0, 0)]).unwrap(), "[]");
+    }
+}
