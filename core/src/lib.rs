@@ -46,7 +46,9 @@ pub use model::{Attribute, DataType, Entity, EntityKind, Link};
 pub use segment::{DryRun, SegmentDefinition, SegmentRun};
 pub use source::{BatchStream, RecordBatchSource, ScanRequest, Source, SourceCapabilities};
 pub use split::Split;
-pub use workspace::{ExplainNode, Explanation, VacuumReport, Workspace, WorkspaceOptions, ORPHAN_GRACE};
+pub use workspace::{
+    ExplainNode, Explanation, StaticListReport, VacuumReport, Workspace, WorkspaceOptions, ORPHAN_GRACE,
+};
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.
 pub mod deps {

@@ -116,9 +116,8 @@ async fn explain_works_with_a_large_has_any() {
     let (_d, ws) = people_workspace().await;
     let mut values: Vec<String> = (0..5000).map(|i| format!("T{i}")).collect();
     values.push("c".into());
-    let got = members(&ws, "c_tags", "people", json!({"attribute": "tags", "op": "has_any", "value": values}))
-        .await
-        .unwrap();
+    let got =
+        members(&ws, "c_tags", "people", json!({"attribute": "tags", "op": "has_any", "value": values})).await.unwrap();
     assert_eq!(got, vec![4, 6]);
     let e = ws.explain("c_tags", "6").await.unwrap();
     assert!(e.member && e.root.value == Some(true), "{e}");

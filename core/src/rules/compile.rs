@@ -48,7 +48,7 @@ pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
 pub trait PlanSource {
     /// A scan of an entity's table.
     fn scan(&self, entity: &str) -> Result<LogicalPlanBuilder>;
-    /// The stored members (one key column) of a segment's latest run.
+    /// The stored members (one key column) of a segment's latest run, or the current keys of a static list.
     fn stored_members(&self, segment: &str) -> Result<LogicalPlanBuilder>;
     /// The already computed result of a behavioural node's subquery ([`behavior_subquery`]), if the caller
     /// materialised it (so the planner knows its exact size and builds the join on it).
@@ -106,7 +106,7 @@ fn compile_polar(
         Checked::Pred(p) => compile_pred(p, now),
         Checked::InSegment(r) => {
             let inner_positive = positive != r.negated;
-            let inner = if r.stored {
+            let inner = if r.stored || r.static_list {
                 let plan = tables.stored_members(&r.segment)?.build()?;
                 unique_in(column(key), plan, r.id)?
             } else if inner_positive || two_valued(&r.rule) {

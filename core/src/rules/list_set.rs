@@ -187,7 +187,12 @@ impl ListMatch {
     }
 
     /// One output value per row from the list offsets.
-    fn rows<O: Copy + Into<i64>>(&self, offsets: &[O], nulls: Option<&arrow::buffer::NullBuffer>, hits: &[Option<u32>]) -> BooleanArray {
+    fn rows<O: Copy + Into<i64>>(
+        &self,
+        offsets: &[O],
+        nulls: Option<&arrow::buffer::NullBuffer>,
+        hits: &[Option<u32>],
+    ) -> BooleanArray {
         let rows = offsets.len().saturating_sub(1);
         let mut out = BooleanBuilder::with_capacity(rows);
         let wanted = self.keys.len();
@@ -241,7 +246,9 @@ impl ScalarUDFImpl for ListMatch {
         };
         let out: ArrayRef = Arc::new(out);
         Ok(match arg {
-            ColumnarValue::Scalar(_) => ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?),
+            ColumnarValue::Scalar(_) => {
+                ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+            }
             ColumnarValue::Array(_) => ColumnarValue::Array(out),
         })
     }
