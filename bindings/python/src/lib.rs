@@ -9,6 +9,7 @@ mod convert;
 mod error;
 mod runtime;
 mod source;
+mod static_keys;
 mod workspace;
 
 /// The native module. Import `segkit` instead.

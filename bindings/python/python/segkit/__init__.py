@@ -22,7 +22,7 @@ from segkit._segkit import (
     __version__,
 )
 from segkit._table import Table
-from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
+from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment, StaticListReport
 from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
 from segkit import testing
 
@@ -46,6 +46,7 @@ __all__ = [
     "SegmentRun",
     "SegkitError",
     "Source",
+    "StaticListReport",
     "StorageError",
     "Table",
     "Workspace",
