@@ -15,6 +15,7 @@ use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
 mod source;
+mod static_keys;
 use serde_json::{Map, Value};
 
 use segkit::rules::{Dialect, Rule};

@@ -88,7 +88,8 @@ fn from_sequence(keys: &Bound<'_, PyAny>) -> PyResult<RecordBatchSource> {
     };
     let dt: DataType = column.data_type().clone();
     let schema = Arc::new(Schema::new(vec![Field::new("key", dt, true)]));
-    RecordBatchSource::new("keys", vec![RecordBatch::try_new(schema, vec![column]).map_err(segkit::Error::from).py()?]).py()
+    RecordBatchSource::new("keys", vec![RecordBatch::try_new(schema, vec![column]).map_err(segkit::Error::from).py()?])
+        .py()
 }
 
 fn mixed(i: usize, x: &Bound<'_, PyAny>) -> PyErr {

@@ -252,12 +252,18 @@ impl PyWorkspace {
     ) -> PyResult<Bound<'py, PyAny>> {
         let keys = crate::static_keys::resolve(keys)?;
         let ws = self.ws.clone();
-        let r = wait_for_future(py, move || async move { ws.define_static_segment(&name, &entity, keys.as_ref()).await })?
-            .py()?;
+        let r =
+            wait_for_future(py, move || async move { ws.define_static_segment(&name, &entity, keys.as_ref()).await })?
+                .py()?;
         to_py(py, &r)
     }
 
-    fn add_static_keys<'py>(&self, py: Python<'py>, name: String, keys: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn add_static_keys<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let keys = crate::static_keys::resolve(keys)?;
         let ws = self.ws.clone();
         let r = wait_for_future(py, move || async move { ws.add_static_keys(&name, keys.as_ref()).await })?.py()?;
