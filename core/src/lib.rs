@@ -28,6 +28,7 @@ pub mod clock;
 pub mod error;
 pub mod ingest;
 pub mod limits;
+pub mod memory;
 pub mod model;
 pub mod rules;
 pub mod segment;

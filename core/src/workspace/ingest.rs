@@ -19,6 +19,13 @@ impl Workspace {
     /// Bad rows are quarantined (see [`IngestReport::rows_quarantined`]); the good rows commit atomically as a
     /// new snapshot. If the source or the store fails, nothing is committed and the previous snapshot stays.
     pub async fn ingest(&self, entity: &str, source: &dyn Source, options: IngestOptions) -> Result<IngestReport> {
+        let r = self.ingest_inner(entity, source, options).await;
+        // The batches of the ingest are freed: give the memory back (see `crate::memory`).
+        crate::memory::release_unused_memory();
+        r
+    }
+
+    async fn ingest_inner(&self, entity: &str, source: &dyn Source, options: IngestOptions) -> Result<IngestReport> {
         let e = self.entity(entity)?;
         let _guard = self.entity_lock(entity).lock_owned().await;
         let (_, version) = self.inner.catalog.entity(entity)?.expect("checked");

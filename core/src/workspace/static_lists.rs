@@ -436,7 +436,7 @@ impl Workspace {
                     return Err(e);
                 }
             };
-        let matched = self.count(&name).await?;
+        let matched = self.count(&name).await?; // also releases the upload's memory (crate::memory)
         Ok(StaticListReport {
             segment: name,
             version: version.version,
