@@ -10,6 +10,11 @@
 //! computed) or `Workspace::count` for count-only segments. The SQL file is accepted for protocol
 //! compatibility and not used.
 //!
+//! `--ids FILE` (a Parquet file with one int64 column `id`, made by `benches/peers/static_list.py`) adds two
+//! segments over `users`: `L1`, a static-list segment of those ids (`Workspace::define_static_segment`), and
+//! `L2`, an `in` rule with all of them as literal values. Their definition times are reported as
+//! `settings.l1_define_ms` / `settings.l2_define_ms`; the timed call is `Workspace::evaluate` as for the others.
+//!
 //! `--index` lists the attributes marked `indexed` in the `users` entity (default `country`): segkit stores a
 //! profile sorted by its indexed attributes, then the key, so rules on them prune row groups and pages. Changing
 //! it needs `--reingest`. `--df` passes DataFusion session options through `WorkspaceOptions::session_option`.
@@ -41,6 +46,7 @@ struct Args {
     reingest: bool,
     indexed: Vec<String>,
     df: Vec<(String, String)>,
+    ids: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -88,6 +94,7 @@ fn parse_args() -> Result<Args, String> {
             .map(String::from)
             .collect(),
         df,
+        ids: m.get("ids").map(PathBuf::from),
     })
 }
 
@@ -178,12 +185,53 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, BTreeMap<String, f64>,
         let rule = Rule::parse(rule, Dialect::Segkit)?;
         ws.define_segment(SegmentDefinition::new(name.to_lowercase(), "users", rule)).await?;
     }
+    if let Some(ids) = &args.ids {
+        let wanted = |s: &str| args.segments.iter().any(|x| x == s);
+        if wanted("L1") {
+            let source = segkit_connectors::open(ids.to_str().expect("utf-8 path"))?;
+            let t = Instant::now();
+            let r = ws.define_static_segment("l1", "users", source.as_ref()).await?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("  [segkit] static list l1: {} keys, {} matched, {ms:.1} ms", r.key_count, r.matched);
+            times.insert("l1_define_ms".into(), (ms * 10.0).round() / 10.0);
+        }
+        if wanted("L2") {
+            let values = read_ids(ids)?;
+            let t = Instant::now();
+            let rule = Rule::parse(&json!({"attribute": "user_id", "op": "in", "value": values}), Dialect::Segkit)?;
+            ws.define_segment(SegmentDefinition::new("l2", "users", rule)).await?;
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            eprintln!("  [segkit] in rule l2: {} literal values, defined in {ms:.1} ms", values.len());
+            times.insert("l2_define_ms".into(), (ms * 10.0).round() / 10.0);
+        }
+    }
     Ok((ws, times, fresh))
 }
 
+/// The `id` column of a Parquet file.
+fn read_ids(path: &std::path::Path) -> segkit::Result<Vec<i64>> {
+    use segkit::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path)?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| segkit::Error::InvalidArgument(e.to_string()))?
+        .build()
+        .map_err(|e| segkit::Error::InvalidArgument(e.to_string()))?;
+    let mut out = vec![];
+    for b in reader {
+        let b = b.map_err(|e| segkit::Error::InvalidArgument(e.to_string()))?;
+        let col = b.column_by_name("id").ok_or_else(|| segkit::Error::InvalidArgument("no `id` column".into()))?;
+        out.extend_from_slice(col.as_primitive::<Int64Type>().values());
+    }
+    Ok(out)
+}
+
 async fn run_once(ws: &Workspace, seg: &str, defs: &Value) -> segkit::Result<(u64, String, bool)> {
-    let spec =
-        defs.get(seg).ok_or_else(|| segkit::Error::InvalidArgument(format!("segment {seg} has no segkit rule")))?;
+    let spec = match defs.get(seg) {
+        Some(s) => s,
+        // The `--ids` segments, defined in `setup`.
+        None if seg == "L1" || seg == "L2" => &Value::Null,
+        None => return Err(segkit::Error::InvalidArgument(format!("segment {seg} has no segkit rule"))),
+    };
     if let Some(of) = spec.get("count_of").and_then(Value::as_str) {
         let n = ws.count(&of.to_lowercase()).await?;
         return Ok((n, hex(&Sha256::digest(n.to_string().as_bytes())), true));
@@ -247,7 +295,8 @@ fn main() {
             "settings": {
                 "target_partitions": args.threads,
                 "tokio_worker_threads": args.threads,
-                "ingest_ms": ingest_ms,
+                "ingest_ms": ingest_ms.iter().filter(|(k, _)| !k.ends_with("_define_ms")).collect::<BTreeMap<_, _>>(),
+                "define_ms": ingest_ms.iter().filter(|(k, _)| k.ends_with("_define_ms")).collect::<BTreeMap<_, _>>(),
                 "ingest_measured_in_this_process": fresh,
                 "stored_files": snapshot.as_ref().map(|s| s.files.len()),
                 "stored_bytes": snapshot.as_ref().map(|s| s.files.iter().map(|f| f.bytes).sum::<u64>()),

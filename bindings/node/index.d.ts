@@ -235,6 +235,34 @@ export interface SyncOptions {
   /** Aborting it cancels the sync: the promise rejects with CancelledError; snapshot and cursor stay. */
   signal?: AbortSignal;
 }
+/** What a change of a static-list segment's keys did. */
+export interface StaticListReport {
+  segment: string;
+  version: number;
+  operation: 'replace' | 'add' | 'remove';
+  /** Keys read from the upload (duplicates included). */
+  keysRead: number;
+  /** Distinct keys in the list now. */
+  keyCount: number;
+  /** Keys of the list an entity has now. */
+  matched: number;
+  /** Keys of the list no entity has now (kept; members once such an entity is ingested). */
+  unmatched: number;
+}
+
+/** One committed version of a static list. */
+export interface StaticListVersion {
+  segment: string;
+  version: number;
+  file: string;
+  keyCount: number;
+  bytes: number;
+  operation: 'replace' | 'add' | 'remove';
+  createdAt: string;
+}
+
+/** Keys of a static-list segment: an array, or an Arrow IPC stream/file (one column, or one named after the key). */
+export type StaticKeys = Array<number | bigint | string> | Buffer | Uint8Array | ArrayBuffer;
 
 export type RuleDialect = 'auto' | 'segkit' | 'querybuilder' | 'jsonlogic';
 
@@ -386,6 +414,13 @@ export declare class Workspace {
   segments(): SegmentDefinition[];
   deleteSegment(name: string): Promise<void>;
   evaluate(name: string): Promise<SegmentRun>;
+  /** Defines (or replaces) a static-list segment of `entity`; rules reference it like any segment. */
+  defineStaticSegment(name: string, options: { entity: string; keys: StaticKeys }): Promise<StaticListReport>;
+  addStaticKeys(name: string, keys: StaticKeys): Promise<StaticListReport>;
+  removeStaticKeys(name: string, keys: StaticKeys): Promise<StaticListReport>;
+  /** The current keys of a static-list segment, ascending, as an Arrow IPC stream. */
+  staticKeys(name: string): Promise<Buffer>;
+  staticListVersions(name: string): StaticListVersion[];
   count(name: string): Promise<number>;
   /** Up to `n` (default 10) member rows, pii masked, as an Arrow IPC stream. */
   preview(name: string, n?: number): Promise<Buffer>;

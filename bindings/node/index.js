@@ -168,6 +168,14 @@ function recordsToJson(records) {
   }
 }
 
+/** The `keys` of the static-list methods as the native layer takes them (a Buffer or an array). */
+function staticKeys(keys) {
+  if (keys instanceof Uint8Array) return toBuffer(keys);
+  if (keys instanceof ArrayBuffer) return Buffer.from(keys);
+  if (Array.isArray(keys)) return keys.map((k) => (k === undefined ? null : k));
+  throw invalid('static list keys must be an array of numbers, BigInts or strings, or an Arrow IPC Buffer/Uint8Array');
+}
+
 function toBuffer(u8) {
   return Buffer.isBuffer(u8) ? u8 : Buffer.from(u8.buffer, u8.byteOffset, u8.byteLength);
 }
@@ -468,6 +476,37 @@ class Workspace {
   /** Evaluates a segment, stores the membership and returns who entered and exited. */
   async evaluate(name) {
     return new SegmentRun(await call(() => this.#native.evaluate(name)));
+  }
+
+  // ---- static-list segments
+
+  /**
+   * Defines (or replaces) segment `name` of `entity` as a static list of keys. `keys`: an array of numbers,
+   * BigInts or strings, or a Buffer/Uint8Array holding an Arrow IPC stream or file (one column, or a column named
+   * after the entity key). Rules reference it like any segment; keys no entity has are kept (`unmatched`).
+   */
+  async defineStaticSegment(name, { entity, keys } = {}) {
+    return call(() => this.#native.defineStaticSegment(name, entity, staticKeys(keys)));
+  }
+
+  /** Adds keys (same forms as `defineStaticSegment`) to a static-list segment. */
+  async addStaticKeys(name, keys) {
+    return call(() => this.#native.addStaticKeys(name, staticKeys(keys)));
+  }
+
+  /** Removes keys from a static-list segment (keys not listed are ignored). */
+  async removeStaticKeys(name, keys) {
+    return call(() => this.#native.removeStaticKeys(name, staticKeys(keys)));
+  }
+
+  /** The current keys of a static-list segment, ascending, as an Arrow IPC stream. */
+  async staticKeys(name) {
+    return call(() => this.#native.staticKeys(name));
+  }
+
+  /** The committed versions of a static-list segment's keys, oldest first. */
+  staticListVersions(name) {
+    return callSync(() => this.#native.staticListVersions(name));
   }
 
   /** Counts the current members without storing them. */

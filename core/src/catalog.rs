@@ -63,6 +63,25 @@ pub struct RunRecord {
     pub snapshot: i64,
 }
 
+/// One committed version of a static-list segment's keys ([`Workspace::define_static_segment`](crate::Workspace::define_static_segment)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StaticListVersion {
+    /// Segment name.
+    pub segment: String,
+    /// Version number, from 1.
+    pub version: i64,
+    /// The Parquet file holding the sorted, distinct keys (relative to the store root).
+    pub file: String,
+    /// Number of distinct keys in the list (also those no entity has yet).
+    pub key_count: u64,
+    /// Size of the file in bytes.
+    pub bytes: u64,
+    /// What made this version: `replace`, `add` or `remove`.
+    pub operation: String,
+    /// When it was committed (RFC 3339).
+    pub created_at: String,
+}
+
 /// The catalog handle.
 #[derive(Debug)]
 pub struct Catalog {
@@ -225,7 +244,7 @@ impl Catalog {
     }
 
     /// Every store file the catalog refers to: the data files of all snapshots, the quarantine files of all
-    /// ingests and the membership files of all segment runs.
+    /// ingests, the membership files of all segment runs and the key files of all static-list versions.
     pub fn referenced_files(&self) -> Result<std::collections::HashSet<String>> {
         self.with(|c| {
             let mut out = std::collections::HashSet::new();
@@ -242,6 +261,10 @@ impl Catalog {
                 }
             }
             let mut st = c.prepare("SELECT membership_file FROM segment_runs")?;
+            for f in st.query_map([], |r| r.get::<_, String>(0))? {
+                out.insert(f?);
+            }
+            let mut st = c.prepare("SELECT file FROM static_lists")?;
             for f in st.query_map([], |r| r.get::<_, String>(0))? {
                 out.insert(f?);
             }
@@ -329,7 +352,8 @@ impl Catalog {
         })
     }
 
-    /// Deletes a segment and its run history; returns the membership files that are now unreferenced.
+    /// Deletes a segment, its run history and its static-list versions; returns the membership and key files that
+    /// are now unreferenced.
     pub fn delete_segment(&self, name: &str) -> Result<Vec<String>> {
         self.with(|c| {
             let tx = c.transaction()?;
@@ -343,6 +367,117 @@ impl Catalog {
                 return Err(Error::not_found("segment", name));
             }
             tx.execute("DELETE FROM segment_runs WHERE segment = ?1", [name])?;
+            let lists = {
+                let mut st = tx.prepare("SELECT file FROM static_lists WHERE segment = ?1")?;
+                let rows = st.query_map([name], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            tx.execute("DELETE FROM static_lists WHERE segment = ?1", [name])?;
+            tx.commit()?;
+            Ok(files.into_iter().chain(lists).collect())
+        })
+    }
+
+    /// Commits a new version of a static list together with its segment definition, in one transaction.
+    /// `expected` is the version the change was computed from (0: none); if another writer committed meanwhile
+    /// this fails with [`Error::Conflict`] and nothing changes.
+    pub fn commit_static_list(
+        &self,
+        def: &SegmentDefinition,
+        expected: i64,
+        file: &str,
+        key_count: u64,
+        bytes: u64,
+        operation: &str,
+    ) -> Result<StaticListVersion> {
+        let text = serde_json::to_string(def)?;
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let latest: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM static_lists WHERE segment = ?1",
+                [&def.name],
+                |r| r.get(0),
+            )?;
+            if latest != expected {
+                return Err(Error::Conflict {
+                    what: format!("static segment `{}`", def.name),
+                    message: format!(
+                        "its key list changed concurrently (version {latest}, expected {expected}); retry"
+                    ),
+                });
+            }
+            let created_at = now_text();
+            tx.execute(
+                "INSERT INTO segments(name, entity, definition, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET entity = excluded.entity, definition = excluded.definition, updated_at = excluded.updated_at",
+                params![def.name, def.entity, text, created_at],
+            )?;
+            tx.execute(
+                "INSERT INTO static_lists(segment, version, file, key_count, bytes, operation, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![def.name, expected + 1, file, key_count as i64, bytes as i64, operation, created_at],
+            )?;
+            tx.commit()?;
+            Ok(StaticListVersion {
+                segment: def.name.clone(),
+                version: expected + 1,
+                file: file.to_string(),
+                key_count,
+                bytes,
+                operation: operation.to_string(),
+                created_at,
+            })
+        })
+    }
+
+    /// The versions of a static list, oldest first (empty: `segment` is not a static-list segment).
+    pub fn static_list_versions(&self, segment: &str) -> Result<Vec<StaticListVersion>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT segment, version, file, key_count, bytes, operation, created_at FROM static_lists
+                 WHERE segment = ?1 ORDER BY version",
+            )?;
+            let rows = st
+                .query_map([segment], |r| {
+                    Ok(StaticListVersion {
+                        segment: r.get(0)?,
+                        version: r.get(1)?,
+                        file: r.get(2)?,
+                        key_count: r.get::<_, i64>(3)? as u64,
+                        bytes: r.get::<_, i64>(4)? as u64,
+                        operation: r.get(5)?,
+                        created_at: r.get(6)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// The latest version of a static list (`None`: `segment` is not a static-list segment).
+    pub fn static_list(&self, segment: &str) -> Result<Option<StaticListVersion>> {
+        Ok(self.static_list_versions(segment)?.pop())
+    }
+
+    /// Forgets every version of a static list but the latest `keep` (all of them with `keep` = 0, when the
+    /// segment stops being a static list); returns the files no kept version uses.
+    pub fn prune_static_list(&self, segment: &str, keep: usize) -> Result<Vec<String>> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let latest: i64 = tx.query_row(
+                "SELECT COALESCE(MAX(version), 0) FROM static_lists WHERE segment = ?1",
+                [segment],
+                |r| r.get(0),
+            )?;
+            let oldest_kept = latest - keep as i64 + 1;
+            let files = {
+                let mut st = tx.prepare("SELECT file FROM static_lists WHERE segment = ?1 AND version < ?2")?;
+                let rows = st
+                    .query_map(params![segment, oldest_kept], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            tx.execute("DELETE FROM static_lists WHERE segment = ?1 AND version < ?2", params![segment, oldest_kept])?;
             tx.commit()?;
             Ok(files)
         })

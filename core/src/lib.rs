@@ -29,6 +29,7 @@ pub mod encode;
 pub mod error;
 pub mod ingest;
 pub mod limits;
+pub mod memory;
 pub mod model;
 pub mod rules;
 pub mod segment;
@@ -52,7 +53,9 @@ pub use sources::{
     CancellationToken, IngestControl, Progress, SourceDefinition, SourceFactory, SourceInfo, SourceRegistry,
 };
 pub use split::Split;
-pub use workspace::{ExplainNode, Explanation, VacuumReport, Workspace, WorkspaceOptions, ORPHAN_GRACE};
+pub use workspace::{
+    ExplainNode, Explanation, StaticListReport, VacuumReport, Workspace, WorkspaceOptions, ORPHAN_GRACE,
+};
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.
 pub mod deps {

@@ -34,6 +34,10 @@ pub const MAX_REGEX_PATTERN_BYTES: usize = 1024;
 /// Largest compiled program of a `matches` pattern (`regex::RegexBuilder::size_limit` and `dfa_size_limit`).
 pub const MAX_REGEX_PROGRAM_BYTES: usize = 1024 * 1024;
 
+/// Most keys one static-list upload may hold ([`Workspace::define_static_segment`](crate::Workspace::define_static_segment),
+/// `add_static_keys`, `remove_static_keys`): the keys are sorted in memory (8 bytes each for integer keys).
+pub const MAX_STATIC_LIST_KEYS: usize = 50_000_000;
+
 /// Longest template text (for a later issue: message templates), in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 

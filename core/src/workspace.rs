@@ -27,12 +27,14 @@ mod options;
 mod planning;
 mod segments;
 mod sources;
+mod static_lists;
 mod vacuum;
 
 pub use explain::{ExplainNode, Explanation};
 use options::resolve_secret;
 pub use options::WorkspaceOptions;
 use planning::PlanSources;
+pub use static_lists::StaticListReport;
 pub use vacuum::{VacuumReport, ORPHAN_GRACE};
 
 struct Inner {

@@ -79,3 +79,50 @@ async fn has_any_with_a_large_list() {
     assert_eq!(big, small);
     assert!(!big.is_empty());
 }
+
+/// `has_any` / `has_all` / `has_none` with 200 k values (a hash set of the values, not a chain of comparisons)
+/// select what their short forms select; a row with no tags list is in none of them (unknown).
+#[tokio::test]
+async fn list_operators_with_a_million_values_equal_their_short_forms() {
+    let (_d, ws) = people_workspace().await;
+    let pad = |v: &[&str]| {
+        let mut out: Vec<String> = (0..200_000).map(|i| format!("T{i}")).collect();
+        out.extend(v.iter().map(|s| s.to_string()));
+        out
+    };
+    for (op, wanted) in [("has_any", vec!["vip", "b"]), ("has_none", vec!["vip"]), ("has_all", vec!["a"])] {
+        let small =
+            members(&ws, &format!("small_{op}"), "people", json!({"attribute": "tags", "op": op, "value": wanted}))
+                .await
+                .unwrap();
+        assert!(!small.is_empty(), "{op}");
+        let big =
+            members(&ws, &format!("big_{op}"), "people", json!({"attribute": "tags", "op": op, "value": pad(&wanted)}))
+                .await
+                .unwrap();
+        if op == "has_all" {
+            // No row holds all 200 k padding tags.
+            assert!(big.is_empty(), "{op}: {big:?}");
+        } else {
+            assert_eq!(big, small, "{op}");
+        }
+        assert!(!big.contains(&3), "id 3 has no tags list: {op} {big:?}");
+    }
+}
+
+/// `explain` of a large `has_any` evaluates the hash-set form on the one entity.
+#[tokio::test]
+async fn explain_works_with_a_large_has_any() {
+    let (_d, ws) = people_workspace().await;
+    let mut values: Vec<String> = (0..5000).map(|i| format!("T{i}")).collect();
+    values.push("c".into());
+    let got =
+        members(&ws, "c_tags", "people", json!({"attribute": "tags", "op": "has_any", "value": values})).await.unwrap();
+    assert_eq!(got, vec![4, 6]);
+    let e = ws.explain("c_tags", "6").await.unwrap();
+    assert!(e.member && e.root.value == Some(true), "{e}");
+    let e = ws.explain("c_tags", "1").await.unwrap();
+    assert!(!e.member && e.root.value == Some(false), "{e}");
+    let e = ws.explain("c_tags", "3").await.unwrap();
+    assert!(!e.member && e.root.value.is_none(), "{e}");
+}

@@ -16,6 +16,7 @@ mod source;
 #[cfg_attr(test, allow(dead_code))]
 mod sources;
 use serde_json::Value;
+mod static_keys;
 
 use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
 use segkit::{Entity, Error as CoreError, IngestOptions, SegmentDefinition};

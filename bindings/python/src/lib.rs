@@ -10,6 +10,7 @@ mod error;
 mod runtime;
 mod source;
 mod sources;
+mod static_keys;
 mod workspace;
 
 /// The native module. Import `segkit` instead.

@@ -329,6 +329,59 @@ impl PyWorkspace {
         })
     }
 
+    // ---------------------------------------------------------------------------- static-list segments
+
+    /// `keys`: see `static_keys::resolve`.
+    fn define_static_segment<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        entity: String,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys = crate::static_keys::resolve(keys)?;
+        let ws = self.ws.clone();
+        let r =
+            wait_for_future(py, move || async move { ws.define_static_segment(&name, &entity, keys.as_ref()).await })?
+                .py()?;
+        to_py(py, &r)
+    }
+
+    fn add_static_keys<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys = crate::static_keys::resolve(keys)?;
+        let ws = self.ws.clone();
+        let r = wait_for_future(py, move || async move { ws.add_static_keys(&name, keys.as_ref()).await })?.py()?;
+        to_py(py, &r)
+    }
+
+    fn remove_static_keys<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        keys: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keys = crate::static_keys::resolve(keys)?;
+        let ws = self.ws.clone();
+        let r = wait_for_future(py, move || async move { ws.remove_static_keys(&name, keys.as_ref()).await })?.py()?;
+        to_py(py, &r)
+    }
+
+    fn static_keys(&self, py: Python<'_>, name: String) -> PyResult<PyTable> {
+        let ws = self.ws.clone();
+        let b = wait_for_future(py, move || async move { ws.static_keys(&name).await })?.py()?;
+        batch_table(b)
+    }
+
+    fn static_list_versions<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let v = py.detach(|| self.ws.static_list_versions(name)).py()?;
+        to_py(py, &v)
+    }
+
     fn evaluate(&self, py: Python<'_>, name: String) -> PyResult<PySegmentRun> {
         crate::error::guard(|| {
             let ws = self.ws.clone();

@@ -79,8 +79,25 @@ CREATE TABLE sources (
 CREATE INDEX ingests_by_entity ON ingests(entity, created_at);
 "#;
 
+/// Migration 4 (the static-list helper's; 3 is the sources helper's — the entries are renumbered when both land):
+/// static-list segments. Each change of a static list (replace, add, remove) writes one Parquet file of the whole
+/// sorted key list and commits a new version row; the latest version is the list. `vacuum` forgets old versions
+/// like old snapshots.
+const V3: &str = r#"
+CREATE TABLE static_lists (
+    segment TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    key_count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    operation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (segment, version)
+);
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -379,6 +379,51 @@ fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
+/// Writes the rows of `batches` sorted by `columns` (ascending, nulls last, as [`sort_by`]), one row group at a
+/// time: only the sort columns are concatenated, and each output chunk is gathered from the batches directly.
+async fn write_sorted(
+    writer: &mut crate::store::RollingWriter,
+    batches: &[RecordBatch],
+    columns: &[String],
+) -> Result<()> {
+    let sort_columns = columns
+        .iter()
+        .map(|c| {
+            let parts: Vec<&dyn Array> =
+                batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect();
+            Ok(arrow::compute::SortColumn {
+                values: arrow::compute::concat(&parts)?,
+                options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let idx = if sort_columns.len() == 1 {
+        sort_to_indices(&sort_columns[0].values, sort_columns[0].options, None)?
+    } else {
+        arrow::compute::lexsort_to_indices(&sort_columns, None)?
+    };
+    drop(sort_columns);
+    let mut starts = Vec::with_capacity(batches.len());
+    let mut total = 0usize;
+    for b in batches {
+        starts.push(total);
+        total += b.num_rows();
+    }
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    for chunk in idx.values().chunks(crate::store::ROW_GROUP_ROWS) {
+        let picks: Vec<(usize, usize)> = chunk
+            .iter()
+            .map(|&g| {
+                let g = g as usize;
+                let b = starts.partition_point(|&s| s <= g) - 1;
+                (b, g - starts[b])
+            })
+            .collect();
+        writer.write(&interleave_record_batch(&refs, &picks)?).await?;
+    }
+    Ok(())
+}
+
 /// Writes the rows of `current` whose key is not in `replaced`, merged in storage order with `incoming` (already
 /// sorted), one old batch at a time; returns how many old rows were replaced. The current files are sorted in
 /// storage order one after the other (each ingest writes them so); were they not, every row would still be
@@ -595,13 +640,27 @@ pub(crate) async fn stage(
         tracker.done();
         rows_written = good.iter().map(|b| b.num_rows() as u64).sum();
         let order = storage_order(entity);
-        let incoming = concat_batches(&schema, &good)?;
-        drop(good);
-        let incoming = if incoming.num_rows() > 0 { sort_by(&incoming, &order)? } else { incoming };
-        if mode == IngestMode::Upsert && rows_written == 0 {
+        let merging = mode == IngestMode::Upsert && !current.files.is_empty();
+        if !merging && rows_written > 0 {
+            // Nothing to merge with (a first ingest, a full refresh): the rows are written in storage order one
+            // row group at a time straight from the received batches, so memory holds them once (not also a
+            // concatenated copy and a sorted copy).
+            let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+            let res = write_sorted(&mut writer, &good, &order).await;
+            drop(good);
+            if let Err(e) = res {
+                writer.abort().await;
+                return Err(e);
+            }
+            written = writer.finish().await?;
+            files = written.clone();
+        } else if mode == IngestMode::Upsert && rows_written == 0 {
             written = vec![];
             files = current.files.clone();
         } else {
+            let incoming = concat_batches(&schema, &good)?;
+            drop(good);
+            let incoming = if incoming.num_rows() > 0 { sort_by(&incoming, &order)? } else { incoming };
             let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
             let res = if mode == IngestMode::Upsert {
                 merge_into(&mut writer, store, current, &incoming, &order, entity, &proc.seen).await

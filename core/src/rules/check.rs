@@ -20,6 +20,11 @@ pub trait Resolver {
     fn segment(&self, name: &str) -> Result<Option<(String, Rule)>>;
     /// Names of all segments (for suggestions).
     fn segment_names(&self) -> Result<Vec<String>>;
+    /// Whether segment `name` is a static list of keys (a reference reads the list instead of recomputing a
+    /// rule). Default: no segment is.
+    fn is_static_list(&self, _name: &str) -> Result<bool> {
+        Ok(false)
+    }
     /// The time zone calendar windows count in (default UTC).
     fn time_zone(&self) -> chrono_tz::Tz {
         chrono_tz::Tz::UTC
@@ -196,6 +201,17 @@ impl Cx<'_> {
                     cycle.push(r.segment.clone());
                     return Err(Error::rule(p, format!("segment references form a cycle: {}", cycle.join(" → "))));
                 }
+                if self.resolver.is_static_list(&r.segment)? {
+                    // A static list has no rule to recompute: the reference reads its stored keys.
+                    return Ok(Checked::InSegment(Box::new(CheckedSegmentRef {
+                        id: self.fresh(),
+                        segment: r.segment.clone(),
+                        negated: r.negated,
+                        stored: r.stored,
+                        static_list: true,
+                        rule: Checked::And(vec![]),
+                    })));
+                }
                 self.stack.push(r.segment.clone());
                 let inner = self.check_at(&seg_rule, entity, "").map_err(|e| match e {
                     Error::Rule { path: ip, message } => {
@@ -209,6 +225,7 @@ impl Cx<'_> {
                     segment: r.segment.clone(),
                     negated: r.negated,
                     stored: r.stored,
+                    static_list: false,
                     rule: simplify(inner?),
                 }))
             }

@@ -289,6 +289,9 @@ pub struct CheckedSegmentRef {
     pub negated: bool,
     /// Read the latest stored membership instead of recomputing.
     pub stored: bool,
+    /// The referenced segment is a static list of keys: its current list is read (whatever `stored` says) and
+    /// `rule` is empty.
+    pub static_list: bool,
     /// The referenced segment's checked rule (used when recomputing).
     pub rule: Checked,
 }

@@ -68,7 +68,7 @@ pub fn compile(rule: &Checked, now: DateTime<Utc>) -> Expr {
 pub trait PlanSource {
     /// A scan of an entity's table.
     fn scan(&self, entity: &str) -> Result<LogicalPlanBuilder>;
-    /// The stored members (one key column) of a segment's latest run.
+    /// The stored members (one key column) of a segment's latest run, or the current keys of a static list.
     fn stored_members(&self, segment: &str) -> Result<LogicalPlanBuilder>;
     /// The already computed result of a behavioural node's subquery ([`behavior_subquery`]), if the caller
     /// materialised it (so the planner knows its exact size and builds the join on it).
@@ -124,7 +124,7 @@ fn compile_polar(
         Checked::Pred(p) => compile_pred(p, now),
         Checked::InSegment(r) => {
             let inner_positive = positive != r.negated;
-            let inner = if r.stored {
+            let inner = if r.stored || r.static_list {
                 let plan = tables.stored_members(&r.segment)?.build()?;
                 unique_in(column(key), plan, r.id)?
             } else if inner_positive || two_valued(&r.rule) {
@@ -322,7 +322,8 @@ fn unique_in(expr: Expr, plan: LogicalPlan, id: super::NodeId) -> Result<Expr> {
 /// Above this many values an `in` / `not_in` list compiles to a semi (anti) join against an in-memory table
 /// of the values instead of an `InList` expression: DataFusion's logical passes over an `InList` grow faster than
 /// linearly with its length (a 1 M-value list did not plan in two minutes). Smaller lists stay `InList`s, which
-/// prune Parquet row groups by statistics.
+/// prune Parquet row groups by statistics. `has_any` / `has_all` / `has_none` lists above it compile to one hash
+/// set of the values (`rules::list_set`), in filters and in `explain` alike.
 pub const LARGE_LIST: usize = 1024;
 
 /// `c [NOT] IN (table of values)`. The values are never null, so the three-valued semantics equal `InList`'s:
@@ -432,6 +433,8 @@ fn compile_pred_as(p: &Pred, now: DateTime<Utc>, joins: bool) -> Expr {
                 c.is_null()
             }
         }
+        // Above the threshold a hash set of the values (O(elements + values), also inside `explain`).
+        Test::List { mode, values } if values.len() > LARGE_LIST => super::list_set::list_match(c, *mode, values),
         Test::List { mode, values } => {
             let items = || make_array(values.iter().map(|v| Expr::Literal(scalar(v, &elem), None)).collect());
             let any = || {

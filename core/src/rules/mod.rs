@@ -14,6 +14,7 @@ mod check;
 mod checked;
 pub(crate) mod compile;
 mod dialect;
+mod list_set;
 mod literal;
 #[cfg(test)]
 mod proptest;
@@ -31,7 +32,7 @@ pub use checked::{
 };
 #[cfg(test)]
 pub(crate) use compile::days;
-pub use compile::{behavior_subquery, column, compile, compile_with, scalar, PlanSource};
+pub use compile::{behavior_subquery, column, compile, compile_with, scalar, PlanSource, LARGE_LIST};
 pub use dialect::Dialect;
 pub use literal::{literal, parse_date, parse_timestamp};
 pub use sequence::{matching_links, sequence_events, Witness};

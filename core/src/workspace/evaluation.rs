@@ -156,6 +156,12 @@ impl Workspace {
     /// Evaluates a segment: computes its members, stores them as a new membership version and returns who
     /// entered and exited since the previous run.
     pub async fn evaluate(&self, name: &str) -> Result<SegmentRun> {
+        let r = self.evaluate_inner(name).await;
+        crate::memory::release_unused_memory();
+        r
+    }
+
+    async fn evaluate_inner(&self, name: &str) -> Result<SegmentRun> {
         let started = Instant::now();
         let started_at = self.now();
         let (def, entity, checked) = self.compiled(name)?;
@@ -222,7 +228,9 @@ impl Workspace {
     /// Counts a segment's members now, without materialising or storing them.
     pub async fn count(&self, name: &str) -> Result<u64> {
         let (_, entity, checked) = self.compiled(name)?;
-        Ok(self.filtered(&entity, &checked).await?.count().await? as u64)
+        let n = self.filtered(&entity, &checked).await?.count().await? as u64;
+        crate::memory::release_unused_memory();
+        Ok(n)
     }
 
     /// Up to `n` current member rows with every attribute; `pii` attributes are masked as `"***"`.

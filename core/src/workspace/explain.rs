@@ -213,7 +213,7 @@ impl Cx<'_> {
                 }
                 Checked::InSegment(r) => {
                     let word = if r.negated { "not_in_segment" } else { "in_segment" };
-                    if r.stored {
+                    if r.stored || r.static_list {
                         let plan = self.sources_stored(&r.segment)?;
                         let hit = concat(
                             DataFrame::new(self.ws.inner.ctx.state(), plan)
@@ -222,10 +222,15 @@ impl Cx<'_> {
                         .await?
                         .num_rows()
                             > 0;
+                        let (tag, what) = if r.static_list {
+                            ("static list", "the static list")
+                        } else {
+                            ("stored", "the latest stored run")
+                        };
                         ExplainNode {
-                            label: format!("{word} {} (stored)", r.segment),
+                            label: format!("{word} {} ({tag})", r.segment),
                             value: Some(hit != r.negated),
-                            detail: Some(format!("{} the latest stored run", if hit { "in" } else { "not in" })),
+                            detail: Some(format!("{} {what}", if hit { "in" } else { "not in" })),
                             children: vec![],
                         }
                     } else {

@@ -46,6 +46,20 @@ impl Workspace {
         control: &IngestControl,
         sync: Option<&str>,
     ) -> Result<IngestReport> {
+        let r = self.ingest_locked(entity, source, options, control, sync).await;
+        // The batches of the ingest are freed: give the memory back (see `crate::memory`).
+        crate::memory::release_unused_memory();
+        r
+    }
+
+    async fn ingest_locked(
+        &self,
+        entity: &str,
+        source: &dyn Source,
+        options: IngestOptions,
+        control: &IngestControl,
+        sync: Option<&str>,
+    ) -> Result<IngestReport> {
         let e = self.entity(entity)?;
         let entity = e.name.as_str();
         let _guard = self.entity_lock(entity).lock_owned().await;

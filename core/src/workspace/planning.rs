@@ -23,7 +23,11 @@ impl Workspace {
     pub(super) fn compiled(&self, name: &str) -> Result<(SegmentDefinition, Entity, Checked)> {
         let def = self.segment(name)?;
         let entity = self.entity(&def.entity)?;
-        let checked = check_with(&def.rule, &entity, self, std::slice::from_ref(&def.name))?;
+        let checked = if self.inner.catalog.static_list(&def.name)?.is_some() {
+            super::static_lists::own_checked(&def.name)
+        } else {
+            check_with(&def.rule, &entity, self, std::slice::from_ref(&def.name))?
+        };
         Ok((def, entity, checked))
     }
 
@@ -71,14 +75,15 @@ impl Workspace {
         Ok(df.filter(expr)?)
     }
 
-    /// Reads the latest stored membership of every segment the rule references with `stored: true`.
+    /// Reads the latest stored membership of every segment the rule references with `stored: true`, and the
+    /// current keys of every static list it references.
     pub(super) async fn load_stored_members(
         &self,
         checked: &Checked,
     ) -> Result<HashMap<String, Arc<dyn TableProvider>>> {
         fn collect(c: &Checked, out: &mut Vec<String>) {
             c.walk(&mut |n| match n {
-                Checked::InSegment(r) if r.stored => out.push(r.segment.clone()),
+                Checked::InSegment(r) if r.stored || r.static_list => out.push(r.segment.clone()),
                 Checked::InSegment(r) => collect(&r.rule, out),
                 Checked::Behavior(b) => {
                     if let Some(f) = &b.filter {
@@ -93,6 +98,10 @@ impl Workspace {
         let mut out: HashMap<String, Arc<dyn TableProvider>> = HashMap::new();
         for name in names {
             if out.contains_key(&name) {
+                continue;
+            }
+            if let Some(list) = self.inner.catalog.static_list(&name)? {
+                out.insert(name.clone(), self.static_table(&name, &list).await?);
                 continue;
             }
             let Some(run) = self.inner.catalog.last_run(&name)? else {

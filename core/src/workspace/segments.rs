@@ -17,21 +17,7 @@ impl Workspace {
         segment.name = normalize_name(&segment.name);
         segment.entity = normalize_name(&segment.entity);
         check_name(&segment.name, "segment")?;
-        if let Some(other) = self
-            .inner
-            .catalog
-            .segments()?
-            .into_iter()
-            .find(|o| o.name != segment.name && name_fold(&o.name) == name_fold(&segment.name))
-        {
-            return Err(Error::definition(
-                "segment",
-                format!(
-                    "segment names `{}` and `{}` differ only by case; names must differ by more",
-                    other.name, segment.name
-                ),
-            ));
-        }
+        self.check_new_segment_name(&segment.name)?;
         let entity = self
             .entity(&segment.entity)
             .map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
@@ -47,7 +33,23 @@ impl Workspace {
         }
         let segment = SegmentDefinition { rule: checked.to_rule(), ..segment };
         self.inner.catalog.put_segment(&segment)?;
+        // A static list defined under this name before is now a rule segment: forget its keys.
+        let files = self.inner.catalog.prune_static_list(&segment.name, 0)?;
+        self.inner.store.delete(&files).await;
         Ok(segment)
+    }
+
+    /// Refuses a segment name that differs from an existing one only by case.
+    pub(super) fn check_new_segment_name(&self, name: &str) -> Result<()> {
+        if let Some(other) =
+            self.inner.catalog.segments()?.into_iter().find(|o| o.name != name && name_fold(&o.name) == name_fold(name))
+        {
+            return Err(Error::definition(
+                "segment",
+                format!("segment names `{}` and `{name}` differ only by case; names must differ by more", other.name),
+            ));
+        }
+        Ok(())
     }
 
     /// A segment definition.
@@ -99,7 +101,11 @@ impl Workspace {
             walk(r, &mut out);
             out
         };
-        let graph: HashMap<String, Vec<String>> = defs.iter().map(|d| (d.name.clone(), refs(&d.rule))).collect();
+        // A static segment's rule references its own list: not a dependency.
+        let graph: HashMap<String, Vec<String>> = defs
+            .iter()
+            .map(|d| (d.name.clone(), refs(&d.rule).into_iter().filter(|u| u != &d.name).collect()))
+            .collect();
         // Depth-first post-order over "is referenced by" gives a reverse topological order.
         let mut order = vec![];
         let mut seen = std::collections::HashSet::new();
@@ -162,6 +168,9 @@ impl Resolver for Workspace {
     }
     fn segment_names(&self) -> Result<Vec<String>> {
         Ok(self.inner.catalog.segments()?.into_iter().map(|s| s.name).collect())
+    }
+    fn is_static_list(&self, name: &str) -> Result<bool> {
+        Ok(self.inner.catalog.static_list(name)?.is_some())
     }
     fn time_zone(&self) -> chrono_tz::Tz {
         Workspace::time_zone(self)

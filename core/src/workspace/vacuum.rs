@@ -37,6 +37,12 @@ impl Workspace {
             let paths: Vec<String> = files.into_iter().map(|f| f.path).collect();
             self.inner.store.delete(&paths).await;
         }
+        // Static lists keep their latest `keep_snapshots` versions, like entities.
+        for s in self.segments()? {
+            let files = self.inner.catalog.prune_static_list(&s.name, keep_snapshots)?;
+            report.files_deleted += files.len() as u64;
+            self.inner.store.delete(&files).await;
+        }
         let referenced = self.inner.catalog.referenced_files()?;
         let cutoff = chrono::Utc::now() - ORPHAN_GRACE;
         let dirs = entities
@@ -45,7 +51,10 @@ impl Workspace {
                 let p = crate::store::path_segment(&e.name);
                 [format!("data/{p}/"), format!("quarantine/{p}/")]
             })
-            .chain(self.segments()?.into_iter().map(|s| format!("segments/{}/", crate::store::path_segment(&s.name))));
+            .chain(self.segments()?.into_iter().flat_map(|s| {
+                let p = crate::store::path_segment(&s.name);
+                [format!("segments/{p}/"), format!("static/{p}/")]
+            }));
         for dir in dirs {
             let orphans: Vec<crate::store::StoredFile> = self
                 .inner

@@ -24,7 +24,7 @@ from segkit._segkit import (
 )
 from segkit._sources import NamedSource, SyncProgress
 from segkit._table import Table
-from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment
+from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment, StaticListReport
 from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
 from segkit import testing
 from segkit._infer import infer_entity
@@ -51,6 +51,7 @@ __all__ = [
     "SegmentRun",
     "SegkitError",
     "Source",
+    "StaticListReport",
     "StorageError",
     "SyncProgress",
     "Table",

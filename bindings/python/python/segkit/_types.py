@@ -197,3 +197,20 @@ __all__ = [
     "QuarantinedRow",
     "Segment",
 ]
+
+
+@dataclass(frozen=True)
+class StaticListReport:
+    """What a change of a static segment's key list did."""
+
+    segment: str
+    version: int
+    operation: Literal["replace", "add", "remove"]
+    keys_read: int
+    key_count: int
+    matched: int
+    unmatched: int
+
+    @classmethod
+    def _from_dict(cls, d: Mapping[str, Any]) -> StaticListReport:
+        return cls(**{k: d[k] for k in ("segment", "version", "operation", "keys_read", "key_count", "matched", "unmatched")})

@@ -10,7 +10,17 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_ch
 from segkit import _segkit
 from segkit._sources import NamedSource, ProgressSpec, SyncProgress, progress_display
 from segkit._table import Table
-from segkit._types import Attribute, Entity, EntityKind, IngestMode, IngestReport, Link, Segment, _parse_instant
+from segkit._types import (
+    Attribute,
+    Entity,
+    EntityKind,
+    IngestMode,
+    IngestReport,
+    Link,
+    Segment,
+    StaticListReport,
+    _parse_instant,
+)
 
 AttributeSpec = Union[str, Mapping[str, Any], Attribute]
 """An attribute given as a type string (``"int64"``, ``"list<string>"``), a dict with ``type`` and flags
@@ -344,6 +354,41 @@ class Workspace:
     def delete_segment(self, name: str) -> None:
         """Deletes a segment and its membership history."""
         self._ws.delete_segment(name)
+
+    # -------------------------------------------------------------------------- static-list segments
+
+    def define_static_segment(self, name: str, *, entity: str, keys: Any) -> StaticListReport:
+        """Defines (or replaces) segment ``name`` of ``entity`` as a static list of keys: "these customers".
+
+        ``keys``: a list/tuple of ints or strs, a pyarrow Array/ChunkedArray/Table, a polars or pandas Series or
+        DataFrame (one column, or a column named after the entity key), any Arrow PyCapsule exporter, or a path /
+        URL / source config as for :meth:`ingest`. The list is stored durably and versioned; rules reference it
+        like any segment (``{"in_segment": name}``) and it is evaluated, counted and explained like any segment.
+        Keys no entity has are kept (``unmatched``) and become members once such an entity is ingested. Null keys
+        and keys of another type raise :class:`InvalidArgumentError`."""
+        if isinstance(keys, os.PathLike):
+            keys = os.fspath(keys)
+        return StaticListReport._from_dict(self._ws.define_static_segment(name, entity, keys))
+
+    def add_static_keys(self, name: str, keys: Any) -> StaticListReport:
+        """Adds keys (same forms as :meth:`define_static_segment`) to a static segment."""
+        if isinstance(keys, os.PathLike):
+            keys = os.fspath(keys)
+        return StaticListReport._from_dict(self._ws.add_static_keys(name, keys))
+
+    def remove_static_keys(self, name: str, keys: Any) -> StaticListReport:
+        """Removes keys from a static segment (keys not listed are ignored)."""
+        if isinstance(keys, os.PathLike):
+            keys = os.fspath(keys)
+        return StaticListReport._from_dict(self._ws.remove_static_keys(name, keys))
+
+    def static_keys(self, name: str) -> Table:
+        """The current keys of a static segment, ascending (also those no entity has)."""
+        return Table(self._ws.static_keys(name))
+
+    def static_list_versions(self, name: str) -> list[dict[str, Any]]:
+        """The committed versions of a static segment's list, oldest first."""
+        return self._ws.static_list_versions(name)
 
     def evaluate(self, name: str) -> SegmentRun:
         """Computes the segment's members, stores them as a new run and returns who entered and exited."""
