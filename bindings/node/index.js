@@ -396,7 +396,7 @@ class Workspace {
     const { mapping, mode, ...rest } = options ?? {};
     const unknown = Object.keys(rest);
     if (unknown.length) throw invalid(`defineSource: unknown option(s) ${unknown.join(', ')} (expected mapping, mode)`);
-    return call(() => this.#native.defineSource(name, entity, config, { mapping, mode }));
+    return call(() => this.#native.defineSource(name, entity, config, optionsText({ mapping, mode })));
   }
 
   /** A named source with its sync state (`cursor`, `snapshot`, `updatedAt`). */

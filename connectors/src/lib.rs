@@ -33,8 +33,8 @@ pub use registry::registry;
 
 #[cfg(feature = "file")]
 pub use file::{
-    open, CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource,
-    ERROR_COLUMN, FILE_COLUMN, RAW_COLUMN,
+    open, CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource, ERROR_COLUMN,
+    FILE_COLUMN, RAW_COLUMN,
 };
 pub use infer::{infer_entity, InferOptions, InferredEntity};
 

@@ -121,7 +121,7 @@ pub(crate) fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 }
 
 /// The options of one ingest (`segkit::spec::IngestSpec`, as JSON text from index.js).
-fn ingest_options(options_json: Option<String>) -> Result<IngestOptions> {
+pub(crate) fn ingest_options(options_json: Option<String>) -> Result<IngestOptions> {
     match options_json {
         None => Ok(IngestOptions::default()),
         Some(t) => segkit::spec::from_json_text::<IngestSpec>(&t).and_then(IngestSpec::into_options).js(),

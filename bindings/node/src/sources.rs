@@ -11,7 +11,7 @@ use napi::Status;
 use napi_derive::napi;
 use serde_json::Value;
 
-use crate::{camel_keys, options_from_js, NativeWorkspace, OrJs, Result};
+use crate::{camel_keys, ingest_options, NativeWorkspace, OrJs, Result};
 
 /// `(progress) => void`, called without blocking (weak: it does not keep the event loop alive).
 pub type ProgressFn = ThreadsafeFunction<Value, Unknown<'static>, Value, Status, false, true>;
@@ -70,16 +70,16 @@ pub fn control(on_progress: Option<ProgressFn>, cancel: Option<u32>) -> Result<s
 
 #[napi]
 impl NativeWorkspace {
-    /// Defines (or replaces) a named source; `options`: `{mapping, mode}`.
+    /// Defines (or replaces) a named source; `options_json`: an ingest spec `{mapping, mode}` as JSON text.
     #[napi]
     pub async fn define_source(
         &self,
         name: String,
         entity: String,
         config: Value,
-        options: Option<Value>,
+        options_json: Option<String>,
     ) -> Result<Value> {
-        let opts = options_from_js(options)?;
+        let opts = ingest_options(options_json)?;
         let mut def = segkit::SourceDefinition::new(name, entity, config).mapping(opts.mapping);
         def.mode = opts.mode;
         let out = self.inner.define_source(def).await.js()?;

@@ -79,9 +79,8 @@ CREATE TABLE sources (
 CREATE INDEX ingests_by_entity ON ingests(entity, created_at);
 "#;
 
-/// Migration 4 (the static-list helper's; 3 is the sources helper's — the entries are renumbered when both land):
-/// static-list segments. Each change of a static list (replace, add, remove) writes one Parquet file of the whole
-/// sorted key list and commits a new version row; the latest version is the list. `vacuum` forgets old versions
+/// Migration 3: static-list segments. Each change of a static list (replace, add, remove) writes one Parquet file
+/// of the whole sorted key list and commits a new version row; the latest version is the list. `vacuum` forgets old versions
 /// like old snapshots.
 const V3: &str = r#"
 CREATE TABLE static_lists (
