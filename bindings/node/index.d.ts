@@ -473,6 +473,8 @@ export declare const limits: {
   readonly maxRuleDepth: number;
   /** Most objects (conditions, groups) in one rule: `MAX_RULE_NODES`. */
   readonly maxRuleNodes: number;
+  /** Most attribute conditions `explain` shows: `MAX_EXPLAIN_CONDITIONS`. */
+  readonly maxExplainConditions: number;
   /** Most array elements in one rule, all lists together: `MAX_RULE_LIST_VALUES`. */
   readonly maxRuleListValues: number;
   /** Longest string in a rule, in UTF-8 bytes: `MAX_RULE_STRING_BYTES`. */

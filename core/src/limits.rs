@@ -19,6 +19,10 @@ pub const MAX_RULE_DEPTH: usize = 48;
 /// Most objects (conditions, groups, operations) in one rule.
 pub const MAX_RULE_NODES: usize = 100_000;
 
+/// Most attribute conditions [`Workspace::explain`](crate::Workspace::explain) shows (inlined segment references
+/// included); a larger rule still counts and evaluates, and `explain` refuses it with this limit named.
+pub const MAX_EXPLAIN_CONDITIONS: usize = 10_000;
+
 /// Most array elements in one rule, all lists together (an `in` list of 1,000,000 values is fine).
 pub const MAX_RULE_LIST_VALUES: usize = 10_000_000;
 

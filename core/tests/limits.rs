@@ -195,3 +195,30 @@ fn a_group_at_the_node_limit_evaluates_on_a_2mib_stack() {
         }
     });
 }
+
+/// `explain` evaluates its conditions a bounded number of columns per query, so a wide rule explains in
+/// reasonable time; past `MAX_EXPLAIN_CONDITIONS` it is refused with the limit named (count still works).
+#[test]
+fn explain_of_wide_rules_works_up_to_its_limit_and_names_it_beyond() {
+    use segkit::limits::MAX_EXPLAIN_CONDITIONS;
+    on_small_stack(|| async {
+        let (_dir, ws) = people_workspace().await;
+        let wide = |n: usize| {
+            let mut conds = vec![json!({"attribute": "age", "op": "eq", "value": 31})];
+            conds.extend((1..n).map(|i| json!({"attribute": "age", "op": "eq", "value": 1000 + i})));
+            json!({ "or": conds })
+        };
+        assert_eq!(members(&ws, "wide", "people", wide(1000)).await.unwrap(), vec![1]);
+        let ex = ws.explain("wide", "1").await.unwrap();
+        assert!(ex.member);
+        assert_eq!(ex.root.children.len(), 1000);
+        assert_eq!(ex.root.children.iter().filter(|c| c.value == Some(true)).count(), 1);
+        assert_eq!(ex.root.children[0].detail.as_deref(), Some("age = 31"), "{:?}", ex.root.children[0]);
+
+        members(&ws, "too_wide", "people", wide(MAX_EXPLAIN_CONDITIONS + 1)).await.unwrap();
+        assert_eq!(ws.count("too_wide").await.unwrap(), 1);
+        let e = ws.explain("too_wide", "1").await.unwrap_err();
+        assert_eq!(e.kind(), segkit::ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("MAX_EXPLAIN_CONDITIONS = 10000"), "{e}");
+    });
+}

@@ -279,6 +279,7 @@ pub fn rule_limits() -> Value {
     serde_json::json!({
         "maxRuleDepth": MAX_RULE_DEPTH,
         "maxRuleNodes": MAX_RULE_NODES,
+        "maxExplainConditions": MAX_EXPLAIN_CONDITIONS,
         "maxRuleListValues": MAX_RULE_LIST_VALUES,
         "maxRuleStringBytes": MAX_RULE_STRING_BYTES,
         "maxRegexPatternBytes": MAX_REGEX_PATTERN_BYTES,

@@ -19,6 +19,7 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("MAX_RULE_DEPTH", segkit::limits::MAX_RULE_DEPTH)?;
     m.add("MAX_RULE_NODES", segkit::limits::MAX_RULE_NODES)?;
+    m.add("MAX_EXPLAIN_CONDITIONS", segkit::limits::MAX_EXPLAIN_CONDITIONS)?;
     m.add("MAX_RULE_LIST_VALUES", segkit::limits::MAX_RULE_LIST_VALUES)?;
     m.add("MAX_RULE_STRING_BYTES", segkit::limits::MAX_RULE_STRING_BYTES)?;
     m.add("MAX_REGEX_PATTERN_BYTES", segkit::limits::MAX_REGEX_PATTERN_BYTES)?;

@@ -208,3 +208,16 @@ def test_regex_programs_past_the_limit_are_a_rule_error(users, repeats):
 def test_a_regex_program_just_within_the_limit_works(users):
     users.define_segment("re", entity="user", rule=matches(r"^\w{2}$"))
     assert users.count("re") == 4
+
+
+def test_explain_of_a_wide_rule_works_below_its_limit_and_names_it_beyond(users):
+    # age = 0 … age = 1999: user 1 (age 17) matches one of them.
+    users.define_segment("wide", entity="user", rule=or_of(2001))
+    ex = users.explain("wide", 1)
+    assert ex.member is True
+    assert sum(1 for c in ex.root["children"] if c["value"] is True) == 1
+    limit = _segkit.MAX_EXPLAIN_CONDITIONS
+    users.define_segment("too_wide", entity="user", rule=or_of(limit + 2))
+    assert users.count("too_wide") == 5
+    with pytest.raises(segkit.InvalidArgumentError, match=f"MAX_EXPLAIN_CONDITIONS = {limit}"):
+        users.explain("too_wide", 1)

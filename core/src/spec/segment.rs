@@ -3,7 +3,7 @@
 //! ```
 //! use segkit::spec::{self, SegmentSpec};
 //! let def = spec::from_json_text::<SegmentSpec>(
-//!     r#"{"name": "adults", "entity": "user", "rule": {"attribute": "age", "op": "gte", "value": 18},
+//!     r#"{"name": "adults", "entity": "user", "rule": {"attribute": "age", "op": "ge", "value": 18},
 //!         "keep_runs": 3}"#,
 //! ).unwrap().into_definition().unwrap();
 //! assert_eq!(def.keep_runs, Some(3));

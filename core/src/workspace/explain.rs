@@ -11,6 +11,7 @@ use datafusion::prelude::DataFrame;
 
 use super::{PlanSources, Workspace};
 use crate::error::{Error, Result};
+use crate::limits::MAX_EXPLAIN_CONDITIONS;
 use crate::model::Entity;
 use crate::rules::{column, literal, scalar, Checked, CheckedBehavior, Rule};
 
@@ -108,6 +109,9 @@ fn bool_cell(batch: &RecordBatch, name: &str) -> Result<Option<bool>> {
     Ok(if col.is_null(0) { None } else { Some(col.as_boolean().value(0)) })
 }
 
+/// Predicates evaluated per query by [`Workspace::explain`].
+const EXPLAIN_COLUMNS_PER_QUERY: usize = 256;
+
 impl Workspace {
     /// Explains why the entity with key `key` (as text) is or is not a member of `segment` now: the rule tree
     /// with each node's value (true / false / unknown), the attribute values compared (`pii` ones masked) and,
@@ -135,26 +139,42 @@ impl Workspace {
             }
         }
         collect(&checked, &mut preds);
-        let mut select = vec![lit(true).alias("__exists")];
-        for p in &preds {
-            select.push(crate::rules::compile::compile_pred_inline(p, now).alias(format!("__p{}", p.id)));
-            select.push(column(&p.attribute).alias(format!("__v{}", p.id)));
+        if preds.len() > MAX_EXPLAIN_CONDITIONS {
+            return Err(Error::InvalidArgument(format!(
+                "explain shows at most {MAX_EXPLAIN_CONDITIONS} conditions and segment `{}` has {} (limit \
+                 MAX_EXPLAIN_CONDITIONS = {MAX_EXPLAIN_CONDITIONS}); count and evaluate are not limited",
+                def.name,
+                preds.len()
+            )));
         }
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?;
-        let row = concat(df.filter(column(&key_attr).eq(key_expr.clone()))?.select(select)?).await?;
-        if row.num_rows() == 0 {
+        let row = df.filter(column(&key_attr).eq(key_expr.clone()))?;
+        if concat(row.clone().select(vec![lit(true).alias("__exists")])?).await?.num_rows() == 0 {
             return Err(Error::not_found("entity key", format!("{}.{key_attr} = {key}", entity.name)));
         }
+        // The predicates' values, a bounded number of columns per query: DataFusion's projection pushdown is
+        // quadratic in the number of columns of one projection.
         let mut pred_values = HashMap::new();
-        for p in &preds {
-            let shown = cell(&row, &format!("__v{}", p.id))?;
-            let pii = entity.get(&p.attribute).is_some_and(|a| a.pii);
-            let detail = match shown {
-                None => format!("{} is null", p.attribute),
-                Some(_) if pii => format!("{} = *** (pii)", p.attribute),
-                Some(v) => format!("{} = {v}", p.attribute),
-            };
-            pred_values.insert(p.id, (bool_cell(&row, &format!("__p{}", p.id))?, detail));
+        for chunk in preds.chunks(EXPLAIN_COLUMNS_PER_QUERY) {
+            let mut select = vec![];
+            for p in chunk {
+                select.push(crate::rules::compile::compile_pred_inline(p, now).alias(format!("__p{}", p.id)));
+                select.push(column(&p.attribute).alias(format!("__v{}", p.id)));
+            }
+            let values = concat(row.clone().select(select)?).await?;
+            if values.num_rows() == 0 {
+                return Err(Error::not_found("entity key", format!("{}.{key_attr} = {key}", entity.name)));
+            }
+            for p in chunk {
+                let shown = cell(&values, &format!("__v{}", p.id))?;
+                let pii = entity.get(&p.attribute).is_some_and(|a| a.pii);
+                let detail = match shown {
+                    None => format!("{} is null", p.attribute),
+                    Some(_) if pii => format!("{} = *** (pii)", p.attribute),
+                    Some(v) => format!("{} = {v}", p.attribute),
+                };
+                pred_values.insert(p.id, (bool_cell(&values, &format!("__p{}", p.id))?, detail));
+            }
         }
 
         let ctx = Cx { ws: self, sources: &sources, now, key_attr: &key_attr, entity: &entity, key_expr, pred_values };

@@ -34,6 +34,7 @@ class InternalError(SegkitError): ...
 class CancelledError(SegkitError): ...
 MAX_RULE_DEPTH: int
 MAX_RULE_NODES: int
+MAX_EXPLAIN_CONDITIONS: int
 MAX_RULE_LIST_VALUES: int
 MAX_RULE_STRING_BYTES: int
 MAX_REGEX_PATTERN_BYTES: int
