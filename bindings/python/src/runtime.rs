@@ -47,31 +47,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    let rt = runtime()?;
-    py.detach(move || {
-        let mut task = rt.spawn(make());
-        rt.block_on(async {
-            loop {
-                tokio::select! {
-                    joined = &mut task => {
-                        return joined.map_err(|e| {
-                            if e.is_panic() {
-                                crate::error::panic_to_py(e.into_panic())
-                            } else {
-                                pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
-                            }
-                        });
-                    }
-                    _ = tokio::time::sleep(SIGNAL_CHECK) => {
-                        if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            task.abort();
-                            return Err(e);
-                        }
-                    }
-                }
-            }
-        })
-    })
+    wait(py, None, make)
 }
 
 /// How long a cancelled operation gets to stop cleanly (delete the files it wrote) after Ctrl-C before its task
@@ -82,6 +58,17 @@ const CANCEL_GRACE: Duration = Duration::from_secs(10);
 /// KeyboardInterrupt) the token is cancelled and the task gets [`CANCEL_GRACE`] to stop cleanly — leaving the
 /// previous snapshot and source cursor intact and deleting its staged files — before the exception propagates.
 pub fn wait_cancellable<M, Fut>(py: Python<'_>, token: segkit::CancellationToken, make: M) -> PyResult<Fut::Output>
+where
+    M: FnOnce() -> Fut + Send,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    wait(py, Some(token), make)
+}
+
+/// The one waiting loop of [`wait_for_future`] (no token: a signal aborts the task at once) and
+/// [`wait_cancellable`] (a signal cancels the token and gives the task [`CANCEL_GRACE`] before aborting it).
+fn wait<M, Fut>(py: Python<'_>, token: Option<segkit::CancellationToken>, make: M) -> PyResult<Fut::Output>
 where
     M: FnOnce() -> Fut + Send,
     Fut: Future + Send + 'static,
@@ -104,10 +91,13 @@ where
                     }
                     _ = tokio::time::sleep(SIGNAL_CHECK) => {
                         if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            token.cancel();
-                            if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_err() {
-                                task.abort();
+                            if let Some(token) = &token {
+                                token.cancel();
+                                if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_ok() {
+                                    return Err(e);
+                                }
                             }
+                            task.abort();
                             return Err(e);
                         }
                     }
