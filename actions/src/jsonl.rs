@@ -14,8 +14,8 @@ use crate::{Action, Delivery, Outcome};
 
 /// Appends each delivery as one JSON line to a local file, creating the file and its parent directories.
 ///
-/// Each line is an object with `idempotency_key`, `origin`, `entity`, `entity_key`, `attributes`, `body`
-/// (null without a template) and `delivered_at` (RFC 3339, from the action's clock). Concurrent
+/// Each line is an object with `idempotency_key`, `origin`, `step`, `channel`, `entity`, `entity_key`,
+/// `attributes`, `content` (the rendered template parts, `{}` without a template), `attempt` and `delivered_at` (RFC 3339, from the action's clock). Concurrent
 /// [`execute`](Action::execute) calls on one action are serialised by a lock and every line is written with a
 /// single `write` to a file opened in append mode, so lines never interleave.
 ///
@@ -26,14 +26,8 @@ use crate::{Action, Delivery, Outcome};
 /// # async fn demo() {
 /// use segkit_actions::{Action, Delivery, JsonlFileAction, Outcome};
 /// let action = JsonlFileAction::new("out/deliveries.jsonl");
-/// let delivery = Delivery {
-///     idempotency_key: "wf1:1:0:42".into(),
-///     origin: "welcome".into(),
-///     entity: "user".into(),
-///     entity_key: "42".into(),
-///     attributes: Default::default(),
-///     body: Some("Hello".into()),
-/// };
+/// let mut delivery = Delivery::new("wf1:1:0:42", "welcome", "user", "42");
+/// delivery.content.insert("text".into(), "Hello".into());
 /// assert!(matches!(action.execute(&delivery).await, Outcome::Delivered { .. }));
 /// # }
 /// ```
@@ -66,10 +60,13 @@ impl JsonlFileAction {
         let record: Value = json!({
             "idempotency_key": delivery.idempotency_key,
             "origin": delivery.origin,
+            "step": delivery.step,
+            "channel": delivery.channel,
             "entity": delivery.entity,
             "entity_key": delivery.entity_key,
             "attributes": delivery.attributes,
-            "body": delivery.body,
+            "content": delivery.content,
+            "attempt": delivery.attempt,
             "delivered_at": self.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
         });
         record.to_string()

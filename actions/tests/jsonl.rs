@@ -8,14 +8,14 @@ fn delivery(i: usize) -> Delivery {
     let mut attributes = serde_json::Map::new();
     attributes.insert("email".into(), json!(format!("u{i}@example.com")));
     attributes.insert("age".into(), json!(30 + i));
-    Delivery {
-        idempotency_key: format!("wf:1:0:{i}"),
-        origin: "welcome".into(),
-        entity: "user".into(),
-        entity_key: i.to_string(),
-        attributes,
-        body: i.is_multiple_of(2).then(|| format!("Hello \"{i}\"\nline two")),
+    let mut d = Delivery::new(format!("wf:1:0:{i}"), "welcome", "user", i.to_string());
+    d.attributes = attributes;
+    d.step = "0".into();
+    d.channel = "audit".into();
+    if i.is_multiple_of(2) {
+        d.content.insert("text".into(), format!("Hello \"{i}\"\nline two"));
     }
+    d
 }
 
 fn read_lines(path: &std::path::Path) -> Vec<Value> {
@@ -46,11 +46,14 @@ async fn deliveries_are_written_and_read_back() {
     assert_eq!(lines[0]["entity"], "user");
     assert_eq!(lines[0]["entity_key"], "0");
     assert_eq!(lines[0]["attributes"], json!({"email": "u0@example.com", "age": 30}));
-    assert_eq!(lines[0]["body"], "Hello \"0\"\nline two");
+    assert_eq!(lines[0]["content"], json!({"text": "Hello \"0\"\nline two"}));
+    assert_eq!(lines[0]["step"], "0");
+    assert_eq!(lines[0]["channel"], "audit");
+    assert_eq!(lines[0]["attempt"], 1);
     assert_eq!(lines[0]["delivered_at"], "2026-01-02T03:04:05.000000Z");
-    assert_eq!(lines[1]["body"], Value::Null);
+    assert_eq!(lines[1]["content"], json!({}));
     let keys: Vec<&str> = lines[1].as_object().unwrap().keys().map(String::as_str).collect();
-    for k in ["idempotency_key", "origin", "entity", "entity_key", "attributes", "body", "delivered_at"] {
+    for k in ["idempotency_key", "origin", "entity", "entity_key", "attributes", "content", "attempt", "delivered_at"] {
         assert!(keys.contains(&k), "missing {k} in {keys:?}");
     }
 }

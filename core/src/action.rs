@@ -1,10 +1,27 @@
-//! The `Action` plugin trait: what a workflow does for one entity (send an email, call a webhook, …).
+//! The `Action` plugin trait: what a workflow does for one entity (send an email, call a webhook, …), and the
+//! open registry that builds actions from their serde configs (tagged by `type`).
+//!
+//! Core does not know action families: `segkit_actions::registry()` registers the built-in ones (`smtp`,
+//! `webhook`, `wecom`, …) into an [`ActionRegistry`]; a third party registers its own `type` the same way. A
+//! config holds secrets as references (`env:NAME`), never inline — [`check_no_inline_secrets`] refuses them at
+//! definition, exactly as for sources.
+//!
+//! # Rendered content
+//!
+//! A workflow step renders its template into named parts ([`Delivery::content`]). Each action documents which
+//! parts it reads; the conventional names are `subject`, `text`, `html`, `markdown`, `title` and `body` (a JSON
+//! body for webhooks). A part the action needs and the delivery lacks is a [`Outcome::Permanent`] failure.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
 
 /// One delivery to perform: who, what, and the idempotency key that must travel to the receiver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,15 +30,64 @@ pub struct Delivery {
     pub idempotency_key: String,
     /// The workflow (or segment, for direct deliveries) that caused it.
     pub origin: String,
+    /// The step of the workflow that produced it (empty outside workflows).
+    #[serde(default)]
+    pub step: String,
+    /// The channel the step sends on (the name of the action in the workflow, e.g. `email`).
+    #[serde(default)]
+    pub channel: String,
     /// The entity type.
     pub entity: String,
     /// The entity's key, as text.
     pub entity_key: String,
     /// The entity's attributes (pii attributes included: actions need addresses).
-    pub attributes: serde_json::Map<String, serde_json::Value>,
-    /// The rendered message body, if the step has a template.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
+    pub attributes: serde_json::Map<String, Value>,
+    /// The rendered template parts by name (`subject`, `text`, `html`, `body`, …); empty without a template.
+    #[serde(default)]
+    pub content: BTreeMap<String, String>,
+    /// Which attempt this is, from 1.
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+impl Delivery {
+    /// A first-attempt delivery of `entity` `entity_key` from `origin`, without attributes or content.
+    pub fn new(
+        idempotency_key: impl Into<String>,
+        origin: impl Into<String>,
+        entity: impl Into<String>,
+        entity_key: impl Into<String>,
+    ) -> Self {
+        Delivery {
+            idempotency_key: idempotency_key.into(),
+            origin: origin.into(),
+            step: String::new(),
+            channel: String::new(),
+            entity: entity.into(),
+            entity_key: entity_key.into(),
+            attributes: Default::default(),
+            content: BTreeMap::new(),
+            attempt: 1,
+        }
+    }
+
+    /// The rendered part `name`, if the template produced it.
+    pub fn part(&self, name: &str) -> Option<&str> {
+        self.content.get(name).map(String::as_str)
+    }
+
+    /// The attribute `name` as text (strings as they are, other JSON values printed), if present and not null.
+    pub fn attribute_text(&self, name: &str) -> Option<String> {
+        match self.attributes.get(name)? {
+            Value::Null => None,
+            Value::String(s) => Some(s.clone()),
+            v => Some(v.to_string()),
+        }
+    }
 }
 
 /// The outcome of one delivery attempt.
@@ -33,14 +99,14 @@ pub enum Outcome {
         /// Receiver's reference, if any.
         receipt: Option<String>,
     },
-    /// Failed but may succeed later.
+    /// Failed but may succeed later (429, 503, timeouts, connection resets).
     Retryable {
         /// Why.
         reason: String,
         /// When to retry at the earliest, if the receiver said.
         retry_after: Option<Duration>,
     },
-    /// Failed for good (bad address, rejected content).
+    /// Failed for good (bad address, rejected content, other 4xx).
     Permanent {
         /// Why.
         reason: String,
@@ -53,6 +119,147 @@ pub trait Action: Send + Sync + Debug {
     /// The action type, e.g. `jsonl`, `webhook`, `smtp`.
     fn kind(&self) -> &str;
 
-    /// Performs one delivery and classifies the outcome.
+    /// Performs one delivery and classifies the outcome. Never panics on bad content: a missing part or a bad
+    /// address is [`Outcome::Permanent`].
     async fn execute(&self, delivery: &Delivery) -> Outcome;
+
+    /// The template parts this action reads (`["subject", "text", "html"]` for mail), so a workflow can check
+    /// its templates when it is defined. Default: unknown (no check).
+    fn parts(&self) -> Option<&[&str]> {
+        None
+    }
+
+    /// The rate this action's receiver allows, in deliveries per second (e.g. a robot's published limit),
+    /// which the dispatcher must not exceed for this action. Default: no limit of its own.
+    fn max_rate_per_second(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// Builds actions from their JSON configs.
+pub trait ActionFactory: Send + Sync + Debug {
+    /// Builds the action `config` describes. Errors name the offending field as [`Error::Definition`] with a
+    /// path such as `action.timeout_ms`.
+    fn build(&self, config: &Value) -> Result<Arc<dyn Action>>;
+}
+
+/// A builder for one action `type`.
+pub type ActionBuilder = Arc<dyn Fn(&Value) -> Result<Arc<dyn Action>> + Send + Sync>;
+
+/// An [`ActionFactory`] that picks a builder by the config's `type` field.
+///
+/// ```
+/// use std::sync::Arc;
+/// use segkit::action::{ActionFactory, ActionRegistry};
+/// let mut registry = ActionRegistry::new();
+/// registry.register("null", |_config| Err(segkit::Error::definition("action", "not built here")));
+/// assert_eq!(registry.types(), vec!["null"]);
+/// let e = registry.build(&serde_json::json!({"type": "nul"})).unwrap_err();
+/// assert!(e.to_string().contains("did you mean `null`"), "{e}");
+/// ```
+#[derive(Clone, Default)]
+pub struct ActionRegistry {
+    builders: BTreeMap<String, ActionBuilder>,
+}
+
+impl Debug for ActionRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActionRegistry").field("types", &self.types()).finish()
+    }
+}
+
+impl ActionRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers (or replaces) the builder for configs whose `type` is `type_name` (matched ignoring ASCII
+    /// case). The builder receives the whole config, `type` included.
+    pub fn register(
+        &mut self,
+        type_name: &str,
+        builder: impl Fn(&Value) -> Result<Arc<dyn Action>> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.builders.insert(type_name.to_ascii_lowercase(), Arc::new(builder));
+        self
+    }
+
+    /// The registered types, sorted.
+    pub fn types(&self) -> Vec<&str> {
+        self.builders.keys().map(String::as_str).collect()
+    }
+}
+
+impl ActionFactory for ActionRegistry {
+    fn build(&self, config: &Value) -> Result<Arc<dyn Action>> {
+        let Value::Object(m) = config else {
+            return Err(Error::definition("action", "the config must be an object with a `type`"));
+        };
+        let t = match m.get("type") {
+            Some(Value::String(t)) => t,
+            Some(_) => return Err(Error::definition("action.type", "`type` must be a string")),
+            None => {
+                return Err(Error::definition(
+                    "action.type",
+                    format!("missing `type` (one of: {})", self.types().join(", ")),
+                ))
+            }
+        };
+        check_no_inline_secrets(config)?;
+        match self.builders.get(&t.to_ascii_lowercase()) {
+            Some(b) => b(config),
+            None => {
+                let hint = crate::error::hint(t, self.types());
+                Err(Error::definition(
+                    "action.type",
+                    format!("unknown action type `{t}`{hint} (registered: {})", self.types().join(", ")),
+                ))
+            }
+        }
+    }
+}
+
+/// Deserializes an action config into `T` with serde; errors name the field path (`action.timeout_ms: …`).
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// #[serde(deny_unknown_fields)]
+/// struct Config { r#type: String, url: String, timeout_ms: Option<u64> }
+/// let e = segkit::action::parse_config::<Config>(
+///     &serde_json::json!({"type": "webhook", "url": "http://x", "timeout_ms": "ten"})).err().unwrap();
+/// assert!(e.to_string().starts_with("invalid definition of action.timeout_ms: invalid type"), "{e}");
+/// ```
+pub fn parse_config<T: serde::de::DeserializeOwned>(config: &Value) -> Result<T> {
+    serde_path_to_error::deserialize(config).map_err(|e| {
+        let path = e.path().to_string();
+        let path = if path == "." { "action".to_string() } else { format!("action.{path}") };
+        Error::definition(path, e.into_inner().to_string())
+    })
+}
+
+/// Resolves a secret reference in an action config: `env:NAME` is the value of environment variable `NAME`;
+/// anything else is returned as it is. `field` names the config field in the error (the value is never shown).
+pub fn resolve_secret(field: &str, value: &str) -> Result<String> {
+    match value.strip_prefix("env:") {
+        Some(name) => std::env::var(name).map_err(|_| {
+            Error::definition(
+                format!("action.{field}"),
+                format!("environment variable `{name}` (referenced as env:{name}) is not set"),
+            )
+        }),
+        None => Ok(value.to_string()),
+    }
+}
+
+/// Refuses inline secrets in an action config, as [`crate::sources::check_no_inline_secrets`] does for
+/// sources; the error path starts with `action`.
+pub fn check_no_inline_secrets(config: &Value) -> Result<()> {
+    crate::sources::check_no_inline_secrets(config).map_err(|e| match e {
+        Error::Definition { path, message } => Error::Definition {
+            path: path.strip_prefix("source").map(|rest| format!("action{rest}")).unwrap_or(path),
+            message,
+        },
+        e => e,
+    })
 }

@@ -42,7 +42,7 @@ pub mod store;
 pub mod testing;
 pub mod workspace;
 
-pub use action::{Action, Delivery, Outcome};
+pub use action::{Action, ActionFactory, ActionRegistry, Delivery, Outcome};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{FieldMapping, IngestMode, IngestOptions, IngestReport, Mapping, Transform};

@@ -112,14 +112,9 @@ async fn main() -> segkit::Result<()> {
             );
             // Act on who entered: one delivery each, with an idempotency key.
             for key in keys(&run.entered) {
-                let delivery = Delivery {
-                    idempotency_key: format!("{name}:{}:{key}", run.run),
-                    origin: name.to_string(),
-                    entity: "customer".into(),
-                    entity_key: key.to_string(),
-                    attributes: Default::default(),
-                    body: Some(format!("Welcome to {name}!")),
-                };
+                let mut delivery =
+                    Delivery::new(format!("{name}:{}:{key}", run.run), name.to_string(), "customer", key.to_string());
+                delivery.content.insert("text".into(), format!("Welcome to {name}!"));
                 action.execute(&delivery).await;
             }
         }
