@@ -191,26 +191,32 @@ impl PyWorkspace {
         mapping: Option<&Bound<'py, PyAny>>,
         mode: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let mut def = segkit::SourceDefinition::new(name, entity, to_json_data(config, "source config")?);
-        if let Some(m) = mapping.filter(|m| !m.is_none()) {
-            def = def.mapping(segkit::Mapping::from_json(&to_json_data(m, "source mapping")?).py()?);
-        }
-        if let Some(m) = mode {
-            def = def.mode(m.parse::<segkit::IngestMode>().py()?);
-        }
-        let ws = self.ws.clone();
-        let out = wait_for_future(py, move || async move { ws.define_source(def).await })?.py()?;
-        to_py(py, &out)
+        crate::error::guard(|| {
+            let mut def = segkit::SourceDefinition::new(name, entity, to_json_data(config, "source config")?);
+            if let Some(m) = mapping.filter(|m| !m.is_none()) {
+                def = def.mapping(segkit::Mapping::from_json(&to_json_data(m, "source mapping")?).py()?);
+            }
+            if let Some(m) = mode {
+                def = def.mode(m.parse::<segkit::IngestMode>().py()?);
+            }
+            let ws = self.ws.clone();
+            let out = wait_for_future(py, move || async move { ws.define_source(def).await })?.py()?;
+            to_py(py, &out)
+        })
     }
 
     fn source<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-        let s = py.detach(|| self.ws.source(name)).py()?;
-        to_py(py, &s)
+        crate::error::guard(|| {
+            let s = py.detach(|| self.ws.source(name)).py()?;
+            to_py(py, &s)
+        })
     }
 
     fn sources<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let s = py.detach(|| self.ws.sources()).py()?;
-        to_py(py, &s)
+        crate::error::guard(|| {
+            let s = py.detach(|| self.ws.sources()).py()?;
+            to_py(py, &s)
+        })
     }
 
     fn delete_source(&self, py: Python<'_>, name: String) -> PyResult<()> {
@@ -222,14 +228,16 @@ impl PyWorkspace {
     /// sync; the previous snapshot and cursor stay.
     #[pyo3(signature = (name, progress=None))]
     fn sync<'py>(&self, py: Python<'py>, name: String, progress: Option<Py<PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-        let token = segkit::CancellationToken::new();
-        let (control, failed) = crate::sources::control(progress.filter(|p| !p.is_none(py)), token.clone());
-        let ws = self.ws.clone();
-        let report = wait_cancellable(py, token, move || async move { ws.sync_with(&name, &control).await })?;
-        if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
-        to_py(py, &report.py()?)
+        crate::error::guard(|| {
+            let token = segkit::CancellationToken::new();
+            let (control, failed) = crate::sources::control(progress.filter(|p| !p.is_none(py)), token.clone());
+            let ws = self.ws.clone();
+            let report = wait_cancellable(py, token, move || async move { ws.sync_with(&name, &control).await })?;
+            if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(e);
+            }
+            to_py(py, &report.py()?)
+        })
     }
 
     // -------------------------------------------------------------------------------------------- segments
