@@ -486,3 +486,34 @@ async fn group_offsets(group: &str, topic: &str) -> Vec<Option<i64>> {
     .await
     .unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_source_conformance_suite() {
+    let t = topic("conf");
+    create_topic(&t, 2).await;
+    let p = producer();
+    for i in 0..4 {
+        produce(&p, &t, i % 2, Some("k"), &json!({"user_id": format!("u{i}"), "amount": i}).to_string()).await;
+    }
+    let source = KafkaSource::from_config(&config(&t, json!({"batch_size": 3}))).unwrap();
+    segkit::testing::source_conformance(&source).await.unwrap();
+    let (p2, t2) = (p.clone(), t.clone());
+    segkit::testing::source_conformance_incremental(&source, || async move {
+        produce(&p2, &t2, 1, None, r#"{"user_id": "new", "amount": 1}"#).await;
+        produce(&p2, &t2, 0, None, r#"{"user_id": "new2", "amount": 2}"#).await;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    // A cursor of another topic (the definition changed under it) is refused before any read.
+    let e = match segkit::Source::scan(
+        &source,
+        &segkit::ScanRequest::all().with_cursor(Some(json!({"topic": "other", "offsets": {"0": 1}}))),
+    )
+    .await
+    {
+        Ok(_) => panic!("a foreign cursor was accepted"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains(&format!("is not a Kafka cursor of topic `{t}`")), "{e}");
+}
