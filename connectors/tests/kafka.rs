@@ -139,9 +139,10 @@ async fn produce(p: &FutureProducer, topic: &str, partition: i32, key: Option<&s
 
 async fn workspace() -> (tempfile::TempDir, Workspace) {
     let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open_with(dir.path(), WorkspaceOptions::default().source_factory(segkit_connectors::registry()))
-        .await
-        .unwrap();
+    let ws =
+        Workspace::open_with(dir.path(), WorkspaceOptions::default().source_factory(segkit_connectors::registry()))
+            .await
+            .unwrap();
     ws.define_entity(Entity::profile("customer", "id").attribute(Attribute::new("id", DataType::String)))
         .await
         .unwrap();
@@ -220,17 +221,12 @@ async fn drains_two_partitions_then_reads_only_new_messages() {
     assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (5, 5, 0));
     assert_eq!(
         stored(&ws).await,
-        vec![
-            (0, 0, "a0".into()),
-            (0, 1, "a1".into()),
-            (0, 2, "a2".into()),
-            (1, 0, "b0".into()),
-            (1, 1, "b1".into())
-        ]
+        vec![(0, 0, "a0".into()), (0, 1, "a1".into()), (0, 2, "a2".into()), (1, 0, "b0".into()), (1, 1, "b1".into())]
     );
     assert_eq!(ws.source("orders").unwrap().cursor, Some(json!({"topic": t, "offsets": {"0": 3, "1": 2}})));
     // Metadata columns arrive through the mapping: key, headers as JSON text, a timestamp that parsed.
-    let r0 = rows(&ws, "SELECT msg_key, headers, amount, ts IS NOT NULL FROM purchase WHERE part = 0 AND off = 1").await;
+    let r0 =
+        rows(&ws, "SELECT msg_key, headers, amount, ts IS NOT NULL FROM purchase WHERE part = 0 AND off = 1").await;
     assert_eq!(r0, vec![vec!["k1".to_string(), r#"{"src":"test"}"#.into(), "1.0".into(), "true".into()]]);
     let r1 = rows(&ws, "SELECT count(*) FROM purchase WHERE part = 1 AND msg_key IS NULL").await;
     assert_eq!(r1, vec![vec!["2".to_string()]]);
@@ -277,7 +273,10 @@ async fn malformed_messages_are_quarantined_with_partition_and_offset() {
     assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (5, 2, 3));
     let reasons: Vec<&str> = r.quarantine_sample.iter().map(|q| q.reason.as_str()).collect();
     assert!(reasons.iter().any(|r| r.contains("partition 0 offset 1: the value is not JSON")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("partition 0 offset 2: the value is JSON but not an object")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("partition 0 offset 2: the value is JSON but not an object")),
+        "{reasons:?}"
+    );
     assert!(reasons.iter().any(|r| r.contains("amount") && r.contains("lots")), "{reasons:?}");
     assert_eq!(stored(&ws).await, vec![(0, 0, "ok1".into()), (0, 4, "ok2".into())]);
     // The cursor moves past quarantined messages too: they are not read again.
@@ -378,9 +377,10 @@ async fn an_unreachable_broker_is_a_bounded_error_naming_the_source() {
 #[tokio::test]
 async fn secrets_are_references_only_and_never_printed() {
     let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open_with(dir.path(), WorkspaceOptions::default().source_factory(segkit_connectors::registry()))
-        .await
-        .unwrap();
+    let ws =
+        Workspace::open_with(dir.path(), WorkspaceOptions::default().source_factory(segkit_connectors::registry()))
+            .await
+            .unwrap();
     ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::String))).await.unwrap();
     let base = json!({"type": "kafka", "brokers": "127.0.0.1:1", "topic": "t", "fields": ["id"],
                       "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "me"});
@@ -390,7 +390,8 @@ async fn secrets_are_references_only_and_never_printed() {
         c
     };
     // Inline password: refused by the catalog and by the connector, without echoing the value.
-    let e = ws.define_source(SourceDefinition::new("s", "u", with("sasl_password", json!("hunter2")))).await.unwrap_err();
+    let e =
+        ws.define_source(SourceDefinition::new("s", "u", with("sasl_password", json!("hunter2")))).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Definition);
     assert!(e.to_string().contains("source.sasl_password") && !e.to_string().contains("hunter2"), "{e}");
     let e = KafkaSource::from_config(&with("sasl_password", json!("hunter2"))).unwrap_err();
@@ -459,7 +460,8 @@ async fn consumer_group_reads_assigned_partitions_and_commits_offsets_after_the_
     // Not yet committed to the group: the catalog commit came after the scan.
     assert_eq!(group_offsets(&group, &t).await, vec![None, None]);
     produce(&p, &t, 0, None, &json!({"user_id": "g4", "amount": 4}).to_string()).await;
-    let r = sync_continuous(&ws, "orders", &IngestControl::new(), ContinuousOptions::default().max_syncs(1)).await.unwrap();
+    let r =
+        sync_continuous(&ws, "orders", &IngestControl::new(), ContinuousOptions::default().max_syncs(1)).await.unwrap();
     assert_eq!(r.rows_read, 1);
     // After the committed sync, the group holds exactly the catalog cursor.
     assert_eq!(ws.source("orders").unwrap().cursor, Some(json!({"topic": t, "offsets": {"0": 3, "1": 2}})));
@@ -469,7 +471,8 @@ async fn consumer_group_reads_assigned_partitions_and_commits_offsets_after_the_
 
 async fn group_offsets(group: &str, topic: &str) -> Vec<Option<i64>> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
+    let c: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers()).set("group.id", group).create().unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition(topic, 0);
     tpl.add_partition(topic, 1);

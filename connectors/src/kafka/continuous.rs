@@ -79,10 +79,17 @@ pub async fn sync_continuous(
                 report.rows_read += r.rows_read;
                 report.rows_quarantined += r.rows_quarantined;
                 let info = ws.source(name)?;
-                if info.definition.config.get("type").and_then(|t| t.as_str()).is_some_and(|t| t.eq_ignore_ascii_case("kafka"))
+                if info
+                    .definition
+                    .config
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .is_some_and(|t| t.eq_ignore_ascii_case("kafka"))
                     && info.definition.config.get("group_id").is_some()
                 {
-                    KafkaSource::from_config(&info.definition.config)?.commit_group_offsets(info.cursor.as_ref()).await?;
+                    KafkaSource::from_config(&info.definition.config)?
+                        .commit_group_offsets(info.cursor.as_ref())
+                        .await?;
                 }
                 if options.max_syncs.is_some_and(|n| report.syncs >= n) {
                     return Ok(report);

@@ -172,7 +172,10 @@ impl KafkaSource {
                 return bad("partitions", "give 1 to 10000 partition numbers ≥ 0, or leave it out for all");
             }
             if c.group_id.is_some() {
-                return bad("partitions", "a consumer group is assigned its partitions; give either partitions or group_id");
+                return bad(
+                    "partitions",
+                    "a consumer group is assigned its partitions; give either partitions or group_id",
+                );
             }
         }
         if matches!(&c.group_id, Some(g) if g.is_empty()) {
@@ -347,7 +350,8 @@ impl KafkaSource {
     /// topic is refused (the definition changed under the cursor).
     fn cursor_offsets(&self, cursor: Option<&Value>) -> Result<HashMap<i32, i64>> {
         let Some(cursor) = cursor else { return Ok(HashMap::new()) };
-        let bad = || self.err(format!("the stored cursor is not a Kafka cursor of topic `{}`: {cursor}", self.config.topic));
+        let bad =
+            || self.err(format!("the stored cursor is not a Kafka cursor of topic `{}`: {cursor}", self.config.topic));
         if cursor.get("topic").and_then(Value::as_str) != Some(self.config.topic.as_str()) {
             return Err(bad());
         }
@@ -428,9 +432,9 @@ impl KafkaSource {
     /// Joins the group and waits (bounded) for an assignment. Messages received meanwhile are dropped: the scan
     /// seeks every partition it reads to its catalog position afterwards (a seek discards what was prefetched).
     async fn join_group(&self, consumer: &Arc<StreamConsumer>) -> Result<Vec<i32>> {
-        consumer
-            .subscribe(&[&self.config.topic])
-            .map_err(|e| self.err(format!("cannot subscribe to `{}`: {}", self.config.topic, redact(&e.to_string()))))?;
+        consumer.subscribe(&[&self.config.topic]).map_err(|e| {
+            self.err(format!("cannot subscribe to `{}`: {}", self.config.topic, redact(&e.to_string())))
+        })?;
         let deadline = Instant::now() + Duration::from_millis(self.config.group_join_timeout_ms);
         loop {
             let assigned = consumer.assignment().map(|tpl| {
@@ -502,15 +506,18 @@ impl Received {
             let mut obj = serde_json::Map::new();
             for i in 0..h.count() {
                 if let Some(h) = h.try_get(i) {
-                    let v = h.value.map(|v| Value::String(String::from_utf8_lossy(v).into_owned())).unwrap_or(Value::Null);
+                    let v =
+                        h.value.map(|v| Value::String(String::from_utf8_lossy(v).into_owned())).unwrap_or(Value::Null);
                     obj.insert(h.key.to_string(), v);
                 }
             }
             Value::Object(obj).to_string()
         });
-        let timestamp = m.timestamp().to_millis().and_then(chrono::DateTime::from_timestamp_millis).map(|t| {
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        });
+        let timestamp = m
+            .timestamp()
+            .to_millis()
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
         Received {
             partition: m.partition(),
             offset: m.offset(),
@@ -707,7 +714,9 @@ impl Drain {
                     last_progress = Instant::now();
                 }
                 Ok(Err(e)) if is_retriable(&e) => {}
-                Ok(Err(e)) => return Err(self.err(format!("reading `{}` failed: {}", self.topic, redact(&e.to_string())))),
+                Ok(Err(e)) => {
+                    return Err(self.err(format!("reading `{}` failed: {}", self.topic, redact(&e.to_string()))))
+                }
                 Err(_) => {
                     self.check_positions();
                     if !self.finished() && last_progress.elapsed() >= self.timeout {
@@ -802,7 +811,9 @@ impl Source for KafkaSource {
                     .map_err(|e| self.err(format!("cannot seek to the catalog cursor: {}", redact(&e.to_string()))))?;
             }
         } else if !end.is_empty() {
-            consumer.assign(&tpl).map_err(|e| self.err(format!("cannot assign partitions: {}", redact(&e.to_string()))))?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| self.err(format!("cannot assign partitions: {}", redact(&e.to_string()))))?;
         }
         let this = self.make_cursor(&HashMap::new());
         let topic = self.config.topic.clone();
