@@ -63,13 +63,15 @@ after(() => {
   if (started) started.kill('SIGKILL');
 });
 
+// One `tansu cat produce` per message (it reads one JSON document from stdin).
 function produce(broker, topic, partition, values) {
-  const input = values.map((v) => JSON.stringify({ value: v }) + '\n').join('');
-  childProcess.execFileSync(
-    tansu,
-    ['cat', 'produce', '--broker', `tcp://${broker}`, '--partition', String(partition), topic, '-'],
-    { input, timeout: 30000 },
-  );
+  for (const v of values) {
+    childProcess.execFileSync(
+      tansu,
+      ['cat', 'produce', '--broker', `tcp://${broker}`, '--partition', String(partition), topic, '-'],
+      { input: JSON.stringify({ value: v }), timeout: 30000 },
+    );
+  }
 }
 
 test('a kafka source drains partitions and resumes from the committed offsets', async () => {

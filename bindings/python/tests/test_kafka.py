@@ -63,14 +63,15 @@ def broker():
 
 
 def produce(broker, topic: str, partition: int, values: list[str]) -> None:
+    """One `tansu cat produce` per message (it reads one JSON document from stdin)."""
     brokers, tansu = broker
-    lines = "".join(json.dumps({"value": json.loads(v)}) + "\n" for v in values)
-    subprocess.run(
-        [tansu, "cat", "produce", "--broker", f"tcp://{brokers}", "--partition", str(partition), topic, "-"],
-        input=lines.encode(),
-        check=True,
-        timeout=30,
-    )
+    for v in values:
+        subprocess.run(
+            [tansu, "cat", "produce", "--broker", f"tcp://{brokers}", "--partition", str(partition), topic, "-"],
+            input=json.dumps({"value": json.loads(v)}).encode(),
+            check=True,
+            timeout=30,
+        )
 
 
 def test_kafka_source_drains_partitions_and_resumes_from_the_committed_offsets(ws, broker):
