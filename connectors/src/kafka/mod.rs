@@ -650,6 +650,13 @@ struct Drain {
     shared: Arc<Mutex<Option<Value>>>,
     cursor_of: Arc<dyn Fn(&HashMap<i32, i64>) -> Value + Send + Sync>,
     done: bool,
+    /// Partitions still to read, ascending: one partition is read at a time, so a scan yields its records in a
+    /// deterministic order (partition, then offset) whatever the brokers interleave.
+    order: std::collections::VecDeque<i32>,
+    /// The partition being read.
+    current: Option<i32>,
+    /// Consumer-group mode (partitions paused and resumed) rather than assigned mode (assigned one by one).
+    group: bool,
 }
 
 impl Drain {
@@ -661,6 +668,44 @@ impl Drain {
         self.end.is_empty() || self.remaining == Some(0)
     }
 
+    /// Moves on to the next partition to read once the current one is done: assigns it at its next offset
+    /// (assigned mode), or seeks and resumes it (group mode; the finished one is paused again).
+    async fn start_next(&mut self) -> Result<()> {
+        if let Some(p) = self.current {
+            if self.end.contains_key(&p) {
+                return Ok(());
+            }
+            if self.group {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(&self.topic, p);
+                self.consumer.pause(&tpl).map_err(|e| self.err(format!("cannot pause partition {p}: {e}")))?;
+            }
+            self.current = None;
+        }
+        let Some(p) = self.order.pop_front() else { return Ok(()) };
+        let Some(next) = self.next.get(&p).copied() else { return Ok(()) };
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&self.topic, p, Offset::Offset(next))
+            .map_err(|e| self.err(format!("partition {p}: {e}")))?;
+        if self.group {
+            let c = self.consumer.clone();
+            let timeout = self.timeout;
+            let resume = tpl.clone();
+            tokio::task::spawn_blocking(move || c.resume(&resume).and_then(|()| c.seek_partitions(tpl, timeout)))
+                .await
+                .map_err(|e| self.err(format!("the seek task failed: {e}")))?
+                .map_err(|e| {
+                    self.err(format!("cannot seek partition {p} to the catalog cursor: {}", redact(&e.to_string())))
+                })?;
+        } else {
+            self.consumer
+                .assign(&tpl)
+                .map_err(|e| self.err(format!("cannot assign partition {p}: {}", redact(&e.to_string()))))?;
+        }
+        self.current = Some(p);
+        Ok(())
+    }
+
     /// Takes one received message: yields it into the batch when it is the next one of a partition below its
     /// end, skips it otherwise.
     fn take(&mut self, m: Received) {
@@ -668,7 +713,7 @@ impl Drain {
         else {
             return;
         };
-        if m.offset < next || m.offset >= end || self.remaining == Some(0) {
+        if Some(m.partition) != self.current || m.offset < next || m.offset >= end || self.remaining == Some(0) {
             return;
         }
         let p = m.partition;
@@ -690,7 +735,10 @@ impl Drain {
         if let Ok(tpl) = self.consumer.position() {
             for e in tpl.elements_for_topic(&self.topic) {
                 if let (Offset::Offset(pos), Some(end)) = (e.offset(), self.end.get(&e.partition()).copied()) {
-                    if pos >= end && self.next.get(&e.partition()).is_some_and(|n| *n <= pos) {
+                    if Some(e.partition()) == self.current
+                        && pos >= end
+                        && self.next.get(&e.partition()).is_some_and(|n| *n <= pos)
+                    {
                         self.end.remove(&e.partition());
                         self.next.insert(e.partition(), end);
                         self.offsets.insert(e.partition(), end);
@@ -707,11 +755,14 @@ impl Drain {
         }
         let mut last_progress = Instant::now();
         while self.builder.rows < self.batch_size && !self.finished() {
+            self.start_next().await?;
             match tokio::time::timeout(Duration::from_millis(250), self.consumer.recv()).await {
                 Ok(Ok(m)) => {
                     let m = Received::from(&m);
+                    if Some(m.partition) == self.current {
+                        last_progress = Instant::now();
+                    }
                     self.take(m);
-                    last_progress = Instant::now();
                 }
                 Ok(Err(e)) if is_retriable(&e) => {}
                 Ok(Err(e)) => {
@@ -786,7 +837,6 @@ impl Source for KafkaSource {
         let marks = self.watermarks(&consumer, &read).await?;
         let mut next = HashMap::new();
         let mut end = HashMap::new();
-        let mut tpl = TopicPartitionList::new();
         for p in &read {
             let (low, high) = marks[p];
             // Records deleted by retention cannot be read: start at the earliest one still there.
@@ -794,27 +844,19 @@ impl Source for KafkaSource {
             if start < high {
                 next.insert(*p, start);
                 end.insert(*p, high);
-                tpl.add_partition_offset(&self.config.topic, *p, Offset::Offset(start))
-                    .map_err(|e| self.err(format!("partition {p}: {e}")))?;
             }
             if offsets.get(p).is_some_and(|o| *o < low) {
                 offsets.insert(*p, low);
             }
         }
-        if self.config.group_id.is_some() {
-            if !end.is_empty() {
-                let c = consumer.clone();
-                let timeout = self.timeout();
-                tokio::task::spawn_blocking(move || c.seek_partitions(tpl, timeout))
-                    .await
-                    .map_err(|e| self.err(format!("the seek task failed: {e}")))?
-                    .map_err(|e| self.err(format!("cannot seek to the catalog cursor: {}", redact(&e.to_string()))))?;
-            }
-        } else if !end.is_empty() {
-            consumer
-                .assign(&tpl)
-                .map_err(|e| self.err(format!("cannot assign partitions: {}", redact(&e.to_string()))))?;
+        let group = self.config.group_id.is_some();
+        if group {
+            // Partitions are read one at a time (see `Drain::start_next`): pause them all first.
+            let all = consumer.assignment().map_err(|e| self.err(format!("no assignment: {e}")))?;
+            consumer.pause(&all).map_err(|e| self.err(format!("cannot pause partitions: {e}")))?;
         }
+        let mut order: Vec<i32> = end.keys().copied().collect();
+        order.sort_unstable();
         let this = self.make_cursor(&HashMap::new());
         let topic = self.config.topic.clone();
         let cursor_of: Arc<dyn Fn(&HashMap<i32, i64>) -> Value + Send + Sync> = Arc::new(move |o| {
@@ -838,6 +880,9 @@ impl Source for KafkaSource {
             shared: self.cursor.clone(),
             cursor_of,
             done: false,
+            order: order.into(),
+            current: None,
+            group,
         };
         Ok(futures::stream::unfold(drain, |mut d| async move {
             match d.next_batch().await {
