@@ -213,3 +213,51 @@ fn smtp_config_errors() {
         .unwrap();
     assert!(!format!("{a:?}").contains("pw-secret-1"), "{a:?}");
 }
+
+/// A test CA and a server certificate for 127.0.0.1 signed by it, made with the `openssl` command.
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the `openssl` command is needed to make test certificates (apt-get install openssl)");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=segkit test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]].concat());
+    run(&[&["req"][..], &ec, &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]].concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
+        "-days", "2", "-extfile", "ext.cnf"]);
+    (dir.join("ca.pem"), dir.join("leaf.pem"), dir.join("leaf.key"))
+}
+
+#[tokio::test]
+async fn starttls_and_implicit_tls_verify_the_server_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificates(certs.path());
+    let parts = [("subject", "Secure"), ("text", "over TLS")];
+    for mode in ["starttls", "tls"] {
+        let server = start(Some((&cert, &key, mode)));
+        let trusted = action(server.port, json!({"tls": mode, "ca_file": ca.to_str().unwrap()}));
+        match trusted.execute(&delivery("1", "ada@example.com", &parts)).await {
+            Outcome::Delivered { receipt: Some(r) } => assert!(r.starts_with("250"), "{mode}: {r}"),
+            o => panic!("{mode}: {o:?}"),
+        }
+        // A single-part body arrives with the SMTP line ending(s) the server keeps.
+        assert_eq!(server.mail(1)["parts"][0]["content"].as_str().unwrap().trim_end(), "over TLS", "{mode}");
+        // Without the private CA the certificate is not trusted: retryable (a TLS failure), nothing sent.
+        let untrusted = action(server.port, json!({"tls": mode}));
+        match untrusted.execute(&delivery("2", "ada@example.com", &parts)).await {
+            Outcome::Retryable { reason, .. } => assert!(reason.starts_with("smtp 127.0.0.1:"), "{mode}: {reason}"),
+            o => panic!("{mode}: {o:?}"),
+        }
+        assert_eq!(server.count(), 1, "{mode}");
+    }
+}
