@@ -49,7 +49,6 @@ pub fn missing_part(kind: &str, part: &str) -> Outcome {
     Outcome::Permanent { reason: format!("{kind}: the delivery has no `{part}` part (check the step's template)") }
 }
 
-
 /// An [`Error::Definition`] at `path` (e.g. `action.timeout_ms`).
 pub fn definition(path: impl Into<String>, message: impl Into<String>) -> Error {
     Error::Definition { path: path.into(), message: message.into() }

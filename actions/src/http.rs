@@ -49,7 +49,10 @@ pub fn check_url(field: &str, url: &str) -> Result<url::Url> {
     let parsed = url::Url::parse(url)
         .map_err(|e| crate::common::definition(format!("action.{field}"), format!("not a valid URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(crate::common::definition(format!("action.{field}"), "the URL must start with http:// or https://"));
+        return Err(crate::common::definition(
+            format!("action.{field}"),
+            "the URL must start with http:// or https://",
+        ));
     }
     Ok(parsed)
 }

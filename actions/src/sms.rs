@@ -253,9 +253,7 @@ impl SmsProvider for HttpSmsProvider {
                 for (k, v) in fields {
                     form.append_pair(k, &fill(v, to, text, delivery));
                 }
-                request
-                    .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(form.finish())
+                request.header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(form.finish())
             }
         };
         let reply = match http::send(request).await {
@@ -361,9 +359,9 @@ impl SmsProvider for AliyunSms {
         let code = body.get("Code").and_then(Value::as_str);
         let message = body.get("Message").and_then(Value::as_str).unwrap_or("");
         match code {
-            Some("OK") if reply.status.is_success() => Outcome::Delivered {
-                receipt: body.get("BizId").and_then(Value::as_str).map(str::to_string),
-            },
+            Some("OK") if reply.status.is_success() => {
+                Outcome::Delivered { receipt: body.get("BizId").and_then(Value::as_str).map(str::to_string) }
+            }
             Some(code)
                 if code.starts_with("Throttling")
                     || code == "isv.BUSINESS_LIMIT_CONTROL"

@@ -138,7 +138,9 @@ impl SmtpAction {
                     .map_err(|e| crate::common::definition("action.ca_file", format!("not a PEM certificate: {e}")))?;
                 builder = builder.add_root_certificate(cert);
             }
-            builder.build_rustls().map_err(|e| crate::common::definition("action.tls", format!("TLS setup failed: {e}")))
+            builder
+                .build_rustls()
+                .map_err(|e| crate::common::definition("action.tls", format!("TLS setup failed: {e}")))
         };
         let tls = match c.tls {
             SmtpTls::Starttls => Tls::Required(tls_parameters()?),
@@ -160,8 +162,12 @@ impl SmtpAction {
                 builder = builder.credentials(Credentials::new(user.clone(), password));
             }
             (None, None) => {}
-            (Some(_), None) => return Err(crate::common::definition("action.password", "`username` needs a `password`")),
-            (None, Some(_)) => return Err(crate::common::definition("action.username", "`password` needs a `username`")),
+            (Some(_), None) => {
+                return Err(crate::common::definition("action.password", "`username` needs a `password`"))
+            }
+            (None, Some(_)) => {
+                return Err(crate::common::definition("action.username", "`password` needs a `username`"))
+            }
         }
         Ok(SmtpAction {
             transport: builder.build(),
@@ -199,9 +205,9 @@ impl SmtpAction {
         let built = match (text, html) {
             (Some(t), Some(h)) => builder.multipart(MultiPart::alternative_plain_html(t.to_string(), h.to_string())),
             (Some(t), None) => builder.singlepart(SinglePart::plain(t.to_string())),
-            (None, Some(h)) => builder.singlepart(
-                SinglePart::builder().header(ContentType::TEXT_HTML).body(h.to_string()),
-            ),
+            (None, Some(h)) => {
+                builder.singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(h.to_string()))
+            }
             (None, None) => return Err(crate::common::missing_part("smtp", "text` or `html")),
         };
         built.map_err(|e| permanent(format!("smtp: cannot build the mail: {e}")))

@@ -85,7 +85,9 @@ impl WebhookAction {
         match delivery.part("body") {
             Some(body) => match serde_json::from_str::<Value>(body) {
                 Ok(_) => Ok(body.to_string()),
-                Err(e) => Err(Outcome::Permanent { reason: format!("webhook: the `body` part is not valid JSON: {e}") }),
+                Err(e) => {
+                    Err(Outcome::Permanent { reason: format!("webhook: the `body` part is not valid JSON: {e}") })
+                }
             },
             None => Ok(json!({
                 "idempotency_key": delivery.idempotency_key,
@@ -129,9 +131,7 @@ impl Action for WebhookAction {
         match reqwest::header::HeaderValue::from_str(&delivery.idempotency_key) {
             Ok(v) => request = request.header("Idempotency-Key", v),
             Err(_) => {
-                return Outcome::Permanent {
-                    reason: "webhook: the idempotency key cannot be sent as a header".into(),
-                }
+                return Outcome::Permanent { reason: "webhook: the idempotency key cannot be sent as a header".into() }
             }
         }
         if let Some(secret) = &self.secret {

@@ -46,7 +46,10 @@ async fn wecom_posts_text_and_markdown_and_classifies_errcodes() {
     assert_eq!(server.last().json(), json!({"msgtype": "markdown", "markdown": {"content": "**hi**"}}));
 
     let limit = text.execute(&delivery("3", json!({}), &[("text", "limit")])).await;
-    assert_eq!(limit, Outcome::Retryable { reason: "wecom: errcode 45009: api freq out of limit".into(), retry_after: None });
+    assert_eq!(
+        limit,
+        Outcome::Retryable { reason: "wecom: errcode 45009: api freq out of limit".into(), retry_after: None }
+    );
     let bad = text.execute(&delivery("4", json!({}), &[("text", "bad")])).await;
     assert_eq!(bad, Outcome::Permanent { reason: "wecom: errcode 93000: invalid webhook url".into() });
     // Missing part and oversized text: permanent, nothing sent.
@@ -62,7 +65,10 @@ async fn wecom_posts_text_and_markdown_and_classifies_errcodes() {
     }
     assert_eq!(server.requests().len(), n);
     let e = registry().build(&json!({"type": "wecom", "key": "raw-key"})).unwrap_err();
-    assert!(e.to_string().starts_with("invalid definition of action.key:") && !e.to_string().contains("raw-key"), "{e}");
+    assert!(
+        e.to_string().starts_with("invalid definition of action.key:") && !e.to_string().contains("raw-key"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +112,10 @@ async fn dingtalk_signs_the_url_and_classifies_errcodes() {
     assert_eq!(segkit_actions::dingtalk_sign(ts, "SECabc+/="), r.query()["sign"]);
 
     let fast = action.execute(&delivery("2", json!({}), &[("text", "fast")])).await;
-    assert_eq!(fast, Outcome::Retryable { reason: "dingtalk: errcode 130101: send too fast".into(), retry_after: None });
+    assert_eq!(
+        fast,
+        Outcome::Retryable { reason: "dingtalk: errcode 130101: send too fast".into(), retry_after: None }
+    );
     // A wrong secret is rejected by the server: permanent.
     std::env::set_var("SEGKIT_TEST_DING_SECRET2", "wrong");
     let wrong = registry()
@@ -123,7 +132,10 @@ async fn dingtalk_signs_the_url_and_classifies_errcodes() {
         .unwrap();
     let ok = md.execute(&delivery("4", json!({}), &[("markdown", "# Sale\nnow"), ("title", "Sale!")])).await;
     assert_eq!(ok, Outcome::Delivered { receipt: Some("errcode 0".into()) });
-    assert_eq!(server.last().json(), json!({"msgtype": "markdown", "markdown": {"title": "Sale!", "text": "# Sale\nnow"}}));
+    assert_eq!(
+        server.last().json(),
+        json!({"msgtype": "markdown", "markdown": {"title": "Sale!", "text": "# Sale\nnow"}})
+    );
 }
 
 #[tokio::test]
@@ -138,7 +150,10 @@ async fn feishu_signs_the_body_and_classifies_codes() {
             return Reply::new(404, r#"{"code":19001,"msg":"param invalid: incoming webhook access token invalid"}"#);
         }
         if body["sign"] != json!(expected) {
-            return Reply::new(200, r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#);
+            return Reply::new(
+                200,
+                r#"{"code":19021,"msg":"sign match fail or timestamp is not within one hour from current time"}"#,
+            );
         }
         if body["content"]["text"] == "flood" {
             return Reply::new(200, r#"{"code":9499,"msg":"too many request"}"#);
@@ -154,7 +169,10 @@ async fn feishu_signs_the_body_and_classifies_codes() {
             "secret": "env:SEGKIT_TEST_FEISHU_SECRET", "base_url": server.base}))
         .unwrap();
     assert_eq!(text.max_rate_per_second(), Some(100.0 / 60.0));
-    assert_eq!(text.execute(&delivery("1", json!({}), &[("text", "hi")])).await, Outcome::Delivered { receipt: Some("code 0".into()) });
+    assert_eq!(
+        text.execute(&delivery("1", json!({}), &[("text", "hi")])).await,
+        Outcome::Delivered { receipt: Some("code 0".into()) }
+    );
     let body = server.last().json();
     assert_eq!(body["msg_type"], "text");
     assert_eq!(body["content"], json!({"text": "hi"}));
@@ -186,6 +204,8 @@ async fn feishu_signs_the_body_and_classifies_codes() {
     assert_eq!(body["card"]["elements"], json!([{"tag": "markdown", "content": "**x**"}]));
     assert_eq!(body["card"]["header"]["title"]["content"], "T");
     // An unknown message type is refused when the action is built.
-    let e = registry().build(&json!({"type": "feishu", "hook": "env:SEGKIT_TEST_FEISHU_HOOK", "msgtype": "html"})).unwrap_err();
+    let e = registry()
+        .build(&json!({"type": "feishu", "hook": "env:SEGKIT_TEST_FEISHU_HOOK", "msgtype": "html"}))
+        .unwrap_err();
     assert!(e.to_string().starts_with("invalid definition of action.msgtype: unknown variant `html`"), "{e}");
 }

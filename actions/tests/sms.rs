@@ -38,12 +38,17 @@ async fn aliyun_send_sms_is_signed_and_codes_are_classified() {
         let q = r.query();
         let Some(sig) = q.get("Signature") else { return Reply::new(400, r#"{"Code":"MissingSignature"}"#) };
         if *sig != aliyun_expected(&q, "sk/with+chars=") || q["AccessKeyId"] != "LTAI-test" {
-            return Reply::new(400, r#"{"Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched"}"#);
+            return Reply::new(
+                400,
+                r#"{"Code":"SignatureDoesNotMatch","Message":"Specified signature is not matched"}"#,
+            );
         }
         match q["PhoneNumbers"].as_str() {
             "8613800000001" => Reply::new(200, r#"{"Code":"isv.BUSINESS_LIMIT_CONTROL","Message":"触发分钟级流控"}"#),
             "8613800000002" => Reply::new(200, r#"{"Code":"isv.MOBILE_NUMBER_ILLEGAL","Message":"非法手机号"}"#),
-            "8613800000003" => Reply::new(503, r#"{"Code":"ServiceUnavailable","Message":"busy"}"#).header("Retry-After", "2"),
+            "8613800000003" => {
+                Reply::new(503, r#"{"Code":"ServiceUnavailable","Message":"busy"}"#).header("Retry-After", "2")
+            }
             _ => Reply::new(200, r#"{"Code":"OK","Message":"OK","BizId":"900619746936498440^0","RequestId":"r1"}"#),
         }
     })
@@ -75,7 +80,10 @@ async fn aliyun_send_sms_is_signed_and_codes_are_classified() {
     let at = |phone: &str| delivery("2", json!({"phone": phone}), &[]);
     assert_eq!(
         action.execute(&at("8613800000001")).await,
-        Outcome::Retryable { reason: "sms: aliyun isv.BUSINESS_LIMIT_CONTROL: 触发分钟级流控".into(), retry_after: None }
+        Outcome::Retryable {
+            reason: "sms: aliyun isv.BUSINESS_LIMIT_CONTROL: 触发分钟级流控".into(),
+            retry_after: None
+        }
     );
     assert_eq!(
         action.execute(&at("8613800000002")).await,
@@ -163,9 +171,7 @@ async fn templated_http_provider_form_and_json() {
         json_provider("/send").execute(&delivery("11", json!({"phone": "+15005550006"}), &[])).await,
         Outcome::Permanent { reason: "sms: the delivery has no `text` part (check the step's template)".into() }
     );
-    let e = registry()
-        .build(&json!({"type": "sms", "provider": {"kind": "twilio", "url": "http://x"}}))
-        .unwrap_err();
+    let e = registry().build(&json!({"type": "sms", "provider": {"kind": "twilio", "url": "http://x"}})).unwrap_err();
     assert!(e.to_string().starts_with("invalid definition of action.provider"), "{e}");
     let e = registry()
         .build(&json!({"type": "sms", "provider": {"kind": "http", "url": "http://x", "extra": 1}}))

@@ -91,7 +91,10 @@ print(json.dumps({"type": m.get_content_type(), "subject": m["subject"], "from":
     }
 
     fn count(&self) -> usize {
-        std::fs::read_dir(self.dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().extension() == Some("eml".as_ref())).count()
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("eml".as_ref()))
+            .count()
     }
 }
 
@@ -118,11 +121,11 @@ async fn multipart_and_plain_mail_reach_a_real_server() {
     let server = start(None);
     let mail = action(server.port, json!({"reply_to": "help@example.com"}));
     assert_eq!(mail.parts(), Some(&["subject", "text", "html"][..]));
-    let d = delivery("42", "ada@example.com", &[
-        ("subject", "Welcome, Ada — 你好"),
-        ("text", "Hello Ada\nplain"),
-        ("html", "<p>Hello <b>Ada</b></p>"),
-    ]);
+    let d = delivery(
+        "42",
+        "ada@example.com",
+        &[("subject", "Welcome, Ada — 你好"), ("text", "Hello Ada\nplain"), ("html", "<p>Hello <b>Ada</b></p>")],
+    );
     match mail.execute(&d).await {
         Outcome::Delivered { receipt: Some(r) } => assert!(r.starts_with("250 2.0.0 queued as q1"), "{r}"),
         o => panic!("{o:?}"),
@@ -181,7 +184,9 @@ async fn smtp_replies_and_bad_input_are_classified() {
     );
     assert_eq!(
         mail.execute(&delivery("5", "a@example.com", &[("subject", "s")])).await,
-        Outcome::Permanent { reason: "smtp: the delivery has no `text` or `html` part (check the step's template)".into() }
+        Outcome::Permanent {
+            reason: "smtp: the delivery has no `text` or `html` part (check the step's template)".into()
+        }
     );
     let mut no_addr = delivery("6", "a@example.com", &parts);
     no_addr.attributes.remove("email");
@@ -225,16 +230,48 @@ fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
         assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     };
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    run(&[&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=segkit test CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign"]].concat());
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=segkit test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ],
+    ]
+    .concat());
     run(&[&["req"][..], &ec, &["-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]].concat());
     std::fs::write(
         dir.join("ext.cnf"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    run(&["x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "leaf.pem",
-        "-days", "2", "-extfile", "ext.cnf"]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
     (dir.join("ca.pem"), dir.join("leaf.pem"), dir.join("leaf.key"))
 }
 

@@ -88,7 +88,8 @@ async fn default_body_is_the_delivery_and_statuses_are_classified() {
         _ => Reply::new(200, "{}"),
     })
     .await;
-    let hook = |path: &str| build(json!({"type": "webhook", "url": format!("{}{path}", server.base), "timeout_ms": 500}));
+    let hook =
+        |path: &str| build(json!({"type": "webhook", "url": format!("{}{path}", server.base), "timeout_ms": 500}));
     let d = delivery("7", json!({"email": "b@example.com"}), &[("text", "hi")]);
 
     assert_eq!(hook("/ok").execute(&d).await, Outcome::Delivered { receipt: Some("HTTP 200".into()) });
@@ -105,7 +106,10 @@ async fn default_body_is_the_delivery_and_statuses_are_classified() {
         Outcome::Retryable { reason: "HTTP 429: slow down".into(), retry_after: Some(Duration::from_secs(7)) }
     );
     assert_eq!(hook("/503").execute(&d).await, Outcome::Retryable { reason: "HTTP 503".into(), retry_after: None });
-    assert_eq!(hook("/500").execute(&d).await, Outcome::Retryable { reason: "HTTP 500: boom".into(), retry_after: None });
+    assert_eq!(
+        hook("/500").execute(&d).await,
+        Outcome::Retryable { reason: "HTTP 500: boom".into(), retry_after: None }
+    );
     assert_eq!(hook("/400").execute(&d).await, Outcome::Permanent { reason: "HTTP 400: bad".into() });
     assert_eq!(hook("/302").execute(&d).await, Outcome::Permanent { reason: "HTTP 302".into() });
     match hook("/slow").execute(&d).await {
@@ -121,7 +125,9 @@ async fn default_body_is_the_delivery_and_statuses_are_classified() {
     let before = server.requests().len();
     let bad = delivery("8", json!({}), &[("body", "{not json")]);
     match hook("/ok").execute(&bad).await {
-        Outcome::Permanent { reason } => assert!(reason.starts_with("webhook: the `body` part is not valid JSON"), "{reason}"),
+        Outcome::Permanent { reason } => {
+            assert!(reason.starts_with("webhook: the `body` part is not valid JSON"), "{reason}")
+        }
         o => panic!("{o:?}"),
     }
     assert_eq!(server.requests().len(), before);
@@ -147,9 +153,9 @@ fn bad_configs_are_refused_with_the_field() {
     let e = err(json!({"type": "webhook", "url": "http://x", "method": "DELETE"}));
     assert!(e.to_string().starts_with("invalid definition of action.method:"), "{e}");
     let e = err(json!({"type": "webhook", "url": "http://x", "secret": "env:SEGKIT_TEST_UNSET_VAR_1"}));
-    assert!(e.to_string().contains("SEGKIT_TEST_UNSET_VAR_1` (referenced as env:SEGKIT_TEST_UNSET_VAR_1) is not set"), "{e}");
-    assert_eq!(
-        r.types(),
-        vec!["dingtalk", "feishu", "jsonl", "sms", "smtp", "webhook", "wecom"]
+    assert!(
+        e.to_string().contains("SEGKIT_TEST_UNSET_VAR_1` (referenced as env:SEGKIT_TEST_UNSET_VAR_1) is not set"),
+        "{e}"
     );
+    assert_eq!(r.types(), vec!["dingtalk", "feishu", "jsonl", "sms", "smtp", "webhook", "wecom"]);
 }
