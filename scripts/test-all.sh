@@ -28,6 +28,8 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 "$VENV/bin/python" -m pip install --quiet -r bindings/python/requirements-test.txt -r scripts/requirements-services.txt
+# The action tests (actions/tests/smtp.rs) start aiosmtpd from this venv.
+export SEGKIT_VENV="$VENV"
 
 step "S3 server on loopback (moto)"
 S3_PORT=${SEGKIT_S3_PORT:-$(( 20000 + RANDOM % 20000 ))}
