@@ -83,14 +83,21 @@ fn statuses(ws: &Workspace, workflow: &str) -> BTreeMap<(String, String), Status
 #[tokio::test]
 async fn templates_are_checked_at_definition_and_render_sandboxed() {
     let (_dir, ws) = common::people_workspace().await;
-    let e = template(&ws, json!({"name": "t", "channel": "email", "entity": "people",
-        "parts": {"text": "Hi {{ entity.nam }}"}}))
+    let e = template(
+        &ws,
+        json!({"name": "t", "channel": "email", "entity": "people",
+        "parts": {"text": "Hi {{ entity.nam }}"}}),
+    )
     .await
     .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Definition);
-    assert!(e.to_string().contains("template t.parts.text") && e.to_string().contains("unknown attribute `nam`"), "{e}");
+    assert!(
+        e.to_string().contains("template t.parts.text") && e.to_string().contains("unknown attribute `nam`"),
+        "{e}"
+    );
     assert!(e.to_string().contains("did you mean `name`"), "{e}");
-    let e = template(&ws, json!({"name": "t", "channel": "email", "parts": {"text": "Hi {{ user }}"}})).await.unwrap_err();
+    let e =
+        template(&ws, json!({"name": "t", "channel": "email", "parts": {"text": "Hi {{ user }}"}})).await.unwrap_err();
     assert!(e.to_string().contains("unknown variable `user`"), "{e}");
     let e = template(&ws, json!({"name": "t", "channel": "email", "parts": {"text": "{% if %}"}})).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Definition, "{e}");
@@ -100,9 +107,12 @@ async fn templates_are_checked_at_definition_and_render_sandboxed() {
     let e = template(&ws, json!({"name": "1t", "channel": "email", "parts": {"text": "x"}})).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Definition, "{e}");
 
-    template(&ws, json!({"name": "hello", "channel": "email", "entity": "people", "parts": {
+    template(
+        &ws,
+        json!({"name": "hello", "channel": "email", "entity": "people", "parts": {
         "subject": "Hi {{ entity.name }} ({{ key }})",
-        "html": "<p>{{ entity.plan ~ ' <&> ' }}</p>"}}))
+        "html": "<p>{{ entity.plan ~ ' <&> ' }}</p>"}}),
+    )
     .await
     .unwrap();
     let r = ws.render("hello", "1").await.unwrap();
@@ -114,8 +124,11 @@ async fn templates_are_checked_at_definition_and_render_sandboxed() {
     assert!(e.to_string().contains("did you mean `hello`"), "{e}");
 
     // A template that would run for ever runs out of fuel.
-    template(&ws, json!({"name": "spin", "channel": "email", "entity": "people", "parts": {
-        "text": "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}"}}))
+    template(
+        &ws,
+        json!({"name": "spin", "channel": "email", "entity": "people", "parts": {
+        "text": "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}"}}),
+    )
     .await
     .unwrap();
     let e = ws.render("spin", "1").await.unwrap_err();
@@ -129,24 +142,36 @@ async fn entered_workflow_writes_the_ledger_with_the_run_and_waits_survive_a_reo
     let action = FileAction::new(dir.path(), 0);
     ws.register_action("email", action.clone()).unwrap();
     cn_segment(&ws).await;
-    template(&ws, json!({"name": "hello", "channel": "email", "entity": "people",
-        "parts": {"subject": "Hi {{ entity.name }}", "text": "{{ workflow }}/{{ step }}/{{ segment }}"}}))
+    template(
+        &ws,
+        json!({"name": "hello", "channel": "email", "entity": "people",
+        "parts": {"subject": "Hi {{ entity.name }}", "text": "{{ workflow }}/{{ step }}/{{ segment }}"}}),
+    )
     .await
     .unwrap();
-    let e = workflow(&ws, json!({"name": "welcome", "trigger": {"type": "entered", "segment": "cn"},
-        "steps": [{"name": "mail", "type": "action", "action": "emial", "template": "hello"}]}))
+    let e = workflow(
+        &ws,
+        json!({"name": "welcome", "trigger": {"type": "entered", "segment": "cn"},
+        "steps": [{"name": "mail", "type": "action", "action": "emial", "template": "hello"}]}),
+    )
     .await
     .unwrap_err();
     assert!(e.to_string().contains("no action named `emial`") && e.to_string().contains("did you mean `email`"), "{e}");
-    let e = workflow(&ws, json!({"name": "welcome", "trigger": {"type": "entered", "segment": "cn"},
-        "steps": [{"name": "a", "type": "exit"}, {"name": "a", "type": "exit"}]}))
+    let e = workflow(
+        &ws,
+        json!({"name": "welcome", "trigger": {"type": "entered", "segment": "cn"},
+        "steps": [{"name": "a", "type": "exit"}, {"name": "a", "type": "exit"}]}),
+    )
     .await
     .unwrap_err();
     assert!(e.to_string().contains("used twice"), "{e}");
-    workflow(&ws, json!({"name": "welcome", "trigger": {"type": "entered", "segment": "cn"}, "steps": [
+    workflow(
+        &ws,
+        json!({"name": "welcome", "trigger": {"type": "entered", "segment": "cn"}, "steps": [
         {"name": "mail", "type": "action", "action": "email", "template": "hello"},
         {"name": "pause", "type": "wait", "seconds": 3600},
-        {"name": "again", "type": "action", "action": "email"}]}))
+        {"name": "again", "type": "action", "action": "email"}]}),
+    )
     .await
     .unwrap();
 
@@ -193,13 +218,19 @@ async fn retries_back_off_then_dead_letter_and_replay_keeps_the_key() {
     let (dir, ws) = common::people_workspace().await;
     let action = FileAction::new(dir.path(), 3);
     ws.register_action("hook", action.clone()).unwrap();
-    workflow(&ws, json!({"name": "ping", "trigger": {"type": "manual", "entity": "people"},
+    workflow(
+        &ws,
+        json!({"name": "ping", "trigger": {"type": "manual", "entity": "people"},
         "policies": {"max_attempts": 2, "backoff_ms": 10000, "reentry": {"type": "always"}},
-        "steps": [{"name": "call", "type": "action", "action": "hook"}]}))
+        "steps": [{"name": "call", "type": "action", "action": "hook"}]}),
+    )
     .await
     .unwrap();
-    let e = workflow(&ws, json!({"name": "bad", "trigger": {"type": "manual", "entity": "people"},
-        "policies": {"max_attempts": 0}, "steps": [{"name": "x", "type": "exit"}]}))
+    let e = workflow(
+        &ws,
+        json!({"name": "bad", "trigger": {"type": "manual", "entity": "people"},
+        "policies": {"max_attempts": 0}, "steps": [{"name": "x", "type": "exit"}]}),
+    )
     .await
     .unwrap_err();
     assert!(e.to_string().contains("workflow bad.policies.max_attempts"), "{e}");
@@ -238,14 +269,22 @@ async fn suppression_reentry_cooldown_and_render_failures() {
     let action = FileAction::new(dir.path(), 0);
     ws.register_action("sms", action.clone()).unwrap();
     // No entity on the template: the unknown attribute is found when the delivery renders (a permanent failure).
-    template(&ws, json!({"name": "loose", "channel": "sms", "parts": {"text": "{{ entity.nickname }}"}})).await.unwrap();
-    workflow(&ws, json!({"name": "bad_tpl", "trigger": {"type": "manual", "entity": "people"},
-        "steps": [{"name": "s", "type": "action", "action": "sms", "template": "loose"}]}))
+    template(&ws, json!({"name": "loose", "channel": "sms", "parts": {"text": "{{ entity.nickname }}"}}))
+        .await
+        .unwrap();
+    workflow(
+        &ws,
+        json!({"name": "bad_tpl", "trigger": {"type": "manual", "entity": "people"},
+        "steps": [{"name": "s", "type": "action", "action": "sms", "template": "loose"}]}),
+    )
     .await
     .unwrap();
-    workflow(&ws, json!({"name": "promo", "trigger": {"type": "manual", "entity": "people"},
+    workflow(
+        &ws,
+        json!({"name": "promo", "trigger": {"type": "manual", "entity": "people"},
         "policies": {"reentry": {"type": "cooldown", "seconds": 100}},
-        "steps": [{"name": "s", "type": "action", "action": "sms"}]}))
+        "steps": [{"name": "s", "type": "action", "action": "sms"}]}),
+    )
     .await
     .unwrap();
     at(&ws, t0());
@@ -264,7 +303,10 @@ async fn suppression_reentry_cooldown_and_render_failures() {
     let rep = ws.dispatch_due(10, 2).await.unwrap();
     assert_eq!((rep.delivered, rep.dead), (1, 2), "{rep:?}");
     let dead = ws.deliveries(&DeliveryFilter { workflow: Some("bad_tpl".into()), ..Default::default() }, 10).unwrap();
-    assert!(dead.iter().all(|r| r.status == Status::Dead && r.last_error.as_deref().unwrap().contains("undefined")), "{dead:?}");
+    assert!(
+        dead.iter().all(|r| r.status == Status::Dead && r.last_error.as_deref().unwrap().contains("undefined")),
+        "{dead:?}"
+    );
     // Unknown keys and workflows.
     let e = ws.trigger("promoo", None).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);

@@ -52,8 +52,9 @@ pub(super) fn insert_deliveries(
                 continue;
             }
         }
-        added += insert.execute(params![d.key(), d.workflow, d.trigger, d.step, d.entity, d.entity_key, d.due_at, now])?
-            as u64;
+        added +=
+            insert.execute(params![d.key(), d.workflow, d.trigger, d.step, d.entity, d.entity_key, d.due_at, now])?
+                as u64;
     }
     Ok(added)
 }
@@ -153,7 +154,12 @@ impl Catalog {
 
     /// Records a segment run together with the ledger rows of the workflows it triggers, in one transaction;
     /// fails with [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
-    pub fn insert_run_with(&self, r: &RunRecord, deliveries: &[(Vec<NewDelivery>, Option<Reentry>)], now: i64) -> Result<()> {
+    pub fn insert_run_with(
+        &self,
+        r: &RunRecord,
+        deliveries: &[(Vec<NewDelivery>, Option<Reentry>)],
+        now: i64,
+    ) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let res = tx.execute(
@@ -204,7 +210,8 @@ impl Catalog {
                                   ORDER BY due_at, id LIMIT ?3)
                      RETURNING {ROW}"
                 ))?;
-                let rows = st.query_map(params![now, lease_ms, limit as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let rows =
+                    st.query_map(params![now, lease_ms, limit as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
                 rows
             };
             tx.commit()?;

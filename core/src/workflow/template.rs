@@ -59,12 +59,16 @@ pub fn check_parts(name: &str, parts: &BTreeMap<String, String>, attributes: Opt
                 format!("{} bytes, longer than {MAX_TEMPLATE_BYTES} (limit MAX_TEMPLATE_BYTES)", text.len()),
             ));
         }
-        let t = env.template_from_named_str(part.as_str(), text).map_err(|e| Error::definition(&path, e.to_string()))?;
+        let t =
+            env.template_from_named_str(part.as_str(), text).map_err(|e| Error::definition(&path, e.to_string()))?;
         for var in t.undeclared_variables(true) {
             let (top, rest) = match var.split_once('.') {
                 Some((a, b)) => (a, Some(b)),
                 None => (var.as_str(), None),
             };
+            if env.globals().any(|(g, _)| g == top) {
+                continue; // a built-in function such as `range`
+            }
             if !CONTEXT_NAMES.contains(&top) {
                 return Err(Error::definition(
                     path,

@@ -14,7 +14,9 @@ use crate::catalog::RunRecord;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
 use crate::model::{check_name, normalize_name};
-use crate::workflow::dispatch::{backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, LEASE, MAX_ATTEMPTS};
+use crate::workflow::dispatch::{
+    backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, LEASE, MAX_ATTEMPTS,
+};
 use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
 use crate::workflow::template::{check_parts, render_parts};
 use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
@@ -106,9 +108,9 @@ impl Workspace {
         check_name(&spec.name, "template")?;
         let attrs = match &spec.entity {
             Some(e) => {
-                let entity = self.entity(e).map_err(|err| {
-                    Error::definition(format!("template {}.entity", spec.name), err.to_string())
-                })?;
+                let entity = self
+                    .entity(e)
+                    .map_err(|err| Error::definition(format!("template {}.entity", spec.name), err.to_string()))?;
                 spec.entity = Some(entity.name.clone());
                 Some(entity.attributes.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
             }
@@ -134,12 +136,14 @@ impl Workspace {
     /// Previews a template for one entity (the template must name its `entity`): the rendered parts.
     pub async fn render(&self, template: &str, entity_key: &str) -> Result<BTreeMap<String, String>> {
         let t = self.template(template)?;
-        let entity = t.entity.clone().ok_or_else(|| {
-            Error::InvalidArgument(format!("template `{}` names no entity to preview with", t.name))
-        })?;
-        let attrs = self.entity_attributes(&entity, entity_key).await?.ok_or_else(|| {
-            Error::InvalidArgument(format!("`{entity}` has no entity with that key"))
-        })?;
+        let entity = t
+            .entity
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument(format!("template `{}` names no entity to preview with", t.name)))?;
+        let attrs = self
+            .entity_attributes(&entity, entity_key)
+            .await?
+            .ok_or_else(|| Error::InvalidArgument(format!("`{entity}` has no entity with that key")))?;
         let ctx = serde_json::json!({"entity": attrs, "key": entity_key, "workflow": "", "step": "", "segment": ""});
         render_parts(&t.parts, &ctx)
     }
@@ -184,17 +188,22 @@ impl Workspace {
         let here = |f: &str| format!("workflow {wname}.{f}");
         match &mut spec.trigger {
             TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
-                *segment = self.segment(segment).map_err(|e| Error::definition(here("trigger.segment"), e.to_string()))?.name
+                *segment =
+                    self.segment(segment).map_err(|e| Error::definition(here("trigger.segment"), e.to_string()))?.name
             }
             TriggerSpec::Manual { entity } => {
-                *entity = self.entity(entity).map_err(|e| Error::definition(here("trigger.entity"), e.to_string()))?.name
+                *entity =
+                    self.entity(entity).map_err(|e| Error::definition(here("trigger.entity"), e.to_string()))?.name
             }
         }
         let entity = self.trigger_entity(&spec.trigger)?;
         if spec.steps.is_empty() || spec.steps.len() > MAX_WORKFLOW_STEPS {
             return Err(Error::definition(
                 here("steps"),
-                format!("a workflow has 1 to {MAX_WORKFLOW_STEPS} steps (limit MAX_WORKFLOW_STEPS), not {}", spec.steps.len()),
+                format!(
+                    "a workflow has 1 to {MAX_WORKFLOW_STEPS} steps (limit MAX_WORKFLOW_STEPS), not {}",
+                    spec.steps.len()
+                ),
             ));
         }
         if let Some(n) = spec.policies.max_attempts {
@@ -215,12 +224,17 @@ impl Workspace {
                     *n = name;
                     self.action_for(action, &format!("{path}.action"))?;
                     if let Some(t) = template {
-                        let tpl = self.template(t).map_err(|e| Error::definition(format!("{path}.template"), e.to_string()))?;
+                        let tpl = self
+                            .template(t)
+                            .map_err(|e| Error::definition(format!("{path}.template"), e.to_string()))?;
                         if tpl.entity.as_ref().is_some_and(|e| *e != entity) {
                             return Err(Error::definition(
                                 format!("{path}.template"),
-                                format!("template `{}` renders `{}`, but the workflow is about `{entity}`",
-                                    tpl.name, tpl.entity.unwrap_or_default()),
+                                format!(
+                                    "template `{}` renders `{}`, but the workflow is about `{entity}`",
+                                    tpl.name,
+                                    tpl.entity.unwrap_or_default()
+                                ),
                             ));
                         }
                         *t = tpl.name;
@@ -271,7 +285,16 @@ impl Workspace {
                 TriggerSpec::Manual { .. } => {
                     let e = self.entity(&entity)?;
                     let key = e.key.clone().unwrap_or_default();
-                    keys_of(&self.inner.ctx.table(TableReference::bare(e.name.as_str())).await?.select(vec![ident(key)])?.collect().await?)?
+                    keys_of(
+                        &self
+                            .inner
+                            .ctx
+                            .table(TableReference::bare(e.name.as_str()))
+                            .await?
+                            .select(vec![ident(key)])?
+                            .collect()
+                            .await?,
+                    )?
                 }
             },
         };
@@ -283,36 +306,44 @@ impl Workspace {
         }
         let now = ms(self.now());
         let first = &spec.steps[0];
-        let (_, added) = self.inner.catalog.trigger_manual(&spec.name, reentry(&spec, now).as_ref(), now, |trigger| {
-            keys.iter()
-                .map(|k| NewDelivery {
-                    workflow: spec.name.clone(),
-                    trigger: trigger.to_string(),
-                    step: first.name().to_string(),
-                    entity: entity.clone(),
-                    entity_key: k.clone(),
-                    due_at: due_for(first, now),
-                })
-                .collect()
-        })?;
+        let (_, added) =
+            self.inner.catalog.trigger_manual(&spec.name, reentry(&spec, now).as_ref(), now, |trigger| {
+                keys.iter()
+                    .map(|k| NewDelivery {
+                        workflow: spec.name.clone(),
+                        trigger: trigger.to_string(),
+                        step: first.name().to_string(),
+                        entity: entity.clone(),
+                        entity_key: k.clone(),
+                        due_at: due_for(first, now),
+                    })
+                    .collect()
+            })?;
         Ok(added)
     }
 
     /// Records a segment run together with the first-step rows of every workflow it triggers (entered or
     /// exited keys), in one catalog transaction.
-    pub(super) fn commit_run_with_workflows(&self, record: &RunRecord, entered: &RecordBatch, exited: &RecordBatch) -> Result<()> {
+    pub(super) fn commit_run_with_workflows(
+        &self,
+        record: &RunRecord,
+        entered: &RecordBatch,
+        exited: &RecordBatch,
+    ) -> Result<()> {
         let now = ms(self.now());
         let mut groups = Vec::new();
         let mut entered_keys = None;
         let mut exited_keys = None;
         for spec in self.workflows()? {
             let keys = match &spec.trigger {
-                TriggerSpec::Entered { segment } if *segment == record.segment => {
-                    entered_keys.get_or_insert_with(|| keys_of(std::slice::from_ref(entered))).as_ref().map_err(|e| Error::InvalidArgument(e.to_string()))?
-                }
-                TriggerSpec::Exited { segment } if *segment == record.segment => {
-                    exited_keys.get_or_insert_with(|| keys_of(std::slice::from_ref(exited))).as_ref().map_err(|e| Error::InvalidArgument(e.to_string()))?
-                }
+                TriggerSpec::Entered { segment } if *segment == record.segment => entered_keys
+                    .get_or_insert_with(|| keys_of(std::slice::from_ref(entered)))
+                    .as_ref()
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+                TriggerSpec::Exited { segment } if *segment == record.segment => exited_keys
+                    .get_or_insert_with(|| keys_of(std::slice::from_ref(exited)))
+                    .as_ref()
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
                 _ => continue,
             };
             let first = &spec.steps[0];
@@ -462,7 +493,10 @@ impl Workspace {
         };
         let outcome = match tokio::time::timeout(LEASE / 2, action.execute(&delivery)).await {
             Ok(o) => o,
-            Err(_) => Outcome::Retryable { reason: format!("no outcome within {} s", (LEASE / 2).as_secs()), retry_after: None },
+            Err(_) => Outcome::Retryable {
+                reason: format!("no outcome within {} s", (LEASE / 2).as_secs()),
+                retry_after: None,
+            },
         };
         match outcome {
             Outcome::Delivered { receipt } => finish(Status::Delivered, receipt.as_deref(), next.as_ref()),
