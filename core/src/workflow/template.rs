@@ -10,7 +10,7 @@
 //! let parts = [("html".to_string(), "<p>Hi {{ entity.name }}</p>".to_string())].into_iter().collect();
 //! check_parts("t", &parts, Some(&["name"])).unwrap();
 //! let ctx = serde_json::json!({"entity": {"name": "<b>Ann</b>"}, "key": "1"});
-//! assert_eq!(render_parts(&parts, &ctx).unwrap()["html"], "<p>Hi &lt;b&gt;Ann&lt;/b&gt;</p>");
+//! assert_eq!(render_parts(&parts, &ctx).unwrap()["html"], "<p>Hi &lt;b&gt;Ann&lt;&#x2f;b&gt;</p>");
 //! let e = check_parts("t", &parts, Some(&["email"])).unwrap_err();
 //! assert!(e.to_string().contains("unknown attribute `name`"), "{e}");
 //! ```
