@@ -15,6 +15,7 @@ use crate::segment::SegmentDefinition;
 
 mod migrations;
 mod sources;
+mod workflows;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
 

@@ -40,6 +40,7 @@ pub mod split;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod workflow;
 pub mod workspace;
 
 pub use action::{Action, ActionFactory, ActionRegistry, Delivery, Outcome};

@@ -42,8 +42,23 @@ pub const MAX_REGEX_PROGRAM_BYTES: usize = 1024 * 1024;
 /// `add_static_keys`, `remove_static_keys`): the keys are sorted in memory (8 bytes each for integer keys).
 pub const MAX_STATIC_LIST_KEYS: usize = 50_000_000;
 
-/// Longest template text (for a later issue: message templates), in bytes.
+/// Longest text of one message-template part, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
+
+/// Most parts one message template may have.
+pub const MAX_TEMPLATE_PARTS: usize = 16;
+
+/// Fuel (roughly: template instructions) one render of one part may spend; a loop that runs longer fails.
+pub const MAX_TEMPLATE_FUEL: u64 = 100_000;
+
+/// Longest rendered output of one template part, in bytes.
+pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+
+/// Most steps one workflow may have.
+pub const MAX_WORKFLOW_STEPS: usize = 100;
+
+/// Most keys one manual `trigger` may name.
+pub const MAX_TRIGGER_KEYS: usize = 1_000_000;
 
 /// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
 pub fn depth_error() -> Error {

@@ -29,6 +29,7 @@ mod segments;
 mod sources;
 mod static_lists;
 mod vacuum;
+mod workflows;
 
 pub use explain::{ExplainNode, Explanation};
 use options::resolve_secret;
@@ -49,6 +50,9 @@ struct Inner {
     /// going through the async catalog API).
     providers: RwLock<HashMap<String, Arc<dyn TableProvider>>>,
     source_factory: Option<Arc<dyn crate::sources::SourceFactory>>,
+    action_factory: Option<Arc<dyn crate::action::ActionFactory>>,
+    /// Actions registered by name ([`Workspace::register_action`]).
+    actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -123,6 +127,8 @@ impl Workspace {
                 entity_locks: Mutex::new(HashMap::new()),
                 providers: RwLock::new(HashMap::new()),
                 source_factory: options.source_factory.clone(),
+                action_factory: options.action_factory.clone(),
+                actions: RwLock::new(HashMap::new()),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

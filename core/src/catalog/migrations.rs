@@ -95,8 +95,52 @@ CREATE TABLE static_lists (
 );
 "#;
 
+/// Migration 4: workflows. Message templates, workflow definitions (with a counter of manual triggers), the
+/// durable delivery ledger — one row per (workflow, trigger version, step, entity) under a UNIQUE idempotency
+/// key, written in the transaction of the segment run or trigger that produced it; a row is claimed with a lease
+/// (`lease_until`) so a killed dispatcher's claims expire and are taken again — and per-channel suppression lists.
+const V4: &str = r#"
+CREATE TABLE templates (
+    name TEXT PRIMARY KEY,
+    channel TEXT NOT NULL,
+    parts TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE workflows (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    manual_triggers INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    workflow TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    step TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    last_error TEXT,
+    receipt TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX deliveries_due ON deliveries(status, due_at);
+CREATE INDEX deliveries_by_entity ON deliveries(workflow, entity_key, created_at);
+CREATE TABLE suppressions (
+    channel TEXT NOT NULL,
+    entity_key TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (channel, entity_key)
+);
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

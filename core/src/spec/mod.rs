@@ -18,10 +18,12 @@
 pub mod entity;
 pub mod ingest;
 pub mod segment;
+pub mod workflow;
 
 pub use entity::{AttributeSpec, AttributesSpec, EntitySpec, LinksSpec};
 pub use ingest::IngestSpec;
 pub use segment::SegmentSpec;
+pub use workflow::{TemplateSpec, WorkflowSpec};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -39,6 +41,10 @@ pub enum SpecKind {
     /// Options of one ingest: errors are [`Error::InvalidArgument`] under `ingest options` (mapping problems are
     /// [`Error::Definition`] under `mapping`).
     Ingest,
+    /// A message template: errors are [`Error::Definition`] under `template`.
+    Template,
+    /// A workflow definition: errors are [`Error::Definition`] under `workflow`.
+    Workflow,
 }
 
 impl SpecKind {
@@ -48,12 +54,16 @@ impl SpecKind {
             SpecKind::Entity => "entity",
             SpecKind::Segment => "segment",
             SpecKind::Ingest => "ingest options",
+            SpecKind::Template => "template",
+            SpecKind::Workflow => "workflow",
         }
     }
 
     fn error(self, path: String, message: String) -> Error {
         match self {
-            SpecKind::Entity | SpecKind::Segment => Error::Definition { path, message },
+            SpecKind::Entity | SpecKind::Segment | SpecKind::Template | SpecKind::Workflow => {
+                Error::Definition { path, message }
+            }
             SpecKind::Ingest => Error::InvalidArgument(format!("{path}: {message}")),
         }
     }

@@ -195,7 +195,7 @@ impl Workspace {
             membership_file: membership_file.clone(),
             snapshot,
         };
-        if let Err(e) = self.inner.catalog.insert_run(&record) {
+        if let Err(e) = self.commit_run_with_workflows(&record, &entered, &exited) {
             self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
             return Err(e);
         }

@@ -19,6 +19,10 @@ pub struct WorkspaceOptions {
     /// Builds named sources from their configs (see [`crate::sources`]); `segkit_connectors::registry()` is the
     /// usual one. Without it, `define_source` and `sync` fail with a clear error.
     pub source_factory: Option<std::sync::Arc<dyn crate::sources::SourceFactory>>,
+    /// Builds workflow actions from their configs (see [`crate::action`]); `segkit_actions::registry()` is the
+    /// usual one. Without it, workflow steps can only name actions registered with
+    /// [`Workspace::register_action`](crate::Workspace::register_action).
+    pub action_factory: Option<std::sync::Arc<dyn crate::action::ActionFactory>>,
 }
 
 impl std::fmt::Debug for WorkspaceOptions {
@@ -31,6 +35,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("session_options", &self.session_options)
             .field("time_zone", &self.time_zone)
             .field("source_factory", &self.source_factory)
+            .field("action_factory", &self.action_factory)
             .finish()
     }
 }
@@ -49,6 +54,11 @@ impl WorkspaceOptions {
     /// Builds named sources with `factory`.
     pub fn source_factory(mut self, factory: impl crate::sources::SourceFactory + 'static) -> Self {
         self.source_factory = Some(std::sync::Arc::new(factory));
+        self
+    }
+    /// Builds workflow actions with `factory`.
+    pub fn action_factory(mut self, factory: impl crate::action::ActionFactory + 'static) -> Self {
+        self.action_factory = Some(std::sync::Arc::new(factory));
         self
     }
     /// Sets a DataFusion configuration option for the workspace's session.

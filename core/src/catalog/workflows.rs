@@ -1,0 +1,376 @@
+//! Templates, workflows, the delivery ledger and suppression lists in the catalog (migration 4).
+
+use rusqlite::{params, params_from_iter, OptionalExtension, Transaction, TransactionBehavior};
+
+use super::{now_text, Catalog, RunRecord};
+use crate::error::{Error, Result};
+use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
+
+const ROW: &str = "id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, \
+                   last_error, receipt, created_at, updated_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
+    let status: String = r.get(7)?;
+    Ok(LedgerRow {
+        id: r.get(0)?,
+        idempotency_key: r.get(1)?,
+        workflow: r.get(2)?,
+        trigger: r.get(3)?,
+        step: r.get(4)?,
+        entity: r.get(5)?,
+        entity_key: r.get(6)?,
+        status: Status::parse(&status).unwrap_or(Status::Dead),
+        attempts: r.get(8)?,
+        due_at: r.get(9)?,
+        last_error: r.get(10)?,
+        receipt: r.get(11)?,
+        created_at: r.get(12)?,
+        updated_at: r.get(13)?,
+    })
+}
+
+/// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out);
+/// returns how many were added.
+pub(super) fn insert_deliveries(
+    tx: &Transaction<'_>,
+    rows: &[NewDelivery],
+    reentry: Option<&Reentry>,
+    now: i64,
+) -> Result<u64> {
+    let mut added = 0u64;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO deliveries(idempotency_key, workflow, trigger, step, entity, entity_key, status,
+           attempts, due_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?8)",
+    )?;
+    let mut seen = tx.prepare_cached(
+        "SELECT 1 FROM deliveries WHERE workflow = ?1 AND entity_key = ?2 AND step = ?3 AND created_at > ?4 LIMIT 1",
+    )?;
+    for d in rows {
+        if let Some(r) = reentry {
+            if d.step == r.first_step && seen.exists(params![d.workflow, d.entity_key, r.first_step, r.since])? {
+                continue;
+            }
+        }
+        added +=
+            insert.execute(params![d.key(), d.workflow, d.trigger, d.step, d.entity, d.entity_key, d.due_at, now])?
+                as u64;
+    }
+    Ok(added)
+}
+
+impl Catalog {
+    /// Stores (inserting or replacing) a template.
+    pub fn put_template(&self, name: &str, channel: &str, parts: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO templates(name, channel, parts, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(name) DO UPDATE SET channel = excluded.channel, parts = excluded.parts,
+                   updated_at = excluded.updated_at",
+                params![name, channel, parts, now_text()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A stored template: (channel, parts JSON).
+    pub fn template(&self, name: &str) -> Result<Option<(String, String)>> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT channel, parts FROM templates WHERE name = ?1", [name], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+        })
+    }
+
+    /// The names of all templates, sorted.
+    pub fn template_names(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT name FROM templates ORDER BY name")?;
+            let names = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(names)
+        })
+    }
+
+    /// Stores (inserting or replacing) a workflow definition (JSON).
+    pub fn put_workflow(&self, name: &str, definition: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO workflows(name, definition, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at",
+                params![name, definition, now_text()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// A stored workflow definition (JSON).
+    pub fn workflow(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT definition FROM workflows WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        })
+    }
+
+    /// All workflow definitions (JSON), by name.
+    pub fn workflow_definitions(&self) -> Result<Vec<String>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT definition FROM workflows ORDER BY name")?;
+            let defs = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(defs)
+        })
+    }
+
+    /// Deletes a workflow definition (its ledger rows stay, for the record); false if there was none.
+    pub fn delete_workflow(&self, name: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM workflows WHERE name = ?1", [name])? > 0))
+    }
+
+    /// A manual trigger: takes the workflow's next trigger number and inserts the rows `make(trigger)` builds,
+    /// in one transaction. Returns (trigger version, rows added).
+    pub fn trigger_manual(
+        &self,
+        workflow: &str,
+        reentry: Option<&Reentry>,
+        now: i64,
+        make: impl FnOnce(&str) -> Vec<NewDelivery>,
+    ) -> Result<(String, u64)> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n: i64 = tx
+                .query_row(
+                    "UPDATE workflows SET manual_triggers = manual_triggers + 1 WHERE name = ?1
+                     RETURNING manual_triggers",
+                    [workflow],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .ok_or_else(|| Error::not_found("workflow", workflow))?;
+            let trigger = format!("manual:{n}");
+            let added = insert_deliveries(&tx, &make(&trigger), reentry, now)?;
+            tx.commit()?;
+            Ok((trigger, added))
+        })
+    }
+
+    /// Records a segment run together with the ledger rows of the workflows it triggers, in one transaction;
+    /// fails with [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
+    pub fn insert_run_with(
+        &self,
+        r: &RunRecord,
+        deliveries: &[(Vec<NewDelivery>, Option<Reentry>)],
+        now: i64,
+    ) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let res = tx.execute(
+                "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    r.segment,
+                    r.run,
+                    r.started_at,
+                    r.duration_ms,
+                    r.member_count as i64,
+                    r.entered as i64,
+                    r.exited as i64,
+                    r.membership_file,
+                    r.snapshot
+                ],
+            );
+            match res {
+                Ok(_) => {}
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    return Err(Error::Conflict {
+                        what: format!("segment `{}`", r.segment),
+                        message: format!("run {} was recorded concurrently; evaluate again", r.run),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            }
+            for (rows, reentry) in deliveries {
+                insert_deliveries(&tx, rows, reentry.as_ref(), now)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+    }
+
+    /// Claims up to `limit` rows due at `now` (pending and due, or running with an expired lease): marks them
+    /// running until `now + lease_ms` and counts an attempt, in one transaction.
+    pub fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<LedgerRow>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let rows = {
+                let mut st = tx.prepare_cached(&format!(
+                    "UPDATE deliveries SET status = 'running', lease_until = ?1 + ?2, attempts = attempts + 1,
+                       updated_at = ?1
+                     WHERE id IN (SELECT id FROM deliveries
+                                  WHERE (status = 'pending' AND due_at <= ?1)
+                                     OR (status = 'running' AND lease_until <= ?1)
+                                  ORDER BY due_at, id LIMIT ?3)
+                     RETURNING {ROW}"
+                ))?;
+                let rows =
+                    st.query_map(params![now, lease_ms, limit as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows
+            };
+            tx.commit()?;
+            Ok(rows)
+        })
+    }
+
+    /// Finishes a claimed row with `status` (and its receipt or error) and adds the workflow's next row, in one
+    /// transaction. Returns false (changing nothing) when the row is no longer claimed by this attempt.
+    pub fn finish_delivery(
+        &self,
+        id: i64,
+        attempts: u32,
+        status: Status,
+        receipt: Option<&str>,
+        error: Option<&str>,
+        next: Option<&NewDelivery>,
+        now: i64,
+    ) -> Result<bool> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let n = tx.execute(
+                "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL, updated_at = ?4
+                 WHERE id = ?5 AND status = 'running' AND attempts = ?6",
+                params![status.as_str(), receipt, error, now, id, attempts],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            if let Some(next) = next {
+                insert_deliveries(&tx, std::slice::from_ref(next), None, now)?;
+            }
+            tx.commit()?;
+            Ok(true)
+        })
+    }
+
+    /// Puts a claimed row back to pending, due at `due_at`, with the error of this attempt.
+    pub fn retry_delivery(&self, id: i64, attempts: u32, due_at: i64, error: &str, now: i64) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE deliveries SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
+                   updated_at = ?3
+                 WHERE id = ?4 AND status = 'running' AND attempts = ?5",
+                params![due_at, error, now, id, attempts],
+            )? > 0)
+        })
+    }
+
+    /// Releases claimed rows (a graceful shutdown): back to pending, the attempt not counted.
+    pub fn release_deliveries(&self, ids: &[i64], now: i64) -> Result<u64> {
+        self.with(|c| {
+            let mut n = 0;
+            for id in ids {
+                n += c.execute(
+                    "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, lease_until = NULL,
+                       updated_at = ?1 WHERE id = ?2 AND status = 'running'",
+                    params![now, id],
+                )? as u64;
+            }
+            Ok(n)
+        })
+    }
+
+    /// Ledger rows matching `filter`, oldest first (at most `limit`).
+    pub fn deliveries(&self, filter: &DeliveryFilter, limit: usize) -> Result<Vec<LedgerRow>> {
+        let (clause, args) = where_clause(filter);
+        self.with(|c| {
+            let mut st = c.prepare(&format!("SELECT {ROW} FROM deliveries {clause} ORDER BY id LIMIT {limit}"))?;
+            let rows = st.query_map(params_from_iter(args.iter()), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Makes the dead rows matching `filter` pending again, due at `now`, with a fresh attempt count; returns
+    /// how many.
+    pub fn replay_deliveries(&self, filter: &DeliveryFilter, now: i64) -> Result<u64> {
+        let mut f = filter.clone();
+        f.status = Some(Status::Dead);
+        let (clause, mut args) = where_clause(&f);
+        args.push(rusqlite::types::Value::Integer(now));
+        let p = args.len();
+        self.with(|c| {
+            Ok(c.execute(
+                &format!(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, due_at = ?{p}, updated_at = ?{p} {clause}"
+                ),
+                params_from_iter(args.iter()),
+            )? as u64)
+        })
+    }
+
+    /// Adds keys to a channel's suppression list; returns how many were new.
+    pub fn suppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO suppressions(channel, entity_key, created_at) VALUES (?1, ?2, ?3)",
+                )?;
+                let now = now_text();
+                for k in keys {
+                    n += st.execute(params![channel, k, now])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Removes keys from a channel's suppression list; returns how many were there.
+    pub fn unsuppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut n = 0;
+            {
+                let mut st = tx.prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?;
+                for k in keys {
+                    n += st.execute(params![channel, k])? as u64;
+                }
+            }
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
+    /// Whether `key` is on `channel`'s suppression list.
+    pub fn is_suppressed(&self, channel: &str, key: &str) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.prepare_cached("SELECT 1 FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?
+                .exists(params![channel, key])?)
+        })
+    }
+}
+
+fn where_clause(f: &DeliveryFilter) -> (String, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value;
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    if let Some(w) = &f.workflow {
+        args.push(Value::Text(w.clone()));
+        conds.push(format!("workflow = ?{}", args.len()));
+    }
+    if let Some(s) = f.status {
+        args.push(Value::Text(s.as_str().into()));
+        conds.push(format!("status = ?{}", args.len()));
+    }
+    if let Some(ids) = &f.ids {
+        let mut marks = Vec::new();
+        for id in ids {
+            args.push(Value::Integer(*id));
+            marks.push(format!("?{}", args.len()));
+        }
+        conds.push(if marks.is_empty() { "0".into() } else { format!("id IN ({})", marks.join(", ")) });
+    }
+    if conds.is_empty() {
+        (String::new(), args)
+    } else {
+        (format!("WHERE {}", conds.join(" AND ")), args)
+    }
+}

@@ -1,0 +1,151 @@
+//! The durable delivery ledger: one row per (workflow, trigger version, step, entity) in the catalog table
+//! `deliveries` (migration 4), under a UNIQUE idempotency key derived from those four, so writing the same row
+//! twice is a no-op and a re-sent delivery carries the key of the first attempt.
+//!
+//! A row's life: `pending` (due at `due_at`) → `running` (claimed, with a lease) → `delivered` / `done` (a wait
+//! or exit step) / `suppressed` / `dead` (permanent failure or the last attempt failed; `replay` makes it
+//! `pending` again). A `running` row whose lease expired — its dispatcher died — is claimed again.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The idempotency key of (workflow, trigger version, step, entity key): hex SHA-256 of the four, so the key
+/// itself never shows an entity key.
+///
+/// ```
+/// let k = segkit::workflow::ledger::idempotency_key("w", "manual:1", "mail", "42");
+/// assert_eq!(k.len(), 32);
+/// assert_ne!(k, segkit::workflow::ledger::idempotency_key("w", "manual:2", "mail", "42"));
+/// ```
+pub fn idempotency_key(workflow: &str, trigger: &str, step: &str, entity_key: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [workflow, trigger, step, entity_key] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The state of a ledger row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Status {
+    /// Waiting for its due time.
+    Pending,
+    /// Claimed by a dispatcher (until its lease expires).
+    Running,
+    /// The action reported success.
+    Delivered,
+    /// A wait or exit step that completed.
+    Done,
+    /// Not sent: the entity is on the channel's suppression list.
+    Suppressed,
+    /// Failed permanently or after the last attempt; see `last_error`. `replay` sends it again.
+    Dead,
+}
+
+impl Status {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Running => "running",
+            Status::Delivered => "delivered",
+            Status::Done => "done",
+            Status::Suppressed => "suppressed",
+            Status::Dead => "dead",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "running" => Status::Running,
+            "delivered" => Status::Delivered,
+            "done" => Status::Done,
+            "suppressed" => Status::Suppressed,
+            "dead" => Status::Dead,
+            _ => return None,
+        })
+    }
+}
+
+/// A row to add to the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The workflow.
+    pub workflow: String,
+    /// The trigger version (`run:3` for segment run 3, `manual:2` for the second manual trigger).
+    pub trigger: String,
+    /// The step.
+    pub step: String,
+    /// The entity type.
+    pub entity: String,
+    /// The entity key as text.
+    pub entity_key: String,
+    /// When it is due, in milliseconds since the Unix epoch.
+    pub due_at: i64,
+}
+
+impl NewDelivery {
+    /// The row's idempotency key.
+    pub fn key(&self) -> String {
+        idempotency_key(&self.workflow, &self.trigger, &self.step, &self.entity_key)
+    }
+}
+
+/// How new rows of one trigger are filtered by the workflow's re-entry policy: skip an entity whose first step
+/// row in this workflow was created after `since` (ms since the epoch; `i64::MIN` = ever). `None`: no filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reentry {
+    /// The workflow's first step.
+    pub first_step: String,
+    /// The cut-off.
+    pub since: i64,
+}
+
+/// A row of the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LedgerRow {
+    /// The row id (for `replay`).
+    pub id: i64,
+    /// Its idempotency key.
+    pub idempotency_key: String,
+    /// The workflow.
+    pub workflow: String,
+    /// The trigger version.
+    pub trigger: String,
+    /// The step.
+    pub step: String,
+    /// The entity type.
+    pub entity: String,
+    /// The entity key.
+    pub entity_key: String,
+    /// Its state.
+    pub status: Status,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Due time, ms since the epoch.
+    pub due_at: i64,
+    /// The last failure, if any.
+    pub last_error: Option<String>,
+    /// The receiver's receipt, when delivered.
+    pub receipt: Option<String>,
+    /// Created, ms since the epoch.
+    pub created_at: i64,
+    /// Last changed, ms since the epoch.
+    pub updated_at: i64,
+}
+
+/// Which rows [`Workspace::deliveries`](crate::Workspace::deliveries) and `replay` select.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only this workflow.
+    pub workflow: Option<String>,
+    /// Only this status.
+    pub status: Option<Status>,
+    /// Only these ids.
+    pub ids: Option<Vec<i64>>,
+}

@@ -1,0 +1,18 @@
+//! Workflows: what segments do. A workflow has a trigger (a segment's entered or exited keys, or a manual
+//! [`Workspace::trigger`](crate::Workspace::trigger)), steps run in order (action, wait, exit) and policies
+//! (re-entry, retries); channels have suppression lists.
+//!
+//! Every step an entity reaches is one row of the durable delivery [`ledger`] in the catalog, written in the
+//! transaction that produced it (the segment run, the trigger, or the completion of the previous step). The
+//! dispatcher ([`Workspace::dispatch_due`](crate::Workspace::dispatch_due)) claims due rows with a lease,
+//! executes them with bounded concurrency, and records the outcome; retries back off exponentially with
+//! jitter ([`dispatch::backoff`]), honouring a receiver's retry-after; the last failure dead-letters the row,
+//! and [`Workspace::replay`](crate::Workspace::replay) sends it again.
+
+pub mod dispatch;
+pub mod ledger;
+pub mod template;
+
+pub use crate::spec::workflow::{PoliciesSpec, ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
+pub use dispatch::DispatchReport;
+pub use ledger::{DeliveryFilter, LedgerRow, Status};

@@ -1,0 +1,517 @@
+//! Templates, workflows, triggers, the dispatcher, replay and suppression lists (see [`crate::workflow`]).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, StringArray};
+use datafusion::common::TableReference;
+use datafusion::prelude::{cast, ident, lit};
+use futures::{StreamExt, TryStreamExt};
+use tracing::Instrument;
+
+use crate::action::{Action, Delivery, Outcome};
+use crate::catalog::RunRecord;
+use crate::error::{Error, Result};
+use crate::limits::{MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
+use crate::model::{check_name, normalize_name};
+use crate::workflow::dispatch::{
+    backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, LEASE, MAX_ATTEMPTS,
+};
+use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
+use crate::workflow::template::{check_parts, render_parts};
+use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
+
+use super::Workspace;
+
+/// Most ids one `replay` may name.
+const MAX_REPLAY_IDS: usize = 10_000;
+
+fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The due time of a row for `step` created at `now`: a wait step is due when the wait is over.
+fn due_for(step: &StepSpec, now: i64) -> i64 {
+    match step {
+        StepSpec::Wait { seconds, .. } => now.saturating_add((*seconds).min(i64::MAX as u64 / 1000) as i64 * 1000),
+        _ => now,
+    }
+}
+
+fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
+    let first_step = spec.steps.first()?.name().to_string();
+    match spec.policies.reentry {
+        ReentrySpec::Never => Some(Reentry { first_step, since: i64::MIN }),
+        ReentrySpec::Cooldown { seconds } => {
+            Some(Reentry { first_step, since: now.saturating_sub((seconds.min(i64::MAX as u64 / 1000) * 1000) as i64) })
+        }
+        ReentrySpec::Always => None,
+    }
+}
+
+/// The keys of column 0 of `batches` as text.
+fn keys_of(batches: &[RecordBatch]) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        if b.num_columns() == 0 {
+            continue;
+        }
+        let col = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let s = col.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        out.extend((0..s.len()).filter(|&i| s.is_valid(i)).map(|i| s.value(i).to_string()));
+    }
+    Ok(out)
+}
+
+impl Workspace {
+    /// Registers a named action (a custom action, or a built one) that workflow steps can name in `action`.
+    pub fn register_action(&self, name: &str, action: Arc<dyn Action>) -> Result<()> {
+        let name = normalize_name(name);
+        check_name(&name, "action")?;
+        self.inner.actions.write().unwrap_or_else(|p| p.into_inner()).insert(name, action);
+        Ok(())
+    }
+
+    fn action_for(&self, spec: &serde_json::Value, path: &str) -> Result<Arc<dyn Action>> {
+        match spec {
+            serde_json::Value::String(name) => {
+                let actions = self.inner.actions.read().unwrap_or_else(|p| p.into_inner());
+                actions.get(&normalize_name(name)).cloned().ok_or_else(|| {
+                    Error::definition(
+                        path,
+                        format!(
+                            "no action named `{name}`{} (registered: {})",
+                            crate::error::hint(name, actions.keys().map(String::as_str)),
+                            actions.keys().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    )
+                })
+            }
+            config @ serde_json::Value::Object(_) => {
+                let factory = self.inner.action_factory.as_ref().ok_or_else(|| {
+                    Error::definition(
+                        path,
+                        "this workspace has no action factory: open it with WorkspaceOptions::action_factory \
+                         (e.g. segkit_actions::registry()) or name a registered action",
+                    )
+                })?;
+                factory.build(config)
+            }
+            _ => Err(Error::definition(path, "`action` is the name of a registered action or an action config")),
+        }
+    }
+
+    /// Defines (or replaces) a message template. Its parts are parsed and bounded now; with `entity`, every
+    /// `entity.<attribute>` it reads must be an attribute of that entity.
+    pub async fn define_template(&self, mut spec: TemplateSpec) -> Result<TemplateSpec> {
+        spec.name = normalize_name(&spec.name);
+        check_name(&spec.name, "template")?;
+        let attrs = match &spec.entity {
+            Some(e) => {
+                let entity = self
+                    .entity(e)
+                    .map_err(|err| Error::definition(format!("template {}.entity", spec.name), err.to_string()))?;
+                spec.entity = Some(entity.name.clone());
+                Some(entity.attributes.iter().map(|a| a.name.clone()).collect::<Vec<_>>())
+            }
+            None => None,
+        };
+        let names: Option<Vec<&str>> = attrs.as_ref().map(|a| a.iter().map(String::as_str).collect());
+        check_parts(&spec.name, &spec.parts, names.as_deref())?;
+        self.inner.catalog.put_template(&spec.name, &spec.channel, &serde_json::to_string(&spec)?)?;
+        Ok(spec)
+    }
+
+    /// A stored template.
+    pub fn template(&self, name: &str) -> Result<TemplateSpec> {
+        match self.inner.catalog.template(&normalize_name(name))? {
+            Some((_, json)) => Ok(serde_json::from_str(&json)?),
+            None => {
+                let known = self.inner.catalog.template_names()?;
+                Err(Error::not_found_among("template", name, known.iter().map(String::as_str)))
+            }
+        }
+    }
+
+    /// Previews a template for one entity (the template must name its `entity`): the rendered parts.
+    pub async fn render(&self, template: &str, entity_key: &str) -> Result<BTreeMap<String, String>> {
+        let t = self.template(template)?;
+        let entity = t
+            .entity
+            .clone()
+            .ok_or_else(|| Error::InvalidArgument(format!("template `{}` names no entity to preview with", t.name)))?;
+        let attrs = self
+            .entity_attributes(&entity, entity_key)
+            .await?
+            .ok_or_else(|| Error::InvalidArgument(format!("`{entity}` has no entity with that key")))?;
+        let ctx = serde_json::json!({"entity": attrs, "key": entity_key, "workflow": "", "step": "", "segment": ""});
+        render_parts(&t.parts, &ctx)
+    }
+
+    /// The attributes of the entity `entity` with key `key` (as text), or `None` when there is none.
+    async fn entity_attributes(
+        &self,
+        entity: &str,
+        key: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>> {
+        let e = self.entity(entity)?;
+        let key_attr = e.key.clone().ok_or_else(|| Error::InvalidArgument(format!("`{entity}` has no key")))?;
+        let batches = self
+            .inner
+            .ctx
+            .table(TableReference::bare(e.name.as_str()))
+            .await?
+            .filter(cast(ident(key_attr), arrow::datatypes::DataType::Utf8).eq(lit(key.to_string())))?
+            .limit(0, Some(1))?
+            .collect()
+            .await?;
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+            serde_json::from_str(&crate::encode::to_json_rows(&batches)?)?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// The entity type a workflow's trigger is about.
+    fn trigger_entity(&self, trigger: &TriggerSpec) -> Result<String> {
+        match trigger {
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => Ok(self.segment(segment)?.entity),
+            TriggerSpec::Manual { entity } => Ok(self.entity(entity)?.name),
+        }
+    }
+
+    /// Defines (or replaces) a workflow. Its trigger's segment or entity must exist, its steps must be 1 to
+    /// [`MAX_WORKFLOW_STEPS`] with distinct names, each action must resolve (a registered name or a config the
+    /// action factory builds) and each template must exist and suit the trigger's entity.
+    pub async fn define_workflow(&self, mut spec: WorkflowSpec) -> Result<WorkflowSpec> {
+        spec.name = normalize_name(&spec.name);
+        check_name(&spec.name, "workflow")?;
+        let wname = spec.name.clone();
+        let here = |f: &str| format!("workflow {wname}.{f}");
+        match &mut spec.trigger {
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
+                *segment =
+                    self.segment(segment).map_err(|e| Error::definition(here("trigger.segment"), e.to_string()))?.name
+            }
+            TriggerSpec::Manual { entity } => {
+                *entity =
+                    self.entity(entity).map_err(|e| Error::definition(here("trigger.entity"), e.to_string()))?.name
+            }
+        }
+        let entity = self.trigger_entity(&spec.trigger)?;
+        if spec.steps.is_empty() || spec.steps.len() > MAX_WORKFLOW_STEPS {
+            return Err(Error::definition(
+                here("steps"),
+                format!(
+                    "a workflow has 1 to {MAX_WORKFLOW_STEPS} steps (limit MAX_WORKFLOW_STEPS), not {}",
+                    spec.steps.len()
+                ),
+            ));
+        }
+        if let Some(n) = spec.policies.max_attempts {
+            if n == 0 || n > MAX_ATTEMPTS {
+                return Err(Error::definition(here("policies.max_attempts"), format!("1 to {MAX_ATTEMPTS}, not {n}")));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, step) in spec.steps.iter_mut().enumerate() {
+            let path = here(&format!("steps[{i}]"));
+            let name = normalize_name(step.name());
+            check_name(&name, &format!("{path}.name"))?;
+            if !seen.insert(name.clone()) {
+                return Err(Error::definition(format!("{path}.name"), format!("step name `{name}` is used twice")));
+            }
+            match step {
+                StepSpec::Action { name: n, action, template, .. } => {
+                    *n = name;
+                    self.action_for(action, &format!("{path}.action"))?;
+                    if let Some(t) = template {
+                        let tpl = self
+                            .template(t)
+                            .map_err(|e| Error::definition(format!("{path}.template"), e.to_string()))?;
+                        if tpl.entity.as_ref().is_some_and(|e| *e != entity) {
+                            return Err(Error::definition(
+                                format!("{path}.template"),
+                                format!(
+                                    "template `{}` renders `{}`, but the workflow is about `{entity}`",
+                                    tpl.name,
+                                    tpl.entity.unwrap_or_default()
+                                ),
+                            ));
+                        }
+                        *t = tpl.name;
+                    }
+                }
+                StepSpec::Wait { name: n, .. } | StepSpec::Exit { name: n } => *n = name,
+            }
+        }
+        self.inner.catalog.put_workflow(&spec.name, &serde_json::to_string(&spec)?)?;
+        Ok(spec)
+    }
+
+    /// A stored workflow.
+    pub fn workflow(&self, name: &str) -> Result<WorkflowSpec> {
+        match self.inner.catalog.workflow(&normalize_name(name))? {
+            Some(json) => Ok(serde_json::from_str(&json)?),
+            None => {
+                let known = self.workflows()?;
+                Err(Error::not_found_among("workflow", name, known.iter().map(|w| w.name.as_str())))
+            }
+        }
+    }
+
+    /// All workflows, by name.
+    pub fn workflows(&self) -> Result<Vec<WorkflowSpec>> {
+        self.inner.catalog.workflow_definitions()?.iter().map(|j| Ok(serde_json::from_str(j)?)).collect()
+    }
+
+    /// Deletes a workflow; its ledger rows stay (pending ones are dead-lettered when claimed).
+    pub fn delete_workflow(&self, name: &str) -> Result<()> {
+        let w = self.workflow(name)?;
+        self.inner.catalog.delete_workflow(&w.name)?;
+        Ok(())
+    }
+
+    /// Triggers a workflow by hand for `keys` (all current members of its segment, or all entities of a
+    /// manual workflow's entity, when `None`): one new trigger version, its first-step rows written in one
+    /// transaction. Returns how many rows were added (the re-entry policy may skip keys).
+    pub async fn trigger(&self, name: &str, keys: Option<Vec<String>>) -> Result<u64> {
+        let spec = self.workflow(name)?;
+        let entity = self.trigger_entity(&spec.trigger)?;
+        let keys = match keys {
+            Some(k) => k,
+            None => match &spec.trigger {
+                TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
+                    keys_of(&self.members(segment, None).await?.try_collect::<Vec<_>>().await?)?
+                }
+                TriggerSpec::Manual { .. } => {
+                    let e = self.entity(&entity)?;
+                    let key = e.key.clone().unwrap_or_default();
+                    keys_of(
+                        &self
+                            .inner
+                            .ctx
+                            .table(TableReference::bare(e.name.as_str()))
+                            .await?
+                            .select(vec![ident(key)])?
+                            .collect()
+                            .await?,
+                    )?
+                }
+            },
+        };
+        if keys.len() > MAX_TRIGGER_KEYS {
+            return Err(Error::InvalidArgument(format!(
+                "{} keys, more than {MAX_TRIGGER_KEYS} per trigger (limit MAX_TRIGGER_KEYS)",
+                keys.len()
+            )));
+        }
+        let now = ms(self.now());
+        let first = &spec.steps[0];
+        let (_, added) =
+            self.inner.catalog.trigger_manual(&spec.name, reentry(&spec, now).as_ref(), now, |trigger| {
+                keys.iter()
+                    .map(|k| NewDelivery {
+                        workflow: spec.name.clone(),
+                        trigger: trigger.to_string(),
+                        step: first.name().to_string(),
+                        entity: entity.clone(),
+                        entity_key: k.clone(),
+                        due_at: due_for(first, now),
+                    })
+                    .collect()
+            })?;
+        Ok(added)
+    }
+
+    /// Records a segment run together with the first-step rows of every workflow it triggers (entered or
+    /// exited keys), in one catalog transaction.
+    pub(super) fn commit_run_with_workflows(
+        &self,
+        record: &RunRecord,
+        entered: &RecordBatch,
+        exited: &RecordBatch,
+    ) -> Result<()> {
+        let now = ms(self.now());
+        let mut groups = Vec::new();
+        let mut entered_keys = None;
+        let mut exited_keys = None;
+        for spec in self.workflows()? {
+            let keys = match &spec.trigger {
+                TriggerSpec::Entered { segment } if *segment == record.segment => entered_keys
+                    .get_or_insert_with(|| keys_of(std::slice::from_ref(entered)))
+                    .as_ref()
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+                TriggerSpec::Exited { segment } if *segment == record.segment => exited_keys
+                    .get_or_insert_with(|| keys_of(std::slice::from_ref(exited)))
+                    .as_ref()
+                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+                _ => continue,
+            };
+            let first = &spec.steps[0];
+            let trigger = format!("run:{}:{}", record.segment, record.run);
+            let entity = self.trigger_entity(&spec.trigger)?;
+            let rows = keys
+                .iter()
+                .map(|k| NewDelivery {
+                    workflow: spec.name.clone(),
+                    trigger: trigger.clone(),
+                    step: first.name().to_string(),
+                    entity: entity.clone(),
+                    entity_key: k.clone(),
+                    due_at: due_for(first, now),
+                })
+                .collect::<Vec<_>>();
+            groups.push((rows, reentry(&spec, now)));
+        }
+        self.inner.catalog.insert_run_with(record, &groups, now)
+    }
+
+    /// Ledger rows matching `filter`, oldest first, at most `limit`.
+    pub fn deliveries(&self, filter: &DeliveryFilter, limit: usize) -> Result<Vec<LedgerRow>> {
+        self.inner.catalog.deliveries(filter, limit)
+    }
+
+    /// Sends dead-lettered deliveries again: the dead rows matching `filter` (ids, workflow) become pending,
+    /// due now, with a fresh attempt count and the same idempotency key. Returns how many.
+    pub fn replay(&self, filter: &DeliveryFilter) -> Result<u64> {
+        if filter.ids.as_ref().is_some_and(|ids| ids.len() > MAX_REPLAY_IDS) {
+            return Err(Error::InvalidArgument(format!("replay takes at most {MAX_REPLAY_IDS} ids at once")));
+        }
+        self.inner.catalog.replay_deliveries(filter, ms(self.now()))
+    }
+
+    /// Puts keys on `channel`'s suppression list: their deliveries on it are skipped (status `suppressed`).
+    pub fn suppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
+        self.inner.catalog.suppress(&normalize_name(channel), keys)
+    }
+
+    /// Takes keys off `channel`'s suppression list.
+    pub fn unsuppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
+        self.inner.catalog.unsuppress(&normalize_name(channel), keys)
+    }
+
+    /// One dispatch pass at the workspace clock's now: claims up to `limit` due rows (with a lease of
+    /// [`LEASE`]), executes them at most `concurrency` at a time, records each outcome and writes the next
+    /// step's row in the same transaction.
+    pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
+        let now = ms(self.now());
+        let rows = self.inner.catalog.claim_deliveries(now, LEASE.as_millis() as i64, limit.max(1))?;
+        let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
+        let results: Vec<Result<Status>> = futures::stream::iter(rows)
+            .map(|row| {
+                let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
+                self.process(row, now).instrument(span)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        for r in results {
+            match r? {
+                Status::Delivered => report.delivered += 1,
+                Status::Done => report.done += 1,
+                Status::Pending => report.retried += 1,
+                Status::Dead => report.dead += 1,
+                Status::Suppressed => report.suppressed += 1,
+                Status::Running => {}
+            }
+        }
+        Ok(report)
+    }
+
+    async fn process(&self, row: LedgerRow, now: i64) -> Result<Status> {
+        let dead = |reason: String| -> Result<Status> {
+            tracing::warn!(reason = %reason, "dead-lettered");
+            self.inner.catalog.finish_delivery(row.id, row.attempts, Status::Dead, None, Some(&reason), None, now)?;
+            Ok(Status::Dead)
+        };
+        let spec = match self.inner.catalog.workflow(&row.workflow)? {
+            Some(j) => serde_json::from_str::<WorkflowSpec>(&j)?,
+            None => return dead(format!("workflow `{}` was deleted", row.workflow)),
+        };
+        let Some(i) = spec.steps.iter().position(|s| s.name() == row.step) else {
+            return dead(format!("workflow `{}` has no step `{}` any more", row.workflow, row.step));
+        };
+        let next = spec.steps.get(i + 1).map(|s| NewDelivery {
+            workflow: row.workflow.clone(),
+            trigger: row.trigger.clone(),
+            step: s.name().to_string(),
+            entity: row.entity.clone(),
+            entity_key: row.entity_key.clone(),
+            due_at: due_for(s, now),
+        });
+        let finish = |status: Status, receipt: Option<&str>, next: Option<&NewDelivery>| -> Result<Status> {
+            self.inner.catalog.finish_delivery(row.id, row.attempts, status, receipt, None, next, now)?;
+            Ok(status)
+        };
+        let (action, channel, template) = match &spec.steps[i] {
+            StepSpec::Wait { .. } => return finish(Status::Done, None, next.as_ref()),
+            StepSpec::Exit { .. } => return finish(Status::Done, None, None),
+            StepSpec::Action { action, channel, template, .. } => (action, channel, template),
+        };
+        let channel = channel.clone().unwrap_or_else(|| match action {
+            serde_json::Value::String(s) => normalize_name(s),
+            v => v.get("type").and_then(|t| t.as_str()).unwrap_or("action").to_string(),
+        });
+        if self.inner.catalog.is_suppressed(&channel, &row.entity_key)? {
+            return finish(Status::Suppressed, None, next.as_ref());
+        }
+        let action = match self.action_for(action, "step.action") {
+            Ok(a) => a,
+            Err(e) => return dead(e.to_string()),
+        };
+        let Some(attributes) = self.entity_attributes(&row.entity, &row.entity_key).await? else {
+            return dead(format!("`{}` has no entity with this key any more", row.entity));
+        };
+        let segment = match &spec.trigger {
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => segment.clone(),
+            TriggerSpec::Manual { .. } => String::new(),
+        };
+        let content = match template {
+            Some(t) => {
+                let t = match self.template(t) {
+                    Ok(t) => t,
+                    Err(e) => return dead(e.to_string()),
+                };
+                let ctx = serde_json::json!({"entity": attributes, "key": row.entity_key, "workflow": row.workflow,
+                    "step": row.step, "segment": segment});
+                match render_parts(&t.parts, &ctx) {
+                    Ok(c) => c,
+                    Err(e) => return dead(e.to_string()),
+                }
+            }
+            None => BTreeMap::new(),
+        };
+        let delivery = Delivery {
+            idempotency_key: row.idempotency_key.clone(),
+            origin: row.workflow.clone(),
+            step: row.step.clone(),
+            channel,
+            entity: row.entity.clone(),
+            entity_key: row.entity_key.clone(),
+            attributes,
+            content,
+            attempt: row.attempts,
+        };
+        let outcome = match tokio::time::timeout(LEASE / 2, action.execute(&delivery)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Retryable {
+                reason: format!("no outcome within {} s", (LEASE / 2).as_secs()),
+                retry_after: None,
+            },
+        };
+        match outcome {
+            Outcome::Delivered { receipt } => finish(Status::Delivered, receipt.as_deref(), next.as_ref()),
+            Outcome::Permanent { reason } => dead(format!("permanent failure: {reason}")),
+            Outcome::Retryable { reason, retry_after } => {
+                let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+                if row.attempts >= max {
+                    return dead(format!("failed {max} attempts; last: {reason}"));
+                }
+                let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
+                let delay = backoff(base, row.attempts, &row.idempotency_key, retry_after);
+                let due = now.saturating_add(delay.as_millis() as i64);
+                self.inner.catalog.retry_delivery(row.id, row.attempts, due, &reason, now)?;
+                Ok(Status::Pending)
+            }
+        }
+    }
+}
