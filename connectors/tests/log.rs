@@ -71,7 +71,7 @@ async fn nginx_lines_sync_incrementally_with_bad_lines_quarantined() {
     assert_eq!((r.rows_written, r.rows_quarantined, r.source.as_str()), (2, 1, "log:access.log"));
     let q = &r.quarantine_sample[0];
     assert_eq!(q.row, 2);
-    assert!(q.reason.contains("access.log line 2, byte 92: does not match the nginx combined format"), "{}", q.reason);
+    assert!(q.reason.contains("access.log line 2, byte 87: does not match the nginx combined format"), "{}", q.reason);
     let t = ws.sql("SELECT CAST(time_local AS VARCHAR), status, body_bytes_sent FROM request ORDER BY path").await;
     let t = &t.unwrap()[0];
     assert_eq!(t.column(0).as_string::<i32>().value(0), "2026-10-10T20:55:01Z", "-0700 normalised to UTC");
@@ -187,10 +187,10 @@ async fn regex_json_and_syslog_formats_with_globs_gzip_and_long_lines() {
         vec![Some("2026-01-02T03:04:05Z".into()), None, None, Some("2026-01-02T03:04:07Z".into())]
     );
     let errors = column(&b, "_error");
-    assert!(errors[1].as_deref().unwrap().starts_with("a.log line 2, byte 34: column `ts`: `2026-13-02 00:00:00`"));
+    assert!(errors[1].as_deref().unwrap().starts_with("a.log line 2, byte 33: column `ts`: `2026-13-02 00:00:00`"));
     assert_eq!(
         errors[2].as_deref(),
-        Some("b.log.gz line 1, byte 0: a line of 326 bytes is longer than max_line_bytes (128)")
+        Some("b.log.gz line 1, byte 0: a line of 325 bytes is longer than max_line_bytes (128)")
     );
     assert!(column(&b, "_raw")[2].as_deref().unwrap().len() < 200, "the evidence is bounded");
     assert!(column(&b, "_file")[3].as_deref().unwrap().ends_with("b.log.gz"));
@@ -230,7 +230,7 @@ async fn bad_configs_are_definition_errors_naming_the_field() {
         (json!({"type": "log", "path": "x.log", "format": "nginx", "max_line_bytes": 0}), "source.max_line_bytes", "out of range"),
         (json!({"type": "log", "path": "x.log", "format": "nginx", "encoding": "utf-16"}), "source.encoding", "not ASCII-compatible"),
         (json!({"type": "log", "path": "x.log", "format": "nginx", "time_fields": ["nope"]}), "source.time_fields", "`nope` is not a column"),
-        (json!({"type": "log", "path": "x.log", "format": "nginx", "tial": true}), "source.tial", "unknown field"),
+        (json!({"type": "log", "path": "x.log", "format": "nginx", "tial": true}), "source", "unknown field `tial`"),
         (json!({"type": "log", "path": "s3://b/x.log", "format": "nginx"}), "source.path", "local paths only"),
     ];
     for (config, path, message) in cases {
@@ -245,6 +245,6 @@ async fn bad_configs_are_definition_errors_naming_the_field() {
     )
     .unwrap();
     let e = source.scan(&ScanRequest::all()).await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Source);
+    assert_eq!(e.kind(), ErrorKind::Ingest);
     assert!(e.to_string().contains("missing.log"), "{e}");
 }

@@ -37,7 +37,7 @@ test('nginx preset: a bad line is quarantined, a second sync reads only the appe
   let r = await ws.sync('web');
   assert.equal(r.rowsWritten, 2);
   assert.equal(r.rowsQuarantined, 1);
-  assert.match(r.quarantineSample[0].reason, /access\.log line 2, byte 86: does not match the nginx combined format/);
+  assert.match(r.quarantineSample[0].reason, /access\.log line 2, byte 83: does not match the nginx combined format/);
   fs.appendFileSync(log, nginx(3) + nginx(4).slice(0, 15));
   r = await ws.sync('web');
   assert.equal(r.rowsRead, 1, 'only the new complete line');

@@ -38,7 +38,7 @@ def test_nginx_preset_quarantine_and_tail(lw, tmp_path):
     lw.define_source("web", entity="request", config={"type": "log", "path": str(log), "format": "nginx"})
     r = lw.sync("web")
     assert (r.rows_written, r.rows_quarantined) == (2, 1)
-    assert "access.log line 2, byte 86: does not match the nginx combined format" in r.quarantine_sample[0].reason
+    assert "access.log line 2, byte 83: does not match the nginx combined format" in r.quarantine_sample[0].reason
     t = lw.sql("SELECT CAST(time_local AS VARCHAR) AS t FROM request ORDER BY path").to_pyarrow()
     assert t.column("t").to_pylist()[0] == "2026-10-10T11:55:01Z"
 

@@ -5,7 +5,7 @@ use regex::{Regex, RegexBuilder};
 use serde_json::Value;
 
 use segkit::limits::MAX_REGEX_PROGRAM_BYTES;
-use segkit::{Error, Result};
+use segkit::Result;
 
 use crate::file::text::value_text;
 
@@ -133,13 +133,13 @@ impl LineParser {
         let (pattern, label) = match preset {
             Preset::Json => {
                 let fields = fields.filter(|f| !f.is_empty()).ok_or_else(|| {
-                    Error::definition("source.fields", "the json format needs `fields`: the keys to read as columns")
+                    super::definition("source.fields", "the json format needs `fields`: the keys to read as columns")
                 })?;
                 return Ok((LineParser::Json { fields: fields.to_vec() }, fields.to_vec()));
             }
             Preset::Regex => {
                 let p = pattern.ok_or_else(|| {
-                    Error::definition("source.pattern", "the regex format needs a `pattern` with named groups")
+                    super::definition("source.pattern", "the regex format needs a `pattern` with named groups")
                 })?;
                 (p, "the pattern")
             }
@@ -149,7 +149,7 @@ impl LineParser {
             Preset::Rfc5424 => (RFC5424, "the syslog RFC 5424 format"),
         };
         if pattern.len() > MAX_PATTERN_BYTES {
-            return Err(Error::definition(
+            return Err(super::definition(
                 "source.pattern",
                 format!("the pattern is {} bytes, more than the {MAX_PATTERN_BYTES} allowed", pattern.len()),
             ));
@@ -166,7 +166,7 @@ impl LineParser {
                     ),
                     other => format!("invalid regex: {other}"),
                 };
-                Error::definition("source.pattern", e)
+                super::definition("source.pattern", e)
             })?;
         let mut columns = vec![];
         let mut groups = vec![];
@@ -177,7 +177,7 @@ impl LineParser {
             }
         }
         if columns.is_empty() {
-            return Err(Error::definition(
+            return Err(super::definition(
                 "source.pattern",
                 "the pattern has no named group (write `(?P<name>…)`, one per column)",
             ));

@@ -174,7 +174,7 @@ impl LogSource {
         let c: RawConfig = segkit::sources::parse_config(config)?;
         let preset = match (&c.format, &c.pattern) {
             (Some(f), _) => Preset::parse(f).ok_or_else(|| {
-                Error::definition(
+                definition(
                     "source.format",
                     format!(
                         "unknown log format `{f}` (expected regex, nginx, apache, json, syslog_rfc3164, \
@@ -184,22 +184,22 @@ impl LogSource {
             })?,
             (None, Some(_)) => Preset::Regex,
             (None, None) => {
-                return Err(Error::definition(
+                return Err(definition(
                     "source.format",
                     "give a `format` (nginx, apache, json, syslog_rfc3164, syslog_rfc5424) or a regex `pattern`",
                 ))
             }
         };
         if c.pattern.is_some() && preset != Preset::Regex {
-            return Err(Error::definition("source.pattern", "`pattern` goes with format `regex` only"));
+            return Err(definition("source.pattern", "`pattern` goes with format `regex` only"));
         }
         let (parser, columns) = format::LineParser::new(preset, c.pattern.as_deref(), c.fields.as_deref())?;
         for (i, col) in columns.iter().enumerate() {
             if col == RAW_COLUMN || col == ERROR_COLUMN {
-                return Err(Error::definition("source.pattern", format!("`{col}` is reserved; rename that column")));
+                return Err(definition("source.pattern", format!("`{col}` is reserved; rename that column")));
             }
             if columns[..i].contains(col) {
-                return Err(Error::definition("source.fields", format!("column `{col}` appears twice")));
+                return Err(definition("source.fields", format!("column `{col}` appears twice")));
             }
         }
         let mut times = vec![];
@@ -207,25 +207,25 @@ impl LogSource {
             (Some(t), _) => t.clone(),
             (None, Some((col, _))) if c.time_format.is_none() || preset != Preset::Regex => vec![col.to_string()],
             (None, _) if c.time_format.is_some() => {
-                return Err(Error::definition("source.time_fields", "`time_format` needs `time_fields`"))
+                return Err(definition("source.time_fields", "`time_format` needs `time_fields`"))
             }
             _ => vec![],
         };
         let fmt = c.time_format.clone().or(preset.time().map(|(_, f)| f.to_string()));
         for t in &time_fields {
             let i = columns.iter().position(|c| c == t).ok_or_else(|| {
-                Error::definition("source.time_fields", format!("`{t}` is not a column ({})", columns.join(", ")))
+                definition("source.time_fields", format!("`{t}` is not a column ({})", columns.join(", ")))
             })?;
             let f = fmt.clone().ok_or_else(|| {
-                Error::definition("source.time_format", "`time_fields` need a `time_format` (strftime or rfc3339)")
+                definition("source.time_format", "`time_fields` need a `time_format` (strftime or rfc3339)")
             })?;
             if f.is_empty() || f.len() > 256 {
-                return Err(Error::definition("source.time_format", "give a strftime format of 1 to 256 bytes"));
+                return Err(definition("source.time_format", "give a strftime format of 1 to 256 bytes"));
             }
             if !f.eq_ignore_ascii_case("rfc3339")
                 && chrono::format::StrftimeItems::new(&f).any(|i| matches!(i, chrono::format::Item::Error))
             {
-                return Err(Error::definition("source.time_format", format!("invalid strftime format `{f}`")));
+                return Err(definition("source.time_format", format!("invalid strftime format `{f}`")));
             }
             times.push((i, format::TimeFormat(f)));
         }
@@ -233,9 +233,9 @@ impl LogSource {
             None => TextEncoding::default(),
             Some(l) => {
                 let e = TextEncoding::for_label(l)
-                    .ok_or_else(|| Error::definition("source.encoding", format!("unknown text encoding `{l}`")))?;
+                    .ok_or_else(|| definition("source.encoding", format!("unknown text encoding `{l}`")))?;
                 if !e.encoding().is_ascii_compatible() {
-                    return Err(Error::definition(
+                    return Err(definition(
                         "source.encoding",
                         format!("{} is not ASCII-compatible: log lines are split at the byte \\n", e.name()),
                     ));
@@ -248,7 +248,7 @@ impl LogSource {
             Some("gzip") | Some("gz") => Gzip::Always,
             Some("none") => Gzip::Never,
             Some(other) => {
-                return Err(Error::definition(
+                return Err(definition(
                     "source.compression",
                     format!("unknown compression `{other}` (expected auto, gzip or none)"),
                 ))
@@ -258,7 +258,7 @@ impl LogSource {
             None => DEFAULT_MAX_LINE_BYTES,
             Some(n) if n >= 16 && n <= MAX_MAX_LINE_BYTES as u64 => n as usize,
             Some(n) => {
-                return Err(Error::definition(
+                return Err(definition(
                     "source.max_line_bytes",
                     format!("{n} is out of range (16 to {MAX_MAX_LINE_BYTES})"),
                 ))
@@ -268,7 +268,7 @@ impl LogSource {
             None => DEFAULT_BATCH_SIZE,
             Some(n) if (1..=1_000_000).contains(&n) => n as usize,
             Some(n) => {
-                return Err(Error::definition("source.batch_size", format!("{n} is out of range (1 to 1000000)")))
+                return Err(definition("source.batch_size", format!("{n} is out of range (1 to 1000000)")))
             }
         };
         let file_column = match c.file_column {
@@ -278,26 +278,27 @@ impl LogSource {
         };
         if let Some(fc) = &file_column {
             if columns.contains(fc) || fc == RAW_COLUMN || fc == ERROR_COLUMN {
-                return Err(Error::definition("source.file_column", format!("`{fc}` is already a column")));
+                return Err(definition("source.file_column", format!("`{fc}` is already a column")));
             }
         }
-        let (glob, shown) = match crate::file::split_glob(&c.path) {
+        if c.path.contains("://") && !c.path.starts_with("file://") {
+            return Err(definition("source.path", "log files are read from local paths only"));
+        }
+        let path = c.path.strip_prefix("file://").unwrap_or(&c.path).to_string();
+        let (glob, shown) = match crate::file::split_glob(&path) {
             Some((base, pattern)) => {
                 let g = globset::GlobBuilder::new(pattern).literal_separator(true).build().map_err(|e| {
-                    Error::definition("source.path", format!("invalid glob pattern `{pattern}`: {e}"))
+                    definition("source.path", format!("invalid glob pattern `{pattern}`: {e}"))
                 })?;
                 (Some((std::path::PathBuf::from(base), g.compile_matcher())), pattern.rsplit('/').next().unwrap_or(pattern))
             }
             None => {
-                if c.path.trim().is_empty() {
-                    return Err(Error::definition("source.path", "empty path"));
+                if path.trim().is_empty() {
+                    return Err(definition("source.path", "empty path"));
                 }
-                (None, c.path.rsplit('/').next().unwrap_or(&c.path))
+                (None, path.rsplit('/').next().unwrap_or(&path))
             }
         };
-        if c.path.contains("://") && !c.path.starts_with("file://") {
-            return Err(Error::definition("source.path", "log files are read from local paths only"));
-        }
         let mut fields: Vec<Field> = columns.iter().map(|c| Field::new(c, DataType::Utf8, true)).collect();
         if let Some(fc) = &file_column {
             fields.push(Field::new(fc, DataType::Utf8, true));
@@ -308,7 +309,7 @@ impl LogSource {
         null_values.dedup();
         Ok(LogSource {
             name: format!("log:{shown}"),
-            location: c.path.clone(),
+            location: path.clone(),
             glob,
             preset,
             schema: Arc::new(Schema::new(fields)),
@@ -330,7 +331,7 @@ impl LogSource {
 
     /// The files the path or glob matches now, oldest first (by modification time, then path).
     pub fn files(&self) -> Result<Vec<std::path::PathBuf>> {
-        let path = self.location.strip_prefix("file://").unwrap_or(&self.location);
+        let path = &self.location;
         let Some((base, matcher)) = &self.glob else {
             let p = std::path::PathBuf::from(path);
             return match std::fs::metadata(&p) {
@@ -339,7 +340,6 @@ impl LogSource {
                 Err(e) => Err(self.err(format!("cannot read `{path}`: {e}"))),
             };
         };
-        let base = base.strip_prefix("file://").unwrap_or(base);
         let mut out = vec![];
         let mut dirs = vec![base.to_path_buf()];
         while let Some(dir) = dirs.pop() {
@@ -354,9 +354,9 @@ impl LogSource {
                 }
                 let Ok(rel) = p.strip_prefix(base) else { continue };
                 if matcher.is_match(rel) {
-                    let meta = std::fs::metadata(&p);
-                    if let Ok(m) = meta.filter(|m| m.is_file()) {
-                        out.push((m.modified().ok(), p));
+                    match std::fs::metadata(&p) {
+                        Ok(m) if m.is_file() => out.push((m.modified().ok(), p)),
+                        _ => {}
                     }
                     if out.len() > MAX_FILES {
                         return Err(self.err(format!("the glob matches more than {MAX_FILES} files; narrow it")));
@@ -419,4 +419,9 @@ impl Source for LogSource {
     async fn cursor(&self) -> Result<Option<Value>> {
         Ok(self.cursor.lock().expect("cursor lock").clone())
     }
+}
+
+/// A config error at `path` (`source.pattern`, …).
+pub(crate) fn definition(path: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Definition { path: path.into(), message: message.into() }
 }

@@ -116,7 +116,8 @@ impl Job {
     /// Runs the scan, sending batches (or one error) to `tx`; stores the cursor before the stream ends.
     pub(crate) fn run(self, tx: Sender<Result<RecordBatch>>) {
         match self.run_inner(&tx) {
-            Ok(cursor) => *self.cursor.lock().expect("cursor lock") = Some(cursor),
+            Ok(cursor) if self.options.tail => *self.cursor.lock().expect("cursor lock") = Some(cursor),
+            Ok(_) => {}
             Err(Stop::Cancelled) => {}
             Err(Stop::Failed(e)) => {
                 let _ = tx.blocking_send(Err(e));
@@ -414,10 +415,12 @@ impl Lines<'_> {
 
     /// One complete line (in `cur`): a row, a malformed row, or nothing (blank).
     fn complete(&mut self) -> std::result::Result<(), Stop> {
-        let o = &self.job.options;
+        let job = self.job;
+        let o = &job.options;
         let mut bytes = std::mem::take(&mut self.cur);
         let len = std::mem::take(&mut self.cur_len);
-        let where_ = || format!("{} line {}, byte {}", self.short, self.line_no, self.line_start);
+        let (short, number, start) = (self.short, self.line_no, self.line_start);
+        let where_ = move || format!("{short} line {number}, byte {start}");
         if len > o.max_line_bytes as u64 {
             let raw = String::from_utf8_lossy(&bytes[..bytes.len().min(EVIDENCE_BYTES)]).into_owned();
             let why = format!("{}: a line of {len} bytes is longer than max_line_bytes ({})", where_(), o.max_line_bytes);
@@ -462,7 +465,8 @@ impl Lines<'_> {
 
     /// Parses `line` into `self.values`.
     fn row(&mut self, line: &str) -> std::result::Result<(), String> {
-        let o = &self.job.options;
+        let job = self.job;
+        let o = &job.options;
         o.parser.parse(line, &mut self.values)?;
         for v in self.values.iter_mut() {
             if v.as_ref().is_some_and(|s| o.null_values.iter().any(|n| n == s)) {
