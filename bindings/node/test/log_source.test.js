@@ -14,11 +14,13 @@ const nginx = (i) =>
 async function setup() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-log-'));
   const ws = await Workspace.open(path.join(dir, 'ws'));
+  await ws.defineEntity({ name: 'visitor', key: 'remote_addr', attributes: { remote_addr: 'string' } });
   await ws.defineEntity({
     name: 'request',
     kind: 'event',
     timestamp: 'time_local',
-    attributes: { time_local: 'timestamp', path: 'string', status: 'int64', body_bytes_sent: 'int64' },
+    attributes: { time_local: 'timestamp', remote_addr: 'string', path: 'string', status: 'int64', body_bytes_sent: 'int64' },
+    links: [{ attribute: 'remote_addr', entity: 'visitor' }],
   });
   return { dir, ws };
 }

@@ -19,11 +19,19 @@ def nginx(i: int) -> str:
 
 @pytest.fixture
 def lw(ws):
+    ws.define_entity("visitor", key="remote_addr", attributes={"remote_addr": "string"})
     ws.define_entity(
         "request",
         kind="event",
         timestamp="time_local",
-        attributes={"time_local": "timestamp", "path": "string", "status": "int64", "body_bytes_sent": "int64"},
+        attributes={
+            "time_local": "timestamp",
+            "remote_addr": "string",
+            "path": "string",
+            "status": "int64",
+            "body_bytes_sent": "int64",
+        },
+        links={"remote_addr": "visitor"},
     )
     return ws
 
