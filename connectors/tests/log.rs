@@ -30,9 +30,11 @@ fn gz(text: &str) -> Vec<u8> {
 async fn workspace(dir: &Path) -> Workspace {
     let opts = WorkspaceOptions::default().source_factory(segkit_connectors::registry());
     let ws = Workspace::open_with(dir.join("ws"), opts).await.unwrap();
-    ws.define_entity(Entity::profile("visitor", "remote_addr").attribute(Attribute::new("remote_addr", DataType::String)))
-        .await
-        .unwrap();
+    ws.define_entity(
+        Entity::profile("visitor", "remote_addr").attribute(Attribute::new("remote_addr", DataType::String)),
+    )
+    .await
+    .unwrap();
     ws.define_entity(
         Entity::event("request", "time_local")
             .attribute(Attribute::new("time_local", DataType::Timestamp))
@@ -78,7 +80,8 @@ async fn nginx_lines_sync_incrementally_with_bad_lines_quarantined() {
     assert!(q.reason.contains("access.log line 2, byte 87: does not match the nginx combined format"), "{}", q.reason);
     let t = ws.sql("SELECT CAST(time_local AS VARCHAR), status, body_bytes_sent FROM request ORDER BY path").await;
     let t = &t.unwrap()[0];
-    let text = segkit::deps::arrow::compute::cast(t.column(0), &segkit::deps::arrow::datatypes::DataType::Utf8).unwrap();
+    let text =
+        segkit::deps::arrow::compute::cast(t.column(0), &segkit::deps::arrow::datatypes::DataType::Utf8).unwrap();
     assert_eq!(text.as_string::<i32>().value(0), "2026-10-10T20:55:01Z", "-0700 normalised to UTC");
     assert_eq!(t.column(1).as_primitive::<segkit::deps::arrow::datatypes::Int64Type>().value(0), 200);
 
@@ -207,7 +210,11 @@ async fn regex_json_and_syslog_formats_with_globs_gzip_and_long_lines() {
     assert_eq!(column(&b3, "msg"), vec![Some("more".into())]);
 
     std::fs::write(dir.path().join("e.jsonl"), "{\"user\": 7, \"ok\": true}\n[1]\n\n{\"user\": \"x\"}\n").unwrap();
-    let (b, _) = scan(json!({"type": "log", "path": dir.path().join("e.jsonl"), "format": "json", "fields": ["user", "ok"]}), None).await;
+    let (b, _) = scan(
+        json!({"type": "log", "path": dir.path().join("e.jsonl"), "format": "json", "fields": ["user", "ok"]}),
+        None,
+    )
+    .await;
     assert_eq!(column(&b, "user"), vec![Some("7".into()), None, Some("x".into())]);
     assert!(column(&b, "_error")[1].as_deref().unwrap().ends_with("line 2, byte 24: not a JSON object"));
 
@@ -218,7 +225,8 @@ async fn regex_json_and_syslog_formats_with_globs_gzip_and_long_lines() {
     .unwrap();
     let (b, _) = scan(json!({"type": "log", "path": dir.path().join("sys.log"), "format": "syslog"}), None).await;
     assert_eq!(column(&b, "hostname"), vec![Some("mymachine".into()), None]);
-    let (b, _) = scan(json!({"type": "log", "path": dir.path().join("sys.log"), "format": "syslog_rfc5424"}), None).await;
+    let (b, _) =
+        scan(json!({"type": "log", "path": dir.path().join("sys.log"), "format": "syslog_rfc5424"}), None).await;
     assert_eq!(column(&b, "timestamp")[1].as_deref(), Some("2026-02-01T09:00:00.500Z"));
     assert_eq!(column(&b, "procid")[1], None, "`-` is nil");
     assert_eq!(column(&b, "severity")[1].as_deref(), Some("5"));
@@ -230,11 +238,27 @@ async fn bad_configs_are_definition_errors_naming_the_field() {
         (json!({"type": "log", "path": "x.log"}), "source.format", "give a `format`"),
         (json!({"type": "log", "path": "x.log", "format": "nginks"}), "source.format", "unknown log format `nginks`"),
         (json!({"type": "log", "path": "x.log", "pattern": "(?P<a>x"}), "source.pattern", "invalid regex"),
-        (json!({"type": "log", "path": "x.log", "pattern": r"(?P<a>\w{500}){500}"}), "source.pattern", "MAX_REGEX_PROGRAM_BYTES"),
+        (
+            json!({"type": "log", "path": "x.log", "pattern": r"(?P<a>\w{500}){500}"}),
+            "source.pattern",
+            "MAX_REGEX_PROGRAM_BYTES",
+        ),
         (json!({"type": "log", "path": "x.log", "pattern": "x".repeat(9000)}), "source.pattern", "more than the 8192"),
-        (json!({"type": "log", "path": "x.log", "format": "nginx", "max_line_bytes": 0}), "source.max_line_bytes", "out of range"),
-        (json!({"type": "log", "path": "x.log", "format": "nginx", "encoding": "utf-16"}), "source.encoding", "not ASCII-compatible"),
-        (json!({"type": "log", "path": "x.log", "format": "nginx", "time_fields": ["nope"]}), "source.time_fields", "`nope` is not a column"),
+        (
+            json!({"type": "log", "path": "x.log", "format": "nginx", "max_line_bytes": 0}),
+            "source.max_line_bytes",
+            "out of range",
+        ),
+        (
+            json!({"type": "log", "path": "x.log", "format": "nginx", "encoding": "utf-16"}),
+            "source.encoding",
+            "not ASCII-compatible",
+        ),
+        (
+            json!({"type": "log", "path": "x.log", "format": "nginx", "time_fields": ["nope"]}),
+            "source.time_fields",
+            "`nope` is not a column",
+        ),
         (json!({"type": "log", "path": "x.log", "format": "nginx", "tial": true}), "source", "unknown field `tial`"),
         (json!({"type": "log", "path": "s3://b/x.log", "format": "nginx"}), "source.path", "local paths only"),
     ];

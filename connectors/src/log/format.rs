@@ -86,8 +86,7 @@ impl TimeFormat {
         let fail = || format!("`{}` is not a time in the format `{}`", clip(t, 64), self.0);
         let utc = if self.0.eq_ignore_ascii_case("rfc3339") {
             DateTime::parse_from_rfc3339(t).map_err(|_| fail())?.with_timezone(&Utc)
-        } else if !self.0.contains("%Y") && !self.0.contains("%y") && !self.0.contains("%G") && !self.0.contains("%s")
-        {
+        } else if !self.0.contains("%Y") && !self.0.contains("%y") && !self.0.contains("%G") && !self.0.contains("%s") {
             let fmt = format!("%Y {}", self.0);
             let at = |year: i32| NaiveDateTime::parse_from_str(&format!("{year} {t}"), &fmt).map(|n| n.and_utc());
             let this = at(now.year()).map_err(|_| fail())?;

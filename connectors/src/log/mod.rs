@@ -267,9 +267,7 @@ impl LogSource {
         let batch_size = match c.batch_size {
             None => DEFAULT_BATCH_SIZE,
             Some(n) if (1..=1_000_000).contains(&n) => n as usize,
-            Some(n) => {
-                return Err(definition("source.batch_size", format!("{n} is out of range (1 to 1000000)")))
-            }
+            Some(n) => return Err(definition("source.batch_size", format!("{n} is out of range (1 to 1000000)"))),
         };
         let file_column = match c.file_column {
             None | Some(FileColumn::On(false)) => None,
@@ -287,10 +285,14 @@ impl LogSource {
         let path = c.path.strip_prefix("file://").unwrap_or(&c.path).to_string();
         let (glob, shown) = match crate::file::split_glob(&path) {
             Some((base, pattern)) => {
-                let g = globset::GlobBuilder::new(pattern).literal_separator(true).build().map_err(|e| {
-                    definition("source.path", format!("invalid glob pattern `{pattern}`: {e}"))
-                })?;
-                (Some((std::path::PathBuf::from(base), g.compile_matcher())), pattern.rsplit('/').next().unwrap_or(pattern))
+                let g = globset::GlobBuilder::new(pattern)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| definition("source.path", format!("invalid glob pattern `{pattern}`: {e}")))?;
+                (
+                    Some((std::path::PathBuf::from(base), g.compile_matcher())),
+                    pattern.rsplit('/').next().unwrap_or(pattern),
+                )
             }
             None => {
                 if path.trim().is_empty() {
@@ -343,7 +345,8 @@ impl LogSource {
         let mut out = vec![];
         let mut dirs = vec![base.to_path_buf()];
         while let Some(dir) = dirs.pop() {
-            let entries = std::fs::read_dir(&dir).map_err(|e| self.err(format!("cannot list `{}`: {e}", dir.display())))?;
+            let entries =
+                std::fs::read_dir(&dir).map_err(|e| self.err(format!("cannot list `{}`: {e}", dir.display())))?;
             for entry in entries {
                 let entry = entry.map_err(|e| self.err(format!("cannot list `{}`: {e}", dir.display())))?;
                 let p = entry.path();

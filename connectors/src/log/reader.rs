@@ -132,8 +132,7 @@ impl Job {
     fn head(&self, c: &Candidate) -> std::result::Result<Vec<u8>, Stop> {
         let f = File::open(&c.path).map_err(|e| self.err(format!("cannot open `{}`: {e}", c.path.display())))?;
         let mut out = Vec::with_capacity(FINGERPRINT_BYTES);
-        let r: Box<dyn Read> =
-            if c.gzip { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) };
+        let r: Box<dyn Read> = if c.gzip { Box::new(flate2::read::MultiGzDecoder::new(f)) } else { Box::new(f) };
         // A corrupt gzip stream gives a shorter head: it then matches less, never wrongly.
         let _ = r.take(FINGERPRINT_BYTES as u64).read_to_end(&mut out);
         Ok(out)
@@ -264,7 +263,8 @@ impl Job {
             let mut prelude = Prelude::new(true, TextEncoding::default());
             let mut corrupt = None;
             loop {
-                let n = read_some(&mut file, &mut buf).map_err(|e| self.err(format!("cannot read `{display}`: {e}")))?;
+                let n =
+                    read_some(&mut file, &mut buf).map_err(|e| self.err(format!("cannot read `{display}`: {e}")))?;
                 let r = if n == 0 {
                     prelude.finish(&mut |t| lines.push(t))
                 } else {
@@ -290,7 +290,8 @@ impl Job {
         } else {
             file.seek(SeekFrom::Start(offset)).map_err(|e| self.err(format!("cannot read `{display}`: {e}")))?;
             loop {
-                let n = read_some(&mut file, &mut buf).map_err(|e| self.err(format!("cannot read `{display}`: {e}")))?;
+                let n =
+                    read_some(&mut file, &mut buf).map_err(|e| self.err(format!("cannot read `{display}`: {e}")))?;
                 if n == 0 {
                     break;
                 }
@@ -423,7 +424,8 @@ impl Lines<'_> {
         let where_ = move || format!("{short} line {number}, byte {start}");
         if len > o.max_line_bytes as u64 {
             let raw = String::from_utf8_lossy(&bytes[..bytes.len().min(EVIDENCE_BYTES)]).into_owned();
-            let why = format!("{}: a line of {len} bytes is longer than max_line_bytes ({})", where_(), o.max_line_bytes);
+            let why =
+                format!("{}: a line of {len} bytes is longer than max_line_bytes ({})", where_(), o.max_line_bytes);
             self.builder.push_raw(&format!("{raw}…"), &why);
             bytes.clear();
             self.cur = bytes;
@@ -475,8 +477,7 @@ impl Lines<'_> {
         }
         for (i, f) in &o.times {
             if let Some(t) = &self.values[*i] {
-                let normal =
-                    f.normalize(t, self.job.now).map_err(|e| format!("column `{}`: {e}", o.columns[*i]))?;
+                let normal = f.normalize(t, self.job.now).map_err(|e| format!("column `{}`: {e}", o.columns[*i]))?;
                 self.values[*i] = Some(normal);
             }
         }
@@ -487,4 +488,3 @@ impl Lines<'_> {
 fn memchr_nl(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
-
