@@ -8,6 +8,8 @@
 //!   objects.
 //! - `excel` (default): spreadsheets (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`) through calamine, as
 //!   [`file::FileFormat::Excel`].
+//! - `log`: [`log::LogSource`] reads log files (regex with named groups, nginx / Apache combined, JSON lines,
+//!   syslog RFC 3164 / 5424), tailing them from a byte offset per file and following rotation.
 //! - `postgres`, `mysql`, `sqlite`: [`db::DbSource`] reads a table or a query, fully or incrementally by a
 //!   cursor column (see [`db`]).
 //!
@@ -42,6 +44,10 @@ pub use infer::{infer_entity, InferOptions, InferredEntity};
 /// drain and continuous modes; see [`kafka`].
 #[cfg(feature = "kafka")]
 pub mod kafka;
+
+/// Log files with tail mode and rotation (feature `log`); see [`log`].
+#[cfg(feature = "log")]
+pub mod log;
 
 /// Databases: PostgreSQL (`postgres`), MySQL / MariaDB (`mysql`), SQLite (`sqlite`); see [`db`].
 #[cfg(feature = "db")]

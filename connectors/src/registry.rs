@@ -6,6 +6,7 @@ use segkit::sources::SourceRegistry;
 /// [`segkit::WorkspaceOptions::source_factory`]:
 ///
 /// - `file`: `csv`, `tsv`, `ndjson` (aliases `jsonl`, `json`), `parquet`, `excel` — see [`crate::file::from_config`];
+/// - `log`: log files (regex, nginx / Apache, JSON lines, syslog), tailed — see [`crate::log`];
 /// - `postgres` (`postgresql`), `mysql` (`mariadb`), `sqlite` (`sqlite3`) — see [`crate::db`];
 /// - `kafka` — see [`crate::kafka`].
 ///
@@ -28,6 +29,8 @@ pub fn registry() -> SourceRegistry {
     for t in ["csv", "tsv", "ndjson", "jsonl", "json", "parquet", "excel"] {
         r.register(t, crate::file::from_config);
     }
+    #[cfg(feature = "log")]
+    r.register("log", crate::log::from_config);
     #[cfg(feature = "postgres")]
     for t in ["postgres", "postgresql"] {
         r.register(t, crate::from_config);

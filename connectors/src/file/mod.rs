@@ -45,8 +45,8 @@ mod decode;
 mod excel;
 mod json;
 mod parquet;
-mod prelude;
-mod text;
+pub(crate) mod prelude;
+pub(crate) mod text;
 
 use std::fmt;
 use std::path::Path as StdPath;
@@ -317,7 +317,7 @@ impl fmt::Debug for FileSource {
 
 /// Splits a location at the last `/` before its first glob character: (literal base, pattern), or `None` if it
 /// has no glob characters.
-fn split_glob(location: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_glob(location: &str) -> Option<(&str, &str)> {
     let path_start = location.find("://").map(|i| i + 3).unwrap_or(0);
     // In a URL, `?` starts the query: only `*`, `[…]` and `{…}` are glob characters there.
     let first = if path_start > 0 {

@@ -48,6 +48,11 @@ impl TextEncoding {
         Encoding::for_label(l.as_bytes()).map(TextEncoding)
     }
 
+    /// The encoding itself.
+    pub(crate) fn encoding(&self) -> &'static Encoding {
+        self.0
+    }
+
     /// The encoding's canonical name (`UTF-8`, `GBK`, `gb18030`, `Big5`, `UTF-16LE`, …).
     pub(crate) fn name(&self) -> &'static str {
         self.0.name()
