@@ -38,6 +38,10 @@ pub use file::{
 };
 pub use infer::{infer_entity, InferOptions, InferredEntity};
 
+/// HTTP JSON APIs (`http`): pagination, auth, retries, rate limit; see [`http`].
+#[cfg(feature = "http")]
+pub mod http;
+
 /// Databases: PostgreSQL (`postgres`), MySQL / MariaDB (`mysql`), SQLite (`sqlite`); see [`db`].
 #[cfg(feature = "db")]
 pub mod db;

@@ -6,7 +6,8 @@ use segkit::sources::SourceRegistry;
 /// [`segkit::WorkspaceOptions::source_factory`]:
 ///
 /// - `file`: `csv`, `tsv`, `ndjson` (aliases `jsonl`, `json`), `parquet`, `excel` — see [`crate::file::from_config`];
-/// - `postgres` (`postgresql`), `mysql` (`mariadb`), `sqlite` (`sqlite3`) — see [`crate::db`].
+/// - `postgres` (`postgresql`), `mysql` (`mariadb`), `sqlite` (`sqlite3`) — see [`crate::db`];
+/// - `http` (feature `http`) — see [`crate::http`].
 ///
 /// Register more types (your own connectors) on the returned registry before handing it to the workspace.
 ///
@@ -39,5 +40,7 @@ pub fn registry() -> SourceRegistry {
     for t in ["sqlite", "sqlite3"] {
         r.register(t, crate::from_config);
     }
+    #[cfg(feature = "http")]
+    r.register("http", crate::http::from_config);
     r
 }

@@ -46,7 +46,7 @@ mod excel;
 mod json;
 mod parquet;
 mod prelude;
-mod text;
+pub(crate) mod text;
 
 use std::fmt;
 use std::path::Path as StdPath;
