@@ -203,7 +203,7 @@ async fn cursor_token_pagination_follows_the_token_in_the_body() {
     })
     .await;
     let src = source(json!({"type": "http", "url": format!("{}/u", s.base), "records": "/items",
-        "fields": ["id"], "pagination": {"type": "cursor", "token": "/meta/next", "param": "cursor"}}));
+        "fields": ["id"], "pagination": {"type": "cursor", "token_pointer": "/meta/next", "param": "cursor"}}));
     assert_eq!(ids(&scan_all(src.as_ref(), None).await.unwrap()), vec![0, 1, 2, 3, 4]);
     let tokens: Vec<Option<String>> = s.requests().iter().map(|r| r.query.get("cursor").cloned()).collect();
     assert_eq!(tokens, vec![None, Some("c2".into()), Some("c4".into())]);
@@ -245,7 +245,10 @@ async fn transient_503_and_429_with_retry_after_are_retried() {
     let s = Server::start(|_, n| match n {
         0 => Resp(
             429,
-            vec![("retry-after".into(), httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2)))],
+            vec![(
+                "retry-after".into(),
+                httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(2)),
+            )],
             "{}".into(),
         ),
         _ => ok(json!([{"id": 1}])),
@@ -336,7 +339,7 @@ async fn the_rate_limit_spaces_requests() {
 async fn max_pages_bounds_an_endless_api() {
     let s = Server::start(|_, n| ok(json!({"items": [{"id": n}], "next": format!("t{n}")}))).await;
     let src = source(json!({"type": "http", "url": format!("{}/u", s.base), "fields": ["id"], "records": "/items",
-        "max_pages": 4, "pagination": {"type": "cursor", "token": "/next", "param": "after"}}));
+        "max_pages": 4, "pagination": {"type": "cursor", "token_pointer": "/next", "param": "after"}}));
     assert_eq!(ids(&scan_all(src.as_ref(), None).await.unwrap()), vec![0, 1, 2, 3]);
     assert_eq!(s.requests().len(), 4);
 }
@@ -401,18 +404,35 @@ async fn bad_configs_are_definition_errors_naming_the_field() {
     let u = "http://127.0.0.1:1/x";
     bad(json!({"type": "http"}), "source", "missing field `url`");
     bad(json!({"type": "http", "url": "ftp://h/x"}), "source.url", "not http or https");
-    bad(json!({"type": "http", "url": u, "auth": {"type": "bearer", "token": "hunter2"}}), "source.auth.token", "secret");
-    bad(json!({"type": "http", "url": u, "auth": {"type": "bearer", "token": "env:SEGKIT_NOPE_UNSET"}}),
-        "source.auth.token", "SEGKIT_NOPE_UNSET");
+    bad(
+        json!({"type": "http", "url": u, "auth": {"type": "bearer", "token": "hunter2"}}),
+        "source.auth.token",
+        "secret",
+    );
+    bad(
+        json!({"type": "http", "url": u, "auth": {"type": "bearer", "token": "env:SEGKIT_NOPE_UNSET"}}),
+        "source.auth.token",
+        "SEGKIT_NOPE_UNSET",
+    );
     bad(json!({"type": "http", "url": u, "auth": {"type": "oauth"}}), "source.auth", "unknown variant");
-    bad(json!({"type": "http", "url": u, "pagination": {"type": "offset", "limit": 0}}), "source.pagination.limit", "at least 1");
-    bad(json!({"type": "http", "url": u, "pagination": {"type": "cursor", "token": "next", "param": "c"}}),
-        "source.pagination.token", "JSON pointer");
+    bad(
+        json!({"type": "http", "url": u, "pagination": {"type": "offset", "limit": 0}}),
+        "source.pagination.limit",
+        "at least 1",
+    );
+    bad(
+        json!({"type": "http", "url": u, "pagination": {"type": "cursor", "token_pointer": "next", "param": "c"}}),
+        "source.pagination.token_pointer",
+        "JSON pointer",
+    );
     bad(json!({"type": "http", "url": u, "records": "data"}), "source.records", "JSON pointer");
     bad(json!({"type": "http", "url": u, "body": {}}), "source.body", "POST");
     bad(json!({"type": "http", "url": u, "requests_per_second": 0}), "source.requests_per_second", "positive");
-    bad(json!({"type": "http", "url": u, "fields": ["id"], "incremental": {"field": "ts", "param": "since"}}),
-        "source.incremental.field", "not one of");
+    bad(
+        json!({"type": "http", "url": u, "fields": ["id"], "incremental": {"field": "ts", "param": "since"}}),
+        "source.incremental.field",
+        "not one of",
+    );
     bad(json!({"type": "http", "url": u, "max_pages": "many"}), "source.max_pages", "invalid type");
     bad(json!({"type": "http", "url": u, "bogus": 1}), "source", "unknown field `bogus`");
 }
@@ -465,7 +485,10 @@ async fn conformance_and_incremental_named_source_syncs() {
     let before = s.requests().len();
     let r = ws.sync("users_api").await.unwrap();
     assert_eq!((r.rows_inserted, r.rows_updated), (1, 1));
-    assert!(s.requests()[before..].iter().all(|r| r.query.get("since").map(String::as_str) == Some("50")));
+    // The source is built anew: schema discovery reads page 1 (no cursor there), then the scan sends `since`.
+    let scan = &s.requests()[before + 1..];
+    assert!(!scan.is_empty() && s.requests()[before].query.get("since").is_none());
+    assert!(scan.iter().all(|r| r.query.get("since").map(String::as_str) == Some("50")), "{scan:?}");
     assert_eq!(ws.source("users_api").unwrap().cursor, Some(json!({"since": 70})));
     let rows: Vec<RecordBatch> = ws.sql("SELECT name FROM user WHERE id = 2").await.unwrap();
     assert_eq!(rows[0].column(0).as_string::<i32>().value(0), "bobby");

@@ -33,8 +33,8 @@
 //! - `pagination` (default none: one request):
 //!   - `{"type": "page", "param": "page", "start": 1, "size_param": "per_page", "size": 100}`: page numbers;
 //!   - `{"type": "offset", "offset_param": "offset", "limit_param": "limit", "limit": 100}`;
-//!   - `{"type": "cursor", "token": "/meta/next", "param": "cursor"}`: the next page's token read from the body
-//!     with a JSON pointer, sent back as `param`; a missing, `null` or empty token ends the scan;
+//!   - `{"type": "cursor", "token_pointer": "/meta/next", "param": "cursor"}`: the next page's token read
+//!     from the body with a JSON pointer, sent back as `param`; a missing, `null` or empty token ends the scan;
 //!   - `{"type": "link"}`: follow the `Link` header's `rel="next"` URL until there is none.
 //!
 //!   Page and offset pagination stop at an empty page, or at a page shorter than the page size when one is
@@ -43,7 +43,7 @@
 //!   compared as numbers, anything else as text); the next sync sends it as query parameter `param`, and the
 //!   API is expected to answer the records after it.
 //! - Requests that fail with 429, a 5xx status, a timeout or a connection error are retried up to
-//!   `max_attempts` times in all (default 5) with exponential backoff and full jitter (from `backoff_ms`,
+//!   `max_attempts` times in all (default 5) with exponential backoff and jitter (a random wait between half and all of it; from `backoff_ms`,
 //!   default 200, capped at 30 s), waiting at least what `Retry-After` asks (seconds or an HTTP date; at most
 //!   `max_retry_after_secs`, default 120). Then the scan fails with an error naming the source and the URL.
 //! - `requests_per_second` spaces the requests of a source evenly (a token bucket of one).
@@ -189,7 +189,7 @@ enum Pagination {
         limit: u64,
     },
     Cursor {
-        token: String,
+        token_pointer: String,
         param: String,
     },
     Link,
@@ -317,10 +317,9 @@ impl HttpSource {
         let auth = match c.auth {
             None => None,
             Some(AuthConfig::Bearer { token }) => Some(Auth::Bearer(resolve_secret("auth.token", &token)?)),
-            Some(AuthConfig::Basic { username, password }) => Some(Auth::Basic(
-                username,
-                password.map(|p| resolve_secret("auth.password", &p)).transpose()?,
-            )),
+            Some(AuthConfig::Basic { username, password }) => {
+                Some(Auth::Basic(username, password.map(|p| resolve_secret("auth.password", &p)).transpose()?))
+            }
             Some(AuthConfig::ApiKey { name, location, api_key }) => {
                 if name.is_empty() {
                     return Err(def("auth.name", "must not be empty"));
@@ -342,8 +341,8 @@ impl HttpSource {
                 return Err(def("pagination.size_param", "required with `size`"))
             }
             Some(Pagination::Offset { limit: 0, .. }) => return Err(def("pagination.limit", "must be at least 1")),
-            Some(Pagination::Cursor { token, .. }) if !token.starts_with('/') => {
-                return Err(def("pagination.token", "a JSON pointer into the body, e.g. \"/meta/next\""))
+            Some(Pagination::Cursor { token_pointer, .. }) if !token_pointer.starts_with('/') => {
+                return Err(def("pagination.token_pointer", "a JSON pointer into the body, e.g. \"/meta/next\""))
             }
             _ => {}
         }
@@ -535,7 +534,7 @@ impl Pages {
                     Next::Offset(self.requested * limit)
                 }
             }
-            Some(Pagination::Cursor { token, .. }) => match doc.pointer(token) {
+            Some(Pagination::Cursor { token_pointer, .. }) => match doc.pointer(token_pointer) {
                 Some(Value::String(s)) if !s.is_empty() => Next::Token(s.clone()),
                 Some(Value::Number(x)) => Next::Token(x.to_string()),
                 _ => Next::Done,
@@ -543,9 +542,7 @@ impl Pages {
             Some(Pagination::Link) => match link.as_deref().and_then(next_link) {
                 Some(target) => match url.join(&target) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => Next::Url(u),
-                    _ => {
-                        return Err(self.requester.error(format!("{shown}: the Link header's next URL is not valid")))
-                    }
+                    _ => return Err(self.requester.error(format!("{shown}: the Link header's next URL is not valid"))),
                 },
                 None => Next::Done,
             },
@@ -596,15 +593,11 @@ impl Requester {
         Error::Source { source_name: self.name.clone(), message, cause: None }
     }
 
-    /// `url` as errors show it: the API key in the query masked.
+    /// `url` as errors show it: with the query API key (added to each request) as `***`.
     fn shown(&self, url: &Url) -> String {
         let mut u = url.clone();
         if let Some(Auth::Query(name, _)) = &self.auth {
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| (k.to_string(), if &k == name { "***".to_string() } else { v.into_owned() }))
-                .collect();
-            u.query_pairs_mut().clear().extend_pairs(pairs);
+            u.query_pairs_mut().append_pair(name, "***");
         }
         u.to_string()
     }
@@ -736,7 +729,7 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     Some(at.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
-/// The wait before retry number `attempt` (1-based): full jitter over `base · 2^(attempt-1)` capped at 30 s,
+/// The wait before retry number `attempt` (1-based): a random wait between half and all of `base · 2^(attempt-1)` capped at 30 s,
 /// but never less than what the server asked for.
 fn backoff(base: Duration, attempt: u32, retry_after: Option<Duration>) -> Duration {
     let exp = base.saturating_mul(1u32 << (attempt - 1).min(20)).min(MAX_BACKOFF);
