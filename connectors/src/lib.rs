@@ -49,6 +49,10 @@ pub mod kafka;
 #[cfg(feature = "log")]
 pub mod log;
 
+/// HTTP JSON APIs (`http`): pagination, auth, retries, rate limit; see [`http`].
+#[cfg(feature = "http")]
+pub mod http;
+
 /// Databases: PostgreSQL (`postgres`), MySQL / MariaDB (`mysql`), SQLite (`sqlite`); see [`db`].
 #[cfg(feature = "db")]
 pub mod db;

@@ -8,7 +8,8 @@ use segkit::sources::SourceRegistry;
 /// - `file`: `csv`, `tsv`, `ndjson` (aliases `jsonl`, `json`), `parquet`, `excel` — see [`crate::file::from_config`];
 /// - `log`: log files (regex, nginx / Apache, JSON lines, syslog), tailed — see [`crate::log`];
 /// - `postgres` (`postgresql`), `mysql` (`mariadb`), `sqlite` (`sqlite3`) — see [`crate::db`];
-/// - `kafka` — see [`crate::kafka`].
+/// - `kafka` — see [`crate::kafka`];
+/// - `http` (feature `http`) — see [`crate::http`].
 ///
 /// Register more types (your own connectors) on the returned registry before handing it to the workspace.
 ///
@@ -45,5 +46,7 @@ pub fn registry() -> SourceRegistry {
     }
     #[cfg(feature = "kafka")]
     crate::kafka::register(&mut r);
+    #[cfg(feature = "http")]
+    r.register("http", crate::http::from_config);
     r
 }
