@@ -630,6 +630,8 @@ fn kind(v: &Value) -> &'static str {
         Value::Object(_) => "an object",
     }
 }
+/// Turns the next offset of each partition into the source cursor.
+type CursorOf = Arc<dyn Fn(&HashMap<i32, i64>) -> Value + Send + Sync>;
 
 /// The state of one draining scan.
 struct Drain {
@@ -648,7 +650,7 @@ struct Drain {
     remaining: Option<u64>,
     timeout: Duration,
     shared: Arc<Mutex<Option<Value>>>,
-    cursor_of: Arc<dyn Fn(&HashMap<i32, i64>) -> Value + Send + Sync>,
+    cursor_of: CursorOf,
     done: bool,
     /// Partitions still to read, ascending: one partition is read at a time, so a scan yields its records in a
     /// deterministic order (partition, then offset) whatever the brokers interleave.
@@ -859,7 +861,7 @@ impl Source for KafkaSource {
         order.sort_unstable();
         let this = self.make_cursor(&HashMap::new());
         let topic = self.config.topic.clone();
-        let cursor_of: Arc<dyn Fn(&HashMap<i32, i64>) -> Value + Send + Sync> = Arc::new(move |o| {
+        let cursor_of: CursorOf = Arc::new(move |o| {
             let mut v = this.clone();
             let sorted: BTreeMap<i32, i64> = o.iter().map(|(p, o)| (*p, *o)).collect();
             v["offsets"] = Value::Object(sorted.into_iter().map(|(p, o)| (p.to_string(), Value::from(o))).collect());

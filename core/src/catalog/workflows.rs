@@ -221,6 +221,7 @@ impl Catalog {
 
     /// Finishes a claimed row with `status` (and its receipt or error) and adds the workflow's next row, in one
     /// transaction. Returns false (changing nothing) when the row is no longer claimed by this attempt.
+    #[allow(clippy::too_many_arguments)]
     pub fn finish_delivery(
         &self,
         id: i64,
