@@ -34,19 +34,3 @@ pub fn release_unused_memory() -> usize {
         0
     }
 }
-
-#[cfg(all(test, target_os = "linux", target_env = "gnu"))]
-mod tests {
-    /// Freed small and medium allocations stay in glibc's arenas until trimmed; release sees and trims them.
-    #[test]
-    fn freed_arena_memory_is_seen_and_trimmed() {
-        let chunks: Vec<Vec<u8>> = (0..1024).map(|i| vec![i as u8; 64 * 1024]).collect();
-        assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 64 << 20);
-        drop(chunks);
-        let free = super::release_unused_memory();
-        assert!(free > super::RELEASE_THRESHOLD, "glibc held {free} free bytes after freeing 64 MiB");
-        // Trimmed: what is left free in the arenas is below what was freed.
-        let after = unsafe { libc::mallinfo2() }.fordblks;
-        assert!(after <= free, "{after} > {free}");
-    }
-}
