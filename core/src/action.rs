@@ -152,7 +152,7 @@ pub type ActionBuilder = Arc<dyn Fn(&Value) -> Result<Arc<dyn Action>> + Send + 
 /// use std::sync::Arc;
 /// use segkit::action::{ActionFactory, ActionRegistry};
 /// let mut registry = ActionRegistry::new();
-/// registry.register("null", |_config| Err(segkit::Error::definition("action", "not built here")));
+/// registry.register("null", |_config| Err(segkit::Error::Definition { path: "action".into(), message: "not built here".into() }));
 /// assert_eq!(registry.types(), vec!["null"]);
 /// let e = registry.build(&serde_json::json!({"type": "nul"})).unwrap_err();
 /// assert!(e.to_string().contains("did you mean `null`"), "{e}");
