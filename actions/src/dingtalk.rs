@@ -115,24 +115,13 @@ impl Action for DingTalkAction {
             Ok(r) => r,
             Err(o) => return o,
         };
-        if let Some(o) = http::classify_status(&reply) {
-            return o;
+        http::RobotReply {
+            robot: "dingtalk",
+            code_fields: &["errcode"],
+            msg_fields: &["errmsg"],
+            retryable: &[130101, 410100, -1],
         }
-        let body = match http::json_reply(&reply) {
-            Ok(b) => b,
-            Err(o) => return o,
-        };
-        match http::robot_code(&body, &["errcode"], &["errmsg"]) {
-            Some((0, _)) => Outcome::Delivered { receipt: Some("errcode 0".into()) },
-            Some((code @ (130101 | 410100 | -1), msg)) => {
-                Outcome::Retryable { reason: format!("dingtalk: errcode {code}: {msg}"), retry_after: None }
-            }
-            Some((code, msg)) => Outcome::Permanent { reason: format!("dingtalk: errcode {code}: {msg}") },
-            None => Outcome::Retryable {
-                reason: format!("dingtalk: reply without errcode{}", http::quote(&reply.body)),
-                retry_after: None,
-            },
-        }
+        .outcome(&reply)
     }
 
     fn parts(&self) -> Option<&[&str]> {

@@ -118,24 +118,13 @@ impl Action for FeishuAction {
             Ok(r) => r,
             Err(o) => return o,
         };
-        if let Some(o) = http::classify_status(&reply) {
-            return o;
+        http::RobotReply {
+            robot: "feishu",
+            code_fields: &["code", "StatusCode"],
+            msg_fields: &["msg", "StatusMessage"],
+            retryable: &[9499, 11232],
         }
-        let body = match http::json_reply(&reply) {
-            Ok(b) => b,
-            Err(o) => return o,
-        };
-        match http::robot_code(&body, &["code", "StatusCode"], &["msg", "StatusMessage"]) {
-            Some((0, _)) => Outcome::Delivered { receipt: Some("code 0".into()) },
-            Some((code @ (9499 | 11232), msg)) => {
-                Outcome::Retryable { reason: format!("feishu: code {code}: {msg}"), retry_after: None }
-            }
-            Some((code, msg)) => Outcome::Permanent { reason: format!("feishu: code {code}: {msg}") },
-            None => Outcome::Retryable {
-                reason: format!("feishu: reply without code{}", http::quote(&reply.body)),
-                retry_after: None,
-            },
-        }
+        .outcome(&reply)
     }
 
     fn parts(&self) -> Option<&[&str]> {

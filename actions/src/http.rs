@@ -245,6 +245,45 @@ pub fn robot_code(reply: &Value, code_fields: &[&str], msg_fields: &[&str]) -> O
     Some((code, msg))
 }
 
+/// How a robot's JSON reply is read: the fields holding its code and message, what the code is called in
+/// reasons (`errcode`, `code`), and the codes that mean "try again later" (rate limits, busy).
+pub struct RobotReply<'a> {
+    /// The robot's name in reasons (`wecom`, `dingtalk`, `feishu`).
+    pub robot: &'a str,
+    /// Fields that may hold the numeric code, first found wins.
+    pub code_fields: &'a [&'a str],
+    /// Fields that may hold the message, first found wins.
+    pub msg_fields: &'a [&'a str],
+    /// Codes that are [`Outcome::Retryable`]; 0 is delivered, any other code permanent.
+    pub retryable: &'a [i64],
+}
+
+impl RobotReply<'_> {
+    /// Classifies a robot's reply: the HTTP status first ([`classify_status`]), then the JSON body's code.
+    /// A reply without a code is retryable (the robot answered something other than its API).
+    pub fn outcome(&self, reply: &Reply) -> Outcome {
+        if let Some(o) = classify_status(reply) {
+            return o;
+        }
+        let body = match json_reply(reply) {
+            Ok(b) => b,
+            Err(o) => return o,
+        };
+        let (robot, name) = (self.robot, self.code_fields[0]);
+        match robot_code(&body, self.code_fields, self.msg_fields) {
+            Some((0, _)) => Outcome::Delivered { receipt: Some(format!("{name} 0")) },
+            Some((code, msg)) if self.retryable.contains(&code) => {
+                Outcome::Retryable { reason: format!("{robot}: {name} {code}: {msg}"), retry_after: None }
+            }
+            Some((code, msg)) => Outcome::Permanent { reason: format!("{robot}: {name} {code}: {msg}") },
+            None => Outcome::Retryable {
+                reason: format!("{robot}: reply without {name}{}", quote(&reply.body)),
+                retry_after: None,
+            },
+        }
+    }
+}
+
 /// Unix time now, in seconds.
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()

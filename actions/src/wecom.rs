@@ -103,24 +103,8 @@ impl Action for WeComAction {
             Ok(r) => r,
             Err(o) => return o,
         };
-        if let Some(o) = http::classify_status(&reply) {
-            return o;
-        }
-        let body = match http::json_reply(&reply) {
-            Ok(b) => b,
-            Err(o) => return o,
-        };
-        match http::robot_code(&body, &["errcode"], &["errmsg"]) {
-            Some((0, _)) => Outcome::Delivered { receipt: Some("errcode 0".into()) },
-            Some((code @ (45009 | -1), msg)) => {
-                Outcome::Retryable { reason: format!("wecom: errcode {code}: {msg}"), retry_after: None }
-            }
-            Some((code, msg)) => Outcome::Permanent { reason: format!("wecom: errcode {code}: {msg}") },
-            None => Outcome::Retryable {
-                reason: format!("wecom: reply without errcode{}", http::quote(&reply.body)),
-                retry_after: None,
-            },
-        }
+        http::RobotReply { robot: "wecom", code_fields: &["errcode"], msg_fields: &["errmsg"], retryable: &[45009, -1] }
+            .outcome(&reply)
     }
 
     fn parts(&self) -> Option<&[&str]> {
