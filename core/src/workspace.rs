@@ -33,7 +33,7 @@ mod workflows;
 
 pub use explain::{ExplainNode, Explanation};
 use options::resolve_secret;
-pub use options::WorkspaceOptions;
+pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
 use planning::PlanSources;
 pub use static_lists::StaticListReport;
 pub use vacuum::{VacuumReport, ORPHAN_GRACE};
@@ -53,6 +53,8 @@ struct Inner {
     action_factory: Option<Arc<dyn crate::action::ActionFactory>>,
     /// Actions registered by name ([`Workspace::register_action`]).
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
+    /// [`WorkspaceOptions::ingest_memory`].
+    ingest_memory: usize,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -129,6 +131,7 @@ impl Workspace {
                 source_factory: options.source_factory.clone(),
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
+                ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

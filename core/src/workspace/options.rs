@@ -23,7 +23,14 @@ pub struct WorkspaceOptions {
     /// usual one. Without it, workflow steps can only name actions registered with
     /// [`Workspace::register_action`](crate::Workspace::register_action).
     pub action_factory: Option<std::sync::Arc<dyn crate::action::ActionFactory>>,
+    /// The memory an ingest may use to sort new rows into storage order before it spills sorted runs to
+    /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 1 MiB): an ingest of any size holds about
+    /// this much, not the whole input.
+    pub ingest_memory: Option<usize>,
 }
+
+/// The default of [`WorkspaceOptions::ingest_memory`]: 64 MiB.
+pub const DEFAULT_INGEST_MEMORY: usize = 64 * 1024 * 1024;
 
 impl std::fmt::Debug for WorkspaceOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,6 +43,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("time_zone", &self.time_zone)
             .field("source_factory", &self.source_factory)
             .field("action_factory", &self.action_factory)
+            .field("ingest_memory", &self.ingest_memory)
             .finish()
     }
 }
@@ -59,6 +67,11 @@ impl WorkspaceOptions {
     /// Builds workflow actions with `factory`.
     pub fn action_factory(mut self, factory: impl crate::action::ActionFactory + 'static) -> Self {
         self.action_factory = Some(std::sync::Arc::new(factory));
+        self
+    }
+    /// Lets an ingest sort `bytes` of new rows in memory before spilling (see the field).
+    pub fn ingest_memory(mut self, bytes: usize) -> Self {
+        self.ingest_memory = Some(bytes);
         self
     }
     /// Sets a DataFusion configuration option for the workspace's session.
