@@ -55,6 +55,9 @@ struct Inner {
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
     /// [`WorkspaceOptions::ingest_memory`].
     ingest_memory: usize,
+    /// Decoded static-list versions by file, oldest first (see `Workspace::static_table`).
+    #[allow(clippy::type_complexity)]
+    static_tables: Mutex<Vec<(String, Arc<dyn TableProvider>)>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -132,6 +135,7 @@ impl Workspace {
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
                 ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
+                static_tables: Mutex::new(Vec::new()),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),
