@@ -344,6 +344,13 @@ impl Catalog {
         })
     }
 
+    /// A segment's stored definition text (JSON), without parsing it.
+    pub fn segment_text(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT definition FROM segments WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        })
+    }
+
     /// All segment definitions, by name.
     pub fn segments(&self) -> Result<Vec<SegmentDefinition>> {
         self.with(|c| {

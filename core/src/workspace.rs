@@ -58,6 +58,8 @@ struct Inner {
     /// Decoded static-list versions by file, oldest first (see `Workspace::static_table`).
     #[allow(clippy::type_complexity)]
     static_tables: Mutex<Vec<(String, Arc<dyn TableProvider>)>>,
+    /// Checked rules by segment (see `Workspace::compiled`).
+    compiled: Mutex<HashMap<String, Arc<planning::Compiled>>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -136,6 +138,7 @@ impl Workspace {
                 actions: RwLock::new(HashMap::new()),
                 ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
                 static_tables: Mutex::new(Vec::new()),
+                compiled: Mutex::new(HashMap::new()),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),
