@@ -127,6 +127,13 @@ impl Catalog {
         Ok(Catalog { conn: Mutex::new(conn) })
     }
 
+    /// Makes every later commit wait until it is on disk (`synchronous = FULL`), so a power loss cannot undo a
+    /// committed transaction; the default (`NORMAL` in WAL mode) survives a crash of the process, not of the
+    /// machine.
+    pub fn set_durable_commits(&self, durable: bool) -> Result<()> {
+        self.with(|c| Ok(c.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?))
+    }
+
     /// The schema version of this catalog (after [`Catalog::open`] it is [`SCHEMA_VERSION`]).
     pub fn schema_version(&self) -> Result<u32> {
         self.with(|c| migrations::user_version(c))

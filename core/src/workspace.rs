@@ -97,6 +97,9 @@ impl Workspace {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
         let catalog = Catalog::open(&dir.join("segkit.db"))?;
+        if options.durable_commits {
+            catalog.set_durable_commits(true)?;
+        }
         let store = match &options.store_url {
             None => Store::local(&dir)?,
             Some(url) => {

@@ -27,6 +27,10 @@ pub struct WorkspaceOptions {
     /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 1 MiB): an ingest of any size holds about
     /// this much, not the whole input.
     pub ingest_memory: Option<usize>,
+    /// Every catalog commit (snapshots, segment runs, the delivery ledger) waits until it is on disk, so even a
+    /// power loss cannot undo one (SQLite `synchronous = FULL`). Off by default: commits then survive a crash
+    /// of the process (`SIGKILL`, a panic) but not of the machine, and cost no disk flush each.
+    pub durable_commits: bool,
 }
 
 /// The default of [`WorkspaceOptions::ingest_memory`]: 64 MiB.
@@ -44,6 +48,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("source_factory", &self.source_factory)
             .field("action_factory", &self.action_factory)
             .field("ingest_memory", &self.ingest_memory)
+            .field("durable_commits", &self.durable_commits)
             .finish()
     }
 }
@@ -72,6 +77,11 @@ impl WorkspaceOptions {
     /// Lets an ingest sort `bytes` of new rows in memory before spilling (see the field).
     pub fn ingest_memory(mut self, bytes: usize) -> Self {
         self.ingest_memory = Some(bytes);
+        self
+    }
+    /// Makes every catalog commit wait until it is on disk (see the field).
+    pub fn durable_commits(mut self, durable: bool) -> Self {
+        self.durable_commits = durable;
         self
     }
     /// Sets a DataFusion configuration option for the workspace's session.
