@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::store::Store;
 
+mod dispatch;
 mod entities;
 mod evaluation;
 mod explain;
@@ -53,6 +54,8 @@ struct Inner {
     action_factory: Option<Arc<dyn crate::action::ActionFactory>>,
     /// Actions registered by name ([`Workspace::register_action`]).
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
+    /// Token buckets of workflow rate limits, on the workspace clock.
+    rate_limits: crate::workflow::policy::RateLimiter,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -129,6 +132,7 @@ impl Workspace {
                 source_factory: options.source_factory.clone(),
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
+                rate_limits: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),
