@@ -117,6 +117,9 @@ struct Bucket {
     rate: f64,
     tokens: f64,
     last_ms: i64,
+    /// When the next row turned away may come back: turned-away rows are spread one token apart, so they do
+    /// not all return at the same instant.
+    next_ms: i64,
 }
 
 /// Most buckets kept; past it the map is cleared (a bucket forgotten only starts full again).
@@ -132,13 +135,15 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     /// Takes one token from every bucket in `limits` (name, rate per second) at `now_ms`, or none when one of
-    /// them is empty: then `Err(ms)` says how long until all have a token.
+    /// them is empty: then `Err(ms)` says when to come back — when all have a token, later for each further
+    /// row turned away (one token's time apart), so deferred rows return at the rate.
     ///
     /// ```
     /// let r = segkit::workflow::policy::RateLimiter::default();
     /// let lim = [("step".to_string(), 2.0)];
     /// assert!(r.try_take(&lim, 0).is_ok() && r.try_take(&lim, 0).is_ok());
     /// assert_eq!(r.try_take(&lim, 0), Err(500));
+    /// assert_eq!(r.try_take(&lim, 0), Err(1000));
     /// assert!(r.try_take(&lim, 500).is_ok());
     /// ```
     pub fn try_take(&self, limits: &[(String, f64)], now_ms: i64) -> std::result::Result<(), i64> {
@@ -152,18 +157,25 @@ impl RateLimiter {
         let mut wait = 0i64;
         for (name, rate) in limits {
             let burst = rate.max(1.0);
-            let b = map.entry(name.clone()).or_insert(Bucket { rate: *rate, tokens: burst, last_ms: now_ms });
+            let b = map.entry(name.clone()).or_insert(Bucket { rate: *rate, tokens: burst, last_ms: now_ms, next_ms: now_ms });
             if b.rate != *rate {
-                *b = Bucket { rate: *rate, tokens: burst, last_ms: now_ms };
+                *b = Bucket { rate: *rate, tokens: burst, last_ms: now_ms, next_ms: now_ms };
             }
             let elapsed = (now_ms - b.last_ms).max(0) as f64 / 1000.0;
             b.tokens = (b.tokens + elapsed * rate).min(burst);
             b.last_ms = b.last_ms.max(now_ms);
             if b.tokens < 1.0 {
-                wait = wait.max((((1.0 - b.tokens) / rate) * 1000.0).ceil() as i64);
+                let refill = (((1.0 - b.tokens) / rate) * 1000.0).ceil() as i64;
+                wait = wait.max(refill.max(b.next_ms - now_ms));
             }
         }
         if wait > 0 {
+            // Book the slot: the next row turned away comes back one token later.
+            for (name, rate) in limits {
+                if let Some(b) = map.get_mut(name) {
+                    b.next_ms = now_ms + wait + (1000.0 / rate).ceil() as i64;
+                }
+            }
             return Err(wait.max(1));
         }
         for (name, _) in limits {
@@ -212,7 +224,8 @@ mod tests {
         assert!(r.try_take(&both, 0).is_ok());
         // `a` is empty: nothing is taken from `b` either.
         assert_eq!(r.try_take(&both, 0), Err(1000));
-        assert_eq!(r.try_take(&both, 400), Err(600));
+        // The next row turned away comes back a token later.
+        assert_eq!(r.try_take(&both, 400), Err(1600));
         assert!(r.try_take(&both, 1000).is_ok());
         // A changed rate starts a new bucket.
         assert!(r.try_take(&[("a".to_string(), 3.0)], 1000).is_ok());
