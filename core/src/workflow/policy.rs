@@ -157,7 +157,12 @@ impl RateLimiter {
         let mut wait = 0i64;
         for (name, rate) in limits {
             let burst = rate.max(1.0);
-            let b = map.entry(name.clone()).or_insert(Bucket { rate: *rate, tokens: burst, last_ms: now_ms, next_ms: now_ms });
+            let b = map.entry(name.clone()).or_insert(Bucket {
+                rate: *rate,
+                tokens: burst,
+                last_ms: now_ms,
+                next_ms: now_ms,
+            });
             if b.rate != *rate {
                 *b = Bucket { rate: *rate, tokens: burst, last_ms: now_ms, next_ms: now_ms };
             }
