@@ -394,6 +394,42 @@ async fn branch_and_split_jump_by_name_deterministically() {
 }
 
 #[tokio::test]
+async fn a_loop_through_a_wait_makes_a_new_pass_with_new_keys() {
+    let (_dir, ws, mail) = users().await;
+    workflow(
+        &ws,
+        json!({"name": "nag", "trigger": {"type": "manual", "entity": "users"}, "steps": [
+            {"name": "remind", "type": "action", "action": "mail", "template": "hello"},
+            {"name": "pause", "type": "wait", "seconds": 86400},
+            {"name": "still_free", "type": "branch", "rule": {"attribute": "plan", "op": "eq", "value": "free"},
+             "then": "remind", "else": "stop"},
+            {"name": "stop", "type": "exit"}]}),
+    )
+    .await
+    .unwrap();
+    at(&ws, "2026-06-30T08:00:00Z");
+    ws.trigger("nag", keys(&["1", "2"])).await.unwrap();
+    assert_eq!(drain(&ws).await.delivered, 2);
+    at(&ws, "2026-07-01T08:00:00Z");
+    assert_eq!(drain(&ws).await.delivered, 1, "only the free user is reminded again");
+    at(&ws, "2026-07-02T08:00:00Z");
+    assert_eq!(drain(&ws).await.delivered, 1);
+    let rs = rows(&ws, "nag");
+    let mut reminders: Vec<(String, String)> = rs
+        .iter()
+        .filter(|r| r.step == "remind" && r.entity_key == "2")
+        .map(|r| (r.trigger.clone(), r.idempotency_key.clone()))
+        .collect();
+    reminders.sort();
+    assert_eq!(reminders.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(), ["manual:1", "manual:1#2", "manual:1#3"]);
+    let sent = mail.sent.lock().unwrap().clone();
+    let keys_sent: std::collections::BTreeSet<&str> = sent.iter().map(|d| d.idempotency_key.as_str()).collect();
+    assert_eq!((sent.len(), keys_sent.len()), (4, 4), "a new idempotency key per pass");
+    assert_eq!(row(&rs, "still_free", "1").detail.as_deref(), Some("else → stop"));
+    assert_eq!(row(&rs, "stop", "1").status, Status::Done);
+}
+
+#[tokio::test]
 async fn rate_limits_leave_rows_pending_for_later() {
     let (_dir, ws, mail) = users().await;
     workflow(
@@ -534,6 +570,13 @@ async fn hostile_step_and_policy_specs_are_refused_naming_the_path() {
             json!({}),
             "workflow w.steps",
             "steps `a` → `s` → `a` form a cycle",
+        ),
+        (
+            json!([{"name": "b", "type": "branch", "rule": {"attribute": "plan", "op": "eq", "value": "pro"},
+                    "then": "b", "else": "x"}, {"name": "x", "type": "exit"}]),
+            json!({}),
+            "workflow w.steps",
+            "steps `b` → `b` form a cycle without a wait step",
         ),
         (
             json!([{"name": "s", "type": "split",

@@ -3,8 +3,11 @@
 //!
 //! Steps run in list order; a `branch` or `split` step jumps to a named step, from which the list order goes on;
 //! `exit` (or the end of the list) ends the workflow for the entity. Every step an entity reaches is one ledger
-//! row whose idempotency key is (workflow, trigger version, step, entity), so a step runs at most once per
-//! trigger: a jump back to an earlier step could never run it again, and the graph must be acyclic.
+//! row whose idempotency key is (workflow, trigger version, step, entity). Jumps may loop back, but every cycle
+//! must go through a `wait` step (a loop without one would send as fast as the dispatcher runs), and one trigger
+//! makes at most [`MAX_LOOP_PASSES`](crate::limits::MAX_LOOP_PASSES) passes: a jump to a step at or before the
+//! current one in list order starts a new pass, whose rows carry the trigger version `<trigger>#<pass>`
+//! ([`with_pass`]) so their idempotency keys differ from the previous pass's.
 //!
 //! ```
 //! use chrono::{NaiveTime, TimeZone, Utc};
@@ -141,6 +144,32 @@ pub fn due_at(step: &StepSpec, now: i64) -> i64 {
     }
 }
 
+/// The trigger version of a row in pass `pass` of a loop: `trigger` itself for the first pass, `trigger#pass`
+/// after.
+///
+/// ```
+/// use segkit::workflow::steps::{pass_of, with_pass};
+/// assert_eq!(with_pass("manual:3", 1), "manual:3");
+/// assert_eq!(with_pass("manual:3", 2), "manual:3#2");
+/// assert_eq!(pass_of("manual:3#2"), ("manual:3", 2));
+/// assert_eq!(pass_of("run:cn:1"), ("run:cn:1", 1));
+/// ```
+pub fn with_pass(trigger: &str, pass: u32) -> String {
+    if pass <= 1 {
+        trigger.to_string()
+    } else {
+        format!("{trigger}#{pass}")
+    }
+}
+
+/// The trigger version without its pass, and the pass (1 without a `#<pass>` suffix).
+pub fn pass_of(trigger: &str) -> (&str, u32) {
+    match trigger.rsplit_once('#').and_then(|(base, p)| Some((base, p.parse::<u32>().ok()?))) {
+        Some((base, p)) if p >= 2 => (base, p),
+        _ => (trigger, 1),
+    }
+}
+
 /// The index of step `name`.
 pub fn index_of(spec: &WorkflowSpec, name: &str) -> Option<usize> {
     spec.steps.iter().position(|s| s.name() == name)
@@ -168,8 +197,9 @@ fn successors(spec: &WorkflowSpec, i: usize) -> Vec<(String, &str)> {
 }
 
 /// Checks the step graph of a workflow whose step names are normalized and distinct: split weights, that every
-/// jump names a step, and that no path comes back to a step (see the module docs). `here` builds the error path
-/// prefix (`workflow w.` + field).
+/// jump names a step, and that every cycle goes through a wait step (see the module docs) — so the steps run
+/// without waiting in between are a path of at most [`MAX_WORKFLOW_STEPS`](crate::limits::MAX_WORKFLOW_STEPS).
+/// `here` builds the error path prefix (`workflow w.` + field).
 pub fn validate_graph(spec: &WorkflowSpec, here: &dyn Fn(&str) -> String) -> Result<()> {
     for (i, step) in spec.steps.iter().enumerate() {
         if let StepSpec::Split { branches, .. } = step {
@@ -205,19 +235,15 @@ pub fn validate_graph(spec: &WorkflowSpec, here: &dyn Fn(&str) -> String) -> Res
                     format!("no step named `{target}`{hint}"),
                 ));
             }
-            if target == step.name() {
-                return Err(Error::definition(
-                    here(&format!("steps[{i}].{field}")),
-                    format!("step `{target}` jumps to itself; a step runs at most once per trigger"),
-                ));
-            }
         }
     }
-    // Depth-first search with colours (iterative: at most MAX_WORKFLOW_STEPS nodes); a grey successor is a cycle.
+    // Depth-first search with colours over the steps that are not waits (iterative: at most MAX_WORKFLOW_STEPS
+    // nodes); a grey successor closes a cycle without a wait.
     let n = spec.steps.len();
+    let is_wait = |i: usize| matches!(spec.steps[i], StepSpec::Wait { .. });
     let mut colour = vec![0u8; n]; // 0 white, 1 grey (on the path), 2 black (done)
     for root in 0..n {
-        if colour[root] != 0 {
+        if colour[root] != 0 || is_wait(root) {
             continue;
         }
         let mut stack: Vec<(usize, usize)> = vec![(root, 0)];
@@ -227,6 +253,9 @@ pub fn validate_graph(spec: &WorkflowSpec, here: &dyn Fn(&str) -> String) -> Res
             if let Some((_, target)) = succ.get(*k) {
                 *k += 1;
                 let t = index_of(spec, target).unwrap_or(node);
+                if is_wait(t) {
+                    continue;
+                }
                 match colour[t] {
                     0 => {
                         colour[t] = 1;
@@ -239,9 +268,8 @@ pub fn validate_graph(spec: &WorkflowSpec, here: &dyn Fn(&str) -> String) -> Res
                         return Err(Error::definition(
                             here("steps"),
                             format!(
-                                "steps {} form a cycle; a step runs at most once per trigger (its ledger row's \
-                                 idempotency key), so a workflow cannot loop — use re-entry with a cool-down to \
-                                 repeat",
+                                "steps {} form a cycle without a wait step; a loop must wait (it would send \
+                                 as fast as the dispatcher runs)",
                                 names.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → ")
                             ),
                         ));

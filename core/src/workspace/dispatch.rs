@@ -14,15 +14,15 @@ use tracing::Instrument;
 use crate::action::{Action, Delivery, Outcome};
 use crate::catalog::{CapWindow, Finish};
 use crate::error::{Error, Result};
-use crate::limits::MAX_DRY_RUN_ROWS;
+use crate::limits::{MAX_DRY_RUN_ROWS, MAX_LOOP_PASSES};
 use crate::model::normalize_name;
 use crate::rules::{check_with, column, literal, scalar, Dialect, Rule};
 use crate::workflow::dispatch::{backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, LEASE};
 use crate::workflow::ledger::{DryRunRow, DryRunStatus, LedgerRow, NewDelivery, Reentry, Status};
 use crate::workflow::policy::{quiet_until, QuietHours};
 use crate::workflow::steps::{
-    due_at, fallback_zone, index_of, next_in_order, next_local_time, parse_time_of_day, split_bucket, split_choice,
-    zone_for,
+    due_at, fallback_zone, index_of, next_in_order, next_local_time, parse_time_of_day, pass_of, split_bucket,
+    split_choice, with_pass, zone_for,
 };
 use crate::workflow::template::render_parts;
 use crate::workflow::{FrequencyCapSpec, StepSpec, TriggerSpec, WorkflowSpec};
@@ -31,6 +31,9 @@ use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
 
 type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// The detail suffix of a jump that would start a loop pass past the limit.
+const LOOP_STOP: &str = "; not taken: this trigger made MAX_LOOP_PASSES passes through the loop";
 
 /// What processing one claimed row did.
 enum Processed {
@@ -146,15 +149,20 @@ impl Workspace {
         let Some(i) = index_of(&spec, &row.step) else {
             return dead(format!("workflow `{}` has no step `{}` any more", row.workflow, row.step));
         };
-        let row_for = |j: usize| NewDelivery {
-            workflow: row.workflow.clone(),
-            trigger: row.trigger.clone(),
-            step: spec.steps[j].name().to_string(),
-            entity: row.entity.clone(),
-            entity_key: row.entity_key.clone(),
-            due_at: due_at(&spec.steps[j], now),
+        // A jump to a step at or before this one starts a new pass of a loop (see `workflow::steps`).
+        let (base, pass) = pass_of(&row.trigger);
+        let row_for = |j: usize| {
+            let pass = if j <= i { pass.saturating_add(1) } else { pass };
+            (pass <= MAX_LOOP_PASSES).then(|| NewDelivery {
+                workflow: row.workflow.clone(),
+                trigger: with_pass(base, pass),
+                step: spec.steps[j].name().to_string(),
+                entity: row.entity.clone(),
+                entity_key: row.entity_key.clone(),
+                due_at: due_at(&spec.steps[j], now),
+            })
         };
-        let seq = next_in_order(&spec, i).map(row_for);
+        let seq = next_in_order(&spec, i).and_then(row_for);
         let finish = |f: Finish<'_>, next: Option<&NewDelivery>| -> Result<Processed> {
             self.inner.catalog.finish_delivery_with(row.id, row.attempts, &f, next, now)?;
             Ok(Processed::Finished(f.status))
@@ -200,8 +208,9 @@ impl Workspace {
                 let Some(j) = index_of(&spec, target) else {
                     return dead(format!("workflow `{}` has no step `{target}` any more", row.workflow));
                 };
-                let detail = format!("{field} → {target}");
-                finish(Finish { detail: Some(&detail), ..done }, Some(&row_for(j)))
+                let next = row_for(j);
+                let detail = format!("{field} → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
+                finish(Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
             StepSpec::Split { branches, .. } => {
                 let bucket = split_bucket(&row.workflow, &row.step, &row.entity_key);
@@ -209,8 +218,10 @@ impl Workspace {
                 let Some(j) = index_of(&spec, target) else {
                     return dead(format!("workflow `{}` has no step `{target}` any more", row.workflow));
                 };
-                let detail = format!("bucket {bucket} of 100 → {target}");
-                finish(Finish { detail: Some(&detail), ..done }, Some(&row_for(j)))
+                let next = row_for(j);
+                let detail =
+                    format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
+                finish(Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
             StepSpec::Action { action, channel, template, .. } => {
                 let channel = channel_of(action, channel);
