@@ -601,6 +601,12 @@ async fn hostile_step_and_policy_specs_are_refused_naming_the_path() {
             "from 1 to 100",
         ),
         (
+            json!([{"name": "w", "type": "wait", "seconds": 0}]),
+            json!({}),
+            "workflow w.steps[0].seconds",
+            "a wait of 0 seconds does nothing",
+        ),
+        (
             json!([{"name": "w", "type": "wait", "until": "25:00"}]),
             json!({}),
             "workflow w.steps[0].until",

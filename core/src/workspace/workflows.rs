@@ -279,6 +279,12 @@ impl Workspace {
                 *n = name;
                 match (seconds.is_some(), until) {
                     (true, None) => {
+                        if *seconds == Some(0) {
+                            return Err(Error::definition(
+                                format!("{path}.seconds"),
+                                "a wait of 0 seconds does nothing (and would let a loop run without pause)",
+                            ));
+                        }
                         if timezone_attribute.is_some() || timezone.is_some() {
                             return Err(Error::definition(
                                 format!("{path}.timezone_attribute"),
