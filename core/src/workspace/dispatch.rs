@@ -223,103 +223,118 @@ impl Workspace {
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
                 finish(Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
-            StepSpec::Action { action, channel, template, .. } => {
-                let channel = channel_of(action, channel);
-                if self.inner.catalog.is_suppressed(&channel, &row.entity_key)? {
-                    let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
-                    return finish(f, seq.as_ref());
-                }
-                let action_impl = match self.action_for(action, "step.action") {
-                    Ok(a) => a,
-                    Err(e) => return dead(e.to_string()),
+            StepSpec::Action { .. } => self.run_action(&row, &spec, i, seq.as_ref(), now_dt).await,
+        }
+    }
+
+    /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
+    /// rendering, the action, and the outcome; `seq` is the next step's row.
+    async fn run_action(
+        &self,
+        row: &LedgerRow,
+        spec: &WorkflowSpec,
+        i: usize,
+        seq: Option<&NewDelivery>,
+        now_dt: DateTime<Utc>,
+    ) -> Result<Processed> {
+        let now = ms(now_dt);
+        let StepSpec::Action { action, channel, template, .. } = &spec.steps[i] else {
+            return Err(Error::InvalidArgument(format!("step `{}` is not an action step", row.step)));
+        };
+        let dead = |reason: String| -> Result<Processed> {
+            tracing::warn!(reason = %reason, "dead-lettered");
+            self.inner.catalog.finish_delivery(row.id, row.attempts, Status::Dead, None, Some(&reason), None, now)?;
+            Ok(Processed::Finished(Status::Dead))
+        };
+        let finish = |f: Finish<'_>, next: Option<&NewDelivery>| -> Result<Processed> {
+            self.inner.catalog.finish_delivery_with(row.id, row.attempts, &f, next, now)?;
+            Ok(Processed::Finished(f.status))
+        };
+        let channel = channel_of(action, channel);
+        if self.inner.catalog.is_suppressed(&channel, &row.entity_key)? {
+            let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
+            return finish(f, seq);
+        }
+        let action_impl = match self.action_for(action, "step.action") {
+            Ok(a) => a,
+            Err(e) => return dead(e.to_string()),
+        };
+        let Some(attributes) = self.entity_attributes(&row.entity, &row.entity_key).await? else {
+            return dead(format!("`{}` has no entity with this key any more", row.entity));
+        };
+        if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
+            let (t, detail) = until;
+            self.inner.catalog.hold_delivery(row.id, row.attempts, ms(t), Some(&detail), None, now)?;
+            return Ok(Processed::Held);
+        }
+        let caps = cap_windows(&spec.policies.frequency_caps, &channel, now);
+        if !caps.is_empty() {
+            let windows: Vec<CapWindow> = caps.iter().map(|(_, w)| *w).collect();
+            let hit = self.inner.catalog.reserve_send(
+                row.id,
+                row.attempts,
+                &row.entity,
+                &row.entity_key,
+                &channel,
+                &windows,
+                now,
+            )?;
+            if let Some(k) = hit {
+                let detail = cap_text(caps[k].0);
+                let f = Finish { detail: Some(&detail), channel: Some(&channel), ..Finish::status(Status::Capped) };
+                return finish(f, seq);
+            }
+        }
+        if let Err(wait_ms) = self.inner.rate_limits.try_take(&rate_limits(spec, i, action_impl.as_ref()), now) {
+            self.inner.catalog.hold_delivery(row.id, row.attempts, now.saturating_add(wait_ms), None, None, now)?;
+            return Ok(Processed::RateLimited);
+        }
+        let content = match template {
+            Some(t) => match self.render_for(spec, t, &row.step, &row.entity_key, &attributes) {
+                Ok(c) => c,
+                Err(e) => return dead(e.to_string()),
+            },
+            None => BTreeMap::new(),
+        };
+        let delivery = Delivery {
+            idempotency_key: row.idempotency_key.clone(),
+            origin: row.workflow.clone(),
+            step: row.step.clone(),
+            channel: channel.clone(),
+            entity: row.entity.clone(),
+            entity_key: row.entity_key.clone(),
+            attributes,
+            content,
+            attempt: row.attempts,
+        };
+        let outcome = match tokio::time::timeout(LEASE / 2, action_impl.execute(&delivery)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Retryable {
+                reason: format!("no outcome within {} s", (LEASE / 2).as_secs()),
+                retry_after: None,
+            },
+        };
+        match outcome {
+            Outcome::Delivered { receipt } => {
+                let f = Finish {
+                    receipt: receipt.as_deref(),
+                    channel: Some(&channel),
+                    sent: true,
+                    ..Finish::status(Status::Delivered)
                 };
-                let Some(attributes) = self.entity_attributes(&row.entity, &row.entity_key).await? else {
-                    return dead(format!("`{}` has no entity with this key any more", row.entity));
-                };
-                if let Some(until) = self.quiet_hours_hold(&spec, &attributes, now_dt)? {
-                    let (t, detail) = until;
-                    self.inner.catalog.hold_delivery(row.id, row.attempts, ms(t), Some(&detail), None, now)?;
-                    return Ok(Processed::Held);
+                finish(f, seq)
+            }
+            Outcome::Permanent { reason } => dead(format!("permanent failure: {reason}")),
+            Outcome::Retryable { reason, retry_after } => {
+                let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+                if row.attempts >= max {
+                    return dead(format!("failed {max} attempts; last: {reason}"));
                 }
-                let caps = cap_windows(&spec.policies.frequency_caps, &channel, now);
-                if !caps.is_empty() {
-                    let windows: Vec<CapWindow> = caps.iter().map(|(_, w)| *w).collect();
-                    let hit = self.inner.catalog.reserve_send(
-                        row.id,
-                        row.attempts,
-                        &row.entity,
-                        &row.entity_key,
-                        &channel,
-                        &windows,
-                        now,
-                    )?;
-                    if let Some(k) = hit {
-                        let detail = cap_text(caps[k].0);
-                        let f =
-                            Finish { detail: Some(&detail), channel: Some(&channel), ..Finish::status(Status::Capped) };
-                        return finish(f, seq.as_ref());
-                    }
-                }
-                if let Err(wait_ms) = self.inner.rate_limits.try_take(&rate_limits(&spec, i, action_impl.as_ref()), now)
-                {
-                    self.inner.catalog.hold_delivery(
-                        row.id,
-                        row.attempts,
-                        now.saturating_add(wait_ms),
-                        None,
-                        None,
-                        now,
-                    )?;
-                    return Ok(Processed::RateLimited);
-                }
-                let content = match template {
-                    Some(t) => match self.render_for(&spec, t, &row.step, &row.entity_key, &attributes) {
-                        Ok(c) => c,
-                        Err(e) => return dead(e.to_string()),
-                    },
-                    None => BTreeMap::new(),
-                };
-                let delivery = Delivery {
-                    idempotency_key: row.idempotency_key.clone(),
-                    origin: row.workflow.clone(),
-                    step: row.step.clone(),
-                    channel: channel.clone(),
-                    entity: row.entity.clone(),
-                    entity_key: row.entity_key.clone(),
-                    attributes,
-                    content,
-                    attempt: row.attempts,
-                };
-                let outcome = match tokio::time::timeout(LEASE / 2, action_impl.execute(&delivery)).await {
-                    Ok(o) => o,
-                    Err(_) => Outcome::Retryable {
-                        reason: format!("no outcome within {} s", (LEASE / 2).as_secs()),
-                        retry_after: None,
-                    },
-                };
-                match outcome {
-                    Outcome::Delivered { receipt } => {
-                        let f = Finish {
-                            receipt: receipt.as_deref(),
-                            channel: Some(&channel),
-                            sent: true,
-                            ..Finish::status(Status::Delivered)
-                        };
-                        finish(f, seq.as_ref())
-                    }
-                    Outcome::Permanent { reason } => dead(format!("permanent failure: {reason}")),
-                    Outcome::Retryable { reason, retry_after } => {
-                        let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-                        if row.attempts >= max {
-                            return dead(format!("failed {max} attempts; last: {reason}"));
-                        }
-                        let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
-                        let delay = backoff(base, row.attempts, &row.idempotency_key, retry_after);
-                        let due = now.saturating_add(delay.as_millis() as i64);
-                        self.inner.catalog.retry_delivery(row.id, row.attempts, due, &reason, now)?;
-                        Ok(Processed::Retried)
-                    }
-                }
+                let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
+                let delay = backoff(base, row.attempts, &row.idempotency_key, retry_after);
+                let due = now.saturating_add(delay.as_millis() as i64);
+                self.inner.catalog.retry_delivery(row.id, row.attempts, due, &reason, now)?;
+                Ok(Processed::Retried)
             }
         }
     }
