@@ -1,7 +1,7 @@
 //! The dispatcher — one pass over the due ledger rows, each step kind and each policy (see
 //! [`crate::workflow::steps`] and [`crate::workflow::policy`]) — and dry runs.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -110,10 +110,20 @@ impl Workspace {
         let now = self.now();
         let rows = self.inner.catalog.claim_deliveries(ms(now), LEASE.as_millis() as i64, limit.max(1))?;
         let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        // Channels some workflow caps: every delivery on them reserves its send, so the caps see it in flight.
+        let capped: HashSet<String> = self
+            .workflows()?
+            .into_iter()
+            .flat_map(|w| w.policies.frequency_caps.into_iter().map(|c| c.channel))
+            .collect();
+        let capped = &capped;
         let results: Vec<Result<Processed>> = futures::stream::iter(rows)
             .map(|row| {
                 let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
-                self.process(row, now).instrument(span)
+                self.process(row, now, capped).instrument(span)
             })
             .buffer_unordered(concurrency.max(1))
             .collect()
@@ -135,7 +145,7 @@ impl Workspace {
         Ok(report)
     }
 
-    async fn process(&self, row: LedgerRow, now_dt: DateTime<Utc>) -> Result<Processed> {
+    async fn process(&self, row: LedgerRow, now_dt: DateTime<Utc>, capped: &HashSet<String>) -> Result<Processed> {
         let now = ms(now_dt);
         let dead = |reason: String| -> Result<Processed> {
             tracing::warn!(reason = %reason, "dead-lettered");
@@ -223,12 +233,13 @@ impl Workspace {
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
                 finish(Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
-            StepSpec::Action { .. } => self.run_action(&row, &spec, i, seq.as_ref(), now_dt).await,
+            StepSpec::Action { .. } => self.run_action(&row, &spec, i, seq.as_ref(), now_dt, capped).await,
         }
     }
 
     /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
-    /// rendering, the action, and the outcome; `seq` is the next step's row.
+    /// rendering, the action, and the outcome; `seq` is the next step's row, `capped` the channels some
+    /// workflow caps.
     async fn run_action(
         &self,
         row: &LedgerRow,
@@ -236,6 +247,7 @@ impl Workspace {
         i: usize,
         seq: Option<&NewDelivery>,
         now_dt: DateTime<Utc>,
+        capped: &HashSet<String>,
     ) -> Result<Processed> {
         let now = ms(now_dt);
         let StepSpec::Action { action, channel, template, .. } = &spec.steps[i] else {
@@ -268,7 +280,7 @@ impl Workspace {
             return Ok(Processed::Held);
         }
         let caps = cap_windows(&spec.policies.frequency_caps, &channel, now);
-        if !caps.is_empty() {
+        if !caps.is_empty() || capped.contains(&channel) {
             let windows: Vec<CapWindow> = caps.iter().map(|(_, w)| *w).collect();
             let hit = self.inner.catalog.reserve_send(
                 row.id,
