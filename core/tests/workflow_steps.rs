@@ -300,13 +300,16 @@ async fn frequency_caps_count_deliveries_across_workflows() {
     assert_eq!(drain(&ws).await.capped, 0);
     assert_eq!(mail.keys(), ["1", "1", "1", "2"]);
 
-    // Two capped deliveries to one entity in one concurrent pass: the check and the reservation are atomic.
+    // Two capped deliveries to one entity in one concurrent pass: the check and the reservation are atomic, so
+    // the second is capped while the first is still being sent (its action waits until it sees that).
+    let pushy = Arc::new(WaitsForCapped { ws: ws.clone(), sent: Mutex::new(vec![]) });
+    ws.register_action("pushy", pushy.clone()).unwrap();
     for name in ["push_a", "push_b"] {
         workflow(
             &ws,
             json!({"name": name, "trigger": {"type": "manual", "entity": "users"},
                 "policies": {"frequency_caps": [{"channel": "push", "max": 1, "seconds": 3600}]},
-                "steps": [{"name": "p", "type": "action", "action": "sms", "channel": "push"}]}),
+                "steps": [{"name": "p", "type": "action", "action": "pushy", "channel": "push"}]}),
         )
         .await
         .unwrap();
@@ -315,6 +318,35 @@ async fn frequency_caps_count_deliveries_across_workflows() {
     ws.trigger("push_b", keys(&["5"])).await.unwrap();
     let r = ws.dispatch_due(100, 8).await.unwrap();
     assert_eq!((r.delivered, r.capped), (1, 1), "{r:?}");
+    assert_eq!(pushy.sent.lock().unwrap().len(), 1);
+}
+
+/// Records a delivery, then waits (boundedly) until the ledger shows a capped row: a second delivery in the same
+/// pass runs its cap check while this one is in flight.
+#[derive(Debug)]
+struct WaitsForCapped {
+    ws: Workspace,
+    sent: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Action for WaitsForCapped {
+    fn kind(&self) -> &str {
+        "waits_for_capped"
+    }
+    async fn execute(&self, d: &Delivery) -> Outcome {
+        self.sent.lock().unwrap().push(d.entity_key.clone());
+        let capped = DeliveryFilter { status: Some(Status::Capped), ..Default::default() };
+        // Bounded (at most ~5 s): if the cap let the second delivery through, both end up here and the test
+        // fails on the counts, not on time.
+        for _ in 0..500 {
+            if self.ws.deliveries(&capped, 100).unwrap().iter().any(|r| r.channel.as_deref() == Some("push")) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        Outcome::Delivered { receipt: None }
+    }
 }
 
 #[tokio::test]
