@@ -139,7 +139,7 @@ fn keys(k: &[&str]) -> Option<Vec<String>> {
 
 #[tokio::test]
 async fn wait_until_a_local_time_in_the_entity_zone_across_the_spring_change() {
-    let (_dir, ws, mail) = users().await;
+    let (dir, ws, mail) = users().await;
     workflow(
         &ws,
         json!({"name": "morning", "trigger": {"type": "manual", "entity": "users"}, "steps": [
@@ -169,6 +169,11 @@ async fn wait_until_a_local_time_in_the_entity_zone_across_the_spring_change() {
     // A resolved wait was not an attempt.
     assert!(rs.iter().all(|r| r.attempts == 0 && r.status == Status::Pending), "{rs:?}");
 
+    // The resolved instants survive a restart: at them the waits end (they are not resolved again to the next
+    // day).
+    drop(ws);
+    let ws = Workspace::open(dir.path()).await.unwrap();
+    ws.register_action("mail", mail.clone()).unwrap();
     at(&ws, "2026-03-28T12:59:00Z");
     assert_eq!(ws.dispatch_due(100, 4).await.unwrap().claimed, 0);
     at(&ws, "2026-03-29T07:00:00Z");
