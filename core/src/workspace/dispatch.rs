@@ -276,6 +276,7 @@ impl Workspace {
         };
         if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
             let (t, detail) = until;
+            tracing::debug!(until = %t, "held by quiet hours");
             self.inner.catalog.hold_delivery(row.id, row.attempts, ms(t), Some(&detail), None, now)?;
             return Ok(Processed::Held);
         }
@@ -293,11 +294,13 @@ impl Workspace {
             )?;
             if let Some(k) = hit {
                 let detail = cap_text(caps[k].0);
+                tracing::debug!(channel = %channel, "capped: {detail}");
                 let f = Finish { detail: Some(&detail), channel: Some(&channel), ..Finish::status(Status::Capped) };
                 return finish(f, seq);
             }
         }
         if let Err(wait_ms) = self.inner.rate_limits.try_take(&rate_limits(spec, i, action_impl.as_ref()), now) {
+            tracing::debug!(wait_ms, "over a rate limit, pending again");
             self.inner.catalog.hold_delivery(row.id, row.attempts, now.saturating_add(wait_ms), None, None, now)?;
             return Ok(Processed::RateLimited);
         }
