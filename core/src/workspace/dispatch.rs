@@ -224,7 +224,9 @@ impl Workspace {
             }
             StepSpec::Split { branches, .. } => {
                 let bucket = split_bucket(&row.workflow, &row.step, &row.entity_key);
-                let target = &branches[split_choice(branches, bucket)].step;
+                let Some(target) = branches.get(split_choice(branches, bucket)).map(|b| &b.step) else {
+                    return dead(format!("split step `{}` has no branches", row.step));
+                };
                 let Some(j) = index_of(&spec, target) else {
                     return dead(format!("workflow `{}` has no step `{target}` any more", row.workflow));
                 };
@@ -532,7 +534,7 @@ impl Workspace {
                 }
                 StepSpec::Split { name, branches } => {
                     let bucket = split_bucket(&spec.name, name, &key);
-                    let target = &branches[split_choice(branches, bucket)].step;
+                    let target = branches.get(split_choice(branches, bucket)).map(|b| b.step.as_str()).unwrap_or("");
                     path.push(format!("split `{name}`: bucket {bucket} → `{target}`"));
                     at = index_of(spec, target);
                 }
