@@ -18,6 +18,7 @@ mod sources;
 mod workflows;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
+pub use workflows::{CapWindow, Finish};
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::store::Store;
 
+mod dispatch;
 mod entities;
 mod evaluation;
 mod explain;
@@ -60,6 +61,8 @@ struct Inner {
     static_tables: Mutex<Vec<(String, Arc<dyn TableProvider>)>>,
     /// Checked rules by segment (see `Workspace::compiled`).
     compiled: Mutex<HashMap<String, Arc<planning::Compiled>>>,
+    /// Token buckets of workflow rate limits, on the workspace clock.
+    rate_limits: crate::workflow::policy::RateLimiter,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -142,6 +145,7 @@ impl Workspace {
                 ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
                 static_tables: Mutex::new(Vec::new()),
                 compiled: Mutex::new(HashMap::new()),
+                rate_limits: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

@@ -139,8 +139,20 @@ CREATE TABLE suppressions (
 );
 "#;
 
+/// Migration 5: workflow steps and policies. A ledger row records the channel an action step sent on and when
+/// (`sent_at`, which frequency caps count across workflows), a `detail` of how the step went (the branch or
+/// split choice, the zone a wait used, the hold by quiet hours, the cap), and `resolved_at`, the instant a wait
+/// `until` resolved to.
+const V5: &str = r#"
+ALTER TABLE deliveries ADD COLUMN channel TEXT;
+ALTER TABLE deliveries ADD COLUMN sent_at INTEGER;
+ALTER TABLE deliveries ADD COLUMN detail TEXT;
+ALTER TABLE deliveries ADD COLUMN resolved_at INTEGER;
+CREATE INDEX deliveries_by_channel ON deliveries(entity_key, channel, sent_at);
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
