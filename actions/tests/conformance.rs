@@ -28,8 +28,9 @@ fn header_keys(server: &Server) -> impl Fn() -> segkit::Result<Vec<String>> + Se
 async fn webhook_conforms_and_its_key_reaches_the_receiver() {
     std::env::set_var("SEGKIT_CONF_HOOK_SECRET", "whsec-conformance");
     let server = serve(|_| Reply::new(200, "{}")).await;
-    let action =
-        build(json!({"type": "webhook", "url": format!("{}/hook", server.base), "secret": "env:SEGKIT_CONF_HOOK_SECRET"}));
+    let action = build(
+        json!({"type": "webhook", "url": format!("{}/hook", server.base), "secret": "env:SEGKIT_CONF_HOOK_SECRET"}),
+    );
     let check = ActionCheck::new(ActionCheck::sample(action.as_ref()))
         .secrets(["whsec-conformance"])
         .received(header_keys(&server));
@@ -113,7 +114,9 @@ async fn sms_providers_conform() {
         }
     })
     .await;
-    let mut delivery = ActionCheck::sample(build(json!({"type": "sms", "provider": {"kind": "http", "url": "http://127.0.0.1:1/"}})).as_ref());
+    let mut delivery = ActionCheck::sample(
+        build(json!({"type": "sms", "provider": {"kind": "http", "url": "http://127.0.0.1:1/"}})).as_ref(),
+    );
     delivery.attributes.insert("phone".into(), json!("+8613800138000"));
 
     let http = build(json!({"type": "sms", "provider": {"kind": "http", "url": format!("{}/send", server.base)}}));

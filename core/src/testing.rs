@@ -26,9 +26,9 @@ use crate::source::{ScanRequest, Source};
 
 mod actions;
 pub use actions::{
-    action_conformance, debug_redacts_secrets, declarations_are_sane, delivers_and_accepts_repeats,
-    delivery_from_json, execute_bounded, key_reaches_receiver, kind_is_set, missing_parts_are_not_retried,
-    ActionCheck, ReceivedKeys, DEFAULT_ACTION_TIMEOUT,
+    action_conformance, debug_redacts_secrets, declarations_are_sane, delivers_and_accepts_repeats, delivery_from_json,
+    execute_bounded, key_reaches_receiver, kind_is_set, missing_parts_are_not_retried, ActionCheck, ReceivedKeys,
+    DEFAULT_ACTION_TIMEOUT,
 };
 
 fn violation(source: &dyn Source, message: impl Into<String>) -> Error {

@@ -74,7 +74,10 @@ impl Action for JsAction {
         let out = match promise.await {
             Ok(out) => out,
             Err(e) => {
-                return Outcome::Retryable { reason: format!("{}: execute failed: {}", self.kind, e.reason), retry_after: None }
+                return Outcome::Retryable {
+                    reason: format!("{}: execute failed: {}", self.kind, e.reason),
+                    retry_after: None,
+                }
             }
         };
         serde_json::from_str::<Value>(&out)

@@ -23,7 +23,9 @@ fn delivery_filter(workflow: Option<String>, status: Option<String>, ids: Option
     let status = match status {
         None => None,
         Some(s) => Some(Status::parse(&s).ok_or_else(|| {
-            invalid(format!("unknown delivery status `{s}` (one of pending, running, delivered, done, suppressed, dead)"))
+            invalid(format!(
+                "unknown delivery status `{s}` (one of pending, running, delivered, done, suppressed, dead)"
+            ))
         })?),
     };
     #[allow(clippy::needless_update)] // other filter fields may come; they default to "any"

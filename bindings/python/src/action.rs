@@ -60,7 +60,10 @@ impl Action for PyAction {
         })
         .await;
         match joined {
-            Err(e) => Outcome::Retryable { reason: format!("{}: execute() did not complete: {e}", self.kind), retry_after: None },
+            Err(e) => Outcome::Retryable {
+                reason: format!("{}: execute() did not complete: {e}", self.kind),
+                retry_after: None,
+            },
             Ok(Err(e)) => Outcome::Permanent {
                 reason: Python::attach(|py| format!("{}: {}", self.kind, crate::source::raised(py, "execute()", &e))),
             },

@@ -84,12 +84,7 @@ impl ActionCheck {
     /// A generic first-attempt delivery for `action`: key `conformance-<uuid>`, entity `user` key `1`, no
     /// attributes, and every part the action declares filled (`body` with a JSON object, others with text).
     pub fn sample(action: &dyn Action) -> Delivery {
-        let mut d = Delivery::new(
-            format!("conformance-{}", uuid::Uuid::new_v4().simple()),
-            "conformance",
-            "user",
-            "1",
-        );
+        let mut d = Delivery::new(format!("conformance-{}", uuid::Uuid::new_v4().simple()), "conformance", "user", "1");
         d.step = "send".into();
         d.channel = action.kind().to_string();
         for part in action.parts().unwrap_or(&[]) {
@@ -371,11 +366,15 @@ mod tests {
 
         let msg = |mode: u8| async move {
             let a = Leaky { token: "tok-123".into(), mode };
-            let check = ActionCheck::new(ActionCheck::sample(&a)).secrets(["tok-123"]).timeout(Duration::from_millis(100));
+            let check =
+                ActionCheck::new(ActionCheck::sample(&a)).secrets(["tok-123"]).timeout(Duration::from_millis(100));
             action_conformance(&a, &check).await.unwrap_err().to_string()
         };
         let e = msg(0).await;
-        assert!(e.starts_with("invalid definition of action leaky: conformance: the Debug output shows a secret"), "{e}");
+        assert!(
+            e.starts_with("invalid definition of action leaky: conformance: the Debug output shows a secret"),
+            "{e}"
+        );
         let clean = |mode: u8| async move {
             let a = Leaky { token: String::new(), mode };
             let check = ActionCheck::new(ActionCheck::sample(&a)).timeout(Duration::from_millis(100));
@@ -394,10 +393,12 @@ mod tests {
     #[test]
     fn deliveries_parse_with_paths() {
         let d = delivery_from_json(&serde_json::json!({"idempotency_key": "k", "origin": "o", "entity": "user",
-            "entity_key": "1", "attributes": {}})).unwrap();
+            "entity_key": "1", "attributes": {}}))
+        .unwrap();
         assert_eq!(d.attempt, 1);
         let e = delivery_from_json(&serde_json::json!({"idempotency_key": "k", "origin": "o", "entity": "user",
-            "entity_key": 1, "attributes": {}})).unwrap_err();
+            "entity_key": 1, "attributes": {}}))
+        .unwrap_err();
         assert!(e.to_string().starts_with("invalid definition of delivery.entity_key: invalid type"), "{e}");
     }
 }

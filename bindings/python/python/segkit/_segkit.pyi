@@ -39,6 +39,7 @@ MAX_RULE_LIST_VALUES: int
 MAX_RULE_STRING_BYTES: int
 MAX_REGEX_PATTERN_BYTES: int
 MAX_REGEX_PROGRAM_BYTES: int
+MAX_ACTION_PARTS: int
 
 def _panic_in_task(message: str) -> None: ...
 def _panic_sync(message: str) -> None: ...
