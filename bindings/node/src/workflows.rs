@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use napi_derive::napi;
-use segkit::action::ActionFactory;
 use segkit::spec::{TemplateSpec, WorkflowSpec};
 use segkit::workflow::{DeliveryFilter, Status};
 use serde_json::Value;
