@@ -127,7 +127,6 @@ async fn sms_providers_conform() {
         "access_key_secret": "env:SEGKIT_CONF_ALI_SK", "sign_name": "segkit", "template_code": "SMS_1",
         "endpoint": format!("{}/", server.base)}}));
     let requests = server.requests.clone();
-    let mut delivery = delivery;
     delivery.idempotency_key = "conformance-aliyun".into();
     let check = ActionCheck::new(delivery).secrets(["sk-conf"]).received(move || {
         Ok(requests.lock().unwrap().iter().filter_map(|r| r.query().get("OutId").cloned()).collect())

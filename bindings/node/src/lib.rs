@@ -11,6 +11,8 @@ use arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, SchemaRef};
 use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
+// The #[napi] functions are only referenced by napi's registration, which test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
 mod action;
 mod source;
 // The #[napi] functions are only referenced by napi's registration, which test builds leave out.

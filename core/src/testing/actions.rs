@@ -277,7 +277,7 @@ pub fn key_reaches_receiver(
     received: &(dyn Fn() -> Result<Vec<String>> + Send + Sync),
 ) -> Result<()> {
     let keys = received()?;
-    if !keys.iter().any(|k| *k == delivery.idempotency_key) {
+    if !keys.contains(&delivery.idempotency_key) {
         return Err(violation(
             action.kind(),
             format!(
