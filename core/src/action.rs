@@ -398,3 +398,48 @@ pub fn check_declared_rate(rate: Option<f64>) -> Result<Option<f64>> {
         r => Ok(r),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outcomes_from_other_languages_are_checked_and_bounded() {
+        assert_eq!(Outcome::from_json(&json!({"status": "delivered"})), Ok(Outcome::Delivered { receipt: None }));
+        assert_eq!(
+            Outcome::from_json(&json!({"status": "permanent", "reason": "bad address"})),
+            Ok(Outcome::Permanent { reason: "bad address".into() })
+        );
+        let long = "é".repeat(crate::limits::MAX_OUTCOME_TEXT_BYTES);
+        let Ok(Outcome::Delivered { receipt: Some(r) }) =
+            Outcome::from_json(&json!({"status": "delivered", "receipt": long}))
+        else {
+            panic!("a long receipt is cut, not refused")
+        };
+        assert!(r.len() <= crate::limits::MAX_OUTCOME_TEXT_BYTES && r.len() > 4000, "{}", r.len());
+        let err = |v: Value| Outcome::from_json(&v).unwrap_err();
+        assert!(err(json!(null)).contains("expected an outcome object"));
+        assert!(err(json!({"status": "retryable"})).contains("a retryable outcome needs a `reason` text"));
+        assert!(err(json!({"status": "permanent", "reason": " "})).contains("must not be empty"));
+        assert!(err(json!({"status": "delivered", "reason": "x"})).contains("unknown field `reason`"));
+        assert!(err(json!({"status": "retryable", "reason": "x", "retry_after": -1})).contains("0 to 86400"));
+        assert!(err(json!({"status": "retryable", "reason": "x", "retry_after": "soon"})).contains("must be seconds"));
+        assert!(err(json!({"status": "delivered", "receipt": 7})).contains("`receipt` must be text"));
+    }
+
+    #[test]
+    fn declared_parts_are_bounded_distinct_and_interned() {
+        let a = declared_parts(&["text".into(), "subject".into()]).unwrap();
+        let b = declared_parts(&["text".into()]).unwrap();
+        assert!(std::ptr::eq(a[0], b[0]), "one allocation per distinct name");
+        let e = declared_parts(&["text".into(), "text".into()]).unwrap_err();
+        assert!(e.to_string().contains("action.parts[1]: part `text` is listed twice"), "{e}");
+        let e = declared_parts(&["x".repeat(65)]).unwrap_err();
+        assert!(e.to_string().contains("MAX_ACTION_PART_NAME_BYTES"), "{e}");
+        let many: Vec<String> = (0..=crate::limits::MAX_ACTION_PARTS).map(|i| format!("p{i}")).collect();
+        assert!(declared_parts(&many).unwrap_err().to_string().contains("MAX_ACTION_PARTS"));
+        assert!(check_declared_rate(Some(f64::NAN)).is_err());
+        assert_eq!(check_declared_rate(Some(0.5)).unwrap(), Some(0.5));
+    }
+}
