@@ -77,7 +77,7 @@ test('an entered workflow sends signed webhooks the receiver verifies', async ()
   const ws = await setup();
   const rx = await receiver();
   try {
-    ws.registerAction('hook', { type: 'webhook', url: rx.url, secret: 'env:SEGKIT_NODE_HOOK_SECRET' });
+    const config = { type: 'webhook', url: rx.url, secret: 'env:SEGKIT_NODE_HOOK_SECRET' };
     await ws.defineTemplate('welcome', {
       channel: 'webhook',
       entity: 'user',
@@ -85,8 +85,10 @@ test('an entered workflow sends signed webhooks the receiver verifies', async ()
     });
     const wf = await ws.defineWorkflow('welcome', {
       trigger: { type: 'entered', segment: 'cn' },
-      steps: [{ type: 'action', name: 'send', action: 'hook', template: 'welcome' }],
+      // An inline action config, built by the workspace's action factory (all built-in families).
+      steps: [{ type: 'action', name: 'send', action: config, template: 'welcome' }],
     });
+    assert.deepEqual(wf.steps[0].action, config);
     assert.deepEqual(wf.trigger, { type: 'entered', segment: 'cn' });
     assert.deepEqual(ws.workflow('welcome'), wf);
     assert.deepEqual(ws.workflows().map((w) => w.name), ['welcome']);
@@ -256,6 +258,14 @@ test('bad specs and actions name the field path', async () => {
   assert.throws(() => ws.deliveries({ status: 'sent' }), (e) => e instanceof InvalidArgumentError && /unknown delivery status `sent`/.test(e.message));
   await assert.rejects(ws.trigger('nope'), NotFoundError);
   assert.deepEqual(ws.workflows(), []);
+  // A built-in action registered by its config, named by a step.
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-jsonl-')), 'sent.jsonl');
+  ws.registerAction('file', { type: 'jsonl', path: out });
+  await manual(ws, 'ok', 'file');
+  await ws.trigger('ok', [2]);
+  assert.equal((await ws.dispatchDue()).delivered, 1);
+  const [line] = fs.readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual([line.entity_key, line.idempotency_key], ['2', ws.deliveries({ workflow: 'ok' })[0].idempotencyKey]);
 });
 
 test('checkAction passes good actions and names each violation', async () => {

@@ -151,8 +151,10 @@ def test_receiver_errors_are_retried_with_the_same_key(flows):
     ws = flows
     receiver = Receiver(statuses=[503])
     try:
-        ws.register_action("hook", {"type": "webhook", "url": receiver.url, "secret": "env:SEGKIT_PY_HOOK_SECRET"})
-        manual(ws, "ping", "hook", policies={"backoff_ms": 1000})
+        # An inline action config in the step, built by the workspace's action factory (all built-in families).
+        config = {"type": "webhook", "url": receiver.url, "secret": "env:SEGKIT_PY_HOOK_SECRET"}
+        manual(ws, "ping", config, policies={"backoff_ms": 1000})
+        assert ws.workflow("ping")["steps"][0]["action"] == config
         assert ws.trigger("ping", [2]) == 1
         assert ws.dispatch_due()["retried"] == 1
         (row,) = ws.deliveries(workflow="ping")
