@@ -419,3 +419,34 @@ def test_check_action_passes_good_actions_and_names_violations(receiver, monkeyp
         check_action(Broken())
     with pytest.raises(segkit.DefinitionError, match=r"delivery\.entity_key"):
         check_action(GoodAction(), {"idempotency_key": "k", "origin": "o", "entity": "u", "entity_key": 1, "attributes": {}})
+
+
+def test_ctrl_c_interrupts_dispatch_and_the_lease_brings_the_delivery_back(flows):
+    """Ctrl-C during dispatch_due raises KeyboardInterrupt at once, even while a custom action blocks; the claimed
+    row keeps its lease and is sent again, with the same key, once the lease has expired."""
+    import _thread
+
+    ws = flows
+    release = threading.Event()
+    calls = []
+
+    class Blocking:
+        def execute(self, d):
+            calls.append((d.idempotency_key, d.attempt))
+            if len(calls) == 1:
+                _thread.interrupt_main()  # the user presses Ctrl-C while the receiver hangs
+                release.wait(30)
+            return segkit.Delivered()
+
+    ws.register_action("slow", Blocking())
+    manual(ws, "hang", "slow")
+    ws.trigger("hang", [1])
+    with pytest.raises(KeyboardInterrupt):
+        ws.dispatch_due()
+    release.set()
+    (row,) = ws.deliveries(workflow="hang")
+    assert row["status"] == "running"
+    assert ws.dispatch_due()["claimed"] == 0  # still leased
+    ws.set_clock(T0 + timedelta(minutes=2))
+    assert ws.dispatch_due()["delivered"] == 1
+    assert calls == [(row["idempotency_key"], 1), (row["idempotency_key"], 2)]
