@@ -708,7 +708,7 @@ function outcomeToNative(out) {
 
 /** The function the native adapter calls: delivery JSON text in, outcome JSON text out; never rejects. */
 function actionAdapter(fn) {
-  const kind = `js:${fn.name || 'anonymous'}`;
+  const kind = `js:${(fn.name || 'anonymous').replace(/\s+/g, '_')}`; // `bound f` → `js:bound_f`
   return {
     kind,
     execute: async (deliveryJson) => {

@@ -282,6 +282,7 @@ test('checkAction passes good actions and names each violation', async () => {
     received: async () => keys,
   });
   assert.equal(keys.filter((k) => k === 'k-1').length, 2);
+  await testing.checkAction(good.bind(null), { parts: ['text'] }); // kind `js:bound_good`, no space
 
   process.env.SEGKIT_NODE_HOOK_SECRET = SECRET;
   const rx = await receiver();

@@ -367,6 +367,11 @@ def test_check_action_passes_good_actions_and_names_violations(receiver, monkeyp
     )
     assert good.keys.count("k-1") == 2
 
+    class OnePart(GoodAction):
+        parts = "text"  # one part as a plain string
+
+    check_action(OnePart())
+
     # A built-in action by its config, against the real receiver (which checks the signature).
     monkeypatch.setenv("SEGKIT_PY_HOOK_SECRET", SECRET)
     check_action(

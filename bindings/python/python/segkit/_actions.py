@@ -144,6 +144,8 @@ def _declared(action: Any) -> tuple[list[str] | None, float | None]:
         return None, None
     parts = getattr(action, "parts", None)
     parts = parts() if callable(parts) else parts
+    if isinstance(parts, str):
+        parts = [parts]
     rate = getattr(action, "max_rate_per_second", None)
     rate = rate() if callable(rate) else rate
     return (None if parts is None else [str(p) for p in parts]), rate
