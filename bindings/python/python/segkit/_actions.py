@@ -66,6 +66,7 @@ class Delivery:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        """The delivery as a plain dict (core's field names), e.g. for :func:`segkit.testing.check_action`."""
         return {
             "idempotency_key": self.idempotency_key,
             "origin": self.origin,
@@ -86,6 +87,7 @@ class Delivered:
     receipt: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome dict core parses."""
         return {"status": "delivered", "receipt": self.receipt}
 
 
@@ -97,6 +99,7 @@ class Retryable:
     retry_after: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome dict core parses."""
         return {"status": "retryable", "reason": self.reason, "retry_after": self.retry_after}
 
 
@@ -107,6 +110,7 @@ class Permanent:
     reason: str
 
     def to_dict(self) -> dict[str, Any]:
+        """The outcome dict core parses."""
         return {"status": "permanent", "reason": self.reason}
 
 
