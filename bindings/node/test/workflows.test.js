@@ -319,3 +319,22 @@ test('checkAction passes good actions and names each violation', async () => {
   await fails(testing.checkAction(good, { parts: ['text', 'text'] }), /listed twice/);
   await assert.rejects(testing.checkAction(good, { parst: ['text'] }), InvalidArgumentError);
 });
+
+test('custom actions run concurrently up to the dispatch concurrency', async () => {
+  // Each call waits until all three have started: this completes only if the dispatcher runs them at once.
+  const ws = await setup();
+  let started = 0;
+  let release;
+  const allIn = new Promise((resolve) => {
+    release = resolve;
+  });
+  ws.registerAction('barrier', async () => {
+    started += 1;
+    if (started === 3) release();
+    await allIn;
+    return { status: 'delivered' };
+  });
+  await manual(ws, 'fanout', 'barrier');
+  await ws.trigger('fanout', [1, 2, 3]);
+  assert.equal((await ws.dispatchDue({ concurrency: 3 })).delivered, 3);
+});

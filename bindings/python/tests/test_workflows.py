@@ -455,3 +455,38 @@ def test_ctrl_c_interrupts_dispatch_and_the_lease_brings_the_delivery_back(flows
     ws.set_clock(T0 + timedelta(minutes=2))
     assert ws.dispatch_due()["delivered"] == 1
     assert calls == [(row["idempotency_key"], 1), (row["idempotency_key"], 2)]
+
+
+def test_custom_actions_run_concurrently_up_to_the_dispatch_concurrency(flows):
+    """Three deliveries with concurrency 3: each execute waits until all three have started (a barrier), which
+    only completes if the dispatcher runs them at the same time — sync ones on worker threads, async ones on
+    segkit's event loop."""
+    import asyncio
+
+    ws = flows
+    barrier = threading.Barrier(3, timeout=20)
+
+    class SyncBarrier:
+        def execute(self, d):
+            barrier.wait()
+            return segkit.Delivered()
+
+    class AsyncBarrier:
+        def __init__(self):
+            self.started = 0
+            self.all_in: asyncio.Event | None = None
+
+        async def execute(self, d):
+            if self.all_in is None:
+                self.all_in = asyncio.Event()
+            self.started += 1
+            if self.started == 3:
+                self.all_in.set()
+            await asyncio.wait_for(self.all_in.wait(), 20)
+            return segkit.Delivered()
+
+    for name, action in [("sync_barrier", SyncBarrier()), ("async_barrier", AsyncBarrier())]:
+        ws.register_action(name, action)
+        manual(ws, name, name)
+        ws.trigger(name, [1, 2, 3])
+        assert ws.dispatch_due(concurrency=3)["delivered"] == 3, name
