@@ -491,9 +491,9 @@ export interface ActionConfig {
 }
 
 export interface ActionOptions {
-  /** Template parts the action reads (checked when a workflow is defined). */
+  /** Template parts the action reads (core's `Action::parts`; checkAction fills them in its sample delivery). */
   parts?: string[];
-  /** The dispatcher never exceeds this rate for the action. */
+  /** The receiver's rate limit (core's `Action::max_rate_per_second`), in deliveries per second. */
   maxRatePerSecond?: number;
 }
 

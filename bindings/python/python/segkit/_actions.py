@@ -120,8 +120,9 @@ Outcome = Union[Delivered, Retryable, Permanent]
 @runtime_checkable
 class Action(Protocol):
     """A custom action: ``execute(delivery)`` (sync or ``async``) returning an :data:`Outcome`. Optional
-    attributes: ``parts`` (the template parts it reads, checked when a workflow is defined) and
-    ``max_rate_per_second`` (the dispatcher never exceeds it)."""
+    attributes: ``parts`` (the template parts it reads; core's ``Action::parts``, which the conformance suite fills
+    in its sample delivery) and ``max_rate_per_second`` (the receiver's limit; core's
+    ``Action::max_rate_per_second``)."""
 
     def execute(self, delivery: Delivery) -> Outcome | Awaitable[Outcome]: ...
 
