@@ -78,6 +78,14 @@ pub const MAX_LOOP_PASSES: u32 = 1000;
 
 /// Most rows one `dry_run_workflow` returns.
 pub const MAX_DRY_RUN_ROWS: usize = 10_000;
+/// Most template parts a custom action (Python, Node) may declare it reads.
+pub const MAX_ACTION_PARTS: usize = 16;
+
+/// Longest name of a part a custom action declares, in bytes.
+pub const MAX_ACTION_PART_NAME_BYTES: usize = 64;
+
+/// Longest reason or receipt a custom action's outcome may carry, in bytes (longer text is cut).
+pub const MAX_OUTCOME_TEXT_BYTES: usize = 4096;
 
 /// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
 pub fn depth_error() -> Error {

@@ -45,7 +45,7 @@ pub fn backoff(base_ms: u64, attempt: u32, key: &str, retry_after: Option<Durati
 }
 
 /// What one dispatch pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DispatchReport {
     /// Rows claimed.
     pub claimed: u64,
