@@ -78,6 +78,7 @@ pub const MAX_LOOP_PASSES: u32 = 1000;
 
 /// Most rows one `dry_run_workflow` returns.
 pub const MAX_DRY_RUN_ROWS: usize = 10_000;
+
 /// Most template parts a custom action (Python, Node) may declare it reads.
 pub const MAX_ACTION_PARTS: usize = 16;
 
