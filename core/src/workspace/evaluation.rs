@@ -168,7 +168,7 @@ impl Workspace {
         let (def, entity, checked) = (&c.def, &c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
         let snapshot = self.snapshot(&entity.name)?.version;
-        let (members, membership_schema) = self.compute_members(&def, &entity, &checked).await?;
+        let (members, membership_schema) = self.compute_members(def, entity, checked).await?;
         let previous = self.inner.catalog.last_run(name)?;
         let before = self.membership(previous.as_ref(), &membership_schema).await?;
         let (entered, exited) = diff_sorted(&before, &members)?;
@@ -230,7 +230,7 @@ impl Workspace {
     pub async fn count(&self, name: &str) -> Result<u64> {
         let c = self.compiled(name)?;
         let (entity, checked) = (&c.entity, &c.checked);
-        let n = self.filtered(&entity, &checked).await?.count().await? as u64;
+        let n = self.filtered(entity, checked).await?.count().await? as u64;
         crate::memory::release_unused_memory();
         Ok(n)
     }
@@ -241,7 +241,7 @@ impl Workspace {
         let (entity, checked) = (&c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
         let df =
-            self.filtered(&entity, &checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
+            self.filtered(entity, checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
         let batch = concat_batches(&entity.schema(), &df.collect().await?)?;
         let mut fields = vec![];
         let mut cols = vec![];

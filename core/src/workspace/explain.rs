@@ -125,8 +125,8 @@ impl Workspace {
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let key_expr = Expr::Literal(scalar(&key_value, &key_type), None);
         let now = self.now();
-        let mut sources = PlanSources::new(self, self.load_stored_members(&checked).await?);
-        self.match_sequences(&checked, now, &mut sources).await?;
+        let mut sources = PlanSources::new(self, self.load_stored_members(checked).await?);
+        self.match_sequences(checked, now, &mut sources).await?;
 
         // Every attribute predicate (also those of inlined segment references) as a column of one row.
         let mut preds = vec![];
@@ -139,7 +139,7 @@ impl Workspace {
                 _ => {}
             }
         }
-        collect(&checked, &mut preds);
+        collect(checked, &mut preds);
         if preds.len() > MAX_EXPLAIN_CONDITIONS {
             return Err(Error::InvalidArgument(format!(
                 "explain shows at most {MAX_EXPLAIN_CONDITIONS} conditions and segment `{}` has {} (limit \
@@ -178,8 +178,8 @@ impl Workspace {
             }
         }
 
-        let ctx = Cx { ws: self, sources: &sources, now, key_attr: &key_attr, entity: &entity, key_expr, pred_values };
-        let root = ctx.node(&checked).await?;
+        let ctx = Cx { ws: self, sources: &sources, now, key_attr: &key_attr, entity, key_expr, pred_values };
+        let root = ctx.node(checked).await?;
         Ok(Explanation { segment: def.name.clone(), key: key.to_string(), member: root.value == Some(true), root })
     }
 }

@@ -179,7 +179,7 @@ impl Workspace {
         let c = self.compiled(name)?;
         let (entity, checked) = (&c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
-        let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
+        let df = self.filtered(entity, checked).await?.select(vec![column(&key)])?;
         let plan = df.create_physical_plan().await?;
         let text = datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string();
         Ok(text)
