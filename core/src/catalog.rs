@@ -14,6 +14,7 @@ use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
 mod migrations;
+mod schedules;
 mod sources;
 mod workflows;
 pub use migrations::SCHEMA_VERSION;

@@ -60,6 +60,16 @@ pub const MAX_WORKFLOW_STEPS: usize = 100;
 /// Most keys one manual `trigger` may name.
 pub const MAX_TRIGGER_KEYS: usize = 1_000_000;
 
+/// Longest cron pattern of a schedule, in bytes.
+pub const MAX_CRON_BYTES: usize = 256;
+
+/// Most schedules one workspace may hold ([`Workspace::schedule`](crate::Workspace::schedule)).
+pub const MAX_SCHEDULES: usize = 10_000;
+
+/// Most missed due times of one schedule that [`Workspace::run_due`](crate::Workspace::run_due) steps over to find
+/// the latest one (beyond it, the cron crate's backward search finds it).
+pub const MAX_SCHEDULE_CATCH_UP: usize = 1000;
+
 /// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
 pub fn depth_error() -> Error {
     Error::rule(

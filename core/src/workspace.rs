@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::store::Store;
+use crate::workflow::dispatch::MIN_LEASE;
 
 mod entities;
 mod evaluation;
@@ -25,6 +26,7 @@ mod explain;
 mod ingest;
 mod options;
 mod planning;
+mod schedules;
 mod segments;
 mod sources;
 mod static_lists;
@@ -40,7 +42,7 @@ pub use vacuum::{VacuumReport, ORPHAN_GRACE};
 
 struct Inner {
     dir: PathBuf,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     store: Store,
     ctx: SessionContext,
     clock: RwLock<Arc<dyn Clock>>,
@@ -53,6 +55,8 @@ struct Inner {
     action_factory: Option<Arc<dyn crate::action::ActionFactory>>,
     /// Actions registered by name ([`Workspace::register_action`]).
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
+    /// How long a dispatcher's claim on a delivery lasts ([`WorkspaceOptions::lease`]).
+    lease: std::time::Duration,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -89,7 +93,15 @@ impl Workspace {
     pub async fn open_with(path: impl AsRef<Path>, options: WorkspaceOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let catalog = Catalog::open(&dir.join("segkit.db"))?;
+        let catalog = Arc::new(Catalog::open(&dir.join("segkit.db"))?);
+        let lease = options.lease.unwrap_or(crate::workflow::dispatch::LEASE);
+        if lease < MIN_LEASE {
+            return Err(Error::InvalidArgument(format!(
+                "the delivery lease is {} ms, shorter than {} ms (MIN_LEASE)",
+                lease.as_millis(),
+                MIN_LEASE.as_millis()
+            )));
+        }
         let store = match &options.store_url {
             None => Store::local(&dir)?,
             Some(url) => {
@@ -129,6 +141,7 @@ impl Workspace {
                 source_factory: options.source_factory.clone(),
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
+                lease,
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -177,6 +190,12 @@ impl Workspace {
     /// The workspace time zone.
     pub fn time_zone(&self) -> chrono_tz::Tz {
         *self.inner.time_zone.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long a dispatcher's claim on a delivery lasts before another dispatcher may take it (see
+    /// [`WorkspaceOptions::lease`]).
+    pub fn lease(&self) -> std::time::Duration {
+        self.inner.lease
     }
 
     /// The current instant according to the workspace clock.

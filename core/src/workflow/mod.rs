@@ -11,8 +11,10 @@
 
 pub mod dispatch;
 pub mod ledger;
+pub mod schedule;
 pub mod template;
 
 pub use crate::spec::workflow::{PoliciesSpec, ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
 pub use dispatch::DispatchReport;
 pub use ledger::{DeliveryFilter, LedgerRow, Status};
+pub use schedule::{JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport};

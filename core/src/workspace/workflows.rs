@@ -6,17 +6,14 @@ use std::sync::Arc;
 use arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::common::TableReference;
 use datafusion::prelude::{cast, ident, lit};
-use futures::{StreamExt, TryStreamExt};
-use tracing::Instrument;
+use futures::TryStreamExt;
 
 use crate::action::{Action, Delivery, Outcome};
 use crate::catalog::RunRecord;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
 use crate::model::{check_name, normalize_name};
-use crate::workflow::dispatch::{
-    backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, LEASE, MAX_ATTEMPTS,
-};
+use crate::workflow::dispatch::{backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS};
 use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
 use crate::workflow::template::{check_parts, render_parts};
 use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
@@ -26,19 +23,19 @@ use super::Workspace;
 /// Most ids one `replay` may name.
 const MAX_REPLAY_IDS: usize = 10_000;
 
-fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+pub(super) fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
 }
 
 /// The due time of a row for `step` created at `now`: a wait step is due when the wait is over.
-fn due_for(step: &StepSpec, now: i64) -> i64 {
+pub(super) fn due_for(step: &StepSpec, now: i64) -> i64 {
     match step {
         StepSpec::Wait { seconds, .. } => now.saturating_add((*seconds).min(i64::MAX as u64 / 1000) as i64 * 1000),
         _ => now,
     }
 }
 
-fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
+pub(super) fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
     let first_step = spec.steps.first()?.name().to_string();
     match spec.policies.reentry {
         ReentrySpec::Never => Some(Reentry { first_step, since: i64::MIN }),
@@ -50,7 +47,7 @@ fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
 }
 
 /// The keys of column 0 of `batches` as text.
-fn keys_of(batches: &[RecordBatch]) -> Result<Vec<String>> {
+pub(super) fn keys_of(batches: &[RecordBatch]) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for b in batches {
         if b.num_columns() == 0 {
@@ -171,9 +168,11 @@ impl Workspace {
     }
 
     /// The entity type a workflow's trigger is about.
-    fn trigger_entity(&self, trigger: &TriggerSpec) -> Result<String> {
+    pub(super) fn trigger_entity(&self, trigger: &TriggerSpec) -> Result<String> {
         match trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => Ok(self.segment(segment)?.entity),
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
+                Ok(self.segment(segment)?.entity)
+            }
             TriggerSpec::Manual { entity } => Ok(self.entity(entity)?.name),
         }
     }
@@ -187,7 +186,7 @@ impl Workspace {
         let wname = spec.name.clone();
         let here = |f: &str| format!("workflow {wname}.{f}");
         match &mut spec.trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
                 *segment =
                     self.segment(segment).map_err(|e| Error::definition(here("trigger.segment"), e.to_string()))?.name
             }
@@ -279,7 +278,9 @@ impl Workspace {
         let keys = match keys {
             Some(k) => k,
             None => match &spec.trigger {
-                TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
+                TriggerSpec::Entered { segment }
+                | TriggerSpec::Exited { segment }
+                | TriggerSpec::Schedule { segment } => {
                     keys_of(&self.members(segment, None).await?.try_collect::<Vec<_>>().await?)?
                 }
                 TriggerSpec::Manual { .. } => {
@@ -390,34 +391,13 @@ impl Workspace {
     }
 
     /// One dispatch pass at the workspace clock's now: claims up to `limit` due rows (with a lease of
-    /// [`LEASE`]), executes them at most `concurrency` at a time, records each outcome and writes the next
-    /// step's row in the same transaction.
+    /// [`Workspace::lease`]), executes them at most `concurrency` at a time, records each outcome and writes the
+    /// next step's row in the same transaction.
     pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
-        let now = ms(self.now());
-        let rows = self.inner.catalog.claim_deliveries(now, LEASE.as_millis() as i64, limit.max(1))?;
-        let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
-        let results: Vec<Result<Status>> = futures::stream::iter(rows)
-            .map(|row| {
-                let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
-                self.process(row, now).instrument(span)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
-        for r in results {
-            match r? {
-                Status::Delivered => report.delivered += 1,
-                Status::Done => report.done += 1,
-                Status::Pending => report.retried += 1,
-                Status::Dead => report.dead += 1,
-                Status::Suppressed => report.suppressed += 1,
-                Status::Running => {}
-            }
-        }
-        Ok(report)
+        Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
     }
 
-    async fn process(&self, row: LedgerRow, now: i64) -> Result<Status> {
+    pub(super) async fn process(&self, row: LedgerRow, now: i64) -> Result<Status> {
         let dead = |reason: String| -> Result<Status> {
             tracing::warn!(reason = %reason, "dead-lettered");
             self.inner.catalog.finish_delivery(row.id, row.attempts, Status::Dead, None, Some(&reason), None, now)?;
@@ -462,7 +442,9 @@ impl Workspace {
             return dead(format!("`{}` has no entity with this key any more", row.entity));
         };
         let segment = match &spec.trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => segment.clone(),
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
+                segment.clone()
+            }
             TriggerSpec::Manual { .. } => String::new(),
         };
         let content = match template {
@@ -491,10 +473,10 @@ impl Workspace {
             content,
             attempt: row.attempts,
         };
-        let outcome = match tokio::time::timeout(LEASE / 2, action.execute(&delivery)).await {
+        let outcome = match tokio::time::timeout(self.inner.lease / 2, action.execute(&delivery)).await {
             Ok(o) => o,
             Err(_) => Outcome::Retryable {
-                reason: format!("no outcome within {} s", (LEASE / 2).as_secs()),
+                reason: format!("no outcome within {} ms", (self.inner.lease / 2).as_millis()),
                 retry_after: None,
             },
         };
