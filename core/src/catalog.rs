@@ -16,9 +16,11 @@ use crate::segment::SegmentDefinition;
 mod migrations;
 mod schedules;
 mod sources;
+mod system;
 mod workflows;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
+pub use system::IngestRecord;
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -125,6 +125,7 @@ impl Workspace {
                 .map_err(|e| Error::InvalidArgument(format!("session option {k}={v}: {e}")))?;
         }
         let ctx = SessionContext::new_with_config(config);
+        crate::monitoring::register_system_tables(&ctx, catalog.clone())?;
         if store.url().scheme() != "file" {
             ctx.register_object_store(&store.registration_url(), store.object_store());
         }
@@ -167,7 +168,8 @@ impl Workspace {
         &self.inner.ctx
     }
 
-    /// Runs SQL over the entity tables and collects the result.
+    /// Runs SQL over the entity tables and the system tables (`segkit.runs`, `segkit.syncs`, `segkit.deliveries`,
+    /// `segkit.schedules`: see [`crate::monitoring`]) and collects the result.
     pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.inner.ctx.sql(query).await?.collect().await?)
     }

@@ -146,6 +146,10 @@ impl Workspace {
             self.inner.store.delete(&orphans).await;
             return Err(err);
         }
+        metrics::counter!(crate::monitoring::ROWS_INGESTED, "entity" => entity.to_string())
+            .increment(report.rows_written);
+        metrics::counter!(crate::monitoring::ROWS_QUARANTINED, "entity" => entity.to_string())
+            .increment(report.rows_quarantined);
         Ok(report)
     }
 

@@ -1,7 +1,7 @@
 //! Cron schedules, `run_due`, the `serve` loop and the dispatch pass they share (see
 //! [`crate::workflow::schedule`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,17 +10,18 @@ use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::workflows::{due_for, keys_of, ms, reentry};
+use super::workflows::{due_for, keys_of, ms, reentry, step_channel};
 use super::Workspace;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_SCHEDULES, MAX_TRIGGER_KEYS};
 use crate::model::{check_name, normalize_name};
+use crate::monitoring;
 use crate::workflow::dispatch::DispatchReport;
 use crate::workflow::ledger::{NewDelivery, Status};
 use crate::workflow::schedule::{
     Cron, JobRun, JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport,
 };
-use crate::workflow::TriggerSpec;
+use crate::workflow::{StepSpec, TriggerSpec};
 
 /// Never sleep less than this between two `serve` passes, so a schedule that cannot advance does not spin.
 const MIN_SLEEP: Duration = Duration::from_millis(10);
@@ -142,6 +143,9 @@ impl Workspace {
             if let Err(e) = &outcome {
                 tracing::warn!(schedule = %spec.name, error = %e, "scheduled job failed");
             }
+            let result = if outcome.is_ok() { "ok" } else { "error" };
+            metrics::counter!(monitoring::SCHEDULED_JOBS, "schedule" => spec.name.clone(), "outcome" => result)
+                .increment(1);
             self.inner.catalog.finish_schedule(
                 &spec.name,
                 ms(first),
@@ -281,9 +285,25 @@ impl Workspace {
         let rows = self.inner.catalog.claim_deliveries(now, self.inner.lease.as_millis() as i64, limit.max(1))?;
         let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
         if rows.is_empty() {
+            self.record_queue_depth()?;
             return Ok((report, 0));
         }
         let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(rows.iter().map(|r| r.id).collect()));
+        // The channel of each (workflow, step), for the metrics' labels.
+        let channels: HashMap<(String, String), String> = self
+            .workflows()?
+            .into_iter()
+            .flat_map(|w| {
+                let name = w.name.clone();
+                w.steps.into_iter().map(move |s| {
+                    let channel = match &s {
+                        StepSpec::Action { action, channel, .. } => step_channel(action, channel),
+                        _ => String::new(),
+                    };
+                    ((name.clone(), s.name().to_string()), channel)
+                })
+            })
+            .collect();
         let token = shutdown.map(|(t, _)| t.clone());
         let work = futures::stream::iter(rows)
             .take_while(move |_| std::future::ready(!token.as_ref().is_some_and(|t| t.is_cancelled())))
@@ -291,9 +311,15 @@ impl Workspace {
                 let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
                 let id = row.id;
                 let held = held.clone();
+                let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
+                let workflow = row.workflow.clone();
                 async move {
+                    let started = Instant::now();
                     let r = self.process(row, now).await;
                     held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    if let Ok(status) = &r {
+                        record_delivery(*status, &workflow, &channel, started.elapsed());
+                    }
                     r
                 }
                 .instrument(span)
@@ -330,9 +356,31 @@ impl Workspace {
         let left: Vec<i64> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
         let released =
             if left.is_empty() { 0 } else { self.inner.catalog.release_deliveries(&left, ms(self.now()))? };
+        self.record_queue_depth()?;
         match first_error {
             Some(e) => Err(e),
             None => Ok((report, released)),
         }
+    }
+
+    /// Sets the queue-depth gauges from the ledger.
+    fn record_queue_depth(&self) -> Result<()> {
+        let counts = self.inner.catalog.delivery_counts()?;
+        for status in [Status::Pending, Status::Running, Status::Dead] {
+            let n = counts.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
+            metrics::gauge!(monitoring::QUEUE_DEPTH, "status" => status.as_str()).set(n as f64);
+        }
+        Ok(())
+    }
+}
+
+/// Counts one delivery attempt's outcome in the metrics.
+fn record_delivery(status: Status, workflow: &str, channel: &str, took: Duration) {
+    let channel = channel.to_string();
+    metrics::counter!(monitoring::DELIVERIES, "status" => status.as_str(), "channel" => channel.clone()).increment(1);
+    metrics::histogram!(monitoring::DELIVERY_SECONDS, "channel" => channel.clone()).record(took.as_secs_f64());
+    if status == Status::Dead {
+        metrics::counter!(monitoring::DEAD_LETTERS, "workflow" => workflow.to_string(), "channel" => channel)
+            .increment(1);
     }
 }

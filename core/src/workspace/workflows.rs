@@ -46,6 +46,14 @@ pub(super) fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
     }
 }
 
+/// The channel of an action step: its `channel`, else the registered action's name or the config's `type`.
+pub(super) fn step_channel(action: &serde_json::Value, channel: &Option<String>) -> String {
+    channel.clone().unwrap_or_else(|| match action {
+        serde_json::Value::String(s) => normalize_name(s),
+        v => v.get("type").and_then(|t| t.as_str()).unwrap_or("action").to_string(),
+    })
+}
+
 /// The keys of column 0 of `batches` as text.
 pub(super) fn keys_of(batches: &[RecordBatch]) -> Result<Vec<String>> {
     let mut out = Vec::new();
@@ -427,10 +435,7 @@ impl Workspace {
             StepSpec::Exit { .. } => return finish(Status::Done, None, None),
             StepSpec::Action { action, channel, template, .. } => (action, channel, template),
         };
-        let channel = channel.clone().unwrap_or_else(|| match action {
-            serde_json::Value::String(s) => normalize_name(s),
-            v => v.get("type").and_then(|t| t.as_str()).unwrap_or("action").to_string(),
-        });
+        let channel = step_channel(action, channel);
         if self.inner.catalog.is_suppressed(&channel, &row.entity_key)? {
             return finish(Status::Suppressed, None, next.as_ref());
         }
