@@ -70,6 +70,9 @@ pub const MAX_SCHEDULES: usize = 10_000;
 /// the latest one (beyond it, the cron crate's backward search finds it).
 pub const MAX_SCHEDULE_CATCH_UP: usize = 1000;
 
+/// Most rows one scan of a `segkit.*` system table reads (see [`crate::monitoring`]).
+pub const MAX_SYSTEM_TABLE_ROWS: usize = 10_000_000;
+
 /// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
 pub fn depth_error() -> Error {
     Error::rule(

@@ -10,7 +10,7 @@
 //! | `segkit.deliveries` | ledger row | id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, last_error, receipt, created_at, updated_at |
 //! | `segkit.schedules` | schedule | name, cron, timezone, job_type, job, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures |
 //!
-//! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`] rows (a `LIMIT` DataFusion can
+//! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`](crate::limits::MAX_SYSTEM_TABLE_ROWS) rows (a `LIMIT` DataFusion can
 //! push down reads fewer).
 //!
 //! **Metrics** go through the [`metrics`] facade: they cost nothing until the application installs a recorder
@@ -46,12 +46,11 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
+use crate::limits::MAX_SYSTEM_TABLE_ROWS;
 use crate::workflow::DeliveryFilter;
 
 /// The schema of the system tables.
 pub const SYSTEM_SCHEMA: &str = "segkit";
-/// Most rows one scan of a system table reads.
-pub const MAX_SYSTEM_TABLE_ROWS: usize = 10_000_000;
 
 /// Counter: rows written by ingests and syncs.
 pub const ROWS_INGESTED: &str = "segkit_rows_ingested_total";
@@ -295,6 +294,18 @@ pub(crate) fn register_system_tables(ctx: &SessionContext, catalog: Arc<Catalog>
 /// Installs a global metrics recorder that keeps every segkit metric in memory and renders them in the Prometheus
 /// text format (`handle.render()`), for an application to serve on its own `/metrics` route. No HTTP server is
 /// started. Fails if another recorder is installed already.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> segkit::Result<()> {
+/// let handle = segkit::monitoring::install_prometheus_recorder()?;
+/// let dir = tempfile::tempdir().unwrap();
+/// let ws = segkit::Workspace::open(dir.path()).await?;
+/// ws.dispatch_due(10, 1).await?; // sets the queue-depth gauges
+/// let text = handle.render();
+/// assert!(text.contains("segkit_delivery_queue_depth{status=\"pending\"} 0"), "{text}");
+/// # Ok(()) }
+/// ```
 #[cfg(feature = "prometheus")]
 pub fn install_prometheus_recorder() -> Result<metrics_exporter_prometheus::PrometheusHandle> {
     metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -8,6 +8,9 @@
 //! executes them with bounded concurrency, and records the outcome; retries back off exponentially with
 //! jitter ([`dispatch::backoff`]), honouring a receiver's retry-after; the last failure dead-letters the row,
 //! and [`Workspace::replay`](crate::Workspace::replay) sends it again.
+//!
+//! The [`schedule`] module runs cron jobs (syncs, evaluations, scheduled workflows, dispatch):
+//! [`Workspace::run_due`](crate::Workspace::run_due) and the [`Workspace::serve`](crate::Workspace::serve) loop.
 
 pub mod dispatch;
 pub mod ledger;
