@@ -6,7 +6,7 @@
 //! | table | one row per | columns |
 //! | --- | --- | --- |
 //! | `segkit.runs` | segment run | segment, run, started_at, duration_ms, member_count, entered, exited, snapshot |
-//! | `segkit.syncs` | sync or ingest | id, entity, source, mode, rows_read, rows_written, rows_quarantined, snapshot, duration_ms, created_at |
+//! | `segkit.syncs` | sync or ingest | id, entity, source, named_source, mode, rows_read, rows_written, rows_quarantined, snapshot, duration_ms, created_at |
 //! | `segkit.deliveries` | ledger row | id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, last_error, receipt, created_at, updated_at |
 //! | `segkit.schedules` | schedule | name, cron, timezone, job_type, job, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures |
 //!
@@ -161,6 +161,7 @@ fn syncs_schema() -> SchemaRef {
         Field::new("id", DataType::Utf8, false),
         Field::new("entity", DataType::Utf8, false),
         Field::new("source", DataType::Utf8, false),
+        Field::new("named_source", DataType::Utf8, true),
         Field::new("mode", DataType::Utf8, true),
         Field::new("rows_read", DataType::Int64, true),
         Field::new("rows_written", DataType::Int64, true),
@@ -180,6 +181,7 @@ fn syncs(c: &Catalog, limit: usize) -> Result<Vec<ArrayRef>> {
         text(rows.iter().map(|r| Some(r.id.clone())).collect()),
         text(rows.iter().map(|r| Some(r.entity.clone())).collect()),
         text(rows.iter().map(|r| Some(r.source.clone())).collect()),
+        text(reports.iter().map(|r| r["sync"].as_str().map(str::to_string)).collect()),
         text(reports.iter().map(|r| r["mode"].as_str().map(str::to_string)).collect()),
         field_i("rows_read"),
         field_i("rows_written"),

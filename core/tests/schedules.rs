@@ -428,3 +428,47 @@ async fn serve_runs_due_jobs_and_a_failing_one_does_not_stop_the_loop() {
     let broken = ws.schedule_info("broken").unwrap();
     assert!(broken.last_error.is_some() && broken.next_due == Some(t0 + Duration::days(1)), "{broken:?}");
 }
+
+#[tokio::test]
+async fn a_sync_job_syncs_a_named_source_and_shows_in_segkit_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = dir.path().join("parts");
+    std::fs::create_dir(&parts).unwrap();
+    let rows: String = (0..40).map(|i| format!("{{\"id\": {i}, \"name\": \"user {i}\"}}\n")).collect();
+    std::fs::write(parts.join("part-00000.ndjson"), rows).unwrap();
+    let mut registry = segkit::sources::SourceRegistry::new();
+    segkit::testing::register_sources(&mut registry);
+    let ws = Workspace::open_with(dir.path().join("ws"), segkit::WorkspaceOptions::default().source_factory(registry))
+        .await
+        .unwrap();
+    ws.define_entity(
+        segkit::Entity::profile("user", "id")
+            .attribute(segkit::Attribute::new("id", segkit::DataType::Int64))
+            .attribute(segkit::Attribute::new("name", segkit::DataType::String)),
+    )
+    .await
+    .unwrap();
+    let config = json!({"type": "testing_parts", "dir": parts, "fields": ["id", "name"]});
+    ws.define_source(segkit::SourceDefinition::new("users", "user", config)).await.unwrap();
+    let t0 = utc("2026-06-30T00:00:00Z");
+    at(&ws, t0);
+    schedule(
+        &ws,
+        json!({"name": "pull", "cron": "*/5 * * * *", "timezone": "UTC",
+        "job": {"type": "sync", "source": "users"}}),
+    )
+    .await
+    .unwrap();
+    let due = t0 + Duration::minutes(5);
+    at(&ws, due);
+    let r = ws.run_due(due).await.unwrap();
+    assert_eq!(r.jobs[0].outcome.as_deref(), Ok("synced 40 rows (0 quarantined)"), "{r:?}");
+    let b = ws.sql("SELECT named_source, source, rows_written FROM segkit.syncs").await.unwrap();
+    let text = segkit::deps::arrow::util::pretty::pretty_format_batches(&b).unwrap().to_string();
+    assert!(text.contains("| users        | testing_parts:parts | 40           |"), "{text}");
+    // The next run finds nothing new past the cursor.
+    let next = due + Duration::minutes(5);
+    at(&ws, next);
+    let r = ws.run_due(next).await.unwrap();
+    assert_eq!(r.jobs[0].outcome.as_deref(), Ok("synced 0 rows (0 quarantined)"), "{r:?}");
+}

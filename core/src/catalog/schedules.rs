@@ -7,7 +7,7 @@ use super::workflows::insert_deliveries;
 use super::{now_text, Catalog};
 use crate::error::Result;
 use crate::workflow::ledger::{NewDelivery, Reentry};
-use crate::workflow::schedule::{ScheduleInfo, ScheduleSpec};
+use crate::workflow::schedule::ScheduleInfo;
 
 const COLS: &str = "definition, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures";
 
@@ -15,32 +15,26 @@ fn instant(ms: Option<i64>) -> Option<DateTime<Utc>> {
     ms.and_then(DateTime::from_timestamp_millis)
 }
 
-fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, ScheduleInfo)> {
-    let definition: String = r.get(0)?;
-    let placeholder = ScheduleSpec {
-        name: String::new(),
-        cron: String::new(),
-        timezone: None,
-        job: crate::workflow::schedule::JobSpec::Dispatch,
-    };
-    Ok((
-        definition,
-        ScheduleInfo {
-            spec: placeholder,
-            next_due: instant(r.get(1)?),
-            last_due: instant(r.get(2)?),
-            last_run_at: instant(r.get(3)?),
-            last_duration_ms: r.get(4)?,
-            last_error: r.get(5)?,
-            runs: r.get::<_, i64>(6)? as u64,
-            failures: r.get::<_, i64>(7)? as u64,
-        },
-    ))
+/// A row: the definition (JSON) and the state, parsed by [`parse`].
+type Row = (String, [Option<i64>; 3], Option<f64>, Option<String>, i64, i64);
+
+fn info(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?], r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
 }
 
-fn parse((definition, mut info): (String, ScheduleInfo)) -> Result<ScheduleInfo> {
-    info.spec = serde_json::from_str(&definition)?;
-    Ok(info)
+fn parse(
+    (definition, [next_due, last_due, last_run_at], last_duration_ms, last_error, runs, failures): Row,
+) -> Result<ScheduleInfo> {
+    Ok(ScheduleInfo {
+        spec: serde_json::from_str(&definition)?,
+        next_due: instant(next_due),
+        last_due: instant(last_due),
+        last_run_at: instant(last_run_at),
+        last_duration_ms,
+        last_error,
+        runs: runs.max(0) as u64,
+        failures: failures.max(0) as u64,
+    })
 }
 
 impl Catalog {

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::limits::{MAX_SCHEDULES, MAX_TRIGGER_KEYS};
 use crate::model::{check_name, normalize_name};
 use crate::monitoring;
+use crate::sources::IngestControl;
 use crate::workflow::dispatch::DispatchReport;
 use crate::workflow::ledger::{NewDelivery, Status};
 use crate::workflow::schedule::{
@@ -134,7 +135,7 @@ impl Workspace {
                     let due = cron.latest_due(first, now);
                     let started = Instant::now();
                     let span = tracing::info_span!("schedule", name = %spec.name, due = %due);
-                    let outcome = self.run_job(spec, due, options).instrument(span).await;
+                    let outcome = self.run_job(spec, due, options, shutdown).instrument(span).await;
                     (due, cron.next_after(now), outcome, started.elapsed())
                 }
                 Err(e) => (first, None, Err(e), Duration::ZERO),
@@ -164,10 +165,21 @@ impl Workspace {
         Ok((report, released))
     }
 
-    async fn run_job(&self, spec: &ScheduleSpec, due: DateTime<Utc>, options: &ServeOptions) -> Result<String> {
+    /// Runs one job. A sync is cancelled (committing nothing) when `shutdown` fires.
+    async fn run_job(
+        &self,
+        spec: &ScheduleSpec,
+        due: DateTime<Utc>,
+        options: &ServeOptions,
+        shutdown: Option<&CancellationToken>,
+    ) -> Result<String> {
         match &spec.job {
             JobSpec::Sync { source } => {
-                let r = self.sync(source).await?;
+                let mut control = IngestControl::default();
+                if let Some(token) = shutdown {
+                    control = control.cancel_with(token.clone());
+                }
+                let r = self.sync_with(source, &control).await?;
                 Ok(format!("synced {} rows ({} quarantined)", r.rows_written, r.rows_quarantined))
             }
             JobSpec::Evaluate { segment } => {
