@@ -89,29 +89,40 @@ fn cron_at_0230_berlin_runs_once_a_day_across_spring_forward_and_fall_back() {
     assert_eq!(s.next_after(utc("2027-01-01T00:00:00Z")), Some(utc("2027-01-01T09:00:15Z")));
 }
 
-#[tokio::test]
-async fn run_due_with_a_fixed_clock_follows_berlin_time_across_dst_days() {
-    let (_dir, ws) = common::people_workspace().await;
-    ws.set_time_zone("Europe/Berlin").unwrap();
-    at(&ws, utc("2027-10-29T12:00:00Z"));
-    let info =
-        schedule(&ws, json!({"name": "nightly", "cron": "30 2 * * *", "job": {"type": "dispatch"}})).await.unwrap();
-    assert_eq!(info.spec.timezone.as_deref(), Some("Europe/Berlin"), "the workspace time zone by default");
-    assert_eq!(info.next_due, Some(utc("2027-10-30T00:30:00Z")));
-    // Every 10 minutes across three days, run_due at the clock's now: one run per local day.
-    let mut t = utc("2027-10-29T12:00:00Z");
+/// Steps the clock every 10 minutes from `from` to `to`, calling `run_due` at each step; returns the due instants run.
+async fn step_through(ws: &Workspace, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut t = from;
     let mut dues = vec![];
-    while t < utc("2027-11-01T12:00:00Z") {
-        at(&ws, t);
+    while t < to {
+        at(ws, t);
         for job in ws.run_due(t).await.unwrap().jobs {
             assert!(job.outcome.is_ok(), "{job:?}");
             dues.push(job.due);
         }
         t += Duration::minutes(10);
     }
+    dues
+}
+
+#[tokio::test]
+async fn run_due_with_a_fixed_clock_follows_berlin_time_across_dst_days() {
+    let (_dir, ws) = common::people_workspace().await;
+    ws.set_time_zone("Europe/Berlin").unwrap();
+    let spec = json!({"name": "nightly", "cron": "30 2 * * *", "job": {"type": "dispatch"}});
+    // Spring forward (28 March 2027, 02:00 → 03:00): 02:30 does not exist that day; the job runs at 03:00 CEST.
+    at(&ws, utc("2027-03-26T12:00:00Z"));
+    let info = schedule(&ws, spec.clone()).await.unwrap();
+    assert_eq!(info.spec.timezone.as_deref(), Some("Europe/Berlin"), "the workspace time zone by default");
+    let dues = step_through(&ws, utc("2027-03-26T12:00:00Z"), utc("2027-03-29T12:00:00Z")).await;
+    assert_eq!(dues, [utc("2027-03-27T01:30:00Z"), utc("2027-03-28T01:00:00Z"), utc("2027-03-29T00:30:00Z")]);
+    // Fall back (31 October 2027, 03:00 → 02:00): 02:30 happens twice; the job runs once, at the first.
+    at(&ws, utc("2027-10-29T12:00:00Z"));
+    let info = schedule(&ws, spec).await.unwrap();
+    assert_eq!(info.next_due, Some(utc("2027-10-30T00:30:00Z")));
+    let dues = step_through(&ws, utc("2027-10-29T12:00:00Z"), utc("2027-11-01T12:00:00Z")).await;
     assert_eq!(dues, [utc("2027-10-30T00:30:00Z"), utc("2027-10-31T00:30:00Z"), utc("2027-11-01T01:30:00Z")]);
     let info = ws.schedule_info("nightly").unwrap();
-    assert_eq!((info.runs, info.failures), (3, 0));
+    assert_eq!((info.runs, info.failures), (6, 0));
     assert_eq!(info.last_due, Some(utc("2027-11-01T01:30:00Z")));
     assert_eq!(info.next_due, Some(utc("2027-11-02T01:30:00Z")));
 }
