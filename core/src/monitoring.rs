@@ -10,11 +10,11 @@
 //! | `segkit.deliveries` | ledger row | id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, last_error, receipt, created_at, updated_at |
 //! | `segkit.schedules` | schedule | name, cron, timezone, job_type, job, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures |
 //!
-//! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`](crate::limits::MAX_SYSTEM_TABLE_ROWS) rows (a `LIMIT` DataFusion can
+//! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`] rows (a `LIMIT` DataFusion can
 //! push down reads fewer).
 //!
 //! **Metrics** go through the [`metrics`] facade: they cost nothing until the application installs a recorder
-//! (with the `prometheus` feature, [`install_prometheus_recorder`]). Names and labels:
+//! (with the `prometheus` feature, `install_prometheus_recorder`). Names and labels:
 //!
 //! | metric | kind | labels |
 //! | --- | --- | --- |
