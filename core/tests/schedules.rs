@@ -299,6 +299,18 @@ async fn schedule_specs_are_checked_with_field_paths() {
     let e = schedule(&ws, json!({"name": "1n", "cron": "* * * * *", "job": {"type": "dispatch"}})).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Definition, "{e}");
     assert!(ws.schedules().unwrap().is_empty());
+
+    // The delivery lease is a workspace setting, bounded below.
+    let dir = tempfile::tempdir().unwrap();
+    let short = segkit::WorkspaceOptions::default().lease(StdDuration::from_millis(5));
+    let e = Workspace::open_with(dir.path(), short).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("MIN_LEASE"), "{e}");
+    let ws = Workspace::open_with(dir.path(), segkit::WorkspaceOptions::default().lease(StdDuration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(ws.lease(), StdDuration::from_secs(5));
+    assert_eq!(Workspace::open(dir.path()).await.unwrap().lease(), segkit::workflow::dispatch::LEASE);
 }
 
 /// Signals each start on `started`, then finishes only when `release` is cancelled (never, if it is not).
