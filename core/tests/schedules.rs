@@ -495,3 +495,27 @@ async fn a_sync_job_syncs_a_named_source_and_shows_in_segkit_syncs() {
     let r = ws.run_due(next).await.unwrap();
     assert_eq!(r.jobs[0].outcome.as_deref(), Ok("synced 0 rows (0 quarantined)"), "{r:?}");
 }
+
+#[tokio::test]
+async fn an_action_gets_half_the_workspace_lease_to_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = segkit::WorkspaceOptions::default().lease(StdDuration::from_millis(400));
+    let ws = Workspace::open_with(dir.path(), options).await.unwrap();
+    ws.define_entity(common::people_entity()).await.unwrap();
+    let text = std::fs::read_to_string(format!("{}/people.csv", common::FIXTURES)).unwrap();
+    ws.ingest_batches("people", vec![common::csv_batch(&text)], segkit::IngestOptions::default()).await.unwrap();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    ws.register_action("gate", Arc::new(Gate { started: tx, release: CancellationToken::new() })).unwrap();
+    workflow(
+        &ws,
+        json!({"name": "ping", "trigger": {"type": "manual", "entity": "people"},
+        "steps": [{"name": "call", "type": "action", "action": "gate"}]}),
+    )
+    .await;
+    assert_eq!(ws.trigger("ping", Some(vec!["1".into()])).await.unwrap(), 1);
+    // The action never answers: after half the lease the attempt counts as a retryable failure.
+    let r = ws.dispatch_due(10, 1).await.unwrap();
+    assert_eq!((r.claimed, r.retried), (1, 1), "{r:?}");
+    let row = &ws.deliveries(&DeliveryFilter::default(), 10).unwrap()[0];
+    assert_eq!((row.status, row.last_error.as_deref()), (Status::Pending, Some("no outcome within 200 ms")));
+}

@@ -158,6 +158,9 @@ impl Workspace {
             )?;
             report.jobs.push(JobRun { schedule: spec.name.clone(), due, outcome, next_due: next });
         }
+        if shutdown.is_some_and(|s| s.is_cancelled()) {
+            return Ok((report, 0)); // claim nothing once shutdown has begun
+        }
         let grace = shutdown.map(|s| (s, options.grace));
         let (dispatch, released) =
             self.dispatch_pass(ms(now), options.dispatch_batch, options.concurrency, grace).await?;
