@@ -18,7 +18,7 @@ use crate::model::{check_name, normalize_name};
 use crate::monitoring;
 use crate::sources::IngestControl;
 use crate::workflow::dispatch::DispatchReport;
-use crate::workflow::ledger::{NewDelivery, Status};
+use crate::workflow::ledger::{LedgerRow, NewDelivery, Status};
 use crate::workflow::schedule::{
     Cron, JobRun, JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport,
 };
@@ -287,9 +287,8 @@ impl Workspace {
     }
 
     /// One dispatch pass at `now` (ms): claims up to `limit` due rows with the workspace's lease and executes
-    /// them at most `concurrency` at a time. With `shutdown`, once it is cancelled no further row is started,
-    /// rows in flight get `grace` to finish, and every claim not finished is released; returns the report and
-    /// how many claims were released.
+    /// them at most `concurrency` at a time (see [`run_claimed`](Self::run_claimed) for `shutdown`). Returns the
+    /// report and how many claims were released.
     pub(super) async fn dispatch_pass(
         &self,
         now: i64,
@@ -303,9 +302,90 @@ impl Workspace {
             self.record_queue_depth()?;
             return Ok((report, 0));
         }
+        let channels = self.step_channels()?;
+        let (results, released) = self
+            .run_claimed(rows, concurrency, shutdown, |row| {
+                let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
+                let workflow = row.workflow.clone();
+                let started = Instant::now();
+                let work = self.process(row, now);
+                async move {
+                    let r = work.await;
+                    if let Ok(status) = &r {
+                        record_delivery(*status, &workflow, &channel, started.elapsed());
+                    }
+                    r
+                }
+            })
+            .await?;
+        self.record_queue_depth()?;
+        for r in results {
+            match r? {
+                Status::Delivered => report.delivered += 1,
+                Status::Done => report.done += 1,
+                Status::Pending => report.retried += 1,
+                Status::Dead => report.dead += 1,
+                Status::Suppressed => report.suppressed += 1,
+                _ => {}
+            }
+        }
+        Ok((report, released))
+    }
+
+    /// Executes claimed `rows` with `work`, at most `concurrency` at a time, each in a `delivery` span. With
+    /// `shutdown`: once it is cancelled no further row is started, rows in flight get the grace period to
+    /// finish, and every claim not finished by then is released (back to pending, the attempt not counted).
+    /// Returns the results of the rows that finished and how many claims were released.
+    pub(super) async fn run_claimed<T, F, Fut>(
+        &self,
+        rows: Vec<LedgerRow>,
+        concurrency: usize,
+        shutdown: Option<(&CancellationToken, Duration)>,
+        work: F,
+    ) -> Result<(Vec<Result<T>>, u64)>
+    where
+        F: Fn(LedgerRow) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
         let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(rows.iter().map(|r| r.id).collect()));
-        // The channel of each (workflow, step), for the metrics' labels.
-        let channels: HashMap<(String, String), String> = self
+        let token = shutdown.map(|(t, _)| t.clone());
+        let stream = futures::stream::iter(rows)
+            .take_while(move |_| std::future::ready(!token.as_ref().is_some_and(|t| t.is_cancelled())))
+            .map(|row| {
+                let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
+                let (id, held) = (row.id, held.clone());
+                let fut = work(row);
+                async move {
+                    let r = fut.await;
+                    held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    r
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect::<Vec<Result<T>>>();
+        let results = match shutdown {
+            None => stream.await,
+            Some((token, grace)) => {
+                tokio::pin!(stream);
+                tokio::select! {
+                    r = &mut stream => r,
+                    _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+                        tracing::warn!("shutdown: deliveries still running after the grace period are released");
+                        Vec::new()
+                    }
+                }
+            }
+        };
+        let left: Vec<i64> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let released =
+            if left.is_empty() { 0 } else { self.inner.catalog.release_deliveries(&left, ms(self.now()))? };
+        Ok((results, released))
+    }
+
+    /// The channel of each (workflow, step), for the metrics' labels.
+    fn step_channels(&self) -> Result<HashMap<(String, String), String>> {
+        Ok(self
             .workflows()?
             .into_iter()
             .flat_map(|w| {
@@ -318,64 +398,7 @@ impl Workspace {
                     ((name.clone(), s.name().to_string()), channel)
                 })
             })
-            .collect();
-        let token = shutdown.map(|(t, _)| t.clone());
-        let work = futures::stream::iter(rows)
-            .take_while(move |_| std::future::ready(!token.as_ref().is_some_and(|t| t.is_cancelled())))
-            .map(|row| {
-                let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
-                let id = row.id;
-                let held = held.clone();
-                let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
-                let workflow = row.workflow.clone();
-                async move {
-                    let started = Instant::now();
-                    let r = self.process(row, now).await;
-                    held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-                    if let Ok(status) = &r {
-                        record_delivery(*status, &workflow, &channel, started.elapsed());
-                    }
-                    r
-                }
-                .instrument(span)
-            })
-            .buffer_unordered(concurrency.max(1))
-            .collect::<Vec<Result<Status>>>();
-        let results = match shutdown {
-            None => work.await,
-            Some((token, grace)) => {
-                tokio::pin!(work);
-                tokio::select! {
-                    r = &mut work => r,
-                    _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
-                        tracing::warn!("shutdown: deliveries still running after the grace period are released");
-                        Vec::new()
-                    }
-                }
-            }
-        };
-        let mut first_error = None;
-        for r in results {
-            match r {
-                Ok(Status::Delivered) => report.delivered += 1,
-                Ok(Status::Done) => report.done += 1,
-                Ok(Status::Pending) => report.retried += 1,
-                Ok(Status::Dead) => report.dead += 1,
-                Ok(Status::Suppressed) => report.suppressed += 1,
-                Ok(_) => {}
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        let left: Vec<i64> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-        let released =
-            if left.is_empty() { 0 } else { self.inner.catalog.release_deliveries(&left, ms(self.now()))? };
-        self.record_queue_depth()?;
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok((report, released)),
-        }
+            .collect())
     }
 
     /// Sets the queue-depth gauges from the ledger.
