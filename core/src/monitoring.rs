@@ -11,7 +11,8 @@
 //! | `segkit.schedules` | schedule | name, cron, timezone, job_type, job, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures |
 //!
 //! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`] rows (a `LIMIT` DataFusion can
-//! push down reads fewer).
+//! push down reads fewer); `status = '…'` and `workflow = '…'` filters on `segkit.deliveries` are applied in the
+//! catalog read.
 //!
 //! **Metrics** go through the [`metrics`] facade: they cost nothing until the application installs a recorder
 //! (with the `prometheus` feature, `install_prometheus_recorder`). Names and labels:
@@ -39,15 +40,16 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use async_trait::async_trait;
 use datafusion::catalog::{MemorySchemaProvider, SchemaProvider, Session, TableProvider};
+use datafusion::common::ScalarValue;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::{Expr, TableType};
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::catalog::Catalog;
 use crate::error::{Error, Result};
 use crate::limits::MAX_SYSTEM_TABLE_ROWS;
-use crate::workflow::DeliveryFilter;
+use crate::workflow::{DeliveryFilter, Status};
 
 /// The schema of the system tables.
 pub const SYSTEM_SCHEMA: &str = "segkit";
@@ -71,7 +73,10 @@ pub const QUEUE_DEPTH: &str = "segkit_delivery_queue_depth";
 /// Counter: scheduled jobs run.
 pub const SCHEDULED_JOBS: &str = "segkit_scheduled_jobs_total";
 
-type Fetch = fn(&Catalog, usize) -> Result<Vec<ArrayRef>>;
+/// Equality filters (`column = 'text'`) pushed into a system table's catalog read.
+type Pushed = std::collections::BTreeMap<String, String>;
+
+type Fetch = fn(&Catalog, &Pushed, usize) -> Result<Vec<ArrayRef>>;
 
 /// A table over catalog rows, read at scan time.
 #[derive(Debug)]
@@ -79,6 +84,27 @@ struct SystemTable {
     schema: SchemaRef,
     catalog: Arc<Catalog>,
     fetch: Fetch,
+    /// Columns whose `= 'text'` filters the catalog read can apply (DataFusion still applies them too).
+    pushable: &'static [&'static str],
+}
+
+impl SystemTable {
+    /// `column = 'text'` (either way round) on a pushable column.
+    fn equality(&self, e: &Expr) -> Option<(String, String)> {
+        let Expr::BinaryExpr(b) = e else { return None };
+        if b.op != Operator::Eq {
+            return None;
+        }
+        let (col, value) = match (b.left.as_ref(), b.right.as_ref()) {
+            (Expr::Column(c), Expr::Literal(v, _)) | (Expr::Literal(v, _), Expr::Column(c)) => (c, v),
+            _ => return None,
+        };
+        let text = match value {
+            ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => s,
+            _ => return None,
+        };
+        self.pushable.contains(&col.name.as_str()).then(|| (col.name.clone(), text.clone()))
+    }
 }
 
 #[async_trait]
@@ -91,15 +117,32 @@ impl TableProvider for SystemTable {
         TableType::View
     }
 
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| match self.equality(f) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+
     async fn scan(
         &self,
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
+        filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let limit = limit.unwrap_or(MAX_SYSTEM_TABLE_ROWS).min(MAX_SYSTEM_TABLE_ROWS);
-        let columns = (self.fetch)(&self.catalog, limit)?;
+        let mut pushed = Pushed::new();
+        for (col, value) in filters.iter().filter_map(|f| self.equality(f)) {
+            pushed.entry(col).or_insert(value);
+        }
+        let columns = (self.fetch)(&self.catalog, &pushed, limit)?;
         let batch = RecordBatch::try_new(self.schema.clone(), columns)?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.schema.clone(), projection.cloned())?)
     }
@@ -142,7 +185,7 @@ fn runs_schema() -> SchemaRef {
     ]))
 }
 
-fn runs(c: &Catalog, limit: usize) -> Result<Vec<ArrayRef>> {
+fn runs(c: &Catalog, _pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef>> {
     let rows = c.all_runs(limit)?;
     Ok(vec![
         text(rows.iter().map(|r| Some(r.segment.clone())).collect()),
@@ -172,7 +215,7 @@ fn syncs_schema() -> SchemaRef {
     ]))
 }
 
-fn syncs(c: &Catalog, limit: usize) -> Result<Vec<ArrayRef>> {
+fn syncs(c: &Catalog, _pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef>> {
     let rows = c.all_ingests(limit)?;
     let reports: Vec<serde_json::Value> =
         rows.iter().map(|r| serde_json::from_str(&r.report).unwrap_or(serde_json::Value::Null)).collect();
@@ -211,8 +254,17 @@ fn deliveries_schema() -> SchemaRef {
     ]))
 }
 
-fn deliveries(c: &Catalog, limit: usize) -> Result<Vec<ArrayRef>> {
-    let rows = c.deliveries(&DeliveryFilter::default(), limit)?;
+fn deliveries(c: &Catalog, pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef>> {
+    let status = match pushed.get("status").map(|s| Status::parse(s)) {
+        Some(None) => return deliveries_of(&[]), // no row has an unknown status
+        Some(s) => s,
+        None => None,
+    };
+    let filter = DeliveryFilter { workflow: pushed.get("workflow").cloned(), status, ids: None };
+    deliveries_of(&c.deliveries(&filter, limit)?)
+}
+
+fn deliveries_of(rows: &[crate::workflow::LedgerRow]) -> Result<Vec<ArrayRef>> {
     let s = |f: fn(&crate::workflow::LedgerRow) -> &str| text(rows.iter().map(|r| Some(f(r).to_string())).collect());
     Ok(vec![
         int(rows.iter().map(|r| Some(r.id)).collect()),
@@ -250,7 +302,7 @@ fn schedules_schema() -> SchemaRef {
     ]))
 }
 
-fn schedules(c: &Catalog, limit: usize) -> Result<Vec<ArrayRef>> {
+fn schedules(c: &Catalog, _pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef>> {
     let mut rows = c.schedules()?;
     rows.truncate(limit);
     let job = |s: &crate::workflow::ScheduleInfo| serde_json::to_value(&s.spec.job).unwrap_or_default();
@@ -275,14 +327,14 @@ fn schedules(c: &Catalog, limit: usize) -> Result<Vec<ArrayRef>> {
 /// Registers the `segkit` schema and its tables in `ctx`'s default catalog.
 pub(crate) fn register_system_tables(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
     let schema = Arc::new(MemorySchemaProvider::new());
-    let tables: [(&str, SchemaRef, Fetch); 4] = [
-        ("runs", runs_schema(), runs),
-        ("syncs", syncs_schema(), syncs),
-        ("deliveries", deliveries_schema(), deliveries),
-        ("schedules", schedules_schema(), schedules),
+    let tables: [(&str, SchemaRef, Fetch, &'static [&'static str]); 4] = [
+        ("runs", runs_schema(), runs, &[]),
+        ("syncs", syncs_schema(), syncs, &[]),
+        ("deliveries", deliveries_schema(), deliveries, &["status", "workflow"]),
+        ("schedules", schedules_schema(), schedules, &[]),
     ];
-    for (name, table_schema, fetch) in tables {
-        let table = Arc::new(SystemTable { schema: table_schema, catalog: catalog.clone(), fetch });
+    for (name, table_schema, fetch, pushable) in tables {
+        let table = Arc::new(SystemTable { schema: table_schema, catalog: catalog.clone(), fetch, pushable });
         schema.register_table(name.to_string(), table)?;
     }
     let default = ctx.copied_config().options().catalog.default_catalog.clone();

@@ -88,6 +88,21 @@ async fn system_tables_read_the_catalog_at_scan_time() {
     );
     let dead = sql(&ws, "SELECT DISTINCT last_error FROM segkit.deliveries WHERE status = 'dead'").await;
     assert!(dead.contains("permanent failure: mailbox does not exist"), "{dead}");
+    // Equality filters on status and workflow are read through the catalog; the answers match unfiltered reads.
+    for (filtered, expected) in [
+        ("status = 'dead'", "| 3 |"),
+        ("'delivered' = status AND workflow = 'welcome'", "| 3 |"),
+        ("status = 'dead' OR status = 'delivered'", "| 6 |"),
+        ("status = 'no such status'", "| 0 |"),
+        ("workflow = 'welcome' AND step = 'text' AND status = 'dead'", "| 3 |"),
+        ("upper(status) = 'DEAD'", "| 3 |"),
+        ("status = 'dead' AND status = 'delivered'", "| 0 |"),
+    ] {
+        let n = sql(&ws, &format!("SELECT count(*) AS n FROM segkit.deliveries WHERE {filtered}")).await;
+        assert!(n.contains(expected), "{filtered}: {n}");
+    }
+    let plan = sql(&ws, "EXPLAIN SELECT id FROM segkit.deliveries WHERE status = 'dead' AND attempts > 0").await;
+    assert!(plan.contains("partial_filters=[segkit.deliveries.status = Utf8(\"dead\")"), "{plan}");
     let timing =
         sql(&ws, "SELECT count(*) AS n FROM segkit.deliveries WHERE updated_at >= created_at AND due_at <= updated_at")
             .await;
