@@ -16,7 +16,8 @@ use metrics_util::CompositeKey;
 use segkit::deps::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use segkit::deps::arrow::util::pretty::pretty_format_batches;
 use segkit::monitoring::{
-    DEAD_LETTERS, DELIVERIES, DELIVERY_SECONDS, EVALUATION_SECONDS, QUEUE_DEPTH, ROWS_INGESTED, SEGMENT_MEMBERS,
+    DEAD_LETTERS, DELIVERIES, DELIVERY_SECONDS, EVALUATION_SECONDS, QUEUE_DEPTH, ROWS_INGESTED, SCHEDULED_JOBS,
+    SEGMENT_MEMBERS,
 };
 use segkit::rules::{Dialect, Rule};
 use segkit::spec::{from_value, ScheduleSpec};
@@ -208,4 +209,16 @@ async fn metrics_count_ingested_rows_segment_sizes_deliveries_and_dead_letters()
     );
     assert_eq!(m.get(QUEUE_DEPTH, &[("status", "dead")]), Some(&DebugValue::Gauge(3.0.into())));
     assert!(matches!(m.get(DELIVERY_SECONDS, &[("channel", "m_bad")]), Some(DebugValue::Histogram(h)) if h.len() == 3));
+
+    // Scheduled jobs are counted by outcome.
+    let s: ScheduleSpec = from_value(json!({"name": "metered_eval", "cron": "*/5 * * * *",
+        "job": {"type": "evaluate", "segment": "metered_pro"}}))
+    .unwrap();
+    let due = ws.schedule(s).await.unwrap().next_due.unwrap();
+    assert_eq!(ws.run_due(due).await.unwrap().jobs.len(), 1);
+    let m = Metrics::now(snap);
+    assert_eq!(
+        m.get(SCHEDULED_JOBS, &[("schedule", "metered_eval"), ("outcome", "ok")]),
+        Some(&DebugValue::Counter(1))
+    );
 }
