@@ -162,6 +162,8 @@ export declare function inferEntity(
 export declare const testing: {
   /** Rejects with an IngestError describing the first violation of segkit's Source contract. */
   checkSource(source: Source): Promise<void>;
+  /** Rejects with a DefinitionError describing the first violation of segkit's Action contract. */
+  checkAction(action: ActionFunction | ActionConfig, options?: CheckActionOptions): Promise<void>;
 };
 
 /** What `vacuum` removed. */
@@ -431,6 +433,140 @@ export declare class Workspace {
   runs(name: string): RunRecord[];
   /** SQL over the entity tables, as an Arrow IPC stream. */
   sql(query: string): Promise<Buffer>;
+
+  // ---- workflows
+  /**
+   * Registers an action steps can name: a custom (async) function or a built-in config `{type: 'webhook', …}`.
+   * A thrown error or rejected promise counts as retryable.
+   */
+  registerAction(name: string, action: ActionFunction | ActionConfig, options?: ActionOptions): void;
+  defineTemplate(name: string, options: { channel: string; parts: Record<string, string>; entity?: string }): Promise<TemplateSpec>;
+  template(name: string): TemplateSpec;
+  /** The rendered parts of a template for one entity (nothing is sent). */
+  render(template: string, key: string | number | bigint): Promise<Record<string, string>>;
+  defineWorkflow(
+    name: string,
+    options: { trigger: TriggerSpec; steps: StepSpec[]; policies?: PoliciesSpec },
+  ): Promise<WorkflowSpec>;
+  workflow(name: string): WorkflowSpec;
+  workflows(): WorkflowSpec[];
+  deleteWorkflow(name: string): void;
+  /** Starts a workflow for `keys` (default: every member / entity); resolves to the ledger rows added. */
+  trigger(name: string, keys?: Array<string | number | bigint> | null): Promise<number>;
+  dispatchDue(options?: { limit?: number; concurrency?: number }): Promise<DispatchReport>;
+  deliveries(filter?: { workflow?: string; status?: DeliveryStatus; ids?: number[]; limit?: number }): LedgerRow[];
+  /** Sends dead deliveries again (by ids and / or workflow; all dead ones without a filter). */
+  replay(filter?: { ids?: number[]; workflow?: string }): Promise<number>;
+  suppress(channel: string, keys: Array<string | number | bigint>): Promise<number>;
+  unsuppress(channel: string, keys: Array<string | number | bigint>): Promise<number>;
+}
+
+/** A delivery as a custom action receives it. Pass `idempotencyKey` on: dispatch is at-least-once. */
+export interface Delivery {
+  readonly idempotencyKey: string;
+  readonly origin: string;
+  readonly step: string;
+  readonly channel: string;
+  readonly entity: string;
+  readonly entityKey: string;
+  readonly attributes: Record<string, unknown>;
+  /** Rendered template parts by name (subject, text, html, body, …). */
+  readonly content: Record<string, string>;
+  /** From 1. */
+  readonly attempt: number;
+}
+
+/** What a custom action returns. */
+export type Outcome =
+  | { status: 'delivered'; receipt?: string | null }
+  | { status: 'retryable'; reason: string; /** seconds */ retryAfter?: number | null }
+  | { status: 'permanent'; reason: string };
+
+export type ActionFunction = (delivery: Delivery) => Outcome | Promise<Outcome>;
+
+/** A built-in action config tagged by `type` (webhook, smtp, wecom, dingtalk, feishu, sms, jsonl); secrets as `env:NAME`. */
+export interface ActionConfig {
+  type: string;
+  [field: string]: unknown;
+}
+
+export interface ActionOptions {
+  /** Template parts the action reads (core's `Action::parts`; checkAction fills them in its sample delivery). */
+  parts?: string[];
+  /** The receiver's rate limit (core's `Action::max_rate_per_second`), in deliveries per second. */
+  maxRatePerSecond?: number;
+}
+
+export interface TemplateSpec {
+  name: string;
+  channel: string;
+  entity?: string | null;
+  parts: Record<string, string>;
+}
+
+export type TriggerSpec =
+  | { type: 'entered'; segment: string }
+  | { type: 'exited'; segment: string }
+  | { type: 'manual'; entity: string };
+
+export type StepSpec =
+  | { type: 'action'; name: string; action: string | ActionConfig; channel?: string | null; template?: string | null }
+  | { type: 'wait'; name: string; seconds: number }
+  | { type: 'exit'; name: string }
+  | { type: string; name: string; [field: string]: unknown };
+
+export interface PoliciesSpec {
+  reentry?: { type: 'never' } | { type: 'cooldown'; seconds: number } | { type: 'always' };
+  max_attempts?: number | null;
+  backoff_ms?: number | null;
+  [policy: string]: unknown;
+}
+
+export interface WorkflowSpec {
+  name: string;
+  trigger: TriggerSpec;
+  steps: StepSpec[];
+  policies: PoliciesSpec;
+}
+
+export interface DispatchReport {
+  claimed: number;
+  delivered: number;
+  done: number;
+  retried: number;
+  dead: number;
+  suppressed: number;
+}
+
+export type DeliveryStatus = 'pending' | 'running' | 'delivered' | 'done' | 'suppressed' | 'dead';
+
+/** A row of the delivery ledger; times in ms since the Unix epoch. */
+export interface LedgerRow {
+  id: number;
+  idempotencyKey: string;
+  workflow: string;
+  trigger: string;
+  step: string;
+  entity: string;
+  entityKey: string;
+  status: DeliveryStatus;
+  attempts: number;
+  dueAt: number;
+  lastError: string | null;
+  receipt: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface CheckActionOptions extends ActionOptions {
+  /** A delivery the receiver accepts (default: a generic one filling every declared part). */
+  delivery?: Partial<Delivery>;
+  /** Values that must never show in an outcome. */
+  secrets?: string[];
+  /** Per execute (default 30000). */
+  timeoutMs?: number;
+  /** Lists the idempotency keys the receiver saw. */
+  received?: () => Iterable<string> | Promise<Iterable<string>>;
 }
 
 export type ErrorKind =

@@ -560,6 +560,177 @@ class Workspace {
   async sql(query) {
     return call(() => this.#native.sql(query));
   }
+
+  // ---- workflows (specs use core's snake_case field names, so a spec read back defines the same thing again)
+
+  /**
+   * Registers an action workflow steps can name in `action`: a built-in config object (`{type: "webhook", url,
+   * secret: "env:HOOK_SECRET"}`; also smtp, wecom, dingtalk, feishu, sms, jsonl) or a custom action, an (async)
+   * function `(delivery) => outcome` where outcome is `{status: "delivered", receipt?}`, `{status: "retryable",
+   * reason, retryAfter?}` (seconds) or `{status: "permanent", reason}`; a thrown error or rejected promise counts
+   * as retryable. `options`: `{parts, maxRatePerSecond}`. Registrations last as long as this Workspace object.
+   */
+  registerAction(name, action, options = {}) {
+    if (typeof action === 'function') {
+      const { parts, maxRatePerSecond, ...rest } = options ?? {};
+      const unknown = Object.keys(rest);
+      if (unknown.length) throw invalid(`registerAction: unknown option(s) ${unknown.join(', ')} (expected parts, maxRatePerSecond)`);
+      const a = actionAdapter(action);
+      callSync(() => this.#native.registerJsAction(name, a.kind, a.execute, parts ?? null, maxRatePerSecond ?? null));
+      return;
+    }
+    if (isPlainObject(action)) {
+      callSync(() => this.#native.registerActionConfig(name, action));
+      return;
+    }
+    throw invalid('registerAction: action must be an (async) function (delivery) => outcome, or a config object tagged by `type`');
+  }
+
+  /**
+   * Defines (or replaces) a message template: named `parts` (subject, text, html, body…) in minijinja syntax over
+   * `entity` (attributes), `key`, `workflow`, `step` and `segment`. With `entity`, every `entity.<attribute>` is
+   * checked now and `render` can preview it.
+   */
+  async defineTemplate(name, { channel, parts, entity } = {}) {
+    return call(() => this.#native.defineTemplate(specText({ name, channel, parts, entity: entity ?? undefined })));
+  }
+
+  /** A stored template. */
+  template(name) {
+    return callSync(() => this.#native.template(name));
+  }
+
+  /** Previews a template for the entity with key `key`: the rendered parts (nothing is sent). */
+  async render(template, key) {
+    return call(() => this.#native.render(template, String(key)));
+  }
+
+  /**
+   * Defines (or replaces) a workflow: `trigger` (`{type: "entered" | "exited", segment}` or `{type: "manual",
+   * entity}`), `steps` (`{type: "action", name, action, template?, channel?}`, `{type: "wait", name, seconds}`,
+   * `{type: "exit", name}`) and `policies` (`{reentry: {type: "never" | "cooldown" | "always", seconds?},
+   * max_attempts, backoff_ms}`). Errors name the field path (`workflow.steps[0].action`).
+   */
+  async defineWorkflow(name, { trigger, steps, policies } = {}) {
+    return call(() => this.#native.defineWorkflow(specText({ name, trigger, steps, policies: policies ?? undefined })));
+  }
+
+  /** A stored workflow. */
+  workflow(name) {
+    return callSync(() => this.#native.workflow(name));
+  }
+
+  /** All workflows, by name. */
+  workflows() {
+    return callSync(() => this.#native.workflows());
+  }
+
+  /** Deletes a workflow; its ledger rows stay (pending ones are dead-lettered when claimed). */
+  deleteWorkflow(name) {
+    callSync(() => this.#native.deleteWorkflow(name));
+  }
+
+  /**
+   * Starts a workflow for `keys` (numbers, BigInts or strings; default: every current member of its segment, or
+   * every entity of a manual workflow) as one new trigger version. Resolves to the ledger rows added.
+   */
+  async trigger(name, keys) {
+    if (keys !== undefined && keys !== null && !Array.isArray(keys)) throw invalid('trigger: keys must be an array');
+    return call(() => this.#native.trigger(name, keys == null ? null : keys.map(String)));
+  }
+
+  /**
+   * One dispatch pass at the workspace clock's now: claims up to `limit` (default 1000) due deliveries, runs them
+   * `concurrency` (default 8) at a time, records each outcome. Resolves to `{claimed, delivered, done, retried,
+   * dead, suppressed}`.
+   */
+  async dispatchDue({ limit = 1000, concurrency = 8 } = {}) {
+    return call(() => this.#native.dispatchDue(limit, concurrency));
+  }
+
+  /**
+   * Ledger rows, oldest first: `{id, idempotencyKey, workflow, trigger, step, entity, entityKey, status,
+   * attempts, dueAt, lastError, receipt, createdAt, updatedAt}` (times in ms since the epoch).
+   */
+  deliveries({ workflow, status, ids, limit = 1000 } = {}) {
+    return callSync(() => this.#native.deliveries(workflow ?? null, status ?? null, ids ?? null, limit));
+  }
+
+  /**
+   * Sends dead-lettered deliveries again — those with `ids` and / or of `workflow`, or every dead one when neither
+   * is given: pending, due now, attempts reset, same idempotency key. Resolves to how many.
+   */
+  async replay({ ids, workflow } = {}) {
+    return call(() => this.#native.replay(workflow ?? null, ids ?? null));
+  }
+
+  /** Puts keys on a channel's suppression list (their deliveries on it are skipped); resolves to how many were new. */
+  async suppress(channel, keys) {
+    if (!Array.isArray(keys)) throw invalid('suppress: keys must be an array');
+    return call(() => this.#native.suppress(channel, keys.map(String)));
+  }
+
+  /** Takes keys off a channel's suppression list; resolves to how many were on it. */
+  async unsuppress(channel, keys) {
+    if (!Array.isArray(keys)) throw invalid('unsuppress: keys must be an array');
+    return call(() => this.#native.unsuppress(channel, keys.map(String)));
+  }
+}
+
+// ------------------------------------------------------------------------------------------ JS actions
+
+/** A delivery as the custom action sees it (camelCase; `idempotencyKey` travels to the receiver). */
+function deliveryFromNative(d) {
+  return Object.freeze({
+    idempotencyKey: d.idempotency_key,
+    origin: d.origin,
+    step: d.step,
+    channel: d.channel,
+    entity: d.entity,
+    entityKey: d.entity_key,
+    attributes: d.attributes,
+    content: d.content,
+    attempt: d.attempt,
+  });
+}
+
+/** The outcome object core parses (`Outcome::from_json`); anything else becomes an explained permanent failure. */
+function outcomeToNative(out) {
+  if (out === null || typeof out !== 'object') {
+    return {
+      status: 'permanent',
+      reason: `execute returned ${out === null ? 'null' : typeof out}; return {status: "delivered" | "retryable" | "permanent", ...}`,
+    };
+  }
+  const { retryAfter, ...rest } = out;
+  return retryAfter === undefined ? rest : { ...rest, retry_after: retryAfter };
+}
+
+/** The function the native adapter calls: delivery JSON text in, outcome JSON text out; never rejects. */
+function actionAdapter(fn) {
+  const kind = `js:${(fn.name || 'anonymous').replace(/\s+/g, '_')}`; // `bound f` → `js:bound_f`
+  return {
+    kind,
+    execute: async (deliveryJson) => {
+      try {
+        const out = await fn(deliveryFromNative(JSON.parse(deliveryJson)));
+        return JSON.stringify(outcomeToNative(out));
+      } catch (e) {
+        const what = e && e.name ? `${e.name}: ${e.message}` : String(e);
+        return JSON.stringify({ status: 'retryable', reason: `execute threw ${what}` });
+      }
+    },
+  };
+}
+
+/** A delivery given to checkAction (camelCase, as actions receive it) → core's snake_case JSON text. */
+function deliveryToNative(d) {
+  if (d === undefined || d === null) return null;
+  if (!isPlainObject(d)) throw invalid('checkAction: delivery must be a plain object');
+  const map = { idempotencyKey: 'idempotency_key', entityKey: 'entity_key' };
+  const out = {};
+  for (const [k, v] of Object.entries(d)) out[map[k] ?? k] = v;
+  return JSON.stringify(out);
 }
 
 // ------------------------------------------------------------------------------------------ JS sources
@@ -667,6 +838,41 @@ const testing = {
     if (!isJsSource(source)) throw invalid('checkSource needs an object with schema() and scan()');
     const a = sourceAdapter(source);
     return call(() => native.checkJsSource(a.name, a.schemaFn, a.openFn, a.nextFn));
+  },
+
+  /**
+   * Runs segkit's action conformance suite on `action` (an (async) function or a built-in config object):
+   * declarations are sane; `options.delivery` (default: a generic one filling every declared part) is delivered
+   * within `timeoutMs` (default 30000); executing it again with the same idempotency key is delivered too; a
+   * delivery without content is delivered or permanent, never retryable; no value of `secrets` shows in an
+   * outcome; with `received` (an (async) function listing the idempotency keys the receiver saw), the key reached
+   * it. Rejects with a DefinitionError naming the first violation. `options`: `{parts, maxRatePerSecond,
+   * delivery, secrets, timeoutMs, received}`.
+   */
+  async checkAction(action, options = {}) {
+    const { parts, maxRatePerSecond, delivery, secrets = [], timeoutMs, received, ...rest } = options ?? {};
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw invalid(`checkAction: unknown option(s) ${unknown.join(', ')}`);
+    if (received !== undefined && typeof received !== 'function') throw invalid('checkAction: received must be a function');
+    const d = deliveryToNative(delivery);
+    let kind;
+    let key;
+    if (typeof action === 'function') {
+      const a = actionAdapter(action);
+      kind = a.kind;
+      key = await call(() =>
+        native.checkJsAction(a.kind, a.execute, parts ?? null, maxRatePerSecond ?? null, d, secrets, timeoutMs ?? null),
+      );
+    } else if (isPlainObject(action)) {
+      kind = String(action.type);
+      key = await call(() => native.checkActionConfig(action, d, secrets, timeoutMs ?? null));
+    } else {
+      throw invalid('checkAction: action must be an (async) function or a config object tagged by `type`');
+    }
+    if (received !== undefined) {
+      const keys = Array.from(await received(), String);
+      callSync(() => native.checkKeyReceived(kind, key, keys));
+    }
   },
 };
 

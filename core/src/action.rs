@@ -263,3 +263,183 @@ pub fn check_no_inline_secrets(config: &Value) -> Result<()> {
         e => e,
     })
 }
+
+/// Cuts `text` to at most [`MAX_OUTCOME_TEXT_BYTES`](crate::limits::MAX_OUTCOME_TEXT_BYTES) bytes at a character
+/// boundary.
+fn bounded_text(mut text: String) -> String {
+    let max = crate::limits::MAX_OUTCOME_TEXT_BYTES;
+    if text.len() > max {
+        let mut cut = max;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+impl Outcome {
+    /// The outcome a custom action written in another language returned, in its JSON form:
+    /// `{"status": "delivered", "receipt": …}`, `{"status": "retryable", "reason": …, "retry_after": <seconds>}`
+    /// or `{"status": "permanent", "reason": …}`. Reasons and receipts are cut to
+    /// [`MAX_OUTCOME_TEXT_BYTES`](crate::limits::MAX_OUTCOME_TEXT_BYTES). Anything else is an error text saying
+    /// what was expected (the bindings record it as a permanent failure: retrying the same code cannot fix it).
+    ///
+    /// ```
+    /// use segkit::Outcome;
+    /// let o = Outcome::from_json(&serde_json::json!({"status": "retryable", "reason": "429", "retry_after": 1.5}));
+    /// assert_eq!(o, Ok(Outcome::Retryable { reason: "429".into(), retry_after: Some(std::time::Duration::from_millis(1500)) }));
+    /// assert!(Outcome::from_json(&serde_json::json!({"status": "sent"})).unwrap_err().contains("`status` must be"));
+    /// ```
+    pub fn from_json(v: &Value) -> std::result::Result<Outcome, String> {
+        let Value::Object(m) = v else {
+            return Err(format!("expected an outcome object with a `status`, got {}", json_type(v)));
+        };
+        let status = m.get("status").and_then(Value::as_str).unwrap_or_default();
+        let allowed: &[&str] = match status {
+            "delivered" => &["status", "receipt"],
+            "retryable" => &["status", "reason", "retry_after"],
+            "permanent" => &["status", "reason"],
+            _ => {
+                return Err(format!(
+                    "`status` must be \"delivered\", \"retryable\" or \"permanent\", got {}",
+                    m.get("status").map(|s| s.to_string()).unwrap_or_else(|| "nothing".into())
+                ))
+            }
+        };
+        if let Some(k) = m.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!("unknown field `{k}` in a {status} outcome (expected {})", allowed.join(", ")));
+        }
+        let text = |field: &str, required: bool| -> std::result::Result<Option<String>, String> {
+            match m.get(field) {
+                None | Some(Value::Null) if !required => Ok(None),
+                None | Some(Value::Null) => Err(format!("a {status} outcome needs a `{field}` text")),
+                Some(Value::String(s)) if required && s.trim().is_empty() => {
+                    Err(format!("the `{field}` of a {status} outcome must not be empty"))
+                }
+                Some(Value::String(s)) => Ok(Some(bounded_text(s.clone()))),
+                Some(other) => Err(format!("`{field}` must be text, got {}", json_type(other))),
+            }
+        };
+        Ok(match status {
+            "delivered" => Outcome::Delivered { receipt: text("receipt", false)? },
+            "permanent" => Outcome::Permanent { reason: text("reason", true)?.unwrap_or_default() },
+            _ => {
+                let retry_after = match m.get("retry_after") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Number(n)) => match n.as_f64() {
+                        Some(s) if s.is_finite() && (0.0..=86_400.0).contains(&s) => Some(Duration::from_secs_f64(s)),
+                        _ => return Err(format!("`retry_after` must be 0 to 86400 seconds, got {n}")),
+                    },
+                    Some(other) => return Err(format!("`retry_after` must be seconds, got {}", json_type(other))),
+                };
+                Outcome::Retryable { reason: text("reason", true)?.unwrap_or_default(), retry_after }
+            }
+        })
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The part names a custom action written in another language declares (`parts`), checked
+/// ([`MAX_ACTION_PARTS`](crate::limits::MAX_ACTION_PARTS) names of at most
+/// [`MAX_ACTION_PART_NAME_BYTES`](crate::limits::MAX_ACTION_PART_NAME_BYTES), distinct, not empty) and interned
+/// as `&'static str` for [`Action::parts`]. Each distinct name is allocated once per process.
+pub fn declared_parts(parts: &[String]) -> Result<Vec<&'static str>> {
+    use crate::limits::{MAX_ACTION_PARTS, MAX_ACTION_PART_NAME_BYTES};
+    static NAMES: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    if parts.len() > MAX_ACTION_PARTS {
+        return Err(Error::definition(
+            "action.parts",
+            format!("at most {MAX_ACTION_PARTS} parts (limit MAX_ACTION_PARTS), not {}", parts.len()),
+        ));
+    }
+    let mut out: Vec<&'static str> = Vec::with_capacity(parts.len());
+    let mut names = NAMES.lock().unwrap_or_else(|p| p.into_inner());
+    for (i, p) in parts.iter().enumerate() {
+        if p.trim().is_empty() || p.len() > MAX_ACTION_PART_NAME_BYTES {
+            return Err(Error::definition(
+                format!("action.parts[{i}]"),
+                format!("a part name is 1 to {MAX_ACTION_PART_NAME_BYTES} bytes (limit MAX_ACTION_PART_NAME_BYTES)"),
+            ));
+        }
+        let name = match names.get(p.as_str()) {
+            Some(n) => *n,
+            None => {
+                let leaked: &'static str = Box::leak(p.clone().into_boxed_str());
+                names.insert(leaked);
+                leaked
+            }
+        };
+        if out.contains(&name) {
+            return Err(Error::definition(format!("action.parts[{i}]"), format!("part `{p}` is listed twice")));
+        }
+        out.push(name);
+    }
+    Ok(out)
+}
+
+/// Checks the rate a custom action declares (`max_rate_per_second`): finite and above 0.
+pub fn check_declared_rate(rate: Option<f64>) -> Result<Option<f64>> {
+    match rate {
+        Some(r) if !r.is_finite() || r <= 0.0 => {
+            Err(Error::definition("action.max_rate_per_second", format!("a finite rate above 0, not {r}")))
+        }
+        r => Ok(r),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn outcomes_from_other_languages_are_checked_and_bounded() {
+        assert_eq!(Outcome::from_json(&json!({"status": "delivered"})), Ok(Outcome::Delivered { receipt: None }));
+        assert_eq!(
+            Outcome::from_json(&json!({"status": "permanent", "reason": "bad address"})),
+            Ok(Outcome::Permanent { reason: "bad address".into() })
+        );
+        let long = "é".repeat(crate::limits::MAX_OUTCOME_TEXT_BYTES);
+        let Ok(Outcome::Delivered { receipt: Some(r) }) =
+            Outcome::from_json(&json!({"status": "delivered", "receipt": long}))
+        else {
+            panic!("a long receipt is cut, not refused")
+        };
+        assert!(r.len() <= crate::limits::MAX_OUTCOME_TEXT_BYTES && r.len() > 4000, "{}", r.len());
+        let err = |v: Value| Outcome::from_json(&v).unwrap_err();
+        assert!(err(json!(null)).contains("expected an outcome object"));
+        assert!(err(json!({"status": "retryable"})).contains("a retryable outcome needs a `reason` text"));
+        assert!(err(json!({"status": "permanent", "reason": " "})).contains("must not be empty"));
+        assert!(err(json!({"status": "delivered", "reason": "x"})).contains("unknown field `reason`"));
+        assert!(err(json!({"status": "retryable", "reason": "x", "retry_after": -1})).contains("0 to 86400"));
+        assert!(err(json!({"status": "retryable", "reason": "x", "retry_after": "soon"})).contains("must be seconds"));
+        assert!(err(json!({"status": "delivered", "receipt": 7})).contains("`receipt` must be text"));
+    }
+
+    #[test]
+    fn declared_parts_are_bounded_distinct_and_interned() {
+        let a = declared_parts(&["text".into(), "subject".into()]).unwrap();
+        let b = declared_parts(&["text".into()]).unwrap();
+        assert!(std::ptr::eq(a[0], b[0]), "one allocation per distinct name");
+        let e = declared_parts(&["text".into(), "text".into()]).unwrap_err();
+        assert!(e.to_string().contains("action.parts[1]: part `text` is listed twice"), "{e}");
+        let e = declared_parts(&["x".repeat(65)]).unwrap_err();
+        assert!(e.to_string().contains("MAX_ACTION_PART_NAME_BYTES"), "{e}");
+        let many: Vec<String> = (0..=crate::limits::MAX_ACTION_PARTS).map(|i| format!("p{i}")).collect();
+        assert!(declared_parts(&many).unwrap_err().to_string().contains("MAX_ACTION_PARTS"));
+        assert!(check_declared_rate(Some(f64::NAN)).is_err());
+        assert_eq!(check_declared_rate(Some(0.5)).unwrap(), Some(0.5));
+    }
+}

@@ -21,6 +21,7 @@ mod workflows;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
 pub use system::IngestRecord;
+pub use workflows::{CapWindow, Finish};
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -128,6 +129,13 @@ impl Catalog {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn, path)?;
         Ok(Catalog { conn: Mutex::new(conn) })
+    }
+
+    /// Makes every later commit wait until it is on disk (`synchronous = FULL`), so a power loss cannot undo a
+    /// committed transaction; the default (`NORMAL` in WAL mode) survives a crash of the process, not of the
+    /// machine.
+    pub fn set_durable_commits(&self, durable: bool) -> Result<()> {
+        self.with(|c| Ok(c.pragma_update(None, "synchronous", if durable { "FULL" } else { "NORMAL" })?))
     }
 
     /// The schema version of this catalog (after [`Catalog::open`] it is [`SCHEMA_VERSION`]).
@@ -344,6 +352,13 @@ impl Catalog {
             let d: Option<String> =
                 c.query_row("SELECT definition FROM segments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
             d.map(|d| Ok(serde_json::from_str(&d)?)).transpose()
+        })
+    }
+
+    /// A segment's stored definition text (JSON), without parsing it.
+    pub fn segment_text(&self, name: &str) -> Result<Option<String>> {
+        self.with(|c| {
+            Ok(c.query_row("SELECT definition FROM segments WHERE name = ?1", [name], |r| r.get(0)).optional()?)
         })
     }
 

@@ -56,7 +56,8 @@ pub use sources::{
 };
 pub use split::Split;
 pub use workspace::{
-    ExplainNode, Explanation, StaticListReport, VacuumReport, Workspace, WorkspaceOptions, ORPHAN_GRACE,
+    ExplainNode, Explanation, StaticListReport, VacuumReport, Workspace, WorkspaceOptions, DEFAULT_INGEST_MEMORY,
+    ORPHAN_GRACE,
 };
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.

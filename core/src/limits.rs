@@ -60,6 +60,32 @@ pub const MAX_WORKFLOW_STEPS: usize = 100;
 /// Most keys one manual `trigger` may name.
 pub const MAX_TRIGGER_KEYS: usize = 1_000_000;
 
+/// Most branches of one workflow `split` step.
+pub const MAX_SPLIT_BRANCHES: usize = 10;
+
+/// Most frequency caps one workflow may declare.
+pub const MAX_FREQUENCY_CAPS: usize = 16;
+
+/// Longest frequency-cap window, in seconds (366 days).
+pub const MAX_CAP_WINDOW_SECONDS: u64 = 366 * 86_400;
+
+/// Highest `rate_per_second` a workflow step may ask for.
+pub const MAX_RATE_PER_SECOND: f64 = 1_000_000.0;
+
+/// Most passes one trigger makes through a workflow loop (a jump back through a wait step); the pass past it is
+/// not started (the row that would jump back records why).
+pub const MAX_LOOP_PASSES: u32 = 1000;
+
+/// Most rows one `dry_run_workflow` returns.
+pub const MAX_DRY_RUN_ROWS: usize = 10_000;
+/// Most template parts a custom action (Python, Node) may declare it reads.
+pub const MAX_ACTION_PARTS: usize = 16;
+
+/// Longest name of a part a custom action declares, in bytes.
+pub const MAX_ACTION_PART_NAME_BYTES: usize = 64;
+
+/// Longest reason or receipt a custom action's outcome may carry, in bytes (longer text is cut).
+pub const MAX_OUTCOME_TEXT_BYTES: usize = 4096;
 /// Longest cron pattern of a schedule, in bytes.
 pub const MAX_CRON_BYTES: usize = 256;
 

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | `segkit.runs` | segment run | segment, run, started_at, duration_ms, member_count, entered, exited, snapshot |
 //! | `segkit.syncs` | sync or ingest | id, entity, source, named_source, mode, rows_read, rows_written, rows_quarantined, snapshot, duration_ms, created_at |
-//! | `segkit.deliveries` | ledger row | id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, last_error, receipt, created_at, updated_at |
+//! | `segkit.deliveries` | ledger row | id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, last_error, receipt, created_at, updated_at, channel, detail |
 //! | `segkit.schedules` | schedule | name, cron, timezone, job_type, job, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures |
 //!
 //! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`] rows (a `LIMIT` DataFusion can
@@ -251,6 +251,8 @@ fn deliveries_schema() -> SchemaRef {
         Field::new("receipt", DataType::Utf8, true),
         ts("created_at", false),
         ts("updated_at", false),
+        Field::new("channel", DataType::Utf8, true),
+        Field::new("detail", DataType::Utf8, true),
     ]))
 }
 
@@ -281,6 +283,8 @@ fn deliveries_of(rows: &[crate::workflow::LedgerRow]) -> Result<Vec<ArrayRef>> {
         text(rows.iter().map(|r| r.receipt.clone()).collect()),
         time(rows.iter().map(|r| Some(r.created_at)).collect()),
         time(rows.iter().map(|r| Some(r.updated_at)).collect()),
+        text(rows.iter().map(|r| r.channel.clone()).collect()),
+        text(rows.iter().map(|r| r.detail.clone()).collect()),
     ])
 }
 

@@ -1,4 +1,7 @@
-//! Conformance tests for third-party [`Source`] implementations (feature `testing`).
+//! Conformance tests for third-party [`Source`] implementations (feature `testing`), and for [`Action`]
+//! implementations ([`action_conformance`], in the `actions` submodule).
+//!
+//! [`Action`]: crate::action::Action
 //!
 //! Shaped like object_store's `integration` module: plain async functions that exercise an implementation
 //! and report the first violation. Call [`source_conformance`] from your connector's tests:
@@ -20,6 +23,13 @@ use futures::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::source::{ScanRequest, Source};
+
+mod actions;
+pub use actions::{
+    action_conformance, debug_redacts_secrets, declarations_are_sane, delivers_and_accepts_repeats, delivery_from_json,
+    execute_bounded, key_reaches_receiver, kind_is_set, missing_parts_are_not_retried, ActionCheck, ReceivedKeys,
+    DEFAULT_ACTION_TIMEOUT,
+};
 
 fn violation(source: &dyn Source, message: impl Into<String>) -> Error {
     let name = source.name();

@@ -20,6 +20,7 @@ use crate::model::Entity;
 use crate::store::Store;
 use crate::workflow::dispatch::MIN_LEASE;
 
+mod dispatch;
 mod entities;
 mod evaluation;
 mod explain;
@@ -35,7 +36,7 @@ mod workflows;
 
 pub use explain::{ExplainNode, Explanation};
 use options::resolve_secret;
-pub use options::WorkspaceOptions;
+pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
 use planning::PlanSources;
 pub use static_lists::StaticListReport;
 pub use vacuum::{VacuumReport, ORPHAN_GRACE};
@@ -57,6 +58,15 @@ struct Inner {
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
     /// How long a dispatcher's claim on a delivery lasts ([`WorkspaceOptions::lease`]).
     lease: std::time::Duration,
+    /// [`WorkspaceOptions::ingest_memory`].
+    ingest_memory: usize,
+    /// Decoded static-list versions by file, oldest first (see `Workspace::static_table`).
+    #[allow(clippy::type_complexity)]
+    static_tables: Mutex<Vec<(String, Arc<dyn TableProvider>)>>,
+    /// Checked rules by segment (see `Workspace::compiled`).
+    compiled: Mutex<HashMap<String, Arc<planning::Compiled>>>,
+    /// Token buckets of workflow rate limits, on the workspace clock.
+    rate_limits: crate::workflow::policy::RateLimiter,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -93,7 +103,11 @@ impl Workspace {
     pub async fn open_with(path: impl AsRef<Path>, options: WorkspaceOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let catalog = Arc::new(Catalog::open(&dir.join("segkit.db"))?);
+        let catalog = Catalog::open(&dir.join("segkit.db"))?;
+        if options.durable_commits {
+            catalog.set_durable_commits(true)?;
+        }
+        let catalog = Arc::new(catalog);
         let lease = options.lease.unwrap_or(crate::workflow::dispatch::LEASE);
         if lease < MIN_LEASE {
             return Err(Error::InvalidArgument(format!(
@@ -143,6 +157,10 @@ impl Workspace {
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
                 lease,
+                ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
+                static_tables: Mutex::new(Vec::new()),
+                compiled: Mutex::new(HashMap::new()),
+                rate_limits: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

@@ -644,3 +644,85 @@ async fn upserts_merge_into_sorted_files_without_losing_or_repeating_rows() {
         assert_eq!(got, want, "round {round}");
     }
 }
+
+/// An ingest far larger than the workspace's `ingest_memory` spills sorted runs and merges them: the stored rows
+/// come out in key order across all files, every key once, and a key repeated in different runs is quarantined
+/// with the row of its first occurrence — the same answers as an ingest that fits in memory.
+#[tokio::test]
+async fn an_ingest_beyond_its_memory_budget_spills_and_keeps_every_answer() {
+    use segkit::deps::arrow::datatypes::Int64Type;
+    let dir = tempfile::tempdir().unwrap();
+    let options = segkit::WorkspaceOptions::default().ingest_memory(1024 * 1024);
+    let ws = Workspace::open_with(dir.path(), options).await.unwrap();
+    ws.define_entity(
+        Entity::profile("p", "id")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("note", DataType::String)),
+    )
+    .await
+    .unwrap();
+    // 120k rows (about 8 MB as Arrow) in scrambled key order; every 1000th row repeats the key of a row ~60k
+    // rows earlier, so the repeat lands in another spilled run.
+    const N: i64 = 120_000;
+    let key_of = |row: i64| -> i64 {
+        if row % 1000 == 999 && row > 60_000 {
+            ((row - 60_000) * 7_919) % 1_000_003
+        } else {
+            (row * 7_919) % 1_000_003
+        }
+    };
+    let batches: Vec<RecordBatch> = (0..N)
+        .step_by(5000)
+        .map(|start| {
+            let ids: Vec<i64> = (start..start + 5000).map(key_of).collect();
+            let notes: Vec<String> =
+                (start..start + 5000).map(|r| format!("row {r} and some text to make it wide")).collect();
+            RecordBatch::try_from_iter([
+                ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+                ("note", Arc::new(StringArray::from(notes)) as ArrayRef),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let r = ws.ingest_batches("p", batches, IngestOptions::default()).await.unwrap();
+    let repeats: Vec<i64> = (0..N).filter(|r| r % 1000 == 999 && *r > 60_000).collect();
+    assert_eq!(r.rows_read, N as u64);
+    assert_eq!(r.rows_quarantined, repeats.len() as u64);
+    assert_eq!(r.rows_written, N as u64 - repeats.len() as u64);
+    // The sample is in source row order, and names the first occurrence (1-based rows).
+    let first = repeats[0];
+    assert_eq!(r.quarantine_sample[0].row, first as u64 + 1);
+    assert_eq!(
+        r.quarantine_sample[0].reason,
+        format!("duplicate key \"{}\" (first seen at row {})", key_of(first), first - 60_000 + 1)
+    );
+    assert!(r.quarantine_sample.windows(2).all(|w| w[0].row < w[1].row));
+    // The kept row of a repeated key is its first one.
+    let b = ws.sql(&format!("SELECT note FROM p WHERE id = {}", key_of(first))).await.unwrap();
+    assert_eq!(
+        b[0].column(0).as_string::<i32>().value(0),
+        format!("row {} and some text to make it wide", first - 60_000)
+    );
+    // Stored in key order across every file, each key once.
+    let snap = ws.snapshot("p").unwrap();
+    assert!(snap.files.len() >= 1);
+    let mut stored = vec![];
+    for f in &snap.files {
+        let path = dir.path().join(&f.path);
+        let reader = segkit::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&path).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for b in reader {
+            stored.extend_from_slice(b.unwrap().column(0).as_primitive::<Int64Type>().values());
+        }
+    }
+    assert_eq!(stored.len() as u64, r.rows_written);
+    assert!(stored.windows(2).all(|w| w[0] < w[1]), "keys ascending and distinct across files");
+    let q = ws.quarantine("p").await.unwrap();
+    assert_eq!(q.num_rows(), repeats.len());
+    let record = q.column_by_name("record").unwrap().as_string::<i32>().value(0);
+    assert!(record.contains(&format!("row {first} and")), "{record}");
+}

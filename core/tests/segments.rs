@@ -297,3 +297,32 @@ async fn retention_keeps_the_last_runs() {
     assert_eq!(ws.changes("cn").await.unwrap().num_rows(), 0, "nothing changed between the kept runs");
     assert_eq!(ws.evaluate("cn").await.unwrap().entered.num_rows(), 0);
 }
+
+/// A checked rule is reused between evaluations, but never past a change of its definition — including a change
+/// another handle (another process) makes to the same catalog.
+#[tokio::test]
+async fn a_reused_checked_rule_follows_changes_from_another_handle() {
+    let (dir, ws) = people_workspace().await;
+    let big: Vec<i64> = (0..5000).chain([1, 3]).collect(); // above LARGE_LIST: the join form
+    ws.define_segment(SegmentDefinition::new(
+        "picked",
+        "people",
+        rule(json!({"attribute": "id", "op": "in", "value": big})),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ids(&ws.evaluate("picked").await.unwrap().members), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(ws.count("picked").await.unwrap(), 8);
+    // Another handle on the same directory redefines the segment.
+    let other = segkit::Workspace::open(dir.path()).await.unwrap();
+    other
+        .define_segment(SegmentDefinition::new(
+            "picked",
+            "people",
+            rule(json!({"attribute": "id", "op": "in", "value": [3, 5]})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(ws.count("picked").await.unwrap(), 2, "the first handle sees the new rule");
+    assert_eq!(ids(&ws.evaluate("picked").await.unwrap().members), vec![3, 5]);
+}

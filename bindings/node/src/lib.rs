@@ -11,12 +11,18 @@ use arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, SchemaRef};
 use napi::bindgen_prelude::{BigInt, Buffer, Either3};
 use napi_derive::napi;
 
+// The #[napi] functions are only referenced by napi's registration, which test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+mod action;
 mod source;
 // The #[napi] functions are only referenced by napi's registration, which test builds leave out.
 #[cfg_attr(test, allow(dead_code))]
 mod sources;
 use serde_json::Value;
 mod static_keys;
+// The #[napi] methods are only referenced by napi's registration, which test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+mod workflows;
 
 use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
 use segkit::{Entity, Error as CoreError, IngestOptions, SegmentDefinition};
@@ -330,6 +336,7 @@ pub async fn open_workspace(path: String, options: Option<Value>) -> Result<Nati
         }
     }
     opts.source_factory = Some(sources::factory());
+    opts.action_factory = Some(action::factory());
     let inner = segkit::Workspace::open_with(path, opts).await.js()?;
     Ok(NativeWorkspace { inner })
 }

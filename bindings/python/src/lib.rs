@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod action;
 mod convert;
 mod error;
 mod runtime;
@@ -24,9 +25,11 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_RULE_STRING_BYTES", segkit::limits::MAX_RULE_STRING_BYTES)?;
     m.add("MAX_REGEX_PATTERN_BYTES", segkit::limits::MAX_REGEX_PATTERN_BYTES)?;
     m.add("MAX_REGEX_PROGRAM_BYTES", segkit::limits::MAX_REGEX_PROGRAM_BYTES)?;
+    m.add("MAX_ACTION_PARTS", segkit::limits::MAX_ACTION_PARTS)?;
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;
+    m.add_function(wrap_pyfunction!(check_action, m)?)?;
     m.add_function(wrap_pyfunction!(infer_entity, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_in_task, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_sync, m)?)?;
@@ -43,6 +46,52 @@ fn check_source(py: Python<'_>, source: &Bound<'_, PyAny>) -> PyResult<()> {
         let source = source::resolve(source)?;
         runtime::wait_for_future(py, move || async move { segkit::testing::source_conformance(source.as_ref()).await })?
             .py()
+    })
+}
+
+/// Runs segkit's `Action` conformance checks (`segkit::testing::action_conformance`) on `action` (a config
+/// dict or a custom action object; `parts` / `max_rate_per_second` as for `register_action`) with `delivery`
+/// (a delivery dict, or None for a generic sample), the secret values that must never show, the per-execute
+/// `timeout` in seconds and `received`, a callable listing the idempotency keys the receiver saw. Raises
+/// `DefinitionError("invalid definition of action …: conformance: …")` on the first violation.
+#[pyfunction]
+#[pyo3(signature = (action, parts=None, max_rate_per_second=None, delivery=None, secrets=vec![], timeout=30.0, received=None))]
+#[allow(clippy::too_many_arguments)] // keyword arguments of segkit.testing.check_action
+fn check_action(
+    py: Python<'_>,
+    action: &Bound<'_, PyAny>,
+    parts: Option<Vec<String>>,
+    max_rate_per_second: Option<f64>,
+    delivery: Option<&Bound<'_, PyAny>>,
+    secrets: Vec<String>,
+    timeout: f64,
+    received: Option<Py<PyAny>>,
+) -> PyResult<()> {
+    use error::IntoPy;
+    error::guard(|| {
+        let action = action::resolve(action, parts, max_rate_per_second)?;
+        let delivery = match delivery.filter(|d| !d.is_none()) {
+            Some(d) => segkit::testing::delivery_from_json(&convert::to_json_data(d, "delivery")?).py()?,
+            None => segkit::testing::ActionCheck::sample(action.as_ref()),
+        };
+        if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
+            return Err(error::invalid_argument(format!("timeout must be 0 to 3600 seconds, not {timeout}")));
+        }
+        let mut check = segkit::testing::ActionCheck::new(delivery)
+            .secrets(secrets)
+            .timeout(std::time::Duration::from_secs_f64(timeout));
+        if let Some(f) = received {
+            check = check.received(move || {
+                Python::attach(|py| -> PyResult<Vec<String>> { f.call0(py)?.extract(py) }).map_err(|e| {
+                    let message = Python::attach(|py| source::raised(py, "received()", &e));
+                    segkit::Error::InvalidArgument(message)
+                })
+            });
+        }
+        runtime::wait_for_future(py, move || async move {
+            segkit::testing::action_conformance(action.as_ref(), &check).await
+        })?
+        .py()
     })
 }
 

@@ -239,7 +239,7 @@ pub fn resolve(source: &Bound<'_, PyAny>) -> PyResult<Arc<dyn Source>> {
 }
 
 /// "`what` raised `ExceptionType`: message", for a Python exception from a source's method.
-fn raised(py: Python<'_>, what: &str, e: &PyErr) -> String {
+pub fn raised(py: Python<'_>, what: &str, e: &PyErr) -> String {
     match e.value(py).get_type().qualname() {
         Ok(t) => format!("{what} raised {t}: {}", e.value(py)),
         Err(_) => format!("{what} raised {e}"),

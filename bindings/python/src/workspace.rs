@@ -9,7 +9,8 @@ use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyTable;
-use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};
+use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec, TemplateSpec, WorkflowSpec};
+use segkit::workflow::{DeliveryFilter, Status};
 use segkit::{FixedClock, SegmentDefinition, SystemClock, WorkspaceOptions};
 use serde_json::Value;
 
@@ -45,6 +46,20 @@ fn segment_definition(spec: &Bound<'_, PyDict>) -> PyResult<SegmentDefinition> {
         .py()
 }
 
+/// A ledger filter; `status` is a status name (`pending`, `running`, `delivered`, `done`, `suppressed`, `dead`).
+fn delivery_filter(workflow: Option<String>, status: Option<&str>, ids: Option<Vec<i64>>) -> PyResult<DeliveryFilter> {
+    let status = match status {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            crate::error::invalid_argument(format!(
+                "unknown delivery status `{s}` (one of pending, running, delivered, done, suppressed, dead)"
+            ))
+        })?),
+    };
+    #[allow(clippy::needless_update)] // other filter fields may come; they default to "any"
+    Ok(DeliveryFilter { workflow, status, ids, ..Default::default() })
+}
+
 #[pymethods]
 impl PyWorkspace {
     #[staticmethod]
@@ -64,6 +79,7 @@ impl PyWorkspace {
             store_options.sort();
             options.store_options = store_options;
             options.source_factory = Some(crate::sources::factory());
+            options.action_factory = Some(crate::action::factory());
             let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
             Ok(PyWorkspace { ws })
         })
@@ -446,6 +462,127 @@ impl PyWorkspace {
             .py()?;
             table(batches, schema)
         })
+    }
+
+    // -------------------------------------------------------------------------------------------- workflows
+    // One thin method per core method: specs go to core's request model as JSON, results come back as dicts.
+
+    /// `action`: a config dict or a custom action object (see `crate::action::resolve`).
+    #[pyo3(signature = (name, action, parts=None, max_rate_per_second=None))]
+    fn register_action(
+        &self,
+        name: &str,
+        action: &Bound<'_, PyAny>,
+        parts: Option<Vec<String>>,
+        max_rate_per_second: Option<f64>,
+    ) -> PyResult<()> {
+        crate::error::guard(|| {
+            let action = crate::action::resolve(action, parts, max_rate_per_second)?;
+            self.ws.register_action(name, action).py()
+        })
+    }
+
+    /// `spec`: a template spec (`segkit::spec::TemplateSpec`: `name`, `channel`, `parts`, `entity`).
+    fn define_template<'py>(&self, py: Python<'py>, spec: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let spec = segkit::spec::from_value::<TemplateSpec>(spec_object(spec, "template spec")?).py()?;
+            let ws = self.ws.clone();
+            let out = wait_for_future(py, move || async move { ws.define_template(spec).await })?.py()?;
+            to_py(py, &out)
+        })
+    }
+
+    fn template<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let t = py.detach(|| self.ws.template(name)).py()?;
+            to_py(py, &t)
+        })
+    }
+
+    /// The rendered parts of `template` for the entity with key `key` (as text).
+    fn render<'py>(&self, py: Python<'py>, template: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let parts = wait_for_future(py, move || async move { ws.render(&template, &key).await })?.py()?;
+            to_py(py, &parts)
+        })
+    }
+
+    /// `spec`: a workflow spec (`segkit::spec::WorkflowSpec`: `name`, `trigger`, `steps`, `policies`).
+    fn define_workflow<'py>(&self, py: Python<'py>, spec: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let spec = segkit::spec::from_value::<WorkflowSpec>(spec_object(spec, "workflow spec")?).py()?;
+            let ws = self.ws.clone();
+            let out = wait_for_future(py, move || async move { ws.define_workflow(spec).await })?.py()?;
+            to_py(py, &out)
+        })
+    }
+
+    fn workflow<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let w = py.detach(|| self.ws.workflow(name)).py()?;
+            to_py(py, &w)
+        })
+    }
+
+    fn workflows<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let w = py.detach(|| self.ws.workflows()).py()?;
+            to_py(py, &w)
+        })
+    }
+
+    fn delete_workflow(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        crate::error::guard(|| py.detach(|| self.ws.delete_workflow(name)).py())
+    }
+
+    /// Keys as text (the wrapper converts ints); None: every current member / entity.
+    #[pyo3(signature = (name, keys=None))]
+    fn trigger(&self, py: Python<'_>, name: String, keys: Option<Vec<String>>) -> PyResult<u64> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            wait_for_future(py, move || async move { ws.trigger(&name, keys).await })?.py()
+        })
+    }
+
+    fn dispatch_due<'py>(&self, py: Python<'py>, limit: usize, concurrency: usize) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let report = wait_for_future(py, move || async move { ws.dispatch_due(limit, concurrency).await })?.py()?;
+            to_py(py, &report)
+        })
+    }
+
+    #[pyo3(signature = (workflow=None, status=None, ids=None, limit=1000))]
+    fn deliveries<'py>(
+        &self,
+        py: Python<'py>,
+        workflow: Option<String>,
+        status: Option<&str>,
+        ids: Option<Vec<i64>>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let filter = delivery_filter(workflow, status, ids)?;
+            let rows = py.detach(|| self.ws.deliveries(&filter, limit)).py()?;
+            to_py(py, &rows)
+        })
+    }
+
+    #[pyo3(signature = (workflow=None, ids=None))]
+    fn replay(&self, py: Python<'_>, workflow: Option<String>, ids: Option<Vec<i64>>) -> PyResult<u64> {
+        crate::error::guard(|| {
+            let filter = delivery_filter(workflow, None, ids)?;
+            py.detach(|| self.ws.replay(&filter)).py()
+        })
+    }
+
+    fn suppress(&self, py: Python<'_>, channel: &str, keys: Vec<String>) -> PyResult<u64> {
+        crate::error::guard(|| py.detach(|| self.ws.suppress(channel, &keys)).py())
+    }
+
+    fn unsuppress(&self, py: Python<'_>, channel: &str, keys: Vec<String>) -> PyResult<u64> {
+        crate::error::guard(|| py.detach(|| self.ws.unsuppress(channel, &keys)).py())
     }
 
     fn __repr__(&self) -> String {

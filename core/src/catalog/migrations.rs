@@ -139,9 +139,21 @@ CREATE TABLE suppressions (
 );
 "#;
 
-/// Migration 5: cron schedules. A schedule's definition (JSON), the next instant it is due (ms since the epoch),
-/// and its last run: the due instant it performed, when it finished, whether it failed and why, and counters.
+/// Migration 5: workflow steps and policies. A ledger row records the channel an action step sent on and when
+/// (`sent_at`, which frequency caps count across workflows), a `detail` of how the step went (the branch or
+/// split choice, the zone a wait used, the hold by quiet hours, the cap), and `resolved_at`, the instant a wait
+/// `until` resolved to.
 const V5: &str = r#"
+ALTER TABLE deliveries ADD COLUMN channel TEXT;
+ALTER TABLE deliveries ADD COLUMN sent_at INTEGER;
+ALTER TABLE deliveries ADD COLUMN detail TEXT;
+ALTER TABLE deliveries ADD COLUMN resolved_at INTEGER;
+CREATE INDEX deliveries_by_channel ON deliveries(entity_key, channel, sent_at);
+"#;
+
+/// Migration 6: cron schedules. A schedule's definition (JSON), the next instant it is due (ms since the epoch),
+/// and its last run: the due instant it performed, when it finished, whether it failed and why, and counters.
+const V6: &str = r#"
 CREATE TABLE schedules (
     name TEXT PRIMARY KEY,
     definition TEXT NOT NULL,
@@ -157,7 +169,7 @@ CREATE TABLE schedules (
 "#;
 
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

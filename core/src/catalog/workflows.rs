@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
 
 const ROW: &str = "id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, \
-                   last_error, receipt, created_at, updated_at";
+                   last_error, receipt, created_at, updated_at, channel, detail, resolved_at";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
     let status: String = r.get(7)?;
@@ -26,7 +26,43 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
         receipt: r.get(11)?,
         created_at: r.get(12)?,
         updated_at: r.get(13)?,
+        channel: r.get(14)?,
+        detail: r.get(15)?,
+        resolved_at: r.get(16)?,
     })
+}
+
+/// How [`Catalog::finish_delivery_with`] finishes a claimed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finish<'a> {
+    /// The final status.
+    pub status: Status,
+    /// The receiver's receipt.
+    pub receipt: Option<&'a str>,
+    /// The error (for `dead`).
+    pub error: Option<&'a str>,
+    /// How the step went (kept when `None`).
+    pub detail: Option<&'a str>,
+    /// The channel of an action step (kept when `None`).
+    pub channel: Option<&'a str>,
+    /// Whether it counts as sent on `channel` now (for frequency caps).
+    pub sent: bool,
+}
+
+impl Finish<'_> {
+    /// A finish with `status` and nothing else.
+    pub fn status(status: Status) -> Self {
+        Finish { status, receipt: None, error: None, detail: None, channel: None, sent: false }
+    }
+}
+
+/// A frequency cap to check in [`Catalog::reserve_send`]: at most `max` sends on the channel since `since` (ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CapWindow {
+    /// Most sends.
+    pub max: u32,
+    /// The window's start, ms since the epoch (exclusive).
+    pub since: i64,
 }
 
 /// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out);
@@ -232,12 +268,27 @@ impl Catalog {
         next: Option<&NewDelivery>,
         now: i64,
     ) -> Result<bool> {
+        let f = Finish { receipt, error, ..Finish::status(status) };
+        self.finish_delivery_with(id, attempts, &f, next, now)
+    }
+
+    /// [`Catalog::finish_delivery`] that also records the step's detail, channel and whether it was sent.
+    pub fn finish_delivery_with(
+        &self,
+        id: i64,
+        attempts: u32,
+        f: &Finish<'_>,
+        next: Option<&NewDelivery>,
+        now: i64,
+    ) -> Result<bool> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let n = tx.execute(
-                "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL, updated_at = ?4
+                "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL, updated_at = ?4,
+                   detail = coalesce(?7, detail), channel = coalesce(?8, channel),
+                   sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END
                  WHERE id = ?5 AND status = 'running' AND attempts = ?6",
-                params![status.as_str(), receipt, error, now, id, attempts],
+                params![f.status.as_str(), f.receipt, f.error, now, id, attempts, f.detail, f.channel, f.sent],
             )?;
             if n == 0 {
                 return Ok(false);
@@ -247,6 +298,76 @@ impl Catalog {
             }
             tx.commit()?;
             Ok(true)
+        })
+    }
+
+    /// Puts a claimed row back to pending without counting the attempt (quiet hours, a rate limit, a wait
+    /// `until` resolving), due at `due_at`; `detail` and `resolved_at` are set when given. False when the row is
+    /// no longer claimed by this attempt.
+    pub fn hold_delivery(
+        &self,
+        id: i64,
+        attempts: u32,
+        due_at: i64,
+        detail: Option<&str>,
+        resolved_at: Option<i64>,
+        now: i64,
+    ) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.execute(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
+                   detail = coalesce(?2, detail), resolved_at = coalesce(?3, resolved_at), updated_at = ?4
+                 WHERE id = ?5 AND status = 'running' AND attempts = ?6",
+                params![due_at, detail, resolved_at, now, id, attempts],
+            )? > 0)
+        })
+    }
+
+    /// Checks the frequency caps of a claimed action row and, when none is reached, marks it as sent on
+    /// `channel` now (so concurrent checks, also in other processes, count it), in one transaction. A cap counts
+    /// the other rows to the same entity on the channel that were sent after its window's start and are
+    /// delivered or being sent. Returns the index of the first cap reached (changing nothing), or `None`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn reserve_send(
+        &self,
+        id: i64,
+        attempts: u32,
+        entity: &str,
+        entity_key: &str,
+        channel: &str,
+        caps: &[CapWindow],
+        now: i64,
+    ) -> Result<Option<usize>> {
+        self.with(|c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (i, cap) in caps.iter().enumerate() {
+                if count_sent(&tx, entity, entity_key, channel, cap.since, Some(id))? >= cap.max as u64 {
+                    return Ok(Some(i));
+                }
+            }
+            tx.execute(
+                "UPDATE deliveries SET channel = ?1, sent_at = ?2 WHERE id = ?3 AND status = 'running' AND attempts = ?4",
+                params![channel, now, id, attempts],
+            )?;
+            tx.commit()?;
+            Ok(None)
+        })
+    }
+
+    /// How many deliveries to `entity_key` on `channel` were sent after `since` (ms) and are delivered or being
+    /// sent (for dry runs).
+    pub fn sent_count(&self, entity: &str, entity_key: &str, channel: &str, since: i64) -> Result<u64> {
+        self.with(|c| count_sent(c, entity, entity_key, channel, since, None))
+    }
+
+    /// Whether the re-entry policy `reentry` would skip `entity_key` now (it started `workflow` after the cut-off).
+    pub fn started_since(&self, workflow: &str, entity_key: &str, reentry: &Reentry) -> Result<bool> {
+        self.with(|c| {
+            Ok(c.prepare_cached(
+                "SELECT 1 FROM deliveries WHERE workflow = ?1 AND entity_key = ?2 AND step = ?3 AND created_at > ?4
+                 LIMIT 1",
+            )?
+            .exists(params![workflow, entity_key, reentry.first_step, reentry.since])?)
         })
     }
 
@@ -347,6 +468,23 @@ impl Catalog {
                 .exists(params![channel, key])?)
         })
     }
+}
+
+fn count_sent(
+    c: &rusqlite::Connection,
+    entity: &str,
+    entity_key: &str,
+    channel: &str,
+    since: i64,
+    except: Option<i64>,
+) -> Result<u64> {
+    let n: i64 = c
+        .prepare_cached(
+            "SELECT count(*) FROM deliveries WHERE entity_key = ?1 AND channel = ?2 AND sent_at > ?3 AND entity = ?4
+           AND status IN ('running', 'delivered') AND id IS NOT ?5",
+        )?
+        .query_row(params![entity_key, channel, since, entity, except], |r| r.get(0))?;
+    Ok(n as u64)
 }
 
 fn where_clause(f: &DeliveryFilter) -> (String, Vec<rusqlite::types::Value>) {

@@ -9,6 +9,7 @@
 
 mod coerce;
 pub(crate) mod pipeline;
+mod sort;
 
 use std::collections::BTreeMap;
 

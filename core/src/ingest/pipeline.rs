@@ -6,14 +6,17 @@ use std::time::Instant;
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
+    UInt64Array,
 };
 use arrow::compute::{
     concat_batches, filter_record_batch, interleave_record_batch, sort_to_indices, take_record_batch,
 };
-use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use futures::StreamExt;
+use datafusion::error::DataFusionError;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
@@ -202,6 +205,106 @@ impl KeySeen {
     }
 }
 
+/// The hidden column of source row numbers that rides along through the sort of a profile's new rows.
+const ROW_COLUMN: &str = "__segkit_row";
+
+/// Finds the repeated keys of a profile ingest in its rows sorted by (key, source row): the first row of each
+/// key is kept; each later one is dropped and quarantined as "duplicate key … (first seen at row N)", the same
+/// reason a hash of the keys seen would give, without holding every key in memory.
+struct RepeatedKeys {
+    key_pos: usize,
+    row_pos: usize,
+    pii: bool,
+    /// The last key of the previous batch (one element) and the source row of its first occurrence.
+    last: Option<(ArrayRef, u64)>,
+    dropped: u64,
+    q_rows: Vec<i64>,
+    q_reasons: Vec<String>,
+    q_records: Vec<String>,
+}
+
+impl RepeatedKeys {
+    fn new(schema: &Schema, key: &str, pii: bool) -> Result<Self> {
+        Ok(RepeatedKeys {
+            key_pos: schema.index_of(key)?,
+            row_pos: schema.index_of(ROW_COLUMN)?,
+            pii,
+            last: None,
+            dropped: 0,
+            q_rows: vec![],
+            q_reasons: vec![],
+            q_records: vec![],
+        })
+    }
+
+    /// The rows of sorted `batch` whose key did not come before, without the row column (shaped as `out`).
+    fn first_rows(&mut self, batch: &RecordBatch, out: &SchemaRef) -> Result<RecordBatch> {
+        let n = batch.num_rows();
+        let keys = batch.column(self.key_pos);
+        let rows = batch.column(self.row_pos).as_primitive::<UInt64Type>();
+        let same_as_previous = if n > 1 {
+            Some(arrow::compute::kernels::cmp::eq(&keys.slice(1, n - 1), &keys.slice(0, n - 1))?)
+        } else {
+            None
+        };
+        let mut keep = Vec::with_capacity(n);
+        let mut first = self.last.as_ref().map(|l| l.1).unwrap_or(0);
+        let mut fmts = None;
+        for i in 0..n {
+            let repeated = match (i, &self.last, &same_as_previous) {
+                (0, Some((k, _)), _) => {
+                    let e = arrow::compute::kernels::cmp::eq(&keys.slice(0, 1), k)?;
+                    e.is_valid(0) && e.value(0)
+                }
+                (0, None, _) => false,
+                (_, _, Some(e)) => e.is_valid(i - 1) && e.value(i - 1),
+                (_, _, None) => false,
+            };
+            if !repeated {
+                first = rows.value(i);
+                keep.push(true);
+                continue;
+            }
+            keep.push(false);
+            self.dropped += 1;
+            let shown = super::coerce::show(keys.as_ref(), i, self.pii);
+            self.q_rows.push(rows.value(i) as i64);
+            self.q_reasons.push(format!("duplicate key {shown} (first seen at row {first})"));
+            if fmts.is_none() {
+                fmts = Some(
+                    batch
+                        .columns()
+                        .iter()
+                        .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default()))
+                        .collect::<Result<Vec<_>, _>>()?,
+                );
+            }
+            let fmts = fmts.as_ref().expect("set above");
+            let mut rec = serde_json::Map::new();
+            for (j, f) in batch.schema().fields().iter().enumerate() {
+                if j == self.row_pos {
+                    continue;
+                }
+                let v =
+                    if batch.column(j).is_null(i) { Value::Null } else { Value::String(fmts[j].value(i).to_string()) };
+                rec.insert(f.name().clone(), v);
+            }
+            self.q_records.push(Value::Object(rec).to_string());
+        }
+        if n > 0 {
+            self.last = Some((keys.slice(n - 1, 1), first));
+        }
+        let kept = if keep.iter().all(|k| *k) {
+            batch.clone()
+        } else {
+            filter_record_batch(batch, &BooleanArray::from(keep))?
+        };
+        let mut columns = kept.columns().to_vec();
+        columns.remove(self.row_pos);
+        Ok(RecordBatch::try_new(out.clone(), columns)?)
+    }
+}
+
 struct Processor<'a> {
     entity: &'a Entity,
     schema: SchemaRef,
@@ -211,6 +314,9 @@ struct Processor<'a> {
     malformed_reason_pos: Option<usize>,
     dedupe: bool,
     seen: KeySeen,
+    /// Append the 1-based source row number as [`ROW_COLUMN`] (the key's duplicates are then found by the
+    /// sort, see [`RepeatedKeys`], instead of `seen`).
+    with_rows: bool,
     next_row: u64,
     rows_read: u64,
     q_rows: Vec<i64>,
@@ -295,6 +401,9 @@ impl Processor<'_> {
                 }
             }
         }
+        if self.with_rows {
+            columns.push(Arc::new(UInt64Array::from_iter_values((1..=n as u64).map(|i| first_row + i))));
+        }
         let good = BooleanArray::from(reasons.iter().map(Option::is_none).collect::<Vec<_>>());
         if good.false_count() > 0 {
             let fmts = batch
@@ -329,6 +438,25 @@ impl Processor<'_> {
         ));
         let kept = filter_record_batch(&RecordBatch::try_new(loose, columns)?, &good)?;
         Ok(RecordBatch::try_new(self.schema.clone(), kept.columns().to_vec())?)
+    }
+
+    /// Adds rows quarantined after the sort (repeated keys), keeping the quarantine in source row order.
+    fn add_quarantined(&mut self, more: RepeatedKeys) {
+        if more.q_rows.is_empty() {
+            return;
+        }
+        self.q_rows.extend(more.q_rows);
+        self.q_reasons.extend(more.q_reasons);
+        self.q_records.extend(more.q_records);
+        let mut order: Vec<usize> = (0..self.q_rows.len()).collect();
+        order.sort_by_key(|&i| self.q_rows[i]);
+        let take = |v: &mut Vec<String>| -> Vec<String> {
+            let mut old: Vec<Option<String>> = std::mem::take(v).into_iter().map(Some).collect();
+            order.iter().map(|&i| old[i].take().unwrap_or_default()).collect()
+        };
+        self.q_reasons = take(&mut self.q_reasons);
+        self.q_records = take(&mut self.q_records);
+        self.q_rows = order.iter().map(|&i| self.q_rows[i]).collect();
     }
 
     fn quarantine_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -377,6 +505,24 @@ fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
         arrow::compute::lexsort_to_indices(&sort_columns, None)?
     };
     Ok(take_record_batch(batch, &idx)?)
+}
+
+/// Takes the first `n` rows of `batches` (zero-copy slices), leaving the rest.
+fn split_rows(batches: &mut Vec<RecordBatch>, n: usize) -> Vec<RecordBatch> {
+    let mut out = vec![];
+    let mut need = n;
+    while need > 0 && !batches.is_empty() {
+        let b = batches.remove(0);
+        if b.num_rows() <= need {
+            need -= b.num_rows();
+            out.push(b);
+        } else {
+            out.push(b.slice(0, need));
+            batches.insert(0, b.slice(need, b.num_rows() - need));
+            need = 0;
+        }
+    }
+    out
 }
 
 /// Writes the rows of `batches` sorted by `columns` (ascending, nulls last, as [`sort_by`]), one row group at a
@@ -516,18 +662,24 @@ pub(crate) struct Staged {
     pub report: IngestReport,
 }
 
+/// Where an ingest writes: the store, the entity, its current snapshot, and the memory its sort may hold.
+pub(crate) struct Target<'a> {
+    pub store: &'a Store,
+    pub entity: &'a Entity,
+    pub current: &'a Snapshot,
+    pub memory: usize,
+}
+
 /// Runs an ingest up to (not including) the catalog commit.
-#[allow(clippy::too_many_arguments)] // internal: the workspace's one call site
 pub(crate) async fn stage(
-    store: &Store,
-    entity: &Entity,
-    current: &Snapshot,
+    target: &Target<'_>,
     source: &dyn Source,
     options: &IngestOptions,
     id: &str,
     request: &ScanRequest,
     tracker: &mut Tracker<'_>,
 ) -> Result<Staged> {
+    let Target { store, entity, current, memory } = *target;
     let started = Instant::now();
     let mode = match (entity.kind, options.mode) {
         (EntityKind::Profile, None) => IngestMode::Upsert,
@@ -553,6 +705,7 @@ pub(crate) async fn stage(
         malformed_reason_pos: source_schema.index_of(MALFORMED_REASON_COLUMN).ok(),
         dedupe: entity.kind == EntityKind::Profile,
         seen: KeySeen::default(),
+        with_rows: false,
         next_row: 0,
         rows_read: 0,
         q_rows: vec![],
@@ -588,19 +741,16 @@ pub(crate) async fn stage(
                 pending_rows += good.num_rows();
                 pending.push(good);
                 while pending_rows >= crate::store::FILE_ROWS {
-                    let all = concat_batches(&schema, &pending)?;
-                    let chunk = sort_by(&all.slice(0, crate::store::FILE_ROWS), &order)?;
-                    writer.write(&chunk).await?;
-                    let rest = all.slice(crate::store::FILE_ROWS, all.num_rows() - crate::store::FILE_ROWS);
-                    pending_rows = rest.num_rows();
-                    pending = vec![rest];
+                    // One file's rows, sorted straight from the received batches (no concatenated copy).
+                    let chunk = split_rows(&mut pending, crate::store::FILE_ROWS);
+                    pending_rows -= crate::store::FILE_ROWS;
+                    write_sorted(&mut writer, &chunk, &order).await?;
                 }
             }
             drop(stream);
             tracker.done();
             if pending_rows > 0 {
-                let all = concat_batches(&schema, &pending)?;
-                writer.write(&sort_by(&all, &order)?).await?;
+                write_sorted(&mut writer, &pending, &order).await?;
             }
             if tracker.cancelled() {
                 return Err(cancelled());
@@ -623,10 +773,10 @@ pub(crate) async fn stage(
             IngestMode::FullRefresh => written.clone(),
             _ => current.files.iter().cloned().chain(written.iter().cloned()).collect(),
         };
-    } else {
-        // Profiles: the new rows are sorted in memory; an upsert then streams the current files (sorted the same
-        // way, one after the other), drops the rows whose key came again, and merges the two sorted sequences
-        // into the new files. Memory holds the new rows and one batch of the old ones, not the whole entity.
+    } else if mode == IngestMode::Upsert && !current.files.is_empty() {
+        // An upsert onto stored rows: the new rows are sorted in memory; the current files (sorted the same way,
+        // one after the other) are then streamed, the rows whose key came again dropped, and the two sorted
+        // sequences merged into the new files. Memory holds the new rows and one batch of the old ones.
         let mut good = vec![];
         while let Some(b) = next_batch(&mut stream, tracker).await? {
             let b = b.map_err(|e| wrap_source(e, source))?;
@@ -640,33 +790,15 @@ pub(crate) async fn stage(
         tracker.done();
         rows_written = good.iter().map(|b| b.num_rows() as u64).sum();
         let order = storage_order(entity);
-        let merging = mode == IngestMode::Upsert && !current.files.is_empty();
-        if !merging && rows_written > 0 {
-            // Nothing to merge with (a first ingest, a full refresh): the rows are written in storage order one
-            // row group at a time straight from the received batches, so memory holds them once (not also a
-            // concatenated copy and a sorted copy).
-            let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
-            let res = write_sorted(&mut writer, &good, &order).await;
-            drop(good);
-            if let Err(e) = res {
-                writer.abort().await;
-                return Err(e);
-            }
-            written = writer.finish().await?;
-            files = written.clone();
-        } else if mode == IngestMode::Upsert && rows_written == 0 {
+        if rows_written == 0 {
             written = vec![];
             files = current.files.clone();
         } else {
             let incoming = concat_batches(&schema, &good)?;
             drop(good);
-            let incoming = if incoming.num_rows() > 0 { sort_by(&incoming, &order)? } else { incoming };
+            let incoming = sort_by(&incoming, &order)?;
             let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
-            let res = if mode == IngestMode::Upsert {
-                merge_into(&mut writer, store, current, &incoming, &order, entity, &proc.seen).await
-            } else {
-                writer.write(&incoming).await.map(|_| 0)
-            };
+            let res = merge_into(&mut writer, store, current, &incoming, &order, entity, &proc.seen).await;
             let res = res.and_then(|r| if tracker.cancelled() { Err(cancelled()) } else { Ok(r) });
             match res {
                 Ok(replaced) => updated = replaced,
@@ -677,6 +809,81 @@ pub(crate) async fn stage(
             }
             written = writer.finish().await?;
             files = written.clone();
+        }
+        inserted = rows_written - updated;
+    } else {
+        // Nothing to merge with (a first ingest, a full refresh): the new rows stream through a sort into storage
+        // order that spills to disk beyond the workspace's `ingest_memory` (see `super::sort`), straight into the new files.
+        // When the storage order is the key alone, the rows carry their source row number through the sort and
+        // repeated keys are found there (adjacent), so no set of every key is held either.
+        let order = storage_order(entity);
+        let key = entity.key.clone().expect("profiles have keys");
+        let by_key = order.len() == 1;
+        let mut sort_by_cols = order.clone();
+        if by_key {
+            proc.dedupe = false;
+            proc.with_rows = true;
+            let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+            fields.push(Field::new(ROW_COLUMN, ArrowType::UInt64, false));
+            proc.schema = Arc::new(Schema::new(fields));
+            sort_by_cols.push(ROW_COLUMN.to_string());
+        }
+        let (tx, rx) = futures::channel::mpsc::channel::<std::result::Result<RecordBatch, DataFusionError>>(1);
+        let input = Box::pin(RecordBatchStreamAdapter::new(proc.schema.clone(), rx));
+        let mut sorted = super::sort::sorted(input, &sort_by_cols, memory)?;
+        let mut repeats = if by_key {
+            let pii = entity.attr(&key)?.pii;
+            Some(RepeatedKeys::new(&proc.schema, &key, pii)?)
+        } else {
+            None
+        };
+        let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+        let produce = async {
+            let mut tx = tx;
+            let mut rows = 0u64;
+            while let Some(b) = next_batch(&mut stream, tracker).await? {
+                let b = b.map_err(|e| wrap_source(e, source))?;
+                let g = proc.process(&b)?;
+                tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
+                rows += g.num_rows() as u64;
+                // A closed channel means the sort failed; `consume` reports why.
+                if g.num_rows() > 0 && tx.send(Ok(g)).await.is_err() {
+                    break;
+                }
+            }
+            tracker.done();
+            Ok::<u64, Error>(rows)
+        };
+        let consume = async {
+            while let Some(b) = sorted.next().await {
+                let b = b?;
+                let b = match repeats.as_mut() {
+                    Some(r) => r.first_rows(&b, &schema)?,
+                    None => b,
+                };
+                if b.num_rows() > 0 {
+                    writer.write(&b).await?;
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        let res = futures::try_join!(produce, consume);
+        drop(stream);
+        let res = res.and_then(|(rows, ())| if tracker.cancelled() { Err(cancelled()) } else { Ok(rows) });
+        match res {
+            Ok(rows) => {
+                let dropped = repeats.as_ref().map(|r| r.dropped).unwrap_or(0);
+                rows_written = rows - dropped;
+                if let Some(r) = repeats {
+                    proc.add_quarantined(r);
+                }
+                written = writer.finish().await?;
+                files = written.clone();
+            }
+            Err(e) => {
+                writer.abort().await;
+                return Err(e);
+            }
         }
         inserted = rows_written - updated;
     }

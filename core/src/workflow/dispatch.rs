@@ -48,7 +48,7 @@ pub fn backoff(base_ms: u64, attempt: u32, key: &str, retry_after: Option<Durati
 }
 
 /// What one dispatch pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DispatchReport {
     /// Rows claimed.
     pub claimed: u64,
@@ -62,4 +62,12 @@ pub struct DispatchReport {
     pub dead: u64,
     /// Rows skipped because the key is suppressed on the channel.
     pub suppressed: u64,
+    /// Rows skipped because a frequency cap was reached.
+    pub capped: u64,
+    /// Rows held (back to pending) until their quiet hours end.
+    pub held: u64,
+    /// Rows left pending because a rate limit was reached this pass.
+    pub rate_limited: u64,
+    /// Wait `until` rows whose instant was resolved (back to pending, due then).
+    pub waiting: u64,
 }

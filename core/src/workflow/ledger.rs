@@ -2,9 +2,10 @@
 //! `deliveries` (migration 4), under a UNIQUE idempotency key derived from those four, so writing the same row
 //! twice is a no-op and a re-sent delivery carries the key of the first attempt.
 //!
-//! A row's life: `pending` (due at `due_at`) → `running` (claimed, with a lease) → `delivered` / `done` (a wait
-//! or exit step) / `suppressed` / `dead` (permanent failure or the last attempt failed; `replay` makes it
-//! `pending` again). A `running` row whose lease expired — its dispatcher died — is claimed again.
+//! A row's life: `pending` (due at `due_at`) → `running` (claimed, with a lease) → `delivered` / `done` (a wait,
+//! branch, split or exit step) / `suppressed` / `capped` / `dead` (permanent failure or the last attempt failed;
+//! `replay` makes it `pending` again). Quiet hours, a rate limit and a wait `until` put a claimed row back to
+//! `pending` with a later due time, without counting an attempt. A `running` row whose lease expired — its dispatcher died — is claimed again.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,6 +42,8 @@ pub enum Status {
     Done,
     /// Not sent: the entity is on the channel's suppression list.
     Suppressed,
+    /// Not sent: a frequency cap of the workflow was reached (see `detail`); the entity went on.
+    Capped,
     /// Failed permanently or after the last attempt; see `last_error`. `replay` sends it again.
     Dead,
 }
@@ -54,6 +57,7 @@ impl Status {
             Status::Delivered => "delivered",
             Status::Done => "done",
             Status::Suppressed => "suppressed",
+            Status::Capped => "capped",
             Status::Dead => "dead",
         }
     }
@@ -66,6 +70,7 @@ impl Status {
             "delivered" => Status::Delivered,
             "done" => Status::Done,
             "suppressed" => Status::Suppressed,
+            "capped" => Status::Capped,
             "dead" => Status::Dead,
             _ => return None,
         })
@@ -137,6 +142,51 @@ pub struct LedgerRow {
     pub created_at: i64,
     /// Last changed, ms since the epoch.
     pub updated_at: i64,
+    /// The channel an action step sent on (set when it is sent, capped or suppressed).
+    pub channel: Option<String>,
+    /// How the step went: the step a branch or split chose, the instant and zone a wait `until` resolved to,
+    /// the quiet hours that held it, the cap that capped it.
+    pub detail: Option<String>,
+    /// For a wait `until`: the instant it waits for, once resolved (ms since the epoch).
+    pub resolved_at: Option<i64>,
+}
+
+/// What [`Workspace::dry_run_workflow`](crate::Workspace::dry_run_workflow) says would happen to one entity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DryRunStatus {
+    /// It would be sent now.
+    Send,
+    /// It would be held by quiet hours and sent when they end (`detail` says until when).
+    Held,
+    /// The entity is on the channel's suppression list.
+    Suppressed,
+    /// A frequency cap is reached.
+    Capped,
+    /// The re-entry policy would not start the workflow for it again.
+    Reentry,
+    /// Its path exits before any action step.
+    Exit,
+    /// The delivery would fail: the entity is missing or the template does not render (`detail`).
+    Failed,
+}
+
+/// One row of a dry run: who would receive what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DryRunRow {
+    /// The entity key.
+    pub entity_key: String,
+    /// The first action step its path reaches (through waits, branches and splits), if any.
+    pub step: Option<String>,
+    /// That step's channel.
+    pub channel: Option<String>,
+    /// What would happen.
+    pub status: DryRunStatus,
+    /// The rendered template parts (for `send` and `held`; empty otherwise or without a template).
+    pub content: std::collections::BTreeMap<String, String>,
+    /// Why, for every status but `send`; the path taken through branches and splits.
+    pub detail: Option<String>,
 }
 
 /// Which rows [`Workspace::deliveries`](crate::Workspace::deliveries) and `replay` select.

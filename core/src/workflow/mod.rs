@@ -1,6 +1,8 @@
 //! Workflows: what segments do. A workflow has a trigger (a segment's entered or exited keys, or a manual
-//! [`Workspace::trigger`](crate::Workspace::trigger)), steps run in order (action, wait, exit) and policies
-//! (re-entry, retries); channels have suppression lists.
+//! [`Workspace::trigger`](crate::Workspace::trigger)), steps (action, wait, branch, split, exit; see [`steps`])
+//! and policies (re-entry, retries, frequency caps, quiet hours, rate limits; see [`policy`]); channels have
+//! suppression lists. [`Workspace::dry_run_workflow`](crate::Workspace::dry_run_workflow) shows who would
+//! receive what without sending.
 //!
 //! Every step an entity reaches is one row of the durable delivery [`ledger`] in the catalog, written in the
 //! transaction that produced it (the segment run, the trigger, or the completion of the previous step). The
@@ -14,10 +16,15 @@
 
 pub mod dispatch;
 pub mod ledger;
+pub mod policy;
 pub mod schedule;
+pub mod steps;
 pub mod template;
 
-pub use crate::spec::workflow::{PoliciesSpec, ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
+pub use crate::spec::workflow::{
+    FrequencyCapSpec, PoliciesSpec, QuietHoursSpec, ReentrySpec, SplitBranchSpec, StepSpec, TemplateSpec, TriggerSpec,
+    WorkflowSpec,
+};
 pub use dispatch::DispatchReport;
-pub use ledger::{DeliveryFilter, LedgerRow, Status};
+pub use ledger::{DeliveryFilter, DryRunRow, DryRunStatus, LedgerRow, Status};
 pub use schedule::{JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport};

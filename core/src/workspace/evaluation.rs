@@ -171,7 +171,8 @@ impl Workspace {
     async fn evaluate_inner(&self, name: &str) -> Result<SegmentRun> {
         let started = Instant::now();
         let started_at = self.now();
-        let (def, entity, checked) = self.compiled(name)?;
+        let c = self.compiled(name)?;
+        let (def, entity, checked) = (&c.def, &c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
         let snapshot = self.snapshot(&entity.name)?.version;
         let (members, membership_schema) = self.compute_members(&def, &entity, &checked).await?;
@@ -211,7 +212,7 @@ impl Workspace {
             self.inner.store.delete(&old).await;
         }
         Ok(SegmentRun {
-            segment: def.name,
+            segment: def.name.clone(),
             run,
             count: members.num_rows() as u64,
             members,
@@ -234,7 +235,8 @@ impl Workspace {
 
     /// Counts a segment's members now, without materialising or storing them.
     pub async fn count(&self, name: &str) -> Result<u64> {
-        let (_, entity, checked) = self.compiled(name)?;
+        let c = self.compiled(name)?;
+        let (entity, checked) = (&c.entity, &c.checked);
         let n = self.filtered(&entity, &checked).await?.count().await? as u64;
         crate::memory::release_unused_memory();
         Ok(n)
@@ -242,7 +244,8 @@ impl Workspace {
 
     /// Up to `n` current member rows with every attribute; `pii` attributes are masked as `"***"`.
     pub async fn preview(&self, name: &str, n: usize) -> Result<RecordBatch> {
-        let (_, entity, checked) = self.compiled(name)?;
+        let c = self.compiled(name)?;
+        let (entity, checked) = (&c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
         let df =
             self.filtered(&entity, &checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;

@@ -117,7 +117,8 @@ impl Workspace {
     /// with each node's value (true / false / unknown), the attribute values compared (`pii` ones masked) and,
     /// for behavioural nodes, the aggregates compared. `to_string()` gives a readable tree.
     pub async fn explain(&self, segment: &str, key: &str) -> Result<Explanation> {
-        let (def, entity, checked) = self.compiled(segment)?;
+        let c = self.compiled(segment)?;
+        let (def, entity, checked) = (&c.def, &c.entity, &c.checked);
         let key_attr = entity.key.clone().expect("segments select keyed entities");
         let key_type = entity.attr(&key_attr)?.data_type.clone();
         let key_value = literal(&serde_json::Value::String(key.to_string()), &key_type, "key")
@@ -179,7 +180,7 @@ impl Workspace {
 
         let ctx = Cx { ws: self, sources: &sources, now, key_attr: &key_attr, entity: &entity, key_expr, pred_values };
         let root = ctx.node(&checked).await?;
-        Ok(Explanation { segment: def.name, key: key.to_string(), member: root.value == Some(true), root })
+        Ok(Explanation { segment: def.name.clone(), key: key.to_string(), member: root.value == Some(true), root })
     }
 }
 

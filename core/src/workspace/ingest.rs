@@ -79,12 +79,21 @@ impl Workspace {
         };
         let id = uuid::Uuid::new_v4().to_string();
         let mut tracker = Tracker::new(control);
-        let staged = pipeline::stage(&self.inner.store, &e, &current, source, &options, &id, &request, &mut tracker)
-            .await
-            .map_err(|err| match (err, sync) {
-                (Error::Cancelled { .. }, Some(name)) => Error::Cancelled { what: format!("sync of source `{name}`") },
-                (Error::Cancelled { .. }, None) => Error::Cancelled { what: format!("ingest into `{entity}`") },
-                (err, _) => err,
+        let target = pipeline::Target {
+            store: &self.inner.store,
+            entity: &e,
+            current: &current,
+            memory: self.inner.ingest_memory,
+        };
+        let staged =
+            pipeline::stage(&target, source, &options, &id, &request, &mut tracker).await.map_err(|err| {
+                match (err, sync) {
+                    (Error::Cancelled { .. }, Some(name)) => {
+                        Error::Cancelled { what: format!("sync of source `{name}`") }
+                    }
+                    (Error::Cancelled { .. }, None) => Error::Cancelled { what: format!("ingest into `{entity}`") },
+                    (err, _) => err,
+                }
             })?;
         let mut report = staged.report;
         let changed = staged.files != current.files || matches!(report.mode, crate::ingest::IngestMode::FullRefresh);

@@ -28,7 +28,18 @@ pub struct WorkspaceOptions {
     /// deliveries this long, and an action gets half of it to answer. Every process sharing a workspace should
     /// use the same lease.
     pub lease: Option<std::time::Duration>,
+    /// The memory an ingest may use to sort new rows into storage order before it spills sorted runs to
+    /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 1 MiB): an ingest of any size holds about
+    /// this much, not the whole input.
+    pub ingest_memory: Option<usize>,
+    /// Every catalog commit (snapshots, segment runs, the delivery ledger) waits until it is on disk, so even a
+    /// power loss cannot undo one (SQLite `synchronous = FULL`). Off by default: commits then survive a crash
+    /// of the process (`SIGKILL`, a panic) but not of the machine, and cost no disk flush each.
+    pub durable_commits: bool,
 }
+
+/// The default of [`WorkspaceOptions::ingest_memory`]: 64 MiB.
+pub const DEFAULT_INGEST_MEMORY: usize = 64 * 1024 * 1024;
 
 impl std::fmt::Debug for WorkspaceOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,6 +53,8 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("source_factory", &self.source_factory)
             .field("action_factory", &self.action_factory)
             .field("lease", &self.lease)
+            .field("ingest_memory", &self.ingest_memory)
+            .field("durable_commits", &self.durable_commits)
             .finish()
     }
 }
@@ -70,6 +83,16 @@ impl WorkspaceOptions {
     /// Sets the delivery lease (see [`WorkspaceOptions::lease`]).
     pub fn lease(mut self, lease: std::time::Duration) -> Self {
         self.lease = Some(lease);
+        self
+    }
+    /// Lets an ingest sort `bytes` of new rows in memory before spilling (see the field).
+    pub fn ingest_memory(mut self, bytes: usize) -> Self {
+        self.ingest_memory = Some(bytes);
+        self
+    }
+    /// Makes every catalog commit wait until it is on disk (see the field).
+    pub fn durable_commits(mut self, durable: bool) -> Self {
+        self.durable_commits = durable;
         self
     }
     /// Sets a DataFusion configuration option for the workspace's session.

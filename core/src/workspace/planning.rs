@@ -19,16 +19,62 @@ use datafusion::logical_expr::{Expr, LogicalPlanBuilder};
 
 use super::Workspace;
 
+/// How many checked rules [`Workspace::compiled`] keeps.
+const COMPILED_KEPT: usize = 256;
+
+/// A segment ready to plan: its definition, entity and checked rule.
+pub(crate) struct Compiled {
+    /// The stored definition text it was made from.
+    text: Arc<str>,
+    /// The entity's definition version it was checked against.
+    entity_version: i64,
+    pub def: SegmentDefinition,
+    pub entity: Entity,
+    pub checked: Checked,
+}
+
 impl Workspace {
-    pub(super) fn compiled(&self, name: &str) -> Result<(SegmentDefinition, Entity, Checked)> {
-        let def = self.segment(name)?;
-        let entity = self.entity(&def.entity)?;
-        let checked = if self.inner.catalog.static_list(&def.name)?.is_some() {
-            super::static_lists::own_checked(&def.name)
-        } else {
-            check_with(&def.rule, &entity, self, std::slice::from_ref(&def.name))?
+    /// A segment's definition, entity and checked rule. A checked rule that reads only the entity's own
+    /// attributes is kept per segment and reused while the stored definition text and the entity's definition
+    /// version are unchanged, so a rule with a million literal values is not parsed and checked again on every
+    /// evaluation. Rules that reach other segments or entities are checked each time (those may change).
+    pub(super) fn compiled(&self, name: &str) -> Result<Arc<Compiled>> {
+        let name = crate::model::normalize_name(name);
+        let text = self.inner.catalog.segment_text(&name)?;
+        let Some(text) = text else {
+            return Err(self.segment(&name).expect_err("a segment without a definition is not found"));
         };
-        Ok((def, entity, checked))
+        let lookup = |entity: &str| -> Result<i64> { Ok(self.inner.catalog.entity(entity)?.map(|e| e.1).unwrap_or(0)) };
+        if let Some(c) = self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
+            if *c.text == *text && lookup(&c.entity.name)? == c.entity_version {
+                return Ok(c.clone());
+            }
+        }
+        let def: SegmentDefinition = serde_json::from_str(&text)?;
+        let entity = self.entity(&def.entity)?;
+        let entity_version = lookup(&entity.name)?;
+        let (checked, reusable) = if self.inner.catalog.static_list(&def.name)?.is_some() {
+            (super::static_lists::own_checked(&def.name), false)
+        } else {
+            let checked = check_with(&def.rule, &entity, self, std::slice::from_ref(&def.name))?;
+            let mut own_attributes_only = true;
+            checked.walk(&mut |n| {
+                own_attributes_only &=
+                    matches!(n, Checked::And(_) | Checked::Or(_) | Checked::Not(_) | Checked::Pred(_))
+            });
+            (checked, own_attributes_only)
+        };
+        let c = Arc::new(Compiled { text: text.into(), entity_version, def, entity, checked });
+        let mut kept = self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if reusable {
+            if kept.len() >= COMPILED_KEPT {
+                kept.clear();
+            }
+            kept.insert(name, c.clone());
+        } else {
+            kept.remove(&name);
+        }
+        Ok(c)
     }
 
     pub(super) async fn filtered(&self, entity: &Entity, checked: &Checked) -> Result<DataFrame> {
@@ -130,7 +176,8 @@ impl Workspace {
 
     /// The physical query plan `evaluate` would run for a segment, as indented text (for tuning and bug reports).
     pub async fn query_plan(&self, name: &str) -> Result<String> {
-        let (_, entity, checked) = self.compiled(name)?;
+        let c = self.compiled(name)?;
+        let (entity, checked) = (&c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
         let df = self.filtered(&entity, &checked).await?.select(vec![column(&key)])?;
         let plan = df.create_physical_plan().await?;

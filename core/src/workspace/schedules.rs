@@ -10,18 +10,19 @@ use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::workflows::{due_for, keys_of, ms, reentry, step_channel};
+use super::dispatch::channel_of;
+use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_SCHEDULES, MAX_TRIGGER_KEYS};
 use crate::model::{check_name, normalize_name};
 use crate::monitoring;
 use crate::sources::IngestControl;
-use crate::workflow::dispatch::DispatchReport;
 use crate::workflow::ledger::{LedgerRow, NewDelivery, Status};
 use crate::workflow::schedule::{
     Cron, JobRun, JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport,
 };
+use crate::workflow::steps::due_at;
 use crate::workflow::{StepSpec, TriggerSpec};
 
 /// Never sleep less than this between two `serve` passes, so a schedule that cannot advance does not spin.
@@ -243,7 +244,7 @@ impl Workspace {
                 step: first.name().to_string(),
                 entity: entity.clone(),
                 entity_key: k,
-                due_at: due_for(first, now),
+                due_at: due_at(first, now),
             })
             .collect();
         self.inner.catalog.trigger_as(&rows, reentry(&spec, now).as_ref(), now)
@@ -284,52 +285,6 @@ impl Workspace {
             }
         }
         Ok(report)
-    }
-
-    /// One dispatch pass at `now` (ms): claims up to `limit` due rows with the workspace's lease and executes
-    /// them at most `concurrency` at a time (see [`run_claimed`](Self::run_claimed) for `shutdown`). Returns the
-    /// report and how many claims were released.
-    pub(super) async fn dispatch_pass(
-        &self,
-        now: i64,
-        limit: usize,
-        concurrency: usize,
-        shutdown: Option<(&CancellationToken, Duration)>,
-    ) -> Result<(DispatchReport, u64)> {
-        let rows = self.inner.catalog.claim_deliveries(now, self.inner.lease.as_millis() as i64, limit.max(1))?;
-        let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
-        if rows.is_empty() {
-            self.record_queue_depth()?;
-            return Ok((report, 0));
-        }
-        let channels = self.step_channels()?;
-        let (results, released) = self
-            .run_claimed(rows, concurrency, shutdown, |row| {
-                let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
-                let workflow = row.workflow.clone();
-                let started = Instant::now();
-                let work = self.process(row, now);
-                async move {
-                    let r = work.await;
-                    if let Ok(status) = &r {
-                        record_delivery(*status, &workflow, &channel, started.elapsed());
-                    }
-                    r
-                }
-            })
-            .await?;
-        self.record_queue_depth()?;
-        for r in results {
-            match r? {
-                Status::Delivered => report.delivered += 1,
-                Status::Done => report.done += 1,
-                Status::Pending => report.retried += 1,
-                Status::Dead => report.dead += 1,
-                Status::Suppressed => report.suppressed += 1,
-                _ => {}
-            }
-        }
-        Ok((report, released))
     }
 
     /// Executes claimed `rows` with `work`, at most `concurrency` at a time, each in a `delivery` span. With
@@ -384,7 +339,7 @@ impl Workspace {
     }
 
     /// The channel of each (workflow, step), for the metrics' labels.
-    fn step_channels(&self) -> Result<HashMap<(String, String), String>> {
+    pub(super) fn step_channels(&self) -> Result<HashMap<(String, String), String>> {
         Ok(self
             .workflows()?
             .into_iter()
@@ -392,7 +347,7 @@ impl Workspace {
                 let name = w.name.clone();
                 w.steps.into_iter().map(move |s| {
                     let channel = match &s {
-                        StepSpec::Action { action, channel, .. } => step_channel(action, channel),
+                        StepSpec::Action { action, channel, .. } => channel_of(action, channel),
                         _ => String::new(),
                     };
                     ((name.clone(), s.name().to_string()), channel)
@@ -402,7 +357,7 @@ impl Workspace {
     }
 
     /// Sets the queue-depth gauges from the ledger.
-    fn record_queue_depth(&self) -> Result<()> {
+    pub(super) fn record_queue_depth(&self) -> Result<()> {
         let counts = self.inner.catalog.delivery_counts()?;
         for status in [Status::Pending, Status::Running, Status::Dead] {
             let n = counts.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
@@ -412,12 +367,13 @@ impl Workspace {
     }
 }
 
-/// Counts one delivery attempt's outcome in the metrics.
-fn record_delivery(status: Status, workflow: &str, channel: &str, took: Duration) {
+/// Counts one delivery attempt's outcome (`status`: a ledger status, or `retried`, `held`, `rate_limited`,
+/// `waiting`) in the metrics.
+pub(super) fn record_delivery(status: &'static str, workflow: &str, channel: &str, took: Duration) {
     let channel = channel.to_string();
-    metrics::counter!(monitoring::DELIVERIES, "status" => status.as_str(), "channel" => channel.clone()).increment(1);
+    metrics::counter!(monitoring::DELIVERIES, "status" => status, "channel" => channel.clone()).increment(1);
     metrics::histogram!(monitoring::DELIVERY_SECONDS, "channel" => channel.clone()).record(took.as_secs_f64());
-    if status == Status::Dead {
+    if status == Status::Dead.as_str() {
         metrics::counter!(monitoring::DEAD_LETTERS, "workflow" => workflow.to_string(), "channel" => channel)
             .increment(1);
     }

@@ -448,17 +448,35 @@ impl Workspace {
         })
     }
 
-    /// The current keys of a static list as an in-memory table (for [`PlanSources`](super::planning)).
+    /// The current keys of a static list as an in-memory table (for [`PlanSources`](super::planning)). A list
+    /// version's file never changes, so the table read for it is kept (the last [`STATIC_TABLES_KEPT`]
+    /// versions used) and later evaluations of the list skip reading and decoding it again.
     pub(super) async fn static_table(&self, name: &str, list: &StaticListVersion) -> Result<Arc<dyn TableProvider>> {
+        let cached = |kept: &[(String, Arc<dyn TableProvider>)]| {
+            kept.iter().find(|(f, _)| f == &list.file).map(|(_, t)| t.clone())
+        };
+        if let Some(t) = cached(&self.inner.static_tables.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(t);
+        }
         let def = self.segment(name)?;
         let entity = self.entity(&def.entity)?;
         let schema = static_schema(&entity)?;
         let batches = self.inner.store.read_all(&list.file).await?;
         let batches =
             batches.iter().map(|b| crate::ingest::pipeline::conform(b, &schema)).collect::<Result<Vec<_>>>()?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![batches])?))
+        let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let mut kept = self.inner.static_tables.lock().unwrap_or_else(|p| p.into_inner());
+        kept.retain(|(f, _)| f != &list.file);
+        if kept.len() >= STATIC_TABLES_KEPT {
+            kept.remove(0);
+        }
+        kept.push((list.file.clone(), table.clone()));
+        Ok(table)
     }
 }
+
+/// How many static-list versions [`Workspace::static_table`] keeps decoded in memory.
+pub(super) const STATIC_TABLES_KEPT: usize = 4;
 
 /// One non-null column named and typed like the entity key.
 fn static_schema(entity: &Entity) -> Result<SchemaRef> {

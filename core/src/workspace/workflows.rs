@@ -1,4 +1,5 @@
-//! Templates, workflows, triggers, the dispatcher, replay and suppression lists (see [`crate::workflow`]).
+//! Templates, workflow definitions, triggers, replay and suppression lists (see [`crate::workflow`]); the
+//! dispatcher and dry runs are in `dispatch.rs`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,13 +9,16 @@ use datafusion::common::TableReference;
 use datafusion::prelude::{cast, ident, lit};
 use futures::TryStreamExt;
 
-use crate::action::{Action, Delivery, Outcome};
+use crate::action::Action;
 use crate::catalog::RunRecord;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
 use crate::model::{check_name, normalize_name};
-use crate::workflow::dispatch::{backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, MAX_ATTEMPTS};
-use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
+use crate::rules::{check_with, Dialect, Rule};
+use crate::workflow::dispatch::MAX_ATTEMPTS;
+use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry};
+use crate::workflow::policy::{check_policies, check_rate};
+use crate::workflow::steps::{due_at, parse_time_of_day, parse_zone, validate_graph};
 use crate::workflow::template::{check_parts, render_parts};
 use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
 
@@ -25,14 +29,6 @@ const MAX_REPLAY_IDS: usize = 10_000;
 
 pub(super) fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
-}
-
-/// The due time of a row for `step` created at `now`: a wait step is due when the wait is over.
-pub(super) fn due_for(step: &StepSpec, now: i64) -> i64 {
-    match step {
-        StepSpec::Wait { seconds, .. } => now.saturating_add((*seconds).min(i64::MAX as u64 / 1000) as i64 * 1000),
-        _ => now,
-    }
 }
 
 pub(super) fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
@@ -46,12 +42,13 @@ pub(super) fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
     }
 }
 
-/// The channel of an action step: its `channel`, else the registered action's name or the config's `type`.
-pub(super) fn step_channel(action: &serde_json::Value, channel: &Option<String>) -> String {
-    channel.clone().unwrap_or_else(|| match action {
-        serde_json::Value::String(s) => normalize_name(s),
-        v => v.get("type").and_then(|t| t.as_str()).unwrap_or("action").to_string(),
-    })
+/// A rule error inside a workflow step, its path prefixed with the step's path.
+fn at_path(err: Error, path: &str) -> Error {
+    match err {
+        Error::Rule { path: p, message } if p.is_empty() || p == "<root>" => Error::Rule { path: path.into(), message },
+        Error::Rule { path: p, message } => Error::Rule { path: format!("{path}.{p}"), message },
+        other => Error::definition(path, other.to_string()),
+    }
 }
 
 /// The keys of column 0 of `batches` as text.
@@ -77,7 +74,7 @@ impl Workspace {
         Ok(())
     }
 
-    fn action_for(&self, spec: &serde_json::Value, path: &str) -> Result<Arc<dyn Action>> {
+    pub(super) fn action_for(&self, spec: &serde_json::Value, path: &str) -> Result<Arc<dyn Action>> {
         match spec {
             serde_json::Value::String(name) => {
                 let actions = self.inner.actions.read().unwrap_or_else(|p| p.into_inner());
@@ -154,7 +151,7 @@ impl Workspace {
     }
 
     /// The attributes of the entity `entity` with key `key` (as text), or `None` when there is none.
-    async fn entity_attributes(
+    pub(super) async fn entity_attributes(
         &self,
         entity: &str,
         key: &str,
@@ -218,6 +215,17 @@ impl Workspace {
                 return Err(Error::definition(here("policies.max_attempts"), format!("1 to {MAX_ATTEMPTS}, not {n}")));
             }
         }
+        check_policies(&mut spec.policies, &here)?;
+        if let Some(a) = spec.policies.quiet_hours.as_ref().and_then(|q| q.timezone_attribute.as_ref()) {
+            let e = self.entity(&entity)?;
+            if e.get(a).is_none() {
+                let hint = crate::error::hint(a, e.attributes.iter().map(|x| x.name.as_str()));
+                return Err(Error::definition(
+                    here("policies.quiet_hours.timezone_attribute"),
+                    format!("`{entity}` has no attribute `{a}`{hint}"),
+                ));
+            }
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, step) in spec.steps.iter_mut().enumerate() {
             let path = here(&format!("steps[{i}]"));
@@ -226,32 +234,119 @@ impl Workspace {
             if !seen.insert(name.clone()) {
                 return Err(Error::definition(format!("{path}.name"), format!("step name `{name}` is used twice")));
             }
-            match step {
-                StepSpec::Action { name: n, action, template, .. } => {
-                    *n = name;
-                    self.action_for(action, &format!("{path}.action"))?;
-                    if let Some(t) = template {
-                        let tpl = self
-                            .template(t)
-                            .map_err(|e| Error::definition(format!("{path}.template"), e.to_string()))?;
-                        if tpl.entity.as_ref().is_some_and(|e| *e != entity) {
-                            return Err(Error::definition(
-                                format!("{path}.template"),
-                                format!(
-                                    "template `{}` renders `{}`, but the workflow is about `{entity}`",
-                                    tpl.name,
-                                    tpl.entity.unwrap_or_default()
-                                ),
-                            ));
-                        }
-                        *t = tpl.name;
-                    }
-                }
-                StepSpec::Wait { name: n, .. } | StepSpec::Exit { name: n } => *n = name,
-            }
+            self.check_step(step, name, &entity, &path).await?;
         }
+        validate_graph(&spec, &here)?;
         self.inner.catalog.put_workflow(&spec.name, &serde_json::to_string(&spec)?)?;
         Ok(spec)
+    }
+
+    /// Checks and normalizes one step (its name already checked as `name`) of a workflow about `entity`.
+    async fn check_step(&self, step: &mut StepSpec, name: String, entity: &str, path: &str) -> Result<()> {
+        let attr_exists = |attr: &str, field: &str| -> Result<()> {
+            let e = self.entity(entity)?;
+            if e.get(attr).is_none() {
+                let hint = crate::error::hint(attr, e.attributes.iter().map(|a| a.name.as_str()));
+                return Err(Error::definition(
+                    format!("{path}.{field}"),
+                    format!("`{entity}` has no attribute `{attr}`{hint}"),
+                ));
+            }
+            Ok(())
+        };
+        match step {
+            StepSpec::Action { name: n, action, template, rate_per_second, .. } => {
+                *n = name;
+                self.action_for(action, &format!("{path}.action"))?;
+                if let Some(rate) = rate_per_second {
+                    check_rate(*rate, &format!("{path}.rate_per_second"))?;
+                }
+                if let Some(t) = template {
+                    let tpl =
+                        self.template(t).map_err(|e| Error::definition(format!("{path}.template"), e.to_string()))?;
+                    if tpl.entity.as_ref().is_some_and(|e| e != entity) {
+                        return Err(Error::definition(
+                            format!("{path}.template"),
+                            format!(
+                                "template `{}` renders `{}`, but the workflow is about `{entity}`",
+                                tpl.name,
+                                tpl.entity.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    *t = tpl.name;
+                }
+            }
+            StepSpec::Wait { name: n, seconds, until, timezone_attribute, timezone } => {
+                *n = name;
+                match (seconds.is_some(), until) {
+                    (true, None) => {
+                        if *seconds == Some(0) {
+                            return Err(Error::definition(
+                                format!("{path}.seconds"),
+                                "a wait of 0 seconds does nothing (and would let a loop run without pause)",
+                            ));
+                        }
+                        if timezone_attribute.is_some() || timezone.is_some() {
+                            return Err(Error::definition(
+                                format!("{path}.timezone_attribute"),
+                                "a time zone only applies to a wait `until` a time of day",
+                            ));
+                        }
+                    }
+                    (false, Some(u)) => {
+                        parse_time_of_day(u, &format!("{path}.until"))?;
+                        if let Some(a) = timezone_attribute {
+                            attr_exists(a, "timezone_attribute")?;
+                        }
+                        if let Some(z) = timezone {
+                            parse_zone(z, &format!("{path}.timezone"))?;
+                        }
+                    }
+                    _ => {
+                        return Err(Error::definition(
+                            path,
+                            "a wait has either `seconds` or `until` (a local time of day such as \"09:00\")",
+                        ))
+                    }
+                }
+            }
+            StepSpec::Branch { name: n, rule, dialect, then, otherwise } => {
+                *n = name;
+                *then = normalize_name(then);
+                *otherwise = normalize_name(otherwise);
+                let e = self.entity(entity)?;
+                if e.key.is_none() {
+                    return Err(Error::definition(
+                        format!("{path}.rule"),
+                        format!("entity `{entity}` has no key; a branch tests one keyed entity"),
+                    ));
+                }
+                let d: Dialect = match dialect.as_deref() {
+                    Some(d) => d.parse().map_err(|err: Error| {
+                        Error::definition(format!("{path}.dialect"), crate::spec::bare_message(&err))
+                    })?,
+                    None => Dialect::Auto,
+                };
+                let value = match &*rule {
+                    serde_json::Value::String(text) => crate::limits::parse_rule_text(text)?,
+                    v => v.clone(),
+                };
+                let parsed = Rule::parse(&value, d).map_err(|err| at_path(err, &format!("{path}.rule")))?;
+                let checked =
+                    check_with(&parsed, &e, self, &[]).map_err(|err| at_path(err, &format!("{path}.rule")))?;
+                *rule = serde_json::to_value(checked.to_rule())?;
+                *dialect = Some("segkit".into());
+            }
+            StepSpec::Split { name: n, branches } => {
+                *n = name;
+                for b in branches.iter_mut() {
+                    b.step = normalize_name(&b.step);
+                }
+            }
+            StepSpec::Exit { name: n } => *n = name,
+        }
+        Ok(())
     }
 
     /// A stored workflow.
@@ -324,7 +419,7 @@ impl Workspace {
                         step: first.name().to_string(),
                         entity: entity.clone(),
                         entity_key: k.clone(),
-                        due_at: due_for(first, now),
+                        due_at: due_at(first, now),
                     })
                     .collect()
             })?;
@@ -366,7 +461,7 @@ impl Workspace {
                     step: first.name().to_string(),
                     entity: entity.clone(),
                     entity_key: k.clone(),
-                    due_at: due_for(first, now),
+                    due_at: due_at(first, now),
                 })
                 .collect::<Vec<_>>();
             groups.push((rows, reentry(&spec, now)));
@@ -396,109 +491,5 @@ impl Workspace {
     /// Takes keys off `channel`'s suppression list.
     pub fn unsuppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
         self.inner.catalog.unsuppress(&normalize_name(channel), keys)
-    }
-
-    /// One dispatch pass at the workspace clock's now: claims up to `limit` due rows (with a lease of
-    /// [`Workspace::lease`]), executes them at most `concurrency` at a time, records each outcome and writes the
-    /// next step's row in the same transaction.
-    pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
-        Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
-    }
-
-    pub(super) async fn process(&self, row: LedgerRow, now: i64) -> Result<Status> {
-        let dead = |reason: String| -> Result<Status> {
-            tracing::warn!(reason = %reason, "dead-lettered");
-            self.inner.catalog.finish_delivery(row.id, row.attempts, Status::Dead, None, Some(&reason), None, now)?;
-            Ok(Status::Dead)
-        };
-        let spec = match self.inner.catalog.workflow(&row.workflow)? {
-            Some(j) => serde_json::from_str::<WorkflowSpec>(&j)?,
-            None => return dead(format!("workflow `{}` was deleted", row.workflow)),
-        };
-        let Some(i) = spec.steps.iter().position(|s| s.name() == row.step) else {
-            return dead(format!("workflow `{}` has no step `{}` any more", row.workflow, row.step));
-        };
-        let next = spec.steps.get(i + 1).map(|s| NewDelivery {
-            workflow: row.workflow.clone(),
-            trigger: row.trigger.clone(),
-            step: s.name().to_string(),
-            entity: row.entity.clone(),
-            entity_key: row.entity_key.clone(),
-            due_at: due_for(s, now),
-        });
-        let finish = |status: Status, receipt: Option<&str>, next: Option<&NewDelivery>| -> Result<Status> {
-            self.inner.catalog.finish_delivery(row.id, row.attempts, status, receipt, None, next, now)?;
-            Ok(status)
-        };
-        let (action, channel, template) = match &spec.steps[i] {
-            StepSpec::Wait { .. } => return finish(Status::Done, None, next.as_ref()),
-            StepSpec::Exit { .. } => return finish(Status::Done, None, None),
-            StepSpec::Action { action, channel, template, .. } => (action, channel, template),
-        };
-        let channel = step_channel(action, channel);
-        if self.inner.catalog.is_suppressed(&channel, &row.entity_key)? {
-            return finish(Status::Suppressed, None, next.as_ref());
-        }
-        let action = match self.action_for(action, "step.action") {
-            Ok(a) => a,
-            Err(e) => return dead(e.to_string()),
-        };
-        let Some(attributes) = self.entity_attributes(&row.entity, &row.entity_key).await? else {
-            return dead(format!("`{}` has no entity with this key any more", row.entity));
-        };
-        let segment = match &spec.trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
-                segment.clone()
-            }
-            TriggerSpec::Manual { .. } => String::new(),
-        };
-        let content = match template {
-            Some(t) => {
-                let t = match self.template(t) {
-                    Ok(t) => t,
-                    Err(e) => return dead(e.to_string()),
-                };
-                let ctx = serde_json::json!({"entity": attributes, "key": row.entity_key, "workflow": row.workflow,
-                    "step": row.step, "segment": segment});
-                match render_parts(&t.parts, &ctx) {
-                    Ok(c) => c,
-                    Err(e) => return dead(e.to_string()),
-                }
-            }
-            None => BTreeMap::new(),
-        };
-        let delivery = Delivery {
-            idempotency_key: row.idempotency_key.clone(),
-            origin: row.workflow.clone(),
-            step: row.step.clone(),
-            channel,
-            entity: row.entity.clone(),
-            entity_key: row.entity_key.clone(),
-            attributes,
-            content,
-            attempt: row.attempts,
-        };
-        let outcome = match tokio::time::timeout(self.inner.lease / 2, action.execute(&delivery)).await {
-            Ok(o) => o,
-            Err(_) => Outcome::Retryable {
-                reason: format!("no outcome within {} ms", (self.inner.lease / 2).as_millis()),
-                retry_after: None,
-            },
-        };
-        match outcome {
-            Outcome::Delivered { receipt } => finish(Status::Delivered, receipt.as_deref(), next.as_ref()),
-            Outcome::Permanent { reason } => dead(format!("permanent failure: {reason}")),
-            Outcome::Retryable { reason, retry_after } => {
-                let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-                if row.attempts >= max {
-                    return dead(format!("failed {max} attempts; last: {reason}"));
-                }
-                let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
-                let delay = backoff(base, row.attempts, &row.idempotency_key, retry_after);
-                let due = now.saturating_add(delay.as_millis() as i64);
-                self.inner.catalog.retry_delivery(row.id, row.attempts, due, &reason, now)?;
-                Ok(Status::Pending)
-            }
-        }
     }
 }

@@ -22,6 +22,7 @@ from segkit._segkit import (
     StorageError,
     __version__,
 )
+from segkit._actions import Action, Delivered, Delivery, Permanent, Retryable
 from segkit._sources import NamedSource, SyncProgress
 from segkit._table import Table
 from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment, StaticListReport
@@ -30,10 +31,13 @@ from segkit import testing
 from segkit._infer import infer_entity
 
 __all__ = [
+    "Action",
     "Attribute",
     "CancelledError",
     "ConflictError",
     "DefinitionError",
+    "Delivered",
+    "Delivery",
     "DryRun",
     "EngineError",
     "Entity",
@@ -45,7 +49,9 @@ __all__ = [
     "Link",
     "NamedSource",
     "NotFoundError",
+    "Permanent",
     "QuarantinedRow",
+    "Retryable",
     "RuleError",
     "Segment",
     "SegmentRun",

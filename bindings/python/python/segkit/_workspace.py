@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from segkit import _segkit
+from segkit._actions import _declared
 from segkit._sources import NamedSource, ProgressSpec, SyncProgress, progress_display
 from segkit._table import Table
 from segkit._types import (
@@ -444,6 +445,106 @@ class Workspace:
     def sql(self, query: str) -> Table:
         """Runs SQL over the entity tables (each entity is a table named after it)."""
         return Table(self._ws.sql(query))
+
+    # ------------------------------------------------------------------------------------------ workflows
+
+    def register_action(self, name: str, action: Any) -> None:
+        """Registers an action workflow steps can name in ``action``: a config dict of a built-in family
+        (``{"type": "webhook", "url": ..., "secret": "env:HOOK_SECRET"}``; also ``smtp``, ``wecom``,
+        ``dingtalk``, ``feishu``, ``sms``, ``jsonl``) or a custom action — an object with ``execute(delivery)``,
+        sync or ``async def``, returning :class:`segkit.Delivered`, :class:`segkit.Retryable` or
+        :class:`segkit.Permanent` (an exception counts as retryable; see :mod:`segkit._actions`). Optional
+        attributes ``parts`` (template parts it reads) and ``max_rate_per_second``. Registrations live as long as
+        this workspace object: register again after reopening."""
+        parts, rate = _declared(action)
+        if isinstance(action, Mapping):
+            action = dict(action)
+        self._ws.register_action(name, action, parts, rate)
+
+    def define_template(
+        self, name: str, *, channel: str, parts: Mapping[str, str], entity: str | None = None
+    ) -> dict[str, Any]:
+        """Defines (or replaces) a message template: named ``parts`` (``subject``, ``text``, ``html``, ``body``…)
+        in minijinja syntax over ``entity`` (attributes), ``key``, ``workflow``, ``step`` and ``segment``. With
+        ``entity``, every ``entity.<attribute>`` must exist (checked now) and :meth:`render` can preview it."""
+        return self._ws.define_template(_spec(name=name, channel=channel, parts=dict(parts), entity=entity))
+
+    def template(self, name: str) -> dict[str, Any]:
+        """The stored template ``name``."""
+        return self._ws.template(name)
+
+    def render(self, template: str, key: int | str) -> dict[str, str]:
+        """Previews ``template`` for the entity with key ``key``: the rendered parts (nothing is sent)."""
+        return self._ws.render(template, str(key))
+
+    def define_workflow(
+        self,
+        name: str,
+        *,
+        trigger: Mapping[str, Any],
+        steps: Sequence[Mapping[str, Any]],
+        policies: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Defines (or replaces) a workflow. ``trigger``: ``{"type": "entered" | "exited", "segment": ...}`` or
+        ``{"type": "manual", "entity": ...}``; ``steps``: ``{"type": "action", "name", "action" (a registered
+        name or a config dict), "template", "channel"}``, ``{"type": "wait", "name", "seconds"}``, ``{"type":
+        "exit", "name"}``; ``policies``: ``{"reentry": {"type": "never" | "cooldown" | "always", ...},
+        "max_attempts", "backoff_ms"}``. Errors name the field path (``workflow.steps[0].action``)."""
+        return self._ws.define_workflow(
+            _spec(name=name, trigger=dict(trigger), steps=[dict(s) for s in steps], policies=policies)
+        )
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        """The stored workflow ``name``."""
+        return self._ws.workflow(name)
+
+    def workflows(self) -> list[dict[str, Any]]:
+        """All workflows, by name."""
+        return list(self._ws.workflows())
+
+    def delete_workflow(self, name: str) -> None:
+        """Deletes a workflow; its ledger rows stay (pending ones are dead-lettered when claimed)."""
+        self._ws.delete_workflow(name)
+
+    def trigger(self, name: str, keys: Iterable[int | str] | None = None) -> int:
+        """Starts workflow ``name`` for ``keys`` (default: every current member of its segment, or every entity of
+        a manual workflow) as one new trigger version; returns how many ledger rows were added (the re-entry
+        policy may skip keys)."""
+        return self._ws.trigger(name, None if keys is None else [str(k) for k in keys])
+
+    def dispatch_due(self, *, limit: int = 1000, concurrency: int = 8) -> dict[str, int]:
+        """One dispatch pass at the workspace clock's now: claims up to ``limit`` due deliveries, executes them
+        ``concurrency`` at a time and records each outcome. Returns ``claimed``, ``delivered``, ``done``,
+        ``retried``, ``dead`` and ``suppressed`` counts."""
+        return self._ws.dispatch_due(limit, concurrency)
+
+    def deliveries(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        ids: Iterable[int] | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Ledger rows, oldest first: ``id``, ``idempotency_key``, ``workflow``, ``trigger``, ``step``,
+        ``entity``, ``entity_key``, ``status`` (``pending``, ``running``, ``delivered``, ``done``,
+        ``suppressed``, ``dead``), ``attempts``, ``last_error``, ``receipt``, and ``due_at`` / ``created_at`` /
+        ``updated_at`` in milliseconds since the Unix epoch."""
+        return list(self._ws.deliveries(workflow, status, None if ids is None else list(ids), limit))
+
+    def replay(self, ids: Iterable[int] | None = None, *, workflow: str | None = None) -> int:
+        """Sends dead-lettered deliveries again — those with ``ids`` and / or of ``workflow``, or every dead one
+        when neither is given: pending, due now, attempts reset, same idempotency key. Returns how many."""
+        return self._ws.replay(workflow, None if ids is None else list(ids))
+
+    def suppress(self, channel: str, keys: Iterable[int | str]) -> int:
+        """Puts ``keys`` on ``channel``'s suppression list (unsubscribed, bounced): their deliveries on it are
+        skipped with status ``suppressed``. Returns how many were new."""
+        return self._ws.suppress(channel, [str(k) for k in keys])
+
+    def unsuppress(self, channel: str, keys: Iterable[int | str]) -> int:
+        """Takes ``keys`` off ``channel``'s suppression list; returns how many were on it."""
+        return self._ws.unsuppress(channel, [str(k) for k in keys])
 
     def __repr__(self) -> str:
         return f"segkit.Workspace({self.path!r})"
