@@ -14,10 +14,13 @@ use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
 mod migrations;
+mod schedules;
 mod sources;
+mod system;
 mod workflows;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
+pub use system::IngestRecord;
 pub use workflows::{CapWindow, Finish};
 
 /// A committed version of an entity's data: the Parquet files that make it up.

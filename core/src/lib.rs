@@ -31,6 +31,7 @@ pub mod ingest;
 pub mod limits;
 pub mod memory;
 pub mod model;
+pub mod monitoring;
 pub mod rules;
 pub mod segment;
 pub mod source;

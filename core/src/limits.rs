@@ -87,6 +87,18 @@ pub const MAX_ACTION_PART_NAME_BYTES: usize = 64;
 
 /// Longest reason or receipt a custom action's outcome may carry, in bytes (longer text is cut).
 pub const MAX_OUTCOME_TEXT_BYTES: usize = 4096;
+/// Longest cron pattern of a schedule, in bytes.
+pub const MAX_CRON_BYTES: usize = 256;
+
+/// Most schedules one workspace may hold ([`Workspace::schedule`](crate::Workspace::schedule)).
+pub const MAX_SCHEDULES: usize = 10_000;
+
+/// Most missed due times of one schedule that [`Workspace::run_due`](crate::Workspace::run_due) steps over to find
+/// the latest one (beyond it, the cron crate's backward search finds it).
+pub const MAX_SCHEDULE_CATCH_UP: usize = 1000;
+
+/// Most rows one scan of a `segkit.*` system table reads (see [`crate::monitoring`]).
+pub const MAX_SYSTEM_TABLE_ROWS: usize = 10_000_000;
 
 /// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
 pub fn depth_error() -> Error {

@@ -18,6 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::store::Store;
+use crate::workflow::dispatch::MIN_LEASE;
 
 mod dispatch;
 mod entities;
@@ -26,6 +27,7 @@ mod explain;
 mod ingest;
 mod options;
 mod planning;
+mod schedules;
 mod segments;
 mod sources;
 mod static_lists;
@@ -41,7 +43,7 @@ pub use vacuum::{VacuumReport, ORPHAN_GRACE};
 
 struct Inner {
     dir: PathBuf,
-    catalog: Catalog,
+    catalog: Arc<Catalog>,
     store: Store,
     ctx: SessionContext,
     clock: RwLock<Arc<dyn Clock>>,
@@ -54,6 +56,8 @@ struct Inner {
     action_factory: Option<Arc<dyn crate::action::ActionFactory>>,
     /// Actions registered by name ([`Workspace::register_action`]).
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
+    /// How long a dispatcher's claim on a delivery lasts ([`WorkspaceOptions::lease`]).
+    lease: std::time::Duration,
     /// [`WorkspaceOptions::ingest_memory`].
     ingest_memory: usize,
     /// Decoded static-list versions by file, oldest first (see `Workspace::static_table`).
@@ -103,6 +107,15 @@ impl Workspace {
         if options.durable_commits {
             catalog.set_durable_commits(true)?;
         }
+        let catalog = Arc::new(catalog);
+        let lease = options.lease.unwrap_or(crate::workflow::dispatch::LEASE);
+        if lease < MIN_LEASE {
+            return Err(Error::InvalidArgument(format!(
+                "the delivery lease is {} ms, shorter than {} ms (MIN_LEASE)",
+                lease.as_millis(),
+                MIN_LEASE.as_millis()
+            )));
+        }
         let store = match &options.store_url {
             None => Store::local(&dir)?,
             Some(url) => {
@@ -126,6 +139,7 @@ impl Workspace {
                 .map_err(|e| Error::InvalidArgument(format!("session option {k}={v}: {e}")))?;
         }
         let ctx = SessionContext::new_with_config(config);
+        crate::monitoring::register_system_tables(&ctx, catalog.clone())?;
         if store.url().scheme() != "file" {
             ctx.register_object_store(&store.registration_url(), store.object_store());
         }
@@ -142,6 +156,7 @@ impl Workspace {
                 source_factory: options.source_factory.clone(),
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
+                lease,
                 ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
                 static_tables: Mutex::new(Vec::new()),
                 compiled: Mutex::new(HashMap::new()),
@@ -171,7 +186,8 @@ impl Workspace {
         &self.inner.ctx
     }
 
-    /// Runs SQL over the entity tables and collects the result.
+    /// Runs SQL over the entity tables and the system tables (`segkit.runs`, `segkit.syncs`, `segkit.deliveries`,
+    /// `segkit.schedules`: see [`crate::monitoring`]) and collects the result.
     pub async fn sql(&self, query: &str) -> Result<Vec<RecordBatch>> {
         Ok(self.inner.ctx.sql(query).await?.collect().await?)
     }
@@ -194,6 +210,12 @@ impl Workspace {
     /// The workspace time zone.
     pub fn time_zone(&self) -> chrono_tz::Tz {
         *self.inner.time_zone.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long a dispatcher's claim on a delivery lasts before another dispatcher may take it (see
+    /// [`WorkspaceOptions::lease`]).
+    pub fn lease(&self) -> std::time::Duration {
+        self.inner.lease
     }
 
     /// The current instant according to the workspace clock.

@@ -151,8 +151,25 @@ ALTER TABLE deliveries ADD COLUMN resolved_at INTEGER;
 CREATE INDEX deliveries_by_channel ON deliveries(entity_key, channel, sent_at);
 "#;
 
+/// Migration 6: cron schedules. A schedule's definition (JSON), the next instant it is due (ms since the epoch),
+/// and its last run: the due instant it performed, when it finished, whether it failed and why, and counters.
+const V6: &str = r#"
+CREATE TABLE schedules (
+    name TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    next_due INTEGER,
+    last_due INTEGER,
+    last_run_at INTEGER,
+    last_duration_ms REAL,
+    last_error TEXT,
+    runs INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

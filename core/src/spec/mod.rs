@@ -17,11 +17,13 @@
 
 pub mod entity;
 pub mod ingest;
+pub mod schedule;
 pub mod segment;
 pub mod workflow;
 
 pub use entity::{AttributeSpec, AttributesSpec, EntitySpec, LinksSpec};
 pub use ingest::IngestSpec;
+pub use schedule::{JobSpec, ScheduleSpec};
 pub use segment::SegmentSpec;
 pub use workflow::{TemplateSpec, WorkflowSpec};
 
@@ -45,6 +47,8 @@ pub enum SpecKind {
     Template,
     /// A workflow definition: errors are [`Error::Definition`] under `workflow`.
     Workflow,
+    /// A cron schedule: errors are [`Error::Definition`] under `schedule`.
+    Schedule,
 }
 
 impl SpecKind {
@@ -56,12 +60,13 @@ impl SpecKind {
             SpecKind::Ingest => "ingest options",
             SpecKind::Template => "template",
             SpecKind::Workflow => "workflow",
+            SpecKind::Schedule => "schedule",
         }
     }
 
     fn error(self, path: String, message: String) -> Error {
         match self {
-            SpecKind::Entity | SpecKind::Segment | SpecKind::Template | SpecKind::Workflow => {
+            SpecKind::Entity | SpecKind::Segment | SpecKind::Template | SpecKind::Workflow | SpecKind::Schedule => {
                 Error::Definition { path, message }
             }
             SpecKind::Ingest => Error::InvalidArgument(format!("{path}: {message}")),

@@ -49,6 +49,12 @@ pub enum TriggerSpec {
         /// The segment.
         segment: String,
     },
+    /// Every current member of `segment`, each time a schedule with a `{"type": "workflow"}` job naming this
+    /// workflow is due (see [`crate::workflow::schedule`]), or on [`Workspace::trigger`](crate::Workspace::trigger).
+    Schedule {
+        /// The segment.
+        segment: String,
+    },
     /// Only [`Workspace::trigger`](crate::Workspace::trigger).
     Manual {
         /// The entity type the workflow is for.

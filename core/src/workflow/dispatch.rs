@@ -13,7 +13,10 @@ pub const DEFAULT_BACKOFF_MS: u64 = 1000;
 /// The longest delay between two attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// How long a claim lasts; a dispatcher killed mid-delivery loses its claims after this.
+/// The default (see [`WorkspaceOptions::lease`](crate::WorkspaceOptions::lease)).
 pub const LEASE: Duration = Duration::from_secs(60);
+/// The shortest lease a workspace accepts.
+pub const MIN_LEASE: Duration = Duration::from_millis(200);
 
 /// The delay before attempt `attempt + 1` after attempt `attempt` failed: `base · 2^(attempt-1)`, capped at
 /// [`MAX_BACKOFF`], times a jitter factor in [0.5, 1) derived from the idempotency key and attempt (so

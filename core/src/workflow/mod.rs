@@ -10,10 +10,14 @@
 //! executes them with bounded concurrency, and records the outcome; retries back off exponentially with
 //! jitter ([`dispatch::backoff`]), honouring a receiver's retry-after; the last failure dead-letters the row,
 //! and [`Workspace::replay`](crate::Workspace::replay) sends it again.
+//!
+//! The [`schedule`] module runs cron jobs (syncs, evaluations, scheduled workflows, dispatch):
+//! [`Workspace::run_due`](crate::Workspace::run_due) and the [`Workspace::serve`](crate::Workspace::serve) loop.
 
 pub mod dispatch;
 pub mod ledger;
 pub mod policy;
+pub mod schedule;
 pub mod steps;
 pub mod template;
 
@@ -23,3 +27,4 @@ pub use crate::spec::workflow::{
 };
 pub use dispatch::DispatchReport;
 pub use ledger::{DeliveryFilter, DryRunRow, DryRunStatus, LedgerRow, Status};
+pub use schedule::{JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport};

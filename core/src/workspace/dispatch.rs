@@ -9,7 +9,6 @@ use datafusion::common::TableReference;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::ident;
 use futures::StreamExt;
-use tracing::Instrument;
 
 use crate::action::{Action, Delivery, Outcome};
 use crate::catalog::{CapWindow, Finish};
@@ -17,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::limits::{MAX_DRY_RUN_ROWS, MAX_LOOP_PASSES};
 use crate::model::normalize_name;
 use crate::rules::{check_with, column, literal, scalar, Dialect, Rule};
-use crate::workflow::dispatch::{backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS, LEASE};
+use crate::workflow::dispatch::{backoff, DispatchReport, DEFAULT_BACKOFF_MS, DEFAULT_MAX_ATTEMPTS};
 use crate::workflow::ledger::{DryRunRow, DryRunStatus, LedgerRow, NewDelivery, Reentry, Status};
 use crate::workflow::policy::{quiet_until, QuietHours};
 use crate::workflow::steps::{
@@ -27,8 +26,10 @@ use crate::workflow::steps::{
 use crate::workflow::template::render_parts;
 use crate::workflow::{FrequencyCapSpec, StepSpec, TriggerSpec, WorkflowSpec};
 
+use super::schedules::record_delivery;
 use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
+use crate::sources::CancellationToken;
 
 type Attributes = serde_json::Map<String, serde_json::Value>;
 
@@ -49,8 +50,21 @@ enum Processed {
     Waiting,
 }
 
+impl Processed {
+    /// The `status` label of [`crate::monitoring::DELIVERIES`].
+    fn label(&self) -> &'static str {
+        match self {
+            Processed::Finished(s) => s.as_str(),
+            Processed::Retried => "retried",
+            Processed::Held => "held",
+            Processed::RateLimited => "rate_limited",
+            Processed::Waiting => "waiting",
+        }
+    }
+}
+
 /// The channel of an action step: its `channel`, else the registered action's name, else the config's `type`.
-fn channel_of(action: &serde_json::Value, channel: &Option<String>) -> String {
+pub(super) fn channel_of(action: &serde_json::Value, channel: &Option<String>) -> String {
     match channel {
         Some(c) => normalize_name(c),
         None => match action {
@@ -103,15 +117,28 @@ fn rate_limits(spec: &WorkflowSpec, i: usize, action: &dyn Action) -> Vec<(Strin
 
 impl Workspace {
     /// One dispatch pass at the workspace clock's now: claims up to `limit` due rows (with a lease of
-    /// [`LEASE`]), executes them at most `concurrency` at a time, records each outcome and writes the next
-    /// step's row in the same transaction. Quiet hours, rate limits and waits `until` put rows back to pending
-    /// with a later due time (not an attempt); frequency caps skip them (`capped`).
+    /// [`Workspace::lease`]), executes them at most `concurrency` at a time, records each outcome and writes the
+    /// next step's row in the same transaction. Quiet hours, rate limits and waits `until` put rows back to
+    /// pending with a later due time (not an attempt); frequency caps skip them (`capped`).
     pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
-        let now = self.now();
-        let rows = self.inner.catalog.claim_deliveries(ms(now), LEASE.as_millis() as i64, limit.max(1))?;
+        Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
+    }
+
+    /// One dispatch pass at `now` (ms) (see [`dispatch_due`](Self::dispatch_due); with `shutdown`, see
+    /// [`run_claimed`](Self::run_claimed)). Returns the report and how many claims were released.
+    pub(super) async fn dispatch_pass(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        concurrency: usize,
+        shutdown: Option<(&CancellationToken, std::time::Duration)>,
+    ) -> Result<(DispatchReport, u64)> {
+        let now = utc_of(now_ms);
+        let rows = self.inner.catalog.claim_deliveries(now_ms, self.inner.lease.as_millis() as i64, limit.max(1))?;
         let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
         if rows.is_empty() {
-            return Ok(report);
+            self.record_queue_depth()?;
+            return Ok((report, 0));
         }
         // Channels some workflow caps: every delivery on them reserves its send, so the caps see it in flight.
         let capped: HashSet<String> = self
@@ -120,14 +147,23 @@ impl Workspace {
             .flat_map(|w| w.policies.frequency_caps.into_iter().map(|c| c.channel))
             .collect();
         let capped = &capped;
-        let results: Vec<Result<Processed>> = futures::stream::iter(rows)
-            .map(|row| {
-                let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
-                self.process(row, now, capped).instrument(span)
+        let channels = self.step_channels()?;
+        let (results, released) = self
+            .run_claimed(rows, concurrency, shutdown, |row| {
+                let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
+                let workflow = row.workflow.clone();
+                let started = std::time::Instant::now();
+                let work = self.process(row, now, capped);
+                async move {
+                    let r = work.await;
+                    if let Ok(p) = &r {
+                        record_delivery(p.label(), &workflow, &channel, started.elapsed());
+                    }
+                    r
+                }
             })
-            .buffer_unordered(concurrency.max(1))
-            .collect()
-            .await;
+            .await?;
+        self.record_queue_depth()?;
         for r in results {
             match r? {
                 Processed::Finished(Status::Delivered) => report.delivered += 1,
@@ -142,7 +178,7 @@ impl Workspace {
                 Processed::Waiting => report.waiting += 1,
             }
         }
-        Ok(report)
+        Ok((report, released))
     }
 
     async fn process(&self, row: LedgerRow, now_dt: DateTime<Utc>, capped: &HashSet<String>) -> Result<Processed> {
@@ -324,10 +360,10 @@ impl Workspace {
             content,
             attempt: row.attempts,
         };
-        let outcome = match tokio::time::timeout(LEASE / 2, action_impl.execute(&delivery)).await {
+        let outcome = match tokio::time::timeout(self.inner.lease / 2, action_impl.execute(&delivery)).await {
             Ok(o) => o,
             Err(_) => Outcome::Retryable {
-                reason: format!("no outcome within {} s", (LEASE / 2).as_secs()),
+                reason: format!("no outcome within {} ms", (self.inner.lease / 2).as_millis()),
                 retry_after: None,
             },
         };
@@ -391,7 +427,9 @@ impl Workspace {
     ) -> Result<BTreeMap<String, String>> {
         let t = self.template(template)?;
         let segment = match &spec.trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => segment.clone(),
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
+                segment.clone()
+            }
             TriggerSpec::Manual { .. } => String::new(),
         };
         let ctx = serde_json::json!({"entity": attributes, "key": key, "workflow": spec.name, "step": step,
@@ -441,7 +479,8 @@ impl Workspace {
             }
             Some(k) => k,
             None => match &spec.trigger {
-                TriggerSpec::Entered { segment } => {
+                // A scheduled run starts every current member, like an entered segment's members.
+                TriggerSpec::Entered { segment } | TriggerSpec::Schedule { segment } => {
                     let mut stream = self.members(segment, None).await?;
                     let mut out = vec![];
                     while let Some(b) = stream.next().await {

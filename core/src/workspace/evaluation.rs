@@ -15,6 +15,8 @@ use crate::rules::{check_with, column, Checked};
 use crate::segment::{diff_sorted, sort_keys, DryRun, SegmentDefinition, SegmentRun};
 use crate::source::BatchStream;
 
+use tracing::Instrument;
+
 use super::Workspace;
 
 impl Workspace {
@@ -156,8 +158,13 @@ impl Workspace {
     /// Evaluates a segment: computes its members, stores them as a new membership version and returns who
     /// entered and exited since the previous run.
     pub async fn evaluate(&self, name: &str) -> Result<SegmentRun> {
-        let r = self.evaluate_inner(name).await;
+        let r = self.evaluate_inner(name).instrument(tracing::info_span!("evaluate", segment = %name)).await;
         crate::memory::release_unused_memory();
+        if let Ok(run) = &r {
+            metrics::gauge!(crate::monitoring::SEGMENT_MEMBERS, "segment" => run.segment.clone()).set(run.count as f64);
+            metrics::histogram!(crate::monitoring::EVALUATION_SECONDS, "segment" => run.segment.clone())
+                .record(run.duration.as_secs_f64());
+        }
         r
     }
 

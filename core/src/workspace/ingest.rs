@@ -118,7 +118,11 @@ impl Workspace {
             if changed {
                 report.snapshot = Some(version + 1);
             }
-            let json = serde_json::to_value(&report)?;
+            let mut json = serde_json::to_value(&report)?;
+            if let (Some(name), serde_json::Value::Object(o)) = (sync, &mut json) {
+                // The named source, for the `segkit.syncs` system table.
+                o.insert("sync".into(), serde_json::Value::String(name.to_string()));
+            }
             let operation = format!("{:?}", report.mode).to_lowercase();
             if let Some(name) = sync {
                 let commit = SyncCommit { source: name, expected: expected.as_deref(), cursor: cursor.as_ref() };
@@ -155,6 +159,10 @@ impl Workspace {
             self.inner.store.delete(&orphans).await;
             return Err(err);
         }
+        metrics::counter!(crate::monitoring::ROWS_INGESTED, "entity" => entity.to_string())
+            .increment(report.rows_written);
+        metrics::counter!(crate::monitoring::ROWS_QUARANTINED, "entity" => entity.to_string())
+            .increment(report.rows_quarantined);
         Ok(report)
     }
 

@@ -23,6 +23,11 @@ pub struct WorkspaceOptions {
     /// usual one. Without it, workflow steps can only name actions registered with
     /// [`Workspace::register_action`](crate::Workspace::register_action).
     pub action_factory: Option<std::sync::Arc<dyn crate::action::ActionFactory>>,
+    /// How long a dispatcher's claim on a delivery lasts (default [`LEASE`](crate::workflow::dispatch::LEASE), at
+    /// least [`MIN_LEASE`](crate::workflow::dispatch::MIN_LEASE)): a dispatcher killed mid-delivery holds its
+    /// deliveries this long, and an action gets half of it to answer. Every process sharing a workspace should
+    /// use the same lease.
+    pub lease: Option<std::time::Duration>,
     /// The memory an ingest may use to sort new rows into storage order before it spills sorted runs to
     /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 1 MiB): an ingest of any size holds about
     /// this much, not the whole input.
@@ -47,6 +52,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("time_zone", &self.time_zone)
             .field("source_factory", &self.source_factory)
             .field("action_factory", &self.action_factory)
+            .field("lease", &self.lease)
             .field("ingest_memory", &self.ingest_memory)
             .field("durable_commits", &self.durable_commits)
             .finish()
@@ -72,6 +78,11 @@ impl WorkspaceOptions {
     /// Builds workflow actions with `factory`.
     pub fn action_factory(mut self, factory: impl crate::action::ActionFactory + 'static) -> Self {
         self.action_factory = Some(std::sync::Arc::new(factory));
+        self
+    }
+    /// Sets the delivery lease (see [`WorkspaceOptions::lease`]).
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        self.lease = Some(lease);
         self
     }
     /// Lets an ingest sort `bytes` of new rows in memory before spilling (see the field).

@@ -8,6 +8,8 @@ use crate::model::{check_name, name_fold, normalize_name, EntityKind};
 use crate::source::Source;
 use crate::sources::{check_no_inline_secrets, IngestControl, SourceDefinition, SourceInfo};
 
+use tracing::Instrument;
+
 use super::Workspace;
 
 impl Workspace {
@@ -122,6 +124,8 @@ impl Workspace {
             e => Error::Source { source_name: def.name.clone(), message: e.to_string(), cause: Some(Box::new(e)) },
         })?;
         let options = IngestOptions { mapping: def.mapping.clone(), mode: def.mode };
-        self.ingest_inner(&def.entity, source.as_ref(), options, control, Some(&def.name)).await
+        self.ingest_inner(&def.entity, source.as_ref(), options, control, Some(&def.name))
+            .instrument(tracing::info_span!("sync", source = %def.name, entity = %def.entity))
+            .await
     }
 }

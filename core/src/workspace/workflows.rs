@@ -175,7 +175,9 @@ impl Workspace {
     /// The entity type a workflow's trigger is about.
     pub(super) fn trigger_entity(&self, trigger: &TriggerSpec) -> Result<String> {
         match trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => Ok(self.segment(segment)?.entity),
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
+                Ok(self.segment(segment)?.entity)
+            }
             TriggerSpec::Manual { entity } => Ok(self.entity(entity)?.name),
         }
     }
@@ -189,7 +191,7 @@ impl Workspace {
         let wname = spec.name.clone();
         let here = |f: &str| format!("workflow {wname}.{f}");
         match &mut spec.trigger {
-            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
+            TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
                 *segment =
                     self.segment(segment).map_err(|e| Error::definition(here("trigger.segment"), e.to_string()))?.name
             }
@@ -379,7 +381,9 @@ impl Workspace {
         let keys = match keys {
             Some(k) => k,
             None => match &spec.trigger {
-                TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } => {
+                TriggerSpec::Entered { segment }
+                | TriggerSpec::Exited { segment }
+                | TriggerSpec::Schedule { segment } => {
                     keys_of(&self.members(segment, None).await?.try_collect::<Vec<_>>().await?)?
                 }
                 TriggerSpec::Manual { .. } => {
