@@ -247,8 +247,7 @@ impl Workspace {
         let c = self.compiled(name)?;
         let (entity, checked) = (&c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
-        let df =
-            self.filtered(entity, checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
+        let df = self.filtered(entity, checked).await?.sort(vec![column(&key).sort(true, false)])?.limit(0, Some(n))?;
         let batch = concat_batches(&entity.schema(), &df.collect().await?)?;
         let mut fields = vec![];
         let mut cols = vec![];
