@@ -157,7 +157,7 @@ impl Workspace {
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
                 lease,
-                ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(1024 * 1024),
+                ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(16 * 1024 * 1024),
                 static_tables: Mutex::new(Vec::new()),
                 compiled: Mutex::new(HashMap::new()),
                 rate_limits: Default::default(),

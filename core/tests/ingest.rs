@@ -650,22 +650,38 @@ async fn upserts_merge_into_sorted_files_without_losing_or_repeating_rows() {
 /// with the row of its first occurrence — the same answers as an ingest that fits in memory.
 #[tokio::test]
 async fn an_ingest_beyond_its_memory_budget_spills_and_keeps_every_answer() {
+    spilling_ingest(false).await;
+}
+
+/// The same with an indexed attribute: rows are stored by (attribute, key), and the repeated keys come from a
+/// second sort of (key, row) beside the first.
+#[tokio::test]
+async fn an_indexed_ingest_beyond_its_memory_budget_spills_and_keeps_every_answer() {
+    spilling_ingest(true).await;
+}
+
+async fn spilling_ingest(indexed: bool) {
     use segkit::deps::arrow::datatypes::Int64Type;
     let dir = tempfile::tempdir().unwrap();
-    let options = segkit::WorkspaceOptions::default().ingest_memory(1024 * 1024);
+    let options = segkit::WorkspaceOptions::default().ingest_memory(16 * 1024 * 1024);
     let ws = Workspace::open_with(dir.path(), options).await.unwrap();
     ws.define_entity(
         Entity::profile("p", "id")
             .attribute(Attribute::new("id", DataType::Int64))
-            .attribute(Attribute::new("note", DataType::String)),
+            .attribute(Attribute::new("note", DataType::String))
+            .attribute({
+                let mut a = Attribute::new("grp", DataType::Int64);
+                a.indexed = indexed;
+                a
+            }),
     )
     .await
     .unwrap();
-    // 120k rows (about 8 MB as Arrow) in scrambled key order; every 1000th row repeats the key of a row ~60k
-    // rows earlier, so the repeat lands in another spilled run.
-    const N: i64 = 120_000;
+    // 400k rows (about 35 MB as Arrow, over the 16 MiB budget) in scrambled key order; every 1000th row from
+    // 60k to 120k repeats the key of the row 60k earlier, so the repeat lands in another spilled run.
+    const N: i64 = 400_000;
     let key_of = |row: i64| -> i64 {
-        if row % 1000 == 999 && row > 60_000 {
+        if row % 1000 == 999 && row > 60_000 && row < 120_000 {
             ((row - 60_000) * 7_919) % 1_000_003
         } else {
             (row * 7_919) % 1_000_003
@@ -685,7 +701,7 @@ async fn an_ingest_beyond_its_memory_budget_spills_and_keeps_every_answer() {
         })
         .collect();
     let r = ws.ingest_batches("p", batches, IngestOptions::default()).await.unwrap();
-    let repeats: Vec<i64> = (0..N).filter(|r| r % 1000 == 999 && *r > 60_000).collect();
+    let repeats: Vec<i64> = (0..N).filter(|r| r % 1000 == 999 && *r > 60_000 && *r < 120_000).collect();
     assert_eq!(r.rows_read, N as u64);
     assert_eq!(r.rows_quarantined, repeats.len() as u64);
     assert_eq!(r.rows_written, N as u64 - repeats.len() as u64);
@@ -703,10 +719,10 @@ async fn an_ingest_beyond_its_memory_budget_spills_and_keeps_every_answer() {
         b[0].column(0).as_string::<i32>().value(0),
         format!("row {} and some text to make it wide", first - 60_000)
     );
-    // Stored in key order across every file, each key once.
+    // Stored in storage order ((grp, id) when grp is indexed, else id) across every file, each key once.
     let snap = ws.snapshot("p").unwrap();
     assert!(!snap.files.is_empty());
-    let mut stored = vec![];
+    let mut stored: Vec<(i64, i64)> = vec![];
     for f in &snap.files {
         let path = dir.path().join(&f.path);
         let reader = segkit::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
@@ -716,11 +732,18 @@ async fn an_ingest_beyond_its_memory_budget_spills_and_keeps_every_answer() {
         .build()
         .unwrap();
         for b in reader {
-            stored.extend_from_slice(b.unwrap().column(0).as_primitive::<Int64Type>().values());
+            let b = b.unwrap();
+            let id = b.column_by_name("id").unwrap().as_primitive::<Int64Type>().values().to_vec();
+            let grp = b.column_by_name("grp").unwrap().as_primitive::<Int64Type>().values().to_vec();
+            stored.extend(grp.into_iter().zip(id).map(|(g, i)| if indexed { (g, i) } else { (0, i) }));
         }
     }
     assert_eq!(stored.len() as u64, r.rows_written);
-    assert!(stored.windows(2).all(|w| w[0] < w[1]), "keys ascending and distinct across files");
+    assert!(stored.windows(2).all(|w| w[0] < w[1]), "storage order ascending across files");
+    let mut keys: Vec<i64> = stored.iter().map(|(_, i)| *i).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(keys.len() as u64, r.rows_written, "each key once");
     let q = ws.quarantine("p").await.unwrap();
     assert_eq!(q.num_rows(), repeats.len());
     let record = q.column_by_name("record").unwrap().as_string::<i32>().value(0);

@@ -507,6 +507,23 @@ fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
     Ok(take_record_batch(batch, &idx)?)
 }
 
+/// `batch` as compact copies of at most about `max_bytes` each (itself when it is small enough).
+fn pieces(batch: RecordBatch, max_bytes: usize) -> Result<Vec<RecordBatch>> {
+    let (size, rows) = (batch.get_array_memory_size(), batch.num_rows());
+    if size <= max_bytes || rows <= 1 {
+        return Ok(vec![batch]);
+    }
+    let per = rows.div_ceil(size.div_ceil(max_bytes.max(1))).max(1);
+    (0..rows)
+        .step_by(per)
+        .map(|start| {
+            let end = (start + per).min(rows);
+            let idx = arrow::array::UInt32Array::from_iter_values(start as u32..end as u32);
+            Ok(take_record_batch(&batch, &idx)?)
+        })
+        .collect()
+}
+
 /// Takes the first `n` rows of `batches` (zero-copy slices), leaving the rest.
 fn split_rows(batches: &mut Vec<RecordBatch>, n: usize) -> Vec<RecordBatch> {
     let mut out = vec![];
@@ -815,7 +832,8 @@ pub(crate) async fn stage(
         // Nothing to merge with (a first ingest, a full refresh): the new rows stream through a sort into storage
         // order that spills to disk beyond the workspace's `ingest_memory` (see `super::sort`), straight into the new files.
         // When the storage order is the key alone, the rows carry their source row number through the sort and
-        // repeated keys are found there (adjacent), so no set of every key is held either.
+        // repeated keys are found there (adjacent), so no set of every key is held either. With indexed
+        // attributes first in the order, repeated keys are found by the hash of keys seen, as before.
         let order = storage_order(entity);
         let key = entity.key.clone().expect("profiles have keys");
         let by_key = order.len() == 1;
@@ -846,8 +864,19 @@ pub(crate) async fn stage(
                 let g = proc.process(&b)?;
                 tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
                 rows += g.num_rows() as u64;
-                // A closed channel means the sort failed; `consume` reports why.
-                if g.num_rows() > 0 && tx.send(Ok(g)).await.is_err() {
+                // A closed channel means the sort failed; `consume` reports why. A batch larger than an eighth of
+                // the budget goes in compact pieces, so no single batch can exceed the sort's memory.
+                if g.num_rows() == 0 {
+                    continue;
+                }
+                let mut closed = false;
+                for piece in pieces(g, memory / 8)? {
+                    if tx.send(Ok(piece)).await.is_err() {
+                        closed = true;
+                        break;
+                    }
+                }
+                if closed {
                     break;
                 }
             }

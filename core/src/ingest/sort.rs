@@ -8,7 +8,7 @@ use arrow::compute::SortOptions;
 use arrow::datatypes::SchemaRef;
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
@@ -71,7 +71,7 @@ pub(crate) fn sorted(
     let scan = StreamingTableExec::try_new(schema, vec![partition], None, vec![], false, None)?;
     let sort = SortExec::new(ordering, Arc::new(scan));
     let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(memory)))
+        .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
         .with_disk_manager_builder(DiskManagerBuilder::default())
         .build_arc()?;
     let mut config = SessionConfig::new().with_batch_size(SORTED_BATCH_ROWS).with_target_partitions(1);

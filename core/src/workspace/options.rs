@@ -29,7 +29,7 @@ pub struct WorkspaceOptions {
     /// use the same lease.
     pub lease: Option<std::time::Duration>,
     /// The memory an ingest may use to sort new rows into storage order before it spills sorted runs to
-    /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 1 MiB): an ingest of any size holds about
+    /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 16 MiB): an ingest of any size holds about
     /// this much, not the whole input.
     pub ingest_memory: Option<usize>,
     /// Every catalog commit (snapshots, segment runs, the delivery ledger) waits until it is on disk, so even a
