@@ -208,28 +208,118 @@ impl KeySeen {
 /// The hidden column of source row numbers that rides along through the sort of a profile's new rows.
 const ROW_COLUMN: &str = "__segkit_row";
 
-/// Finds the repeated keys of a profile ingest in its rows sorted by (key, source row): the first row of each
-/// key is kept; each later one is dropped and quarantined as "duplicate key … (first seen at row N)", the same
-/// reason a hash of the keys seen would give, without holding every key in memory.
+/// Finds the repeated keys of a profile ingest in its keys sorted by (key, source row): the first row of each key
+/// is kept; each later one is a duplicate of it. Sorting (which spills) replaces a hash of every key seen.
+#[derive(Default)]
 struct RepeatedKeys {
+    /// The last key of the previous batch (one element) and the source row of its first occurrence.
+    last: Option<(ArrayRef, u64)>,
+}
+
+impl RepeatedKeys {
+    /// For each row of sorted `keys` / `rows`: `Some(first row of its key)` when the key came before, else None.
+    fn scan(&mut self, keys: &ArrayRef, rows: &UInt64Array) -> Result<Vec<Option<u64>>> {
+        use arrow::compute::kernels::cmp::eq;
+        let n = keys.len();
+        let same_as_previous = if n > 1 { Some(eq(&keys.slice(1, n - 1), &keys.slice(0, n - 1))?) } else { None };
+        let mut out = Vec::with_capacity(n);
+        let mut first = self.last.as_ref().map(|l| l.1).unwrap_or(0);
+        for i in 0..n {
+            let repeated = match (i, &self.last, &same_as_previous) {
+                (0, Some((k, _)), _) => {
+                    let e = eq(&keys.slice(0, 1), k)?;
+                    e.is_valid(0) && e.value(0)
+                }
+                (0, None, _) => false,
+                (_, _, Some(e)) => e.is_valid(i - 1) && e.value(i - 1),
+                (_, _, None) => false,
+            };
+            if repeated {
+                out.push(Some(first));
+            } else {
+                first = rows.value(i);
+                out.push(None);
+            }
+        }
+        if n > 0 {
+            self.last = Some((keys.slice(n - 1, 1), first));
+        }
+        Ok(out)
+    }
+}
+
+/// The integer keys of a profile ingest with their source rows, in chunks of [`KEY_CHUNK`] pairs (16 bytes each,
+/// no hash table, no reallocation of one huge vector): when the storage order puts indexed attributes before the
+/// key, repeated keys are found by sorting these once the input has ended.
+#[derive(Default)]
+struct KeyRows {
+    chunks: Vec<Vec<(i64, u64)>>,
+}
+
+/// Pairs per [`KeyRows`] chunk (16 MiB).
+const KEY_CHUNK: usize = 1 << 20;
+
+impl KeyRows {
+    fn push(&mut self, key: &dyn Array, rows: &UInt64Array) {
+        for i in 0..key.len() {
+            let k = match key.data_type() {
+                ArrowType::Int32 => key.as_primitive::<Int32Type>().value(i) as i64,
+                _ => key.as_primitive::<Int64Type>().value(i),
+            };
+            if self.chunks.last().is_none_or(|c| c.len() == KEY_CHUNK) {
+                self.chunks.push(Vec::with_capacity(64 * 1024));
+            }
+            self.chunks.last_mut().expect("pushed above").push((k, rows.value(i)));
+        }
+    }
+
+    /// Row → first row of its key, for every row whose key came earlier (each chunk sorted, then merged).
+    fn repeats(mut self) -> HashMap<u64, u64> {
+        use std::cmp::Reverse;
+        for c in &mut self.chunks {
+            c.sort_unstable();
+        }
+        let mut heap: std::collections::BinaryHeap<Reverse<(i64, u64, usize, usize)>> = self
+            .chunks
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.first().map(|&(k, r)| Reverse((k, r, i, 0))))
+            .collect();
+        let mut out = HashMap::new();
+        let mut last: Option<(i64, u64)> = None;
+        while let Some(Reverse((k, r, i, j))) = heap.pop() {
+            match last {
+                Some((lk, first)) if lk == k => {
+                    out.insert(r, first);
+                }
+                _ => last = Some((k, r)),
+            }
+            if let Some(&(k2, r2)) = self.chunks[i].get(j + 1) {
+                heap.push(Reverse((k2, r2, i, j + 1)));
+            }
+        }
+        out
+    }
+}
+
+/// Rows dropped after the sort as duplicates of an earlier row's key, quarantined with the same reason a hash of
+/// the keys seen would give: "duplicate key … (first seen at row N)".
+struct Duplicates {
     key_pos: usize,
     row_pos: usize,
     pii: bool,
-    /// The last key of the previous batch (one element) and the source row of its first occurrence.
-    last: Option<(ArrayRef, u64)>,
     dropped: u64,
     q_rows: Vec<i64>,
     q_reasons: Vec<String>,
     q_records: Vec<String>,
 }
 
-impl RepeatedKeys {
+impl Duplicates {
     fn new(schema: &Schema, key: &str, pii: bool) -> Result<Self> {
-        Ok(RepeatedKeys {
+        Ok(Duplicates {
             key_pos: schema.index_of(key)?,
             row_pos: schema.index_of(ROW_COLUMN)?,
             pii,
-            last: None,
             dropped: 0,
             q_rows: vec![],
             q_reasons: vec![],
@@ -237,34 +327,23 @@ impl RepeatedKeys {
         })
     }
 
-    /// The rows of sorted `batch` whose key did not come before, without the row column (shaped as `out`).
-    fn first_rows(&mut self, batch: &RecordBatch, out: &SchemaRef) -> Result<RecordBatch> {
-        let n = batch.num_rows();
+    /// `batch` without the rows `first_of` names (row index, source row → first row of its key) and without the
+    /// row column, shaped as `out`; the dropped rows are quarantined.
+    fn drop_rows(
+        &mut self,
+        batch: &RecordBatch,
+        first_of: impl Fn(usize, u64) -> Option<u64>,
+        out: &SchemaRef,
+    ) -> Result<RecordBatch> {
         let keys = batch.column(self.key_pos);
         let rows = batch.column(self.row_pos).as_primitive::<UInt64Type>();
-        let same_as_previous = if n > 1 {
-            Some(arrow::compute::kernels::cmp::eq(&keys.slice(1, n - 1), &keys.slice(0, n - 1))?)
-        } else {
-            None
-        };
-        let mut keep = Vec::with_capacity(n);
-        let mut first = self.last.as_ref().map(|l| l.1).unwrap_or(0);
+        let mut keep = Vec::with_capacity(batch.num_rows());
         let mut fmts = None;
-        for i in 0..n {
-            let repeated = match (i, &self.last, &same_as_previous) {
-                (0, Some((k, _)), _) => {
-                    let e = arrow::compute::kernels::cmp::eq(&keys.slice(0, 1), k)?;
-                    e.is_valid(0) && e.value(0)
-                }
-                (0, None, _) => false,
-                (_, _, Some(e)) => e.is_valid(i - 1) && e.value(i - 1),
-                (_, _, None) => false,
-            };
-            if !repeated {
-                first = rows.value(i);
+        for i in 0..batch.num_rows() {
+            let Some(first) = first_of(i, rows.value(i)) else {
                 keep.push(true);
                 continue;
-            }
+            };
             keep.push(false);
             self.dropped += 1;
             let shown = super::coerce::show(keys.as_ref(), i, self.pii);
@@ -290,9 +369,6 @@ impl RepeatedKeys {
                 rec.insert(f.name().clone(), v);
             }
             self.q_records.push(Value::Object(rec).to_string());
-        }
-        if n > 0 {
-            self.last = Some((keys.slice(n - 1, 1), first));
         }
         let kept = if keep.iter().all(|k| *k) {
             batch.clone()
@@ -441,7 +517,7 @@ impl Processor<'_> {
     }
 
     /// Adds rows quarantined after the sort (repeated keys), keeping the quarantine in source row order.
-    fn add_quarantined(&mut self, more: RepeatedKeys) {
+    fn add_quarantined(&mut self, more: Duplicates) {
         if more.q_rows.is_empty() {
             return;
         }
@@ -830,31 +906,31 @@ pub(crate) async fn stage(
         inserted = rows_written - updated;
     } else {
         // Nothing to merge with (a first ingest, a full refresh): the new rows stream through a sort into storage
-        // order that spills to disk beyond the workspace's `ingest_memory` (see `super::sort`), straight into the new files.
-        // When the storage order is the key alone, the rows carry their source row number through the sort and
-        // repeated keys are found there (adjacent), so no set of every key is held either. With indexed
-        // attributes first in the order, repeated keys are found by the hash of keys seen, as before.
+        // order that spills to disk beyond the workspace's `ingest_memory` (see `super::sort`), straight into the
+        // new files. The rows carry their source row number through the sort, and repeated keys are found
+        // without a hash of every key: in the sorted rows themselves when the storage order is the key alone,
+        // else (indexed attributes first) by sorting the (key, row) pairs of an integer key once the input has
+        // ended. Other keys with indexed attributes use the hash of keys seen.
         let order = storage_order(entity);
         let key = entity.key.clone().expect("profiles have keys");
+        let key_type = entity.attr(&key)?.data_type.to_arrow();
         let by_key = order.len() == 1;
-        let mut sort_by_cols = order.clone();
-        if by_key {
+        let pairs = !by_key && matches!(key_type, ArrowType::Int64 | ArrowType::Int32);
+        let mut sort_cols = order.clone();
+        if by_key || pairs {
             proc.dedupe = false;
             proc.with_rows = true;
             let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
             fields.push(Field::new(ROW_COLUMN, ArrowType::UInt64, false));
             proc.schema = Arc::new(Schema::new(fields));
-            sort_by_cols.push(ROW_COLUMN.to_string());
+            sort_cols.push(ROW_COLUMN.to_string());
         }
         let (tx, rx) = futures::channel::mpsc::channel::<std::result::Result<RecordBatch, DataFusionError>>(1);
         let input = Box::pin(RecordBatchStreamAdapter::new(proc.schema.clone(), rx));
-        let mut sorted = super::sort::sorted(input, &sort_by_cols, memory)?;
-        let mut repeats = if by_key {
-            let pii = entity.attr(&key)?.pii;
-            Some(RepeatedKeys::new(&proc.schema, &key, pii)?)
-        } else {
-            None
-        };
+        let mut sorted = super::sort::sorted(input, &sort_cols, memory)?;
+        let mut dups =
+            if by_key || pairs { Some(Duplicates::new(&proc.schema, &key, entity.attr(&key)?.pii)?) } else { None };
+        let key_rows = std::cell::RefCell::new(KeyRows::default());
         let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
         let produce = async {
             let mut tx = tx;
@@ -864,11 +940,15 @@ pub(crate) async fn stage(
                 let g = proc.process(&b)?;
                 tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
                 rows += g.num_rows() as u64;
-                // A closed channel means the sort failed; `consume` reports why. A batch larger than an eighth of
-                // the budget goes in compact pieces, so no single batch can exceed the sort's memory.
                 if g.num_rows() == 0 {
                     continue;
                 }
+                if pairs {
+                    let row = g.column_by_name(ROW_COLUMN).expect("row column").as_primitive::<UInt64Type>();
+                    key_rows.borrow_mut().push(g.column_by_name(&key).expect("key column").as_ref(), row);
+                }
+                // A closed channel means the sort failed; `consume` reports why. A batch larger than an eighth of
+                // the budget goes in compact pieces, so no single batch can exceed the sort's memory.
                 let mut closed = false;
                 for piece in pieces(g, memory / 8)? {
                     if tx.send(Ok(piece)).await.is_err() {
@@ -884,15 +964,25 @@ pub(crate) async fn stage(
             Ok::<u64, Error>(rows)
         };
         let consume = async {
-            while let Some(b) = sorted.next().await {
+            // The sort yields its first batch only after the input has ended, so all key pairs are in by then.
+            let mut next = sorted.next().await;
+            let first_of = if pairs { key_rows.take().repeats() } else { HashMap::new() };
+            let mut repeated = RepeatedKeys::default();
+            while let Some(b) = next {
                 let b = b?;
-                let b = match repeats.as_mut() {
-                    Some(r) => r.first_rows(&b, &schema)?,
+                let b = match dups.as_mut() {
+                    Some(d) if by_key => {
+                        let rows = b.column_by_name(ROW_COLUMN).expect("row column").as_primitive::<UInt64Type>();
+                        let firsts = repeated.scan(b.column_by_name(&key).expect("key column"), rows)?;
+                        d.drop_rows(&b, |i, _| firsts[i], &schema)?
+                    }
+                    Some(d) => d.drop_rows(&b, |_, row| first_of.get(&row).copied(), &schema)?,
                     None => b,
                 };
                 if b.num_rows() > 0 {
                     writer.write(&b).await?;
                 }
+                next = sorted.next().await;
             }
             Ok::<(), Error>(())
         };
@@ -901,10 +991,10 @@ pub(crate) async fn stage(
         let res = res.and_then(|(rows, ())| if tracker.cancelled() { Err(cancelled()) } else { Ok(rows) });
         match res {
             Ok(rows) => {
-                let dropped = repeats.as_ref().map(|r| r.dropped).unwrap_or(0);
+                let dropped = dups.as_ref().map(|d| d.dropped).unwrap_or(0);
                 rows_written = rows - dropped;
-                if let Some(r) = repeats {
-                    proc.add_quarantined(r);
+                if let Some(d) = dups {
+                    proc.add_quarantined(d);
                 }
                 written = writer.finish().await?;
                 files = written.clone();
