@@ -132,21 +132,35 @@ pub struct ScheduleInfo {
     pub failures: u64,
 }
 
-/// One job [`Workspace::run_due`](crate::Workspace::run_due) performed.
-#[derive(Debug, Clone, PartialEq)]
+/// One job [`Workspace::run_due`](crate::Workspace::run_due) performed. It serializes (for the bindings) as
+/// `{schedule, due, ok, outcome, next_due}`: `ok` false when the job failed, `outcome` the text either way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRun {
     /// The schedule.
     pub schedule: String,
     /// The due instant it performed (the latest one at or before `now` when several were missed).
     pub due: DateTime<Utc>,
     /// What it did (`synced 120 rows`, `run 4: 3 entered, 1 exited`, `12 deliveries added`, …) or why it failed.
+    #[serde(flatten, serialize_with = "outcome_fields")]
     pub outcome: std::result::Result<String, String>,
     /// When it is due next.
     pub next_due: Option<DateTime<Utc>>,
 }
 
+/// Serializes a job's outcome as the fields `ok` and `outcome`.
+fn outcome_fields<S: serde::Serializer>(
+    o: &std::result::Result<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry("ok", &o.is_ok())?;
+    m.serialize_entry("outcome", o.as_ref().unwrap_or_else(|e| e))?;
+    m.end()
+}
+
 /// What one [`Workspace::run_due`](crate::Workspace::run_due) did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunDueReport {
     /// The jobs performed, in due order.
     pub jobs: Vec<JobRun>,
@@ -212,7 +226,7 @@ impl ServeOptions {
 }
 
 /// What a [`Workspace::serve`](crate::Workspace::serve) loop did before it stopped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ServeReport {
     /// Passes made.
     pub passes: u64,
