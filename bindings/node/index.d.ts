@@ -614,6 +614,14 @@ export interface DispatchReport {
   retried: number;
   dead: number;
   suppressed: number;
+  /** Skipped because a frequency cap was reached. */
+  capped: number;
+  /** Held (back to pending) until quiet hours end. */
+  held: number;
+  /** Left pending because a rate limit was reached this pass. */
+  rateLimited: number;
+  /** Wait `until` rows whose instant was resolved. */
+  waiting: number;
 }
 
 export type DeliveryStatus = 'pending' | 'running' | 'delivered' | 'done' | 'suppressed' | 'dead';

@@ -642,7 +642,7 @@ class Workspace {
   /**
    * One dispatch pass at the workspace clock's now: claims up to `limit` (default 1000) due deliveries, runs them
    * `concurrency` (default 8) at a time, records each outcome. Resolves to `{claimed, delivered, done, retried,
-   * dead, suppressed}`.
+   * dead, suppressed, capped, held, rateLimited, waiting}`.
    */
   async dispatchDue({ limit = 1000, concurrency = 8 } = {}) {
     return call(() => this.#native.dispatchDue(limit, concurrency));

@@ -517,7 +517,7 @@ class Workspace:
     def dispatch_due(self, *, limit: int = 1000, concurrency: int = 8) -> dict[str, int]:
         """One dispatch pass at the workspace clock's now: claims up to ``limit`` due deliveries, executes them
         ``concurrency`` at a time and records each outcome. Returns ``claimed``, ``delivered``, ``done``,
-        ``retried``, ``dead`` and ``suppressed`` counts."""
+        ``retried``, ``dead``, ``suppressed``, ``capped``, ``held``, ``rate_limited`` and ``waiting`` counts."""
         return self._ws.dispatch_due(limit, concurrency)
 
     def deliveries(
