@@ -239,3 +239,25 @@ pub struct ServeReport {
     /// Claims given back at shutdown (not yet started, or still running after the grace period).
     pub released: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_runs_serialize_their_outcome_as_ok_and_text() {
+        let due = Utc.with_ymd_and_hms(2026, 6, 30, 0, 30, 0).unwrap();
+        let run = |outcome| JobRun { schedule: "nightly".into(), due, outcome, next_due: None };
+        let ok = serde_json::to_value(run(Ok("run 1: 2 members".into()))).unwrap();
+        assert_eq!(
+            ok,
+            serde_json::json!({"schedule": "nightly", "due": "2026-06-30T00:30:00Z", "ok": true,
+                               "outcome": "run 1: 2 members", "next_due": null})
+        );
+        let failed = serde_json::to_value(run(Err("no such segment".into()))).unwrap();
+        assert_eq!(
+            (&failed["ok"], &failed["outcome"]),
+            (&serde_json::json!(false), &serde_json::json!("no such segment"))
+        );
+    }
+}
