@@ -159,6 +159,7 @@ test('bad schedules give errors naming the field', async () => {
     (e) => e instanceof DefinitionError && /schedule\.job/.test(e.message) && /unknown variant `sink`/.test(e.message),
   );
   await assert.rejects(ws.runDue(42), InvalidArgumentError);
+  await assert.rejects(ws.runDue('yesterday'), (e) => e instanceof InvalidArgumentError && /"yesterday" is not RFC 3339/.test(e.message));
   await assert.rejects(ws.serve({}), (e) => e instanceof InvalidArgumentError && /AbortSignal/.test(e.message));
   await assert.rejects(ws.serve({ signal: new AbortController().signal, pollIntervalMs: 0 }), /pollIntervalMs/);
   assert.deepEqual(ws.schedules(), []);

@@ -120,6 +120,8 @@ def test_bad_schedules_name_the_field(welcome):
         ws.schedule("n", "0 * * * *", {"type": "workflow", "workflow": "welcome"})
     with pytest.raises(segkit.DefinitionError, match=r"schedule\.job.*unknown variant `sink`"):
         ws.schedule("n", "0 * * * *", {"type": "sink"})
+    with pytest.raises(segkit.InvalidArgumentError, match=r"\"yesterday\" is not RFC 3339"):
+        ws.run_due("yesterday")
     with pytest.raises(segkit.InvalidArgumentError, match="poll_interval"):
         ws.serve_forever(poll_interval=0)
     assert ws.schedules() == []
