@@ -5,6 +5,8 @@ HTTP receiver on 127.0.0.1 (test_workflows.Receiver, which verifies signatures).
 from __future__ import annotations
 
 import _thread
+import os
+import signal
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -147,11 +149,13 @@ def test_dry_run_lists_rendered_content_without_writing_the_ledger(welcome):
     assert status_counts(ws) == {"delivered": 2}
 
 
-def test_ctrl_c_stops_serve_gracefully_and_leaves_no_row_running(welcome):
-    """serve_forever runs the due evaluation and dispatches; Ctrl-C (raised while a delivery hangs) stops it: the
-    hanging deliveries get the grace period, then their claims are released back to pending and the report is
-    returned instead of KeyboardInterrupt."""
+@pytest.mark.parametrize("stop", ["ctrl_c", "sigterm"])
+def test_ctrl_c_or_sigterm_stops_serve_gracefully_and_leaves_no_row_running(welcome, stop):
+    """serve_forever runs the due evaluation and dispatches; Ctrl-C or SIGTERM (arriving while a delivery hangs)
+    stops it: the hanging deliveries get the grace period, then their claims are released back to pending and the
+    report is returned instead of KeyboardInterrupt. SIGTERM's previous handler is back afterwards."""
     ws = welcome
+    before = signal.getsignal(signal.SIGTERM)
     release = threading.Event()
     calls = []
 
@@ -159,7 +163,10 @@ def test_ctrl_c_stops_serve_gracefully_and_leaves_no_row_running(welcome):
         def execute(self, d):
             calls.append(d.entity_key)
             if len(calls) == 1:
-                _thread.interrupt_main()  # the operator presses Ctrl-C while a receiver hangs
+                if stop == "ctrl_c":
+                    _thread.interrupt_main()  # the operator presses Ctrl-C while a receiver hangs
+                else:
+                    os.kill(os.getpid(), signal.SIGTERM)  # the service manager stops the process
             release.wait(30)
             return segkit.Delivered()
 
@@ -175,6 +182,7 @@ def test_ctrl_c_stops_serve_gracefully_and_leaves_no_row_running(welcome):
         report = ws.serve_forever(poll_interval=0.05, grace=0.2)
     finally:
         release.set()
+    assert signal.getsignal(signal.SIGTERM) is before
     assert report["jobs"] == 1 and report["failed_jobs"] == 0 and report["passes"] >= 1, report
     assert report["delivered"] == 0 and report["released"] == 2, report
     assert status_counts(ws) == {"pending": 2}
