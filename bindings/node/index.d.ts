@@ -459,6 +459,83 @@ export declare class Workspace {
   replay(filter?: { ids?: number[]; workflow?: string }): Promise<number>;
   suppress(channel: string, keys: Array<string | number | bigint>): Promise<number>;
   unsuppress(channel: string, keys: Array<string | number | bigint>): Promise<number>;
+  /** Who would receive what if the workflow were triggered now; nothing is sent or written. */
+  dryRunWorkflow(name: string, keys?: Array<string | number | bigint> | null, limit?: number): Promise<DryRunRow[]>;
+
+  // ---- schedules
+  /** Defines (or replaces) a cron schedule; errors name the field (`schedule nightly.job.source`). */
+  schedule(name: string, options: { cron: string; job: JobSpec; timezone?: string | null }): Promise<ScheduleInfo>;
+  scheduleInfo(name: string): ScheduleInfo;
+  schedules(): ScheduleInfo[];
+  deleteSchedule(name: string): void;
+  /** Runs the jobs due at or before `now` (default: the workspace clock's now) once each, then one dispatch pass. */
+  runDue(now?: Date | string | null): Promise<RunDueReport>;
+  /**
+   * Runs the scheduler until `signal` aborts (wire it to `process.once('SIGTERM', () => ac.abort())`), then
+   * shuts down gracefully: in-flight deliveries get `graceMs`, claims still held are released.
+   */
+  serve(options: { signal: AbortSignal; pollIntervalMs?: number; graceMs?: number }): Promise<ServeReport>;
+}
+
+/** What a schedule does when it is due. */
+export type JobSpec =
+  | { type: 'sync'; source: string }
+  | { type: 'evaluate'; segment: string }
+  | { type: 'workflow'; workflow: string }
+  | { type: 'dispatch' };
+
+/** A schedule's definition (core's field names). */
+export interface ScheduleSpec {
+  name: string;
+  cron: string;
+  timezone: string | null;
+  job: JobSpec;
+}
+
+/** A schedule with its state; instants are RFC 3339 text. */
+export interface ScheduleInfo {
+  spec: ScheduleSpec;
+  nextDue: string | null;
+  lastDue: string | null;
+  lastRunAt: string | null;
+  lastDurationMs: number | null;
+  lastError: string | null;
+  runs: number;
+  failures: number;
+}
+
+/** One job `runDue` performed: `outcome` is what it did, or why it failed when `ok` is false. */
+export interface JobRun {
+  schedule: string;
+  due: string;
+  ok: boolean;
+  outcome: string;
+  nextDue: string | null;
+}
+
+export interface RunDueReport {
+  jobs: JobRun[];
+  dispatch: DispatchReport;
+}
+
+export interface ServeReport {
+  passes: number;
+  jobs: number;
+  failedJobs: number;
+  delivered: number;
+  /** Claims given back at shutdown (not started, or still running after the grace period). */
+  released: number;
+}
+
+/** One row of a dry run. */
+export interface DryRunRow {
+  entityKey: string;
+  step: string | null;
+  channel: string | null;
+  status: 'send' | 'held' | 'suppressed' | 'capped' | 'reentry' | 'exit' | 'failed';
+  /** Rendered template parts (for `send` and `held`). */
+  content: Record<string, string>;
+  detail: string | null;
 }
 
 /** A delivery as a custom action receives it. Pass `idempotencyKey` on: dispatch is at-least-once. */
@@ -505,6 +582,7 @@ export interface TemplateSpec {
 }
 
 export type TriggerSpec =
+  | { type: 'schedule'; segment: string }
   | { type: 'entered'; segment: string }
   | { type: 'exited'; segment: string }
   | { type: 'manual'; entity: string };
@@ -536,6 +614,14 @@ export interface DispatchReport {
   retried: number;
   dead: number;
   suppressed: number;
+  /** Skipped because a frequency cap was reached. */
+  capped: number;
+  /** Held (back to pending) until quiet hours end. */
+  held: number;
+  /** Left pending because a rate limit was reached this pass. */
+  rateLimited: number;
+  /** Wait `until` rows whose instant was resolved. */
+  waiting: number;
 }
 
 export type DeliveryStatus = 'pending' | 'running' | 'delivered' | 'done' | 'suppressed' | 'dead';

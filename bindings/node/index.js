@@ -642,7 +642,7 @@ class Workspace {
   /**
    * One dispatch pass at the workspace clock's now: claims up to `limit` (default 1000) due deliveries, runs them
    * `concurrency` (default 8) at a time, records each outcome. Resolves to `{claimed, delivered, done, retried,
-   * dead, suppressed}`.
+   * dead, suppressed, capped, held, rateLimited, waiting}`.
    */
   async dispatchDue({ limit = 1000, concurrency = 8 } = {}) {
     return call(() => this.#native.dispatchDue(limit, concurrency));
@@ -674,6 +674,90 @@ class Workspace {
   async unsuppress(channel, keys) {
     if (!Array.isArray(keys)) throw invalid('unsuppress: keys must be an array');
     return call(() => this.#native.unsuppress(channel, keys.map(String)));
+  }
+
+  /**
+   * Who would receive what if workflow `name` were triggered now, without sending or writing the ledger: per
+   * entity (`keys`, default the members of its segment or the entities of a manual workflow; at most `limit`,
+   * default 100) `{entityKey, step, channel, status, content, detail}`.
+   */
+  async dryRunWorkflow(name, keys, limit = 100) {
+    if (keys !== undefined && keys !== null && !Array.isArray(keys)) throw invalid('dryRunWorkflow: keys must be an array');
+    return call(() => this.#native.dryRunWorkflow(name, keys == null ? null : keys.map(String), limit));
+  }
+
+  // ---- schedules
+
+  /**
+   * Defines (or replaces) a cron schedule: `cron` (`min hour day month weekday`, optional leading seconds),
+   * `job` (`{type: "sync", source}`, `{type: "evaluate", segment}`, `{type: "workflow", workflow}` or `{type:
+   * "dispatch"}`), `timezone` (IANA; default the workspace's). Resolves to `{spec, nextDue, lastDue, lastRunAt,
+   * lastDurationMs, lastError, runs, failures}`. Errors name the field (`schedule nightly.job.source`).
+   */
+  async schedule(name, { cron, job, timezone } = {}) {
+    return call(() => this.#native.schedule(specText({ name, cron, timezone: timezone ?? undefined, job })));
+  }
+
+  /** A schedule with its state. */
+  scheduleInfo(name) {
+    return callSync(() => this.#native.scheduleInfo(name));
+  }
+
+  /** All schedules with their state, by name. */
+  schedules() {
+    return callSync(() => this.#native.schedules());
+  }
+
+  /** Deletes a schedule. */
+  deleteSchedule(name) {
+    callSync(() => this.#native.deleteSchedule(name));
+  }
+
+  /**
+   * Runs every job due at or before `now` (a Date or RFC 3339 text; default the workspace clock's now) once —
+   * however many due times were missed — then one dispatch pass. Resolves to `{jobs: [{schedule, due, ok,
+   * outcome, nextDue}], dispatch}`; a failing job is reported (and recorded), not thrown.
+   */
+  async runDue(now) {
+    let instant = null;
+    if (now instanceof Date) instant = now.toISOString();
+    else if (typeof now === 'string') instant = now;
+    else if (now !== undefined && now !== null) throw invalid('runDue: now must be a Date or an RFC 3339 string');
+    return call(() => this.#native.runDue(instant));
+  }
+
+  /**
+   * Runs the scheduler (due jobs, then dispatch passes, sleeping at most `pollIntervalMs`, default 1000, between
+   * passes) until `signal` (an AbortSignal, required) aborts; then it stops claiming, lets deliveries in flight
+   * finish for up to `graceMs` (default 10000), releases the claims it still holds and resolves to `{passes,
+   * jobs, failedJobs, delivered, released}`. Wire it to the process signals:
+   *
+   *     const ac = new AbortController();
+   *     process.once('SIGTERM', () => ac.abort());
+   *     process.once('SIGINT', () => ac.abort());
+   *     const report = await ws.serve({ signal: ac.signal });
+   */
+  async serve({ pollIntervalMs = 1000, graceMs = 10000, signal, ...rest } = {}) {
+    const unknown = Object.keys(rest);
+    if (unknown.length) throw invalid(`serve: unknown option(s) ${unknown.join(', ')} (expected pollIntervalMs, graceMs, signal)`);
+    if (!signal || typeof signal.addEventListener !== 'function') {
+      throw invalid('serve: signal must be an AbortSignal (it is how serve is stopped)');
+    }
+    for (const [k, v] of [['pollIntervalMs', pollIntervalMs], ['graceMs', graceMs]]) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffffffff || (k === 'pollIntervalMs' && v === 0)) {
+        throw invalid(`serve: ${k} must be a whole number of milliseconds${k === 'pollIntervalMs' ? ' > 0' : ''}`);
+      }
+    }
+    const token = native.cancelTokenNew();
+    const onAbort = () => native.cancelTokenCancel(token);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await call(() => this.#native.serve(pollIntervalMs, graceMs, token));
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      native.cancelTokenRelease(token);
+    }
   }
 }
 

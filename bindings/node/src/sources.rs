@@ -52,12 +52,16 @@ pub fn cancel_token_release(id: u32) {
     tokens().remove(&id);
 }
 
+/// The registered token `id`.
+pub fn token(id: u32) -> Result<segkit::CancellationToken> {
+    tokens().get(&id).cloned().ok_or_else(|| crate::invalid(format!("unknown cancel token {id}")))
+}
+
 /// The control of one call: progress to `on_progress` (camelCase keys), cancellation by the token `cancel`.
 pub fn control(on_progress: Option<ProgressFn>, cancel: Option<u32>) -> Result<segkit::IngestControl> {
     let mut control = segkit::IngestControl::new();
     if let Some(id) = cancel {
-        let token = tokens().get(&id).cloned().ok_or_else(|| crate::invalid(format!("unknown cancel token {id}")))?;
-        control = control.cancel_with(token);
+        control = control.cancel_with(token(id)?);
     }
     if let Some(f) = on_progress {
         control = control.on_progress(move |p| {

@@ -1,13 +1,15 @@
 //! Workflows from JavaScript: actions, templates, workflows, triggers, the dispatcher, the ledger, replay and
-//! suppression lists. One thin method per core method: specs arrive as JSON text for core's request model
+//! suppression lists, dry runs, schedules and the scheduler loop (`serve`, stopped through a cancellation token
+//! index.js ties to an AbortSignal). One thin method per core method: specs arrive as JSON text for core's request model
 //! (`segkit::spec`, snake_case fields, so a spec read back defines the same workflow again); ledger rows and
 //! dispatch reports go back with camelCase keys.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use napi_derive::napi;
-use segkit::spec::{TemplateSpec, WorkflowSpec};
-use segkit::workflow::{DeliveryFilter, Status};
+use segkit::spec::{ScheduleSpec, TemplateSpec, WorkflowSpec};
+use segkit::workflow::{DeliveryFilter, ServeOptions, Status};
 use serde_json::Value;
 
 use crate::action::{ExecuteFn, JsAction};
@@ -144,5 +146,65 @@ impl NativeWorkspace {
     #[napi]
     pub async fn unsuppress(&self, channel: String, keys: Vec<String>) -> Result<f64> {
         Ok(self.inner.unsuppress(&channel, &keys).js()? as f64)
+    }
+
+    /// Who would receive what if the workflow were triggered now (nothing is sent or written): rows with
+    /// camelCase keys (`entityKey`, `step`, `channel`, `status`, `content`, `detail`).
+    #[napi]
+    pub async fn dry_run_workflow(&self, name: String, keys: Option<Vec<String>>, limit: u32) -> Result<Vec<Value>> {
+        let rows = self.inner.dry_run_workflow(&name, keys, limit as usize).await.js()?;
+        rows.iter().map(|r| Ok(camel_keys(to_value(r)?))).collect()
+    }
+
+    /// Defines (or replaces) a schedule from its spec (`segkit::spec::ScheduleSpec`) as JSON text; returns it
+    /// with its state (camelCase keys; the spec itself keeps core's field names).
+    #[napi]
+    pub async fn schedule(&self, spec_json: String) -> Result<Value> {
+        let spec = segkit::spec::from_json_text::<ScheduleSpec>(&spec_json).js()?;
+        Ok(camel_keys(to_value(&self.inner.schedule(spec).await.js()?)?))
+    }
+
+    /// A schedule with its state.
+    #[napi]
+    pub fn schedule_info(&self, name: String) -> Result<Value> {
+        guard(|| Ok(camel_keys(to_value(&self.inner.schedule_info(&name).js()?)?)))
+    }
+
+    /// All schedules with their state, by name.
+    #[napi]
+    pub fn schedules(&self) -> Result<Vec<Value>> {
+        guard(|| self.inner.schedules().js()?.iter().map(|s| Ok(camel_keys(to_value(s)?))).collect())
+    }
+
+    /// Deletes a schedule.
+    #[napi]
+    pub fn delete_schedule(&self, name: String) -> Result<()> {
+        guard(|| self.inner.delete_schedule(&name).js())
+    }
+
+    /// Runs the jobs due at or before `now` (RFC 3339; default the workspace clock's now), then one dispatch
+    /// pass: `{jobs: [{schedule, due, ok, outcome, nextDue}], dispatch: {claimed, delivered, …}}`.
+    #[napi]
+    pub async fn run_due(&self, now: Option<String>) -> Result<Value> {
+        let now = match now {
+            Some(s) => segkit::FixedClock::parse(&s).js()?.0,
+            None => self.inner.now(),
+        };
+        let mut report = camel_keys(to_value(&self.inner.run_due(now).await.js()?)?);
+        if let Some(d) = report.get_mut("dispatch") {
+            *d = camel_keys(d.take());
+        }
+        Ok(report)
+    }
+
+    /// Runs the scheduler until the token `cancel` (from `cancelTokenNew`) is cancelled, then shuts down
+    /// gracefully: `{passes, jobs, failedJobs, delivered, released}`.
+    #[napi]
+    pub async fn serve(&self, poll_interval_ms: u32, grace_ms: u32, cancel: u32) -> Result<Value> {
+        let token = crate::sources::token(cancel)?;
+        let options = ServeOptions::default()
+            .poll_interval(Duration::from_millis(poll_interval_ms.into()))
+            .grace(Duration::from_millis(grace_ms.into()));
+        Ok(camel_keys(to_value(&self.inner.serve(options, token).await.js()?)?))
     }
 }

@@ -66,6 +66,15 @@ where
     wait(py, Some(token), make)
 }
 
+/// A task that panicked or was cancelled, as a Python exception.
+fn join_error(e: tokio::task::JoinError) -> PyErr {
+    if e.is_panic() {
+        crate::error::panic_to_py(e.into_panic())
+    } else {
+        pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
+    }
+}
+
 /// The one waiting loop of [`wait_for_future`] (no token: a signal aborts the task at once) and
 /// [`wait_cancellable`] (a signal cancels the token and gives the task [`CANCEL_GRACE`] before aborting it).
 fn wait<M, Fut>(py: Python<'_>, token: Option<segkit::CancellationToken>, make: M) -> PyResult<Fut::Output>
@@ -80,15 +89,7 @@ where
         rt.block_on(async {
             loop {
                 tokio::select! {
-                    joined = &mut task => {
-                        return joined.map_err(|e| {
-                            if e.is_panic() {
-                                crate::error::panic_to_py(e.into_panic())
-                            } else {
-                                pyo3::exceptions::PyRuntimeError::new_err(format!("segkit task failed: {e}"))
-                            }
-                        });
-                    }
+                    joined = &mut task => return joined.map_err(join_error),
                     _ = tokio::time::sleep(SIGNAL_CHECK) => {
                         if let Err(e) = Python::attach(|py| py.check_signals()) {
                             if let Some(token) = &token {
@@ -99,6 +100,47 @@ where
                             }
                             task.abort();
                             return Err(e);
+                        }
+                    }
+                }
+            }
+        })
+    })
+}
+
+/// Runs a long-lived operation (the scheduler's `serve`) until a Python signal handler raises (Ctrl-C:
+/// KeyboardInterrupt; the Python wrapper maps SIGTERM to it too), with the GIL released. The signal is its
+/// normal way to stop: the token is cancelled and the task's own result is returned once it has shut down
+/// gracefully. If it has not finished `grace` plus [`CANCEL_GRACE`] after the signal, it is aborted and the
+/// exception propagates.
+pub fn serve_until_signal<M, Fut>(
+    py: Python<'_>,
+    token: segkit::CancellationToken,
+    grace: Duration,
+    make: M,
+) -> PyResult<Fut::Output>
+where
+    M: FnOnce() -> Fut + Send,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let rt = runtime()?;
+    py.detach(move || {
+        let mut task = rt.spawn(make());
+        rt.block_on(async {
+            loop {
+                tokio::select! {
+                    joined = &mut task => return joined.map_err(join_error),
+                    _ = tokio::time::sleep(SIGNAL_CHECK) => {
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            token.cancel();
+                            return match tokio::time::timeout(grace.saturating_add(CANCEL_GRACE), &mut task).await {
+                                Ok(joined) => joined.map_err(join_error),
+                                Err(_) => {
+                                    task.abort();
+                                    Err(e)
+                                }
+                            };
                         }
                     }
                 }

@@ -4,19 +4,20 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyTable;
-use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec, TemplateSpec, WorkflowSpec};
-use segkit::workflow::{DeliveryFilter, Status};
+use segkit::spec::{EntitySpec, IngestSpec, ScheduleSpec, SegmentSpec, TemplateSpec, WorkflowSpec};
+use segkit::workflow::{DeliveryFilter, ServeOptions, Status};
 use segkit::{FixedClock, SegmentDefinition, SystemClock, WorkspaceOptions};
 use serde_json::Value;
 
 use crate::convert::{batch_table, table, to_json, to_json_data, to_json_text, to_py};
 use crate::error::IntoPy;
-use crate::runtime::{wait_cancellable, wait_for_future};
+use crate::runtime::{serve_until_signal, wait_cancellable, wait_for_future};
 
 /// A segkit workspace (native). Use `segkit.Workspace`, the typed wrapper.
 #[pyclass(name = "Workspace", module = "segkit._segkit", frozen)]
@@ -583,6 +584,82 @@ impl PyWorkspace {
 
     fn unsuppress(&self, py: Python<'_>, channel: &str, keys: Vec<String>) -> PyResult<u64> {
         crate::error::guard(|| py.detach(|| self.ws.unsuppress(channel, &keys)).py())
+    }
+
+    /// `spec`: a schedule spec (`segkit::spec::ScheduleSpec`: `name`, `cron`, `timezone`, `job`).
+    fn schedule<'py>(&self, py: Python<'py>, spec: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let spec = segkit::spec::from_value::<ScheduleSpec>(spec_object(spec, "schedule spec")?).py()?;
+            let ws = self.ws.clone();
+            let out = wait_for_future(py, move || async move { ws.schedule(spec).await })?.py()?;
+            to_py(py, &out)
+        })
+    }
+
+    fn schedule_info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let s = py.detach(|| self.ws.schedule_info(name)).py()?;
+            to_py(py, &s)
+        })
+    }
+
+    fn schedules<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let s = py.detach(|| self.ws.schedules()).py()?;
+            to_py(py, &s)
+        })
+    }
+
+    fn delete_schedule(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        crate::error::guard(|| py.detach(|| self.ws.delete_schedule(name)).py())
+    }
+
+    /// `now`: RFC 3339 text, or None for the workspace clock's now.
+    #[pyo3(signature = (now=None))]
+    fn run_due<'py>(&self, py: Python<'py>, now: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let now = match now {
+                Some(s) => FixedClock::parse(s).py()?.0,
+                None => self.ws.now(),
+            };
+            let ws = self.ws.clone();
+            let report = wait_for_future(py, move || async move { ws.run_due(now).await })?.py()?;
+            to_py(py, &report)
+        })
+    }
+
+    /// Runs the scheduler with the GIL released until a signal handler raises (Ctrl-C: KeyboardInterrupt), then
+    /// shuts it down gracefully and returns its report.
+    fn serve_forever<'py>(&self, py: Python<'py>, poll_interval_ms: u64, grace_ms: u64) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let options = ServeOptions::default()
+                .poll_interval(Duration::from_millis(poll_interval_ms))
+                .grace(Duration::from_millis(grace_ms));
+            let (ws, token) = (self.ws.clone(), segkit::CancellationToken::new());
+            let t = token.clone();
+            let report = serve_until_signal(py, token, Duration::from_millis(grace_ms), move || async move {
+                ws.serve(options, t).await
+            })?
+            .py()?;
+            to_py(py, &report)
+        })
+    }
+
+    /// Keys as text (the wrapper converts ints); None: the trigger's default entities.
+    #[pyo3(signature = (name, keys=None, limit=100))]
+    fn dry_run_workflow<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        keys: Option<Vec<String>>,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let rows =
+                wait_for_future(py, move || async move { ws.dry_run_workflow(&name, keys, limit).await })?.py()?;
+            to_py(py, &rows)
+        })
     }
 
     fn __repr__(&self) -> String {

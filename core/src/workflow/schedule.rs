@@ -132,21 +132,35 @@ pub struct ScheduleInfo {
     pub failures: u64,
 }
 
-/// One job [`Workspace::run_due`](crate::Workspace::run_due) performed.
-#[derive(Debug, Clone, PartialEq)]
+/// One job [`Workspace::run_due`](crate::Workspace::run_due) performed. It serializes (for the bindings) as
+/// `{schedule, due, ok, outcome, next_due}`: `ok` false when the job failed, `outcome` the text either way.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRun {
     /// The schedule.
     pub schedule: String,
     /// The due instant it performed (the latest one at or before `now` when several were missed).
     pub due: DateTime<Utc>,
     /// What it did (`synced 120 rows`, `run 4: 3 entered, 1 exited`, `12 deliveries added`, …) or why it failed.
+    #[serde(flatten, serialize_with = "outcome_fields")]
     pub outcome: std::result::Result<String, String>,
     /// When it is due next.
     pub next_due: Option<DateTime<Utc>>,
 }
 
+/// Serializes a job's outcome as the fields `ok` and `outcome`.
+fn outcome_fields<S: serde::Serializer>(
+    o: &std::result::Result<String, String>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(2))?;
+    m.serialize_entry("ok", &o.is_ok())?;
+    m.serialize_entry("outcome", o.as_ref().unwrap_or_else(|e| e))?;
+    m.end()
+}
+
 /// What one [`Workspace::run_due`](crate::Workspace::run_due) did.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunDueReport {
     /// The jobs performed, in due order.
     pub jobs: Vec<JobRun>,
@@ -212,7 +226,7 @@ impl ServeOptions {
 }
 
 /// What a [`Workspace::serve`](crate::Workspace::serve) loop did before it stopped.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ServeReport {
     /// Passes made.
     pub passes: u64,
@@ -224,4 +238,26 @@ pub struct ServeReport {
     pub delivered: u64,
     /// Claims given back at shutdown (not yet started, or still running after the grace period).
     pub released: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_runs_serialize_their_outcome_as_ok_and_text() {
+        let due = Utc.with_ymd_and_hms(2026, 6, 30, 0, 30, 0).unwrap();
+        let run = |outcome| JobRun { schedule: "nightly".into(), due, outcome, next_due: None };
+        let ok = serde_json::to_value(run(Ok("run 1: 2 members".into()))).unwrap();
+        assert_eq!(
+            ok,
+            serde_json::json!({"schedule": "nightly", "due": "2026-06-30T00:30:00Z", "ok": true,
+                               "outcome": "run 1: 2 members", "next_due": null})
+        );
+        let failed = serde_json::to_value(run(Err("no such segment".into()))).unwrap();
+        assert_eq!(
+            (&failed["ok"], &failed["outcome"]),
+            (&serde_json::json!(false), &serde_json::json!("no such segment"))
+        );
+    }
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
@@ -515,7 +517,7 @@ class Workspace:
     def dispatch_due(self, *, limit: int = 1000, concurrency: int = 8) -> dict[str, int]:
         """One dispatch pass at the workspace clock's now: claims up to ``limit`` due deliveries, executes them
         ``concurrency`` at a time and records each outcome. Returns ``claimed``, ``delivered``, ``done``,
-        ``retried``, ``dead`` and ``suppressed`` counts."""
+        ``retried``, ``dead``, ``suppressed``, ``capped``, ``held``, ``rate_limited`` and ``waiting`` counts."""
         return self._ws.dispatch_due(limit, concurrency)
 
     def deliveries(
@@ -545,6 +547,67 @@ class Workspace:
     def unsuppress(self, channel: str, keys: Iterable[int | str]) -> int:
         """Takes ``keys`` off ``channel``'s suppression list; returns how many were on it."""
         return self._ws.unsuppress(channel, [str(k) for k in keys])
+
+    def dry_run_workflow(
+        self, name: str, keys: Iterable[int | str] | None = None, *, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Who would receive what if workflow ``name`` were triggered now, without sending anything or writing
+        the ledger: per entity (``keys``, default the members of its segment or the entities of a manual
+        workflow; at most ``limit``) ``entity_key``, ``step``, ``channel``, ``status`` (``send``, ``held``,
+        ``suppressed``, …), ``content`` (the rendered template parts) and ``detail`` (why, and the path taken)."""
+        return list(self._ws.dry_run_workflow(name, None if keys is None else [str(k) for k in keys], limit))
+
+    # ------------------------------------------------------------------------------------------ schedules
+
+    def schedule(
+        self, name: str, cron: str, job: Mapping[str, Any], *, timezone: str | None = None
+    ) -> dict[str, Any]:
+        """Defines (or replaces) a cron schedule and returns it with its state. ``cron``: ``min hour day month
+        weekday`` (an optional leading seconds field); ``timezone``: the IANA zone it is read in (default: the
+        workspace's); ``job``: ``{"type": "sync", "source": ...}``, ``{"type": "evaluate", "segment": ...}``,
+        ``{"type": "workflow", "workflow": ...}`` (a workflow with a ``schedule`` trigger) or ``{"type":
+        "dispatch"}``. Errors name the field (``schedule nightly.job.source``)."""
+        return self._ws.schedule(_spec(name=name, cron=cron, timezone=timezone, job=dict(job)))
+
+    def schedule_info(self, name: str) -> dict[str, Any]:
+        """A schedule with its state: ``spec``, ``next_due``, ``last_due``, ``last_run_at``, ``last_duration_ms``,
+        ``last_error``, ``runs``, ``failures``."""
+        return self._ws.schedule_info(name)
+
+    def schedules(self) -> list[dict[str, Any]]:
+        """All schedules with their state, by name."""
+        return list(self._ws.schedules())
+
+    def delete_schedule(self, name: str) -> None:
+        """Deletes a schedule."""
+        self._ws.delete_schedule(name)
+
+    def run_due(self, now: str | datetime | None = None) -> dict[str, Any]:
+        """Performs every job due at or before ``now`` (default: the workspace clock's now) — once each, however
+        many due times were missed — then one dispatch pass. Returns ``jobs`` (``schedule``, ``due``, ``ok``,
+        ``outcome``, ``next_due`` each) and ``dispatch`` (the pass's counts). A failing job is reported (and
+        recorded as the schedule's ``last_error``), not raised."""
+        return self._ws.run_due(None if now is None else _instant(now))
+
+    def serve_forever(self, *, poll_interval: float = 1.0, grace: float = 10.0) -> dict[str, int]:
+        """Runs the scheduler (due jobs, then dispatch passes, sleeping at most ``poll_interval`` seconds between
+        passes) until Ctrl-C or SIGTERM, then stops claiming, lets deliveries in flight finish for up to
+        ``grace`` seconds, releases the claims it still holds and returns ``passes``, ``jobs``,
+        ``failed_jobs``, ``delivered`` and ``released``. SIGTERM is handled only when called from the main
+        thread (its previous handler is restored on return)."""
+        if poll_interval <= 0 or grace < 0:
+            raise _segkit.InvalidArgumentError("serve_forever: poll_interval must be > 0 and grace >= 0 (seconds)")
+        restore = None
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum: int, frame: Any) -> None:
+                raise KeyboardInterrupt("SIGTERM")
+
+            restore = signal.signal(signal.SIGTERM, on_term)
+        try:
+            return self._ws.serve_forever(int(poll_interval * 1000), int(grace * 1000))
+        finally:
+            if restore is not None:
+                signal.signal(signal.SIGTERM, restore)
 
     def __repr__(self) -> str:
         return f"segkit.Workspace({self.path!r})"
