@@ -48,7 +48,8 @@ impl TextEncoding {
         Encoding::for_label(l.as_bytes()).map(TextEncoding)
     }
 
-    /// The encoding itself.
+    /// The encoding itself (used by the log connector).
+    #[cfg(feature = "log")]
     pub(crate) fn encoding(&self) -> &'static Encoding {
         self.0
     }
