@@ -749,3 +749,15 @@ async fn spilling_ingest(indexed: bool) {
     let record = q.column_by_name("record").unwrap().as_string::<i32>().value(0);
     assert!(record.contains(&format!("row {first} and")), "{record}");
 }
+
+/// Ingest futures are `Send`, so they run on any multi-threaded runtime (the Node binding requires it).
+#[test]
+fn ingest_futures_are_send() {
+    fn send<T: Send>(_: &T) {}
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (_dir, ws) = rt.block_on(typed_ws());
+    let f = ws.ingest_batches("u", vec![], IngestOptions::default());
+    send(&f);
+    let b = rt.block_on(f).unwrap_err();
+    assert!(!b.to_string().is_empty());
+}

@@ -930,7 +930,7 @@ pub(crate) async fn stage(
         let mut sorted = super::sort::sorted(input, &sort_cols, memory)?;
         let mut dups =
             if by_key || pairs { Some(Duplicates::new(&proc.schema, &key, entity.attr(&key)?.pii)?) } else { None };
-        let key_rows = std::cell::RefCell::new(KeyRows::default());
+        let key_rows = std::sync::Mutex::new(KeyRows::default());
         let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
         let produce = async {
             let mut tx = tx;
@@ -945,7 +945,10 @@ pub(crate) async fn stage(
                 }
                 if pairs {
                     let row = g.column_by_name(ROW_COLUMN).expect("row column").as_primitive::<UInt64Type>();
-                    key_rows.borrow_mut().push(g.column_by_name(&key).expect("key column").as_ref(), row);
+                    key_rows
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push(g.column_by_name(&key).expect("key column").as_ref(), row);
                 }
                 // A closed channel means the sort failed; `consume` reports why. A batch larger than an eighth of
                 // the budget goes in compact pieces, so no single batch can exceed the sort's memory.
@@ -966,7 +969,11 @@ pub(crate) async fn stage(
         let consume = async {
             // The sort yields its first batch only after the input has ended, so all key pairs are in by then.
             let mut next = sorted.next().await;
-            let first_of = if pairs { key_rows.take().repeats() } else { HashMap::new() };
+            let first_of = if pairs {
+                std::mem::take(&mut *key_rows.lock().unwrap_or_else(|p| p.into_inner())).repeats()
+            } else {
+                HashMap::new()
+            };
             let mut repeated = RepeatedKeys::default();
             while let Some(b) = next {
                 let b = b?;
