@@ -326,3 +326,35 @@ async fn a_reused_checked_rule_follows_changes_from_another_handle() {
     assert_eq!(ws.count("picked").await.unwrap(), 2, "the first handle sees the new rule");
     assert_eq!(ids(&ws.evaluate("picked").await.unwrap().members), vec![3, 5]);
 }
+
+/// Calendar windows count in the workspace time zone, and a reused checked rule follows a change of it.
+#[tokio::test]
+async fn a_reused_checked_rule_follows_the_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = segkit::Workspace::open(dir.path()).await.unwrap();
+    ws.define_entity(
+        segkit::Entity::profile("t", "id")
+            .attribute(segkit::Attribute::new("id", segkit::DataType::Int64))
+            .attribute(segkit::Attribute::new("at", segkit::DataType::Timestamp)),
+    )
+    .await
+    .unwrap();
+    let b = RecordBatch::try_from_iter([
+        ("id", Arc::new(StringArray::from(vec!["1", "2"])) as ArrayRef),
+        ("at", Arc::new(StringArray::from(vec!["2026-03-28T12:30:00Z", "2026-03-28T13:00:00Z"])) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("t", vec![b], IngestOptions::default()).await.unwrap();
+    ws.set_clock(Arc::new(FixedClock::parse("2026-03-29T12:00:00Z").unwrap()));
+    ws.define_segment(SegmentDefinition::new(
+        "day",
+        "t",
+        rule(json!({"attribute": "at", "op": "within_last", "value": "1 day"})),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(ids(&ws.evaluate("day").await.unwrap().members), vec![1, 2]);
+    // In Berlin the day before 14:00 on the 29th (DST day, 23 hours) starts at 13:00Z on the 28th.
+    ws.set_time_zone("Europe/Berlin").unwrap();
+    assert_eq!(ids(&ws.evaluate("day").await.unwrap().members), vec![2]);
+}

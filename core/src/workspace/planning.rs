@@ -28,6 +28,8 @@ pub(crate) struct Compiled {
     text: Arc<str>,
     /// The entity's definition version it was checked against.
     entity_version: i64,
+    /// The workspace time zone it was checked in (calendar windows depend on it).
+    time_zone: chrono_tz::Tz,
     pub def: SegmentDefinition,
     pub entity: Entity,
     pub checked: Checked,
@@ -37,7 +39,8 @@ impl Workspace {
     /// A segment's definition, entity and checked rule. A checked rule that reads only the entity's own
     /// attributes is kept per segment and reused while the stored definition text and the entity's definition
     /// version are unchanged, so a rule with a million literal values is not parsed and checked again on every
-    /// evaluation. Rules that reach other segments or entities are checked each time (those may change).
+    /// evaluation. Rules that reach other segments or entities are checked each time (those may change); a
+    /// change of the workspace time zone checks again too.
     pub(super) fn compiled(&self, name: &str) -> Result<Arc<Compiled>> {
         let name = crate::model::normalize_name(name);
         let text = self.inner.catalog.segment_text(&name)?;
@@ -46,7 +49,7 @@ impl Workspace {
         };
         let lookup = |entity: &str| -> Result<i64> { Ok(self.inner.catalog.entity(entity)?.map(|e| e.1).unwrap_or(0)) };
         if let Some(c) = self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
-            if *c.text == *text && lookup(&c.entity.name)? == c.entity_version {
+            if *c.text == *text && c.time_zone == self.time_zone() && lookup(&c.entity.name)? == c.entity_version {
                 return Ok(c.clone());
             }
         }
@@ -64,7 +67,8 @@ impl Workspace {
             });
             (checked, own_attributes_only)
         };
-        let c = Arc::new(Compiled { text: text.into(), entity_version, def, entity, checked });
+        let time_zone = self.time_zone();
+        let c = Arc::new(Compiled { text: text.into(), entity_version, time_zone, def, entity, checked });
         let mut kept = self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner());
         if reusable {
             if kept.len() >= COMPILED_KEPT {
