@@ -115,6 +115,25 @@ impl From<rusqlite::Error> for Error {
 /// How long a catalog call waits for another writer's lock before failing with [`Error::Conflict`].
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The columns of a segment run, in the order run queries select them (see [`RUN_COLUMNS`]).
+fn run_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        segment: r.get(0)?,
+        run: r.get(1)?,
+        started_at: r.get(2)?,
+        duration_ms: r.get(3)?,
+        member_count: r.get::<_, i64>(4)? as u64,
+        entered: r.get::<_, i64>(5)? as u64,
+        exited: r.get::<_, i64>(6)? as u64,
+        membership_file: r.get(7)?,
+        snapshot: r.get(8)?,
+    })
+}
+
+/// The columns [`run_record`] reads, in its order.
+const RUN_COLUMNS: &str =
+    "segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot";
+
 fn now_text() -> String {
     chrono::Utc::now().to_rfc3339()
 }
@@ -514,25 +533,8 @@ impl Catalog {
 
     fn query_runs(&self, segment: &str, order: &str) -> Result<Vec<RunRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(&format!(
-                "SELECT segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot
-                 FROM segment_runs WHERE segment = ?1 {order}"
-            ))?;
-            let rows = st
-                .query_map([segment], |r| {
-                    Ok(RunRecord {
-                        segment: r.get(0)?,
-                        run: r.get(1)?,
-                        started_at: r.get(2)?,
-                        duration_ms: r.get(3)?,
-                        member_count: r.get::<_, i64>(4)? as u64,
-                        entered: r.get::<_, i64>(5)? as u64,
-                        exited: r.get::<_, i64>(6)? as u64,
-                        membership_file: r.get(7)?,
-                        snapshot: r.get(8)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut st = c.prepare(&format!("SELECT {RUN_COLUMNS} FROM segment_runs WHERE segment = ?1 {order}"))?;
+            let rows = st.query_map([segment], run_record)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })
     }

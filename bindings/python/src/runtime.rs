@@ -47,7 +47,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    wait(py, None, make)
+    wait(py, OnSignal::Abort, make)
 }
 
 /// How long a cancelled operation gets to stop cleanly (delete the files it wrote) after Ctrl-C before its task
@@ -63,7 +63,7 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    wait(py, Some(token), make)
+    wait(py, OnSignal::Cancel(token), make)
 }
 
 /// A task that panicked or was cancelled, as a Python exception.
@@ -75,9 +75,19 @@ fn join_error(e: tokio::task::JoinError) -> PyErr {
     }
 }
 
-/// The one waiting loop of [`wait_for_future`] (no token: a signal aborts the task at once) and
-/// [`wait_cancellable`] (a signal cancels the token and gives the task [`CANCEL_GRACE`] before aborting it).
-fn wait<M, Fut>(py: Python<'_>, token: Option<segkit::CancellationToken>, make: M) -> PyResult<Fut::Output>
+/// What the waiting loop does when a Python signal handler raises.
+enum OnSignal {
+    /// Abort the task at once and raise ([`wait_for_future`]).
+    Abort,
+    /// Cancel the token, give the task [`CANCEL_GRACE`] to stop, then raise ([`wait_cancellable`]).
+    Cancel(segkit::CancellationToken),
+    /// The signal is the normal way to stop: cancel the token and return the task's own result once it has
+    /// shut down, or abort and raise after `grace` plus [`CANCEL_GRACE`] ([`serve_until_signal`]).
+    Stop(segkit::CancellationToken, Duration),
+}
+
+/// The one waiting loop of [`wait_for_future`], [`wait_cancellable`] and [`serve_until_signal`].
+fn wait<M, Fut>(py: Python<'_>, on_signal: OnSignal, make: M) -> PyResult<Fut::Output>
 where
     M: FnOnce() -> Fut + Send,
     Fut: Future + Send + 'static,
@@ -92,10 +102,20 @@ where
                     joined = &mut task => return joined.map_err(join_error),
                     _ = tokio::time::sleep(SIGNAL_CHECK) => {
                         if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            if let Some(token) = &token {
-                                token.cancel();
-                                if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_ok() {
-                                    return Err(e);
+                            match &on_signal {
+                                OnSignal::Abort => {}
+                                OnSignal::Cancel(token) => {
+                                    token.cancel();
+                                    if tokio::time::timeout(CANCEL_GRACE, &mut task).await.is_ok() {
+                                        return Err(e);
+                                    }
+                                }
+                                OnSignal::Stop(token, grace) => {
+                                    token.cancel();
+                                    let within = grace.saturating_add(CANCEL_GRACE);
+                                    if let Ok(joined) = tokio::time::timeout(within, &mut task).await {
+                                        return joined.map_err(join_error);
+                                    }
                                 }
                             }
                             task.abort();
@@ -124,27 +144,5 @@ where
     Fut: Future + Send + 'static,
     Fut::Output: Send + 'static,
 {
-    let rt = runtime()?;
-    py.detach(move || {
-        let mut task = rt.spawn(make());
-        rt.block_on(async {
-            loop {
-                tokio::select! {
-                    joined = &mut task => return joined.map_err(join_error),
-                    _ = tokio::time::sleep(SIGNAL_CHECK) => {
-                        if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            token.cancel();
-                            return match tokio::time::timeout(grace.saturating_add(CANCEL_GRACE), &mut task).await {
-                                Ok(joined) => joined.map_err(join_error),
-                                Err(_) => {
-                                    task.abort();
-                                    Err(e)
-                                }
-                            };
-                        }
-                    }
-                }
-            }
-        })
-    })
+    wait(py, OnSignal::Stop(token, grace), make)
 }

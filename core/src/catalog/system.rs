@@ -1,6 +1,6 @@
 //! Whole-table reads for the `segkit.*` system tables (see [`crate::monitoring`]).
 
-use super::{Catalog, RunRecord};
+use super::{Catalog, RunRecord, RUN_COLUMNS};
 use crate::error::Result;
 
 /// One row of the ingest history: a sync of a named source or a direct ingest.
@@ -24,24 +24,11 @@ impl Catalog {
     /// The runs of every segment, oldest first, at most `limit`.
     pub fn all_runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot
-                 FROM segment_runs ORDER BY started_at, segment, run LIMIT ?1",
-            )?;
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM segment_runs ORDER BY started_at, segment, run LIMIT ?1"
+            ))?;
             let rows = st
-                .query_map([limit.min(i64::MAX as usize) as i64], |r| {
-                    Ok(RunRecord {
-                        segment: r.get(0)?,
-                        run: r.get(1)?,
-                        started_at: r.get(2)?,
-                        duration_ms: r.get(3)?,
-                        member_count: r.get::<_, i64>(4)? as u64,
-                        entered: r.get::<_, i64>(5)? as u64,
-                        exited: r.get::<_, i64>(6)? as u64,
-                        membership_file: r.get(7)?,
-                        snapshot: r.get(8)?,
-                    })
-                })?
+                .query_map([limit.min(i64::MAX as usize) as i64], super::run_record)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
         })
