@@ -45,7 +45,8 @@ impl Workspace {
         let name = crate::model::normalize_name(name);
         let text = self.inner.catalog.segment_text(&name)?;
         let Some(text) = text else {
-            return Err(self.segment(&name).expect_err("a segment without a definition is not found"));
+            // `segment` names the known segments; a segment defined meanwhile is a plain not-found here.
+            return Err(self.segment(&name).err().unwrap_or_else(|| Error::not_found("segment", &name)));
         };
         let lookup = |entity: &str| -> Result<i64> { Ok(self.inner.catalog.entity(entity)?.map(|e| e.1).unwrap_or(0)) };
         if let Some(c) = self.inner.compiled.lock().unwrap_or_else(|p| p.into_inner()).get(&name) {
