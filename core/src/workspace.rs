@@ -60,9 +60,8 @@ struct Inner {
     lease: std::time::Duration,
     /// [`WorkspaceOptions::ingest_memory`].
     ingest_memory: usize,
-    /// Decoded static-list versions by file, oldest first (see `Workspace::static_table`).
-    #[allow(clippy::type_complexity)]
-    static_tables: Mutex<Vec<(String, Arc<dyn TableProvider>)>>,
+    /// Decoded static-list versions, oldest first (see `Workspace::static_table`).
+    static_tables: Mutex<Vec<Arc<static_lists::DecodedList>>>,
     /// Checked rules by segment (see `Workspace::compiled`).
     compiled: Mutex<HashMap<String, Arc<planning::Compiled>>>,
     /// Token buckets of workflow rate limits, on the workspace clock.

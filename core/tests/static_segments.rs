@@ -212,3 +212,53 @@ async fn string_and_int32_keys() {
     let e = ws.define_static_segment_batches("s", "small", vec![wide]).await.unwrap_err();
     assert!(e.to_string().contains("row 2 does not fit the int32 key `n`"), "{e}");
 }
+
+/// A static segment's own evaluation reads its list's key index in one pass over the entity's keys; a rule
+/// that references the list plans a join. Both must select the same members, for every key type, in key order,
+/// across entity changes (keys that appear, keys that go).
+#[tokio::test]
+async fn own_evaluation_agrees_with_a_rule_referencing_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = segkit::Workspace::open(dir.path()).await.unwrap();
+    use segkit::{Attribute, DataType, Entity};
+    ws.define_entity(Entity::profile("big", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
+    ws.define_entity(Entity::profile("small", "n").attribute(Attribute::new("n", DataType::Int32))).await.unwrap();
+    ws.define_entity(Entity::profile("acct", "code").attribute(Attribute::new("code", DataType::String)))
+        .await
+        .unwrap();
+    // Entities: every third number below 30 000 (in descending order, so storage order is not list order).
+    let present: Vec<i64> = (0..30_000).rev().filter(|i| i % 3 == 0).collect();
+    let batch = |name: &str, v: &[i64]| -> RecordBatch {
+        let col: ArrayRef = match name {
+            "id" => Arc::new(Int64Array::from(v.to_vec())),
+            "n" => Arc::new(Int32Array::from(v.iter().map(|&x| x as i32).collect::<Vec<_>>())),
+            _ => Arc::new(StringArray::from(v.iter().map(|x| format!("c{x}")).collect::<Vec<_>>())),
+        };
+        RecordBatch::try_from_iter([(name, col)]).unwrap()
+    };
+    // The list: every other number below 40 000 (a quarter of them present), with duplicates and strangers.
+    let listed: Vec<i64> = (0..40_000).rev().filter(|i| i % 2 == 0).chain([6, 6, 12]).collect();
+    for (entity, key) in [("big", "id"), ("small", "n"), ("acct", "code")] {
+        ws.ingest_batches(entity, vec![batch(key, &present)], IngestOptions::default()).await.unwrap();
+        let list = format!("{entity}_list");
+        ws.define_static_segment_batches(&list, entity, vec![batch(key, &listed)]).await.unwrap();
+        let rule = segkit::rules::Rule::parse(&json!({"in_segment": list}), segkit::rules::Dialect::Auto).unwrap();
+        let by_rule = format!("{entity}_rule");
+        ws.define_segment(segkit::SegmentDefinition::new(&by_rule, entity, rule)).await.unwrap();
+        let own = ws.evaluate(&list).await.unwrap();
+        let joined = ws.evaluate(&by_rule).await.unwrap();
+        assert_eq!(own.count, 5_000, "{entity}: multiples of 6 below 30 000");
+        assert_eq!(own.members.column(0), joined.members.column(0), "{entity}");
+        // The members are in ascending key order (the diff against the next run relies on it).
+        let sorted = segkit::deps::arrow::compute::sort(own.members.column(0), None).unwrap();
+        assert_eq!(&sorted, own.members.column(0), "{entity}");
+        // Entities change: 6 and 12 go; 30 000 (even, so listed) arrives.
+        let refresh = IngestOptions { mode: Some(segkit::IngestMode::FullRefresh), ..IngestOptions::default() };
+        let now: Vec<i64> = present.iter().copied().filter(|&x| x != 6 && x != 12).chain([30_000]).collect();
+        ws.ingest_batches(entity, vec![batch(key, &now)], refresh).await.unwrap();
+        let own = ws.evaluate(&list).await.unwrap();
+        let joined = ws.evaluate(&by_rule).await.unwrap();
+        assert_eq!(own.members.column(0), joined.members.column(0), "{entity}");
+        assert_eq!((own.count, own.entered.num_rows(), own.exited.num_rows()), (4_999, 1, 2), "{entity}");
+    }
+}

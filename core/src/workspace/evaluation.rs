@@ -28,11 +28,21 @@ impl Workspace {
         checked: &Checked,
     ) -> Result<(RecordBatch, SchemaRef)> {
         let key = entity.key.clone().expect("checked on define");
-        let df = self.filtered(entity, checked).await?.select(vec![column(&key)])?;
         let key_schema: SchemaRef =
             Arc::new(Schema::new(vec![Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false)]));
-        let batches = df.collect().await?;
-        let keys = sort_keys(concat_batches(&key_schema, &batches)?)?;
+        // A static segment's members come from its list directly (see `static_members`).
+        let own_list = matches!(checked, Checked::InSegment(r) if r.static_list && !r.negated && r.segment == def.name);
+        let listed = match own_list {
+            true => self.static_members(entity, &def.name).await?,
+            false => None,
+        };
+        let keys = match listed {
+            Some(keys) => keys,
+            None => {
+                let df = self.filtered(entity, checked).await?.select(vec![column(&key)])?;
+                sort_keys(concat_batches(&key_schema, &df.collect().await?)?)?
+            }
+        };
         // With a split, each membership version carries the variant of every member next to its key.
         Ok(match &def.split {
             None => (keys, key_schema),

@@ -19,10 +19,11 @@
 //! segments shows what it is; defining a rule segment under the same name turns it back into a rule segment and
 //! forgets the list.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use arrow::array::{Array, ArrayRef, AsArray, Int32Array, Int64Array, RecordBatch, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef};
+use datafusion::common::{HashMap, TableReference};
 use datafusion::datasource::{MemTable, TableProvider};
 use futures::StreamExt;
 use serde::Serialize;
@@ -31,7 +32,7 @@ use crate::catalog::StaticListVersion;
 use crate::error::{Error, Result};
 use crate::limits::{MAX_RULE_STRING_BYTES, MAX_STATIC_LIST_KEYS};
 use crate::model::{check_name, normalize_name, DataType, Entity};
-use crate::rules::{Checked, CheckedSegmentRef, Rule, SegmentRef};
+use crate::rules::{column, Checked, CheckedSegmentRef, Rule, SegmentRef};
 use crate::segment::SegmentDefinition;
 use crate::source::{RecordBatchSource, ScanRequest, Source};
 
@@ -448,15 +449,18 @@ impl Workspace {
         })
     }
 
-    /// The current keys of a static list as an in-memory table (for [`PlanSources`](super::planning)). A list
-    /// version's file never changes, so the table read for it is kept (the last [`STATIC_TABLES_KEPT`]
-    /// versions used) and later evaluations of the list skip reading and decoding it again.
+    /// The current keys of a static list as an in-memory table (for [`PlanSources`](super::planning)).
     pub(super) async fn static_table(&self, name: &str, list: &StaticListVersion) -> Result<Arc<dyn TableProvider>> {
-        let cached = |kept: &[(String, Arc<dyn TableProvider>)]| {
-            kept.iter().find(|(f, _)| f == &list.file).map(|(_, t)| t.clone())
-        };
-        if let Some(t) = cached(&self.inner.static_tables.lock().unwrap_or_else(|p| p.into_inner())) {
-            return Ok(t);
+        Ok(self.decoded_list(name, list).await?.table.clone())
+    }
+
+    /// A static list version decoded in memory. A list version's file never changes, so the decoded list is
+    /// kept (the last [`STATIC_TABLES_KEPT`] versions used) and later evaluations of the list skip reading and
+    /// decoding it again.
+    pub(super) async fn decoded_list(&self, name: &str, list: &StaticListVersion) -> Result<Arc<DecodedList>> {
+        let cached = |kept: &[Arc<DecodedList>]| kept.iter().find(|d| d.file == list.file).cloned();
+        if let Some(d) = cached(&self.inner.static_tables.lock().unwrap_or_else(|p| p.into_inner())) {
+            return Ok(d);
         }
         let def = self.segment(name)?;
         let entity = self.entity(&def.entity)?;
@@ -464,14 +468,122 @@ impl Workspace {
         let batches = self.inner.store.read_all(&list.file).await?;
         let batches =
             batches.iter().map(|b| crate::ingest::pipeline::conform(b, &schema)).collect::<Result<Vec<_>>>()?;
+        let keys = match batches.len() {
+            1 => batches[0].column(0).clone(),
+            _ => arrow::compute::concat_batches(&schema, &batches)?.column(0).clone(),
+        };
         let table: Arc<dyn TableProvider> = Arc::new(MemTable::try_new(schema, vec![batches])?);
+        let decoded = Arc::new(DecodedList { file: list.file.clone(), table, keys, positions: OnceLock::new() });
         let mut kept = self.inner.static_tables.lock().unwrap_or_else(|p| p.into_inner());
-        kept.retain(|(f, _)| f != &list.file);
+        kept.retain(|d| d.file != list.file);
         if kept.len() >= STATIC_TABLES_KEPT {
             kept.remove(0);
         }
-        kept.push((list.file.clone(), table.clone()));
-        Ok(table)
+        kept.push(decoded.clone());
+        Ok(decoded)
+    }
+
+    /// The members of the static segment `name` (its list's keys that the entity has now), sorted; `None` when
+    /// `name` is not a static list or its key type has no index (then the rule's plan computes them).
+    ///
+    /// One pass over the entity's key column: each stored key is looked up in the list's key → position index
+    /// and marks that position, and the marked keys, already in list order, are the members — no join, and no
+    /// sort of the result.
+    pub(super) async fn static_members(&self, entity: &Entity, name: &str) -> Result<Option<RecordBatch>> {
+        let Some(list) = self.inner.catalog.static_list(name)? else {
+            return Ok(None);
+        };
+        let decoded = self.decoded_list(name, &list).await?;
+        let Some(positions) = decoded.positions() else {
+            return Ok(None);
+        };
+        let key = entity.key.clone().unwrap_or_default();
+        let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?.select(vec![column(&key)])?;
+        let mut found = vec![false; decoded.keys.len()];
+        let mut stream = df.execute_stream().await?;
+        while let Some(b) = stream.next().await {
+            positions.mark(b?.column(0), &mut found)?;
+        }
+        let members = arrow::compute::filter(&decoded.keys, &BooleanArray::from(found))?;
+        Ok(Some(RecordBatch::try_new(static_schema(entity)?, vec![members])?))
+    }
+}
+
+/// A static list version decoded in memory (see [`Workspace::decoded_list`]).
+pub(super) struct DecodedList {
+    /// The list version's file.
+    file: String,
+    /// The keys as a table, for rules that reference the list.
+    table: Arc<dyn TableProvider>,
+    /// The keys, sorted and distinct.
+    keys: ArrayRef,
+    /// Key → position in `keys`, built on first use by [`Workspace::static_members`].
+    positions: OnceLock<Option<Positions>>,
+}
+
+impl DecodedList {
+    fn positions(&self) -> Option<&Positions> {
+        self.positions.get_or_init(|| Positions::build(&self.keys)).as_ref()
+    }
+}
+
+/// Each key's position in a sorted key array (hash maps with a randomly seeded hasher).
+enum Positions {
+    I64(HashMap<i64, u32>),
+    I32(HashMap<i32, u32>),
+    Str(HashMap<Box<str>, u32>),
+}
+
+impl Positions {
+    fn build(keys: &ArrayRef) -> Option<Positions> {
+        fn index<K: std::hash::Hash + Eq>(it: impl ExactSizeIterator<Item = K>) -> HashMap<K, u32> {
+            let mut m = HashMap::with_capacity(it.len());
+            m.extend(it.enumerate().map(|(i, k)| (k, i as u32)));
+            m
+        }
+        if keys.len() > u32::MAX as usize {
+            return None;
+        }
+        Some(match keys.data_type() {
+            ArrowType::Int64 => Positions::I64(index(keys.as_primitive::<Int64Type>().values().iter().copied())),
+            ArrowType::Int32 => Positions::I32(index(keys.as_primitive::<Int32Type>().values().iter().copied())),
+            ArrowType::Utf8 => {
+                let s = keys.as_string::<i32>();
+                Positions::Str(index((0..s.len()).map(|i| Box::<str>::from(s.value(i)))))
+            }
+            _ => return None,
+        })
+    }
+
+    /// Marks in `found` the position of every key of `col` that is in the list.
+    fn mark(&self, col: &ArrayRef, found: &mut [bool]) -> Result<()> {
+        match self {
+            Positions::I64(m) => {
+                let c = arrow::compute::cast(col, &ArrowType::Int64)?;
+                for k in c.as_primitive::<Int64Type>().values() {
+                    if let Some(&i) = m.get(k) {
+                        found[i as usize] = true;
+                    }
+                }
+            }
+            Positions::I32(m) => {
+                let c = arrow::compute::cast(col, &ArrowType::Int32)?;
+                for k in c.as_primitive::<Int32Type>().values() {
+                    if let Some(&i) = m.get(k) {
+                        found[i as usize] = true;
+                    }
+                }
+            }
+            Positions::Str(m) => {
+                let c = arrow::compute::cast(col, &ArrowType::Utf8)?;
+                for k in c.as_string::<i32>().iter().flatten() {
+                    if let Some(&i) = m.get(k) {
+                        found[i as usize] = true;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
