@@ -107,6 +107,10 @@ impl Store {
             .set_data_page_row_count_limit(16 * 1024)
             .set_created_by(format!("segkit {}", env!("CARGO_PKG_VERSION")));
         if let Some(col) = sorting_hint {
+            // The last column files are sorted by holds (nearly) distinct values — a key, an event time — where a
+            // dictionary never pays: the writer would hash every value only to fall back to plain pages.
+            let last = col.rsplit(',').next().unwrap_or(col);
+            b = b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(last), false);
             b = b.set_key_value_metadata(Some(vec![parquet::file::metadata::KeyValue::new(
                 "segkit.sorted_by".into(),
                 col.to_string(),

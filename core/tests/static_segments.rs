@@ -222,6 +222,8 @@ async fn own_evaluation_agrees_with_a_rule_referencing_the_list() {
     let ws = segkit::Workspace::open(dir.path()).await.unwrap();
     use segkit::{Attribute, DataType, Entity};
     ws.define_entity(Entity::profile("big", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
+    // Keys spread over a range too wide for a bitset of it: the list is looked up by hash.
+    ws.define_entity(Entity::profile("sparse", "sid").attribute(Attribute::new("sid", DataType::Int64))).await.unwrap();
     ws.define_entity(Entity::profile("small", "n").attribute(Attribute::new("n", DataType::Int32))).await.unwrap();
     ws.define_entity(Entity::profile("acct", "code").attribute(Attribute::new("code", DataType::String)))
         .await
@@ -231,6 +233,7 @@ async fn own_evaluation_agrees_with_a_rule_referencing_the_list() {
     let batch = |name: &str, v: &[i64]| -> RecordBatch {
         let col: ArrayRef = match name {
             "id" => Arc::new(Int64Array::from(v.to_vec())),
+            "sid" => Arc::new(Int64Array::from(v.iter().map(|x| x * 1_000_003 - (1 << 40)).collect::<Vec<_>>())),
             "n" => Arc::new(Int32Array::from(v.iter().map(|&x| x as i32).collect::<Vec<_>>())),
             _ => Arc::new(StringArray::from(v.iter().map(|x| format!("c{x}")).collect::<Vec<_>>())),
         };
@@ -238,7 +241,7 @@ async fn own_evaluation_agrees_with_a_rule_referencing_the_list() {
     };
     // The list: every other number below 40 000 (a quarter of them present), with duplicates and strangers.
     let listed: Vec<i64> = (0..40_000).rev().filter(|i| i % 2 == 0).chain([6, 6, 12]).collect();
-    for (entity, key) in [("big", "id"), ("small", "n"), ("acct", "code")] {
+    for (entity, key) in [("big", "id"), ("sparse", "sid"), ("small", "n"), ("acct", "code")] {
         ws.ingest_batches(entity, vec![batch(key, &present)], IngestOptions::default()).await.unwrap();
         let list = format!("{entity}_list");
         ws.define_static_segment_batches(&list, entity, vec![batch(key, &listed)]).await.unwrap();

@@ -499,12 +499,12 @@ impl Workspace {
         };
         let key = entity.key.clone().unwrap_or_default();
         let df = self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?.select(vec![column(&key)])?;
-        let mut found = vec![false; decoded.keys.len()];
+        let mut marks = positions.new_marks(decoded.keys.len());
         let mut stream = df.execute_stream().await?;
         while let Some(b) = stream.next().await {
-            positions.mark(b?.column(0), &mut found)?;
+            positions.mark(b?.column(0), &mut marks)?;
         }
-        let members = arrow::compute::filter(&decoded.keys, &BooleanArray::from(found))?;
+        let members = arrow::compute::filter(&decoded.keys, &positions.found(&decoded.keys, marks)?)?;
         Ok(Some(RecordBatch::try_new(static_schema(entity)?, vec![members])?))
     }
 }
@@ -517,7 +517,7 @@ pub(super) struct DecodedList {
     table: Arc<dyn TableProvider>,
     /// The keys, sorted and distinct.
     keys: ArrayRef,
-    /// Key → position in `keys`, built on first use by [`Workspace::static_members`].
+    /// How keys are found in `keys`, built on first use by [`Workspace::static_members`].
     positions: OnceLock<Option<Positions>>,
 }
 
@@ -527,11 +527,28 @@ impl DecodedList {
     }
 }
 
-/// Each key's position in a sorted key array (hash maps with a randomly seeded hasher).
+/// How a decoded list finds a key: integer keys in a range at most [`DENSE_BITS_PER_KEY`] times the number
+/// of keys wide have one bit per value of the range (a few MiB, cache-friendly); other keys map to their
+/// position through a hash map with a randomly seeded hasher.
 enum Positions {
+    /// Bit `k - min` is set for every listed key `k`; `span` bits.
+    Dense {
+        min: i64,
+        span: u64,
+        listed: Vec<u64>,
+    },
     I64(HashMap<i64, u32>),
     I32(HashMap<i32, u32>),
     Str(HashMap<Box<str>, u32>),
+}
+
+/// The widest key range, in bits per listed key, that [`Positions::Dense`] covers (at most 16 bytes per key,
+/// about what a hash map entry costs).
+const DENSE_BITS_PER_KEY: u64 = 64;
+
+/// Sets bit `i` of a bitset.
+fn set_bit(bits: &mut [u64], i: u64) {
+    bits[(i >> 6) as usize] |= 1 << (i & 63);
 }
 
 impl Positions {
@@ -544,6 +561,23 @@ impl Positions {
         if keys.len() > u32::MAX as usize {
             return None;
         }
+        let ints: Option<Vec<i64>> = match keys.data_type() {
+            ArrowType::Int64 => Some(keys.as_primitive::<Int64Type>().values().to_vec()),
+            ArrowType::Int32 => Some(keys.as_primitive::<Int32Type>().values().iter().map(|&k| k as i64).collect()),
+            _ => None,
+        };
+        // Sorted keys: the range is first..=last.
+        if let Some(v) = ints.filter(|v| !v.is_empty()) {
+            let span = (v[v.len() - 1] as i128 - v[0] as i128 + 1) as u128;
+            if span <= (DENSE_BITS_PER_KEY as u128) * v.len() as u128 + 65_536 {
+                let (min, span) = (v[0], span as u64);
+                let mut listed = vec![0u64; span.div_ceil(64) as usize];
+                for k in v {
+                    set_bit(&mut listed, k.wrapping_sub(min) as u64);
+                }
+                return Some(Positions::Dense { min, span, listed });
+            }
+        }
         Some(match keys.data_type() {
             ArrowType::Int64 => Positions::I64(index(keys.as_primitive::<Int64Type>().values().iter().copied())),
             ArrowType::Int32 => Positions::I32(index(keys.as_primitive::<Int32Type>().values().iter().copied())),
@@ -555,14 +589,32 @@ impl Positions {
         })
     }
 
-    /// Marks in `found` the position of every key of `col` that is in the list.
-    fn mark(&self, col: &ArrayRef, found: &mut [bool]) -> Result<()> {
+    /// An empty bitset for [`Positions::mark`]: a bit per key of the range, or per position in the list.
+    fn new_marks(&self, keys: usize) -> Vec<u64> {
         match self {
+            Positions::Dense { span, .. } => vec![0; span.div_ceil(64) as usize],
+            _ => vec![0; keys.div_ceil(64)],
+        }
+    }
+
+    /// Marks every key of `col` that is in the list.
+    fn mark(&self, col: &ArrayRef, marks: &mut [u64]) -> Result<()> {
+        match self {
+            Positions::Dense { min, span, listed } => {
+                let c = arrow::compute::cast(col, &ArrowType::Int64)?;
+                for &k in c.as_primitive::<Int64Type>().values() {
+                    let o = k.wrapping_sub(*min) as u64;
+                    if o < *span {
+                        let w = (o >> 6) as usize;
+                        marks[w] |= listed[w] & (1 << (o & 63));
+                    }
+                }
+            }
             Positions::I64(m) => {
                 let c = arrow::compute::cast(col, &ArrowType::Int64)?;
                 for k in c.as_primitive::<Int64Type>().values() {
                     if let Some(&i) = m.get(k) {
-                        found[i as usize] = true;
+                        set_bit(marks, i as u64);
                     }
                 }
             }
@@ -570,7 +622,7 @@ impl Positions {
                 let c = arrow::compute::cast(col, &ArrowType::Int32)?;
                 for k in c.as_primitive::<Int32Type>().values() {
                     if let Some(&i) = m.get(k) {
-                        found[i as usize] = true;
+                        set_bit(marks, i as u64);
                     }
                 }
             }
@@ -578,12 +630,25 @@ impl Positions {
                 let c = arrow::compute::cast(col, &ArrowType::Utf8)?;
                 for k in c.as_string::<i32>().iter().flatten() {
                     if let Some(&i) = m.get(k) {
-                        found[i as usize] = true;
+                        set_bit(marks, i as u64);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// Which of the list's `keys` were marked.
+    fn found(&self, keys: &ArrayRef, marks: Vec<u64>) -> Result<BooleanArray> {
+        let bit = |bits: &[u64], i: u64| bits[(i >> 6) as usize] >> (i & 63) & 1 == 1;
+        match self {
+            Positions::Dense { min, .. } => {
+                let c = arrow::compute::cast(keys, &ArrowType::Int64)?;
+                let v = c.as_primitive::<Int64Type>().values();
+                Ok(v.iter().map(|&k| Some(bit(&marks, k.wrapping_sub(*min) as u64))).collect())
+            }
+            _ => Ok((0..keys.len() as u64).map(|i| Some(bit(&marks, i))).collect()),
+        }
     }
 }
 
@@ -611,4 +676,33 @@ pub(super) fn own_checked(name: &str) -> Checked {
         static_list: true,
         rule: Checked::And(vec![]),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_integer_lists_use_a_bitset_and_others_a_hash() {
+        let dense: ArrayRef = Arc::new(Int64Array::from((0..1000).map(|i| i * 3).collect::<Vec<_>>()));
+        let sparse: ArrayRef = Arc::new(Int64Array::from((0..1000).map(|i| i * 1_000_003).collect::<Vec<_>>()));
+        let text: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        assert!(matches!(Positions::build(&dense), Some(Positions::Dense { min: 0, span: 2998, .. })));
+        assert!(matches!(Positions::build(&sparse), Some(Positions::I64(_))));
+        assert!(matches!(Positions::build(&text), Some(Positions::Str(_))));
+        // Marks and the found mask: keys outside the range, and inside it but not listed, are not found.
+        for list in [&dense, &sparse] {
+            let p = Positions::build(list).unwrap();
+            let mut marks = p.new_marks(list.len());
+            let probe: ArrayRef = Arc::new(Int64Array::from(vec![-3, 0, 1, 6, 2997, 3_000_009, i64::MAX, i64::MIN]));
+            p.mark(&probe, &mut marks).unwrap();
+            let found = p.found(list, marks).unwrap();
+            let hits: Vec<i64> = (0..list.len())
+                .filter(|&i| found.value(i))
+                .map(|i| list.as_primitive::<Int64Type>().value(i))
+                .collect();
+            let want = if matches!(p, Positions::Dense { .. }) { vec![0, 6, 2997] } else { vec![0, 3_000_009] };
+            assert_eq!(hits, want);
+        }
+    }
 }
