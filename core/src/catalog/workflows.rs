@@ -524,6 +524,7 @@ impl Catalog {
     pub fn deliveries(&self, filter: &DeliveryFilter, limit: usize) -> Result<Vec<LedgerRow>> {
         let (clause, args) = where_clause(filter);
         self.with(|c| {
+            let limit = limit.min(i64::MAX as usize);
             let mut st = c.prepare(&format!("SELECT {ROW} FROM deliveries {clause} ORDER BY id LIMIT {limit}"))?;
             let rows = st.query_map(params_from_iter(args.iter()), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
