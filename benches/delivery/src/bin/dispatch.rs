@@ -97,7 +97,7 @@ async fn main() -> segkit::Result<()> {
     let arrivals_file = arg("--arrivals");
     let receiver = arg("--receiver").unwrap_or_default();
     assert!(
-        smtp.is_some() != !receiver.is_empty(),
+        smtp.is_some() == receiver.is_empty(),
         "give --receiver HOST:PORT (webhook) or --smtp HOST:PORT --arrivals FILE"
     );
     let n: i64 = arg("--entities").map(|v| v.parse().unwrap()).unwrap_or(100_000);
