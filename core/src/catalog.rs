@@ -21,7 +21,7 @@ mod workflows;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
 pub use system::IngestRecord;
-pub use workflows::{CapWindow, Finish};
+pub use workflows::{CapWindow, Finish, LedgerWrite};
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -79,6 +79,17 @@ pub const MAX_LOOP_PASSES: u32 = 1000;
 /// Most rows one `dry_run_workflow` returns.
 pub const MAX_DRY_RUN_ROWS: usize = 10_000;
 
+/// Most delivery outcomes one group commit of the dispatcher writes in one catalog transaction.
+pub const MAX_GROUP_COMMIT_ROWS: usize = 512;
+
+/// Most entity keys one attribute lookup of a dispatch pass filters on (a pass that claimed more entities of one
+/// type makes one query per this many).
+pub const MAX_LOOKUP_KEYS: usize = 4096;
+
+/// Most action configs a workspace keeps built (with their HTTP clients and connection pools) for the
+/// dispatcher; past it the cache starts over.
+pub const MAX_CACHED_ACTIONS: usize = 256;
+
 /// Most template parts a custom action (Python, Node) may declare it reads.
 pub const MAX_ACTION_PARTS: usize = 16;
 

@@ -24,6 +24,7 @@ mod dispatch;
 mod entities;
 mod evaluation;
 mod explain;
+mod group_commit;
 mod ingest;
 mod options;
 mod planning;
@@ -66,6 +67,8 @@ struct Inner {
     compiled: Mutex<HashMap<String, Arc<planning::Compiled>>>,
     /// Token buckets of workflow rate limits, on the workspace clock.
     rate_limits: crate::workflow::policy::RateLimiter,
+    /// Action configs the dispatcher built, by their JSON text (see `Workspace::dispatch_action`).
+    built_actions: Mutex<HashMap<String, Arc<dyn crate::action::Action>>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -160,6 +163,7 @@ impl Workspace {
                 static_tables: Mutex::new(Vec::new()),
                 compiled: Mutex::new(HashMap::new()),
                 rate_limits: Default::default(),
+                built_actions: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

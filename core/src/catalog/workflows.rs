@@ -1,5 +1,7 @@
 //! Templates, workflows, the delivery ledger and suppression lists in the catalog (migration 4).
 
+use std::collections::HashSet;
+
 use rusqlite::{params, params_from_iter, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{now_text, Catalog, RunRecord};
@@ -63,6 +65,105 @@ pub struct CapWindow {
     pub max: u32,
     /// The window's start, ms since the epoch (exclusive).
     pub since: i64,
+}
+
+/// The outcome of one claimed ledger row, as [`Catalog::record_outcomes`] writes it (the dispatcher collects
+/// these from finished deliveries and commits them in groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LedgerWrite {
+    /// Finishes the row with a final status and adds the workflow's next row.
+    Finish {
+        /// The row.
+        id: i64,
+        /// The attempt that claimed it.
+        attempts: u32,
+        /// The final status.
+        status: Status,
+        /// The receiver's receipt.
+        receipt: Option<String>,
+        /// The error (for `dead`).
+        error: Option<String>,
+        /// How the step went (kept when `None`).
+        detail: Option<String>,
+        /// The channel of an action step (kept when `None`).
+        channel: Option<String>,
+        /// Whether it counts as sent on `channel` now (for frequency caps).
+        sent: bool,
+        /// The workflow's next row, added when the finish applies.
+        next: Option<NewDelivery>,
+    },
+    /// Back to pending without counting the attempt (quiet hours, a rate limit, a wait `until`).
+    Hold {
+        /// The row.
+        id: i64,
+        /// The attempt that claimed it.
+        attempts: u32,
+        /// When it is due again, ms since the epoch.
+        due_at: i64,
+        /// How the step went (kept when `None`).
+        detail: Option<String>,
+        /// For a wait `until`: the resolved instant (kept when `None`).
+        resolved_at: Option<i64>,
+    },
+    /// Back to pending after a failed attempt, due at `due_at`, with the attempt's error.
+    Retry {
+        /// The row.
+        id: i64,
+        /// The attempt that claimed it.
+        attempts: u32,
+        /// When it is due again, ms since the epoch.
+        due_at: i64,
+        /// Why the attempt failed.
+        error: String,
+    },
+}
+
+impl LedgerWrite {
+    /// The row it writes.
+    pub fn id(&self) -> i64 {
+        match self {
+            LedgerWrite::Finish { id, .. } | LedgerWrite::Hold { id, .. } | LedgerWrite::Retry { id, .. } => *id,
+        }
+    }
+}
+
+/// Applies one write in `tx`; false when the row is no longer claimed by that attempt.
+fn apply_write(tx: &Transaction<'_>, w: &LedgerWrite, now: i64) -> Result<bool> {
+    match w {
+        LedgerWrite::Finish { id, attempts, status, receipt, error, detail, channel, sent, next } => {
+            let n = tx
+                .prepare_cached(
+                    "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL,
+                       updated_at = ?4, detail = coalesce(?7, detail), channel = coalesce(?8, channel),
+                       sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END
+                     WHERE id = ?5 AND status = 'running' AND attempts = ?6",
+                )?
+                .execute(params![status.as_str(), receipt, error, now, id, attempts, detail, channel, sent])?;
+            if n == 0 {
+                return Ok(false);
+            }
+            if let Some(next) = next {
+                insert_deliveries(tx, std::slice::from_ref(next), None, now)?;
+            }
+            Ok(true)
+        }
+        LedgerWrite::Hold { id, attempts, due_at, detail, resolved_at } => Ok(tx
+            .prepare_cached(
+                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
+                   detail = coalesce(?2, detail), resolved_at = coalesce(?3, resolved_at), updated_at = ?4
+                 WHERE id = ?5 AND status = 'running' AND attempts = ?6",
+            )?
+            .execute(params![due_at, detail, resolved_at, now, id, attempts])?
+            > 0),
+        LedgerWrite::Retry { id, attempts, due_at, error } => Ok(tx
+            .prepare_cached(
+                "UPDATE deliveries SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
+                   updated_at = ?3
+                 WHERE id = ?4 AND status = 'running' AND attempts = ?5",
+            )?
+            .execute(params![due_at, error, now, id, attempts])?
+            > 0),
+    }
 }
 
 /// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out);
@@ -231,26 +332,31 @@ impl Catalog {
         })
     }
 
-    /// Claims up to `limit` rows due at `now` (pending and due, or running with an expired lease): marks them
-    /// running until `now + lease_ms` and counts an attempt, in one transaction.
+    /// Claims up to `limit` rows due at `now` (running with an expired lease, then pending and due, oldest due
+    /// first): marks them running until `now + lease_ms` and counts an attempt, in one transaction. Returns them
+    /// by id. Each of the two selections walks the `(status, due_at)` index and stops at `limit`, so a claim
+    /// costs the same however many rows are due.
     pub fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<LedgerRow>> {
         self.with(|c| {
             let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let rows = {
+            let mut rows = Vec::new();
+            for which in ["status = 'running' AND lease_until <= ?1", "status = 'pending' AND due_at <= ?1"] {
+                let left = limit.saturating_sub(rows.len());
+                if left == 0 {
+                    break;
+                }
                 let mut st = tx.prepare_cached(&format!(
                     "UPDATE deliveries SET status = 'running', lease_until = ?1 + ?2, attempts = attempts + 1,
                        updated_at = ?1
-                     WHERE id IN (SELECT id FROM deliveries
-                                  WHERE (status = 'pending' AND due_at <= ?1)
-                                     OR (status = 'running' AND lease_until <= ?1)
-                                  ORDER BY due_at, id LIMIT ?3)
+                     WHERE id IN (SELECT id FROM deliveries WHERE {which} ORDER BY due_at, id LIMIT ?3)
                      RETURNING {ROW}"
                 ))?;
-                let rows =
-                    st.query_map(params![now, lease_ms, limit as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-                rows
-            };
+                let claimed =
+                    st.query_map(params![now, lease_ms, left as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.extend(claimed);
+            }
             tx.commit()?;
+            rows.sort_by_key(|r| r.id);
             Ok(rows)
         })
     }
@@ -281,24 +387,18 @@ impl Catalog {
         next: Option<&NewDelivery>,
         now: i64,
     ) -> Result<bool> {
-        self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let n = tx.execute(
-                "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL, updated_at = ?4,
-                   detail = coalesce(?7, detail), channel = coalesce(?8, channel),
-                   sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END
-                 WHERE id = ?5 AND status = 'running' AND attempts = ?6",
-                params![f.status.as_str(), f.receipt, f.error, now, id, attempts, f.detail, f.channel, f.sent],
-            )?;
-            if n == 0 {
-                return Ok(false);
-            }
-            if let Some(next) = next {
-                insert_deliveries(&tx, std::slice::from_ref(next), None, now)?;
-            }
-            tx.commit()?;
-            Ok(true)
-        })
+        let w = LedgerWrite::Finish {
+            id,
+            attempts,
+            status: f.status,
+            receipt: f.receipt.map(str::to_string),
+            error: f.error.map(str::to_string),
+            detail: f.detail.map(str::to_string),
+            channel: f.channel.map(str::to_string),
+            sent: f.sent,
+            next: next.cloned(),
+        };
+        Ok(self.record_outcomes(std::slice::from_ref(&w), now)?.first().copied().unwrap_or(false))
     }
 
     /// Puts a claimed row back to pending without counting the attempt (quiet hours, a rate limit, a wait
@@ -313,13 +413,23 @@ impl Catalog {
         resolved_at: Option<i64>,
         now: i64,
     ) -> Result<bool> {
+        let w = LedgerWrite::Hold { id, attempts, due_at, detail: detail.map(str::to_string), resolved_at };
+        Ok(self.record_outcomes(std::slice::from_ref(&w), now)?.first().copied().unwrap_or(false))
+    }
+
+    /// Records the outcomes of claimed rows in ONE transaction (a group commit: with durable commits, one sync
+    /// to disk for all of them), in order. Each write applies only if its row is still claimed by that attempt
+    /// (`status = 'running'` and the same `attempts`); the result says, per write, whether it applied. A
+    /// finish's next row is inserted only when the finish applied. Either every write commits or none.
+    pub fn record_outcomes(&self, writes: &[LedgerWrite], now: i64) -> Result<Vec<bool>> {
+        if writes.is_empty() {
+            return Ok(vec![]);
+        }
         self.with(|c| {
-            Ok(c.execute(
-                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
-                   detail = coalesce(?2, detail), resolved_at = coalesce(?3, resolved_at), updated_at = ?4
-                 WHERE id = ?5 AND status = 'running' AND attempts = ?6",
-                params![due_at, detail, resolved_at, now, id, attempts],
-            )? > 0)
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let applied = writes.iter().map(|w| apply_write(&tx, w, now)).collect::<Result<Vec<bool>>>()?;
+            tx.commit()?;
+            Ok(applied)
         })
     }
 
@@ -373,13 +483,25 @@ impl Catalog {
 
     /// Puts a claimed row back to pending, due at `due_at`, with the error of this attempt.
     pub fn retry_delivery(&self, id: i64, attempts: u32, due_at: i64, error: &str, now: i64) -> Result<bool> {
+        let w = LedgerWrite::Retry { id, attempts, due_at, error: error.to_string() };
+        Ok(self.record_outcomes(std::slice::from_ref(&w), now)?.first().copied().unwrap_or(false))
+    }
+
+    /// Which of the (channel, entity key) pairs are on their channel's suppression list, read in one catalog
+    /// access (a dispatch pass checks its whole batch at once).
+    pub fn suppressed_among(&self, pairs: &[(String, String)]) -> Result<HashSet<(String, String)>> {
+        if pairs.is_empty() {
+            return Ok(HashSet::new());
+        }
         self.with(|c| {
-            Ok(c.execute(
-                "UPDATE deliveries SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
-                   updated_at = ?3
-                 WHERE id = ?4 AND status = 'running' AND attempts = ?5",
-                params![due_at, error, now, id, attempts],
-            )? > 0)
+            let mut st = c.prepare_cached("SELECT 1 FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?;
+            let mut out = HashSet::new();
+            for (channel, key) in pairs {
+                if st.exists(params![channel, key])? {
+                    out.insert((channel.clone(), key.clone()));
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -402,6 +524,7 @@ impl Catalog {
     pub fn deliveries(&self, filter: &DeliveryFilter, limit: usize) -> Result<Vec<LedgerRow>> {
         let (clause, args) = where_clause(filter);
         self.with(|c| {
+            let limit = limit.min(i64::MAX as usize);
             let mut st = c.prepare(&format!("SELECT {ROW} FROM deliveries {clause} ORDER BY id LIMIT {limit}"))?;
             let rows = st.query_map(params_from_iter(args.iter()), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)

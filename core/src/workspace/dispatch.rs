@@ -1,7 +1,7 @@
 //! The dispatcher — one pass over the due ledger rows, each step kind and each policy (see
 //! [`crate::workflow::steps`] and [`crate::workflow::policy`]) — and dry runs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -11,7 +11,7 @@ use datafusion::prelude::ident;
 use futures::StreamExt;
 
 use crate::action::{Action, Delivery, Outcome};
-use crate::catalog::{CapWindow, Finish};
+use crate::catalog::{CapWindow, Finish, LedgerWrite};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_DRY_RUN_ROWS, MAX_LOOP_PASSES};
 use crate::model::normalize_name;
@@ -24,8 +24,9 @@ use crate::workflow::steps::{
     split_choice, with_pass, zone_for,
 };
 use crate::workflow::template::render_parts;
-use crate::workflow::{FrequencyCapSpec, StepSpec, TriggerSpec, WorkflowSpec};
+use crate::workflow::{FrequencyCapSpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
 
+use super::group_commit::{group_commit, Recorder};
 use super::schedules::record_delivery;
 use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
@@ -115,11 +116,74 @@ fn rate_limits(spec: &WorkflowSpec, i: usize, action: &dyn Action) -> Vec<(Strin
     out
 }
 
+/// What one dispatch pass reads once for its whole batch of claimed rows, instead of once per row: the
+/// workflows, the attributes of the claimed entities (one query per entity type), the suppression list
+/// entries of the claimed keys and the templates. Dropped at the end of the pass (nothing per entity outlives
+/// it).
+struct Pass {
+    /// The pass's instant.
+    now: DateTime<Utc>,
+    /// Workflow definitions by name.
+    specs: HashMap<String, WorkflowSpec>,
+    /// Channels some workflow caps: every delivery on them reserves its send, so the caps see it in flight.
+    capped: HashSet<String>,
+    /// By entity type: the attributes of the claimed keys, or why the lookup failed.
+    attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
+    /// (channel, key) pairs of the claimed action rows that are suppressed.
+    suppressed: HashSet<(String, String)>,
+    /// Templates of the claimed action rows by name, or why they cannot be read.
+    templates: HashMap<String, std::result::Result<TemplateSpec, String>>,
+}
+
+/// The ledger write that finishes `row` as `f` says, adding `next`.
+fn finish_write(row: &LedgerRow, f: &Finish<'_>, next: Option<&NewDelivery>) -> LedgerWrite {
+    LedgerWrite::Finish {
+        id: row.id,
+        attempts: row.attempts,
+        status: f.status,
+        receipt: f.receipt.map(str::to_string),
+        error: f.error.map(str::to_string),
+        detail: f.detail.map(str::to_string),
+        channel: f.channel.map(str::to_string),
+        sent: f.sent,
+        next: next.cloned(),
+    }
+}
+
+/// Finishes `row` as `f` says (adding `next`) in the next group commit.
+async fn finish(rec: &Recorder, row: &LedgerRow, f: Finish<'_>, next: Option<&NewDelivery>) -> Result<Processed> {
+    rec.record(finish_write(row, &f, next)).await?;
+    Ok(Processed::Finished(f.status))
+}
+
+/// Dead-letters `row` with `reason` in the next group commit.
+async fn dead(rec: &Recorder, row: &LedgerRow, reason: String) -> Result<Processed> {
+    tracing::warn!(reason = %reason, "dead-lettered");
+    finish(rec, row, Finish { error: Some(&reason), ..Finish::status(Status::Dead) }, None).await
+}
+
+/// Puts `row` back to pending, due at `due_at`, without counting the attempt, in the next group commit.
+async fn hold(
+    rec: &Recorder,
+    row: &LedgerRow,
+    due_at: i64,
+    detail: Option<String>,
+    resolved_at: Option<i64>,
+) -> Result<()> {
+    rec.record(LedgerWrite::Hold { id: row.id, attempts: row.attempts, due_at, detail, resolved_at }).await?;
+    Ok(())
+}
+
 impl Workspace {
     /// One dispatch pass at the workspace clock's now: claims up to `limit` due rows (with a lease of
     /// [`Workspace::lease`]), executes them at most `concurrency` at a time, records each outcome and writes the
     /// next step's row in the same transaction. Quiet hours, rate limits and waits `until` put rows back to
     /// pending with a later due time (not an attempt); frequency caps skip them (`capped`).
+    ///
+    /// The pass is batch-oriented: the claim is one transaction; the attributes of the claimed entities are
+    /// read with one query per entity type; outcomes are recorded by group commit (all outcomes finished while
+    /// the previous group was being committed go in one transaction — with durable commits, one sync to disk),
+    /// and a delivery counts as done, and frees its concurrency slot, only once its outcome is committed.
     pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
         Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
     }
@@ -140,29 +204,38 @@ impl Workspace {
             self.record_queue_depth()?;
             return Ok((report, 0));
         }
-        // Channels some workflow caps: every delivery on them reserves its send, so the caps see it in flight.
-        let capped: HashSet<String> = self
-            .workflows()?
-            .into_iter()
-            .flat_map(|w| w.policies.frequency_caps.into_iter().map(|c| c.channel))
-            .collect();
-        let capped = &capped;
-        let channels = self.step_channels()?;
-        let (results, released) = self
-            .run_claimed(rows, concurrency, shutdown, |row| {
-                let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
-                let workflow = row.workflow.clone();
-                let started = std::time::Instant::now();
-                let work = self.process(row, now, capped);
-                async move {
-                    let r = work.await;
-                    if let Ok(p) = &r {
-                        record_delivery(p.label(), &workflow, &channel, started.elapsed());
-                    }
-                    r
-                }
+        let pass = self.prepare_pass(&rows, now).await?;
+        let channels: HashMap<(String, String), String> = pass
+            .specs
+            .values()
+            .flat_map(|w| {
+                w.steps.iter().map(|s| {
+                    let channel = match s {
+                        StepSpec::Action { action, channel, .. } => channel_of(action, channel),
+                        _ => String::new(),
+                    };
+                    ((w.name.clone(), s.name().to_string()), channel)
+                })
             })
-            .await?;
+            .collect();
+        let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
+        let (pass, channels) = (&pass, &channels);
+        // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
+        let work = move |row: LedgerRow| {
+            let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
+            let workflow = row.workflow.clone();
+            let started = std::time::Instant::now();
+            let rec = recorder.clone();
+            async move {
+                let r = self.process(row, pass, &rec).await;
+                if let Ok(p) = &r {
+                    record_delivery(p.label(), &workflow, &channel, started.elapsed());
+                }
+                r
+            }
+        };
+        let (claimed, ()) = tokio::join!(self.run_claimed(rows, concurrency, shutdown, work), writer);
+        let (results, released) = claimed?;
         self.record_queue_depth()?;
         for r in results {
             match r? {
@@ -181,50 +254,91 @@ impl Workspace {
         Ok((report, released))
     }
 
-    async fn process(&self, row: LedgerRow, now_dt: DateTime<Utc>, capped: &HashSet<String>) -> Result<Processed> {
+    /// Reads what the claimed `rows` need, once for the batch (see [`Pass`]).
+    async fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>) -> Result<Pass> {
+        let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
+        let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
+        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut pairs = vec![];
+        let mut names = std::collections::BTreeSet::new();
+        for row in rows {
+            let Some(spec) = specs.get(&row.workflow) else { continue };
+            let Some(i) = index_of(spec, &row.step) else { continue };
+            match &spec.steps[i] {
+                StepSpec::Action { action, channel, template, .. } => {
+                    keys.entry(&row.entity).or_default().push(row.entity_key.clone());
+                    pairs.push((channel_of(action, channel), row.entity_key.clone()));
+                    names.extend(template.clone());
+                }
+                StepSpec::Wait { until: Some(_), timezone_attribute: Some(_), .. } if row.resolved_at.is_none() => {
+                    keys.entry(&row.entity).or_default().push(row.entity_key.clone());
+                }
+                _ => {}
+            }
+        }
+        let mut attributes = HashMap::new();
+        for (entity, keys) in keys {
+            let found = self.entity_attributes_many(entity, &keys).await.map_err(|e| e.to_string());
+            attributes.insert(entity.to_string(), found);
+        }
+        let suppressed = self.inner.catalog.suppressed_among(&pairs)?;
+        let templates = names
+            .into_iter()
+            .map(|n| {
+                let t = self.template(&n).map_err(|e| e.to_string());
+                (n, t)
+            })
+            .collect();
+        Ok(Pass { now, specs, capped, attributes, suppressed, templates })
+    }
+
+    /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key). When the
+    /// batched lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the
+    /// error a lookup of that one key gives.
+    async fn attributes_of(&self, pass: &Pass, row: &LedgerRow) -> Result<Option<Attributes>> {
+        match pass.attributes.get(&row.entity) {
+            Some(Ok(found)) => Ok(found.get(&row.entity_key).cloned()),
+            _ => self.entity_attributes(&row.entity, &row.entity_key).await,
+        }
+    }
+
+    async fn process(&self, row: LedgerRow, pass: &Pass, rec: &Recorder) -> Result<Processed> {
+        let now_dt = pass.now;
         let now = ms(now_dt);
-        let dead = |reason: String| -> Result<Processed> {
-            tracing::warn!(reason = %reason, "dead-lettered");
-            self.inner.catalog.finish_delivery(row.id, row.attempts, Status::Dead, None, Some(&reason), None, now)?;
-            Ok(Processed::Finished(Status::Dead))
+        let Some(spec) = pass.specs.get(&row.workflow) else {
+            return dead(rec, &row, format!("workflow `{}` was deleted", row.workflow)).await;
         };
-        let spec = match self.inner.catalog.workflow(&row.workflow)? {
-            Some(j) => serde_json::from_str::<WorkflowSpec>(&j)?,
-            None => return dead(format!("workflow `{}` was deleted", row.workflow)),
-        };
-        let Some(i) = index_of(&spec, &row.step) else {
-            return dead(format!("workflow `{}` has no step `{}` any more", row.workflow, row.step));
+        let Some(i) = index_of(spec, &row.step) else {
+            return dead(rec, &row, format!("workflow `{}` has no step `{}` any more", row.workflow, row.step)).await;
         };
         // A jump to a step at or before this one starts a new pass of a loop (see `workflow::steps`).
-        let (base, pass) = pass_of(&row.trigger);
+        let (base, loop_pass) = pass_of(&row.trigger);
         let row_for = |j: usize| {
-            let pass = if j <= i { pass.saturating_add(1) } else { pass };
-            (pass <= MAX_LOOP_PASSES).then(|| NewDelivery {
+            let p = if j <= i { loop_pass.saturating_add(1) } else { loop_pass };
+            (p <= MAX_LOOP_PASSES).then(|| NewDelivery {
                 workflow: row.workflow.clone(),
-                trigger: with_pass(base, pass),
+                trigger: with_pass(base, p),
                 step: spec.steps[j].name().to_string(),
                 entity: row.entity.clone(),
                 entity_key: row.entity_key.clone(),
                 due_at: due_at(&spec.steps[j], now),
             })
         };
-        let seq = next_in_order(&spec, i).and_then(row_for);
-        let finish = |f: Finish<'_>, next: Option<&NewDelivery>| -> Result<Processed> {
-            self.inner.catalog.finish_delivery_with(row.id, row.attempts, &f, next, now)?;
-            Ok(Processed::Finished(f.status))
-        };
+        let seq = next_in_order(spec, i).and_then(row_for);
         let done = Finish::status(Status::Done);
         match &spec.steps[i] {
-            StepSpec::Exit { .. } => finish(done, None),
-            StepSpec::Wait { until: None, .. } => finish(done, seq.as_ref()),
-            StepSpec::Wait { until: Some(_), .. } if row.resolved_at.is_some() => finish(done, seq.as_ref()),
+            StepSpec::Exit { .. } => finish(rec, &row, done, None).await,
+            StepSpec::Wait { until: None, .. } => finish(rec, &row, done, seq.as_ref()).await,
+            StepSpec::Wait { until: Some(_), .. } if row.resolved_at.is_some() => {
+                finish(rec, &row, done, seq.as_ref()).await
+            }
             StepSpec::Wait { until: Some(until), timezone_attribute, timezone, .. } => {
                 let at = match parse_time_of_day(until, "until") {
                     Ok(t) => t,
-                    Err(e) => return dead(e.to_string()),
+                    Err(e) => return dead(rec, &row, e.to_string()).await,
                 };
                 let attrs = match timezone_attribute {
-                    Some(_) => self.entity_attributes(&row.entity, &row.entity_key).await?,
+                    Some(_) => self.attributes_of(pass, &row).await?,
                     None => None,
                 };
                 let fallback = fallback_zone(timezone.as_deref(), self.time_zone());
@@ -233,93 +347,79 @@ impl Workspace {
                 let detail =
                     format!("until {}{}", local_text(target, tz), note.map(|n| format!("; {n}")).unwrap_or_default());
                 if ms(target) <= now {
-                    return finish(Finish { detail: Some(&detail), ..done }, seq.as_ref());
+                    return finish(rec, &row, Finish { detail: Some(&detail), ..done }, seq.as_ref()).await;
                 }
-                self.inner.catalog.hold_delivery(
-                    row.id,
-                    row.attempts,
-                    ms(target),
-                    Some(&detail),
-                    Some(ms(target)),
-                    now,
-                )?;
+                hold(rec, &row, ms(target), Some(detail), Some(ms(target))).await?;
                 Ok(Processed::Waiting)
             }
             StepSpec::Branch { rule, then, otherwise, .. } => {
                 let m = match self.rule_matches(&row.entity, rule, &row.entity_key).await {
                     Ok(m) => m,
-                    Err(e) => return dead(format!("branch rule: {e}")),
+                    Err(e) => return dead(rec, &row, format!("branch rule: {e}")).await,
                 };
                 let (field, target) = if m { ("then", then) } else { ("else", otherwise) };
-                let Some(j) = index_of(&spec, target) else {
-                    return dead(format!("workflow `{}` has no step `{target}` any more", row.workflow));
+                let Some(j) = index_of(spec, target) else {
+                    return dead(rec, &row, format!("workflow `{}` has no step `{target}` any more", row.workflow))
+                        .await;
                 };
                 let next = row_for(j);
                 let detail = format!("{field} → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
-                finish(Finish { detail: Some(&detail), ..done }, next.as_ref())
+                finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
             }
             StepSpec::Split { branches, .. } => {
                 let bucket = split_bucket(&row.workflow, &row.step, &row.entity_key);
                 let Some(target) = branches.get(split_choice(branches, bucket)).map(|b| &b.step) else {
-                    return dead(format!("split step `{}` has no branches", row.step));
+                    return dead(rec, &row, format!("split step `{}` has no branches", row.step)).await;
                 };
-                let Some(j) = index_of(&spec, target) else {
-                    return dead(format!("workflow `{}` has no step `{target}` any more", row.workflow));
+                let Some(j) = index_of(spec, target) else {
+                    return dead(rec, &row, format!("workflow `{}` has no step `{target}` any more", row.workflow))
+                        .await;
                 };
                 let next = row_for(j);
                 let detail =
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
-                finish(Finish { detail: Some(&detail), ..done }, next.as_ref())
+                finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
             }
-            StepSpec::Action { .. } => self.run_action(&row, &spec, i, seq.as_ref(), now_dt, capped).await,
+            StepSpec::Action { .. } => self.run_action(&row, spec, i, seq.as_ref(), pass, rec).await,
         }
     }
 
     /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
-    /// rendering, the action, and the outcome; `seq` is the next step's row, `capped` the channels some
-    /// workflow caps.
+    /// rendering, the action, and the outcome; `seq` is the next step's row.
     async fn run_action(
         &self,
         row: &LedgerRow,
         spec: &WorkflowSpec,
         i: usize,
         seq: Option<&NewDelivery>,
-        now_dt: DateTime<Utc>,
-        capped: &HashSet<String>,
+        pass: &Pass,
+        rec: &Recorder,
     ) -> Result<Processed> {
+        let now_dt = pass.now;
         let now = ms(now_dt);
         let StepSpec::Action { action, channel, template, .. } = &spec.steps[i] else {
             return Err(Error::InvalidArgument(format!("step `{}` is not an action step", row.step)));
         };
-        let dead = |reason: String| -> Result<Processed> {
-            tracing::warn!(reason = %reason, "dead-lettered");
-            self.inner.catalog.finish_delivery(row.id, row.attempts, Status::Dead, None, Some(&reason), None, now)?;
-            Ok(Processed::Finished(Status::Dead))
-        };
-        let finish = |f: Finish<'_>, next: Option<&NewDelivery>| -> Result<Processed> {
-            self.inner.catalog.finish_delivery_with(row.id, row.attempts, &f, next, now)?;
-            Ok(Processed::Finished(f.status))
-        };
         let channel = channel_of(action, channel);
-        if self.inner.catalog.is_suppressed(&channel, &row.entity_key)? {
+        if pass.suppressed.contains(&(channel.clone(), row.entity_key.clone())) {
             let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
-            return finish(f, seq);
+            return finish(rec, row, f, seq).await;
         }
-        let action_impl = match self.action_for(action, "step.action") {
+        let action_impl = match self.dispatch_action(action, "step.action") {
             Ok(a) => a,
-            Err(e) => return dead(e.to_string()),
+            Err(e) => return dead(rec, row, e.to_string()).await,
         };
-        let Some(attributes) = self.entity_attributes(&row.entity, &row.entity_key).await? else {
-            return dead(format!("`{}` has no entity with this key any more", row.entity));
+        let Some(attributes) = self.attributes_of(pass, row).await? else {
+            return dead(rec, row, format!("`{}` has no entity with this key any more", row.entity)).await;
         };
         if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
             let (t, detail) = until;
             tracing::debug!(until = %t, "held by quiet hours");
-            self.inner.catalog.hold_delivery(row.id, row.attempts, ms(t), Some(&detail), None, now)?;
+            hold(rec, row, ms(t), Some(detail), None).await?;
             return Ok(Processed::Held);
         }
         let caps = cap_windows(&spec.policies.frequency_caps, &channel, now);
-        if !caps.is_empty() || capped.contains(&channel) {
+        if !caps.is_empty() || pass.capped.contains(&channel) {
             let windows: Vec<CapWindow> = caps.iter().map(|(_, w)| *w).collect();
             let hit = self.inner.catalog.reserve_send(
                 row.id,
@@ -334,19 +434,26 @@ impl Workspace {
                 let detail = cap_text(caps[k].0);
                 tracing::debug!(channel = %channel, "capped: {detail}");
                 let f = Finish { detail: Some(&detail), channel: Some(&channel), ..Finish::status(Status::Capped) };
-                return finish(f, seq);
+                return finish(rec, row, f, seq).await;
             }
         }
         if let Err(wait_ms) = self.inner.rate_limits.try_take(&rate_limits(spec, i, action_impl.as_ref()), now) {
             tracing::debug!(wait_ms, "over a rate limit, pending again");
-            self.inner.catalog.hold_delivery(row.id, row.attempts, now.saturating_add(wait_ms), None, None, now)?;
+            hold(rec, row, now.saturating_add(wait_ms), None, None).await?;
             return Ok(Processed::RateLimited);
         }
         let content = match template {
-            Some(t) => match self.render_for(spec, t, &row.step, &row.entity_key, &attributes) {
-                Ok(c) => c,
-                Err(e) => return dead(e.to_string()),
-            },
+            Some(t) => {
+                let rendered = match pass.templates.get(t) {
+                    Some(Ok(t)) => self.render_with(spec, t, &row.step, &row.entity_key, &attributes),
+                    Some(Err(e)) => Err(Error::InvalidArgument(e.clone())),
+                    None => self.render_for(spec, t, &row.step, &row.entity_key, &attributes),
+                };
+                match rendered {
+                    Ok(c) => c,
+                    Err(e) => return dead(rec, row, e.to_string()).await,
+                }
+            }
             None => BTreeMap::new(),
         };
         let delivery = Delivery {
@@ -375,18 +482,19 @@ impl Workspace {
                     sent: true,
                     ..Finish::status(Status::Delivered)
                 };
-                finish(f, seq)
+                finish(rec, row, f, seq).await
             }
-            Outcome::Permanent { reason } => dead(format!("permanent failure: {reason}")),
+            Outcome::Permanent { reason } => dead(rec, row, format!("permanent failure: {reason}")).await,
             Outcome::Retryable { reason, retry_after } => {
                 let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
                 if row.attempts >= max {
-                    return dead(format!("failed {max} attempts; last: {reason}"));
+                    return dead(rec, row, format!("failed {max} attempts; last: {reason}")).await;
                 }
                 let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
                 let delay = backoff(base, row.attempts, &row.idempotency_key, retry_after);
                 let due = now.saturating_add(delay.as_millis() as i64);
-                self.inner.catalog.retry_delivery(row.id, row.attempts, due, &reason, now)?;
+                rec.record(LedgerWrite::Retry { id: row.id, attempts: row.attempts, due_at: due, error: reason })
+                    .await?;
                 Ok(Processed::Retried)
             }
         }
@@ -416,7 +524,7 @@ impl Workspace {
         }))
     }
 
-    /// Renders template `template` for a step of `spec` and one entity.
+    /// Renders template `template` (by name) for a step of `spec` and one entity.
     fn render_for(
         &self,
         spec: &WorkflowSpec,
@@ -425,12 +533,23 @@ impl Workspace {
         key: &str,
         attributes: &Attributes,
     ) -> Result<BTreeMap<String, String>> {
-        let t = self.template(template)?;
+        self.render_with(spec, &self.template(template)?, step, key, attributes)
+    }
+
+    /// Renders template `t` for a step of `spec` and one entity.
+    fn render_with(
+        &self,
+        spec: &WorkflowSpec,
+        t: &TemplateSpec,
+        step: &str,
+        key: &str,
+        attributes: &Attributes,
+    ) -> Result<BTreeMap<String, String>> {
         let segment = match &spec.trigger {
             TriggerSpec::Entered { segment } | TriggerSpec::Exited { segment } | TriggerSpec::Schedule { segment } => {
-                segment.clone()
+                segment.as_str()
             }
-            TriggerSpec::Manual { .. } => String::new(),
+            TriggerSpec::Manual { .. } => "",
         };
         let ctx = serde_json::json!({"entity": attributes, "key": key, "workflow": spec.name, "step": step,
             "segment": segment});

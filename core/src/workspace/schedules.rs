@@ -1,7 +1,7 @@
 //! Cron schedules, `run_due`, the `serve` loop and the dispatch pass they share (see
 //! [`crate::workflow::schedule`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,6 @@ use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::dispatch::channel_of;
 use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
 use crate::error::{Error, Result};
@@ -23,7 +22,7 @@ use crate::workflow::schedule::{
     Cron, JobRun, JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport,
 };
 use crate::workflow::steps::due_at;
-use crate::workflow::{StepSpec, TriggerSpec};
+use crate::workflow::TriggerSpec;
 
 /// Never sleep less than this between two `serve` passes, so a schedule that cannot advance does not spin.
 const MIN_SLEEP: Duration = Duration::from_millis(10);
@@ -336,24 +335,6 @@ impl Workspace {
         let released =
             if left.is_empty() { 0 } else { self.inner.catalog.release_deliveries(&left, ms(self.now()))? };
         Ok((results, released))
-    }
-
-    /// The channel of each (workflow, step), for the metrics' labels.
-    pub(super) fn step_channels(&self) -> Result<HashMap<(String, String), String>> {
-        Ok(self
-            .workflows()?
-            .into_iter()
-            .flat_map(|w| {
-                let name = w.name.clone();
-                w.steps.into_iter().map(move |s| {
-                    let channel = match &s {
-                        StepSpec::Action { action, channel, .. } => channel_of(action, channel),
-                        _ => String::new(),
-                    };
-                    ((name.clone(), s.name().to_string()), channel)
-                })
-            })
-            .collect())
     }
 
     /// Sets the queue-depth gauges from the ledger.

@@ -12,7 +12,7 @@ use futures::TryStreamExt;
 use crate::action::Action;
 use crate::catalog::RunRecord;
 use crate::error::{Error, Result};
-use crate::limits::{MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
+use crate::limits::{MAX_CACHED_ACTIONS, MAX_LOOKUP_KEYS, MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
 use crate::model::{check_name, normalize_name};
 use crate::rules::{check_with, Dialect, Rule};
 use crate::workflow::dispatch::MAX_ATTEMPTS;
@@ -103,6 +103,29 @@ impl Workspace {
         }
     }
 
+    /// The action of a step for the dispatcher: a registered one, or a config built once and kept (with its
+    /// HTTP client, so connections are reused across deliveries and passes) until a workflow is defined or
+    /// deleted, at most [`MAX_CACHED_ACTIONS`] configs.
+    pub(super) fn dispatch_action(&self, spec: &serde_json::Value, path: &str) -> Result<Arc<dyn Action>> {
+        if !spec.is_object() {
+            return self.action_for(spec, path);
+        }
+        let text = spec.to_string();
+        if let Some(a) = self.inner.built_actions.lock().unwrap_or_else(|p| p.into_inner()).get(&text) {
+            return Ok(a.clone());
+        }
+        let built = self.action_for(spec, path)?;
+        let mut cache = self.inner.built_actions.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= MAX_CACHED_ACTIONS {
+            cache.clear();
+        }
+        Ok(cache.entry(text).or_insert(built).clone())
+    }
+
+    fn forget_built_actions(&self) {
+        self.inner.built_actions.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Defines (or replaces) a message template. Its parts are parsed and bounded now; with `entity`, every
     /// `entity.<attribute>` it reads must be an attribute of that entity.
     pub async fn define_template(&self, mut spec: TemplateSpec) -> Result<TemplateSpec> {
@@ -172,6 +195,48 @@ impl Workspace {
         Ok(rows.into_iter().next())
     }
 
+    /// The attributes of the entities `entity` with the given keys (as text), by key: one query per
+    /// [`MAX_LOOKUP_KEYS`] keys, matching a key exactly as [`entity_attributes`](Self::entity_attributes) does
+    /// (the key attribute cast to text). A key with no entity is absent; of duplicate rows the first is kept.
+    pub(super) async fn entity_attributes_many(
+        &self,
+        entity: &str,
+        keys: &[String],
+    ) -> Result<std::collections::HashMap<String, serde_json::Map<String, serde_json::Value>>> {
+        let e = self.entity(entity)?;
+        let key_attr = e.key.clone().ok_or_else(|| Error::InvalidArgument(format!("`{entity}` has no key")))?;
+        let mut out = std::collections::HashMap::with_capacity(keys.len());
+        let mut distinct: Vec<&String> = keys.iter().collect();
+        distinct.sort();
+        distinct.dedup();
+        for chunk in distinct.chunks(MAX_LOOKUP_KEYS) {
+            let list = chunk.iter().map(|k| lit(k.to_string())).collect();
+            let batches = self
+                .inner
+                .ctx
+                .table(TableReference::bare(e.name.as_str()))
+                .await?
+                .filter(cast(ident(&key_attr), arrow::datatypes::DataType::Utf8).in_list(list, false))?
+                .collect()
+                .await?;
+            for b in &batches {
+                let Some(i) = b.schema().column_with_name(&key_attr).map(|(i, _)| i) else { continue };
+                let texts = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8)?;
+                let texts = texts.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+                    Error::InvalidArgument(format!("`{entity}`: the key `{key_attr}` does not read as text"))
+                })?;
+                let rows: Vec<serde_json::Map<String, serde_json::Value>> =
+                    serde_json::from_str(&crate::encode::to_json_rows(std::slice::from_ref(b))?)?;
+                for (j, attrs) in rows.into_iter().enumerate() {
+                    if texts.is_valid(j) {
+                        out.entry(texts.value(j).to_string()).or_insert(attrs);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The entity type a workflow's trigger is about.
     pub(super) fn trigger_entity(&self, trigger: &TriggerSpec) -> Result<String> {
         match trigger {
@@ -238,6 +303,7 @@ impl Workspace {
         }
         validate_graph(&spec, &here)?;
         self.inner.catalog.put_workflow(&spec.name, &serde_json::to_string(&spec)?)?;
+        self.forget_built_actions();
         Ok(spec)
     }
 
@@ -369,6 +435,7 @@ impl Workspace {
     pub fn delete_workflow(&self, name: &str) -> Result<()> {
         let w = self.workflow(name)?;
         self.inner.catalog.delete_workflow(&w.name)?;
+        self.forget_built_actions();
         Ok(())
     }
 

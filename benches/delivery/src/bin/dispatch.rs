@@ -1,11 +1,16 @@
 //! Delivery benchmark (issue 9): a workflow on "entered" for N entities entering a segment, one webhook each to
-//! a local receiver (`segkit-bench-receiver`), with the ledger in the workspace catalog. Prints one JSON line:
-//! deliveries/s, p50/p99 from trigger (the evaluation that wrote the ledger rows) to receipt, peak RSS.
+//! a local receiver (`segkit-bench-receiver`) — or, with `--smtp`, one mail each to a local SMTP server
+//! (`benches/delivery/smtp_sink.py`, aiosmtpd) — with the ledger in the workspace catalog. Prints one JSON line:
+//! deliveries/s, p50/p99 from trigger (the evaluation that wrote the ledger rows) to receipt, peak RSS (of the
+//! whole process, and from the trigger on: the high-water mark is reset after the setup).
 //!
 //!     segkit-dispatch-bench --receiver 127.0.0.1:PORT [--entities 100000] [--concurrency 64] [--batch 1000]
 //!         [--durable] [--dir /tmp/segkit-dispatch-ws]
+//!     segkit-dispatch-bench --smtp 127.0.0.1:PORT --arrivals FILE [same options]
 //!
 //! `--durable` opens the catalog with `synchronous = FULL` (every commit reaches the disk before it returns).
+//! With `--smtp`, FILE is the sink's log of `<message-id> <unix µs>` lines; the Message-ID carries the
+//! idempotency key.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -61,6 +66,24 @@ fn get(addr: &str, path: &str) -> String {
     out
 }
 
+/// Resets the peak RSS (VmHWM) of this process (Linux `clear_refs` 5).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Arrivals (key, unix µs) logged by the SMTP sink, and how many lines it wrote.
+fn smtp_arrivals(path: &str) -> Vec<(String, u64)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (id, t) = l.rsplit_once(' ')?;
+            let key = id.trim_start_matches('<').split('@').next()?.to_string();
+            Some((key, t.parse().ok()?))
+        })
+        .collect()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -70,7 +93,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() -> segkit::Result<()> {
-    let receiver = arg("--receiver").expect("--receiver HOST:PORT");
+    let smtp = arg("--smtp");
+    let arrivals_file = arg("--arrivals");
+    let receiver = arg("--receiver").unwrap_or_default();
+    assert!(
+        smtp.is_some() == receiver.is_empty(),
+        "give --receiver HOST:PORT (webhook) or --smtp HOST:PORT --arrivals FILE"
+    );
     let n: i64 = arg("--entities").map(|v| v.parse().unwrap()).unwrap_or(100_000);
     let concurrency: usize = arg("--concurrency").map(|v| v.parse().unwrap()).unwrap_or(64);
     let batch: usize = arg("--batch").map(|v| v.parse().unwrap()).unwrap_or(1000);
@@ -104,30 +133,55 @@ async fn main() -> segkit::Result<()> {
         Rule::parse_str(r#"{"attribute": "user_id", "op": "ge", "value": 0}"#)?,
     ))
     .await?;
+    let (parts, action) = match &smtp {
+        None => (
+            vec![("body", r#"{"user": {{ entity.user_id }}, "name": "{{ entity.name }}"}"#)],
+            json!({"type": "webhook", "url": format!("http://{receiver}/hook")}),
+        ),
+        Some(addr) => {
+            let (host, port) = addr.rsplit_once(':').expect("--smtp HOST:PORT");
+            (
+                vec![
+                    ("subject", "Welcome, {{ entity.name }}"),
+                    ("text", "Hello {{ entity.name }}, user {{ entity.user_id }}."),
+                ],
+                json!({"type": "smtp", "host": host, "port": port.parse::<u16>().expect("port"), "tls": "none",
+                       "from": "bench@example.org"}),
+            )
+        }
+    };
     ws.define_template(TemplateSpec {
         name: "hello".into(),
-        channel: "webhook".into(),
+        channel: if smtp.is_some() { "email".into() } else { "webhook".into() },
         entity: Some("user".into()),
-        parts: [("body".to_string(), r#"{"user": {{ entity.user_id }}, "name": "{{ entity.name }}"}"#.to_string())]
-            .into_iter()
-            .collect(),
+        parts: parts.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
     })
     .await?;
     let spec: WorkflowSpec = serde_json::from_value(json!({
         "name": "welcome",
         "trigger": {"type": "entered", "segment": "everyone"},
-        "steps": [{"name": "hook", "type": "action", "template": "hello",
-                   "action": {"type": "webhook", "url": format!("http://{receiver}/hook")}}],
+        "steps": [{"name": "hook", "type": "action", "template": "hello", "action": action}],
         "policies": {"reentry": {"type": "always"}}
     }))?;
     ws.define_workflow(spec).await?;
-    get(&receiver, "/reset");
+    match &arrivals_file {
+        Some(f) if smtp.is_some() => std::fs::write(f, "").expect("truncate the arrivals file"),
+        _ => {
+            get(&receiver, "/reset");
+        }
+    }
+    let setup_peak_mib = status_mib("VmHWM");
+    let reset = reset_peak_rss();
     let before_mib = status_mib("VmRSS");
 
     let trigger_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
     let t0 = Instant::now();
     let run = ws.evaluate("everyone").await?;
     let evaluated = t0.elapsed();
+    // The trigger (the evaluation writing N ledger rows in one transaction) holds its N rows; the dispatch loop
+    // should not grow with N: its own peak is measured from here.
+    let trigger_peak_mib = status_mib("VmHWM");
+    let reset_after_trigger = reset_peak_rss();
     let mut delivered = 0u64;
     loop {
         let r = ws.dispatch_due(batch, concurrency).await?;
@@ -137,11 +191,27 @@ async fn main() -> segkit::Result<()> {
         }
     }
     let total = t0.elapsed();
-    let stats: serde_json::Value = serde_json::from_str(&get(&receiver, "/stats"))?;
-    let mut latencies: Vec<f64> = stats["arrivals"]
-        .as_array()
-        .map(|a| a.iter().map(|x| (x[1].as_u64().unwrap_or(0).saturating_sub(trigger_us)) as f64 / 1000.0).collect())
-        .unwrap_or_default();
+    // Peak RSS before anything reads the whole ledger back for the report.
+    let dispatch_peak_mib = status_mib("VmHWM");
+    let rss_after_mib = status_mib("VmRSS");
+    let (arrivals, posts, distinct) = match &smtp {
+        None => {
+            let stats: serde_json::Value = serde_json::from_str(&get(&receiver, "/stats"))?;
+            let a: Vec<u64> = stats["arrivals"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x[1].as_u64().unwrap_or(0)).collect())
+                .unwrap_or_default();
+            (a, stats["posts"].clone(), stats["distinct"].clone())
+        }
+        Some(_) => {
+            // The sink flushes each line; give it a moment to write the last ones.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let a = smtp_arrivals(arrivals_file.as_deref().expect("--arrivals FILE"));
+            let distinct = a.iter().map(|(k, _)| k.as_str()).collect::<std::collections::HashSet<_>>().len();
+            (a.iter().map(|(_, t)| *t).collect(), json!(a.len()), json!(distinct))
+        }
+    };
+    let mut latencies: Vec<f64> = arrivals.iter().map(|t| t.saturating_sub(trigger_us) as f64 / 1000.0).collect();
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let by_status: HashMap<String, usize> =
         ws.deliveries(&Default::default(), usize::MAX)?.iter().fold(HashMap::new(), |mut m, r| {
@@ -149,6 +219,7 @@ async fn main() -> segkit::Result<()> {
             m
         });
     let out = json!({
+        "mode": if smtp.is_some() { "smtp" } else { "webhook" },
         "entities": n,
         "entered": run.entered.num_rows(),
         "durable": durable,
@@ -158,12 +229,16 @@ async fn main() -> segkit::Result<()> {
         "total_s": total.as_secs_f64(),
         "delivered": delivered,
         "deliveries_per_s": delivered as f64 / total.as_secs_f64(),
-        "received_posts": stats["posts"],
-        "received_distinct": stats["distinct"],
+        "received": posts,
+        "received_distinct": distinct,
         "ledger_by_status": by_status,
         "trigger_to_receipt_ms": {"p50": percentile(&latencies, 0.5), "p99": percentile(&latencies, 0.99)},
-        "rss_before_mib": before_mib,
-        "peak_rss_mib": status_mib("VmHWM"),
+        "peak_rss_mib": setup_peak_mib.max(trigger_peak_mib).max(dispatch_peak_mib),
+        "setup_peak_rss_mib": setup_peak_mib,
+        "rss_before_trigger_mib": before_mib,
+        "trigger_peak_rss_mib": if reset { json!(trigger_peak_mib) } else { json!(null) },
+        "dispatch_loop_peak_rss_mib": if reset_after_trigger { json!(dispatch_peak_mib) } else { json!(null) },
+        "rss_after_mib": rss_after_mib,
     });
     println!("{out}");
     Ok(())

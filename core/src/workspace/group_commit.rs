@@ -1,0 +1,85 @@
+//! Group commit of delivery outcomes: the deliveries of a dispatch pass hand their outcome ([`LedgerWrite`]) to
+//! one writer and wait for it; the writer commits everything handed to it while the previous group was being
+//! committed (at most [`MAX_GROUP_COMMIT_ROWS`]) in ONE catalog transaction, then answers each delivery. With
+//! durable commits that is one sync to disk per group instead of one per delivery, and a delivery is reported
+//! (and its concurrency slot freed) only after its outcome is committed — so what a process killed with SIGKILL
+//! can lose is still only the deliveries in flight.
+
+use std::sync::Arc;
+
+use futures::channel::{mpsc, oneshot};
+use futures::StreamExt;
+
+use crate::catalog::{Catalog, LedgerWrite};
+use crate::error::{Error, Result};
+use crate::limits::MAX_GROUP_COMMIT_ROWS;
+
+type Waiting = (LedgerWrite, oneshot::Sender<Result<bool>>);
+
+/// The handle deliveries record their outcomes through (cheap to clone). The writer stops when every handle
+/// is dropped.
+#[derive(Clone)]
+pub(super) struct Recorder {
+    tx: mpsc::UnboundedSender<Waiting>,
+}
+
+impl Recorder {
+    /// Records `write` in the next group commit and waits for it: whether it applied (the row was still
+    /// claimed by this attempt).
+    pub(super) async fn record(&self, write: LedgerWrite) -> Result<bool> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .unbounded_send((write, done))
+            .map_err(|_| Error::Catalog { message: "the ledger writer has stopped".into(), cause: None })?;
+        wait.await.map_err(|_| Error::Catalog { message: "the ledger writer has stopped".into(), cause: None })?
+    }
+}
+
+/// A recorder and the writer future that must run beside the deliveries (it ends when every [`Recorder`] is
+/// dropped). `now` (ms) is the pass's instant, written as `updated_at`.
+pub(super) fn group_commit(
+    catalog: Arc<Catalog>,
+    now: i64,
+) -> (Recorder, impl std::future::Future<Output = ()> + Send + 'static) {
+    let (tx, mut rx) = mpsc::unbounded::<Waiting>();
+    let writer = async move {
+        while let Some(first) = rx.next().await {
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP_COMMIT_ROWS {
+                match rx.try_recv() {
+                    Ok(w) => group.push(w),
+                    Err(_) => break,
+                }
+            }
+            let (writes, waiting): (Vec<LedgerWrite>, Vec<oneshot::Sender<Result<bool>>>) = group.into_iter().unzip();
+            let catalog = catalog.clone();
+            // The commit (a sync to disk when durable) runs off the async threads.
+            let result =
+                tokio::task::spawn_blocking(move || catalog.record_outcomes(&writes, now)).await.unwrap_or_else(|e| {
+                    Err(Error::Catalog { message: format!("the ledger writer failed: {e}"), cause: None })
+                });
+            match result {
+                Ok(applied) => {
+                    for (done, ok) in waiting.into_iter().zip(applied) {
+                        let _ = done.send(Ok(ok));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, rows = waiting.len(), "group commit of delivery outcomes failed");
+                    for done in waiting {
+                        let _ = done.send(Err(shared(&e)));
+                    }
+                }
+            }
+        }
+    };
+    (Recorder { tx }, writer)
+}
+
+/// A copy of a group commit's error for each delivery in the group (a busy catalog stays a conflict).
+fn shared(e: &Error) -> Error {
+    match e {
+        Error::Conflict { what, message } => Error::Conflict { what: what.clone(), message: message.clone() },
+        other => Error::Catalog { message: other.to_string(), cause: None },
+    }
+}

@@ -1,0 +1,171 @@
+//! The batch-oriented dispatcher: one pass over thousands of claimed rows (more than one attribute lookup's
+//! worth of keys) delivers each entity its own attributes exactly once, and the group commit of outcomes keeps
+//! the ledger's rules — a write applies only for the attempt that claimed the row, a finish adds the next row
+//! only when it applies, holds do not count an attempt — against a real catalog and real Parquet data.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use segkit::catalog::{Catalog, LedgerWrite};
+use segkit::deps::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use segkit::limits::MAX_LOOKUP_KEYS;
+use segkit::spec::{from_value, TemplateSpec, WorkflowSpec};
+use segkit::workflow::{DeliveryFilter, Status};
+use segkit::{Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Outcome, Workspace};
+use serde_json::json;
+
+/// Keeps every delivery it is given.
+#[derive(Debug, Default)]
+struct Recording(Mutex<Vec<Delivery>>);
+
+#[async_trait]
+impl Action for Recording {
+    fn kind(&self) -> &str {
+        "recording"
+    }
+    async fn execute(&self, d: &Delivery) -> Outcome {
+        self.0.lock().unwrap().push(d.clone());
+        Outcome::Delivered { receipt: Some(format!("got {}", d.entity_key)) }
+    }
+}
+
+/// A workspace with `n` users (keys 1..=n, name `User <key>`), a clock fixed at 2026-06-30, and a manual
+/// workflow `hello`: an action step rendering the name, then an exit.
+async fn users(n: i64) -> (tempfile::TempDir, Workspace, Arc<Recording>) {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path()).await.unwrap();
+    ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T00:00:00Z").unwrap()));
+    ws.define_entity(
+        Entity::profile("user", "user_id")
+            .attribute(Attribute::new("user_id", DataType::Int64))
+            .attribute(Attribute::new("name", DataType::String)),
+    )
+    .await
+    .unwrap();
+    let ids: Vec<i64> = (1..=n).collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("User {i}")).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("user_id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        ("name", Arc::new(StringArray::from(names)) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("user", vec![batch], IngestOptions::default()).await.unwrap();
+    let action = Arc::new(Recording::default());
+    ws.register_action("hook", action.clone()).unwrap();
+    let t: TemplateSpec = from_value(json!({"name": "hi", "channel": "hook", "entity": "user",
+        "parts": {"text": "Hi {{ entity.name }} ({{ key }})"}}))
+    .unwrap();
+    ws.define_template(t).await.unwrap();
+    let w: WorkflowSpec = from_value(json!({"name": "hello", "trigger": {"type": "manual", "entity": "user"},
+        "steps": [{"name": "send", "type": "action", "action": "hook", "template": "hi"},
+                  {"name": "bye", "type": "exit"}]}))
+    .unwrap();
+    ws.define_workflow(w).await.unwrap();
+    (dir, ws, action)
+}
+
+#[tokio::test]
+async fn one_pass_over_more_keys_than_one_lookup_sends_each_entity_its_own_attributes_once() {
+    let n = MAX_LOOKUP_KEYS as i64 + 200;
+    let (_dir, ws, action) = users(n).await;
+    ws.suppress("hook", &["7".into(), "4100".into()]).unwrap();
+    let mut keys: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+    keys.push("999999".into()); // no such user
+    assert_eq!(ws.trigger("hello", Some(keys)).await.unwrap(), n as u64 + 1);
+
+    let rep = ws.dispatch_due(n as usize + 10, 32).await.unwrap();
+    assert_eq!(rep.claimed, n as u64 + 1, "{rep:?}");
+    assert_eq!((rep.delivered, rep.suppressed, rep.dead), (n as u64 - 2, 2, 1), "{rep:?}");
+
+    let sent = action.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), n as usize - 2);
+    let mut seen_keys = HashSet::new();
+    for d in &sent {
+        assert!(seen_keys.insert(d.entity_key.clone()), "{} sent twice", d.entity_key);
+        // The batched lookup gave this delivery the attributes of its own entity.
+        assert_eq!(d.attributes["user_id"], json!(d.entity_key.parse::<i64>().unwrap()), "{d:?}");
+        assert_eq!(d.content["text"], format!("Hi User {} ({})", d.entity_key, d.entity_key));
+        assert_eq!(d.attempt, 1);
+    }
+    assert!(!seen_keys.contains("7") && !seen_keys.contains("4100") && !seen_keys.contains("999999"));
+
+    let rows = ws.deliveries(&DeliveryFilter::default(), usize::MAX).unwrap();
+    let by_key: BTreeMap<(String, String), Status> =
+        rows.iter().map(|r| ((r.step.clone(), r.entity_key.clone()), r.status)).collect();
+    assert_eq!(by_key.len(), rows.len(), "one ledger row per (step, entity)");
+    assert_eq!(by_key[&("send".to_string(), "7".to_string())], Status::Suppressed);
+    assert_eq!(by_key[&("send".to_string(), "999999".to_string())], Status::Dead);
+    let missing = rows.iter().find(|r| r.entity_key == "999999").unwrap();
+    assert!(missing.last_error.as_deref().unwrap().contains("no entity with this key"), "{missing:?}");
+    let receipt = rows.iter().find(|r| r.step == "send" && r.entity_key == "42").unwrap();
+    assert_eq!((receipt.status, receipt.receipt.as_deref()), (Status::Delivered, Some("got 42")));
+    // Every delivered or suppressed row added its exit row in the same group commit; the dead one did not.
+    let exits = rows.iter().filter(|r| r.step == "bye").count();
+    assert_eq!(exits, n as usize);
+
+    let rep = ws.dispatch_due(n as usize + 10, 32).await.unwrap();
+    assert_eq!((rep.claimed, rep.done), (n as u64, n as u64), "{rep:?}");
+    assert_eq!(ws.dispatch_due(10, 4).await.unwrap().claimed, 0);
+    assert_eq!(action.0.lock().unwrap().len(), n as usize - 2, "nothing sent again");
+}
+
+#[tokio::test]
+async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its_row() {
+    let (dir, ws, _action) = users(6).await;
+    assert_eq!(ws.trigger("hello", None).await.unwrap(), 6);
+    let now = "2026-06-30T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
+    let cat = Catalog::open(&dir.path().join("segkit.db")).unwrap();
+    let first = cat.claim_deliveries(now, 1000, 4).unwrap();
+    assert_eq!(first.len(), 4);
+    assert!(first.windows(2).all(|w| w[0].id < w[1].id) && first.iter().all(|r| r.attempts == 1));
+    // The lease of the first claim expires: a second claim takes those rows again (attempt 2), then the rest.
+    let second = cat.claim_deliveries(now + 1000, 1000, 10).unwrap();
+    assert_eq!(second.len(), 6);
+    assert_eq!(second.iter().filter(|r| r.attempts == 2).count(), 4);
+    let next = |r: &segkit::workflow::LedgerRow| segkit::workflow::ledger::NewDelivery {
+        workflow: r.workflow.clone(),
+        trigger: r.trigger.clone(),
+        step: "bye".into(),
+        entity: r.entity.clone(),
+        entity_key: r.entity_key.clone(),
+        due_at: now,
+    };
+    let finish = |r: &segkit::workflow::LedgerRow, attempts: u32| LedgerWrite::Finish {
+        id: r.id,
+        attempts,
+        status: Status::Delivered,
+        receipt: Some("ok".into()),
+        error: None,
+        detail: None,
+        channel: Some("hook".into()),
+        sent: true,
+        next: Some(next(r)),
+    };
+    let (a, b, c, d) = (&second[0], &second[1], &second[2], &second[5]);
+    let writes = vec![
+        finish(a, 1), // the expired first attempt: stale, changes nothing and adds no next row
+        finish(b, b.attempts),
+        LedgerWrite::Hold {
+            id: c.id,
+            attempts: c.attempts,
+            due_at: now + 5000,
+            detail: Some("held".into()),
+            resolved_at: None,
+        },
+        LedgerWrite::Retry { id: d.id, attempts: d.attempts, due_at: now + 9000, error: "503".into() },
+    ];
+    assert_eq!(cat.record_outcomes(&writes, now + 1000).unwrap(), vec![false, true, true, true]);
+    assert_eq!(cat.record_outcomes(&writes[1..2], now + 1000).unwrap(), vec![false], "already finished");
+
+    let rows: BTreeMap<i64, segkit::workflow::LedgerRow> =
+        ws.deliveries(&DeliveryFilter::default(), 100).unwrap().into_iter().map(|r| (r.id, r)).collect();
+    assert_eq!(rows[&a.id].status, Status::Running, "the stale finish did not apply");
+    assert_eq!((rows[&b.id].status, rows[&b.id].receipt.as_deref()), (Status::Delivered, Some("ok")));
+    assert_eq!((rows[&c.id].status, rows[&c.id].attempts, rows[&c.id].due_at), (Status::Pending, 1, now + 5000));
+    assert_eq!(rows[&c.id].detail.as_deref(), Some("held"));
+    assert_eq!((rows[&d.id].status, rows[&d.id].attempts), (Status::Pending, 1));
+    assert_eq!(rows[&d.id].last_error.as_deref(), Some("503"));
+    let exits: Vec<&str> = rows.values().filter(|r| r.step == "bye").map(|r| r.entity_key.as_str()).collect();
+    assert_eq!(exits, [b.entity_key.as_str()], "only the applied finish added its next row");
+}
