@@ -357,6 +357,7 @@ async fn count_rule(State(s): State<AppState>, _c: Caller, Text(body): Text) -> 
 
 /// Query of `GET /segments/{name}/members`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct MembersQuery {
     /// Rows per page (default 1000, at most 100000).
@@ -487,6 +488,7 @@ async fn segment_members(
 
 /// Query of `GET /segments/{name}/preview`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct PreviewQuery {
     /// Rows (default 20, at most 1000).
@@ -524,6 +526,7 @@ async fn segment_preview(
 
 /// Query of `GET /segments/{name}/explain`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct ExplainQuery {
     /// The entity's key, as text.
@@ -644,6 +647,7 @@ async fn trigger_workflow(
 
 /// Query of `GET /deliveries`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
     /// Only this workflow.
@@ -725,6 +729,7 @@ async fn revoke_key(State(s): State<AppState>, c: Caller, Path(id): Path<String>
 
 /// Query of `GET /audit`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// The newest this many rows (default 100, at most 10000).
