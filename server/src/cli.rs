@@ -181,8 +181,9 @@ fn shutdown_on_signals() -> segkit::Result<CancellationToken> {
         for _ in signals.forever() {
             seen += 1;
             if seen == 1 {
-                eprintln!("shutting down (again to stop at once)…");
                 t.cancel();
+                // Not eprintln!: with stderr closed it would panic and take the signal thread with it.
+                let _ = writeln!(std::io::stderr(), "shutting down (again to stop at once)…");
             } else {
                 std::process::exit(i32::from(EXIT_CANCELLED));
             }

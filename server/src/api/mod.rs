@@ -61,6 +61,8 @@ struct Inner {
     ws: Workspace,
     tokens: TokenKeys,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Requests checked by the rate limiter (to prune its table now and then).
+    checks: std::sync::atomic::AtomicU64,
     idempotency: idempotency::Store,
     body_limit: usize,
     /// Serialises check-then-write on segments (`If-Match`), so two updates cannot both pass the check.
@@ -145,6 +147,7 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
         ws,
         tokens,
         limiter,
+        checks: std::sync::atomic::AtomicU64::new(0),
         idempotency: idempotency::Store::default(),
         body_limit: options.body_limit,
         segment_writes: tokio::sync::Mutex::new(()),
@@ -176,6 +179,11 @@ async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> 
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip().to_string())
             .unwrap_or_else(|| "unknown".into());
+        // Forget clients whose quota is full again now and then, so the table stays as small as the active set.
+        if state.0.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
         if let Err(not_until) = limiter.check_key(&who) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
