@@ -145,5 +145,5 @@ async fn run_starts_the_scheduler_and_stops_gracefully_on_sigterm() {
     assert_eq!(out.status.code(), Some(0), "graceful shutdown on SIGTERM");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("scheduler stopped:") && text.contains("passes"), "{text}");
-    assert_eq!(code(&segkit(&["-w", w.to_str().unwrap(), "run", "--poll-interval", "-1"])), 5, "invalid input");
+    assert_eq!(code(&segkit(&["-w", w.to_str().unwrap(), "run", "--poll-interval=-1"])), 5, "invalid input");
 }
