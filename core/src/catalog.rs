@@ -13,11 +13,13 @@ use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
+mod auth;
 mod migrations;
 mod schedules;
 mod sources;
 mod system;
 mod workflows;
+pub use auth::NewAudit;
 pub use migrations::SCHEMA_VERSION;
 pub use sources::SyncCommit;
 pub use system::IngestRecord;

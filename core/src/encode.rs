@@ -61,6 +61,33 @@ pub fn to_json_rows(batches: &[RecordBatch]) -> Result<String> {
     String::from_utf8(bytes).map_err(|e| Error::InvalidArgument(format!("JSON rows are not UTF-8: {e}")))
 }
 
+/// The rows of the batches as CSV text (RFC 4180 quoting) with a header line of the column names, also when
+/// there are no rows. Nested columns (lists, structs) are refused by the CSV writer with an error.
+pub fn to_csv(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if batches.iter().all(|b| b.num_rows() == 0) {
+        let names: Vec<String> = schema.fields().iter().map(|f| csv_field(f.name())).collect();
+        out.extend_from_slice(names.join(",").as_bytes());
+        out.push(b'\n');
+        return Ok(out);
+    }
+    let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+    for b in batches {
+        w.write(b)?;
+    }
+    drop(w);
+    Ok(out)
+}
+
+/// One CSV field, quoted when it must be.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +114,16 @@ mod tests {
         assert!(got.is_empty());
         let e = from_ipc(b"not arrow").unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Engine, "{e}");
+    }
+
+    #[test]
+    fn csv_has_a_header_also_without_rows() {
+        let b = batch();
+        let text = String::from_utf8(to_csv(&b.schema(), std::slice::from_ref(&b)).unwrap()).unwrap();
+        assert_eq!(text, "id,城市\n1,上海\n2,\n");
+        let text = String::from_utf8(to_csv(&b.schema(), &[]).unwrap()).unwrap();
+        assert_eq!(text, "id,城市\n");
+        assert_eq!(csv_field("a,\"b"), "\"a,\"\"b\"");
     }
 
     #[test]

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod action;
+pub mod auth;
 pub mod catalog;
 pub mod clock;
 pub mod encode;

@@ -239,6 +239,31 @@ pub fn parse_rule_text(text: &str) -> Result<Value> {
     Ok(v)
 }
 
+/// Most active (not revoked) API keys in one workspace.
+pub const MAX_API_KEYS: usize = 10_000;
+
+/// Longest name of an API key's holder, in bytes.
+pub const MAX_PRINCIPAL_NAME_BYTES: usize = 256;
+
+/// Longest `detail` of an audit log row, in bytes (longer ones are cut).
+pub const MAX_AUDIT_DETAIL_BYTES: usize = 4096;
+
+/// Largest request body the REST API reads, in bytes (a segment spec with a large `in` list fits; bulk data
+/// goes through sources).
+pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Most rows one page of `GET /segments/{name}/members` returns (`limit` above it is refused).
+pub const MAX_PAGE_ROWS: usize = 100_000;
+
+/// Most rows `GET /segments/{name}/preview` returns.
+pub const MAX_PREVIEW_ROWS: usize = 1000;
+
+/// Most `Idempotency-Key` responses the REST API remembers at once (the oldest are forgotten first).
+pub const MAX_IDEMPOTENCY_ENTRIES: usize = 10_000;
+
+/// Longest `Idempotency-Key` header, in bytes.
+pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
 #[cfg(test)]
 mod tests {
     use super::*;

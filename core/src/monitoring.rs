@@ -9,6 +9,7 @@
 //! | `segkit.syncs` | sync or ingest | id, entity, source, named_source, mode, rows_read, rows_written, rows_quarantined, snapshot, duration_ms, created_at |
 //! | `segkit.deliveries` | ledger row | id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, last_error, receipt, created_at, updated_at, channel, detail |
 //! | `segkit.schedules` | schedule | name, cron, timezone, job_type, job, next_due, last_due, last_run_at, last_duration_ms, last_error, runs, failures |
+//! | `segkit.audit` | audit log row | id, at, actor, action, target, detail |
 //!
 //! Times are `Timestamp(ms, UTC)`. A scan reads at most [`MAX_SYSTEM_TABLE_ROWS`] rows (a `LIMIT` DataFusion can
 //! push down reads fewer); `status = '…'` and `workflow = '…'` filters on `segkit.deliveries` are applied in the
@@ -328,14 +329,38 @@ fn schedules(c: &Catalog, _pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef
     ])
 }
 
+fn audit_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        ts("at", true),
+        Field::new("actor", DataType::Utf8, false),
+        Field::new("action", DataType::Utf8, false),
+        Field::new("target", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, true),
+    ]))
+}
+
+fn audit(c: &Catalog, _pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef>> {
+    let rows = c.audit_log(limit, false)?;
+    Ok(vec![
+        int(rows.iter().map(|r| Some(r.id)).collect()),
+        time(rows.iter().map(|r| rfc3339_ms(&r.at)).collect()),
+        text(rows.iter().map(|r| Some(r.actor.clone())).collect()),
+        text(rows.iter().map(|r| Some(r.action.clone())).collect()),
+        text(rows.iter().map(|r| Some(r.target.clone())).collect()),
+        text(rows.iter().map(|r| r.detail.clone()).collect()),
+    ])
+}
+
 /// Registers the `segkit` schema and its tables in `ctx`'s default catalog.
 pub(crate) fn register_system_tables(ctx: &SessionContext, catalog: Arc<Catalog>) -> Result<()> {
     let schema = Arc::new(MemorySchemaProvider::new());
-    let tables: [(&str, SchemaRef, Fetch, &'static [&'static str]); 4] = [
+    let tables: [(&str, SchemaRef, Fetch, &'static [&'static str]); 5] = [
         ("runs", runs_schema(), runs, &[]),
         ("syncs", syncs_schema(), syncs, &[]),
         ("deliveries", deliveries_schema(), deliveries, &["status", "workflow"]),
         ("schedules", schedules_schema(), schedules, &[]),
+        ("audit", audit_schema(), audit, &[]),
     ];
     for (name, table_schema, fetch, pushable) in tables {
         let table = Arc::new(SystemTable { schema: table_schema, catalog: catalog.clone(), fetch, pushable });

@@ -20,6 +20,7 @@ use crate::model::Entity;
 use crate::store::Store;
 use crate::workflow::dispatch::MIN_LEASE;
 
+mod auth;
 mod dispatch;
 mod entities;
 mod evaluation;

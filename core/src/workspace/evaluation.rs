@@ -252,8 +252,28 @@ impl Workspace {
         Ok(n)
     }
 
+    /// Counts the members an edited (or new) segment definition would have now, without saving or
+    /// materialising anything: the live count of a rule builder. Checked like [`dry_run`](Self::dry_run).
+    pub async fn count_definition(&self, mut segment: SegmentDefinition) -> Result<u64> {
+        segment.name = crate::model::normalize_name(&segment.name);
+        check_name(&segment.name, "segment")?;
+        let entity = self
+            .entity(&segment.entity)
+            .map_err(|e| Error::definition(format!("segment {}.entity", segment.name), e.to_string()))?;
+        let checked = check_with(&segment.rule, &entity, self, std::slice::from_ref(&segment.name))?;
+        let n = self.filtered(&entity, &checked).await?.count().await? as u64;
+        crate::memory::release_unused_memory();
+        Ok(n)
+    }
+
     /// Up to `n` current member rows with every attribute; `pii` attributes are masked as `"***"`.
     pub async fn preview(&self, name: &str, n: usize) -> Result<RecordBatch> {
+        self.preview_with(name, n, true).await
+    }
+
+    /// [`preview`](Self::preview) with the choice to leave `pii` attributes unmasked (`mask_pii = false`), for
+    /// callers that hold the permission to see them (and record that they did: [`audit`](Self::audit)).
+    pub async fn preview_with(&self, name: &str, n: usize, mask_pii: bool) -> Result<RecordBatch> {
         let c = self.compiled(name)?;
         let (entity, checked) = (&c.entity, &c.checked);
         let key = entity.key.clone().expect("checked on define");
@@ -262,7 +282,7 @@ impl Workspace {
         let mut fields = vec![];
         let mut cols = vec![];
         for (attr, col) in entity.attributes.iter().zip(batch.columns()) {
-            if attr.pii {
+            if attr.pii && mask_pii {
                 let masked: StringArray = (0..col.len()).map(|i| col.is_valid(i).then_some("***")).collect();
                 fields.push(Field::new(&attr.name, ArrowType::Utf8, true));
                 cols.push(Arc::new(masked) as ArrayRef);

@@ -1,0 +1,207 @@
+//! The REST API `/api/v1`: resource-oriented JSON over HTTP on axum, its OpenAPI 3.1 document
+//! (`/api/v1/openapi.json`, generated from the handlers by utoipa) and a Swagger UI served from the binary
+//! (`/api/docs/`, no network needed).
+//!
+//! Handlers are thin: they parse with core's request model ([`segkit::spec`]), call the [`Workspace`], encode with
+//! [`segkit::encode`] and map errors in one place ([`crate::error`]). Around them: the body size limit
+//! ([`MAX_REQUEST_BODY_BYTES`]), a per-client rate limit (429 with `Retry-After`) and `Idempotency-Key` replay on
+//! POSTs ([`idempotency`]).
+
+mod handlers;
+pub mod idempotency;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use segkit::limits::MAX_REQUEST_BODY_BYTES;
+use segkit::{CancellationToken, Workspace};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::auth::TokenKeys;
+use crate::error::Problem;
+
+/// How the API server behaves.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// How long a session token from `POST /api/v1/auth/token` lives.
+    pub token_ttl: Duration,
+    /// The secret that signs session tokens (at least 32 bytes); `None`: a random one, so tokens end with the
+    /// process.
+    pub token_secret: Option<Vec<u8>>,
+    /// Requests per minute one client address may make (`None`: no limit). Beyond it: 429 with `Retry-After`.
+    pub rate_limit_per_minute: Option<u32>,
+    /// The largest request body read, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            token_ttl: Duration::from_secs(3600),
+            token_secret: None,
+            rate_limit_per_minute: Some(6000),
+            body_limit: MAX_REQUEST_BODY_BYTES,
+        }
+    }
+}
+
+struct Inner {
+    ws: Workspace,
+    tokens: TokenKeys,
+    limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Requests checked by the rate limiter (to prune its table now and then).
+    checks: std::sync::atomic::AtomicU64,
+    idempotency: idempotency::Store,
+    body_limit: usize,
+    /// Serialises check-then-write on segments (`If-Match`), so two updates cannot both pass the check.
+    segment_writes: tokio::sync::Mutex<()>,
+}
+
+/// The state every handler shares: the workspace and the API's own bookkeeping.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    /// The workspace the API serves.
+    pub fn workspace(&self) -> &Workspace {
+        &self.0.ws
+    }
+
+    /// The session-token keys.
+    pub fn tokens(&self) -> &TokenKeys {
+        &self.0.tokens
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "segkit REST API", description = "Entities, segments, sources, workflows and their runs over HTTP."),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Health and session tokens"),
+        (name = "entities", description = "Entity definitions"),
+        (name = "segments", description = "Segments: definitions, counts, members, previews, runs"),
+        (name = "sources", description = "Named sources and their syncs"),
+        (name = "workflows", description = "Workflows, triggers and deliveries"),
+        (name = "admin", description = "API keys and the audit log (admin only)"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key (`sk_…`) or a session token from POST /api/v1/auth/token"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document of the API (what `/api/v1/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = api_router().split_for_parts();
+    api
+}
+
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", handlers::routes())
+}
+
+/// The whole HTTP application over `ws`: the API, its document, the docs page and the middleware.
+pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
+    let tokens = match &options.token_secret {
+        Some(s) => TokenKeys::new(s, options.token_ttl)?,
+        None => TokenKeys::random(options.token_ttl)?,
+    };
+    let limiter = match options.rate_limit_per_minute {
+        None => None,
+        Some(n) => {
+            let n = NonZeroU32::new(n).ok_or_else(|| {
+                segkit::Error::InvalidArgument("the rate limit must be at least 1 request per minute".into())
+            })?;
+            Some(RateLimiter::keyed(Quota::per_minute(n)))
+        }
+    };
+    let state = AppState(Arc::new(Inner {
+        ws,
+        tokens,
+        limiter,
+        checks: std::sync::atomic::AtomicU64::new(0),
+        idempotency: idempotency::Store::default(),
+        body_limit: options.body_limit,
+        segment_writes: tokio::sync::Mutex::new(()),
+    }));
+    let (router, api) = api_router().split_for_parts();
+    let router = router
+        .route("/api/v1/openapi.json", get(move || async move { Json(api) }))
+        .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
+        .layer(DefaultBodyLimit::max(options.body_limit))
+        .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
+        .fallback(not_found)
+        .with_state(state);
+    Ok(router.merge(SwaggerUi::new("/api/docs").config(Config::from("/api/v1/openapi.json"))))
+}
+
+async fn not_found(req: Request) -> Problem {
+    Problem::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no route for {} {}", req.method(), req.uri().path()),
+    )
+}
+
+/// 429 with `Retry-After` once a client address has used its quota.
+async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(limiter) = &state.0.limiter {
+        let who = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        // Forget clients whose quota is full again now and then, so the table stays as small as the active set.
+        if state.0.checks.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 4096 == 4095 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Err(not_until) = limiter.check_key(&who) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut p = Problem::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many requests from this address; retry in {secs} s"),
+            );
+            p.retry_after = Some(secs.max(1));
+            return p.into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then lets requests in flight finish.
+pub async fn serve(listener: tokio::net::TcpListener, app: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+}

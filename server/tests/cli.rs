@@ -1,0 +1,149 @@
+//! The `segkit` binary itself: exit codes, `--json` output, and `serve` on loopback until SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn segkit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_segkit")).args(args).env_remove("SEGKIT_WORKSPACE").output().unwrap()
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn json_of(o: &Output) -> Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not JSON ({e}): {} / {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    })
+}
+
+#[tokio::test]
+async fn init_keys_sync_evaluate_with_exit_codes_and_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("fresh");
+    let o = segkit(&["init", fresh.to_str().unwrap(), "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert_eq!(json_of(&o)["created"], true);
+    let o = segkit(&["init", fresh.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("opened existing workspace"), "{o:?}");
+
+    // A workspace with an entity and a source, made with the library (another process, one catalog).
+    let ws = common::workspace(dir.path()).await;
+    ws.define_segment(segkit::SegmentDefinition::new(
+        "adults",
+        "user",
+        segkit::rules::Rule::parse_str(r#"{"attribute": "age", "op": "ge", "value": 30}"#).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let w = dir.path().join("ws");
+    let w = w.to_str().unwrap();
+
+    let o = segkit(&["-w", w, "keys", "create", "--name", "ops", "--role", "admin", "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    let key = json_of(&o);
+    let secret = key["secret"].as_str().unwrap();
+    assert!(secret.starts_with("sk_") && secret.len() == 67);
+    assert_eq!(ws.authenticate_api_key(secret).unwrap().unwrap().role, segkit::auth::Role::Admin);
+    let o = segkit(&["-w", w, "keys", "list", "--json"]);
+    let listed = json_of(&o);
+    assert_eq!(listed[0]["name"], "ops");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains(secret), "the secret is shown once only");
+    let o = segkit(&["-w", w, "users", "list", "--json"]);
+    assert_eq!(json_of(&o)[0]["roles"][0], "admin");
+    let o = segkit(&["-w", w, "keys", "create", "--name", "x", "--role", "owner"]);
+    assert_eq!(code(&o), 5, "invalid input");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown role `owner`"));
+
+    let o = segkit(&["-w", w, "sync", "users_csv", "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert_eq!(json_of(&o)["rows_read"], 10);
+    let o = segkit(&["-w", w, "evaluate", "adults", "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    let run = json_of(&o);
+    assert_eq!((run["run"].as_i64(), run["count"].as_i64(), run["entered"].as_i64()), (Some(1), Some(6), Some(6)));
+    let o = segkit(&["-w", w, "evaluate", "adults"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("`adults` run 2: 6 members, 0 entered, 0 exited"), "{o:?}");
+
+    // Exit codes scripts can rely on.
+    let o = segkit(&["-w", w, "evaluate", "adultz", "--json"]);
+    assert_eq!(code(&o), 3, "{o:?}");
+    assert_eq!(json_of(&o)["error"]["kind"], "not_found");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("did you mean `adults`"), "{o:?}");
+    assert_eq!(code(&segkit(&["-w", w, "sync", "nope"])), 3);
+    assert_eq!(code(&segkit(&["-w", w, "keys", "revoke", "key_0"])), 3);
+    let missing = dir.path().join("missing");
+    let o = segkit(&["-w", missing.to_str().unwrap(), "evaluate", "adults"]);
+    assert_eq!(code(&o), 3, "{o:?}");
+    assert!(!missing.exists(), "no workspace is created by accident");
+    assert_eq!(code(&segkit(&["evaluate"])), 2, "usage");
+    assert_eq!(code(&segkit(&["--frobnicate"])), 2, "usage");
+    let o = segkit(&["--help"]);
+    assert_eq!(code(&o), 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+    assert_eq!(code(&segkit(&["keys", "create", "--help"])), 0);
+}
+
+#[tokio::test]
+async fn serve_answers_on_loopback_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let ws = common::workspace(dir.path()).await;
+    let key = ws.create_api_key("ops", segkit::auth::Role::Viewer, "test").unwrap().secret;
+    let w = dir.path().join("ws");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segkit"))
+        .args(["-w", w.to_str().unwrap(), "serve", "--bind", "127.0.0.1:0", "--with-scheduler", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = serde_json::from_str::<Value>(&line).unwrap()["listening"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "loopback: {addr}");
+    let http = reqwest::Client::new();
+    let r = http.get(format!("http://{addr}/api/v1/entities")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(body[0]["name"], "user");
+    let r = http.get(format!("http://{addr}/api/v1/entities")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful shutdown on SIGTERM");
+}
+
+#[tokio::test]
+async fn run_starts_the_scheduler_and_stops_gracefully_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let _ws = common::workspace(dir.path()).await;
+    let w = dir.path().join("ws");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_segkit"))
+        .args(["-w", w.to_str().unwrap(), "run", "--poll-interval", "0.05"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("scheduler running on"), "{line}");
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    line.clear();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("shutting down"), "{line}");
+    assert_eq!(out.status.code(), Some(0), "graceful shutdown on SIGTERM");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("scheduler stopped:") && text.contains("passes"), "{text}");
+    assert_eq!(code(&segkit(&["-w", w.to_str().unwrap(), "run", "--poll-interval=-1"])), 5, "invalid input");
+}
