@@ -1,6 +1,6 @@
 //! Templates, workflows, the delivery ledger and suppression lists in the catalog (migration 4).
 
-use rusqlite::{params, params_from_iter, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, params_from_iter, OptionalExtension};
 
 use super::{now_text, Catalog, RunRecord};
 use crate::error::{Error, Result};
@@ -68,7 +68,7 @@ pub struct CapWindow {
 /// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out);
 /// returns how many were added.
 pub(super) fn insert_deliveries(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     rows: &[NewDelivery],
     reentry: Option<&Reentry>,
     now: i64,
@@ -128,6 +128,11 @@ impl Catalog {
         })
     }
 
+    /// Deletes a template; returns whether it existed.
+    pub fn delete_template(&self, name: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM templates WHERE name = ?1", [name])? > 0))
+    }
+
     /// Stores (inserting or replacing) a workflow definition (JSON).
     pub fn put_workflow(&self, name: &str, definition: &str) -> Result<()> {
         self.with(|c| {
@@ -171,7 +176,7 @@ impl Catalog {
         make: impl FnOnce(&str) -> Vec<NewDelivery>,
     ) -> Result<(String, u64)> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let n: i64 = tx
                 .query_row(
                     "UPDATE workflows SET manual_triggers = manual_triggers + 1 WHERE name = ?1
@@ -197,7 +202,7 @@ impl Catalog {
         now: i64,
     ) -> Result<()> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let res = tx.execute(
                 "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -235,7 +240,7 @@ impl Catalog {
     /// running until `now + lease_ms` and counts an attempt, in one transaction.
     pub fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<LedgerRow>> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let rows = {
                 let mut st = tx.prepare_cached(&format!(
                     "UPDATE deliveries SET status = 'running', lease_until = ?1 + ?2, attempts = attempts + 1,
@@ -282,7 +287,7 @@ impl Catalog {
         now: i64,
     ) -> Result<bool> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let n = tx.execute(
                 "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL, updated_at = ?4,
                    detail = coalesce(?7, detail), channel = coalesce(?8, channel),
@@ -339,7 +344,7 @@ impl Catalog {
         now: i64,
     ) -> Result<Option<usize>> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             for (i, cap) in caps.iter().enumerate() {
                 if count_sent(&tx, entity, entity_key, channel, cap.since, Some(id))? >= cap.max as u64 {
                     return Ok(Some(i));
@@ -429,7 +434,7 @@ impl Catalog {
     /// Adds keys to a channel's suppression list; returns how many were new.
     pub fn suppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = super::Tx::begin(c, false)?;
             let mut n = 0;
             {
                 let mut st = tx.prepare_cached(
@@ -448,7 +453,7 @@ impl Catalog {
     /// Removes keys from a channel's suppression list; returns how many were there.
     pub fn unsuppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = super::Tx::begin(c, false)?;
             let mut n = 0;
             {
                 let mut st = tx.prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?;
