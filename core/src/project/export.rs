@@ -23,7 +23,7 @@ impl Workspace {
             if self.is_static_segment(&d.name)? {
                 p.static_segments.push(StaticSegmentSpec { name: d.name, entity: d.entity });
             } else {
-                p.segments.push(SegmentSpec::from_definition(&d)?);
+                p.segments.push(SegmentSpec::from_definition(&d));
             }
         }
         p.templates = self.templates()?;
@@ -47,7 +47,7 @@ impl Project {
     fn to_table(&self) -> Result<toml::Table> {
         let mut root = toml::Table::new();
         // Entities keep their attribute order (no JSON detour: a JSON object would sort it).
-        section(&mut root, "entities", &self.entities, |e| &e.name, |e| to_toml(e))?;
+        section(&mut root, "entities", &self.entities, |e| &e.name, |e| to_toml(e).map(keep_attribute_order))?;
         section(&mut root, "sources", &self.sources, |s| &s.name, via_json)?;
         section(&mut root, "static_segments", &self.static_segments, |s| &s.name, via_json)?;
         section(&mut root, "segments", &self.segments, |s| &s.name, via_json)?;
@@ -78,6 +78,40 @@ fn section<T>(
     }
     root.insert(key.to_string(), toml::Value::Table(table));
     Ok(())
+}
+
+/// TOML writes a table's plain values before its subtables, so an attribute map with an options table before a
+/// bare type would come back reordered (the order is the storage order): such an entity's attributes are written
+/// as a list of `{name, type, …}` tables instead.
+fn keep_attribute_order(mut entity: toml::Value) -> toml::Value {
+    let Some(attrs) = entity.get("attributes").and_then(toml::Value::as_table) else { return entity };
+    let mut seen_table = false;
+    let reorders = attrs.values().any(|v| {
+        let bad = seen_table && !v.is_table();
+        seen_table |= v.is_table();
+        bad
+    });
+    if !reorders {
+        return entity;
+    }
+    let list = attrs
+        .iter()
+        .map(|(name, v)| {
+            let mut t = toml::Table::new();
+            t.insert("name".into(), toml::Value::String(name.clone()));
+            match v {
+                toml::Value::Table(o) => t.extend(o.clone()),
+                other => {
+                    t.insert("type".into(), other.clone());
+                }
+            }
+            toml::Value::Table(t)
+        })
+        .collect();
+    if let Some(e) = entity.as_table_mut() {
+        e.insert("attributes".into(), toml::Value::Array(list));
+    }
+    entity
 }
 
 fn to_toml<T: Serialize>(item: &T) -> Result<toml::Value> {

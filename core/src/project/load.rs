@@ -185,7 +185,7 @@ fn parse(text: &str, format: Format, file: Option<&str>) -> Result<Project> {
                 let de = serde_yaml_ng::Deserializer::from_str(text);
                 serde_path_to_error::deserialize(de).map_err(|e| {
                     let path = e.path().to_string();
-                    Error::definition(located(file, &root_path(&path)), e.into_inner().to_string())
+                    Error::definition(located(file, &root_path(&path)), yaml_message(&e.into_inner().to_string()))
                 })?
             }
         }
@@ -224,6 +224,26 @@ fn too_many(file: Option<&str>) -> Error {
         "{}the project holds more than {MAX_PROJECT_OBJECTS} objects (limit MAX_PROJECT_OBJECTS)",
         file.map(|f| format!("{f}: ")).unwrap_or_default()
     ))
+}
+
+/// A serde error's message without a leading `a.b.c: ` path (YAML errors carry their own) and location.
+fn bare(message: &str) -> String {
+    let m = match message.split_once(": ") {
+        Some((p, rest)) if !p.is_empty() && !p.contains(' ') => rest,
+        _ => message,
+    };
+    match m.rfind(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+/// A YAML error's message without its own leading path (the path is given separately), keeping its location.
+fn yaml_message(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((p, rest)) if !p.is_empty() && !p.contains(' ') => rest.to_string(),
+        _ => message.to_string(),
+    }
 }
 
 fn root_path(path: &str) -> String {
@@ -460,6 +480,24 @@ struct WithNameMap<A> {
     state: NameState,
 }
 
+impl<'de, A: MapAccess<'de>> WithNameMap<A> {
+    /// `e` (about the key just read) raised from inside that key's value, so a path-tracking deserializer puts
+    /// the key in the error's path (`entities.user.colour: unknown field`, not `entities.user: …`).
+    fn at_key(&mut self, e: A::Error) -> A::Error {
+        struct Fail(String);
+        impl<'de> DeserializeSeed<'de> for Fail {
+            type Value = ();
+            fn deserialize<D: Deserializer<'de>>(self, _d: D) -> std::result::Result<(), D::Error> {
+                Err(de::Error::custom(self.0))
+            }
+        }
+        match self.inner.next_value_seed(Fail(bare(&e.to_string()))) {
+            Err(inner) => inner,
+            Ok(()) => e,
+        }
+    }
+}
+
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithNameMap<A> {
     type Error = A::Error;
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> std::result::Result<Option<K::Value>, A::Error> {
@@ -481,10 +519,14 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for WithNameMap<A> {
             }
             if let Some(fields) = self.fields {
                 if !fields.contains(&key.as_str()) {
-                    return Err(de::Error::unknown_field(&key, fields));
+                    let e: A::Error = de::Error::unknown_field(&key, fields);
+                    return Err(self.at_key(e));
                 }
             }
-            return seed.deserialize(IntoDeserializer::<A::Error>::into_deserializer(key)).map(Some);
+            return match seed.deserialize(IntoDeserializer::<A::Error>::into_deserializer(key)) {
+                Ok(k) => Ok(Some(k)),
+                Err(e) => Err(self.at_key(e)),
+            };
         }
     }
     fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> std::result::Result<S::Value, A::Error> {

@@ -62,16 +62,16 @@ fn dialect_text<S: Serializer>(d: &Dialect, s: S) -> std::result::Result<S::Ok, 
 
 impl SegmentSpec {
     /// The spec of a stored (rule) segment: its rule in segkit's dialect, as stored.
-    pub fn from_definition(def: &SegmentDefinition) -> Result<SegmentSpec> {
-        Ok(SegmentSpec {
+    pub fn from_definition(def: &SegmentDefinition) -> SegmentSpec {
+        SegmentSpec {
             name: def.name.clone(),
             entity: def.entity.clone(),
-            rule: serde_json::to_value(&def.rule)?,
+            rule: def.rule.to_json(),
             dialect: Dialect::Segkit,
             description: def.description.clone(),
             split: def.split.clone(),
             keep_runs: def.keep_runs,
-        })
+        }
     }
 }
 

@@ -347,7 +347,7 @@ impl Workspace {
                 let parsed = Rule::parse(&value, d).map_err(|err| at_path(err, &format!("{path}.rule")))?;
                 let checked =
                     check_with(&parsed, &e, self, &[]).map_err(|err| at_path(err, &format!("{path}.rule")))?;
-                *rule = serde_json::to_value(checked.to_rule())?;
+                *rule = checked.to_rule().to_json();
                 *dialect = Some("segkit".into());
             }
             StepSpec::Split { name: n, branches } => {
