@@ -75,6 +75,25 @@ impl Project {
         Ok(p)
     }
 
+    /// A project from what a caller of a binding or a command line hands over: a path to an existing file or
+    /// directory ([`from_path`](Self::from_path)), else TOML or YAML text ([`from_str_any`](Self::from_str_any)).
+    pub fn from_path_or_text(arg: &str) -> Result<Project> {
+        if !arg.contains('\n') && Path::new(arg).exists() {
+            Project::from_path(Path::new(arg))
+        } else {
+            Project::from_str_any(arg)
+        }
+    }
+
+    /// The project as text in `format`: `toml` or `yaml`.
+    pub fn to_text(&self, format: &str) -> Result<String> {
+        match format.to_ascii_lowercase().as_str() {
+            "toml" => self.to_toml(),
+            "yaml" | "yml" => self.to_yaml(),
+            other => Err(Error::InvalidArgument(format!("unknown project format `{other}` (toml or yaml)"))),
+        }
+    }
+
     /// Parses a project from TOML text.
     pub fn from_toml_str(text: &str) -> Result<Project> {
         parse(text, Format::Toml, None)
