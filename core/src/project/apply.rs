@@ -153,7 +153,14 @@ impl Workspace {
         let result = scope.run(self.reconcile_in(project, options, &scope, &mut touched)).await;
         match result {
             Ok(mut plan) if commit && !plan.blocked => {
-                let files = scope.commit()?;
+                let files = match scope.commit() {
+                    Ok(files) => files,
+                    Err(e) => {
+                        let _ = scope.rollback();
+                        let _ = self.refresh_tables(&touched);
+                        return Err(e);
+                    }
+                };
                 self.delete_files_now(&files).await;
                 self.refresh_tables(&touched)?;
                 plan.applied = true;
