@@ -440,6 +440,12 @@ export declare class Workspace {
    * A thrown error or rejected promise counts as retryable.
    */
   registerAction(name: string, action: ActionFunction | ActionConfig, options?: ActionOptions): void;
+  /** What `apply` would do, changing nothing; `project` is a path to a project file or directory, or TOML / YAML text. */
+  plan(project: string, options?: ApplyOptions): Promise<ProjectPlan>;
+  /** Applies a project in one catalog transaction (all changes or none). */
+  apply(project: string, options?: ApplyOptions): Promise<ProjectPlan>;
+  /** The workspace's definitions as project text. */
+  export(options?: { format?: 'toml' | 'yaml' }): string;
   defineTemplate(name: string, options: { channel: string; parts: Record<string, string>; entity?: string }): Promise<TemplateSpec>;
   template(name: string): TemplateSpec;
   /** The rendered parts of a template for one entity (nothing is sent). */
@@ -710,3 +716,28 @@ export declare const limits: {
 export declare function __panicInTask(message: string): Promise<never>;
 /** @internal test hook: a real panic inside a synchronous native call (throws `InternalError`). */
 export declare function __panicSync(message: string): never;
+
+/** Options of `Workspace.plan` / `Workspace.apply` (see docs/project.md). */
+export interface ApplyOptions {
+  /** Apply destructive entity changes (they drop data); refused otherwise. */
+  allowDestructive?: boolean;
+  /** Delete objects the project does not define. */
+  prune?: boolean;
+}
+
+/** One object's entry in a project plan. */
+export interface ProjectChange {
+  kind: 'entity' | 'source' | 'static_segment' | 'segment' | 'template' | 'workflow' | 'schedule';
+  name: string;
+  action: 'create' | 'update' | 'delete' | 'unchanged';
+  destructive: boolean;
+  detail: string;
+}
+
+/** What applying a project does (or did). */
+export interface ProjectPlan {
+  changes: ProjectChange[];
+  /** Destructive changes are present and not allowed: apply refuses. */
+  blocked: boolean;
+  applied: boolean;
+}

@@ -591,6 +591,24 @@ class Workspace {
    * `entity` (attributes), `key`, `workflow`, `step` and `segment`. With `entity`, every `entity.<attribute>` is
    * checked now and `render` can preview it.
    */
+  /**
+   * What `apply` would do, changing nothing. `project`: a path to a project file or directory, or TOML / YAML text
+   * (see docs/project.md). Resolves to `{ changes: [{ kind, name, action, destructive, detail }], blocked, applied }`.
+   */
+  async plan(project, { allowDestructive = false, prune = false } = {}) {
+    return call(() => this.#native.reconcile(String(project), false, allowDestructive, prune));
+  }
+
+  /** Applies a project in one catalog transaction (all changes or none); resolves to the plan applied. */
+  async apply(project, { allowDestructive = false, prune = false } = {}) {
+    return call(() => this.#native.reconcile(String(project), true, allowDestructive, prune));
+  }
+
+  /** The workspace's definitions as project text (`format` `toml`, the default, or `yaml`). */
+  export({ format = 'toml' } = {}) {
+    return callSync(() => this.#native.exportProject(format));
+  }
+
   async defineTemplate(name, { channel, parts, entity } = {}) {
     return call(() => this.#native.defineTemplate(specText({ name, channel, parts, entity: entity ?? undefined })));
   }

@@ -3,8 +3,8 @@
 //! Commits are SQLite transactions with optimistic checks, so a snapshot becomes visible all at once or not at
 //! all, and two writers on one entity cannot both win.
 
-use std::path::Path;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -16,11 +16,14 @@ use crate::segment::SegmentDefinition;
 mod auth;
 mod migrations;
 mod schedules;
+mod scope;
 mod sources;
 mod system;
 mod workflows;
 pub use auth::NewAudit;
 pub use migrations::SCHEMA_VERSION;
+use scope::Tx;
+pub(crate) use scope::TxScope;
 pub use sources::SyncCommit;
 pub use system::IngestRecord;
 pub use workflows::{CapWindow, Finish, LedgerWrite};
@@ -93,6 +96,8 @@ pub struct StaticListVersion {
 #[derive(Debug)]
 pub struct Catalog {
     conn: Mutex<Connection>,
+    /// The database file (a [`TxScope`] opens its own connection to it).
+    path: PathBuf,
 }
 
 /// Catalog failures become [`Error::Catalog`] with an opaque cause, so `?` works on rusqlite calls inside the crate
@@ -149,7 +154,7 @@ impl Catalog {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn, path)?;
-        Ok(Catalog { conn: Mutex::new(conn) })
+        Ok(Catalog { conn: Mutex::new(conn), path: path.to_path_buf() })
     }
 
     /// Makes every later commit wait until it is on disk (`synchronous = FULL`), so a power loss cannot undo a
@@ -164,9 +169,23 @@ impl Catalog {
         self.with(|c| migrations::user_version(c))
     }
 
+    /// Runs `f` on the connection: the one of the [`TxScope`] of this catalog the current task runs in (see
+    /// [`Catalog::begin_scope`]), else the catalog's own.
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        if let Some(scope) = scope::current(self) {
+            let mut c = scope.conn.lock().unwrap_or_else(|p| p.into_inner());
+            return f(&mut c);
+        }
         let mut c = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut c)
+    }
+
+    /// Opens a transaction on a connection of its own (`BEGIN IMMEDIATE`: it holds the database's write lock
+    /// until it ends, so other writers wait, and readers keep seeing the last commit). Every catalog call made by
+    /// a future run with [`TxScope::run`] goes through it; nothing is visible to anyone else until
+    /// [`TxScope::commit`], and dropping the scope without committing rolls everything back.
+    pub(crate) fn begin_scope(self: &Arc<Self>) -> Result<Arc<TxScope>> {
+        TxScope::begin(self, &self.path, BUSY_TIMEOUT)
     }
 
     /// Stores (inserting or replacing) an entity definition.
@@ -179,6 +198,38 @@ impl Catalog {
                 params![e.name, def, now_text()],
             )?;
             Ok(())
+        })
+    }
+
+    /// Deletes an entity with its snapshots and ingest history; returns the store files (data and quarantine) no
+    /// longer referenced. Fails with not-found when it does not exist.
+    pub fn delete_entity(&self, name: &str) -> Result<Vec<String>> {
+        self.with(|c| {
+            let tx = Tx::begin(c, true)?;
+            let mut files = vec![];
+            {
+                let mut st = tx.prepare("SELECT files FROM snapshots WHERE entity = ?1")?;
+                for f in st.query_map([name], |r| r.get::<_, String>(0))? {
+                    let f: Vec<DataFile> = serde_json::from_str(&f?)?;
+                    files.extend(f.into_iter().map(|f| f.path));
+                }
+                let mut st = tx.prepare("SELECT report FROM ingests WHERE entity = ?1")?;
+                for r in st.query_map([name], |r| r.get::<_, String>(0))? {
+                    let r: serde_json::Value = serde_json::from_str(&r?)?;
+                    if let Some(f) = r.get("quarantine_file").and_then(|f| f.as_str()) {
+                        files.push(f.to_string());
+                    }
+                }
+            }
+            tx.execute("DELETE FROM ingests WHERE entity = ?1", [name])?;
+            tx.execute("DELETE FROM snapshots WHERE entity = ?1", [name])?;
+            if tx.execute("DELETE FROM entities WHERE name = ?1", [name])? == 0 {
+                return Err(Error::not_found("entity", name));
+            }
+            tx.commit()?;
+            files.sort();
+            files.dedup();
+            Ok(files)
         })
     }
 
@@ -230,7 +281,7 @@ impl Catalog {
         ingest: Option<(&str, &str, &serde_json::Value)>,
     ) -> Result<Snapshot> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let snap = commit_in(&tx, entity, parent, files, operation, ingest)?;
             tx.commit()?;
             Ok(snap)
@@ -241,7 +292,7 @@ impl Catalog {
     /// how many were forgotten and the files that no kept snapshot references (each once).
     pub fn prune_snapshots(&self, entity: &str, keep: usize) -> Result<(u64, Vec<DataFile>)> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let current: i64 = tx
                 .query_row("SELECT snapshot FROM entities WHERE name = ?1", [entity], |r| r.get(0))
                 .optional()?
@@ -309,7 +360,7 @@ impl Catalog {
     /// file and the sample of rows. Returns the quarantine files and how many rows they held.
     pub fn clear_quarantine(&self, entity: &str) -> Result<(Vec<String>, u64)> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let reports: Vec<(String, String)> = {
                 let mut st = tx.prepare("SELECT id, report FROM ingests WHERE entity = ?1")?;
                 let rows = st.query_map([entity], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<Vec<_>, _>>()?;
@@ -396,7 +447,7 @@ impl Catalog {
     /// are now unreferenced.
     pub fn delete_segment(&self, name: &str) -> Result<Vec<String>> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let files = {
                 let mut st = tx.prepare("SELECT membership_file FROM segment_runs WHERE segment = ?1")?;
                 let rows = st.query_map([name], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
@@ -432,7 +483,7 @@ impl Catalog {
     ) -> Result<StaticListVersion> {
         let text = serde_json::to_string(def)?;
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let latest: i64 = tx.query_row(
                 "SELECT COALESCE(MAX(version), 0) FROM static_lists WHERE segment = ?1",
                 [&def.name],
@@ -503,7 +554,7 @@ impl Catalog {
     /// segment stops being a static list); returns the files no kept version uses.
     pub fn prune_static_list(&self, segment: &str, keep: usize) -> Result<Vec<String>> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let latest: i64 = tx.query_row(
                 "SELECT COALESCE(MAX(version), 0) FROM static_lists WHERE segment = ?1",
                 [segment],
@@ -544,7 +595,7 @@ impl Catalog {
     /// Deletes the runs of `segment` numbered below `run`; returns their membership files.
     pub fn delete_runs_before(&self, segment: &str, run: i64) -> Result<Vec<String>> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = Tx::begin(c, false)?;
             let files = {
                 let mut st = tx.prepare("SELECT membership_file FROM segment_runs WHERE segment = ?1 AND run < ?2")?;
                 let rows =
@@ -591,7 +642,7 @@ impl Catalog {
 
 /// The body of [`Catalog::commit_snapshot`] inside an open transaction.
 fn commit_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     entity: &str,
     parent: i64,
     files: &[DataFile],

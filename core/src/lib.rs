@@ -33,6 +33,7 @@ pub mod limits;
 pub mod memory;
 pub mod model;
 pub mod monitoring;
+pub mod project;
 pub mod rules;
 pub mod segment;
 pub mod source;
@@ -50,6 +51,7 @@ pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::{Error, ErrorKind, Result};
 pub use ingest::{FieldMapping, IngestMode, IngestOptions, IngestReport, Mapping, Transform};
 pub use model::{Attribute, DataType, Entity, EntityKind, Link};
+pub use project::{ApplyOptions, Project};
 pub use segment::{DryRun, SegmentDefinition, SegmentRun};
 pub use source::{BatchStream, RecordBatchSource, ScanRequest, Source, SourceCapabilities};
 pub use sources::{

@@ -104,6 +104,15 @@ pub const MAX_CRON_BYTES: usize = 256;
 /// Most schedules one workspace may hold ([`Workspace::schedule`](crate::Workspace::schedule)).
 pub const MAX_SCHEDULES: usize = 10_000;
 
+/// Largest project file ([`crate::project`]), in bytes.
+pub const MAX_PROJECT_FILE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Most files in a project directory.
+pub const MAX_PROJECT_FILES: usize = 1000;
+
+/// Most objects (entities, sources, segments, templates, workflows, schedules together) in one project.
+pub const MAX_PROJECT_OBJECTS: usize = 10_000;
+
 /// Most missed due times of one schedule that [`Workspace::run_due`](crate::Workspace::run_due) steps over to find
 /// the latest one (beyond it, the cron crate's backward search finds it).
 pub const MAX_SCHEDULE_CATCH_UP: usize = 1000;

@@ -240,7 +240,7 @@ impl Attribute {
 }
 
 /// Whether an entity is a keyed profile or an append-only event stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKind {
     /// Keyed by its key attribute; ingesting upserts by key.
@@ -271,7 +271,7 @@ impl FromStr for EntityKind {
 }
 
 /// A relationship `this.attribute → entity.target`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
     /// Attribute of this entity holding the foreign key.

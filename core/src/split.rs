@@ -100,7 +100,7 @@ const MAX_NAME_LEN: usize = 64;
 /// assert_eq!(serde_json::from_str::<Split>(&json)?, split);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Split {
     /// Percent of members held out (reported as the variant `"holdout"`), 0 to 100. Default 0.
@@ -120,7 +120,7 @@ pub struct Split {
 /// assert_eq!((v.name.as_str(), v.percent), ("A", 45.0));
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Variant {
     /// Name: 1–64 ASCII letters, digits, `_` or `-`; unique within the split; not `holdout`.

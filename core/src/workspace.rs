@@ -249,6 +249,42 @@ impl Workspace {
         Ok(())
     }
 
+    /// The catalog (for [`crate::project`]).
+    pub(crate) fn catalog(&self) -> &Arc<Catalog> {
+        &self.inner.catalog
+    }
+
+    /// Deletes store files now, or — inside a catalog transaction scope — once it commits.
+    pub(crate) async fn delete_files(&self, files: &[String]) {
+        if !self.inner.catalog.defer_delete(files) {
+            self.inner.store.delete(files).await;
+        }
+    }
+
+    /// Deletes store files now (after a scope committed).
+    pub(crate) async fn delete_files_now(&self, files: &[String]) {
+        self.inner.store.delete(files).await;
+    }
+
+    /// Makes the query session's table of each of `entities` match the committed catalog again: registered with
+    /// its definition and snapshot, or dropped when the entity no longer exists (after a scope rolled back or
+    /// deleted entities).
+    pub(crate) fn refresh_tables(&self, entities: &[String]) -> Result<()> {
+        for name in entities {
+            match self.inner.catalog.entity(name)? {
+                Some((e, v)) => {
+                    let snap = self.inner.catalog.snapshot(name, v)?;
+                    self.register(&e, &snap)?;
+                }
+                None => {
+                    self.inner.ctx.deregister_table(TableReference::bare(name.as_str()))?;
+                    self.inner.providers.write().unwrap_or_else(|p| p.into_inner()).remove(name);
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn entity_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.inner.entity_locks.lock().unwrap_or_else(|p| p.into_inner()).entry(name.to_string()).or_default().clone()
     }

@@ -22,6 +22,7 @@ use serde_json::Value;
 mod static_keys;
 // The #[napi] methods are only referenced by napi's registration, which test builds leave out.
 #[cfg_attr(test, allow(dead_code))]
+mod project;
 mod workflows;
 
 use segkit::spec::{EntitySpec, IngestSpec, SegmentSpec};

@@ -483,6 +483,40 @@ impl PyWorkspace {
         })
     }
 
+    // -------------------------------------------------------------------------------------- config-as-code
+
+    /// Plans (`apply` false) or applies a project: `project` is a path to a file or directory, or TOML / YAML
+    /// text. Returns the plan as a dict (`changes`, `blocked`, `applied`).
+    #[pyo3(signature = (project, apply, allow_destructive, prune))]
+    fn reconcile<'py>(
+        &self,
+        py: Python<'py>,
+        project: &str,
+        apply: bool,
+        allow_destructive: bool,
+        prune: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let p = py.detach(|| segkit::Project::from_path_or_text(project)).py()?;
+            let options = segkit::ApplyOptions { allow_destructive, prune };
+            let ws = self.ws.clone();
+            let plan = wait_for_future(py, move || async move {
+                if apply {
+                    ws.apply(&p, options).await
+                } else {
+                    ws.plan_with(&p, options).await
+                }
+            })?
+            .py()?;
+            to_py(py, &plan)
+        })
+    }
+
+    /// The workspace's definitions as project text (`format`: `toml` or `yaml`).
+    fn export(&self, py: Python<'_>, format: &str) -> PyResult<String> {
+        crate::error::guard(|| py.detach(|| self.ws.export().and_then(|p| p.to_text(format))).py())
+    }
+
     /// `spec`: a template spec (`segkit::spec::TemplateSpec`: `name`, `channel`, `parts`, `entity`).
     fn define_template<'py>(&self, py: Python<'py>, spec: &Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
         crate::error::guard(|| {

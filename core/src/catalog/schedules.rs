@@ -1,7 +1,7 @@
 //! Cron schedules and their state in the catalog (migration 5), and the ledger rows of scheduled workflow runs.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension};
 
 use super::workflows::insert_deliveries;
 use super::{now_text, Catalog};
@@ -126,7 +126,7 @@ impl Catalog {
     /// many were added.
     pub fn trigger_as(&self, rows: &[NewDelivery], reentry: Option<&Reentry>, now: i64) -> Result<u64> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let added = insert_deliveries(&tx, rows, reentry, now)?;
             tx.commit()?;
             Ok(added)

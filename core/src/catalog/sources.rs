@@ -111,7 +111,7 @@ impl Catalog {
     ) -> Result<Option<Snapshot>> {
         let cursor = sync.cursor.map(serde_json::to_string).transpose()?;
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = super::Tx::begin(c, false)?;
             let snap = match files {
                 Some(files) => Some(commit_in(&tx, entity, parent, files, operation, Some(ingest))?),
                 None => {

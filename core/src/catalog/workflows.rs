@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, params_from_iter, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{params, params_from_iter, OptionalExtension};
 
 use super::{now_text, Catalog, RunRecord};
 use crate::error::{Error, Result};
@@ -128,7 +128,7 @@ impl LedgerWrite {
 }
 
 /// Applies one write in `tx`; false when the row is no longer claimed by that attempt.
-fn apply_write(tx: &Transaction<'_>, w: &LedgerWrite, now: i64) -> Result<bool> {
+fn apply_write(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<bool> {
     match w {
         LedgerWrite::Finish { id, attempts, status, receipt, error, detail, channel, sent, next } => {
             let n = tx
@@ -169,7 +169,7 @@ fn apply_write(tx: &Transaction<'_>, w: &LedgerWrite, now: i64) -> Result<bool> 
 /// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out);
 /// returns how many were added.
 pub(super) fn insert_deliveries(
-    tx: &Transaction<'_>,
+    tx: &rusqlite::Connection,
     rows: &[NewDelivery],
     reentry: Option<&Reentry>,
     now: i64,
@@ -229,6 +229,11 @@ impl Catalog {
         })
     }
 
+    /// Deletes a template; returns whether it existed.
+    pub fn delete_template(&self, name: &str) -> Result<bool> {
+        self.with(|c| Ok(c.execute("DELETE FROM templates WHERE name = ?1", [name])? > 0))
+    }
+
     /// Stores (inserting or replacing) a workflow definition (JSON).
     pub fn put_workflow(&self, name: &str, definition: &str) -> Result<()> {
         self.with(|c| {
@@ -272,7 +277,7 @@ impl Catalog {
         make: impl FnOnce(&str) -> Vec<NewDelivery>,
     ) -> Result<(String, u64)> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let n: i64 = tx
                 .query_row(
                     "UPDATE workflows SET manual_triggers = manual_triggers + 1 WHERE name = ?1
@@ -298,7 +303,7 @@ impl Catalog {
         now: i64,
     ) -> Result<()> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let res = tx.execute(
                 "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -338,7 +343,7 @@ impl Catalog {
     /// costs the same however many rows are due.
     pub fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<LedgerRow>> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let mut rows = Vec::new();
             for which in ["status = 'running' AND lease_until <= ?1", "status = 'pending' AND due_at <= ?1"] {
                 let left = limit.saturating_sub(rows.len());
@@ -426,7 +431,7 @@ impl Catalog {
             return Ok(vec![]);
         }
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             let applied = writes.iter().map(|w| apply_write(&tx, w, now)).collect::<Result<Vec<bool>>>()?;
             tx.commit()?;
             Ok(applied)
@@ -449,7 +454,7 @@ impl Catalog {
         now: i64,
     ) -> Result<Option<usize>> {
         self.with(|c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tx = super::Tx::begin(c, true)?;
             for (i, cap) in caps.iter().enumerate() {
                 if count_sent(&tx, entity, entity_key, channel, cap.since, Some(id))? >= cap.max as u64 {
                     return Ok(Some(i));
@@ -552,7 +557,7 @@ impl Catalog {
     /// Adds keys to a channel's suppression list; returns how many were new.
     pub fn suppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = super::Tx::begin(c, false)?;
             let mut n = 0;
             {
                 let mut st = tx.prepare_cached(
@@ -571,7 +576,7 @@ impl Catalog {
     /// Removes keys from a channel's suppression list; returns how many were there.
     pub fn unsuppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
         self.with(|c| {
-            let tx = c.transaction()?;
+            let tx = super::Tx::begin(c, false)?;
             let mut n = 0;
             {
                 let mut st = tx.prepare_cached("DELETE FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?;

@@ -22,7 +22,7 @@ use crate::model::DataType;
 pub use coerce::coerce;
 
 /// How an ingest combines with the data already stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IngestMode {
     /// Add rows (events).

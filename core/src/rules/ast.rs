@@ -391,13 +391,16 @@ impl Rule {
                         .having
                         .iter()
                         .map(|a| {
-                            let mut h = serde_json::Map::new();
-                            h.insert(
-                                a.func.name().into(),
-                                a.attribute.clone().map(Value::String).unwrap_or(Value::Null),
-                            );
-                            h.insert(a.op.name().into(), a.value.clone());
-                            Value::Object(h)
+                            let mut cmp = serde_json::Map::new();
+                            cmp.insert(a.op.name().into(), a.value.clone());
+                            match &a.attribute {
+                                // `{"count": {"ge": 3}}`: no null, so the rule survives formats without one (TOML).
+                                None => serde_json::json!({ a.func.name(): Value::Object(cmp) }),
+                                Some(attr) => {
+                                    cmp.insert(a.func.name().into(), Value::String(attr.clone()));
+                                    Value::Object(cmp)
+                                }
+                            }
                         })
                         .collect();
                     m.insert("having".into(), Value::Array(having));

@@ -210,7 +210,7 @@ pub fn check_no_inline_secrets(config: &Value) -> Result<()> {
 
 /// A named source as defined: where data comes from (`config`, tagged by `type`), which entity it feeds, how
 /// its fields map to attributes and how each sync combines with the stored data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceDefinition {
     /// The source's name (same rules as entity names).
     pub name: String,
@@ -218,8 +218,9 @@ pub struct SourceDefinition {
     pub entity: String,
     /// The connector config, tagged by `type`; secrets as `env:NAME` references.
     pub config: Value,
-    /// Field mapping (see [`Mapping`]).
+    /// Field mapping (see [`Mapping`]): attribute → source field, or `{source, constant, transforms}`.
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, Value>")]
     pub mapping: Mapping,
     /// Ingest mode (default: upsert for profiles, append for events).
     #[serde(default)]

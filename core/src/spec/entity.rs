@@ -17,7 +17,8 @@
 use std::fmt;
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{bare_message, Spec, SpecKind};
 use crate::error::Result;
@@ -28,29 +29,36 @@ use crate::model::{Attribute, DataType, Entity, EntityKind, Link};
 /// `attributes` is an object of name → [`AttributeSpec`] (its key order is the storage order) or a list of
 /// attribute objects with a `name`; `links` an object of attribute → target entity, or a list of
 /// `{attribute, entity, target}`. `kind` is `profile` (default) or `event`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+///
+/// It serializes back to the same form (attributes as an ordered object, links as an object when no link names a
+/// target), leaving defaults out.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntitySpec {
     /// Entity name.
     pub name: String,
     /// Profile (default) or event.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_profile")]
     pub kind: EntityKind,
     /// The key attribute (required for profiles).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// The event time attribute (events).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<String>,
     /// The attributes, in storage order.
     #[serde(default)]
     pub attributes: AttributesSpec,
     /// Links to other entities.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "LinksSpec::is_empty")]
     pub links: LinksSpec,
     /// Free text for people.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+fn is_profile(k: &EntityKind) -> bool {
+    *k == EntityKind::Profile
 }
 
 impl Spec for EntitySpec {
@@ -71,6 +79,44 @@ impl EntitySpec {
             attributes: self.attributes.0.into_iter().map(|(name, a)| a.into_attribute(name)).collect(),
             description: self.description,
         })
+    }
+}
+
+impl From<&Entity> for EntitySpec {
+    /// The spec of a stored entity: [`EntitySpec::into_entity`] of it is that entity again (up to the key's
+    /// nullability, which the workspace derives). Attributes with every flag at its default are a bare type.
+    fn from(e: &Entity) -> EntitySpec {
+        let attributes = e
+            .attributes
+            .iter()
+            .map(|a| {
+                let is_key = e.key.as_deref() == Some(a.name.as_str());
+                let plain = (a.nullable || is_key) && a.filterable && !a.pii && !a.indexed && a.description.is_none();
+                let spec = if plain {
+                    AttributeSpec::Type(a.data_type.clone())
+                } else {
+                    AttributeSpec::Full(AttributeOptions {
+                        name: None,
+                        data_type: a.data_type.clone(),
+                        nullable: (!a.nullable && !is_key).then_some(false),
+                        filterable: (!a.filterable).then_some(false),
+                        pii: a.pii.then_some(true),
+                        indexed: a.indexed.then_some(true),
+                        description: a.description.clone(),
+                    })
+                };
+                (a.name.clone(), spec)
+            })
+            .collect();
+        EntitySpec {
+            name: e.name.clone(),
+            kind: e.kind,
+            key: e.key.clone(),
+            timestamp: e.timestamp.clone(),
+            attributes: AttributesSpec(attributes),
+            links: LinksSpec(e.links.clone()),
+            description: e.description.clone(),
+        }
     }
 }
 
@@ -112,30 +158,127 @@ impl AttributeSpec {
 }
 
 /// The object form of an [`AttributeSpec`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeOptions {
     /// The attribute's name: required in the list form; in the object form it must equal the key if present.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Value type.
-    #[serde(rename = "type", deserialize_with = "data_type")]
+    #[serde(rename = "type", deserialize_with = "data_type", serialize_with = "type_text")]
+    #[schemars(with = "String")]
     pub data_type: DataType,
     /// Whether values may be missing (default true; a key never is).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nullable: Option<bool>,
     /// Whether rules may filter on it (default true).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filterable: Option<bool>,
     /// Personal data, masked in previews, errors and logs (default false).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pii: Option<bool>,
     /// Rules often filter on it: stored files are sorted by it (default false).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub indexed: Option<bool>,
     /// Free text for people.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+fn type_text<S: Serializer>(t: &DataType, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_string())
+}
+
+impl Serialize for AttributeSpec {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            AttributeSpec::Type(t) => type_text(t, s),
+            AttributeSpec::Full(o) => o.serialize(s),
+        }
+    }
+}
+
+impl Serialize for AttributesSpec {
+    /// An object of name → attribute, in storage order.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (name, a) in &self.0 {
+            m.serialize_entry(name, a)?;
+        }
+        m.end()
+    }
+}
+
+impl LinksSpec {
+    /// No links.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for LinksSpec {
+    /// An object of attribute → entity when no link names a target attribute, else a list of links.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.0.iter().all(|l| l.target.is_none()) {
+            let mut m = s.serialize_map(Some(self.0.len()))?;
+            for l in &self.0 {
+                m.serialize_entry(&l.attribute, &l.entity)?;
+            }
+            m.end()
+        } else {
+            let mut q = s.serialize_seq(Some(self.0.len()))?;
+            for l in &self.0 {
+                q.serialize_element(l)?;
+            }
+            q.end()
+        }
+    }
+}
+
+impl schemars::JsonSchema for AttributeSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AttributeSpec".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let options = g.subschema_for::<AttributeOptions>();
+        schemars::json_schema!({
+            "description": "A type (`int64`, `string`, `double`, `bool`, `date`, `timestamp`, `json`, `list<T>`) or an object with `type` and flags.",
+            "anyOf": [{"type": "string"}, options]
+        })
+    }
+}
+
+impl schemars::JsonSchema for AttributesSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AttributesSpec".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let one = g.subschema_for::<AttributeSpec>();
+        let options = g.subschema_for::<AttributeOptions>();
+        schemars::json_schema!({
+            "description": "Attribute name → type or options, in storage order; or a list of options objects with `name`.",
+            "anyOf": [
+                {"type": "object", "additionalProperties": one},
+                {"type": "array", "items": options}
+            ]
+        })
+    }
+}
+
+impl schemars::JsonSchema for LinksSpec {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LinksSpec".into()
+    }
+    fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let link = g.subschema_for::<Link>();
+        schemars::json_schema!({
+            "description": "Attribute → linked profile entity, or a list of {attribute, entity, target}.",
+            "anyOf": [
+                {"type": "object", "additionalProperties": {"type": "string"}},
+                {"type": "array", "items": link}
+            ]
+        })
+    }
 }
 
 fn data_type<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<DataType, D::Error> {

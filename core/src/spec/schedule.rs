@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{Spec, SpecKind};
 
 /// What a schedule does when it is due.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum JobSpec {
     /// Syncs the named source ([`Workspace::sync`](crate::Workspace::sync)).
@@ -41,7 +41,7 @@ pub enum JobSpec {
 
 /// A cron schedule: a job run when a standard cron pattern (`min hour day month weekday`, an optional leading
 /// seconds field) matches in a time zone.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// The schedule's name (entity-name rules).

@@ -9,7 +9,7 @@
 //! assert_eq!(def.keep_runs, Some(3));
 //! ```
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::{bare_message, Spec, SpecKind};
@@ -23,7 +23,7 @@ use crate::split::Split;
 ///
 /// `rule` is a rule in any of the three dialects (segkit, react-querybuilder, JsonLogic) as JSON, or the JSON text
 /// of one; `dialect` is `auto` (default), `segkit`, `querybuilder` or `jsonlogic`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SegmentSpec {
     /// Segment name.
@@ -32,18 +32,47 @@ pub struct SegmentSpec {
     pub entity: String,
     /// The rule, as JSON or as JSON text.
     pub rule: Value,
-    /// The rule's dialect.
-    #[serde(default, deserialize_with = "dialect")]
+    /// The rule's dialect: `auto` (default), `segkit`, `querybuilder` or `jsonlogic`.
+    #[serde(default, deserialize_with = "dialect", serialize_with = "dialect_text", skip_serializing_if = "is_auto")]
+    #[schemars(with = "Option<String>")]
     pub dialect: Dialect,
     /// Free text for people.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// A deterministic split of the members into a holdout and variants.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<Split>,
     /// How many runs to keep (default: all).
-    #[serde(default, alias = "keepRuns")]
+    #[serde(default, alias = "keepRuns", skip_serializing_if = "Option::is_none")]
     pub keep_runs: Option<u32>,
+}
+
+fn is_auto(d: &Dialect) -> bool {
+    *d == Dialect::Auto
+}
+
+fn dialect_text<S: Serializer>(d: &Dialect, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(match d {
+        Dialect::Auto => "auto",
+        Dialect::Segkit => "segkit",
+        Dialect::QueryBuilder => "querybuilder",
+        Dialect::JsonLogic => "jsonlogic",
+    })
+}
+
+impl SegmentSpec {
+    /// The spec of a stored (rule) segment: its rule in segkit's dialect, as stored.
+    pub fn from_definition(def: &SegmentDefinition) -> SegmentSpec {
+        SegmentSpec {
+            name: def.name.clone(),
+            entity: def.entity.clone(),
+            rule: def.rule.to_json(),
+            dialect: Dialect::Segkit,
+            description: def.description.clone(),
+            split: def.split.clone(),
+            keep_runs: def.keep_runs,
+        }
+    }
 }
 
 impl Spec for SegmentSpec {

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{Spec, SpecKind};
 
 /// A message template: named parts (`subject`, `text`, `html`, `body`, …) rendered with minijinja.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateSpec {
     /// The template's name (entity-name rules).
@@ -36,7 +36,7 @@ impl Spec for TemplateSpec {
 }
 
 /// What starts a workflow for an entity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum TriggerSpec {
     /// Entities entering `segment` in an evaluation (the ledger rows commit with the segment run).
@@ -63,7 +63,7 @@ pub enum TriggerSpec {
 }
 
 /// Whether an entity may go through a workflow again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ReentrySpec {
     /// Once per entity, ever (the default).
@@ -80,7 +80,7 @@ pub enum ReentrySpec {
 
 /// A frequency cap: at most `max` deliveries on `channel` per entity within any `seconds`-long window, counting
 /// the deliveries of every workflow on that channel (see `docs/workflows.md`, "Frequency caps").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FrequencyCapSpec {
     /// The channel counted (`email`, `sms`, …).
@@ -93,7 +93,7 @@ pub struct FrequencyCapSpec {
 
 /// Quiet hours in the entity's time zone: a delivery due between `start` and `end` (local times of day, `"22:00"`;
 /// `start` after `end` spans midnight) is held until `end`, not dropped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuietHoursSpec {
     /// When quiet hours begin, `HH:MM` local time.
@@ -110,7 +110,7 @@ pub struct QuietHoursSpec {
 }
 
 /// Policies of a workflow.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PoliciesSpec {
     /// Re-entry (default: never).
@@ -132,7 +132,7 @@ pub struct PoliciesSpec {
 }
 
 /// One way of a random split: the share of entities (`weight` percent) that jump to `step`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitBranchSpec {
     /// Percent of entities, 1 to 100; a split's weights sum to 100.
@@ -142,7 +142,7 @@ pub struct SplitBranchSpec {
 }
 
 /// One step of a workflow.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum StepSpec {
     /// Sends on a channel: `action` names an action registered with
@@ -239,7 +239,7 @@ impl StepSpec {
 }
 
 /// A workflow: a trigger, steps run in order (branch and split steps jump by name), and policies.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkflowSpec {
     /// The workflow's name (entity-name rules).

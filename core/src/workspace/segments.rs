@@ -35,7 +35,7 @@ impl Workspace {
         self.inner.catalog.put_segment(&segment)?;
         // A static list defined under this name before is now a rule segment: forget its keys.
         let files = self.inner.catalog.prune_static_list(&segment.name, 0)?;
-        self.inner.store.delete(&files).await;
+        self.delete_files(&files).await;
         Ok(segment)
     }
 
@@ -71,7 +71,7 @@ impl Workspace {
     /// Deletes a segment and its membership history.
     pub async fn delete_segment(&self, name: &str) -> Result<()> {
         let files = self.inner.catalog.delete_segment(name)?;
-        self.inner.store.delete(&files).await;
+        self.delete_files(&files).await;
         Ok(())
     }
 

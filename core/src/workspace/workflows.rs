@@ -147,6 +147,18 @@ impl Workspace {
         Ok(spec)
     }
 
+    /// All stored templates, by name.
+    pub fn templates(&self) -> Result<Vec<TemplateSpec>> {
+        self.inner.catalog.template_names()?.iter().map(|n| self.template(n)).collect()
+    }
+
+    /// Deletes a template (workflows naming it fail to dispatch until it is defined again).
+    pub fn delete_template(&self, name: &str) -> Result<()> {
+        let t = self.template(name)?;
+        self.inner.catalog.delete_template(&t.name)?;
+        Ok(())
+    }
+
     /// A stored template.
     pub fn template(&self, name: &str) -> Result<TemplateSpec> {
         match self.inner.catalog.template(&normalize_name(name))? {
@@ -401,7 +413,7 @@ impl Workspace {
                 let parsed = Rule::parse(&value, d).map_err(|err| at_path(err, &format!("{path}.rule")))?;
                 let checked =
                     check_with(&parsed, &e, self, &[]).map_err(|err| at_path(err, &format!("{path}.rule")))?;
-                *rule = serde_json::to_value(checked.to_rule())?;
+                *rule = checked.to_rule().to_json();
                 *dialect = Some("segkit".into());
             }
             StepSpec::Split { name: n, branches } => {

@@ -463,6 +463,36 @@ class Workspace:
             action = dict(action)
         self._ws.register_action(name, action, parts, rate)
 
+    # ------------------------------------------------------------------------------------ config-as-code
+
+    def plan(
+        self, project: str | os.PathLike[str], *, allow_destructive: bool = False, prune: bool = False
+    ) -> dict[str, Any]:
+        """What :meth:`apply` would do, changing nothing. ``project``: a path to a project file or directory, or
+        TOML / YAML text (see ``docs/project.md``). Returns ``{"changes": [{"kind", "name", "action",
+        "destructive", "detail"}], "blocked", "applied"}``."""
+        return self._ws.reconcile(os.fspath(project), False, allow_destructive, prune)
+
+    def apply(
+        self, project: str | os.PathLike[str], *, allow_destructive: bool = False, prune: bool = False
+    ) -> dict[str, Any]:
+        """Applies a project in one catalog transaction (all changes or none) and returns the plan applied.
+        Destructive entity changes raise :class:`DefinitionError` unless ``allow_destructive``; with ``prune``
+        objects the project does not define are deleted."""
+        return self._ws.reconcile(os.fspath(project), True, allow_destructive, prune)
+
+    def export(self, path: str | os.PathLike[str] | None = None, *, format: str | None = None) -> str:
+        """The workspace's definitions as project text (``format`` ``"toml"`` or ``"yaml"``; default: from
+        ``path``'s extension, else TOML). Written to ``path`` when given; the text is returned either way."""
+        if format is None:
+            suffix = os.path.splitext(os.fspath(path))[1].lower() if path is not None else ""
+            format = "yaml" if suffix in (".yaml", ".yml") else "toml"
+        text = self._ws.export(format)
+        if path is not None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+        return text
+
     def define_template(
         self, name: str, *, channel: str, parts: Mapping[str, str], entity: str | None = None
     ) -> dict[str, Any]:
