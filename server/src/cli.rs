@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use segkit::auth::Role;
 use segkit::workflow::ServeOptions;
-use segkit::{CancellationToken, Error, IngestControl, Workspace};
+use segkit::{ApplyOptions, CancellationToken, Error, IngestControl, Workspace};
 use serde_json::{json, Value};
 
 use crate::api::{self, ServerOptions};
@@ -66,12 +66,39 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the REST API (/api/v1, docs at /api/docs/) until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Show what `apply` would create, change or delete to make the workspace match a project file (or a
+    /// directory of them). Exits 5 (invalid) when the project has destructive changes not allowed.
+    Plan(ProjectArgs),
+    /// Make the workspace match a project file (or directory), in one catalog transaction: all or nothing.
+    Apply(ProjectArgs),
+    /// Write the workspace's definitions as a project file (applying it again changes nothing).
+    Export {
+        /// Where to write it (standard output without it).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// `toml` or `yaml` (default: from the output's extension, else toml).
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
     /// List who holds API keys.
     #[command(subcommand)]
     Users(UsersCommand),
+}
+
+/// The project of `plan` / `apply` and how to treat what it does not say.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// A project file (.toml, .yaml, .yml) or a directory of them.
+    pub project: PathBuf,
+    /// Allow destructive entity changes (dropped attributes, changed types or keys on entities holding data).
+    #[arg(long)]
+    pub allow_destructive: bool,
+    /// Delete the workspace's objects that the project does not define.
+    #[arg(long)]
+    pub prune: bool,
 }
 
 /// Options of the scheduler loop.
@@ -204,6 +231,15 @@ async fn existing(dir: &Path) -> segkit::Result<Workspace> {
     crate::open_workspace(dir).await
 }
 
+/// The error of a plan that has destructive changes the options do not allow.
+fn blocked(plan: &segkit::project::Plan) -> Error {
+    let names: Vec<String> = plan.destructive().map(|c| format!("{:?} `{}`", c.kind, c.name)).collect();
+    Error::IncompatibleChange {
+        path: "project".into(),
+        message: format!("destructive changes to {} (run with --allow-destructive to apply them)", names.join(", ")),
+    }
+}
+
 fn seconds(what: &str, s: f64) -> segkit::Result<Duration> {
     Duration::try_from_secs_f64(s)
         .map_err(|_| Error::InvalidArgument(format!("{what}: {s} is not a duration in seconds")))
@@ -294,6 +330,45 @@ async fn run(cli: Cli) -> segkit::Result<()> {
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        Command::Plan(a) => {
+            let ws = existing(&cli.workspace).await?;
+            let project = segkit::Project::from_path(&a.project)?;
+            let options = ApplyOptions { allow_destructive: a.allow_destructive, prune: a.prune };
+            let plan = ws.plan_with(&project, options).await?;
+            emit(json, json!(plan), || plan.to_string());
+            if plan.blocked {
+                return Err(blocked(&plan));
+            }
+        }
+        Command::Apply(a) => {
+            let ws = existing(&cli.workspace).await?;
+            let project = segkit::Project::from_path(&a.project)?;
+            let options = ApplyOptions { allow_destructive: a.allow_destructive, prune: a.prune };
+            let plan = ws.apply(&project, options).await?;
+            if !plan.is_noop() {
+                ws.audit("cli", "project.apply", &a.project.display().to_string(), None)?;
+            }
+            emit(json, json!(plan), || plan.to_string());
+        }
+        Command::Export { output, format } => {
+            let ws = existing(&cli.workspace).await?;
+            let format = format.unwrap_or_else(|| match output.as_ref().and_then(|o| o.extension()) {
+                Some(e) if e == "yaml" || e == "yml" => "yaml".into(),
+                _ => "toml".into(),
+            });
+            let text = ws.export()?.to_text(&format)?;
+            match &output {
+                Some(path) => {
+                    std::fs::write(path, &text)?;
+                    emit(json, json!({"written": path.display().to_string(), "format": format}), || {
+                        format!("wrote {}", path.display())
+                    });
+                }
+                None => {
+                    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+                }
+            }
         }
         Command::Run(a) => {
             let ws = existing(&cli.workspace).await?;

@@ -147,3 +147,96 @@ async fn run_starts_the_scheduler_and_stops_gracefully_on_sigterm() {
     assert!(text.starts_with("scheduler stopped:") && text.contains("passes"), "{text}");
     assert_eq!(code(&segkit(&["-w", w.to_str().unwrap(), "run", "--poll-interval=-1"])), 5, "invalid input");
 }
+
+/// `plan` / `apply` / `export`: a project file applied in one go, planned again as unchanged, exported and
+/// re-applied as a no-op; a destructive change refused with exit code 5 unless allowed.
+#[test]
+fn plan_apply_export_round_trip_and_destructive_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path().join("ws");
+    let w = w.to_str().unwrap();
+    assert_eq!(code(&segkit(&["init", w])), 0);
+    let project = dir.path().join("project.toml");
+    let text = r#"
+[entities.user]
+key = "user_id"
+attributes = { user_id = "int64", country = { type = "string", indexed = true }, age = "int32" }
+
+[segments.adults]
+entity = "user"
+rule = { attribute = "age", op = "ge", value = 18 }
+"#;
+    std::fs::write(&project, text).unwrap();
+    let p = project.to_str().unwrap();
+
+    let o = segkit(&["-w", w, "plan", p, "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    let plan = json_of(&o);
+    let actions: Vec<(String, String)> = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_string(), c["action"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(actions, vec![("user".into(), "create".into()), ("adults".into(), "create".into())], "{plan}");
+    // Planning changed nothing: the segment does not exist yet.
+    let o = segkit(&["-w", w, "evaluate", "adults"]);
+    assert_eq!(code(&o), 3, "not found before apply: {o:?}");
+
+    let o = segkit(&["-w", w, "apply", p, "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    assert_eq!(json_of(&o)["applied"], true);
+    assert_eq!(code(&segkit(&["-w", w, "evaluate", "adults"])), 0);
+    let o = segkit(&["-w", w, "plan", p, "--json"]);
+    assert!(json_of(&o)["changes"].as_array().unwrap().iter().all(|c| c["action"] == "unchanged"), "{o:?}");
+
+    // Export, then apply the export: nothing to do.
+    let exported = dir.path().join("exported.yaml");
+    let o = segkit(&["-w", w, "export", "-o", exported.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    let yaml = std::fs::read_to_string(&exported).unwrap();
+    assert!(yaml.contains("adults") && yaml.contains("user_id"), "{yaml}");
+    let o = segkit(&["-w", w, "apply", exported.to_str().unwrap(), "--json"]);
+    assert!(json_of(&o)["changes"].as_array().unwrap().iter().all(|c| c["action"] == "unchanged"), "{o:?}");
+    let o = segkit(&["-w", w, "export"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("[entities.user]"), "{o:?}");
+
+    // Data in the entity makes dropping an attribute destructive: refused (exit 5), then allowed.
+    let csv = dir.path().join("users.csv");
+    std::fs::write(&csv, "user_id,country,age\n1,DE,30\n2,CN,12\n").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let ws = segkit::Workspace::open(dir.path().join("ws")).await.unwrap();
+        let batch = segkit::deps::arrow::array::RecordBatch::try_from_iter([
+            (
+                "user_id",
+                std::sync::Arc::new(segkit::deps::arrow::array::Int64Array::from(vec![1, 2]))
+                    as segkit::deps::arrow::array::ArrayRef,
+            ),
+            ("country", std::sync::Arc::new(segkit::deps::arrow::array::StringArray::from(vec!["DE", "CN"])) as _),
+            ("age", std::sync::Arc::new(segkit::deps::arrow::array::Int32Array::from(vec![30, 12])) as _),
+        ])
+        .unwrap();
+        ws.ingest_batches("user", vec![batch], segkit::IngestOptions::default()).await.unwrap();
+    });
+    std::fs::write(
+        &project,
+        text.replace(", age = \"int32\"", "").replace(
+            "rule = { attribute = \"age\", op = \"ge\", value = 18 }",
+            "rule = { attribute = \"country\", op = \"eq\", value = \"DE\" }",
+        ),
+    )
+    .unwrap();
+    let o = segkit(&["-w", w, "plan", p]);
+    assert_eq!(code(&o), 5, "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-destructive"), "{o:?}");
+    let o = segkit(&["-w", w, "apply", p]);
+    assert_eq!(code(&o), 5, "{o:?}");
+    let o = segkit(&["-w", w, "apply", p, "--allow-destructive", "--json"]);
+    assert_eq!(code(&o), 0, "{o:?}");
+    // A file that is not a project: a clear error naming it, exit 5.
+    std::fs::write(&project, "[entities.user]\nkey = 3\n").unwrap();
+    let o = segkit(&["-w", w, "plan", p]);
+    assert_eq!(code(&o), 5, "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("project.toml"), "{o:?}");
+}
