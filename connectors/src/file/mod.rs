@@ -63,6 +63,8 @@ mod csv;
 mod decode;
 #[cfg(feature = "excel")]
 mod excel;
+#[cfg(feature = "excel")]
+mod excel_guard;
 mod incremental;
 mod json;
 mod parquet;
@@ -152,9 +154,10 @@ pub enum MergedHeaders {
 /// instead of losing them. Empty cells are null; empty trailing rows and columns are ignored.
 ///
 /// Memory: calamine reads the whole file (compressed) and one sheet's cells, as a dense grid, into memory;
-/// batches of the configured size are built from it. Files are bounded by [`MAX_EXCEL_BYTES`]; an `.xlsx`
-/// sheet whose used area exceeds 32 M cells is refused before its grid is built (`.xls`, `.xlsb` and `.ods`
-/// are parsed by calamine without that check).
+/// batches of the configured size are built from it. Files are bounded by [`MAX_EXCEL_BYTES`]; an `.xlsx` /
+/// `.xlsb` sheet whose used area exceeds [`segkit::limits::MAX_SPREADSHEET_CELLS`] is refused while its cells
+/// stream in, before its grid is built; an `.xls` / `.ods` workbook (which calamine parses whole) is walked
+/// record by record first and refused if all its sheets together would exceed that many cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExcelOptions {
@@ -172,8 +175,9 @@ impl Default for ExcelOptions {
     }
 }
 
-/// The largest spreadsheet file read (its bytes are held in memory while it is read).
-pub const MAX_EXCEL_BYTES: u64 = 512 << 20;
+/// The largest spreadsheet file read (its bytes are held in memory while it is read):
+/// [`segkit::limits::MAX_SPREADSHEET_BYTES`].
+pub const MAX_EXCEL_BYTES: u64 = segkit::limits::MAX_SPREADSHEET_BYTES;
 
 /// The format of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -845,7 +849,7 @@ impl FileSource {
         let meta = self.store.head(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
         if meta.size > MAX_EXCEL_BYTES {
             return Err(self.err(format!(
-                "{}: {} bytes is more than the {} MiB a spreadsheet may have",
+                "{}: {} bytes is more than the {} MiB a spreadsheet may have (limit MAX_SPREADSHEET_BYTES)",
                 path.filename().unwrap_or_default(),
                 meta.size,
                 MAX_EXCEL_BYTES >> 20
