@@ -278,3 +278,35 @@ async fn s3_objects_are_read_incrementally() {
     let m = ws.sync("events").await.unwrap_err().to_string();
     assert!(m.contains("b.csv` changed in place") && m.contains("differ"), "{m}");
 }
+
+/// Cancelling a file source's sync (through the API's token, here from the progress callback after two rows)
+/// commits nothing: the previous snapshot and cursor stay, and the next sync reads the new file exactly once.
+#[tokio::test]
+async fn a_cancelled_file_sync_keeps_the_previous_snapshot_and_cursor() {
+    use segkit::sources::{CancellationToken, IngestControl};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("in");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.csv"), format!("id,ts,kind\n{}", rows(0, 2))).unwrap();
+    let ws = workspace(dir.path()).await;
+    let config = json!({"type": "csv", "path": format!("{}/*.csv", data.display()), "batch_size": 1});
+    ws.define_source(SourceDefinition::new("events", "event", config)).await.unwrap();
+    ws.sync("events").await.unwrap();
+    let before = ws.source("events").unwrap();
+    std::fs::write(data.join("b.csv"), format!("id,ts,kind\n{}", rows(2, 8))).unwrap();
+    let token = CancellationToken::new();
+    let t = token.clone();
+    let control =
+        IngestControl::new().progress_interval(std::time::Duration::ZERO).cancel_with(token).on_progress(move |p| {
+            if p.rows_read >= 2 && !p.done {
+                t.cancel();
+            }
+        });
+    let e = ws.sync_with("events", &control).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Cancelled);
+    let after = ws.source("events").unwrap();
+    assert_eq!((after.cursor, after.snapshot), (before.cursor, before.snapshot));
+    assert_eq!(ids(&ws, "event").await, [0, 1]);
+    assert_eq!(ws.sync("events").await.unwrap().rows_written, 6);
+    assert_eq!(ids(&ws, "event").await, (0..8).collect::<Vec<_>>());
+}
