@@ -77,7 +77,7 @@ cargo test --workspace
 step "Python: maturin develop, pytest"
 (
   cd bindings/python
-  VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --quiet
+  VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" develop --quiet --features test-sources
   "$VENV/bin/python" -m pytest -q
 )
 

@@ -425,10 +425,10 @@ async fn named_file_sources_sync_through_the_registry() {
     ws.define_source(SourceDefinition::new("users_csv", "user", config)).await.unwrap();
     let r = ws.sync("users_csv").await.unwrap();
     assert_eq!((r.rows_written, r.source.as_str()), (2, "csv:users.csv"));
-    std::fs::write(&csv, "id,name\n2,bobby\n3,cy\n").unwrap();
+    std::fs::write(&csv, "id,name\n1,ann\n2,bob\n3,cy\n").unwrap();
     let r = ws.sync("users_csv").await.unwrap();
-    assert_eq!((r.rows_inserted, r.rows_updated), (1, 1), "a non-incremental source re-reads; upsert absorbs it");
-    assert_eq!(ws.source("users_csv").unwrap().cursor, None);
+    assert_eq!((r.rows_read, r.rows_inserted, r.rows_updated), (1, 1, 0), "file sources are incremental");
+    assert!(ws.source("users_csv").unwrap().cursor.is_some());
 
     let e = ws
         .define_source(SourceDefinition::new(

@@ -120,6 +120,22 @@ pub const MAX_SCHEDULE_CATCH_UP: usize = 1000;
 /// Most rows one scan of a `segkit.*` system table reads (see [`crate::monitoring`]).
 pub const MAX_SYSTEM_TABLE_ROWS: usize = 10_000_000;
 
+/// Largest spreadsheet file (`.xlsx`, `.xlsm`, `.xlsb`, `.xls`, `.ods`) a file source reads: its bytes are held in
+/// memory while it is read.
+pub const MAX_SPREADSHEET_BYTES: u64 = 512 << 20;
+
+/// Most cells the spreadsheet reader may hold: for `.xlsx` / `.xlsm` / `.xlsb`, the used area (rows × columns) of
+/// the sheet read, checked while its cells stream in; for `.xls` / `.ods`, which calamine parses whole, the used
+/// areas of all sheets together (and, for `.xls`, the areas their `DIMENSIONS` records declare), checked by a
+/// walk over the file's records before it is parsed. A cell takes 32 bytes, so this bounds the grid to ~1 GiB.
+pub const MAX_SPREADSHEET_CELLS: usize = 32 << 20;
+
+/// Most sheets a `.xls` / `.ods` workbook may have.
+pub const MAX_SPREADSHEET_SHEETS: usize = 4096;
+
+/// Largest uncompressed `content.xml` of an `.ods` workbook, in bytes (bounds the time of the pre-parse walk).
+pub const MAX_SPREADSHEET_XML_BYTES: u64 = 4 << 30;
+
 /// The error for a rule nested deeper than [`MAX_RULE_DEPTH`].
 pub fn depth_error() -> Error {
     Error::rule(

@@ -36,7 +36,8 @@ function run(cmd, cmdArgs, opts = {}) {
 }
 
 const started = Date.now();
-run('cargo', ['build', '-p', 'segkit-node', ...(release ? ['--release'] : [])]);
+// Debug builds (tests) register segkit's test sources (`testing_parts`); release builds never do.
+run('cargo', ['build', '-p', 'segkit-node', ...(release ? ['--release'] : ['--features', 'test-sources'])]);
 
 const meta = spawnSync('cargo', ['metadata', '--format-version', '1', '--no-deps'], {
   cwd: repoRoot,

@@ -16,9 +16,12 @@ use crate::{camel_keys, ingest_options, NativeWorkspace, OrJs, Result};
 /// `(progress) => void`, called without blocking (weak: it does not keep the event loop alive).
 pub type ProgressFn = ThreadsafeFunction<Value, Unknown<'static>, Value, Status, false, true>;
 
-/// The factory of named sources: every built-in connector, plus segkit's test sources (`testing_parts`).
+/// The factory of named sources: every built-in connector; with the cargo feature `test-sources` (test builds
+/// only, never a release), also segkit's test sources (`testing_parts`).
 pub fn factory() -> Arc<dyn segkit::SourceFactory> {
+    #[allow(unused_mut)]
     let mut r = segkit_connectors::registry();
+    #[cfg(feature = "test-sources")]
     segkit::testing::register_sources(&mut r);
     Arc::new(r)
 }

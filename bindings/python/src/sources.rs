@@ -4,9 +4,12 @@ use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
-/// The factory of named sources: every built-in connector, plus segkit's test sources (`testing_parts`).
+/// The factory of named sources: every built-in connector; with the cargo feature `test-sources` (test builds
+/// only, never a release), also segkit's test sources (`testing_parts`).
 pub fn factory() -> Arc<dyn segkit::SourceFactory> {
+    #[allow(unused_mut)]
     let mut r = segkit_connectors::registry();
+    #[cfg(feature = "test-sources")]
     segkit::testing::register_sources(&mut r);
     Arc::new(r)
 }
@@ -33,4 +36,20 @@ pub fn control(
         });
     }
     (control, failed)
+}
+
+#[cfg(test)]
+mod tests {
+    /// `testing_parts` is known only to builds with the `test-sources` feature.
+    #[test]
+    fn test_sources_are_registered_only_with_their_feature() {
+        let config = serde_json::json!({"type": "testing_parts", "dir": ".", "fields": ["id"]});
+        let built = super::factory().build(&config);
+        if cfg!(feature = "test-sources") {
+            assert!(built.is_ok(), "{:?}", built.err());
+        } else {
+            let e = built.err().expect("unknown type");
+            assert!(e.to_string().contains("unknown source type `testing_parts`"), "{e}");
+        }
+    }
 }

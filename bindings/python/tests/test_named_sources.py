@@ -176,3 +176,36 @@ def test_a_raising_progress_callback_cancels_the_sync(sw, parts):
         sw.sync("clicks", progress=boom)
     assert sw.source("clicks").cursor is None
     assert ids(sw, "click") == []
+
+
+def test_file_sources_sync_incrementally(sw, tmp_path):
+    """A CSV glob in append mode: a re-sync reads nothing twice, new files and appended lines are read, a file
+    changed in place is an error naming it (nothing committed), and on_change="reread" reads it again."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.csv").write_text("id,ts,name\n1,2026-01-01T00:00:00Z,a\n2,2026-01-01T00:00:00Z,b\n")
+    sw.define_source("files", entity="click", config={"type": "csv", "path": str(d / "*.csv")}, mode="append")
+    assert sw.sync("files").rows_written == 2
+    assert sw.sync("files").rows_read == 0
+    with open(d / "a.csv", "a") as f:
+        f.write("3,2026-01-02T00:00:00Z,c\n")
+    (d / "b.csv").write_text("id,ts,name\n4,2026-01-03T00:00:00Z,d\n")
+    r = sw.sync("files")
+    assert (r.rows_read, r.rows_written) == (2, 2)
+    assert ids(sw, "click") == [1, 2, 3, 4]
+    cursor = sw.source("files").cursor
+    assert [(f["path"].rsplit("/", 1)[1], f["lines"]) for f in cursor["files"]] == [("a.csv", 4), ("b.csv", 2)]
+
+    (d / "b.csv").write_text("id,ts,name\n9,2026-01-09T00:00:00Z,z\n")
+    with pytest.raises(segkit.IngestError, match=r"b\.csv` changed in place since the last sync: its first"):
+        sw.sync("files")
+    assert sw.source("files").cursor == cursor
+    assert ids(sw, "click") == [1, 2, 3, 4]
+
+    sw.define_source("客户文件", entity="客户", config={"type": "csv", "path": str(d / "b.csv"), "on_change": "reread"})
+    assert sw.sync("客户文件").rows_written == 1
+    (d / "b.csv").write_text("id,ts,name\n10,2026-01-09T00:00:00Z,y\n")
+    assert sw.sync("客户文件").rows_inserted == 1
+    assert ids(sw, "客户") == [9, 10]
+    with pytest.raises(segkit.DefinitionError, match=r"source\.on_change: unknown value `never`"):
+        sw.define_source("x", entity="客户", config={"type": "csv", "path": str(d / "b.csv"), "on_change": "never"})

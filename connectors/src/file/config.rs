@@ -48,6 +48,7 @@ struct RawConfig {
     file_column: Option<FileColumn>,
     compression: Option<String>,
     encoding: Option<String>,
+    on_change: Option<String>,
     // csv
     delimiter: Option<String>,
     quote: Option<String>,
@@ -74,6 +75,7 @@ pub(crate) const KEYS: &[&str] = &[
     "file_column",
     "compression",
     "encoding",
+    "on_change",
     "delimiter",
     "quote",
     "escape",
@@ -294,6 +296,18 @@ pub(crate) fn parse(config: &Value) -> Result<Parsed> {
         Some(FileColumn::On(true)) => options.file_column = Some(super::FILE_COLUMN.to_string()),
         Some(FileColumn::Named(n)) if !n.trim().is_empty() => options.file_column = Some(n),
         Some(FileColumn::Named(_)) => return Err(config_error("file_column", "`file_column` must not be empty")),
+    }
+    if let Some(c) = raw.on_change {
+        options.on_change = match c.as_str() {
+            "error" => super::OnChange::Error,
+            "reread" => super::OnChange::Reread,
+            other => {
+                return Err(config_error(
+                    "on_change",
+                    format!("unknown value `{other}` (expected `error` or `reread`)"),
+                ))
+            }
+        };
     }
     if let Some(n) = raw.batch_size {
         if n == 0 || n > 1 << 24 {

@@ -285,6 +285,14 @@ impl CsvDecoder {
         }
     }
 
+    /// Continues a file from the middle (after a complete record): no header record is expected, and the first
+    /// record read is at `line` (1-based) and byte `offset`.
+    pub(crate) fn resume_at(&mut self, line: u64, offset: u64) {
+        self.skip_header = false;
+        self.parser.line = line;
+        self.parser.offset = offset;
+    }
+
     fn run(&mut self, input: &[u8], out: &mut VecDeque<RecordBatch>) -> Result<()> {
         let CsvDecoder { parser, skip_header, columns, nulls, builder, batch_size, file, encoding } = self;
         parser.feed(input, |rec| {

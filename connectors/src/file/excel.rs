@@ -17,8 +17,7 @@ use segkit::{BatchStream, Error, Result};
 
 use super::{ExcelOptions, MergedHeaders, SheetRef};
 
-/// The most cells (rows × columns of the used area) an `.xlsx` sheet may cover.
-pub(crate) const MAX_CELLS: usize = 32 << 20;
+use segkit::limits::MAX_SPREADSHEET_CELLS;
 
 /// What a cell holds, for typing a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +118,40 @@ struct Sheet {
     rows: Vec<u32>,
 }
 
+/// The non-empty cells `next` yields, refused past [`MAX_SPREADSHEET_CELLS`] cells or a used area larger than that.
+fn bounded_cells(
+    short: &str,
+    sheet: &str,
+    mut next: impl FnMut() -> std::result::Result<Option<((u32, u32), Data)>, String>,
+) -> std::result::Result<Vec<calamine::Cell<Data>>, String> {
+    let mut cells = vec![];
+    let (mut r0, mut r1, mut c0, mut c1) = (u32::MAX, 0u32, u32::MAX, 0u32);
+    while let Some(((r, c), value)) = next()? {
+        if matches!(value, Data::Empty) {
+            continue;
+        }
+        (r0, r1, c0, c1) = (r0.min(r), r1.max(r), c0.min(c), c1.max(c));
+        cells.push(calamine::Cell::new((r, c), value));
+        if cells.len() > MAX_SPREADSHEET_CELLS {
+            return Err(format!(
+                "{short}: sheet `{sheet}` has more than {MAX_SPREADSHEET_CELLS} cells (limit MAX_SPREADSHEET_CELLS)"
+            ));
+        }
+    }
+    let extent = if cells.is_empty() { 0 } else { u64::from(r1 - r0 + 1) * u64::from(c1 - c0 + 1) };
+    if extent > MAX_SPREADSHEET_CELLS as u64 {
+        return Err(format!(
+            "{short}: sheet `{sheet}` spans {} rows × {} columns, more than the {MAX_SPREADSHEET_CELLS} cells a sheet \
+             may cover (limit MAX_SPREADSHEET_CELLS)",
+            r1 - r0 + 1,
+            c1 - c0 + 1
+        ));
+    }
+    Ok(cells)
+}
+
 fn open(data: &[u8], o: &ExcelOptions, short: &str) -> std::result::Result<Sheet, String> {
+    super::excel_guard::check(data, short)?;
     let cursor = Cursor::new(data);
     let mut wb: Sheets<Cursor<&[u8]>> = calamine::open_workbook_auto_from_rs(cursor)
         .map_err(|e| format!("{short} is not a readable spreadsheet (xlsx, xlsm, xlsb, xls or ods): {e}"))?;
@@ -139,36 +171,27 @@ fn open(data: &[u8], o: &ExcelOptions, short: &str) -> std::result::Result<Sheet
             .ok_or_else(|| format!("{short} has no sheet `{n}` (sheets: {})", names.join(", ")))?,
     };
     let range = match &mut wb {
-        // xlsx: cells are streamed and the sheet's extent checked before the dense grid is built, so a file
+        // xlsx / xlsb: cells are streamed and the sheet's extent checked before the dense grid is built, so a file
         // with one cell at A1 and one at XFD1048576 is refused instead of allocating 17 billion cells.
         Sheets::Xlsx(x) => {
             let read_err = |e: calamine::XlsxError| format!("{short}: cannot read sheet `{sheet}`: {e}");
             let mut reader = x.worksheet_cells_reader(&sheet).map_err(read_err)?;
-            let mut cells = vec![];
-            let (mut r0, mut r1, mut c0, mut c1) = (u32::MAX, 0u32, u32::MAX, 0u32);
-            while let Some(cell) = reader.next_cell().map_err(read_err)? {
-                let (r, c) = cell.get_position();
-                let value: Data = cell.get_value().clone().into();
-                if matches!(value, Data::Empty) {
-                    continue;
-                }
-                (r0, r1, c0, c1) = (r0.min(r), r1.max(r), c0.min(c), c1.max(c));
-                cells.push(calamine::Cell::new((r, c), value));
-                if cells.len() > MAX_CELLS {
-                    return Err(format!("{short}: sheet `{sheet}` has more than {MAX_CELLS} cells"));
-                }
-            }
-            let extent = if cells.is_empty() { 0 } else { (r1 - r0 + 1) as u64 * (c1 - c0 + 1) as u64 };
-            if extent > MAX_CELLS as u64 {
-                return Err(format!(
-                    "{short}: sheet `{sheet}` spans {} rows × {} columns, more than the {MAX_CELLS} cells a sheet may                      cover",
-                    r1 - r0 + 1,
-                    c1 - c0 + 1
-                ));
-            }
+            let cells = bounded_cells(short, &sheet, || {
+                Ok(reader.next_cell().map_err(read_err)?.map(|c| (c.get_position(), c.get_value().clone().into())))
+            })?;
             drop(reader);
             Range::from_sparse(cells)
         }
+        Sheets::Xlsb(x) => {
+            let read_err = |e: calamine::XlsbError| format!("{short}: cannot read sheet `{sheet}`: {e}");
+            let mut reader = x.worksheet_cells_reader(&sheet).map_err(read_err)?;
+            let cells = bounded_cells(short, &sheet, || {
+                Ok(reader.next_cell().map_err(read_err)?.map(|c| (c.get_position(), c.get_value().clone().into())))
+            })?;
+            drop(reader);
+            Range::from_sparse(cells)
+        }
+        // xls / ods: calamine parsed every sheet when it opened the file, after `excel_guard` bounded their size.
         _ => wb.worksheet_range(&sheet).map_err(|e| format!("{short}: cannot read sheet `{sheet}`: {e}"))?,
     };
     let merged: Vec<Dimensions> = match &mut wb {

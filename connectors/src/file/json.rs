@@ -452,6 +452,15 @@ impl JsonDecoder {
         }
     }
 
+    /// Continues an NDJSON file from the middle: `lines` lines precede byte `offset`, where reading starts.
+    pub(crate) fn resume_at(&mut self, lines: u64, offset: u64) {
+        if let Splitter::Lines(l) = &mut self.splitter {
+            l.line = lines;
+            l.offset = offset;
+            l.start = offset;
+        }
+    }
+
     fn on_piece(
         builder: &mut TextBatchBuilder,
         batch_size: usize,

@@ -37,12 +37,35 @@
 //! schema is the union of the files' columns by name (first-seen order); a column missing from a file is null
 //! there. A column whose type differs between typed files (Parquet, Excel) is refused with an error naming
 //! both files. `file_column` adds each row's file as a column (`_file`).
+//!
+//! # Incremental syncs
+//!
+//! A [`FileSource`] is incremental ([`SourceCapabilities::incremental`]): after a scan its cursor
+//! ([`Source::cursor`]) lists every file it covered as a [`FileState`] — path, size read, modification time,
+//! ETag, FNV-1a fingerprints of the first KiB and of the last KiB read, line ends read — and a named source's
+//! sync commits it with the snapshot. A scan from that cursor, for every file the location matches now:
+//!
+//! - skips a file with the same size and ETag (or modification time), or the same size and fingerprints;
+//! - reads a file the cursor does not know from its start;
+//! - reads a file that **grew** with unchanged fingerprints from the byte where the last scan stopped — plain
+//!   CSV (no header expected there; line numbers go on counting) and NDJSON in an ASCII-compatible encoding;
+//! - otherwise the file **changed in place** (it shrank, its first or last read bytes differ, it grew after a
+//!   last line without a line end, or it is gzip'd / Parquet / a spreadsheet / a JSON array / UTF-16 and grew):
+//!   with `on_change: error` (the default) the scan fails before reading anything, naming the file and what
+//!   changed; with `on_change: reread` the file is read again from its start (right for upsert sources whose
+//!   exports are replaced).
+//!
+//! Files no longer matched leave the cursor. Each file is read up to the size it had when listed, so bytes
+//! appended during a sync are read by the next one. A scan without a cursor reads everything.
 
 mod config;
 mod csv;
 mod decode;
 #[cfg(feature = "excel")]
 mod excel;
+#[cfg(feature = "excel")]
+mod excel_guard;
+mod incremental;
 mod json;
 mod parquet;
 pub(crate) mod prelude;
@@ -50,14 +73,15 @@ pub(crate) mod text;
 
 use std::fmt;
 use std::path::Path as StdPath;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{new_null_array, ArrayRef, RecordBatch, StringArray};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use futures::StreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, ObjectMeta, ObjectStore, ObjectStoreExt};
 use serde_json::Value;
 use tokio::sync::OnceCell;
 use url::Url;
@@ -65,7 +89,9 @@ use url::Url;
 use segkit::{BatchStream, Error, Result, ScanRequest, Source, SourceCapabilities};
 
 pub use self::csv::{CsvOptions, DEFAULT_NULL_VALUES};
+pub use self::incremental::{FileState, OnChange, FINGERPRINT_BYTES};
 use decode::{decode_stream, TextPipeline};
+use incremental::{fingerprint_ranges, fnv1a, same_meta, Plan};
 use prelude::{Prelude, TextEncoding};
 use text::{text_schema, KeyUnion, TextBatchBuilder, DEFAULT_BATCH_SIZE};
 
@@ -128,9 +154,10 @@ pub enum MergedHeaders {
 /// instead of losing them. Empty cells are null; empty trailing rows and columns are ignored.
 ///
 /// Memory: calamine reads the whole file (compressed) and one sheet's cells, as a dense grid, into memory;
-/// batches of the configured size are built from it. Files are bounded by [`MAX_EXCEL_BYTES`]; an `.xlsx`
-/// sheet whose used area exceeds 32 M cells is refused before its grid is built (`.xls`, `.xlsb` and `.ods`
-/// are parsed by calamine without that check).
+/// batches of the configured size are built from it. Files are bounded by [`MAX_EXCEL_BYTES`]; an `.xlsx` /
+/// `.xlsb` sheet whose used area exceeds [`segkit::limits::MAX_SPREADSHEET_CELLS`] is refused while its cells
+/// stream in, before its grid is built; an `.xls` / `.ods` workbook (which calamine parses whole) is walked
+/// record by record first and refused if all its sheets together would exceed that many cells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ExcelOptions {
@@ -148,8 +175,9 @@ impl Default for ExcelOptions {
     }
 }
 
-/// The largest spreadsheet file read (its bytes are held in memory while it is read).
-pub const MAX_EXCEL_BYTES: u64 = 512 << 20;
+/// The largest spreadsheet file read (its bytes are held in memory while it is read):
+/// [`segkit::limits::MAX_SPREADSHEET_BYTES`].
+pub const MAX_EXCEL_BYTES: u64 = segkit::limits::MAX_SPREADSHEET_BYTES;
 
 /// The format of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,6 +259,8 @@ pub struct FileOptions {
     pub file_column: Option<String>,
     /// Rows per batch (default 65 536).
     pub batch_size: usize,
+    /// What an incremental scan does with a file changed in place (default [`OnChange::Error`]).
+    pub on_change: OnChange,
 }
 
 impl Default for FileOptions {
@@ -240,6 +270,7 @@ impl Default for FileOptions {
             encoding: TextEncoding::default(),
             file_column: None,
             batch_size: DEFAULT_BATCH_SIZE,
+            on_change: OnChange::default(),
         }
     }
 }
@@ -277,6 +308,8 @@ struct FileEntry {
     /// The file name, for messages.
     short: String,
     schema: SchemaRef,
+    /// Size, modification time and ETag when it was listed: a scan reads the file up to this size.
+    meta: ObjectMeta,
 }
 
 #[derive(Debug)]
@@ -300,6 +333,10 @@ pub struct FileSource {
     /// The glob over paths relative to `path`, with the displayed base.
     glob: Option<(globset::GlobMatcher, String)>,
     resolved: OnceCell<Resolved>,
+    /// The cursor of the last scan whose stream ended (see [`Source::cursor`]).
+    last_cursor: Arc<Mutex<Option<Value>>>,
+    /// Scans so far: the first uses the files listed by [`Source::schema`], later ones list them again.
+    scans: AtomicU64,
 }
 
 impl fmt::Debug for FileSource {
@@ -400,6 +437,8 @@ impl FileSource {
             path,
             glob,
             resolved: OnceCell::new(),
+            last_cursor: Arc::default(),
+            scans: AtomicU64::new(0),
         })
     }
 
@@ -428,10 +467,11 @@ impl FileSource {
         Error::Source { source_name: self.name.clone(), message: message.into(), cause: None }
     }
 
-    async fn list(&self) -> Result<Vec<(Path, String)>> {
+    async fn list(&self) -> Result<Vec<(Path, String, ObjectMeta)>> {
         let Some((matcher, base)) = &self.glob else {
             let display = self.location.clone();
-            return Ok(vec![(self.path.clone(), display)]);
+            let meta = self.store.head(&self.path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
+            return Ok(vec![(self.path.clone(), display, meta)]);
         };
         let prefix = self.path.clone();
         let mut listing = self.store.list(Some(&prefix));
@@ -445,7 +485,8 @@ impl FileSource {
                 full.strip_prefix(prefix.as_ref()).and_then(|r| r.strip_prefix('/')).unwrap_or(full)
             };
             if matcher.is_match(rel) {
-                out.push((meta.location.clone(), format!("{base}/{rel}")));
+                let display = format!("{base}/{rel}");
+                out.push((meta.location.clone(), display, meta));
                 if out.len() > 100_000 {
                     return Err(self.err("the glob matches more than 100000 files; narrow it"));
                 }
@@ -462,15 +503,44 @@ impl FileSource {
         self.resolved
             .get_or_try_init(|| async {
                 let mut files = vec![];
-                for (path, display) in self.list().await? {
+                for (path, display, meta) in self.list().await? {
                     let short = path.filename().unwrap_or(path.as_ref()).to_string();
                     let schema = self.discover(&path, &short).await?;
-                    files.push(FileEntry { path, display, short, schema });
+                    files.push(FileEntry { path, display, short, schema, meta });
                 }
                 let schema = self.unify(&files)?;
                 Ok(Resolved { files, schema })
             })
             .await
+    }
+
+    /// The files as they are now, for a later scan: files known since [`Source::schema`] keep their schema; a
+    /// new file's schema must fit the source's (its columns were fixed by the first listing).
+    async fn relist(&self, resolved: &Resolved) -> Result<Vec<FileEntry>> {
+        let mut files = vec![];
+        for (path, display, meta) in self.list().await? {
+            if let Some(known) = resolved.files.iter().find(|f| f.path == path) {
+                files.push(FileEntry { meta, ..known.clone() });
+                continue;
+            }
+            let short = path.filename().unwrap_or(path.as_ref()).to_string();
+            let schema = self.discover(&path, &short).await?;
+            for field in schema.fields() {
+                match resolved.schema.field_with_name(field.name()) {
+                    Ok(known) if known.data_type() == field.data_type() => {}
+                    _ => {
+                        return Err(self.err(format!(
+                            "file `{display}` has column `{}` ({}), which the source's schema (fixed when its files \
+                             were first listed) does not have; build the source again to read it",
+                            field.name(),
+                            field.data_type()
+                        )))
+                    }
+                }
+            }
+            files.push(FileEntry { path, display, short, schema, meta });
+        }
+        Ok(files)
     }
 
     /// The union of the files' schemas by name (types must agree), plus the file / raw / error columns.
@@ -523,6 +593,136 @@ impl FileSource {
     ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
         let got = self.store.get(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
         Ok(got.into_stream())
+    }
+
+    /// The bytes of `f` from `start` to its listed size, counting line ends into `newlines`.
+    async fn range_bytes(
+        &self,
+        f: &FileEntry,
+        start: u64,
+        newlines: Arc<AtomicU64>,
+    ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
+        if start >= f.meta.size {
+            return Ok(futures::stream::empty().boxed());
+        }
+        let options = GetOptions::new().with_range(Some(start..f.meta.size));
+        let got = self.store.get_opts(&f.path, options).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
+        Ok(got
+            .into_stream()
+            .inspect(move |chunk| {
+                if let Ok(b) = chunk {
+                    newlines.fetch_add(b.iter().filter(|c| **c == b'\n').count() as u64, Ordering::Relaxed);
+                }
+            })
+            .boxed())
+    }
+
+    /// The first bytes (up to 1 KiB) of `f` and the fingerprints (head, tail) of its first `size` bytes, with
+    /// the last of those bytes.
+    async fn fingerprints(&self, f: &FileEntry, size: u64) -> Result<(bytes::Bytes, String, String, Option<u8>)> {
+        if size == 0 {
+            return Ok((bytes::Bytes::new(), fnv1a(b""), fnv1a(b""), None));
+        }
+        let (head, tail) = fingerprint_ranges(size);
+        let got = self
+            .store
+            .get_ranges(&f.path, &[head, tail])
+            .await
+            .map_err(|e| Error::source_error(self.name.clone(), e))?;
+        let (h, t) = (fnv1a(&got[0]), fnv1a(&got[1]));
+        let last = got[1].last().copied();
+        Ok((got[0].clone(), h, t, last))
+    }
+
+    /// The cursor entry of `f` read to its listed size (`lines` is filled in after the read).
+    async fn state_after_read(&self, f: &FileEntry) -> Result<FileState> {
+        let (_, head, tail, last) = self.fingerprints(f, f.meta.size).await?;
+        Ok(FileState {
+            path: f.path.to_string(),
+            size: f.meta.size,
+            modified: f.meta.last_modified.to_rfc3339(),
+            etag: f.meta.e_tag.clone(),
+            head,
+            tail,
+            lines: 0,
+            open_end: last.is_some_and(|b| b != b'\n'),
+        })
+    }
+
+    /// Whether rows appended to `f` can be read from an offset: plain (not gzip'd) CSV or NDJSON in an
+    /// ASCII-compatible encoding (`first` are the file's first bytes, for a BOM and the JSON layout).
+    fn can_resume(&self, f: &FileEntry, first: &[u8]) -> bool {
+        let gzip = match self.options.compression {
+            Compression::Gzip => true,
+            Compression::None => false,
+            Compression::Auto => f.path.as_ref().to_ascii_lowercase().ends_with(".gz"),
+        };
+        let utf16_bom = first.starts_with(b"\xFF\xFE") || first.starts_with(b"\xFE\xFF");
+        if gzip || utf16_bom || !self.options.encoding.is_ascii_compatible() {
+            return false;
+        }
+        match &self.format {
+            FileFormat::Csv(_) => true,
+            FileFormat::Json(j) => {
+                let text = first.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(first);
+                let first_char = text.iter().copied().find(|b| !b.is_ascii_whitespace());
+                self.json_layout(j, first_char) == json::Layout::Lines
+            }
+            FileFormat::Parquet | FileFormat::Excel(_) => false,
+        }
+    }
+
+    /// How `f` is read by a scan from a cursor holding `previous`.
+    async fn plan(&self, f: &FileEntry, previous: Option<&[FileState]>) -> Result<Plan> {
+        let from_start = Plan::Read { start: 0, lines: 0 };
+        let Some(old) = previous.and_then(|p| p.iter().find(|s| s.path == f.path.as_ref())) else {
+            return Ok(from_start);
+        };
+        let unchanged = || {
+            let mut s = old.clone();
+            s.modified = f.meta.last_modified.to_rfc3339();
+            s.etag = f.meta.e_tag.clone();
+            Plan::Skip(s)
+        };
+        if same_meta(old, &f.meta) {
+            return Ok(unchanged());
+        }
+        let (size, was) = (f.meta.size, old.size);
+        let why = if size < was {
+            format!("it shrank from {was} to {size} bytes")
+        } else {
+            let (first, head, tail, _) = self.fingerprints(f, was).await?;
+            if head != old.head {
+                format!("its first {} bytes differ", was.min(FINGERPRINT_BYTES))
+            } else if tail != old.tail {
+                format!(
+                    "the {} bytes before byte {was} (where the last sync stopped) differ",
+                    was.min(FINGERPRINT_BYTES)
+                )
+            } else if size == was {
+                // Touched, or rewritten with the same size, first and last bytes: taken as unchanged.
+                return Ok(unchanged());
+            } else if !self.can_resume(f, &first) {
+                format!(
+                    "it grew from {was} to {size} bytes, and a {} file cannot be read from an offset (only plain CSV \
+                     and NDJSON in an ASCII-compatible encoding can)",
+                    self.format.label()
+                )
+            } else if old.open_end {
+                format!("it grew from {was} to {size} bytes, but the last sync read a last line without a line end")
+            } else {
+                return Ok(Plan::Read { start: was, lines: old.lines });
+            }
+        };
+        match self.options.on_change {
+            OnChange::Reread => Ok(from_start),
+            OnChange::Error => Err(self.err(format!(
+                "file `{}` changed in place since the last sync: {why}. Nothing was read. Set \"on_change\": \
+                 \"reread\" to read changed files again from their start (right for upsert sources whose files are \
+                 replaced), or sync with mode full_refresh",
+                f.display
+            ))),
+        }
     }
 
     fn prelude(&self, path: &Path) -> Prelude {
@@ -649,7 +849,7 @@ impl FileSource {
         let meta = self.store.head(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
         if meta.size > MAX_EXCEL_BYTES {
             return Err(self.err(format!(
-                "{}: {} bytes is more than the {} MiB a spreadsheet may have",
+                "{}: {} bytes is more than the {} MiB a spreadsheet may have (limit MAX_SPREADSHEET_BYTES)",
                 path.filename().unwrap_or_default(),
                 meta.size,
                 MAX_EXCEL_BYTES >> 20
@@ -673,12 +873,15 @@ impl FileSource {
         Err(self.err("reading spreadsheets needs segkit-connectors' `excel` feature"))
     }
 
-    async fn scan_file(&self, f: &FileEntry) -> Result<BatchStream> {
+    /// Streams one file's rows from byte `start` (0, or where a previous scan stopped: then `lines` line ends
+    /// precede it) up to its listed size, counting the line ends read into `newlines`.
+    async fn scan_file(&self, f: &FileEntry, start: u64, lines: u64, newlines: Arc<AtomicU64>) -> Result<BatchStream> {
         let size = self.options.batch_size;
+        let prelude = || if start == 0 { self.prelude(&f.path) } else { Prelude::continuing(self.options.encoding) };
         Ok(match &self.format {
             FileFormat::Csv(o) => {
                 let columns = f.schema.fields().len() - 2;
-                let dec = csv::CsvDecoder::new(
+                let mut dec = csv::CsvDecoder::new(
                     f.schema.clone(),
                     columns,
                     o,
@@ -686,14 +889,20 @@ impl FileSource {
                     f.short.clone(),
                     self.options.encoding.name(),
                 );
-                let pipeline = TextPipeline::new(self.prelude(&f.path), dec);
-                decode_stream(self.name.clone(), self.bytes(&f.path).await?, pipeline)
+                if start > 0 {
+                    dec.resume_at(lines + 1, start);
+                }
+                let pipeline = TextPipeline::new(prelude(), dec);
+                decode_stream(self.name.clone(), self.range_bytes(f, start, newlines).await?, pipeline)
             }
             FileFormat::Json(j) => {
                 let layout = self.json_layout(j, self.first_byte(&f.path).await?);
-                let dec = json::JsonDecoder::new(f.schema.clone(), &layout, size, f.short.clone());
-                let pipeline = TextPipeline::new(self.prelude(&f.path), dec);
-                decode_stream(self.name.clone(), self.bytes(&f.path).await?, pipeline)
+                let mut dec = json::JsonDecoder::new(f.schema.clone(), &layout, size, f.short.clone());
+                if start > 0 {
+                    dec.resume_at(lines, start);
+                }
+                let pipeline = TextPipeline::new(prelude(), dec);
+                decode_stream(self.name.clone(), self.range_bytes(f, start, newlines).await?, pipeline)
             }
             FileFormat::Parquet => {
                 parquet::scan(&self.name, &self.store, &f.path, f.schema.clone(), None, size).await?
@@ -757,9 +966,16 @@ impl Source for FileSource {
         Ok(self.resolve().await?.schema.clone())
     }
 
+    /// Reads every file (with no cursor), or, from a cursor, only the files and appended bytes it does not
+    /// cover (see the [module documentation](self#incremental-syncs)). Files are listed again on every scan
+    /// after the first.
     async fn scan(&self, request: &ScanRequest) -> Result<BatchStream> {
         let resolved = self.resolve().await?;
         let schema = resolved.schema.clone();
+        let listed = match self.scans.fetch_add(1, Ordering::Relaxed) {
+            0 => resolved.files.clone(),
+            _ => self.relist(resolved).await?,
+        };
         let projection = match &request.projection {
             Some(fields) => Some(
                 fields
@@ -773,18 +989,51 @@ impl Source for FileSource {
             ),
             None => None,
         };
-        let files = resolved.files.clone();
+        let previous = match &request.cursor {
+            None => None,
+            Some(v) => Some(incremental::parse(v).map_err(|e| {
+                self.err(format!(
+                    "the stored cursor is not a file source's cursor ({e}); redefine the source to start over"
+                ))
+            })?),
+        };
+        *self.last_cursor.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        // Decide for every file first, so a file changed in place fails the scan before anything is read.
+        let mut states = vec![];
+        let mut reads = vec![];
+        for f in &listed {
+            match self.plan(f, previous.as_deref()).await? {
+                Plan::Skip(state) => states.push(state),
+                Plan::Read { start, lines } => {
+                    let mut next = self.state_after_read(f).await?;
+                    next.lines = lines;
+                    reads.push((f.clone(), start, next));
+                }
+            }
+        }
+        let states = Arc::new(Mutex::new(states));
         let fc = self.options.file_column.clone();
         let this = self.clone_shallow();
-        let stream = futures::stream::iter(files)
-            .then(move |f| {
+        let done = states.clone();
+        let stream = futures::stream::iter(reads)
+            .then(move |(f, start, next)| {
                 let this = this.clone();
                 let schema = schema.clone();
                 let fc = fc.clone();
+                let states = states.clone();
                 async move {
-                    let s = this.scan_file(&f).await?;
+                    let newlines = Arc::new(AtomicU64::new(0));
+                    let s = this.scan_file(&f, start, next.lines, newlines.clone()).await?;
                     let display = f.display.clone();
-                    Ok::<_, Error>(s.map(move |b| conform(b?, &schema, fc.as_deref(), &display)))
+                    // After the file's last batch: its entry of the new cursor.
+                    let finished = futures::stream::once(async move {
+                        let mut next = next;
+                        next.lines += newlines.load(Ordering::Relaxed);
+                        states.lock().unwrap_or_else(|p| p.into_inner()).push(next);
+                        None
+                    })
+                    .filter_map(futures::future::ready);
+                    Ok::<_, Error>(s.map(move |b| conform(b?, &schema, fc.as_deref(), &display)).chain(finished))
                 }
             })
             .map(|r| match r {
@@ -792,6 +1041,14 @@ impl Source for FileSource {
                 Err(e) => futures::stream::once(async move { Err(e) }).boxed(),
             })
             .flatten();
+        let slot = self.last_cursor.clone();
+        let ended = futures::stream::once(async move {
+            let files = std::mem::take(&mut *done.lock().unwrap_or_else(|p| p.into_inner()));
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(incremental::to_value(files));
+            None
+        })
+        .filter_map(futures::future::ready);
+        let stream = stream.chain(ended);
         Ok(match projection {
             None => stream.boxed(),
             Some(idx) => stream.map(move |b| Ok(b?.project(&idx)?)).boxed(),
@@ -799,9 +1056,12 @@ impl Source for FileSource {
     }
 
     fn capabilities(&self) -> SourceCapabilities {
-        let mut c = SourceCapabilities::default();
-        c.projection = true;
-        c
+        SourceCapabilities::none().with_projection().with_incremental()
+    }
+
+    /// `{"files": [...]}`: every file the last completed scan listed, as [`FileState`]s.
+    async fn cursor(&self) -> Result<Option<Value>> {
+        Ok(self.last_cursor.lock().unwrap_or_else(|p| p.into_inner()).clone())
     }
 }
 
@@ -822,6 +1082,8 @@ impl FileSource {
             path: self.path.clone(),
             glob: self.glob.clone(),
             resolved,
+            last_cursor: self.last_cursor.clone(),
+            scans: AtomicU64::new(1),
         })
     }
 }

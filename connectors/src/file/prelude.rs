@@ -54,6 +54,12 @@ impl TextEncoding {
         self.0
     }
 
+    /// Whether ASCII bytes (`\n` in particular) always stand for themselves, so a file can be cut after a line
+    /// end and decoded from there (true for UTF-8, GBK, GB18030, Big5, Shift_JIS, …; false for UTF-16).
+    pub(crate) fn is_ascii_compatible(&self) -> bool {
+        self.0.is_ascii_compatible()
+    }
+
     /// The encoding's canonical name (`UTF-8`, `GBK`, `gb18030`, `Big5`, `UTF-16LE`, …).
     pub(crate) fn name(&self) -> &'static str {
         self.0.name()
@@ -85,6 +91,13 @@ impl Prelude {
             out: Vec::new(),
             text_bytes: 0,
         }
+    }
+
+    /// A prelude for the rest of a plain file read from after a line end: no gzip, and no BOM is looked for.
+    pub(crate) fn continuing(encoding: TextEncoding) -> Self {
+        let mut p = Prelude::new(false, encoding);
+        p.decoder = Some(if encoding.0 == UTF_8 { None } else { Some(encoding.0.new_decoder_without_bom_handling()) });
+        p
     }
 
     /// Pushes `input`; `sink` gets decoded UTF-8 text in pieces of bounded size.
