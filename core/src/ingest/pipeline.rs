@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
-    UInt64Array,
+    UInt32Array, UInt64Array,
 };
 use arrow::compute::{
     concat_batches, filter_record_batch, interleave_record_batch, sort_to_indices, take_record_batch,
@@ -20,6 +20,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
+use super::stages::FileSink;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
@@ -568,19 +569,25 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
 
 /// Sorts rows by `columns` (ascending, nulls last), the last one being the key.
 fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
-    let sort_columns = columns
-        .iter()
-        .map(|c| arrow::compute::SortColumn {
-            values: batch.column_by_name(c).expect("sort column").clone(),
-            options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
-        })
-        .collect::<Vec<_>>();
-    let idx = if sort_columns.len() == 1 {
-        sort_to_indices(&sort_columns[0].values, sort_columns[0].options, None)?
-    } else {
-        arrow::compute::lexsort_to_indices(&sort_columns, None)?
-    };
-    Ok(take_record_batch(batch, &idx)?)
+    let values: Vec<ArrayRef> = columns.iter().map(|c| batch.column_by_name(c).expect("sort column").clone()).collect();
+    Ok(take_record_batch(batch, &sort_indices(&values)?)?)
+}
+
+/// The row order that sorts `columns` (ascending, nulls last; equal rows keep their order): one column with
+/// Arrow's sort kernel, several by comparing their row-format encodings (a memcmp per comparison instead of a
+/// comparison per column).
+fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array> {
+    let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
+    if let [only] = columns {
+        return Ok(sort_to_indices(only, Some(options), None)?);
+    }
+    let converter = RowConverter::new(
+        columns.iter().map(|c| SortField::new_with_options(c.data_type().clone(), options)).collect(),
+    )?;
+    let rows = converter.convert_columns(columns)?;
+    let mut idx: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    idx.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(UInt32Array::from(idx))
 }
 
 /// `batch` as compact copies of at most about `max_bytes` each (itself when it is small enough).
@@ -620,27 +627,16 @@ fn split_rows(batches: &mut Vec<RecordBatch>, n: usize) -> Vec<RecordBatch> {
 
 /// Writes the rows of `batches` sorted by `columns` (ascending, nulls last, as [`sort_by`]), one row group at a
 /// time: only the sort columns are concatenated, and each output chunk is gathered from the batches directly.
-async fn write_sorted(
-    writer: &mut crate::store::RollingWriter,
-    batches: &[RecordBatch],
-    columns: &[String],
-) -> Result<()> {
+async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &[String]) -> Result<()> {
     let sort_columns = columns
         .iter()
         .map(|c| {
             let parts: Vec<&dyn Array> =
                 batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect();
-            Ok(arrow::compute::SortColumn {
-                values: arrow::compute::concat(&parts)?,
-                options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
-            })
+            Ok(arrow::compute::concat(&parts)?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let idx = if sort_columns.len() == 1 {
-        sort_to_indices(&sort_columns[0].values, sort_columns[0].options, None)?
-    } else {
-        arrow::compute::lexsort_to_indices(&sort_columns, None)?
-    };
+    let idx = sort_indices(&sort_columns)?;
     drop(sort_columns);
     let mut starts = Vec::with_capacity(batches.len());
     let mut total = 0usize;
@@ -668,7 +664,7 @@ async fn write_sorted(
 /// storage order one after the other (each ingest writes them so); were they not, every row would still be
 /// written once, only less well sorted.
 async fn merge_into(
-    writer: &mut crate::store::RollingWriter,
+    writer: &mut FileSink,
     store: &Store,
     current: &Snapshot,
     incoming: &RecordBatch,
@@ -807,7 +803,7 @@ pub(crate) async fn stage(
     };
     let dir = format!("data/{}", crate::store::path_segment(&entity.name));
     let scanned = tracker.or_cancel(source.scan(request)).await.ok_or_else(cancelled)?;
-    let mut stream = scanned.map_err(|e| wrap_source(e, source))?;
+    let mut stream = super::stages::prefetch(scanned.map_err(|e| wrap_source(e, source))?);
     let written: Vec<DataFile>;
     let inserted: u64;
     let mut updated = 0u64;
@@ -816,7 +812,7 @@ pub(crate) async fn stage(
     if entity.kind == EntityKind::Event {
         let order = storage_order(entity);
         let sorts = order.len() > 1;
-        let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+        let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
         let res: Result<u64> = async {
             // With indexed attributes, each file's rows are buffered and sorted before they are written.
             let mut rows = 0;
@@ -890,7 +886,7 @@ pub(crate) async fn stage(
             let incoming = concat_batches(&schema, &good)?;
             drop(good);
             let incoming = sort_by(&incoming, &order)?;
-            let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+            let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
             let res = merge_into(&mut writer, store, current, &incoming, &order, entity, &proc.seen).await;
             let res = res.and_then(|r| if tracker.cancelled() { Err(cancelled()) } else { Ok(r) });
             match res {
@@ -931,7 +927,7 @@ pub(crate) async fn stage(
         let mut dups =
             if by_key || pairs { Some(Duplicates::new(&proc.schema, &key, entity.attr(&key)?.pii)?) } else { None };
         let key_rows = std::sync::Mutex::new(KeyRows::default());
-        let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+        let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
         let produce = async {
             let mut tx = tx;
             let mut rows = 0u64;
