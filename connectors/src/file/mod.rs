@@ -522,7 +522,7 @@ impl FileSource {
         path: &Path,
     ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
         let got = self.store.get(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
-        Ok(got.into_stream())
+        Ok(decode::object_bytes(got))
     }
 
     fn prelude(&self, path: &Path) -> Prelude {
