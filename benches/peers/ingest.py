@@ -58,16 +58,17 @@ def worker(engine: str, csv: str, out: str, threads: int) -> None:
                       "seconds": secs, "rows_per_s": rows / secs, "stored_bytes": os.path.getsize(out)}))
 
 
-def run(cmd: list[str], env: dict | None = None) -> tuple[dict, float, float]:
-    """(the worker's JSON, peak RSS in MiB, process wall seconds) of `cmd` under /usr/bin/time."""
+def run(cmd: list[str], env: dict | None = None) -> tuple[dict, float, float, float]:
+    """(the worker's JSON, peak RSS in MiB, process wall seconds, process CPU seconds) of `cmd` under
+    /usr/bin/time."""
     tf = Path("/tmp/ingest/.time")
     tf.parent.mkdir(parents=True, exist_ok=True)
-    p = subprocess.run(["/usr/bin/time", "-f", "%M %e", "-o", str(tf), *cmd], capture_output=True, text=True,
+    p = subprocess.run(["/usr/bin/time", "-f", "%M %e %U %S", "-o", str(tf), *cmd], capture_output=True, text=True,
                        env=env)
     if p.returncode != 0:
         raise RuntimeError(f"{cmd} failed ({p.returncode}): {p.stderr[-2000:]}")
-    kb, wall = tf.read_text().split()[-2:]
-    return json.loads(p.stdout.strip().splitlines()[-1]), int(kb) / 1024.0, float(wall)
+    kb, wall, user, system = tf.read_text().split()[-4:]
+    return json.loads(p.stdout.strip().splitlines()[-1]), int(kb) / 1024.0, float(wall), float(user) + float(system)
 
 
 def main() -> int:
@@ -78,6 +79,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", default="/tmp/segbench-data/sf1")
     ap.add_argument("--segkit", default="/work/targets/rel/release/segkit-ingest-bench")
+    ap.add_argument("--segkit-before", help="a segkit-ingest-bench of an earlier commit: adds engine segkit-before")
     ap.add_argument("--files", default="users,events")
     ap.add_argument("--engines", default="duckdb,polars,segkit")
     ap.add_argument("--runs", type=int, default=1)
@@ -102,20 +104,22 @@ def main() -> int:
                 out = tmp / f"{name}-{engine}.parquet"
                 ws = tmp / f"ws-{name}"
                 load = os.getloadavg()[0]
-                if engine == "segkit":
+                if engine in ("segkit", "segkit-before"):
                     shutil.rmtree(ws, ignore_errors=True)
-                    cmd = [a.segkit, "--file", str(csv), "--entity", name, "--threads", str(a.threads),
+                    cmd = [a.segkit if engine == "segkit" else a.segkit_before, "--file", str(csv), "--entity", name, "--threads", str(a.threads),
                            "--workspace", str(ws)]
                 else:
                     cmd = [sys.executable, __file__, "--worker", engine, "--csv", str(csv), "--out", str(out),
                            "--threads", str(a.threads)]
-                res, rss, wall = run(cmd)
+                res, rss, wall, cpu = run(cmd)
+                res["engine"] = engine
                 shutil.rmtree(ws, ignore_errors=True)
                 out.unlink(missing_ok=True)
                 res.update({"file": f"{name}.csv", "csv_bytes": size, "run": r + 1, "peak_rss_mib": round(rss, 1),
-                            "process_seconds": wall, "load_before": round(load, 2)})
+                            "process_seconds": wall, "process_cpu_seconds": round(cpu, 2),
+                            "load_before": round(load, 2)})
                 print(f"{name:7s} {engine:7s} {res['seconds']:8.2f} s  {res['rows_per_s'] / 1e6:6.2f} M rows/s  "
-                      f"peak {rss:8.1f} MiB  (load {load:.1f})", flush=True)
+                      f"peak {rss:8.1f} MiB  cpu {cpu:6.1f} s  (load {load:.1f})", flush=True)
                 results.append(res)
     outdir = Path(a.out) if a.out else None
     if outdir:
@@ -123,14 +127,15 @@ def main() -> int:
         meta = {"threads": a.threads, "label": a.label, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()}, "runs": results}
         (outdir / "results.json").write_text(json.dumps(meta, indent=2) + "\n")
-        lines = [f"| file | engine | seconds | rows/s | vs DuckDB | peak RSS (MiB) | load before |",
-                 "|---|---|---|---|---|---|---|"]
+        lines = [f"| file | engine | seconds | rows/s | vs DuckDB | peak RSS (MiB) | process CPU s | load before |",
+                 "|---|---|---|---|---|---|---|---|"]
         duck = {(x["file"], x["run"]): x["seconds"] for x in results if x["engine"] == "duckdb"}
         for x in results:
             d = duck.get((x["file"], x["run"]))
             ratio = f"{d / x['seconds']:.2f}x" if d else "-"
             lines.append(f"| {x['file']} ({x['csv_bytes'] / 1e6:.0f} MB) | {x['engine']} | {x['seconds']:.2f} | "
-                         f"{x['rows_per_s'] / 1e6:.2f} M | {ratio} | {x['peak_rss_mib']:.0f} | {x['load_before']} |")
+                         f"{x['rows_per_s'] / 1e6:.2f} M | {ratio} | {x['peak_rss_mib']:.0f} | {x['process_cpu_seconds']} | "
+                         f"{x['load_before']} |")
         (outdir / "table.md").write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
     return 0
