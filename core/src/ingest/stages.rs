@@ -62,7 +62,7 @@ pub(crate) fn prefetch(stream: BatchStream) -> BatchStream {
 /// Parquet encoding then overlaps with the sort and coercion that produce the next batches), else inline.
 pub(crate) enum FileSink {
     /// Written by the caller's task.
-    Inline(RollingWriter),
+    Inline(Box<RollingWriter>),
     /// Written by a writer task fed through a bounded channel.
     Task { tx: mpsc::Sender<RecordBatch>, task: JoinHandle<(RollingWriter, Result<()>)> },
     /// The writer failed; its files are deleted.
@@ -78,7 +78,7 @@ impl FileSink {
     /// A sink over `writer`.
     pub(crate) fn new(writer: RollingWriter) -> Self {
         if !parallel_runtime() {
-            return FileSink::Inline(writer);
+            return FileSink::Inline(Box::new(writer));
         }
         let (tx, mut rx) = mpsc::channel::<RecordBatch>(WRITE_QUEUE_BATCHES);
         let task = tokio::spawn(async move {
@@ -119,7 +119,7 @@ impl FileSink {
     /// then aborted: its files deleted).
     async fn drain(self) -> Result<RollingWriter> {
         match self {
-            FileSink::Inline(w) => Ok(w),
+            FileSink::Inline(w) => Ok(*w),
             FileSink::Task { tx, task } => {
                 drop(tx);
                 match task.await {
