@@ -27,11 +27,13 @@ use std::time::Instant;
 use segkit::deps::arrow::array::AsArray;
 use segkit::deps::arrow::datatypes::Int64Type;
 use segkit::rules::{Dialect, Rule};
-use segkit::{
-    Attribute, DataType, Entity, FixedClock, IngestOptions, Link, SegmentDefinition, Workspace, WorkspaceOptions,
-};
+use segkit::{FixedClock, IngestOptions, SegmentDefinition, Workspace, WorkspaceOptions};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+
+mod entities;
+
+use entities::{events_entity, users_entity};
 
 const SEGMENTS: &str = include_str!("../segments.json");
 
@@ -110,34 +112,6 @@ fn status_mib(field: &str) -> f64 {
 
 fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn users_entity(indexed: &[String]) -> Entity {
-    let mut e = Entity::profile("users", "user_id")
-        .attribute(Attribute::new("user_id", DataType::Int64))
-        .attribute(Attribute::new("email", DataType::String).pii())
-        .attribute(Attribute::new("country", DataType::String))
-        .attribute(Attribute::new("age", DataType::Int32))
-        .attribute(Attribute::new("plan", DataType::String))
-        .attribute(Attribute::new("ltv", DataType::Float64))
-        .attribute(Attribute::new("signup_at", DataType::Timestamp))
-        .attribute(Attribute::new("is_active", DataType::Bool))
-        .attribute(Attribute::new("tags", DataType::List(Box::new(DataType::String))));
-    for a in &mut e.attributes {
-        a.indexed = indexed.contains(&a.name);
-    }
-    e
-}
-
-fn events_entity() -> Entity {
-    Entity::event("events", "ts")
-        .with_key("event_id")
-        .attribute(Attribute::new("event_id", DataType::Int64))
-        .attribute(Attribute::new("user_id", DataType::Int64))
-        .attribute(Attribute::new("event_type", DataType::String).indexed())
-        .attribute(Attribute::new("ts", DataType::Timestamp))
-        .attribute(Attribute::new("amount", DataType::Float64))
-        .link(Link::new("user_id", "users"))
 }
 
 /// Opens (or creates) the workspace and ingests what is missing; returns the ingest times in ms per entity.

@@ -300,6 +300,26 @@ impl CsvDecoder {
                 *skip_header = false;
                 return Ok(true);
             }
+            // The usual case first: the record's text is valid UTF-8 (checked once, not per field) and every
+            // field boundary falls between characters, so each field is a slice of it.
+            if rec.len() == *columns {
+                if let Ok(text) = std::str::from_utf8(rec.fields) {
+                    if rec.ends.iter().all(|&e| text.is_char_boundary(e)) {
+                        let mut start = 0;
+                        builder.push_positional(rec.ends.iter().map(|&end| {
+                            let f = &text[start..end];
+                            start = end;
+                            (!nulls.iter().any(|n| n.as_slice() == f.as_bytes())).then_some(f)
+                        }));
+                        if builder.len() >= *batch_size {
+                            if let Some(b) = builder.finish()? {
+                                out.push_back(b);
+                            }
+                        }
+                        return Ok(true);
+                    }
+                }
+            }
             let at = || format!("{file} line {}, byte {}", rec.line, rec.offset);
             let problem = if rec.len() != *columns {
                 Some(format!("{}: {} fields, expected {}", at(), rec.len(), columns))

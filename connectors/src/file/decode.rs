@@ -6,10 +6,67 @@ use arrow::array::RecordBatch;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
+use object_store::{GetResult, GetResultPayload};
 
 use segkit::{BatchStream, Error, Result};
 
 use super::prelude::{Outcome, Prelude};
+
+/// Bytes per read of a local file (object_store reads local files 8 KiB at a time, each read a hop to the
+/// blocking pool and back).
+const LOCAL_READ_BYTES: usize = 1 << 20;
+
+/// The bytes of an object: a local file read [`LOCAL_READ_BYTES`] at a time on the blocking pool, any other
+/// object as the store streams it.
+pub(crate) fn object_bytes(got: GetResult) -> BoxStream<'static, object_store::Result<Bytes>> {
+    match got.payload {
+        GetResultPayload::File(file, path) => local_chunks(file, path, got.range),
+        GetResultPayload::Stream(s) => s,
+    }
+}
+
+/// `range` of a local file in chunks of [`LOCAL_READ_BYTES`]; a file that ends early ends the stream there.
+fn local_chunks(
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    range: std::ops::Range<u64>,
+) -> BoxStream<'static, object_store::Result<Bytes>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io_error = |path: &std::path::Path, e: std::io::Error| object_store::Error::Generic {
+        store: "LocalFileSystem",
+        source: format!("reading {}: {e}", path.display()).into(),
+    };
+    futures::stream::try_unfold(
+        (file, path, range.start, range.end, true),
+        move |(mut file, path, at, end, first)| async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let read = move || -> object_store::Result<_> {
+                if first {
+                    file.seek(SeekFrom::Start(at)).map_err(|e| io_error(&path, e))?;
+                }
+                let want = (end - at).min(LOCAL_READ_BYTES as u64);
+                let mut buf = Vec::with_capacity(want as usize);
+                (&mut file).take(want).read_to_end(&mut buf).map_err(|e| io_error(&path, e))?;
+                Ok((buf, file, path))
+            };
+            let (buf, file, path) = if tokio::runtime::Handle::try_current().is_ok() {
+                tokio::task::spawn_blocking(read)
+                    .await
+                    .map_err(|e| object_store::Error::Generic { store: "LocalFileSystem", source: Box::new(e) })??
+            } else {
+                read()?
+            };
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            let next = at + buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (file, path, next, end, false))))
+        },
+    )
+    .boxed()
+}
 
 /// A push decoder of records: fed UTF-8 text (possibly with undecodable-byte markers) in order, it emits
 /// complete batches.

@@ -592,7 +592,7 @@ impl FileSource {
         path: &Path,
     ) -> Result<futures::stream::BoxStream<'static, object_store::Result<bytes::Bytes>>> {
         let got = self.store.get(path).await.map_err(|e| Error::source_error(self.name.clone(), e))?;
-        Ok(got.into_stream())
+        Ok(decode::object_bytes(got))
     }
 
     /// The bytes of `f` from `start` to its listed size, counting line ends into `newlines`.

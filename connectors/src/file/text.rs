@@ -117,8 +117,19 @@ impl TextBatchBuilder {
         if self.rows == 0 {
             return Ok(None);
         }
-        self.rows = 0;
-        let cols: Vec<ArrayRef> = self.builders.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        let rows = std::mem::take(&mut self.rows);
+        // The next batch is about as large: its builders start at this one's sizes instead of growing (and
+        // copying) from empty.
+        let cols: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(|b| {
+                let a = b.finish();
+                let bytes = a.values().len();
+                *b = StringBuilder::with_capacity(rows, bytes + bytes / 8);
+                Arc::new(a) as ArrayRef
+            })
+            .collect();
         Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
     }
 }

@@ -157,18 +157,17 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
             }
             DataType::Bool => {
                 let mut b = BooleanBuilder::with_capacity(text.len());
+                const TRUE: [&str; 5] = ["true", "t", "1", "yes", "y"];
+                const FALSE: [&str; 5] = ["false", "f", "0", "no", "n"];
                 for (i, v) in text.iter().enumerate() {
-                    b.append_option(match v.map(|s| s.trim().to_ascii_lowercase()) {
-                        None => None,
-                        Some(s) if s.is_empty() => None,
-                        Some(s) => match s.as_str() {
-                            "true" | "t" | "1" | "yes" | "y" => Some(true),
-                            "false" | "f" | "0" | "no" | "n" => Some(false),
-                            _ => {
-                                errors.push((i, fail(i, "")));
-                                None
-                            }
-                        },
+                    b.append_option(match v.map(str::trim) {
+                        None | Some("") => None,
+                        Some(s) if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(true),
+                        Some(s) if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(false),
+                        Some(_) => {
+                            errors.push((i, fail(i, "")));
+                            None
+                        }
                     });
                 }
                 Arc::new(b.finish())

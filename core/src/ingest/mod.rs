@@ -10,6 +10,7 @@
 mod coerce;
 pub(crate) mod pipeline;
 mod sort;
+mod stages;
 
 use std::collections::BTreeMap;
 

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
-    UInt64Array,
+    UInt32Array, UInt64Array,
 };
 use arrow::compute::{
     concat_batches, filter_record_batch, interleave_record_batch, sort_to_indices, take_record_batch,
@@ -20,6 +20,7 @@ use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
+use super::stages::FileSink;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
@@ -568,19 +569,103 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
 
 /// Sorts rows by `columns` (ascending, nulls last), the last one being the key.
 fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
-    let sort_columns = columns
-        .iter()
-        .map(|c| arrow::compute::SortColumn {
-            values: batch.column_by_name(c).expect("sort column").clone(),
-            options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
-        })
-        .collect::<Vec<_>>();
-    let idx = if sort_columns.len() == 1 {
-        sort_to_indices(&sort_columns[0].values, sort_columns[0].options, None)?
-    } else {
-        arrow::compute::lexsort_to_indices(&sort_columns, None)?
+    let values: Vec<ArrayRef> = columns.iter().map(|c| batch.column_by_name(c).expect("sort column").clone()).collect();
+    Ok(take_record_batch(batch, &sort_indices(&values)?)?)
+}
+
+/// The row order that sorts `columns` (ascending, nulls last; equal rows keep their order): one column with
+/// Arrow's sort kernel, several by comparing their row-format encodings (a memcmp per comparison instead of a
+/// comparison per column).
+fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array> {
+    let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
+    if let [only] = columns {
+        return Ok(sort_to_indices(only, Some(options), None)?);
+    }
+    if let Some(keys) = columns.iter().map(|c| order_keys(c.as_ref())).collect::<Option<Vec<Vec<Vec<u64>>>>>() {
+        // Each column as one or two order-preserving integer keys per row; rows compare key by key, then by
+        // position (so equal rows keep their order).
+        let keys: Vec<Vec<u64>> = keys.into_iter().flatten().collect();
+        let n = columns[0].len();
+        let mut idx: Vec<u32> = (0..n as u32).collect();
+        if let [a, b] = keys.as_slice() {
+            let mut t: Vec<(u64, u64, u32)> = idx.iter().map(|&i| (a[i as usize], b[i as usize], i)).collect();
+            t.sort_unstable();
+            return Ok(UInt32Array::from_iter_values(t.into_iter().map(|x| x.2)));
+        }
+        idx.sort_by(|&x, &y| {
+            keys.iter().map(|k| k[x as usize].cmp(&k[y as usize])).find(|o| o.is_ne()).unwrap_or(x.cmp(&y))
+        });
+        return Ok(UInt32Array::from(idx));
+    }
+    let converter = RowConverter::new(
+        columns.iter().map(|c| SortField::new_with_options(c.data_type().clone(), options)).collect(),
+    )?;
+    let rows = converter.convert_columns(columns)?;
+    let mut idx: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    idx.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(UInt32Array::from(idx))
+}
+
+/// A column as integer keys that sort its rows ascending with nulls last: a column with nulls gives two (null
+/// flag, value), one without nulls gives one. Integers, timestamps and dates map order-preservingly to `u64`,
+/// floats by their total order, booleans to 0/1, text to the rank of its value among the column's distinct values.
+/// `None` for other types.
+fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
+    use arrow::datatypes::{Date32Type, Float64Type, TimestampMicrosecondType};
+    let n = a.len();
+    let value: Vec<u64> = match a.data_type() {
+        ArrowType::Int64 => a.as_primitive::<Int64Type>().values().iter().map(|v| (*v as u64) ^ (1 << 63)).collect(),
+        ArrowType::Int32 => {
+            a.as_primitive::<Int32Type>().values().iter().map(|v| (*v as i64 as u64) ^ (1 << 63)).collect()
+        }
+        ArrowType::Date32 => {
+            a.as_primitive::<Date32Type>().values().iter().map(|v| (*v as i64 as u64) ^ (1 << 63)).collect()
+        }
+        ArrowType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+            a.as_primitive::<TimestampMicrosecondType>().values().iter().map(|v| (*v as u64) ^ (1 << 63)).collect()
+        }
+        ArrowType::Float64 => a
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|v| {
+                // The IEEE 754 total order (f64::total_cmp) as an unsigned integer.
+                let b = v.to_bits();
+                if b >> 63 == 1 {
+                    !b
+                } else {
+                    b | (1 << 63)
+                }
+            })
+            .collect(),
+        ArrowType::Boolean => a.as_boolean().values().iter().map(u64::from).collect(),
+        ArrowType::Utf8 => {
+            let s = a.as_string::<i32>();
+            let mut ids: HashMap<&str, u32> = HashMap::new();
+            let mut distinct: Vec<&str> = vec![];
+            let first: Vec<u32> = (0..n)
+                .map(|i| {
+                    let v = if s.is_valid(i) { s.value(i) } else { "" };
+                    *ids.entry(v).or_insert_with(|| {
+                        distinct.push(v);
+                        distinct.len() as u32 - 1
+                    })
+                })
+                .collect();
+            let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| distinct[i as usize]);
+            let mut rank = vec![0u64; distinct.len()];
+            for (r, &i) in order.iter().enumerate() {
+                rank[i as usize] = r as u64;
+            }
+            first.into_iter().map(|id| rank[id as usize]).collect()
+        }
+        _ => return None,
     };
-    Ok(take_record_batch(batch, &idx)?)
+    Some(match a.nulls().filter(|nb| nb.null_count() > 0) {
+        None => vec![value],
+        Some(nb) => vec![(0..n).map(|i| u64::from(nb.is_null(i))).collect(), value],
+    })
 }
 
 /// `batch` as compact copies of at most about `max_bytes` each (itself when it is small enough).
@@ -620,27 +705,16 @@ fn split_rows(batches: &mut Vec<RecordBatch>, n: usize) -> Vec<RecordBatch> {
 
 /// Writes the rows of `batches` sorted by `columns` (ascending, nulls last, as [`sort_by`]), one row group at a
 /// time: only the sort columns are concatenated, and each output chunk is gathered from the batches directly.
-async fn write_sorted(
-    writer: &mut crate::store::RollingWriter,
-    batches: &[RecordBatch],
-    columns: &[String],
-) -> Result<()> {
+async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &[String]) -> Result<()> {
     let sort_columns = columns
         .iter()
         .map(|c| {
             let parts: Vec<&dyn Array> =
                 batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect();
-            Ok(arrow::compute::SortColumn {
-                values: arrow::compute::concat(&parts)?,
-                options: Some(arrow::compute::SortOptions { descending: false, nulls_first: false }),
-            })
+            Ok(arrow::compute::concat(&parts)?)
         })
         .collect::<Result<Vec<_>>>()?;
-    let idx = if sort_columns.len() == 1 {
-        sort_to_indices(&sort_columns[0].values, sort_columns[0].options, None)?
-    } else {
-        arrow::compute::lexsort_to_indices(&sort_columns, None)?
-    };
+    let idx = sort_indices(&sort_columns)?;
     drop(sort_columns);
     let mut starts = Vec::with_capacity(batches.len());
     let mut total = 0usize;
@@ -668,7 +742,7 @@ async fn write_sorted(
 /// storage order one after the other (each ingest writes them so); were they not, every row would still be
 /// written once, only less well sorted.
 async fn merge_into(
-    writer: &mut crate::store::RollingWriter,
+    writer: &mut FileSink,
     store: &Store,
     current: &Snapshot,
     incoming: &RecordBatch,
@@ -807,7 +881,7 @@ pub(crate) async fn stage(
     };
     let dir = format!("data/{}", crate::store::path_segment(&entity.name));
     let scanned = tracker.or_cancel(source.scan(request)).await.ok_or_else(cancelled)?;
-    let mut stream = scanned.map_err(|e| wrap_source(e, source))?;
+    let mut stream = super::stages::prefetch(scanned.map_err(|e| wrap_source(e, source))?);
     let written: Vec<DataFile>;
     let inserted: u64;
     let mut updated = 0u64;
@@ -816,7 +890,7 @@ pub(crate) async fn stage(
     if entity.kind == EntityKind::Event {
         let order = storage_order(entity);
         let sorts = order.len() > 1;
-        let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+        let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
         let res: Result<u64> = async {
             // With indexed attributes, each file's rows are buffered and sorted before they are written.
             let mut rows = 0;
@@ -890,7 +964,7 @@ pub(crate) async fn stage(
             let incoming = concat_batches(&schema, &good)?;
             drop(good);
             let incoming = sort_by(&incoming, &order)?;
-            let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+            let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
             let res = merge_into(&mut writer, store, current, &incoming, &order, entity, &proc.seen).await;
             let res = res.and_then(|r| if tracker.cancelled() { Err(cancelled()) } else { Ok(r) });
             match res {
@@ -931,7 +1005,7 @@ pub(crate) async fn stage(
         let mut dups =
             if by_key || pairs { Some(Duplicates::new(&proc.schema, &key, entity.attr(&key)?.pii)?) } else { None };
         let key_rows = std::sync::Mutex::new(KeyRows::default());
-        let mut writer = store.writer(&dir, schema.clone(), Some(&order.join(",")));
+        let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
         let produce = async {
             let mut tx = tx;
             let mut rows = 0u64;
@@ -1073,5 +1147,81 @@ fn wrap_source(e: Error, source: &dyn Source) -> Error {
     match e {
         e @ Error::Source { .. } => e,
         other => Error::Source { source_name: source.name(), message: other.to_string(), cause: Some(Box::new(other)) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{BooleanArray, Float64Array, Int32Array, TimestampMicrosecondArray};
+
+    /// The rows of `columns` in the order of `idx`, as text.
+    fn rows(columns: &[ArrayRef], idx: &UInt32Array) -> Vec<String> {
+        let fmts: Vec<ArrayFormatter> = columns
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default().with_null("∅")).unwrap())
+            .collect();
+        idx.values()
+            .iter()
+            .map(|&i| fmts.iter().map(|f| f.value(i as usize).to_string()).collect::<Vec<_>>().join("|"))
+            .collect()
+    }
+
+    #[test]
+    fn storage_sort_matches_arrow_lexsort_and_keeps_equal_rows_in_order() {
+        let mut x: u64 = 20260630;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let n = 5000;
+        let words = ["", "a", "ab", "b", "ä", "z", "zz", "Z"];
+        let text: ArrayRef = Arc::new(StringArray::from_iter((0..n).map(|_| {
+            if next() % 11 == 0 {
+                None
+            } else {
+                Some(words[next() as usize % words.len()])
+            }
+        })));
+        let ints: ArrayRef = Arc::new(Int64Array::from_iter((0..n).map(|_| {
+            if next() % 13 == 0 {
+                None
+            } else {
+                Some(next() as i64 % 7 - 3)
+            }
+        })));
+        let small: ArrayRef = Arc::new(Int32Array::from_iter_values((0..n).map(|_| next() as i32 % 5 - 2)));
+        let floats: ArrayRef = Arc::new(Float64Array::from_iter((0..n).map(|_| match next() % 6 {
+            0 => None,
+            1 => Some(-0.0),
+            2 => Some(0.0),
+            k => Some((next() % 9) as f64 * if k == 3 { -1.5 } else { 2.25 }),
+        })));
+        let flags: ArrayRef = Arc::new(BooleanArray::from_iter((0..n).map(|_| Some(next() % 2 == 0))));
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from_iter_values((0..n).map(|_| next() as i64 % 1000 - 500))
+                .with_timezone(crate::model::UTC),
+        );
+        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
+        for cols in [
+            vec![text.clone(), ts.clone()],
+            vec![ints.clone(), text.clone()],
+            vec![small.clone(), floats.clone(), ts.clone()],
+            vec![flags.clone(), text.clone(), ints.clone()],
+            vec![floats.clone(), small.clone()],
+        ] {
+            let ours = sort_indices(&cols).unwrap();
+            let sort_columns: Vec<arrow::compute::SortColumn> =
+                cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
+            let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
+            assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
+            // Equal rows keep their order.
+            let r = rows(&cols, &ours);
+            for w in 0..n - 1 {
+                if r[w] == r[w + 1] {
+                    assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
+                }
+            }
+        }
     }
 }
