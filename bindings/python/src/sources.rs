@@ -48,7 +48,7 @@ mod tests {
         if cfg!(feature = "test-sources") {
             assert!(built.is_ok(), "{:?}", built.err());
         } else {
-            let e = built.err().expect("unknown type");
+            let Err(e) = built else { panic!("`testing_parts` was built without the test-sources feature") };
             assert!(e.to_string().contains("unknown source type `testing_parts`"), "{e}");
         }
     }
