@@ -123,7 +123,10 @@ async fn system_tables_read_the_catalog_at_scan_time() {
     let tables =
         sql(&ws, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'segkit' ORDER BY table_name")
             .await;
-    assert_eq!(lines(&tables)[3..7], ["| deliveries |", "| runs       |", "| schedules  |", "| syncs      |"]);
+    assert_eq!(
+        lines(&tables)[3..8],
+        ["| audit      |", "| deliveries |", "| runs       |", "| schedules  |", "| syncs      |"]
+    );
 }
 
 fn recorder() -> &'static Snapshotter {
