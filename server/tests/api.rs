@@ -246,9 +246,14 @@ async fn sources_sync_workflows_trigger_and_deliveries() {
     let s = start().await;
     let v = s.get("/sources", &s.viewer).await.json();
     assert_eq!((v[0]["name"].as_str(), v[0]["entity"].as_str()), (Some("users_csv"), Some("user")));
+    // The setup synced the file once; the source is incremental, so a sync reads what was appended since.
     let r = s.post("/sources/users_csv/sync", &s.editor, "").await;
     assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["rows_read"], 10);
+    assert_eq!(r.json()["rows_read"], 0);
+    let appended = common::append_users(s.dir.path(), 11..=12);
+    let r = s.post("/sources/users_csv/sync", &s.editor, "").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["rows_read"], appended);
     s.post("/sources/nope/sync", &s.editor, "").await.problem(404);
 
     s.adults().await;

@@ -34,6 +34,18 @@ pub fn users_csv() -> String {
     s
 }
 
+/// Appends users `ids` (aged 16, so not `adults`) to the source file: file sources are incremental, so the
+/// next sync reads exactly these rows.
+pub fn append_users(dir: &std::path::Path, ids: std::ops::RangeInclusive<i64>) -> u64 {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(dir.join("users.csv")).unwrap();
+    let n = ids.clone().count() as u64;
+    for id in ids {
+        writeln!(f, "{id},DE,16,u{id}@example.com").unwrap();
+    }
+    n
+}
+
 pub const USER_ENTITY: &str = r#"{"name": "user", "key": "user_id", "attributes": {"user_id": "int64",
     "country": "string", "age": "int64", "email": {"type": "string", "pii": true}}}"#;
 
