@@ -119,6 +119,23 @@ pub enum LedgerWrite {
 }
 
 impl LedgerWrite {
+    /// The write that finishes row `id` (claimed for attempt `attempts`) as `f` says, adding `next`.
+    pub fn finish(id: i64, attempts: u32, f: &Finish<'_>, next: Option<&NewDelivery>) -> LedgerWrite {
+        LedgerWrite::Finish {
+            id,
+            attempts,
+            status: f.status,
+            receipt: f.receipt.map(str::to_string),
+            error: f.error.map(str::to_string),
+            detail: f.detail.map(str::to_string),
+            channel: f.channel.map(str::to_string),
+            sent: f.sent,
+            next: next.cloned(),
+        }
+    }
+}
+
+impl LedgerWrite {
     /// The row it writes.
     pub fn id(&self) -> i64 {
         match self {
@@ -392,17 +409,7 @@ impl Catalog {
         next: Option<&NewDelivery>,
         now: i64,
     ) -> Result<bool> {
-        let w = LedgerWrite::Finish {
-            id,
-            attempts,
-            status: f.status,
-            receipt: f.receipt.map(str::to_string),
-            error: f.error.map(str::to_string),
-            detail: f.detail.map(str::to_string),
-            channel: f.channel.map(str::to_string),
-            sent: f.sent,
-            next: next.cloned(),
-        };
+        let w = LedgerWrite::finish(id, attempts, f, next);
         Ok(self.record_outcomes(std::slice::from_ref(&w), now)?.first().copied().unwrap_or(false))
     }
 

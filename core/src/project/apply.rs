@@ -18,7 +18,6 @@ use super::model::{ObjectKind, Project};
 use crate::catalog::TxScope;
 use crate::error::{Error, Result};
 use crate::model::{normalize_name, Entity};
-use crate::rules::Rule;
 use crate::Workspace;
 
 /// What applying does to one object.
@@ -379,7 +378,7 @@ impl Workspace {
                 .map_err(|e| in_file(e, f.as_deref(), &at(ObjectKind::Segment, &spec.name)))?;
             defs.push((def, f));
         }
-        for (mut def, f) in order_by(defs, |(d, _)| normalize_name(&d.name), |(d, _)| segment_refs(&d.rule)) {
+        for (mut def, f) in order_by(defs, |(d, _)| normalize_name(&d.name), |(d, _)| d.rule.segment_refs()) {
             def.name = normalize_name(&def.name);
             let name = def.name.clone();
             let before = self.segment(&name).ok().map(|d| serde_json::to_value(&d)).transpose()?;
@@ -519,26 +518,5 @@ fn order_by<T>(items: Vec<T>, name: impl Fn(&T) -> String, deps: impl Fn(&T) -> 
         placed.insert(n);
         out.push(item);
     }
-    out
-}
-
-/// The segments a rule references (`in_segment` / `not_in_segment`, also inside behaviours and links).
-fn segment_refs(rule: &Rule) -> Vec<String> {
-    fn walk(r: &Rule, out: &mut Vec<String>) {
-        match r {
-            Rule::And(v) | Rule::Or(v) => v.iter().for_each(|x| walk(x, out)),
-            Rule::Not(x) => walk(x, out),
-            Rule::InSegment(s) => out.push(s.segment.clone()),
-            Rule::Performed(b) => {
-                if let Some(f) = &b.filter {
-                    walk(f, out)
-                }
-            }
-            Rule::Linked(l) => walk(&l.rule, out),
-            Rule::Sequence(_) | Rule::Condition(_) => {}
-        }
-    }
-    let mut out = vec![];
-    walk(rule, &mut out);
     out
 }

@@ -162,6 +162,28 @@ pub struct Condition {
 }
 
 impl Rule {
+    /// The segments this rule references (`in_segment` / `not_in_segment`, also inside behaviours and
+    /// links), in the order written.
+    pub fn segment_refs(&self) -> Vec<String> {
+        fn walk(r: &Rule, out: &mut Vec<String>) {
+            match r {
+                Rule::And(v) | Rule::Or(v) => v.iter().for_each(|x| walk(x, out)),
+                Rule::Not(x) => walk(x, out),
+                Rule::InSegment(s) => out.push(s.segment.clone()),
+                Rule::Performed(b) => {
+                    if let Some(f) = &b.filter {
+                        walk(f, out)
+                    }
+                }
+                Rule::Linked(l) => walk(&l.rule, out),
+                Rule::Sequence(_) | Rule::Condition(_) => {}
+            }
+        }
+        let mut out = vec![];
+        walk(self, &mut out);
+        out
+    }
+
     /// `attribute op value`.
     pub fn condition(attribute: impl Into<String>, op: Op, value: impl Into<Value>) -> Rule {
         Rule::Condition(Condition { attribute: attribute.into(), op, value: value.into() })

@@ -135,24 +135,9 @@ struct Pass {
     templates: HashMap<String, std::result::Result<TemplateSpec, String>>,
 }
 
-/// The ledger write that finishes `row` as `f` says, adding `next`.
-fn finish_write(row: &LedgerRow, f: &Finish<'_>, next: Option<&NewDelivery>) -> LedgerWrite {
-    LedgerWrite::Finish {
-        id: row.id,
-        attempts: row.attempts,
-        status: f.status,
-        receipt: f.receipt.map(str::to_string),
-        error: f.error.map(str::to_string),
-        detail: f.detail.map(str::to_string),
-        channel: f.channel.map(str::to_string),
-        sent: f.sent,
-        next: next.cloned(),
-    }
-}
-
 /// Finishes `row` as `f` says (adding `next`) in the next group commit.
 async fn finish(rec: &Recorder, row: &LedgerRow, f: Finish<'_>, next: Option<&NewDelivery>) -> Result<Processed> {
-    rec.record(finish_write(row, &f, next)).await?;
+    rec.record(LedgerWrite::finish(row.id, row.attempts, &f, next)).await?;
     Ok(Processed::Finished(f.status))
 }
 

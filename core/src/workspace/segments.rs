@@ -80,31 +80,10 @@ impl Workspace {
     pub fn dependents(&self, name: &str) -> Result<Vec<String>> {
         self.segment(name)?;
         let defs = self.segments()?;
-        let refs = |r: &crate::rules::Rule| {
-            let mut out = vec![];
-            fn walk(r: &crate::rules::Rule, out: &mut Vec<String>) {
-                use crate::rules::Rule;
-                match r {
-                    Rule::And(v) | Rule::Or(v) => v.iter().for_each(|x| walk(x, out)),
-                    Rule::Not(x) => walk(x, out),
-                    Rule::InSegment(s) => out.push(s.segment.clone()),
-                    Rule::Performed(b) => {
-                        if let Some(f) = &b.filter {
-                            walk(f, out)
-                        }
-                    }
-                    Rule::Linked(l) => walk(&l.rule, out),
-                    Rule::Sequence(_) => {}
-                    Rule::Condition(_) => {}
-                }
-            }
-            walk(r, &mut out);
-            out
-        };
         // A static segment's rule references its own list: not a dependency.
         let graph: HashMap<String, Vec<String>> = defs
             .iter()
-            .map(|d| (d.name.clone(), refs(&d.rule).into_iter().filter(|u| u != &d.name).collect()))
+            .map(|d| (d.name.clone(), d.rule.segment_refs().into_iter().filter(|u| u != &d.name).collect()))
             .collect();
         // Depth-first post-order over "is referenced by" gives a reverse topological order.
         let mut order = vec![];
