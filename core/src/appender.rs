@@ -161,7 +161,9 @@ fn copy_error(e: &Error) -> Error {
     match e {
         Error::Conflict { what, message } => Error::Conflict { what: what.clone(), message: message.clone() },
         Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-        Error::NotFound { kind, name, .. } => Error::NotFound { kind, name: name.clone(), hint: Default::default() },
+        Error::NotFound { kind, name, .. } => {
+            Error::NotFound { kind: *kind, name: name.clone(), hint: Default::default() }
+        }
         Error::Ingest { entity, message } => Error::Ingest { entity: entity.clone(), message: message.clone() },
         other => Error::Ingest { entity: String::new(), message: other.to_string() },
     }
@@ -336,6 +338,7 @@ mod tests {
             .attribute(Attribute::new("n", DataType::Int32))
             .attribute(Attribute::new("tags", DataType::List(Box::new(DataType::String))))
             .attribute(Attribute::new("extra", DataType::Json))
+            .link(crate::model::Link::new("user_id", "u"))
     }
 
     #[test]
@@ -389,6 +392,7 @@ mod tests {
     async fn concurrent_appends_all_commit_and_small_files_are_compacted() {
         let dir = tempfile::tempdir().unwrap();
         let ws = Workspace::open(dir.path()).await.unwrap();
+        ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
         let e = ws.define_entity(clicks()).await.unwrap();
         let appender = Appender::new(ws.clone());
         // 40 appends of 25 rows from 40 tasks at once.
@@ -424,7 +428,6 @@ mod tests {
         assert!(appender.append("click", empty).await.unwrap_err().to_string().contains("no events"));
         let big = batch(&e, 0, crate::limits::MAX_EVENT_BATCH as i64 + 1);
         assert!(appender.append("click", big).await.unwrap_err().to_string().contains("MAX_EVENT_BATCH"));
-        ws.define_entity(Entity::profile("u", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
         let b = RecordBatch::try_new(
             ws.entity("u").unwrap().schema(),
             vec![std::sync::Arc::new(arrow::array::Int64Array::from(vec![1]))],

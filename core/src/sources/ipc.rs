@@ -80,7 +80,7 @@ impl Source for ArrowIpcSource {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut tx = tx;
-            let send = |tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>, item| {
+            let send = |tx: &mut futures::channel::mpsc::Sender<Result<RecordBatch>>, item: Result<RecordBatch>| {
                 futures::executor::block_on(futures::SinkExt::send(tx, item)).is_ok()
             };
             match me.open() {

@@ -1,7 +1,7 @@
 //! Bulk data over HTTP: file uploads into an entity (`POST /entities/{name}/upload`, through core's ingest) and
 //! batched behavioural events (`POST /events`, through core's group-commit [`Appender`]).
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
