@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::workflow::dispatch::MIN_LEASE;
 
 mod auth;
+mod compaction;
 mod dispatch;
 mod entities;
 mod evaluation;
@@ -36,6 +37,7 @@ mod static_lists;
 mod vacuum;
 mod workflows;
 
+pub use compaction::CompactReport;
 pub use explain::{ExplainNode, Explanation};
 use options::resolve_secret;
 pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};

@@ -80,13 +80,19 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         .into_response();
     }
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, state.0.body_limit).await {
+    // An upload may be larger than other bodies; with a key it is held in memory for the fingerprint.
+    let (limit, name) = if parts.uri.path().ends_with("/upload") {
+        (state.0.upload_limit, "the server's --upload-limit, MAX_UPLOAD_BYTES")
+    } else {
+        (state.0.body_limit, "limit MAX_REQUEST_BODY_BYTES")
+    };
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("the request body is larger than {} bytes (limit MAX_REQUEST_BODY_BYTES)", state.0.body_limit),
+                format!("the request body is larger than {limit} bytes ({name})"),
             )
             .into_response()
         }

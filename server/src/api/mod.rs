@@ -9,6 +9,7 @@
 
 mod handlers;
 pub mod idempotency;
+mod ingest;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -22,7 +23,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use segkit::limits::MAX_REQUEST_BODY_BYTES;
+use segkit::limits::{MAX_REQUEST_BODY_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_CEILING};
 use segkit::{CancellationToken, Workspace};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -44,6 +45,9 @@ pub struct ServerOptions {
     pub rate_limit_per_minute: Option<u32>,
     /// The largest request body read, in bytes.
     pub body_limit: usize,
+    /// The largest file one upload (`POST /entities/{name}/upload`) may send, in bytes (streamed to a temporary
+    /// file; at most [`MAX_UPLOAD_BYTES_CEILING`]).
+    pub upload_limit: usize,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +57,7 @@ impl Default for ServerOptions {
             token_secret: None,
             rate_limit_per_minute: Some(6000),
             body_limit: MAX_REQUEST_BODY_BYTES,
+            upload_limit: MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -65,6 +70,10 @@ struct Inner {
     checks: std::sync::atomic::AtomicU64,
     idempotency: idempotency::Store,
     body_limit: usize,
+    /// The largest upload.
+    upload_limit: usize,
+    /// Group commit of `POST /events`.
+    appender: segkit::appender::Appender,
     /// Serialises check-then-write on segments (`If-Match`), so two updates cannot both pass the check.
     segment_writes: tokio::sync::Mutex<()>,
 }
@@ -125,7 +134,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", handlers::routes())
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", handlers::routes().merge(ingest::routes()))
 }
 
 /// The whole HTTP application over `ws`: the API, its document, the docs page and the middleware.
@@ -143,13 +152,20 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
             Some(RateLimiter::keyed(Quota::per_minute(n)))
         }
     };
+    if options.upload_limit == 0 || options.upload_limit > MAX_UPLOAD_BYTES_CEILING {
+        return Err(segkit::Error::InvalidArgument(format!(
+            "the upload limit must be 1 to {MAX_UPLOAD_BYTES_CEILING} bytes (MAX_UPLOAD_BYTES_CEILING)"
+        )));
+    }
     let state = AppState(Arc::new(Inner {
+        appender: ingest::appender(&ws),
         ws,
         tokens,
         limiter,
         checks: std::sync::atomic::AtomicU64::new(0),
         idempotency: idempotency::Store::default(),
         body_limit: options.body_limit,
+        upload_limit: options.upload_limit,
         segment_writes: tokio::sync::Mutex::new(()),
     }));
     let (router, api) = api_router().split_for_parts();
