@@ -2,13 +2,19 @@
 //! (`/api/v1/openapi.json`, generated from the handlers by utoipa) and a Swagger UI served from the binary
 //! (`/api/docs/`, no network needed).
 //!
-//! Handlers are thin: they parse with core's request model ([`segkit::spec`]), call the [`Workspace`], encode with
+//! Handlers (one module per resource) are thin: they parse with core's request model ([`segkit::spec`]), call the [`Workspace`], encode with
 //! [`segkit::encode`] and map errors in one place ([`crate::error`]). Around them: the body size limit
 //! ([`MAX_REQUEST_BODY_BYTES`]), a per-client rate limit (429 with `Retry-After`) and `Idempotency-Key` replay on
 //! POSTs ([`idempotency`]).
 
-mod handlers;
+mod admin;
+mod common;
+mod entities;
 pub mod idempotency;
+mod segments;
+mod sources;
+mod system;
+mod workflows;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -125,7 +131,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", handlers::routes())
+    let v1 = OpenApiRouter::new()
+        .merge(system::routes())
+        .merge(entities::routes())
+        .merge(segments::routes())
+        .merge(sources::routes())
+        .merge(workflows::routes())
+        .merge(admin::routes());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 
 /// The whole HTTP application over `ws`: the API, its document, the docs page and the middleware.

@@ -1,37 +1,18 @@
-//! The endpoints. Each one: check the caller's role, parse with core's request model, call the workspace, encode.
+//! Segments: definitions (with `ETag` / `If-Match`), evaluation, counts, members, preview, explain and runs.
 
-use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::StreamExt;
-use segkit::auth::Role;
-use segkit::limits::{MAX_PAGE_ROWS, MAX_PREVIEW_ROWS};
-use segkit::spec::{self, EntitySpec, SegmentSpec};
-use segkit::workflow::{DeliveryFilter, Status};
-use segkit::SegmentDefinition;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
-use crate::auth::Caller;
-use crate::error::Problem;
-
-type ApiResult<T> = Result<T, Problem>;
-
-/// The `/api/v1` routes.
+/// The routes of this resource.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(token))
-        .routes(routes!(list_entities, create_entity))
-        .routes(routes!(get_entity))
         .routes(routes!(list_segments, create_segment))
         .routes(routes!(get_segment, update_segment, delete_segment))
         .routes(routes!(evaluate_segment))
@@ -41,161 +22,19 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(segment_preview))
         .routes(routes!(explain_segment))
         .routes(routes!(segment_runs))
-        .routes(routes!(list_sources))
-        .routes(routes!(sync_source))
-        .routes(routes!(list_workflows))
-        .routes(routes!(trigger_workflow))
-        .routes(routes!(list_deliveries))
-        .routes(routes!(list_keys, create_key))
-        .routes(routes!(revoke_key))
-        .routes(routes!(audit_log))
 }
 
-// ------------------------------------------------------------------------------------------------ extractors
-
-/// The request body as UTF-8 text; a bad body is a problem+json 4xx.
-pub(super) struct Text(String);
-
-impl FromRequest<AppState> for Text {
-    type Rejection = Problem;
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_argument" };
-            Problem::new(status, kind, e.body_text())
-        })?;
-        String::from_utf8(bytes.to_vec()).map(Text).map_err(|_| Problem::bad_request("the request body is not UTF-8"))
-    }
-}
-
-/// Query parameters; a bad one is a problem+json 400.
-pub(super) struct Q<T>(T);
-
-impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Q<T> {
-    type Rejection = Problem;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Q(q.0))
-            .map_err(|e| Problem::bad_request(e.body_text()))
-    }
-}
-
-fn json_body(text: &str) -> ApiResult<Value> {
-    serde_json::from_str(text).map_err(|e| Problem::bad_request(format!("the request body is not valid JSON: {e}")))
-}
-
-fn created(v: Value) -> Response {
-    (StatusCode::CREATED, Json(v)).into_response()
-}
-
-// ------------------------------------------------------------------------------------------------ system
-
-/// Liveness: the server answers and its workspace's catalog can be read.
-#[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, description = "The server is up", body = Object)))]
-async fn health(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let entities = s.workspace().entities()?.len();
-    Ok(Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "entities": entities})))
-}
-
-/// The body of `POST /auth/token`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct TokenRequest {
-    /// An API key (`sk_…`).
-    api_key: String,
-}
-
-/// Exchanges an API key for a session token (an HS256 JWT) to send as `Authorization: Bearer <token>`.
-#[utoipa::path(post, path = "/auth/token", tag = "system", request_body = TokenRequest,
-    responses(
-        (status = 200, description = "A session token", body = Object),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Unknown or revoked key", body = Problem, content_type = "application/problem+json")))]
-async fn token(State(s): State<AppState>, Text(body): Text) -> ApiResult<Json<Value>> {
-    let req: TokenRequest = serde_json::from_str(&body)
-        .map_err(|e| Problem::bad_request(format!("the request body must be {{\"api_key\": \"sk_…\"}}: {e}")))?;
-    let key = s
-        .workspace()
-        .authenticate_api_key(&req.api_key)?
-        .ok_or_else(|| Problem::unauthorized("unknown or revoked API key"))?;
-    let now = chrono::Utc::now().timestamp().max(0) as u64;
-    let token = s.tokens().issue(&key, now)?;
-    Ok(Json(json!({
-        "access_token": token, "token_type": "Bearer", "expires_in": s.tokens().ttl.as_secs(),
-        "role": key.role, "name": key.name,
-    })))
-}
-
-// ------------------------------------------------------------------------------------------------ entities
-
-/// Every entity definition.
-#[utoipa::path(get, path = "/entities", tag = "entities", security(("bearer" = [])),
-    responses((status = 200, description = "Entity definitions", body = [Object]),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json")))]
-async fn list_entities(State(s): State<AppState>, _c: Caller) -> ApiResult<Json<Vec<Value>>> {
-    Ok(Json(s.workspace().entities()?.iter().map(spec::entity::explicit_json).collect()))
-}
-
-/// One entity definition.
-#[utoipa::path(get, path = "/entities/{name}", tag = "entities", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Entity name")),
-    responses((status = 200, description = "The entity", body = Object),
-        (status = 404, description = "No such entity", body = Problem, content_type = "application/problem+json")))]
-async fn get_entity(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(spec::entity::explicit_json(&s.workspace().entity(&name)?)))
-}
-
-/// Defines an entity, or evolves an existing one compatibly (the body is an entity spec: `{name, kind, key,
-/// attributes, links}`).
-#[utoipa::path(post, path = "/entities", tag = "entities", security(("bearer" = [])),
-    request_body(content = Object, description = "An entity spec"),
-    responses((status = 201, description = "The stored entity", body = Object),
-        (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid definition, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
-async fn create_entity(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let entity = spec::from_json_text::<EntitySpec>(&body).and_then(EntitySpec::into_entity)?;
-    let ws = s.workspace();
-    let e = ws.define_entity(entity).await?;
-    ws.audit(&c.name, "entity.define", &e.name, None)?;
-    Ok(created(spec::entity::explicit_json(&e)))
-}
-
-// ------------------------------------------------------------------------------------------------ segments
+use super::common::{check_if_match, etag, json_body, with_etag, ApiResult, Text, Q};
+use super::AppState;
+use crate::auth::Caller;
+use crate::error::Problem;
+use futures::StreamExt;
+use segkit::limits::{MAX_PAGE_ROWS, MAX_PREVIEW_ROWS};
+use segkit::spec::{self, SegmentSpec};
+use segkit::SegmentDefinition;
 
 fn segment_json(d: &SegmentDefinition) -> ApiResult<Value> {
     serde_json::to_value(d).map_err(|e| Problem::from(segkit::Error::from(e)))
-}
-
-/// A strong ETag over the stored definition.
-fn etag(d: &SegmentDefinition) -> ApiResult<String> {
-    let text = serde_json::to_string(d).map_err(|e| Problem::from(segkit::Error::from(e)))?;
-    Ok(format!("\"{}\"", hex::encode(&Sha256::digest(text.as_bytes())[..16])))
-}
-
-fn with_etag(v: Value, tag: &str, status: StatusCode) -> Response {
-    let mut r = (status, Json(v)).into_response();
-    if let Ok(h) = HeaderValue::from_str(tag) {
-        r.headers_mut().insert(header::ETAG, h);
-    }
-    r
-}
-
-/// 412 unless `If-Match` (when sent) names the current version.
-fn check_if_match(headers: &HeaderMap, current: &str) -> ApiResult<()> {
-    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(()) };
-    let v = v.to_str().map_err(|_| Problem::bad_request("the If-Match header is not text"))?;
-    if v.trim() == "*" || v.split(',').any(|t| t.trim() == current) {
-        Ok(())
-    } else {
-        Err(Problem::new(
-            StatusCode::PRECONDITION_FAILED,
-            "precondition_failed",
-            format!("the segment changed since you read it (If-Match {v}, current ETag {current}): read it again"),
-        ))
-    }
 }
 
 /// A segment spec from a body, with `name` taken from the path when the body has none.
@@ -285,7 +124,7 @@ async fn update_segment(
     let ws = s.workspace();
     let _guard = s.0.segment_writes.lock().await;
     let current = ws.segment(&name)?;
-    check_if_match(&headers, &etag(&current)?)?;
+    check_if_match(&headers, &etag(&current)?, "segment")?;
     let d = ws.define_segment(def).await?;
     ws.audit(&c.name, "segment.update", &d.name, None)?;
     Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::OK))
@@ -308,7 +147,7 @@ async fn delete_segment(
     let ws = s.workspace();
     let _guard = s.0.segment_writes.lock().await;
     let current = ws.segment(&name)?;
-    check_if_match(&headers, &etag(&current)?)?;
+    check_if_match(&headers, &etag(&current)?, "segment")?;
     ws.delete_segment(&name).await?;
     ws.audit(&c.name, "segment.delete", &current.name, None)?;
     Ok(StatusCode::NO_CONTENT)
@@ -566,185 +405,4 @@ async fn segment_runs(State(s): State<AppState>, _c: Caller, Path(name): Path<St
             "member_count": r.member_count, "entered": r.entered, "exited": r.exited, "snapshot": r.snapshot,
         }))
         .collect::<Vec<_>>())))
-}
-
-// ------------------------------------------------------------------------------------------------ sources
-
-/// Every named source with its sync state (configs hold `env:` references, never secrets).
-#[utoipa::path(get, path = "/sources", tag = "sources", security(("bearer" = [])),
-    responses((status = 200, description = "Sources", body = [Object]),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json")))]
-async fn list_sources(State(s): State<AppState>, _c: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.workspace().sources()?)))
-}
-
-/// Syncs a named source now (from its cursor when incremental) and returns the ingest report.
-#[utoipa::path(post, path = "/sources/{name}/sync", tag = "sources", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Source name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    responses((status = 200, description = "The ingest report", body = Object),
-        (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such source", body = Problem, content_type = "application/problem+json"),
-        (status = 502, description = "The source failed", body = Problem, content_type = "application/problem+json")))]
-async fn sync_source(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    c.require_write()?;
-    let ws = s.workspace();
-    let report = ws.sync(&name).await?;
-    ws.audit(&c.name, "source.sync", &name, Some(&format!("rows_written={}", report.rows_written)))?;
-    let mut v = json!(report);
-    if !c.role.can_read_pii() {
-        // Quarantined rows are raw input: they may hold personal data.
-        if let Value::Object(m) = &mut v {
-            m.insert("quarantine_sample".into(), json!([]));
-        }
-    }
-    Ok(Json(v))
-}
-
-// ------------------------------------------------------------------------------------------------ workflows
-
-/// Every workflow definition.
-#[utoipa::path(get, path = "/workflows", tag = "workflows", security(("bearer" = [])),
-    responses((status = 200, description = "Workflows", body = [Object]),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json")))]
-async fn list_workflows(State(s): State<AppState>, _c: Caller) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.workspace().workflows()?)))
-}
-
-/// The body of `POST /workflows/{name}/trigger`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct TriggerRequest {
-    /// Entity keys to start it for (default: every current member of its segment).
-    keys: Option<Vec<String>>,
-}
-
-/// Starts a workflow by hand for some keys, or for every current member of its segment.
-#[utoipa::path(post, path = "/workflows/{name}/trigger", tag = "workflows", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Workflow name"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = TriggerRequest, description = "Optional; an empty body starts it for every member"),
-    responses((status = 200, description = "How many deliveries were queued", body = Object),
-        (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such workflow", body = Problem, content_type = "application/problem+json")))]
-async fn trigger_workflow(
-    State(s): State<AppState>,
-    c: Caller,
-    Path(name): Path<String>,
-    Text(body): Text,
-) -> ApiResult<Json<Value>> {
-    c.require_write()?;
-    let req: TriggerRequest = if body.trim().is_empty() {
-        TriggerRequest { keys: None }
-    } else {
-        serde_json::from_str(&body).map_err(|e| Problem::bad_request(format!("trigger body: {e}")))?
-    };
-    let ws = s.workspace();
-    let n = ws.trigger(&name, req.keys).await?;
-    ws.audit(&c.name, "workflow.trigger", &name, Some(&format!("queued={n}")))?;
-    Ok(Json(json!({"workflow": name, "queued": n})))
-}
-
-/// Query of `GET /deliveries`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct DeliveriesQuery {
-    /// Only this workflow.
-    workflow: Option<String>,
-    /// Only this status (`pending`, `running`, `delivered`, `done`, `suppressed`, `capped`, `dead`, …).
-    status: Option<String>,
-    /// At most this many rows (default 100, at most 10000).
-    limit: Option<usize>,
-}
-
-/// Ledger rows of workflow deliveries, oldest first.
-#[utoipa::path(get, path = "/deliveries", tag = "workflows", security(("bearer" = [])),
-    params(DeliveriesQuery),
-    responses((status = 200, description = "Deliveries", body = [Object]),
-        (status = 400, description = "Bad status or limit", body = Problem, content_type = "application/problem+json")))]
-async fn list_deliveries(State(s): State<AppState>, _c: Caller, Q(q): Q<DeliveriesQuery>) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(Problem::bad_request("limit must be 1 to 10000"));
-    }
-    let status = match &q.status {
-        None => None,
-        Some(t) => {
-            Some(Status::parse(t).ok_or_else(|| Problem::bad_request(format!("unknown delivery status `{t}`")))?)
-        }
-    };
-    let filter = DeliveryFilter { workflow: q.workflow, status, ids: None };
-    Ok(Json(json!(s.workspace().deliveries(&filter, limit)?)))
-}
-
-// ------------------------------------------------------------------------------------------------ admin
-
-/// Every API key (never their secrets).
-#[utoipa::path(get, path = "/keys", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "Keys", body = [Object]),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
-async fn list_keys(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Value>> {
-    c.require_admin()?;
-    Ok(Json(json!(s.workspace().api_keys()?)))
-}
-
-/// The body of `POST /keys`.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct KeyRequest {
-    /// Who will hold it.
-    name: String,
-    /// `admin`, `editor` or `viewer`.
-    role: String,
-}
-
-/// Creates an API key; its secret is in this response only.
-#[utoipa::path(post, path = "/keys", tag = "admin", security(("bearer" = [])), request_body = KeyRequest,
-    responses((status = 201, description = "The key and its secret", body = Object),
-        (status = 400, description = "Bad name or role", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
-async fn create_key(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_admin()?;
-    let req: KeyRequest = serde_json::from_str(&body).map_err(|e| Problem::bad_request(format!("key request: {e}")))?;
-    let role: Role = req.role.parse()?;
-    let k = s.workspace().create_api_key(&req.name, role, &c.name)?;
-    let mut v = json!(k.key);
-    if let Value::Object(m) = &mut v {
-        m.insert("secret".into(), Value::String(k.secret));
-    }
-    Ok(created(v))
-}
-
-/// Revokes an API key: it and the session tokens made from it stop working.
-#[utoipa::path(delete, path = "/keys/{id}", tag = "admin", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Key id")),
-    responses((status = 200, description = "The revoked key", body = Object),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json")))]
-async fn revoke_key(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    c.require_admin()?;
-    Ok(Json(json!(s.workspace().revoke_api_key(&id, &c.name)?)))
-}
-
-/// Query of `GET /audit`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    /// The newest this many rows (default 100, at most 10000).
-    limit: Option<usize>,
-}
-
-/// The newest rows of the audit log (every change and every unmasked pii read), oldest first.
-#[utoipa::path(get, path = "/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, description = "Audit rows", body = [Object]),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
-async fn audit_log(State(s): State<AppState>, c: Caller, Q(q): Q<AuditQuery>) -> ApiResult<Json<Value>> {
-    c.require_admin()?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(Problem::bad_request("limit must be 1 to 10000"));
-    }
-    Ok(Json(json!(s.workspace().audit_log(limit)?)))
 }

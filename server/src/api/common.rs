@@ -1,0 +1,83 @@
+//! What every resource module shares: the body and query extractors, JSON helpers and `ETag` / `If-Match`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
+use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::error::Problem;
+
+/// What a handler returns: a value or a problem+json answer.
+pub(super) type ApiResult<T> = Result<T, Problem>;
+
+/// The request body as UTF-8 text; a bad body is a problem+json 4xx.
+pub(super) struct Text(pub(super) String);
+
+impl FromRequest<AppState> for Text {
+    type Rejection = Problem;
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Problem> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let status = e.status();
+            let kind = if status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_argument" };
+            Problem::new(status, kind, e.body_text())
+        })?;
+        String::from_utf8(bytes.to_vec()).map(Text).map_err(|_| Problem::bad_request("the request body is not UTF-8"))
+    }
+}
+
+/// Query parameters; a bad one is a problem+json 400.
+pub(super) struct Q<T>(pub(super) T);
+
+impl<T: DeserializeOwned + Send> FromRequestParts<AppState> for Q<T> {
+    type Rejection = Problem;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Q(q.0))
+            .map_err(|e| Problem::bad_request(e.body_text()))
+    }
+}
+
+/// The request body as a JSON value; not JSON is a 400.
+pub(super) fn json_body(text: &str) -> ApiResult<Value> {
+    serde_json::from_str(text).map_err(|e| Problem::bad_request(format!("the request body is not valid JSON: {e}")))
+}
+
+/// 201 with a JSON body.
+pub(super) fn created(v: Value) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+/// A strong ETag over a stored definition (its JSON form).
+pub(super) fn etag(d: &impl serde::Serialize) -> ApiResult<String> {
+    let text = serde_json::to_string(d).map_err(|e| Problem::from(segkit::Error::from(e)))?;
+    Ok(format!("\"{}\"", hex::encode(&Sha256::digest(text.as_bytes())[..16])))
+}
+
+pub(super) fn with_etag(v: Value, tag: &str, status: StatusCode) -> Response {
+    let mut r = (status, Json(v)).into_response();
+    if let Ok(h) = HeaderValue::from_str(tag) {
+        r.headers_mut().insert(header::ETAG, h);
+    }
+    r
+}
+
+/// 412 unless `If-Match` (when sent) names the current version of `what` (`segment`, `source`, …).
+pub(super) fn check_if_match(headers: &HeaderMap, current: &str, what: &str) -> ApiResult<()> {
+    let Some(v) = headers.get(header::IF_MATCH) else { return Ok(()) };
+    let v = v.to_str().map_err(|_| Problem::bad_request("the If-Match header is not text"))?;
+    if v.trim() == "*" || v.split(',').any(|t| t.trim() == current) {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition_failed",
+            format!("the {what} changed since you read it (If-Match {v}, current ETag {current}): read it again"),
+        ))
+    }
+}
