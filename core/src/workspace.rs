@@ -36,7 +36,9 @@ mod static_lists;
 mod vacuum;
 mod workflows;
 
+pub use entities::EntityDependents;
 pub use explain::{ExplainNode, Explanation};
+pub use ingest::SyncRecord;
 use options::resolve_secret;
 pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
 use planning::PlanSources;
