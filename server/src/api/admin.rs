@@ -5,7 +5,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -14,19 +14,29 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_keys, create_key)).routes(routes!(revoke_key)).routes(routes!(audit_log))
 }
 
-use super::common::{created, ApiResult, Text, Q};
+use super::common::{created, small_body, ApiResult, Text};
+use super::list::{keyset_page, ListQuery, Listing, Page, RawList};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
-use segkit::auth::Role;
+use segkit::auth::{AuditFilter, Role};
 
-/// Every API key (never their secrets).
+const KEYS: Listing = Listing {
+    sorts: &[("created_at", "/created_at"), ("name", "/name"), ("role", "/role")],
+    filters: &[("role", "/role"), ("name", "/name")],
+};
+
+/// API keys (never their secrets), a page at a time.
 #[utoipa::path(get, path = "/keys", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "Keys", body = [Object]),
+    params(ListQuery,
+        ("role" = Option<String>, Query, description = "Only keys of this role"),
+        ("name" = Option<String>, Query, description = "Only keys of this holder")),
+    responses((status = 200, description = "A page of keys (sort: created_at, name, role)", body = Page),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
-async fn list_keys(State(s): State<AppState>, c: Caller) -> ApiResult<Json<Value>> {
+async fn list_keys(State(s): State<AppState>, c: Caller, q: RawList) -> ApiResult<Response> {
     c.require_admin()?;
-    Ok(Json(json!(s.workspace().api_keys()?)))
+    let p = q.check(&KEYS, &[])?;
+    p.page(s.workspace().api_keys()?.iter().map(|k| json!(k)).collect())
 }
 
 /// The body of `POST /keys`.
@@ -36,6 +46,7 @@ struct KeyRequest {
     /// Who will hold it.
     name: String,
     /// `admin`, `editor` or `viewer`.
+    #[schema(pattern = "^(admin|editor|viewer)$")]
     role: String,
 }
 
@@ -46,7 +57,7 @@ struct KeyRequest {
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
 async fn create_key(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
     c.require_admin()?;
-    let req: KeyRequest = serde_json::from_str(&body).map_err(|e| Problem::bad_request(format!("key request: {e}")))?;
+    let req: KeyRequest = small_body(&body, "key")?;
     let role: Role = req.role.parse()?;
     let k = s.workspace().create_api_key(&req.name, role, &c.name)?;
     let mut v = json!(k.key);
@@ -67,24 +78,31 @@ async fn revoke_key(State(s): State<AppState>, c: Caller, Path(id): Path<String>
     Ok(Json(json!(s.workspace().revoke_api_key(&id, &c.name)?)))
 }
 
-/// Query of `GET /audit`.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-struct AuditQuery {
-    /// The newest this many rows (default 100, at most 10000).
-    limit: Option<usize>,
-}
+const AUDIT: Listing =
+    Listing { sorts: &[("id", "/id")], filters: &[("actor", "/actor"), ("action", "/action"), ("target", "/target")] };
 
-/// The newest rows of the audit log (every change and every unmasked pii read), oldest first.
-#[utoipa::path(get, path = "/audit", tag = "admin", security(("bearer" = [])), params(AuditQuery),
-    responses((status = 200, description = "Audit rows", body = [Object]),
+/// The audit log (every change and every unmasked pii read), a page at a time by id (`sort=-id` for newest
+/// first; `cursor` is the last id of the previous page). Also the `segkit.audit` system table.
+#[utoipa::path(get, path = "/audit", tag = "admin", security(("bearer" = [])),
+    params(ListQuery,
+        ("actor" = Option<String>, Query, description = "Only this actor (a key holder's name)"),
+        ("action" = Option<String>, Query, description = "Only this action (`segment.update`, `pii.read`, …)"),
+        ("target" = Option<String>, Query, description = "Only this target")),
+    responses((status = 200, description = "A page of audit rows (sort: id)", body = Page),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
-async fn audit_log(State(s): State<AppState>, c: Caller, Q(q): Q<AuditQuery>) -> ApiResult<Json<Value>> {
+async fn audit_log(State(s): State<AppState>, c: Caller, q: RawList) -> ApiResult<Response> {
     c.require_admin()?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > 10_000 {
-        return Err(Problem::bad_request("limit must be 1 to 10000"));
-    }
-    Ok(Json(json!(s.workspace().audit_log(limit)?)))
+    let p = q.check(&AUDIT, &[])?;
+    let after = p.after_id()?;
+    let desc = p.descending();
+    let filter = AuditFilter {
+        actor: p.filter("actor").map(str::to_string),
+        action: p.filter("action").map(str::to_string),
+        target: p.filter("target").map(str::to_string),
+        after_id: if desc { None } else { after },
+        before_id: if desc { after } else { None },
+        newest_first: desc,
+    };
+    let rows = s.workspace().audit_entries(&filter, p.limit + 1)?;
+    Ok(keyset_page(&p, rows.iter().map(|r| json!(r)).collect()))
 }

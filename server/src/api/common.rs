@@ -6,6 +6,7 @@ use axum::http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -80,4 +81,48 @@ pub(super) fn check_if_match(headers: &HeaderMap, current: &str, what: &str) -> 
             format!("the {what} changed since you read it (If-Match {v}, current ETag {current}): read it again"),
         ))
     }
+}
+
+/// A definition body as a JSON value whose `name` agrees with the path's: filled in from the path when left out,
+/// a 422 at `<what>.name` when it names another object.
+pub(super) fn named_body(body: &str, name: &str, what: &str) -> ApiResult<Value> {
+    let mut v = json_body(body)?;
+    if let Value::Object(m) = &mut v {
+        match m.get("name") {
+            None => {
+                m.insert("name".into(), Value::String(name.to_string()));
+            }
+            Some(Value::String(n)) if segkit::model::normalize_name(n) == segkit::model::normalize_name(name) => {}
+            Some(other) => {
+                return Err(segkit::Error::Definition {
+                    path: format!("{what}.name"),
+                    message: format!("the body names {what} {other}, the path `{name}`; they must agree"),
+                }
+                .into())
+            }
+        }
+    }
+    Ok(v)
+}
+
+/// A small request body (not a definition): malformed JSON is a 400; a field of the wrong shape a 422 whose path
+/// is the field's (`trigger.keys`).
+pub(super) fn small_body<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -> ApiResult<T> {
+    let mut de = serde_json::Deserializer::from_str(body);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let path = if path.is_empty() || path == "." { what.to_string() } else { format!("{what}.{path}") };
+        (path, inner)
+    });
+    let v = v.and_then(|v: T| de.end().map(|_| v).map_err(|e| (what.to_string(), e)));
+    v.map_err(|(path, e)| {
+        let status = match e.classify() {
+            serde_json::error::Category::Data => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut p = Problem::new(status, "invalid_argument", format!("{path}: {e}"));
+        p.path = Some(path);
+        p
+    })
 }

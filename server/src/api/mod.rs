@@ -11,6 +11,7 @@ mod admin;
 mod common;
 mod entities;
 pub mod idempotency;
+mod list;
 mod segments;
 mod sources;
 mod system;
@@ -71,8 +72,9 @@ struct Inner {
     checks: std::sync::atomic::AtomicU64,
     idempotency: idempotency::Store,
     body_limit: usize,
-    /// Serialises check-then-write on segments (`If-Match`), so two updates cannot both pass the check.
-    segment_writes: tokio::sync::Mutex<()>,
+    /// Serialises check-then-write on definitions (`If-Match`, create-if-absent), so two updates cannot both pass
+    /// the check.
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// The state every handler shares: the workspace and the API's own bookkeeping.
@@ -124,9 +126,31 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation may answer a problem+json error not listed with it (400 for a bad query parameter, 401, 403,
+/// 404, 413, 429, …): a `default` response says so, so clients and checkers know the shape of every error.
+/// (Applied to the routed document: the paths exist only once the routers are merged.)
+fn add_problem_default(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = ResponseBuilder::new()
+        .description("An error as RFC 9457 problem+json: `kind`, `detail` and, for bad input, the `path`")
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            op.responses.responses.entry("default".into()).or_insert_with(|| problem.clone().into());
+        }
+    }
+}
+
 /// The OpenAPI document of the API (what `/api/v1/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = api_router().split_for_parts();
+    let (_, mut api) = api_router().split_for_parts();
+    add_problem_default(&mut api);
     api
 }
 
@@ -163,9 +187,10 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
         checks: std::sync::atomic::AtomicU64::new(0),
         idempotency: idempotency::Store::default(),
         body_limit: options.body_limit,
-        segment_writes: tokio::sync::Mutex::new(()),
+        writes: tokio::sync::Mutex::new(()),
     }));
-    let (router, api) = api_router().split_for_parts();
+    let (router, mut api) = api_router().split_for_parts();
+    add_problem_default(&mut api);
     let router = router
         .route("/api/v1/openapi.json", get(move || async move { Json(api) }))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))

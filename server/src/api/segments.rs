@@ -22,9 +22,11 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(segment_preview))
         .routes(routes!(explain_segment))
         .routes(routes!(segment_runs))
+        .routes(routes!(segment_changes))
 }
 
-use super::common::{check_if_match, etag, json_body, with_etag, ApiResult, Text, Q};
+use super::common::{check_if_match, etag, json_body, named_body, with_etag, ApiResult, Text, Q};
+use super::list::{ListQuery, Listing, Page, RawList};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -39,31 +41,23 @@ fn segment_json(d: &SegmentDefinition) -> ApiResult<Value> {
 
 /// A segment spec from a body, with `name` taken from the path when the body has none.
 fn segment_from_body(body: &str, name: Option<&str>) -> ApiResult<SegmentDefinition> {
-    let mut v = json_body(body)?;
-    if let (Some(name), Value::Object(m)) = (name, &mut v) {
-        match m.get("name") {
-            None => {
-                m.insert("name".into(), Value::String(name.to_string()));
-            }
-            Some(Value::String(n)) if segkit::model::normalize_name(n) == segkit::model::normalize_name(name) => {}
-            Some(other) => {
-                return Err(segkit::Error::Definition {
-                    path: "segment.name".into(),
-                    message: format!("the body names segment {other}, the path `{name}`; they must agree"),
-                }
-                .into())
-            }
-        }
-    }
+    let v = match name {
+        Some(n) => named_body(body, n, "segment")?,
+        None => json_body(body)?,
+    };
     Ok(spec::from_value::<SegmentSpec>(v).and_then(SegmentSpec::into_definition)?)
 }
 
-/// Every segment definition.
+const LISTING: Listing =
+    Listing { sorts: &[("name", "/name"), ("entity", "/entity")], filters: &[("entity", "/entity")] };
+
+/// Segment definitions, a page at a time.
 #[utoipa::path(get, path = "/segments", tag = "segments", security(("bearer" = [])),
-    responses((status = 200, description = "Segment definitions", body = [Object]),
-        (status = 401, description = "No valid credentials", body = Problem, content_type = "application/problem+json")))]
-async fn list_segments(State(s): State<AppState>, _c: Caller) -> ApiResult<Json<Vec<Value>>> {
-    Ok(Json(s.workspace().segments()?.iter().map(segment_json).collect::<ApiResult<_>>()?))
+    params(ListQuery, ("entity" = Option<String>, Query, description = "Only segments of this entity")),
+    responses((status = 200, description = "A page of segment definitions (sort: name, entity)", body = Page)))]
+async fn list_segments(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
+    let p = q.check(&LISTING, &[])?;
+    p.page(s.workspace().segments()?.iter().map(segment_json).collect::<ApiResult<_>>()?)
 }
 
 /// Creates a segment (409 when one of that name exists: update it with PUT). The body is a segment spec:
@@ -79,7 +73,7 @@ async fn create_segment(State(s): State<AppState>, c: Caller, Text(body): Text) 
     c.require_write()?;
     let def = segment_from_body(&body, None)?;
     let ws = s.workspace();
-    let _guard = s.0.segment_writes.lock().await;
+    let _guard = s.0.writes.lock().await;
     if ws.segment(&def.name).is_ok() {
         return Err(segkit::Error::Conflict {
             what: format!("segment `{}`", def.name),
@@ -122,7 +116,7 @@ async fn update_segment(
     c.require_write()?;
     let def = segment_from_body(&body, Some(&name))?;
     let ws = s.workspace();
-    let _guard = s.0.segment_writes.lock().await;
+    let _guard = s.0.writes.lock().await;
     let current = ws.segment(&name)?;
     check_if_match(&headers, &etag(&current)?, "segment")?;
     let d = ws.define_segment(def).await?;
@@ -145,7 +139,7 @@ async fn delete_segment(
 ) -> ApiResult<StatusCode> {
     c.require_write()?;
     let ws = s.workspace();
-    let _guard = s.0.segment_writes.lock().await;
+    let _guard = s.0.writes.lock().await;
     let current = ws.segment(&name)?;
     check_if_match(&headers, &etag(&current)?, "segment")?;
     ws.delete_segment(&name).await?;
@@ -200,12 +194,15 @@ async fn count_rule(State(s): State<AppState>, _c: Caller, Text(body): Text) -> 
 #[serde(deny_unknown_fields)]
 struct MembersQuery {
     /// Rows per page (default 1000, at most 100000).
+    #[param(minimum = 1, maximum = 100000)]
     limit: Option<usize>,
     /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]+\.[0-9]+$")]
     cursor: Option<String>,
     /// The run to read (default: the latest; a cursor keeps its run).
     run: Option<i64>,
     /// `json`, `csv` or `arrow`; overrides the `Accept` header.
+    #[param(pattern = "^(json|csv|arrow)$")]
     format: Option<String>,
 }
 
@@ -331,6 +328,7 @@ async fn segment_members(
 #[serde(deny_unknown_fields)]
 struct PreviewQuery {
     /// Rows (default 20, at most 1000).
+    #[param(maximum = 1000)]
     n: Option<usize>,
 }
 
@@ -391,18 +389,66 @@ async fn explain_segment(
     Ok(Json(v))
 }
 
-/// The run history of a segment, oldest first.
+const RUNS: Listing = Listing {
+    sorts: &[
+        ("run", "/run"),
+        ("started_at", "/started_at"),
+        ("member_count", "/member_count"),
+        ("duration_ms", "/duration_ms"),
+    ],
+    filters: &[],
+};
+
+/// The run history of a segment, a page at a time (`sort=-run` for newest first).
 #[utoipa::path(get, path = "/segments/{name}/runs", tag = "segments", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Segment name")),
-    responses((status = 200, description = "Runs", body = [Object]),
-        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
-async fn segment_runs(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    params(("name" = String, Path, description = "Segment name"), ListQuery),
+    responses((status = 200, description = "A page of runs (sort: run, started_at, member_count, duration_ms)", body = Page)))]
+async fn segment_runs(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(name): Path<String>,
+    q: RawList,
+) -> ApiResult<Response> {
+    let p = q.check(&RUNS, &[])?;
     let runs = s.workspace().runs(&name)?;
-    Ok(Json(json!(runs
-        .iter()
-        .map(|r| json!({
-            "segment": r.segment, "run": r.run, "started_at": r.started_at, "duration_ms": r.duration_ms,
-            "member_count": r.member_count, "entered": r.entered, "exited": r.exited, "snapshot": r.snapshot,
-        }))
-        .collect::<Vec<_>>())))
+    p.page(
+        runs.iter()
+            .map(|r| {
+                json!({
+                    "segment": r.segment, "run": r.run, "started_at": r.started_at, "duration_ms": r.duration_ms,
+                    "member_count": r.member_count, "entered": r.entered, "exited": r.exited, "snapshot": r.snapshot,
+                })
+            })
+            .collect(),
+    )
+}
+
+const CHANGES: Listing = Listing {
+    sorts: &[("run", "run"), ("started_at", "started_at")],
+    filters: &[("run", "run"), ("change", "change")],
+};
+
+/// Who entered and exited a segment, run by run: one item per key and run (`run`, `started_at`, the key,
+/// `change` = `entered` / `exited`), a page at a time.
+#[utoipa::path(get, path = "/segments/{name}/changes", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"), ListQuery,
+        ("run" = Option<i64>, Query, description = "Only the changes of this run"),
+        ("change" = Option<String>, Query, description = "Only `entered` or `exited`")),
+    responses((status = 200, description = "A page of changes (sort: run, started_at)", body = Page)))]
+async fn segment_changes(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(name): Path<String>,
+    q: RawList,
+) -> ApiResult<Response> {
+    let p = q.check(&CHANGES, &[])?;
+    if let Some(c) = p.filter("change") {
+        if c != "entered" && c != "exited" {
+            let mut pr = Problem::bad_request(format!("query parameter `change`: `{c}` is not `entered` or `exited`"));
+            pr.path = Some("query.change".into());
+            return Err(pr);
+        }
+    }
+    let batch = s.workspace().changes(&name).await?;
+    p.page_batch(&batch)
 }
