@@ -283,8 +283,8 @@ pub const MAX_PAGE_ROWS: usize = 100_000;
 /// Most items one page of a REST API list returns (`limit` above it is refused).
 pub const MAX_LIST_PAGE_ITEMS: usize = 1000;
 
-/// Most items a REST API list reads to filter, sort and page them in memory (syncs, run history, changes,
-/// quarantine rows); lists over the delivery ledger and the audit log page in the catalog instead.
+/// Most syncs and workflow runs a REST API list reads to filter, sort and page them in memory, and the largest
+/// `offset` a list takes; lists over the delivery ledger and the audit log page in the catalog instead.
 pub const MAX_LISTED_ITEMS: usize = 100_000;
 
 /// Most rows `GET /segments/{name}/preview` returns.

@@ -487,6 +487,7 @@ async fn bad_list_parameters_are_400_with_the_parameter() {
     }
     for list in ["/entities", "/segments", "/syncs"] {
         s.get(&format!("{list}?offset=-1"), &s.admin).await.problem(400);
+        s.get(&format!("{list}?offset=100001"), &s.admin).await.problem(400);
         s.get(&format!("{list}?cursor=abc"), &s.admin).await.problem(400);
     }
     let p = s.get("/deliveries?status=lost", &s.admin).await.problem(400);

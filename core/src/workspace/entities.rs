@@ -88,27 +88,34 @@ impl Workspace {
     /// other entities linking to it.
     pub fn entity_dependents(&self, name: &str) -> Result<EntityDependents> {
         let e = self.entity(name)?;
-        let mut d = EntityDependents::default();
-        d.segments = self.segments()?.into_iter().filter(|s| s.entity == e.name).map(|s| s.name).collect();
-        d.sources =
-            self.sources()?.into_iter().filter(|s| s.definition.entity == e.name).map(|s| s.definition.name).collect();
+        let mut workflows = vec![];
         for w in self.workflows()? {
             if self.trigger_entity(&w.trigger).is_ok_and(|t| t == e.name) {
-                d.workflows.push(w.name);
+                workflows.push(w.name);
             }
         }
-        d.templates = self
-            .templates()?
-            .into_iter()
-            .filter(|t| t.entity.as_deref() == Some(e.name.as_str()))
-            .map(|t| t.name)
-            .collect();
-        d.linked_from = self
-            .entities()?
-            .into_iter()
-            .filter(|o| o.name != e.name && o.links.iter().any(|l| l.entity == e.name))
-            .map(|o| o.name)
-            .collect();
+        let d = EntityDependents {
+            segments: self.segments()?.into_iter().filter(|s| s.entity == e.name).map(|s| s.name).collect(),
+            sources: self
+                .sources()?
+                .into_iter()
+                .filter(|s| s.definition.entity == e.name)
+                .map(|s| s.definition.name)
+                .collect(),
+            workflows,
+            templates: self
+                .templates()?
+                .into_iter()
+                .filter(|t| t.entity.as_deref() == Some(e.name.as_str()))
+                .map(|t| t.name)
+                .collect(),
+            linked_from: self
+                .entities()?
+                .into_iter()
+                .filter(|o| o.name != e.name && o.links.iter().any(|l| l.entity == e.name))
+                .map(|o| o.name)
+                .collect(),
+        };
         Ok(d)
     }
 

@@ -8,6 +8,7 @@
 //! grow without bound (the delivery ledger, the audit log) page in the catalog by id ([`Keyset`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OriginalUri, Query};
 use axum::http::{header, request::Parts, HeaderValue};
@@ -15,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use segkit::deps::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
 use segkit::deps::arrow::compute;
 use segkit::deps::arrow::datatypes::DataType;
-use segkit::limits::MAX_LIST_PAGE_ITEMS;
+use segkit::limits::{MAX_LISTED_ITEMS, MAX_LIST_PAGE_ITEMS};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -38,7 +39,7 @@ pub(super) struct ListQuery {
     /// The `next_cursor` of the previous page (leave out for the first page).
     cursor: Option<String>,
     /// Items to skip (instead of `cursor`, on lists that are not paged by id; a `cursor` wins).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 100000)]
     offset: Option<u64>,
     /// The field to sort by, `-field` for descending; each list names its fields.
     sort: Option<String>,
@@ -144,7 +145,10 @@ impl RawList {
                     continue;
                 }
                 "offset" => {
-                    offset = Some(v.parse::<usize>().map_err(|_| bad("offset", format!("`{v}` is not a count")))?);
+                    let n = v.parse::<usize>().ok().filter(|n| *n <= MAX_LISTED_ITEMS);
+                    offset = Some(n.ok_or_else(|| {
+                        bad("offset", format!("`{v}` is not 0 to {MAX_LISTED_ITEMS} (limit MAX_LISTED_ITEMS)"))
+                    })?);
                     continue;
                 }
                 "sort" => {
@@ -281,8 +285,14 @@ impl ListParams {
         }
         let (col, desc) = self.sort;
         if let Some(c) = batch.column_by_name(col) {
+            // The row number breaks ties, so equal values keep their order (a stable sort).
             let opts = compute::SortOptions { descending: desc, nulls_first: !desc };
-            let idx: UInt32Array = compute::sort_to_indices(c, Some(opts), None).map_err(arrow_err)?;
+            let order: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32));
+            let keys = [
+                compute::SortColumn { values: c.clone(), options: Some(opts) },
+                compute::SortColumn { values: order, options: None },
+            ];
+            let idx: UInt32Array = compute::lexsort_to_indices(&keys, None).map_err(arrow_err)?;
             let cols: Vec<ArrayRef> = batch
                 .columns()
                 .iter()
@@ -324,7 +334,11 @@ fn matches(v: Option<&Value>, want: &str) -> bool {
         Some(Value::String(s)) => s == want,
         Some(Value::Null) | None => false,
         Some(Value::Array(a)) => a.iter().any(|x| matches(Some(x), want)),
-        Some(other) => other.to_string() == want,
+        // A number or boolean, compared by its JSON text (`?run=3`, `?pii=true`).
+        Some(other) => {
+            let text = other.to_string();
+            text == want
+        }
     }
 }
 

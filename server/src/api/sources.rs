@@ -229,15 +229,13 @@ async fn quarantine_page(
     let p = q.check(&QUARANTINE, &[])?;
     let ws = s.workspace();
     let mut batch = ws.quarantine(entity).await?;
-    if let Some(ids) = ids {
-        let col = batch.column_by_name("ingest_id").cloned();
-        if let Some(col) = col {
-            let col =
-                col.as_any().downcast_ref::<StringArray>().cloned().unwrap_or_else(|| StringArray::from(vec![""; 0]));
-            let keep: BooleanArray =
-                (0..col.len()).map(|i| Some(col.is_valid(i) && ids.contains(col.value(i)))).collect();
-            batch = compute::filter_record_batch(&batch, &keep).map_err(|e| Problem::from(segkit::Error::from(e)))?;
-        }
+    let arrow_err = |e: segkit::deps::arrow::error::ArrowError| Problem::from(segkit::Error::from(e));
+    if let (Some(ids), Some(col)) = (ids, batch.column_by_name("ingest_id").cloned()) {
+        let text = compute::cast(&col, &segkit::deps::arrow::datatypes::DataType::Utf8).map_err(arrow_err)?;
+        let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
+        let keep: BooleanArray =
+            (0..text.len()).map(|i| Some(text.is_valid(i) && ids.contains(text.value(i)))).collect();
+        batch = compute::filter_record_batch(&batch, &keep).map_err(arrow_err)?;
     }
     let unmasked = c.role.can_read_pii();
     if !unmasked {

@@ -299,7 +299,7 @@ struct DryRunRequest {
 /// Rendered content shows `pii` values as `***` unless the caller may read pii.
 #[utoipa::path(post, path = "/workflows/{name}/dry-run", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Workflow name")),
-    request_body(content = DryRunRequest, description = "Optional"),
+    request_body(content = Option<DryRunRequest>, description = "Optional"),
     responses((status = 200, description = "`{workflow, pii_masked, rows}`: per entity the step, channel, status and content", body = Object)))]
 async fn dry_run_workflow(
     State(s): State<AppState>,
@@ -340,7 +340,7 @@ struct TriggerRequest {
 #[utoipa::path(post, path = "/workflows/{name}/trigger", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Workflow name"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = TriggerRequest, description = "Optional; an empty body starts it for every member"),
+    request_body(content = Option<TriggerRequest>, description = "Optional; an empty body starts it for every member"),
     responses((status = 200, description = "How many deliveries were queued", body = Object)))]
 async fn trigger_workflow(
     State(s): State<AppState>,
