@@ -69,7 +69,8 @@ CONFIG="$WORK/schemathesis.toml"
 
 START=$(date +%s)
 set +e
-"$ST" --config-file "$CONFIG" run "$BASE/openapi.json" \
+# From the scratch directory: Schemathesis keeps a `.schemathesis/` cache in its working directory.
+(cd "$WORK" && "$ST" --config-file "$CONFIG" run "$BASE/openapi.json" \
   --header "Authorization: Bearer $KEY" \
   --checks all --exclude-checks positive_data_acceptance \
   --phases examples,coverage,fuzzing \
@@ -77,7 +78,7 @@ set +e
   --workers 2 \
   --request-timeout 30 \
   --suppress-health-check all \
-  --no-color
+  --no-color)
 RC=$?
 set -e
 echo "schemathesis: exit $RC after $(( $(date +%s) - START )) s (max examples $MAX_EXAMPLES)"
