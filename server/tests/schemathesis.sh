@@ -75,7 +75,7 @@ set +e
   --checks all --exclude-checks positive_data_acceptance \
   --phases examples,coverage,fuzzing \
   --max-examples "$MAX_EXAMPLES" \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 30 \
   --suppress-health-check all \
   --no-color)
