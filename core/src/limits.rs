@@ -280,6 +280,13 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most rows one page of `GET /segments/{name}/members` returns (`limit` above it is refused).
 pub const MAX_PAGE_ROWS: usize = 100_000;
 
+/// Most items one page of a REST API list returns (`limit` above it is refused).
+pub const MAX_LIST_PAGE_ITEMS: usize = 1000;
+
+/// Most syncs and workflow runs a REST API list reads to filter, sort and page them in memory, and the largest
+/// `offset` a list takes; lists over the delivery ledger and the audit log page in the catalog instead.
+pub const MAX_LISTED_ITEMS: usize = 100_000;
+
 /// Most rows `GET /segments/{name}/preview` returns.
 pub const MAX_PREVIEW_ROWS: usize = 1000;
 

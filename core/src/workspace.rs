@@ -38,7 +38,9 @@ mod vacuum;
 mod workflows;
 
 pub use compaction::CompactReport;
+pub use entities::EntityDependents;
 pub use explain::{ExplainNode, Explanation};
+pub use ingest::SyncRecord;
 use options::resolve_secret;
 pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
 use planning::PlanSources;

@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on POSTs: the first response to a key is kept (for [`TTL`], at most
 //! [`MAX_IDEMPOTENCY_ENTRIES`] keys) and replayed for a retry with the same key and body, so a client that lost
 //! the answer to "create" or "trigger" can send it again without doing the work twice. A key reused with another
-//! body is refused (422); a retry while the first request still runs gets 409. Keys are scoped by the caller's
+//! body is refused (422); a retry while the first request still runs gets 409. An empty key is no key. Keys are scoped by the caller's
 //! credentials and the path. Responses with a 5xx status are not kept (the retry runs again).
 
 use std::collections::{HashMap, VecDeque};
@@ -70,10 +70,14 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(key) = req.headers().get(HEADER).cloned() else {
         return next.run(req).await;
     };
+    // Without credentials the handler answers 401; a key of an unauthenticated request is not worth checking.
+    if !req.headers().contains_key(header::AUTHORIZATION) || key.is_empty() {
+        return next.run(req).await;
+    }
     let Ok(key) = key.to_str().map(str::to_string) else {
         return Problem::bad_request("the Idempotency-Key header is not text").into_response();
     };
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+    if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
         return Problem::bad_request(format!(
             "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes (limit MAX_IDEMPOTENCY_KEY_BYTES)"
         ))
