@@ -91,7 +91,7 @@ async fn each_upload_format_goes_through_the_ingest_with_quarantine_and_audit() 
     assert_eq!(count_users(&s, ge11.clone()).await, 6, "11, 13, 14, 15, 16, 17 (12 was quarantined)");
     // Every upload is in the audit log.
     let audit = s.get("/audit?limit=100", &s.admin).await.json();
-    let uploads = audit.as_array().unwrap().iter().filter(|a| a["action"] == "entity.upload").count();
+    let uploads = audit["items"].as_array().unwrap().iter().filter(|a| a["action"] == "entity.upload").count();
     assert_eq!(uploads, 6, "{audit}");
     // mode=replace: the entity holds exactly the file's rows afterwards.
     let r = send(
