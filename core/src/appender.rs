@@ -161,9 +161,7 @@ fn copy_error(e: &Error) -> Error {
     match e {
         Error::Conflict { what, message } => Error::Conflict { what: what.clone(), message: message.clone() },
         Error::InvalidArgument(m) => Error::InvalidArgument(m.clone()),
-        Error::NotFound { kind, name, .. } => {
-            Error::NotFound { kind, name: name.clone(), hint: Default::default() }
-        }
+        Error::NotFound { kind, name, .. } => Error::NotFound { kind, name: name.clone(), hint: Default::default() },
         Error::Ingest { entity, message } => Error::Ingest { entity: entity.clone(), message: message.clone() },
         other => Error::Ingest { entity: String::new(), message: other.to_string() },
     }
