@@ -31,7 +31,7 @@ async fn the_api_is_served_over_tls_to_a_client_trusting_the_certificate() {
     let r = trusted.get(&url).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
-    assert_eq!(body[0]["name"], "user");
+    assert_eq!(body["items"][0]["name"], "user", "{body}");
     // A client that does not trust the certificate fails the handshake; plain HTTP to the TLS port gets no
     // answer; the server keeps serving the trusted client afterwards.
     let untrusted = reqwest::Client::builder().resolve("localhost", ([127, 0, 0, 1], port).into()).build().unwrap();
