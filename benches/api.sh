@@ -9,7 +9,7 @@
 #   benches/api.sh [DATA_DIR] [SECONDS] [CONC]
 #
 # Build first (its own target dir, so the shared release dir is not disturbed):
-#   CARGO_TARGET_DIR=/work/targets/rel-server nice cargo build --release -p segkit-server --bins --examples
+#   CARGO_TARGET_DIR=/work/targets/rel-<you> nice cargo build --release -p segkit-server --bins --examples
 # The workspace is set up once under $WORK (default /tmp/apiperf/bench-ws; ingesting 50 M events takes minutes).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -67,6 +67,7 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/
 B=http://127.0.0.1:$PORT/api/v1
 rss() { awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status; }
 {
+  echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "== warm-up"; wrk -t1 -c1 -d3s -s "$WORK/count.lua" "$B/count" >/dev/null
   wrk -t1 -c1 -d3s -s "$WORK/members.lua" "$B/segments/bench_members/members?limit=1000" >/dev/null
   echo "== count (POST /count, unsaved S1), 1 connection"
@@ -80,11 +81,13 @@ rss() { awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status; }
   wrk -t2 -c$CONC -d${SECS}s --latency -s "$WORK/events.lua" "$B/events"
   wait $SAMPLER
   echo "rss_mib_after $(rss)"
+  echo "== load average after the HTTP runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$WORK/wrk.txt"
 kill $SERVER; wait $SERVER 2>/dev/null || true
 trap - EXIT
 echo "== library (server/examples/api_bench.rs lib $WS $SECS $CONC)"
 "$EX" lib "$WS" "$SECS" "$CONC" | tee "$WORK/lib.json"
+echo "== load average after the library runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/wrk.txt"
 cp "$WORK/wrk.txt" "$OUT/wrk.txt"
 cp "$WORK/lib.json" "$OUT/lib.json"
 echo "raw output in $OUT/wrk.txt and $OUT/lib.json"

@@ -14,6 +14,7 @@ use crate::model::Entity;
 use crate::segment::SegmentDefinition;
 
 mod auth;
+mod idempotency;
 mod migrations;
 mod schedules;
 mod scope;
@@ -21,6 +22,7 @@ mod sources;
 mod system;
 mod workflows;
 pub use auth::NewAudit;
+pub use idempotency::IdempotencyRecord;
 pub use migrations::SCHEMA_VERSION;
 use scope::Tx;
 pub(crate) use scope::TxScope;

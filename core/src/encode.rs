@@ -47,18 +47,25 @@ pub fn from_ipc(bytes: &[u8]) -> Result<(SchemaRef, Vec<RecordBatch>)> {
 /// The rows of the batches as the JSON text of an array of objects, columns in schema order, nulls explicit
 /// (`[{"id": 1, "城市": null}]`); `[]` when there are none.
 pub fn to_json_rows(batches: &[RecordBatch]) -> Result<String> {
-    let mut w = arrow::json::WriterBuilder::new()
-        .with_explicit_nulls(true)
-        .build::<_, arrow::json::writer::JsonArray>(Vec::new());
+    let mut bytes = Vec::new();
+    write_json_rows(&mut bytes, batches)?;
+    String::from_utf8(bytes).map_err(|e| Error::InvalidArgument(format!("JSON rows are not UTF-8: {e}")))
+}
+
+/// [`to_json_rows`], appended to `out` (no copy of the text: a response body can be written in one buffer).
+pub fn write_json_rows(out: &mut Vec<u8>, batches: &[RecordBatch]) -> Result<()> {
+    let start = out.len();
+    let mut w =
+        arrow::json::WriterBuilder::new().with_explicit_nulls(true).build::<_, arrow::json::writer::JsonArray>(out);
     for b in batches {
         w.write(b)?;
     }
     w.finish()?;
-    let bytes = w.into_inner();
-    if bytes.is_empty() {
-        return Ok("[]".into());
+    let out = w.into_inner();
+    if out.len() == start {
+        out.extend_from_slice(b"[]");
     }
-    String::from_utf8(bytes).map_err(|e| Error::InvalidArgument(format!("JSON rows are not UTF-8: {e}")))
+    Ok(())
 }
 
 /// The rows of the batches as CSV text (RFC 4180 quoting) with a header line of the column names, also when

@@ -290,7 +290,7 @@ pub const MAX_LISTED_ITEMS: usize = 100_000;
 /// Most rows `GET /segments/{name}/preview` returns.
 pub const MAX_PREVIEW_ROWS: usize = 1000;
 
-/// Most `Idempotency-Key` responses the REST API remembers at once (the oldest are forgotten first).
+/// Most `Idempotency-Key` responses the REST API keeps in the catalog at once (the oldest are forgotten first).
 pub const MAX_IDEMPOTENCY_ENTRIES: usize = 10_000;
 
 /// Longest `Idempotency-Key` header, in bytes.

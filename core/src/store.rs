@@ -15,6 +15,7 @@ use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 #[allow(deprecated)] // The replacement (a hand-written AsyncFileReader) buys nothing here yet.
 use parquet::arrow::async_reader::ParquetObjectReader;
 use parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
@@ -38,6 +39,32 @@ pub struct Store {
     store: Arc<dyn ObjectStore>,
     base_url: Url,
     base_path: ObjectPath,
+    /// Decoded footers of files read by [`Store::read_rows`], newest last.
+    footers: Arc<FooterCache>,
+}
+
+/// Most file footers [`Store::read_rows`] keeps decoded.
+const FOOTER_CACHE_FILES: usize = 64;
+
+/// Decoded Parquet footers by file path. A file's content never changes once it has its (random, unique) name,
+/// so an entry never goes stale; the cache holds the [`FOOTER_CACHE_FILES`] most recently read files.
+#[derive(Debug, Default)]
+struct FooterCache(std::sync::Mutex<std::collections::VecDeque<(String, ArrowReaderMetadata)>>);
+
+impl FooterCache {
+    fn get(&self, rel: &str) -> Option<ArrowReaderMetadata> {
+        let g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.iter().rev().find(|(p, _)| p == rel).map(|(_, m)| m.clone())
+    }
+
+    fn put(&self, rel: &str, meta: ArrowReaderMetadata) {
+        let mut g = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        g.retain(|(p, _)| p != rel);
+        if g.len() >= FOOTER_CACHE_FILES {
+            g.pop_front();
+        }
+        g.push_back((rel.to_string(), meta));
+    }
 }
 
 impl Store {
@@ -49,7 +76,7 @@ impl Store {
             .map_err(|_| Error::InvalidArgument(format!("cannot turn {} into a URL", dir.display())))?;
         let base_path = ObjectPath::from_absolute_path(&dir)
             .map_err(|e| Error::InvalidArgument(format!("bad store path {}: {e}", dir.display())))?;
-        Ok(Store { store: Arc::new(LocalFileSystem::new()), base_url, base_path })
+        Ok(Store { store: Arc::new(LocalFileSystem::new()), base_url, base_path, footers: Default::default() })
     }
 
     /// A store at a URL such as `s3://bucket/prefix` or `file:///data/ws`, configured by `options`
@@ -65,7 +92,7 @@ impl Store {
             base_url.set_path(&format!("{}/", base_url.path()));
         }
         let (store, base_path) = object_store::parse_url_opts(&base_url, options.iter().cloned())?;
-        Ok(Store { store: Arc::from(store), base_url, base_path })
+        Ok(Store { store: Arc::from(store), base_url, base_path, footers: Default::default() })
     }
 
     /// The underlying object store.
@@ -154,6 +181,27 @@ impl Store {
         let reader = ParquetObjectReader::new(self.store.clone(), self.path(rel));
         let stream = ParquetRecordBatchStreamBuilder::new(reader).await?.with_batch_size(64 * 1024).build()?;
         Ok(stream.map_err(Error::from).boxed())
+    }
+
+    /// Reads rows `offset..offset + limit` of one file: the Parquet reader skips whole pages before `offset` and
+    /// stops decoding after `limit` rows. The file's decoded footer is kept for the next read of the same file.
+    pub async fn read_rows(&self, rel: &str, offset: usize, limit: usize) -> Result<Vec<RecordBatch>> {
+        #[allow(deprecated)]
+        let mut reader = ParquetObjectReader::new(self.store.clone(), self.path(rel));
+        let meta = match self.footers.get(rel) {
+            Some(m) => m,
+            None => {
+                let m = ArrowReaderMetadata::load_async(&mut reader, Default::default()).await?;
+                self.footers.put(rel, m.clone());
+                m
+            }
+        };
+        let stream = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, meta)
+            .with_batch_size(limit.clamp(1, 64 * 1024))
+            .with_offset(offset)
+            .with_limit(limit)
+            .build()?;
+        stream.map_err(Error::from).try_collect().await
     }
 
     /// Reads all batches of one file.

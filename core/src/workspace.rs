@@ -39,6 +39,7 @@ mod workflows;
 
 pub use compaction::CompactReport;
 pub use entities::EntityDependents;
+pub use evaluation::MembersPage;
 pub use explain::{ExplainNode, Explanation};
 pub use ingest::SyncRecord;
 use options::resolve_secret;
@@ -74,6 +75,8 @@ struct Inner {
     rate_limits: crate::workflow::policy::RateLimiter,
     /// Action configs the dispatcher built, by their JSON text (see `Workspace::dispatch_action`).
     built_actions: Mutex<HashMap<String, Arc<dyn crate::action::Action>>>,
+    /// API keys verified since `api_keys` last changed (see `Workspace::authenticate_api_key`).
+    auth_cache: Mutex<auth::AuthCache>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -170,6 +173,7 @@ impl Workspace {
                 compiled: Mutex::new(HashMap::new()),
                 rate_limits: Default::default(),
                 built_actions: Default::default(),
+                auth_cache: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

@@ -143,7 +143,7 @@ impl FromRequestParts<AppState> for Caller {
                 Problem::unauthorized("the token is invalid or expired: get a new one from POST /api/v1/auth/token")
             })?;
             // The key must still be active: revoking a key ends its tokens too.
-            ws.api_key(&claims.sub).ok().filter(|k| k.revoked_at.is_none())
+            ws.active_api_key(&claims.sub).map_err(Problem::from)?
         };
         key.map(Caller::from).ok_or_else(|| Problem::unauthorized("unknown or revoked API key"))
     }

@@ -69,6 +69,15 @@ impl Catalog {
         row.map(parse).transpose()
     }
 
+    /// The counter every change to `api_keys` bumps (by any process: triggers of migration 8 keep it), for
+    /// caches of verified keys.
+    pub fn auth_generation(&self) -> Result<i64> {
+        self.with(|c| {
+            let mut st = c.prepare_cached("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'auth_generation'")?;
+            Ok(st.query_row([], |r| r.get::<_, i64>(0)).optional()?.unwrap_or(0))
+        })
+    }
+
     /// The active (not revoked) key whose secret hashes to `hash`.
     pub fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
         let row = self.with(|c| {

@@ -189,8 +189,34 @@ CREATE TABLE audit_log (
 );
 "#;
 
+/// Migration 8: the REST API's `Idempotency-Key` records (the first response to a key, kept so a retry after a
+/// restart gets the same answer; expired by `created_at`), and `meta.auth_generation`, a counter that triggers
+/// bump on every change to `api_keys`, so a process caching verified keys sees a key created or revoked by any
+/// process.
+const V8: &str = r#"
+CREATE TABLE idempotency (
+    scope TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    content_type TEXT,
+    body BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX idempotency_created ON idempotency(created_at);
+INSERT INTO meta(key, value) VALUES ('auth_generation', '0') ON CONFLICT(key) DO NOTHING;
+CREATE TRIGGER api_keys_generation_insert AFTER INSERT ON api_keys BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'auth_generation';
+END;
+CREATE TRIGGER api_keys_generation_update AFTER UPDATE ON api_keys BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'auth_generation';
+END;
+CREATE TRIGGER api_keys_generation_delete AFTER DELETE ON api_keys BEGIN
+    UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'auth_generation';
+END;
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -308,9 +308,67 @@ impl Workspace {
         self.inner.store.read(&r.membership_file).await
     }
 
+    /// One page of the stored members of a segment's latest run (or of run `run`): up to `limit` keys (1 to
+    /// [`MAX_PAGE_ROWS`](crate::limits::MAX_PAGE_ROWS)) from position `offset`, read from the run's file with
+    /// the offset and limit pushed into the Parquet reader. What the REST API's members page serves.
+    pub async fn members_page(&self, name: &str, run: Option<i64>, offset: usize, limit: usize) -> Result<MembersPage> {
+        use crate::limits::MAX_PAGE_ROWS;
+        if limit == 0 || limit > MAX_PAGE_ROWS {
+            return Err(Error::InvalidArgument(format!(
+                "a members page is 1 to {MAX_PAGE_ROWS} rows, not {limit} (limit MAX_PAGE_ROWS)"
+            )));
+        }
+        let def = self.segment(name)?;
+        let runs = self.inner.catalog.runs(&def.name)?;
+        let r = match run {
+            None => runs.last(),
+            Some(n) => runs.iter().find(|r| r.run == n),
+        }
+        .ok_or_else(|| {
+            Error::not_found(
+                "run",
+                format!(
+                    "{name}#{}",
+                    run.map(|r| r.to_string()).unwrap_or_else(|| "latest (evaluate the segment first)".into())
+                ),
+            )
+        })?;
+        // One row more than asked says whether a next page exists.
+        let mut batches = self.inner.store.read_rows(&r.membership_file, offset, limit.saturating_add(1)).await?;
+        let mut rows = 0;
+        let mut more = false;
+        for b in batches.iter_mut() {
+            if rows + b.num_rows() > limit {
+                *b = b.slice(0, limit - rows);
+                more = true;
+            }
+            rows += b.num_rows();
+        }
+        batches.retain(|b| b.num_rows() > 0);
+        // Stored files carry their own schema (field metadata may differ from the computed one): keep it.
+        let schema = match batches.first() {
+            Some(b) => b.schema(),
+            None => self.members_schema(&def.name)?,
+        };
+        Ok(MembersPage { run: r.run, schema, batches, more })
+    }
+
     /// The run history of a segment, oldest first.
     pub fn runs(&self, name: &str) -> Result<Vec<RunRecord>> {
         self.segment(name)?;
         self.inner.catalog.runs(name)
     }
+}
+
+/// One page of a segment's stored members (see [`Workspace::members_page`]).
+#[derive(Debug, Clone)]
+pub struct MembersPage {
+    /// The run read.
+    pub run: i64,
+    /// The schema of the keys (the entity key, plus `variant` for a split segment).
+    pub schema: SchemaRef,
+    /// The page's keys, in stored order.
+    pub batches: Vec<RecordBatch>,
+    /// Whether rows follow this page.
+    pub more: bool,
 }

@@ -1,19 +1,22 @@
-//! `Idempotency-Key` on POSTs: the first response to a key is kept (for [`TTL`], at most
-//! [`MAX_IDEMPOTENCY_ENTRIES`] keys) and replayed for a retry with the same key and body, so a client that lost
-//! the answer to "create" or "trigger" can send it again without doing the work twice. A key reused with another
-//! body is refused (422); a retry while the first request still runs gets 409. An empty key is no key. Keys are scoped by the caller's
-//! credentials and the path. Responses with a 5xx status are not kept (the retry runs again).
+//! `Idempotency-Key` on POSTs: the first response to a key is kept in the workspace catalog (for [`TTL`], at most
+//! [`segkit::limits::MAX_IDEMPOTENCY_ENTRIES`] keys, see [`segkit::Workspace::keep_idempotency_record`]) and replayed for a retry
+//! with the same key and body — also after the server restarted — so a client that lost the answer to "create",
+//! "upload" or "trigger" can send it again without doing the work twice. A key reused with another body is
+//! refused (422); a retry while the first request still runs in this process gets 409. An empty key is no key.
+//! Keys are scoped by the caller's credentials and the path. Responses with a 5xx status are not kept (the retry
+//! runs again).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashSet;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use segkit::limits::{MAX_IDEMPOTENCY_ENTRIES, MAX_IDEMPOTENCY_KEY_BYTES};
+use segkit::catalog::IdempotencyRecord;
+use segkit::limits::MAX_IDEMPOTENCY_KEY_BYTES;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
@@ -31,35 +34,30 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// Largest response body kept for replay; a larger one is returned but not kept.
 const MAX_KEPT_BODY: usize = 1024 * 1024;
 
-enum State_ {
-    InFlight,
-    Done { status: StatusCode, content_type: Option<HeaderValue>, body: Bytes },
-}
-
-struct Entry {
-    fingerprint: [u8; 32],
-    at: Instant,
-    state: State_,
-}
-
-/// The kept responses.
+/// The scopes whose first request is running in this process (the kept answers are in the catalog).
 #[derive(Default)]
 pub struct Store {
-    inner: Mutex<(HashMap<String, Entry>, VecDeque<String>)>,
+    in_flight: Mutex<HashSet<String>>,
 }
 
 impl Store {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, Entry>, &mut VecDeque<String>) -> T) -> T {
-        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let (map, order) = &mut *g;
-        f(map, order)
+    fn with<T>(&self, f: impl FnOnce(&mut HashSet<String>) -> T) -> T {
+        let mut g = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut g)
     }
 }
 
-enum Begin {
-    Run,
-    Replay(Response),
-    Refuse(Problem),
+/// Removes a scope from the in-flight set when the request ends, however it ends (also when the client goes
+/// away and the handler's future is dropped).
+struct InFlight<'a> {
+    store: &'a Store,
+    scope: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.store.with(|set| set.remove(&self.scope));
+    }
 }
 
 /// The middleware.
@@ -105,69 +103,69 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let scope = hex::encode(Sha256::digest(
         [auth.as_slice(), b"\n", parts.uri.path().as_bytes(), b"\n", key.as_bytes()].concat(),
     ));
-    let fingerprint: [u8; 32] = Sha256::digest(&body).into();
-    let now = Instant::now();
-    let begin = state.0.idempotency.with(|map, order| {
-        // Forget expired entries from the old end first.
-        while let Some(oldest) = order.front() {
-            match map.get(oldest) {
-                Some(e) if now.duration_since(e.at) < TTL && map.len() <= MAX_IDEMPOTENCY_ENTRIES => break,
-                _ => {
-                    let k = order.pop_front().expect("front exists");
-                    map.remove(&k);
-                }
-            }
-        }
-        match map.get(&scope) {
-            Some(e) if e.fingerprint != fingerprint => Begin::Refuse(Problem::new(
+    let fingerprint = hex::encode(Sha256::digest(&body));
+    let ws = state.workspace().clone();
+    let replay = |rec: IdempotencyRecord| -> Response {
+        if rec.fingerprint != fingerprint {
+            return Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
                 "this Idempotency-Key was used with a different request body; use a new key for a new request",
-            )),
-            Some(Entry { state: State_::InFlight, .. }) => Begin::Refuse(Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_use",
-                "a request with this Idempotency-Key is still running; retry later",
-            )),
-            Some(Entry { state: State_::Done { status, content_type, body }, .. }) => {
-                let mut r = (*status, body.clone()).into_response();
-                if let Some(ct) = content_type {
-                    r.headers_mut().insert(header::CONTENT_TYPE, ct.clone());
-                }
-                r.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
-                Begin::Replay(r)
-            }
-            None => {
-                map.insert(scope.clone(), Entry { fingerprint, at: now, state: State_::InFlight });
-                order.push_back(scope.clone());
-                Begin::Run
-            }
+            )
+            .into_response();
         }
-    });
-    match begin {
-        Begin::Replay(r) => return r,
-        Begin::Refuse(p) => return p.into_response(),
-        Begin::Run => {}
+        let status = StatusCode::from_u16(rec.status).unwrap_or(StatusCode::OK);
+        let mut r = (status, Bytes::from(rec.body)).into_response();
+        if let Some(ct) = rec.content_type.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            r.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        r.headers_mut().insert(REPLAYED, HeaderValue::from_static("true"));
+        r
+    };
+    // Claim the scope first, then look for a kept answer: the first request keeps its answer before it leaves
+    // the in-flight set, so a retry either finds it running (409) or finds its answer.
+    if !state.0.idempotency.with(|set| set.insert(scope.clone())) {
+        return Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "a request with this Idempotency-Key is still running; retry later",
+        )
+        .into_response();
+    }
+    let _in_flight = InFlight { store: &state.0.idempotency, scope: scope.clone() };
+    let kept = {
+        let (ws, scope) = (ws.clone(), scope.clone());
+        tokio::task::spawn_blocking(move || ws.idempotency_record(&scope, TTL)).await
+    };
+    match kept {
+        Ok(Ok(None)) => {}
+        Ok(Ok(Some(rec))) => return replay(rec),
+        Ok(Err(e)) => return Problem::from(e).into_response(),
+        Err(e) => return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()).into_response(),
     }
     let response = next.run(Request::from_parts(parts, Body::from(body))).await;
     let (rparts, rbody) = response.into_parts();
     let bytes = match axum::body::to_bytes(rbody, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            state.0.idempotency.with(|map, _| map.remove(&scope));
             return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "response", e.to_string()).into_response();
         }
     };
-    state.0.idempotency.with(|map, _| {
-        if rparts.status.is_server_error() || bytes.len() > MAX_KEPT_BODY {
-            map.remove(&scope);
-        } else if let Some(e) = map.get_mut(&scope) {
-            e.state = State_::Done {
-                status: rparts.status,
-                content_type: rparts.headers.get(header::CONTENT_TYPE).cloned(),
-                body: bytes.clone(),
-            };
+    if !rparts.status.is_server_error() && bytes.len() <= MAX_KEPT_BODY {
+        let record = IdempotencyRecord {
+            fingerprint,
+            status: rparts.status.as_u16(),
+            content_type: rparts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string),
+            body: bytes.to_vec(),
+            created_at: 0,
+        };
+        let kept = tokio::task::spawn_blocking(move || ws.keep_idempotency_record(&scope, record, TTL)).await;
+        // The work is done; failing to keep its answer only means a retry would run it again: say so in the log.
+        match kept {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not keep an idempotent response"),
+            Err(e) => tracing::warn!(error = %e, "could not keep an idempotent response"),
         }
-    });
+    }
     Response::from_parts(rparts, Body::from(bytes))
 }

@@ -30,7 +30,6 @@ use super::list::{ListQuery, Listing, Page, RawList};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
-use futures::StreamExt;
 use segkit::limits::{MAX_PAGE_ROWS, MAX_PREVIEW_ROWS};
 use segkit::spec::{self, SegmentSpec};
 use segkit::SegmentDefinition;
@@ -254,60 +253,31 @@ async fn segment_members(
     if limit == 0 || limit > MAX_PAGE_ROWS {
         return Err(Problem::bad_request(format!("limit must be 1 to {MAX_PAGE_ROWS} (limit MAX_PAGE_ROWS)")));
     }
-    let ws = s.workspace();
     let (run, offset) = match &q.cursor {
         Some(c) => c
             .split_once('.')
             .and_then(|(r, o)| Some((r.parse::<i64>().ok()?, o.parse::<usize>().ok()?)))
+            .map(|(r, o)| (Some(r), o))
             .ok_or_else(|| Problem::bad_request(format!("cursor `{c}` is not one this API gave out")))?,
-        None => {
-            let run = match q.run {
-                Some(r) => r,
-                None => ws.runs(&name)?.last().map(|r| r.run).ok_or_else(|| {
-                    Problem::from(segkit::Error::NotFound {
-                        kind: "run",
-                        name: format!("{name}#latest (evaluate the segment first)"),
-                        hint: Default::default(),
-                    })
-                })?,
-            };
-            (run, 0)
-        }
+        None => (q.run, 0),
     };
-    let schema = ws.members_schema(&name)?;
-    let mut stream = ws.members(&name, Some(run)).await?;
-    let (mut skip, mut rows, mut page, mut more) = (offset, 0usize, vec![], false);
-    while let Some(b) = stream.next().await {
-        let b = b?;
-        let n = b.num_rows();
-        if skip >= n {
-            skip -= n;
-            continue;
-        }
-        let b = b.slice(skip, n - skip);
-        skip = 0;
-        let take = (limit - rows).min(b.num_rows());
-        if take > 0 {
-            page.push(b.slice(0, take));
-            rows += take;
-        }
-        if take < b.num_rows() {
-            more = true;
-            break;
-        }
-    }
-    // Stored files carry their own schema (field metadata may differ from the computed one): encode with it.
-    let schema = page.first().map(|b| b.schema()).unwrap_or(schema);
+    // One segment lookup, one runs query and a read of just this page's rows (see `Workspace::members_page`).
+    let segkit::MembersPage { run, schema, batches: page, more } =
+        s.workspace().members_page(&name, run, offset, limit).await?;
+    let rows: usize = page.iter().map(|b| b.num_rows()).sum();
     let next = more.then(|| format!("{run}.{}", offset + rows));
     let mut r = match format {
         Format::Json => {
-            let items = segkit::encode::to_json_rows(&page)?;
-            let text = format!(
-                r#"{{"segment":{},"run":{run},"next_cursor":{},"items":{items}}}"#,
+            // The envelope, then the rows written straight after it into the same buffer.
+            let mut body = format!(
+                r#"{{"segment":{},"run":{run},"next_cursor":{},"items":"#,
                 json!(segkit::model::normalize_name(&name)),
                 next.as_ref().map(|n| json!(n)).unwrap_or(Value::Null)
-            );
-            ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+            )
+            .into_bytes();
+            segkit::encode::write_json_rows(&mut body, &page)?;
+            body.push(b'}');
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Format::Csv => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], segkit::encode::to_csv(&schema, &page)?)
             .into_response(),

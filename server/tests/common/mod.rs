@@ -109,6 +109,21 @@ impl Reply {
 }
 
 impl Server {
+    /// Stops this server and starts a new one on a workspace opened afresh over the same directory (a new
+    /// process as far as the API's memory goes: only the catalog and the files carry over).
+    pub async fn restart(&mut self) {
+        self.shutdown.cancel();
+        let ws = segkit_server::open_workspace(&self.dir.path().join("ws")).await.unwrap();
+        let options = ServerOptions { rate_limit_per_minute: None, ..ServerOptions::default() };
+        let app = api::app(ws.clone(), &options).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.base = format!("http://{}", listener.local_addr().unwrap());
+        self.shutdown = CancellationToken::new();
+        tokio::spawn(api::serve(listener, app, self.shutdown.clone()));
+        self.ws = ws;
+        self.http = reqwest::Client::new();
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.base)
     }
