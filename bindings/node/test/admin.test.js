@@ -131,8 +131,13 @@ test('deleteEntity refuses while dependents exist and deletes definition and dat
   assert.throws(() => ws.segment('plan_a'), NotFoundError);
   await assert.rejects(ws.sql('SELECT * FROM account'), SegkitError);
   const after = parquetFiles(ws.path);
-  const removed = [...before].filter((f) => !after.has(f));
-  assert.ok(removed.length > 0 && removed.every((f) => f.includes('account')), String(removed));
+  const removed = [...before].filter((f) => !after.has(f)).sort();
+  const expected = [...before]
+    .filter((f) => f.includes(`${path.sep}data${path.sep}account${path.sep}`) || f.includes(`${path.sep}segments${path.sep}plan_a${path.sep}`))
+    .sort();
+  // Exactly the entity's data files and its segment's membership files are gone.
+  assert.ok(expected.some((f) => f.includes(`${path.sep}data${path.sep}`)) && expected.some((f) => f.includes(`${path.sep}segments${path.sep}`)));
+  assert.deepEqual(removed, expected);
   assert.deepEqual(ws.entities().map((e) => e.name), ['user']);
   await assert.rejects(ws.deleteEntity('account'), NotFoundError);
   await assert.rejects(ws.entityDependents('nobody'), NotFoundError);
@@ -269,6 +274,7 @@ test('workflowRuns count each trigger version’s rows by status', async () => {
   assert.deepEqual([run.entities, run.rows, run.statuses], [2, 2, { pending: 2 }]);
   assert.equal(run.startedAt, Date.parse(T0));
   assert.equal((await ws.dispatchDue()).delivered, 2);
+  ws.setClock('2026-06-30T00:01:00Z'); // runs are ordered by their start: a later one
   assert.equal(await ws.trigger('greet', [2]), 1);
   const [newest, first] = await ws.workflowRuns('greet');
   assert.deepEqual([newest.entities, newest.statuses], [1, { pending: 1 }]);

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -114,8 +114,11 @@ def test_delete_entity_refuses_while_dependents_exist_and_deletes_data_with_forc
         ws.segment("plan_a")
     with pytest.raises(segkit.SegkitError, match="account"):
         ws.sql("SELECT * FROM account")
-    removed = before - parquet_files(ws.path)
-    assert removed and all("account" in f for f in removed), removed
+    account_files = {f for f in before if f"{os.sep}data{os.sep}account{os.sep}" in f}
+    segment_files = {f for f in before if f"{os.sep}segments{os.sep}plan_a{os.sep}" in f}
+    assert account_files and segment_files
+    # Exactly the entity's data files and its segment's membership files are gone.
+    assert before - parquet_files(ws.path) == account_files | segment_files
     assert [e.name for e in ws.entities()] == ["user"]
     with pytest.raises(segkit.NotFoundError, match="entity `account`"):
         ws.delete_entity("account")
@@ -309,6 +312,7 @@ def test_workflow_runs_count_each_trigger_versions_rows_by_status(users):
     assert (run["entities"], run["rows"], run["statuses"]) == (2, 2, {"pending": 2})
     assert run["started_at"] == int(T0.timestamp() * 1000)
     assert ws.dispatch_due()["delivered"] == 2
+    ws.set_clock(T0 + timedelta(minutes=1))  # runs are ordered by their start: a later one
     assert ws.trigger("greet", [2]) == 1
     newest, first = ws.workflow_runs("greet")
     assert (newest["entities"], newest["statuses"]) == (1, {"pending": 1})
