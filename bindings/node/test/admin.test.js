@@ -83,7 +83,7 @@ function parquetFiles(root) {
 test('addAttribute evolves the entity; bad specs name the field', async () => {
   const { ws } = await users();
   let e = await ws.addAttribute('user', 'score', 'float64');
-  assert.deepEqual(e.attributes.score, { type: 'float64', nullable: true, filterable: true, pii: false, indexed: false, description: null });
+  assert.deepEqual(e.attributes.score, { type: 'float64', nullable: true, filterable: true, pii: false, indexed: false });
   e = await ws.addAttribute('user', 'phone', { type: 'string', pii: true, description: 'mobile' });
   assert.equal(e.attributes.phone.pii, true);
   assert.deepEqual(Object.keys(e.attributes), ['user_id', 'country', 'email', 'score', 'phone']);
