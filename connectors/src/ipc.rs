@@ -113,42 +113,5 @@ pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
     Ok(Arc::new(ArrowIpcSource::new(&path, name)))
 }
 
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use arrow::array::{ArrayRef, Int64Array, RecordBatch};
-    use futures::TryStreamExt;
-    use segkit::{ScanRequest, SourceFactory};
-    use serde_json::json;
-
-    use super::*;
-
-    #[tokio::test]
-    async fn configs_and_extensions_build_ipc_sources_and_bad_keys_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let b = RecordBatch::try_from_iter([("n", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
-        let p = dir.path().join("x.arrows");
-        std::fs::write(&p, segkit::encode::to_ipc_stream(&b.schema(), std::slice::from_ref(&b)).unwrap()).unwrap();
-        let p = p.to_str().unwrap().to_string();
-        for s in [
-            crate::from_config(&json!({"type": "arrow_ipc", "path": p, "name": "upload"})).unwrap(),
-            crate::from_config(&json!({"path": p})).unwrap(),
-            crate::open(&p).unwrap(),
-            crate::open(&format!("file://{p}")).unwrap(),
-        ] {
-            let got: Vec<RecordBatch> = s.scan(&ScanRequest::all()).await.unwrap().try_collect().await.unwrap();
-            assert_eq!(got, vec![b.clone()]);
-        }
-        assert_eq!(
-            crate::from_config(&json!({"type": "arrow", "path": p, "name": "upload"})).unwrap().name(),
-            "upload"
-        );
-        let err = |c: Value| crate::from_config(&c).err().expect("an error").to_string();
-        assert!(err(json!({"type": "arrow_ipc", "path": p, "delimiter": ","})).contains("source.delimiter"));
-        assert!(err(json!({"type": "arrow_ipc"})).contains("source.path"));
-        assert!(err(json!({"type": "arrow_ipc", "path": 3})).contains("source.path"));
-        assert!(err(json!({"type": "ipc", "path": "s3://b/x.arrow"})).contains("local disk only"));
-        assert!(crate::registry().build(&json!({"type": "feather", "path": p})).is_ok());
-    }
-}
+// Tested through the bindings (bindings/python/tests/test_admin.py, bindings/node/test/admin.test.js): a
+// connectors-only test build would compile another DataFusion feature set.

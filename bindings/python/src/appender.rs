@@ -152,8 +152,9 @@ impl PyAppender {
 
     /// Flushes, then closes: later appends raise. Closing again returns an empty list.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let out = self.flush(py);
+        // Closed first, so an append racing the close is refused rather than left unflushed; the appends in
+        // flight hold their own clones and commit.
         self.state().appender = None;
-        out
+        self.flush(py)
     }
 }

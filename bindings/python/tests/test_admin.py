@@ -364,6 +364,9 @@ def test_arrow_ipc_files_ingest_by_path_by_config_and_as_a_named_source(users, t
 
     assert ws.ingest("user", file_path).rows_written == 2  # os.PathLike, format from the extension
     assert ws.ingest("user", {"type": "arrow_ipc", "path": str(stream_path)}).rows_written == 1
+    # The aliases of the type, and file:// URLs.
+    assert ws.ingest("user", {"type": "feather", "path": f"file://{file_path}"}).rows_written == 2
+    assert ws.ingest("user", {"path": str(stream_path)}).rows_written == 1  # type from the extension
     ws.define_source("ipc", entity="user", config={"type": "arrow_ipc", "path": str(file_path), "name": "export"})
     report = ws.sync("ipc")
     assert (report.source, report.rows_written) == ("export", 2)
