@@ -897,6 +897,9 @@ class Appender {
   #inflight = new Set();
   #closed = false;
   constructor(nativeAppender) {
+    if (!(nativeAppender instanceof native.NativeAppender)) {
+      throw invalid('use `await ws.appender(entity)` to get an Appender');
+    }
     this.#native = nativeAppender;
   }
 

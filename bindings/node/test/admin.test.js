@@ -159,6 +159,7 @@ test('concurrent appends share group commits; rows, IPC and apache-arrow tables 
   const { ws } = await clicks();
   const a = await ws.appender('click');
   assert.ok(a instanceof Appender);
+  assert.throws(() => new Appender({}), InvalidArgumentError);
   assert.equal(a.entity, 'click');
   const receipts = await Promise.all(Array.from({ length: 20 }, (_, i) => a.append(events(i * 10, 10))));
   assert.equal(receipts.length, 20);
