@@ -180,7 +180,10 @@ fn definition_bodies_are_core_request_model_schemas() {
     // the name out; a list answers a page of the item type.
     let op = &doc["paths"]["/api/v1/entities"]["post"];
     assert_eq!(op["requestBody"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/EntitySpec");
-    assert_eq!(op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/EntitySpec");
+    assert_eq!(
+        op["responses"]["201"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/EntitySpec"
+    );
     let put = &doc["paths"]["/api/v1/segments/{name}"]["put"]["requestBody"]["content"]["application/json"]["schema"];
     let put = &schemas[put["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
     assert!(!put["required"].as_array().unwrap().contains(&json!("name")), "{put}");

@@ -216,7 +216,10 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
     // Serialised once; every request gets a cheap copy of the bytes.
     let api = axum::body::Bytes::from(serde_json::to_vec(&finish_document(api)).map_err(segkit::Error::from)?);
     let router = router
-        .route("/api/v1/openapi.json", get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], api) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], api) }),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(DefaultBodyLimit::max(options.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))
