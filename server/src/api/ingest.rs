@@ -115,7 +115,7 @@ fn report_json(report: &IngestReport, c: &Caller) -> Value {
 #[utoipa::path(post, path = "/entities/{name}/upload", tag = "entities", security(("bearer" = [])),
     params(("name" = String, Path, description = "Entity name"), UploadQuery,
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Vec<u8>, description = "The file", content_type = "text/csv"),
+    request_body(content = String, description = "The file (CSV here; any format named above by its `Content-Type`)", content_type = "text/csv"),
     responses((status = 200, description = "The ingest report (quarantined rows counted; their sample only for pii readers)", body = super::schemas::IngestReportDoc),
         (status = 400, description = "Bad query parameter or empty body", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
