@@ -192,4 +192,9 @@ fn definition_bodies_are_core_request_model_schemas() {
     let page = &schemas[page["$ref"].as_str().unwrap().rsplit('/').next().unwrap()];
     assert_eq!(page["properties"]["items"]["items"]["$ref"], "#/components/schemas/WorkflowSpec");
     assert_eq!(page["required"], json!(["items", "sort"]));
+    // Lists take an empty offset, cursor or sort as none, and say so.
+    let params = doc["paths"]["/api/v1/syncs"]["get"]["parameters"].as_array().unwrap();
+    let offset = params.iter().find(|p| p["name"] == "offset").unwrap();
+    assert_eq!(offset["allowEmptyValue"], true, "{offset}");
+    assert!(params.iter().find(|p| p["name"] == "limit").unwrap().get("allowEmptyValue").is_none());
 }

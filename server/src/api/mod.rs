@@ -166,7 +166,24 @@ pub fn openapi() -> serde_json::Value {
 
 fn finish_document(mut api: utoipa::openapi::OpenApi) -> serde_json::Value {
     add_problem_default(&mut api);
-    schemas::document(&api)
+    let mut doc = schemas::document(&api);
+    allow_empty_list_parameters(&mut doc);
+    doc
+}
+
+/// A list takes an empty `cursor`, `offset` or `sort` as none (what a form sends for an empty field; see
+/// `list.rs`): the document says so with `allowEmptyValue` (utoipa has no attribute for it).
+fn allow_empty_list_parameters(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for op in paths.values_mut().filter_map(serde_json::Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        let Some(params) = op.get_mut("parameters").and_then(serde_json::Value::as_array_mut) else { continue };
+        let is_list = params.iter().any(|p| p["in"] == "query" && p["name"] == "limit");
+        for p in params.iter_mut().filter(|p| is_list && p["in"] == "query") {
+            if matches!(p["name"].as_str(), Some("cursor" | "offset" | "sort")) {
+                p["allowEmptyValue"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
