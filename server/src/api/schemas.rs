@@ -20,24 +20,30 @@ fn placeholder() -> RefOr<Schema> {
     ObjectBuilder::new().description(Some("generated from core's request model")).into()
 }
 
+/// A marker type for `utoipa` (`body = X`): named `$name` in `components.schemas`, where [`document`] puts the
+/// generated schema in place of the placeholder.
+macro_rules! marker {
+    ($(#[$m:meta])* $doc:ident, $name:expr) => {
+        $(#[$m])*
+        pub(super) struct $doc;
+        impl utoipa::PartialSchema for $doc {
+            fn schema() -> RefOr<Schema> {
+                placeholder()
+            }
+        }
+        impl utoipa::ToSchema for $doc {
+            fn name() -> Cow<'static, str> {
+                $name
+            }
+        }
+    };
+}
+
 /// Declares marker types for `utoipa` (`body = X`) whose schemas are core types' `schemars` schemas, and
 /// [`core_definitions`] that generates them (with everything they refer to) for `components.schemas`.
 macro_rules! core_schemas {
     ($($(#[$m:meta])* $doc:ident => $ty:ty;)*) => {
-        $(
-            $(#[$m])*
-            pub(super) struct $doc;
-            impl utoipa::PartialSchema for $doc {
-                fn schema() -> RefOr<Schema> {
-                    placeholder()
-                }
-            }
-            impl utoipa::ToSchema for $doc {
-                fn name() -> Cow<'static, str> {
-                    <$ty as schemars::JsonSchema>::schema_name()
-                }
-            }
-        )*
+        $(marker!($(#[$m])* $doc, <$ty as schemars::JsonSchema>::schema_name());)*
 
         /// The schemas of core's types named by the marker types, and every schema they refer to, by name
         /// (references point into `#/components/schemas/`).
@@ -110,20 +116,7 @@ core_schemas! {
 /// the unsaved rule of `POST /count`): core's schema of `$base` without `name` among the required properties.
 macro_rules! name_optional {
     ($($(#[$m:meta])* $doc:ident => $base:ty, $name:literal;)*) => {
-        $(
-            $(#[$m])*
-            pub(super) struct $doc;
-            impl utoipa::PartialSchema for $doc {
-                fn schema() -> RefOr<Schema> {
-                    placeholder()
-                }
-            }
-            impl utoipa::ToSchema for $doc {
-                fn name() -> Cow<'static, str> {
-                    Cow::Borrowed($name)
-                }
-            }
-        )*
+        $(marker!($(#[$m])* $doc, Cow::Borrowed($name));)*
 
         /// Adds the name-optional variants to `defs` (which holds their bases).
         fn add_name_optional(defs: &mut Map<String, Value>) {
