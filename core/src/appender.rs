@@ -26,7 +26,7 @@ use crate::model::{DataType, Entity, EntityKind};
 use crate::Workspace;
 
 /// The answer to one [`Appender::append`], given once its rows are committed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AppendReceipt {
     /// The entity appended to.
     pub entity: String,
