@@ -100,6 +100,7 @@ export interface IngestOptions {
 export interface SourceConfig {
   type?:
     | 'csv' | 'tsv' | 'ndjson' | 'jsonl' | 'json' | 'parquet'
+    | 'arrow_ipc' | 'arrow' | 'ipc' | 'feather'
     | 'postgres' | 'postgresql' | 'mysql' | 'mariadb' | 'sqlite' | 'sqlite3'
     | (string & {});
   path?: string;
@@ -385,6 +386,32 @@ export declare class Workspace {
   defineEntity(definition: EntityDefinition): Promise<Entity>;
   entity(name: string): Entity;
   entities(): Entity[];
+  /**
+   * Adds attribute `name` (a type string or `{type, pii, nullable, …}`) to `entity`; resolves to the entity.
+   * ConflictError if it exists; DefinitionError naming the field for a bad spec.
+   */
+  addAttribute(entity: string, name: string, attribute: string | Omit<AttributeSpec, 'name'>): Promise<Entity>;
+  /** What depends on an entity (NotFoundError if there is none). */
+  entityDependents(name: string): Promise<EntityDependents>;
+  /**
+   * Deletes an entity with its data; ConflictError while anything depends on it (with `force`, its segments and
+   * sources go first). Resolves to what was deleted along with it.
+   */
+  deleteEntity(name: string, options?: { force?: boolean }): Promise<EntityDependents>;
+  /** A group-commit appender for an event entity. */
+  appender(entity: string): Promise<Appender>;
+  /** Merges the first run of small files of an event entity into one (a new snapshot reading the same rows). */
+  compact(entity: string): Promise<CompactReport>;
+
+  // ---- monitoring
+  /** Every sync and ingest, oldest first, at most `limit` (default 1000). */
+  syncs(options?: { limit?: number }): Promise<SyncRecord[]>;
+  /** Audit rows matching every filter given, oldest first (or `newestFirst`), at most `limit` (default 1000). */
+  auditEntries(filter?: AuditFilter): Promise<AuditEntry[]>;
+  /** Appends a row to the audit log (never put a secret or a pii value in `detail`). */
+  audit(actor: string, action: string, target: string, detail?: string | null): Promise<void>;
+  /** The starts of a workflow (one per trigger version), newest first, at most `limit` (default 100). */
+  workflowRuns(name: string, options?: { limit?: number }): Promise<WorkflowRun[]>;
 
   ingest(entity: string, source: IngestSource, options?: IngestOptions): Promise<IngestReport>;
   ingestHistory(entity: string): IngestReport[];
@@ -448,8 +475,8 @@ export declare class Workspace {
   export(options?: { format?: 'toml' | 'yaml' }): string;
   defineTemplate(name: string, options: { channel: string; parts: Record<string, string>; entity?: string }): Promise<TemplateSpec>;
   template(name: string): TemplateSpec;
-  /** The rendered parts of a template for one entity (nothing is sent). */
-  render(template: string, key: string | number | bigint): Promise<Record<string, string>>;
+  /** The rendered parts of a template for one entity (nothing is sent); `maskPii` renders pii values as `***`. */
+  render(template: string, key: string | number | bigint, options?: { maskPii?: boolean }): Promise<Record<string, string>>;
   defineWorkflow(
     name: string,
     options: { trigger: TriggerSpec; steps: StepSpec[]; policies?: PoliciesSpec },
@@ -466,7 +493,12 @@ export declare class Workspace {
   suppress(channel: string, keys: Array<string | number | bigint>): Promise<number>;
   unsuppress(channel: string, keys: Array<string | number | bigint>): Promise<number>;
   /** Who would receive what if the workflow were triggered now; nothing is sent or written. */
-  dryRunWorkflow(name: string, keys?: Array<string | number | bigint> | null, limit?: number): Promise<DryRunRow[]>;
+  dryRunWorkflow(
+    name: string,
+    keys?: Array<string | number | bigint> | null,
+    limit?: number,
+    options?: { maskPii?: boolean },
+  ): Promise<DryRunRow[]>;
 
   // ---- schedules
   /** Defines (or replaces) a cron schedule; errors name the field (`schedule nightly.job.source`). */
@@ -481,6 +513,101 @@ export declare class Workspace {
    * shuts down gracefully: in-flight deliveries get `graceMs`, claims still held are released.
    */
   serve(options: { signal: AbortSignal; pollIntervalMs?: number; graceMs?: number }): Promise<ServeReport>;
+}
+
+/** What depends on an entity, or what was deleted along with it (names). */
+export interface EntityDependents {
+  segments: string[];
+  sources: string[];
+  workflows: string[];
+  templates: string[];
+  linkedFrom: string[];
+}
+
+/** What one `compact` did (`filesMerged` 0: nothing to do). */
+export interface CompactReport {
+  filesMerged: number;
+  filesWritten: number;
+  rows: number;
+  snapshot: number | null;
+}
+
+/** One recorded sync or ingest: the ingest report's fields plus its named source and when it was recorded. */
+export interface SyncRecord extends IngestReport {
+  /** The named source synced, or null for a direct ingest. */
+  namedSource: string | null;
+  /** RFC 3339. */
+  createdAt: string;
+}
+
+/** Which audit rows `auditEntries` selects. */
+export interface AuditFilter {
+  actor?: string | null;
+  action?: string | null;
+  target?: string | null;
+  /** Only ids greater than this (the next page after the last id seen). */
+  afterId?: number | null;
+  /** Only ids less than this. */
+  beforeId?: number | null;
+  newestFirst?: boolean;
+  limit?: number;
+}
+
+/** One row of the audit log. */
+export interface AuditEntry {
+  id: number;
+  /** RFC 3339, workspace clock. */
+  at: string;
+  actor: string;
+  action: string;
+  target: string;
+  detail: string | null;
+}
+
+/** One start of a workflow (a trigger version) and how its ledger rows stand now. */
+export interface WorkflowRun {
+  /** `run:3`, `manual:2`, `schedule:nightly:…`. */
+  trigger: string;
+  /** Ms since the epoch. */
+  startedAt: number;
+  updatedAt: number;
+  entities: number;
+  rows: number;
+  /** Ledger rows by status. */
+  statuses: Record<string, number>;
+}
+
+/** The answer to one append, given once its rows are committed. */
+export interface AppendReceipt {
+  entity: string;
+  rows: number;
+  snapshot: number | null;
+  /** The ingest (in `ingestHistory`) that committed them. */
+  ingestId: string;
+  /** Rows, appends and quarantined rows of the whole group commit. */
+  groupRows: number;
+  groupAppends: number;
+  groupQuarantined: number;
+}
+
+/**
+ * Group-commit appends to one event entity (from `ws.appender(entity)`): concurrent appends share one file and
+ * one catalog commit.
+ */
+export declare class Appender {
+  private constructor();
+  readonly entity: string;
+  /** Appends in flight. */
+  readonly pending: number;
+  /**
+   * One append of at most MAX_EVENT_BATCH rows: plain objects (decoded strictly; errors name `rows[i].field`),
+   * Arrow IPC bytes, or an apache-arrow Table / RecordBatch. Resolves once committed.
+   */
+  append(data: Array<Record<string, unknown>> | Uint8Array | ArrayBuffer | object): Promise<AppendReceipt>;
+  /** Waits for every append in flight; resolves to their receipts or rejects with the first error. */
+  flush(): Promise<AppendReceipt[]>;
+  /** Flushes, then refuses later appends. */
+  close(): Promise<AppendReceipt[]>;
 }
 
 /** What a schedule does when it is due. */

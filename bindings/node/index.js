@@ -346,6 +346,96 @@ class Workspace {
     return callSync(() => this.#native.entities()).map(entityFromNative);
   }
 
+  /**
+   * Adds attribute `name` to `entity`; resolves to the entity. `attribute`: a type string (`"float64"`) or an
+   * object with `type` and flags (`pii`, `nullable`, `indexed`, `filterable`, `description`). It must be new
+   * (ConflictError otherwise) and nullable when the entity holds rows; a bad spec rejects with a DefinitionError
+   * naming the field (`attribute.type`).
+   */
+  async addAttribute(entity, name, attribute) {
+    let spec;
+    if (typeof attribute === 'string') spec = { name, type: attribute };
+    else if (isPlainObject(attribute)) spec = { ...attribute, name };
+    else throw invalid('addAttribute: attribute must be a type string or an object {type, pii, nullable, ...}');
+    return entityFromNative(await call(() => this.#native.addAttribute(entity, specText(spec))));
+  }
+
+  /**
+   * What depends on entity `name`: `{segments, sources, workflows, templates, linkedFrom}` (names). Rejects with a
+   * NotFoundError if there is no such entity.
+   */
+  async entityDependents(name) {
+    return call(() => this.#native.entityDependents(name));
+  }
+
+  /**
+   * Deletes entity `name` with its data and ingest history. Rejects with a ConflictError (naming them) while
+   * anything depends on it (see `entityDependents`); with `force`, its segments and sources are deleted first
+   * (workflows, templates and linking entities still refuse). Resolves to what was deleted along with it.
+   */
+  async deleteEntity(name, { force = false } = {}) {
+    if (typeof force !== 'boolean') throw invalid('deleteEntity: force must be a boolean');
+    return call(() => this.#native.deleteEntity(name, force));
+  }
+
+  /**
+   * A group-commit `Appender` for the event entity `entity` (NotFoundError if there is none, InvalidArgumentError
+   * for a profile).
+   */
+  async appender(entity) {
+    return new Appender(await call(() => this.#native.appender(entity)));
+  }
+
+  /**
+   * Merges the first run of small files of an event entity (many small appends leave them) into one file,
+   * committed as a new snapshot reading the same rows; profiles need none. Resolves to `{filesMerged,
+   * filesWritten, rows, snapshot}` (`filesMerged` 0: nothing to do).
+   */
+  async compact(entity) {
+    return call(() => this.#native.compact(entity));
+  }
+
+  // ---- monitoring
+
+  /**
+   * Every sync and ingest of every entity, oldest first, at most `limit` (default 1000): the ingest report's fields
+   * (`id`, `entity`, `rowsWritten`, …) plus `namedSource` (null for a direct ingest) and `createdAt`.
+   */
+  async syncs({ limit = 1000 } = {}) {
+    return call(() => this.#native.syncs(limitArg('syncs', limit)));
+  }
+
+  /**
+   * Audit rows matching every filter given (`actor`, `action`, `target`, `afterId` / `beforeId` for paging),
+   * oldest first (or `newestFirst`), at most `limit` (default 1000): `{id, at, actor, action, target, detail}`.
+   */
+  async auditEntries({ actor, action, target, afterId, beforeId, newestFirst = false, limit = 1000, ...rest } = {}) {
+    const unknown = Object.keys(rest);
+    if (unknown.length) {
+      throw invalid(`auditEntries: unknown option(s) ${unknown.join(', ')} (expected actor, action, target, afterId, beforeId, newestFirst, limit)`);
+    }
+    return call(() =>
+      this.#native.auditEntries(actor ?? null, action ?? null, target ?? null, afterId ?? null, beforeId ?? null, Boolean(newestFirst), limitArg('auditEntries', limit)),
+    );
+  }
+
+  /**
+   * Appends a row to the audit log at the workspace clock's now: `actor` did `action` (`segment.update`,
+   * `pii.read`, …) to `target`. `detail` is cut at 4 KiB and must never hold a secret or a pii value.
+   */
+  async audit(actor, action, target, detail) {
+    return call(() => this.#native.audit(actor, action, target, detail ?? null));
+  }
+
+  /**
+   * The starts of workflow `name` (one per trigger version), newest first, at most `limit` (default 100):
+   * `{trigger, startedAt, updatedAt, entities, rows, statuses}` (times in ms since the epoch; `statuses`: ledger
+   * rows by status).
+   */
+  async workflowRuns(name, { limit = 100 } = {}) {
+    return call(() => this.#native.workflowRuns(name, limitArg('workflowRuns', limit)));
+  }
+
   // ---- ingest
 
   /**
@@ -618,9 +708,12 @@ class Workspace {
     return callSync(() => this.#native.template(name));
   }
 
-  /** Previews a template for the entity with key `key`: the rendered parts (nothing is sent). */
-  async render(template, key) {
-    return call(() => this.#native.render(template, String(key)));
+  /**
+   * Previews a template for the entity with key `key`: the rendered parts (nothing is sent). With `{maskPii:
+   * true}`, the values of pii attributes render as `***`.
+   */
+  async render(template, key, { maskPii = false } = {}) {
+    return call(() => this.#native.render(template, String(key), Boolean(maskPii)));
   }
 
   /**
@@ -697,11 +790,12 @@ class Workspace {
   /**
    * Who would receive what if workflow `name` were triggered now, without sending or writing the ledger: per
    * entity (`keys`, default the members of its segment or the entities of a manual workflow; at most `limit`,
-   * default 100) `{entityKey, step, channel, status, content, detail}`.
+   * default 100) `{entityKey, step, channel, status, content, detail}`. With `{maskPii: true}`, pii values render
+   * as `***` in `content` (branches and policies still see the real values).
    */
-  async dryRunWorkflow(name, keys, limit = 100) {
+  async dryRunWorkflow(name, keys, limit = 100, { maskPii = false } = {}) {
     if (keys !== undefined && keys !== null && !Array.isArray(keys)) throw invalid('dryRunWorkflow: keys must be an array');
-    return call(() => this.#native.dryRunWorkflow(name, keys == null ? null : keys.map(String), limit));
+    return call(() => this.#native.dryRunWorkflow(name, keys == null ? null : keys.map(String), limit, Boolean(maskPii)));
   }
 
   // ---- schedules
@@ -777,6 +871,108 @@ class Workspace {
       native.cancelTokenRelease(token);
     }
   }
+}
+
+// ------------------------------------------------------------------------------------------ Appender
+
+/** A `limit` option: a whole number 0..2^32-1. */
+function limitArg(what, limit) {
+  if (!Number.isInteger(limit) || limit < 0 || limit > 0xffffffff) {
+    throw invalid(`${what}: limit must be a non-negative whole number, got ${limit}`);
+  }
+  return limit;
+}
+
+/**
+ * Appends small batches of events to one event entity with group commit (core's `segkit::appender::Appender`):
+ * appends waiting while the writer commits the previous group are committed together as ONE ingest — one file,
+ * one catalog commit — and small files are compacted after each commit. Get one from `ws.appender(entity)`.
+ *
+ *     const a = await ws.appender('click');
+ *     await Promise.all(pages.map((rows) => a.append(rows)));   // concurrent appends share commits
+ *     await a.close();
+ */
+class Appender {
+  #native;
+  #inflight = new Set();
+  #closed = false;
+  constructor(nativeAppender) {
+    if (!(nativeAppender instanceof native.NativeAppender)) {
+      throw invalid('use `await ws.appender(entity)` to get an Appender');
+    }
+    this.#native = nativeAppender;
+  }
+
+  /** The event entity appended to. */
+  get entity() {
+    return this.#native.entity;
+  }
+
+  /** Appends in flight (handed over, not yet committed or failed). */
+  get pending() {
+    return this.#inflight.size;
+  }
+
+  /**
+   * Appends `data` — an array of plain objects (decoded strictly against the entity: errors name the path,
+   * `rows[3].amount`), Arrow IPC bytes (Buffer / Uint8Array / ArrayBuffer) or an apache-arrow Table /
+   * RecordBatch — as one append of at most MAX_EVENT_BATCH rows. Resolves to its receipt `{entity, rows,
+   * snapshot, ingestId, groupRows, groupAppends, groupQuarantined}` once the group commit holding it is done.
+   */
+  async append(data) {
+    if (this.#closed) throw invalid(`the appender of \`${this.entity}\` is closed`);
+    let start;
+    if (Array.isArray(data)) {
+      const json = recordsToJson(data);
+      start = () => this.#native.appendRows(json);
+    } else if (isBytes(data)) {
+      const buf = toBuffer(data instanceof ArrayBuffer ? new Uint8Array(data) : data);
+      start = () => this.#native.appendIpc(buf);
+    } else if (data !== null && typeof data === 'object' && 'schema' in data) {
+      const arrow = apacheArrow('appending an apache-arrow Table');
+      const table = data instanceof arrow.RecordBatch ? new arrow.Table(data) : data;
+      if (!(table instanceof arrow.Table)) throw invalid('append: expected an apache-arrow Table or RecordBatch');
+      const buf = toBuffer(arrow.tableToIPC(table, 'stream'));
+      start = () => this.#native.appendIpc(buf);
+    } else {
+      throw invalid('append: data must be an array of plain objects, Arrow IPC bytes, or an apache-arrow Table / RecordBatch');
+    }
+    const p = call(start);
+    this.#inflight.add(p);
+    try {
+      return await p;
+    } finally {
+      this.#inflight.delete(p);
+    }
+  }
+
+  /**
+   * Waits until every append in flight when called has settled; resolves to their receipts, or rejects with the
+   * first error among them (the others are committed or failed all the same).
+   */
+  async flush() {
+    const settled = await Promise.allSettled([...this.#inflight]);
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    return settled.map((s) => s.value);
+  }
+
+  /** Flushes (see `flush`), then closes: later appends reject with an InvalidArgumentError. */
+  async close() {
+    this.#closed = true;
+    try {
+      return await this.flush();
+    } finally {
+      callSync(() => this.#native.close());
+    }
+  }
+}
+
+if (typeof Symbol.asyncDispose === 'symbol') {
+  /** `await using a = await ws.appender('click')` closes it on the way out. */
+  Appender.prototype[Symbol.asyncDispose] = function asyncDispose() {
+    return this.close();
+  };
 }
 
 // ------------------------------------------------------------------------------------------ JS actions
@@ -981,6 +1177,7 @@ const testing = {
 module.exports = {
   Workspace,
   SegmentRun,
+  Appender,
   SegkitError,
   DefinitionError,
   NotFoundError,

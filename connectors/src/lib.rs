@@ -29,13 +29,16 @@
 #[cfg(feature = "file")]
 pub mod file;
 pub mod infer;
+/// Arrow IPC files (`arrow_ipc`), segkit's `ArrowIpcSource` configured like the file connectors; see [`ipc`].
+#[cfg(feature = "file")]
+pub mod ipc;
 mod registry;
 
 pub use registry::registry;
 
 #[cfg(feature = "file")]
 pub use file::{
-    open, CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource, ERROR_COLUMN,
+    CsvOptions, ExcelOptions, FileFormat, FileOptions, FileSource, JsonOptions, JsonRecordsSource, ERROR_COLUMN,
     FILE_COLUMN, RAW_COLUMN,
 };
 pub use infer::{infer_entity, InferOptions, InferredEntity};
@@ -57,13 +60,28 @@ pub mod http;
 #[cfg(feature = "db")]
 pub mod db;
 
+/// Opens a file source from a local path, URL or glob, inferring the format from the extension: an Arrow IPC
+/// file (`.arrow`, `.arrows`, `.feather`, `.ipc`; see [`ipc`]) or any format of [`file::open`].
+#[cfg(feature = "file")]
+pub fn open(location: &str) -> segkit::Result<std::sync::Arc<dyn segkit::Source>> {
+    if ipc::is_ipc_location(location) {
+        return ipc::open(location);
+    }
+    file::open(location)
+}
+
 /// Builds a source from a JSON config tagged by `type`: a database (`postgres`, `mysql` / `mariadb`, `sqlite`,
-/// see [`db`]) or a file (`csv`, `tsv`, `ndjson`, `parquet`, see [`file::from_config`]).
+/// see [`db`]), an Arrow IPC file (`arrow_ipc`, see [`ipc`]) or a file (`csv`, `tsv`, `ndjson`, `parquet`, see
+/// [`file::from_config`]).
 #[cfg(any(feature = "file", feature = "db"))]
 pub fn from_config(config: &serde_json::Value) -> segkit::Result<std::sync::Arc<dyn segkit::Source>> {
     #[cfg(feature = "db")]
     if let Some(source) = db::from_config(config)? {
         return Ok(source);
+    }
+    #[cfg(feature = "file")]
+    if ipc::is_ipc_config(config) {
+        return ipc::from_config(config);
     }
     #[cfg(feature = "file")]
     return file::from_config(config);

@@ -6,6 +6,7 @@ use segkit::sources::SourceRegistry;
 /// [`segkit::WorkspaceOptions::source_factory`]:
 ///
 /// - `file`: `csv`, `tsv`, `ndjson` (aliases `jsonl`, `json`), `parquet`, `excel` — see [`crate::file::from_config`];
+///   `arrow_ipc` (aliases `arrow`, `ipc`, `feather`) — see [`crate::ipc`];
 /// - `log`: log files (regex, nginx / Apache, JSON lines, syslog), tailed — see [`crate::log`];
 /// - `postgres` (`postgresql`), `mysql` (`mariadb`), `sqlite` (`sqlite3`) — see [`crate::db`];
 /// - `kafka` — see [`crate::kafka`];
@@ -29,6 +30,10 @@ pub fn registry() -> SourceRegistry {
     #[cfg(feature = "file")]
     for t in ["csv", "tsv", "ndjson", "jsonl", "json", "parquet", "excel"] {
         r.register(t, crate::file::from_config);
+    }
+    #[cfg(feature = "file")]
+    for t in crate::ipc::TYPES {
+        r.register(t, crate::ipc::from_config);
     }
     #[cfg(feature = "log")]
     r.register("log", crate::log::from_config);

@@ -26,7 +26,7 @@ use crate::model::{DataType, Entity, EntityKind};
 use crate::Workspace;
 
 /// The answer to one [`Appender::append`], given once its rows are committed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct AppendReceipt {
     /// The entity appended to.
     pub entity: String,
@@ -70,17 +70,25 @@ impl Appender {
         Appender { ws, tx: Arc::new(OnceLock::new()) }
     }
 
-    /// Appends `batch` (at most [`MAX_EVENT_BATCH`] rows, in the entity's schema — see [`decode_rows`]) to the
-    /// event entity `entity` and waits until the group commit holding it is done. An error of the group's ingest
-    /// is every append's error in it: nothing of the group is committed then.
-    pub async fn append(&self, entity: &str, batch: RecordBatch) -> Result<AppendReceipt> {
-        let e = self.ws.entity(entity)?;
+    /// The event entity `name` as appends see it: [`Error::NotFound`] when there is none, and
+    /// [`Error::InvalidArgument`] for a profile (appends go to event entities). The bindings check this when an
+    /// appender is made for one entity, and decode rows against the definition returned ([`decode_rows`]).
+    pub fn event_entity(&self, name: &str) -> Result<Entity> {
+        let e = self.ws.entity(name)?;
         if e.kind != EntityKind::Event {
             return Err(Error::InvalidArgument(format!(
                 "`{}` is a profile entity; events are appended to event entities",
                 e.name
             )));
         }
+        Ok(e)
+    }
+
+    /// Appends `batch` (at most [`MAX_EVENT_BATCH`] rows, in the entity's schema — see [`decode_rows`]) to the
+    /// event entity `entity` and waits until the group commit holding it is done. An error of the group's ingest
+    /// is every append's error in it: nothing of the group is committed then.
+    pub async fn append(&self, entity: &str, batch: RecordBatch) -> Result<AppendReceipt> {
+        let e = self.event_entity(entity)?;
         if batch.num_rows() == 0 {
             return Err(Error::InvalidArgument("no events to append".into()));
         }

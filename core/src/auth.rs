@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::limits::MAX_PRINCIPAL_NAME_BYTES;
 
 /// What a key's holder may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads (with `pii` masked).
@@ -76,7 +76,7 @@ impl FromStr for Role {
 }
 
 /// A stored API key (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ApiKey {
     /// Public id of the key (`key_` and 16 hex digits), used to revoke it and in tokens.
     pub id: String,
@@ -117,7 +117,7 @@ pub struct AuditFilter {
 }
 
 /// One row of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditEntry {
     /// Sequence number, increasing.
     pub id: i64,

@@ -717,5 +717,18 @@ async fn hostile_step_and_policy_specs_are_refused_naming_the_path() {
         "steps": [{"name": "s", "type": "split", "branches": [{"weight": 100, "step": "x", "percent": 1}]}]}))
     .unwrap_err();
     assert!(e.to_string().contains("workflow.steps[0]"), "{e}");
+    // Also in the field-less reentry policies (serde skipped `deny_unknown_fields` on unit variants of a tagged
+    // enum, so a typo there was silently dropped; found by Schemathesis with the typed OpenAPI document).
+    for kind in ["never", "always"] {
+        let e = from_value::<WorkflowSpec>(json!({"name": "w", "trigger": manual,
+            "steps": [{"name": "m", "type": "action", "action": "mail"}],
+            "policies": {"reentry": {"type": kind, "seconds": 5}}}))
+        .unwrap_err();
+        assert!(e.to_string().contains("workflow.policies.reentry") && e.to_string().contains("seconds"), "{e}");
+        let ok = from_value::<WorkflowSpec>(json!({"name": "w", "trigger": manual,
+            "steps": [{"name": "m", "type": "action", "action": "mail"}], "policies": {"reentry": {"type": kind}}}))
+        .unwrap();
+        assert_eq!(serde_json::to_value(ok.policies.reentry).unwrap(), json!({"type": kind}));
+    }
     assert!(ws.workflows().unwrap().is_empty(), "nothing was stored");
 }

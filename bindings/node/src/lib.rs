@@ -14,6 +14,9 @@ use napi_derive::napi;
 // The #[napi] functions are only referenced by napi's registration, which test builds leave out.
 #[cfg_attr(test, allow(dead_code))]
 mod action;
+// The #[napi] methods are only referenced by napi's registration, which test builds leave out.
+#[cfg_attr(test, allow(dead_code))]
+mod admin;
 mod source;
 // The #[napi] functions are only referenced by napi's registration, which test builds leave out.
 #[cfg_attr(test, allow(dead_code))]

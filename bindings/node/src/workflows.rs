@@ -71,10 +71,10 @@ impl NativeWorkspace {
         guard(|| to_value(&self.inner.template(&name).js()?))
     }
 
-    /// The rendered parts of a template for the entity with key `key`.
+    /// The rendered parts of a template for the entity with key `key`; `pii` values as `***` when `mask_pii`.
     #[napi]
-    pub async fn render(&self, template: String, key: String) -> Result<Value> {
-        to_value(&self.inner.render(&template, &key).await.js()?)
+    pub async fn render(&self, template: String, key: String, mask_pii: bool) -> Result<Value> {
+        to_value(&self.inner.render_masked(&template, &key, mask_pii).await.js()?)
     }
 
     /// Defines (or replaces) a workflow from its spec (`segkit::spec::WorkflowSpec`) as JSON text.
@@ -150,9 +150,16 @@ impl NativeWorkspace {
 
     /// Who would receive what if the workflow were triggered now (nothing is sent or written): rows with
     /// camelCase keys (`entityKey`, `step`, `channel`, `status`, `content`, `detail`).
+    /// With `mask_pii`, `pii` values render as `***` in the content.
     #[napi]
-    pub async fn dry_run_workflow(&self, name: String, keys: Option<Vec<String>>, limit: u32) -> Result<Vec<Value>> {
-        let rows = self.inner.dry_run_workflow(&name, keys, limit as usize).await.js()?;
+    pub async fn dry_run_workflow(
+        &self,
+        name: String,
+        keys: Option<Vec<String>>,
+        limit: u32,
+        mask_pii: bool,
+    ) -> Result<Vec<Value>> {
+        let rows = self.inner.dry_run_workflow_with(&name, keys, limit as usize, mask_pii).await.js()?;
         rows.iter().map(|r| Ok(camel_keys(to_value(r)?))).collect()
     }
 

@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod action;
+mod appender;
 mod convert;
 mod error;
 mod runtime;
@@ -28,6 +29,8 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_ACTION_PARTS", segkit::limits::MAX_ACTION_PARTS)?;
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
+    m.add_class::<appender::PyAppender>()?;
+    m.add("MAX_EVENT_BATCH", segkit::limits::MAX_EVENT_BATCH)?;
     m.add_function(wrap_pyfunction!(check_source, m)?)?;
     m.add_function(wrap_pyfunction!(check_action, m)?)?;
     m.add_function(wrap_pyfunction!(infer_entity, m)?)?;

@@ -67,7 +67,7 @@ where
 }
 
 /// A task that panicked or was cancelled, as a Python exception.
-fn join_error(e: tokio::task::JoinError) -> PyErr {
+pub(crate) fn join_error(e: tokio::task::JoinError) -> PyErr {
     if e.is_panic() {
         crate::error::panic_to_py(e.into_panic())
     } else {

@@ -10,6 +10,8 @@ use futures::TryStreamExt;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use pyo3_arrow::PyTable;
+use segkit::auth::AuditFilter;
+use segkit::spec::entity::AttributeOptions;
 use segkit::spec::{EntitySpec, IngestSpec, ScheduleSpec, SegmentSpec, TemplateSpec, WorkflowSpec};
 use segkit::workflow::{DeliveryFilter, ServeOptions, Status};
 use segkit::{FixedClock, SegmentDefinition, SystemClock, WorkspaceOptions};
@@ -138,6 +140,105 @@ impl PyWorkspace {
         crate::error::guard(|| {
             let e = py.detach(|| self.ws.entities()).py()?;
             to_py(py, &e)
+        })
+    }
+
+    /// `spec`: one attribute with its name (`segkit::spec::entity::AttributeOptions`: `name`, `type`,
+    /// `nullable`, `filterable`, `pii`, `indexed`, `description`). Returns the entity.
+    fn add_attribute<'py>(
+        &self,
+        py: Python<'py>,
+        entity: String,
+        spec: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let text = to_json_text(spec, "attribute spec")?;
+            let attribute = segkit::spec::from_json_text::<AttributeOptions>(&text)
+                .and_then(AttributeOptions::into_named_attribute)
+                .py()?;
+            let ws = self.ws.clone();
+            let e = wait_for_future(py, move || async move { ws.add_attribute(&entity, attribute).await })?.py()?;
+            to_py(py, &e)
+        })
+    }
+
+    /// `{segments, sources, workflows, templates, linked_from}` naming what depends on entity `name`.
+    fn entity_dependents<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let d = py.detach(|| self.ws.entity_dependents(name)).py()?;
+            to_py(py, &d)
+        })
+    }
+
+    /// Deletes entity `name` with its data; returns what was deleted along with it.
+    #[pyo3(signature = (name, force=false))]
+    fn delete_entity<'py>(&self, py: Python<'py>, name: String, force: bool) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let d = wait_for_future(py, move || async move { ws.delete_entity(&name, force).await })?.py()?;
+            to_py(py, &d)
+        })
+    }
+
+    /// A group-commit appender for the event entity `entity`.
+    fn appender(&self, py: Python<'_>, entity: &str) -> PyResult<crate::appender::PyAppender> {
+        crate::error::guard(|| py.detach(|| crate::appender::PyAppender::new(&self.ws, entity)))
+    }
+
+    /// Merges runs of small files of an event entity: `{files_merged, files_written, rows, snapshot}`.
+    fn compact<'py>(&self, py: Python<'py>, entity: String) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let report = wait_for_future(py, move || async move { ws.compact(&entity).await })?.py()?;
+            to_py(py, &report)
+        })
+    }
+
+    // -------------------------------------------------------------------------------------------- monitoring
+
+    /// Every sync and ingest, oldest first, at most `limit`: ingest report fields plus `named_source` and
+    /// `created_at`.
+    #[pyo3(signature = (limit=1000))]
+    fn syncs<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let rows = py.detach(|| self.ws.syncs(limit)).py()?;
+            to_py(py, &rows)
+        })
+    }
+
+    /// Audit rows matching the filter, at most `limit`.
+    #[pyo3(signature = (actor=None, action=None, target=None, after_id=None, before_id=None, newest_first=false, limit=1000))]
+    #[allow(clippy::too_many_arguments)] // keyword arguments of Workspace.audit_entries
+    fn audit_entries<'py>(
+        &self,
+        py: Python<'py>,
+        actor: Option<String>,
+        action: Option<String>,
+        target: Option<String>,
+        after_id: Option<i64>,
+        before_id: Option<i64>,
+        newest_first: bool,
+        limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let filter = AuditFilter { actor, action, target, after_id, before_id, newest_first };
+            let rows = py.detach(|| self.ws.audit_entries(&filter, limit)).py()?;
+            to_py(py, &rows)
+        })
+    }
+
+    /// Appends a row to the audit log at the workspace clock's now.
+    #[pyo3(signature = (actor, action, target, detail=None))]
+    fn audit(&self, py: Python<'_>, actor: &str, action: &str, target: &str, detail: Option<&str>) -> PyResult<()> {
+        crate::error::guard(|| py.detach(|| self.ws.audit(actor, action, target, detail)).py())
+    }
+
+    /// The starts of workflow `name`, newest first, at most `limit`, with their ledger rows counted by status.
+    #[pyo3(signature = (name, limit=100))]
+    fn workflow_runs<'py>(&self, py: Python<'py>, name: &str, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let runs = py.detach(|| self.ws.workflow_runs(name, limit)).py()?;
+            to_py(py, &runs)
         })
     }
 
@@ -534,11 +635,20 @@ impl PyWorkspace {
         })
     }
 
-    /// The rendered parts of `template` for the entity with key `key` (as text).
-    fn render<'py>(&self, py: Python<'py>, template: String, key: String) -> PyResult<Bound<'py, PyAny>> {
+    /// The rendered parts of `template` for the entity with key `key` (as text); `pii` values as `***` when
+    /// `mask_pii`.
+    #[pyo3(signature = (template, key, mask_pii=false))]
+    fn render<'py>(
+        &self,
+        py: Python<'py>,
+        template: String,
+        key: String,
+        mask_pii: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         crate::error::guard(|| {
             let ws = self.ws.clone();
-            let parts = wait_for_future(py, move || async move { ws.render(&template, &key).await })?.py()?;
+            let parts =
+                wait_for_future(py, move || async move { ws.render_masked(&template, &key, mask_pii).await })?.py()?;
             to_py(py, &parts)
         })
     }
@@ -679,19 +789,25 @@ impl PyWorkspace {
         })
     }
 
-    /// Keys as text (the wrapper converts ints); None: the trigger's default entities.
-    #[pyo3(signature = (name, keys=None, limit=100))]
+    /// Keys as text (the wrapper converts ints); None: the trigger's default entities. `pii` values rendered as
+    /// `***` when `mask_pii`.
+    #[pyo3(signature = (name, keys=None, limit=100, mask_pii=false))]
     fn dry_run_workflow<'py>(
         &self,
         py: Python<'py>,
         name: String,
         keys: Option<Vec<String>>,
         limit: usize,
+        mask_pii: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         crate::error::guard(|| {
             let ws = self.ws.clone();
             let rows =
-                wait_for_future(py, move || async move { ws.dry_run_workflow(&name, keys, limit).await })?.py()?;
+                wait_for_future(
+                    py,
+                    move || async move { ws.dry_run_workflow_with(&name, keys, limit, mask_pii).await },
+                )?
+                .py()?;
             to_py(py, &rows)
         })
     }

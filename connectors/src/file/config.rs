@@ -155,7 +155,7 @@ pub(crate) fn parse(config: &Value) -> Result<Parsed> {
         Some(t) => format_for_type(t).ok_or_else(|| {
             config_error(
                 "type",
-                format!("unknown source type `{t}` (expected csv, tsv, ndjson, jsonl, json, parquet, excel, postgres, mysql, mariadb or sqlite)"),
+                format!("unknown source type `{t}` (expected csv, tsv, ndjson, jsonl, json, parquet, excel, arrow_ipc, postgres, mysql, mariadb or sqlite)"),
             )
         })?,
         None => FileFormat::from_extension(&location).ok_or_else(|| {

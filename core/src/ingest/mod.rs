@@ -225,7 +225,7 @@ impl IngestOptions {
 }
 
 /// One quarantined row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuarantinedRow {
     /// 1-based row number in the source.
     pub row: u64,
@@ -234,7 +234,7 @@ pub struct QuarantinedRow {
 }
 
 /// What an ingest did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct IngestReport {
     /// Unique id of this ingest.
     pub id: String,

@@ -247,7 +247,7 @@ impl SourceDefinition {
 }
 
 /// A stored named source: its definition and its sync state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceInfo {
     /// The definition.
     #[serde(flatten)]

@@ -284,10 +284,11 @@ impl schemars::JsonSchema for LinksSpec {
     fn json_schema(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let link = g.subschema_for::<Link>();
         schemars::json_schema!({
-            "description": "Attribute → linked profile entity, or a list of {attribute, entity, target}.",
+            "description": "Attribute → linked profile entity, or a list of {attribute, entity, target}; null: none.",
             "anyOf": [
                 {"type": "object", "additionalProperties": {"type": "string"}},
-                {"type": "array", "items": link}
+                {"type": "array", "items": link},
+                {"type": "null"}
             ]
         })
     }

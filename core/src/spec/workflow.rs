@@ -63,19 +63,26 @@ pub enum TriggerSpec {
 }
 
 /// Whether an entity may go through a workflow again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema)]
+// `Never {}` and `Always {}` are struct variants, not unit ones: serde does not apply `deny_unknown_fields` to the
+// unit variants of an internally tagged enum, so `{"type": "always", "typo": 1}` was silently accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ReentrySpec {
     /// Once per entity, ever (the default).
-    #[default]
-    Never,
+    Never {},
     /// Again only when its last start is at least `seconds` old.
     Cooldown {
         /// The cool-down, in seconds.
         seconds: u64,
     },
     /// Every time it is triggered.
-    Always,
+    Always {},
+}
+
+impl Default for ReentrySpec {
+    fn default() -> Self {
+        ReentrySpec::Never {}
+    }
 }
 
 /// A frequency cap: at most `max` deliveries on `channel` per entity within any `seconds`-long window, counting

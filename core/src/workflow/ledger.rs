@@ -28,7 +28,7 @@ pub fn idempotency_key(workflow: &str, trigger: &str, step: &str, entity_key: &s
 }
 
 /// The state of a ledger row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Status {
@@ -112,7 +112,7 @@ pub struct Reentry {
 }
 
 /// A row of the ledger.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LedgerRow {
     /// The row id (for `replay`).
     pub id: i64,
@@ -152,7 +152,7 @@ pub struct LedgerRow {
 }
 
 /// What [`Workspace::dry_run_workflow`](crate::Workspace::dry_run_workflow) says would happen to one entity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DryRunStatus {
@@ -173,7 +173,7 @@ pub enum DryRunStatus {
 }
 
 /// One row of a dry run: who would receive what.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DryRunRow {
     /// The entity key.
     pub entity_key: String,
@@ -210,7 +210,7 @@ pub struct DeliveryFilter {
 
 /// One start of a workflow (a trigger version: a segment run, a manual trigger, a schedule's due instant) and
 /// how its ledger rows stand now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkflowRun {
     /// The trigger version (`run:3`, `manual:2`, `schedule:nightly:…`).
     pub trigger: String,

@@ -112,15 +112,18 @@ impl Cron {
 }
 
 /// A stored schedule with its state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleInfo {
     /// The definition (its `timezone` filled in).
     pub spec: ScheduleSpec,
     /// When it is next due (`None`: the pattern never matches again).
+    #[schemars(with = "Option<String>")]
     pub next_due: Option<DateTime<Utc>>,
     /// The due instant of the last run.
+    #[schemars(with = "Option<String>")]
     pub last_due: Option<DateTime<Utc>>,
     /// When the last run finished (workspace clock).
+    #[schemars(with = "Option<String>")]
     pub last_run_at: Option<DateTime<Utc>>,
     /// How long the last run took, in milliseconds.
     pub last_duration_ms: Option<f64>,

@@ -226,3 +226,88 @@ impl EntityDependents {
         .join("; ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+    use serde_json::json;
+
+    use crate::error::{Error, ErrorKind};
+    use crate::model::{Attribute, DataType, Entity, Link};
+    use crate::rules::{Dialect, Rule};
+    use crate::{IngestOptions, SegmentDefinition, Workspace};
+
+    fn users() -> RecordBatch {
+        RecordBatch::try_from_iter([
+            ("id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+            ("country", Arc::new(StringArray::from(vec!["CN", "DE", "CN"])) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn delete_entity_removes_definition_and_data_and_refuses_while_dependents_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = Workspace::open(dir.path()).await.unwrap();
+        let user = Entity::profile("user", "id")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("country", DataType::String));
+        ws.define_entity(user).await.unwrap();
+        ws.ingest_batches("user", vec![users()], IngestOptions::default()).await.unwrap();
+        let files = ws.data_files("user").unwrap();
+        assert!(!files.is_empty());
+        for f in &files {
+            assert!(dir.path().join(&f.path).exists(), "{} exists before the delete", f.path);
+        }
+        let rule = Rule::parse(&json!({"attribute": "country", "op": "eq", "value": "CN"}), Dialect::Segkit).unwrap();
+        ws.define_segment(SegmentDefinition::new("cn", "user", rule)).await.unwrap();
+        assert_eq!(ws.evaluate("cn").await.unwrap().count, 2);
+
+        // A segment depends on it: refused without force, naming the segment; nothing is deleted.
+        let d = ws.entity_dependents("user").unwrap();
+        assert_eq!((d.segments.as_slice(), d.is_empty()), (&["cn".to_string()][..], false));
+        let err = ws.delete_entity("user", false).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert!(err.to_string().contains("segments `cn`") && err.to_string().contains("force"), "{err}");
+        assert_eq!(ws.count("cn").await.unwrap(), 2);
+        assert_eq!(ws.sql("SELECT * FROM user").await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+
+        // An entity linking to it refuses even with force (delete that yourself).
+        let click = Entity::event("click", "ts")
+            .attribute(Attribute::new("user_id", DataType::Int64))
+            .attribute(Attribute::new("ts", DataType::Timestamp))
+            .link(Link::new("user_id", "user"));
+        ws.define_entity(click).await.unwrap();
+        assert_eq!(ws.entity_dependents("user").unwrap().linked_from, vec!["click".to_string()]);
+        let err = ws.delete_entity("user", true).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Conflict { message, .. } if message.contains("linking entities `click`")),
+            "{err}"
+        );
+        assert!(ws.entity("user").is_ok());
+        let gone = ws.delete_entity("click", false).await.unwrap();
+        assert_eq!(gone, super::EntityDependents::default());
+
+        // With force its segments go first; the definition, the table and the data files go with it.
+        let gone = ws.delete_entity("user", true).await.unwrap();
+        assert_eq!((gone.segments, gone.sources), (vec!["cn".to_string()], vec![]));
+        assert_eq!(ws.entity("user").unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(ws.segment("cn").unwrap_err().kind(), ErrorKind::NotFound);
+        assert!(ws.sql("SELECT * FROM user").await.is_err(), "the table is deregistered");
+        for f in &files {
+            assert!(!dir.path().join(&f.path).exists(), "{} is deleted", f.path);
+        }
+        assert!(ws.entities().unwrap().is_empty());
+
+        // Unknown entities are NotFound, for the dependents as for the delete.
+        assert_eq!(ws.delete_entity("user", false).await.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(ws.entity_dependents("nobody").unwrap_err().kind(), ErrorKind::NotFound);
+
+        // A re-defined entity of the same name starts empty.
+        let user = Entity::profile("user", "id").attribute(Attribute::new("id", DataType::Int64));
+        ws.define_entity(user).await.unwrap();
+        assert_eq!(ws.sql("SELECT * FROM user").await.unwrap().iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    }
+}

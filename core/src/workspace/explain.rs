@@ -16,7 +16,7 @@ use crate::model::Entity;
 use crate::rules::{column, literal, scalar, Checked, CheckedBehavior, Rule};
 
 /// One node of an explained rule.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct ExplainNode {
     /// What the node tests, e.g. `country eq "CN"` or `and`.
     pub label: String,
@@ -29,7 +29,7 @@ pub struct ExplainNode {
 }
 
 /// Why one entity is or is not a member of a segment.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct Explanation {
     /// The segment.
     pub segment: String,

@@ -233,7 +233,7 @@ impl Workspace {
 }
 
 /// One recorded sync or ingest (see [`Workspace::syncs`]).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct SyncRecord {
     /// The named source synced, or `None` for a direct ingest.
     pub named_source: Option<String>,

@@ -34,11 +34,11 @@ pub(super) fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
 pub(super) fn reentry(spec: &WorkflowSpec, now: i64) -> Option<Reentry> {
     let first_step = spec.steps.first()?.name().to_string();
     match spec.policies.reentry {
-        ReentrySpec::Never => Some(Reentry { first_step, since: i64::MIN }),
+        ReentrySpec::Never {} => Some(Reentry { first_step, since: i64::MIN }),
         ReentrySpec::Cooldown { seconds } => {
             Some(Reentry { first_step, since: now.saturating_sub((seconds.min(i64::MAX as u64 / 1000) * 1000) as i64) })
         }
-        ReentrySpec::Always => None,
+        ReentrySpec::Always {} => None,
     }
 }
 

@@ -15,7 +15,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
 }
 
 use super::common::{created, small_body, ApiResult, Text};
-use super::list::{keyset_page, ListQuery, Listing, Page, RawList};
+use super::list::{keyset_page, ListQuery, Listing, RawList};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -31,7 +31,7 @@ const KEYS: Listing = Listing {
     params(ListQuery,
         ("role" = Option<String>, Query, description = "Only keys of this role"),
         ("name" = Option<String>, Query, description = "Only keys of this holder")),
-    responses((status = 200, description = "A page of keys (sort: created_at, name, role)", body = Page),
+    responses((status = 200, description = "A page of keys (sort: created_at, name, role)", body = super::schemas::ApiKeyPage),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
 async fn list_keys(State(s): State<AppState>, c: Caller, q: RawList) -> ApiResult<Response> {
     c.require_admin()?;
@@ -52,7 +52,7 @@ struct KeyRequest {
 
 /// Creates an API key; its secret is in this response only.
 #[utoipa::path(post, path = "/keys", tag = "admin", security(("bearer" = [])), request_body = KeyRequest,
-    responses((status = 201, description = "The key and its secret", body = Object),
+    responses((status = 201, description = "The key and its secret", body = super::schemas::NewKey),
         (status = 400, description = "Bad name or role", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
 async fn create_key(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
@@ -70,7 +70,7 @@ async fn create_key(State(s): State<AppState>, c: Caller, Text(body): Text) -> A
 /// Revokes an API key: it and the session tokens made from it stop working.
 #[utoipa::path(delete, path = "/keys/{id}", tag = "admin", security(("bearer" = [])),
     params(("id" = String, Path, description = "Key id")),
-    responses((status = 200, description = "The revoked key", body = Object),
+    responses((status = 200, description = "The revoked key", body = super::schemas::ApiKeyDoc),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json")))]
 async fn revoke_key(State(s): State<AppState>, c: Caller, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -88,7 +88,7 @@ const AUDIT: Listing =
         ("actor" = Option<String>, Query, description = "Only this actor (a key holder's name)"),
         ("action" = Option<String>, Query, description = "Only this action (`segment.update`, `pii.read`, …)"),
         ("target" = Option<String>, Query, description = "Only this target")),
-    responses((status = 200, description = "A page of audit rows (sort: id)", body = Page),
+    responses((status = 200, description = "A page of audit rows (sort: id)", body = super::schemas::AuditPage),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json")))]
 async fn audit_log(State(s): State<AppState>, c: Caller, q: RawList) -> ApiResult<Response> {
     c.require_admin()?;

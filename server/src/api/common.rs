@@ -1,4 +1,6 @@
-//! What every resource module shares: the body and query extractors, JSON helpers and `ETag` / `If-Match`.
+//! What every resource module shares: the body and query extractors, JSON helpers, `ETag` / `If-Match`, and
+//! the CRUD of definitions ([`DefinitionResource`]: one implementation of get / create / replace / delete for
+//! entities, segments, sources, templates and workflows).
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
@@ -10,7 +12,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use std::future::Future;
+
+use segkit::Workspace;
+
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::Problem;
 
 /// What a handler returns: a value or a problem+json answer.
@@ -135,4 +142,120 @@ pub(super) fn small_body<T: for<'de> Deserialize<'de>>(body: &str, what: &str) -
         p.path = Some(path);
         p
     })
+}
+
+// ------------------------------------------------------------------------------------------ definition resources
+
+/// A stored definition as the API answers it: its name, its JSON form and its `ETag`.
+pub(super) struct Stored {
+    /// The stored (normalised) name.
+    pub(super) name: String,
+    /// What `GET` / `POST` / `PUT` answer.
+    pub(super) json: Value,
+    /// A strong ETag over the definition.
+    pub(super) etag: String,
+}
+
+impl Stored {
+    /// `json` answered, its ETag computed over `versioned` (the definition; for a source, without its sync
+    /// state).
+    pub(super) fn new(name: &str, json: Value, versioned: &impl serde::Serialize) -> ApiResult<Stored> {
+        Ok(Stored { name: name.to_string(), etag: etag(versioned)?, json })
+    }
+
+    /// A definition answered as its own JSON form, the ETag over it.
+    pub(super) fn of(name: &str, d: &impl serde::Serialize) -> ApiResult<Stored> {
+        let json = serde_json::to_value(d).map_err(|e| Problem::from(segkit::Error::from(e)))?;
+        Stored::new(name, json, d)
+    }
+}
+
+/// A kind of definition served with one shape of CRUD: `GET` with an `ETag`, `POST` (409 when one of that name
+/// exists, unless [`CREATE_EVOLVES`](DefinitionResource::CREATE_EVOLVES)), `PUT` and `DELETE` checked against
+/// `If-Match`, every change serialised by the API's write lock and audited as `<kind>.<verb>`.
+pub(super) trait DefinitionResource {
+    /// The singular noun (`segment`): in messages, `If-Match` answers and audit actions (`segment.update`).
+    const KIND: &'static str;
+    /// The collection in paths (`segments`), for the 409's hint.
+    const COLLECTION: &'static str;
+    /// `POST` of an existing name evolves it (audited `<kind>.define`) instead of answering 409.
+    const CREATE_EVOLVES: bool = false;
+    /// A parsed request body.
+    type Input: Send;
+    /// Parses a body with core's request model; `path_name` is the path's name (`PUT`), which the body's must
+    /// agree with (or leave out, where the kind allows it).
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<Self::Input>;
+    /// The name a parsed body defines.
+    fn input_name(input: &Self::Input) -> &str;
+    /// The stored definition (404 when there is none).
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored>;
+    /// Stores a definition.
+    fn define(ws: &Workspace, input: Self::Input) -> impl Future<Output = ApiResult<Stored>> + Send;
+    /// Deletes the definition `name` (its stored name).
+    fn delete(ws: &Workspace, name: &str) -> impl Future<Output = segkit::Result<()>> + Send;
+}
+
+/// `GET /<collection>/{name}`: the definition with its `ETag`.
+pub(super) fn get_definition<D: DefinitionResource>(s: &AppState, name: &str) -> ApiResult<Response> {
+    let d = D::read(s.workspace(), name)?;
+    Ok(with_etag(d.json, &d.etag, StatusCode::OK))
+}
+
+/// `POST /<collection>`: 201 with the stored definition and its `ETag`.
+pub(super) async fn create_definition<D: DefinitionResource>(
+    s: &AppState,
+    c: &Caller,
+    body: &str,
+) -> ApiResult<Response> {
+    c.require_write()?;
+    let input = D::parse(body, None)?;
+    let ws = s.workspace();
+    let _guard = s.0.writes.lock().await;
+    if !D::CREATE_EVOLVES && D::read(ws, D::input_name(&input)).is_ok() {
+        return Err(segkit::Error::Conflict {
+            what: format!("{} `{}`", D::KIND, D::input_name(&input)),
+            message: format!("it exists already; change it with PUT /api/v1/{}/{{name}}", D::COLLECTION),
+        }
+        .into());
+    }
+    let d = D::define(ws, input).await?;
+    let verb = if D::CREATE_EVOLVES { "define" } else { "create" };
+    ws.audit(&c.name, &format!("{}.{verb}", D::KIND), &d.name, None)?;
+    Ok(with_etag(d.json, &d.etag, StatusCode::CREATED))
+}
+
+/// `PUT /<collection>/{name}`: replaces the definition if `If-Match` (when sent) names the current one.
+pub(super) async fn replace_definition<D: DefinitionResource>(
+    s: &AppState,
+    c: &Caller,
+    name: &str,
+    headers: &HeaderMap,
+    body: &str,
+) -> ApiResult<Response> {
+    c.require_write()?;
+    let input = D::parse(body, Some(name))?;
+    let ws = s.workspace();
+    let _guard = s.0.writes.lock().await;
+    let current = D::read(ws, name)?;
+    check_if_match(headers, &current.etag, D::KIND)?;
+    let d = D::define(ws, input).await?;
+    ws.audit(&c.name, &format!("{}.update", D::KIND), &d.name, None)?;
+    Ok(with_etag(d.json, &d.etag, StatusCode::OK))
+}
+
+/// `DELETE /<collection>/{name}`: 204 if `If-Match` (when sent) names the current definition.
+pub(super) async fn delete_definition<D: DefinitionResource>(
+    s: &AppState,
+    c: &Caller,
+    name: &str,
+    headers: &HeaderMap,
+) -> ApiResult<StatusCode> {
+    c.require_write()?;
+    let ws = s.workspace();
+    let _guard = s.0.writes.lock().await;
+    let current = D::read(ws, name)?;
+    check_if_match(headers, &current.etag, D::KIND)?;
+    D::delete(ws, &current.name).await?;
+    ws.audit(&c.name, &format!("{}.delete", D::KIND), &current.name, None)?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -4,15 +4,21 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
+use segkit::model::Entity;
 use segkit::spec::{self, AttributeOptions, EntitySpec};
+use segkit::Workspace;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{check_if_match, etag, with_etag, ApiResult, Text, Q};
-use super::list::{ListQuery, Listing, Page, RawList};
+use super::common::{
+    check_if_match, create_definition, get_definition, replace_definition, with_etag, ApiResult, DefinitionResource,
+    Stored, Text, Q,
+};
+use super::list::{ListQuery, Listing, RawList};
+use super::schemas::{AttributeDoc, EntityPage, EntitySpecDoc};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -25,12 +31,54 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(add_attribute))
 }
 
+/// Entity definitions: `POST` of an existing name evolves it compatibly; answered in their explicit spec form.
+struct Entities;
+
+impl DefinitionResource for Entities {
+    const KIND: &'static str = "entity";
+    const COLLECTION: &'static str = "entities";
+    const CREATE_EVOLVES: bool = true;
+    type Input = Entity;
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<Entity> {
+        // Parsed from the text (a JSON value would sort the attributes, whose order is the storage order).
+        let entity = spec::from_json_text::<EntitySpec>(body)?;
+        if let Some(name) = path_name {
+            if segkit::model::normalize_name(&entity.name) != segkit::model::normalize_name(name) {
+                return Err(segkit::Error::Definition {
+                    path: "entity.name".into(),
+                    message: format!("the body names entity `{}`, the path `{name}`; they must agree", entity.name),
+                }
+                .into());
+            }
+        }
+        Ok(entity.into_entity()?)
+    }
+    fn input_name(input: &Entity) -> &str {
+        &input.name
+    }
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored> {
+        stored(&ws.entity(name)?)
+    }
+    async fn define(ws: &Workspace, input: Entity) -> ApiResult<Stored> {
+        stored(&ws.define_entity(input).await?)
+    }
+    /// (`DELETE /entities/{name}` has its own handler: `force`, and an answer naming what went with it.)
+    async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
+        ws.delete_entity(name, false).await.map(|_| ())
+    }
+}
+
+fn stored(e: &Entity) -> ApiResult<Stored> {
+    let v = spec::entity::explicit_json(e);
+    Stored::new(&e.name, v.clone(), &v)
+}
+
 const LISTING: Listing = Listing { sorts: &[("name", "/name")], filters: &[("kind", "/kind")] };
 
 /// Entity definitions, a page at a time (sort: `name`; filter: `kind` = `profile` or `event`).
 #[utoipa::path(get, path = "/entities", tag = "entities", security(("bearer" = [])),
     params(ListQuery, ("kind" = Option<String>, Query, description = "Only entities of this kind (`profile`, `event`)")),
-    responses((status = 200, description = "A page of entity definitions", body = Page)))]
+    responses((status = 200, description = "A page of entity definitions", body = EntityPage)))]
 async fn list_entities(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&LISTING, &[])?;
     p.page(s.workspace().entities()?.iter().map(spec::entity::explicit_json).collect())
@@ -39,28 +87,20 @@ async fn list_entities(State(s): State<AppState>, _c: Caller, q: RawList) -> Api
 /// One entity definition, with its `ETag`.
 #[utoipa::path(get, path = "/entities/{name}", tag = "entities", security(("bearer" = [])),
     params(("name" = String, Path, description = "Entity name")),
-    responses((status = 200, description = "The entity", body = Object)))]
+    responses((status = 200, description = "The entity", body = EntitySpecDoc)))]
 async fn get_entity(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
-    let v = spec::entity::explicit_json(&s.workspace().entity(&name)?);
-    Ok(with_etag(v.clone(), &etag(&v)?, StatusCode::OK))
+    get_definition::<Entities>(&s, &name)
 }
 
 /// Defines an entity, or evolves an existing one compatibly (the body is an entity spec: `{name, kind, key,
 /// attributes, links}`).
 #[utoipa::path(post, path = "/entities", tag = "entities", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Object, description = "An entity spec"),
-    responses((status = 201, description = "The stored entity, with its ETag", body = Object),
+    request_body(content = EntitySpecDoc, description = "An entity spec"),
+    responses((status = 201, description = "The stored entity, with its ETag", body = EntitySpecDoc),
         (status = 422, description = "Invalid definition, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_entity(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let entity = spec::from_json_text::<EntitySpec>(&body).and_then(EntitySpec::into_entity)?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let e = ws.define_entity(entity).await?;
-    ws.audit(&c.name, "entity.define", &e.name, None)?;
-    let v = spec::entity::explicit_json(&e);
-    Ok(with_etag(v.clone(), &etag(&v)?, StatusCode::CREATED))
+    create_definition::<Entities>(&s, &c, &body).await
 }
 
 /// Evolves an entity compatibly (adding nullable attributes, changing flags); the body's `name` must be the
@@ -68,8 +108,8 @@ async fn create_entity(State(s): State<AppState>, c: Caller, Text(body): Text) -
 #[utoipa::path(put, path = "/entities/{name}", tag = "entities", security(("bearer" = [])),
     params(("name" = String, Path, description = "Entity name"),
         ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
-    request_body(content = Object, description = "An entity spec"),
-    responses((status = 200, description = "The stored entity, with its new ETag", body = Object),
+    request_body(content = EntitySpecDoc, description = "An entity spec"),
+    responses((status = 200, description = "The stored entity, with its new ETag", body = EntitySpecDoc),
         (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid or incompatible definition", body = Problem, content_type = "application/problem+json")))]
 async fn update_entity(
@@ -79,25 +119,7 @@ async fn update_entity(
     headers: HeaderMap,
     Text(body): Text,
 ) -> ApiResult<Response> {
-    c.require_write()?;
-    // Parsed from the text (a JSON value would sort the attributes, whose order is the storage order).
-    let entity = spec::from_json_text::<EntitySpec>(&body)?;
-    if segkit::model::normalize_name(&entity.name) != segkit::model::normalize_name(&name) {
-        return Err(segkit::Error::Definition {
-            path: "entity.name".into(),
-            message: format!("the body names entity `{}`, the path `{name}`; they must agree", entity.name),
-        }
-        .into());
-    }
-    let entity = entity.into_entity()?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let current = spec::entity::explicit_json(&ws.entity(&name)?);
-    check_if_match(&headers, &etag(&current)?, "entity")?;
-    let e = ws.define_entity(entity).await?;
-    ws.audit(&c.name, "entity.update", &e.name, None)?;
-    let v = spec::entity::explicit_json(&e);
-    Ok(with_etag(v.clone(), &etag(&v)?, StatusCode::OK))
+    replace_definition::<Entities>(&s, &c, &name, &headers, &body).await
 }
 
 /// Adds one attribute to an entity: `{name, type, nullable, filterable, pii, indexed, description}` (it must be
@@ -105,8 +127,8 @@ async fn update_entity(
 #[utoipa::path(post, path = "/entities/{name}/attributes", tag = "entities", security(("bearer" = [])),
     params(("name" = String, Path, description = "Entity name"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Object, description = "An attribute: `{name, type, nullable, filterable, pii, indexed, description}`"),
-    responses((status = 201, description = "The entity with the new attribute, with its ETag", body = Object),
+    request_body(content = AttributeDoc, description = "An attribute: `{name, type, nullable, filterable, pii, indexed, description}`"),
+    responses((status = 201, description = "The entity with the new attribute, with its ETag", body = EntitySpecDoc),
         (status = 409, description = "The attribute exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid attribute", body = Problem, content_type = "application/problem+json")))]
 async fn add_attribute(
@@ -122,8 +144,20 @@ async fn add_attribute(
     let attr_name = attr.name.clone();
     let e = ws.add_attribute(&name, attr).await?;
     ws.audit(&c.name, "entity.add_attribute", &e.name, Some(&attr_name))?;
-    let v = spec::entity::explicit_json(&e);
-    Ok(with_etag(v.clone(), &etag(&v)?, StatusCode::CREATED))
+    let d = stored(&e)?;
+    Ok(with_etag(d.json, &d.etag, StatusCode::CREATED))
+}
+
+/// The answer of `DELETE /entities/{name}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct EntityDeleted {
+    /// The deleted entity.
+    entity: String,
+    /// Segments deleted with it (`force=true`).
+    segments: Vec<String>,
+    /// Sources deleted with it (`force=true`).
+    sources: Vec<String>,
 }
 
 /// Query of `DELETE /entities/{name}`.
@@ -140,7 +174,7 @@ struct DeleteEntityQuery {
 #[utoipa::path(delete, path = "/entities/{name}", tag = "entities", security(("bearer" = [])),
     params(("name" = String, Path, description = "Entity name"), DeleteEntityQuery,
         ("If-Match" = Option<String>, Header, description = "The ETag read before deleting")),
-    responses((status = 200, description = "What was deleted with it: `{entity, segments, sources}`", body = Object),
+    responses((status = 200, description = "What was deleted with it: `{entity, segments, sources}`", body = EntityDeleted),
         (status = 409, description = "Something depends on it", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json")))]
 async fn delete_entity(
@@ -153,8 +187,8 @@ async fn delete_entity(
     c.require_write()?;
     let ws = s.workspace();
     let _guard = s.0.writes.lock().await;
-    let e = ws.entity(&name)?;
-    check_if_match(&headers, &etag(&spec::entity::explicit_json(&e))?, "entity")?;
+    let e = Entities::read(ws, &name)?;
+    check_if_match(&headers, &e.etag, "entity")?;
     let force = q.force.unwrap_or(false);
     let gone = ws.delete_entity(&e.name, force).await?;
     let detail = format!("force={force} segments={} sources={}", gone.segments.len(), gone.sources.len());

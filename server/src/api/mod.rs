@@ -13,6 +13,7 @@ mod entities;
 pub mod idempotency;
 mod ingest;
 mod list;
+mod schemas;
 mod segments;
 mod sources;
 mod system;
@@ -27,7 +28,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use segkit::limits::{MAX_REQUEST_BODY_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_CEILING};
@@ -156,11 +157,33 @@ fn add_problem_default(openapi: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// The OpenAPI document of the API (what `/api/v1/openapi.json` serves).
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut api) = api_router().split_for_parts();
+/// The OpenAPI 3.1 document of the API (what `/api/v1/openapi.json` serves): the operations from the handlers
+/// (utoipa) with the request and response schemas generated from core's request model ([`schemas`]).
+pub fn openapi() -> serde_json::Value {
+    let (_, api) = api_router().split_for_parts();
+    finish_document(api)
+}
+
+fn finish_document(mut api: utoipa::openapi::OpenApi) -> serde_json::Value {
     add_problem_default(&mut api);
-    api
+    let mut doc = schemas::document(&api);
+    allow_empty_list_parameters(&mut doc);
+    doc
+}
+
+/// A list takes an empty `cursor`, `offset` or `sort` as none (what a form sends for an empty field; see
+/// `list.rs`): the document says so with `allowEmptyValue` (utoipa has no attribute for it).
+fn allow_empty_list_parameters(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for op in paths.values_mut().filter_map(serde_json::Value::as_object_mut).flat_map(|item| item.values_mut()) {
+        let Some(params) = op.get_mut("parameters").and_then(serde_json::Value::as_array_mut) else { continue };
+        let is_list = params.iter().any(|p| p["in"] == "query" && p["name"] == "limit");
+        for p in params.iter_mut().filter(|p| is_list && p["in"] == "query") {
+            if matches!(p["name"].as_str(), Some("cursor" | "offset" | "sort")) {
+                p["allowEmptyValue"] = serde_json::Value::Bool(true);
+            }
+        }
+    }
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
@@ -206,10 +229,14 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
         upload_limit: options.upload_limit,
         writes: tokio::sync::Mutex::new(()),
     }));
-    let (router, mut api) = api_router().split_for_parts();
-    add_problem_default(&mut api);
+    let (router, api) = api_router().split_for_parts();
+    // Serialised once; every request gets a cheap copy of the bytes.
+    let api = axum::body::Bytes::from(serde_json::to_vec(&finish_document(api)).map_err(segkit::Error::from)?);
     let router = router
-        .route("/api/v1/openapi.json", get(move || async move { Json(api) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], api) }),
+        )
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .layer(DefaultBodyLimit::max(options.body_limit))
         .layer(middleware::from_fn_with_state(state.clone(), rate_limit))

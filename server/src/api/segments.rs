@@ -25,17 +25,47 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(segment_changes))
 }
 
-use super::common::{check_if_match, etag, json_body, named_body, with_etag, ApiResult, Text, Q};
-use super::list::{ListQuery, Listing, Page, RawList};
+use super::common::{
+    create_definition, delete_definition, get_definition, json_body, named_body, replace_definition, ApiResult,
+    DefinitionResource, Stored, Text, Q,
+};
+use super::list::{ListQuery, Listing, RawList};
+use super::schemas::{SegmentPage, SegmentSpecDoc};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
 use segkit::limits::{MAX_PAGE_ROWS, MAX_PREVIEW_ROWS};
 use segkit::spec::{self, SegmentSpec};
-use segkit::SegmentDefinition;
+use segkit::{SegmentDefinition, Workspace};
 
 fn segment_json(d: &SegmentDefinition) -> ApiResult<Value> {
     serde_json::to_value(d).map_err(|e| Problem::from(segkit::Error::from(e)))
+}
+
+/// Rule segments.
+struct Segments;
+
+impl DefinitionResource for Segments {
+    const KIND: &'static str = "segment";
+    const COLLECTION: &'static str = "segments";
+    type Input = SegmentDefinition;
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<SegmentDefinition> {
+        segment_from_body(body, path_name)
+    }
+    fn input_name(input: &SegmentDefinition) -> &str {
+        &input.name
+    }
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored> {
+        let d = ws.segment(name)?;
+        Stored::of(&d.name, &d)
+    }
+    async fn define(ws: &Workspace, input: SegmentDefinition) -> ApiResult<Stored> {
+        let d = ws.define_segment(input).await?;
+        Stored::of(&d.name, &d)
+    }
+    async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
+        ws.delete_segment(name).await
+    }
 }
 
 /// A segment spec from a body, with `name` taken from the path when the body has none.
@@ -53,7 +83,7 @@ const LISTING: Listing =
 /// Segment definitions, a page at a time.
 #[utoipa::path(get, path = "/segments", tag = "segments", security(("bearer" = [])),
     params(ListQuery, ("entity" = Option<String>, Query, description = "Only segments of this entity")),
-    responses((status = 200, description = "A page of segment definitions (sort: name, entity)", body = Page)))]
+    responses((status = 200, description = "A page of segment definitions (sort: name, entity)", body = SegmentPage)))]
 async fn list_segments(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&LISTING, &[])?;
     p.page(s.workspace().segments()?.iter().map(segment_json).collect::<ApiResult<_>>()?)
@@ -62,37 +92,23 @@ async fn list_segments(State(s): State<AppState>, _c: Caller, q: RawList) -> Api
 /// Creates a segment (409 when one of that name exists: update it with PUT). The body is a segment spec:
 /// `{name, entity, rule, dialect, description, split, keep_runs}`.
 #[utoipa::path(post, path = "/segments", tag = "segments", security(("bearer" = [])),
-    request_body(content = Object, description = "A segment spec"),
+    request_body(content = SegmentSpecDoc, description = "A segment spec"),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    responses((status = 201, description = "The stored segment, with its ETag", body = Object),
+    responses((status = 201, description = "The stored segment, with its ETag", body = SegmentSpecDoc),
         (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A segment of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition or rule, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_segment(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let def = segment_from_body(&body, None)?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    if ws.segment(&def.name).is_ok() {
-        return Err(segkit::Error::Conflict {
-            what: format!("segment `{}`", def.name),
-            message: "it exists already; change it with PUT /api/v1/segments/{name}".into(),
-        }
-        .into());
-    }
-    let d = ws.define_segment(def).await?;
-    ws.audit(&c.name, "segment.create", &d.name, None)?;
-    Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::CREATED))
+    create_definition::<Segments>(&s, &c, &body).await
 }
 
 /// One segment definition, with its `ETag`.
 #[utoipa::path(get, path = "/segments/{name}", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name")),
-    responses((status = 200, description = "The segment", body = Object),
+    responses((status = 200, description = "The segment", body = SegmentSpecDoc),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
 async fn get_segment(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
-    let d = s.workspace().segment(&name)?;
-    Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::OK))
+    get_definition::<Segments>(&s, &name)
 }
 
 /// Replaces a segment's definition. With `If-Match: <ETag>` the update applies only if nobody changed the
@@ -100,8 +116,8 @@ async fn get_segment(State(s): State<AppState>, _c: Caller, Path(name): Path<Str
 #[utoipa::path(put, path = "/segments/{name}", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"),
         ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
-    request_body(content = Object, description = "A segment spec (`name` may be left out)"),
-    responses((status = 200, description = "The stored segment, with its new ETag", body = Object),
+    request_body(content = super::schemas::SegmentSpecNamelessDoc, description = "A segment spec (`name` may be left out)"),
+    responses((status = 200, description = "The stored segment, with its new ETag", body = SegmentSpecDoc),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition or rule", body = Problem, content_type = "application/problem+json")))]
@@ -112,15 +128,7 @@ async fn update_segment(
     headers: HeaderMap,
     Text(body): Text,
 ) -> ApiResult<Response> {
-    c.require_write()?;
-    let def = segment_from_body(&body, Some(&name))?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let current = ws.segment(&name)?;
-    check_if_match(&headers, &etag(&current)?, "segment")?;
-    let d = ws.define_segment(def).await?;
-    ws.audit(&c.name, "segment.update", &d.name, None)?;
-    Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::OK))
+    replace_definition::<Segments>(&s, &c, &name, &headers, &body).await
 }
 
 /// Deletes a segment (refused while other segments or workflows use it).
@@ -136,21 +144,14 @@ async fn delete_segment(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    c.require_write()?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let current = ws.segment(&name)?;
-    check_if_match(&headers, &etag(&current)?, "segment")?;
-    ws.delete_segment(&name).await?;
-    ws.audit(&c.name, "segment.delete", &current.name, None)?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_definition::<Segments>(&s, &c, &name, &headers).await
 }
 
 /// Evaluates a segment now: stores a new membership run and reports who entered and exited.
 #[utoipa::path(post, path = "/segments/{name}/evaluate", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    responses((status = 200, description = "The run", body = Object),
+    responses((status = 200, description = "The run", body = super::schemas::EvaluateAnswer),
         (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
 async fn evaluate_segment(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
@@ -168,7 +169,7 @@ async fn evaluate_segment(State(s): State<AppState>, c: Caller, Path(name): Path
 /// How many members a saved segment has now (computed, not stored).
 #[utoipa::path(get, path = "/segments/{name}/count", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name")),
-    responses((status = 200, description = "The count", body = Object),
+    responses((status = 200, description = "The count", body = super::schemas::SegmentCount),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
 async fn count_segment(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     let n = s.workspace().count(&name).await?;
@@ -178,8 +179,8 @@ async fn count_segment(State(s): State<AppState>, _c: Caller, Path(name): Path<S
 /// Counts the members of an unsaved segment spec (a rule builder's live preview); nothing is stored. `name` may
 /// be left out.
 #[utoipa::path(post, path = "/count", tag = "segments", security(("bearer" = [])),
-    request_body(content = Object, description = "A segment spec: `{entity, rule, dialect}`"),
-    responses((status = 200, description = "The count", body = Object),
+    request_body(content = super::schemas::SegmentSpecNamelessDoc, description = "A segment spec: `{entity, rule, dialect}`"),
+    responses((status = 200, description = "The count", body = super::schemas::RuleCount),
         (status = 422, description = "Invalid rule, with its path", body = Problem, content_type = "application/problem+json")))]
 async fn count_rule(State(s): State<AppState>, _c: Caller, Text(body): Text) -> ApiResult<Json<Value>> {
     let def = segment_from_body(&body, Some("draft"))?;
@@ -238,7 +239,7 @@ fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
 /// and the `X-Next-Cursor` header (all formats); absent on the last page.
 #[utoipa::path(get, path = "/segments/{name}/members", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"), MembersQuery),
-    responses((status = 200, description = "A page of member keys", body = Object),
+    responses((status = 200, description = "A page of member keys", body = super::schemas::MembersPage),
         (status = 400, description = "Bad limit, cursor or format", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such segment or run", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
@@ -306,7 +307,7 @@ struct PreviewQuery {
 /// the `pii` permission (admin); an unmasked read of `pii` values is written to the audit log.
 #[utoipa::path(get, path = "/segments/{name}/preview", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"), PreviewQuery),
-    responses((status = 200, description = "Rows, and whether pii was masked", body = Object),
+    responses((status = 200, description = "Rows, and whether pii was masked", body = super::schemas::Preview),
         (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
 async fn segment_preview(
     State(s): State<AppState>,
@@ -343,7 +344,7 @@ struct ExplainQuery {
 /// Why one entity is or is not a member: the rule annotated with each condition's value (pii masked).
 #[utoipa::path(get, path = "/segments/{name}/explain", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"), ExplainQuery),
-    responses((status = 200, description = "The explanation", body = Object),
+    responses((status = 200, description = "The explanation", body = super::schemas::ExplanationDoc),
         (status = 404, description = "No such segment or key", body = Problem, content_type = "application/problem+json")))]
 async fn explain_segment(
     State(s): State<AppState>,
@@ -372,7 +373,7 @@ const RUNS: Listing = Listing {
 /// The run history of a segment, a page at a time (`sort=-run` for newest first).
 #[utoipa::path(get, path = "/segments/{name}/runs", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"), ListQuery),
-    responses((status = 200, description = "A page of runs (sort: run, started_at, member_count, duration_ms)", body = Page)))]
+    responses((status = 200, description = "A page of runs (sort: run, started_at, member_count, duration_ms)", body = super::schemas::SegmentRunPage)))]
 async fn segment_runs(
     State(s): State<AppState>,
     _c: Caller,
@@ -404,7 +405,7 @@ const CHANGES: Listing = Listing {
     params(("name" = String, Path, description = "Segment name"), ListQuery,
         ("run" = Option<i64>, Query, description = "Only the changes of this run"),
         ("change" = Option<String>, Query, description = "Only `entered` or `exited`")),
-    responses((status = 200, description = "A page of changes (sort: run, started_at)", body = Page)))]
+    responses((status = 200, description = "A page of changes (sort: run, started_at)", body = super::schemas::RowPage)))]
 async fn segment_changes(
     State(s): State<AppState>,
     _c: Caller,

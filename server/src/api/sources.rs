@@ -12,13 +12,19 @@ use segkit::deps::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, Str
 use segkit::deps::arrow::compute;
 use segkit::limits::MAX_LISTED_ITEMS;
 use segkit::spec::{self, SourceSpec};
-use segkit::{SourceDefinition, SyncRecord};
+use segkit::{SourceDefinition, SyncRecord, Workspace};
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{check_if_match, etag, json_body, named_body, with_etag, ApiResult, Text};
-use super::list::{ListQuery, Listing, Page, RawList};
+use super::common::{
+    create_definition, delete_definition, get_definition, json_body, named_body, replace_definition, ApiResult,
+    DefinitionResource, Stored, Text,
+};
+use super::list::{ListQuery, Listing, RawList};
+use super::schemas::{
+    IngestReportDoc, RowPage, SourceDefinitionDoc, SourceDefinitionNamelessDoc, SourceInfoDoc, SourcePage, SyncPage,
+};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -54,15 +60,40 @@ const SYNCS: Listing = Listing {
 const QUARANTINE: Listing =
     Listing { sorts: &[("row", "row"), ("ingest_id", "ingest_id")], filters: &[("ingest_id", "ingest_id")] };
 
-/// A source from a body (its `name` from the path when left out).
-fn source_from(v: Value) -> ApiResult<SourceDefinition> {
-    Ok(spec::from_value::<SourceSpec>(v)?.into_definition())
+/// Named sources: answered with their sync state; the `ETag` covers the definition.
+struct Sources;
+
+impl DefinitionResource for Sources {
+    const KIND: &'static str = "source";
+    const COLLECTION: &'static str = "sources";
+    type Input = SourceDefinition;
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<SourceDefinition> {
+        let v = match path_name {
+            Some(n) => named_body(body, n, "source")?,
+            None => json_body(body)?,
+        };
+        Ok(spec::from_value::<SourceSpec>(v)?.into_definition())
+    }
+    fn input_name(input: &SourceDefinition) -> &str {
+        &input.name
+    }
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored> {
+        let info = ws.source(name)?;
+        Stored::new(&info.definition.name, json!(info), &info.definition)
+    }
+    async fn define(ws: &Workspace, input: SourceDefinition) -> ApiResult<Stored> {
+        let d = ws.define_source(input).await?;
+        Stored::new(&d.name, json!(d), &d)
+    }
+    async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
+        ws.delete_source(name).await
+    }
 }
 
 /// Named sources with their sync state, a page at a time (configs hold `env:` references, never secrets).
 #[utoipa::path(get, path = "/sources", tag = "sources", security(("bearer" = [])),
     params(ListQuery, ("entity" = Option<String>, Query, description = "Only sources feeding this entity")),
-    responses((status = 200, description = "A page of sources (sort: name, updated_at, entity)", body = Page)))]
+    responses((status = 200, description = "A page of sources (sort: name, updated_at, entity)", body = SourcePage)))]
 async fn list_sources(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&LISTING, &[])?;
     p.page(s.workspace().sources()?.iter().map(|x| json!(x)).collect())
@@ -72,34 +103,20 @@ async fn list_sources(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiR
 /// `{name, entity, config, mapping, mode}`; secrets in `config` must be `env:NAME` references.
 #[utoipa::path(post, path = "/sources", tag = "sources", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Object, description = "A source: `{name, entity, config, mapping, mode}`"),
-    responses((status = 201, description = "The stored source, with its ETag", body = Object),
+    request_body(content = SourceDefinitionDoc, description = "A source: `{name, entity, config, mapping, mode}`"),
+    responses((status = 201, description = "The stored source, with its ETag", body = SourceDefinitionDoc),
         (status = 409, description = "A source of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_source(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let def = source_from(json_body(&body)?)?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    if ws.source(&def.name).is_ok() {
-        return Err(segkit::Error::Conflict {
-            what: format!("source `{}`", def.name),
-            message: "it exists already; change it with PUT /api/v1/sources/{name}".into(),
-        }
-        .into());
-    }
-    let d = ws.define_source(def).await?;
-    ws.audit(&c.name, "source.create", &d.name, None)?;
-    Ok(with_etag(json!(d), &etag(&d)?, StatusCode::CREATED))
+    create_definition::<Sources>(&s, &c, &body).await
 }
 
 /// One named source with its sync state (`cursor`, `snapshot`, `updated_at`); the `ETag` covers the definition.
 #[utoipa::path(get, path = "/sources/{name}", tag = "sources", security(("bearer" = [])),
     params(("name" = String, Path, description = "Source name")),
-    responses((status = 200, description = "The source", body = Object)))]
+    responses((status = 200, description = "The source", body = SourceInfoDoc)))]
 async fn get_source(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
-    let info = s.workspace().source(&name)?;
-    Ok(with_etag(json!(info), &etag(&info.definition)?, StatusCode::OK))
+    get_definition::<Sources>(&s, &name)
 }
 
 /// Replaces a source's definition (`name` may be left out). The same entity and config keep the sync cursor;
@@ -108,8 +125,8 @@ async fn get_source(State(s): State<AppState>, _c: Caller, Path(name): Path<Stri
 #[utoipa::path(put, path = "/sources/{name}", tag = "sources", security(("bearer" = [])),
     params(("name" = String, Path, description = "Source name"),
         ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
-    request_body(content = Object, description = "A source: `{entity, config, mapping, mode}`"),
-    responses((status = 200, description = "The stored source, with its new ETag", body = Object),
+    request_body(content = SourceDefinitionNamelessDoc, description = "A source: `{entity, config, mapping, mode}` (`name` may be left out)"),
+    responses((status = 200, description = "The stored source, with its new ETag", body = SourceDefinitionDoc),
         (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid definition", body = Problem, content_type = "application/problem+json")))]
 async fn update_source(
@@ -119,15 +136,7 @@ async fn update_source(
     headers: HeaderMap,
     Text(body): Text,
 ) -> ApiResult<Response> {
-    c.require_write()?;
-    let def = source_from(named_body(&body, &name, "source")?)?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let current = ws.source(&name)?;
-    check_if_match(&headers, &etag(&current.definition)?, "source")?;
-    let d = ws.define_source(def).await?;
-    ws.audit(&c.name, "source.update", &d.name, None)?;
-    Ok(with_etag(json!(d), &etag(&d)?, StatusCode::OK))
+    replace_definition::<Sources>(&s, &c, &name, &headers, &body).await
 }
 
 /// Deletes a named source and its cursor; the data it ingested stays in its entity.
@@ -142,14 +151,7 @@ async fn delete_source(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    c.require_write()?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let current = ws.source(&name)?;
-    check_if_match(&headers, &etag(&current.definition)?, "source")?;
-    ws.delete_source(&current.definition.name).await?;
-    ws.audit(&c.name, "source.delete", &current.definition.name, None)?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_definition::<Sources>(&s, &c, &name, &headers).await
 }
 
 /// A sync report as JSON, its quarantined sample rows (raw input: maybe personal data) left out unless the
@@ -170,7 +172,7 @@ fn report_json(v: Value, c: &Caller) -> Value {
 #[utoipa::path(post, path = "/sources/{name}/sync", tag = "sources", security(("bearer" = [])),
     params(("name" = String, Path, description = "Source name"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    responses((status = 200, description = "The ingest report", body = Object),
+    responses((status = 200, description = "The ingest report", body = IngestReportDoc),
         (status = 502, description = "The source failed", body = Problem, content_type = "application/problem+json")))]
 async fn sync_source(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     c.require_write()?;
@@ -191,7 +193,7 @@ fn syncs_json(records: Vec<SyncRecord>, c: &Caller) -> Vec<Value> {
         ("entity" = Option<String>, Query, description = "Only syncs into this entity"),
         ("source" = Option<String>, Query, description = "Only syncs of this named source"),
         ("mode" = Option<String>, Query, description = "Only this ingest mode")),
-    responses((status = 200, description = "A page of syncs (sort: created_at, rows_read, rows_written, rows_quarantined, duration_ms)", body = Page)))]
+    responses((status = 200, description = "A page of syncs (sort: created_at, rows_read, rows_written, rows_quarantined, duration_ms)", body = SyncPage)))]
 async fn list_syncs(State(s): State<AppState>, c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&SYNCS, &[])?;
     p.page(syncs_json(s.workspace().syncs(MAX_LISTED_ITEMS)?, &c))
@@ -201,7 +203,7 @@ async fn list_syncs(State(s): State<AppState>, c: Caller, q: RawList) -> ApiResu
 #[utoipa::path(get, path = "/sources/{name}/syncs", tag = "sources", security(("bearer" = [])),
     params(("name" = String, Path, description = "Source name"), ListQuery,
         ("mode" = Option<String>, Query, description = "Only this ingest mode")),
-    responses((status = 200, description = "A page of syncs", body = Page)))]
+    responses((status = 200, description = "A page of syncs", body = SyncPage)))]
 async fn source_syncs(
     State(s): State<AppState>,
     c: Caller,
@@ -263,7 +265,7 @@ fn mask_column(batch: &RecordBatch, name: &str) -> ApiResult<RecordBatch> {
 #[utoipa::path(get, path = "/sources/{name}/quarantine", tag = "sources", security(("bearer" = [])),
     params(("name" = String, Path, description = "Source name"), ListQuery,
         ("ingest_id" = Option<String>, Query, description = "Only rows of this sync")),
-    responses((status = 200, description = "A page of quarantined rows (sort: row, ingest_id); header X-Pii-Masked", body = Page)))]
+    responses((status = 200, description = "A page of quarantined rows (sort: row, ingest_id); header X-Pii-Masked", body = RowPage)))]
 async fn source_quarantine(
     State(s): State<AppState>,
     c: Caller,
@@ -284,7 +286,7 @@ async fn source_quarantine(
 /// The rows one sync or ingest quarantined, a page at a time; `record` is masked unless the caller may read pii.
 #[utoipa::path(get, path = "/syncs/{id}/quarantine", tag = "sources", security(("bearer" = [])),
     params(("id" = String, Path, description = "Sync (ingest) id"), ListQuery),
-    responses((status = 200, description = "A page of quarantined rows (sort: row, ingest_id); header X-Pii-Masked", body = Page)))]
+    responses((status = 200, description = "A page of quarantined rows (sort: row, ingest_id); header X-Pii-Masked", body = RowPage)))]
 async fn sync_quarantine(
     State(s): State<AppState>,
     c: Caller,

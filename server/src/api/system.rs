@@ -19,7 +19,7 @@ use crate::error::Problem;
 
 /// Liveness: the server answers and its workspace's catalog can be read.
 #[utoipa::path(get, path = "/health", tag = "system",
-    responses((status = 200, description = "The server is up", body = Object)))]
+    responses((status = 200, description = "The server is up", body = super::schemas::Health)))]
 async fn health(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let entities = s.workspace().entities()?.len();
     Ok(Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "entities": entities})))
@@ -36,7 +36,7 @@ struct TokenRequest {
 /// Exchanges an API key for a session token (an HS256 JWT) to send as `Authorization: Bearer <token>`.
 #[utoipa::path(post, path = "/auth/token", tag = "system", request_body = TokenRequest,
     responses(
-        (status = 200, description = "A session token", body = Object),
+        (status = 200, description = "A session token", body = super::schemas::SessionToken),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Unknown or revoked key", body = Problem, content_type = "application/problem+json")))]
 async fn token(State(s): State<AppState>, Text(body): Text) -> ApiResult<Json<Value>> {

@@ -8,14 +8,23 @@ use axum::Json;
 use segkit::limits::MAX_LISTED_ITEMS;
 use segkit::spec::{self, ScheduleSpec, TemplateSpec, WorkflowSpec};
 use segkit::workflow::{DeliveryFilter, Status};
+use segkit::Workspace;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::common::{check_if_match, etag, json_body, named_body, small_body, with_etag, ApiResult, Text};
-use super::list::{keyset_page, ListParams, ListQuery, Listing, Page, RawList};
+use super::common::{
+    create_definition, delete_definition, get_definition, json_body, named_body, replace_definition, small_body,
+    ApiResult, DefinitionResource, Stored, Text,
+};
+use super::list::{keyset_page, ListParams, ListQuery, Listing, RawList};
+use super::schemas::{
+    DeliveryPage, DryRun, Rendered, Replayed, ScheduleInfoDoc, SchedulePage, ScheduleSpecDoc, TemplatePage,
+    TemplateSpecDoc, TemplateSpecNamelessDoc, Triggered, WorkflowPage, WorkflowRunPage, WorkflowSpecDoc,
+    WorkflowSpecNamelessDoc,
+};
 use super::AppState;
 use crate::auth::Caller;
 use crate::error::Problem;
@@ -38,10 +47,6 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(replay_deliveries))
 }
 
-fn conflict(what: String, path: &str) -> Problem {
-    segkit::Error::Conflict { what, message: format!("it exists already; change it with PUT /api/v1/{path}") }.into()
-}
-
 /// Parses a body with core's request model (the name from the path when left out).
 fn parse<T: spec::Spec>(body: &str, name: Option<&str>, what: &str) -> ApiResult<T> {
     let v = match name {
@@ -49,6 +54,58 @@ fn parse<T: spec::Spec>(body: &str, name: Option<&str>, what: &str) -> ApiResult
         None => json_body(body)?,
     };
     Ok(spec::from_value::<T>(v)?)
+}
+
+/// Message templates.
+struct Templates;
+
+impl DefinitionResource for Templates {
+    const KIND: &'static str = "template";
+    const COLLECTION: &'static str = "templates";
+    type Input = TemplateSpec;
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<TemplateSpec> {
+        parse(body, path_name, "template")
+    }
+    fn input_name(input: &TemplateSpec) -> &str {
+        &input.name
+    }
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored> {
+        let t = ws.template(name)?;
+        Stored::of(&t.name, &t)
+    }
+    async fn define(ws: &Workspace, input: TemplateSpec) -> ApiResult<Stored> {
+        let t = ws.define_template(input).await?;
+        Stored::of(&t.name, &t)
+    }
+    async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
+        ws.delete_template(name)
+    }
+}
+
+/// Workflows.
+struct Workflows;
+
+impl DefinitionResource for Workflows {
+    const KIND: &'static str = "workflow";
+    const COLLECTION: &'static str = "workflows";
+    type Input = WorkflowSpec;
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<WorkflowSpec> {
+        parse(body, path_name, "workflow")
+    }
+    fn input_name(input: &WorkflowSpec) -> &str {
+        &input.name
+    }
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored> {
+        let w = ws.workflow(name)?;
+        Stored::of(&w.name, &w)
+    }
+    async fn define(ws: &Workspace, input: WorkflowSpec) -> ApiResult<Stored> {
+        let w = ws.define_workflow(input).await?;
+        Stored::of(&w.name, &w)
+    }
+    async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
+        ws.delete_workflow(name)
+    }
 }
 
 /// An optional JSON body of a small request type; an empty body is its default. Bad fields are 422 with a path.
@@ -71,7 +128,7 @@ const TEMPLATES: Listing = Listing {
     params(ListQuery,
         ("channel" = Option<String>, Query, description = "Only templates of this channel"),
         ("entity" = Option<String>, Query, description = "Only templates about this entity")),
-    responses((status = 200, description = "A page of templates (sort: name, channel)", body = Page)))]
+    responses((status = 200, description = "A page of templates (sort: name, channel)", body = TemplatePage)))]
 async fn list_templates(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&TEMPLATES, &[])?;
     p.page(s.workspace().templates()?.iter().map(|t| json!(t)).collect())
@@ -80,38 +137,28 @@ async fn list_templates(State(s): State<AppState>, _c: Caller, q: RawList) -> Ap
 /// Defines a message template: `{name, channel, entity, parts}` (409 when one of that name exists).
 #[utoipa::path(post, path = "/templates", tag = "workflows", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Object, description = "A template: `{name, channel, entity, parts}`"),
-    responses((status = 201, description = "The stored template, with its ETag", body = Object),
+    request_body(content = TemplateSpecDoc, description = "A template: `{name, channel, entity, parts}`"),
+    responses((status = 201, description = "The stored template, with its ETag", body = TemplateSpecDoc),
         (status = 409, description = "A template of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid template, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_template(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let t: TemplateSpec = parse(&body, None, "template")?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    if ws.template(&t.name).is_ok() {
-        return Err(conflict(format!("template `{}`", t.name), "templates/{name}"));
-    }
-    let t = ws.define_template(t).await?;
-    ws.audit(&c.name, "template.create", &t.name, None)?;
-    Ok(with_etag(json!(t), &etag(&t)?, StatusCode::CREATED))
+    create_definition::<Templates>(&s, &c, &body).await
 }
 
 /// One template, with its `ETag`.
 #[utoipa::path(get, path = "/templates/{name}", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Template name")),
-    responses((status = 200, description = "The template", body = Object)))]
+    responses((status = 200, description = "The template", body = TemplateSpecDoc)))]
 async fn get_template(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
-    let t = s.workspace().template(&name)?;
-    Ok(with_etag(json!(t), &etag(&t)?, StatusCode::OK))
+    get_definition::<Templates>(&s, &name)
 }
 
 /// Replaces a template (`name` may be left out); `If-Match` as for segments.
 #[utoipa::path(put, path = "/templates/{name}", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Template name"),
         ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
-    request_body(content = Object, description = "A template: `{channel, entity, parts}`"),
-    responses((status = 200, description = "The stored template, with its new ETag", body = Object),
+    request_body(content = TemplateSpecNamelessDoc, description = "A template: `{channel, entity, parts}` (`name` may be left out)"),
+    responses((status = 200, description = "The stored template, with its new ETag", body = TemplateSpecDoc),
         (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid template", body = Problem, content_type = "application/problem+json")))]
 async fn update_template(
@@ -121,14 +168,7 @@ async fn update_template(
     headers: HeaderMap,
     Text(body): Text,
 ) -> ApiResult<Response> {
-    c.require_write()?;
-    let t: TemplateSpec = parse(&body, Some(&name), "template")?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    check_if_match(&headers, &etag(&ws.template(&name)?)?, "template")?;
-    let t = ws.define_template(t).await?;
-    ws.audit(&c.name, "template.update", &t.name, None)?;
-    Ok(with_etag(json!(t), &etag(&t)?, StatusCode::OK))
+    replace_definition::<Templates>(&s, &c, &name, &headers, &body).await
 }
 
 /// Deletes a template (workflows naming it fail to dispatch until it is defined again).
@@ -143,14 +183,7 @@ async fn delete_template(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    c.require_write()?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let t = ws.template(&name)?;
-    check_if_match(&headers, &etag(&t)?, "template")?;
-    ws.delete_template(&t.name)?;
-    ws.audit(&c.name, "template.delete", &t.name, None)?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_definition::<Templates>(&s, &c, &name, &headers).await
 }
 
 /// The body of `POST /templates/{name}/render`.
@@ -166,7 +199,7 @@ struct RenderRequest {
 #[utoipa::path(post, path = "/templates/{name}/render", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Template name")),
     request_body = RenderRequest,
-    responses((status = 200, description = "`{template, key, pii_masked, parts}`", body = Object)))]
+    responses((status = 200, description = "`{template, key, pii_masked, parts}`", body = Rendered)))]
 async fn render_template(
     State(s): State<AppState>,
     c: Caller,
@@ -201,7 +234,7 @@ const WORKFLOWS: Listing = Listing {
         ("trigger" = Option<String>, Query, description = "Only this trigger type (`entered`, `exited`, `schedule`, `manual`)"),
         ("segment" = Option<String>, Query, description = "Only workflows triggered by this segment"),
         ("entity" = Option<String>, Query, description = "Only manual workflows of this entity")),
-    responses((status = 200, description = "A page of workflows (sort: name)", body = Page)))]
+    responses((status = 200, description = "A page of workflows (sort: name)", body = WorkflowPage)))]
 async fn list_workflows(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&WORKFLOWS, &[])?;
     p.page(s.workspace().workflows()?.iter().map(|w| json!(w)).collect())
@@ -210,38 +243,28 @@ async fn list_workflows(State(s): State<AppState>, _c: Caller, q: RawList) -> Ap
 /// Defines a workflow: `{name, trigger, steps, policies}` (409 when one of that name exists).
 #[utoipa::path(post, path = "/workflows", tag = "workflows", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Object, description = "A workflow: `{name, trigger, steps, policies}`"),
-    responses((status = 201, description = "The stored workflow, with its ETag", body = Object),
+    request_body(content = WorkflowSpecDoc, description = "A workflow: `{name, trigger, steps, policies}`"),
+    responses((status = 201, description = "The stored workflow, with its ETag", body = WorkflowSpecDoc),
         (status = 409, description = "A workflow of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid workflow, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_workflow(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let w: WorkflowSpec = parse(&body, None, "workflow")?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    if ws.workflow(&w.name).is_ok() {
-        return Err(conflict(format!("workflow `{}`", w.name), "workflows/{name}"));
-    }
-    let w = ws.define_workflow(w).await?;
-    ws.audit(&c.name, "workflow.create", &w.name, None)?;
-    Ok(with_etag(json!(w), &etag(&w)?, StatusCode::CREATED))
+    create_definition::<Workflows>(&s, &c, &body).await
 }
 
 /// One workflow, with its `ETag`.
 #[utoipa::path(get, path = "/workflows/{name}", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Workflow name")),
-    responses((status = 200, description = "The workflow", body = Object)))]
+    responses((status = 200, description = "The workflow", body = WorkflowSpecDoc)))]
 async fn get_workflow(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
-    let w = s.workspace().workflow(&name)?;
-    Ok(with_etag(json!(w), &etag(&w)?, StatusCode::OK))
+    get_definition::<Workflows>(&s, &name)
 }
 
 /// Replaces a workflow (`name` may be left out); `If-Match` as for segments.
 #[utoipa::path(put, path = "/workflows/{name}", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Workflow name"),
         ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
-    request_body(content = Object, description = "A workflow: `{trigger, steps, policies}`"),
-    responses((status = 200, description = "The stored workflow, with its new ETag", body = Object),
+    request_body(content = WorkflowSpecNamelessDoc, description = "A workflow: `{trigger, steps, policies}` (`name` may be left out)"),
+    responses((status = 200, description = "The stored workflow, with its new ETag", body = WorkflowSpecDoc),
         (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid workflow", body = Problem, content_type = "application/problem+json")))]
 async fn update_workflow(
@@ -251,14 +274,7 @@ async fn update_workflow(
     headers: HeaderMap,
     Text(body): Text,
 ) -> ApiResult<Response> {
-    c.require_write()?;
-    let w: WorkflowSpec = parse(&body, Some(&name), "workflow")?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    check_if_match(&headers, &etag(&ws.workflow(&name)?)?, "workflow")?;
-    let w = ws.define_workflow(w).await?;
-    ws.audit(&c.name, "workflow.update", &w.name, None)?;
-    Ok(with_etag(json!(w), &etag(&w)?, StatusCode::OK))
+    replace_definition::<Workflows>(&s, &c, &name, &headers, &body).await
 }
 
 /// Deletes a workflow; its ledger rows stay (pending ones are dead-lettered when claimed).
@@ -273,14 +289,7 @@ async fn delete_workflow(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    c.require_write()?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let w = ws.workflow(&name)?;
-    check_if_match(&headers, &etag(&w)?, "workflow")?;
-    ws.delete_workflow(&w.name)?;
-    ws.audit(&c.name, "workflow.delete", &w.name, None)?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_definition::<Workflows>(&s, &c, &name, &headers).await
 }
 
 /// The body of `POST /workflows/{name}/dry-run`.
@@ -300,7 +309,7 @@ struct DryRunRequest {
 #[utoipa::path(post, path = "/workflows/{name}/dry-run", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Workflow name")),
     request_body(content = Option<DryRunRequest>, description = "Optional"),
-    responses((status = 200, description = "`{workflow, pii_masked, rows}`: per entity the step, channel, status and content", body = Object)))]
+    responses((status = 200, description = "`{workflow, pii_masked, rows}`: per entity the step, channel, status and content", body = DryRun)))]
 async fn dry_run_workflow(
     State(s): State<AppState>,
     c: Caller,
@@ -341,7 +350,7 @@ struct TriggerRequest {
     params(("name" = String, Path, description = "Workflow name"),
         ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
     request_body(content = Option<TriggerRequest>, description = "Optional; an empty body starts it for every member"),
-    responses((status = 200, description = "How many deliveries were queued", body = Object)))]
+    responses((status = 200, description = "How many deliveries were queued", body = Triggered)))]
 async fn trigger_workflow(
     State(s): State<AppState>,
     c: Caller,
@@ -366,7 +375,7 @@ const RUNS: Listing = Listing {
 #[utoipa::path(get, path = "/workflows/{name}/runs", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Workflow name"), ListQuery,
         ("trigger" = Option<String>, Query, description = "Only this trigger version")),
-    responses((status = 200, description = "A page of runs (sort: started_at, trigger, entities)", body = Page)))]
+    responses((status = 200, description = "A page of runs (sort: started_at, trigger, entities)", body = WorkflowRunPage)))]
 async fn workflow_runs(
     State(s): State<AppState>,
     _c: Caller,
@@ -387,7 +396,7 @@ const SCHEDULES: Listing = Listing {
 /// Cron schedules with their state (next due, last run, last error), a page at a time.
 #[utoipa::path(get, path = "/schedules", tag = "workflows", security(("bearer" = [])),
     params(ListQuery, ("job" = Option<String>, Query, description = "Only this job type (`sync`, `evaluate`, `workflow`, `dispatch`)")),
-    responses((status = 200, description = "A page of schedules (sort: name, next_due, last_run_at)", body = Page)))]
+    responses((status = 200, description = "A page of schedules (sort: name, next_due, last_run_at)", body = SchedulePage)))]
 async fn list_schedules(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&SCHEDULES, &[])?;
     p.page(s.workspace().schedules()?.iter().map(|x| json!(x)).collect())
@@ -396,8 +405,8 @@ async fn list_schedules(State(s): State<AppState>, _c: Caller, q: RawList) -> Ap
 /// Defines a cron schedule: `{name, cron, timezone, job}` (409 when one of that name exists).
 #[utoipa::path(post, path = "/schedules", tag = "workflows", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
-    request_body(content = Object, description = "A schedule: `{name, cron, timezone, job: {type, …}}`"),
-    responses((status = 201, description = "The stored schedule with its state", body = Object),
+    request_body(content = ScheduleSpecDoc, description = "A schedule: `{name, cron, timezone, job: {type, …}}`"),
+    responses((status = 201, description = "The stored schedule with its state", body = ScheduleInfoDoc),
         (status = 409, description = "A schedule of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid schedule, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_schedule(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
@@ -420,7 +429,7 @@ async fn create_schedule(State(s): State<AppState>, c: Caller, Text(body): Text)
 /// One schedule with its state.
 #[utoipa::path(get, path = "/schedules/{name}", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Schedule name")),
-    responses((status = 200, description = "The schedule", body = Object)))]
+    responses((status = 200, description = "The schedule", body = ScheduleInfoDoc)))]
 async fn get_schedule(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(json!(s.workspace().schedule_info(&name)?)))
 }
@@ -484,7 +493,7 @@ fn ledger_page(s: &AppState, p: &ListParams, status: Option<Status>) -> ApiResul
         ("workflow" = Option<String>, Query, description = "Only this workflow"),
         ("status" = Option<String>, Query, description = "Only this status (`pending`, `running`, `delivered`, `done`, `suppressed`, `capped`, `dead`)"),
         ("entity_key" = Option<String>, Query, description = "Only this entity key")),
-    responses((status = 200, description = "A page of deliveries (sort: id)", body = Page)))]
+    responses((status = 200, description = "A page of deliveries (sort: id)", body = DeliveryPage)))]
 async fn list_deliveries(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     let p = q.check(&DELIVERIES, &[])?;
     let status = status_of(&p)?;
@@ -497,7 +506,7 @@ async fn list_deliveries(State(s): State<AppState>, _c: Caller, q: RawList) -> A
     params(ListQuery,
         ("workflow" = Option<String>, Query, description = "Only this workflow"),
         ("entity_key" = Option<String>, Query, description = "Only this entity key")),
-    responses((status = 200, description = "A page of dead deliveries (sort: id)", body = Page)))]
+    responses((status = 200, description = "A page of dead deliveries (sort: id)", body = DeliveryPage)))]
 async fn dead_letters(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
     const DEAD: Listing =
         Listing { sorts: DELIVERIES.sorts, filters: &[("workflow", "/workflow"), ("entity_key", "/entity_key")] };
@@ -520,7 +529,7 @@ struct ReplayRequest {
 #[utoipa::path(post, path = "/deliveries/replay", tag = "workflows", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
     request_body = ReplayRequest,
-    responses((status = 200, description = "`{replayed}`: how many rows were made pending", body = Object),
+    responses((status = 200, description = "`{replayed}`: how many rows were made pending", body = Replayed),
         (status = 422, description = "Neither ids nor workflow, or too many ids", body = Problem, content_type = "application/problem+json")))]
 async fn replay_deliveries(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Json<Value>> {
     c.require_write()?;

@@ -23,15 +23,27 @@ from segkit._segkit import (
     __version__,
 )
 from segkit._actions import Action, Delivered, Delivery, Permanent, Retryable
+from segkit._appender import Appender
 from segkit._sources import NamedSource, SyncProgress
 from segkit._table import Table
-from segkit._types import Attribute, Entity, IngestReport, Link, QuarantinedRow, Segment, StaticListReport
+from segkit._types import (
+    Attribute,
+    Entity,
+    EntityDependents,
+    IngestReport,
+    Link,
+    QuarantinedRow,
+    Segment,
+    StaticListReport,
+    SyncRecord,
+)
 from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
 from segkit import testing
 from segkit._infer import infer_entity
 
 __all__ = [
     "Action",
+    "Appender",
     "Attribute",
     "CancelledError",
     "ConflictError",
@@ -41,6 +53,7 @@ __all__ = [
     "DryRun",
     "EngineError",
     "Entity",
+    "EntityDependents",
     "Explanation",
     "IngestError",
     "IngestReport",
@@ -60,6 +73,7 @@ __all__ = [
     "StaticListReport",
     "StorageError",
     "SyncProgress",
+    "SyncRecord",
     "Table",
     "Workspace",
     "__version__",

@@ -187,15 +187,51 @@ def _parse_instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+@dataclass(frozen=True)
+class EntityDependents:
+    """What depends on an entity (:meth:`Workspace.entity_dependents`), or what was deleted along with it
+    (:meth:`Workspace.delete_entity`): segment, source, workflow and template names, and the entities linking to
+    it."""
+
+    segments: tuple[str, ...]
+    sources: tuple[str, ...]
+    workflows: tuple[str, ...]
+    templates: tuple[str, ...]
+    linked_from: tuple[str, ...]
+
+    def __bool__(self) -> bool:
+        return any((self.segments, self.sources, self.workflows, self.templates, self.linked_from))
+
+    @classmethod
+    def _from_dict(cls, d: Mapping[str, Any]) -> EntityDependents:
+        return cls(**{f: tuple(d.get(f, ())) for f in ("segments", "sources", "workflows", "templates", "linked_from")})
+
+
+@dataclass(frozen=True)
+class SyncRecord:
+    """One recorded sync or ingest (:meth:`Workspace.syncs`, the ``segkit.syncs`` system table): the named
+    source it synced (``None`` for a direct ingest), when it was recorded (RFC 3339) and its report."""
+
+    named_source: str | None
+    created_at: str
+    report: IngestReport
+
+    @classmethod
+    def _from_dict(cls, d: Mapping[str, Any]) -> SyncRecord:
+        return cls(named_source=d.get("named_source"), created_at=d["created_at"], report=IngestReport._from_dict(d))
+
+
 __all__ = [
     "Attribute",
     "Entity",
+    "EntityDependents",
     "EntityKind",
     "IngestMode",
     "IngestReport",
     "Link",
     "QuarantinedRow",
     "Segment",
+    "SyncRecord",
 ]
 
 

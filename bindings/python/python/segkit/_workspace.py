@@ -11,17 +11,20 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_ch
 
 from segkit import _segkit
 from segkit._actions import _declared
+from segkit._appender import Appender
 from segkit._sources import NamedSource, ProgressSpec, SyncProgress, progress_display
 from segkit._table import Table
 from segkit._types import (
     Attribute,
     Entity,
+    EntityDependents,
     EntityKind,
     IngestMode,
     IngestReport,
     Link,
     Segment,
     StaticListReport,
+    SyncRecord,
     _parse_instant,
 )
 
@@ -224,6 +227,48 @@ class Workspace:
     def entities(self) -> list[Entity]:
         return [Entity._from_dict(e) for e in self._ws.entities()]
 
+    def add_attribute(self, entity: str, name: str, attribute: AttributeSpec) -> Entity:
+        """Adds attribute ``name`` to ``entity`` and returns the entity: ``attribute`` is a type string
+        (``"float64"``), a dict with ``type`` and flags (``pii``, ``nullable``, ``indexed``, ``filterable``,
+        ``description``) or an :class:`Attribute`. It must be new (:class:`ConflictError` otherwise) and nullable
+        when the entity holds rows; a bad spec raises :class:`DefinitionError` naming the field
+        (``attribute.type``)."""
+        if isinstance(attribute, Attribute):
+            if attribute.name != name:
+                raise _segkit.InvalidArgumentError(f"add_attribute: the Attribute is named `{attribute.name}`, not `{name}`")
+            spec: dict[str, Any] = attribute.to_dict()
+        elif isinstance(attribute, str):
+            spec = {"name": name, "type": attribute}
+        elif isinstance(attribute, Mapping):
+            spec = {"name": name, **attribute}
+        else:
+            raise TypeError(f"attribute: expected a type string, a dict or an Attribute, got {type(attribute).__name__}")
+        return Entity._from_dict(self._ws.add_attribute(entity, spec))
+
+    def entity_dependents(self, name: str) -> EntityDependents:
+        """What depends on entity ``name``: segments over it, sources feeding it, workflows and templates about
+        it, entities linking to it (:class:`NotFoundError` if there is no such entity)."""
+        return EntityDependents._from_dict(self._ws.entity_dependents(name))
+
+    def delete_entity(self, name: str, *, force: bool = False) -> EntityDependents:
+        """Deletes entity ``name`` with its data and ingest history. Raises :class:`ConflictError` (naming them)
+        while anything depends on it (:meth:`entity_dependents`); with ``force``, its segments and sources are
+        deleted first (workflows, templates and linking entities still refuse). Returns what was deleted along
+        with it."""
+        return EntityDependents._from_dict(self._ws.delete_entity(name, force))
+
+    def appender(self, entity: str) -> Appender:
+        """A group-commit :class:`Appender` for the event entity ``entity`` (:class:`NotFoundError` if there is
+        none, :class:`InvalidArgumentError` for a profile)."""
+        return Appender(self._ws.appender(entity))
+
+    def compact(self, entity: str) -> dict[str, Any]:
+        """Merges the first run of small files of event entity ``entity`` (many small appends leave them) into one
+        file, committed as a new snapshot that reads the same rows; profiles need none. Returns
+        ``files_merged`` (0: nothing to do), ``files_written``, ``rows`` and ``snapshot``. The merged files stay
+        for older snapshots until :meth:`vacuum`."""
+        return self._ws.compact(entity)
+
     # ------------------------------------------------------------------------------------------ ingest
 
     def ingest(
@@ -251,6 +296,35 @@ class Workspace:
     def ingest_history(self, entity: str) -> list[IngestReport]:
         """Past ingest reports of ``entity``, oldest first."""
         return [IngestReport._from_dict(r) for r in self._ws.ingest_history(entity)]
+
+    # ------------------------------------------------------------------------------------------ monitoring
+
+    def syncs(self, *, limit: int = 1000) -> list[SyncRecord]:
+        """Every sync and ingest of every entity, oldest first, at most ``limit`` (the ``segkit.syncs`` system
+        table as records)."""
+        return [SyncRecord._from_dict(r) for r in self._ws.syncs(limit)]
+
+    def audit(self, actor: str, action: str, target: str, detail: str | None = None) -> None:
+        """Appends a row to the audit log at the workspace clock's now: ``actor`` did ``action``
+        (``segment.update``, ``pii.read``…) to ``target``. ``detail`` is cut at 4 KiB and must never hold a secret
+        or a ``pii`` value."""
+        self._ws.audit(actor, action, target, detail)
+
+    def audit_entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        after_id: int | None = None,
+        before_id: int | None = None,
+        newest_first: bool = False,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Audit rows matching every filter given (``actor``, ``action``, ``target``, ids after / before one seen
+        for paging), oldest first (or ``newest_first``), at most ``limit``: ``id``, ``at`` (RFC 3339), ``actor``,
+        ``action``, ``target``, ``detail``."""
+        return list(self._ws.audit_entries(actor, action, target, after_id, before_id, newest_first, limit))
 
     def clear_quarantine(self, entity: str) -> int:
         """Forgets the quarantined rows of ``entity`` (the raw records and the samples in the ingest reports;
@@ -505,9 +579,10 @@ class Workspace:
         """The stored template ``name``."""
         return self._ws.template(name)
 
-    def render(self, template: str, key: int | str) -> dict[str, str]:
-        """Previews ``template`` for the entity with key ``key``: the rendered parts (nothing is sent)."""
-        return self._ws.render(template, str(key))
+    def render(self, template: str, key: int | str, *, mask_pii: bool = False) -> dict[str, str]:
+        """Previews ``template`` for the entity with key ``key``: the rendered parts (nothing is sent). With
+        ``mask_pii``, the values of ``pii`` attributes render as ``***`` (for viewers not allowed to read them)."""
+        return self._ws.render(template, str(key), mask_pii)
 
     def define_workflow(
         self,
@@ -579,13 +654,22 @@ class Workspace:
         return self._ws.unsuppress(channel, [str(k) for k in keys])
 
     def dry_run_workflow(
-        self, name: str, keys: Iterable[int | str] | None = None, *, limit: int = 100
+        self, name: str, keys: Iterable[int | str] | None = None, *, limit: int = 100, mask_pii: bool = False
     ) -> list[dict[str, Any]]:
         """Who would receive what if workflow ``name`` were triggered now, without sending anything or writing
         the ledger: per entity (``keys``, default the members of its segment or the entities of a manual
         workflow; at most ``limit``) ``entity_key``, ``step``, ``channel``, ``status`` (``send``, ``held``,
-        ``suppressed``, …), ``content`` (the rendered template parts) and ``detail`` (why, and the path taken)."""
-        return list(self._ws.dry_run_workflow(name, None if keys is None else [str(k) for k in keys], limit))
+        ``suppressed``, …), ``content`` (the rendered template parts) and ``detail`` (why, and the path taken).
+        With ``mask_pii``, ``pii`` values render as ``***`` in ``content`` (branches and policies still see the
+        real values)."""
+        keys = None if keys is None else [str(k) for k in keys]
+        return list(self._ws.dry_run_workflow(name, keys, limit, mask_pii))
+
+    def workflow_runs(self, name: str, *, limit: int = 100) -> list[dict[str, Any]]:
+        """The starts of workflow ``name`` (one per trigger version: a segment run, a manual trigger, a schedule's
+        due instant), newest first, at most ``limit``: ``trigger`` (``run:3``, ``manual:2``…), ``started_at`` /
+        ``updated_at`` (ms since the epoch), ``entities``, ``rows`` and ``statuses`` (ledger rows by status)."""
+        return list(self._ws.workflow_runs(name, limit))
 
     # ------------------------------------------------------------------------------------------ schedules
 
