@@ -103,6 +103,9 @@ impl ExternalSort {
         let batches = std::mem::take(&mut self.buffered);
         self.buffered_rows = 0;
         self.buffered_bytes = 0;
+        if batches.is_empty() {
+            return Ok((batches, None));
+        }
         let sort_columns = self
             .columns
             .iter()
@@ -676,6 +679,12 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn an_empty_sort_yields_nothing() {
+        let sort = ExternalSort::new(schema(), &["k".to_string()], 1 << 20).unwrap();
+        assert!(drain(sort.finish().unwrap()).is_empty());
     }
 
     #[test]
