@@ -266,7 +266,10 @@ pub(crate) struct Merge {
 
 impl Merge {
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        let mut parts: Vec<RecordBatch> = vec![];
+        // The output as ranges (source batch, start, length) of the runs' batches it takes rows from.
+        let mut sources: Vec<RecordBatch> = vec![];
+        let mut source_of: Vec<Option<usize>> = vec![None; self.cursors.len()];
+        let mut ranges: Vec<(usize, usize, usize)> = vec![];
         let mut n = 0;
         while n < SORTED_BATCH_ROWS && !self.cursors.is_empty() {
             // The run with the smallest next row, and the runner-up's next row.
@@ -303,22 +306,45 @@ impl Merge {
                 }
             };
             let end = end.max(c.pos + 1);
-            let batch = c.batch.as_ref().expect("a loaded cursor");
-            parts.push(if c.pos == 0 && end == len { batch.clone() } else { batch.slice(c.pos, end - c.pos) });
+            let source = match source_of[best] {
+                Some(s) => s,
+                None => {
+                    sources.push(c.batch.clone().expect("a loaded cursor"));
+                    source_of[best] = Some(sources.len() - 1);
+                    sources.len() - 1
+                }
+            };
+            match ranges.last_mut() {
+                Some((s, start, l)) if *s == source && *start + *l == c.pos => *l += end - c.pos,
+                _ => ranges.push((source, c.pos, end - c.pos)),
+            }
             n += end - c.pos;
             let c = &mut self.cursors[best];
             c.pos = end;
             if c.pos == len {
                 c.load(&self.converter, &self.columns)?;
+                source_of[best] = None;
                 if c.batch.is_none() {
                     self.cursors.remove(best);
+                    source_of.remove(best);
                 }
             }
         }
-        Ok(match parts.len() {
-            0 => None,
-            1 => parts.pop(),
-            _ => Some(concat_batches(&self.schema, &parts)?),
+        Ok(match ranges.as_slice() {
+            [] => None,
+            [(s, 0, l)] if *l == sources[*s].num_rows() => Some(sources.swap_remove(*s)),
+            [(s, start, l)] => Some(sources[*s].slice(*start, *l)),
+            // Long ranges: copied slice by slice; short ones (interleaved runs): gathered row by row.
+            _ if ranges.len() * 64 <= n => {
+                let parts: Vec<RecordBatch> = ranges.iter().map(|&(s, start, l)| sources[s].slice(start, l)).collect();
+                Some(concat_batches(&self.schema, &parts)?)
+            }
+            _ => {
+                let picks: Vec<(usize, usize)> =
+                    ranges.iter().flat_map(|&(s, start, l)| (start..start + l).map(move |r| (s, r))).collect();
+                let refs: Vec<&RecordBatch> = sources.iter().collect();
+                Some(interleave_record_batch(&refs, &picks)?)
+            }
         })
     }
 }
