@@ -163,13 +163,18 @@ impl ExternalSort {
                 cursors.push(c);
             }
         }
-        Ok(Sorted::Merge(Merge {
+        let mut merge = Merge {
             schema: self.schema.clone(),
             converter,
             columns: self.columns.clone(),
+            order: (0..cursors.len()).collect(),
             cursors,
             _dir: self.spill.take(),
-        }))
+        };
+        let mut order = std::mem::take(&mut merge.order);
+        order.sort_by(|&a, &b| merge.compare(a, b));
+        merge.order = order;
+        Ok(Sorted::Merge(merge))
     }
 }
 
@@ -259,42 +264,37 @@ pub(crate) struct Merge {
     schema: SchemaRef,
     converter: RowConverter,
     columns: Vec<usize>,
-    /// The runs with rows left, in run order (ties go to the earlier run, which holds the earlier rows).
+    /// The runs, in run order.
     cursors: Vec<Cursor>,
+    /// The runs with rows left, ordered by their next row (ties: the earlier run, which holds the earlier rows).
+    order: Vec<usize>,
     _dir: Option<tempfile::TempDir>,
 }
 
 impl Merge {
+    /// The order of runs `a` and `b` by their next rows (equal rows: the earlier run first).
+    fn compare(&self, a: usize, b: usize) -> Ordering {
+        let (x, y) = (&self.cursors[a], &self.cursors[b]);
+        x.rows().row(x.pos).cmp(&y.rows().row(y.pos)).then(a.cmp(&b))
+    }
+
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
         // The output as ranges (source batch, start, length) of the runs' batches it takes rows from.
         let mut sources: Vec<RecordBatch> = vec![];
         let mut source_of: Vec<Option<usize>> = vec![None; self.cursors.len()];
         let mut ranges: Vec<(usize, usize, usize)> = vec![];
         let mut n = 0;
-        while n < SORTED_BATCH_ROWS && !self.cursors.is_empty() {
-            // The run with the smallest next row, and the runner-up's next row.
-            let mut best = 0;
-            let mut second: Option<usize> = None;
-            for i in 1..self.cursors.len() {
-                let (c, b) = (&self.cursors[i], &self.cursors[best]);
-                if c.rows().row(c.pos) < b.rows().row(b.pos) {
-                    second = Some(best);
-                    best = i;
-                } else if second.is_none_or(|s| {
-                    let s = &self.cursors[s];
-                    c.rows().row(c.pos) < s.rows().row(s.pos)
-                }) {
-                    second = Some(i);
-                }
-            }
+        while n < SORTED_BATCH_ROWS && !self.order.is_empty() {
+            // The run with the smallest next row, and the runner-up.
+            let best = self.order[0];
             let c = &self.cursors[best];
             let len = c.rows().num_rows();
             let limit = (c.pos + SORTED_BATCH_ROWS - n).min(len);
             // Rows of `best` that come before the runner-up's next row (equal ones too when `best` is the earlier
             // run, so equal rows keep their input order).
-            let end = match second {
+            let end = match self.order.get(1) {
                 None => limit,
-                Some(s) => {
+                Some(&s) => {
                     let o = &self.cursors[s];
                     let bound = o.rows().row(o.pos);
                     let before = |i: usize| match c.rows().row(i).cmp(&bound) {
@@ -324,10 +324,12 @@ impl Merge {
             if c.pos == len {
                 c.load(&self.converter, &self.columns)?;
                 source_of[best] = None;
-                if c.batch.is_none() {
-                    self.cursors.remove(best);
-                    source_of.remove(best);
-                }
+            }
+            // Put `best` back in its place among the others (or drop it at its end).
+            self.order.remove(0);
+            if self.cursors[best].batch.is_some() {
+                let at = self.order.partition_point(|&o| self.compare(o, best) == Ordering::Less);
+                self.order.insert(at, best);
             }
         }
         Ok(match ranges.as_slice() {
