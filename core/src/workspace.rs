@@ -106,6 +106,7 @@ impl Workspace {
     pub async fn open_with(path: impl AsRef<Path>, options: WorkspaceOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
+        crate::memory::tune_allocator();
         let catalog = Catalog::open(&dir.join("segkit.db"))?;
         if options.durable_commits {
             catalog.set_durable_commits(true)?;

@@ -21,6 +21,7 @@ use super::stages::FileSink;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
+use crate::memory::PeriodicRelease;
 use crate::model::{Attribute, Entity, EntityKind};
 use crate::source::{ScanRequest, Source, MALFORMED_COLUMN, MALFORMED_REASON_COLUMN};
 use crate::sources::Tracker;
@@ -798,11 +799,13 @@ pub(crate) async fn stage(
             let mut rows = 0;
             let mut pending: Vec<RecordBatch> = vec![];
             let mut pending_rows = 0;
+            let mut release = PeriodicRelease::default();
             while let Some(b) = next_batch(&mut stream, tracker).await? {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let good = proc.process(&b)?;
                 tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - good.num_rows());
                 rows += good.num_rows() as u64;
+                release.rows(b.num_rows());
                 if !sorts {
                     writer.write(&good).await?;
                     continue;
@@ -847,10 +850,12 @@ pub(crate) async fn stage(
         // one after the other) are then streamed, the rows whose key came again dropped, and the two sorted
         // sequences merged into the new files. Memory holds the new rows and one batch of the old ones.
         let mut good = vec![];
+        let mut release = PeriodicRelease::default();
         while let Some(b) = next_batch(&mut stream, tracker).await? {
             let b = b.map_err(|e| wrap_source(e, source))?;
             let g = proc.process(&b)?;
             tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
+            release.rows(b.num_rows());
             if g.num_rows() > 0 {
                 good.push(g);
             }
@@ -908,10 +913,12 @@ pub(crate) async fn stage(
         let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
         let res: Result<u64> = async {
             let mut rows = 0u64;
+            let mut release = PeriodicRelease::default();
             while let Some(b) = next_batch(&mut stream, tracker).await? {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let g = proc.process(&b)?;
                 tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
+                release.rows(b.num_rows());
                 rows += g.num_rows() as u64;
                 if g.num_rows() == 0 {
                     continue;
@@ -931,10 +938,12 @@ pub(crate) async fn stage(
             let first_of = if pairs { std::mem::take(&mut key_rows).repeats() } else { HashMap::new() };
             let mut sorted = sorter.finish()?;
             let mut repeated = RepeatedKeys::default();
+            let mut release = PeriodicRelease::default();
             while let Some(b) = sorted.next_batch()? {
                 if tracker.cancelled() {
                     return Err(cancelled());
                 }
+                release.rows(b.num_rows());
                 let b = match dups.as_mut() {
                     Some(d) if by_key => {
                         let rows = b.column_by_name(ROW_COLUMN).expect("row column").as_primitive::<UInt64Type>();
