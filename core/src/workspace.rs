@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::workflow::dispatch::MIN_LEASE;
 
 mod auth;
+mod compaction;
 mod dispatch;
 mod entities;
 mod evaluation;
@@ -36,7 +37,10 @@ mod static_lists;
 mod vacuum;
 mod workflows;
 
+pub use compaction::CompactReport;
+pub use entities::EntityDependents;
 pub use explain::{ExplainNode, Explanation};
+pub use ingest::SyncRecord;
 use options::resolve_secret;
 pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
 use planning::PlanSources;

@@ -566,7 +566,7 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
 }
 
 /// Sorts rows by `columns` (ascending, nulls last), the last one being the key.
-fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
+pub(crate) fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
     let values: Vec<ArrayRef> = columns.iter().map(|c| batch.column_by_name(c).expect("sort column").clone()).collect();
     Ok(take_record_batch(batch, &sort_indices(&values)?)?)
 }
