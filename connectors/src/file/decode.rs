@@ -14,7 +14,7 @@ use super::prelude::{Outcome, Prelude};
 
 /// Bytes per read of a local file (object_store reads local files 8 KiB at a time, each read a hop to the
 /// blocking pool and back).
-const LOCAL_READ_BYTES: usize = 1 << 20;
+pub(crate) const LOCAL_READ_BYTES: usize = 1 << 20;
 
 /// The bytes of an object: a local file read [`LOCAL_READ_BYTES`] at a time on the blocking pool, any other
 /// object as the store streams it.

@@ -6,20 +6,17 @@ use std::time::Instant;
 
 use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, StringBuilder,
-    UInt32Array, UInt64Array,
+    UInt64Array,
 };
-use arrow::compute::{
-    concat_batches, filter_record_batch, interleave_record_batch, sort_to_indices, take_record_batch,
-};
+use arrow::compute::{concat_batches, filter_record_batch, interleave_record_batch, take_record_batch};
 use arrow::datatypes::{DataType as ArrowType, Field, Int32Type, Int64Type, Schema, SchemaRef, UInt64Type};
 use arrow::row::{RowConverter, SortField};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use datafusion::error::DataFusionError;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
+use super::sort::{sort_indices, ExternalSort};
 use super::stages::FileSink;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
@@ -574,101 +571,6 @@ pub(crate) fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordB
     Ok(take_record_batch(batch, &sort_indices(&values)?)?)
 }
 
-/// The row order that sorts `columns` (ascending, nulls last; equal rows keep their order): one column with
-/// Arrow's sort kernel, several by comparing their row-format encodings (a memcmp per comparison instead of a
-/// comparison per column).
-fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array> {
-    let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
-    if let [only] = columns {
-        return Ok(sort_to_indices(only, Some(options), None)?);
-    }
-    if let Some(keys) = columns.iter().map(|c| order_keys(c.as_ref())).collect::<Option<Vec<Vec<Vec<u64>>>>>() {
-        // Each column as one or two order-preserving integer keys per row; rows compare key by key, then by
-        // position (so equal rows keep their order).
-        let keys: Vec<Vec<u64>> = keys.into_iter().flatten().collect();
-        let n = columns[0].len();
-        let mut idx: Vec<u32> = (0..n as u32).collect();
-        if let [a, b] = keys.as_slice() {
-            let mut t: Vec<(u64, u64, u32)> = idx.iter().map(|&i| (a[i as usize], b[i as usize], i)).collect();
-            t.sort_unstable();
-            return Ok(UInt32Array::from_iter_values(t.into_iter().map(|x| x.2)));
-        }
-        idx.sort_by(|&x, &y| {
-            keys.iter().map(|k| k[x as usize].cmp(&k[y as usize])).find(|o| o.is_ne()).unwrap_or(x.cmp(&y))
-        });
-        return Ok(UInt32Array::from(idx));
-    }
-    let converter = RowConverter::new(
-        columns.iter().map(|c| SortField::new_with_options(c.data_type().clone(), options)).collect(),
-    )?;
-    let rows = converter.convert_columns(columns)?;
-    let mut idx: Vec<u32> = (0..rows.num_rows() as u32).collect();
-    idx.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
-    Ok(UInt32Array::from(idx))
-}
-
-/// A column as integer keys that sort its rows ascending with nulls last: a column with nulls gives two (null
-/// flag, value), one without nulls gives one. Integers, timestamps and dates map order-preservingly to `u64`,
-/// floats by their total order, booleans to 0/1, text to the rank of its value among the column's distinct values.
-/// `None` for other types.
-fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
-    use arrow::datatypes::{Date32Type, Float64Type, TimestampMicrosecondType};
-    let n = a.len();
-    let value: Vec<u64> = match a.data_type() {
-        ArrowType::Int64 => a.as_primitive::<Int64Type>().values().iter().map(|v| (*v as u64) ^ (1 << 63)).collect(),
-        ArrowType::Int32 => {
-            a.as_primitive::<Int32Type>().values().iter().map(|v| (*v as i64 as u64) ^ (1 << 63)).collect()
-        }
-        ArrowType::Date32 => {
-            a.as_primitive::<Date32Type>().values().iter().map(|v| (*v as i64 as u64) ^ (1 << 63)).collect()
-        }
-        ArrowType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
-            a.as_primitive::<TimestampMicrosecondType>().values().iter().map(|v| (*v as u64) ^ (1 << 63)).collect()
-        }
-        ArrowType::Float64 => a
-            .as_primitive::<Float64Type>()
-            .values()
-            .iter()
-            .map(|v| {
-                // The IEEE 754 total order (f64::total_cmp) as an unsigned integer.
-                let b = v.to_bits();
-                if b >> 63 == 1 {
-                    !b
-                } else {
-                    b | (1 << 63)
-                }
-            })
-            .collect(),
-        ArrowType::Boolean => a.as_boolean().values().iter().map(u64::from).collect(),
-        ArrowType::Utf8 => {
-            let s = a.as_string::<i32>();
-            let mut ids: HashMap<&str, u32> = HashMap::new();
-            let mut distinct: Vec<&str> = vec![];
-            let first: Vec<u32> = (0..n)
-                .map(|i| {
-                    let v = if s.is_valid(i) { s.value(i) } else { "" };
-                    *ids.entry(v).or_insert_with(|| {
-                        distinct.push(v);
-                        distinct.len() as u32 - 1
-                    })
-                })
-                .collect();
-            let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
-            order.sort_unstable_by_key(|&i| distinct[i as usize]);
-            let mut rank = vec![0u64; distinct.len()];
-            for (r, &i) in order.iter().enumerate() {
-                rank[i as usize] = r as u64;
-            }
-            first.into_iter().map(|id| rank[id as usize]).collect()
-        }
-        _ => return None,
-    };
-    Some(match a.nulls().filter(|nb| nb.null_count() > 0) {
-        None => vec![value],
-        Some(nb) => vec![(0..n).map(|i| u64::from(nb.is_null(i))).collect(), value],
-    })
-}
-
 /// `batch` as compact copies of at most about `max_bytes` each (itself when it is small enough).
 fn pieces(batch: RecordBatch, max_bytes: usize) -> Result<Vec<RecordBatch>> {
     let (size, rows) = (batch.get_array_memory_size(), batch.num_rows());
@@ -1004,15 +906,12 @@ pub(crate) async fn stage(
             proc.schema = Arc::new(Schema::new(fields));
             sort_cols.push(ROW_COLUMN.to_string());
         }
-        let (tx, rx) = futures::channel::mpsc::channel::<std::result::Result<RecordBatch, DataFusionError>>(1);
-        let input = Box::pin(RecordBatchStreamAdapter::new(proc.schema.clone(), rx));
-        let mut sorted = super::sort::sorted(input, &sort_cols, memory)?;
+        let mut sorter = ExternalSort::new(proc.schema.clone(), &sort_cols, memory)?;
         let mut dups =
             if by_key || pairs { Some(Duplicates::new(&proc.schema, &key, entity.attr(&key)?.pii)?) } else { None };
-        let key_rows = std::sync::Mutex::new(KeyRows::default());
+        let mut key_rows = KeyRows::default();
         let mut writer = FileSink::new(store.writer(&dir, schema.clone(), Some(&order.join(","))));
-        let produce = async {
-            let mut tx = tx;
+        let res: Result<u64> = async {
             let mut rows = 0u64;
             let mut release = PeriodicRelease::default();
             while let Some(b) = next_batch(&mut stream, tracker).await? {
@@ -1026,39 +925,24 @@ pub(crate) async fn stage(
                 }
                 if pairs {
                     let row = g.column_by_name(ROW_COLUMN).expect("row column").as_primitive::<UInt64Type>();
-                    key_rows
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(g.column_by_name(&key).expect("key column").as_ref(), row);
+                    key_rows.push(g.column_by_name(&key).expect("key column").as_ref(), row);
                 }
-                // A closed channel means the sort failed; `consume` reports why. A batch larger than an eighth of
-                // the budget goes in compact pieces, so no single batch can exceed the sort's memory.
-                let mut closed = false;
+                // A batch larger than an eighth of the budget goes in compact pieces, so no single batch can
+                // exceed the sort's memory.
                 for piece in pieces(g, memory / 8)? {
-                    if tx.send(Ok(piece)).await.is_err() {
-                        closed = true;
-                        break;
-                    }
-                }
-                if closed {
-                    break;
+                    sorter.push(piece)?;
                 }
             }
+            drop(stream);
             tracker.done();
-            Ok::<u64, Error>(rows)
-        };
-        let consume = async {
-            // The sort yields its first batch only after the input has ended, so all key pairs are in by then.
-            let mut next = sorted.next().await;
-            let first_of = if pairs {
-                std::mem::take(&mut *key_rows.lock().unwrap_or_else(|p| p.into_inner())).repeats()
-            } else {
-                HashMap::new()
-            };
+            let first_of = if pairs { std::mem::take(&mut key_rows).repeats() } else { HashMap::new() };
+            let mut sorted = sorter.finish()?;
             let mut repeated = RepeatedKeys::default();
             let mut release = PeriodicRelease::default();
-            while let Some(b) = next {
-                let b = b?;
+            while let Some(b) = sorted.next_batch()? {
+                if tracker.cancelled() {
+                    return Err(cancelled());
+                }
                 release.rows(b.num_rows());
                 let b = match dups.as_mut() {
                     Some(d) if by_key => {
@@ -1072,13 +956,13 @@ pub(crate) async fn stage(
                 if b.num_rows() > 0 {
                     writer.write(&b).await?;
                 }
-                next = sorted.next().await;
             }
-            Ok::<(), Error>(())
-        };
-        let res = futures::try_join!(produce, consume);
-        drop(stream);
-        let res = res.and_then(|(rows, ())| if tracker.cancelled() { Err(cancelled()) } else { Ok(rows) });
+            if tracker.cancelled() {
+                return Err(cancelled());
+            }
+            Ok(rows)
+        }
+        .await;
         match res {
             Ok(rows) => {
                 let dropped = dups.as_ref().map(|d| d.dropped).unwrap_or(0);
@@ -1156,81 +1040,5 @@ fn wrap_source(e: Error, source: &dyn Source) -> Error {
     match e {
         e @ Error::Source { .. } => e,
         other => Error::Source { source_name: source.name(), message: other.to_string(), cause: Some(Box::new(other)) },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use arrow::array::{BooleanArray, Float64Array, Int32Array, TimestampMicrosecondArray};
-
-    /// The rows of `columns` in the order of `idx`, as text.
-    fn rows(columns: &[ArrayRef], idx: &UInt32Array) -> Vec<String> {
-        let fmts: Vec<ArrayFormatter> = columns
-            .iter()
-            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default().with_null("∅")).unwrap())
-            .collect();
-        idx.values()
-            .iter()
-            .map(|&i| fmts.iter().map(|f| f.value(i as usize).to_string()).collect::<Vec<_>>().join("|"))
-            .collect()
-    }
-
-    #[test]
-    fn storage_sort_matches_arrow_lexsort_and_keeps_equal_rows_in_order() {
-        let mut x: u64 = 20260630;
-        let mut next = move || {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            x >> 33
-        };
-        let n = 5000;
-        let words = ["", "a", "ab", "b", "ä", "z", "zz", "Z"];
-        let text: ArrayRef = Arc::new(StringArray::from_iter((0..n).map(|_| {
-            if next() % 11 == 0 {
-                None
-            } else {
-                Some(words[next() as usize % words.len()])
-            }
-        })));
-        let ints: ArrayRef = Arc::new(Int64Array::from_iter((0..n).map(|_| {
-            if next() % 13 == 0 {
-                None
-            } else {
-                Some(next() as i64 % 7 - 3)
-            }
-        })));
-        let small: ArrayRef = Arc::new(Int32Array::from_iter_values((0..n).map(|_| next() as i32 % 5 - 2)));
-        let floats: ArrayRef = Arc::new(Float64Array::from_iter((0..n).map(|_| match next() % 6 {
-            0 => None,
-            1 => Some(-0.0),
-            2 => Some(0.0),
-            k => Some((next() % 9) as f64 * if k == 3 { -1.5 } else { 2.25 }),
-        })));
-        let flags: ArrayRef = Arc::new(BooleanArray::from_iter((0..n).map(|_| Some(next() % 2 == 0))));
-        let ts: ArrayRef = Arc::new(
-            TimestampMicrosecondArray::from_iter_values((0..n).map(|_| next() as i64 % 1000 - 500))
-                .with_timezone(crate::model::UTC),
-        );
-        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
-        for cols in [
-            vec![text.clone(), ts.clone()],
-            vec![ints.clone(), text.clone()],
-            vec![small.clone(), floats.clone(), ts.clone()],
-            vec![flags.clone(), text.clone(), ints.clone()],
-            vec![floats.clone(), small.clone()],
-        ] {
-            let ours = sort_indices(&cols).unwrap();
-            let sort_columns: Vec<arrow::compute::SortColumn> =
-                cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
-            let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
-            assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
-            // Equal rows keep their order.
-            let r = rows(&cols, &ours);
-            for w in 0..n - 1 {
-                if r[w] == r[w + 1] {
-                    assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
-                }
-            }
-        }
     }
 }

@@ -1,160 +1,723 @@
-//! Sorting ingested rows into storage order with bounded memory: DataFusion's `SortExec` under a memory pool of
-//! [`WorkspaceOptions::ingest_memory`](crate::WorkspaceOptions::ingest_memory) bytes, which sorts runs in memory and spills them to temporary Arrow files beyond that, then
-//! merges the runs as a stream. An ingest of any size therefore holds about the budget, not the whole input.
+//! Sorting ingested rows into storage order with bounded memory.
+//!
+//! [`ExternalSort`] buffers rows up to [`WorkspaceOptions::ingest_memory`](crate::WorkspaceOptions::ingest_memory)
+//! bytes (the rows plus what sorting them costs), sorts the buffer as one run by integer keys
+//! ([`sort_indices`]: every sort column becomes one or two order-preserving `u64` per row, so a comparison is a
+//! few integer compares, not a row-format `memcmp`), and spills the run to a temporary Arrow IPC file when more
+//! rows follow. The runs are then merged as a stream ([`Sorted`]): the merge takes from the run whose next row is
+//! smallest as many rows as come before the next row of any other run (found by a galloping search), so input
+//! that arrives in storage order — or runs that do not overlap, as rows exported by key from a database and
+//! then grouped by an indexed attribute — moves in slices of whole batches instead of row by row. An already
+//! sorted buffer (the sort of sorted input is a linear check) is kept as it is, without a gathered copy.
+//!
+//! The order is ascending with nulls last, as Arrow's `lexsort_to_indices`; rows with equal sort keys keep
+//! their input order.
 
-use std::sync::{Arc, Mutex};
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
 
-use arrow::compute::SortOptions;
-use arrow::datatypes::SchemaRef;
-use datafusion::error::DataFusionError;
-use datafusion::execution::disk_manager::DiskManagerBuilder;
-use datafusion::execution::memory_pool::GreedyMemoryPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_expr::{LexOrdering, PhysicalSortExpr};
-use datafusion::physical_plan::expressions::col;
-use datafusion::physical_plan::sorts::sort::SortExec;
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::ExecutionPlan;
-use datafusion::prelude::SessionConfig;
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{concat, concat_batches, interleave_record_batch, sort_to_indices, SortOptions};
+use arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, SchemaRef, UInt64Type};
+use arrow::ipc::reader::StreamReader;
+use arrow::ipc::writer::StreamWriter;
+use arrow::row::{RowConverter, Rows, SortField};
 
 use crate::error::{Error, Result};
 
-/// Rows per batch of the sorted output.
-const SORTED_BATCH_ROWS: usize = 8192;
+/// Rows per batch of the sorted output (and of the spilled runs).
+pub(crate) const SORTED_BATCH_ROWS: usize = 8192;
 
-/// A stream handed to `SortExec` once.
-struct OneStream {
+/// Ascending, nulls last: the storage order.
+const ORDER: SortOptions = SortOptions { descending: false, nulls_first: false };
+
+/// What sorting a row costs besides the row itself, as counted against the budget: the sort keys (up to four
+/// `u64` and the row's position) and the index of the result.
+const SORT_BYTES_PER_ROW: usize = 48;
+
+/// Sorts batches of one schema by some of its columns with about `memory` bytes, spilling sorted runs to
+/// temporary files beyond that. Feed it with [`push`](Self::push), then read the rows in order from
+/// [`finish`](Self::finish).
+pub(crate) struct ExternalSort {
     schema: SchemaRef,
-    stream: Mutex<Option<SendableRecordBatchStream>>,
+    columns: Vec<usize>,
+    memory: usize,
+    buffered: Vec<RecordBatch>,
+    buffered_rows: usize,
+    buffered_bytes: usize,
+    spill: Option<tempfile::TempDir>,
+    runs: Vec<std::path::PathBuf>,
 }
 
-impl std::fmt::Debug for OneStream {
+impl std::fmt::Debug for ExternalSort {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OneStream").finish_non_exhaustive()
+        f.debug_struct("ExternalSort")
+            .field("buffered_rows", &self.buffered_rows)
+            .field("runs", &self.runs.len())
+            .finish_non_exhaustive()
     }
 }
 
-impl PartitionStream for OneStream {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
+fn spill_error(e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), format!("the ingest sort could not spill to a temporary file: {e}")))
+}
+
+impl ExternalSort {
+    /// A sort of rows of `schema` by `columns` holding about `memory` bytes.
+    pub(crate) fn new(schema: SchemaRef, columns: &[String], memory: usize) -> Result<Self> {
+        if columns.is_empty() {
+            return Err(Error::InvalidArgument("a sort needs a column".into()));
+        }
+        let columns = columns.iter().map(|c| schema.index_of(c)).collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(ExternalSort {
+            schema,
+            columns,
+            memory,
+            buffered: vec![],
+            buffered_rows: 0,
+            buffered_bytes: 0,
+            spill: None,
+            runs: vec![],
+        })
     }
 
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let taken = self.stream.lock().unwrap_or_else(|p| p.into_inner()).take();
-        taken.unwrap_or_else(|| {
-            let schema = self.schema.clone();
-            Box::pin(RecordBatchStreamAdapter::new(
-                schema,
-                futures::stream::once(async { Err(DataFusionError::Internal("ingest sort input read twice".into())) }),
-            ))
+    /// Adds rows; sorts and spills the buffer when it reaches the budget.
+    pub(crate) fn push(&mut self, batch: RecordBatch) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        self.buffered_rows += batch.num_rows();
+        self.buffered_bytes += batch.get_array_memory_size();
+        self.buffered.push(batch);
+        if self.buffered_bytes + self.buffered_rows * SORT_BYTES_PER_ROW >= self.memory {
+            self.spill_buffer()?;
+        }
+        Ok(())
+    }
+
+    /// The buffered rows as one sorted run: the batches and the order of their rows (`None` when they are in
+    /// order already).
+    fn sort_buffer(&mut self) -> Result<(Vec<RecordBatch>, Option<UInt32Array>)> {
+        let batches = std::mem::take(&mut self.buffered);
+        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
+        if batches.is_empty() {
+            return Ok((batches, None));
+        }
+        let sort_columns = self
+            .columns
+            .iter()
+            .map(|&c| {
+                let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+                Ok(concat(&parts)?)
+            })
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let idx = sort_indices(&sort_columns)?;
+        drop(sort_columns);
+        let in_order = idx.values().iter().enumerate().all(|(i, &v)| v as usize == i);
+        Ok((batches, (!in_order).then_some(idx)))
+    }
+
+    fn spill_buffer(&mut self) -> Result<()> {
+        if self.buffered.is_empty() {
+            return Ok(());
+        }
+        let (batches, idx) = self.sort_buffer()?;
+        if self.spill.is_none() {
+            self.spill = Some(tempfile::Builder::new().prefix("segkit-ingest-sort-").tempdir().map_err(spill_error)?);
+        }
+        let dir = self.spill.as_ref().expect("set above").path();
+        let path = dir.join(format!("run-{}.arrow", self.runs.len()));
+        let file = File::create(&path).map_err(spill_error)?;
+        let mut w = StreamWriter::try_new(BufWriter::with_capacity(1 << 20, file), &self.schema)?;
+        for chunk in RunChunks::new(&batches, idx.as_ref()) {
+            w.write(&chunk?)?;
+        }
+        w.finish()?;
+        w.into_inner()?.into_inner().map_err(|e| spill_error(e.into_error()))?;
+        self.runs.push(path);
+        Ok(())
+    }
+
+    /// Ends the input: the rows in order, as batches of at most [`SORTED_BATCH_ROWS`].
+    pub(crate) fn finish(mut self) -> Result<Sorted> {
+        if self.runs.is_empty() {
+            return Ok(match self.sort_buffer()? {
+                (batches, None) => Sorted::InOrder(batches.into()),
+                (batches, Some(idx)) => Sorted::Memory { batches, idx, next: 0 },
+            });
+        }
+        self.spill_buffer()?;
+        let fields =
+            self.columns.iter().map(|&c| SortField::new_with_options(self.schema.field(c).data_type().clone(), ORDER));
+        let converter = RowConverter::new(fields.collect())?;
+        let mut cursors = Vec::with_capacity(self.runs.len());
+        for path in &self.runs {
+            let file = File::open(path).map_err(spill_error)?;
+            let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, file), None)?;
+            let mut c = Cursor { reader, batch: None, rows: None, pos: 0 };
+            c.load(&converter, &self.columns)?;
+            if c.batch.is_some() {
+                cursors.push(c);
+            }
+        }
+        let mut merge = Merge {
+            schema: self.schema.clone(),
+            converter,
+            columns: self.columns.clone(),
+            order: (0..cursors.len()).collect(),
+            cursors,
+            _dir: self.spill.take(),
+        };
+        let mut order = std::mem::take(&mut merge.order);
+        order.sort_by(|&a, &b| merge.compare(a, b));
+        merge.order = order;
+        Ok(Sorted::Merge(merge))
+    }
+}
+
+/// The rows of `batches` in the order `idx` (or as they are), in chunks of [`SORTED_BATCH_ROWS`].
+struct RunChunks<'a> {
+    batches: &'a [RecordBatch],
+    idx: Option<&'a UInt32Array>,
+    starts: Vec<usize>,
+    next: usize,
+    batch: usize,
+}
+
+impl<'a> RunChunks<'a> {
+    fn new(batches: &'a [RecordBatch], idx: Option<&'a UInt32Array>) -> Self {
+        let mut starts = Vec::with_capacity(batches.len());
+        let mut total = 0;
+        for b in batches {
+            starts.push(total);
+            total += b.num_rows();
+        }
+        RunChunks { batches, idx, starts, next: 0, batch: 0 }
+    }
+}
+
+impl Iterator for RunChunks<'_> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let Some(idx) = self.idx else {
+            // In order: the batches themselves.
+            let b = self.batches.get(self.batch)?;
+            self.batch += 1;
+            return Some(Ok(b.clone()));
+        };
+        let picked = idx.values().get(self.next..(self.next + SORTED_BATCH_ROWS).min(idx.len()))?;
+        if picked.is_empty() {
+            return None;
+        }
+        self.next += picked.len();
+        let picks: Vec<(usize, usize)> = picked
+            .iter()
+            .map(|&g| {
+                let g = g as usize;
+                let b = self.starts.partition_point(|&s| s <= g) - 1;
+                (b, g - self.starts[b])
+            })
+            .collect();
+        let refs: Vec<&RecordBatch> = self.batches.iter().collect();
+        Some(interleave_record_batch(&refs, &picks).map_err(Error::from))
+    }
+}
+
+/// One spilled run being merged: its reader, the current batch and its sort columns in row format.
+struct Cursor {
+    reader: StreamReader<BufReader<File>>,
+    batch: Option<RecordBatch>,
+    rows: Option<Rows>,
+    pos: usize,
+}
+
+impl Cursor {
+    /// Reads the run's next non-empty batch (none at the end).
+    fn load(&mut self, converter: &RowConverter, columns: &[usize]) -> Result<()> {
+        self.batch = None;
+        self.rows = None;
+        self.pos = 0;
+        for b in self.reader.by_ref() {
+            let b = b?;
+            if b.num_rows() == 0 {
+                continue;
+            }
+            let cols: Vec<ArrayRef> = columns.iter().map(|&c| b.column(c).clone()).collect();
+            self.rows = Some(converter.convert_columns(&cols)?);
+            self.batch = Some(b);
+            break;
+        }
+        Ok(())
+    }
+
+    fn rows(&self) -> &Rows {
+        self.rows.as_ref().expect("a loaded cursor")
+    }
+}
+
+/// The merge of spilled runs.
+pub(crate) struct Merge {
+    schema: SchemaRef,
+    converter: RowConverter,
+    columns: Vec<usize>,
+    /// The runs, in run order.
+    cursors: Vec<Cursor>,
+    /// The runs with rows left, ordered by their next row (ties: the earlier run, which holds the earlier rows).
+    order: Vec<usize>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Merge {
+    /// The order of runs `a` and `b` by their next rows (equal rows: the earlier run first).
+    fn compare(&self, a: usize, b: usize) -> Ordering {
+        let (x, y) = (&self.cursors[a], &self.cursors[b]);
+        x.rows().row(x.pos).cmp(&y.rows().row(y.pos)).then(a.cmp(&b))
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        // The output as ranges (source batch, start, length) of the runs' batches it takes rows from.
+        let mut sources: Vec<RecordBatch> = vec![];
+        let mut source_of: Vec<Option<usize>> = vec![None; self.cursors.len()];
+        let mut ranges: Vec<(usize, usize, usize)> = vec![];
+        let mut n = 0;
+        while n < SORTED_BATCH_ROWS && !self.order.is_empty() {
+            // The run with the smallest next row, and the runner-up.
+            let best = self.order[0];
+            let c = &self.cursors[best];
+            let len = c.rows().num_rows();
+            let limit = (c.pos + SORTED_BATCH_ROWS - n).min(len);
+            // Rows of `best` that come before the runner-up's next row (equal ones too when `best` is the earlier
+            // run, so equal rows keep their input order).
+            let end = match self.order.get(1) {
+                None => limit,
+                Some(&s) => {
+                    let o = &self.cursors[s];
+                    let bound = o.rows().row(o.pos);
+                    let before = |i: usize| match c.rows().row(i).cmp(&bound) {
+                        Ordering::Less => true,
+                        Ordering::Equal => best < s,
+                        Ordering::Greater => false,
+                    };
+                    gallop(c.pos, limit, before)
+                }
+            };
+            let end = end.max(c.pos + 1);
+            let source = match source_of[best] {
+                Some(s) => s,
+                None => {
+                    sources.push(c.batch.clone().expect("a loaded cursor"));
+                    source_of[best] = Some(sources.len() - 1);
+                    sources.len() - 1
+                }
+            };
+            match ranges.last_mut() {
+                Some((s, start, l)) if *s == source && *start + *l == c.pos => *l += end - c.pos,
+                _ => ranges.push((source, c.pos, end - c.pos)),
+            }
+            n += end - c.pos;
+            let c = &mut self.cursors[best];
+            c.pos = end;
+            if c.pos == len {
+                c.load(&self.converter, &self.columns)?;
+                source_of[best] = None;
+            }
+            // Put `best` back in its place among the others (or drop it at its end).
+            self.order.remove(0);
+            if self.cursors[best].batch.is_some() {
+                let at = self.order.partition_point(|&o| self.compare(o, best) == Ordering::Less);
+                self.order.insert(at, best);
+            }
+        }
+        Ok(match ranges.as_slice() {
+            [] => None,
+            [(s, 0, l)] if *l == sources[*s].num_rows() => Some(sources.swap_remove(*s)),
+            [(s, start, l)] => Some(sources[*s].slice(*start, *l)),
+            // Long ranges: copied slice by slice; short ones (interleaved runs): gathered row by row.
+            _ if ranges.len() * 64 <= n => {
+                let parts: Vec<RecordBatch> = ranges.iter().map(|&(s, start, l)| sources[s].slice(start, l)).collect();
+                Some(concat_batches(&self.schema, &parts)?)
+            }
+            _ => {
+                let picks: Vec<(usize, usize)> =
+                    ranges.iter().flat_map(|&(s, start, l)| (start..start + l).map(move |r| (s, r))).collect();
+                let refs: Vec<&RecordBatch> = sources.iter().collect();
+                Some(interleave_record_batch(&refs, &picks)?)
+            }
         })
     }
 }
 
-/// Sorts `input` by `columns` (ascending, nulls last) with at most `memory` bytes of sort buffers, spilling to
-/// the system's temporary directory beyond that. The returned stream yields the rows in order; the sort
-/// starts when it is first polled and reads `input` to its end first.
-pub(crate) fn sorted(
-    input: SendableRecordBatchStream,
-    columns: &[String],
-    memory: usize,
-) -> Result<SendableRecordBatchStream> {
-    let schema = input.schema();
-    let exprs = columns
-        .iter()
-        .map(|c| Ok(PhysicalSortExpr::new(col(c, &schema)?, SortOptions { descending: false, nulls_first: false })))
-        .collect::<Result<Vec<_>>>()?;
-    let ordering = LexOrdering::new(exprs).ok_or_else(|| Error::InvalidArgument("a sort needs a column".into()))?;
-    let partition = Arc::new(OneStream { schema: schema.clone(), stream: Mutex::new(Some(input)) });
-    let scan = StreamingTableExec::try_new(schema, vec![partition], None, vec![], false, None)?;
-    let sort = SortExec::new(ordering, Arc::new(scan));
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(GreedyMemoryPool::new(memory)))
-        .with_disk_manager_builder(DiskManagerBuilder::default())
-        .build_arc()?;
-    let mut config = SessionConfig::new().with_batch_size(SORTED_BATCH_ROWS).with_target_partitions(1);
-    // What the merge of spilled runs reserves up front: a share of the budget, not DataFusion's fixed 10 MB.
-    config.options_mut().execution.sort_spill_reservation_bytes = (memory / 8).max(64 * 1024);
-    let task = TaskContext::default().with_session_config(config).with_runtime(runtime);
-    Ok(sort.execute(0, Arc::new(task))?)
+/// The first index in `from..to` where `before` is false (`before` holds for a prefix of the range; `from` is
+/// not checked and counts as before): an exponential search from `from`, then a binary search.
+fn gallop(from: usize, to: usize, before: impl Fn(usize) -> bool) -> usize {
+    let mut lo = from + 1;
+    let mut step = 1;
+    let mut hi = lo;
+    while hi < to && before(hi) {
+        lo = hi + 1;
+        hi = (hi + step).min(to);
+        step *= 2;
+    }
+    let hi = hi.min(to);
+    // before(lo - 1) holds; before(hi) does not (or hi == to).
+    let (mut l, mut h) = (lo, hi);
+    while l < h {
+        let m = l + (h - l) / 2;
+        if before(m) {
+            l = m + 1;
+        } else {
+            h = m;
+        }
+    }
+    l
+}
+
+/// The rows of an [`ExternalSort`] in order.
+pub(crate) enum Sorted {
+    /// Everything fitted in memory, in order already.
+    InOrder(std::collections::VecDeque<RecordBatch>),
+    /// Everything fitted in memory: the batches, the order of their rows and the next position in it.
+    Memory { batches: Vec<RecordBatch>, idx: UInt32Array, next: usize },
+    /// Spilled runs being merged.
+    Merge(Merge),
+}
+
+impl Sorted {
+    /// The next batch of rows in order (at most [`SORTED_BATCH_ROWS`] unless the input was in order already).
+    pub(crate) fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        match self {
+            Sorted::InOrder(batches) => Ok(batches.pop_front()),
+            Sorted::Memory { batches, idx, next } => {
+                let mut chunks = RunChunks::new(batches, Some(idx));
+                chunks.next = *next;
+                let out = chunks.next().transpose()?;
+                *next = chunks.next;
+                if out.is_none() {
+                    batches.clear();
+                }
+                Ok(out)
+            }
+            Sorted::Merge(m) => m.next_batch(),
+        }
+    }
+}
+
+/// The row order that sorts `columns` (ascending, nulls last; equal rows keep their order): as integer keys (see
+/// [`order_keys`]) sorted as tuples with the row's position last; other types with Arrow's sort kernel (one
+/// column) or by comparing their row-format encodings.
+pub(crate) fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array> {
+    if let Some(keys) = columns.iter().map(|c| order_keys(c.as_ref())).collect::<Option<Vec<Vec<Vec<u64>>>>>() {
+        // Each column as one or two order-preserving integer keys per row; rows compare key by key, then by
+        // position (so equal rows keep their order). A sort of sorted input is a linear pass.
+        let keys: Vec<Vec<u64>> = keys.into_iter().flatten().collect();
+        let n = columns[0].len();
+        let pos = 0..n as u32;
+        let out: Vec<u32> = match keys.as_slice() {
+            [a] => tuple_sort(pos.map(|i| (a[i as usize], i)).collect(), |t| t.1),
+            [a, b] => tuple_sort(pos.map(|i| (a[i as usize], b[i as usize], i)).collect(), |t| t.2),
+            [a, b, c] => {
+                let i = |i: u32| i as usize;
+                tuple_sort(pos.map(|p| (a[i(p)], b[i(p)], c[i(p)], p)).collect(), |t| t.3)
+            }
+            [a, b, c, d] => {
+                let i = |i: u32| i as usize;
+                tuple_sort(pos.map(|p| (a[i(p)], b[i(p)], c[i(p)], d[i(p)], p)).collect(), |t| t.4)
+            }
+            _ => {
+                let mut idx: Vec<u32> = pos.collect();
+                idx.sort_by(|&x, &y| {
+                    keys.iter().map(|k| k[x as usize].cmp(&k[y as usize])).find(|o| o.is_ne()).unwrap_or(x.cmp(&y))
+                });
+                idx
+            }
+        };
+        return Ok(UInt32Array::from(out));
+    }
+    if let [only] = columns {
+        return Ok(sort_to_indices(only, Some(ORDER), None)?);
+    }
+    let converter =
+        RowConverter::new(columns.iter().map(|c| SortField::new_with_options(c.data_type().clone(), ORDER)).collect())?;
+    let rows = converter.convert_columns(columns)?;
+    let mut idx: Vec<u32> = (0..rows.num_rows() as u32).collect();
+    idx.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    Ok(UInt32Array::from(idx))
+}
+
+/// Sorts distinct tuples (the position is their last element) and returns the positions.
+fn tuple_sort<T: Ord + Copy>(mut t: Vec<T>, position: impl Fn(&T) -> u32) -> Vec<u32> {
+    if !t.is_sorted() {
+        t.sort_unstable();
+    }
+    t.iter().map(position).collect()
+}
+
+/// A column as integer keys that sort its rows ascending with nulls last: a column with nulls gives two (null
+/// flag, value), one without nulls gives one. Integers, timestamps and dates map order-preservingly to `u64`,
+/// floats by their total order, booleans to 0/1, text to the rank of its value among the column's distinct values.
+/// `None` for other types.
+fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
+    use arrow::datatypes::{Date32Type, Float64Type, TimestampMicrosecondType};
+    let n = a.len();
+    let value: Vec<u64> = match a.data_type() {
+        ArrowType::Int64 => a.as_primitive::<Int64Type>().values().iter().map(|v| (*v as u64) ^ (1 << 63)).collect(),
+        ArrowType::UInt64 => a.as_primitive::<UInt64Type>().values().to_vec(),
+        ArrowType::Int32 => {
+            a.as_primitive::<Int32Type>().values().iter().map(|v| (*v as i64 as u64) ^ (1 << 63)).collect()
+        }
+        ArrowType::Date32 => {
+            a.as_primitive::<Date32Type>().values().iter().map(|v| (*v as i64 as u64) ^ (1 << 63)).collect()
+        }
+        ArrowType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, _) => {
+            a.as_primitive::<TimestampMicrosecondType>().values().iter().map(|v| (*v as u64) ^ (1 << 63)).collect()
+        }
+        ArrowType::Float64 => a
+            .as_primitive::<Float64Type>()
+            .values()
+            .iter()
+            .map(|v| {
+                // The IEEE 754 total order (f64::total_cmp) as an unsigned integer.
+                let b = v.to_bits();
+                if b >> 63 == 1 {
+                    !b
+                } else {
+                    b | (1 << 63)
+                }
+            })
+            .collect(),
+        ArrowType::Boolean => a.as_boolean().values().iter().map(u64::from).collect(),
+        ArrowType::Utf8 => {
+            let s = a.as_string::<i32>();
+            let mut ids: HashMap<&str, u32> = HashMap::new();
+            let mut distinct: Vec<&str> = vec![];
+            let first: Vec<u32> = (0..n)
+                .map(|i| {
+                    let v = if s.is_valid(i) { s.value(i) } else { "" };
+                    *ids.entry(v).or_insert_with(|| {
+                        distinct.push(v);
+                        distinct.len() as u32 - 1
+                    })
+                })
+                .collect();
+            let mut order: Vec<u32> = (0..distinct.len() as u32).collect();
+            order.sort_unstable_by_key(|&i| distinct[i as usize]);
+            let mut rank = vec![0u64; distinct.len()];
+            for (r, &i) in order.iter().enumerate() {
+                rank[i as usize] = r as u64;
+            }
+            first.into_iter().map(|id| rank[id as usize]).collect()
+        }
+        _ => return None,
+    };
+    Some(match a.nulls().filter(|nb| nb.null_count() > 0) {
+        None => vec![value],
+        Some(nb) => vec![(0..n).map(|i| u64::from(nb.is_null(i))).collect(), value],
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
-    use arrow::array::{AsArray, Int64Array, RecordBatch, StringArray};
-    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
-    use futures::TryStreamExt;
+    use arrow::array::{
+        BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray, UInt64Array,
+    };
+    use arrow::datatypes::{Field, Schema};
+    use arrow::util::display::{ArrayFormatter, FormatOptions};
 
-    fn batches(n: i64, per: i64) -> (SchemaRef, Vec<RecordBatch>) {
-        let schema =
-            Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true), Field::new("v", DataType::Utf8, false)]));
-        let mut out = vec![];
-        let mut i = 0;
-        while i < n {
-            // A scrambled order with some nulls and repeats.
-            let ks: Vec<Option<i64>> =
-                (i..(i + per).min(n)).map(|j| if j % 97 == 0 { None } else { Some((j * 7919) % 1000) }).collect();
-            let vs: Vec<String> = (i..(i + per).min(n)).map(|j| format!("row {j} with some padding text")).collect();
-            out.push(
-                RecordBatch::try_new(
-                    schema.clone(),
-                    vec![Arc::new(Int64Array::from(ks)), Arc::new(StringArray::from(vs))],
-                )
-                .unwrap(),
-            );
-            i += per;
-        }
-        (schema, out)
-    }
-
-    async fn sort_all(memory: usize) -> Vec<Option<i64>> {
-        let (schema, input) = batches(200_000, 4096);
-        let stream = Box::pin(RecordBatchStreamAdapter::new(
-            schema,
-            futures::stream::iter(input.into_iter().map(Ok::<_, DataFusionError>)),
-        ));
-        let out: Vec<RecordBatch> = sorted(stream, &["k".to_string()], memory).unwrap().try_collect().await.unwrap();
-        assert!(out.iter().all(|b| b.num_rows() <= SORTED_BATCH_ROWS));
-        out.iter().flat_map(|b| b.column(0).as_primitive::<Int64Type>().iter().collect::<Vec<_>>()).collect()
-    }
-
-    fn expected() -> Vec<Option<i64>> {
-        let mut v: Vec<Option<i64>> =
-            (0..200_000i64).map(|j| if j % 97 == 0 { None } else { Some((j * 7919) % 1000) }).collect();
-        // Ascending, nulls last.
-        v.sort_by(|a, b| match (a, b) {
-            (None, None) => std::cmp::Ordering::Equal,
-            (None, _) => std::cmp::Ordering::Greater,
-            (_, None) => std::cmp::Ordering::Less,
-            (Some(a), Some(b)) => a.cmp(b),
-        });
-        v
-    }
-
-    #[tokio::test]
-    async fn sorts_in_memory_under_the_budget() {
-        assert_eq!(sort_all(256 << 20).await, expected());
-    }
-
-    #[tokio::test]
-    async fn sorts_through_spilled_runs_over_the_budget() {
-        // ~10 MB of rows under a 2 MiB budget: several spilled runs merged back.
-        assert_eq!(sort_all(2 << 20).await, expected());
-    }
-
-    #[tokio::test]
-    async fn an_input_error_fails_the_sort() {
-        let (schema, input) = batches(10_000, 1000);
-        let items: Vec<std::result::Result<RecordBatch, DataFusionError>> = input
-            .into_iter()
-            .map(Ok)
-            .chain(std::iter::once(Err(DataFusionError::External("source broke".into()))))
+    /// The rows of `columns` in the order of `idx`, as text.
+    fn rows(columns: &[ArrayRef], idx: &UInt32Array) -> Vec<String> {
+        let fmts: Vec<ArrayFormatter> = columns
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &FormatOptions::default().with_null("∅")).unwrap())
             .collect();
-        let stream = Box::pin(RecordBatchStreamAdapter::new(schema, futures::stream::iter(items)));
-        let e = sorted(stream, &["k".to_string()], 1 << 20).unwrap().try_collect::<Vec<_>>().await.unwrap_err();
-        assert!(e.to_string().contains("source broke"), "{e}");
+        idx.values()
+            .iter()
+            .map(|&i| fmts.iter().map(|f| f.value(i as usize).to_string()).collect::<Vec<_>>().join("|"))
+            .collect()
+    }
+
+    #[test]
+    fn storage_sort_matches_arrow_lexsort_and_keeps_equal_rows_in_order() {
+        let mut x: u64 = 20260630;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let n = 5000;
+        let words = ["", "a", "ab", "b", "ä", "z", "zz", "Z"];
+        let text: ArrayRef = Arc::new(StringArray::from_iter((0..n).map(|_| {
+            if next() % 11 == 0 {
+                None
+            } else {
+                Some(words[next() as usize % words.len()])
+            }
+        })));
+        let ints: ArrayRef = Arc::new(Int64Array::from_iter((0..n).map(|_| {
+            if next() % 13 == 0 {
+                None
+            } else {
+                Some(next() as i64 % 7 - 3)
+            }
+        })));
+        let small: ArrayRef = Arc::new(Int32Array::from_iter_values((0..n).map(|_| next() as i32 % 5 - 2)));
+        let floats: ArrayRef = Arc::new(Float64Array::from_iter((0..n).map(|_| match next() % 6 {
+            0 => None,
+            1 => Some(-0.0),
+            2 => Some(0.0),
+            k => Some((next() % 9) as f64 * if k == 3 { -1.5 } else { 2.25 }),
+        })));
+        let flags: ArrayRef = Arc::new(BooleanArray::from_iter((0..n).map(|_| Some(next() % 2 == 0))));
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from_iter_values((0..n).map(|_| next() as i64 % 1000 - 500))
+                .with_timezone(crate::model::UTC),
+        );
+        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
+        for cols in [
+            vec![text.clone(), ts.clone()],
+            vec![ints.clone(), text.clone()],
+            vec![small.clone(), floats.clone(), ts.clone()],
+            vec![flags.clone(), text.clone(), ints.clone()],
+            vec![floats.clone(), small.clone()],
+        ] {
+            let ours = sort_indices(&cols).unwrap();
+            let sort_columns: Vec<arrow::compute::SortColumn> =
+                cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
+            let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
+            assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
+            // Equal rows keep their order.
+            let r = rows(&cols, &ours);
+            for w in 0..n - 1 {
+                if r[w] == r[w + 1] {
+                    assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
+                }
+            }
+        }
+    }
+
+    /// A batch of (`k` text with nulls, `n` int, `seq` = input position) rows from `from` on.
+    fn scrambled(schema: &SchemaRef, from: u64, rows: u64) -> RecordBatch {
+        let k: StringArray = (from..from + rows)
+            .map(|i| if i % 31 == 0 { None } else { Some(["b", "a", "c", "ab", ""][(i * 7 % 5) as usize]) })
+            .collect();
+        let n = Int64Array::from_iter((from..from + rows).map(|i| (i * 7919 % 13) as i64 - 6));
+        let seq = UInt64Array::from_iter_values(from..from + rows);
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(n), Arc::new(seq)]).unwrap()
+    }
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("k", ArrowType::Utf8, true),
+            Field::new("n", ArrowType::Int64, false),
+            Field::new("seq", ArrowType::UInt64, false),
+        ]))
+    }
+
+    fn drain(mut s: Sorted) -> Vec<RecordBatch> {
+        let mut out = vec![];
+        while let Some(b) = s.next_batch().unwrap() {
+            out.push(b);
+        }
+        out
+    }
+
+    /// Sorts 60,000 scrambled rows by (k, n) with `memory` bytes; checks the order against Arrow's lexsort of
+    /// the same rows (equal rows in input order, told apart by `seq`) and returns the runs spilled.
+    fn external_sort_matches_lexsort(memory: usize) -> usize {
+        let schema = schema();
+        let mut sort = ExternalSort::new(schema.clone(), &["k".to_string(), "n".to_string()], memory).unwrap();
+        let input: Vec<RecordBatch> = (0..15).map(|i| scrambled(&schema, i * 4000, 4000)).collect();
+        for b in &input {
+            sort.push(b.clone()).unwrap();
+        }
+        let runs = sort.runs.len();
+        let out = drain(sort.finish().unwrap());
+        assert!(out.iter().all(|b| b.num_rows() <= SORTED_BATCH_ROWS));
+        let got = concat_batches(&schema, &out).unwrap();
+        let all = concat_batches(&schema, &input).unwrap();
+        let sort_columns: Vec<arrow::compute::SortColumn> = [0, 1]
+            .iter()
+            .map(|&c| arrow::compute::SortColumn { values: all.column(c).clone(), options: Some(ORDER) })
+            .collect();
+        let lex = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
+        // lexsort is not stable: equal rows go in input order, after the rank of their key in lexsort's output.
+        let keys = rows(&[all.column(0).clone(), all.column(1).clone()], &UInt32Array::from_iter_values(0..60_000));
+        let mut rank: HashMap<&str, usize> = HashMap::new();
+        for &i in lex.values() {
+            let next = rank.len();
+            rank.entry(keys[i as usize].as_str()).or_insert(next);
+        }
+        let mut by_rank: Vec<u32> = (0..60_000).collect();
+        by_rank.sort_by_key(|&i| (rank[keys[i as usize].as_str()], i));
+        let got_seq: Vec<u64> = got.column(2).as_primitive::<UInt64Type>().values().to_vec();
+        let want_seq: Vec<u64> = by_rank.iter().map(|&i| i as u64).collect();
+        assert_eq!(got_seq.len(), 60_000);
+        assert_eq!(got_seq, want_seq);
+        runs
+    }
+
+    #[test]
+    fn an_external_sort_in_memory_matches_lexsort() {
+        assert_eq!(external_sort_matches_lexsort(256 << 20), 0);
+    }
+
+    #[test]
+    fn an_external_sort_through_spilled_runs_matches_lexsort() {
+        // ~1.5 MB of rows and their sort keys under a 256 KiB budget: several runs merged back.
+        assert!(external_sort_matches_lexsort(256 << 10) > 3);
+    }
+
+    #[test]
+    fn sorted_input_passes_through_in_memory_and_through_runs() {
+        let schema = schema();
+        let sorted_batch = |from: u64, rows: u64| {
+            let k = StringArray::from_iter_values((from..from + rows).map(|i| format!("{:08}", i / 3)));
+            let n = Int64Array::from_iter_values((from..from + rows).map(|i| (i % 3) as i64));
+            let seq = UInt64Array::from_iter_values(from..from + rows);
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(n), Arc::new(seq)]).unwrap()
+        };
+        for memory in [64 << 20, 128 << 10] {
+            let mut sort = ExternalSort::new(schema.clone(), &["k".to_string(), "n".to_string()], memory).unwrap();
+            for i in 0..20 {
+                sort.push(sorted_batch(i * 3000, 3000)).unwrap();
+            }
+            let spilled = !sort.runs.is_empty();
+            assert_eq!(spilled, memory < 1 << 20, "memory {memory}");
+            let sorted = sort.finish().unwrap();
+            assert_eq!(matches!(sorted, Sorted::InOrder(_)), !spilled);
+            let out = drain(sorted);
+            let seq: Vec<u64> =
+                out.iter().flat_map(|b| b.column(2).as_primitive::<UInt64Type>().values().to_vec()).collect();
+            assert_eq!(seq, (0..60_000).collect::<Vec<u64>>());
+        }
+    }
+
+    #[test]
+    fn gallop_finds_the_end_of_the_prefix() {
+        for len in 1..70 {
+            for cut in 1..=len {
+                assert_eq!(gallop(0, len, |i| i < cut), cut, "len {len} cut {cut}");
+                if cut > 3 {
+                    assert_eq!(gallop(3, len, |i| i < cut), cut);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_sort_yields_nothing() {
+        let sort = ExternalSort::new(schema(), &["k".to_string()], 1 << 20).unwrap();
+        assert!(drain(sort.finish().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn a_sort_needs_known_columns() {
+        assert!(ExternalSort::new(schema(), &[], 1 << 20).is_err());
+        assert!(ExternalSort::new(schema(), &["nope".to_string()], 1 << 20).is_err());
     }
 }
