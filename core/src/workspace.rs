@@ -70,6 +70,8 @@ struct Inner {
     rate_limits: crate::workflow::policy::RateLimiter,
     /// Action configs the dispatcher built, by their JSON text (see `Workspace::dispatch_action`).
     built_actions: Mutex<HashMap<String, Arc<dyn crate::action::Action>>>,
+    /// When the queue-depth gauges were last counted (see `Workspace::record_queue_depth`).
+    queue_depth_at: Mutex<Option<std::time::Instant>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -165,6 +167,7 @@ impl Workspace {
                 compiled: Mutex::new(HashMap::new()),
                 rate_limits: Default::default(),
                 built_actions: Default::default(),
+                queue_depth_at: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

@@ -2,13 +2,14 @@
 //! [`crate::workflow::steps`] and [`crate::workflow::policy`]) — and dry runs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::ident;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 
 use crate::action::{Action, Delivery, Outcome};
 use crate::catalog::{CapWindow, Finish, LedgerWrite};
@@ -23,8 +24,8 @@ use crate::workflow::steps::{
     due_at, fallback_zone, index_of, next_in_order, next_local_time, parse_time_of_day, pass_of, split_bucket,
     split_choice, with_pass, zone_for,
 };
-use crate::workflow::template::render_parts;
-use crate::workflow::{FrequencyCapSpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
+use crate::workflow::template::Compiled;
+use crate::workflow::{FrequencyCapSpec, StepSpec, TriggerSpec, WorkflowSpec};
 
 use super::group_commit::{group_commit, Recorder};
 use super::schedules::record_delivery;
@@ -117,9 +118,7 @@ fn rate_limits(spec: &WorkflowSpec, i: usize, action: &dyn Action) -> Vec<(Strin
 }
 
 /// What one dispatch pass reads once for its whole batch of claimed rows, instead of once per row: the
-/// workflows, the attributes of the claimed entities (one query per entity type), the suppression list
-/// entries of the claimed keys and the templates. Dropped at the end of the pass (nothing per entity outlives
-/// it).
+/// workflows, their steps' channels and the templates (parsed once). Dropped at the end of the pass.
 struct Pass {
     /// The pass's instant.
     now: DateTime<Utc>,
@@ -127,12 +126,36 @@ struct Pass {
     specs: HashMap<String, WorkflowSpec>,
     /// Channels some workflow caps: every delivery on them reserves its send, so the caps see it in flight.
     capped: HashSet<String>,
-    /// By entity type: the attributes of the claimed keys, or why the lookup failed.
+    /// The channel of each workflow's action steps, by workflow and step name.
+    channels: HashMap<String, HashMap<String, String>>,
+    /// Templates of the claimed action rows by name, parsed, or why they cannot be read or parsed.
+    templates: HashMap<String, std::result::Result<Compiled, String>>,
+}
+
+/// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
+/// catalog access for the suppression entries); the next chunk's is read while this one's deliveries run.
+struct Chunk {
+    /// By entity type: the attributes of the chunk's keys, or why the lookup failed.
     attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
-    /// (channel, key) pairs of the claimed action rows that are suppressed.
+    /// (channel, key) pairs of the chunk's action rows that are suppressed.
     suppressed: HashSet<(String, String)>,
-    /// Templates of the claimed action rows by name, or why they cannot be read.
-    templates: HashMap<String, std::result::Result<TemplateSpec, String>>,
+}
+
+/// The entity context a template renders with (borrowed: the attributes are not copied per delivery).
+#[derive(serde::Serialize)]
+struct RenderContext<'a> {
+    entity: &'a Attributes,
+    key: &'a str,
+    workflow: &'a str,
+    step: &'a str,
+    segment: &'a str,
+}
+
+/// How many claimed rows a pass prepares (reads attributes and suppressions for) at once: enough to keep
+/// `concurrency` deliveries busy while the next chunk is read, and at most about a quarter of the batch so the
+/// first deliveries start early.
+fn chunk_len(claimed: usize, concurrency: usize) -> usize {
+    claimed.div_ceil(4).max(concurrency.saturating_mul(2)).clamp(1, claimed.max(1))
 }
 
 /// Finishes `row` as `f` says (adding `next`) in the next group commit.
@@ -183,45 +206,65 @@ impl Workspace {
         shutdown: Option<(&CancellationToken, std::time::Duration)>,
     ) -> Result<(DispatchReport, u64)> {
         let now = utc_of(now_ms);
-        let rows = self.inner.catalog.claim_deliveries(now_ms, self.inner.lease.as_millis() as i64, limit.max(1))?;
+        let limit = limit.max(1);
+        let rows = self.inner.catalog.claim_deliveries(now_ms, self.inner.lease.as_millis() as i64, limit)?;
         let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
         if rows.is_empty() {
-            self.record_queue_depth()?;
+            self.record_queue_depth(false)?;
             return Ok((report, 0));
         }
-        let pass = self.prepare_pass(&rows, now).await?;
-        let channels: HashMap<(String, String), String> = pass
-            .specs
-            .values()
-            .flat_map(|w| {
-                w.steps.iter().map(|s| {
-                    let channel = match s {
-                        StepSpec::Action { action, channel, .. } => channel_of(action, channel),
-                        _ => String::new(),
-                    };
-                    ((w.name.clone(), s.name().to_string()), channel)
-                })
-            })
-            .collect();
+        let backlog = rows.len() >= limit;
+        let pass = self.prepare_pass(&rows, now)?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
+        // deliveries run, handing at most one prepared chunk ahead (the channel holds none).
+        let len = chunk_len(rows.len(), concurrency);
+        let mut chunks: Vec<Vec<LedgerRow>> = vec![];
+        for row in rows {
+            match chunks.last_mut() {
+                Some(c) if c.len() < len => c.push(row),
+                _ => chunks.push(vec![row]),
+            }
+        }
+        let (mut tx, rx) = futures::channel::mpsc::channel::<(Vec<LedgerRow>, Arc<Chunk>)>(0);
+        let stop = shutdown.map(|(t, _)| t.clone());
+        let pass = &pass;
+        let producer = async move {
+            for rows in chunks {
+                if stop.as_ref().is_some_and(|t| t.is_cancelled()) {
+                    break;
+                }
+                let chunk = self.prepare_chunk(pass, &rows).await?;
+                if tx.send((rows, Arc::new(chunk))).await.is_err() {
+                    break; // the deliveries stopped (a shutdown)
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        let claimed =
+            rx.flat_map(|(rows, chunk)| futures::stream::iter(rows.into_iter().map(move |r| (r, chunk.clone()))));
         let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
-        let (pass, channels) = (&pass, &channels);
         // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
-        let work = move |row: LedgerRow| {
-            let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
+        let work = move |row: LedgerRow, chunk: Arc<Chunk>| {
+            let channel =
+                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
             let rec = recorder.clone();
             async move {
-                let r = self.process(row, pass, &rec).await;
+                let r = self.process(row, pass, &chunk, &rec).await;
                 if let Ok(p) = &r {
                     record_delivery(p.label(), &workflow, &channel, started.elapsed());
                 }
                 r
             }
         };
-        let (claimed, ()) = tokio::join!(self.run_claimed(rows, concurrency, shutdown, work), writer);
+        let (produced, claimed, ()) =
+            tokio::join!(producer, self.run_claimed(&ids, claimed, concurrency, shutdown, work), writer);
         let (results, released) = claimed?;
-        self.record_queue_depth()?;
+        // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
+        produced?;
+        self.record_queue_depth(backlog)?;
         for r in results {
             match r? {
                 Processed::Finished(Status::Delivered) => report.delivered += 1,
@@ -239,21 +282,55 @@ impl Workspace {
         Ok((report, released))
     }
 
-    /// Reads what the claimed `rows` need, once for the batch (see [`Pass`]).
-    async fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>) -> Result<Pass> {
+    /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).
+    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>) -> Result<Pass> {
         let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
         let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
-        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        let mut pairs = vec![];
+        let channels = specs
+            .values()
+            .map(|w| {
+                let steps = w
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        StepSpec::Action { name, action, channel, .. } => {
+                            Some((name.clone(), channel_of(action, channel)))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                (w.name.clone(), steps)
+            })
+            .collect();
         let mut names = std::collections::BTreeSet::new();
         for row in rows {
             let Some(spec) = specs.get(&row.workflow) else { continue };
+            if let Some(StepSpec::Action { template: Some(t), .. }) = index_of(spec, &row.step).map(|i| &spec.steps[i])
+            {
+                names.insert(t.clone());
+            }
+        }
+        let templates = names
+            .into_iter()
+            .map(|n| {
+                let t = self.template(&n).and_then(|t| Compiled::new(&t.parts)).map_err(|e| e.to_string());
+                (n, t)
+            })
+            .collect();
+        Ok(Pass { now, specs, capped, channels, templates })
+    }
+
+    /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]).
+    async fn prepare_chunk(&self, pass: &Pass, rows: &[LedgerRow]) -> Result<Chunk> {
+        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut pairs = vec![];
+        for row in rows {
+            let Some(spec) = pass.specs.get(&row.workflow) else { continue };
             let Some(i) = index_of(spec, &row.step) else { continue };
             match &spec.steps[i] {
-                StepSpec::Action { action, channel, template, .. } => {
+                StepSpec::Action { action, channel, .. } => {
                     keys.entry(&row.entity).or_default().push(row.entity_key.clone());
                     pairs.push((channel_of(action, channel), row.entity_key.clone()));
-                    names.extend(template.clone());
                 }
                 StepSpec::Wait { until: Some(_), timezone_attribute: Some(_), .. } if row.resolved_at.is_none() => {
                     keys.entry(&row.entity).or_default().push(row.entity_key.clone());
@@ -267,27 +344,20 @@ impl Workspace {
             attributes.insert(entity.to_string(), found);
         }
         let suppressed = self.inner.catalog.suppressed_among(&pairs)?;
-        let templates = names
-            .into_iter()
-            .map(|n| {
-                let t = self.template(&n).map_err(|e| e.to_string());
-                (n, t)
-            })
-            .collect();
-        Ok(Pass { now, specs, capped, attributes, suppressed, templates })
+        Ok(Chunk { attributes, suppressed })
     }
 
     /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key). When the
     /// batched lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the
     /// error a lookup of that one key gives.
-    async fn attributes_of(&self, pass: &Pass, row: &LedgerRow) -> Result<Option<Attributes>> {
-        match pass.attributes.get(&row.entity) {
+    async fn attributes_of(&self, chunk: &Chunk, row: &LedgerRow) -> Result<Option<Attributes>> {
+        match chunk.attributes.get(&row.entity) {
             Some(Ok(found)) => Ok(found.get(&row.entity_key).cloned()),
             _ => self.entity_attributes(&row.entity, &row.entity_key).await,
         }
     }
 
-    async fn process(&self, row: LedgerRow, pass: &Pass, rec: &Recorder) -> Result<Processed> {
+    async fn process(&self, row: LedgerRow, pass: &Pass, chunk: &Chunk, rec: &Recorder) -> Result<Processed> {
         let now_dt = pass.now;
         let now = ms(now_dt);
         let Some(spec) = pass.specs.get(&row.workflow) else {
@@ -323,7 +393,7 @@ impl Workspace {
                     Err(e) => return dead(rec, &row, e.to_string()).await,
                 };
                 let attrs = match timezone_attribute {
-                    Some(_) => self.attributes_of(pass, &row).await?,
+                    Some(_) => self.attributes_of(chunk, &row).await?,
                     None => None,
                 };
                 let fallback = fallback_zone(timezone.as_deref(), self.time_zone());
@@ -365,12 +435,13 @@ impl Workspace {
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
                 finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
             }
-            StepSpec::Action { .. } => self.run_action(&row, spec, i, seq.as_ref(), pass, rec).await,
+            StepSpec::Action { .. } => self.run_action(&row, spec, i, seq.as_ref(), pass, chunk, rec).await,
         }
     }
 
     /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
     /// rendering, the action, and the outcome; `seq` is the next step's row.
+    #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
         row: &LedgerRow,
@@ -378,6 +449,7 @@ impl Workspace {
         i: usize,
         seq: Option<&NewDelivery>,
         pass: &Pass,
+        chunk: &Chunk,
         rec: &Recorder,
     ) -> Result<Processed> {
         let now_dt = pass.now;
@@ -386,7 +458,7 @@ impl Workspace {
             return Err(Error::InvalidArgument(format!("step `{}` is not an action step", row.step)));
         };
         let channel = channel_of(action, channel);
-        if pass.suppressed.contains(&(channel.clone(), row.entity_key.clone())) {
+        if chunk.suppressed.contains(&(channel.clone(), row.entity_key.clone())) {
             let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
             return finish(rec, row, f, seq).await;
         }
@@ -394,7 +466,7 @@ impl Workspace {
             Ok(a) => a,
             Err(e) => return dead(rec, row, e.to_string()).await,
         };
-        let Some(attributes) = self.attributes_of(pass, row).await? else {
+        let Some(attributes) = self.attributes_of(chunk, row).await? else {
             return dead(rec, row, format!("`{}` has no entity with this key any more", row.entity)).await;
         };
         if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
@@ -518,14 +590,14 @@ impl Workspace {
         key: &str,
         attributes: &Attributes,
     ) -> Result<BTreeMap<String, String>> {
-        self.render_with(spec, &self.template(template)?, step, key, attributes)
+        self.render_with(spec, &Compiled::new(&self.template(template)?.parts)?, step, key, attributes)
     }
 
-    /// Renders template `t` for a step of `spec` and one entity.
+    /// Renders the parsed template `t` for a step of `spec` and one entity.
     fn render_with(
         &self,
         spec: &WorkflowSpec,
-        t: &TemplateSpec,
+        t: &Compiled,
         step: &str,
         key: &str,
         attributes: &Attributes,
@@ -536,9 +608,7 @@ impl Workspace {
             }
             TriggerSpec::Manual { .. } => "",
         };
-        let ctx = serde_json::json!({"entity": attributes, "key": key, "workflow": spec.name, "step": step,
-            "segment": segment});
-        render_parts(&t.parts, &ctx)
+        t.render(RenderContext { entity: attributes, key, workflow: &spec.name, step, segment })
     }
 
     /// Whether the entity `entity` with key `key` (as text) matches `rule` (a stored, canonical rule) now: the
