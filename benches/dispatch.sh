@@ -6,6 +6,7 @@
 #
 #   CARGO_TARGET_DIR=/work/targets/rel cargo build --release -p segkit-bench -p segkit-delivery-bench --bins
 #   benches/dispatch.sh [N=100000] [TARGET_DIR=target] [PARTS="webhook smtp"]
+#   CONCURRENCY=512 benches/dispatch.sh …   # the dispatcher's concurrency bound (default 64; wrk keeps -c64)
 #
 # Needs wrk (Debian package) and, for smtp, aiosmtpd in $PYTHON's environment (default: the segkit venv).
 # Prints wrk's summary, the SMTP load line and one JSON line per dispatch configuration (deliveries/s, p50/p99
@@ -15,6 +16,7 @@ set -euo pipefail
 N=${1:-100000}
 BIN=${2:-${CARGO_TARGET_DIR:-target}}/release
 PARTS=${3:-webhook smtp}
+CONCURRENCY=${CONCURRENCY:-64}
 PYTHON=${PYTHON:-/var/cache/segkit/venv/bin/python}
 WS_DIR=${WS_DIR:-/tmp/dispatch/ws}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,8 +46,8 @@ wrk.headers["Idempotency-Key"] = "wrk"
 LUA
   wrk -t1 -c64 -d10s -s "$TMP/post.lua" "http://$ADDR/hook" | tee -a "$OUT/wrk.txt"
   for mode in "" "--durable"; do
-    "$BIN/segkit-dispatch-bench" --receiver "$ADDR" --entities "$N" --concurrency 64 --batch 1000 \
-      --dir "$WS_DIR" $mode | tee -a "$OUT/dispatch.jsonl"
+    "$BIN/segkit-dispatch-bench" --receiver "$ADDR" --entities "$N" --concurrency "$CONCURRENCY" \
+      --batch 1000 --dir "$WS_DIR" $mode | tee -a "$OUT/dispatch.jsonl"
   done
 fi
 
@@ -57,5 +59,5 @@ if [[ " $PARTS " == *" smtp "* ]]; then
   echo "smtp sink on 127.0.0.1:$PORT"
   "$BIN/segkit-smtp-load" --smtp "127.0.0.1:$PORT" --concurrency 64 --seconds 10 | tee -a "$OUT/smtp_load.jsonl"
   "$BIN/segkit-dispatch-bench" --smtp "127.0.0.1:$PORT" --arrivals "$TMP/mails.log" --entities "$N" \
-    --concurrency 64 --batch 1000 --dir "$WS_DIR" --durable | tee -a "$OUT/dispatch.jsonl"
+    --concurrency "$CONCURRENCY" --batch 1000 --dir "$WS_DIR" --durable | tee -a "$OUT/dispatch.jsonl"
 fi

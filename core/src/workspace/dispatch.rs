@@ -217,7 +217,7 @@ impl Workspace {
         let pass = self.prepare_pass(&rows, now)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
-        // deliveries run, handing at most one prepared chunk ahead (the channel holds none).
+        // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
         let len = chunk_len(rows.len(), concurrency);
         let mut chunks: Vec<Vec<LedgerRow>> = vec![];
         for row in rows {
@@ -343,7 +343,12 @@ impl Workspace {
             let found = self.entity_attributes_many(entity, &keys).await.map_err(|e| e.to_string());
             attributes.insert(entity.to_string(), found);
         }
-        let suppressed = self.inner.catalog.suppressed_among(&pairs)?;
+        // Off the async threads: the catalog may be busy with a group commit (a sync to disk), and the
+        // deliveries of the previous chunk run on this task meanwhile.
+        let catalog = self.inner.catalog.clone();
+        let suppressed = tokio::task::spawn_blocking(move || catalog.suppressed_among(&pairs))
+            .await
+            .map_err(|e| Error::Catalog { message: format!("the suppression lookup failed: {e}"), cause: None })??;
         Ok(Chunk { attributes, suppressed })
     }
 

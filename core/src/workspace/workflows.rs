@@ -607,3 +607,25 @@ fn typed_keys(keys: &[&String], t: &crate::model::DataType) -> Option<Vec<datafu
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::typed_keys;
+    use crate::model::DataType;
+    use datafusion::scalar::ScalarValue;
+
+    #[test]
+    fn only_canonical_key_texts_become_typed_values() {
+        let (a, b, c) = ("42".to_string(), "-7".to_string(), "042".to_string());
+        assert_eq!(
+            typed_keys(&[&a, &b], &DataType::Int64),
+            Some(vec![ScalarValue::Int64(Some(42)), ScalarValue::Int64(Some(-7))])
+        );
+        // "042" casts to text as "42": a typed filter would match an entity the text lookup does not.
+        assert_eq!(typed_keys(&[&a, &c], &DataType::Int64), None);
+        assert_eq!(typed_keys(&[&"99999999999".to_string()], &DataType::Int32), None);
+        assert_eq!(typed_keys(&[&c], &DataType::String), Some(vec![ScalarValue::Utf8(Some("042".into()))]));
+        assert_eq!(typed_keys(&[&a], &DataType::Float64), None);
+        assert_eq!(typed_keys(&[], &DataType::Int64), None);
+    }
+}
