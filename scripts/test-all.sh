@@ -74,6 +74,11 @@ segkit_db_start
 step "cargo test (Rust)"
 cargo test --workspace
 
+step "Schemathesis against segkit serve (REST API)"
+# The binary cargo test built; bounded examples per operation so it stays well under 3 minutes on 2 cores.
+SEGKIT_VENV="$VENV" SEGKIT_ST_MAX_EXAMPLES=${SEGKIT_ST_MAX_EXAMPLES:-20} \
+  server/tests/schemathesis.sh "${CARGO_TARGET_DIR:-$ROOT/target}/debug/segkit"
+
 step "Python: maturin develop, pytest"
 (
   cd bindings/python

@@ -114,8 +114,12 @@ fn reset_hwm() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
-/// Opens (or creates) the workspace and ingests what is missing; returns the ingest times in ms per entity.
-async fn setup(args: &Args) -> segkit::Result<(Workspace, BTreeMap<String, f64>, bool)> {
+/// What [`setup`] returns: the workspace, the ingest (and definition) times in ms, whether an ingest ran, and the
+/// peak RSS in MiB of each ingest that ran (with `before`: the process peak before the first).
+type Setup = (Workspace, BTreeMap<String, f64>, bool, BTreeMap<String, f64>);
+
+/// Opens (or creates) the workspace and ingests what is missing.
+async fn setup(args: &Args) -> segkit::Result<Setup> {
     let ws_dir = args.workspace.clone().unwrap_or_else(|| {
         let tag = args.data.file_name().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
         std::env::temp_dir().join(format!("segkit-bench-ws-{tag}"))
@@ -132,6 +136,7 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, BTreeMap<String, f64>,
     ws.define_entity(users_entity(&args.indexed)).await?;
     ws.define_entity(events_entity()).await?;
     let mut times = BTreeMap::new();
+    let mut ingest_peaks: BTreeMap<String, f64> = BTreeMap::new();
     let mut fresh = false;
     for (entity, file) in [("users", "users.parquet"), ("events", "events.parquet")] {
         let history = ws.ingest_history(entity)?;
@@ -139,11 +144,19 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, BTreeMap<String, f64>,
             Some(r) if r.rows_written > 0 => r.duration_ms,
             _ => {
                 let source = segkit_connectors::open(args.data.join(file).to_str().expect("utf-8 path"))?;
+                // The peak of this ingest alone (the process peak so far is kept in `ingest_peaks["before"]`).
+                let before = status_mib("VmHWM:");
+                ingest_peaks.entry("before".into()).or_insert(before);
+                reset_hwm();
                 let t = Instant::now();
                 let report = ws.ingest(entity, source.as_ref(), IngestOptions::default()).await?;
+                let peak = status_mib("VmHWM:");
+                ingest_peaks.insert(entity.to_string(), peak);
                 eprintln!(
-                    "  [segkit] ingested {} {entity} ({} quarantined)",
-                    report.rows_written, report.rows_quarantined
+                    "  [segkit] ingested {} {entity} ({} quarantined), peak {peak} MiB, {} MiB resident after",
+                    report.rows_written,
+                    report.rows_quarantined,
+                    status_mib("VmRSS:")
                 );
                 fresh = true;
                 t.elapsed().as_secs_f64() * 1000.0
@@ -179,7 +192,7 @@ async fn setup(args: &Args) -> segkit::Result<(Workspace, BTreeMap<String, f64>,
             times.insert("l2_define_ms".into(), (ms * 10.0).round() / 10.0);
         }
     }
-    Ok((ws, times, fresh))
+    Ok((ws, times, fresh, ingest_peaks))
 }
 
 /// The `id` column of a Parquet file.
@@ -237,7 +250,7 @@ fn main() {
     rt.block_on(async move {
         reset_hwm();
         let t0 = Instant::now();
-        let (ws, ingest_ms, fresh) = match setup(&args).await {
+        let (ws, ingest_ms, fresh, ingest_peaks) = match setup(&args).await {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("segkit-bench: setup failed: {}", e.chain().join(": "));
@@ -272,6 +285,7 @@ fn main() {
                 "ingest_ms": ingest_ms.iter().filter(|(k, _)| !k.ends_with("_define_ms")).collect::<BTreeMap<_, _>>(),
                 "define_ms": ingest_ms.iter().filter(|(k, _)| k.ends_with("_define_ms")).collect::<BTreeMap<_, _>>(),
                 "ingest_measured_in_this_process": fresh,
+                "ingest_peak_rss_mib": ingest_peaks,
                 "stored_files": snapshot.as_ref().map(|s| s.files.len()),
                 "stored_bytes": snapshot.as_ref().map(|s| s.files.iter().map(|f| f.bytes).sum::<u64>()),
                 "timed_call": "Workspace::evaluate (S7: Workspace::count)",
@@ -283,7 +297,7 @@ fn main() {
             "per_segment_rss_reset": true,
             "segments": {},
         });
-        let mut peak = status_mib("VmHWM:");
+        let mut peak = ingest_peaks.values().fold(status_mib("VmHWM:"), |a, b| a.max(*b));
         for seg in &args.segments {
             reset_hwm();
             let mut r = json!({"times_ms": [], "warmup_ms": [], "count": null, "sha256": null, "peak_rss_mib": null, "error": null});

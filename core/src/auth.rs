@@ -99,6 +99,23 @@ pub struct NewApiKey {
     pub secret: String,
 }
 
+/// Which audit rows [`Workspace::audit_entries`](crate::Workspace::audit_entries) selects.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this action (`segment.update`, `pii.read`, …).
+    pub action: Option<String>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// Only ids greater than this (a page after the last id seen).
+    pub after_id: Option<i64>,
+    /// Only ids less than this (a page before the last id seen, newest first).
+    pub before_id: Option<i64>,
+    /// Newest (highest id) first instead of oldest first.
+    pub newest_first: bool,
+}
+
 /// One row of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 pub mod action;
+pub mod appender;
 pub mod auth;
 pub mod catalog;
 pub mod clock;
@@ -59,8 +60,8 @@ pub use sources::{
 };
 pub use split::Split;
 pub use workspace::{
-    ExplainNode, Explanation, StaticListReport, VacuumReport, Workspace, WorkspaceOptions, DEFAULT_INGEST_MEMORY,
-    ORPHAN_GRACE,
+    CompactReport, EntityDependents, ExplainNode, Explanation, StaticListReport, SyncRecord, VacuumReport, Workspace,
+    WorkspaceOptions, DEFAULT_INGEST_MEMORY, ORPHAN_GRACE,
 };
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.

@@ -280,6 +280,13 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most rows one page of `GET /segments/{name}/members` returns (`limit` above it is refused).
 pub const MAX_PAGE_ROWS: usize = 100_000;
 
+/// Most items one page of a REST API list returns (`limit` above it is refused).
+pub const MAX_LIST_PAGE_ITEMS: usize = 1000;
+
+/// Most syncs and workflow runs a REST API list reads to filter, sort and page them in memory, and the largest
+/// `offset` a list takes; lists over the delivery ledger and the audit log page in the catalog instead.
+pub const MAX_LISTED_ITEMS: usize = 100_000;
+
 /// Most rows `GET /segments/{name}/preview` returns.
 pub const MAX_PREVIEW_ROWS: usize = 1000;
 
@@ -288,6 +295,34 @@ pub const MAX_IDEMPOTENCY_ENTRIES: usize = 10_000;
 
 /// Longest `Idempotency-Key` header, in bytes.
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// Largest file one REST API upload (`POST /api/v1/entities/{name}/upload`) may send, in bytes, by default
+/// (`segkit serve --upload-limit` sets another, up to [`MAX_UPLOAD_BYTES_CEILING`]). The body streams to a
+/// temporary file, so this bounds disk, not memory (except with an `Idempotency-Key`, whose replay keeps it).
+pub const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
+
+/// The highest upload limit a server may be configured with, in bytes.
+pub const MAX_UPLOAD_BYTES_CEILING: usize = 64 * 1024 * 1024 * 1024;
+
+/// Most events one `POST /api/v1/events` request (or one [`crate::appender::Appender::append`]) carries; more
+/// is refused (413), send several batches.
+pub const MAX_EVENT_BATCH: usize = 10_000;
+
+/// Most rows the [`crate::appender::Appender`] commits in one group (one Parquet file, one catalog commit).
+pub const MAX_APPEND_GROUP_ROWS: usize = 256 * 1024;
+
+/// Appends waiting for the appender's writer at most; a caller beyond it waits for a free place (back
+/// pressure), so queued rows stay bounded at `MAX_APPEND_QUEUE` × `MAX_EVENT_BATCH`.
+pub const MAX_APPEND_QUEUE: usize = 256;
+
+/// An event file with fewer rows than this counts as small for [`crate::Workspace::compact`].
+pub const COMPACT_SMALL_FILE_ROWS: u64 = 128 * 1024;
+
+/// Consecutive small event files from which [`crate::Workspace::compact`] merges them (fewer are left alone).
+pub const COMPACT_MIN_FILES: usize = 8;
+
+/// Most rows one compaction reads into memory and rewrites as one file.
+pub const COMPACT_MAX_ROWS: u64 = 512 * 1024;
 
 #[cfg(test)]
 mod tests {

@@ -263,7 +263,7 @@ fn deliveries(c: &Catalog, pushed: &Pushed, limit: usize) -> Result<Vec<ArrayRef
         Some(s) => s,
         None => None,
     };
-    let filter = DeliveryFilter { workflow: pushed.get("workflow").cloned(), status, ids: None };
+    let filter = DeliveryFilter { workflow: pushed.get("workflow").cloned(), status, ..Default::default() };
     deliveries_of(&c.deliveries(&filter, limit)?)
 }
 

@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::workflow::dispatch::MIN_LEASE;
 
 mod auth;
+mod compaction;
 mod dispatch;
 mod entities;
 mod evaluation;
@@ -36,7 +37,10 @@ mod static_lists;
 mod vacuum;
 mod workflows;
 
+pub use compaction::CompactReport;
+pub use entities::EntityDependents;
 pub use explain::{ExplainNode, Explanation};
+pub use ingest::SyncRecord;
 use options::resolve_secret;
 pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
 use planning::PlanSources;
@@ -108,6 +112,7 @@ impl Workspace {
     pub async fn open_with(path: impl AsRef<Path>, options: WorkspaceOptions) -> Result<Self> {
         let dir = path.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
+        crate::memory::tune_allocator();
         let catalog = Catalog::open(&dir.join("segkit.db"))?;
         if options.durable_commits {
             catalog.set_durable_commits(true)?;

@@ -118,8 +118,10 @@ async fn templates_are_checked_at_definition_and_render_sandboxed() {
     let r = ws.render("hello", "1").await.unwrap();
     assert_eq!(r["subject"], "Hi Ann (1)");
     assert_eq!(r["html"], "<p>pro &lt;&amp;&gt; </p>");
+    // An entity key that does not exist is not found (404 over the REST API).
     let e = ws.render("hello", "999").await.unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
+    assert!(e.to_string().contains("key 999"), "{e}");
     let e = ws.render("helo", "1").await.unwrap_err();
     assert!(e.to_string().contains("did you mean `hello`"), "{e}");
 

@@ -134,6 +134,19 @@ pub struct ServeArgs {
     /// a random secret is used and tokens end with the process.
     #[arg(long, default_value = "SEGKIT_TOKEN_SECRET")]
     pub token_secret_env: String,
+    /// Serve HTTPS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Largest file one upload (POST /api/v1/entities/{name}/upload) may send, in bytes.
+    #[arg(long, default_value_t = segkit::limits::MAX_UPLOAD_BYTES)]
+    pub upload_limit: usize,
+    /// Sync every catalog commit to disk before answering (SQLite synchronous = FULL): an answered write
+    /// survives a power loss, not only a crash.
+    #[arg(long)]
+    pub durable: bool,
     /// Scheduler options (with --with-scheduler).
     #[command(flatten)]
     pub run: RunArgs,
@@ -221,6 +234,11 @@ fn shutdown_on_signals() -> segkit::Result<CancellationToken> {
 
 /// Opens an existing workspace (commands other than `init` never create one by accident).
 async fn existing(dir: &Path) -> segkit::Result<Workspace> {
+    existing_with(dir, false).await
+}
+
+/// [`existing`], with durable commits when `durable`.
+async fn existing_with(dir: &Path, durable: bool) -> segkit::Result<Workspace> {
     if !dir.join("segkit.db").is_file() {
         return Err(Error::NotFound {
             kind: "workspace",
@@ -228,7 +246,7 @@ async fn existing(dir: &Path) -> segkit::Result<Workspace> {
             hint: Default::default(),
         });
     }
-    crate::open_workspace(dir).await
+    crate::open_workspace_with(dir, durable).await
 }
 
 /// The error of a plan that has destructive changes the options do not allow.
@@ -386,12 +404,17 @@ async fn run(cli: Cli) -> segkit::Result<()> {
             });
         }
         Command::Serve(a) => {
-            let ws = existing(&cli.workspace).await?;
+            let ws = existing_with(&cli.workspace, a.durable).await?;
+            let tls = match (&a.tls_cert, &a.tls_key) {
+                (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+                _ => None,
+            };
             let secret = std::env::var(&a.token_secret_env).ok().filter(|s| !s.is_empty()).map(String::into_bytes);
             let options = ServerOptions {
                 token_ttl: Duration::from_secs(a.token_ttl),
                 token_secret: secret,
                 rate_limit_per_minute: (a.rate_limit > 0).then_some(a.rate_limit),
+                upload_limit: a.upload_limit,
                 ..ServerOptions::default()
             };
             let app = api::app(ws.clone(), &options)?;
@@ -404,10 +427,14 @@ async fn run(cli: Cli) -> segkit::Result<()> {
             } else {
                 None
             };
-            emit(json, json!({"listening": addr.to_string(), "scheduler": a.with_scheduler}), || {
-                format!("listening on http://{addr}/api/v1 (docs: http://{addr}/api/docs/); Ctrl-C to stop")
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            emit(json, json!({"listening": addr.to_string(), "scheme": scheme, "scheduler": a.with_scheduler}), || {
+                format!("listening on {scheme}://{addr}/api/v1 (docs: {scheme}://{addr}/api/docs/); Ctrl-C to stop")
             });
-            api::serve(listener, app, token).await?;
+            match tls {
+                Some(config) => crate::tls::serve(listener, config, app, token).await?,
+                None => api::serve(listener, app, token).await?,
+            }
             if let Some(s) = scheduler {
                 match s.await {
                     Ok(r) => {

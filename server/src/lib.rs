@@ -13,11 +13,19 @@ pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod error;
+pub mod tls;
 
 /// Opens the workspace at `dir` with every built-in connector and action family (what `segkit` itself uses).
 pub async fn open_workspace(dir: &std::path::Path) -> segkit::Result<segkit::Workspace> {
+    open_workspace_with(dir, false).await
+}
+
+/// [`open_workspace`], with every catalog commit synced to disk before it returns when `durable` (SQLite
+/// `synchronous = FULL`, see [`segkit::WorkspaceOptions::durable_commits`]).
+pub async fn open_workspace_with(dir: &std::path::Path, durable: bool) -> segkit::Result<segkit::Workspace> {
     let options = segkit::WorkspaceOptions::default()
         .source_factory(segkit_connectors::registry())
-        .action_factory(segkit_actions::registry());
+        .action_factory(segkit_actions::registry())
+        .durable_commits(durable);
     segkit::Workspace::open_with(dir, options).await
 }

@@ -83,7 +83,7 @@ async fn segments_crud_with_etags_and_if_match() {
     let r = s.get("/segments/cn", &s.viewer).await;
     assert_eq!((r.status, r.header("etag")), (200, Some(tag1.clone())));
     let listed = s.get("/segments", &s.viewer).await.json();
-    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!((listed["items"].as_array().unwrap().len(), listed["total"].clone()), (1, json!(1)));
 
     let us = r#"{"entity": "user", "rule": {"attribute": "country", "op": "eq", "value": "US"}}"#;
     let r = s.call_with("PUT", "/segments/cn", Some(&s.editor), Some(us), &[("if-match", &tag1)]).await;
@@ -236,6 +236,7 @@ async fn counts_members_pages_formats_preview_explain_and_runs() {
     assert!(v["text"].as_str().unwrap().contains("is a member"), "{v}");
     assert_eq!(s.get("/segments/adults/explain?key=1", &s.viewer).await.json()["member"], false);
     let runs = s.get("/segments/adults/runs", &s.viewer).await.json();
+    let runs = &runs["items"];
     assert_eq!((runs[0]["run"].clone(), runs[0]["member_count"].clone()), (json!(1), json!(6)));
     let r = s.post("/segments/adults/evaluate", &s.editor, "").await.json();
     assert_eq!((r["run"].clone(), r["count"].clone(), r["entered"].clone()), (json!(2), json!(6), json!(0)));
@@ -244,7 +245,7 @@ async fn counts_members_pages_formats_preview_explain_and_runs() {
 #[tokio::test]
 async fn sources_sync_workflows_trigger_and_deliveries() {
     let s = start().await;
-    let v = s.get("/sources", &s.viewer).await.json();
+    let v = s.get("/sources", &s.viewer).await.json()["items"].clone();
     assert_eq!((v[0]["name"].as_str(), v[0]["entity"].as_str()), (Some("users_csv"), Some("user")));
     // The setup synced the file once; the source is incremental, so a sync reads what was appended since.
     let r = s.post("/sources/users_csv/sync", &s.editor, "").await;
@@ -263,17 +264,20 @@ async fn sources_sync_workflows_trigger_and_deliveries() {
     )
     .unwrap();
     s.ws.define_workflow(wf).await.unwrap();
-    assert_eq!(s.get("/workflows", &s.viewer).await.json()[0]["name"], "welcome");
+    assert_eq!(s.get("/workflows", &s.viewer).await.json()["items"][0]["name"], "welcome");
     let r = s.post("/workflows/welcome/trigger", &s.editor, r#"{"keys": ["5", "6"]}"#).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["queued"], 2);
-    s.post("/workflows/welcome/trigger", &s.editor, r#"{"keys": 5}"#).await.problem(400);
+    let p = s.post("/workflows/welcome/trigger", &s.editor, r#"{"keys": 5}"#).await.problem(422);
+    assert_eq!(p["path"], "trigger.keys", "{p}");
+    s.post("/workflows/welcome/trigger", &s.editor, r#"{"keys": "#).await.problem(400);
     s.post("/workflows/nope/trigger", &s.editor, "").await.problem(404);
     let d = s.get("/deliveries?workflow=welcome&limit=10", &s.viewer).await.json();
-    let mut keys: Vec<&str> = d.as_array().unwrap().iter().map(|r| r["entity_key"].as_str().unwrap()).collect();
+    let mut keys: Vec<&str> =
+        d["items"].as_array().unwrap().iter().map(|r| r["entity_key"].as_str().unwrap()).collect();
     keys.sort();
     assert_eq!(keys, ["5", "6"]);
-    assert_eq!(s.get("/deliveries?status=dead", &s.viewer).await.json(), json!([]));
+    assert_eq!(s.get("/deliveries?status=dead", &s.viewer).await.json()["items"], json!([]));
 }
 
 /// Every endpoint that changes something, for each role: a viewer changes nothing, an editor cannot manage
@@ -338,7 +342,7 @@ async fn role_by_endpoint_matrix() {
     s.call("DELETE", "/keys/key_0", Some(&s.admin), None).await.problem(404);
     // The audit log has every change with its actor, also as the segkit.audit system table.
     let audit = s.get("/audit?limit=1000", &s.admin).await.json();
-    let actions: Vec<(String, String)> = audit
+    let actions: Vec<(String, String)> = audit["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -449,7 +453,7 @@ async fn concurrent_writers_lose_no_update() {
         }
     }
     assert!(stored >= 1);
-    let runs: Vec<Value> = s.get("/segments/adults/runs", &s.viewer).await.json().as_array().unwrap().clone();
+    let runs: Vec<Value> = s.get("/segments/adults/runs", &s.viewer).await.json()["items"].as_array().unwrap().clone();
     assert_eq!(runs.len(), 1 + stored, "the first run and one per successful evaluation");
     let numbers: Vec<i64> = runs.iter().map(|r| r["run"].as_i64().unwrap()).collect();
     assert_eq!(numbers, (1..=runs.len() as i64).collect::<Vec<_>>(), "no gap, no duplicate");

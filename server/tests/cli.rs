@@ -114,7 +114,7 @@ async fn serve_answers_on_loopback_and_stops_on_sigterm() {
     let r = http.get(format!("http://{addr}/api/v1/entities")).bearer_auth(&key).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    assert_eq!(body[0]["name"], "user");
+    assert_eq!(body["items"][0]["name"], "user");
     let r = http.get(format!("http://{addr}/api/v1/entities")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

@@ -226,7 +226,7 @@ test('render previews one entity with HTML escaping', async () => {
     parts: { subject: 'Hello {{ entity.country }}', html: "<p>{{ entity.email ~ ' <&>' }}</p>" },
   });
   assert.deepEqual(await ws.render('card', 1), { subject: 'Hello CN', html: '<p>a@x.io &lt;&amp;&gt;</p>' });
-  await assert.rejects(ws.render('card', 99), (e) => e instanceof InvalidArgumentError && /no entity with that key/.test(e.message));
+  await assert.rejects(ws.render('card', 99), (e) => e instanceof NotFoundError && /with key 99/.test(e.message));
   await assert.rejects(ws.render('nope', 1), NotFoundError);
 });
 

@@ -301,7 +301,7 @@ def test_render_previews_one_entity_with_html_escaping(flows):
         parts={"subject": "Hello {{ entity.country }}", "html": "<p>{{ entity.email ~ ' <&>' }}</p>"},
     )
     assert ws.render("card", 1) == {"subject": "Hello CN", "html": "<p>a@x.io &lt;&amp;&gt;</p>"}
-    with pytest.raises(segkit.InvalidArgumentError, match="no entity with that key"):
+    with pytest.raises(segkit.NotFoundError, match="with key 99"):
         ws.render("card", 99)
     with pytest.raises(segkit.NotFoundError):
         ws.render("nope", 1)

@@ -3,7 +3,7 @@
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::Catalog;
-use crate::auth::{ApiKey, AuditEntry, Role};
+use crate::auth::{ApiKey, AuditEntry, AuditFilter, Role};
 use crate::error::{Error, Result};
 
 const KEY_COLS: &str = "id, name, role, created_at, revoked_at";
@@ -128,5 +128,45 @@ impl Catalog {
             rows.reverse();
         }
         Ok(rows)
+    }
+
+    /// Audit rows matching `filter`, in its order, at most `limit`.
+    pub fn audit_entries(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>> {
+        use rusqlite::types::Value;
+        let mut conds = vec![];
+        let mut args: Vec<Value> = vec![];
+        for (col, v) in [("actor", &filter.actor), ("action", &filter.action), ("target", &filter.target)] {
+            if let Some(v) = v {
+                args.push(Value::Text(v.clone()));
+                conds.push(format!("{col} = ?{}", args.len()));
+            }
+        }
+        for (op, v) in [(">", filter.after_id), ("<", filter.before_id)] {
+            if let Some(v) = v {
+                args.push(Value::Integer(v));
+                conds.push(format!("id {op} ?{}", args.len()));
+            }
+        }
+        let clause = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+        let order = if filter.newest_first { "DESC" } else { "ASC" };
+        let limit = limit.min(i64::MAX as usize);
+        self.with(|c| {
+            let mut st = c.prepare(&format!(
+                "SELECT id, at, actor, action, target, detail FROM audit_log {clause} ORDER BY id {order} LIMIT {limit}"
+            ))?;
+            let rows = st
+                .query_map(rusqlite::params_from_iter(args.iter()), |r| {
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: r.get(1)?,
+                        actor: r.get(2)?,
+                        action: r.get(3)?,
+                        target: r.get(4)?,
+                        detail: r.get(5)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
     }
 }

@@ -6,7 +6,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension};
 
 use super::{now_text, Catalog, RunRecord};
 use crate::error::{Error, Result};
-use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status};
+use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status, WorkflowRun};
 
 const ROW: &str = "id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, \
                    last_error, receipt, created_at, updated_at, channel, detail, resolved_at";
@@ -540,9 +540,46 @@ impl Catalog {
         let (clause, args) = where_clause(filter);
         self.with(|c| {
             let limit = limit.min(i64::MAX as usize);
-            let mut st = c.prepare(&format!("SELECT {ROW} FROM deliveries {clause} ORDER BY id LIMIT {limit}"))?;
+            let order = if filter.newest_first { "DESC" } else { "ASC" };
+            let mut st =
+                c.prepare(&format!("SELECT {ROW} FROM deliveries {clause} ORDER BY id {order} LIMIT {limit}"))?;
             let rows = st.query_map(params_from_iter(args.iter()), row)?.collect::<rusqlite::Result<Vec<_>>>()?;
             Ok(rows)
+        })
+    }
+
+    /// The starts of `workflow` (its trigger versions) with their rows' statuses, newest first, at most `limit`.
+    pub fn workflow_runs(&self, workflow: &str, limit: usize) -> Result<Vec<WorkflowRun>> {
+        self.with(|c| {
+            let limit = limit.min(i64::MAX as usize) as i64;
+            let mut st = c.prepare(
+                "SELECT trigger, min(created_at) AS started, max(updated_at), count(DISTINCT entity_key), count(*)
+                 FROM deliveries WHERE workflow = ?1 GROUP BY trigger ORDER BY started DESC, trigger LIMIT ?2",
+            )?;
+            let mut runs = st
+                .query_map(params![workflow, limit], |r| {
+                    Ok(WorkflowRun {
+                        trigger: r.get(0)?,
+                        started_at: r.get(1)?,
+                        updated_at: r.get(2)?,
+                        entities: r.get::<_, i64>(3)? as u64,
+                        rows: r.get::<_, i64>(4)? as u64,
+                        statuses: Default::default(),
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut st = c.prepare(
+                "SELECT status, count(*) FROM deliveries WHERE workflow = ?1 AND trigger = ?2 GROUP BY status",
+            )?;
+            for run in &mut runs {
+                for row in st.query_map(params![workflow, run.trigger], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+                })? {
+                    let (status, n) = row?;
+                    run.statuses.insert(status, n);
+                }
+            }
+            Ok(runs)
         })
     }
 
@@ -636,6 +673,18 @@ fn where_clause(f: &DeliveryFilter) -> (String, Vec<rusqlite::types::Value>) {
     if let Some(s) = f.status {
         args.push(Value::Text(s.as_str().into()));
         conds.push(format!("status = ?{}", args.len()));
+    }
+    if let Some(k) = &f.entity_key {
+        args.push(Value::Text(k.clone()));
+        conds.push(format!("entity_key = ?{}", args.len()));
+    }
+    if let Some(id) = f.after_id {
+        args.push(Value::Integer(id));
+        conds.push(format!("id > ?{}", args.len()));
+    }
+    if let Some(id) = f.before_id {
+        args.push(Value::Integer(id));
+        conds.push(format!("id < ?{}", args.len()));
     }
     if let Some(ids) = &f.ids {
         let mut marks = Vec::new();

@@ -24,6 +24,7 @@ use super::stages::FileSink;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
+use crate::memory::PeriodicRelease;
 use crate::model::{Attribute, Entity, EntityKind};
 use crate::source::{ScanRequest, Source, MALFORMED_COLUMN, MALFORMED_REASON_COLUMN};
 use crate::sources::Tracker;
@@ -568,7 +569,7 @@ pub(crate) fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordB
 }
 
 /// Sorts rows by `columns` (ascending, nulls last), the last one being the key.
-fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
+pub(crate) fn sort_by(batch: &RecordBatch, columns: &[String]) -> Result<RecordBatch> {
     let values: Vec<ArrayRef> = columns.iter().map(|c| batch.column_by_name(c).expect("sort column").clone()).collect();
     Ok(take_record_batch(batch, &sort_indices(&values)?)?)
 }
@@ -896,11 +897,13 @@ pub(crate) async fn stage(
             let mut rows = 0;
             let mut pending: Vec<RecordBatch> = vec![];
             let mut pending_rows = 0;
+            let mut release = PeriodicRelease::default();
             while let Some(b) = next_batch(&mut stream, tracker).await? {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let good = proc.process(&b)?;
                 tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - good.num_rows());
                 rows += good.num_rows() as u64;
+                release.rows(b.num_rows());
                 if !sorts {
                     writer.write(&good).await?;
                     continue;
@@ -945,10 +948,12 @@ pub(crate) async fn stage(
         // one after the other) are then streamed, the rows whose key came again dropped, and the two sorted
         // sequences merged into the new files. Memory holds the new rows and one batch of the old ones.
         let mut good = vec![];
+        let mut release = PeriodicRelease::default();
         while let Some(b) = next_batch(&mut stream, tracker).await? {
             let b = b.map_err(|e| wrap_source(e, source))?;
             let g = proc.process(&b)?;
             tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
+            release.rows(b.num_rows());
             if g.num_rows() > 0 {
                 good.push(g);
             }
@@ -1009,10 +1014,12 @@ pub(crate) async fn stage(
         let produce = async {
             let mut tx = tx;
             let mut rows = 0u64;
+            let mut release = PeriodicRelease::default();
             while let Some(b) = next_batch(&mut stream, tracker).await? {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let g = proc.process(&b)?;
                 tracker.batch(b.num_rows(), b.get_array_memory_size(), b.num_rows() - g.num_rows());
+                release.rows(b.num_rows());
                 rows += g.num_rows() as u64;
                 if g.num_rows() == 0 {
                     continue;
@@ -1049,8 +1056,10 @@ pub(crate) async fn stage(
                 HashMap::new()
             };
             let mut repeated = RepeatedKeys::default();
+            let mut release = PeriodicRelease::default();
             while let Some(b) = next {
                 let b = b?;
+                release.rows(b.num_rows());
                 let b = match dups.as_mut() {
                     Some(d) if by_key => {
                         let rows = b.column_by_name(ROW_COLUMN).expect("row column").as_primitive::<UInt64Type>();

@@ -17,6 +17,7 @@
 //! the secret out of the catalog file, its backups and everything that prints a definition.
 
 mod control;
+mod ipc;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use serde_json::Value;
 
 pub(crate) use control::Tracker;
 pub use control::{CancellationToken, IngestControl, Progress, ProgressFn, PROGRESS_INTERVAL};
+pub use ipc::ArrowIpcSource;
 
 use crate::error::{Error, Result};
 use crate::ingest::{IngestMode, Mapping};

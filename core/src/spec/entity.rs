@@ -21,7 +21,7 @@ use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::{bare_message, Spec, SpecKind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Attribute, DataType, Entity, EntityKind, Link};
 
 /// What a caller sends to define an entity.
@@ -183,6 +183,18 @@ pub struct AttributeOptions {
     /// Free text for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+}
+
+impl Spec for AttributeOptions {
+    const KIND: SpecKind = SpecKind::Attribute;
+}
+
+impl AttributeOptions {
+    /// The attribute these options describe, for adding to an entity: `name` is required here.
+    pub fn into_named_attribute(self) -> Result<Attribute> {
+        let name = self.name.clone().ok_or_else(|| Error::definition("attribute.name", "missing field `name`"))?;
+        Ok(AttributeSpec::Full(AttributeOptions { name: None, ..self }).into_attribute(name))
+    }
 }
 
 fn type_text<S: Serializer>(t: &DataType, s: S) -> std::result::Result<S::Ok, S::Error> {

@@ -19,12 +19,14 @@ pub mod entity;
 pub mod ingest;
 pub mod schedule;
 pub mod segment;
+pub mod source;
 pub mod workflow;
 
-pub use entity::{AttributeSpec, AttributesSpec, EntitySpec, LinksSpec};
+pub use entity::{AttributeOptions, AttributeSpec, AttributesSpec, EntitySpec, LinksSpec};
 pub use ingest::IngestSpec;
 pub use schedule::{JobSpec, ScheduleSpec};
 pub use segment::SegmentSpec;
+pub use source::SourceSpec;
 pub use workflow::{TemplateSpec, WorkflowSpec};
 
 use serde::de::DeserializeOwned;
@@ -49,6 +51,10 @@ pub enum SpecKind {
     Workflow,
     /// A cron schedule: errors are [`Error::Definition`] under `schedule`.
     Schedule,
+    /// A named source: errors are [`Error::Definition`] under `source`.
+    Source,
+    /// One attribute added to an entity: errors are [`Error::Definition`] under `attribute`.
+    Attribute,
 }
 
 impl SpecKind {
@@ -61,14 +67,20 @@ impl SpecKind {
             SpecKind::Template => "template",
             SpecKind::Workflow => "workflow",
             SpecKind::Schedule => "schedule",
+            SpecKind::Source => "source",
+            SpecKind::Attribute => "attribute",
         }
     }
 
     fn error(self, path: String, message: String) -> Error {
         match self {
-            SpecKind::Entity | SpecKind::Segment | SpecKind::Template | SpecKind::Workflow | SpecKind::Schedule => {
-                Error::Definition { path, message }
-            }
+            SpecKind::Entity
+            | SpecKind::Segment
+            | SpecKind::Template
+            | SpecKind::Workflow
+            | SpecKind::Schedule
+            | SpecKind::Source
+            | SpecKind::Attribute => Error::Definition { path, message },
             SpecKind::Ingest => Error::InvalidArgument(format!("{path}: {message}")),
         }
     }

@@ -198,4 +198,30 @@ pub struct DeliveryFilter {
     pub status: Option<Status>,
     /// Only these ids.
     pub ids: Option<Vec<i64>>,
+    /// Only this entity key.
+    pub entity_key: Option<String>,
+    /// Only ids greater than this (a page after the last id seen).
+    pub after_id: Option<i64>,
+    /// Only ids less than this (a page before the last id seen, newest first).
+    pub before_id: Option<i64>,
+    /// Newest (highest id) first instead of oldest first.
+    pub newest_first: bool,
+}
+
+/// One start of a workflow (a trigger version: a segment run, a manual trigger, a schedule's due instant) and
+/// how its ledger rows stand now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowRun {
+    /// The trigger version (`run:3`, `manual:2`, `schedule:nightly:…`).
+    pub trigger: String,
+    /// When its first row was written, ms since the epoch.
+    pub started_at: i64,
+    /// When one of its rows last changed, ms since the epoch.
+    pub updated_at: i64,
+    /// Distinct entities it started for.
+    pub entities: u64,
+    /// Ledger rows (one per entity and step reached).
+    pub rows: u64,
+    /// Rows by status.
+    pub statuses: std::collections::BTreeMap<String, u64>,
 }

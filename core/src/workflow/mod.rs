@@ -26,5 +26,5 @@ pub use crate::spec::workflow::{
     WorkflowSpec,
 };
 pub use dispatch::DispatchReport;
-pub use ledger::{DeliveryFilter, DryRunRow, DryRunStatus, LedgerRow, Status};
+pub use ledger::{DeliveryFilter, DryRunRow, DryRunStatus, LedgerRow, Status, WorkflowRun};
 pub use schedule::{JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport};

@@ -1,7 +1,7 @@
 //! API keys and the audit log (see [`crate::auth`]).
 
 use super::Workspace;
-use crate::auth::{check_principal, hash_secret, new_secret, ApiKey, AuditEntry, NewApiKey, Role};
+use crate::auth::{check_principal, hash_secret, new_secret, ApiKey, AuditEntry, AuditFilter, NewApiKey, Role};
 use crate::error::{Error, Result};
 use crate::limits::{MAX_API_KEYS, MAX_AUDIT_DETAIL_BYTES};
 
@@ -67,5 +67,10 @@ impl Workspace {
     /// The newest `limit` rows of the audit log, oldest first (also the `segkit.audit` system table).
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
         self.inner.catalog.audit_log(limit, true)
+    }
+
+    /// Audit rows matching `filter` (actor, action, target, an id range), oldest or newest first, at most `limit`.
+    pub fn audit_entries(&self, filter: &AuditFilter, limit: usize) -> Result<Vec<AuditEntry>> {
+        self.inner.catalog.audit_entries(filter, limit)
     }
 }

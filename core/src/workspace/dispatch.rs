@@ -646,6 +646,18 @@ impl Workspace {
         keys: Option<Vec<String>>,
         limit: usize,
     ) -> Result<Vec<DryRunRow>> {
+        self.dry_run_workflow_with(name, keys, limit, false).await
+    }
+
+    /// [`dry_run_workflow`](Self::dry_run_workflow), with `pii` attribute values rendered as `***` in the content
+    /// when `mask_pii` (for callers not allowed to read them); branches and policies still see the real values.
+    pub async fn dry_run_workflow_with(
+        &self,
+        name: &str,
+        keys: Option<Vec<String>>,
+        limit: usize,
+        mask_pii: bool,
+    ) -> Result<Vec<DryRunRow>> {
         let spec = self.workflow(name)?;
         let entity = self.trigger_entity(&spec.trigger)?;
         let limit = limit.min(MAX_DRY_RUN_ROWS);
@@ -691,7 +703,7 @@ impl Workspace {
         let re = reentry(&spec, ms(now));
         let mut rows = Vec::with_capacity(keys.len());
         for key in keys {
-            rows.push(self.dry_run_one(&spec, &entity, key, re.as_ref(), now).await?);
+            rows.push(self.dry_run_one(&spec, &entity, key, re.as_ref(), now, mask_pii).await?);
         }
         Ok(rows)
     }
@@ -703,6 +715,7 @@ impl Workspace {
         key: String,
         re: Option<&Reentry>,
         now: DateTime<Utc>,
+        mask_pii: bool,
     ) -> Result<DryRunRow> {
         let row = |key: String, status: DryRunStatus, detail: String| DryRunRow {
             entity_key: key,
@@ -779,7 +792,8 @@ impl Workspace {
             }
         }
         if let Some(t) = template {
-            match self.render_for(spec, t, step, &out.entity_key, &attributes) {
+            let shown = if mask_pii { self.masked(entity, attributes.clone())? } else { attributes.clone() };
+            match self.render_for(spec, t, step, &out.entity_key, &shown) {
                 Ok(c) => out.content = c,
                 Err(e) => {
                     out.status = DryRunStatus::Failed;

@@ -186,6 +186,18 @@ impl Workspace {
         self.inner.catalog.ingests(entity)?.into_iter().map(|v| Ok(serde_json::from_value(v)?)).collect()
     }
 
+    /// Every sync and ingest of every entity, oldest first, at most `limit` (the `segkit.syncs` system table as
+    /// records): the report with the named source it came from, if any, and when it was recorded.
+    pub fn syncs(&self, limit: usize) -> Result<Vec<SyncRecord>> {
+        let mut out = vec![];
+        for r in self.inner.catalog.all_ingests(limit)? {
+            let v: serde_json::Value = serde_json::from_str(&r.report)?;
+            let named_source = v.get("sync").and_then(|s| s.as_str()).map(str::to_string);
+            out.push(SyncRecord { named_source, created_at: r.created_at, report: serde_json::from_value(v)? });
+        }
+        Ok(out)
+    }
+
     /// Quarantined rows of an entity across all ingests: `ingest_id`, `row` (1-based), `reason`, `record` (the
     /// raw source fields as JSON text; as sensitive as the data itself).
     pub async fn quarantine(&self, entity: &str) -> Result<RecordBatch> {
@@ -218,4 +230,16 @@ impl Workspace {
         self.inner.store.delete(&files).await;
         Ok(rows)
     }
+}
+
+/// One recorded sync or ingest (see [`Workspace::syncs`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SyncRecord {
+    /// The named source synced, or `None` for a direct ingest.
+    pub named_source: Option<String>,
+    /// When it was recorded (RFC 3339).
+    pub created_at: String,
+    /// Its report.
+    #[serde(flatten)]
+    pub report: IngestReport,
 }

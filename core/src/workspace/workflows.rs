@@ -17,7 +17,7 @@ use crate::limits::{MAX_CACHED_ACTIONS, MAX_LOOKUP_KEYS, MAX_TRIGGER_KEYS, MAX_W
 use crate::model::{check_name, normalize_name};
 use crate::rules::{check_with, Dialect, Rule};
 use crate::workflow::dispatch::MAX_ATTEMPTS;
-use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry};
+use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, WorkflowRun};
 use crate::workflow::policy::{check_policies, check_rate};
 use crate::workflow::steps::{due_at, parse_time_of_day, parse_zone, validate_graph};
 use crate::workflow::template::{check_parts, render_parts};
@@ -173,17 +173,45 @@ impl Workspace {
 
     /// Previews a template for one entity (the template must name its `entity`): the rendered parts.
     pub async fn render(&self, template: &str, entity_key: &str) -> Result<BTreeMap<String, String>> {
+        self.render_masked(template, entity_key, false).await
+    }
+
+    /// [`render`](Self::render), with the values of `pii` attributes replaced by `***` when `mask_pii` (for
+    /// callers not allowed to read them).
+    pub async fn render_masked(
+        &self,
+        template: &str,
+        entity_key: &str,
+        mask_pii: bool,
+    ) -> Result<BTreeMap<String, String>> {
         let t = self.template(template)?;
         let entity = t
             .entity
             .clone()
             .ok_or_else(|| Error::InvalidArgument(format!("template `{}` names no entity to preview with", t.name)))?;
-        let attrs = self
+        let mut attrs = self
             .entity_attributes(&entity, entity_key)
             .await?
-            .ok_or_else(|| Error::InvalidArgument(format!("`{entity}` has no entity with that key")))?;
+            .ok_or_else(|| Error::not_found("entity", format!("{entity} with key {entity_key}")))?;
+        if mask_pii {
+            attrs = self.masked(&entity, attrs)?;
+        }
         let ctx = serde_json::json!({"entity": attrs, "key": entity_key, "workflow": "", "step": "", "segment": ""});
         render_parts(&t.parts, &ctx)
+    }
+
+    /// `attrs` of an `entity` with the values of its `pii` attributes replaced by `***`.
+    pub(super) fn masked(
+        &self,
+        entity: &str,
+        mut attrs: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>> {
+        for a in self.entity(entity)?.attributes.iter().filter(|a| a.pii) {
+            if let Some(v) = attrs.get_mut(&a.name).filter(|v| !v.is_null()) {
+                *v = serde_json::Value::String("***".into());
+            }
+        }
+        Ok(attrs)
     }
 
     /// The attributes of the entity `entity` with key `key` (as text), or `None` when there is none.
@@ -567,6 +595,13 @@ impl Workspace {
     /// Ledger rows matching `filter`, oldest first, at most `limit`.
     pub fn deliveries(&self, filter: &DeliveryFilter, limit: usize) -> Result<Vec<LedgerRow>> {
         self.inner.catalog.deliveries(filter, limit)
+    }
+
+    /// The starts of workflow `name` (one per trigger version: a segment run, a manual trigger, a schedule's
+    /// due instant), newest first, at most `limit`, each with its ledger rows counted by status.
+    pub fn workflow_runs(&self, name: &str, limit: usize) -> Result<Vec<WorkflowRun>> {
+        let spec = self.workflow(name)?;
+        self.inner.catalog.workflow_runs(&spec.name, limit)
     }
 
     /// Sends dead-lettered deliveries again: the dead rows matching `filter` (ids, workflow) become pending,

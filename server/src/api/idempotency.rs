@@ -1,7 +1,7 @@
 //! `Idempotency-Key` on POSTs: the first response to a key is kept (for [`TTL`], at most
 //! [`MAX_IDEMPOTENCY_ENTRIES`] keys) and replayed for a retry with the same key and body, so a client that lost
 //! the answer to "create" or "trigger" can send it again without doing the work twice. A key reused with another
-//! body is refused (422); a retry while the first request still runs gets 409. Keys are scoped by the caller's
+//! body is refused (422); a retry while the first request still runs gets 409. An empty key is no key. Keys are scoped by the caller's
 //! credentials and the path. Responses with a 5xx status are not kept (the retry runs again).
 
 use std::collections::{HashMap, VecDeque};
@@ -70,23 +70,33 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let Some(key) = req.headers().get(HEADER).cloned() else {
         return next.run(req).await;
     };
+    // Without credentials the handler answers 401; a key of an unauthenticated request is not worth checking.
+    if !req.headers().contains_key(header::AUTHORIZATION) || key.is_empty() {
+        return next.run(req).await;
+    }
     let Ok(key) = key.to_str().map(str::to_string) else {
         return Problem::bad_request("the Idempotency-Key header is not text").into_response();
     };
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+    if key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
         return Problem::bad_request(format!(
             "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes (limit MAX_IDEMPOTENCY_KEY_BYTES)"
         ))
         .into_response();
     }
     let (parts, body) = req.into_parts();
-    let body = match axum::body::to_bytes(body, state.0.body_limit).await {
+    // An upload may be larger than other bodies; with a key it is held in memory for the fingerprint.
+    let (limit, name) = if parts.uri.path().ends_with("/upload") {
+        (state.0.upload_limit, "the server's --upload-limit, MAX_UPLOAD_BYTES")
+    } else {
+        (state.0.body_limit, "limit MAX_REQUEST_BODY_BYTES")
+    };
+    let body = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => {
             return Problem::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("the request body is larger than {} bytes (limit MAX_REQUEST_BODY_BYTES)", state.0.body_limit),
+                format!("the request body is larger than {limit} bytes ({name})"),
             )
             .into_response()
         }

@@ -2,13 +2,21 @@
 //! (`/api/v1/openapi.json`, generated from the handlers by utoipa) and a Swagger UI served from the binary
 //! (`/api/docs/`, no network needed).
 //!
-//! Handlers are thin: they parse with core's request model ([`segkit::spec`]), call the [`Workspace`], encode with
+//! Handlers (one module per resource) are thin: they parse with core's request model ([`segkit::spec`]), call the [`Workspace`], encode with
 //! [`segkit::encode`] and map errors in one place ([`crate::error`]). Around them: the body size limit
 //! ([`MAX_REQUEST_BODY_BYTES`]), a per-client rate limit (429 with `Retry-After`) and `Idempotency-Key` replay on
 //! POSTs ([`idempotency`]).
 
-mod handlers;
+mod admin;
+mod common;
+mod entities;
 pub mod idempotency;
+mod ingest;
+mod list;
+mod segments;
+mod sources;
+mod system;
+mod workflows;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -22,7 +30,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use segkit::limits::MAX_REQUEST_BODY_BYTES;
+use segkit::limits::{MAX_REQUEST_BODY_BYTES, MAX_UPLOAD_BYTES, MAX_UPLOAD_BYTES_CEILING};
 use segkit::{CancellationToken, Workspace};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -44,6 +52,9 @@ pub struct ServerOptions {
     pub rate_limit_per_minute: Option<u32>,
     /// The largest request body read, in bytes.
     pub body_limit: usize,
+    /// The largest file one upload (`POST /entities/{name}/upload`) may send, in bytes (streamed to a temporary
+    /// file; at most [`MAX_UPLOAD_BYTES_CEILING`]).
+    pub upload_limit: usize,
 }
 
 impl Default for ServerOptions {
@@ -53,6 +64,7 @@ impl Default for ServerOptions {
             token_secret: None,
             rate_limit_per_minute: Some(6000),
             body_limit: MAX_REQUEST_BODY_BYTES,
+            upload_limit: MAX_UPLOAD_BYTES,
         }
     }
 }
@@ -65,8 +77,13 @@ struct Inner {
     checks: std::sync::atomic::AtomicU64,
     idempotency: idempotency::Store,
     body_limit: usize,
-    /// Serialises check-then-write on segments (`If-Match`), so two updates cannot both pass the check.
-    segment_writes: tokio::sync::Mutex<()>,
+    /// The largest upload.
+    upload_limit: usize,
+    /// Group commit of `POST /events`.
+    appender: segkit::appender::Appender,
+    /// Serialises check-then-write on definitions (`If-Match`, create-if-absent), so two updates cannot both pass
+    /// the check.
+    writes: tokio::sync::Mutex<()>,
 }
 
 /// The state every handler shares: the workspace and the API's own bookkeeping.
@@ -118,14 +135,44 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Every operation may answer a problem+json error not listed with it (400 for a bad query parameter, 401, 403,
+/// 404, 413, 429, …): a `default` response says so, so clients and checkers know the shape of every error.
+/// (Applied to the routed document: the paths exist only once the routers are merged.)
+fn add_problem_default(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let problem = ResponseBuilder::new()
+        .description("An error as RFC 9457 problem+json: `kind`, `detail` and, for bad input, the `path`")
+        .content(
+            "application/problem+json",
+            ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+        )
+        .build();
+    for item in openapi.paths.paths.values_mut() {
+        for op in
+            [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+        {
+            op.responses.responses.entry("default".into()).or_insert_with(|| problem.clone().into());
+        }
+    }
+}
+
 /// The OpenAPI document of the API (what `/api/v1/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = api_router().split_for_parts();
+    let (_, mut api) = api_router().split_for_parts();
+    add_problem_default(&mut api);
     api
 }
 
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", handlers::routes())
+    let v1 = OpenApiRouter::new()
+        .merge(system::routes())
+        .merge(entities::routes())
+        .merge(segments::routes())
+        .merge(sources::routes())
+        .merge(workflows::routes())
+        .merge(admin::routes())
+        .merge(ingest::routes());
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest("/api/v1", v1)
 }
 
 /// The whole HTTP application over `ws`: the API, its document, the docs page and the middleware.
@@ -143,16 +190,24 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
             Some(RateLimiter::keyed(Quota::per_minute(n)))
         }
     };
+    if options.upload_limit == 0 || options.upload_limit > MAX_UPLOAD_BYTES_CEILING {
+        return Err(segkit::Error::InvalidArgument(format!(
+            "the upload limit must be 1 to {MAX_UPLOAD_BYTES_CEILING} bytes (MAX_UPLOAD_BYTES_CEILING)"
+        )));
+    }
     let state = AppState(Arc::new(Inner {
+        appender: ingest::appender(&ws),
         ws,
         tokens,
         limiter,
         checks: std::sync::atomic::AtomicU64::new(0),
         idempotency: idempotency::Store::default(),
         body_limit: options.body_limit,
-        segment_writes: tokio::sync::Mutex::new(()),
+        upload_limit: options.upload_limit,
+        writes: tokio::sync::Mutex::new(()),
     }));
-    let (router, api) = api_router().split_for_parts();
+    let (router, mut api) = api_router().split_for_parts();
+    add_problem_default(&mut api);
     let router = router
         .route("/api/v1/openapi.json", get(move || async move { Json(api) }))
         .layer(middleware::from_fn_with_state(state.clone(), idempotency::layer))

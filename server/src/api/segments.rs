@@ -1,0 +1,461 @@
+//! Segments: definitions (with `ETag` / `If-Match`), evaluation, counts, members, preview, explain and runs.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The routes of this resource.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_segments, create_segment))
+        .routes(routes!(get_segment, update_segment, delete_segment))
+        .routes(routes!(evaluate_segment))
+        .routes(routes!(count_segment))
+        .routes(routes!(count_rule))
+        .routes(routes!(segment_members))
+        .routes(routes!(segment_preview))
+        .routes(routes!(explain_segment))
+        .routes(routes!(segment_runs))
+        .routes(routes!(segment_changes))
+}
+
+use super::common::{check_if_match, etag, json_body, named_body, with_etag, ApiResult, Text, Q};
+use super::list::{ListQuery, Listing, Page, RawList};
+use super::AppState;
+use crate::auth::Caller;
+use crate::error::Problem;
+use futures::StreamExt;
+use segkit::limits::{MAX_PAGE_ROWS, MAX_PREVIEW_ROWS};
+use segkit::spec::{self, SegmentSpec};
+use segkit::SegmentDefinition;
+
+fn segment_json(d: &SegmentDefinition) -> ApiResult<Value> {
+    serde_json::to_value(d).map_err(|e| Problem::from(segkit::Error::from(e)))
+}
+
+/// A segment spec from a body, with `name` taken from the path when the body has none.
+fn segment_from_body(body: &str, name: Option<&str>) -> ApiResult<SegmentDefinition> {
+    let v = match name {
+        Some(n) => named_body(body, n, "segment")?,
+        None => json_body(body)?,
+    };
+    Ok(spec::from_value::<SegmentSpec>(v).and_then(SegmentSpec::into_definition)?)
+}
+
+const LISTING: Listing =
+    Listing { sorts: &[("name", "/name"), ("entity", "/entity")], filters: &[("entity", "/entity")] };
+
+/// Segment definitions, a page at a time.
+#[utoipa::path(get, path = "/segments", tag = "segments", security(("bearer" = [])),
+    params(ListQuery, ("entity" = Option<String>, Query, description = "Only segments of this entity")),
+    responses((status = 200, description = "A page of segment definitions (sort: name, entity)", body = Page)))]
+async fn list_segments(State(s): State<AppState>, _c: Caller, q: RawList) -> ApiResult<Response> {
+    let p = q.check(&LISTING, &[])?;
+    p.page(s.workspace().segments()?.iter().map(segment_json).collect::<ApiResult<_>>()?)
+}
+
+/// Creates a segment (409 when one of that name exists: update it with PUT). The body is a segment spec:
+/// `{name, entity, rule, dialect, description, split, keep_runs}`.
+#[utoipa::path(post, path = "/segments", tag = "segments", security(("bearer" = [])),
+    request_body(content = Object, description = "A segment spec"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
+    responses((status = 201, description = "The stored segment, with its ETag", body = Object),
+        (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A segment of that name exists", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid definition or rule, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
+async fn create_segment(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
+    c.require_write()?;
+    let def = segment_from_body(&body, None)?;
+    let ws = s.workspace();
+    let _guard = s.0.writes.lock().await;
+    if ws.segment(&def.name).is_ok() {
+        return Err(segkit::Error::Conflict {
+            what: format!("segment `{}`", def.name),
+            message: "it exists already; change it with PUT /api/v1/segments/{name}".into(),
+        }
+        .into());
+    }
+    let d = ws.define_segment(def).await?;
+    ws.audit(&c.name, "segment.create", &d.name, None)?;
+    Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::CREATED))
+}
+
+/// One segment definition, with its `ETag`.
+#[utoipa::path(get, path = "/segments/{name}", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name")),
+    responses((status = 200, description = "The segment", body = Object),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
+async fn get_segment(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
+    let d = s.workspace().segment(&name)?;
+    Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::OK))
+}
+
+/// Replaces a segment's definition. With `If-Match: <ETag>` the update applies only if nobody changed the
+/// segment since it was read (412 otherwise).
+#[utoipa::path(put, path = "/segments/{name}", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
+    request_body(content = Object, description = "A segment spec (`name` may be left out)"),
+    responses((status = 200, description = "The stored segment, with its new ETag", body = Object),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid definition or rule", body = Problem, content_type = "application/problem+json")))]
+async fn update_segment(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Text(body): Text,
+) -> ApiResult<Response> {
+    c.require_write()?;
+    let def = segment_from_body(&body, Some(&name))?;
+    let ws = s.workspace();
+    let _guard = s.0.writes.lock().await;
+    let current = ws.segment(&name)?;
+    check_if_match(&headers, &etag(&current)?, "segment")?;
+    let d = ws.define_segment(def).await?;
+    ws.audit(&c.name, "segment.update", &d.name, None)?;
+    Ok(with_etag(segment_json(&d)?, &etag(&d)?, StatusCode::OK))
+}
+
+/// Deletes a segment (refused while other segments or workflows use it).
+#[utoipa::path(delete, path = "/segments/{name}", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read before deleting")),
+    responses((status = 204, description = "Deleted"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json")))]
+async fn delete_segment(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    c.require_write()?;
+    let ws = s.workspace();
+    let _guard = s.0.writes.lock().await;
+    let current = ws.segment(&name)?;
+    check_if_match(&headers, &etag(&current)?, "segment")?;
+    ws.delete_segment(&name).await?;
+    ws.audit(&c.name, "segment.delete", &current.name, None)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Evaluates a segment now: stores a new membership run and reports who entered and exited.
+#[utoipa::path(post, path = "/segments/{name}/evaluate", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
+    responses((status = 200, description = "The run", body = Object),
+        (status = 403, description = "The role may not change anything", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
+async fn evaluate_segment(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    c.require_write()?;
+    let ws = s.workspace();
+    let r = ws.evaluate(&name).await?;
+    ws.audit(&c.name, "segment.evaluate", &r.segment, Some(&format!("run={}", r.run)))?;
+    Ok(Json(json!({
+        "segment": r.segment, "run": r.run, "count": r.count, "entered": r.entered.num_rows(),
+        "exited": r.exited.num_rows(), "started_at": r.started_at.to_rfc3339(),
+        "duration_ms": r.duration.as_secs_f64() * 1000.0, "snapshot": r.snapshot,
+    })))
+}
+
+/// How many members a saved segment has now (computed, not stored).
+#[utoipa::path(get, path = "/segments/{name}/count", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name")),
+    responses((status = 200, description = "The count", body = Object),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
+async fn count_segment(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let n = s.workspace().count(&name).await?;
+    Ok(Json(json!({"segment": segkit::model::normalize_name(&name), "count": n})))
+}
+
+/// Counts the members of an unsaved segment spec (a rule builder's live preview); nothing is stored. `name` may
+/// be left out.
+#[utoipa::path(post, path = "/count", tag = "segments", security(("bearer" = [])),
+    request_body(content = Object, description = "A segment spec: `{entity, rule, dialect}`"),
+    responses((status = 200, description = "The count", body = Object),
+        (status = 422, description = "Invalid rule, with its path", body = Problem, content_type = "application/problem+json")))]
+async fn count_rule(State(s): State<AppState>, _c: Caller, Text(body): Text) -> ApiResult<Json<Value>> {
+    let def = segment_from_body(&body, Some("draft"))?;
+    let n = s.workspace().count_definition(def).await?;
+    Ok(Json(json!({"count": n})))
+}
+
+/// Query of `GET /segments/{name}/members`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct MembersQuery {
+    /// Rows per page (default 1000, at most 100000).
+    #[param(minimum = 1, maximum = 100000)]
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = r"^[0-9]+\.[0-9]+$")]
+    cursor: Option<String>,
+    /// The run to read (default: the latest; a cursor keeps its run).
+    run: Option<i64>,
+    /// `json`, `csv` or `arrow`; overrides the `Accept` header.
+    #[param(pattern = "^(json|csv|arrow)$")]
+    format: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    Csv,
+    Arrow,
+}
+
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
+    if let Some(f) = query {
+        return match f {
+            "json" => Ok(Format::Json),
+            "csv" => Ok(Format::Csv),
+            "arrow" => Ok(Format::Arrow),
+            other => Err(Problem::bad_request(format!("format `{other}`: expected json, csv or arrow"))),
+        };
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    Ok(if accept.contains(ARROW_STREAM) {
+        Format::Arrow
+    } else if accept.contains("text/csv") {
+        Format::Csv
+    } else {
+        Format::Json
+    })
+}
+
+/// The stored members of a segment's run, a page at a time, as JSON, CSV (`Accept: text/csv`) or an Arrow IPC
+/// stream (`Accept: application/vnd.apache.arrow.stream`). The next page's cursor is in `next_cursor` (JSON)
+/// and the `X-Next-Cursor` header (all formats); absent on the last page.
+#[utoipa::path(get, path = "/segments/{name}/members", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"), MembersQuery),
+    responses((status = 200, description = "A page of member keys", body = Object),
+        (status = 400, description = "Bad limit, cursor or format", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such segment or run", body = Problem, content_type = "application/problem+json")))]
+async fn segment_members(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Q(q): Q<MembersQuery>,
+) -> ApiResult<Response> {
+    let format = format_of(&headers, q.format.as_deref())?;
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_PAGE_ROWS {
+        return Err(Problem::bad_request(format!("limit must be 1 to {MAX_PAGE_ROWS} (limit MAX_PAGE_ROWS)")));
+    }
+    let ws = s.workspace();
+    let (run, offset) = match &q.cursor {
+        Some(c) => c
+            .split_once('.')
+            .and_then(|(r, o)| Some((r.parse::<i64>().ok()?, o.parse::<usize>().ok()?)))
+            .ok_or_else(|| Problem::bad_request(format!("cursor `{c}` is not one this API gave out")))?,
+        None => {
+            let run = match q.run {
+                Some(r) => r,
+                None => ws.runs(&name)?.last().map(|r| r.run).ok_or_else(|| {
+                    Problem::from(segkit::Error::NotFound {
+                        kind: "run",
+                        name: format!("{name}#latest (evaluate the segment first)"),
+                        hint: Default::default(),
+                    })
+                })?,
+            };
+            (run, 0)
+        }
+    };
+    let schema = ws.members_schema(&name)?;
+    let mut stream = ws.members(&name, Some(run)).await?;
+    let (mut skip, mut rows, mut page, mut more) = (offset, 0usize, vec![], false);
+    while let Some(b) = stream.next().await {
+        let b = b?;
+        let n = b.num_rows();
+        if skip >= n {
+            skip -= n;
+            continue;
+        }
+        let b = b.slice(skip, n - skip);
+        skip = 0;
+        let take = (limit - rows).min(b.num_rows());
+        if take > 0 {
+            page.push(b.slice(0, take));
+            rows += take;
+        }
+        if take < b.num_rows() {
+            more = true;
+            break;
+        }
+    }
+    // Stored files carry their own schema (field metadata may differ from the computed one): encode with it.
+    let schema = page.first().map(|b| b.schema()).unwrap_or(schema);
+    let next = more.then(|| format!("{run}.{}", offset + rows));
+    let mut r = match format {
+        Format::Json => {
+            let items = segkit::encode::to_json_rows(&page)?;
+            let text = format!(
+                r#"{{"segment":{},"run":{run},"next_cursor":{},"items":{items}}}"#,
+                json!(segkit::model::normalize_name(&name)),
+                next.as_ref().map(|n| json!(n)).unwrap_or(Value::Null)
+            );
+            ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+        }
+        Format::Csv => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], segkit::encode::to_csv(&schema, &page)?)
+            .into_response(),
+        Format::Arrow => {
+            ([(header::CONTENT_TYPE, ARROW_STREAM)], segkit::encode::to_ipc_stream(&schema, &page)?).into_response()
+        }
+    };
+    r.headers_mut().insert("x-run", HeaderValue::from(run));
+    if let Some(n) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+        r.headers_mut().insert("x-next-cursor", n);
+    }
+    Ok(r)
+}
+
+/// Query of `GET /segments/{name}/preview`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct PreviewQuery {
+    /// Rows (default 20, at most 1000).
+    #[param(maximum = 1000)]
+    n: Option<usize>,
+}
+
+/// Up to `n` current members with every attribute. `pii` attributes are masked (`***`) unless the caller holds
+/// the `pii` permission (admin); an unmasked read of `pii` values is written to the audit log.
+#[utoipa::path(get, path = "/segments/{name}/preview", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"), PreviewQuery),
+    responses((status = 200, description = "Rows, and whether pii was masked", body = Object),
+        (status = 404, description = "No such segment", body = Problem, content_type = "application/problem+json")))]
+async fn segment_preview(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    Q(q): Q<PreviewQuery>,
+) -> ApiResult<Response> {
+    let n = q.n.unwrap_or(20);
+    if n > MAX_PREVIEW_ROWS {
+        return Err(Problem::bad_request(format!("n must be at most {MAX_PREVIEW_ROWS} (limit MAX_PREVIEW_ROWS)")));
+    }
+    let ws = s.workspace();
+    let def = ws.segment(&name)?;
+    let has_pii = ws.entity(&def.entity)?.attributes.iter().any(|a| a.pii);
+    let unmasked = has_pii && c.role.can_read_pii();
+    let batch = ws.preview_with(&def.name, n, !unmasked).await?;
+    if unmasked {
+        ws.audit(&c.name, "pii.read", &def.name, Some(&format!("preview rows={}", batch.num_rows())))?;
+    }
+    let rows = segkit::encode::to_json_rows(std::slice::from_ref(&batch))?;
+    let text = format!(r#"{{"segment":{},"pii_masked":{},"rows":{rows}}}"#, json!(def.name), has_pii && !unmasked);
+    Ok(([(header::CONTENT_TYPE, "application/json")], text).into_response())
+}
+
+/// Query of `GET /segments/{name}/explain`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ExplainQuery {
+    /// The entity's key, as text.
+    key: String,
+}
+
+/// Why one entity is or is not a member: the rule annotated with each condition's value (pii masked).
+#[utoipa::path(get, path = "/segments/{name}/explain", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"), ExplainQuery),
+    responses((status = 200, description = "The explanation", body = Object),
+        (status = 404, description = "No such segment or key", body = Problem, content_type = "application/problem+json")))]
+async fn explain_segment(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(name): Path<String>,
+    Q(q): Q<ExplainQuery>,
+) -> ApiResult<Json<Value>> {
+    let e = s.workspace().explain(&name, &q.key).await?;
+    let mut v = serde_json::to_value(&e).map_err(|e| Problem::from(segkit::Error::from(e)))?;
+    if let Value::Object(m) = &mut v {
+        m.insert("text".into(), Value::String(e.to_string()));
+    }
+    Ok(Json(v))
+}
+
+const RUNS: Listing = Listing {
+    sorts: &[
+        ("run", "/run"),
+        ("started_at", "/started_at"),
+        ("member_count", "/member_count"),
+        ("duration_ms", "/duration_ms"),
+    ],
+    filters: &[],
+};
+
+/// The run history of a segment, a page at a time (`sort=-run` for newest first).
+#[utoipa::path(get, path = "/segments/{name}/runs", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"), ListQuery),
+    responses((status = 200, description = "A page of runs (sort: run, started_at, member_count, duration_ms)", body = Page)))]
+async fn segment_runs(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(name): Path<String>,
+    q: RawList,
+) -> ApiResult<Response> {
+    let p = q.check(&RUNS, &[])?;
+    let runs = s.workspace().runs(&name)?;
+    p.page(
+        runs.iter()
+            .map(|r| {
+                json!({
+                    "segment": r.segment, "run": r.run, "started_at": r.started_at, "duration_ms": r.duration_ms,
+                    "member_count": r.member_count, "entered": r.entered, "exited": r.exited, "snapshot": r.snapshot,
+                })
+            })
+            .collect(),
+    )
+}
+
+const CHANGES: Listing = Listing {
+    sorts: &[("run", "run"), ("started_at", "started_at")],
+    filters: &[("run", "run"), ("change", "change")],
+};
+
+/// Who entered and exited a segment, run by run: one item per key and run (`run`, `started_at`, the key,
+/// `change` = `entered` / `exited`), a page at a time.
+#[utoipa::path(get, path = "/segments/{name}/changes", tag = "segments", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Segment name"), ListQuery,
+        ("run" = Option<i64>, Query, description = "Only the changes of this run"),
+        ("change" = Option<String>, Query, description = "Only `entered` or `exited`")),
+    responses((status = 200, description = "A page of changes (sort: run, started_at)", body = Page)))]
+async fn segment_changes(
+    State(s): State<AppState>,
+    _c: Caller,
+    Path(name): Path<String>,
+    q: RawList,
+) -> ApiResult<Response> {
+    let p = q.check(&CHANGES, &[])?;
+    if let Some(r) = p.filter("run") {
+        if r.parse::<i64>().is_err() {
+            let mut pr = Problem::bad_request(format!("query parameter `run`: `{r}` is not a run number"));
+            pr.path = Some("query.run".into());
+            return Err(pr);
+        }
+    }
+    if let Some(c) = p.filter("change") {
+        if c != "entered" && c != "exited" {
+            let mut pr = Problem::bad_request(format!("query parameter `change`: `{c}` is not `entered` or `exited`"));
+            pr.path = Some("query.change".into());
+            return Err(pr);
+        }
+    }
+    let batch = s.workspace().changes(&name).await?;
+    p.page_batch(&batch)
+}
