@@ -130,6 +130,11 @@ struct Pass {
     channels: HashMap<String, HashMap<String, String>>,
     /// Templates of the claimed action rows by name, parsed, or why they cannot be read or parsed.
     templates: HashMap<String, std::result::Result<Compiled, String>>,
+    /// The actions of the claimed action rows by (workflow, step), built once per pass, or why they cannot be.
+    actions: HashMap<String, HashMap<String, std::result::Result<Arc<dyn Action>, String>>>,
+    /// The pass's send slots (its `concurrency`): an action holds one while it executes and gives it back as
+    /// soon as it has its outcome, before that outcome is committed (see [`Workspace::dispatch_due`]).
+    sends: tokio::sync::Semaphore,
 }
 
 /// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
@@ -137,8 +142,8 @@ struct Pass {
 struct Chunk {
     /// By entity type: the attributes of the chunk's keys, or why the lookup failed.
     attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
-    /// (channel, key) pairs of the chunk's action rows that are suppressed.
-    suppressed: HashSet<(String, String)>,
+    /// By channel: the keys of the chunk's action rows that are suppressed on it.
+    suppressed: HashMap<String, HashSet<String>>,
 }
 
 /// The entity context a template renders with (borrowed: the attributes are not copied per delivery).
@@ -156,6 +161,14 @@ struct RenderContext<'a> {
 /// first deliveries start early.
 fn chunk_len(claimed: usize, concurrency: usize) -> usize {
     claimed.div_ceil(4).max(concurrency.saturating_mul(2)).clamp(1, claimed.max(1))
+}
+
+/// How many claimed rows a pass processes at once for `concurrency` send slots: twice as many, so a delivery
+/// whose outcome waits for its group commit does not keep a send slot (at most `concurrency` actions execute at
+/// once; at most this many deliveries are sent without their outcome committed, which is what a killed process
+/// may send again).
+fn pass_window(concurrency: usize) -> usize {
+    concurrency.max(1).saturating_mul(2)
 }
 
 /// Finishes `row` as `f` says (adding `next`) in the next group commit.
@@ -189,9 +202,12 @@ impl Workspace {
     /// pending with a later due time (not an attempt); frequency caps skip them (`capped`).
     ///
     /// The pass is batch-oriented: the claim is one transaction; the attributes of the claimed entities are
-    /// read with one query per entity type; outcomes are recorded by group commit (all outcomes finished while
-    /// the previous group was being committed go in one transaction — with durable commits, one sync to disk),
-    /// and a delivery counts as done, and frees its concurrency slot, only once its outcome is committed.
+    /// read with one query per entity type and chunk; outcomes are recorded by group commit (all outcomes
+    /// finished while the previous group was being committed go in one transaction — with durable commits, one
+    /// sync to disk). At most `concurrency` actions execute at once; an action gives its send slot back as soon
+    /// as it has its outcome, and the delivery counts as done once that outcome is committed. At most
+    /// `2 × concurrency` deliveries are in flight (sent or being sent, outcome not yet committed): a process
+    /// killed at any moment sends at most those again, with the same idempotency keys.
     pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
         Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
     }
@@ -214,7 +230,7 @@ impl Workspace {
             return Ok((report, 0));
         }
         let backlog = rows.len() >= limit;
-        let pass = self.prepare_pass(&rows, now)?;
+        let pass = self.prepare_pass(&rows, now, concurrency)?;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
         // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
@@ -260,7 +276,7 @@ impl Workspace {
             }
         };
         let (produced, claimed, ()) =
-            tokio::join!(producer, self.run_claimed(&ids, claimed, concurrency, shutdown, work), writer);
+            tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);
         let (results, released) = claimed?;
         // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
         produced?;
@@ -283,7 +299,7 @@ impl Workspace {
     }
 
     /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).
-    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>) -> Result<Pass> {
+    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>, concurrency: usize) -> Result<Pass> {
         let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
         let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
         let channels = specs
@@ -303,11 +319,18 @@ impl Workspace {
             })
             .collect();
         let mut names = std::collections::BTreeSet::new();
+        let mut actions: HashMap<String, HashMap<String, _>> = HashMap::new();
         for row in rows {
             let Some(spec) = specs.get(&row.workflow) else { continue };
-            if let Some(StepSpec::Action { template: Some(t), .. }) = index_of(spec, &row.step).map(|i| &spec.steps[i])
-            {
-                names.insert(t.clone());
+            if let Some(StepSpec::Action { template, action, .. }) = index_of(spec, &row.step).map(|i| &spec.steps[i]) {
+                if let Some(t) = template {
+                    names.insert(t.clone());
+                }
+                let steps = actions.entry(row.workflow.clone()).or_default();
+                if !steps.contains_key(&row.step) {
+                    let built = self.dispatch_action(action, "step.action").map_err(|e| e.to_string());
+                    steps.insert(row.step.clone(), built);
+                }
             }
         }
         let templates = names
@@ -317,7 +340,8 @@ impl Workspace {
                 (n, t)
             })
             .collect();
-        Ok(Pass { now, specs, capped, channels, templates })
+        let sends = tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
+        Ok(Pass { now, specs, capped, channels, templates, actions, sends })
     }
 
     /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]).
@@ -349,7 +373,11 @@ impl Workspace {
         let suppressed = tokio::task::spawn_blocking(move || catalog.suppressed_among(&pairs))
             .await
             .map_err(|e| Error::Catalog { message: format!("the suppression lookup failed: {e}"), cause: None })??;
-        Ok(Chunk { attributes, suppressed })
+        let mut by_channel: HashMap<String, HashSet<String>> = HashMap::new();
+        for (channel, key) in suppressed {
+            by_channel.entry(channel).or_default().insert(key);
+        }
+        Ok(Chunk { attributes, suppressed: by_channel })
     }
 
     /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key). When the
@@ -463,13 +491,17 @@ impl Workspace {
             return Err(Error::InvalidArgument(format!("step `{}` is not an action step", row.step)));
         };
         let channel = channel_of(action, channel);
-        if chunk.suppressed.contains(&(channel.clone(), row.entity_key.clone())) {
+        if chunk.suppressed.get(&channel).is_some_and(|keys| keys.contains(&row.entity_key)) {
             let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
             return finish(rec, row, f, seq).await;
         }
-        let action_impl = match self.dispatch_action(action, "step.action") {
+        let built = match pass.actions.get(&row.workflow).and_then(|steps| steps.get(&row.step)) {
+            Some(b) => b.clone(),
+            None => self.dispatch_action(action, "step.action").map_err(|e| e.to_string()),
+        };
+        let action_impl = match built {
             Ok(a) => a,
-            Err(e) => return dead(rec, row, e.to_string()).await,
+            Err(e) => return dead(rec, row, e).await,
         };
         let Some(attributes) = self.attributes_of(chunk, row).await? else {
             return dead(rec, row, format!("`{}` has no entity with this key any more", row.entity)).await;
@@ -529,6 +561,12 @@ impl Workspace {
             content,
             attempt: row.attempts,
         };
+        // A send slot while the action runs; given back with the outcome, before the outcome's commit.
+        let slot = pass
+            .sends
+            .acquire()
+            .await
+            .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })?;
         let outcome = match tokio::time::timeout(self.inner.lease / 2, action_impl.execute(&delivery)).await {
             Ok(o) => o,
             Err(_) => Outcome::Retryable {
@@ -536,6 +574,7 @@ impl Workspace {
                 retry_after: None,
             },
         };
+        drop(slot);
         match outcome {
             Outcome::Delivered { receipt } => {
                 let f = Finish {
