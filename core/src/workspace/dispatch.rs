@@ -50,6 +50,9 @@ enum Processed {
     RateLimited,
     /// A wait `until` resolved its instant.
     Waiting,
+    /// A shutdown began while it waited for a send slot: released unsent (back to pending, the attempt not
+    /// counted).
+    Released,
 }
 
 impl Processed {
@@ -61,6 +64,7 @@ impl Processed {
             Processed::Held => "held",
             Processed::RateLimited => "rate_limited",
             Processed::Waiting => "waiting",
+            Processed::Released => "released",
         }
     }
 }
@@ -135,6 +139,9 @@ struct Pass {
     /// The pass's send slots (its `concurrency`): an action holds one while it executes and gives it back as
     /// soon as it has its outcome, before that outcome is committed (see [`Workspace::dispatch_due`]).
     sends: tokio::sync::Semaphore,
+    /// The shutdown token of a serving loop: once cancelled, a row still waiting for a send slot is released
+    /// unsent.
+    stop: Option<CancellationToken>,
 }
 
 /// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
@@ -230,7 +237,8 @@ impl Workspace {
             return Ok((report, 0));
         }
         let backlog = rows.len() >= limit;
-        let pass = self.prepare_pass(&rows, now, concurrency)?;
+        let mut pass = self.prepare_pass(&rows, now, concurrency)?;
+        pass.stop = shutdown.map(|(t, _)| t.clone());
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
         // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
@@ -269,15 +277,16 @@ impl Workspace {
             let rec = recorder.clone();
             async move {
                 let r = self.process(row, pass, &chunk, &rec).await;
-                if let Ok(p) = &r {
-                    record_delivery(p.label(), &workflow, &channel, started.elapsed());
+                match &r {
+                    Ok(Processed::Released) | Err(_) => {}
+                    Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
                 }
                 r
             }
         };
         let (produced, claimed, ()) =
             tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);
-        let (results, released) = claimed?;
+        let (results, mut released) = claimed?;
         // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
         produced?;
         self.record_queue_depth(backlog)?;
@@ -293,6 +302,7 @@ impl Workspace {
                 Processed::Held => report.held += 1,
                 Processed::RateLimited => report.rate_limited += 1,
                 Processed::Waiting => report.waiting += 1,
+                Processed::Released => released += 1,
             }
         }
         Ok((report, released))
@@ -341,7 +351,7 @@ impl Workspace {
             })
             .collect();
         let sends = tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
-        Ok(Pass { now, specs, capped, channels, templates, actions, sends })
+        Ok(Pass { now, specs, capped, channels, templates, actions, sends, stop: None })
     }
 
     /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]).
@@ -567,6 +577,12 @@ impl Workspace {
             .acquire()
             .await
             .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })?;
+        if pass.stop.as_ref().is_some_and(|t| t.is_cancelled()) {
+            // A shutdown began while this row waited for a slot: it was not started, so it is released.
+            drop(slot);
+            hold(rec, row, row.due_at, None, None).await?;
+            return Ok(Processed::Released);
+        }
         let outcome = match tokio::time::timeout(self.inner.lease / 2, action_impl.execute(&delivery)).await {
             Ok(o) => o,
             Err(_) => Outcome::Retryable {
