@@ -35,6 +35,9 @@ use crate::sources::CancellationToken;
 
 type Attributes = serde_json::Map<String, serde_json::Value>;
 
+/// An action built for a step, or why it cannot be.
+type Built = std::result::Result<Arc<dyn Action>, String>;
+
 /// The detail suffix of a jump that would start a loop pass past the limit.
 const LOOP_STOP: &str = "; not taken: this trigger made MAX_LOOP_PASSES passes through the loop";
 
@@ -135,7 +138,7 @@ struct Pass {
     /// Templates of the claimed action rows by name, parsed, or why they cannot be read or parsed.
     templates: HashMap<String, std::result::Result<Compiled, String>>,
     /// The actions of the claimed action rows by (workflow, step), built once per pass, or why they cannot be.
-    actions: HashMap<String, HashMap<String, std::result::Result<Arc<dyn Action>, String>>>,
+    actions: HashMap<String, HashMap<String, Built>>,
     /// The pass's send slots (its `concurrency`): an action holds one while it executes and gives it back as
     /// soon as it has its outcome, before that outcome is committed (see [`Workspace::dispatch_due`]).
     sends: tokio::sync::Semaphore,
@@ -329,7 +332,7 @@ impl Workspace {
             })
             .collect();
         let mut names = std::collections::BTreeSet::new();
-        let mut actions: HashMap<String, HashMap<String, _>> = HashMap::new();
+        let mut actions: HashMap<String, HashMap<String, Built>> = HashMap::new();
         for row in rows {
             let Some(spec) = specs.get(&row.workflow) else { continue };
             if let Some(StepSpec::Action { template, action, .. }) = index_of(spec, &row.step).map(|i| &spec.steps[i]) {
