@@ -6,15 +6,18 @@
 #
 #   CARGO_TARGET_DIR=/work/targets/rel cargo build --release -p segkit-bench -p segkit-delivery-bench --bins
 #   benches/dispatch.sh [N=100000] [TARGET_DIR=target] [PARTS="webhook smtp"]
+#   CONCURRENCY=512 benches/dispatch.sh …   # the dispatcher's concurrency bound (default 64; wrk keeps -c64)
 #
 # Needs wrk (Debian package) and, for smtp, aiosmtpd in $PYTHON's environment (default: the segkit venv).
 # Prints wrk's summary, the SMTP load line and one JSON line per dispatch configuration (deliveries/s, p50/p99
-# trigger→receipt, peak RSS); appends them under benches/results/dispatch/ (wrk.txt, smtp_load.jsonl,
-# dispatch.jsonl). The workspace lives in $WS_DIR (default /tmp/dispatch/ws) and is deleted afterwards.
+# trigger→receipt, peak RSS, the dispatch loop's CPU per delivery); for the webhook part also the CPU per request
+# of wrk and of the receiver (during wrk, and per delivery during each dispatch run); appends them under
+# benches/results/dispatch/ (wrk.txt, smtp_load.jsonl, dispatch.jsonl). The workspace lives in $WS_DIR (default /tmp/dispatch/ws) and is deleted afterwards.
 set -euo pipefail
 N=${1:-100000}
 BIN=${2:-${CARGO_TARGET_DIR:-target}}/release
 PARTS=${3:-webhook smtp}
+CONCURRENCY=${CONCURRENCY:-64}
 PYTHON=${PYTHON:-/var/cache/segkit/venv/bin/python}
 WS_DIR=${WS_DIR:-/tmp/dispatch/ws}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,11 +30,15 @@ cleanup() {
   rm -rf "$TMP" "$WS_DIR"
 }
 trap cleanup EXIT
+HZ=$(getconf CLK_TCK)
+# CPU clock ticks (user + system) process $1 has used.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 echo "# $(date -u +%FT%TZ) N=$N $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || true)" | tee -a "$OUT/dispatch.jsonl"
 
 if [[ " $PARTS " == *" webhook "* ]]; then
   "$BIN/segkit-bench-receiver" 127.0.0.1:0 > "$TMP/receiver.addr" &
-  PIDS+=($!)
+  RECEIVER=$!
+  PIDS+=($RECEIVER)
   for _ in $(seq 50); do grep -q listening "$TMP/receiver.addr" && break; sleep 0.1; done
   ADDR=$(awk '{print $3}' "$TMP/receiver.addr")
   echo "receiver on $ADDR"
@@ -42,10 +49,22 @@ wrk.body   = '{"user": 12345, "name": "User 12345"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Idempotency-Key"] = "wrk"
 LUA
-  wrk -t1 -c64 -d10s -s "$TMP/post.lua" "http://$ADDR/hook" | tee -a "$OUT/wrk.txt"
+  # CPU per request (user + system, in µs) of wrk and of the receiver, and of the receiver per delivery below: on
+  # a shared machine the rates depend on what the others run, the CPU per request much less.
+  r0=$(cpu_ticks "$RECEIVER")
+  /usr/bin/time -f "%U %S" -o "$TMP/wrk.cpu" wrk -t1 -c64 -d10s -s "$TMP/post.lua" "http://$ADDR/hook" \
+    | tee -a "$OUT/wrk.txt" > "$TMP/wrk.out"
+  r1=$(cpu_ticks "$RECEIVER")
+  REQUESTS=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
+  echo "{\"wrk_requests\": $REQUESTS, \"wrk_cpu_us_per_request\": $(awk -v n="$REQUESTS" '{printf "%.2f", ($1+$2)*1e6/n}' "$TMP/wrk.cpu"), \"receiver_cpu_us_per_request\": $(awk -v n="$REQUESTS" -v d=$((r1 - r0)) -v hz="$HZ" 'BEGIN {printf "%.2f", d*1e6/hz/n}')}" \
+    | tee -a "$OUT/wrk.txt"
   for mode in "" "--durable"; do
-    "$BIN/segkit-dispatch-bench" --receiver "$ADDR" --entities "$N" --concurrency 64 --batch 1000 \
-      --dir "$WS_DIR" $mode | tee -a "$OUT/dispatch.jsonl"
+    r0=$(cpu_ticks "$RECEIVER")
+    "$BIN/segkit-dispatch-bench" --receiver "$ADDR" --entities "$N" --concurrency "$CONCURRENCY" \
+      --batch 1000 --dir "$WS_DIR" $mode | tee -a "$OUT/dispatch.jsonl"
+    r1=$(cpu_ticks "$RECEIVER")
+    echo "{\"receiver_cpu_us_per_delivery\": $(awk -v n="$N" -v d=$((r1 - r0)) -v hz="$HZ" 'BEGIN {printf "%.2f", d*1e6/hz/n}')}" \
+      | tee -a "$OUT/dispatch.jsonl"
   done
 fi
 
@@ -57,5 +76,5 @@ if [[ " $PARTS " == *" smtp "* ]]; then
   echo "smtp sink on 127.0.0.1:$PORT"
   "$BIN/segkit-smtp-load" --smtp "127.0.0.1:$PORT" --concurrency 64 --seconds 10 | tee -a "$OUT/smtp_load.jsonl"
   "$BIN/segkit-dispatch-bench" --smtp "127.0.0.1:$PORT" --arrivals "$TMP/mails.log" --entities "$N" \
-    --concurrency 64 --batch 1000 --dir "$WS_DIR" --durable | tee -a "$OUT/dispatch.jsonl"
+    --concurrency "$CONCURRENCY" --batch 1000 --dir "$WS_DIR" --durable | tee -a "$OUT/dispatch.jsonl"
 fi

@@ -77,6 +77,8 @@ struct Inner {
     built_actions: Mutex<HashMap<String, Arc<dyn crate::action::Action>>>,
     /// API keys verified since `api_keys` last changed (see `Workspace::authenticate_api_key`).
     auth_cache: Mutex<auth::AuthCache>,
+    /// When the queue-depth gauges were last counted (see `Workspace::record_queue_depth`).
+    queue_depth_at: Mutex<Option<std::time::Instant>>,
     #[cfg(test)]
     fail_before_commit: std::sync::atomic::AtomicBool,
 }
@@ -174,6 +176,7 @@ impl Workspace {
                 rate_limits: Default::default(),
                 built_actions: Default::default(),
                 auth_cache: Default::default(),
+                queue_depth_at: Default::default(),
                 #[cfg(test)]
                 fail_before_commit: std::sync::atomic::AtomicBool::new(false),
             }),

@@ -183,11 +183,12 @@ fn apply_write(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<b
     }
 }
 
-/// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out);
-/// returns how many were added.
-pub(super) fn insert_deliveries(
+/// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out), one at a
+/// time as `rows` yields them (a trigger's rows are made as they are written, never all held at once); returns
+/// how many were added.
+pub(super) fn insert_deliveries<D: std::borrow::Borrow<NewDelivery>>(
     tx: &rusqlite::Connection,
-    rows: &[NewDelivery],
+    rows: impl IntoIterator<Item = D>,
     reentry: Option<&Reentry>,
     now: i64,
 ) -> Result<u64> {
@@ -201,6 +202,7 @@ pub(super) fn insert_deliveries(
         "SELECT 1 FROM deliveries WHERE workflow = ?1 AND entity_key = ?2 AND step = ?3 AND created_at > ?4 LIMIT 1",
     )?;
     for d in rows {
+        let d = d.borrow();
         if let Some(r) = reentry {
             if d.step == r.first_step && seen.exists(params![d.workflow, d.entity_key, r.first_step, r.since])? {
                 continue;
@@ -284,14 +286,14 @@ impl Catalog {
         self.with(|c| Ok(c.execute("DELETE FROM workflows WHERE name = ?1", [name])? > 0))
     }
 
-    /// A manual trigger: takes the workflow's next trigger number and inserts the rows `make(trigger)` builds,
-    /// in one transaction. Returns (trigger version, rows added).
-    pub fn trigger_manual(
+    /// A manual trigger: takes the workflow's next trigger number and inserts the rows `make(trigger)` yields
+    /// (each written as it is made), in one transaction. Returns (trigger version, rows added).
+    pub fn trigger_manual<I: IntoIterator<Item = NewDelivery>>(
         &self,
         workflow: &str,
         reentry: Option<&Reentry>,
         now: i64,
-        make: impl FnOnce(&str) -> Vec<NewDelivery>,
+        make: impl FnOnce(&str) -> I,
     ) -> Result<(String, u64)> {
         self.with(|c| {
             let tx = super::Tx::begin(c, true)?;
@@ -305,18 +307,19 @@ impl Catalog {
                 .optional()?
                 .ok_or_else(|| Error::not_found("workflow", workflow))?;
             let trigger = format!("manual:{n}");
-            let added = insert_deliveries(&tx, &make(&trigger), reentry, now)?;
+            let added = insert_deliveries(&tx, make(&trigger), reentry, now)?;
             tx.commit()?;
             Ok((trigger, added))
         })
     }
 
-    /// Records a segment run together with the ledger rows of the workflows it triggers, in one transaction;
-    /// fails with [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
-    pub fn insert_run_with(
+    /// Records a segment run together with the ledger rows of the workflows it triggers (per workflow, its rows
+    /// and re-entry filter; each row is written as its iterator makes it), in one transaction; fails with
+    /// [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
+    pub fn insert_run_with<I: IntoIterator<Item = NewDelivery>>(
         &self,
         r: &RunRecord,
-        deliveries: &[(Vec<NewDelivery>, Option<Reentry>)],
+        deliveries: Vec<(I, Option<Reentry>)>,
         now: i64,
     ) -> Result<()> {
         self.with(|c| {

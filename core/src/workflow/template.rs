@@ -90,20 +90,61 @@ pub fn check_parts(name: &str, parts: &BTreeMap<String, String>, attributes: Opt
 /// Renders every part with `context`. A render error (an undefined variable, fuel exhausted, output too long)
 /// is [`Error::InvalidArgument`] naming the part; for a delivery it is a permanent failure.
 pub fn render_parts(parts: &BTreeMap<String, String>, context: &serde_json::Value) -> Result<BTreeMap<String, String>> {
-    let env = environment();
-    let mut out = BTreeMap::new();
-    for (part, text) in parts {
-        let t = env
-            .template_from_named_str(part.as_str(), text)
-            .map_err(|e| Error::InvalidArgument(format!("template part `{part}`: {e}")))?;
-        let s = t.render(context).map_err(|e| Error::InvalidArgument(format!("template part `{part}`: {e}")))?;
-        if s.len() > MAX_RENDERED_BYTES {
-            return Err(Error::InvalidArgument(format!(
-                "template part `{part}` rendered {} bytes, more than {MAX_RENDERED_BYTES} (limit MAX_RENDERED_BYTES)",
-                s.len()
-            )));
-        }
-        out.insert(part.clone(), s);
+    Compiled::new(parts)?.render(context)
+}
+
+/// A template's parts parsed once, to render for many entities (a dispatch pass compiles each template it uses
+/// once, not once per delivery). Renders exactly as [`render_parts`] does.
+///
+/// ```
+/// use segkit::workflow::template::Compiled;
+/// let parts = [("text".to_string(), "Hi {{ entity.name }}".to_string())].into_iter().collect();
+/// let t = Compiled::new(&parts).unwrap();
+/// assert_eq!(t.render(serde_json::json!({"entity": {"name": "Ann"}})).unwrap()["text"], "Hi Ann");
+/// assert!(t.render(serde_json::json!({"entity": {}})).is_err());
+/// ```
+pub struct Compiled {
+    env: Environment<'static>,
+    parts: Vec<String>,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled").field("parts", &self.parts).finish()
     }
-    Ok(out)
+}
+
+impl Compiled {
+    /// Parses every part (in the sandboxed environment of [`check_parts`]); a syntax error is
+    /// [`Error::InvalidArgument`] naming the part.
+    pub fn new(parts: &BTreeMap<String, String>) -> Result<Compiled> {
+        let mut env = environment();
+        for (part, text) in parts {
+            env.add_template_owned(part.clone(), text.clone())
+                .map_err(|e| Error::InvalidArgument(format!("template part `{part}`: {e}")))?;
+        }
+        Ok(Compiled { env, parts: parts.keys().cloned().collect() })
+    }
+
+    /// Renders every part with `context` (anything serializable: a borrowed struct saves copying the
+    /// entity's attributes into a JSON value first).
+    pub fn render<S: serde::Serialize>(&self, context: S) -> Result<BTreeMap<String, String>> {
+        let ctx = minijinja::Value::from_serialize(&context);
+        let mut out = BTreeMap::new();
+        for part in &self.parts {
+            let t = self
+                .env
+                .get_template(part)
+                .map_err(|e| Error::InvalidArgument(format!("template part `{part}`: {e}")))?;
+            let s = t.render(&ctx).map_err(|e| Error::InvalidArgument(format!("template part `{part}`: {e}")))?;
+            if s.len() > MAX_RENDERED_BYTES {
+                return Err(Error::InvalidArgument(format!(
+                    "template part `{part}` rendered {} bytes, more than {MAX_RENDERED_BYTES} (limit MAX_RENDERED_BYTES)",
+                    s.len()
+                )));
+            }
+            out.insert(part.clone(), s);
+        }
+        Ok(out)
+    }
 }

@@ -2,13 +2,14 @@
 //! [`crate::workflow::steps`] and [`crate::workflow::policy`]) — and dry runs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use datafusion::common::TableReference;
 use datafusion::logical_expr::Expr;
 use datafusion::prelude::ident;
-use futures::StreamExt;
+use futures::{SinkExt, StreamExt};
 
 use crate::action::{Action, Delivery, Outcome};
 use crate::catalog::{CapWindow, Finish, LedgerWrite};
@@ -23,8 +24,8 @@ use crate::workflow::steps::{
     due_at, fallback_zone, index_of, next_in_order, next_local_time, parse_time_of_day, pass_of, split_bucket,
     split_choice, with_pass, zone_for,
 };
-use crate::workflow::template::render_parts;
-use crate::workflow::{FrequencyCapSpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
+use crate::workflow::template::Compiled;
+use crate::workflow::{FrequencyCapSpec, StepSpec, TriggerSpec, WorkflowSpec};
 
 use super::group_commit::{group_commit, Recorder};
 use super::schedules::record_delivery;
@@ -33,6 +34,9 @@ use super::Workspace;
 use crate::sources::CancellationToken;
 
 type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// An action built for a step, or why it cannot be.
+type Built = std::result::Result<Arc<dyn Action>, String>;
 
 /// The detail suffix of a jump that would start a loop pass past the limit.
 const LOOP_STOP: &str = "; not taken: this trigger made MAX_LOOP_PASSES passes through the loop";
@@ -49,6 +53,9 @@ enum Processed {
     RateLimited,
     /// A wait `until` resolved its instant.
     Waiting,
+    /// A shutdown began while it waited for a send slot: released unsent (back to pending, the attempt not
+    /// counted).
+    Released,
 }
 
 impl Processed {
@@ -60,6 +67,7 @@ impl Processed {
             Processed::Held => "held",
             Processed::RateLimited => "rate_limited",
             Processed::Waiting => "waiting",
+            Processed::Released => "released",
         }
     }
 }
@@ -117,9 +125,7 @@ fn rate_limits(spec: &WorkflowSpec, i: usize, action: &dyn Action) -> Vec<(Strin
 }
 
 /// What one dispatch pass reads once for its whole batch of claimed rows, instead of once per row: the
-/// workflows, the attributes of the claimed entities (one query per entity type), the suppression list
-/// entries of the claimed keys and the templates. Dropped at the end of the pass (nothing per entity outlives
-/// it).
+/// workflows, their steps' channels and the templates (parsed once). Dropped at the end of the pass.
 struct Pass {
     /// The pass's instant.
     now: DateTime<Utc>,
@@ -127,12 +133,52 @@ struct Pass {
     specs: HashMap<String, WorkflowSpec>,
     /// Channels some workflow caps: every delivery on them reserves its send, so the caps see it in flight.
     capped: HashSet<String>,
-    /// By entity type: the attributes of the claimed keys, or why the lookup failed.
+    /// The channel of each workflow's action steps, by workflow and step name.
+    channels: HashMap<String, HashMap<String, String>>,
+    /// Templates of the claimed action rows by name, parsed, or why they cannot be read or parsed.
+    templates: HashMap<String, std::result::Result<Compiled, String>>,
+    /// The actions of the claimed action rows by (workflow, step), built once per pass, or why they cannot be.
+    actions: HashMap<String, HashMap<String, Built>>,
+    /// The pass's send slots (its `concurrency`): an action holds one while it executes and gives it back as
+    /// soon as it has its outcome, before that outcome is committed (see [`Workspace::dispatch_due`]).
+    sends: tokio::sync::Semaphore,
+    /// The shutdown token of a serving loop: once cancelled, a row still waiting for a send slot is released
+    /// unsent.
+    stop: Option<CancellationToken>,
+}
+
+/// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
+/// catalog access for the suppression entries); the next chunk's is read while this one's deliveries run.
+struct Chunk {
+    /// By entity type: the attributes of the chunk's keys, or why the lookup failed.
     attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
-    /// (channel, key) pairs of the claimed action rows that are suppressed.
-    suppressed: HashSet<(String, String)>,
-    /// Templates of the claimed action rows by name, or why they cannot be read.
-    templates: HashMap<String, std::result::Result<TemplateSpec, String>>,
+    /// By channel: the keys of the chunk's action rows that are suppressed on it.
+    suppressed: HashMap<String, HashSet<String>>,
+}
+
+/// The entity context a template renders with (borrowed: the attributes are not copied per delivery).
+#[derive(serde::Serialize)]
+struct RenderContext<'a> {
+    entity: &'a Attributes,
+    key: &'a str,
+    workflow: &'a str,
+    step: &'a str,
+    segment: &'a str,
+}
+
+/// How many claimed rows a pass prepares (reads attributes and suppressions for) at once: enough to keep
+/// `concurrency` deliveries busy while the next chunk is read, and at most about a quarter of the batch so the
+/// first deliveries start early.
+fn chunk_len(claimed: usize, concurrency: usize) -> usize {
+    claimed.div_ceil(4).max(concurrency.saturating_mul(2)).clamp(1, claimed.max(1))
+}
+
+/// How many claimed rows a pass processes at once for `concurrency` send slots: twice as many, so a delivery
+/// whose outcome waits for its group commit does not keep a send slot (at most `concurrency` actions execute at
+/// once; at most this many deliveries are sent without their outcome committed, which is what a killed process
+/// may send again).
+fn pass_window(concurrency: usize) -> usize {
+    concurrency.max(1).saturating_mul(2)
 }
 
 /// Finishes `row` as `f` says (adding `next`) in the next group commit.
@@ -166,9 +212,12 @@ impl Workspace {
     /// pending with a later due time (not an attempt); frequency caps skip them (`capped`).
     ///
     /// The pass is batch-oriented: the claim is one transaction; the attributes of the claimed entities are
-    /// read with one query per entity type; outcomes are recorded by group commit (all outcomes finished while
-    /// the previous group was being committed go in one transaction — with durable commits, one sync to disk),
-    /// and a delivery counts as done, and frees its concurrency slot, only once its outcome is committed.
+    /// read with one query per entity type and chunk; outcomes are recorded by group commit (all outcomes
+    /// finished while the previous group was being committed go in one transaction — with durable commits, one
+    /// sync to disk). At most `concurrency` actions execute at once; an action gives its send slot back as soon
+    /// as it has its outcome, and the delivery counts as done once that outcome is committed. At most
+    /// `2 × concurrency` deliveries are in flight (sent or being sent, outcome not yet committed): a process
+    /// killed at any moment sends at most those again, with the same idempotency keys.
     pub async fn dispatch_due(&self, limit: usize, concurrency: usize) -> Result<DispatchReport> {
         Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
     }
@@ -183,45 +232,67 @@ impl Workspace {
         shutdown: Option<(&CancellationToken, std::time::Duration)>,
     ) -> Result<(DispatchReport, u64)> {
         let now = utc_of(now_ms);
-        let rows = self.inner.catalog.claim_deliveries(now_ms, self.inner.lease.as_millis() as i64, limit.max(1))?;
+        let limit = limit.max(1);
+        let rows = self.inner.catalog.claim_deliveries(now_ms, self.inner.lease.as_millis() as i64, limit)?;
         let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
         if rows.is_empty() {
-            self.record_queue_depth()?;
+            self.record_queue_depth(false)?;
             return Ok((report, 0));
         }
-        let pass = self.prepare_pass(&rows, now).await?;
-        let channels: HashMap<(String, String), String> = pass
-            .specs
-            .values()
-            .flat_map(|w| {
-                w.steps.iter().map(|s| {
-                    let channel = match s {
-                        StepSpec::Action { action, channel, .. } => channel_of(action, channel),
-                        _ => String::new(),
-                    };
-                    ((w.name.clone(), s.name().to_string()), channel)
-                })
-            })
-            .collect();
+        let backlog = rows.len() >= limit;
+        let mut pass = self.prepare_pass(&rows, now, concurrency)?;
+        pass.stop = shutdown.map(|(t, _)| t.clone());
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
+        // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
+        let len = chunk_len(rows.len(), concurrency);
+        let mut chunks: Vec<Vec<LedgerRow>> = vec![];
+        for row in rows {
+            match chunks.last_mut() {
+                Some(c) if c.len() < len => c.push(row),
+                _ => chunks.push(vec![row]),
+            }
+        }
+        let (mut tx, rx) = futures::channel::mpsc::channel::<(Vec<LedgerRow>, Arc<Chunk>)>(0);
+        let stop = shutdown.map(|(t, _)| t.clone());
+        let pass = &pass;
+        let producer = async move {
+            for rows in chunks {
+                if stop.as_ref().is_some_and(|t| t.is_cancelled()) {
+                    break;
+                }
+                let chunk = self.prepare_chunk(pass, &rows).await?;
+                if tx.send((rows, Arc::new(chunk))).await.is_err() {
+                    break; // the deliveries stopped (a shutdown)
+                }
+            }
+            Ok::<(), Error>(())
+        };
+        let claimed =
+            rx.flat_map(|(rows, chunk)| futures::stream::iter(rows.into_iter().map(move |r| (r, chunk.clone()))));
         let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
-        let (pass, channels) = (&pass, &channels);
         // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
-        let work = move |row: LedgerRow| {
-            let channel = channels.get(&(row.workflow.clone(), row.step.clone())).cloned().unwrap_or_default();
+        let work = move |row: LedgerRow, chunk: Arc<Chunk>| {
+            let channel =
+                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
             let rec = recorder.clone();
             async move {
-                let r = self.process(row, pass, &rec).await;
-                if let Ok(p) = &r {
-                    record_delivery(p.label(), &workflow, &channel, started.elapsed());
+                let r = self.process(row, pass, &chunk, &rec).await;
+                match &r {
+                    Ok(Processed::Released) | Err(_) => {}
+                    Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
                 }
                 r
             }
         };
-        let (claimed, ()) = tokio::join!(self.run_claimed(rows, concurrency, shutdown, work), writer);
-        let (results, released) = claimed?;
-        self.record_queue_depth()?;
+        let (produced, claimed, ()) =
+            tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);
+        let (results, mut released) = claimed?;
+        // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
+        produced?;
+        self.record_queue_depth(backlog)?;
         for r in results {
             match r? {
                 Processed::Finished(Status::Delivered) => report.delivered += 1,
@@ -234,26 +305,69 @@ impl Workspace {
                 Processed::Held => report.held += 1,
                 Processed::RateLimited => report.rate_limited += 1,
                 Processed::Waiting => report.waiting += 1,
+                Processed::Released => released += 1,
             }
         }
         Ok((report, released))
     }
 
-    /// Reads what the claimed `rows` need, once for the batch (see [`Pass`]).
-    async fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>) -> Result<Pass> {
+    /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).
+    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>, concurrency: usize) -> Result<Pass> {
         let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
         let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
-        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        let mut pairs = vec![];
+        let channels = specs
+            .values()
+            .map(|w| {
+                let steps = w
+                    .steps
+                    .iter()
+                    .filter_map(|s| match s {
+                        StepSpec::Action { name, action, channel, .. } => {
+                            Some((name.clone(), channel_of(action, channel)))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                (w.name.clone(), steps)
+            })
+            .collect();
         let mut names = std::collections::BTreeSet::new();
+        let mut actions: HashMap<String, HashMap<String, Built>> = HashMap::new();
         for row in rows {
             let Some(spec) = specs.get(&row.workflow) else { continue };
+            if let Some(StepSpec::Action { template, action, .. }) = index_of(spec, &row.step).map(|i| &spec.steps[i]) {
+                if let Some(t) = template {
+                    names.insert(t.clone());
+                }
+                let steps = actions.entry(row.workflow.clone()).or_default();
+                if !steps.contains_key(&row.step) {
+                    let built = self.dispatch_action(action, "step.action").map_err(|e| e.to_string());
+                    steps.insert(row.step.clone(), built);
+                }
+            }
+        }
+        let templates = names
+            .into_iter()
+            .map(|n| {
+                let t = self.template(&n).and_then(|t| Compiled::new(&t.parts)).map_err(|e| e.to_string());
+                (n, t)
+            })
+            .collect();
+        let sends = tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
+        Ok(Pass { now, specs, capped, channels, templates, actions, sends, stop: None })
+    }
+
+    /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]).
+    async fn prepare_chunk(&self, pass: &Pass, rows: &[LedgerRow]) -> Result<Chunk> {
+        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut pairs = vec![];
+        for row in rows {
+            let Some(spec) = pass.specs.get(&row.workflow) else { continue };
             let Some(i) = index_of(spec, &row.step) else { continue };
             match &spec.steps[i] {
-                StepSpec::Action { action, channel, template, .. } => {
+                StepSpec::Action { action, channel, .. } => {
                     keys.entry(&row.entity).or_default().push(row.entity_key.clone());
                     pairs.push((channel_of(action, channel), row.entity_key.clone()));
-                    names.extend(template.clone());
                 }
                 StepSpec::Wait { until: Some(_), timezone_attribute: Some(_), .. } if row.resolved_at.is_none() => {
                     keys.entry(&row.entity).or_default().push(row.entity_key.clone());
@@ -266,28 +380,30 @@ impl Workspace {
             let found = self.entity_attributes_many(entity, &keys).await.map_err(|e| e.to_string());
             attributes.insert(entity.to_string(), found);
         }
-        let suppressed = self.inner.catalog.suppressed_among(&pairs)?;
-        let templates = names
-            .into_iter()
-            .map(|n| {
-                let t = self.template(&n).map_err(|e| e.to_string());
-                (n, t)
-            })
-            .collect();
-        Ok(Pass { now, specs, capped, attributes, suppressed, templates })
+        // Off the async threads: the catalog may be busy with a group commit (a sync to disk), and the
+        // deliveries of the previous chunk run on this task meanwhile.
+        let catalog = self.inner.catalog.clone();
+        let suppressed = tokio::task::spawn_blocking(move || catalog.suppressed_among(&pairs))
+            .await
+            .map_err(|e| Error::Catalog { message: format!("the suppression lookup failed: {e}"), cause: None })??;
+        let mut by_channel: HashMap<String, HashSet<String>> = HashMap::new();
+        for (channel, key) in suppressed {
+            by_channel.entry(channel).or_default().insert(key);
+        }
+        Ok(Chunk { attributes, suppressed: by_channel })
     }
 
     /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key). When the
     /// batched lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the
     /// error a lookup of that one key gives.
-    async fn attributes_of(&self, pass: &Pass, row: &LedgerRow) -> Result<Option<Attributes>> {
-        match pass.attributes.get(&row.entity) {
+    async fn attributes_of(&self, chunk: &Chunk, row: &LedgerRow) -> Result<Option<Attributes>> {
+        match chunk.attributes.get(&row.entity) {
             Some(Ok(found)) => Ok(found.get(&row.entity_key).cloned()),
             _ => self.entity_attributes(&row.entity, &row.entity_key).await,
         }
     }
 
-    async fn process(&self, row: LedgerRow, pass: &Pass, rec: &Recorder) -> Result<Processed> {
+    async fn process(&self, row: LedgerRow, pass: &Pass, chunk: &Chunk, rec: &Recorder) -> Result<Processed> {
         let now_dt = pass.now;
         let now = ms(now_dt);
         let Some(spec) = pass.specs.get(&row.workflow) else {
@@ -323,7 +439,7 @@ impl Workspace {
                     Err(e) => return dead(rec, &row, e.to_string()).await,
                 };
                 let attrs = match timezone_attribute {
-                    Some(_) => self.attributes_of(pass, &row).await?,
+                    Some(_) => self.attributes_of(chunk, &row).await?,
                     None => None,
                 };
                 let fallback = fallback_zone(timezone.as_deref(), self.time_zone());
@@ -365,12 +481,13 @@ impl Workspace {
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
                 finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
             }
-            StepSpec::Action { .. } => self.run_action(&row, spec, i, seq.as_ref(), pass, rec).await,
+            StepSpec::Action { .. } => self.run_action(&row, spec, i, seq.as_ref(), pass, chunk, rec).await,
         }
     }
 
     /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
     /// rendering, the action, and the outcome; `seq` is the next step's row.
+    #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
         row: &LedgerRow,
@@ -378,6 +495,7 @@ impl Workspace {
         i: usize,
         seq: Option<&NewDelivery>,
         pass: &Pass,
+        chunk: &Chunk,
         rec: &Recorder,
     ) -> Result<Processed> {
         let now_dt = pass.now;
@@ -386,15 +504,19 @@ impl Workspace {
             return Err(Error::InvalidArgument(format!("step `{}` is not an action step", row.step)));
         };
         let channel = channel_of(action, channel);
-        if pass.suppressed.contains(&(channel.clone(), row.entity_key.clone())) {
+        if chunk.suppressed.get(&channel).is_some_and(|keys| keys.contains(&row.entity_key)) {
             let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
             return finish(rec, row, f, seq).await;
         }
-        let action_impl = match self.dispatch_action(action, "step.action") {
-            Ok(a) => a,
-            Err(e) => return dead(rec, row, e.to_string()).await,
+        let built = match pass.actions.get(&row.workflow).and_then(|steps| steps.get(&row.step)) {
+            Some(b) => b.clone(),
+            None => self.dispatch_action(action, "step.action").map_err(|e| e.to_string()),
         };
-        let Some(attributes) = self.attributes_of(pass, row).await? else {
+        let action_impl = match built {
+            Ok(a) => a,
+            Err(e) => return dead(rec, row, e).await,
+        };
+        let Some(attributes) = self.attributes_of(chunk, row).await? else {
             return dead(rec, row, format!("`{}` has no entity with this key any more", row.entity)).await;
         };
         if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
@@ -452,6 +574,18 @@ impl Workspace {
             content,
             attempt: row.attempts,
         };
+        // A send slot while the action runs; given back with the outcome, before the outcome's commit.
+        let slot = pass
+            .sends
+            .acquire()
+            .await
+            .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })?;
+        if pass.stop.as_ref().is_some_and(|t| t.is_cancelled()) {
+            // A shutdown began while this row waited for a slot: it was not started, so it is released.
+            drop(slot);
+            hold(rec, row, row.due_at, None, None).await?;
+            return Ok(Processed::Released);
+        }
         let outcome = match tokio::time::timeout(self.inner.lease / 2, action_impl.execute(&delivery)).await {
             Ok(o) => o,
             Err(_) => Outcome::Retryable {
@@ -459,6 +593,7 @@ impl Workspace {
                 retry_after: None,
             },
         };
+        drop(slot);
         match outcome {
             Outcome::Delivered { receipt } => {
                 let f = Finish {
@@ -518,14 +653,14 @@ impl Workspace {
         key: &str,
         attributes: &Attributes,
     ) -> Result<BTreeMap<String, String>> {
-        self.render_with(spec, &self.template(template)?, step, key, attributes)
+        self.render_with(spec, &Compiled::new(&self.template(template)?.parts)?, step, key, attributes)
     }
 
-    /// Renders template `t` for a step of `spec` and one entity.
+    /// Renders the parsed template `t` for a step of `spec` and one entity.
     fn render_with(
         &self,
         spec: &WorkflowSpec,
-        t: &TemplateSpec,
+        t: &Compiled,
         step: &str,
         key: &str,
         attributes: &Attributes,
@@ -536,9 +671,7 @@ impl Workspace {
             }
             TriggerSpec::Manual { .. } => "",
         };
-        let ctx = serde_json::json!({"entity": attributes, "key": key, "workflow": spec.name, "step": step,
-            "segment": segment});
-        render_parts(&t.parts, &ctx)
+        t.render(RenderContext { entity: attributes, key, workflow: &spec.name, step, segment })
     }
 
     /// Whether the entity `entity` with key `key` (as text) matches `rule` (a stored, canonical rule) now: the

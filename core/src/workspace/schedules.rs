@@ -286,29 +286,33 @@ impl Workspace {
         Ok(report)
     }
 
-    /// Executes claimed `rows` with `work`, at most `concurrency` at a time, each in a `delivery` span. With
-    /// `shutdown`: once it is cancelled no further row is started, rows in flight get the grace period to
-    /// finish, and every claim not finished by then is released (back to pending, the attempt not counted).
-    /// Returns the results of the rows that finished and how many claims were released.
-    pub(super) async fn run_claimed<T, F, Fut>(
+    /// Executes the claimed rows `rows` yields (each with what its chunk of the pass read, `C`) with `work`, at
+    /// most `concurrency` at a time, each in a `delivery` span. `claimed` are the ids of every row the pass
+    /// claimed. With `shutdown`: once it is cancelled no further row is started, rows in flight get the grace
+    /// period to finish, and every claim not finished by then is released (back to pending, the attempt not
+    /// counted); so is every claimed row the stream did not yield. Returns the results of the rows that
+    /// finished and how many claims were released.
+    pub(super) async fn run_claimed<C, T, S, F, Fut>(
         &self,
-        rows: Vec<LedgerRow>,
+        claimed: &[i64],
+        rows: S,
         concurrency: usize,
         shutdown: Option<(&CancellationToken, Duration)>,
         work: F,
     ) -> Result<(Vec<Result<T>>, u64)>
     where
-        F: Fn(LedgerRow) -> Fut,
+        S: futures::Stream<Item = (LedgerRow, C)>,
+        F: Fn(LedgerRow, C) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(rows.iter().map(|r| r.id).collect()));
+        let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(claimed.iter().copied().collect()));
         let token = shutdown.map(|(t, _)| t.clone());
-        let stream = futures::stream::iter(rows)
+        let stream = rows
             .take_while(move |_| std::future::ready(!token.as_ref().is_some_and(|t| t.is_cancelled())))
-            .map(|row| {
+            .map(|(row, c)| {
                 let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
                 let (id, held) = (row.id, held.clone());
-                let fut = work(row);
+                let fut = work(row, c);
                 async move {
                     let r = fut.await;
                     held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
@@ -337,8 +341,17 @@ impl Workspace {
         Ok((results, released))
     }
 
-    /// Sets the queue-depth gauges from the ledger.
-    pub(super) fn record_queue_depth(&self) -> Result<()> {
+    /// Sets the queue-depth gauges from the ledger (a count over the whole ledger). After a pass that claimed a
+    /// full batch (`backlog`: more is probably due) at most once per [`QUEUE_DEPTH_INTERVAL`], so draining a
+    /// large backlog does not count the ledger once per batch; after any other pass always.
+    pub(super) fn record_queue_depth(&self, backlog: bool) -> Result<()> {
+        {
+            let mut last = self.inner.queue_depth_at.lock().unwrap_or_else(|p| p.into_inner());
+            if backlog && last.is_some_and(|t| t.elapsed() < QUEUE_DEPTH_INTERVAL) {
+                return Ok(());
+            }
+            *last = Some(std::time::Instant::now());
+        }
         let counts = self.inner.catalog.delivery_counts()?;
         for status in [Status::Pending, Status::Running, Status::Dead] {
             let n = counts.iter().find(|(s, _)| s == status.as_str()).map(|(_, n)| *n).unwrap_or(0);
@@ -347,6 +360,10 @@ impl Workspace {
         Ok(())
     }
 }
+
+/// How often the queue-depth gauges are counted while a backlog is drained (see
+/// [`Workspace::record_queue_depth`]).
+const QUEUE_DEPTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Counts one delivery attempt's outcome (`status`: a ledger status, or `retried`, `held`, `rate_limited`,
 /// `waiting`) in the metrics.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, RecordBatch, StringArray};
 use datafusion::common::TableReference;
+use datafusion::logical_expr::Expr;
 use datafusion::prelude::{cast, ident, lit};
 use futures::TryStreamExt;
 
@@ -249,16 +250,30 @@ impl Workspace {
         let mut distinct: Vec<&String> = keys.iter().collect();
         distinct.sort();
         distinct.dedup();
+        let key_type = e.attr(&key_attr)?.data_type.clone();
         for chunk in distinct.chunks(MAX_LOOKUP_KEYS) {
-            let list = chunk.iter().map(|k| lit(k.to_string())).collect();
-            let batches = self
-                .inner
-                .ctx
-                .table(TableReference::bare(e.name.as_str()))
-                .await?
-                .filter(cast(ident(&key_attr), arrow::datatypes::DataType::Utf8).in_list(list, false))?
-                .collect()
-                .await?;
+            let filter = match typed_keys(chunk, &key_type) {
+                // The keys as values of the key's type, and their range: the range lets the Parquet reader skip
+                // the pages (and row groups) whose statistics lie outside it, so a lookup reads about as many
+                // pages as its keys span, not the whole table (an `IN` list of many values prunes nothing).
+                Some(mut values) => {
+                    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+                    let (lo, hi) = (values[0].clone(), values[values.len() - 1].clone());
+                    let list = values.into_iter().map(|v| Expr::Literal(v, None)).collect();
+                    let key = ident(&key_attr);
+                    key.clone()
+                        .gt_eq(Expr::Literal(lo, None))
+                        .and(key.clone().lt_eq(Expr::Literal(hi, None)))
+                        .and(key.in_list(list, false))
+                }
+                None => {
+                    let list = chunk.iter().map(|k| lit(k.to_string())).collect();
+                    cast(ident(&key_attr), arrow::datatypes::DataType::Utf8).in_list(list, false)
+                }
+            };
+            let wanted: std::collections::HashSet<&str> = chunk.iter().map(|k| k.as_str()).collect();
+            let batches =
+                self.inner.ctx.table(TableReference::bare(e.name.as_str())).await?.filter(filter)?.collect().await?;
             for b in &batches {
                 let Some(i) = b.schema().column_with_name(&key_attr).map(|(i, _)| i) else { continue };
                 let texts = arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Utf8)?;
@@ -268,7 +283,8 @@ impl Workspace {
                 let rows: Vec<serde_json::Map<String, serde_json::Value>> =
                     serde_json::from_str(&crate::encode::to_json_rows(std::slice::from_ref(b))?)?;
                 for (j, attrs) in rows.into_iter().enumerate() {
-                    if texts.is_valid(j) {
+                    // A typed match is kept only when the key reads back as the text asked for.
+                    if texts.is_valid(j) && wanted.contains(texts.value(j)) {
                         out.entry(texts.value(j).to_string()).or_insert(attrs);
                     }
                 }
@@ -519,16 +535,15 @@ impl Workspace {
         let first = &spec.steps[0];
         let (_, added) =
             self.inner.catalog.trigger_manual(&spec.name, reentry(&spec, now).as_ref(), now, |trigger| {
-                keys.iter()
-                    .map(|k| NewDelivery {
-                        workflow: spec.name.clone(),
-                        trigger: trigger.to_string(),
-                        step: first.name().to_string(),
-                        entity: entity.clone(),
-                        entity_key: k.clone(),
-                        due_at: due_at(first, now),
-                    })
-                    .collect()
+                let (trigger, spec) = (trigger.to_string(), &spec);
+                keys.iter().map(move |k| NewDelivery {
+                    workflow: spec.name.clone(),
+                    trigger: trigger.clone(),
+                    step: first.name().to_string(),
+                    entity: entity.clone(),
+                    entity_key: k.clone(),
+                    due_at: due_at(first, now),
+                })
             })?;
         Ok(added)
     }
@@ -542,38 +557,39 @@ impl Workspace {
         exited: &RecordBatch,
     ) -> Result<()> {
         let now = ms(self.now());
-        let mut groups = Vec::new();
-        let mut entered_keys = None;
-        let mut exited_keys = None;
+        let mut groups: Vec<(Box<dyn Iterator<Item = NewDelivery>>, Option<Reentry>)> = Vec::new();
         for spec in self.workflows()? {
             let keys = match &spec.trigger {
-                TriggerSpec::Entered { segment } if *segment == record.segment => entered_keys
-                    .get_or_insert_with(|| keys_of(std::slice::from_ref(entered)))
-                    .as_ref()
-                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
-                TriggerSpec::Exited { segment } if *segment == record.segment => exited_keys
-                    .get_or_insert_with(|| keys_of(std::slice::from_ref(exited)))
-                    .as_ref()
-                    .map_err(|e| Error::InvalidArgument(e.to_string()))?,
+                TriggerSpec::Entered { segment } if *segment == record.segment => entered,
+                TriggerSpec::Exited { segment } if *segment == record.segment => exited,
                 _ => continue,
             };
-            let first = &spec.steps[0];
+            // The keys as text (one Arrow array); each row is made as it is written, so the trigger holds
+            // the keys, not N ledger rows.
+            let texts = match keys.num_columns() {
+                0 => None,
+                _ => Some(arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Utf8)?),
+            };
+            let first = spec.steps[0].clone();
             let trigger = format!("run:{}:{}", record.segment, record.run);
             let entity = self.trigger_entity(&spec.trigger)?;
-            let rows = keys
-                .iter()
-                .map(|k| NewDelivery {
-                    workflow: spec.name.clone(),
+            let re = reentry(&spec, now);
+            let workflow = spec.name;
+            let n = texts.as_ref().map_or(0, |t| t.len());
+            let rows = (0..n).filter_map(move |i| {
+                let s = texts.as_ref()?.as_any().downcast_ref::<StringArray>()?;
+                s.is_valid(i).then(|| NewDelivery {
+                    workflow: workflow.clone(),
                     trigger: trigger.clone(),
                     step: first.name().to_string(),
                     entity: entity.clone(),
-                    entity_key: k.clone(),
-                    due_at: due_at(first, now),
+                    entity_key: s.value(i).to_string(),
+                    due_at: due_at(&first, now),
                 })
-                .collect::<Vec<_>>();
-            groups.push((rows, reentry(&spec, now)));
+            });
+            groups.push((Box::new(rows), re));
         }
-        self.inner.catalog.insert_run_with(record, &groups, now)
+        self.inner.catalog.insert_run_with(record, groups, now)
     }
 
     /// Ledger rows matching `filter`, oldest first, at most `limit`.
@@ -605,5 +621,46 @@ impl Workspace {
     /// Takes keys off `channel`'s suppression list.
     pub fn unsuppress(&self, channel: &str, keys: &[String]) -> Result<u64> {
         self.inner.catalog.unsuppress(&normalize_name(channel), keys)
+    }
+}
+
+/// `keys` as values of the key attribute's type `t` when every one of them is the canonical text of such a value
+/// (an integer's decimal digits, any string), so filtering the typed key on them matches exactly the entities
+/// whose key cast to text is one of them; `None` otherwise (or for other key types).
+fn typed_keys(keys: &[&String], t: &crate::model::DataType) -> Option<Vec<datafusion::scalar::ScalarValue>> {
+    use crate::model::DataType as T;
+    use datafusion::scalar::ScalarValue as S;
+    if keys.is_empty() {
+        return None;
+    }
+    keys.iter()
+        .map(|k| match t {
+            T::String => Some(S::Utf8(Some(k.to_string()))),
+            T::Int64 => k.parse::<i64>().ok().filter(|n| n.to_string() == **k).map(|n| S::Int64(Some(n))),
+            T::Int32 => k.parse::<i32>().ok().filter(|n| n.to_string() == **k).map(|n| S::Int32(Some(n))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::typed_keys;
+    use crate::model::DataType;
+    use datafusion::scalar::ScalarValue;
+
+    #[test]
+    fn only_canonical_key_texts_become_typed_values() {
+        let (a, b, c) = ("42".to_string(), "-7".to_string(), "042".to_string());
+        assert_eq!(
+            typed_keys(&[&a, &b], &DataType::Int64),
+            Some(vec![ScalarValue::Int64(Some(42)), ScalarValue::Int64(Some(-7))])
+        );
+        // "042" casts to text as "42": a typed filter would match an entity the text lookup does not.
+        assert_eq!(typed_keys(&[&a, &c], &DataType::Int64), None);
+        assert_eq!(typed_keys(&[&"99999999999".to_string()], &DataType::Int32), None);
+        assert_eq!(typed_keys(&[&c], &DataType::String), Some(vec![ScalarValue::Utf8(Some("042".into()))]));
+        assert_eq!(typed_keys(&[&a], &DataType::Float64), None);
+        assert_eq!(typed_keys(&[], &DataType::Int64), None);
     }
 }

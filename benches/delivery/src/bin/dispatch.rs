@@ -66,6 +66,17 @@ fn get(addr: &str, path: &str) -> String {
     out
 }
 
+/// CPU time (user + system) this process has used so far, in seconds (`/proc/self/stat`, clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may contain spaces): utime is the 12th, stime
+    // the 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Resets the peak RSS (VmHWM) of this process (Linux `clear_refs` 5).
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -182,6 +193,8 @@ async fn main() -> segkit::Result<()> {
     // should not grow with N: its own peak is measured from here.
     let trigger_peak_mib = status_mib("VmHWM");
     let reset_after_trigger = reset_peak_rss();
+    let cpu_before = cpu_seconds();
+    let loop_started = Instant::now();
     let mut delivered = 0u64;
     loop {
         let r = ws.dispatch_due(batch, concurrency).await?;
@@ -191,6 +204,8 @@ async fn main() -> segkit::Result<()> {
         }
     }
     let total = t0.elapsed();
+    let loop_cpu_s = cpu_seconds() - cpu_before;
+    let loop_wall_s = loop_started.elapsed().as_secs_f64();
     // Peak RSS before anything reads the whole ledger back for the report.
     let dispatch_peak_mib = status_mib("VmHWM");
     let rss_after_mib = status_mib("VmRSS");
@@ -229,6 +244,12 @@ async fn main() -> segkit::Result<()> {
         "total_s": total.as_secs_f64(),
         "delivered": delivered,
         "deliveries_per_s": delivered as f64 / total.as_secs_f64(),
+        // The dispatch loop alone (after the trigger's evaluation wrote the N ledger rows).
+        "dispatch_per_s": delivered as f64 / (total - evaluated).as_secs_f64(),
+        // CPU (user + system, all threads) the dispatch loop used per delivery, and the cores it kept busy: on a
+        // loaded machine the rate is what the dispatcher got, the CPU per delivery what it needs.
+        "dispatch_cpu_us_per_delivery": loop_cpu_s * 1e6 / delivered.max(1) as f64,
+        "dispatch_cores_busy": loop_cpu_s / loop_wall_s,
         "received": posts,
         "received_distinct": distinct,
         "ledger_by_status": by_status,
