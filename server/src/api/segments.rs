@@ -240,7 +240,12 @@ fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
 /// and the `X-Next-Cursor` header (all formats); absent on the last page.
 #[utoipa::path(get, path = "/segments/{name}/members", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"), MembersQuery),
-    responses((status = 200, description = "A page of member keys", body = super::schemas::MembersPage),
+    responses((status = 200, description = "A page of member keys: JSON (default), CSV (`Accept: text/csv` or \
+            `format=csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream` or `format=arrow`)",
+            content((super::schemas::MembersPage = "application/json"), (super::schemas::MembersCsv = "text/csv"),
+                (super::schemas::MembersArrow = "application/vnd.apache.arrow.stream")),
+            headers(("x-run" = i64, description = "The run read"),
+                ("x-next-cursor" = String, description = "The next page's cursor; absent on the last page"))),
         (status = 400, description = "Bad limit, cursor or format", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such segment or run", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
