@@ -402,12 +402,16 @@ const RUNS: Listing = Listing {
         ("member_count", "/member_count"),
         ("duration_ms", "/duration_ms"),
     ],
-    filters: &[],
+    filters: &[("run", "/run"), ("snapshot", "/snapshot"), ("member_count", "/member_count")],
 };
 
-/// The run history of a segment, a page at a time (`sort=-run` for newest first).
+/// The run history of a segment, a page at a time (`sort=-run` for newest first), filtered by run, entity
+/// snapshot or member count.
 #[utoipa::path(get, path = "/segments/{name}/runs", tag = "segments", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Segment name"), ListQuery),
+    params(("name" = String, Path, description = "Segment name"), ListQuery,
+        ("run" = Option<i64>, Query, description = "Only this run"),
+        ("snapshot" = Option<i64>, Query, description = "Only the runs that evaluated this entity snapshot"),
+        ("member_count" = Option<i64>, Query, description = "Only the runs with this many members")),
     responses((status = 200, description = "A page of runs (sort: run, started_at, member_count, duration_ms)", body = super::schemas::SegmentRunPage)))]
 async fn segment_runs(
     State(s): State<AppState>,
@@ -416,6 +420,15 @@ async fn segment_runs(
     q: RawList,
 ) -> ApiResult<Response> {
     let p = q.check(&RUNS, &[])?;
+    for f in ["run", "snapshot", "member_count"] {
+        if let Some(v) = p.filter(f) {
+            if v.parse::<i64>().is_err() {
+                let mut pr = Problem::bad_request(format!("query parameter `{f}`: `{v}` is not an integer"));
+                pr.path = Some(format!("query.{f}"));
+                return Err(pr);
+            }
+        }
+    }
     let runs = s.workspace().runs(&name)?;
     p.page(
         runs.iter()
