@@ -317,8 +317,7 @@ impl JsonSchema for JsonLogicRule {
                 {"type": "string"},
                 {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": 1}
             ], "description": "An attribute name (no nested paths, no defaults)."}},
-            "required": ["var"],
-            "additionalProperties": false
+            "required": ["var"]
         });
         let literal = json!({"anyOf": [
             {"type": ["null", "boolean", "number", "string"]},
