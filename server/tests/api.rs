@@ -94,6 +94,9 @@ async fn segments_crud_with_etags_and_if_match() {
     // A writer holding the old ETag loses instead of overwriting.
     let r = s.call_with("PUT", "/segments/cn", Some(&s.editor), Some(spec), &[("if-match", &tag1)]).await;
     assert!(r.problem(412)["detail"].as_str().unwrap().contains("changed since you read it"));
+    // An empty If-Match is malformed (400), not a failed precondition (found by Schemathesis).
+    let r = s.call_with("PUT", "/segments/cn", Some(&s.editor), Some(us), &[("if-match", "")]).await;
+    assert!(r.problem(400)["detail"].as_str().unwrap().contains("If-Match header is empty"));
     // The body's name must agree with the path.
     let r = s.call("PUT", "/segments/cn", Some(&s.editor), Some(&spec.replace("\"cn\"", "\"other\""))).await;
     assert_eq!(r.problem(422)["path"], "segment.name");

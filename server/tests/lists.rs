@@ -60,7 +60,7 @@ fn case(path: &str, sort: &'static str, sort_at: &'static str, filter: &'static 
 
 /// A workspace with two or more of everything listable: entities, sources, syncs (one quarantining rows),
 /// segments with runs and changes, templates, workflows with runs, deliveries and dead letters, schedules, keys,
-/// audit rows. (`GET /segments/{name}/runs` is the one list without a filter; it is not in the table.)
+/// audit rows.
 async fn populated() -> (Server, String) {
     let s = start().await;
     let ok = |r: common::Reply, what: &str| assert!(r.status / 100 == 2, "{what}: {} {}", r.status, r.text());
@@ -125,6 +125,11 @@ async fn every_list_sorts_both_ways_and_filters() {
         case(&format!("/syncs/{sync_id}/quarantine"), "row", "/row", "ingest_id", "/ingest_id"),
         case("/segments", "name", "/name", "entity", "/entity"),
         Case { free_filter: false, ..case("/segments/adults/changes", "run", "/run", "change", "/change") },
+        Case { free_filter: false, ..case("/segments/adults/runs", "started_at", "/started_at", "run", "/run") },
+        Case {
+            free_filter: false,
+            ..case("/segments/adults/runs", "duration_ms", "/duration_ms", "member_count", "/member_count")
+        },
         case("/templates", "channel", "/channel", "channel", "/channel"),
         case("/workflows", "name", "/name", "trigger", "/trigger/type"),
         case("/workflows/poke/runs", "entities", "/entities", "trigger", "/trigger"),

@@ -57,6 +57,11 @@ SYNC_ID=$(curl -fsS -H "Authorization: Bearer $KEY" "$BASE/syncs?limit=1" |
   "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["items"][0]["id"])')
 # Path parameters name the objects above (not for DELETE, which would remove them for the other operations), so
 # the reads and actions reach the engine rather than answering 404.
+# The served document's rule schema accepts every fixture rule and rejects malformed ones (jsonschema, from
+# Schemathesis's dependencies).
+curl -fsS "$BASE/openapi.json" > "$WORK/openapi.json"
+"$VENV/bin/python" "$ROOT/server/tests/rule_schema_check.py" "$WORK/openapi.json" "$ROOT/tests/fixtures/dialects.json"
+
 CONFIG="$WORK/schemathesis.toml"
 {
   for pair in "segments:adults" "entities:user" "sources:users_csv" "templates:hello" "workflows:welcome" \

@@ -20,6 +20,7 @@ mod literal;
 mod proptest;
 #[cfg(test)]
 pub(crate) mod reference;
+mod schema;
 mod sequence;
 mod unparse;
 mod window;
@@ -35,4 +36,5 @@ pub(crate) use compile::days;
 pub use compile::{behavior_subquery, column, compile, compile_with, scalar, PlanSource, LARGE_LIST};
 pub use dialect::Dialect;
 pub use literal::{literal, parse_date, parse_timestamp};
+pub use schema::rule_or_text;
 pub use sequence::{matching_links, sequence_events, Witness};

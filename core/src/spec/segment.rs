@@ -31,6 +31,7 @@ pub struct SegmentSpec {
     /// The entity whose members it selects.
     pub entity: String,
     /// The rule, as JSON or as JSON text.
+    #[schemars(schema_with = "crate::rules::rule_or_text")]
     pub rule: Value,
     /// The rule's dialect: `auto` (default), `segkit`, `querybuilder` or `jsonlogic`.
     #[serde(default, deserialize_with = "dialect", serialize_with = "dialect_text", skip_serializing_if = "is_auto")]

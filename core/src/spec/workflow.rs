@@ -197,6 +197,7 @@ pub enum StepSpec {
         /// The step's name.
         name: String,
         /// A rule in any dialect (checked against the workflow's entity at definition, stored canonical).
+        #[schemars(with = "crate::rules::Rule")]
         rule: serde_json::Value,
         /// The rule's dialect: `auto` (default), `segkit`, `querybuilder` or `jsonlogic`.
         #[serde(default, skip_serializing_if = "Option::is_none")]

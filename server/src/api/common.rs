@@ -79,6 +79,9 @@ pub(super) fn with_etag(v: Value, tag: &str, status: StatusCode) -> Response {
 pub(super) fn check_if_match(headers: &HeaderMap, current: &str, what: &str) -> ApiResult<()> {
     let Some(v) = headers.get(header::IF_MATCH) else { return Ok(()) };
     let v = v.to_str().map_err(|_| Problem::bad_request("the If-Match header is not text"))?;
+    if v.trim().is_empty() {
+        return Err(Problem::bad_request("the If-Match header is empty: send the ETag you read (or *)"));
+    }
     if v.trim() == "*" || v.split(',').any(|t| t.trim() == current) {
         Ok(())
     } else {

@@ -159,6 +159,35 @@ impl utoipa::PartialSchema for Row {
 
 impl utoipa::ToSchema for Row {}
 
+/// A page of members as CSV: a header row with the key (and `variant` of a split segment), one row per member.
+pub(super) struct MembersCsv;
+
+impl utoipa::PartialSchema for MembersCsv {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .description(Some("CSV (RFC 4180) with a header row: the key, and `variant` for a split segment"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MembersCsv {}
+
+/// A page of members as an Arrow IPC stream (binary): the members' schema, then record batches.
+pub(super) struct MembersArrow;
+
+impl utoipa::PartialSchema for MembersArrow {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::Type(Type::String))
+            .content_media_type("application/vnd.apache.arrow.stream")
+            .description(Some("An Arrow IPC stream: the members' schema, then record batches"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for MembersArrow {}
+
 /// `{"type": [t, "null"]}`.
 fn nullable(t: Type) -> ObjectBuilder {
     ObjectBuilder::new().schema_type(SchemaType::from_iter([t, Type::Null]))

@@ -239,7 +239,12 @@ fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
 /// and the `X-Next-Cursor` header (all formats); absent on the last page.
 #[utoipa::path(get, path = "/segments/{name}/members", tag = "segments", security(("bearer" = [])),
     params(("name" = String, Path, description = "Segment name"), MembersQuery),
-    responses((status = 200, description = "A page of member keys", body = super::schemas::MembersPage),
+    responses((status = 200, description = "A page of member keys: JSON (default), CSV (`Accept: text/csv` or \
+            `format=csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream` or `format=arrow`)",
+            content((super::schemas::MembersPage = "application/json"), (super::schemas::MembersCsv = "text/csv"),
+                (super::schemas::MembersArrow = "application/vnd.apache.arrow.stream")),
+            headers(("x-run" = i64, description = "The run read"),
+                ("x-next-cursor" = String, description = "The next page's cursor; absent on the last page"))),
         (status = 400, description = "Bad limit, cursor or format", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such segment or run", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
@@ -367,12 +372,16 @@ const RUNS: Listing = Listing {
         ("member_count", "/member_count"),
         ("duration_ms", "/duration_ms"),
     ],
-    filters: &[],
+    filters: &[("run", "/run"), ("snapshot", "/snapshot"), ("member_count", "/member_count")],
 };
 
-/// The run history of a segment, a page at a time (`sort=-run` for newest first).
+/// The run history of a segment, a page at a time (`sort=-run` for newest first), filtered by run, entity
+/// snapshot or member count.
 #[utoipa::path(get, path = "/segments/{name}/runs", tag = "segments", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Segment name"), ListQuery),
+    params(("name" = String, Path, description = "Segment name"), ListQuery,
+        ("run" = Option<i64>, Query, description = "Only this run"),
+        ("snapshot" = Option<i64>, Query, description = "Only the runs that evaluated this entity snapshot"),
+        ("member_count" = Option<i64>, Query, description = "Only the runs with this many members")),
     responses((status = 200, description = "A page of runs (sort: run, started_at, member_count, duration_ms)", body = super::schemas::SegmentRunPage)))]
 async fn segment_runs(
     State(s): State<AppState>,
@@ -381,6 +390,15 @@ async fn segment_runs(
     q: RawList,
 ) -> ApiResult<Response> {
     let p = q.check(&RUNS, &[])?;
+    for f in ["run", "snapshot", "member_count"] {
+        if let Some(v) = p.filter(f) {
+            if v.parse::<i64>().is_err() {
+                let mut pr = Problem::bad_request(format!("query parameter `{f}`: `{v}` is not an integer"));
+                pr.path = Some(format!("query.{f}"));
+                return Err(pr);
+            }
+        }
+    }
     let runs = s.workspace().runs(&name)?;
     p.page(
         runs.iter()
