@@ -114,25 +114,8 @@ impl Catalog {
 
     /// The audit log, oldest first, at most `limit` rows (from the newest end when `newest` is set).
     pub fn audit_log(&self, limit: usize, newest: bool) -> Result<Vec<AuditEntry>> {
-        let mut rows = self.with(|c| {
-            let order = if newest { "DESC" } else { "ASC" };
-            let mut st = c.prepare(&format!(
-                "SELECT id, at, actor, action, target, detail FROM audit_log ORDER BY id {order} LIMIT ?1"
-            ))?;
-            let rows = st
-                .query_map([limit.min(i64::MAX as usize) as i64], |r| {
-                    Ok(AuditEntry {
-                        id: r.get(0)?,
-                        at: r.get(1)?,
-                        actor: r.get(2)?,
-                        action: r.get(3)?,
-                        target: r.get(4)?,
-                        detail: r.get(5)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })?;
+        let filter = crate::auth::AuditFilter { newest_first: newest, ..Default::default() };
+        let mut rows = self.audit_entries(&filter, limit)?;
         if newest {
             rows.reverse();
         }

@@ -112,7 +112,7 @@ impl FromRequestParts<AppState> for RawList {
     }
 }
 
-fn bad(name: &str, message: impl std::fmt::Display) -> Problem {
+pub(crate) fn bad(name: &str, message: impl std::fmt::Display) -> Problem {
     let mut p = Problem::bad_request(format!("query parameter `{name}`: {message}"));
     p.path = Some(format!("query.{name}"));
     p
@@ -198,6 +198,11 @@ impl ListParams {
     /// A filter's value by its public name.
     pub fn filter(&self, name: &str) -> Option<&str> {
         self.by_name.get(name).map(String::as_str)
+    }
+
+    /// A filter that must be an integer when given; `what` names it in the 400 (`an integer`, `a run number`).
+    pub fn integer_filter(&self, name: &str, what: &str) -> ApiResult<Option<i64>> {
+        self.filter(name).map(|v| v.parse::<i64>().map_err(|_| bad(name, format!("`{v}` is not {what}")))).transpose()
     }
 
     /// Whether the list is sorted descending.

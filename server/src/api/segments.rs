@@ -391,13 +391,7 @@ async fn segment_runs(
 ) -> ApiResult<Response> {
     let p = q.check(&RUNS, &[])?;
     for f in ["run", "snapshot", "member_count"] {
-        if let Some(v) = p.filter(f) {
-            if v.parse::<i64>().is_err() {
-                let mut pr = Problem::bad_request(format!("query parameter `{f}`: `{v}` is not an integer"));
-                pr.path = Some(format!("query.{f}"));
-                return Err(pr);
-            }
-        }
+        p.integer_filter(f, "an integer")?;
     }
     let runs = s.workspace().runs(&name)?;
     p.page(
@@ -431,18 +425,10 @@ async fn segment_changes(
     q: RawList,
 ) -> ApiResult<Response> {
     let p = q.check(&CHANGES, &[])?;
-    if let Some(r) = p.filter("run") {
-        if r.parse::<i64>().is_err() {
-            let mut pr = Problem::bad_request(format!("query parameter `run`: `{r}` is not a run number"));
-            pr.path = Some("query.run".into());
-            return Err(pr);
-        }
-    }
+    p.integer_filter("run", "a run number")?;
     if let Some(c) = p.filter("change") {
         if c != "entered" && c != "exited" {
-            let mut pr = Problem::bad_request(format!("query parameter `change`: `{c}` is not `entered` or `exited`"));
-            pr.path = Some("query.change".into());
-            return Err(pr);
+            return Err(super::list::bad("change", format!("`{c}` is not `entered` or `exited`")));
         }
     }
     let batch = s.workspace().changes(&name).await?;
