@@ -280,6 +280,13 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most rows one page of `GET /segments/{name}/members` returns (`limit` above it is refused).
 pub const MAX_PAGE_ROWS: usize = 100_000;
 
+/// Most bytes of encoded members pages the REST API server keeps in memory (a run's membership file never
+/// changes, so an encoded page of it stays valid; least recently used pages are dropped beyond this).
+pub const MEMBER_PAGE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The largest encoded members page the server keeps (larger pages are encoded for every request).
+pub const MEMBER_PAGE_CACHE_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
 /// Most items one page of a REST API list returns (`limit` above it is refused).
 pub const MAX_LIST_PAGE_ITEMS: usize = 1000;
 

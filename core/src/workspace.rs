@@ -39,7 +39,7 @@ mod workflows;
 
 pub use compaction::CompactReport;
 pub use entities::EntityDependents;
-pub use evaluation::MembersPage;
+pub use evaluation::{MembersPage, MembersRun};
 pub use explain::{ExplainNode, Explanation};
 pub use ingest::SyncRecord;
 use options::resolve_secret;

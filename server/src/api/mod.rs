@@ -13,6 +13,7 @@ mod entities;
 pub mod idempotency;
 mod ingest;
 mod list;
+mod pages;
 mod schemas;
 mod segments;
 mod sources;
@@ -82,6 +83,8 @@ struct Inner {
     upload_limit: usize,
     /// Group commit of `POST /events`.
     appender: segkit::appender::Appender,
+    /// Encoded members pages (byte-bounded LRU; see [`pages`]).
+    pages: pages::PageCache,
     /// Serialises check-then-write on definitions (`If-Match`, create-if-absent), so two updates cannot both pass
     /// the check.
     writes: tokio::sync::Mutex<()>,
@@ -100,6 +103,11 @@ impl AppState {
     /// The session-token keys.
     pub fn tokens(&self) -> &TokenKeys {
         &self.0.tokens
+    }
+
+    /// Encoded members pages.
+    fn pages(&self) -> &pages::PageCache {
+        &self.0.pages
     }
 }
 
@@ -228,6 +236,7 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
         body_limit: options.body_limit,
         upload_limit: options.upload_limit,
         writes: tokio::sync::Mutex::new(()),
+        pages: pages::PageCache::default(),
     }));
     let (router, api) = api_router().split_for_parts();
     // Serialised once; every request gets a cheap copy of the bytes.
