@@ -255,15 +255,23 @@ fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
 
 /// The stored members of a segment's run, a page at a time, as JSON, CSV (`Accept: text/csv`) or an Arrow IPC
 /// stream (`Accept: application/vnd.apache.arrow.stream`). The next page's cursor is in `next_cursor` (JSON)
-/// and the `X-Next-Cursor` header (all formats); absent on the last page.
+/// and the `X-Next-Cursor` header (all formats); absent on the last page. A run never changes: each page has a
+/// strong `ETag` (`If-None-Match` → 304), and a page of a named run (`cursor` or `run`) is `immutable`. When the
+/// entity's key is `pii`, keys are `***` unless the caller may read pii (an admin, whose read is audited).
 #[utoipa::path(get, path = "/segments/{name}/members", tag = "segments", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Segment name"), MembersQuery),
+    params(("name" = String, Path, description = "Segment name"), MembersQuery,
+        ("if-none-match" = Option<String>, Header, description = "An `ETag` of this page seen before: 304 if it still matches")),
     responses((status = 200, description = "A page of member keys: JSON (default), CSV (`Accept: text/csv` or \
             `format=csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream` or `format=arrow`)",
             content((super::schemas::MembersPage = "application/json"), (super::schemas::MembersCsv = "text/csv"),
                 (super::schemas::MembersArrow = "application/vnd.apache.arrow.stream")),
             headers(("x-run" = i64, description = "The run read"),
-                ("x-next-cursor" = String, description = "The next page's cursor; absent on the last page"))),
+                ("x-next-cursor" = String, description = "The next page's cursor; absent on the last page"),
+                ("etag" = String, description = "Strong tag of this page (run file, offset, limit, format, masking)"),
+                ("cache-control" = String, description = "`private, max-age=31536000, immutable` for a named run, \
+                    `private, no-cache` for the latest"))),
+        (status = 304, description = "`If-None-Match` matched: the page is unchanged (no body)",
+            headers(("etag" = String, description = "The page's tag"), ("x-run" = i64, description = "The run"))),
         (status = 400, description = "Bad limit, cursor or format", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such segment or run", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
