@@ -197,8 +197,11 @@ async fn members(ws: &segkit::Workspace, budget: Duration) -> segkit::Result<Val
     }
     let stream_stats = stats(lat, t0.elapsed(), 1000.0);
     // Distinct pages: offset stepped by 7919 through the run, as benches/api.sh's members-distinct.lua does.
-    let run =
-        ws.runs("bench_members")?.last().cloned().ok_or_else(|| segkit::Error::not_found("run", "bench_members"))?;
+    let run = ws
+        .runs("bench_members")?
+        .last()
+        .cloned()
+        .ok_or_else(|| segkit::Error::InvalidArgument("bench_members has no run: run setup".into()))?;
     let max_offset = (run.member_count as usize).saturating_sub(1000).max(1);
     let mut lat = vec![];
     let (t0, cpu0) = (Instant::now(), cpu_seconds());

@@ -68,6 +68,11 @@ def test_evaluate_entered_exited_members_runs(users):
     with pytest.raises(segkit.NotFoundError, match="run `cn#7` not found"):
         users.members("cn", run=7)
 
+    runs = users.runs("cn")
+    assert [r["run"] for r in runs] == [1, 2]
+    assert [r["member_count"] for r in runs] == [2, 2]
+    assert [(r["entered"], r["exited"]) for r in runs] == [(2, 0), (1, 1)]
+
 
 def test_members_page(ws):
     ws.define_entity("u", key="id", attributes={"id": "int64", "n": "int64"})
@@ -94,11 +99,6 @@ def test_members_page(ws):
         ws.members_page("most", run=9)
     with pytest.raises(segkit.InvalidArgumentError, match="MAX_PAGE_ROWS"):
         ws.members_page("most", limit=0)
-
-    runs = users.runs("cn")
-    assert [r["run"] for r in runs] == [1, 2]
-    assert [r["member_count"] for r in runs] == [2, 2]
-    assert [(r["entered"], r["exited"]) for r in runs] == [(2, 0), (1, 1)]
 
 
 def test_count_preview_sql(users):
