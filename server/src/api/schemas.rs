@@ -142,6 +142,8 @@ name_optional! {
     TemplateSpecNamelessDoc => segkit::spec::TemplateSpec, "TemplateSpecNameOptional";
     /// A workflow whose `name` may be left out.
     WorkflowSpecNamelessDoc => segkit::spec::WorkflowSpec, "WorkflowSpecNameOptional";
+    /// A schedule whose `name` may be left out.
+    ScheduleSpecNamelessDoc => segkit::spec::ScheduleSpec, "ScheduleSpecNameOptional";
 }
 
 /// A row of entity data or of a system table: its columns are the entity's attributes (or the table's), known
