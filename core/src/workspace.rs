@@ -139,7 +139,8 @@ impl Workspace {
                     .collect::<Result<Vec<_>>>()?;
                 Store::from_url(url, &opts)?
             }
-        };
+        }
+        .durable(options.durable_commits);
         let partitions = options
             .target_partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
