@@ -473,8 +473,22 @@ async fn segment_changes_between_runs() {
     let v = s.get("/segments/adults/changes?change=entered&sort=-run", &s.viewer).await.json();
     assert_eq!(v["total"], 6);
     assert_eq!(v["items"][0]["run"], 1);
-    s.get("/segments/adults/changes?change=left", &s.viewer).await.problem(400);
-    s.get("/segments/adults/changes?run=99999999999999999999", &s.viewer).await.problem(400);
+    // Pages past the end, descending by run, filtered: the same rows as the whole list.
+    let v = s.get("/segments/adults/changes?sort=-run&limit=3&offset=1", &s.viewer).await.json();
+    let got: Vec<i64> = v["items"].as_array().unwrap().iter().map(|i| i["run"].as_i64().unwrap()).collect();
+    assert_eq!((got, v["total"].clone(), v["next_cursor"].clone()), (vec![2, 1, 1], json!(8), json!("4")));
+    let v = s.get("/segments/adults/changes?run=2&change=exited&offset=5", &s.viewer).await.json();
+    assert_eq!(
+        (v["items"].as_array().unwrap().len(), v["total"].clone(), v["next"].clone()),
+        (0, json!(2), Value::Null)
+    );
+    let p = s.get("/segments/adults/changes?change=left", &s.viewer).await.problem(400);
+    assert_eq!(p["path"], "query.change", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("`left` is not `entered` or `exited`"), "{p}");
+    let p = s.get("/segments/adults/changes?run=99999999999999999999", &s.viewer).await.problem(400);
+    assert_eq!(p["path"], "query.run", "{p}");
+    let p = s.get("/segments/adults/changes?sort=key", &s.viewer).await.problem(400);
+    assert_eq!(p["path"], "query.sort", "{p}");
     s.get("/segments/nope/changes", &s.viewer).await.problem(404);
     let runs = s.get("/segments/adults/runs?sort=-run&limit=1", &s.viewer).await.json();
     assert_eq!((runs["items"][0]["run"].clone(), runs["total"].clone()), (json!(2), json!(2)));
