@@ -29,10 +29,12 @@ pub(super) struct PageKey {
 }
 
 impl PageKey {
-    /// A strong `ETag` of the page: equal exactly when the bytes are (same file, rows, encoding and masking).
+    /// A strong `ETag` of the page: equal exactly when the bytes are (same file, rows, encoding and masking,
+    /// encoded by the same server version).
     pub fn etag(&self) -> String {
         let mut h = Sha256::new();
-        for part in [self.file.as_bytes(), self.format.as_bytes(), if self.masked { b"m" } else { b"u" }] {
+        let version = env!("CARGO_PKG_VERSION").as_bytes();
+        for part in [self.file.as_bytes(), self.format.as_bytes(), if self.masked { b"m" } else { b"u" }, version] {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part);
         }
