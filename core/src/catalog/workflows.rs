@@ -531,10 +531,18 @@ impl Catalog {
             return Ok(HashSet::new());
         }
         self.with(|c| {
+            // Most channels have no suppression list: one probe per distinct channel spares their keys' lookups.
+            let mut listed = c.prepare_cached("SELECT 1 FROM suppressions WHERE channel = ?1 LIMIT 1")?;
+            let mut channels: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+            for (channel, _) in pairs {
+                if !channels.contains_key(channel.as_str()) {
+                    channels.insert(channel, listed.exists([channel])?);
+                }
+            }
             let mut st = c.prepare_cached("SELECT 1 FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?;
             let mut out = HashSet::new();
             for (channel, key) in pairs {
-                if st.exists(params![channel, key])? {
+                if channels.get(channel.as_str()).copied().unwrap_or(true) && st.exists(params![channel, key])? {
                     out.insert((channel.clone(), key.clone()));
                 }
             }
