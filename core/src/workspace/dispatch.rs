@@ -284,6 +284,10 @@ impl Workspace {
         let claimed =
             rx.flat_map(|(rows, chunk)| futures::stream::iter(rows.into_iter().map(move |r| (r, chunk.clone()))));
         let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
+        // Rows released unsent by a shutdown, counted as they are (the results of a pass cut short by the grace
+        // period are not returned, and these rows are no longer running when the rest are released).
+        let released_unsent = std::sync::atomic::AtomicU64::new(0);
+        let released_unsent = &released_unsent;
         // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
         let work = move |row: LedgerRow, chunk: Arc<Chunk>| {
             let channel =
@@ -294,7 +298,10 @@ impl Workspace {
             async move {
                 let r = self.process(row, pass, &chunk, &rec).await;
                 match &r {
-                    Ok(Processed::Released) | Err(_) => {}
+                    Ok(Processed::Released) => {
+                        released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => {}
                     Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
                 }
                 r
@@ -303,6 +310,7 @@ impl Workspace {
         let (produced, claimed, ()) =
             tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);
         let (results, mut released) = claimed?;
+        released += released_unsent.load(std::sync::atomic::Ordering::Relaxed);
         // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
         produced?;
         self.record_queue_depth(backlog)?;
@@ -318,7 +326,7 @@ impl Workspace {
                 Processed::Held => report.held += 1,
                 Processed::RateLimited => report.rate_limited += 1,
                 Processed::Waiting => report.waiting += 1,
-                Processed::Released => released += 1,
+                Processed::Released => {} // counted above
             }
         }
         Ok((report, released))
