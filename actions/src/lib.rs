@@ -20,7 +20,7 @@ mod common;
 mod registry;
 
 pub use common::Secret;
-pub use registry::registry;
+pub use registry::{config_schema, registry};
 
 #[cfg(feature = "http")]
 mod http;

@@ -19,7 +19,7 @@ pub const SIGNATURE_HEADER: &str = "X-Segkit-Signature";
 /// The config of a [`WebhookAction`]:
 /// `{"type": "webhook", "url": "https://…", "method": "POST", "headers": {…}, "secret": "env:HOOK_SECRET",
 /// "timeout_ms": 10000}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -291,4 +291,9 @@ impl Action for WebhookAction {
     fn parts(&self) -> Option<&[&str]> {
         Some(&["body"])
     }
+}
+
+/// The JSON Schema of this action's config (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant() -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(&["webhook"])
 }

@@ -291,6 +291,12 @@ pub const MAX_PAGE_ROWS: usize = 100_000;
 /// Most items one page of a REST API list returns (`limit` above it is refused).
 pub const MAX_LIST_PAGE_ITEMS: usize = 1000;
 
+/// The furthest row (`offset + limit`) one page of a log kept in Parquet — a segment's changes
+/// ([`Workspace::changes_page`](crate::Workspace::changes_page)), an entity's quarantined rows
+/// ([`Workspace::quarantine_page`](crate::Workspace::quarantine_page)) — may reach: a sorted page holds at most
+/// this many rows while it is read, however long the log.
+pub const MAX_LOG_PAGE_END: usize = MAX_LISTED_ITEMS + MAX_LIST_PAGE_ITEMS;
+
 /// Most syncs and workflow runs a REST API list reads to filter, sort and page them in memory, and the largest
 /// `offset` a list takes; lists over the delivery ledger and the audit log page in the catalog instead.
 pub const MAX_LISTED_ITEMS: usize = 100_000;

@@ -164,6 +164,17 @@ pub fn openapi() -> serde_json::Value {
     finish_document(api)
 }
 
+/// The JSON Schema of a project file as shipped (`docs/project.schema.json`): core's
+/// [`json_schema`](segkit::project::json_schema) with the source `config` and workflow step `action` typed by
+/// the connectors and actions compiled into this binary (a `oneOf` by `type`, custom types allowed).
+pub fn project_schema() -> serde_json::Value {
+    let mut v = segkit::project::json_schema();
+    if let Some(defs) = v.get_mut("$defs").and_then(serde_json::Value::as_object_mut) {
+        schemas::type_plugin_configs(defs);
+    }
+    v
+}
+
 fn finish_document(mut api: utoipa::openapi::OpenApi) -> serde_json::Value {
     add_problem_default(&mut api);
     let mut doc = schemas::document(&api);

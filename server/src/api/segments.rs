@@ -425,12 +425,15 @@ async fn segment_changes(
     q: RawList,
 ) -> ApiResult<Response> {
     let p = q.check(&CHANGES, &[])?;
-    p.integer_filter("run", "a run number")?;
-    if let Some(c) = p.filter("change") {
-        if c != "entered" && c != "exited" {
-            return Err(super::list::bad("change", format!("`{c}` is not `entered` or `exited`")));
-        }
-    }
-    let batch = s.workspace().changes(&name).await?;
-    p.page_batch(&batch)
+    let run = p.integer_filter("run", "a run number")?;
+    let change = p
+        .filter("change")
+        .map(|c| {
+            c.parse::<segkit::ChangeKind>()
+                .map_err(|_| super::list::bad("change", format!("`{c}` is not `entered` or `exited`")))
+        })
+        .transpose()?;
+    let query = segkit::ChangesQuery { run, change, by_started_at: p.sort.0 == "started_at", page: p.page_request()? };
+    let page = s.workspace().changes_page(&name, &query).await?;
+    p.respond_rows(&page.batch, page.total)
 }
