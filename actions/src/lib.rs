@@ -24,6 +24,8 @@ pub use registry::{config_schema, registry};
 
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "webhook")]
+mod http1;
 
 #[cfg(feature = "jsonl")]
 mod jsonl;

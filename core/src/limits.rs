@@ -82,6 +82,14 @@ pub const MAX_DRY_RUN_ROWS: usize = 10_000;
 /// Most delivery outcomes one group commit of the dispatcher writes in one catalog transaction.
 pub const MAX_GROUP_COMMIT_ROWS: usize = 512;
 
+/// Most bytes of the entity attributes a trigger captures for one ledger row (as JSON text); an entity whose
+/// attributes are longer is read at send time instead.
+pub const MAX_CAPTURED_CONTEXT_BYTES: usize = 16 * 1024;
+
+/// Most entered entities whose attributes one segment run captures for its workflows' first action steps (the
+/// trigger holds them until its transaction commits); a run with more entered reads them at send time instead.
+pub const MAX_CAPTURED_ROWS: usize = 1_000_000;
+
 /// Most entity keys one attribute lookup of a dispatch pass filters on (a pass that claimed more entities of one
 /// type makes one query per this many).
 pub const MAX_LOOKUP_KEYS: usize = 4096;

@@ -213,7 +213,16 @@ impl Workspace {
             membership_file: membership_file.clone(),
             snapshot,
         };
-        if let Err(e) = self.commit_run_with_workflows(&record, &entered, &exited) {
+        let captured = match self.capture_contexts(&def.name, entity, &entered).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
+                return Err(e);
+            }
+        };
+        let committed = self.commit_run_with_workflows(&record, &entered, &exited, captured.as_ref());
+        drop(captured);
+        if let Err(e) = committed {
             self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
             return Err(e);
         }
