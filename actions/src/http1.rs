@@ -80,8 +80,18 @@ impl Pool {
         Pool { host, port, connect_timeout, idle: Mutex::new(Vec::new()) }
     }
 
+    /// An idle connection that has nothing to read: one the receiver closed, or sent bytes on while it was
+    /// idle (an unsolicited `408`, say), is dropped instead of being taken for the next request, whose reply it
+    /// would otherwise be mistaken for.
     fn take(&self) -> Option<TcpStream> {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        loop {
+            let stream = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+            let mut probe = [0u8; 1];
+            match stream.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(stream),
+                _ => continue, // closed, unsolicited bytes or an error: drop it
+            }
+        }
     }
 
     fn give_back(&self, stream: TcpStream) {

@@ -280,3 +280,57 @@ async fn plain_http_reuses_connections_and_recovers_from_closed_ones() {
         o => panic!("{o:?}"),
     }
 }
+
+#[tokio::test]
+async fn an_idle_connection_the_receiver_spoke_on_is_not_reused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Connection 0: answers the first request (kept alive), then, idle, sends an unsolicited 408 and closes it —
+    // as servers with an idle timeout do. Later connections answer 200. The second delivery must not take that
+    // 408 for its reply: it goes out on a new connection and is delivered.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (idle_408_sent, mut sent) = tokio::sync::oneshot::channel::<()>();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let log = received.clone();
+    tokio::spawn(async move {
+        let mut after_idle = Some(idle_408_sent);
+        for conn in 0usize.. {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            let mut buf = vec![0u8; 64 * 1024];
+            // Each test request is small and arrives in one segment on loopback; read until its body's end.
+            let mut got = Vec::new();
+            loop {
+                let n = stream.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                if got.ends_with(b"{}") {
+                    break;
+                }
+            }
+            if got.is_empty() {
+                continue;
+            }
+            log.lock().unwrap().push(conn);
+            stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+            if let Some(tx) = after_idle.take() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                stream
+                    .write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await
+                    .unwrap();
+                drop(stream);
+                let _ = tx.send(());
+            }
+        }
+    });
+    let hook = build(json!({"type": "webhook", "url": format!("{base}/hook"), "timeout_ms": 5000}));
+    let d = delivery("1", json!({}), &[("body", "{}")]);
+    assert_eq!(hook.execute(&d).await, Outcome::Delivered { receipt: Some("HTTP 200".into()) });
+    (&mut sent).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // let the runtime see the idle connection's bytes
+    let d = delivery("2", json!({}), &[("body", "{}")]);
+    assert_eq!(hook.execute(&d).await, Outcome::Delivered { receipt: Some("HTTP 200".into()) });
+    assert_eq!(received.lock().unwrap().clone(), [0, 1], "the second delivery on a new connection");
+}
