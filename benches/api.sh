@@ -2,9 +2,15 @@
 # The REST API under load: wrk on loopback against `segkit serve` over the bench's 5 M users / 50 M events, and
 # the same operations called directly in the library (server/examples/api_bench.rs), from one run:
 #   - POST /api/v1/count      the count of an unsaved rule (the bench's S1), 1 connection
-#   - GET  /api/v1/segments/bench_members/members?limit=1000   a members page, 1 connection
+#   - GET  /api/v1/segments/bench_members   the cheapest authenticated GET (the transport + framework floor)
+#   - GET  /api/v1/segments/bench_members/members?limit=1000   a members page, 1 connection: (a) the same page
+#     repeated (the server keeps encoded pages of immutable runs), (b) distinct pages (a Lua script steps the
+#     offset through the whole run, so nearly every request misses the kept pages)
 #   - POST /api/v1/events     batches of 1,000 events, committed durably (--durable), $CONC connections
-# plus the server's resident memory sampled every second during the events run.
+# plus the server's resident memory sampled every second during the events run, and the server's CPU seconds per
+# request of each run (from /proc/PID/stat).
+#
+# Only the members/floor runs (skips count and events; reuses the workspace): ONLY=members benches/api.sh ...
 #
 #   benches/api.sh [DATA_DIR] [SECONDS] [CONC]
 #
@@ -57,7 +63,14 @@ def lua(name, method, body_file=None, body=None):
         f.write('function done(summary, latency, requests) io.write(string.format("non2xx_in_last_thread %d\\n", bad)) end\n')
 lua("count", "POST", body=count)
 lua("members", "GET")
+lua("floor", "GET")
 lua("events", "POST", body_file=f"{work}/events.json")
+# Distinct pages: offsets stepped by a prime through the run (period = the run's size), each a cursor
+# `RUN.OFFSET` as the API hands them out (MAXOFF, RUN and PATH are put in front by the shell below).
+lua("members-distinct", "GET")
+with open(f"{work}/members-distinct.lua", "a") as f:
+    f.write('local i = 0\nfunction request() i = i + 1; local off = (i * 7919) % MAXOFF\n'
+            '  return wrk.format(nil, PATH .. "&cursor=" .. RUN .. "." .. off) end\n')
 PY
 
 "$BIN" --workspace "$WS" serve --bind 127.0.0.1:$PORT --rate-limit 0 --durable > "$WORK/serve.log" 2>&1 &
@@ -66,14 +79,44 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null && break; sleep 0.2; done
 B=http://127.0.0.1:$PORT/api/v1
 rss() { awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status; }
+# The server's CPU time (user + system) in clock ticks.
+cpu() { awk '{print $14 + $15}' /proc/$SERVER/stat; }
+TICK=$(getconf CLK_TCK)
+# wrk with the server's CPU seconds per request printed after it.
+timed() {
+  local before out n
+  before=$(cpu)
+  out=$(wrk "$@")
+  echo "$out"
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "server_cpu_us_per_request $(( ($(cpu) - before) * 1000000 / TICK / (n > 0 ? n : 1) )) (requests $n)"
+}
+M=$B/segments/bench_members/members?limit=1000
+RUN=$(curl -sf -D - -o /dev/null -H "Authorization: Bearer $KEY" "$M" | awk 'tolower($1) == "x-run:" {print $2+0}')
+TOTAL=$(curl -sf -H "Authorization: Bearer $KEY" "$B/segments/bench_members/runs?limit=1000" \
+  | python3 -c "import json,sys; r=[x for x in json.load(sys.stdin)['items'] if x['run']==$RUN]; print(r[0]['member_count'])")
+sed -i "1i MAXOFF = $((TOTAL - 1000)); RUN = $RUN; PATH = \"/api/v1/segments/bench_members/members?limit=1000\"" "$WORK/members-distinct.lua"
 {
   echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "== warm-up"; wrk -t1 -c1 -d3s -s "$WORK/count.lua" "$B/count" >/dev/null
-  wrk -t1 -c1 -d3s -s "$WORK/members.lua" "$B/segments/bench_members/members?limit=1000" >/dev/null
-  echo "== count (POST /count, unsaved S1), 1 connection"
-  wrk -t1 -c1 -d${SECS}s --latency -s "$WORK/count.lua" "$B/count"
-  echo "== members page (limit=1000), 1 connection"
-  wrk -t1 -c1 -d${SECS}s --latency -s "$WORK/members.lua" "$B/segments/bench_members/members?limit=1000"
+  echo "== run $RUN of bench_members: $TOTAL members"
+  echo "== warm-up"
+  [ "${ONLY:-}" = members ] || wrk -t1 -c1 -d3s -s "$WORK/count.lua" "$B/count" >/dev/null
+  wrk -t1 -c1 -d3s -s "$WORK/members.lua" "$M" >/dev/null
+  wrk -t1 -c1 -d3s -s "$WORK/floor.lua" "$B/segments/bench_members" >/dev/null
+  if [ "${ONLY:-}" != members ]; then
+    echo "== count (POST /count, unsaved S1), 1 connection"
+    timed -t1 -c1 -d${SECS}s --latency -s "$WORK/count.lua" "$B/count"
+  fi
+  echo "== floor: the cheapest authenticated GET (GET /segments/bench_members: one catalog read), 1 connection"
+  timed -t1 -c1 -d${SECS}s --latency -s "$WORK/floor.lua" "$B/segments/bench_members"
+  echo "== members page (limit=1000), the same page repeated, 1 connection"
+  timed -t1 -c1 -d${SECS}s --latency -s "$WORK/members.lua" "$M"
+  echo "== members page (limit=1000), distinct pages (offset stepped by 7919 through the run), 1 connection"
+  timed -t1 -c1 -d${SECS}s --latency -s "$WORK/members-distinct.lua" "$M"
+  if [ "${ONLY:-}" = members ]; then
+    echo "== load average after the HTTP runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+    exit 0
+  fi
   echo "== events (POST /events, 1,000 per request, --durable), $CONC connections"
   echo "rss_mib_before $(rss)"
   ( for _ in $(seq 1 $SECS); do sleep 1; echo "rss_mib $(rss)"; done ) &
@@ -85,8 +128,8 @@ rss() { awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status; }
 } 2>&1 | tee "$WORK/wrk.txt"
 kill $SERVER; wait $SERVER 2>/dev/null || true
 trap - EXIT
-echo "== library (server/examples/api_bench.rs lib $WS $SECS $CONC)"
-"$EX" lib "$WS" "$SECS" "$CONC" | tee "$WORK/lib.json"
+echo "== library (server/examples/api_bench.rs lib $WS $SECS $CONC ${ONLY:-all})"
+"$EX" lib "$WS" "$SECS" "$CONC" "${ONLY:-all}" | tee "$WORK/lib.json"
 echo "== load average after the library runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/wrk.txt"
 cp "$WORK/wrk.txt" "$OUT/wrk.txt"
 cp "$WORK/lib.json" "$OUT/lib.json"

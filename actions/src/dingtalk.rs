@@ -14,7 +14,7 @@ use crate::{Action, Delivery, Outcome};
 pub const DINGTALK_RATE_PER_SECOND: f64 = 20.0 / 60.0;
 const TEXT_MAX: usize = 20_000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -134,4 +134,9 @@ impl Action for DingTalkAction {
     fn max_rate_per_second(&self) -> Option<f64> {
         Some(DINGTALK_RATE_PER_SECOND)
     }
+}
+
+/// The JSON Schema of this action's config (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant() -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(&["dingtalk"])
 }

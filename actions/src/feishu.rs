@@ -15,7 +15,7 @@ pub const FEISHU_RATE_PER_SECOND: f64 = 100.0 / 60.0;
 /// Feishu's request body limit: 20 KB.
 const BODY_MAX: usize = 20 * 1024;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -137,4 +137,9 @@ impl Action for FeishuAction {
     fn max_rate_per_second(&self) -> Option<f64> {
         Some(FEISHU_RATE_PER_SECOND)
     }
+}
+
+/// The JSON Schema of this action's config (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant() -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(&["feishu"])
 }

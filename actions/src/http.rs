@@ -218,7 +218,7 @@ pub fn headers(field: &str, headers: &std::collections::BTreeMap<String, String>
 }
 
 /// The message format a chat robot sends: plain `text` or `markdown`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MsgType {
     /// Plain text from the `text` part.

@@ -20,10 +20,12 @@ mod common;
 mod registry;
 
 pub use common::Secret;
-pub use registry::registry;
+pub use registry::{config_schema, registry};
 
 #[cfg(feature = "http")]
 mod http;
+#[cfg(feature = "webhook")]
+mod http1;
 
 #[cfg(feature = "jsonl")]
 mod jsonl;

@@ -29,7 +29,7 @@ pub trait SmsProvider: Send + Sync + Debug {
     fn parts(&self) -> &[&str];
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -41,7 +41,7 @@ struct Config {
     timeout_ms: Option<u64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 enum ProviderConfig {
     Http {
@@ -384,4 +384,9 @@ impl SmsProvider for AliyunSms {
     fn parts(&self) -> &[&str] {
         &["body"]
     }
+}
+
+/// The JSON Schema of this action's config (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant() -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(&["sms"])
 }

@@ -21,7 +21,7 @@ const MAX_TIMEOUT_MS: u64 = 120_000;
 pub const MAX_MAIL_BYTES: usize = 10 * 1024 * 1024;
 
 /// How the connection is secured.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SmtpTls {
     /// Plain connection upgraded with STARTTLS, which is required (default port 587).
@@ -33,7 +33,7 @@ pub enum SmtpTls {
     None,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -243,4 +243,9 @@ impl Action for SmtpAction {
     fn parts(&self) -> Option<&[&str]> {
         Some(&["subject", "text", "html"])
     }
+}
+
+/// The JSON Schema of this action's config (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant() -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(&["smtp"])
 }

@@ -14,7 +14,7 @@ pub const WECOM_RATE_PER_SECOND: f64 = 20.0 / 60.0;
 const TEXT_MAX: usize = 2048;
 const MARKDOWN_MAX: usize = 4096;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -117,4 +117,9 @@ impl Action for WeComAction {
     fn max_rate_per_second(&self) -> Option<f64> {
         Some(WECOM_RATE_PER_SECOND)
     }
+}
+
+/// The JSON Schema of this action's config (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant() -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(&["wecom"])
 }

@@ -159,3 +159,124 @@ fn bad_configs_are_refused_with_the_field() {
     );
     assert_eq!(r.types(), vec!["dingtalk", "feishu", "jsonl", "sms", "smtp", "webhook", "wecom"]);
 }
+
+/// A raw HTTP/1.1 server for the lean client's connection handling: answers the n-th request (from 0) with the
+/// bytes `reply(n)` gives, then closes the connection when it says so; records (connection number,
+/// idempotency key) per request.
+async fn raw_server(
+    reply: impl Fn(usize) -> (Vec<u8>, bool) + Send + Sync + 'static,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(usize, String)>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (log, reply) = (seen.clone(), std::sync::Arc::new(reply));
+    tokio::spawn(async move {
+        for conn in 0usize.. {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (log, reply) = (log.clone(), reply.clone());
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                loop {
+                    let (mut len, mut key) = (0usize, String::new());
+                    let mut first = true;
+                    loop {
+                        let mut line = String::new();
+                        if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end().to_string();
+                        if line.is_empty() && !first {
+                            break;
+                        }
+                        first = false;
+                        if let Some((k, v)) = line.split_once(':') {
+                            match k.trim().to_ascii_lowercase().as_str() {
+                                "content-length" => len = v.trim().parse().unwrap(),
+                                "idempotency-key" => key = v.trim().to_string(),
+                                _ => {}
+                            }
+                        }
+                    }
+                    let mut body = vec![0; len];
+                    stream.read_exact(&mut body).await.unwrap();
+                    let n = {
+                        let mut l = log.lock().unwrap();
+                        l.push((conn, key));
+                        l.len() - 1
+                    };
+                    let (bytes, close) = reply(n);
+                    if stream.get_mut().write_all(&bytes).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (base, seen)
+}
+
+#[tokio::test]
+async fn plain_http_reuses_connections_and_recovers_from_closed_ones() {
+    // Kept alive: five deliveries on one connection; replies framed by length and by chunks.
+    let (base, seen) = raw_server(|n| {
+        let reply = if n % 2 == 0 {
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_string()
+        } else {
+            "HTTP/1.1 201 Created\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nx-t: 1\r\n\r\n"
+                .to_string()
+        };
+        (reply.into_bytes(), false)
+    })
+    .await;
+    let hook = build(json!({"type": "webhook", "url": format!("{base}/hook"), "timeout_ms": 5000}));
+    for i in 0..5 {
+        let d = delivery(&i.to_string(), json!({}), &[("body", "{}")]);
+        let expected = if i % 2 == 0 { "HTTP 200" } else { "HTTP 201" };
+        assert_eq!(hook.execute(&d).await, Outcome::Delivered { receipt: Some(expected.into()) });
+    }
+    let seen = seen.lock().unwrap().clone();
+    let keys: Vec<&str> = seen.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(keys, ["wf:1:0:0", "wf:1:0:1", "wf:1:0:2", "wf:1:0:3", "wf:1:0:4"]);
+    assert!(seen.iter().all(|(c, _)| *c == 0), "one kept-alive connection: {seen:?}");
+
+    // The receiver closes every connection after its reply (without saying so): each delivery is still sent
+    // exactly once, the stale pooled connection replaced by a new one.
+    let (base, seen) = raw_server(|_| (b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec(), true)).await;
+    let hook = build(json!({"type": "webhook", "url": format!("{base}/hook"), "timeout_ms": 5000}));
+    for i in 0..3 {
+        let d = delivery(&i.to_string(), json!({}), &[("body", "{}")]);
+        assert_eq!(hook.execute(&d).await, Outcome::Delivered { receipt: Some("HTTP 200".into()) });
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().map(|(c, _)| *c).collect::<Vec<_>>(), [0, 1, 2], "{seen:?}");
+    assert_eq!(seen.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["wf:1:0:0", "wf:1:0:1", "wf:1:0:2"]);
+
+    // A chunked 429 with Retry-After and `connection: close`, an interim 100, a reply cut short, a non-HTTP reply.
+    let (base, _) = raw_server(|n| match n {
+        0 => (b"HTTP/1.1 429 Too Many\r\ntransfer-encoding: chunked\r\nretry-after: 3\r\nconnection: close\r\n\r\n4\r\nslow\r\n0\r\n\r\n".to_vec(), true),
+        1 => (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 400 Bad\r\ncontent-length: 3\r\n\r\nbad".to_vec(), false),
+        2 => (b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\n{}".to_vec(), true),
+        _ => (b"SMTP 220 hello\r\n\r\n".to_vec(), true),
+    })
+    .await;
+    let hook = build(json!({"type": "webhook", "url": format!("{base}/hook"), "timeout_ms": 5000}));
+    let d = delivery("9", json!({}), &[("body", "{}")]);
+    assert_eq!(
+        hook.execute(&d).await,
+        Outcome::Retryable { reason: "HTTP 429: slow".into(), retry_after: Some(Duration::from_secs(3)) }
+    );
+    assert_eq!(hook.execute(&d).await, Outcome::Permanent { reason: "HTTP 400: bad".into() });
+    match hook.execute(&d).await {
+        Outcome::Retryable { reason, retry_after: None } => {
+            assert!(reason.starts_with("request failed: ") && reason.contains("closed"), "{reason}")
+        }
+        o => panic!("a 2xx reply cut short is retryable: {o:?}"),
+    }
+    match hook.execute(&d).await {
+        Outcome::Retryable { reason, retry_after: None } => {
+            assert!(reason.starts_with("request failed: invalid HTTP reply"), "{reason}")
+        }
+        o => panic!("{o:?}"),
+    }
+}

@@ -299,6 +299,16 @@ export interface Explanation {
   text: string;
 }
 
+/** A page of `Workspace.membersPage`. */
+export interface MembersPage {
+  /** The run read; pass it back to keep paging the same run. */
+  run: number;
+  /** The page's member keys, in stored order, as an Arrow IPC stream. */
+  membersIpc: Buffer;
+  /** Whether rows follow this page. */
+  more: boolean;
+}
+
 export interface DryRunResult {
   count: number;
   /** The run compared with; null when the segment was never evaluated. */
@@ -457,6 +467,8 @@ export declare class Workspace {
   previewRows(name: string, n?: number): Promise<Array<Record<string, unknown>>>;
   /** Stored member keys of the latest run, or of run number `run`, as an Arrow IPC stream. */
   members(name: string, run?: number | null): Promise<Buffer>;
+  /** One page of a run's stored member keys (the latest run unless `run`), from `offset` (default 0), at most `limit` (default 1000, at most MAX_PAGE_ROWS). */
+  membersPage(name: string, options?: { run?: number | null; offset?: number; limit?: number }): Promise<MembersPage>;
   runs(name: string): RunRecord[];
   /** SQL over the entity tables, as an Arrow IPC stream. */
   sql(query: string): Promise<Buffer>;

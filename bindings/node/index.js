@@ -619,6 +619,14 @@ class Workspace {
     return call(() => this.#native.members(name, run ?? null));
   }
 
+  /**
+   * Up to `limit` (default 1000) stored member keys of the latest run (or run `run`) from position `offset`:
+   * `{run, membersIpc, more}`. Page with `offset += rows` while `more`, passing `run` back.
+   */
+  async membersPage(name, { run = null, offset = 0, limit = 1000 } = {}) {
+    return call(() => this.#native.membersPage(name, run, offset, limit));
+  }
+
   /** Stored members of the latest run that started at or before `instant` (ISO text or Date), Arrow IPC. */
   async membersAsOf(name, instant) {
     const text = instant instanceof Date ? instant.toISOString() : instant;

@@ -23,7 +23,7 @@ const EXTENSIONS: &[&str] = &["arrow", "arrows", "feather", "ipc"];
 
 const KEYS: &[&str] = &["type", "path", "name"];
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(rename = "type")]
@@ -115,3 +115,8 @@ pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
 
 // Tested through the bindings (bindings/python/tests/test_admin.py, bindings/node/test/admin.test.js): a
 // connectors-only test build would compile another DataFusion feature set.
+
+/// The JSON Schema of this config for `types` (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant(types: &[&str]) -> serde_json::Value {
+    segkit::spec::config_schema::variant::<RawConfig>(types)
+}

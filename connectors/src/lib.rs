@@ -34,7 +34,7 @@ pub mod infer;
 pub mod ipc;
 mod registry;
 
-pub use registry::registry;
+pub use registry::{config_schema, registry};
 
 #[cfg(feature = "file")]
 pub use file::{

@@ -55,3 +55,38 @@ pub fn registry() -> SourceRegistry {
     r.register("http", crate::http::from_config);
     r
 }
+
+/// The JSON Schema of a source `config` for the connectors of [`registry()`] (per cargo feature): `oneOf` one
+/// schema per connector family, its `type` among that family's names, and an open alternative for types an
+/// application registers itself (any object whose `type` is not built in). Secret fields are `env:NAME`
+/// references. Used for the project file's schema and the REST API's OpenAPI document.
+// Each push is behind its own cargo feature, so the vector cannot be one `vec![…]`.
+#[allow(clippy::vec_init_then_push)]
+pub fn config_schema() -> serde_json::Value {
+    #[allow(unused_mut)]
+    let mut variants: Vec<serde_json::Value> = vec![];
+    #[cfg(feature = "file")]
+    variants.push(crate::file::config_schema_variant(&["csv", "tsv", "ndjson", "jsonl", "json", "parquet", "excel"]));
+    #[cfg(feature = "file")]
+    variants.push(crate::ipc::config_schema_variant(crate::ipc::TYPES));
+    #[cfg(feature = "log")]
+    variants.push(crate::log::config_schema_variant(&["log"]));
+    #[cfg(feature = "db")]
+    {
+        let mut db: Vec<&str> = vec![];
+        #[cfg(feature = "postgres")]
+        db.extend(["postgres", "postgresql"]);
+        #[cfg(feature = "mysql")]
+        db.extend(["mysql", "mariadb"]);
+        #[cfg(feature = "sqlite")]
+        db.extend(["sqlite", "sqlite3"]);
+        if !db.is_empty() {
+            variants.push(crate::db::config_schema_variant(&db));
+        }
+    }
+    #[cfg(feature = "kafka")]
+    variants.push(crate::kafka::config_schema_variant(&["kafka"]));
+    #[cfg(feature = "http")]
+    variants.push(crate::http::config_schema_variant(&["http"]));
+    segkit::spec::config_schema::one_of(variants, "connector")
+}

@@ -423,8 +423,10 @@ impl Catalog {
     /// A segment definition.
     pub fn segment(&self, name: &str) -> Result<Option<SegmentDefinition>> {
         self.with(|c| {
-            let d: Option<String> =
-                c.query_row("SELECT definition FROM segments WHERE name = ?1", [name], |r| r.get(0)).optional()?;
+            let d: Option<String> = c
+                .prepare_cached("SELECT definition FROM segments WHERE name = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?;
             d.map(|d| Ok(serde_json::from_str(&d)?)).transpose()
         })
     }
@@ -586,9 +588,26 @@ impl Catalog {
         self.query_runs(segment, "ORDER BY run")
     }
 
+    /// Run `run` of a segment (`None`: its latest run) with its entity's definition text, in one cached
+    /// statement; `None` when the segment or the run does not exist. The read path of a members page (see
+    /// `Workspace::members_run`).
+    pub fn segment_run(&self, segment: &str, run: Option<i64>) -> Result<Option<(RunRecord, Option<String>)>> {
+        self.with(|c| {
+            // The join makes a run of a deleted segment unreadable even if a row were left behind.
+            let mut st = c.prepare_cached(
+                "SELECT r.segment, r.run, r.started_at, r.duration_ms, r.member_count, r.entered, r.exited,
+                        r.membership_file, r.snapshot, e.definition
+                 FROM segments s JOIN segment_runs r ON r.segment = s.name LEFT JOIN entities e ON e.name = s.entity
+                 WHERE s.name = ?1 AND (?2 IS NULL OR r.run = ?2) ORDER BY r.run DESC LIMIT 1",
+            )?;
+            Ok(st.query_row(params![segment, run], |r| Ok((run_record(r)?, r.get(9)?))).optional()?)
+        })
+    }
+
     fn query_runs(&self, segment: &str, order: &str) -> Result<Vec<RunRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(&format!("SELECT {RUN_COLUMNS} FROM segment_runs WHERE segment = ?1 {order}"))?;
+            let mut st =
+                c.prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM segment_runs WHERE segment = ?1 {order}"))?;
             let rows = st.query_map([segment], run_record)?.collect::<Result<Vec<_>, _>>()?;
             Ok(rows)
         })

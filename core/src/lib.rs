@@ -60,8 +60,9 @@ pub use sources::{
 };
 pub use split::Split;
 pub use workspace::{
-    CompactReport, EntityDependents, ExplainNode, Explanation, MembersPage, StaticListReport, SyncRecord, VacuumReport,
-    Workspace, WorkspaceOptions, DEFAULT_INGEST_MEMORY, ORPHAN_GRACE,
+    ChangeKind, ChangesQuery, CompactReport, EntityDependents, ExplainNode, Explanation, MembersPage, MembersRun,
+    PageRequest, QuarantineQuery, QuarantineSort, RowsPage, StaticListReport, SyncRecord, VacuumReport, Workspace,
+    WorkspaceOptions, DEFAULT_INGEST_MEMORY, ORPHAN_GRACE,
 };
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.

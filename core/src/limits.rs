@@ -82,6 +82,14 @@ pub const MAX_DRY_RUN_ROWS: usize = 10_000;
 /// Most delivery outcomes one group commit of the dispatcher writes in one catalog transaction.
 pub const MAX_GROUP_COMMIT_ROWS: usize = 512;
 
+/// Most bytes of the entity attributes a trigger captures for one ledger row (as JSON text); an entity whose
+/// attributes are longer is read at send time instead.
+pub const MAX_CAPTURED_CONTEXT_BYTES: usize = 16 * 1024;
+
+/// Most entered entities whose attributes one segment run captures for its workflows' first action steps (the
+/// trigger holds them until its transaction commits); a run with more entered reads them at send time instead.
+pub const MAX_CAPTURED_ROWS: usize = 1_000_000;
+
 /// Most entity keys one attribute lookup of a dispatch pass filters on (a pass that claimed more entities of one
 /// type makes one query per this many).
 pub const MAX_LOOKUP_KEYS: usize = 4096;
@@ -280,8 +288,21 @@ pub const MAX_REQUEST_BODY_BYTES: usize = 16 * 1024 * 1024;
 /// Most rows one page of `GET /segments/{name}/members` returns (`limit` above it is refused).
 pub const MAX_PAGE_ROWS: usize = 100_000;
 
+/// Most bytes of encoded members pages the REST API server keeps in memory (a run's membership file never
+/// changes, so an encoded page of it stays valid; least recently used pages are dropped beyond this).
+pub const MEMBER_PAGE_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The largest encoded members page the server keeps (larger pages are encoded for every request).
+pub const MEMBER_PAGE_CACHE_MAX_ENTRY_BYTES: usize = 1024 * 1024;
+
 /// Most items one page of a REST API list returns (`limit` above it is refused).
 pub const MAX_LIST_PAGE_ITEMS: usize = 1000;
+
+/// The furthest row (`offset + limit`) one page of a log kept in Parquet — a segment's changes
+/// ([`Workspace::changes_page`](crate::Workspace::changes_page)), an entity's quarantined rows
+/// ([`Workspace::quarantine_page`](crate::Workspace::quarantine_page)) — may reach: a sorted page holds at most
+/// this many rows while it is read, however long the log.
+pub const MAX_LOG_PAGE_END: usize = MAX_LISTED_ITEMS + MAX_LIST_PAGE_ITEMS;
 
 /// Most syncs and workflow runs a REST API list reads to filter, sort and page them in memory, and the largest
 /// `offset` a list takes; lists over the delivery ledger and the audit log page in the catalog instead.

@@ -29,6 +29,7 @@
 //! | [`DEAD_LETTERS`] | counter | workflow, channel |
 //! | [`QUEUE_DEPTH`] | gauge | status (`pending`, `running`, `dead`) |
 //! | [`SCHEDULED_JOBS`] | counter | schedule, outcome (`ok`, `error`) |
+//! | [`FILES_SYNCED`] | counter | kind (the store directory: `data`, `segments`, `quarantine`, …) |
 //!
 //! **Tracing**: spans `sync` (source), `evaluate` (segment), `delivery` (id, workflow, step) and `schedule` (name,
 //! due) wrap the work; failures are logged at `warn`.
@@ -73,6 +74,10 @@ pub const DEAD_LETTERS: &str = "segkit_dead_letters_total";
 pub const QUEUE_DEPTH: &str = "segkit_delivery_queue_depth";
 /// Counter: scheduled jobs run.
 pub const SCHEDULED_JOBS: &str = "segkit_scheduled_jobs_total";
+/// Counter: Parquet files synced to disk before a durable commit referenced them
+/// ([`WorkspaceOptions::durable_commits`](crate::WorkspaceOptions::durable_commits)), by `kind`: the store's top
+/// directory (`data`, `segments`, `quarantine`, …).
+pub const FILES_SYNCED: &str = "segkit_store_files_synced_total";
 
 /// Equality filters (`column = 'text'`) pushed into a system table's catalog read.
 type Pushed = std::collections::BTreeMap<String, String>;

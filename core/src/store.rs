@@ -44,6 +44,11 @@ pub struct Store {
     base_path: ObjectPath,
     /// Decoded footers of files read by [`Store::read_rows`], newest last.
     footers: Arc<FooterCache>,
+    /// The local file system under a local store (`None` for a remote one), for [`Store::durable`] syncs.
+    local: Option<Arc<LocalFileSystem>>,
+    /// Every finished file is synced to disk, with its directory, before the writer reports it (see
+    /// [`Store::durable`]).
+    durable: bool,
 }
 
 /// Most file footers [`Store::read_rows`] keeps decoded.
@@ -79,7 +84,15 @@ impl Store {
             .map_err(|_| Error::InvalidArgument(format!("cannot turn {} into a URL", dir.display())))?;
         let base_path = ObjectPath::from_absolute_path(&dir)
             .map_err(|e| Error::InvalidArgument(format!("bad store path {}: {e}", dir.display())))?;
-        Ok(Store { store: Arc::new(LocalFileSystem::new()), base_url, base_path, footers: Default::default() })
+        let local = Arc::new(LocalFileSystem::new());
+        Ok(Store {
+            store: local.clone(),
+            base_url,
+            base_path,
+            footers: Default::default(),
+            local: Some(local),
+            durable: false,
+        })
     }
 
     /// A store at a URL such as `s3://bucket/prefix` or `file:///data/ws`, configured by `options`
@@ -95,7 +108,48 @@ impl Store {
             base_url.set_path(&format!("{}/", base_url.path()));
         }
         let (store, base_path) = object_store::parse_url_opts(&base_url, options.iter().cloned())?;
-        Ok(Store { store: Arc::from(store), base_url, base_path, footers: Default::default() })
+        Ok(Store {
+            store: Arc::from(store),
+            base_url,
+            base_path,
+            footers: Default::default(),
+            local: None,
+            durable: false,
+        })
+    }
+
+    /// With `durable`, every Parquet file a [`RollingWriter`] finishes is synced to disk (`fsync` of the file,
+    /// then of its directory, so its name survives too) before the writer reports it, so a catalog commit that
+    /// references it cannot outlive it in a power loss. Each sync counts in
+    /// [`FILES_SYNCED`](crate::monitoring::FILES_SYNCED). This applies to a local store only: an object store
+    /// such as S3 has stored an object durably once its upload completed. Off by default.
+    pub fn durable(mut self, durable: bool) -> Self {
+        self.durable = durable;
+        self
+    }
+
+    /// Whether finished files are synced to disk (see [`Store::durable`]).
+    pub fn is_durable(&self) -> bool {
+        self.durable
+    }
+
+    /// Syncs the finished file `rel` and its directory to disk, when the store is local and durable.
+    async fn sync_finished(&self, rel: &str) -> Result<()> {
+        let (true, Some(local)) = (self.durable, &self.local) else { return Ok(()) };
+        let file = local.path_to_filesystem(&self.path(rel))?;
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let kind = rel.split('/').next().unwrap_or_default().to_string();
+        metrics::counter!(crate::monitoring::FILES_SYNCED, "kind" => kind).increment(1);
+        tracing::debug!(file = rel, "synced to disk");
+        Ok(())
     }
 
     /// The underlying object store.
@@ -318,6 +372,7 @@ impl RollingWriter {
     async fn roll(&mut self) -> Result<()> {
         if let Some((rel, writer, rows)) = self.current.take() {
             writer.close().await?;
+            self.store.sync_finished(&rel).await?;
             let meta = self.store.store.head(&self.store.path(&rel)).await?;
             self.files.push(DataFile { path: rel, rows, bytes: meta.size });
         }

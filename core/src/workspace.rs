@@ -29,6 +29,7 @@ mod explain;
 mod group_commit;
 mod ingest;
 mod options;
+mod pages;
 mod planning;
 mod schedules;
 mod segments;
@@ -39,11 +40,12 @@ mod workflows;
 
 pub use compaction::CompactReport;
 pub use entities::EntityDependents;
-pub use evaluation::MembersPage;
+pub use evaluation::{MembersPage, MembersRun};
 pub use explain::{ExplainNode, Explanation};
 pub use ingest::SyncRecord;
 use options::resolve_secret;
 pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
+pub use pages::{ChangeKind, ChangesQuery, PageRequest, QuarantineQuery, QuarantineSort, RowsPage};
 use planning::PlanSources;
 pub use static_lists::StaticListReport;
 pub use vacuum::{VacuumReport, ORPHAN_GRACE};
@@ -139,7 +141,8 @@ impl Workspace {
                     .collect::<Result<Vec<_>>>()?;
                 Store::from_url(url, &opts)?
             }
-        };
+        }
+        .durable(options.durable_commits);
         let partitions = options
             .target_partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));

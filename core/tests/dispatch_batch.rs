@@ -130,6 +130,7 @@ async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its
         entity: r.entity.clone(),
         entity_key: r.entity_key.clone(),
         due_at: now,
+        context: None,
     };
     let finish = |r: &segkit::workflow::LedgerRow, attempts: u32| LedgerWrite::Finish {
         id: r.id,
@@ -168,4 +169,79 @@ async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its
     assert_eq!(rows[&d.id].last_error.as_deref(), Some("503"));
     let exits: Vec<&str> = rows.values().filter(|r| r.step == "bye").map(|r| r.entity_key.as_str()).collect();
     assert_eq!(exits, [b.entity_key.as_str()], "only the applied finish added its next row");
+}
+
+/// Answers the first attempt to user 2 with a retryable failure, records every delivery it is given.
+#[derive(Debug, Default)]
+struct FailsUser2Once(Mutex<Vec<Delivery>>);
+
+#[async_trait]
+impl Action for FailsUser2Once {
+    fn kind(&self) -> &str {
+        "fails-user-2-once"
+    }
+    async fn execute(&self, d: &Delivery) -> Outcome {
+        self.0.lock().unwrap().push(d.clone());
+        if d.entity_key == "2" && d.attempt == 1 {
+            return Outcome::Retryable { reason: "busy".into(), retry_after: None };
+        }
+        Outcome::Delivered { receipt: None }
+    }
+}
+
+/// The count of ledger rows holding a captured context.
+fn captured_rows(dir: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open(dir.join("segkit.db")).unwrap();
+    c.query_row("SELECT count(*) FROM deliveries WHERE context IS NOT NULL", [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn entering_a_segment_captures_the_attributes_its_first_attempt_sends_and_retries_read_them_again() {
+    let (dir, ws, _) = users(3).await;
+    let action = Arc::new(FailsUser2Once::default());
+    ws.register_action("flaky", action.clone()).unwrap();
+    ws.define_segment(segkit::SegmentDefinition::new(
+        "everyone",
+        "user",
+        segkit::rules::Rule::parse_str(r#"{"attribute": "user_id", "op": "ge", "value": 0}"#).unwrap(),
+    ))
+    .await
+    .unwrap();
+    let w: WorkflowSpec = from_value(json!({"name": "welcome", "trigger": {"type": "entered", "segment": "everyone"},
+        "steps": [{"name": "send", "type": "action", "action": "flaky", "template": "hi"}],
+        "policies": {"backoff_ms": 1000}}))
+    .unwrap();
+    ws.define_workflow(w).await.unwrap();
+    ws.evaluate("everyone").await.unwrap();
+    assert_eq!(captured_rows(dir.path()), 3, "the trigger captured each entered user's attributes");
+
+    // The names change after the users entered and before the deliveries go out.
+    let batch = RecordBatch::try_from_iter([
+        ("user_id", Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef),
+        ("name", Arc::new(StringArray::from(vec!["Ann", "Bob", "Cy"])) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("user", vec![batch], IngestOptions::default()).await.unwrap();
+
+    let rep = ws.dispatch_due(10, 4).await.unwrap();
+    assert_eq!((rep.delivered, rep.retried), (2, 1), "{rep:?}");
+    // First attempts send what the entities were when they entered the segment.
+    let texts = |v: &[Delivery]| -> BTreeMap<(String, u32), String> {
+        v.iter().map(|d| ((d.entity_key.clone(), d.attempt), d.content["text"].clone())).collect()
+    };
+    let sent = texts(&action.0.lock().unwrap());
+    assert_eq!(sent[&("1".to_string(), 1)], "Hi User 1 (1)");
+    assert_eq!(sent[&("2".to_string(), 1)], "Hi User 2 (2)");
+    assert_eq!(sent[&("3".to_string(), 1)], "Hi User 3 (3)");
+    assert_eq!(action.0.lock().unwrap()[0].attributes["user_id"], json!(1), "the captured attributes are typed");
+    // A finished or retried row no longer holds its context.
+    assert_eq!(captured_rows(dir.path()), 0);
+
+    // The retry reads the entity again: it sends the current name.
+    ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T01:00:00Z").unwrap()));
+    let rep = ws.dispatch_due(10, 4).await.unwrap();
+    assert_eq!(rep.delivered, 1, "{rep:?}");
+    let sent = texts(&action.0.lock().unwrap());
+    assert_eq!(sent[&("2".to_string(), 2)], "Hi Bob (2)");
+    assert_eq!(sent.len(), 4);
 }

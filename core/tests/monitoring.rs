@@ -225,3 +225,117 @@ async fn metrics_count_ingested_rows_segment_sizes_deliveries_and_dead_letters()
         Some(&DebugValue::Counter(1))
     );
 }
+
+/// The Parquet files under `dir/<kind>` on disk.
+fn parquet_files(dir: &std::path::Path, kind: &str) -> usize {
+    fn walk(p: &std::path::Path, n: &mut usize) {
+        for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                walk(&path, n);
+            } else if path.extension().is_some_and(|x| x == "parquet") {
+                *n += 1;
+            }
+        }
+    }
+    let mut n = 0;
+    walk(&dir.join(kind), &mut n);
+    n
+}
+
+fn synced(m: &Metrics, kind: &str) -> u64 {
+    match m.get(segkit::monitoring::FILES_SYNCED, &[("kind", kind)]) {
+        Some(DebugValue::Counter(n)) => *n,
+        None => 0,
+        other => panic!("not a counter: {other:?}"),
+    }
+}
+
+/// With durable commits every Parquet file a commit references (ingested data, quarantined rows, appended events,
+/// compacted files, segment members) is synced to disk before the commit; without them none is; durably written
+/// data reads back after reopening.
+#[tokio::test]
+async fn durable_workspaces_sync_every_parquet_file_before_committing_it() {
+    let _serial = SERIAL.lock().await;
+    let snap = recorder();
+    let before = Metrics::now(snap);
+    let kinds = ["data", "quarantine", "segments"];
+    let base: Vec<u64> = kinds.iter().map(|k| synced(&before, k)).collect();
+    let count = |ws: &Workspace, sql: &str| {
+        let (ws, sql) = (ws.clone(), sql.to_string());
+        async move {
+            let b = ws.sql(&sql).await.unwrap();
+            b[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+        }
+    };
+
+    // Not durable: nothing synced.
+    let plain = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(plain.path()).await.unwrap();
+    ws.define_entity(Entity::profile("plain", "id").attribute(Attribute::new("id", DataType::Int64))).await.unwrap();
+    let batch = RecordBatch::try_from_iter([("id", Arc::new(Int64Array::from(vec![1, 2])) as ArrayRef)]).unwrap();
+    ws.ingest_batches("plain", vec![batch], IngestOptions::default()).await.unwrap();
+    assert_eq!(parquet_files(plain.path(), "data"), 1);
+    let m = Metrics::now(snap);
+    assert_eq!(kinds.iter().map(|k| synced(&m, k)).collect::<Vec<_>>(), base, "a plain workspace syncs no file");
+    drop(ws);
+
+    let dir = tempfile::tempdir().unwrap();
+    let options = segkit::WorkspaceOptions::default().durable_commits(true);
+    let ws = Workspace::open_with(dir.path(), options.clone()).await.unwrap();
+    ws.define_entity(
+        Entity::profile("durable_user", "id")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("plan", DataType::String)),
+    )
+    .await
+    .unwrap();
+    let clicks = ws
+        .define_entity(
+            Entity::event("durable_click", "ts")
+                .attribute(Attribute::new("user_id", DataType::Int64))
+                .attribute(Attribute::new("ts", DataType::Timestamp))
+                .link(segkit::Link::new("user_id", "durable_user")),
+        )
+        .await
+        .unwrap();
+    // An ingest with one bad row: a data file and a quarantine file.
+    let text = RecordBatch::try_from_iter([
+        ("id", Arc::new(StringArray::from(vec!["1", "2", "3", "x"])) as ArrayRef),
+        ("plan", Arc::new(StringArray::from(vec!["pro", "free", "pro", "pro"])) as ArrayRef),
+    ])
+    .unwrap();
+    let report = ws.ingest_batches("durable_user", vec![text], IngestOptions::default()).await.unwrap();
+    assert_eq!((report.rows_written, report.rows_quarantined), (3, 1), "{report:?}");
+    // Small appends of events, merged by compaction after COMPACT_MIN_FILES of them.
+    let appender = segkit::appender::Appender::new(ws.clone());
+    let appends = segkit::limits::COMPACT_MIN_FILES as i64 + 1;
+    for i in 0..appends {
+        let rows = vec![json!({"user_id": i, "ts": "2026-06-30T12:00:00Z"})];
+        appender
+            .append("durable_click", segkit::appender::decode_rows(&clicks, &rows, "events").unwrap())
+            .await
+            .unwrap();
+    }
+    // A segment run's member file.
+    let rule = Rule::parse(&json!({"attribute": "plan", "op": "eq", "value": "pro"}), Dialect::Auto).unwrap();
+    ws.define_segment(SegmentDefinition::new("durable_pro", "durable_user", rule)).await.unwrap();
+    ws.evaluate("durable_pro").await.unwrap();
+
+    // Every file written (nothing vacuumed: the compacted ones are still there) was synced, once.
+    let m = Metrics::now(snap);
+    for (k, b) in kinds.iter().zip(&base) {
+        let on_disk = parquet_files(dir.path(), k) as u64;
+        assert!(on_disk > 0, "{k}: no files");
+        assert_eq!(synced(&m, k) - b, on_disk, "{k}: synced vs on disk");
+    }
+    // One profile file, one file per append, and the one the first COMPACT_MIN_FILES were merged into.
+    assert_eq!(parquet_files(dir.path(), "data") as i64, 1 + appends + 1);
+
+    // Reopened, everything committed reads back.
+    drop((appender, ws));
+    let ws = Workspace::open_with(dir.path(), options).await.unwrap();
+    assert_eq!(count(&ws, "SELECT count(*) FROM durable_user").await, 3);
+    assert_eq!(count(&ws, "SELECT count(*) FROM durable_click").await, appends);
+    assert_eq!(ws.count("durable_pro").await.unwrap(), 2);
+}

@@ -534,19 +534,14 @@ fn input_is_bounded() {
     assert!(Project::from_yaml_str(&deep).is_err());
 }
 
+/// Core's part of the project file's schema (the shipped `docs/project.schema.json` adds the connectors' and
+/// actions' config schemas and is checked by the server's tests, `server/tests/openapi.rs`).
 #[test]
-fn the_shipped_json_schema_is_current() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/project.schema.json");
+fn the_project_json_schema_has_every_kind() {
     let schema = json_schema();
     for kind in ["entities", "sources", "static_segments", "segments", "templates", "workflows", "schedules"] {
         assert!(schema["properties"][kind].is_object(), "{kind}");
     }
     let required = &schema["$defs"]["SegmentSpec"]["required"];
     assert!(required.as_array().unwrap().iter().all(|r| r != "name") && required.to_string().contains("rule"));
-    let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
-    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
-    if shipped != text {
-        std::fs::write(&path, &text).unwrap();
-        panic!("docs/project.schema.json was out of date and has been rewritten: commit it");
-    }
 }

@@ -358,3 +358,86 @@ async fn a_reused_checked_rule_follows_the_time_zone() {
     ws.set_time_zone("Europe/Berlin").unwrap();
     assert_eq!(ids(&ws.evaluate("day").await.unwrap().members), vec![2]);
 }
+
+/// `members_page`: pages of any size concatenate to the run's full member list in stored order, `more` is true
+/// exactly when rows follow, an offset past the end is an empty last page, an older run stays readable by number,
+/// and a missing segment or run, or a bad page size, is a clear error.
+#[tokio::test]
+async fn members_pages_concatenate_to_the_full_membership() {
+    use segkit::deps::arrow::array::Int64Array;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = segkit::Workspace::open(dir.path()).await.unwrap();
+    ws.define_entity(
+        segkit::Entity::profile("u", "id")
+            .attribute(segkit::Attribute::new("id", segkit::DataType::Int64))
+            .attribute(segkit::Attribute::new("n", segkit::DataType::Int64)),
+    )
+    .await
+    .unwrap();
+    let keys: Vec<i64> = (0..5_000).map(|i| i * 3).collect();
+    let b = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(keys.clone())) as ArrayRef),
+        ("n", Arc::new(Int64Array::from(keys.iter().map(|i| i % 7).collect::<Vec<_>>())) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("u", vec![b], IngestOptions::default()).await.unwrap();
+    ws.define_segment(SegmentDefinition::new("most", "u", rule(json!({"attribute": "n", "op": "ne", "value": 0}))))
+        .await
+        .unwrap();
+    let run1 = ws.evaluate("most").await.unwrap();
+    let want: Vec<i64> = keys.iter().copied().filter(|k| k % 7 != 0).collect();
+    assert_eq!(ids(&run1.members), want);
+    assert!(want.len() > 4_000);
+
+    let page_keys = |p: &segkit::MembersPage| p.batches.iter().flat_map(ids).collect::<Vec<_>>();
+    for size in [1, 7, 1_000, want.len() - 1, want.len(), want.len() + 1, 100_000] {
+        let (mut got, mut offset, mut pages) = (vec![], 0, 0);
+        loop {
+            let p = ws.members_page("most", None, offset, size).await.unwrap();
+            assert_eq!(p.run, 1);
+            assert_eq!(p.schema.field(0).name(), "id");
+            let rows = page_keys(&p);
+            assert!(rows.len() <= size, "page of {size}: {} rows", rows.len());
+            offset += rows.len();
+            got.extend(rows);
+            pages += 1;
+            if !p.more {
+                break;
+            }
+            assert_eq!(p.batches.iter().map(|b| b.num_rows()).sum::<usize>(), size, "a page before the last is full");
+            assert!(pages <= want.len(), "pagination of {size} does not end");
+        }
+        assert_eq!(got, want, "pages of {size}");
+        assert_eq!(pages, want.len().div_ceil(size), "pages of {size}");
+    }
+    // Past the end: an empty last page with the key schema.
+    for offset in [want.len(), want.len() + 10, usize::MAX / 2] {
+        let p = ws.members_page("most", None, offset, 10).await.unwrap();
+        assert!(page_keys(&p).is_empty() && !p.more, "offset {offset}");
+        assert_eq!(p.schema.field(0).name(), "id");
+    }
+    // A later run with other members; run 1 stays readable by number, the default is the latest.
+    ws.define_segment(SegmentDefinition::new("most", "u", rule(json!({"attribute": "n", "op": "eq", "value": 0}))))
+        .await
+        .unwrap();
+    ws.evaluate("most").await.unwrap();
+    let latest = ws.members_page("most", None, 0, 3).await.unwrap();
+    assert_eq!((latest.run, page_keys(&latest), latest.more), (2, vec![0, 21, 42], true));
+    let old = ws.members_page("most", Some(1), 2, 3).await.unwrap();
+    assert_eq!((old.run, page_keys(&old)), (1, want[2..5].to_vec()));
+    // Errors: a run that does not exist, a segment that does not exist, a page size out of bounds.
+    let e = ws.members_page("most", Some(9), 0, 10).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
+    assert!(e.to_string().contains("most#9"), "{e}");
+    let e = ws.members_page("nope", None, 0, 10).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound { .. }) && e.to_string().contains("nope"), "{e}");
+    ws.define_segment(SegmentDefinition::new("never", "u", rule(json!({"attribute": "n", "op": "eq", "value": 1}))))
+        .await
+        .unwrap();
+    let e = ws.members_page("never", None, 0, 10).await.unwrap_err();
+    assert!(e.to_string().contains("evaluate the segment first"), "{e}");
+    for limit in [0, segkit::limits::MAX_PAGE_ROWS + 1] {
+        let e = ws.members_page("most", None, 0, limit).await.unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("MAX_PAGE_ROWS"), "{e}");
+    }
+}

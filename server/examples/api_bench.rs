@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! api_bench setup DATA_DIR WS_DIR KEY_FILE     # ingest users/events, define + evaluate `bench_members`, write an editor key
-//! api_bench lib WS_DIR SECONDS CONCURRENCY     # prints JSON: p50/p99/rate per operation
+//! api_bench lib WS_DIR SECONDS CONCURRENCY [all|members]   # prints JSON: p50/p99/rate/CPU per operation
 //! api_bench body FILE                          # writes the POST /api/v1/events body of 1,000 events
 //! ```
 
@@ -61,6 +61,24 @@ fn batch_events(seed: i64) -> Vec<Value> {
         .collect()
 }
 
+/// This process's CPU time (user + system) so far, in seconds (Linux: /proc/self/stat; 0 elsewhere).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest.split_whitespace().map(|x| x.parse().unwrap_or(0.0)).collect();
+    // The clock tick is 100 Hz on the Linux systems this runs on (`getconf CLK_TCK`).
+    f.get(11).zip(f.get(12)).map(|(u, s)| (u + s) / 100.0).unwrap_or(0.0)
+}
+
+/// Latency percentiles, rates and CPU per operation; `cpu0` is [`cpu_seconds`] when the timing began.
+fn stats_cpu(d: Vec<Duration>, elapsed: Duration, rows_per_op: f64, cpu0: f64) -> Value {
+    let n = d.len().max(1) as f64;
+    let mut v = stats(d, elapsed, rows_per_op);
+    v["cpu_us_per_op"] = json!((cpu_seconds() - cpu0) * 1e6 / n);
+    v
+}
+
 fn stats(mut d: Vec<Duration>, elapsed: Duration, rows_per_op: f64) -> Value {
     d.sort();
     let q = |p: f64| {
@@ -92,9 +110,13 @@ async fn setup(data: &str, dir: &str, key_file: &str) -> segkit::Result<()> {
     Ok(())
 }
 
-async fn lib(dir: &str, seconds: f64, concurrency: usize) -> segkit::Result<Value> {
+async fn lib(dir: &str, seconds: f64, concurrency: usize, only_members: bool) -> segkit::Result<Value> {
     let ws = segkit_server::open_workspace_with(std::path::Path::new(dir), true).await?;
     let budget = Duration::from_secs_f64(seconds);
+    let members = members(&ws, budget).await?;
+    if only_members {
+        return Ok(members);
+    }
     // The count of an unsaved rule, one call at a time (wrk runs it with one connection).
     let spec: Value = json!({"name": "draft", "entity": "users", "rule": serde_json::from_str::<Value>(COUNT_RULE)?});
     let def = segkit::spec::from_value::<segkit::spec::SegmentSpec>(spec)?.into_definition()?;
@@ -107,35 +129,6 @@ async fn lib(dir: &str, seconds: f64, concurrency: usize) -> segkit::Result<Valu
         lat.push(t.elapsed());
     }
     let count_stats = stats(lat, t0.elapsed(), 1.0);
-    // A members page of 1,000 keys of the latest run, one call at a time: `Workspace::members_page`, the call the
-    // handler makes (segment lookup, runs query, the page's rows read from the run's Parquet file).
-    let mut lat = vec![];
-    let t0 = Instant::now();
-    let mut rows = 0;
-    while t0.elapsed() < budget {
-        let t = Instant::now();
-        let page = ws.members_page("bench_members", None, 0, 1000).await?;
-        rows = page.batches.iter().map(|b| b.num_rows()).sum::<usize>();
-        lat.push(t.elapsed());
-    }
-    let members_stats = stats(lat, t0.elapsed(), 1000.0);
-    // The figure of the first run of this bench: the latest run's members as a stream, until 1,000 keys came.
-    let mut lat = vec![];
-    let t0 = Instant::now();
-    while t0.elapsed() < budget {
-        let t = Instant::now();
-        let run = ws.runs("bench_members")?.last().map(|r| r.run);
-        let mut stream = ws.members("bench_members", run).await?;
-        let mut n = 0;
-        while let Some(b) = stream.next().await {
-            n += b?.num_rows();
-            if n >= 1000 {
-                break;
-            }
-        }
-        lat.push(t.elapsed());
-    }
-    let stream_stats = stats(lat, t0.elapsed(), 1000.0);
     // Appends of 1,000 events from `concurrency` callers at once, through the appender (group commit).
     let appender = Appender::new(ws.clone());
     let entity = Arc::new(ws.entity("events")?);
@@ -163,9 +156,66 @@ async fn lib(dir: &str, seconds: f64, concurrency: usize) -> segkit::Result<Valu
         lat.extend(t.await.map_err(|e| segkit::Error::InvalidArgument(e.to_string()))??);
     }
     let events_stats = stats(lat, t0.elapsed(), 1000.0);
-    Ok(json!({"count_rule": count_stats, "count": count, "members_page": members_stats, "members_page_rows": rows,
-        "members_stream_first_1000": stream_stats, "events_1000": events_stats,
-        "events_concurrency": concurrency}))
+    let mut all = json!({"count_rule": count_stats, "count": count, "events_1000": events_stats,
+        "events_concurrency": concurrency});
+    for (k, v) in members.as_object().into_iter().flatten() {
+        all[k] = v.clone();
+    }
+    Ok(all)
+}
+
+/// The members page called in the library: the same page repeated, distinct pages (the offsets the HTTP run's
+/// Lua script steps through) and the first run's figure (a stream read until 1,000 keys).
+async fn members(ws: &segkit::Workspace, budget: Duration) -> segkit::Result<Value> {
+    // A members page of 1,000 keys of the latest run, one call at a time: `Workspace::members_page`, the call the
+    // handler makes (segment lookup, runs query, the page's rows read from the run's Parquet file).
+    let mut lat = vec![];
+    let (t0, cpu0) = (Instant::now(), cpu_seconds());
+    let mut rows = 0;
+    while t0.elapsed() < budget {
+        let t = Instant::now();
+        let page = ws.members_page("bench_members", None, 0, 1000).await?;
+        rows = page.batches.iter().map(|b| b.num_rows()).sum::<usize>();
+        lat.push(t.elapsed());
+    }
+    let members_stats = stats_cpu(lat, t0.elapsed(), 1000.0, cpu0);
+    // The figure of the first run of this bench: the latest run's members as a stream, until 1,000 keys came.
+    let mut lat = vec![];
+    let t0 = Instant::now();
+    while t0.elapsed() < budget {
+        let t = Instant::now();
+        let run = ws.runs("bench_members")?.last().map(|r| r.run);
+        let mut stream = ws.members("bench_members", run).await?;
+        let mut n = 0;
+        while let Some(b) = stream.next().await {
+            n += b?.num_rows();
+            if n >= 1000 {
+                break;
+            }
+        }
+        lat.push(t.elapsed());
+    }
+    let stream_stats = stats(lat, t0.elapsed(), 1000.0);
+    // Distinct pages: offset stepped by 7919 through the run, as benches/api.sh's members-distinct.lua does.
+    let run = ws
+        .runs("bench_members")?
+        .last()
+        .cloned()
+        .ok_or_else(|| segkit::Error::InvalidArgument("bench_members has no run: run setup".into()))?;
+    let max_offset = (run.member_count as usize).saturating_sub(1000).max(1);
+    let mut lat = vec![];
+    let (t0, cpu0) = (Instant::now(), cpu_seconds());
+    let mut i = 0usize;
+    while t0.elapsed() < budget {
+        i += 1;
+        let t = Instant::now();
+        let page = ws.members_page("bench_members", Some(run.run), (i * 7919) % max_offset, 1000).await?;
+        std::hint::black_box(page.batches.len());
+        lat.push(t.elapsed());
+    }
+    let distinct_stats = stats_cpu(lat, t0.elapsed(), 1000.0, cpu0);
+    Ok(json!({"members_page": members_stats, "members_page_rows": rows, "members_page_distinct": distinct_stats,
+        "members_stream_first_1000": stream_stats}))
 }
 
 fn main() {
@@ -174,13 +224,18 @@ fn main() {
     let result = rt.block_on(async {
         match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
             ["setup", data, dir, key] => setup(data, dir, key).await.map(|_| Value::Null),
-            ["lib", dir, seconds, conc] => lib(dir, seconds.parse().unwrap_or(10.0), conc.parse().unwrap_or(8)).await,
+            ["lib", dir, seconds, conc] => {
+                lib(dir, seconds.parse().unwrap_or(10.0), conc.parse().unwrap_or(8), false).await
+            }
+            ["lib", dir, seconds, conc, only] => {
+                lib(dir, seconds.parse().unwrap_or(10.0), conc.parse().unwrap_or(8), *only == "members").await
+            }
             ["body", file] => {
                 let body = json!({"entity": "events", "events": batch_events(0)});
                 std::fs::write(file, body.to_string()).map(|_| Value::Null).map_err(segkit::Error::from)
             }
             _ => Err(segkit::Error::InvalidArgument(
-                "usage: api_bench setup DATA WS KEY_FILE | lib WS SECONDS CONCURRENCY | body FILE".into(),
+                "usage: api_bench setup DATA WS KEY_FILE | lib WS SECONDS CONCURRENCY [all|members] | body FILE".into(),
             )),
         }
     });

@@ -143,8 +143,9 @@ pub struct ServeArgs {
     /// Largest file one upload (POST /api/v1/entities/{name}/upload) may send, in bytes.
     #[arg(long, default_value_t = segkit::limits::MAX_UPLOAD_BYTES)]
     pub upload_limit: usize,
-    /// Sync every catalog commit to disk before answering (SQLite synchronous = FULL): an answered write
-    /// survives a power loss, not only a crash.
+    /// Sync every catalog commit, and every Parquet file it references, to disk before answering (SQLite
+    /// synchronous = FULL, fsync of each new file and its directory): an answered write survives a power loss,
+    /// not only a crash.
     #[arg(long)]
     pub durable: bool,
     /// Scheduler options (with --with-scheduler).

@@ -20,8 +20,9 @@ pub async fn open_workspace(dir: &std::path::Path) -> segkit::Result<segkit::Wor
     open_workspace_with(dir, false).await
 }
 
-/// [`open_workspace`], with every catalog commit synced to disk before it returns when `durable` (SQLite
-/// `synchronous = FULL`, see [`segkit::WorkspaceOptions::durable_commits`]).
+/// [`open_workspace`], with every catalog commit, and every Parquet file it references, synced to disk before
+/// it returns when `durable` (SQLite `synchronous = FULL` and `fsync`; see
+/// [`segkit::WorkspaceOptions::durable_commits`]).
 pub async fn open_workspace_with(dir: &std::path::Path, durable: bool) -> segkit::Result<segkit::Workspace> {
     let options = segkit::WorkspaceOptions::default()
         .source_factory(segkit_connectors::registry())

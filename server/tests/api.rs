@@ -245,6 +245,120 @@ async fn counts_members_pages_formats_preview_explain_and_runs() {
     assert_eq!((r["run"].clone(), r["count"].clone(), r["entered"].clone()), (json!(2), json!(6), json!(0)));
 }
 
+/// Members pages carry a strong `ETag` of (run file, offset, limit, format, masking): `If-None-Match` answers 304,
+/// a named run's page is `immutable`, the latest run's must be revalidated; a pii key is masked for roles
+/// without the permission (an admin's unmasked read is audited), and masked and unmasked pages never mix; a page
+/// served before is a 404 once its segment is deleted.
+#[tokio::test]
+async fn members_pages_etags_immutability_pii_masking_and_deletion() {
+    let s = start().await;
+    s.adults().await;
+    let get = |path: &'static str, key: &str, inm: Option<&str>| {
+        let key = key.to_string();
+        let inm = inm.map(str::to_string);
+        let s = &s;
+        async move {
+            let mut h = vec![];
+            if let Some(t) = &inm {
+                h.push(("if-none-match", t.as_str()));
+            }
+            s.call_with("GET", path, Some(&key), None, &h).await
+        }
+    };
+    let first = get("/segments/adults/members?limit=4", &s.viewer, None).await;
+    assert_eq!(first.status, 200, "{}", first.text());
+    let tag = first.header("etag").expect("an ETag");
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+    assert_eq!(first.header("cache-control").as_deref(), Some("private, no-cache"), "the latest run moves");
+    assert_eq!(first.header("content-length"), Some(first.body.len().to_string()));
+    // The same page again (kept): the same bytes and tag.
+    let again = get("/segments/adults/members?limit=4", &s.viewer, None).await;
+    assert_eq!((again.body.clone(), again.header("etag")), (first.body.clone(), Some(tag.clone())));
+    assert_eq!(again.header("x-next-cursor").as_deref(), Some("1.4"));
+    // Revalidation: 304 without a body, for a list of tags and weak comparison too; another tag is a 200.
+    for inm in [tag.clone(), format!("\"x\", W/{tag}"), "*".to_string()] {
+        let r = get("/segments/adults/members?limit=4", &s.viewer, Some(&inm)).await;
+        assert_eq!((r.status, r.body.len()), (304, 0), "{inm}");
+        assert_eq!(r.header("etag"), Some(tag.clone()));
+        assert_eq!(r.header("x-run").as_deref(), Some("1"));
+    }
+    assert_eq!(get("/segments/adults/members?limit=4", &s.viewer, Some("\"other\"")).await.status, 200);
+    // Other rows or another encoding: another tag. A named run's page never changes.
+    let next = get("/segments/adults/members?limit=4&cursor=1.4", &s.viewer, None).await;
+    assert_eq!(next.json()["items"].as_array().unwrap().len(), 2);
+    assert_ne!(next.header("etag"), Some(tag.clone()));
+    assert_eq!(next.header("cache-control").as_deref(), Some("private, max-age=31536000, immutable"));
+    let csv = get("/segments/adults/members?limit=4&format=csv", &s.viewer, None).await;
+    assert_eq!(csv.text(), "user_id\n5\n6\n7\n8\n");
+    assert_ne!(csv.header("etag"), Some(tag.clone()));
+    // A new run: the latest page is another file, so the old tag no longer matches.
+    assert_eq!(s.post("/segments/adults/evaluate", &s.editor, "").await.status, 200);
+    let r = get("/segments/adults/members?limit=4", &s.viewer, Some(&tag)).await;
+    assert_eq!((r.status, r.header("x-run").as_deref()), (200, Some("2")));
+    assert_ne!(r.header("etag"), Some(tag.clone()));
+    // Run 1 by number still answers with its own (unchanged) tag.
+    let r = get("/segments/adults/members?limit=4&run=1", &s.viewer, Some(&tag)).await;
+    assert_eq!(r.status, 304);
+
+    // A segment over an entity whose key is pii: masked unless the caller may read pii.
+    let r = s
+        .post(
+            "/entities",
+            &s.admin,
+            r#"{"name": "contact", "key": "email", "attributes": {"email": {"type": "string", "pii": true}, "n": "int64"}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let batch = segkit::deps::arrow::array::RecordBatch::try_from_iter([
+        (
+            "email",
+            std::sync::Arc::new(segkit::deps::arrow::array::StringArray::from(vec!["a@x.org", "b@x.org"]))
+                as segkit::deps::arrow::array::ArrayRef,
+        ),
+        ("n", std::sync::Arc::new(segkit::deps::arrow::array::Int64Array::from(vec![1, 2])) as _),
+    ])
+    .unwrap();
+    s.ws.ingest_batches("contact", vec![batch], segkit::IngestOptions::default()).await.unwrap();
+    let r = s
+        .post(
+            "/segments",
+            &s.editor,
+            r#"{"name": "all_contacts", "entity": "contact", "rule": {"attribute": "n", "op": "ge", "value": 0}}"#,
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(s.post("/segments/all_contacts/evaluate", &s.editor, "").await.status, 200);
+    let audited = |s: &common::Server| {
+        s.ws.audit_log(1000).unwrap().iter().filter(|a| a.action == "pii.read" && a.target == "all_contacts").count()
+    };
+    let mut masked_tag = None;
+    for key in [&s.viewer, &s.editor] {
+        // Twice: the second answer comes from the kept (masked) page.
+        for _ in 0..2 {
+            let r = get("/segments/all_contacts/members", key, None).await;
+            assert_eq!(r.json()["items"], json!([{"email": "***"}, {"email": "***"}]), "{}", r.text());
+            assert_eq!(get("/segments/all_contacts/members?format=csv", key, None).await.text(), "email\n***\n***\n");
+            masked_tag = r.header("etag");
+        }
+    }
+    assert_eq!(audited(&s), 0, "masked reads are not pii reads");
+    let r = get("/segments/all_contacts/members", &s.admin, None).await;
+    assert_eq!(r.json()["items"], json!([{"email": "a@x.org"}, {"email": "b@x.org"}]));
+    assert_ne!(r.header("etag"), masked_tag, "masked and unmasked pages have different tags");
+    assert_eq!(get("/segments/all_contacts/members", &s.admin, None).await.json()["items"][0]["email"], "a@x.org");
+    assert_eq!(audited(&s), 2, "every unmasked read is audited, kept page or not");
+    // A viewer's tag does not revalidate the admin's page, nor the reverse.
+    let r = get("/segments/all_contacts/members", &s.admin, masked_tag.as_deref()).await;
+    assert_eq!(r.status, 200);
+    let r = get("/segments/all_contacts/members", &s.viewer, masked_tag.as_deref()).await;
+    assert_eq!(r.status, 304);
+
+    // Deleted: the kept pages are never served, revalidation included.
+    assert_eq!(s.call("DELETE", "/segments/adults", Some(&s.editor), None).await.status, 204);
+    get("/segments/adults/members?limit=4", &s.viewer, None).await.problem(404);
+    get("/segments/adults/members?limit=4&run=1", &s.viewer, Some(&tag)).await.problem(404);
+}
+
 #[tokio::test]
 async fn sources_sync_workflows_trigger_and_deliveries() {
     let s = start().await;

@@ -198,3 +198,67 @@ fn definition_bodies_are_core_request_model_schemas() {
     assert_eq!(offset["allowEmptyValue"], true, "{offset}");
     assert!(params.iter().find(|p| p["name"] == "limit").unwrap().get("allowEmptyValue").is_none());
 }
+
+/// The `oneOf` choices of a typed plugin config: the names each built-in choice takes, and the open one.
+fn plugin_choices(schema: &Value) -> (Vec<String>, Option<Value>) {
+    let choices = schema["oneOf"].as_array().unwrap_or_else(|| panic!("no oneOf: {schema}"));
+    let mut names = vec![];
+    let mut open = None;
+    for c in choices {
+        match c["properties"]["type"]["enum"].as_array() {
+            Some(e) => names.extend(e.iter().map(|t| t.as_str().unwrap().to_string())),
+            None if c["properties"]["type"]["not"].is_object() => open = Some(c.clone()),
+            None => {}
+        }
+    }
+    (names, open)
+}
+
+/// Source configs and workflow action configs are typed (one schema per built-in type, an open alternative
+/// for custom types, secrets as `env:NAME`) in the OpenAPI document and in the shipped project schema, which is
+/// current.
+#[test]
+fn plugin_configs_are_typed_and_the_shipped_project_schema_is_current() {
+    let doc = segkit_server::api::openapi();
+    let project = segkit_server::api::project_schema();
+    for (what, defs) in [("openapi", &doc["components"]["schemas"]), ("project", &project["$defs"])] {
+        for source in ["SourceDefinition", "SourceDefinitionNameOptional"] {
+            if what == "project" && source.ends_with("Optional") {
+                continue;
+            }
+            let config = &defs[source]["properties"]["config"];
+            let (names, open) = plugin_choices(config);
+            for t in ["csv", "parquet", "arrow_ipc", "log", "postgres", "mysql", "sqlite", "kafka", "http"] {
+                assert!(names.contains(&t.to_string()), "{what} {source}: no `{t}` in {names:?}");
+            }
+            let open = open.unwrap_or_else(|| panic!("{what}: no open alternative"));
+            assert!(open["properties"]["type"]["not"]["enum"].as_array().unwrap().contains(&json!("csv")));
+            // Fields are typed: a CSV config knows `delimiter`, refuses unknown fields; a database password
+            // must be an env reference.
+            let csv = config["oneOf"].as_array().unwrap().iter().find(|c| c["title"] == "csv").unwrap();
+            assert!(csv["properties"]["delimiter"].is_object() && csv["additionalProperties"] == false, "{csv}");
+            let db = config["oneOf"].as_array().unwrap().iter().find(|c| c["title"] == "postgres").unwrap();
+            assert_eq!(db["properties"]["password"]["pattern"], segkit::spec::config_schema::SECRET_REFERENCE_PATTERN);
+            assert!(db["properties"]["password"]["description"].as_str().unwrap().contains("env:NAME"));
+        }
+        let steps = defs["StepSpec"]["oneOf"].as_array().unwrap();
+        let action =
+            &steps.iter().find(|s| s["properties"]["type"]["const"] == "action").unwrap()["properties"]["action"];
+        let (names, open) = plugin_choices(action);
+        for t in ["jsonl", "smtp", "webhook", "wecom", "dingtalk", "feishu", "sms"] {
+            assert!(names.contains(&t.to_string()), "{what}: no action `{t}` in {names:?}");
+        }
+        assert!(open.is_some(), "{what}: no open action alternative");
+        assert!(action["oneOf"].as_array().unwrap().iter().any(|c| c["type"] == "string"), "a registered name");
+        let smtp = action["oneOf"].as_array().unwrap().iter().find(|c| c["title"] == "smtp").unwrap();
+        assert_eq!(smtp["properties"]["password"]["pattern"], segkit::spec::config_schema::SECRET_REFERENCE_PATTERN);
+    }
+    // The shipped file is this schema (rewritten when it is not: commit it).
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/project.schema.json");
+    let text = serde_json::to_string_pretty(&project).unwrap() + "\n";
+    let shipped = std::fs::read_to_string(&path).unwrap_or_default();
+    if shipped != text {
+        std::fs::write(&path, &text).unwrap();
+        panic!("docs/project.schema.json was out of date and has been rewritten: commit it");
+    }
+}

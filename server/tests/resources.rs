@@ -366,9 +366,10 @@ async fn workflows_crud_dry_run_runs_dead_letters_and_replay() {
 }
 
 #[tokio::test]
-async fn schedules_list_create_delete() {
+async fn schedules_crud_with_etags_and_if_match() {
     let s = start().await;
     s.adults().await;
+    s.ws.set_clock(std::sync::Arc::new(segkit::FixedClock::parse("2026-06-01T00:00:00Z").unwrap()));
     let spec = r#"{"name": "nightly", "cron": "30 2 * * *", "timezone": "Europe/Berlin", "job": {"type": "evaluate", "segment": "adults"}}"#;
     let r = s.post("/schedules", &s.editor, spec).await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -390,10 +391,59 @@ async fn schedules_list_create_delete() {
         v["items"].as_array().unwrap().iter().map(|i| i["spec"]["name"].as_str().unwrap()).collect();
     assert_eq!(listed, ["nightly", "hourly"]);
     assert_eq!(s.get("/schedules?job=sync", &s.viewer).await.json()["total"], 1);
-    assert_eq!(s.get("/schedules/nightly", &s.viewer).await.json()["spec"]["cron"], "30 2 * * *");
-    assert_eq!(s.call("DELETE", "/schedules/nightly", Some(&s.editor), None).await.status, 204);
+    let r = s.get("/schedules/nightly", &s.viewer).await;
+    assert_eq!(r.json()["spec"]["cron"], "30 2 * * *");
+    let tag = r.header("etag").unwrap();
+
+    // A scheduler run changes the state, not the ETag (it versions the definition).
+    let at = "2026-06-02T01:00:00Z";
+    s.ws.set_clock(std::sync::Arc::new(segkit::FixedClock::parse(at).unwrap()));
+    let report = s.ws.run_due(at.parse().unwrap()).await.unwrap();
+    assert_eq!((report.jobs.len(), report.failures().count()), (2, 0));
+    let r = s.get("/schedules/nightly", &s.viewer).await;
+    assert_eq!((r.json()["runs"].clone(), r.header("etag")), (json!(1), Some(tag.clone())), "{}", r.text());
+
+    // Replace with If-Match (the name from the path); the run history stays; a stale tag loses.
+    let upd = r#"{"cron": "0 4 * * *", "job": {"type": "evaluate", "segment": "adults"}}"#;
+    let r = s.call_with("PUT", "/schedules/nightly", Some(&s.editor), Some(upd), &[("if-match", &tag)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!((v["spec"]["cron"].clone(), v["runs"].clone()), (json!("0 4 * * *"), json!(1)), "{v}");
+    let tag2 = r.header("etag").unwrap();
+    assert_ne!(tag2, tag);
+    assert_eq!(s.get("/schedules/nightly", &s.viewer).await.header("etag"), Some(tag2.clone()));
+    let p =
+        s.call_with("PUT", "/schedules/nightly", Some(&s.editor), Some(upd), &[("if-match", &tag)]).await.problem(412);
+    assert!(p["detail"].as_str().unwrap().contains("the schedule changed since you read it"), "{p}");
+    let p =
+        s.call_with("PUT", "/schedules/nightly", Some(&s.editor), Some(upd), &[("if-match", "")]).await.problem(400);
+    assert!(p["detail"].as_str().unwrap().contains("If-Match header is empty"), "{p}");
+    // The body's name must agree with the path's; bad fields answer 422 with their path; unknown names 404.
+    let p = s
+        .call("PUT", "/schedules/nightly", Some(&s.editor), Some(&upd.replace("{", r#"{"name": "other", "#)))
+        .await
+        .problem(422);
+    assert_eq!(p["path"], "schedule.name", "{p}");
+    let p =
+        s.call("PUT", "/schedules/nightly", Some(&s.editor), Some(&upd.replace("adults", "nope"))).await.problem(422);
+    assert_eq!(p["path"], "schedule nightly.job.segment", "{p}");
+    s.call("PUT", "/schedules/nope", Some(&s.editor), Some(upd)).await.problem(404);
+    // A viewer can read it but not change it.
+    s.call_with("PUT", "/schedules/nightly", Some(&s.viewer), Some(upd), &[("if-match", &tag2)]).await.problem(403);
+    s.call_with("DELETE", "/schedules/nightly", Some(&s.viewer), None, &[("if-match", &tag2)]).await.problem(403);
+    // 409 on create points at PUT.
+    let p = s.post("/schedules", &s.editor, spec).await.problem(409);
+    assert!(p["detail"].as_str().unwrap().contains("PUT /api/v1/schedules/{name}"), "{p}");
+
+    s.call_with("DELETE", "/schedules/nightly", Some(&s.editor), None, &[("if-match", &tag)]).await.problem(412);
+    let r = s.call_with("DELETE", "/schedules/nightly", Some(&s.editor), None, &[("if-match", &tag2)]).await;
+    assert_eq!(r.status, 204, "{}", r.text());
     s.call("DELETE", "/schedules/nightly", Some(&s.editor), None).await.problem(404);
     assert_eq!(s.get("/schedules", &s.viewer).await.json()["total"], 1);
+    let actions: Vec<String> = s.ws.audit_log(100).unwrap().into_iter().map(|a| a.action).collect();
+    for want in ["schedule.create", "schedule.update", "schedule.delete"] {
+        assert!(actions.contains(&want.to_string()), "{want} in {actions:?}");
+    }
 }
 
 #[tokio::test]
@@ -423,8 +473,22 @@ async fn segment_changes_between_runs() {
     let v = s.get("/segments/adults/changes?change=entered&sort=-run", &s.viewer).await.json();
     assert_eq!(v["total"], 6);
     assert_eq!(v["items"][0]["run"], 1);
-    s.get("/segments/adults/changes?change=left", &s.viewer).await.problem(400);
-    s.get("/segments/adults/changes?run=99999999999999999999", &s.viewer).await.problem(400);
+    // Pages past the end, descending by run, filtered: the same rows as the whole list.
+    let v = s.get("/segments/adults/changes?sort=-run&limit=3&offset=1", &s.viewer).await.json();
+    let got: Vec<i64> = v["items"].as_array().unwrap().iter().map(|i| i["run"].as_i64().unwrap()).collect();
+    assert_eq!((got, v["total"].clone(), v["next_cursor"].clone()), (vec![2, 1, 1], json!(8), json!("4")));
+    let v = s.get("/segments/adults/changes?run=2&change=exited&offset=5", &s.viewer).await.json();
+    assert_eq!(
+        (v["items"].as_array().unwrap().len(), v["total"].clone(), v["next"].clone()),
+        (0, json!(2), Value::Null)
+    );
+    let p = s.get("/segments/adults/changes?change=left", &s.viewer).await.problem(400);
+    assert_eq!(p["path"], "query.change", "{p}");
+    assert!(p["detail"].as_str().unwrap().contains("`left` is not `entered` or `exited`"), "{p}");
+    let p = s.get("/segments/adults/changes?run=99999999999999999999", &s.viewer).await.problem(400);
+    assert_eq!(p["path"], "query.run", "{p}");
+    let p = s.get("/segments/adults/changes?sort=key", &s.viewer).await.problem(400);
+    assert_eq!(p["path"], "query.sort", "{p}");
     s.get("/segments/nope/changes", &s.viewer).await.problem(404);
     let runs = s.get("/segments/adults/runs?sort=-run&limit=1", &s.viewer).await.json();
     assert_eq!((runs["items"][0]["run"].clone(), runs["total"].clone()), (json!(2), json!(2)));
@@ -524,6 +588,7 @@ async fn role_by_endpoint_matrix_of_resources() {
         ("POST", "/workflows".into(), Some(workflow(&url).replace("welcome", "other"))),
         ("PUT", "/workflows/welcome".into(), Some(workflow(&url))),
         ("POST", "/schedules".into(), Some(schedule.into())),
+        ("PUT", "/schedules/n".into(), Some(schedule.replace("0 *", "5 *"))),
         ("POST", "/deliveries/replay".into(), Some(r#"{"workflow": "welcome"}"#.into())),
         ("DELETE", "/schedules/n".into(), None),
         ("DELETE", "/workflows/other".into(), None),

@@ -260,6 +260,17 @@ pub struct DryRunResult {
     pub members_ipc: Buffer,
 }
 
+/// The result of `Workspace.membersPage`.
+#[napi(object)]
+pub struct MembersPageResult {
+    /// The run read (pass it back to keep paging the same run).
+    pub run: i64,
+    /// The page's member keys as an Arrow IPC stream, in stored order.
+    pub members_ipc: Buffer,
+    /// Whether rows follow this page.
+    pub more: bool,
+}
+
 /// Native workspace handle; wrapped by `Workspace` in index.js.
 #[napi]
 pub struct NativeWorkspace {
@@ -579,6 +590,23 @@ impl NativeWorkspace {
     pub async fn members(&self, name: String, run: Option<i64>) -> Result<Buffer> {
         let stream = self.inner.members(&name, run).await.js()?;
         self.members_buffer(&name, stream).await
+    }
+
+    /// Up to `limit` stored member keys of the latest run (or run `run`) from position `offset`.
+    #[napi]
+    pub async fn members_page(
+        &self,
+        name: String,
+        run: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<MembersPageResult> {
+        let (offset, limit) = match (usize::try_from(offset), usize::try_from(limit)) {
+            (Ok(o), Ok(l)) => (o, l),
+            _ => return Err(segkit::Error::InvalidArgument("offset and limit must not be negative".into())).js(),
+        };
+        let p = self.inner.members_page(&name, run, offset, limit).await.js()?;
+        Ok(MembersPageResult { run: p.run, members_ipc: to_ipc(&p.schema, &p.batches)?, more: p.more })
     }
 
     /// Evaluates an edited (or new) segment without saving anything.

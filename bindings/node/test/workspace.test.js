@@ -368,6 +368,39 @@ describe('segments', () => {
     assert.equal(typeof runs[0].startedAt, 'string');
   });
 
+  test('membersPage pages through a run', async () => {
+    const ws = await Workspace.open(tmpdir());
+    await ws.defineEntity({ name: 'u', key: 'id', kind: 'profile', attributes: { id: 'int64', n: 'int64' } });
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ id: i * 3, n: i % 4 }));
+    await ws.ingest('u', rows);
+    await ws.defineSegment('most', { entity: 'u', rule: { attribute: 'n', op: 'ne', value: 0 } });
+    const want = (await ws.evaluate('most')).memberKeys();
+    assert.equal(want.length, 750);
+    const ids = (p) => Array.from(tableFromIPC(p.membersIpc).getChild('id').toArray(), Number);
+    for (const limit of [1, 7, 749, 750, 1000]) {
+      const got = [];
+      let offset = 0;
+      for (;;) {
+        const page = await ws.membersPage('most', { offset, limit });
+        assert.equal(page.run, 1);
+        const keys = ids(page);
+        assert.ok(keys.length <= limit);
+        got.push(...keys);
+        offset += keys.length;
+        if (!page.more) break;
+      }
+      assert.deepEqual(got, want, `pages of ${limit}`);
+    }
+    const past = await ws.membersPage('most', { run: 1, offset: 5000, limit: 10 });
+    assert.equal(past.more, false);
+    assert.equal(tableFromIPC(past.membersIpc).numRows, 0);
+    assert.deepEqual(tableFromIPC(past.membersIpc).schema.fields.map((f) => f.name), ['id']);
+    assert.deepEqual(ids(await ws.membersPage('most', { offset: 2, limit: 3 })), want.slice(2, 5));
+    await assert.rejects(ws.membersPage('most', { run: 9 }), NotFoundError);
+    await assert.rejects(ws.membersPage('most', { limit: 0 }), /MAX_PAGE_ROWS/);
+    await assert.rejects(ws.membersPage('most', { offset: -1 }), /must not be negative/);
+  });
+
   test('an empty segment keeps its schema', async () => {
     const { ws } = await workspaceWithUsers();
     await ws.defineSegment('nobody', { entity: 'user', rule: { attribute: 'age', op: 'gt', value: 1000 } });

@@ -545,6 +545,24 @@ impl PyWorkspace {
         })
     }
 
+    /// One page of a run's stored member keys: (run, keys, more).
+    #[pyo3(signature = (name, run=None, offset=0, limit=1000))]
+    fn members_page(
+        &self,
+        py: Python<'_>,
+        name: String,
+        run: Option<i64>,
+        offset: usize,
+        limit: usize,
+    ) -> PyResult<(i64, PyTable, bool)> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let p =
+                wait_for_future(py, move || async move { ws.members_page(&name, run, offset, limit).await })?.py()?;
+            Ok((p.run, table(p.batches, p.schema)?, p.more))
+        })
+    }
+
     fn runs<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
         crate::error::guard(|| {
             let r = py.detach(|| self.ws.runs(name)).py()?;

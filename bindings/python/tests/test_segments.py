@@ -74,6 +74,33 @@ def test_evaluate_entered_exited_members_runs(users):
     assert [(r["entered"], r["exited"]) for r in runs] == [(2, 0), (1, 1)]
 
 
+def test_members_page(ws):
+    ws.define_entity("u", key="id", attributes={"id": "int64", "n": "int64"})
+    ws.ingest("u", pa.table({"id": list(range(0, 3000, 3)), "n": [i % 4 for i in range(1000)]}))
+    ws.define_segment("most", entity="u", rule={"attribute": "n", "op": "ne", "value": 0})
+    want = ws.evaluate("most").members().column("id")
+    assert len(want) == 750
+    for size in (1, 7, 749, 750, 1000):
+        got, offset = [], 0
+        while True:
+            page = ws.members_page("most", offset=offset, limit=size)
+            assert isinstance(page, segkit.MembersPage) and page.run == 1
+            rows = page.members.column("id")
+            assert len(rows) <= size
+            got += rows
+            offset += len(rows)
+            if not page.more:
+                break
+        assert got == want, size
+    past = ws.members_page("most", run=1, offset=5000, limit=10)
+    assert (past.members.num_rows, past.more, past.members.column_names) == (0, False, ["id"])
+    assert pa.table(ws.members_page("most", offset=2, limit=3).members).column("id").to_pylist() == want[2:5]
+    with pytest.raises(segkit.NotFoundError, match="run `most#9` not found"):
+        ws.members_page("most", run=9)
+    with pytest.raises(segkit.InvalidArgumentError, match="MAX_PAGE_ROWS"):
+        ws.members_page("most", limit=0)
+
+
 def test_count_preview_sql(users):
     users.define_segment("vip", entity="user", rule={"attribute": "tags", "op": "contains", "value": "vip"})
     assert users.count("vip") == 2

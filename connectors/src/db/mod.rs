@@ -104,7 +104,7 @@ impl DbKind {
 }
 
 /// A cast the database applies to a column before it is read (for types that do not map to Arrow).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Cast {
@@ -128,7 +128,7 @@ impl Cast {
 
 /// The cursor of an incremental source: a column that grows with each change, and a unique tie-breaker for
 /// rows with equal values.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CursorConfig {
     /// The cursor column, e.g. `updated_at`.
@@ -139,7 +139,7 @@ pub struct CursorConfig {
 }
 
 /// The config of a database source, as given in JSON (see the [module docs](self)).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DbConfig {
     /// `postgres` / `postgresql`, `mysql` / `mariadb`, `sqlite` / `sqlite3`.
@@ -1129,6 +1129,11 @@ impl Batcher {
 /// Standard hint appended to "does not map" messages.
 pub(crate) fn cast_hint(column: &str) -> String {
     format!("declare a cast in the config, e.g. \"casts\": {{\"{column}\": \"string\"}} (or \"float64\" / \"int64\")")
+}
+
+/// The JSON Schema of this config for `types` (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant(types: &[&str]) -> serde_json::Value {
+    segkit::spec::config_schema::variant::<DbConfig>(types)
 }
 
 #[cfg(test)]

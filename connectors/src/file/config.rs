@@ -12,7 +12,7 @@ use super::csv::CsvOptions;
 use super::{Compression, ExcelOptions, FileFormat, FileOptions, JsonOptions, MergedHeaders, SheetRef};
 
 /// A text or a list of texts.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum OneOrMany {
     One(String),
@@ -20,7 +20,7 @@ enum OneOrMany {
 }
 
 /// `true` (column `_file`), `false`, or a column name.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum FileColumn {
     On(bool),
@@ -28,14 +28,14 @@ enum FileColumn {
 }
 
 /// A sheet name or a 0-based index.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum Sheet {
     Index(u32),
     Name(String),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(rename = "type")]
@@ -328,4 +328,9 @@ pub(crate) fn parse(config: &Value) -> Result<Parsed> {
         store_options.push((k, v));
     }
     Ok(Parsed { location, format, options, store_options })
+}
+
+/// The JSON Schema of this config for `types` (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant(types: &[&str]) -> serde_json::Value {
+    segkit::spec::config_schema::variant::<RawConfig>(types)
 }

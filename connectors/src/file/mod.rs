@@ -59,6 +59,7 @@
 //! appended during a sync are read by the next one. A scan without a cursor reads everything.
 
 mod config;
+pub(crate) use config::config_schema_variant;
 mod csv;
 mod decode;
 #[cfg(feature = "excel")]

@@ -71,7 +71,7 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 << 20;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Config {
     #[allow(dead_code)]
@@ -130,7 +130,7 @@ fn default_max_response_bytes() -> u64 {
     DEFAULT_MAX_RESPONSE_BYTES
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 enum Method {
     #[default]
@@ -140,7 +140,7 @@ enum Method {
     Post,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum AuthConfig {
     Bearer {
@@ -159,7 +159,7 @@ enum AuthConfig {
     },
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 enum KeyLocation {
     #[default]
@@ -168,7 +168,7 @@ enum KeyLocation {
 }
 
 /// How the pages of a scan are requested.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum Pagination {
     Page {
@@ -208,7 +208,7 @@ fn default_limit_param() -> String {
     "limit".into()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct Incremental {
     field: String,
@@ -879,6 +879,11 @@ impl Source for HttpSource {
 /// Builds an [`HttpSource`] from a config of type `http` (see the [module documentation](self)).
 pub fn from_config(config: &Value) -> Result<Arc<dyn Source>> {
     Ok(Arc::new(HttpSource::from_config(config)?))
+}
+
+/// The JSON Schema of this config for `types` (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant(types: &[&str]) -> serde_json::Value {
+    segkit::spec::config_schema::variant::<Config>(types)
 }
 
 #[cfg(test)]

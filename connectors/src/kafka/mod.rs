@@ -57,7 +57,7 @@ const EVIDENCE_BYTES: usize = 1024;
 pub const MAX_PARTITIONS: usize = 10_000;
 
 /// The JSON config of a `kafka` source.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct KafkaConfig {
     #[allow(dead_code)]
@@ -906,4 +906,9 @@ impl Source for KafkaSource {
     async fn cursor(&self) -> Result<Option<Value>> {
         Ok(self.cursor.lock().expect("cursor lock").clone())
     }
+}
+
+/// The JSON Schema of this config for `types` (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant(types: &[&str]) -> serde_json::Value {
+    segkit::spec::config_schema::variant::<KafkaConfig>(types)
 }

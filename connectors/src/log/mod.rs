@@ -72,14 +72,14 @@ pub const DEFAULT_BATCH_SIZE: usize = 8192;
 pub const MAX_FILES: usize = 100_000;
 
 /// `true` (column `_file`), `false`, or a column name.
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 enum FileColumn {
     On(bool),
     Named(String),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(rename = "type")]
@@ -427,4 +427,9 @@ impl Source for LogSource {
 /// A config error at `path` (`source.pattern`, …).
 pub(crate) fn definition(path: impl Into<String>, message: impl Into<String>) -> Error {
     Error::Definition { path: path.into(), message: message.into() }
+}
+
+/// The JSON Schema of this config for `types` (see [`segkit::spec::config_schema`]).
+pub(crate) fn config_schema_variant(types: &[&str]) -> serde_json::Value {
+    segkit::spec::config_schema::variant::<RawConfig>(types)
 }

@@ -215,8 +215,14 @@ CREATE TRIGGER api_keys_generation_delete AFTER DELETE ON api_keys BEGIN
 END;
 "#;
 
+/// The entity attributes a trigger captured for a ledger row's first attempt (a JSON object; NULL: read them
+/// at send time), cleared when the row finishes or is retried.
+const V9: &str = r#"
+ALTER TABLE deliveries ADD COLUMN context TEXT;
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

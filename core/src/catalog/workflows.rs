@@ -69,6 +69,8 @@ pub struct CapWindow {
 
 /// The outcome of one claimed ledger row, as [`Catalog::record_outcomes`] writes it (the dispatcher collects
 /// these from finished deliveries and commits them in groups).
+// `Finish`, the common variant, is the large one: boxing its next row would cost an allocation per delivery.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LedgerWrite {
     /// Finishes the row with a final status and adds the workflow's next row.
@@ -151,7 +153,7 @@ fn apply_write(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<b
             let n = tx
                 .prepare_cached(
                     "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL,
-                       updated_at = ?4, detail = coalesce(?7, detail), channel = coalesce(?8, channel),
+                       context = NULL, updated_at = ?4, detail = coalesce(?7, detail), channel = coalesce(?8, channel),
                        sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END
                      WHERE id = ?5 AND status = 'running' AND attempts = ?6",
                 )?
@@ -175,7 +177,7 @@ fn apply_write(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<b
         LedgerWrite::Retry { id, attempts, due_at, error } => Ok(tx
             .prepare_cached(
                 "UPDATE deliveries SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
-                   updated_at = ?3
+                   context = NULL, updated_at = ?3
                  WHERE id = ?4 AND status = 'running' AND attempts = ?5",
             )?
             .execute(params![due_at, error, now, id, attempts])?
@@ -195,8 +197,8 @@ pub(super) fn insert_deliveries<D: std::borrow::Borrow<NewDelivery>>(
     let mut added = 0u64;
     let mut insert = tx.prepare_cached(
         "INSERT OR IGNORE INTO deliveries(idempotency_key, workflow, trigger, step, entity, entity_key, status,
-           attempts, due_at, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?8)",
+           attempts, due_at, created_at, updated_at, context)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?8, ?8, ?9)",
     )?;
     let mut seen = tx.prepare_cached(
         "SELECT 1 FROM deliveries WHERE workflow = ?1 AND entity_key = ?2 AND step = ?3 AND created_at > ?4 LIMIT 1",
@@ -208,9 +210,17 @@ pub(super) fn insert_deliveries<D: std::borrow::Borrow<NewDelivery>>(
                 continue;
             }
         }
-        added +=
-            insert.execute(params![d.key(), d.workflow, d.trigger, d.step, d.entity, d.entity_key, d.due_at, now])?
-                as u64;
+        added += insert.execute(params![
+            d.key(),
+            d.workflow,
+            d.trigger,
+            d.step,
+            d.entity,
+            d.entity_key,
+            d.due_at,
+            now,
+            d.context
+        ])? as u64;
     }
     Ok(added)
 }
@@ -362,6 +372,17 @@ impl Catalog {
     /// by id. Each of the two selections walks the `(status, due_at)` index and stops at `limit`, so a claim
     /// costs the same however many rows are due.
     pub fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: usize) -> Result<Vec<LedgerRow>> {
+        Ok(self.claim_deliveries_with_context(now, lease_ms, limit)?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// [`Catalog::claim_deliveries`], each row with the attributes its trigger captured (see
+    /// [`NewDelivery::context`]) when this claim is its first attempt, else `None`.
+    pub fn claim_deliveries_with_context(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<(LedgerRow, Option<String>)>> {
         self.with(|c| {
             let tx = super::Tx::begin(c, true)?;
             let mut rows = Vec::new();
@@ -374,14 +395,15 @@ impl Catalog {
                     "UPDATE deliveries SET status = 'running', lease_until = ?1 + ?2, attempts = attempts + 1,
                        updated_at = ?1
                      WHERE id IN (SELECT id FROM deliveries WHERE {which} ORDER BY due_at, id LIMIT ?3)
-                     RETURNING {ROW}"
+                     RETURNING {ROW}, CASE WHEN attempts = 1 THEN context END"
                 ))?;
-                let claimed =
-                    st.query_map(params![now, lease_ms, left as i64], row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                let claimed = st
+                    .query_map(params![now, lease_ms, left as i64], |r| Ok((row(r)?, r.get(17)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows.extend(claimed);
             }
             tx.commit()?;
-            rows.sort_by_key(|r| r.id);
+            rows.sort_by_key(|(r, _)| r.id);
             Ok(rows)
         })
     }
@@ -509,10 +531,18 @@ impl Catalog {
             return Ok(HashSet::new());
         }
         self.with(|c| {
+            // Most channels have no suppression list: one probe per distinct channel spares their keys' lookups.
+            let mut listed = c.prepare_cached("SELECT 1 FROM suppressions WHERE channel = ?1 LIMIT 1")?;
+            let mut channels: std::collections::HashMap<&str, bool> = std::collections::HashMap::new();
+            for (channel, _) in pairs {
+                if !channels.contains_key(channel.as_str()) {
+                    channels.insert(channel, listed.exists([channel])?);
+                }
+            }
             let mut st = c.prepare_cached("SELECT 1 FROM suppressions WHERE channel = ?1 AND entity_key = ?2")?;
             let mut out = HashSet::new();
             for (channel, key) in pairs {
-                if st.exists(params![channel, key])? {
+                if channels.get(channel.as_str()).copied().unwrap_or(true) && st.exists(params![channel, key])? {
                     out.insert((channel.clone(), key.clone()));
                 }
             }

@@ -15,6 +15,7 @@
 //! Prefer JSON text where the order of an object's keys matters (the attribute map of an entity is the storage
 //! order): a [`serde_json::Value`] keeps its object keys sorted.
 
+pub mod config_schema;
 pub mod entity;
 pub mod ingest;
 pub mod schedule;

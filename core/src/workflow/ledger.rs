@@ -92,6 +92,10 @@ pub struct NewDelivery {
     pub entity_key: String,
     /// When it is due, in milliseconds since the Unix epoch.
     pub due_at: i64,
+    /// The entity's attributes captured when the row was made (the JSON text of an object), which the row's
+    /// first attempt renders and sends with instead of reading the entity at send time; `None`: read at send
+    /// time. Kept in the ledger only until the row finishes or is retried.
+    pub context: Option<String>,
 }
 
 impl NewDelivery {

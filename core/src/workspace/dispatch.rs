@@ -150,7 +150,9 @@ struct Pass {
 /// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
 /// catalog access for the suppression entries); the next chunk's is read while this one's deliveries run.
 struct Chunk {
-    /// By entity type: the attributes of the chunk's keys, or why the lookup failed.
+    /// By row id: the attributes the row's trigger captured (first attempts of a workflow's first action step).
+    captured: HashMap<i64, Attributes>,
+    /// By entity type: the attributes of the chunk's other keys, or why the lookup failed.
     attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
     /// By channel: the keys of the chunk's action rows that are suppressed on it.
     suppressed: HashMap<String, HashSet<String>>,
@@ -233,7 +235,18 @@ impl Workspace {
     ) -> Result<(DispatchReport, u64)> {
         let now = utc_of(now_ms);
         let limit = limit.max(1);
-        let rows = self.inner.catalog.claim_deliveries(now_ms, self.inner.lease.as_millis() as i64, limit)?;
+        let claims =
+            self.inner.catalog.claim_deliveries_with_context(now_ms, self.inner.lease.as_millis() as i64, limit)?;
+        let mut contexts: HashMap<i64, String> = HashMap::new();
+        let rows: Vec<LedgerRow> = claims
+            .into_iter()
+            .map(|(row, context)| {
+                if let Some(c) = context {
+                    contexts.insert(row.id, c);
+                }
+                row
+            })
+            .collect();
         let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
         if rows.is_empty() {
             self.record_queue_depth(false)?;
@@ -261,7 +274,7 @@ impl Workspace {
                 if stop.as_ref().is_some_and(|t| t.is_cancelled()) {
                     break;
                 }
-                let chunk = self.prepare_chunk(pass, &rows).await?;
+                let chunk = self.prepare_chunk(pass, &rows, &mut contexts).await?;
                 if tx.send((rows, Arc::new(chunk))).await.is_err() {
                     break; // the deliveries stopped (a shutdown)
                 }
@@ -271,6 +284,10 @@ impl Workspace {
         let claimed =
             rx.flat_map(|(rows, chunk)| futures::stream::iter(rows.into_iter().map(move |r| (r, chunk.clone()))));
         let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
+        // Rows released unsent by a shutdown, counted as they are (the results of a pass cut short by the grace
+        // period are not returned, and these rows are no longer running when the rest are released).
+        let released_unsent = std::sync::atomic::AtomicU64::new(0);
+        let released_unsent = &released_unsent;
         // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
         let work = move |row: LedgerRow, chunk: Arc<Chunk>| {
             let channel =
@@ -281,7 +298,10 @@ impl Workspace {
             async move {
                 let r = self.process(row, pass, &chunk, &rec).await;
                 match &r {
-                    Ok(Processed::Released) | Err(_) => {}
+                    Ok(Processed::Released) => {
+                        released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => {}
                     Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
                 }
                 r
@@ -290,6 +310,7 @@ impl Workspace {
         let (produced, claimed, ()) =
             tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);
         let (results, mut released) = claimed?;
+        released += released_unsent.load(std::sync::atomic::Ordering::Relaxed);
         // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
         produced?;
         self.record_queue_depth(backlog)?;
@@ -305,7 +326,7 @@ impl Workspace {
                 Processed::Held => report.held += 1,
                 Processed::RateLimited => report.rate_limited += 1,
                 Processed::Waiting => report.waiting += 1,
-                Processed::Released => released += 1,
+                Processed::Released => {} // counted above
             }
         }
         Ok((report, released))
@@ -358,15 +379,28 @@ impl Workspace {
     }
 
     /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]).
-    async fn prepare_chunk(&self, pass: &Pass, rows: &[LedgerRow]) -> Result<Chunk> {
+    /// `contexts` holds the attributes the claimed rows' triggers captured, by row id (this chunk's are taken).
+    async fn prepare_chunk(
+        &self,
+        pass: &Pass,
+        rows: &[LedgerRow],
+        contexts: &mut HashMap<i64, String>,
+    ) -> Result<Chunk> {
         let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut pairs = vec![];
+        let mut captured = HashMap::new();
         for row in rows {
             let Some(spec) = pass.specs.get(&row.workflow) else { continue };
             let Some(i) = index_of(spec, &row.step) else { continue };
             match &spec.steps[i] {
                 StepSpec::Action { action, channel, .. } => {
-                    keys.entry(&row.entity).or_default().push(row.entity_key.clone());
+                    // A captured context that does not parse (it cannot, short of a damaged catalog) is read again.
+                    match contexts.remove(&row.id).and_then(|c| serde_json::from_str::<Attributes>(&c).ok()) {
+                        Some(a) => {
+                            captured.insert(row.id, a);
+                        }
+                        None => keys.entry(&row.entity).or_default().push(row.entity_key.clone()),
+                    }
                     pairs.push((channel_of(action, channel), row.entity_key.clone()));
                 }
                 StepSpec::Wait { until: Some(_), timezone_attribute: Some(_), .. } if row.resolved_at.is_none() => {
@@ -390,13 +424,16 @@ impl Workspace {
         for (channel, key) in suppressed {
             by_channel.entry(channel).or_default().insert(key);
         }
-        Ok(Chunk { attributes, suppressed: by_channel })
+        Ok(Chunk { captured, attributes, suppressed: by_channel })
     }
 
     /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key). When the
     /// batched lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the
     /// error a lookup of that one key gives.
     async fn attributes_of(&self, chunk: &Chunk, row: &LedgerRow) -> Result<Option<Attributes>> {
+        if let Some(a) = chunk.captured.get(&row.id) {
+            return Ok(Some(a.clone()));
+        }
         match chunk.attributes.get(&row.entity) {
             Some(Ok(found)) => Ok(found.get(&row.entity_key).cloned()),
             _ => self.entity_attributes(&row.entity, &row.entity_key).await,
@@ -423,6 +460,7 @@ impl Workspace {
                 entity: row.entity.clone(),
                 entity_key: row.entity_key.clone(),
                 due_at: due_at(&spec.steps[j], now),
+                context: None,
             })
         };
         let seq = next_in_order(spec, i).and_then(row_for);

@@ -213,7 +213,16 @@ impl Workspace {
             membership_file: membership_file.clone(),
             snapshot,
         };
-        if let Err(e) = self.commit_run_with_workflows(&record, &entered, &exited) {
+        let captured = match self.capture_contexts(&def.name, entity, &entered).await {
+            Ok(c) => c,
+            Err(e) => {
+                self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
+                return Err(e);
+            }
+        };
+        let committed = self.commit_run_with_workflows(&record, &entered, &exited, captured.as_ref());
+        drop(captured);
+        if let Err(e) = committed {
             self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
             return Err(e);
         }
@@ -310,31 +319,65 @@ impl Workspace {
 
     /// One page of the stored members of a segment's latest run (or of run `run`): up to `limit` keys (1 to
     /// [`MAX_PAGE_ROWS`](crate::limits::MAX_PAGE_ROWS)) from position `offset`, read from the run's file with
-    /// the offset and limit pushed into the Parquet reader. What the REST API's members page serves.
+    /// the offset and limit pushed into the Parquet reader. What the REST API's members page serves
+    /// ([`members_run`](Self::members_run) then [`read_members_page`](Self::read_members_page)).
     pub async fn members_page(&self, name: &str, run: Option<i64>, offset: usize, limit: usize) -> Result<MembersPage> {
-        use crate::limits::MAX_PAGE_ROWS;
-        if limit == 0 || limit > MAX_PAGE_ROWS {
-            return Err(Error::InvalidArgument(format!(
-                "a members page is 1 to {MAX_PAGE_ROWS} rows, not {limit} (limit MAX_PAGE_ROWS)"
-            )));
-        }
-        let def = self.segment(name)?;
-        let runs = self.inner.catalog.runs(&def.name)?;
-        let r = match run {
-            None => runs.last(),
-            Some(n) => runs.iter().find(|r| r.run == n),
-        }
-        .ok_or_else(|| {
-            Error::not_found(
+        check_page_limit(limit)?;
+        let r = self.members_run(name, run)?;
+        self.read_members_page(&r, offset, limit).await
+    }
+
+    /// The run a members page reads: run `run` of segment `name` (`None`: the latest), with the member columns
+    /// that hold `pii` attributes. One cached catalog statement; a missing segment or run is
+    /// [`Error::NotFound`]. A run's membership file never changes, so a page of it (same offset, limit and
+    /// encoding) may be kept by its [`RunRecord::membership_file`].
+    pub fn members_run(&self, name: &str, run: Option<i64>) -> Result<MembersRun> {
+        let normalized = crate::model::normalize_name(name);
+        let Some((r, entity)) = self.inner.catalog.segment_run(&normalized, run)? else {
+            self.segment(name)?;
+            return Err(Error::not_found(
                 "run",
                 format!(
                     "{name}#{}",
                     run.map(|r| r.to_string()).unwrap_or_else(|| "latest (evaluate the segment first)".into())
                 ),
-            )
-        })?;
-        // One row more than asked says whether a next page exists.
-        let mut batches = self.inner.store.read_rows(&r.membership_file, offset, limit.saturating_add(1)).await?;
+            ));
+        };
+        /// The part of a stored entity definition that says which member column is `pii` (serde skips the rest).
+        #[derive(serde::Deserialize)]
+        struct KeyPii {
+            key: Option<String>,
+            attributes: Vec<AttributePii>,
+        }
+        #[derive(serde::Deserialize)]
+        struct AttributePii {
+            name: String,
+            #[serde(default)]
+            pii: bool,
+        }
+        let pii_columns = match entity {
+            Some(text) => {
+                let e: KeyPii = serde_json::from_str(&text)?;
+                // A membership file holds the entity key (and `variant`, never an attribute).
+                e.attributes
+                    .into_iter()
+                    .filter(|a| a.pii && e.key.as_deref() == Some(a.name.as_str()))
+                    .map(|a| a.name)
+                    .collect()
+            }
+            None => vec![],
+        };
+        Ok(MembersRun { segment: normalized, record: r, pii_columns })
+    }
+
+    /// Up to `limit` keys (1 to [`MAX_PAGE_ROWS`](crate::limits::MAX_PAGE_ROWS)) of run `r` from position
+    /// `offset`: the Parquet reader skips the pages before `offset` and decodes `limit + 1` rows (the one more
+    /// says whether a next page exists). The keys are as stored: mask [`MembersPage::pii_columns`] with
+    /// [`MembersPage::mask_pii`] for a caller who may not read `pii`.
+    pub async fn read_members_page(&self, r: &MembersRun, offset: usize, limit: usize) -> Result<MembersPage> {
+        check_page_limit(limit)?;
+        let mut batches =
+            self.inner.store.read_rows(&r.record.membership_file, offset, limit.saturating_add(1)).await?;
         let mut rows = 0;
         let mut more = false;
         for b in batches.iter_mut() {
@@ -348,9 +391,9 @@ impl Workspace {
         // Stored files carry their own schema (field metadata may differ from the computed one): keep it.
         let schema = match batches.first() {
             Some(b) => b.schema(),
-            None => self.members_schema(&def.name)?,
+            None => self.members_schema(&r.segment)?,
         };
-        Ok(MembersPage { run: r.run, schema, batches, more })
+        Ok(MembersPage { run: r.record.run, schema, batches, more, pii_columns: r.pii_columns.clone() })
     }
 
     /// The run history of a segment, oldest first.
@@ -358,6 +401,27 @@ impl Workspace {
         self.segment(name)?;
         self.inner.catalog.runs(name)
     }
+}
+
+fn check_page_limit(limit: usize) -> Result<()> {
+    use crate::limits::MAX_PAGE_ROWS;
+    if limit == 0 || limit > MAX_PAGE_ROWS {
+        return Err(Error::InvalidArgument(format!(
+            "a members page is 1 to {MAX_PAGE_ROWS} rows, not {limit} (limit MAX_PAGE_ROWS)"
+        )));
+    }
+    Ok(())
+}
+
+/// A segment run resolved for reading member pages (see [`Workspace::members_run`]).
+#[derive(Debug, Clone)]
+pub struct MembersRun {
+    /// The segment's (normalised) name.
+    pub segment: String,
+    /// The run.
+    pub record: RunRecord,
+    /// The member columns holding `pii` attributes (the entity key when it is `pii`).
+    pub pii_columns: Vec<String>,
 }
 
 /// One page of a segment's stored members (see [`Workspace::members_page`]).
@@ -371,4 +435,46 @@ pub struct MembersPage {
     pub batches: Vec<RecordBatch>,
     /// Whether rows follow this page.
     pub more: bool,
+    /// The columns holding `pii` attributes; [`mask_pii`](Self::mask_pii) replaces their values.
+    pub pii_columns: Vec<String>,
+}
+
+impl MembersPage {
+    /// The page with every non-null value of its [`pii_columns`](Self::pii_columns) replaced by `***` (text
+    /// columns), as previews mask them for a caller who may not read `pii`.
+    pub fn mask_pii(self) -> Result<Self> {
+        if self.pii_columns.is_empty() {
+            return Ok(self);
+        }
+        let masked = |name: &str| self.pii_columns.iter().any(|c| c == name);
+        let fields: Vec<Field> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| if masked(f.name()) { Field::new(f.name(), ArrowType::Utf8, true) } else { f.as_ref().clone() })
+            .collect();
+        let schema = Arc::new(Schema::new(fields));
+        let batches = self
+            .batches
+            .iter()
+            .map(|b| {
+                let cols = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(b.columns())
+                    .map(|(f, col)| {
+                        if masked(f.name()) {
+                            let m: StringArray = (0..col.len()).map(|i| col.is_valid(i).then_some("***")).collect();
+                            Arc::new(m) as ArrayRef
+                        } else {
+                            col.clone()
+                        }
+                    })
+                    .collect();
+                Ok(RecordBatch::try_new(schema.clone(), cols)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MembersPage { schema, batches, ..self })
+    }
 }

@@ -33,8 +33,11 @@ pub struct WorkspaceOptions {
     /// this much, not the whole input.
     pub ingest_memory: Option<usize>,
     /// Every catalog commit (snapshots, segment runs, the delivery ledger) waits until it is on disk, so even a
-    /// power loss cannot undo one (SQLite `synchronous = FULL`). Off by default: commits then survive a crash
-    /// of the process (`SIGKILL`, a panic) but not of the machine, and cost no disk flush each.
+    /// power loss cannot undo one (SQLite `synchronous = FULL`), and every Parquet file a commit references
+    /// (ingested data, uploads, appended events, compacted files, segment members, quarantined rows) is synced
+    /// to disk with its directory before that commit ([`Store::durable`](crate::store::Store::durable), local
+    /// stores). Off by default: commits then survive a crash of the process (`SIGKILL`, a panic) but not of the
+    /// machine, and cost no disk flush each.
     pub durable_commits: bool,
 }
 

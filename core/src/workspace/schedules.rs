@@ -244,6 +244,7 @@ impl Workspace {
                 entity: entity.clone(),
                 entity_key: k,
                 due_at: due_at(first, now),
+                context: None,
             })
             .collect();
         self.inner.catalog.trigger_as(&rows, reentry(&spec, now).as_ref(), now)

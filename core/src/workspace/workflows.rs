@@ -13,7 +13,10 @@ use futures::TryStreamExt;
 use crate::action::Action;
 use crate::catalog::RunRecord;
 use crate::error::{Error, Result};
-use crate::limits::{MAX_CACHED_ACTIONS, MAX_LOOKUP_KEYS, MAX_TRIGGER_KEYS, MAX_WORKFLOW_STEPS};
+use crate::limits::{
+    MAX_CACHED_ACTIONS, MAX_CAPTURED_CONTEXT_BYTES, MAX_CAPTURED_ROWS, MAX_LOOKUP_KEYS, MAX_TRIGGER_KEYS,
+    MAX_WORKFLOW_STEPS,
+};
 use crate::model::{check_name, normalize_name};
 use crate::rules::{check_with, Dialect, Rule};
 use crate::workflow::dispatch::MAX_ATTEMPTS;
@@ -24,6 +27,9 @@ use crate::workflow::template::{check_parts, render_parts};
 use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
 
 use super::Workspace;
+
+/// Entity attributes captured by a trigger, by entity key text (JSON text of an object).
+pub(super) type Captured = std::collections::HashMap<Box<str>, Box<str>>;
 
 /// Most ids one `replay` may name.
 const MAX_REPLAY_IDS: usize = 10_000;
@@ -543,18 +549,80 @@ impl Workspace {
                     entity: entity.clone(),
                     entity_key: k.clone(),
                     due_at: due_at(first, now),
+                    context: None,
                 })
             })?;
         Ok(added)
     }
 
+    /// The attributes of the entities that `entered` segment `segment` (by key text, as the JSON text of an
+    /// object), when a workflow on entering it starts with an action step: that step's first attempt renders
+    /// and sends with them (see [`NewDelivery::context`]) instead of reading each entity again at send time.
+    /// One scan of the entity table, keeping the rows of the entered keys; `None` when no workflow needs them
+    /// or more than [`MAX_CAPTURED_ROWS`] entered. An entity whose attributes exceed
+    /// [`MAX_CAPTURED_CONTEXT_BYTES`] is left out (read at send time).
+    pub(super) async fn capture_contexts(
+        &self,
+        segment: &str,
+        entity: &crate::model::Entity,
+        entered: &RecordBatch,
+    ) -> Result<Option<Captured>> {
+        let wanted = self.workflows()?.iter().any(|w| {
+            matches!(&w.trigger, TriggerSpec::Entered { segment: s } if s == segment)
+                && matches!(w.steps.first(), Some(StepSpec::Action { .. }))
+        });
+        if !wanted || entered.num_rows() == 0 || entered.num_rows() > MAX_CAPTURED_ROWS || entered.num_columns() == 0 {
+            return Ok(None);
+        }
+        let Some(key_attr) = entity.key.clone() else { return Ok(None) };
+        let keys = arrow::compute::cast(entered.column(0), &arrow::datatypes::DataType::Utf8)?;
+        let Some(keys) = keys.as_any().downcast_ref::<StringArray>() else { return Ok(None) };
+        let mut out: Captured = std::collections::HashMap::with_capacity(keys.len());
+        let wanted: std::collections::HashSet<&str> = keys.iter().flatten().collect();
+        let mut stream =
+            self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?.execute_stream().await?;
+        let mut lines = Vec::new();
+        while let Some(batch) = stream.try_next().await? {
+            let Some(i) = batch.schema().column_with_name(&key_attr).map(|(i, _)| i) else { continue };
+            let texts = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
+            let Some(texts) = texts.as_any().downcast_ref::<StringArray>() else { continue };
+            let mask: arrow::array::BooleanArray =
+                texts.iter().map(|k| Some(k.is_some_and(|k| wanted.contains(k) && !out.contains_key(k)))).collect();
+            if mask.true_count() == 0 {
+                continue;
+            }
+            let picked = arrow::compute::filter_record_batch(&batch, &mask)?;
+            let picked_keys = arrow::compute::filter(texts, &mask)?;
+            let Some(picked_keys) = picked_keys.as_any().downcast_ref::<StringArray>() else { continue };
+            lines.clear();
+            let mut w = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
+            w.write(&picked)?;
+            w.finish()?;
+            drop(w);
+            // One line per row: JSON text escapes the line breaks inside values.
+            for (j, line) in lines.split(|b| *b == b'\n').take(picked.num_rows()).enumerate() {
+                if line.len() > MAX_CAPTURED_CONTEXT_BYTES || !picked_keys.is_valid(j) {
+                    continue;
+                }
+                if let Ok(text) = std::str::from_utf8(line) {
+                    out.entry(picked_keys.value(j).into()).or_insert_with(|| text.into());
+                }
+            }
+        }
+        Ok(Some(out))
+    }
+
     /// Records a segment run together with the first-step rows of every workflow it triggers (entered or
-    /// exited keys), in one catalog transaction.
+    /// exited keys), in one catalog transaction; a workflow on entering whose first step is an action step
+    /// gets the entity attributes in `captured` ([`Workspace::capture_contexts`]) in its rows.
     pub(super) fn commit_run_with_workflows(
         &self,
         record: &RunRecord,
         entered: &RecordBatch,
         exited: &RecordBatch,
+        captured: Option<&Captured>,
     ) -> Result<()> {
         let now = ms(self.now());
         let mut groups: Vec<(Box<dyn Iterator<Item = NewDelivery>>, Option<Reentry>)> = Vec::new();
@@ -571,6 +639,10 @@ impl Workspace {
                 _ => Some(arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Utf8)?),
             };
             let first = spec.steps[0].clone();
+            let captured = match (&spec.trigger, &first) {
+                (TriggerSpec::Entered { .. }, StepSpec::Action { .. }) => captured,
+                _ => None,
+            };
             let trigger = format!("run:{}:{}", record.segment, record.run);
             let entity = self.trigger_entity(&spec.trigger)?;
             let re = reentry(&spec, now);
@@ -585,6 +657,7 @@ impl Workspace {
                     entity: entity.clone(),
                     entity_key: s.value(i).to_string(),
                     due_at: due_at(&first, now),
+                    context: captured.and_then(|c| c.get(s.value(i))).map(|c| c.to_string()),
                 })
             });
             groups.push((Box::new(rows), re));

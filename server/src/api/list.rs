@@ -8,14 +8,11 @@
 //! grow without bound (the delivery ledger, the audit log) page in the catalog by id ([`Keyset`]).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, OriginalUri, Query};
 use axum::http::{header, request::Parts, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use segkit::deps::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array};
-use segkit::deps::arrow::compute;
-use segkit::deps::arrow::datatypes::DataType;
+use segkit::deps::arrow::array::RecordBatch;
 use segkit::limits::{MAX_LISTED_ITEMS, MAX_LIST_PAGE_ITEMS};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -277,48 +274,20 @@ impl ListParams {
         Ok(self.respond(items.drain(start..end).collect(), Some(total), next))
     }
 
-    /// Filters (column equality, compared as text), sorts (one column) and pages an Arrow batch, then encodes
-    /// the page as JSON rows.
-    pub fn page_batch(&self, batch: &RecordBatch) -> ApiResult<Response> {
-        let mut batch = batch.clone();
-        for (col, want) in &self.filters {
-            let Some(c) = batch.column_by_name(col) else { continue };
-            let text = compute::cast(c, &DataType::Utf8).map_err(arrow_err)?;
-            let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-            let keep: BooleanArray = (0..text.len()).map(|i| Some(text.is_valid(i) && text.value(i) == want)).collect();
-            batch = compute::filter_record_batch(&batch, &keep).map_err(arrow_err)?;
-        }
-        let (col, desc) = self.sort;
-        if let Some(c) = batch.column_by_name(col) {
-            // The row number breaks ties, so equal values keep their order (a stable sort).
-            let opts = compute::SortOptions { descending: desc, nulls_first: !desc };
-            let order: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..batch.num_rows() as u32));
-            let keys = [
-                compute::SortColumn { values: c.clone(), options: Some(opts) },
-                compute::SortColumn { values: order, options: None },
-            ];
-            let idx: UInt32Array = compute::lexsort_to_indices(&keys, None).map_err(arrow_err)?;
-            let cols: Vec<ArrayRef> = batch
-                .columns()
-                .iter()
-                .map(|c| compute::take(c, &idx, None))
-                .collect::<Result<_, _>>()
-                .map_err(arrow_err)?;
-            batch = RecordBatch::try_new(batch.schema(), cols).map_err(arrow_err)?;
-        }
-        let total = batch.num_rows();
-        let start = self.offset()?.min(total);
-        let len = self.limit.min(total - start);
-        let page = batch.slice(start, len);
-        let next = (start + len < total).then(|| (start + len).to_string());
-        let rows: Vec<Value> = serde_json::from_str(&segkit::encode::to_json_rows(&[page])?)
-            .map_err(|e| Problem::from(segkit::Error::from(e)))?;
-        Ok(self.respond(rows, Some(total), next))
+    /// The window of this request for a list the workspace pages itself ([`segkit::PageRequest`]).
+    pub fn page_request(&self) -> ApiResult<segkit::PageRequest> {
+        Ok(segkit::PageRequest { offset: self.offset()?, limit: self.limit, descending: self.descending() })
     }
-}
 
-fn arrow_err(e: segkit::deps::arrow::error::ArrowError) -> Problem {
-    Problem::from(segkit::Error::from(e))
+    /// Answers a page the workspace read (`page`: the rows of the window, `total`: how many match), the rows
+    /// encoded as JSON.
+    pub fn respond_rows(&self, page: &RecordBatch, total: u64) -> ApiResult<Response> {
+        let end = self.offset()?.saturating_add(page.num_rows());
+        let next = (page.num_rows() > 0 && (end as u64) < total).then(|| end.to_string());
+        let rows: Vec<Value> = serde_json::from_str(&segkit::encode::to_json_rows(std::slice::from_ref(page))?)
+            .map_err(|e| Problem::from(segkit::Error::from(e)))?;
+        Ok(self.respond(rows, Some(total as usize), next))
+    }
 }
 
 /// Percent-encodes a query component.

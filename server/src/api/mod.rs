@@ -13,6 +13,7 @@ mod entities;
 pub mod idempotency;
 mod ingest;
 mod list;
+mod pages;
 mod schemas;
 mod segments;
 mod sources;
@@ -82,6 +83,8 @@ struct Inner {
     upload_limit: usize,
     /// Group commit of `POST /events`.
     appender: segkit::appender::Appender,
+    /// Encoded members pages (byte-bounded LRU; see [`pages`]).
+    pages: pages::PageCache,
     /// Serialises check-then-write on definitions (`If-Match`, create-if-absent), so two updates cannot both pass
     /// the check.
     writes: tokio::sync::Mutex<()>,
@@ -100,6 +103,11 @@ impl AppState {
     /// The session-token keys.
     pub fn tokens(&self) -> &TokenKeys {
         &self.0.tokens
+    }
+
+    /// Encoded members pages.
+    fn pages(&self) -> &pages::PageCache {
+        &self.0.pages
     }
 }
 
@@ -162,6 +170,17 @@ fn add_problem_default(openapi: &mut utoipa::openapi::OpenApi) {
 pub fn openapi() -> serde_json::Value {
     let (_, api) = api_router().split_for_parts();
     finish_document(api)
+}
+
+/// The JSON Schema of a project file as shipped (`docs/project.schema.json`): core's
+/// [`json_schema`](segkit::project::json_schema) with the source `config` and workflow step `action` typed by
+/// the connectors and actions compiled into this binary (a `oneOf` by `type`, custom types allowed).
+pub fn project_schema() -> serde_json::Value {
+    let mut v = segkit::project::json_schema();
+    if let Some(defs) = v.get_mut("$defs").and_then(serde_json::Value::as_object_mut) {
+        schemas::type_plugin_configs(defs);
+    }
+    v
 }
 
 fn finish_document(mut api: utoipa::openapi::OpenApi) -> serde_json::Value {
@@ -228,6 +247,7 @@ pub fn app(ws: Workspace, options: &ServerOptions) -> segkit::Result<Router> {
         body_limit: options.body_limit,
         upload_limit: options.upload_limit,
         writes: tokio::sync::Mutex::new(()),
+        pages: pages::PageCache::default(),
     }));
     let (router, api) = api_router().split_for_parts();
     // Serialised once; every request gets a cheap copy of the bytes.

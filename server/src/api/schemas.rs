@@ -65,6 +65,7 @@ macro_rules! core_schemas {
             )*
             let mut defs = generator.take_definitions(true);
             defs.extend(top);
+            type_plugin_configs(&mut defs);
             add_name_optional(&mut defs);
             defs
         }
@@ -112,6 +113,37 @@ core_schemas! {
     AppendReceiptDoc => segkit::appender::AppendReceipt;
 }
 
+/// Types what core's request model leaves as any JSON because core does not know the plugins: a source's
+/// `config` (`SourceDefinition`) becomes the connectors' [`config_schema`](segkit_connectors::config_schema) and
+/// a workflow step's `action` (`StepSpec`) a registered action's name or the actions'
+/// [`config_schema`](segkit_actions::config_schema) — each a `oneOf` discriminated by `type`, with an open
+/// alternative for custom types. `defs` are schemas by name (`$defs` of the project file's schema, or
+/// `components.schemas`); the plugin schemas are self-contained, so they fit either.
+pub(super) fn type_plugin_configs(defs: &mut Map<String, Value>) {
+    let with_description = |mut schema: Value, old: &Value| {
+        if let (Some(d), Some(m)) = (old.get("description"), schema.as_object_mut()) {
+            m.insert("description".into(), d.clone());
+        }
+        schema
+    };
+    if let Some(config) = defs.get_mut("SourceDefinition").and_then(|d| d.pointer_mut("/properties/config")) {
+        *config = with_description(segkit_connectors::config_schema(), config);
+    }
+    let Some(Value::Array(steps)) = defs.get_mut("StepSpec").and_then(|d| d.get_mut("oneOf")) else { return };
+    for step in steps.iter_mut().filter(|s| s.pointer("/properties/type/const") == Some(&Value::from("action"))) {
+        let Some(action) = step.pointer_mut("/properties/action") else { continue };
+        let mut choices = vec![serde_json::json!({
+            "type": "string",
+            "minLength": 1,
+            "description": "The name of an action registered with the workspace",
+        })];
+        if let Some(Value::Array(configs)) = segkit_actions::config_schema().get_mut("oneOf") {
+            choices.append(configs);
+        }
+        *action = with_description(serde_json::json!({ "oneOf": choices }), action);
+    }
+}
+
 /// Declares marker types for a definition body whose `name` may be left out (PUT, where the path names it, and
 /// the unsaved rule of `POST /count`): core's schema of `$base` without `name` among the required properties.
 macro_rules! name_optional {
@@ -142,6 +174,8 @@ name_optional! {
     TemplateSpecNamelessDoc => segkit::spec::TemplateSpec, "TemplateSpecNameOptional";
     /// A workflow whose `name` may be left out.
     WorkflowSpecNamelessDoc => segkit::spec::WorkflowSpec, "WorkflowSpecNameOptional";
+    /// A schedule whose `name` may be left out.
+    ScheduleSpecNamelessDoc => segkit::spec::ScheduleSpec, "ScheduleSpecNameOptional";
 }
 
 /// A row of entity data or of a system table: its columns are the entity's attributes (or the table's), known

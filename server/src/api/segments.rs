@@ -30,6 +30,7 @@ use super::common::{
     DefinitionResource, Stored, Text, Q,
 };
 use super::list::{ListQuery, Listing, RawList};
+use super::pages::{Page, PageKey};
 use super::schemas::{SegmentPage, SegmentSpecDoc};
 use super::AppState;
 use crate::auth::Caller;
@@ -213,6 +214,24 @@ enum Format {
     Arrow,
 }
 
+impl Format {
+    fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+            Format::Arrow => "arrow",
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Json => "application/json",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Arrow => ARROW_STREAM,
+        }
+    }
+}
+
 const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
 fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
@@ -236,20 +255,28 @@ fn format_of(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Format> {
 
 /// The stored members of a segment's run, a page at a time, as JSON, CSV (`Accept: text/csv`) or an Arrow IPC
 /// stream (`Accept: application/vnd.apache.arrow.stream`). The next page's cursor is in `next_cursor` (JSON)
-/// and the `X-Next-Cursor` header (all formats); absent on the last page.
+/// and the `X-Next-Cursor` header (all formats); absent on the last page. A run never changes: each page has a
+/// strong `ETag` (`If-None-Match` → 304), and a page of a named run (`cursor` or `run`) is `immutable`. When the
+/// entity's key is `pii`, keys are `***` unless the caller may read pii (an admin, whose read is audited).
 #[utoipa::path(get, path = "/segments/{name}/members", tag = "segments", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Segment name"), MembersQuery),
+    params(("name" = String, Path, description = "Segment name"), MembersQuery,
+        ("if-none-match" = Option<String>, Header, description = "An `ETag` of this page seen before: 304 if it still matches")),
     responses((status = 200, description = "A page of member keys: JSON (default), CSV (`Accept: text/csv` or \
             `format=csv`) or an Arrow IPC stream (`Accept: application/vnd.apache.arrow.stream` or `format=arrow`)",
             content((super::schemas::MembersPage = "application/json"), (super::schemas::MembersCsv = "text/csv"),
                 (super::schemas::MembersArrow = "application/vnd.apache.arrow.stream")),
             headers(("x-run" = i64, description = "The run read"),
-                ("x-next-cursor" = String, description = "The next page's cursor; absent on the last page"))),
+                ("x-next-cursor" = String, description = "The next page's cursor; absent on the last page"),
+                ("etag" = String, description = "Strong tag of this page (run file, offset, limit, format, masking)"),
+                ("cache-control" = String, description = "`private, max-age=31536000, immutable` for a named run, \
+                    `private, no-cache` for the latest"))),
+        (status = 304, description = "`If-None-Match` matched: the page is unchanged (no body)",
+            headers(("etag" = String, description = "The page's tag"), ("x-run" = i64, description = "The run"))),
         (status = 400, description = "Bad limit, cursor or format", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such segment or run", body = Problem, content_type = "application/problem+json")))]
 async fn segment_members(
     State(s): State<AppState>,
-    _c: Caller,
+    c: Caller,
     Path(name): Path<String>,
     headers: HeaderMap,
     Q(q): Q<MembersQuery>,
@@ -267,35 +294,75 @@ async fn segment_members(
             .ok_or_else(|| Problem::bad_request(format!("cursor `{c}` is not one this API gave out")))?,
         None => (q.run, 0),
     };
-    // One segment lookup, one runs query and a read of just this page's rows (see `Workspace::members_page`).
-    let segkit::MembersPage { run, schema, batches: page, more } =
-        s.workspace().members_page(&name, run, offset, limit).await?;
-    let rows: usize = page.iter().map(|b| b.num_rows()).sum();
+    // One cached catalog statement resolves the run (a deleted segment or run is a 404 here, before any kept
+    // page is looked at); the page itself is read and encoded only when it is not kept (see `pages`).
+    let ws = s.workspace();
+    let members = ws.members_run(&name, run)?;
+    let has_pii = !members.pii_columns.is_empty();
+    let masked = has_pii && !c.role.can_read_pii();
+    let key = PageKey { file: members.record.membership_file.clone(), offset, limit, format: format.name(), masked };
+    let tag = key.etag();
+    // A page of a named run never changes; the latest run's page changes with the next evaluation.
+    let cache_control = if run.is_some() { "private, max-age=31536000, immutable" } else { "private, no-cache" };
+    let run = members.record.run;
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').map(|t| t.trim()).any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag));
+    let mut r = if fresh {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let page = match s.pages().get(&key) {
+            Some(p) => p,
+            None => {
+                let page = ws.read_members_page(&members, offset, limit).await?;
+                let page = if masked { page.mask_pii()? } else { page };
+                let p = encode_page(&members.segment, offset, format, page)?;
+                s.pages().put(key, p.clone());
+                p
+            }
+        };
+        if has_pii && !masked {
+            ws.audit(&c.name, "pii.read", &members.segment, Some(&format!("members run={run} offset={offset}")))?;
+        }
+        let mut r = Response::new(axum::body::Body::from(page.body));
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+        if let Some(n) = page.next.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            r.headers_mut().insert("x-next-cursor", n);
+        }
+        r
+    };
+    let h = r.headers_mut();
+    h.insert("x-run", HeaderValue::from(run));
+    if let Ok(t) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, t);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache_control));
+    Ok(r)
+}
+
+/// A members page encoded as the response body, with the next page's cursor.
+fn encode_page(segment: &str, offset: usize, format: Format, page: segkit::MembersPage) -> ApiResult<Page> {
+    let segkit::MembersPage { run, schema, batches, more, .. } = page;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let next = more.then(|| format!("{run}.{}", offset + rows));
-    let mut r = match format {
+    let body = match format {
         Format::Json => {
             // The envelope, then the rows written straight after it into the same buffer.
-            let mut body = format!(
-                r#"{{"segment":{},"run":{run},"next_cursor":{},"items":"#,
-                json!(segkit::model::normalize_name(&name)),
-                next.as_ref().map(|n| json!(n)).unwrap_or(Value::Null)
-            )
-            .into_bytes();
-            segkit::encode::write_json_rows(&mut body, &page)?;
+            let mut body = Vec::with_capacity(64 + rows * 24);
+            body.extend_from_slice(b"{\"segment\":");
+            serde_json::to_writer(&mut body, segment).map_err(|e| Problem::from(segkit::Error::from(e)))?;
+            body.extend_from_slice(format!(",\"run\":{run},\"next_cursor\":").as_bytes());
+            serde_json::to_writer(&mut body, &next).map_err(|e| Problem::from(segkit::Error::from(e)))?;
+            body.extend_from_slice(b",\"items\":");
+            segkit::encode::write_json_rows(&mut body, &batches)?;
             body.push(b'}');
-            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+            body
         }
-        Format::Csv => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], segkit::encode::to_csv(&schema, &page)?)
-            .into_response(),
-        Format::Arrow => {
-            ([(header::CONTENT_TYPE, ARROW_STREAM)], segkit::encode::to_ipc_stream(&schema, &page)?).into_response()
-        }
+        Format::Csv => segkit::encode::to_csv(&schema, &batches)?,
+        Format::Arrow => segkit::encode::to_ipc_stream(&schema, &batches)?,
     };
-    r.headers_mut().insert("x-run", HeaderValue::from(run));
-    if let Some(n) = next.and_then(|n| HeaderValue::from_str(&n).ok()) {
-        r.headers_mut().insert("x-next-cursor", n);
-    }
-    Ok(r)
+    Ok(Page { body: body.into(), next })
 }
 
 /// Query of `GET /segments/{name}/preview`.
@@ -425,12 +492,15 @@ async fn segment_changes(
     q: RawList,
 ) -> ApiResult<Response> {
     let p = q.check(&CHANGES, &[])?;
-    p.integer_filter("run", "a run number")?;
-    if let Some(c) = p.filter("change") {
-        if c != "entered" && c != "exited" {
-            return Err(super::list::bad("change", format!("`{c}` is not `entered` or `exited`")));
-        }
-    }
-    let batch = s.workspace().changes(&name).await?;
-    p.page_batch(&batch)
+    let run = p.integer_filter("run", "a run number")?;
+    let change = p
+        .filter("change")
+        .map(|c| {
+            c.parse::<segkit::ChangeKind>()
+                .map_err(|_| super::list::bad("change", format!("`{c}` is not `entered` or `exited`")))
+        })
+        .transpose()?;
+    let query = segkit::ChangesQuery { run, change, by_started_at: p.sort.0 == "started_at", page: p.page_request()? };
+    let page = s.workspace().changes_page(&name, &query).await?;
+    p.respond_rows(&page.batch, page.total)
 }

@@ -8,11 +8,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
-use segkit::deps::arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
-use segkit::deps::arrow::compute;
+use segkit::deps::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use segkit::limits::MAX_LISTED_ITEMS;
 use segkit::spec::{self, SourceSpec};
-use segkit::{SourceDefinition, SyncRecord, Workspace};
+use segkit::{QuarantineQuery, QuarantineSort, SourceDefinition, SyncRecord, Workspace};
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -230,22 +229,21 @@ async fn quarantine_page(
 ) -> ApiResult<Response> {
     let p = q.check(&QUARANTINE, &[])?;
     let ws = s.workspace();
-    let mut batch = ws.quarantine(entity).await?;
-    let arrow_err = |e: segkit::deps::arrow::error::ArrowError| Problem::from(segkit::Error::from(e));
-    if let (Some(ids), Some(col)) = (ids, batch.column_by_name("ingest_id").cloned()) {
-        let text = compute::cast(&col, &segkit::deps::arrow::datatypes::DataType::Utf8).map_err(arrow_err)?;
-        let text = text.as_any().downcast_ref::<StringArray>().expect("cast to Utf8");
-        let keep: BooleanArray =
-            (0..text.len()).map(|i| Some(text.is_valid(i) && ids.contains(text.value(i)))).collect();
-        batch = compute::filter_record_batch(&batch, &keep).map_err(arrow_err)?;
-    }
+    let ids = match (ids, p.filter("ingest_id")) {
+        (Some(ids), Some(one)) => Some(ids.into_iter().filter(|i| i == one).collect()),
+        (None, Some(one)) => Some(HashSet::from([one.to_string()])),
+        (ids, None) => ids,
+    };
+    let sort = if p.sort.0 == "ingest_id" { QuarantineSort::IngestId } else { QuarantineSort::Row };
+    let page = ws.quarantine_page(entity, &QuarantineQuery { ingest_ids: ids, sort, page: p.page_request()? }).await?;
+    let mut batch = page.batch;
     let unmasked = c.role.can_read_pii();
     if !unmasked {
         batch = mask_column(&batch, "record")?;
     } else if batch.num_rows() > 0 {
         ws.audit(&c.name, "pii.read", target, Some(&format!("quarantine rows={}", batch.num_rows())))?;
     }
-    let mut r = p.page_batch(&batch)?;
+    let mut r = p.respond_rows(&batch, page.total)?;
     r.headers_mut()
         .insert("x-pii-masked", axum::http::HeaderValue::from_static(if unmasked { "false" } else { "true" }));
     Ok(r)

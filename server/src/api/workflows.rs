@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use segkit::limits::MAX_LISTED_ITEMS;
 use segkit::spec::{self, ScheduleSpec, TemplateSpec, WorkflowSpec};
@@ -21,8 +21,8 @@ use super::common::{
 };
 use super::list::{keyset_page, ListParams, ListQuery, Listing, RawList};
 use super::schemas::{
-    DeliveryPage, DryRun, Rendered, Replayed, ScheduleInfoDoc, SchedulePage, ScheduleSpecDoc, TemplatePage,
-    TemplateSpecDoc, TemplateSpecNamelessDoc, Triggered, WorkflowPage, WorkflowRunPage, WorkflowSpecDoc,
+    DeliveryPage, DryRun, Rendered, Replayed, ScheduleInfoDoc, SchedulePage, ScheduleSpecDoc, ScheduleSpecNamelessDoc,
+    TemplatePage, TemplateSpecDoc, TemplateSpecNamelessDoc, Triggered, WorkflowPage, WorkflowRunPage, WorkflowSpecDoc,
     WorkflowSpecNamelessDoc,
 };
 use super::AppState;
@@ -41,7 +41,7 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(trigger_workflow))
         .routes(routes!(workflow_runs))
         .routes(routes!(list_schedules, create_schedule))
-        .routes(routes!(get_schedule, delete_schedule))
+        .routes(routes!(get_schedule, update_schedule, delete_schedule))
         .routes(routes!(list_deliveries))
         .routes(routes!(dead_letters))
         .routes(routes!(replay_deliveries))
@@ -105,6 +105,32 @@ impl DefinitionResource for Workflows {
     }
     async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
         ws.delete_workflow(name)
+    }
+}
+
+/// Cron schedules: answered with their state, versioned (`ETag`) by their definition alone.
+struct Schedules;
+
+impl DefinitionResource for Schedules {
+    const KIND: &'static str = "schedule";
+    const COLLECTION: &'static str = "schedules";
+    type Input = ScheduleSpec;
+    fn parse(body: &str, path_name: Option<&str>) -> ApiResult<ScheduleSpec> {
+        parse(body, path_name, "schedule")
+    }
+    fn input_name(input: &ScheduleSpec) -> &str {
+        &input.name
+    }
+    fn read(ws: &Workspace, name: &str) -> ApiResult<Stored> {
+        let info = ws.schedule_info(name)?;
+        Stored::new(&info.spec.name, json!(info), &info.spec)
+    }
+    async fn define(ws: &Workspace, input: ScheduleSpec) -> ApiResult<Stored> {
+        let info = ws.schedule(input).await?;
+        Stored::new(&info.spec.name, json!(info), &info.spec)
+    }
+    async fn delete(ws: &Workspace, name: &str) -> segkit::Result<()> {
+        ws.delete_schedule(name)
     }
 }
 
@@ -402,50 +428,58 @@ async fn list_schedules(State(s): State<AppState>, _c: Caller, q: RawList) -> Ap
     p.page(s.workspace().schedules()?.iter().map(|x| json!(x)).collect())
 }
 
-/// Defines a cron schedule: `{name, cron, timezone, job}` (409 when one of that name exists).
+/// Defines a cron schedule: `{name, cron, timezone, job}` (409 when one of that name exists: change it with PUT).
 #[utoipa::path(post, path = "/schedules", tag = "workflows", security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response to this key")),
     request_body(content = ScheduleSpecDoc, description = "A schedule: `{name, cron, timezone, job: {type, …}}`"),
-    responses((status = 201, description = "The stored schedule with its state", body = ScheduleInfoDoc),
+    responses((status = 201, description = "The stored schedule with its state, and its ETag", body = ScheduleInfoDoc),
         (status = 409, description = "A schedule of that name exists", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid schedule, with the path of the bad field", body = Problem, content_type = "application/problem+json")))]
 async fn create_schedule(State(s): State<AppState>, c: Caller, Text(body): Text) -> ApiResult<Response> {
-    c.require_write()?;
-    let spec: ScheduleSpec = spec::from_json_text(&body)?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    if ws.schedule_info(&spec.name).is_ok() {
-        return Err(segkit::Error::Conflict {
-            what: format!("schedule `{}`", spec.name),
-            message: "it exists already; delete it first".into(),
-        }
-        .into());
-    }
-    let info = ws.schedule(spec).await?;
-    ws.audit(&c.name, "schedule.create", &info.spec.name, Some(&info.spec.cron))?;
-    Ok((StatusCode::CREATED, Json(json!(info))).into_response())
+    create_definition::<Schedules>(&s, &c, &body).await
 }
 
-/// One schedule with its state.
+/// One schedule with its state, and its `ETag` (over the definition only: runs of the scheduler do not change
+/// it).
 #[utoipa::path(get, path = "/schedules/{name}", tag = "workflows", security(("bearer" = [])),
     params(("name" = String, Path, description = "Schedule name")),
     responses((status = 200, description = "The schedule", body = ScheduleInfoDoc)))]
-async fn get_schedule(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!(s.workspace().schedule_info(&name)?)))
+async fn get_schedule(State(s): State<AppState>, _c: Caller, Path(name): Path<String>) -> ApiResult<Response> {
+    get_definition::<Schedules>(&s, &name)
+}
+
+/// Replaces a schedule (`name` may be left out); `If-Match` as for segments. It keeps its run history and is
+/// next due at the new pattern's first match after now.
+#[utoipa::path(put, path = "/schedules/{name}", tag = "workflows", security(("bearer" = [])),
+    params(("name" = String, Path, description = "Schedule name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read before editing")),
+    request_body(content = ScheduleSpecNamelessDoc, description = "A schedule: `{cron, timezone, job}` (`name` may be left out)"),
+    responses((status = 200, description = "The stored schedule with its state, and its new ETag", body = ScheduleInfoDoc),
+        (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid schedule", body = Problem, content_type = "application/problem+json")))]
+async fn update_schedule(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Text(body): Text,
+) -> ApiResult<Response> {
+    replace_definition::<Schedules>(&s, &c, &name, &headers, &body).await
 }
 
 /// Deletes a schedule.
 #[utoipa::path(delete, path = "/schedules/{name}", tag = "workflows", security(("bearer" = [])),
-    params(("name" = String, Path, description = "Schedule name")),
-    responses((status = 204, description = "Deleted")))]
-async fn delete_schedule(State(s): State<AppState>, c: Caller, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    c.require_write()?;
-    let ws = s.workspace();
-    let _guard = s.0.writes.lock().await;
-    let info = ws.schedule_info(&name)?;
-    ws.delete_schedule(&info.spec.name)?;
-    ws.audit(&c.name, "schedule.delete", &info.spec.name, None)?;
-    Ok(StatusCode::NO_CONTENT)
+    params(("name" = String, Path, description = "Schedule name"),
+        ("If-Match" = Option<String>, Header, description = "The ETag read before deleting")),
+    responses((status = 204, description = "Deleted"),
+        (status = 412, description = "Changed since read", body = Problem, content_type = "application/problem+json")))]
+async fn delete_schedule(
+    State(s): State<AppState>,
+    c: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    delete_definition::<Schedules>(&s, &c, &name, &headers).await
 }
 
 // ------------------------------------------------------------------------------------------------ deliveries

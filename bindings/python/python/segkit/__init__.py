@@ -37,7 +37,7 @@ from segkit._types import (
     StaticListReport,
     SyncRecord,
 )
-from segkit._workspace import DryRun, Explanation, SegmentRun, Source, Workspace
+from segkit._workspace import DryRun, Explanation, MembersPage, SegmentRun, Source, Workspace
 from segkit import testing
 from segkit._infer import infer_entity
 
@@ -60,6 +60,7 @@ __all__ = [
     "InternalError",
     "InvalidArgumentError",
     "Link",
+    "MembersPage",
     "NamedSource",
     "NotFoundError",
     "Permanent",

@@ -153,6 +153,16 @@ class DryRun:
     against_run: int | None
 
 
+@dataclass(frozen=True)
+class MembersPage:
+    """One page of a run's stored member keys (see :meth:`Workspace.members_page`): ``members`` in stored
+    order, the ``run`` read (pass it back to keep paging the same run) and whether rows follow (``more``)."""
+
+    run: int
+    members: Table
+    more: bool
+
+
 class Workspace:
     """A segkit workspace: a directory (or store URL) with a catalog, entity data and segment memberships.
 
@@ -487,6 +497,13 @@ class Workspace:
                 raise ValueError("give run or as_of, not both")
             return Table(self._ws.members_as_of(name, _instant(as_of)))
         return Table(self._ws.members(name, run))
+
+    def members_page(self, name: str, run: int | None = None, offset: int = 0, limit: int = 1000) -> MembersPage:
+        """Up to ``limit`` (1 to ``MAX_PAGE_ROWS``) stored member keys of the latest run (or of run ``run``) from
+        position ``offset``, read from the run's file without reading the rest. Page through a run with
+        ``offset += page.members.num_rows`` while ``page.more``, passing ``run=page.run``."""
+        run_read, table, more = self._ws.members_page(name, run, offset, limit)
+        return MembersPage(run_read, Table(table), more)
 
     def explain(self, name: str, key: int | str) -> Explanation:
         """Why entity ``key`` is or is not a member of segment ``name`` now: the rule tree with each node's value
