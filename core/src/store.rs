@@ -32,6 +32,9 @@ use crate::source::BatchStream;
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// Rows per file before a new file is started.
 pub const FILE_ROWS: usize = 1024 * 1024;
+/// Largest dictionary page of a column chunk; a column whose dictionary would grow beyond it is written with
+/// plain pages (see [`Store::writer_properties`]).
+pub const DICTIONARY_PAGE_BYTES: usize = 128 * 1024;
 
 /// Where entity data lives.
 #[derive(Debug, Clone)]
@@ -187,13 +190,25 @@ impl Store {
     /// pages). An integer or timestamp one is delta-encoded, uncompressed: ascending runs of it pack into a few
     /// bits per value that decode several times faster than LZ4 pages of plain values (the key column is what
     /// every segment evaluation reads).
+    ///
+    /// Dictionaries are for the few-valued columns (a country, a plan, an event type): a column chunk's
+    /// dictionary may grow to [`DICTIONARY_PAGE_BYTES`] before the writer falls back to plain pages, so a column
+    /// of mostly distinct values (an id, an e-mail, a time) hashes only the first few thousand values of each row
+    /// group instead of (with parquet's 1 MiB default) all 128 Ki of an `Int64` one. Float columns get no
+    /// dictionary at all (measured values rarely repeat).
     pub fn writer_properties(schema: &arrow::datatypes::Schema, sorting_hint: Option<&str>) -> WriterProperties {
         let mut b = WriterProperties::builder()
             .set_compression(Compression::LZ4_RAW)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_data_page_row_count_limit(16 * 1024)
+            .set_dictionary_page_size_limit(DICTIONARY_PAGE_BYTES)
             .set_created_by(format!("segkit {}", env!("CARGO_PKG_VERSION")));
+        for f in schema.fields() {
+            if matches!(f.data_type(), arrow::datatypes::DataType::Float64 | arrow::datatypes::DataType::Float32) {
+                b = b.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(f.name().as_str()), false);
+            }
+        }
         if let Some(col) = sorting_hint {
             let last = col.rsplit(',').next().unwrap_or(col);
             let path = parquet::schema::types::ColumnPath::from(last);
@@ -402,4 +417,61 @@ pub fn path_segment(name: &str) -> std::borrow::Cow<'_, str> {
         out.push_str(&format!("{b:02x}"));
     }
     std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{Float64Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::basic::Encoding;
+    use parquet::file::metadata::ColumnChunkMetaData;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    use super::*;
+
+    fn all_dictionary(c: &ColumnChunkMetaData) -> bool {
+        c.dictionary_page_offset().is_some()
+            && c.page_encoding_stats_mask().is_some_and(|m| m.is_only(Encoding::RLE_DICTIONARY))
+    }
+
+    /// A few-valued column keeps its dictionary; a column of many distinct integers falls back to plain pages
+    /// once its dictionary reaches `DICTIONARY_PAGE_BYTES`; a float column has none at all, even when its values
+    /// repeat.
+    #[tokio::test]
+    async fn dictionaries_only_where_values_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::local(dir.path()).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("plan", DataType::Utf8, false),
+            Field::new("id", DataType::Int64, false),
+            Field::new("price", DataType::Float64, false),
+            Field::new("k", DataType::Int64, false),
+        ]));
+        let n = ROW_GROUP_ROWS as i64;
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from_iter_values((0..n).map(|i| ["free", "pro", "team"][(i % 3) as usize]))),
+                // 60,000 distinct values: a 480 KB dictionary, which parquet's default limit (1 MiB) would keep.
+                Arc::new(Int64Array::from_iter_values((0..n).map(|i| i * 7_919 % 60_000))),
+                Arc::new(Float64Array::from_iter_values((0..n).map(|i| (i % 5) as f64 + 0.99))),
+                Arc::new(Int64Array::from_iter_values(0..n)),
+            ],
+        )
+        .unwrap();
+        let mut w = store.writer("data/t", schema, Some("plan,k"));
+        w.write(&batch).await.unwrap();
+        let files = w.finish().await.unwrap();
+        let file = std::fs::File::open(dir.path().join(&files[0].path)).unwrap();
+        let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+        let rg = meta.row_group(0);
+        let col = |name: &str| rg.columns().iter().find(|c| c.column_path().string() == name).unwrap().clone();
+        assert!(all_dictionary(&col("plan")), "{:?}", col("plan"));
+        assert!(!all_dictionary(&col("id")), "distinct ids fall back to plain pages: {:?}", col("id"));
+        assert!(col("id").dictionary_page_offset().is_some(), "the fallback comes after a dictionary page");
+        assert_eq!(col("price").dictionary_page_offset(), None, "floats have no dictionary");
+        assert_eq!(col("k").dictionary_page_offset(), None, "the last sort column has no dictionary");
+    }
 }

@@ -249,12 +249,33 @@ pub(crate) fn dedupe_names(raw: Vec<String>) -> Vec<String> {
     names
 }
 
+/// The null markers of a CSV config, checked against every field: a field longer than the longest marker (most
+/// fields: ids, times, names) is rejected by its length alone.
+struct NullMarkers {
+    markers: Vec<Vec<u8>>,
+    longest: usize,
+}
+
+impl NullMarkers {
+    fn new(values: &[String]) -> Self {
+        let markers: Vec<Vec<u8>> = values.iter().map(|s| s.as_bytes().to_vec()).collect();
+        let longest = markers.iter().map(Vec::len).max().unwrap_or(0);
+        NullMarkers { markers, longest }
+    }
+
+    /// Whether `field` is one of the markers (exactly).
+    #[inline]
+    fn matches(&self, field: &[u8]) -> bool {
+        field.len() <= self.longest && self.markers.iter().any(|n| n.as_slice() == field)
+    }
+}
+
 /// Decodes CSV data records into all-text batches of a known schema.
 pub(crate) struct CsvDecoder {
     parser: RecordParser,
     skip_header: bool,
     columns: usize,
-    nulls: Vec<Vec<u8>>,
+    nulls: NullMarkers,
     builder: TextBatchBuilder,
     batch_size: usize,
     /// For messages: the file's name and its encoding.
@@ -277,7 +298,7 @@ impl CsvDecoder {
             parser: RecordParser::new(o),
             skip_header: o.header,
             columns,
-            nulls: o.null_values.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            nulls: NullMarkers::new(&o.null_values),
             builder: TextBatchBuilder::new(schema),
             batch_size,
             file,
@@ -309,7 +330,7 @@ impl CsvDecoder {
                         builder.push_positional(rec.ends.iter().map(|&end| {
                             let f = &text[start..end];
                             start = end;
-                            (!nulls.iter().any(|n| n.as_slice() == f.as_bytes())).then_some(f)
+                            (!nulls.matches(f.as_bytes())).then_some(f)
                         }));
                         if builder.len() >= *batch_size {
                             if let Some(b) = builder.finish()? {
@@ -336,7 +357,7 @@ impl CsvDecoder {
             match problem {
                 None => builder.push_positional((0..rec.len()).map(|i| {
                     let f = rec.field(i);
-                    if nulls.iter().any(|n| n.as_slice() == f) {
+                    if nulls.matches(f) {
                         None
                     } else {
                         std::str::from_utf8(f).ok()

@@ -1,10 +1,11 @@
 //! Sorting ingested rows into storage order with bounded memory.
 //!
-//! [`ExternalSort`] buffers rows up to [`WorkspaceOptions::ingest_memory`](crate::WorkspaceOptions::ingest_memory)
+//! [`ExternalSort`] buffers rows up to half of [`WorkspaceOptions::ingest_memory`](crate::WorkspaceOptions::ingest_memory)
 //! bytes (the rows plus what sorting them costs), sorts the buffer as one run by integer keys
 //! ([`sort_indices`]: every sort column becomes one or two order-preserving `u64` per row, so a comparison is a
 //! few integer compares, not a row-format `memcmp`), and spills the run to a temporary Arrow IPC file when more
-//! rows follow. The runs are then merged as a stream ([`Sorted`]): the merge takes from the run whose next row is
+//! rows follow. The sorting and writing of a run happen on a thread of their own while the next half fills (at
+//! most one run is being written at a time), so a spilling ingest keeps a second core busy. The runs are then merged as a stream ([`Sorted`]): the merge takes from the run whose next row is
 //! smallest as many rows as come before the next row of any other run (found by a galloping search), so input
 //! that arrives in storage order — or runs that do not overlap, as rows exported by key from a database and
 //! then grouped by an indexed attribute — moves in slices of whole batches instead of row by row. An already
@@ -49,6 +50,15 @@ pub(crate) struct ExternalSort {
     buffered_bytes: usize,
     spill: Option<tempfile::TempDir>,
     runs: Vec<std::path::PathBuf>,
+    /// The thread writing the last run, if it has not been waited for.
+    writing: Option<std::thread::JoinHandle<Result<()>>>,
+}
+
+impl Drop for ExternalSort {
+    fn drop(&mut self) {
+        // The run's thread must not outlive the temporary directory it writes into.
+        let _ = self.wait_for_run();
+    }
 }
 
 impl std::fmt::Debug for ExternalSort {
@@ -80,6 +90,7 @@ impl ExternalSort {
             buffered_bytes: 0,
             spill: None,
             runs: vec![],
+            writing: None,
         })
     }
 
@@ -91,7 +102,8 @@ impl ExternalSort {
         self.buffered_rows += batch.num_rows();
         self.buffered_bytes += batch.get_array_memory_size();
         self.buffered.push(batch);
-        if self.buffered_bytes + self.buffered_rows * SORT_BYTES_PER_ROW >= self.memory {
+        // Half the budget: the previous half may still be being sorted and written.
+        if self.buffered_bytes + self.buffered_rows * SORT_BYTES_PER_ROW >= self.memory / 2 {
             self.spill_buffer()?;
         }
         Ok(())
@@ -103,41 +115,39 @@ impl ExternalSort {
         let batches = std::mem::take(&mut self.buffered);
         self.buffered_rows = 0;
         self.buffered_bytes = 0;
-        if batches.is_empty() {
-            return Ok((batches, None));
+        sort_run(batches, &self.columns)
+    }
+
+    /// Waits for the thread writing the last run; its error, if it failed.
+    fn wait_for_run(&mut self) -> Result<()> {
+        match self.writing.take() {
+            None => Ok(()),
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(Error::Io(std::io::Error::other("the ingest sort's spill thread panicked")))),
         }
-        let sort_columns = self
-            .columns
-            .iter()
-            .map(|&c| {
-                let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-                Ok(concat(&parts)?)
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let idx = sort_indices(&sort_columns)?;
-        drop(sort_columns);
-        let in_order = idx.values().iter().enumerate().all(|(i, &v)| v as usize == i);
-        Ok((batches, (!in_order).then_some(idx)))
     }
 
     fn spill_buffer(&mut self) -> Result<()> {
         if self.buffered.is_empty() {
             return Ok(());
         }
-        let (batches, idx) = self.sort_buffer()?;
+        self.wait_for_run()?;
+        let batches = std::mem::take(&mut self.buffered);
+        self.buffered_rows = 0;
+        self.buffered_bytes = 0;
         if self.spill.is_none() {
             self.spill = Some(tempfile::Builder::new().prefix("segkit-ingest-sort-").tempdir().map_err(spill_error)?);
         }
         let dir = self.spill.as_ref().expect("set above").path();
         let path = dir.join(format!("run-{}.arrow", self.runs.len()));
-        let file = File::create(&path).map_err(spill_error)?;
-        let mut w = StreamWriter::try_new(BufWriter::with_capacity(1 << 20, file), &self.schema)?;
-        for chunk in RunChunks::new(&batches, idx.as_ref()) {
-            w.write(&chunk?)?;
+        self.runs.push(path.clone());
+        let (schema, columns) = (self.schema.clone(), self.columns.clone());
+        let work = move || write_run(batches, &columns, &schema, &path);
+        match std::thread::Builder::new().name("segkit-sort-spill".into()).spawn(work) {
+            Ok(t) => self.writing = Some(t),
+            Err(e) => return Err(spill_error(e)),
         }
-        w.finish()?;
-        w.into_inner()?.into_inner().map_err(|e| spill_error(e.into_error()))?;
-        self.runs.push(path);
         Ok(())
     }
 
@@ -150,6 +160,46 @@ impl ExternalSort {
             });
         }
         self.spill_buffer()?;
+        self.wait_for_run()?;
+        self.merge()
+    }
+}
+
+/// `batches` as one sorted run by `columns`: the batches and the order of their rows (`None` when they are in
+/// order already).
+fn sort_run(batches: Vec<RecordBatch>, columns: &[usize]) -> Result<(Vec<RecordBatch>, Option<UInt32Array>)> {
+    if batches.is_empty() {
+        return Ok((batches, None));
+    }
+    let sort_columns = columns
+        .iter()
+        .map(|&c| {
+            let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+            Ok(concat(&parts)?)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let idx = sort_indices(&sort_columns)?;
+    drop(sort_columns);
+    let in_order = idx.values().iter().enumerate().all(|(i, &v)| v as usize == i);
+    Ok((batches, (!in_order).then_some(idx)))
+}
+
+/// Sorts `batches` by `columns` and writes them as a run to a new Arrow IPC file at `path`.
+fn write_run(batches: Vec<RecordBatch>, columns: &[usize], schema: &SchemaRef, path: &std::path::Path) -> Result<()> {
+    let (batches, idx) = sort_run(batches, columns)?;
+    let file = File::create(path).map_err(spill_error)?;
+    let mut w = StreamWriter::try_new(BufWriter::with_capacity(1 << 20, file), schema)?;
+    for chunk in RunChunks::new(&batches, idx.as_ref()) {
+        w.write(&chunk?)?;
+    }
+    w.finish()?;
+    w.into_inner()?.into_inner().map_err(|e| spill_error(e.into_error()))?;
+    Ok(())
+}
+
+impl ExternalSort {
+    /// The merge of the spilled runs (all written).
+    fn merge(mut self) -> Result<Sorted> {
         let fields =
             self.columns.iter().map(|&c| SortField::new_with_options(self.schema.field(c).data_type().clone(), ORDER));
         let converter = RowConverter::new(fields.collect())?;
