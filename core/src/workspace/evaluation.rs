@@ -118,10 +118,10 @@ impl Workspace {
         self.inner.store.read(&run.membership_file).await
     }
 
-    /// The log of membership changes: one row per key that entered or exited, per stored run (`run`,
-    /// `started_at`, the key, `change` = `entered` / `exited`), oldest first. With `keep_runs`, the log starts
-    /// after the oldest kept run.
-    pub async fn changes(&self, name: &str) -> Result<RecordBatch> {
+    /// The schemas of a segment's change log: its key alone (what membership files hold), and a log row
+    /// (`run`, `started_at`, the key, `change`). Shared by [`Workspace::changes`] and
+    /// [`Workspace::changes_page`].
+    pub(super) fn changes_schemas(&self, name: &str) -> Result<(SchemaRef, SchemaRef)> {
         let def = self.segment(name)?;
         let entity = self.entity(&def.entity)?;
         let key = entity.key.clone().expect("segments select keyed entities");
@@ -133,6 +133,14 @@ impl Workspace {
             key_field,
             Field::new("change", ArrowType::Utf8, false),
         ]));
+        Ok((key_schema, out_schema))
+    }
+
+    /// The log of membership changes: one row per key that entered or exited, per stored run (`run`,
+    /// `started_at`, the key, `change` = `entered` / `exited`), oldest first. With `keep_runs`, the log starts
+    /// after the oldest kept run.
+    pub async fn changes(&self, name: &str) -> Result<RecordBatch> {
+        let (key_schema, out_schema) = self.changes_schemas(name)?;
         let mut out = vec![];
         let mut before = RecordBatch::new_empty(key_schema.clone());
         let runs = self.runs(name)?;

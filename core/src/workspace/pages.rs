@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Int64Array, RecordBatch, StringArray};
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType as ArrowType, Field, Schema};
 use datafusion::prelude::{col, lit, DataFrame, ParquetReadOptions};
 
 use super::Workspace;
@@ -122,17 +122,7 @@ impl Workspace {
     /// plus the members of two runs, however long the log. Ties of the sort field keep the log's order.
     pub async fn changes_page(&self, name: &str, q: &ChangesQuery) -> Result<RowsPage> {
         let end = q.page.end()?;
-        let def = self.segment(name)?;
-        let entity = self.entity(&def.entity)?;
-        let key = entity.key.clone().expect("segments select keyed entities");
-        let key_field = Field::new(&key, entity.attr(&key)?.data_type.to_arrow(), false);
-        let key_schema: SchemaRef = Arc::new(Schema::new(vec![key_field.clone()]));
-        let out_schema: SchemaRef = Arc::new(Schema::new(vec![
-            Field::new("run", ArrowType::Int64, false),
-            Field::new("started_at", ArrowType::Utf8, false),
-            key_field,
-            Field::new("change", ArrowType::Utf8, false),
-        ]));
+        let (key_schema, out_schema) = self.changes_schemas(name)?;
         let all = self.runs(name)?;
         // The first kept run of a segment with retention has no predecessor: it starts the log (see `changes`).
         let first = all.first().map(|r| r.run).unwrap_or(1);
