@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import signal
+
 import pyarrow as pa
 import pytest
 
 import segkit
+
+# The Ctrl-C tests press Ctrl-C with `_thread.interrupt_main()`, which does nothing while SIGINT is ignored — and
+# a shell starts background jobs (`cmd &`) with SIGINT ignored, so Python installs no KeyboardInterrupt handler
+# in them. Put Python's default handler back so those tests test segkit, not how the test run was started
+# (without this, a backgrounded run fails the sync Ctrl-C test and hangs in the serve_forever one).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
