@@ -365,11 +365,12 @@ enum EncodeJob {
     Done(Chunks),
 }
 
+/// One column to encode: the field, its leaf column writers with their leaf indices, its arrays in row order.
+type ColumnWork = (arrow::datatypes::FieldRef, Vec<(usize, ArrowColumnWriter)>, Vec<ArrayRef>);
+
 /// Encodes the columns `fields` (each: the field, its leaf writers with their leaf indices, its arrays in row
 /// order) and closes their writers.
-fn encode_columns(
-    fields: Vec<(arrow::datatypes::FieldRef, Vec<(usize, ArrowColumnWriter)>, Vec<ArrayRef>)>,
-) -> Result<Chunks> {
+fn encode_columns(fields: Vec<ColumnWork>) -> Result<Chunks> {
     let mut out = vec![];
     for (field, mut writers, arrays) in fields {
         for a in &arrays {
@@ -406,18 +407,17 @@ impl OpenFile {
             writers[f].push((leaf, w));
         }
         // Each field with its arrays and its size; the fields then go to the least loaded task, largest first.
-        let mut fields: Vec<(usize, arrow::datatypes::FieldRef, Vec<(usize, ArrowColumnWriter)>, Vec<ArrayRef>)> =
-            schema
-                .fields()
-                .iter()
-                .zip(writers)
-                .enumerate()
-                .map(|(i, (f, w))| {
-                    let arrays: Vec<ArrayRef> = batches.iter().map(|b| b.column(i).clone()).collect();
-                    let size = arrays.iter().map(|a| a.get_array_memory_size()).sum();
-                    (size, f.clone(), w, arrays)
-                })
-                .collect();
+        let mut fields: Vec<(usize, ColumnWork)> = schema
+            .fields()
+            .iter()
+            .zip(writers)
+            .enumerate()
+            .map(|(i, (f, w))| {
+                let arrays: Vec<ArrayRef> = batches.iter().map(|b| b.column(i).clone()).collect();
+                let size = arrays.iter().map(|a| a.get_array_memory_size()).sum();
+                (size, (f.clone(), w, arrays))
+            })
+            .collect();
         let handle = tokio::runtime::Handle::try_current().ok();
         let tasks = match &handle {
             Some(_) if rows >= INLINE_ENCODE_ROWS => {
@@ -427,10 +427,10 @@ impl OpenFile {
         };
         fields.sort_by_key(|f| std::cmp::Reverse(f.0));
         let mut groups: Vec<(usize, Vec<_>)> = (0..tasks.max(1)).map(|_| (0, vec![])).collect();
-        for (size, f, w, a) in fields {
+        for (size, work) in fields {
             let g = groups.iter_mut().min_by_key(|g| g.0).expect("at least one group");
             g.0 += size;
-            g.1.push((f, w, a));
+            g.1.push(work);
         }
         let jobs = groups
             .into_iter()
