@@ -131,6 +131,8 @@ struct State {
     cut_bytes: u64,
     cut_lines: u64,
     jobs: VecDeque<Job>,
+    /// Text buffers of delivered chunks, for reuse.
+    spare: Vec<Vec<u8>>,
     /// The decoder of the record the last delivered chunk left unfinished.
     carry: Option<CsvDecoder>,
     ready: VecDeque<RecordBatch>,
@@ -170,7 +172,13 @@ impl State {
 
     /// Hands `buf[..n]` to a new decoder.
     fn dispatch(&mut self, n: usize, end: End) {
-        let rest = self.buf.split_off(n);
+        // The rest moves to a buffer of a delivered chunk (or a new one) big enough for the next chunk, so the
+        // text buffers are allocated (and their pages faulted in) once, not grown and freed chunk by chunk.
+        let mut rest = self.spare.pop().unwrap_or_default();
+        rest.clear();
+        rest.reserve(self.target() + (1 << 20));
+        rest.extend_from_slice(&self.buf[n..]);
+        self.buf.truncate(n);
         let text = std::mem::replace(&mut self.buf, rest);
         let lines = text.iter().filter(|b| **b == b'\n').count() as u64;
         let decoder = (self.make)(self.line, self.offset, self.first);
@@ -228,14 +236,20 @@ impl State {
     /// Waits for the oldest chunk and queues its batches.
     async fn deliver(&mut self, job: Job) -> Result<()> {
         let speculative = wait(job.result, &self.name).await;
-        let done = match self.carry.take() {
-            None => speculative?,
+        let (done, text) = match self.carry.take() {
+            None => (speculative?, job.text),
             Some(carry) => {
                 // The chunk started inside a record: its own decoding is void; the carried decoder reads it.
                 drop(speculative);
-                wait(start(carry, job.text, job.end.clone()).result, &self.name).await?
+                let again = start(carry, job.text, job.end.clone());
+                (wait(again.result, &self.name).await?, again.text)
             }
         };
+        if let Ok(buffer) = Arc::try_unwrap(text) {
+            if self.spare.is_empty() {
+                self.spare.push(buffer);
+            }
+        }
         self.ready.extend(done.batches);
         if !done.clean {
             self.carry = Some(done.decoder);
@@ -279,6 +293,7 @@ pub(crate) fn csv_stream(
         cut_bytes: 0,
         cut_lines: 0,
         jobs: VecDeque::new(),
+        spare: Vec::new(),
         carry: None,
         ready: VecDeque::new(),
         input_done: false,
