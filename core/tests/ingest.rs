@@ -761,3 +761,72 @@ fn ingest_futures_are_send() {
     let b = rt.block_on(f).unwrap_err();
     assert!(!b.to_string().is_empty());
 }
+
+/// An event stream with an indexed attribute over several files: each file's rows are sorted (on the blocking
+/// pool, while the next file's rows are read) by (attribute, timestamp); the files follow each other in arrival
+/// order and together hold every row once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_files_are_each_sorted_and_follow_arrival_order() {
+    use segkit::deps::arrow::array::TimestampMicrosecondArray;
+    use segkit::deps::arrow::datatypes::Int64Type;
+    let dir = tempfile::tempdir().unwrap();
+    let ws = Workspace::open(dir.path()).await.unwrap();
+    ws.define_entity(user_entity()).await.unwrap();
+    ws.define_entity(
+        Entity::event("ev", "at")
+            .attribute(Attribute::new("id", DataType::Int64))
+            .attribute(Attribute::new("grp", DataType::Int64).indexed())
+            .attribute(Attribute::new("at", DataType::Timestamp))
+            .link(Link::new("id", "user")),
+    )
+    .await
+    .unwrap();
+    // 2.5 files' worth of rows (1 Mi rows a file); `at` ascending, `grp` cycling, `id` the arrival position.
+    const N: i64 = 2_600_000;
+    let batches: Vec<RecordBatch> = (0..N)
+        .step_by(100_000)
+        .map(|start| {
+            let ids: Vec<i64> = (start..start + 100_000).collect();
+            RecordBatch::try_from_iter([
+                ("id", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
+                ("grp", Arc::new(Int64Array::from(ids.iter().map(|i| (i * 7) % 5).collect::<Vec<_>>())) as ArrayRef),
+                ("at", {
+                    let at = TimestampMicrosecondArray::from(ids.iter().map(|i| i / 3).collect::<Vec<_>>());
+                    Arc::new(at.with_timezone("UTC")) as ArrayRef
+                }),
+            ])
+            .unwrap()
+        })
+        .collect();
+    let r = ws.ingest_batches("ev", batches, IngestOptions::default()).await.unwrap();
+    assert_eq!((r.rows_read, r.rows_written), (N as u64, N as u64));
+    let snap = ws.snapshot("ev").unwrap();
+    assert_eq!(snap.files.len(), 3);
+    let file_rows = 1 << 20;
+    let mut all = vec![];
+    for (k, f) in snap.files.iter().enumerate() {
+        let reader = segkit::deps::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(dir.path().join(&f.path)).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        let mut rows: Vec<(i64, i64, i64)> = vec![];
+        for b in reader {
+            let b = b.unwrap();
+            let col = |n: &str| {
+                let c = segkit::deps::arrow::compute::cast(b.column_by_name(n).unwrap(), &ArrowType::Int64).unwrap();
+                c.as_primitive::<Int64Type>().values().to_vec()
+            };
+            let (grp, at, id) = (col("grp"), col("at"), col("id"));
+            rows.extend((0..b.num_rows()).map(|i| (grp[i], at[i], id[i])));
+        }
+        assert!(rows.windows(2).all(|w| w[0] <= w[1]), "file {k} sorted by (grp, at)");
+        let mut ids: Vec<i64> = rows.iter().map(|r| r.2).collect();
+        ids.sort_unstable();
+        let from = k as i64 * file_rows;
+        assert_eq!(ids, (from..(from + file_rows).min(N)).collect::<Vec<_>>(), "file {k} holds its arrivals");
+        all.extend(ids);
+    }
+    assert_eq!(all.len() as i64, N);
+}

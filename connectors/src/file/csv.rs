@@ -207,6 +207,12 @@ impl RecordParser {
         }
     }
 
+    /// Whether everything fed so far ended with a complete record (at most blank line ends since), so a
+    /// fresh parser given the following text reads the same records as this one would.
+    pub(crate) fn at_boundary(&self) -> bool {
+        self.raw.iter().all(|b| *b == b'\n' || *b == b'\r')
+    }
+
     /// The text of a record cut off by the end of the input, if any.
     pub(crate) fn partial(&mut self) -> Option<(String, u64, u64)> {
         let skip = self.skip_leading();
@@ -312,6 +318,19 @@ impl CsvDecoder {
         self.skip_header = false;
         self.parser.line = line;
         self.parser.offset = offset;
+    }
+
+    /// Whether the text fed so far ended with a complete record (see [`RecordParser::at_boundary`]).
+    pub(crate) fn at_boundary(&self) -> bool {
+        self.parser.at_boundary()
+    }
+
+    /// Pushes the rows buffered so far as a batch (if any).
+    pub(crate) fn flush(&mut self, out: &mut VecDeque<RecordBatch>) -> Result<()> {
+        if let Some(b) = self.builder.finish()? {
+            out.push_back(b);
+        }
+        Ok(())
     }
 
     fn run(&mut self, input: &[u8], out: &mut VecDeque<RecordBatch>) -> Result<()> {

@@ -58,6 +58,7 @@
 //! Files no longer matched leave the cursor. Each file is read up to the size it had when listed, so bytes
 //! appended during a sync are read by the next one. A scan without a cursor reads everything.
 
+mod chunked;
 mod config;
 pub(crate) use config::config_schema_variant;
 mod csv;
@@ -882,20 +883,25 @@ impl FileSource {
         let prelude = || if start == 0 { self.prelude(&f.path) } else { Prelude::continuing(self.options.encoding) };
         Ok(match &self.format {
             FileFormat::Csv(o) => {
-                let columns = f.schema.fields().len() - 2;
-                let mut dec = csv::CsvDecoder::new(
-                    f.schema.clone(),
-                    columns,
-                    o,
-                    size,
-                    f.short.clone(),
-                    self.options.encoding.name(),
-                );
-                if start > 0 {
-                    dec.resume_at(lines + 1, start);
-                }
-                let pipeline = TextPipeline::new(prelude(), dec);
-                decode_stream(self.name.clone(), self.range_bytes(f, start, newlines).await?, pipeline)
+                // Decoded in chunks on the blocking pool (`chunked`), in order, with the sequential reader's
+                // rows, line numbers and offsets.
+                let (schema, columns, opts) = (f.schema.clone(), f.schema.fields().len() - 2, o.clone());
+                let (file, encoding) = (f.short.clone(), self.options.encoding.name());
+                let make: chunked::MakeDecoder = Arc::new(move |line, offset, first| {
+                    let mut dec = csv::CsvDecoder::new(schema.clone(), columns, &opts, size, file.clone(), encoding);
+                    if !(first && start == 0) {
+                        dec.resume_at(line, offset);
+                    }
+                    dec
+                });
+                let chunking = chunked::Chunking {
+                    quote: o.quote,
+                    size: chunked::ChunkSize::Rows(size),
+                    line: lines + 1,
+                    offset: start,
+                };
+                let bytes = self.range_bytes(f, start, newlines).await?;
+                chunked::csv_stream(self.name.clone(), bytes, prelude(), make, chunking)
             }
             FileFormat::Json(j) => {
                 let layout = self.json_layout(j, self.first_byte(&f.path).await?);

@@ -606,9 +606,9 @@ fn split_rows(batches: &mut Vec<RecordBatch>, n: usize) -> Vec<RecordBatch> {
     out
 }
 
-/// Writes the rows of `batches` sorted by `columns` (ascending, nulls last, as [`sort_by`]), one row group at a
-/// time: only the sort columns are concatenated, and each output chunk is gathered from the batches directly.
-async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &[String]) -> Result<()> {
+/// The rows of `batches` in the order of `columns` (ascending, nulls last, as [`sort_by`]), as (batch, row)
+/// positions: only the sort columns are concatenated, and the rows are then gathered from the batches directly.
+fn sorted_picks(batches: &[RecordBatch], columns: &[String]) -> Result<Vec<(usize, usize)>> {
     let sort_columns = columns
         .iter()
         .map(|c| {
@@ -625,17 +625,88 @@ async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &
         starts.push(total);
         total += b.num_rows();
     }
+    Ok(idx
+        .values()
+        .iter()
+        .map(|&g| {
+            let g = g as usize;
+            let b = starts.partition_point(|&s| s <= g) - 1;
+            (b, g - starts[b])
+        })
+        .collect())
+}
+
+/// The sorted rows of `batches` one row group at a time, each handed to `emit` (which returns `false` to stop).
+fn sorted_row_groups(
+    batches: &[RecordBatch],
+    columns: &[String],
+    mut emit: impl FnMut(RecordBatch) -> bool,
+) -> Result<()> {
+    let picks = sorted_picks(batches, columns)?;
     let refs: Vec<&RecordBatch> = batches.iter().collect();
-    for chunk in idx.values().chunks(crate::store::ROW_GROUP_ROWS) {
-        let picks: Vec<(usize, usize)> = chunk
-            .iter()
-            .map(|&g| {
-                let g = g as usize;
-                let b = starts.partition_point(|&s| s <= g) - 1;
-                (b, g - starts[b])
-            })
-            .collect();
-        writer.write(&interleave_record_batch(&refs, &picks)?).await?;
+    for chunk in picks.chunks(crate::store::ROW_GROUP_ROWS) {
+        if !emit(interleave_record_batch(&refs, chunk)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Row groups of one event file ready ahead of the writer.
+const SORTED_GROUPS_AHEAD: usize = 2;
+
+/// One event file's rows sorted and gathered into row groups on the blocking pool ([`sorted_row_groups`]),
+/// handed back through a bounded channel, so the next file's rows are decoded and coerced meanwhile. Without a
+/// tokio runtime the work is done when the groups are written.
+enum SortJob {
+    Background { rx: tokio::sync::mpsc::Receiver<RecordBatch>, task: tokio::task::JoinHandle<Result<()>> },
+    Inline { batches: Vec<RecordBatch>, columns: Vec<String> },
+}
+
+impl SortJob {
+    fn start(batches: Vec<RecordBatch>, columns: &[String]) -> SortJob {
+        let columns = columns.to_vec();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return SortJob::Inline { batches, columns };
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(SORTED_GROUPS_AHEAD);
+        // A closed channel (the ingest stopped) ends the work.
+        let task = tokio::task::spawn_blocking(move || {
+            sorted_row_groups(&batches, &columns, |group| tx.blocking_send(group).is_ok())
+        });
+        SortJob::Background { rx, task }
+    }
+
+    /// Writes the row groups that are ready, without waiting.
+    async fn write_ready(&mut self, writer: &mut FileSink) -> Result<()> {
+        if let SortJob::Background { rx, .. } = self {
+            while let Ok(group) = rx.try_recv() {
+                writer.write(&group).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes all the file's row groups.
+    async fn finish(self, writer: &mut FileSink) -> Result<()> {
+        match self {
+            SortJob::Background { mut rx, task } => {
+                while let Some(group) = rx.recv().await {
+                    writer.write(&group).await?;
+                }
+                task.await.map_err(|e| Error::Io(std::io::Error::other(format!("the event sort failed: {e}"))))?
+            }
+            SortJob::Inline { batches, columns } => write_sorted(writer, &batches, &columns).await,
+        }
+    }
+}
+
+/// Writes the rows of `batches` sorted by `columns` on the caller's task, one row group at a time.
+async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &[String]) -> Result<()> {
+    let picks = sorted_picks(batches, columns)?;
+    let refs: Vec<&RecordBatch> = batches.iter().collect();
+    for chunk in picks.chunks(crate::store::ROW_GROUP_ROWS) {
+        writer.write(&interleave_record_batch(&refs, chunk)?).await?;
     }
     Ok(())
 }
@@ -800,6 +871,8 @@ pub(crate) async fn stage(
             let mut pending: Vec<RecordBatch> = vec![];
             let mut pending_rows = 0;
             let mut release = PeriodicRelease::default();
+            // The previous file's rows, being sorted while this one's are read (at most one file in the sort).
+            let mut sorting: Option<SortJob> = None;
             while let Some(b) = next_batch(&mut stream, tracker).await? {
                 let b = b.map_err(|e| wrap_source(e, source))?;
                 let good = proc.process(&b)?;
@@ -812,17 +885,26 @@ pub(crate) async fn stage(
                 }
                 pending_rows += good.num_rows();
                 pending.push(good);
+                if let Some(job) = sorting.as_mut() {
+                    job.write_ready(&mut writer).await?;
+                }
                 while pending_rows >= crate::store::FILE_ROWS {
                     // One file's rows, sorted straight from the received batches (no concatenated copy).
                     let chunk = split_rows(&mut pending, crate::store::FILE_ROWS);
                     pending_rows -= crate::store::FILE_ROWS;
-                    write_sorted(&mut writer, &chunk, &order).await?;
+                    if let Some(job) = sorting.take() {
+                        job.finish(&mut writer).await?;
+                    }
+                    sorting = Some(SortJob::start(chunk, &order));
                 }
             }
             drop(stream);
             tracker.done();
+            if let Some(job) = sorting.take() {
+                job.finish(&mut writer).await?;
+            }
             if pending_rows > 0 {
-                write_sorted(&mut writer, &pending, &order).await?;
+                SortJob::start(std::mem::take(&mut pending), &order).finish(&mut writer).await?;
             }
             if tracker.cancelled() {
                 return Err(cancelled());
