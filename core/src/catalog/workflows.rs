@@ -156,12 +156,15 @@ fn apply_write(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<b
     Ok(applied)
 }
 
-const FINISH: &str = "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL,
+// The SET clauses of the three writes: `UPDATE deliveries` (one row: by id) or `UPDATE deliveries NOT INDEXED`
+// (a group: by the ids' rowids — without NOT INDEXED the planner may walk every running row of the
+// `(status, due_at)` index and test each against the ids instead).
+const FINISH: &str = "SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL,
        context = NULL, updated_at = ?4, detail = coalesce(?7, detail), channel = coalesce(?8, channel),
        sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END";
-const HOLD: &str = "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
+const HOLD: &str = "SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
        detail = coalesce(?2, detail), resolved_at = coalesce(?3, resolved_at), updated_at = ?4";
-const RETRY: &str = "UPDATE deliveries SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
+const RETRY: &str = "SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
        context = NULL, updated_at = ?3";
 
 /// Updates the row of one write (not a finish's next row); false when it is no longer claimed by that attempt.
@@ -169,13 +172,15 @@ fn update_one(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<bo
     let one = "WHERE id = ?5 AND status = 'running' AND attempts = ?6";
     let n = match w {
         LedgerWrite::Finish { id, attempts, status, receipt, error, detail, channel, sent, .. } => tx
-            .prepare_cached(&format!("{FINISH} {one}"))?
+            .prepare_cached(&format!("UPDATE deliveries {FINISH} {one}"))?
             .execute(params![status.as_str(), receipt, error, now, id, attempts, detail, channel, sent])?,
         LedgerWrite::Hold { id, attempts, due_at, detail, resolved_at } => tx
-            .prepare_cached(&format!("{HOLD} {one}"))?
+            .prepare_cached(&format!("UPDATE deliveries {HOLD} {one}"))?
             .execute(params![due_at, detail, resolved_at, now, id, attempts])?,
         LedgerWrite::Retry { id, attempts, due_at, error } => tx
-            .prepare_cached(&format!("{RETRY} WHERE id = ?4 AND status = 'running' AND attempts = ?5"))?
+            .prepare_cached(&format!(
+                "UPDATE deliveries {RETRY} WHERE id = ?4 AND status = 'running' AND attempts = ?5"
+            ))?
             .execute(params![due_at, error, now, id, attempts])?,
     };
     Ok(n > 0)
@@ -258,16 +263,16 @@ fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) ->
         ids.push(']');
         let done: HashSet<i64> = match group {
             Group::Finish { attempts, status, receipt, error, detail, channel, sent } => tx
-                .prepare_cached(&format!("{FINISH} {many}"))?
+                .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {FINISH} {many}"))?
                 .query_map(params![status, receipt, error, now, ids, attempts, detail, channel, sent], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?,
             Group::Hold { attempts, due_at, detail, resolved_at } => tx
-                .prepare_cached(&format!("{HOLD} {many}"))?
+                .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {HOLD} {many}"))?
                 .query_map(params![due_at, detail, resolved_at, now, ids, attempts], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?,
             Group::Retry { attempts, due_at, error } => tx
                 .prepare_cached(&format!(
-                    "{RETRY} WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'running' AND attempts = ?5
+                    "UPDATE deliveries NOT INDEXED {RETRY} WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'running' AND attempts = ?5
                      RETURNING id"
                 ))?
                 .query_map(params![due_at, error, now, ids, attempts], |r| r.get(0))?
