@@ -7,6 +7,8 @@
 #   CARGO_TARGET_DIR=/work/targets/rel cargo build --release -p segkit-bench -p segkit-delivery-bench --bins
 #   benches/dispatch.sh [N=100000] [TARGET_DIR=target] [PARTS="webhook smtp"]
 #   CONCURRENCY=512 benches/dispatch.sh …   # the dispatcher's concurrency bound (default 64; wrk keeps -c64)
+#   MODES=--durable benches/dispatch.sh …    # only the durable run (default: "none --durable", both)
+#   DISPATCH_ARGS=--current-thread benches/dispatch.sh …   # more options for segkit-dispatch-bench
 #
 # Needs wrk (Debian package) and, for smtp, aiosmtpd in $PYTHON's environment (default: the segkit venv).
 # Prints wrk's summary, the SMTP load line and one JSON line per dispatch configuration (deliveries/s, p50/p99
@@ -18,6 +20,8 @@ N=${1:-100000}
 BIN=${2:-${CARGO_TARGET_DIR:-target}}/release
 PARTS=${3:-webhook smtp}
 CONCURRENCY=${CONCURRENCY:-64}
+MODES=${MODES:-none --durable}
+DISPATCH_ARGS=${DISPATCH_ARGS:-}
 PYTHON=${PYTHON:-/var/cache/segkit/venv/bin/python}
 WS_DIR=${WS_DIR:-/tmp/dispatch/ws}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -58,10 +62,11 @@ LUA
   REQUESTS=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
   echo "{\"wrk_requests\": $REQUESTS, \"wrk_cpu_us_per_request\": $(awk -v n="$REQUESTS" '{printf "%.2f", ($1+$2)*1e6/n}' "$TMP/wrk.cpu"), \"receiver_cpu_us_per_request\": $(awk -v n="$REQUESTS" -v d=$((r1 - r0)) -v hz="$HZ" 'BEGIN {printf "%.2f", d*1e6/hz/n}')}" \
     | tee -a "$OUT/wrk.txt"
-  for mode in "" "--durable"; do
+  for mode in $MODES; do
+    [[ $mode == none ]] && mode=""
     r0=$(cpu_ticks "$RECEIVER")
     "$BIN/segkit-dispatch-bench" --receiver "$ADDR" --entities "$N" --concurrency "$CONCURRENCY" \
-      --batch 1000 --dir "$WS_DIR" $mode | tee -a "$OUT/dispatch.jsonl"
+      --batch 1000 --dir "$WS_DIR" $mode $DISPATCH_ARGS | tee -a "$OUT/dispatch.jsonl"
     r1=$(cpu_ticks "$RECEIVER")
     echo "{\"receiver_cpu_us_per_delivery\": $(awk -v n="$N" -v d=$((r1 - r0)) -v hz="$HZ" 'BEGIN {printf "%.2f", d*1e6/hz/n}')}" \
       | tee -a "$OUT/dispatch.jsonl"
@@ -76,5 +81,5 @@ if [[ " $PARTS " == *" smtp "* ]]; then
   echo "smtp sink on 127.0.0.1:$PORT"
   "$BIN/segkit-smtp-load" --smtp "127.0.0.1:$PORT" --concurrency 64 --seconds 10 | tee -a "$OUT/smtp_load.jsonl"
   "$BIN/segkit-dispatch-bench" --smtp "127.0.0.1:$PORT" --arrivals "$TMP/mails.log" --entities "$N" \
-    --concurrency "$CONCURRENCY" --batch 1000 --dir "$WS_DIR" --durable | tee -a "$OUT/dispatch.jsonl"
+    --concurrency "$CONCURRENCY" --batch 1000 --dir "$WS_DIR" --durable $DISPATCH_ARGS | tee -a "$OUT/dispatch.jsonl"
 fi

@@ -3,8 +3,9 @@
 //! outcome not yet committed) — with the idempotency key of the first attempt.
 //!
 //! The parent test runs a real HTTP receiver on 127.0.0.1 that records every request's `Idempotency-Key`, writes
-//! the ledger rows of a workflow (a manual trigger of 250 entities, again whenever a round has delivered them
-//! all), and re-executes this test binary (`child_dispatch`, ignored when run directly) as a child that
+//! the ledger rows of a workflow whenever a round has delivered them all — alternately 250 new entities entering
+//! a segment (workflow `welcome`, whose first attempts render from the attributes the trigger captured, migration
+//! 9) and a manual trigger of those 250 (workflow `notify`) — and re-executes this test binary (`child_dispatch`, ignored when run directly) as a child that
 //! dispatches with the real `webhook` action; it kills the child after a random delay, at least 20 times after
 //! the child had sent something (kills during process start come on top), then
 //! lets a last child finish and compares the ledger with what the receiver got. The seed is printed; set
@@ -19,12 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use segkit::deps::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
+use segkit::rules::Rule;
 use segkit::spec::from_value;
-use segkit::workflow::{DeliveryFilter, LedgerRow, Status};
-use segkit::{Attribute, DataType, Entity, IngestOptions, Workspace, WorkspaceOptions};
+use segkit::workflow::{DeliveryFilter, LedgerRow, Status, TemplateSpec};
+use segkit::{Attribute, DataType, Entity, IngestOptions, SegmentDefinition, Workspace, WorkspaceOptions};
 use serde_json::json;
 
-/// Entities triggered per round of deliveries.
+/// Entities entering the segment per `welcome` round.
 const ENTITIES: i64 = 250;
 /// Deliveries a child runs at once.
 const CONCURRENCY: usize = 4;
@@ -38,6 +40,18 @@ const KILLS: u32 = 20;
 async fn open(dir: &Path) -> Workspace {
     let options = WorkspaceOptions::default().action_factory(segkit_actions::registry()).lease(LEASE);
     Workspace::open_with(dir, options).await.unwrap()
+}
+
+/// `ENTITIES` users with ids from `first`, named `user <id>`.
+async fn add_users(ws: &Workspace, first: i64) {
+    let ids: Vec<i64> = (first..first + ENTITIES).collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("user {i}")).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        ("name", Arc::new(StringArray::from(names)) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("user", vec![batch], IngestOptions::default()).await.unwrap();
 }
 
 fn all_rows(ws: &Workspace) -> Vec<LedgerRow> {
@@ -101,14 +115,25 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
         )
         .await
         .unwrap();
-        let ids: Vec<i64> = (0..ENTITIES).collect();
-        let names: Vec<String> = ids.iter().map(|i| format!("user {i}")).collect();
-        let batch = RecordBatch::try_from_iter([
-            ("id", Arc::new(Int64Array::from(ids)) as ArrayRef),
-            ("name", Arc::new(StringArray::from(names)) as ArrayRef),
-        ])
+        ws.define_segment(SegmentDefinition::new(
+            "everyone",
+            "user",
+            Rule::parse_str(r#"{"attribute": "id", "op": "ge", "value": 0}"#).unwrap(),
+        ))
+        .await
         .unwrap();
-        ws.ingest_batches("user", vec![batch], IngestOptions::default()).await.unwrap();
+        ws.define_template(TemplateSpec {
+            name: "hi".into(),
+            channel: "webhook".into(),
+            entity: Some("user".into()),
+            parts: [("body".to_string(), r#"{"id": {{ entity.id }}, "name": "{{ entity.name }}"}"#.to_string())].into(),
+        })
+        .await
+        .unwrap();
+        let welcome = json!({"name": "welcome", "trigger": {"type": "entered", "segment": "everyone"},
+            "steps": [{"name": "hello", "type": "action", "template": "hi",
+                       "action": {"type": "webhook", "url": format!("{}/welcome", server.base), "timeout_ms": 10000}}]});
+        ws.define_workflow(from_value(welcome).unwrap()).await.unwrap();
         let spec = json!({"name": "notify", "trigger": {"type": "manual", "entity": "user"},
             "policies": {"reentry": {"type": "always"}},
             "steps": [{"name": "hook", "type": "action",
@@ -119,6 +144,8 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
     // `kills` counts only children killed after they had sent something (the receiver's count grew while they
     // lived); a child killed earlier (process start, catalog open) is an `early` kill, and widens the window.
     let (mut kills, mut early, mut finished, mut triggers, mut round) = (0u32, 0u32, 0u32, 0u32, 0u32);
+    // Kills of children that had sent `welcome` deliveries (rendered from captured attributes), rows written.
+    let (mut captured_kills, mut users, mut expected_rows) = (0u32, 0i64, 0u64);
     let mut span = Duration::from_millis(1200);
     while kills < KILLS {
         assert!(round < 300, "could not kill {KILLS} dispatchers while sending in 300 rounds (seed {seed})");
@@ -126,7 +153,19 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
         {
             let ws = open(&ws_dir).await;
             if unfinished(&ws) == 0 {
-                assert_eq!(ws.trigger("notify", None).await.unwrap(), ENTITIES as u64);
+                if triggers % 2 == 0 {
+                    // New users enter the segment: `welcome` rows carrying their captured attributes.
+                    add_users(&ws, users).await;
+                    users += ENTITIES;
+                    let run = ws.evaluate("everyone").await.unwrap();
+                    assert_eq!(run.entered.num_rows() as i64, ENTITIES);
+                    expected_rows += ENTITIES as u64;
+                } else {
+                    // The latest users again, by key: rounds of the same size, so kills land in both kinds.
+                    let keys: Vec<String> = (users - ENTITIES..users).map(|i| i.to_string()).collect();
+                    assert_eq!(ws.trigger("notify", Some(keys)).await.unwrap(), ENTITIES as u64);
+                    expected_rows += ENTITIES as u64;
+                }
                 triggers += 1;
             }
         }
@@ -163,6 +202,9 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
                     finished += 1;
                 } else if server.requests().len() > sent_before {
                     kills += 1;
+                    if server.requests()[sent_before..].iter().any(|r| r.path() == "/welcome") {
+                        captured_kills += 1;
+                    }
                 } else {
                     early += 1;
                     span = (span * 5 / 4).min(Duration::from_secs(10));
@@ -181,7 +223,7 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
     let ws = open(&ws_dir).await;
     let rows = all_rows(&ws);
     // Every trigger wrote one row per entity for the one step; every row is delivered.
-    assert_eq!(rows.len() as u64, u64::from(triggers) * ENTITIES as u64, "seed {seed}");
+    assert_eq!(rows.len() as u64, expected_rows, "seed {seed}");
     let keys: BTreeSet<&str> = rows.iter().map(|r| r.idempotency_key.as_str()).collect();
     assert_eq!(keys.len(), rows.len(), "unique idempotency keys (seed {seed})");
     let per_entity: BTreeSet<(&str, &str, &str)> =
@@ -200,6 +242,15 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
     assert!(strangers.is_empty(), "seed {seed}: keys the ledger does not know: {strangers:?}");
     let missing: Vec<&&str> = keys.iter().filter(|k| !received.contains_key(**k)).collect();
     assert!(missing.is_empty(), "seed {seed}: ledger rows never received: {missing:?}");
+    // Each `welcome` body was rendered with its own entity's attributes (captured by the trigger, or read again
+    // for a retry after a kill).
+    let welcomes: Vec<_> = server.requests().into_iter().filter(|r| r.path() == "/welcome").collect();
+    assert!(!welcomes.is_empty(), "seed {seed}: no welcome delivery");
+    for r in &welcomes {
+        let body = r.json();
+        assert_eq!(body["name"], format!("user {}", body["id"]), "seed {seed}: {body}");
+    }
+    assert!(captured_kills > 0, "seed {seed}: no kill landed while welcome deliveries were being sent");
     // Re-sends: only deliveries in flight when a child died (sent or being sent, their outcome not committed:
     // at most twice the concurrency, since a delivery gives its send slot back before its outcome's group
     // commit); and never more sends of a row than attempts (claims) the ledger counted for it.
@@ -214,7 +265,8 @@ async fn a_dispatcher_killed_at_random_points_loses_and_duplicates_nothing() {
     }
     eprintln!(
         "dispatch_kill: seed {seed}: {kills} dispatchers killed while sending, {early} killed before, {finished} \
-         finished, {triggers} triggers, {} rows, {} requests, {resent} re-sent",
+         finished ({captured_kills} kills while sending captured-context deliveries), {triggers} triggers, {} rows, \
+         {} requests, {resent} re-sent",
         rows.len(),
         received.values().sum::<u32>()
     );

@@ -171,6 +171,88 @@ async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its
     assert_eq!(exits, [b.entity_key.as_str()], "only the applied finish added its next row");
 }
 
+#[tokio::test]
+async fn a_group_commit_applies_writes_sharing_their_values_in_one_statement_per_attempt() {
+    let (dir, ws, _action) = users(8).await;
+    assert_eq!(ws.trigger("hello", None).await.unwrap(), 8);
+    let now = "2026-06-30T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
+    let cat = Catalog::open(&dir.path().join("segkit.db")).unwrap();
+    assert_eq!(cat.claim_deliveries(now, 1000, 3).unwrap().len(), 3);
+    // Rows 0..3 are claimed again (attempt 2), rows 3..8 for the first time (attempt 1).
+    let rows = cat.claim_deliveries(now + 1000, 1000, 10).unwrap();
+    assert_eq!(rows.iter().map(|r| r.attempts).collect::<Vec<_>>(), [2, 2, 2, 1, 1, 1, 1, 1]);
+    let next = |r: &segkit::workflow::LedgerRow| segkit::workflow::ledger::NewDelivery {
+        workflow: r.workflow.clone(),
+        trigger: r.trigger.clone(),
+        step: "bye".into(),
+        entity: r.entity.clone(),
+        entity_key: r.entity_key.clone(),
+        due_at: now + 60_000, // not due in this test's claims
+        context: None,
+    };
+    let delivered = |r: &segkit::workflow::LedgerRow, attempts: u32| LedgerWrite::Finish {
+        id: r.id,
+        attempts,
+        status: Status::Delivered,
+        receipt: Some("HTTP 200".into()),
+        error: None,
+        detail: None,
+        channel: Some("hook".into()),
+        sent: true,
+        next: Some(next(r)),
+    };
+    let held = |r: &segkit::workflow::LedgerRow| LedgerWrite::Hold {
+        id: r.id,
+        attempts: r.attempts,
+        due_at: now + 5000,
+        detail: Some("quiet".into()),
+        resolved_at: None,
+    };
+    let retry = |r: &segkit::workflow::LedgerRow| LedgerWrite::Retry {
+        id: r.id,
+        attempts: r.attempts,
+        due_at: now + 9000,
+        error: "503".into(),
+    };
+    let writes = vec![
+        delivered(&rows[0], 1), // stale (the row's attempt is 2), in the same group as rows 3 and 4
+        delivered(&rows[3], 1),
+        delivered(&rows[1], 2), // the attempt-2 group
+        delivered(&rows[4], 1),
+        delivered(&rows[2], 2),
+        held(&rows[5]),
+        held(&rows[6]),
+        retry(&rows[7]),
+    ];
+    assert_eq!(cat.record_outcomes(&writes, now + 1000).unwrap(), [false, true, true, true, true, true, true, true]);
+    assert_eq!(cat.record_outcomes(&writes[1..4], now + 1000).unwrap(), [false; 3], "already finished");
+    // Two writes to one row apply one by one, in order: the second finds the row no longer running.
+    // (The claim takes row 0, whose lease expired, and the first due row: row 5, held until now + 5000.)
+    let again = cat.claim_deliveries(now + 20_000, 1000, 2).unwrap();
+    let r = again.iter().find(|r| r.id == rows[5].id).expect("the held row is due again");
+    let twice = [delivered(r, r.attempts), retry(r)];
+    assert_eq!(cat.record_outcomes(&twice, now + 20_000).unwrap(), [true, false]);
+
+    let ledger: BTreeMap<i64, segkit::workflow::LedgerRow> =
+        ws.deliveries(&DeliveryFilter::default(), 100).unwrap().into_iter().map(|r| (r.id, r)).collect();
+    assert_eq!(ledger[&rows[0].id].receipt, None, "the stale finish did not apply");
+    assert_eq!((ledger[&rows[0].id].status, ledger[&rows[0].id].attempts), (Status::Running, 3));
+    for r in [&rows[1], &rows[2], &rows[3], &rows[4], &rows[5]] {
+        assert_eq!(ledger[&r.id].status, Status::Delivered, "row {}", r.id);
+        assert_eq!(ledger[&r.id].receipt.as_deref(), Some("HTTP 200"));
+        assert_eq!(ledger[&r.id].channel.as_deref(), Some("hook"));
+    }
+    assert_eq!((ledger[&rows[6].id].status, ledger[&rows[6].id].attempts), (Status::Pending, 0));
+    assert_eq!((ledger[&rows[6].id].due_at, ledger[&rows[6].id].detail.as_deref()), (now + 5000, Some("quiet")));
+    assert_eq!((ledger[&rows[7].id].status, ledger[&rows[7].id].last_error.as_deref()), (Status::Pending, Some("503")));
+    let mut exits: Vec<&str> = ledger.values().filter(|r| r.step == "bye").map(|r| r.entity_key.as_str()).collect();
+    exits.sort();
+    let mut expected: Vec<&str> =
+        [&rows[1], &rows[2], &rows[3], &rows[4], &rows[5]].iter().map(|r| r.entity_key.as_str()).collect();
+    expected.sort();
+    assert_eq!(exits, expected, "each applied finish added its next row, the stale one none");
+}
+
 /// Answers the first attempt to user 2 with a retryable failure, records every delivery it is given.
 #[derive(Debug, Default)]
 struct FailsUser2Once(Mutex<Vec<Delivery>>);

@@ -146,43 +146,148 @@ impl LedgerWrite {
     }
 }
 
-/// Applies one write in `tx`; false when the row is no longer claimed by that attempt.
+/// Applies one write in `tx` (a finish's next row included); false when the row is no longer claimed by that
+/// attempt.
 fn apply_write(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<bool> {
-    match w {
-        LedgerWrite::Finish { id, attempts, status, receipt, error, detail, channel, sent, next } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL,
-                       context = NULL, updated_at = ?4, detail = coalesce(?7, detail), channel = coalesce(?8, channel),
-                       sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END
-                     WHERE id = ?5 AND status = 'running' AND attempts = ?6",
-                )?
-                .execute(params![status.as_str(), receipt, error, now, id, attempts, detail, channel, sent])?;
-            if n == 0 {
-                return Ok(false);
-            }
-            if let Some(next) = next {
-                insert_deliveries(tx, std::slice::from_ref(next), None, now)?;
-            }
-            Ok(true)
-        }
-        LedgerWrite::Hold { id, attempts, due_at, detail, resolved_at } => Ok(tx
-            .prepare_cached(
-                "UPDATE deliveries SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
-                   detail = coalesce(?2, detail), resolved_at = coalesce(?3, resolved_at), updated_at = ?4
-                 WHERE id = ?5 AND status = 'running' AND attempts = ?6",
-            )?
-            .execute(params![due_at, detail, resolved_at, now, id, attempts])?
-            > 0),
-        LedgerWrite::Retry { id, attempts, due_at, error } => Ok(tx
-            .prepare_cached(
-                "UPDATE deliveries SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
-                   context = NULL, updated_at = ?3
-                 WHERE id = ?4 AND status = 'running' AND attempts = ?5",
-            )?
-            .execute(params![due_at, error, now, id, attempts])?
-            > 0),
+    let applied = update_one(tx, w, now)?;
+    if let (true, LedgerWrite::Finish { next: Some(next), .. }) = (applied, w) {
+        insert_deliveries(tx, std::slice::from_ref(next), None, now)?;
     }
+    Ok(applied)
+}
+
+// The SET clauses of the three writes: `UPDATE deliveries` (one row: by id) or `UPDATE deliveries NOT INDEXED`
+// (a group: by the ids' rowids — without NOT INDEXED the planner may walk every running row of the
+// `(status, due_at)` index and test each against the ids instead).
+const FINISH: &str = "SET status = ?1, receipt = ?2, last_error = ?3, lease_until = NULL,
+       context = NULL, updated_at = ?4, detail = coalesce(?7, detail), channel = coalesce(?8, channel),
+       sent_at = CASE WHEN ?9 THEN ?4 ELSE sent_at END";
+const HOLD: &str = "SET status = 'pending', attempts = attempts - 1, due_at = ?1, lease_until = NULL,
+       detail = coalesce(?2, detail), resolved_at = coalesce(?3, resolved_at), updated_at = ?4";
+const RETRY: &str = "SET status = 'pending', due_at = ?1, last_error = ?2, lease_until = NULL,
+       context = NULL, updated_at = ?3";
+
+/// Updates the row of one write (not a finish's next row); false when it is no longer claimed by that attempt.
+fn update_one(tx: &rusqlite::Connection, w: &LedgerWrite, now: i64) -> Result<bool> {
+    let one = "WHERE id = ?5 AND status = 'running' AND attempts = ?6";
+    let n = match w {
+        LedgerWrite::Finish { id, attempts, status, receipt, error, detail, channel, sent, .. } => tx
+            .prepare_cached(&format!("UPDATE deliveries {FINISH} {one}"))?
+            .execute(params![status.as_str(), receipt, error, now, id, attempts, detail, channel, sent])?,
+        LedgerWrite::Hold { id, attempts, due_at, detail, resolved_at } => tx
+            .prepare_cached(&format!("UPDATE deliveries {HOLD} {one}"))?
+            .execute(params![due_at, detail, resolved_at, now, id, attempts])?,
+        LedgerWrite::Retry { id, attempts, due_at, error } => tx
+            .prepare_cached(&format!(
+                "UPDATE deliveries {RETRY} WHERE id = ?4 AND status = 'running' AND attempts = ?5"
+            ))?
+            .execute(params![due_at, error, now, id, attempts])?,
+    };
+    Ok(n > 0)
+}
+
+/// The writes one set-based statement applies: the same kind, values and claiming attempt (they differ only by
+/// row id).
+#[derive(PartialEq, Eq, Hash)]
+enum Group<'a> {
+    Finish {
+        attempts: u32,
+        status: &'static str,
+        receipt: Option<&'a str>,
+        error: Option<&'a str>,
+        detail: Option<&'a str>,
+        channel: Option<&'a str>,
+        sent: bool,
+    },
+    Hold {
+        attempts: u32,
+        due_at: i64,
+        detail: Option<&'a str>,
+        resolved_at: Option<i64>,
+    },
+    Retry {
+        attempts: u32,
+        due_at: i64,
+        error: &'a str,
+    },
+}
+
+impl<'a> Group<'a> {
+    fn of(w: &'a LedgerWrite) -> Self {
+        match w {
+            LedgerWrite::Finish { attempts, status, receipt, error, detail, channel, sent, .. } => Group::Finish {
+                attempts: *attempts,
+                status: status.as_str(),
+                receipt: receipt.as_deref(),
+                error: error.as_deref(),
+                detail: detail.as_deref(),
+                channel: channel.as_deref(),
+                sent: *sent,
+            },
+            LedgerWrite::Hold { attempts, due_at, detail, resolved_at, .. } => Group::Hold {
+                attempts: *attempts,
+                due_at: *due_at,
+                detail: detail.as_deref(),
+                resolved_at: *resolved_at,
+            },
+            LedgerWrite::Retry { attempts, due_at, error, .. } => {
+                Group::Retry { attempts: *attempts, due_at: *due_at, error: error.as_str() }
+            }
+        }
+    }
+}
+
+/// Applies `writes` (to distinct rows) in `tx`: one `UPDATE … WHERE id IN (json_each(?))` per group of writes
+/// with the same values and attempt (a single write: its own statement), then the next rows of the finishes
+/// that applied. Returns, per write, whether it applied — the same as applying them one by one, since no two
+/// touch the same row.
+fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) -> Result<Vec<bool>> {
+    use std::fmt::Write as _;
+    let mut groups: std::collections::HashMap<Group<'_>, Vec<usize>> = std::collections::HashMap::new();
+    for (i, w) in writes.iter().enumerate() {
+        groups.entry(Group::of(w)).or_default().push(i);
+    }
+    let mut applied = vec![false; writes.len()];
+    let many = "WHERE id IN (SELECT value FROM json_each(?5)) AND status = 'running' AND attempts = ?6 RETURNING id";
+    let mut ids = String::new();
+    for (group, members) in groups {
+        if let [i] = members[..] {
+            applied[i] = update_one(tx, &writes[i], now)?;
+            continue;
+        }
+        ids.clear();
+        ids.push('[');
+        for (n, &i) in members.iter().enumerate() {
+            let _ = write!(ids, "{}{}", if n == 0 { "" } else { "," }, writes[i].id());
+        }
+        ids.push(']');
+        let done: HashSet<i64> = match group {
+            Group::Finish { attempts, status, receipt, error, detail, channel, sent } => tx
+                .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {FINISH} {many}"))?
+                .query_map(params![status, receipt, error, now, ids, attempts, detail, channel, sent], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            Group::Hold { attempts, due_at, detail, resolved_at } => tx
+                .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {HOLD} {many}"))?
+                .query_map(params![due_at, detail, resolved_at, now, ids, attempts], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+            Group::Retry { attempts, due_at, error } => tx
+                .prepare_cached(&format!(
+                    "UPDATE deliveries NOT INDEXED {RETRY} WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'running' AND attempts = ?5
+                     RETURNING id"
+                ))?
+                .query_map(params![due_at, error, now, ids, attempts], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?,
+        };
+        for i in members {
+            applied[i] = done.contains(&writes[i].id());
+        }
+    }
+    for (w, ok) in writes.iter().zip(&applied) {
+        if let (true, LedgerWrite::Finish { next: Some(next), .. }) = (*ok, w) {
+            insert_deliveries(tx, std::slice::from_ref(next), None, now)?;
+        }
+    }
+    Ok(applied)
 }
 
 /// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out), one at a
@@ -458,13 +563,21 @@ impl Catalog {
     /// to disk for all of them), in order. Each write applies only if its row is still claimed by that attempt
     /// (`status = 'running'` and the same `attempts`); the result says, per write, whether it applied. A
     /// finish's next row is inserted only when the finish applied. Either every write commits or none.
+    /// Writes to distinct rows are applied set-based: one `UPDATE … WHERE id IN (json_each(?))` per group of
+    /// writes with the same values and attempt (a pass's deliveries mostly share theirs), then the next rows.
     pub fn record_outcomes(&self, writes: &[LedgerWrite], now: i64) -> Result<Vec<bool>> {
         if writes.is_empty() {
             return Ok(vec![]);
         }
         self.with(|c| {
             let tx = super::Tx::begin(c, true)?;
-            let applied = writes.iter().map(|w| apply_write(&tx, w, now)).collect::<Result<Vec<bool>>>()?;
+            // Set-based statements need distinct rows; writes to the same row apply one by one, in order.
+            let mut rows = HashSet::with_capacity(writes.len());
+            let applied = if writes.iter().all(|w| rows.insert(w.id())) {
+                apply_grouped(&tx, writes, now)?
+            } else {
+                writes.iter().map(|w| apply_write(&tx, w, now)).collect::<Result<Vec<bool>>>()?
+            };
             tx.commit()?;
             Ok(applied)
         })

@@ -150,8 +150,9 @@ struct Pass {
 /// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
 /// catalog access for the suppression entries); the next chunk's is read while this one's deliveries run.
 struct Chunk {
-    /// By row id: the attributes the row's trigger captured (first attempts of a workflow's first action step).
-    captured: HashMap<i64, Attributes>,
+    /// By row id: the attributes the row's trigger captured (first attempts of a workflow's first action step),
+    /// taken (not copied) by the row's delivery.
+    captured: std::sync::Mutex<HashMap<i64, Attributes>>,
     /// By entity type: the attributes of the chunk's other keys, or why the lookup failed.
     attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
     /// By channel: the keys of the chunk's action rows that are suppressed on it.
@@ -424,15 +425,16 @@ impl Workspace {
         for (channel, key) in suppressed {
             by_channel.entry(channel).or_default().insert(key);
         }
-        Ok(Chunk { captured, attributes, suppressed: by_channel })
+        Ok(Chunk { captured: std::sync::Mutex::new(captured), attributes, suppressed: by_channel })
     }
 
-    /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key). When the
+    /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key); the ones its
+    /// trigger captured are taken from the chunk (a row reads them once), the others copied. When the
     /// batched lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the
     /// error a lookup of that one key gives.
     async fn attributes_of(&self, chunk: &Chunk, row: &LedgerRow) -> Result<Option<Attributes>> {
-        if let Some(a) = chunk.captured.get(&row.id) {
-            return Ok(Some(a.clone()));
+        if let Some(a) = chunk.captured.lock().unwrap_or_else(|p| p.into_inner()).remove(&row.id) {
+            return Ok(Some(a));
         }
         match chunk.attributes.get(&row.entity) {
             Some(Ok(found)) => Ok(found.get(&row.entity_key).cloned()),

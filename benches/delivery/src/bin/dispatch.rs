@@ -102,8 +102,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-#[tokio::main]
-async fn main() -> segkit::Result<()> {
+fn main() -> segkit::Result<()> {
+    // `--current-thread`: the whole bench (trigger and dispatch loop) on one runtime thread, like wrk's one
+    // thread; by default tokio's multi-thread runtime (one worker per core).
+    let rt = if std::env::args().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    };
+    rt.expect("a tokio runtime").block_on(bench())
+}
+
+async fn bench() -> segkit::Result<()> {
     let smtp = arg("--smtp");
     let arrivals_file = arg("--arrivals");
     let receiver = arg("--receiver").unwrap_or_default();
@@ -187,8 +197,10 @@ async fn main() -> segkit::Result<()> {
 
     let trigger_us = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
     let t0 = Instant::now();
+    let trigger_cpu_before = cpu_seconds();
     let run = ws.evaluate("everyone").await?;
     let evaluated = t0.elapsed();
+    let trigger_cpu_s = cpu_seconds() - trigger_cpu_before;
     // The trigger (the evaluation writing N ledger rows in one transaction) holds its N rows; the dispatch loop
     // should not grow with N: its own peak is measured from here.
     let trigger_peak_mib = status_mib("VmHWM");
@@ -250,6 +262,10 @@ async fn main() -> segkit::Result<()> {
         // loaded machine the rate is what the dispatcher got, the CPU per delivery what it needs.
         "dispatch_cpu_us_per_delivery": loop_cpu_s * 1e6 / delivered.max(1) as f64,
         "dispatch_cores_busy": loop_cpu_s / loop_wall_s,
+        // The trigger's CPU (the evaluation writing the N ledger rows) per entered entity, and both together.
+        "trigger_cpu_us_per_entity": trigger_cpu_s * 1e6 / n.max(1) as f64,
+        "total_cpu_us_per_delivery": (trigger_cpu_s + loop_cpu_s) * 1e6 / delivered.max(1) as f64,
+        "current_thread": std::env::args().any(|a| a == "--current-thread"),
         "received": posts,
         "received_distinct": distinct,
         "ledger_by_status": by_status,
