@@ -152,4 +152,22 @@ echo "== library (server/examples/api_bench.rs lib $WS $SECS $CONC ${ONLY:-all})
 echo "== load average after the library runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/wrk.txt"
 cp "$WORK/wrk.txt" "$OUT/wrk.txt"
 cp "$WORK/lib.json" "$OUT/lib.json"
+# One line per run: p50, p99, requests/s and CPU per request, HTTP runs then the library's members page.
+python3 - "$WORK/wrk.txt" "$WORK/lib.json" <<'PY' | tee "$WORK/summary.txt"
+import json, re, sys
+text = open(sys.argv[1]).read()
+print(f"{'run':<72} {'p50':>9} {'p99':>9} {'req/s':>9} {'CPU/req':>8}")
+for part in text.split("== ")[1:]:
+    title = part.splitlines()[0]
+    p50, p99 = re.search(r"50%\s+(\S+)", part), re.search(r"99%\s+(\S+)", part)
+    rps, cpu = re.search(r"Requests/sec:\s+(\S+)", part), re.search(r"server_cpu_us_per_request (\d+)", part)
+    if p50 and rps:
+        print(f"{title[:72]:<72} {p50[1]:>9} {p99[1]:>9} {rps[1]:>9} {(cpu[1] + 'us') if cpu else '-':>8}")
+lib = json.load(open(sys.argv[2]))
+for k in ("members_page", "members_page_distinct", "count_rule", "events_1000"):
+    if k in lib:
+        v = lib[k]
+        cpu = f"{v['cpu_us_per_op']:.1f}us" if "cpu_us_per_op" in v else "-"
+        print(f"{'library ' + k:<72} {v['p50_ms'] * 1000:>7.1f}us {v['p99_ms'] * 1000:>7.1f}us {v['ops_per_s']:>9.0f} {cpu:>8}")
+PY
 echo "raw output in $OUT/wrk.txt and $OUT/lib.json"

@@ -114,6 +114,17 @@ def test_reopen_keeps_definitions(tmp_path):
     assert "Workspace" in repr(b)
 
 
+def test_durable_commits_option(tmp_path):
+    assert segkit.Workspace.open(tmp_path / "plain").durable_commits is False
+    ws = segkit.Workspace.open(tmp_path / "w", durable_commits=True)
+    assert ws.durable_commits is True
+    ws.define_entity("user", key="id", attributes={"id": "int64"})
+    ws.ingest("user", [{"id": 1}, {"id": 2}])
+    again = segkit.Workspace.open(tmp_path / "w")
+    assert again.durable_commits is False
+    assert again.sql("select count(*) as n from user").to_pylist() == [{"n": 2}]
+
+
 def test_exception_hierarchy():
     for cls in (
         segkit.DefinitionError,
