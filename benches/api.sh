@@ -159,7 +159,7 @@ text = open(sys.argv[1]).read()
 print(f"{'run':<72} {'p50':>9} {'p99':>9} {'req/s':>9} {'CPU/req':>8}")
 for part in text.split("== ")[1:]:
     title = part.splitlines()[0]
-    p50, p99 = re.search(r"50%\s+(\S+)", part), re.search(r"99%\s+(\S+)", part)
+    p50, p99 = re.search(r"^\s+50%\s+(\S+)", part, re.M), re.search(r"^\s+99%\s+(\S+)", part, re.M)
     rps, cpu = re.search(r"Requests/sec:\s+(\S+)", part), re.search(r"server_cpu_us_per_request (\d+)", part)
     if p50 and rps:
         print(f"{title[:72]:<72} {p50[1]:>9} {p99[1]:>9} {rps[1]:>9} {(cpu[1] + 'us') if cpu else '-':>8}")
