@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 import segkit
@@ -119,7 +120,7 @@ def test_durable_commits_option(tmp_path):
     ws = segkit.Workspace.open(tmp_path / "w", durable_commits=True)
     assert ws.durable_commits is True
     ws.define_entity("user", key="id", attributes={"id": "int64"})
-    ws.ingest("user", [{"id": 1}, {"id": 2}])
+    ws.ingest("user", pa.table({"id": pa.array([1, 2], pa.int64())}))
     again = segkit.Workspace.open(tmp_path / "w")
     assert again.durable_commits is False
     assert again.sql("select count(*) as n from user").to_pylist() == [{"n": 2}]
