@@ -2,7 +2,11 @@
 # The REST API under load: wrk on loopback against `segkit serve` over the bench's 5 M users / 50 M events, and
 # the same operations called directly in the library (server/examples/api_bench.rs), from one run:
 #   - POST /api/v1/count      the count of an unsaved rule (the bench's S1), 1 connection
-#   - GET  /api/v1/segments/bench_members   the cheapest authenticated GET (the transport + framework floor)
+#   - the transport floor: server/examples/http_floor.rs, a server on the same stack (axum, hyper, tokio runtime
+#     as `segkit serve`) answering every request with the members page's bytes and doing nothing else, timed
+#     with exactly the members page's wrk command (what wrk + loopback + any server here cost)
+#   - GET  /api/v1/whoami     segkit's own floor: middleware, router and the key check, nothing else
+#   - GET  /api/v1/segments/bench_members   an authenticated GET with one catalog read
 #   - GET  /api/v1/segments/bench_members/members?limit=1000   a members page, 1 connection: (a) the same page
 #     repeated (the server keeps encoded pages of immutable runs), (b) distinct pages (a Lua script steps the
 #     offset through the whole run, so nearly every request misses the kept pages)
@@ -26,11 +30,12 @@ WORK=${WORK:-/tmp/apiperf}
 REL=${CARGO_TARGET_DIR:-/work/targets/rel-server}/release
 BIN=${BIN:-$REL/segkit}
 EX=${EX:-$REL/examples/api_bench}
+FLOOR=${FLOOR:-$REL/examples/http_floor}
 WS=$WORK/bench-ws
 PORT=${PORT:-18087}
 OUT=$ROOT/benches/results/api
 mkdir -p "$WORK" "$OUT"
-[ -x "$BIN" ] && [ -x "$EX" ] || { echo "build first: see the header of $0" >&2; exit 1; }
+[ -x "$BIN" ] && [ -x "$EX" ] && [ -x "$FLOOR" ] || { echo "build first: see the header of $0" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "needs wrk" >&2; exit 1; }
 
 if [ ! -f "$WS/segkit.db" ] || [ ! -f "$WORK/key" ]; then
@@ -79,22 +84,30 @@ trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/health" >/dev/null && break; sleep 0.2; done
 B=http://127.0.0.1:$PORT/api/v1
 rss() { awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status; }
-# The server's CPU time (user + system) in clock ticks.
-cpu() { awk '{print $14 + $15}' /proc/$SERVER/stat; }
+# A process's CPU time (user + system) in clock ticks (default: the segkit server).
+cpu() { awk '{print $14 + $15}' /proc/${1:-$SERVER}/stat; }
 TICK=$(getconf CLK_TCK)
-# wrk with the server's CPU seconds per request printed after it.
+# wrk with the server's (or, with CPU_PID set, that process's) CPU seconds per request printed after it.
 timed() {
-  local before out n
-  before=$(cpu)
+  local before out n pid=${CPU_PID:-$SERVER}
+  before=$(cpu $pid)
   out=$(wrk "$@")
   echo "$out"
   n=$(echo "$out" | awk '/requests in/ {print $1}')
-  echo "server_cpu_us_per_request $(( ($(cpu) - before) * 1000000 / TICK / (n > 0 ? n : 1) )) (requests $n)"
+  echo "server_cpu_us_per_request $(( ($(cpu $pid) - before) * 1000000 / TICK / (n > 0 ? n : 1) )) (requests $n)"
 }
 M=$B/segments/bench_members/members?limit=1000
 RUN=$(curl -sf -D - -o /dev/null -H "Authorization: Bearer $KEY" "$M" | awk 'tolower($1) == "x-run:" {print $2+0}')
 TOTAL=$(curl -sf -H "Authorization: Bearer $KEY" "$B/segments/bench_members/runs?limit=1000" \
   | python3 -c "import json,sys; r=[x for x in json.load(sys.stdin)['items'] if x['run']==$RUN]; print(r[0]['member_count'])")
+# The transport floor answers every request with the bytes of the members page (same size, same headers asked).
+curl -sf -H "Authorization: Bearer $KEY" -o "$WORK/page.json" "$M"
+FPORT=$((PORT + 1))
+"$FLOOR" 127.0.0.1:$FPORT "$WORK/page.json" > "$WORK/floor.log" 2>&1 &
+FLOORPID=$!
+trap 'kill $SERVER $FLOORPID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$FPORT/" >/dev/null && break; sleep 0.1; done
+FM=http://127.0.0.1:$FPORT/api/v1/segments/bench_members/members?limit=1000
 sed -i "1i MAXOFF = $((TOTAL - 1000)); RUN = $RUN; PATH = \"/api/v1/segments/bench_members/members?limit=1000\"" "$WORK/members-distinct.lua"
 {
   echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -102,12 +115,18 @@ sed -i "1i MAXOFF = $((TOTAL - 1000)); RUN = $RUN; PATH = \"/api/v1/segments/ben
   echo "== warm-up"
   [ "${ONLY:-}" = members ] || wrk -t1 -c1 -d3s -s "$WORK/count.lua" "$B/count" >/dev/null
   wrk -t1 -c1 -d3s -s "$WORK/members.lua" "$M" >/dev/null
+  wrk -t1 -c1 -d3s -s "$WORK/members.lua" "$FM" >/dev/null
+  wrk -t1 -c1 -d3s -s "$WORK/floor.lua" "$B/whoami" >/dev/null
   wrk -t1 -c1 -d3s -s "$WORK/floor.lua" "$B/segments/bench_members" >/dev/null
   if [ "${ONLY:-}" != members ]; then
     echo "== count (POST /count, unsaved S1), 1 connection"
     timed -t1 -c1 -d${SECS}s --latency -s "$WORK/count.lua" "$B/count"
   fi
-  echo "== floor: the cheapest authenticated GET (GET /segments/bench_members: one catalog read), 1 connection"
+  echo "== transport floor: http_floor (same stack, no auth/catalog) answering the members page's $(stat -c %s "$WORK/page.json") bytes, the members page's wrk command, 1 connection"
+  CPU_PID=$FLOORPID timed -t1 -c1 -d${SECS}s --latency -s "$WORK/members.lua" "$FM"
+  echo "== segkit floor: GET /whoami (middleware, router, key check; nothing else), 1 connection"
+  timed -t1 -c1 -d${SECS}s --latency -s "$WORK/floor.lua" "$B/whoami"
+  echo "== floor: an authenticated GET with one catalog read (GET /segments/bench_members), 1 connection"
   timed -t1 -c1 -d${SECS}s --latency -s "$WORK/floor.lua" "$B/segments/bench_members"
   echo "== members page (limit=1000), the same page repeated, 1 connection"
   timed -t1 -c1 -d${SECS}s --latency -s "$WORK/members.lua" "$M"
@@ -126,11 +145,29 @@ sed -i "1i MAXOFF = $((TOTAL - 1000)); RUN = $RUN; PATH = \"/api/v1/segments/ben
   echo "rss_mib_after $(rss)"
   echo "== load average after the HTTP runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$WORK/wrk.txt"
-kill $SERVER; wait $SERVER 2>/dev/null || true
+kill $SERVER $FLOORPID; wait $SERVER $FLOORPID 2>/dev/null || true
 trap - EXIT
 echo "== library (server/examples/api_bench.rs lib $WS $SECS $CONC ${ONLY:-all})"
 "$EX" lib "$WS" "$SECS" "$CONC" "${ONLY:-all}" | tee "$WORK/lib.json"
 echo "== load average after the library runs: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$WORK/wrk.txt"
 cp "$WORK/wrk.txt" "$OUT/wrk.txt"
 cp "$WORK/lib.json" "$OUT/lib.json"
+# One line per run: p50, p99, requests/s and CPU per request, HTTP runs then the library's members page.
+python3 - "$WORK/wrk.txt" "$WORK/lib.json" <<'PY' | tee "$WORK/summary.txt"
+import json, re, sys
+text = open(sys.argv[1]).read()
+print(f"{'run':<72} {'p50':>9} {'p99':>9} {'req/s':>9} {'CPU/req':>8}")
+for part in text.split("== ")[1:]:
+    title = part.splitlines()[0]
+    p50, p99 = re.search(r"^\s+50%\s+(\S+)", part, re.M), re.search(r"^\s+99%\s+(\S+)", part, re.M)
+    rps, cpu = re.search(r"Requests/sec:\s+(\S+)", part), re.search(r"server_cpu_us_per_request (\d+)", part)
+    if p50 and rps:
+        print(f"{title[:72]:<72} {p50[1]:>9} {p99[1]:>9} {rps[1]:>9} {(cpu[1] + 'us') if cpu else '-':>8}")
+lib = json.load(open(sys.argv[2]))
+for k in ("members_page", "members_page_distinct", "count_rule", "events_1000"):
+    if k in lib:
+        v = lib[k]
+        cpu = f"{v['cpu_us_per_op']:.1f}us" if "cpu_us_per_op" in v else "-"
+        print(f"{'library ' + k:<72} {v['p50_ms'] * 1000:>7.1f}us {v['p99_ms'] * 1000:>7.1f}us {v['ops_per_s']:>9.0f} {cpu:>8}")
+PY
 echo "raw output in $OUT/wrk.txt and $OUT/lib.json"

@@ -357,6 +357,11 @@ export interface WorkspaceOptions {
   storeOptions?: Record<string, string>;
   /** Query parallelism (default: number of cores). */
   targetPartitions?: number;
+  /**
+   * Every catalog commit waits until it is on disk, and every Parquet file it references is synced first, so a
+   * power loss cannot undo a commit (default false: commits survive a crash of the process, not of the machine).
+   */
+  durableCommits?: boolean;
 }
 
 /** The result of one segment evaluation. */
@@ -386,6 +391,8 @@ export declare class Workspace {
   /** Opens (creating if needed) the workspace in directory `path`. */
   static open(path: string, options?: WorkspaceOptions): Promise<Workspace>;
   readonly path: string;
+  /** Whether every commit waits until it is on disk (the `durableCommits` option). */
+  readonly durableCommits: boolean;
   /** Fixes "now" at an instant (RFC 3339 text or Date), or restores the system clock with null. */
   setClock(instant: string | Date | null): void;
   /** Sets the IANA time zone ('Europe/Berlin') that calendar windows and "today" count in (default UTC). */

@@ -316,6 +316,11 @@ class Workspace {
     return this.#native.path;
   }
 
+  /** Whether every commit waits until it is on disk (the `durableCommits` option). */
+  get durableCommits() {
+    return this.#native.durableCommits;
+  }
+
   /** Fixes "now" (for relative time windows) at an instant, or restores the system clock with `null`. */
   setClock(instant) {
     callSync(() => this.#native.setClock(clockArg(instant)));

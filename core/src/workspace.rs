@@ -195,6 +195,12 @@ impl Workspace {
         Ok(ws)
     }
 
+    /// Whether every catalog commit waits until it is on disk and every Parquet file it references is synced
+    /// first ([`WorkspaceOptions::durable_commits`]).
+    pub fn durable_commits(&self) -> bool {
+        self.inner.store.is_durable()
+    }
+
     /// The workspace directory.
     pub fn path(&self) -> &Path {
         &self.inner.dir

@@ -55,12 +55,20 @@ async fn missing_invalid_or_revoked_credentials_get_401() {
     assert_eq!((t["role"].as_str(), t["token_type"].as_str()), (Some("viewer"), Some("Bearer")));
     let token = t["access_token"].as_str().unwrap().to_string();
     assert_eq!(s.get("/segments", &token).await.status, 200);
+    // `GET /whoami` names the key behind a key or a token, and needs one like every other route.
+    let id = s.ws.api_keys().unwrap().into_iter().find(|k| k.name == "vi").unwrap().id;
+    for credential in [s.viewer.as_str(), token.as_str()] {
+        let me = s.get("/whoami", credential).await;
+        assert_eq!(me.status, 200, "{}", me.text());
+        assert_eq!(me.json(), json!({"key_id": id, "name": "vi", "role": "viewer"}));
+    }
+    s.call("GET", "/whoami", None, None).await.problem(401);
+    s.get("/whoami", "sk_0000").await.problem(401);
     let mut tampered = token.clone();
     tampered.pop();
     tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
     s.get("/segments", &tampered).await.problem(401);
 
-    let id = s.ws.api_keys().unwrap().into_iter().find(|k| k.name == "vi").unwrap().id;
     let r = s.call("DELETE", &format!("/keys/{id}"), Some(&s.admin), None).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.json()["revoked_at"].is_string());

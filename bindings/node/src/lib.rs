@@ -338,13 +338,14 @@ pub async fn open_workspace(path: String, options: Option<Value>) -> Result<Nati
                         opts.store_options.push((k, v));
                     }
                 }
+                ("durableCommits", Value::Bool(b)) => opts = opts.durable_commits(b),
                 ("targetPartitions", Value::Number(n)) => {
                     let n = n.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid("targetPartitions must be a positive integer"))?;
                     opts = opts.target_partitions(n as usize);
                 }
                 (other, _) => {
                     return Err(invalid(format!(
-                        "unknown or mistyped workspace option `{other}` (expected storeUrl: string, storeOptions: object, targetPartitions: number)"
+                        "unknown or mistyped workspace option `{other}` (expected storeUrl: string, storeOptions: object, targetPartitions: number, durableCommits: boolean)"
                     )))
                 }
             }
@@ -362,6 +363,12 @@ impl NativeWorkspace {
     #[napi(getter)]
     pub fn path(&self) -> String {
         self.inner.path().to_string_lossy().into_owned()
+    }
+
+    /// Whether commits wait until they are on disk (`WorkspaceOptions::durable_commits`).
+    #[napi(getter)]
+    pub fn durable_commits(&self) -> bool {
+        self.inner.durable_commits()
     }
 
     /// Sets the IANA time zone calendar windows count in.

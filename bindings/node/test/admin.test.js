@@ -6,11 +6,9 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const arrow = require('apache-arrow');
 const {
-  Workspace,
   Appender,
   ConflictError,
   DefinitionError,
@@ -19,29 +17,12 @@ const {
   SegkitError,
 } = require('..');
 
+const helpers = require('./helpers');
+
 const T0 = '2026-06-30T00:00:00Z';
 const TS = '2026-06-30T12:00:00Z';
 
-function tmpdir() {
-  return fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-admin-'));
-}
-
-async function users() {
-  const dir = tmpdir();
-  const ws = await Workspace.open(path.join(dir, 'ws'));
-  ws.setClock(T0);
-  await ws.defineEntity({
-    name: 'user',
-    key: 'user_id',
-    attributes: { user_id: 'int64', country: 'string', email: { type: 'string', pii: true } },
-  });
-  await ws.ingest('user', [
-    { user_id: 1, country: 'CN', email: 'a@x.io' },
-    { user_id: 2, country: 'US', email: 'b@x.io' },
-    { user_id: 3, country: 'CN', email: 'c@x.io' },
-  ]);
-  return { ws, dir };
-}
+const users = () => helpers.usersWorkspace('admin', T0);
 
 async function clicks() {
   const { ws, dir } = await users();
@@ -56,14 +37,6 @@ async function clicks() {
 }
 
 const events = (start, n) => Array.from({ length: n }, (_, i) => ({ user_id: start + i, ts: TS, n: (start + i) % 7 }));
-
-async function rows(ws, sql) {
-  return arrow.tableFromIPC(await ws.sql(sql)).toArray().map((r) => {
-    const o = r.toJSON();
-    for (const [k, v] of Object.entries(o)) if (typeof v === 'bigint') o[k] = Number(v);
-    return o;
-  });
-}
 
 function parquetFiles(root) {
   const out = new Set();
@@ -88,7 +61,7 @@ test('addAttribute evolves the entity; bad specs name the field', async () => {
   assert.equal(e.attributes.phone.pii, true);
   assert.deepEqual(Object.keys(e.attributes), ['user_id', 'country', 'email', 'score', 'phone']);
   assert.deepEqual(ws.entity('user'), e);
-  assert.deepEqual(await rows(ws, 'SELECT user_id, score FROM user ORDER BY user_id'), [
+  assert.deepEqual(await helpers.rows(ws, 'SELECT user_id, score FROM user ORDER BY user_id'), [
     { user_id: 1, score: null },
     { user_id: 2, score: null },
     { user_id: 3, score: null },
@@ -182,7 +155,7 @@ test('concurrent appends share group commits; rows, IPC and apache-arrow tables 
   const flushed = await a.close();
   assert.deepEqual(flushed.map((r) => r.rows), [3]);
   assert.equal((await pending).rows, 3);
-  assert.deepEqual(await rows(ws, 'SELECT count(*) AS n FROM click'), [{ n: 207 }]);
+  assert.deepEqual(await helpers.rows(ws, 'SELECT count(*) AS n FROM click'), [{ n: 207 }]);
   await assert.rejects(a.append(events(0, 1)), (err) => err instanceof InvalidArgumentError && /appender of `click` is closed/.test(err.message));
 });
 
@@ -200,7 +173,7 @@ test('appender bad input is refused with the path', async () => {
   await assert.rejects(a.append({ user_id: 1 }), InvalidArgumentError);
   await assert.rejects(a.append(Buffer.from('not arrow')), SegkitError);
   assert.deepEqual(await a.close(), []);
-  assert.deepEqual(await rows(ws, 'SELECT count(*) AS n FROM click'), [{ n: 0 }]);
+  assert.deepEqual(await helpers.rows(ws, 'SELECT count(*) AS n FROM click'), [{ n: 0 }]);
 });
 
 // ---------------------------------------------------------------------------------------------- compaction
@@ -208,13 +181,13 @@ test('appender bad input is refused with the path', async () => {
 test('compact merges small event files into one', async () => {
   const { ws } = await clicks();
   for (let i = 0; i < 10; i++) await ws.ingest('click', [{ user_id: i, ts: TS, n: i }, { user_id: i + 100, ts: TS, n: i }]);
-  const before = await rows(ws, 'SELECT user_id, n FROM click ORDER BY user_id');
+  const before = await helpers.rows(ws, 'SELECT user_id, n FROM click ORDER BY user_id');
   const report = await ws.compact('click');
   assert.equal(report.filesMerged, 10);
   assert.equal(report.filesWritten, 1);
   assert.equal(report.rows, 20);
   assert.notEqual(report.snapshot, null);
-  assert.deepEqual(await rows(ws, 'SELECT user_id, n FROM click ORDER BY user_id'), before);
+  assert.deepEqual(await helpers.rows(ws, 'SELECT user_id, n FROM click ORDER BY user_id'), before);
   assert.deepEqual(await ws.compact('click'), { filesMerged: 0, filesWritten: 0, rows: 0, snapshot: null });
   assert.equal((await ws.compact('user')).filesMerged, 0);
   await assert.rejects(ws.compact('clicks'), NotFoundError);
@@ -319,7 +292,7 @@ test('Arrow IPC files ingest by path, by config and as a named source', async ()
   await ws.defineSource('ipc', 'user', { type: 'arrow_ipc', path: file, name: 'export' });
   const report = await ws.sync('ipc');
   assert.deepEqual([report.source, report.rowsWritten], ['export', 2]);
-  assert.deepEqual(await rows(ws, 'SELECT user_id, country FROM user WHERE user_id > 5 ORDER BY user_id'), [
+  assert.deepEqual(await helpers.rows(ws, 'SELECT user_id, country FROM user WHERE user_id > 5 ORDER BY user_id'), [
     { user_id: 6, country: 'FR' },
     { user_id: 7, country: 'JP' },
     { user_id: 8, country: 'BR' },
@@ -331,5 +304,5 @@ test('Arrow IPC files ingest by path, by config and as a named source', async ()
   const fake = path.join(dir, 'fake.arrow');
   fs.writeFileSync(fake, 'user_id,country\n1,CN\n');
   await assert.rejects(ws.ingest('user', fake), (err) => err instanceof SegkitError && /not a readable Arrow IPC stream or file/.test(err.message));
-  assert.deepEqual(await rows(ws, 'SELECT count(*) AS n FROM user'), [{ n: 6 }]);
+  assert.deepEqual(await helpers.rows(ws, 'SELECT count(*) AS n FROM user'), [{ n: 6 }]);
 });

@@ -4,60 +4,19 @@
 // gets explicit instants; serve is stopped by an AbortController.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
-const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
-const path = require('node:path');
-const { tableFromIPC } = require('apache-arrow');
-const { Workspace, DefinitionError, InvalidArgumentError, NotFoundError } = require('..');
+const { DefinitionError, InvalidArgumentError, NotFoundError } = require('..');
+const helpers = require('./helpers');
 
 const T0 = Date.parse('2026-06-30T00:00:00Z');
 const SECRET = 'whsec-node-schedules';
 const at = (ms) => new Date(T0 + ms);
 const HOUR = 3600 * 1000;
 
-/** A webhook receiver that answers 200 to correctly signed requests with an Idempotency-Key, 401 otherwise. */
-async function receiver() {
-  const requests = [];
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const m = /^t=(\d+),v1=([0-9a-f]+)$/.exec(req.headers['x-segkit-signature'] || '');
-      const expected = m && crypto.createHmac('sha256', SECRET).update(`${m[1]}.`).update(body).digest('hex');
-      const ok = Boolean(m) && crypto.timingSafeEqual(Buffer.from(m[2]), Buffer.from(expected));
-      requests.push({ body: JSON.parse(body.toString('utf8')), ok });
-      res.writeHead(ok && req.headers['idempotency-key'] ? 200 : 401, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/hook`,
-    requests,
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
-
 /** A workspace at T0 with users, a `cn` segment (users 1 and 3) and an entered workflow `welcome` sending a
  * rendered webhook to `rx`. */
 async function setup(rx) {
   process.env.SEGKIT_NODE_SCHED_SECRET = SECRET;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-schedules-'));
-  const ws = await Workspace.open(path.join(dir, 'ws'));
-  ws.setClock(at(0));
-  await ws.defineEntity({
-    name: 'user',
-    key: 'user_id',
-    attributes: { user_id: 'int64', country: 'string', email: { type: 'string', pii: true } },
-  });
-  await ws.ingest('user', [
-    { user_id: 1, country: 'CN', email: 'a@x.io' },
-    { user_id: 2, country: 'US', email: 'b@x.io' },
-    { user_id: 3, country: 'CN', email: 'c@x.io' },
-  ]);
+  const { ws } = await helpers.usersWorkspace('schedules', at(0));
   await ws.defineSegment('cn', { entity: 'user', rule: { attribute: 'country', op: 'eq', value: 'CN' } });
   ws.registerAction('hook', { type: 'webhook', url: rx ? rx.url : 'http://127.0.0.1:9/', secret: 'env:SEGKIT_NODE_SCHED_SECRET' });
   await ws.defineTemplate('welcome', { channel: 'webhook', entity: 'user', parts: { body: '{"email": "{{ entity.email }}"}' } });
@@ -68,22 +27,14 @@ async function setup(rx) {
   return ws;
 }
 
-async function rows(ws, sql) {
-  return tableFromIPC(await ws.sql(sql)).toArray().map((r) => {
-    const o = r.toJSON();
-    for (const k of Object.keys(o)) if (typeof o[k] === 'bigint') o[k] = Number(o[k]);
-    return o;
-  });
-}
-
 async function statusCounts(ws) {
   const out = {};
-  for (const r of await rows(ws, 'SELECT status, count(*) AS n FROM segkit.deliveries GROUP BY status')) out[r.status] = r.n;
+  for (const r of await helpers.rows(ws, 'SELECT status, count(*) AS n FROM segkit.deliveries GROUP BY status')) out[r.status] = r.n;
   return out;
 }
 
 test('a schedule in a time zone runs when due, and a missed window runs once', async () => {
-  const rx = await receiver();
+  const rx = await helpers.receiver(SECRET);
   try {
     const ws = await setup(rx);
     // 02:30 in Berlin is 00:30 UTC in summer (CEST, UTC+2).
@@ -104,7 +55,7 @@ test('a schedule in a time zone runs when due, and a missed window runs once', a
     assert.deepEqual([job.schedule, job.ok, job.due, job.nextDue], ['nightly', true, '2026-06-30T00:30:00Z', '2026-07-01T00:30:00Z']);
     assert.match(job.outcome, /2 entered/);
     assert.equal(report.dispatch.delivered, 2);
-    assert.ok(rx.requests.every((r) => r.ok));
+    assert.ok(rx.requests.every((r) => r.signatureOk));
     assert.deepEqual(rx.requests.map((r) => r.body.email).sort(), ['a@x.io', 'c@x.io']);
     assert.deepEqual(await statusCounts(ws), { delivered: 2 });
 
@@ -114,7 +65,7 @@ test('a schedule in a time zone runs when due, and a missed window runs once', a
     assert.deepEqual((await ws.runDue('2026-07-03T12:00:00Z')).jobs, []);
     const after = ws.scheduleInfo('nightly');
     assert.deepEqual([after.runs, after.failures, after.lastDue], [2, 0, '2026-07-03T00:30:00Z']);
-    const sched = await rows(ws, 'SELECT name, job_type, timezone, runs, failing FROM segkit.schedules');
+    const sched = await helpers.rows(ws, 'SELECT name, job_type, timezone, runs, failing FROM segkit.schedules');
     assert.deepEqual(sched, [{ name: 'nightly', job_type: 'evaluate', timezone: 'Europe/Berlin', runs: 2, failing: false }]);
 
     ws.deleteSchedule('nightly');
@@ -166,7 +117,7 @@ test('bad schedules give errors naming the field', async () => {
 });
 
 test('dryRunWorkflow lists the rendered content without writing the ledger', async () => {
-  const rx = await receiver();
+  const rx = await helpers.receiver(SECRET);
   try {
     const ws = await setup(rx);
     const dry = await ws.dryRunWorkflow('welcome', [1, 3n]);
@@ -179,7 +130,7 @@ test('dryRunWorkflow lists the rendered content without writing the ledger', asy
     );
     assert.deepEqual(dry[1].content, { body: '{"email": "c@x.io"}' });
     assert.equal((await ws.dryRunWorkflow('welcome', [1, 3], 1)).length, 1);
-    assert.deepEqual(await rows(ws, 'SELECT count(*) AS n FROM segkit.deliveries'), [{ n: 0 }]);
+    assert.deepEqual(await helpers.rows(ws, 'SELECT count(*) AS n FROM segkit.deliveries'), [{ n: 0 }]);
     assert.equal(rx.requests.length, 0);
     await assert.rejects(ws.dryRunWorkflow('nope'), NotFoundError);
 

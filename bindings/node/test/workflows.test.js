@@ -5,61 +5,21 @@
 // suite. Time is a fixed clock moved by hand.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
 const os = require('node:os');
 const path = require('node:path');
-const { Workspace, testing, DefinitionError, InvalidArgumentError, NotFoundError } = require('..');
+const { testing, DefinitionError, InvalidArgumentError, NotFoundError } = require('..');
 
 const T0 = Date.parse('2026-06-30T00:00:00Z');
 const SECRET = 'whsec-node-test';
 // The dispatch report's counts of policies these tests do not use.
 const QUIET = { capped: 0, held: 0, rateLimited: 0, waiting: 0 };
 const at = (ms) => new Date(T0 + ms);
-
-/** A webhook receiver that checks the signature over `t + "." + body` and the Idempotency-Key; it answers
- * `statuses` in turn, then 200. */
-async function receiver(statuses = []) {
-  const requests = [];
-  const server = http.createServer((req, res) => {
-    const chunks = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const sig = req.headers['x-segkit-signature'] || '';
-      const m = /^t=(\d+),v1=([0-9a-f]+)$/.exec(sig);
-      const expected = m && crypto.createHmac('sha256', SECRET).update(`${m[1]}.`).update(body).digest('hex');
-      const signatureOk = Boolean(m) && crypto.timingSafeEqual(Buffer.from(m[2]), Buffer.from(expected));
-      const key = req.headers['idempotency-key'];
-      requests.push({ key, body: JSON.parse(body.toString('utf8')), signatureOk });
-      const status = !signatureOk || !key ? 401 : statuses.length ? statuses.shift() : 200;
-      res.writeHead(status, { 'content-type': 'application/json' });
-      res.end('{}');
-    });
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/hook`,
-    requests,
-    keys: () => requests.map((r) => r.key),
-    close: () => new Promise((resolve) => server.close(resolve)),
-  };
-}
+const helpers = require('./helpers');
 
 async function setup() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'segkit-workflows-'));
-  const ws = await Workspace.open(path.join(dir, 'ws'));
-  ws.setClock(at(0));
-  await ws.defineEntity({
-    name: 'user',
-    key: 'user_id',
-    attributes: { user_id: 'int64', country: 'string', email: { type: 'string', pii: true } },
-  });
-  await ws.ingest('user', [
-    { user_id: 1, country: 'CN', email: 'a@x.io' },
-    { user_id: 2, country: 'US', email: 'b@x.io' },
-    { user_id: 3, country: 'CN', email: 'c@x.io' },
+  const { ws } = await helpers.usersWorkspace('workflows', at(0), [
+    ...helpers.USERS,
     { user_id: 4, country: 'DE', email: null },
   ]);
   await ws.defineSegment('cn', { entity: 'user', rule: { attribute: 'country', op: 'eq', value: 'CN' } });
@@ -77,7 +37,7 @@ const byKey = (rows) => Object.fromEntries(rows.map((r) => [r.entityKey, r]));
 test('an entered workflow sends signed webhooks the receiver verifies', async () => {
   process.env.SEGKIT_NODE_HOOK_SECRET = SECRET;
   const ws = await setup();
-  const rx = await receiver();
+  const rx = await helpers.receiver(SECRET);
   try {
     const config = { type: 'webhook', url: rx.url, secret: 'env:SEGKIT_NODE_HOOK_SECRET' };
     await ws.defineTemplate('welcome', {
@@ -287,7 +247,7 @@ test('checkAction passes good actions and names each violation', async () => {
   await testing.checkAction(good.bind(null), { parts: ['text'] }); // kind `js:bound_good`, no space
 
   process.env.SEGKIT_NODE_HOOK_SECRET = SECRET;
-  const rx = await receiver();
+  const rx = await helpers.receiver(SECRET);
   try {
     await testing.checkAction(
       { type: 'webhook', url: rx.url, secret: 'env:SEGKIT_NODE_HOOK_SECRET' },

@@ -560,6 +560,24 @@ describe('workspace', () => {
     assert.equal(await again.count('cn'), 2);
   });
 
+  test('durableCommits is passed to the workspace, and a durable workspace commits and reopens', async () => {
+    const dir = tmpdir();
+    assert.equal((await Workspace.open(tmpdir())).durableCommits, false);
+    const ws = await Workspace.open(dir, { durableCommits: true });
+    assert.equal(ws.durableCommits, true);
+    await ws.defineEntity(USER);
+    await ws.ingest('user', PEOPLE);
+    await ws.defineSegment('cn', { entity: 'user', rule: { attribute: 'country', op: 'eq', value: 'CN' } });
+    const again = await Workspace.open(dir, { durableCommits: false });
+    assert.equal(again.durableCommits, false);
+    assert.equal(await again.count('cn'), 2);
+    await assert.rejects(Workspace.open(tmpdir(), { durableCommits: 'yes' }), (e) => {
+      assert.ok(e instanceof InvalidArgumentError, e.name);
+      assert.match(e.message, /durableCommits: boolean/);
+      return true;
+    });
+  });
+
   test('bad open options and direct construction are InvalidArgumentErrors', async () => {
     await assert.rejects(Workspace.open(tmpdir(), { targetPartitions: -1 }), InvalidArgumentError);
     await assert.rejects(Workspace.open(tmpdir(), { bogus: 1 }), InvalidArgumentError);

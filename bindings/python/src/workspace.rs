@@ -66,12 +66,13 @@ fn delivery_filter(workflow: Option<String>, status: Option<&str>, ids: Option<V
 #[pymethods]
 impl PyWorkspace {
     #[staticmethod]
-    #[pyo3(signature = (path, store_url=None, store_options=None))]
+    #[pyo3(signature = (path, store_url=None, store_options=None, durable_commits=false))]
     fn open(
         py: Python<'_>,
         path: PathBuf,
         store_url: Option<String>,
         store_options: Option<HashMap<String, String>>,
+        durable_commits: bool,
     ) -> PyResult<Self> {
         crate::error::guard(|| {
             let mut options = WorkspaceOptions::default();
@@ -81,6 +82,7 @@ impl PyWorkspace {
             let mut store_options: Vec<(String, String)> = store_options.unwrap_or_default().into_iter().collect();
             store_options.sort();
             options.store_options = store_options;
+            options = options.durable_commits(durable_commits);
             options.source_factory = Some(crate::sources::factory());
             options.action_factory = Some(crate::action::factory());
             let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
@@ -91,6 +93,12 @@ impl PyWorkspace {
     #[getter]
     fn path(&self) -> PathBuf {
         self.ws.path().to_path_buf()
+    }
+
+    /// Whether commits wait until they are on disk (`WorkspaceOptions::durable_commits`).
+    #[getter]
+    fn durable_commits(&self) -> bool {
+        self.ws.durable_commits()
     }
 
     /// `instant`: RFC 3339 text, or None for the system clock.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
 import segkit
@@ -112,6 +113,17 @@ def test_reopen_keeps_definitions(tmp_path):
     assert b.entity("user").key == "id"
     assert b.path.endswith("w")
     assert "Workspace" in repr(b)
+
+
+def test_durable_commits_option(tmp_path):
+    assert segkit.Workspace.open(tmp_path / "plain").durable_commits is False
+    ws = segkit.Workspace.open(tmp_path / "w", durable_commits=True)
+    assert ws.durable_commits is True
+    ws.define_entity("user", key="id", attributes={"id": "int64"})
+    ws.ingest("user", pa.table({"id": pa.array([1, 2], pa.int64())}))
+    again = segkit.Workspace.open(tmp_path / "w")
+    assert again.durable_commits is False
+    assert again.sql("select count(*) as n from user").to_pylist() == [{"n": 2}]
 
 
 def test_exception_hierarchy():

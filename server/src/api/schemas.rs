@@ -324,6 +324,19 @@ pub(super) struct Health {
     entities: u64,
 }
 
+/// The caller (`GET /whoami`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(super) struct WhoAmI {
+    /// The API key's id.
+    key_id: String,
+    /// The key holder's name.
+    name: String,
+    /// The key's role.
+    #[schema(value_type = RoleDoc)]
+    role: String,
+}
+
 /// A session token (`POST /auth/token`).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]

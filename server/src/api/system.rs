@@ -1,4 +1,4 @@
-//! Health and session tokens.
+//! Health, the caller's identity and session tokens.
 
 use axum::extract::State;
 use axum::Json;
@@ -10,11 +10,12 @@ use utoipa_axum::routes;
 
 /// The routes of this resource.
 pub(super) fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(token))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(whoami)).routes(routes!(token))
 }
 
 use super::common::{ApiResult, Text};
 use super::AppState;
+use crate::auth::Caller;
 use crate::error::Problem;
 
 /// Liveness: the server answers and its workspace's catalog can be read.
@@ -23,6 +24,16 @@ use crate::error::Problem;
 async fn health(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let entities = s.workspace().entities()?.len();
     Ok(Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "entities": entities})))
+}
+
+/// Who is calling: the API key (or the key behind a session token) and its role. It reads nothing beyond
+/// authentication, so it is also the cheapest authenticated request (`benches/api.sh` times it as the server's
+/// own floor: transport, middleware, router and the key check).
+#[utoipa::path(get, path = "/whoami", tag = "system", security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = super::schemas::WhoAmI),
+        (status = 401, description = "Missing, unknown or revoked key", body = Problem, content_type = "application/problem+json")))]
+async fn whoami(c: Caller) -> Json<Value> {
+    Json(json!({"key_id": c.key_id, "name": c.name, "role": c.role}))
 }
 
 /// The body of `POST /auth/token`.

@@ -181,14 +181,27 @@ class Workspace:
         *,
         store_url: str | None = None,
         store_options: Mapping[str, str] | None = None,
+        durable_commits: bool = False,
     ) -> Workspace:
         """Opens (creating if needed) the workspace in directory ``path``. ``store_url`` keeps entity data
-        elsewhere (``s3://bucket/prefix``); ``store_options`` configure it (secrets as ``env:NAME``)."""
-        return cls(_segkit.Workspace.open(os.fspath(path), store_url, dict(store_options) if store_options else None))
+        elsewhere (``s3://bucket/prefix``); ``store_options`` configure it (secrets as ``env:NAME``).
+        ``durable_commits``: every catalog commit waits until it is on disk and every Parquet file it references
+        is synced first, so a power loss cannot undo a commit (default: commits survive a crash of the process,
+        not of the machine)."""
+        return cls(
+            _segkit.Workspace.open(
+                os.fspath(path), store_url, dict(store_options) if store_options else None, bool(durable_commits)
+            )
+        )
 
     @property
     def path(self) -> str:
         return str(self._ws.path)
+
+    @property
+    def durable_commits(self) -> bool:
+        """Whether every commit waits until it is on disk (the ``durable_commits`` option of :meth:`open`)."""
+        return self._ws.durable_commits
 
     def set_clock(self, instant: str | datetime | None) -> None:
         """Fixes "now" for relative time windows (``within_last``…) at ``instant`` (RFC 3339 text or a
