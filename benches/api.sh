@@ -16,6 +16,11 @@
 #
 # Only the members/floor runs (skips count and events; reuses the workspace): ONLY=members benches/api.sh ...
 #
+# LOW_LATENCY=1 holds a PM QoS request of 0 µs on /dev/cpu_dma_latency for the whole run (HTTP and library
+# alike; needs root), the usual low-latency benchmark setting (tuned's latency-performance profile). On an idle
+# VM every cross-CPU wake-up otherwise pays for waking a halted vCPU: on the 2-core test VM a do-nothing server's
+# wrk -c1 p50 is ~75-85 µs by default and ~12 µs with LOW_LATENCY=1, which is what a loaded machine shows too.
+#
 #   benches/api.sh [DATA_DIR] [SECONDS] [CONC]
 #
 # Build first (its own target dir, so the shared release dir is not disturbed):
@@ -37,6 +42,11 @@ OUT=$ROOT/benches/results/api
 mkdir -p "$WORK" "$OUT"
 [ -x "$BIN" ] && [ -x "$EX" ] && [ -x "$FLOOR" ] || { echo "build first: see the header of $0" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "needs wrk" >&2; exit 1; }
+if [ "${LOW_LATENCY:-0}" = 1 ]; then
+  # Held while fd 9 is open, i.e. until this script exits.
+  exec 9>/dev/cpu_dma_latency
+  printf '\x00\x00\x00\x00' >&9
+fi
 
 if [ ! -f "$WS/segkit.db" ] || [ ! -f "$WORK/key" ]; then
   rm -rf "$WS"
@@ -110,6 +120,7 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$FPORT/" >/dev/null && brea
 FM=http://127.0.0.1:$FPORT/api/v1/segments/bench_members/members?limit=1000
 sed -i "1i MAXOFF = $((TOTAL - 1000)); RUN = $RUN; PATH = \"/api/v1/segments/bench_members/members?limit=1000\"" "$WORK/members-distinct.lua"
 {
+  echo "== LOW_LATENCY=${LOW_LATENCY:-0} (1: /dev/cpu_dma_latency held at 0 us, no vCPU halts)"
   echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "== run $RUN of bench_members: $TOTAL members"
   echo "== warm-up"
