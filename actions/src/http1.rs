@@ -154,6 +154,19 @@ enum Framing {
 }
 
 impl Conn {
+    /// The position of the next CRLF at or after `pos`, reading more as needed (an error past
+    /// `MAX_READ_BYTES` or at the end of the stream).
+    async fn line_end(&mut self, pos: usize) -> io::Result<usize> {
+        loop {
+            if let Some(i) = find_crlf(&self.buf[pos..]) {
+                return Ok(pos + i);
+            }
+            if self.buf.len() >= MAX_READ_BYTES || !self.fill().await? {
+                return Err(eof());
+            }
+        }
+    }
+
     /// Reads more bytes into `buf`; `Ok(false)` at the end of the stream.
     async fn fill(&mut self) -> io::Result<bool> {
         let len = self.buf.len();
@@ -221,8 +234,6 @@ impl Conn {
     /// Reads the body: at most [`MAX_REPLY_BYTES`] kept, and whether it was read to its end (so the connection
     /// can carry the next request).
     async fn read_body(&mut self, framing: Framing) -> io::Result<(Vec<u8>, bool)> {
-        let eof =
-            || io::Error::new(io::ErrorKind::UnexpectedEof, "the connection was closed in the middle of the reply");
         match framing {
             Framing::Empty => Ok((Vec::new(), true)),
             Framing::Length(n) => {
@@ -250,14 +261,7 @@ impl Conn {
                 let mut pos = 0usize;
                 loop {
                     // The chunk-size line.
-                    let line_end = loop {
-                        if let Some(i) = find_crlf(&self.buf[pos..]) {
-                            break pos + i;
-                        }
-                        if self.buf.len() >= MAX_READ_BYTES || !self.fill().await? {
-                            return Err(eof());
-                        }
-                    };
+                    let line_end = self.line_end(pos).await?;
                     let size_text = std::str::from_utf8(&self.buf[pos..line_end]).unwrap_or("");
                     let size_text = size_text.split(';').next().unwrap_or("").trim();
                     let size = usize::from_str_radix(size_text, 16)
@@ -266,14 +270,7 @@ impl Conn {
                     if size == 0 {
                         // Trailers until an empty line.
                         loop {
-                            let end = loop {
-                                if let Some(i) = find_crlf(&self.buf[pos..]) {
-                                    break pos + i;
-                                }
-                                if self.buf.len() >= MAX_READ_BYTES || !self.fill().await? {
-                                    return Err(eof());
-                                }
-                            };
+                            let end = self.line_end(pos).await?;
                             let empty = end == pos;
                             pos = end + 2;
                             if empty {
@@ -298,6 +295,11 @@ impl Conn {
             }
         }
     }
+}
+
+/// The error for a reply cut short by the connection closing.
+fn eof() -> io::Error {
+    io::Error::new(io::ErrorKind::UnexpectedEof, "the connection was closed in the middle of the reply")
 }
 
 fn find_crlf(b: &[u8]) -> Option<usize> {

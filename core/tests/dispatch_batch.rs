@@ -11,7 +11,7 @@ use segkit::catalog::{Catalog, LedgerWrite};
 use segkit::deps::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use segkit::limits::MAX_LOOKUP_KEYS;
 use segkit::spec::{from_value, TemplateSpec, WorkflowSpec};
-use segkit::workflow::{DeliveryFilter, Status};
+use segkit::workflow::{DeliveryFilter, LedgerRow, Status};
 use segkit::{Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Outcome, Workspace};
 use serde_json::json;
 
@@ -123,26 +123,7 @@ async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its
     let second = cat.claim_deliveries(now + 1000, 1000, 10).unwrap();
     assert_eq!(second.len(), 6);
     assert_eq!(second.iter().filter(|r| r.attempts == 2).count(), 4);
-    let next = |r: &segkit::workflow::LedgerRow| segkit::workflow::ledger::NewDelivery {
-        workflow: r.workflow.clone(),
-        trigger: r.trigger.clone(),
-        step: "bye".into(),
-        entity: r.entity.clone(),
-        entity_key: r.entity_key.clone(),
-        due_at: now,
-        context: None,
-    };
-    let finish = |r: &segkit::workflow::LedgerRow, attempts: u32| LedgerWrite::Finish {
-        id: r.id,
-        attempts,
-        status: Status::Delivered,
-        receipt: Some("ok".into()),
-        error: None,
-        detail: None,
-        channel: Some("hook".into()),
-        sent: true,
-        next: Some(next(r)),
-    };
+    let finish = |r: &LedgerRow, attempts: u32| delivered_then_bye(r, attempts, "ok", now);
     let (a, b, c, d) = (&second[0], &second[1], &second[2], &second[5]);
     let writes = vec![
         finish(a, 1), // the expired first attempt: stale, changes nothing and adds no next row
@@ -159,7 +140,7 @@ async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its
     assert_eq!(cat.record_outcomes(&writes, now + 1000).unwrap(), vec![false, true, true, true]);
     assert_eq!(cat.record_outcomes(&writes[1..2], now + 1000).unwrap(), vec![false], "already finished");
 
-    let rows: BTreeMap<i64, segkit::workflow::LedgerRow> =
+    let rows: BTreeMap<i64, LedgerRow> =
         ws.deliveries(&DeliveryFilter::default(), 100).unwrap().into_iter().map(|r| (r.id, r)).collect();
     assert_eq!(rows[&a.id].status, Status::Running, "the stale finish did not apply");
     assert_eq!((rows[&b.id].status, rows[&b.id].receipt.as_deref()), (Status::Delivered, Some("ok")));
@@ -181,39 +162,17 @@ async fn a_group_commit_applies_writes_sharing_their_values_in_one_statement_per
     // Rows 0..3 are claimed again (attempt 2), rows 3..8 for the first time (attempt 1).
     let rows = cat.claim_deliveries(now + 1000, 1000, 10).unwrap();
     assert_eq!(rows.iter().map(|r| r.attempts).collect::<Vec<_>>(), [2, 2, 2, 1, 1, 1, 1, 1]);
-    let next = |r: &segkit::workflow::LedgerRow| segkit::workflow::ledger::NewDelivery {
-        workflow: r.workflow.clone(),
-        trigger: r.trigger.clone(),
-        step: "bye".into(),
-        entity: r.entity.clone(),
-        entity_key: r.entity_key.clone(),
-        due_at: now + 60_000, // not due in this test's claims
-        context: None,
-    };
-    let delivered = |r: &segkit::workflow::LedgerRow, attempts: u32| LedgerWrite::Finish {
-        id: r.id,
-        attempts,
-        status: Status::Delivered,
-        receipt: Some("HTTP 200".into()),
-        error: None,
-        detail: None,
-        channel: Some("hook".into()),
-        sent: true,
-        next: Some(next(r)),
-    };
-    let held = |r: &segkit::workflow::LedgerRow| LedgerWrite::Hold {
+    // The next step is due after this test's claims.
+    let delivered = |r: &LedgerRow, attempts: u32| delivered_then_bye(r, attempts, "HTTP 200", now + 60_000);
+    let held = |r: &LedgerRow| LedgerWrite::Hold {
         id: r.id,
         attempts: r.attempts,
         due_at: now + 5000,
         detail: Some("quiet".into()),
         resolved_at: None,
     };
-    let retry = |r: &segkit::workflow::LedgerRow| LedgerWrite::Retry {
-        id: r.id,
-        attempts: r.attempts,
-        due_at: now + 9000,
-        error: "503".into(),
-    };
+    let retry =
+        |r: &LedgerRow| LedgerWrite::Retry { id: r.id, attempts: r.attempts, due_at: now + 9000, error: "503".into() };
     let writes = vec![
         delivered(&rows[0], 1), // stale (the row's attempt is 2), in the same group as rows 3 and 4
         delivered(&rows[3], 1),
@@ -233,7 +192,7 @@ async fn a_group_commit_applies_writes_sharing_their_values_in_one_statement_per
     let twice = [delivered(r, r.attempts), retry(r)];
     assert_eq!(cat.record_outcomes(&twice, now + 20_000).unwrap(), [true, false]);
 
-    let ledger: BTreeMap<i64, segkit::workflow::LedgerRow> =
+    let ledger: BTreeMap<i64, LedgerRow> =
         ws.deliveries(&DeliveryFilter::default(), 100).unwrap().into_iter().map(|r| (r.id, r)).collect();
     assert_eq!(ledger[&rows[0].id].receipt, None, "the stale finish did not apply");
     assert_eq!((ledger[&rows[0].id].status, ledger[&rows[0].id].attempts), (Status::Running, 3));
@@ -268,6 +227,29 @@ impl Action for FailsUser2Once {
             return Outcome::Retryable { reason: "busy".into(), retry_after: None };
         }
         Outcome::Delivered { receipt: None }
+    }
+}
+
+/// A delivered finish of `r` at `attempts` with `receipt` on channel `hook`, adding its next step `bye` due at `due_at`.
+fn delivered_then_bye(r: &LedgerRow, attempts: u32, receipt: &str, due_at: i64) -> LedgerWrite {
+    LedgerWrite::Finish {
+        id: r.id,
+        attempts,
+        status: Status::Delivered,
+        receipt: Some(receipt.into()),
+        error: None,
+        detail: None,
+        channel: Some("hook".into()),
+        sent: true,
+        next: Some(segkit::workflow::ledger::NewDelivery {
+            workflow: r.workflow.clone(),
+            trigger: r.trigger.clone(),
+            step: "bye".into(),
+            entity: r.entity.clone(),
+            entity_key: r.entity_key.clone(),
+            due_at,
+            context: None,
+        }),
     }
 }
 

@@ -320,12 +320,12 @@ pub(crate) fn csv_stream(
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, AsArray, RecordBatch};
     use bytes::Bytes;
     use futures::StreamExt;
     use proptest::prelude::*;
 
     use super::super::csv::{CsvDecoder, CsvOptions};
+    use super::super::decode::tests::rows;
     use super::super::decode::{decode_stream, TextPipeline};
     use super::super::prelude::{Prelude, TextEncoding};
     use super::super::text::text_schema;
@@ -333,24 +333,6 @@ mod tests {
     use segkit::BatchStream;
 
     type Rows = Vec<Vec<Option<String>>>;
-
-    fn rows(batches: &[RecordBatch]) -> Rows {
-        let mut out = vec![];
-        for b in batches {
-            for r in 0..b.num_rows() {
-                out.push(
-                    b.columns()
-                        .iter()
-                        .map(|c| {
-                            let s = c.as_string::<i32>();
-                            (!s.is_null(r)).then(|| s.value(r).to_string())
-                        })
-                        .collect(),
-                );
-            }
-        }
-        out
-    }
 
     /// The pieces of `bytes` cut at `cuts`, as an object byte stream.
     fn pieces(bytes: &[u8], cuts: &[usize]) -> futures::stream::BoxStream<'static, object_store::Result<Bytes>> {

@@ -163,7 +163,7 @@ pub(crate) fn decode_stream<D: Decode>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::VecDeque;
 
     use arrow::array::{AsArray, RecordBatch};
@@ -175,7 +175,8 @@ mod tests {
     use super::super::text::text_schema;
     use super::TextPipeline;
 
-    fn rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
+    /// The rows of all-text batches, `None` for nulls (shared with the chunked reader's tests).
+    pub(in super::super) fn rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
         let mut out = vec![];
         for b in batches {
             for r in 0..b.num_rows() {
