@@ -221,8 +221,17 @@ const V9: &str = r#"
 ALTER TABLE deliveries ADD COLUMN context TEXT;
 "#;
 
+/// The due index covers only the rows a dispatcher or the gauges look up by status — pending, running and
+/// dead — so a delivery that finishes removes its entry instead of moving it to a status nobody searches by
+/// (a query uses it when its WHERE names one of those statuses as a literal, e.g. `status = 'pending'`).
+const V10: &str = r#"
+DROP INDEX deliveries_due;
+CREATE INDEX deliveries_due ON deliveries(status, due_at)
+    WHERE status = 'pending' OR status = 'running' OR status = 'dead';
+"#;
+
 /// The migrations, in order; see the module doc for the append-only rule.
-const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9];
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8, V9, V10];
 
 /// The schema version this build of segkit writes (the number of migrations).
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;

@@ -57,10 +57,15 @@ impl Catalog {
         })
     }
 
-    /// Ledger rows by status: (status, count), for the queue-depth and dead-letter gauges.
+    /// Ledger rows by status, for the queue-depth and dead-letter gauges: (status, count) of the statuses
+    /// `pending`, `running` and `dead` that have rows (counted on the partial index `deliveries_due`, which
+    /// holds only those).
     pub fn delivery_counts(&self) -> Result<Vec<(String, u64)>> {
         self.with(|c| {
-            let mut st = c.prepare_cached("SELECT status, count(*) FROM deliveries GROUP BY status")?;
+            let mut st = c.prepare_cached(
+                "SELECT status, count(*) FROM deliveries
+                 WHERE status = 'pending' OR status = 'running' OR status = 'dead' GROUP BY status",
+            )?;
             let rows = st
                 .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?
                 .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -814,8 +814,9 @@ fn where_clause(f: &DeliveryFilter) -> (String, Vec<rusqlite::types::Value>) {
         conds.push(format!("workflow = ?{}", args.len()));
     }
     if let Some(s) = f.status {
-        args.push(Value::Text(s.as_str().into()));
-        conds.push(format!("status = ?{}", args.len()));
+        // A literal (one of the fixed status names), so the partial index `deliveries_due` serves the pending,
+        // running and dead rows.
+        conds.push(format!("status = '{}'", s.as_str()));
     }
     if let Some(k) = &f.entity_key {
         args.push(Value::Text(k.clone()));

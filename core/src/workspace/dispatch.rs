@@ -184,6 +184,28 @@ fn pass_window(concurrency: usize) -> usize {
     concurrency.max(1).saturating_mul(2)
 }
 
+/// A delivery's task: aborted when dropped unfinished (a pass cut short by a shutdown's grace period drops its
+/// deliveries, as it did when they were polled in place), a panic in it is resumed in the pass.
+struct Spawned(tokio::task::JoinHandle<Result<Processed>>);
+
+impl Spawned {
+    /// The task's output.
+    async fn join(mut self) -> Result<Processed> {
+        match (&mut self.0).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only this handle's drop or a runtime shutting down cancel it.
+            Err(e) => Err(Error::Catalog { message: format!("a delivery task was cancelled: {e}"), cause: None }),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Finishes `row` as `f` says (adding `next`) in the next group commit.
 async fn finish(rec: &Recorder, row: &LedgerRow, f: Finish<'_>, next: Option<&NewDelivery>) -> Result<Processed> {
     rec.record(LedgerWrite::finish(row.id, row.attempts, &f, next)).await?;
@@ -256,6 +278,8 @@ impl Workspace {
         let backlog = rows.len() >= limit;
         let mut pass = self.prepare_pass(&rows, now, concurrency)?;
         pass.stop = shutdown.map(|(t, _)| t.clone());
+        // Shared with the deliveries, which run as tasks of their own (see below).
+        let pass = Arc::new(pass);
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
         // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
@@ -269,13 +293,13 @@ impl Workspace {
         }
         let (mut tx, rx) = futures::channel::mpsc::channel::<(Vec<LedgerRow>, Arc<Chunk>)>(0);
         let stop = shutdown.map(|(t, _)| t.clone());
-        let pass = &pass;
+        let pass_ref: &Pass = &pass;
         let producer = async move {
             for rows in chunks {
                 if stop.as_ref().is_some_and(|t| t.is_cancelled()) {
                     break;
                 }
-                let chunk = self.prepare_chunk(pass, &rows, &mut contexts).await?;
+                let chunk = self.prepare_chunk(pass_ref, &rows, &mut contexts).await?;
                 if tx.send((rows, Arc::new(chunk))).await.is_err() {
                     break; // the deliveries stopped (a shutdown)
                 }
@@ -287,17 +311,22 @@ impl Workspace {
         let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
         // Rows released unsent by a shutdown, counted as they are (the results of a pass cut short by the grace
         // period are not returned, and these rows are no longer running when the rest are released).
-        let released_unsent = std::sync::atomic::AtomicU64::new(0);
-        let released_unsent = &released_unsent;
+        let released_unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let released_unsent_ref = &released_unsent;
         // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
+        // Each delivery runs as a task of its own, so the runtime's workers share the per-delivery work
+        // (rendering, signing, the request and its response) instead of one task polling every delivery of the
+        // pass; the catalog work stays on the blocking threads (the group commit, the suppression lookups).
+        let shared = pass.clone();
         let work = move |row: LedgerRow, chunk: Arc<Chunk>| {
             let channel =
-                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
+                shared.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
-            let rec = recorder.clone();
-            async move {
-                let r = self.process(row, pass, &chunk, &rec).await;
+            let (rec, ws, pass, released_unsent) =
+                (recorder.clone(), self.clone(), shared.clone(), released_unsent_ref.clone());
+            let task = async move {
+                let r = ws.process(row, &pass, &chunk, &rec).await;
                 match &r {
                     Ok(Processed::Released) => {
                         released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -306,7 +335,9 @@ impl Workspace {
                     Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
                 }
                 r
-            }
+            };
+            let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
+            spawned.join()
         };
         let (produced, claimed, ()) =
             tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);

@@ -313,7 +313,8 @@ impl Workspace {
             .map(|(row, c)| {
                 let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
                 let (id, held) = (row.id, held.clone());
-                let fut = work(row, c);
+                // Made inside the span, so work spawned for the row (a task of its own) is in it too.
+                let fut = span.in_scope(|| work(row, c));
                 async move {
                     let r = fut.await;
                     held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);

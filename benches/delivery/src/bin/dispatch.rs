@@ -110,7 +110,15 @@ fn main() -> segkit::Result<()> {
     } else {
         tokio::runtime::Builder::new_multi_thread().enable_all().build()
     };
-    rt.expect("a tokio runtime").block_on(bench())
+    let rt = rt.expect("a tokio runtime");
+    // `--on-worker`: the bench runs as a task on a runtime worker (as in a server) instead of on the thread
+    // that blocks on it, so what it spawns starts on that worker's own queue.
+    if std::env::args().any(|a| a == "--on-worker") {
+        return rt.block_on(async {
+            tokio::spawn(bench()).await.map_err(|e| segkit::Error::InvalidArgument(format!("the bench task: {e}")))?
+        });
+    }
+    rt.block_on(bench())
 }
 
 async fn bench() -> segkit::Result<()> {
@@ -266,6 +274,7 @@ async fn bench() -> segkit::Result<()> {
         "trigger_cpu_us_per_entity": trigger_cpu_s * 1e6 / n.max(1) as f64,
         "total_cpu_us_per_delivery": (trigger_cpu_s + loop_cpu_s) * 1e6 / delivered.max(1) as f64,
         "current_thread": std::env::args().any(|a| a == "--current-thread"),
+        "on_worker": std::env::args().any(|a| a == "--on-worker"),
         "received": posts,
         "received_distinct": distinct,
         "ledger_by_status": by_status,
