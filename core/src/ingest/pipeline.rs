@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
-use super::sort::{interleave_batch, sort_indices, ExternalSort};
+use super::sort::{sort_indices, ExternalSort};
 use super::stages::FileSink;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
@@ -645,7 +645,7 @@ fn sorted_row_groups(
     let picks = sorted_picks(batches, columns)?;
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     for chunk in picks.chunks(crate::store::ROW_GROUP_ROWS) {
-        if !emit(interleave_batch(&batches[0].schema(), &refs, chunk)?) {
+        if !emit(interleave_record_batch(&refs, chunk)?) {
             break;
         }
     }
@@ -706,7 +706,7 @@ async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &
     let picks = sorted_picks(batches, columns)?;
     let refs: Vec<&RecordBatch> = batches.iter().collect();
     for chunk in picks.chunks(crate::store::ROW_GROUP_ROWS) {
-        writer.write(&interleave_batch(&batches[0].schema(), &refs, chunk)?).await?;
+        writer.write(&interleave_record_batch(&refs, chunk)?).await?;
     }
     Ok(())
 }
