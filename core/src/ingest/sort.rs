@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
 use arrow::compute::{concat, concat_batches, interleave_record_batch, sort_to_indices, take, SortOptions};
 use arrow::datatypes::{DataType as ArrowType, Int32Type, Int64Type, SchemaRef, UInt64Type};
 use arrow::ipc::reader::StreamReader;
@@ -231,15 +231,27 @@ fn write_run(batches: Vec<RecordBatch>, columns: &[usize], schema: &SchemaRef, p
 impl ExternalSort {
     /// The merge of the spilled runs (all written).
     fn merge(mut self) -> Result<Sorted> {
-        let fields =
-            self.columns.iter().map(|&c| SortField::new_with_options(self.schema.field(c).data_type().clone(), ORDER));
-        let converter = RowConverter::new(fields.collect())?;
+        // Sort columns of the types `order_keys` maps to integers (their mapping does not depend on the batch) and
+        // text compare as they are; others through Arrow's row format.
+        let typed = self.columns.iter().all(|&c| match self.schema.field(c).data_type() {
+            ArrowType::Utf8 => true,
+            t => order_keys(arrow::array::new_empty_array(t).as_ref()).is_some(),
+        });
+        let converter = if typed {
+            None
+        } else {
+            let fields = self
+                .columns
+                .iter()
+                .map(|&c| SortField::new_with_options(self.schema.field(c).data_type().clone(), ORDER));
+            Some(RowConverter::new(fields.collect())?)
+        };
         let mut cursors = Vec::with_capacity(self.runs.len());
         for path in &self.runs {
             let file = File::open(path).map_err(spill_error)?;
             let reader = StreamReader::try_new(BufReader::with_capacity(1 << 20, file), None)?;
-            let mut c = Cursor { reader, batch: None, rows: None, pos: 0 };
-            c.load(&converter, &self.columns)?;
+            let mut c = Cursor { reader, batch: None, keys: None, pos: 0 };
+            c.load(converter.as_ref(), &self.columns)?;
             if c.batch.is_some() {
                 cursors.push(c);
             }
@@ -308,19 +320,20 @@ impl Iterator for RunChunks<'_> {
     }
 }
 
-/// One spilled run being merged: its reader, the current batch and its sort columns in row format.
+/// One spilled run being merged: its reader, the current batch and its sort columns as [`Keys`].
 struct Cursor {
     reader: StreamReader<BufReader<File>>,
     batch: Option<RecordBatch>,
-    rows: Option<Rows>,
+    keys: Option<Keys>,
     pos: usize,
 }
 
 impl Cursor {
-    /// Reads the run's next non-empty batch (none at the end).
-    fn load(&mut self, converter: &RowConverter, columns: &[usize]) -> Result<()> {
+    /// Reads the run's next non-empty batch (none at the end); its keys in row format with `converter`, else
+    /// typed.
+    fn load(&mut self, converter: Option<&RowConverter>, columns: &[usize]) -> Result<()> {
         self.batch = None;
-        self.rows = None;
+        self.keys = None;
         self.pos = 0;
         for b in self.reader.by_ref() {
             let b = b?;
@@ -328,22 +341,100 @@ impl Cursor {
                 continue;
             }
             let cols: Vec<ArrayRef> = columns.iter().map(|&c| b.column(c).clone()).collect();
-            self.rows = Some(converter.convert_columns(&cols)?);
+            self.keys = Some(match converter {
+                Some(converter) => Keys::Rows(converter.convert_columns(&cols)?),
+                None => Keys::Typed(cols.iter().map(|c| KeyColumn::new(c.as_ref())).collect::<Result<Vec<_>>>()?),
+            });
             self.batch = Some(b);
             break;
         }
         Ok(())
     }
 
-    fn rows(&self) -> &Rows {
-        self.rows.as_ref().expect("a loaded cursor")
+    fn keys(&self) -> &Keys {
+        self.keys.as_ref().expect("a loaded cursor")
+    }
+}
+
+/// The sort columns of a run's batch in a form that compares with other runs' batches.
+enum Keys {
+    /// Column by column, as they are or as order-preserving integers.
+    Typed(Vec<KeyColumn>),
+    /// Arrow's row format (sort columns of other types).
+    Rows(Rows),
+}
+
+/// One sort column of a batch: text, or the order-preserving integers of [`order_keys`] (their mapping depends
+/// on the value only, unlike the ranks it gives text); and its nulls.
+enum KeyColumn {
+    Text(StringArray),
+    Int(Vec<u64>, Option<arrow::buffer::NullBuffer>),
+}
+
+impl KeyColumn {
+    fn new(a: &dyn Array) -> Result<KeyColumn> {
+        if let Some(s) = a.as_string_opt::<i32>() {
+            return Ok(KeyColumn::Text(s.clone()));
+        }
+        let mut keys = order_keys(a).ok_or_else(|| {
+            arrow::error::ArrowError::NotYetImplemented(format!("merging runs sorted by {}", a.data_type()))
+        })?;
+        let values = keys.pop().unwrap_or_default();
+        Ok(KeyColumn::Int(values, a.nulls().filter(|n| n.null_count() > 0).cloned()))
+    }
+
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            KeyColumn::Text(s) => s.is_null(i),
+            KeyColumn::Int(_, nulls) => nulls.as_ref().is_some_and(|n| n.is_null(i)),
+        }
+    }
+}
+
+impl Keys {
+    fn len(&self) -> usize {
+        match self {
+            Keys::Typed(cols) => cols.first().map_or(0, |c| match c {
+                KeyColumn::Text(s) => s.len(),
+                KeyColumn::Int(v, _) => v.len(),
+            }),
+            Keys::Rows(r) => r.num_rows(),
+        }
+    }
+
+    /// The order of row `i` of these keys and row `j` of `other` (ascending, nulls last).
+    fn cmp(&self, i: usize, other: &Keys, j: usize) -> Ordering {
+        match (self, other) {
+            (Keys::Rows(x), Keys::Rows(y)) => x.row(i).cmp(&y.row(j)),
+            (Keys::Typed(x), Keys::Typed(y)) => {
+                for (a, b) in x.iter().zip(y) {
+                    let o = match (a.is_null(i), b.is_null(j)) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => Ordering::Greater,
+                        (false, true) => Ordering::Less,
+                        (false, false) => match (a, b) {
+                            (KeyColumn::Int(a, _), KeyColumn::Int(b, _)) => a[i].cmp(&b[j]),
+                            (KeyColumn::Text(a), KeyColumn::Text(b)) => a.value(i).cmp(b.value(j)),
+                            // The runs share one schema, so their columns are of one kind.
+                            _ => Ordering::Equal,
+                        },
+                    };
+                    if o.is_ne() {
+                        return o;
+                    }
+                }
+                Ordering::Equal
+            }
+            _ => Ordering::Equal,
+        }
     }
 }
 
 /// The merge of spilled runs.
 pub(crate) struct Merge {
     schema: SchemaRef,
-    converter: RowConverter,
+    /// The row format of the sort columns, when they are not all [`KeyColumn`]s.
+    converter: Option<RowConverter>,
     columns: Vec<usize>,
     /// The runs, in run order.
     cursors: Vec<Cursor>,
@@ -356,7 +447,7 @@ impl Merge {
     /// The order of runs `a` and `b` by their next rows (equal rows: the earlier run first).
     fn compare(&self, a: usize, b: usize) -> Ordering {
         let (x, y) = (&self.cursors[a], &self.cursors[b]);
-        x.rows().row(x.pos).cmp(&y.rows().row(y.pos)).then(a.cmp(&b))
+        x.keys().cmp(x.pos, y.keys(), y.pos).then(a.cmp(&b))
     }
 
     fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
@@ -369,7 +460,7 @@ impl Merge {
             // The run with the smallest next row, and the runner-up.
             let best = self.order[0];
             let c = &self.cursors[best];
-            let len = c.rows().num_rows();
+            let len = c.keys().len();
             let limit = (c.pos + SORTED_BATCH_ROWS - n).min(len);
             // Rows of `best` that come before the runner-up's next row (equal ones too when `best` is the earlier
             // run, so equal rows keep their input order).
@@ -377,8 +468,8 @@ impl Merge {
                 None => limit,
                 Some(&s) => {
                     let o = &self.cursors[s];
-                    let bound = o.rows().row(o.pos);
-                    let before = |i: usize| match c.rows().row(i).cmp(&bound) {
+                    let (bound, at) = (o.keys(), o.pos);
+                    let before = |i: usize| match c.keys().cmp(i, bound, at) {
                         Ordering::Less => true,
                         Ordering::Equal => best < s,
                         Ordering::Greater => false,
@@ -403,14 +494,15 @@ impl Merge {
             let c = &mut self.cursors[best];
             c.pos = end;
             if c.pos == len {
-                c.load(&self.converter, &self.columns)?;
+                c.load(self.converter.as_ref(), &self.columns)?;
                 source_of[best] = None;
             }
             // Put `best` back in its place among the others (or drop it at its end).
-            self.order.remove(0);
             if self.cursors[best].batch.is_some() {
-                let at = self.order.partition_point(|&o| self.compare(o, best) == Ordering::Less);
-                self.order.insert(at, best);
+                let at = 1 + self.order[1..].partition_point(|&o| self.compare(o, best) == Ordering::Less);
+                self.order[..at].rotate_left(1);
+            } else {
+                self.order.remove(0);
             }
         }
         Ok(match ranges.as_slice() {
@@ -775,6 +867,32 @@ mod tests {
             let seq: Vec<u64> =
                 out.iter().flat_map(|b| b.column(2).as_primitive::<UInt64Type>().values().to_vec()).collect();
             assert_eq!(seq, (0..60_000).collect::<Vec<u64>>());
+        }
+    }
+
+    #[test]
+    fn runs_sorted_by_a_column_without_integer_keys_merge_by_row_format() {
+        use arrow::array::Int16Array;
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            Field::new("k", ArrowType::Int16, true),
+            Field::new("seq", ArrowType::UInt64, false),
+        ]));
+        let mut sort = ExternalSort::new(schema.clone(), &["k".to_string(), "seq".to_string()], 128 << 10).unwrap();
+        for b in 0..20u64 {
+            let k = Int16Array::from_iter(
+                (b * 2000..(b + 1) * 2000).map(|i| (i % 17 != 0).then_some((i * 31 % 101) as i16)),
+            );
+            let seq = UInt64Array::from_iter_values(b * 2000..(b + 1) * 2000);
+            sort.push(RecordBatch::try_new(schema.clone(), vec![Arc::new(k), Arc::new(seq)]).unwrap()).unwrap();
+        }
+        assert!(sort.runs.len() > 3);
+        let out = concat_batches(&schema, &drain(sort.finish().unwrap())).unwrap();
+        let k = out.column(0).as_primitive::<arrow::datatypes::Int16Type>();
+        let seq = out.column(1).as_primitive::<UInt64Type>();
+        assert_eq!(out.num_rows(), 40_000);
+        let key = |i: usize| (k.is_null(i), k.is_valid(i).then(|| k.value(i)), seq.value(i));
+        for i in 1..out.num_rows() {
+            assert!(key(i - 1) < key(i), "row {i}: {:?} then {:?}", key(i - 1), key(i));
         }
     }
 
