@@ -33,6 +33,19 @@ pub(crate) fn show(array: &dyn Array, row: usize, pii: bool) -> String {
     format!("{s:?}")
 }
 
+/// `s` without leading and trailing whitespace (as `str::trim`), answered from its first and last bytes when
+/// those are visible ASCII characters (most values: no scan over Unicode characters).
+#[inline]
+fn trim(s: &str) -> &str {
+    let plain = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+    let b = s.as_bytes();
+    if plain(b.first()) && plain(b.last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
 fn as_utf8(a: &ArrayRef) -> Result<StringArray> {
     Ok(cast_with_options(a, &ArrowType::Utf8, &CastOptions::default())?.as_string::<i32>().clone())
 }
@@ -107,7 +120,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let mut b32 = Int32Builder::with_capacity(text.len());
                 let mut b64 = Int64Builder::with_capacity(text.len());
                 for (i, v) in text.iter().enumerate() {
-                    let parsed = match v.map(str::trim) {
+                    let parsed = match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let n = s.parse::<i64>().ok().or_else(|| {
@@ -142,7 +155,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: Float64Array = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(str::trim) {
+                    .map(|(i, v)| match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let f = s.parse::<f64>().ok();
@@ -160,7 +173,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 const TRUE: [&str; 5] = ["true", "t", "1", "yes", "y"];
                 const FALSE: [&str; 5] = ["false", "f", "0", "no", "n"];
                 for (i, v) in text.iter().enumerate() {
-                    b.append_option(match v.map(str::trim) {
+                    b.append_option(match v.map(trim) {
                         None | Some("") => None,
                         Some(s) if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(true),
                         Some(s) if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(false),
@@ -176,7 +189,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: arrow::array::Date32Array = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(str::trim) {
+                    .map(|(i, v)| match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let d = parse_date(s)
@@ -194,7 +207,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: arrow::array::TimestampMicrosecondArray = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(str::trim) {
+                    .map(|(i, v)| match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let t = fast_timestamp(s).or_else(|| parse_timestamp(s));
@@ -300,7 +313,7 @@ fn list_from_text(
     // Split into string elements first, then coerce the flat elements with the scalar rules.
     let mut lb = ListBuilder::new(StringBuilder::new());
     for (i, v) in text.iter().enumerate() {
-        match v.map(str::trim) {
+        match v.map(trim) {
             None | Some("") => lb.append_null(),
             Some(s) if s.starts_with('[') => match serde_json::from_str::<Vec<serde_json::Value>>(s) {
                 Ok(items) => {
@@ -323,7 +336,7 @@ fn list_from_text(
             },
             Some(s) => {
                 for part in s.split(separator) {
-                    lb.values().append_value(part.trim());
+                    lb.values().append_value(trim(part));
                 }
                 lb.append(true);
             }
@@ -432,6 +445,16 @@ mod tests {
         ];
         for s in general {
             assert_eq!(fast_timestamp(s), None, "{s}");
+        }
+    }
+
+    /// The quick trim is `str::trim`, for ASCII and Unicode whitespace at either end or none.
+    #[test]
+    fn quick_trim_is_trim() {
+        for s in
+            ["", " ", "a", " a", "a ", "\ta\n", "\u{a0}a", "a\u{2003}", "é", " é ", "a b", "\u{85}x\u{85}", "\x0b1\x0c"]
+        {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
         }
     }
 
