@@ -151,27 +151,30 @@ impl State {
         }
     }
 
-    /// Where to cut `buf` (up to `limit`): after the last line end before which the count of quote characters
-    /// is even (a line end outside quotes, if the chunk starts outside and quotes are doubled), else after the
-    /// last line end, else everything.
-    fn cut_point(&self, limit: usize) -> usize {
+    /// Where to cut `buf` (up to `limit`), and how many line ends the text before the cut holds: after the last
+    /// line end before which the count of quote characters is even (a line end outside quotes, if the chunk
+    /// starts outside and quotes are doubled), else after the last line end, else everything. Quotes and line
+    /// ends are counted in one vectorized pass (see [`count_two`]).
+    fn cut_point(&self, limit: usize) -> (usize, u64) {
         let text = &self.buf[..limit];
-        let Some(last) = text.iter().rposition(|b| *b == b'\n') else { return limit };
-        let mut quotes = text[..=last].iter().filter(|b| **b == self.quote).count();
+        let Some(last) = text.iter().rposition(|b| *b == b'\n') else { return (limit, 0) };
+        let (mut quotes, lines) = count_two(&text[..=last], self.quote, b'\n');
         let mut at = last;
+        let mut passed = 0;
         loop {
             if quotes % 2 == 0 {
-                return at + 1;
+                return (at + 1, lines - passed);
             }
             // Step back to the previous line end, uncounting the quotes passed.
-            let Some(prev) = text[..at].iter().rposition(|b| *b == b'\n') else { return last + 1 };
-            quotes -= text[prev + 1..at].iter().filter(|b| **b == self.quote).count();
+            let Some(prev) = text[..at].iter().rposition(|b| *b == b'\n') else { return (last + 1, lines) };
+            quotes -= text[prev + 1..at].iter().filter(|b| **b == self.quote).count() as u64;
             at = prev;
+            passed += 1;
         }
     }
 
-    /// Hands `buf[..n]` to a new decoder.
-    fn dispatch(&mut self, n: usize, end: End) {
+    /// Hands `buf[..n]` to a new decoder; `lines` is the count of line ends in it, if known.
+    fn dispatch(&mut self, n: usize, lines: Option<u64>, end: End) {
         // The rest moves to a buffer of a delivered chunk (or a new one) big enough for the next chunk, so the
         // text buffers are allocated (and their pages faulted in) once, not grown and freed chunk by chunk.
         let mut rest = self.spare.pop().unwrap_or_default();
@@ -180,7 +183,7 @@ impl State {
         rest.extend_from_slice(&self.buf[n..]);
         self.buf.truncate(n);
         let text = std::mem::replace(&mut self.buf, rest);
-        let lines = text.iter().filter(|b| **b == b'\n').count() as u64;
+        let lines = lines.unwrap_or_else(|| count_two(&text, b'\n', b'\n').0);
         let decoder = (self.make)(self.line, self.offset, self.first);
         self.first = false;
         self.line += lines;
@@ -197,8 +200,8 @@ impl State {
             if self.buf.len() < target {
                 return;
             }
-            let n = self.cut_point(target);
-            self.dispatch(n, End::More);
+            let (n, lines) = self.cut_point(target);
+            self.dispatch(n, Some(lines), End::More);
         }
     }
 
@@ -221,13 +224,13 @@ impl State {
             Ok(true) => {
                 self.input_done = true;
                 self.dispatch_full();
-                self.dispatch(self.buf.len(), End::Finish);
+                self.dispatch(self.buf.len(), None, End::Finish);
             }
             Err(Outcome::Sink(e)) => return Err(e),
             Err(Outcome::Corrupt(c)) => {
                 self.input_done = true;
                 self.dispatch_full();
-                self.dispatch(self.buf.len(), End::Corrupt(c.0));
+                self.dispatch(self.buf.len(), None, End::Corrupt(c.0));
             }
         }
         Ok(())
@@ -256,6 +259,35 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// How many bytes of `text` equal `a` and how many equal `b`, in one pass: 32 bytes at a time into byte-wide
+/// lanes (which compilers turn into vector compares), the lanes summed before they can overflow.
+pub(crate) fn count_two(text: &[u8], a: u8, b: u8) -> (u64, u64) {
+    const LANES: usize = 32;
+    let mut blocks = text.chunks_exact(LANES);
+    let (mut total_a, mut total_b) = (0u64, 0u64);
+    loop {
+        let (mut lanes_a, mut lanes_b) = ([0u8; LANES], [0u8; LANES]);
+        let mut taken = 0;
+        for block in blocks.by_ref().take(255) {
+            for i in 0..LANES {
+                lanes_a[i] += u8::from(block[i] == a);
+                lanes_b[i] += u8::from(block[i] == b);
+            }
+            taken += 1;
+        }
+        total_a += lanes_a.iter().map(|&n| u64::from(n)).sum::<u64>();
+        total_b += lanes_b.iter().map(|&n| u64::from(n)).sum::<u64>();
+        if taken < 255 {
+            break;
+        }
+    }
+    for &c in blocks.remainder() {
+        total_a += u64::from(c == a);
+        total_b += u64::from(c == b);
+    }
+    (total_a, total_b)
 }
 
 /// How a scan's text is cut.
@@ -456,6 +488,24 @@ mod tests {
             prop_assert!(seq.last().is_some_and(|r| r[4].as_deref().is_some_and(|e| e.contains("gzip"))), "{:?}", seq);
             prop_assert_eq!(par, seq);
         }
+    }
+
+    proptest! {
+        /// The one-pass vectorized count equals the plain count, for any length (block remainders, lane
+        /// overflow past 255 blocks).
+        #[test]
+        fn count_two_counts(text in proptest::collection::vec(prop_oneof![Just(b'"'), Just(b'\n'), any::<u8>()], 0..20_000),
+                            a in prop_oneof![Just(b'"'), any::<u8>()]) {
+            let want = |c: u8| text.iter().filter(|b| **b == c).count() as u64;
+            prop_assert_eq!(super::count_two(&text, a, b'\n'), (want(a), want(b'\n')));
+        }
+    }
+
+    /// Every byte the same, past the 255 blocks after which the byte lanes are summed.
+    #[test]
+    fn count_two_long_runs() {
+        let text = vec![b'\n'; 32 * 255 * 3 + 17];
+        assert_eq!(super::count_two(&text, b'\n', b'"'), (text.len() as u64, 0));
     }
 
     /// Realistic data in large chunks: quoted text fields with the odd line break, every cut checked, and the

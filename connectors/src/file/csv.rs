@@ -130,48 +130,55 @@ impl RecordParser {
         }
     }
 
-    /// Strips blank and comment lines csv-core skipped from the front of `raw`, moving the position on.
-    fn skip_leading(&mut self) -> usize {
+    /// How many bytes at the front of `raw` are blank and comment lines csv-core skipped, and how many line
+    /// ends they hold.
+    fn skip_leading(raw: &[u8], comment: Option<u8>) -> (usize, u64) {
         let mut start = 0;
+        let mut lines = 0;
         loop {
-            let rest = &self.raw[start..];
+            let rest = &raw[start..];
             match rest.first() {
                 Some(b'\n') => {
                     start += 1;
-                    self.line += 1;
+                    lines += 1;
                 }
                 Some(b'\r') => start += 1,
-                Some(c) if Some(*c) == self.comment => match rest.iter().position(|b| *b == b'\n') {
+                Some(c) if Some(*c) == comment => match rest.iter().position(|b| *b == b'\n') {
                     Some(p) => {
                         start += p + 1;
-                        self.line += 1;
+                        lines += 1;
                     }
                     None => break,
                 },
                 _ => break,
             }
         }
-        start
+        (start, lines)
     }
 
     /// Parses `input` (an empty slice means end of input), calling `on_record` for each complete record.
     /// Returns `false` once the end of the data has been reached or `on_record` asked to stop.
+    ///
+    /// A record that lies wholly in `input` is seen in place; only the text of a record left unfinished at the
+    /// end of `input` is copied (to `raw`), to be completed by the next call.
     pub(crate) fn feed(
         &mut self,
-        mut input: &[u8],
+        input: &[u8],
         mut on_record: impl FnMut(RecordView<'_>) -> Result<bool>,
     ) -> Result<bool> {
         let eof = input.is_empty();
+        // `input[start..at]` is the current record's text read from this input so far.
+        let (mut start, mut at) = (0, 0);
         loop {
             let (res, nin, nout, nend) =
-                self.core.read_record(input, &mut self.fields[self.outlen..], &mut self.ends[self.endlen..]);
-            self.raw.extend_from_slice(&input[..nin]);
-            input = &input[nin..];
+                self.core.read_record(&input[at..], &mut self.fields[self.outlen..], &mut self.ends[self.endlen..]);
+            at += nin;
             self.outlen += nout;
             self.endlen += nend;
             match res {
                 ReadRecordResult::InputEmpty => {
-                    if input.is_empty() && !eof {
+                    if at == input.len() && !eof {
+                        self.raw.extend_from_slice(&input[start..]);
                         return Ok(true);
                     }
                 }
@@ -184,17 +191,25 @@ impl RecordParser {
                     self.ends.resize(n, 0);
                 }
                 ReadRecordResult::Record => {
-                    let skip = self.skip_leading();
+                    let raw: &[u8] = if self.raw.is_empty() {
+                        &input[start..at]
+                    } else {
+                        self.raw.extend_from_slice(&input[start..at]);
+                        &self.raw
+                    };
+                    start = at;
+                    let (skip, skipped_lines) = Self::skip_leading(raw, self.comment);
+                    self.line += skipped_lines;
                     let view = RecordView {
                         fields: &self.fields[..self.outlen],
                         ends: &self.ends[..self.endlen],
-                        raw: &self.raw[skip..],
+                        raw: &raw[skip..],
                         offset: self.offset + skip as u64,
                         line: self.line,
                     };
                     let more = on_record(view)?;
-                    self.line += self.raw[skip..].iter().filter(|b| **b == b'\n').count() as u64;
-                    self.offset += self.raw.len() as u64;
+                    self.line += count_byte(&raw[skip..], b'\n');
+                    self.offset += raw.len() as u64;
                     self.outlen = 0;
                     self.endlen = 0;
                     self.raw.clear();
@@ -202,7 +217,10 @@ impl RecordParser {
                         return Ok(false);
                     }
                 }
-                ReadRecordResult::End => return Ok(false),
+                ReadRecordResult::End => {
+                    self.raw.extend_from_slice(&input[start..at]);
+                    return Ok(false);
+                }
             }
         }
     }
@@ -215,10 +233,19 @@ impl RecordParser {
 
     /// The text of a record cut off by the end of the input, if any.
     pub(crate) fn partial(&mut self) -> Option<(String, u64, u64)> {
-        let skip = self.skip_leading();
-        let raw = &self.raw[skip..];
-        (!raw.is_empty()).then(|| (String::from_utf8_lossy(raw).into_owned(), self.line, self.offset + skip as u64))
+        let (skip, lines) = Self::skip_leading(&self.raw, self.comment);
+        self.line += lines;
+        self.raw.drain(..skip);
+        self.offset += skip as u64;
+        let raw = &self.raw;
+        (!raw.is_empty()).then(|| (String::from_utf8_lossy(raw).into_owned(), self.line, self.offset))
     }
+}
+
+/// How many bytes of `text` equal `b` (a record's line ends: usually one, so a plain loop).
+#[inline]
+fn count_byte(text: &[u8], b: u8) -> u64 {
+    text.iter().map(|c| u64::from(*c == b)).sum()
 }
 
 /// Column names from a header record: empty names become `column_<n>`, repeated names get a `_<n>` suffix.
@@ -255,24 +282,56 @@ pub(crate) fn dedupe_names(raw: Vec<String>) -> Vec<String> {
     names
 }
 
-/// The null markers of a CSV config, checked against every field: a field longer than the longest marker (most
-/// fields: ids, times, names) is rejected by its length alone.
+/// The null markers of a CSV config, checked against every field without a byte comparison call: a field whose
+/// length no marker has (most fields: ids, times, names) is rejected by one bit test, and a field of up to 8
+/// bytes is compared as one integer against the markers of its length.
 struct NullMarkers {
-    markers: Vec<Vec<u8>>,
-    longest: usize,
+    /// Bit `n` is set when some marker is `n` bytes long (markers of 64 bytes or more set no bit).
+    lengths: u64,
+    /// Markers of up to 8 bytes: (length, bytes packed little-endian, zero-padded).
+    short: Vec<(usize, u64)>,
+    /// Longer markers.
+    long: Vec<Vec<u8>>,
+}
+
+/// Up to 8 bytes packed little-endian into an integer, zero-padded.
+#[inline]
+fn pack(bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    u64::from_le_bytes(word)
 }
 
 impl NullMarkers {
     fn new(values: &[String]) -> Self {
-        let markers: Vec<Vec<u8>> = values.iter().map(|s| s.as_bytes().to_vec()).collect();
-        let longest = markers.iter().map(Vec::len).max().unwrap_or(0);
-        NullMarkers { markers, longest }
+        let mut m = NullMarkers { lengths: 0, short: vec![], long: vec![] };
+        for v in values {
+            let b = v.as_bytes();
+            if b.len() < 64 {
+                m.lengths |= 1 << b.len();
+            }
+            if b.len() <= 8 {
+                m.short.push((b.len(), pack(b)));
+            } else {
+                m.long.push(b.to_vec());
+            }
+        }
+        m
     }
 
     /// Whether `field` is one of the markers (exactly).
     #[inline]
     fn matches(&self, field: &[u8]) -> bool {
-        field.len() <= self.longest && self.markers.iter().any(|n| n.as_slice() == field)
+        let n = field.len();
+        if n < 64 && self.lengths & (1 << n) == 0 {
+            return false;
+        }
+        if n <= 8 {
+            let word = pack(field);
+            self.short.iter().any(|&(len, m)| len == n && m == word)
+        } else {
+            self.long.iter().any(|m| m.as_slice() == field)
+        }
     }
 }
 
@@ -422,5 +481,26 @@ impl Decode for CsvDecoder {
             out.push_back(b);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NullMarkers;
+
+    /// Markers match whole fields exactly, whatever their length: empty, short (packed), 9 bytes and longer
+    /// than the length bitmask; a field that only shares a marker's length, prefix or zero padding does not.
+    #[test]
+    fn null_markers_match_exactly() {
+        let long = "x".repeat(70);
+        let m = NullMarkers::new(&["".into(), "NA".into(), "#N/A".into(), "nothing!!".into(), long.clone()]);
+        for yes in ["", "NA", "#N/A", "nothing!!", long.as_str()] {
+            assert!(m.matches(yes.as_bytes()), "{yes:?}");
+        }
+        let longer = "x".repeat(71);
+        for no in ["N", "na", "NB", "NA\0", "\0NA", "#N/B", "nothing!?", "nothing!!!", &long[1..], longer.as_str()] {
+            assert!(!m.matches(no.as_bytes()), "{no:?}");
+        }
+        assert!(!NullMarkers::new(&[]).matches(b""));
     }
 }

@@ -33,6 +33,19 @@ pub(crate) fn show(array: &dyn Array, row: usize, pii: bool) -> String {
     format!("{s:?}")
 }
 
+/// `s` without leading and trailing whitespace (as `str::trim`), answered from its first and last bytes when
+/// those are visible ASCII characters (most values: no scan over Unicode characters).
+#[inline]
+fn trim(s: &str) -> &str {
+    let plain = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
+    let b = s.as_bytes();
+    if plain(b.first()) && plain(b.last()) {
+        s
+    } else {
+        s.trim()
+    }
+}
+
 fn as_utf8(a: &ArrayRef) -> Result<StringArray> {
     Ok(cast_with_options(a, &ArrowType::Utf8, &CastOptions::default())?.as_string::<i32>().clone())
 }
@@ -107,7 +120,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let mut b32 = Int32Builder::with_capacity(text.len());
                 let mut b64 = Int64Builder::with_capacity(text.len());
                 for (i, v) in text.iter().enumerate() {
-                    let parsed = match v.map(str::trim) {
+                    let parsed = match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let n = s.parse::<i64>().ok().or_else(|| {
@@ -142,7 +155,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: Float64Array = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(str::trim) {
+                    .map(|(i, v)| match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let f = s.parse::<f64>().ok();
@@ -160,7 +173,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 const TRUE: [&str; 5] = ["true", "t", "1", "yes", "y"];
                 const FALSE: [&str; 5] = ["false", "f", "0", "no", "n"];
                 for (i, v) in text.iter().enumerate() {
-                    b.append_option(match v.map(str::trim) {
+                    b.append_option(match v.map(trim) {
                         None | Some("") => None,
                         Some(s) if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(true),
                         Some(s) if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(false),
@@ -176,7 +189,7 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: arrow::array::Date32Array = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(str::trim) {
+                    .map(|(i, v)| match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
                             let d = parse_date(s)
@@ -194,10 +207,10 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: arrow::array::TimestampMicrosecondArray = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(str::trim) {
+                    .map(|(i, v)| match v.map(trim) {
                         None | Some("") => None,
                         Some(s) => {
-                            let t = parse_timestamp(s);
+                            let t = fast_timestamp(s).or_else(|| parse_timestamp(s));
                             if t.is_none() {
                                 errors.push((i, fail(i, " (expected an RFC 3339 instant)")));
                             }
@@ -245,6 +258,51 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
     Ok((out, errors))
 }
 
+/// Microseconds since the epoch of the common exact form `YYYY-MM-DD[ T]HH:MM:SS[.f]` with an optional `Z`
+/// (1 to 9 fraction digits, seconds 00–59, a real calendar date from year 1), read without chrono; `None` for
+/// anything else, which [`parse_timestamp`] then reads (it gives the same instant for every text this accepts).
+fn fast_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let b = b.strip_suffix(b"Z").unwrap_or(b);
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1 || day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let micros = match &b[19..] {
+        [] => 0,
+        [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+            let n = num(20..b.len())?;
+            // Scale to nanoseconds, then truncate to microseconds (as chrono's `timestamp_micros` does).
+            n * 10i64.pow(9 - digits.len() as u32) / 1000
+        }
+        _ => return None,
+    };
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+}
+
 fn list_from_text(
     text: &StringArray,
     attr: &Attribute,
@@ -255,7 +313,7 @@ fn list_from_text(
     // Split into string elements first, then coerce the flat elements with the scalar rules.
     let mut lb = ListBuilder::new(StringBuilder::new());
     for (i, v) in text.iter().enumerate() {
-        match v.map(str::trim) {
+        match v.map(trim) {
             None | Some("") => lb.append_null(),
             Some(s) if s.starts_with('[') => match serde_json::from_str::<Vec<serde_json::Value>>(s) {
                 Ok(items) => {
@@ -278,7 +336,7 @@ fn list_from_text(
             },
             Some(s) => {
                 for part in s.split(separator) {
-                    lb.values().append_value(part.trim());
+                    lb.values().append_value(trim(part));
                 }
                 lb.append(true);
             }
@@ -342,4 +400,84 @@ fn mask(errors: &[RowError], len: usize) -> arrow::array::BooleanArray {
 /// A null column of the attribute's type.
 pub fn nulls(attr: &Attribute, len: usize) -> ArrayRef {
     new_null_array(&attr.data_type.to_arrow(), len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fast_timestamp;
+    use crate::rules::parse_timestamp;
+    use proptest::prelude::*;
+
+    /// Edge cases: the fast path agrees with the general parser where it answers, and leaves the rest to it.
+    #[test]
+    fn fast_timestamps_agree_with_the_general_parser() {
+        let fast = [
+            "2020-08-10 13:33:58.011017Z",
+            "2020-08-10T13:33:58Z",
+            "2020-08-10 13:33:58",
+            "1970-01-01 00:00:00Z",
+            "1969-12-31 23:59:59.999999999Z",
+            "0001-01-01 00:00:00Z",
+            "9999-12-31 23:59:59.5",
+            "2024-02-29 12:00:00.1234567Z",
+            "2000-02-29 00:00:00Z",
+        ];
+        for s in fast {
+            assert!(fast_timestamp(s).is_some(), "{s}");
+            assert_eq!(fast_timestamp(s), parse_timestamp(s), "{s}");
+        }
+        assert_eq!(fast_timestamp("1970-01-01 00:00:01.5Z"), Some(1_500_000));
+        let general = [
+            "2023-02-29 00:00:00Z",
+            "1900-02-29 00:00:00Z",
+            "2020-13-01 00:00:00Z",
+            "2020-08-10 24:00:00Z",
+            "2020-08-10 13:33:60Z",
+            "2020-08-10 13:33:58.Z",
+            "2020-08-10 13:33:58.0123456789Z",
+            "2020-08-10 13:33:58+02:00",
+            "2020-08-10",
+            "2020-08-10 13:33",
+            "2020/08/10 13:33:58Z",
+            "2020-08-10 1a:33:58Z",
+            "+2020-08-10 13:33:58",
+            "0000-01-01 00:00:00Z",
+        ];
+        for s in general {
+            assert_eq!(fast_timestamp(s), None, "{s}");
+        }
+    }
+
+    /// The quick trim is `str::trim`, for ASCII and Unicode whitespace at either end or none.
+    #[test]
+    fn quick_trim_is_trim() {
+        for s in
+            ["", " ", "a", " a", "a ", "\ta\n", "\u{a0}a", "a\u{2003}", "é", " é ", "a b", "\u{85}x\u{85}", "\x0b1\x0c"]
+        {
+            assert_eq!(super::trim(s), s.trim(), "{s:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any date-time in the fast form: the same instant as the general parser.
+        #[test]
+        fn fast_timestamps_equal_parse_timestamp(y in 1i64..=9999, mo in 1u32..=12, d in 1u32..=31, h in 0u32..24,
+                                                 mi in 0u32..60, se in 0u32..60, frac in 0u64..1_000_000_000,
+                                                 digits in 0usize..=9, t in any::<bool>(), z in any::<bool>()) {
+            let mut s = format!("{y:04}-{mo:02}-{d:02}{}{h:02}:{mi:02}:{se:02}", if t { 'T' } else { ' ' });
+            if digits > 0 {
+                s.push_str(&format!(".{frac:09}")[..digits + 1]);
+            }
+            if z {
+                s.push('Z');
+            }
+            let fast = fast_timestamp(&s);
+            prop_assert_eq!(fast.is_some(), parse_timestamp(&s).is_some(), "{}", s);
+            if fast.is_some() {
+                prop_assert_eq!(fast, parse_timestamp(&s), "{}", s);
+            }
+        }
+    }
 }
