@@ -30,12 +30,22 @@ impl Action for Recording {
     }
 }
 
+/// The instant the workspaces of these tests are fixed at.
+const NOW: &str = "2026-06-30T00:00:00Z";
+
+/// [`NOW`] in ms since the epoch, and the catalog of the workspace in `dir` opened beside it (to claim and
+/// record directly).
+fn ledger(dir: &tempfile::TempDir) -> (i64, Catalog) {
+    let now = NOW.parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
+    (now, Catalog::open(&dir.path().join("segkit.db")).unwrap())
+}
+
 /// A workspace with `n` users (keys 1..=n, name `User <key>`), a clock fixed at 2026-06-30, and a manual
 /// workflow `hello`: an action step rendering the name, then an exit.
 async fn users(n: i64) -> (tempfile::TempDir, Workspace, Arc<Recording>) {
     let dir = tempfile::tempdir().unwrap();
     let ws = Workspace::open(dir.path()).await.unwrap();
-    ws.set_clock(Arc::new(FixedClock::parse("2026-06-30T00:00:00Z").unwrap()));
+    ws.set_clock(Arc::new(FixedClock::parse(NOW).unwrap()));
     ws.define_entity(
         Entity::profile("user", "user_id")
             .attribute(Attribute::new("user_id", DataType::Int64))
@@ -114,8 +124,7 @@ async fn one_pass_over_more_keys_than_one_lookup_sends_each_entity_its_own_attri
 async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its_row() {
     let (dir, ws, _action) = users(6).await;
     assert_eq!(ws.trigger("hello", None).await.unwrap(), 6);
-    let now = "2026-06-30T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
-    let cat = Catalog::open(&dir.path().join("segkit.db")).unwrap();
+    let (now, cat) = ledger(&dir);
     let first = cat.claim_deliveries(now, 1000, 4).unwrap();
     assert_eq!(first.len(), 4);
     assert!(first.windows(2).all(|w| w[0].id < w[1].id) && first.iter().all(|r| r.attempts == 1));
@@ -156,8 +165,7 @@ async fn a_group_commit_applies_each_write_only_for_the_attempt_that_claimed_its
 async fn a_group_commit_applies_writes_sharing_their_values_in_one_statement_per_attempt() {
     let (dir, ws, _action) = users(8).await;
     assert_eq!(ws.trigger("hello", None).await.unwrap(), 8);
-    let now = "2026-06-30T00:00:00Z".parse::<chrono::DateTime<chrono::Utc>>().unwrap().timestamp_millis();
-    let cat = Catalog::open(&dir.path().join("segkit.db")).unwrap();
+    let (now, cat) = ledger(&dir);
     assert_eq!(cat.claim_deliveries(now, 1000, 3).unwrap().len(), 3);
     // Rows 0..3 are claimed again (attempt 2), rows 3..8 for the first time (attempt 1).
     let rows = cat.claim_deliveries(now + 1000, 1000, 10).unwrap();

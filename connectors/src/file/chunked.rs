@@ -183,7 +183,7 @@ impl State {
         rest.extend_from_slice(&self.buf[n..]);
         self.buf.truncate(n);
         let text = std::mem::replace(&mut self.buf, rest);
-        let lines = lines.unwrap_or_else(|| count_two(&text, b'\n', b'\n').0);
+        let lines = lines.unwrap_or_else(|| count_byte(&text, b'\n'));
         let decoder = (self.make)(self.line, self.offset, self.first);
         self.first = false;
         self.line += lines;
@@ -261,33 +261,48 @@ impl State {
     }
 }
 
-/// How many bytes of `text` equal `a` and how many equal `b`, in one pass: 32 bytes at a time into byte-wide
-/// lanes (which compilers turn into vector compares), the lanes summed before they can overflow.
+/// How many bytes of `text` equal `a` and how many equal `b`, in one pass (see [`count_each`]).
 pub(crate) fn count_two(text: &[u8], a: u8, b: u8) -> (u64, u64) {
+    let [na, nb] = count_each(text, [a, b]);
+    (na, nb)
+}
+
+/// How many bytes of `text` equal `b` (see [`count_each`]).
+pub(crate) fn count_byte(text: &[u8], b: u8) -> u64 {
+    let [n] = count_each(text, [b]);
+    n
+}
+
+/// How many bytes of `text` equal each of `bytes`, in one pass: 32 bytes at a time into byte-wide lanes (which
+/// compilers turn into vector compares), the lanes summed before they can overflow.
+fn count_each<const K: usize>(text: &[u8], bytes: [u8; K]) -> [u64; K] {
     const LANES: usize = 32;
     let mut blocks = text.chunks_exact(LANES);
-    let (mut total_a, mut total_b) = (0u64, 0u64);
+    let mut totals = [0u64; K];
     loop {
-        let (mut lanes_a, mut lanes_b) = ([0u8; LANES], [0u8; LANES]);
+        let mut lanes = [[0u8; LANES]; K];
         let mut taken = 0;
         for block in blocks.by_ref().take(255) {
-            for i in 0..LANES {
-                lanes_a[i] += u8::from(block[i] == a);
-                lanes_b[i] += u8::from(block[i] == b);
+            for (lanes, &b) in lanes.iter_mut().zip(&bytes) {
+                for i in 0..LANES {
+                    lanes[i] += u8::from(block[i] == b);
+                }
             }
             taken += 1;
         }
-        total_a += lanes_a.iter().map(|&n| u64::from(n)).sum::<u64>();
-        total_b += lanes_b.iter().map(|&n| u64::from(n)).sum::<u64>();
+        for (total, lanes) in totals.iter_mut().zip(&lanes) {
+            *total += lanes.iter().map(|&n| u64::from(n)).sum::<u64>();
+        }
         if taken < 255 {
             break;
         }
     }
     for &c in blocks.remainder() {
-        total_a += u64::from(c == a);
-        total_b += u64::from(c == b);
+        for (total, &b) in totals.iter_mut().zip(&bytes) {
+            *total += u64::from(c == b);
+        }
     }
-    (total_a, total_b)
+    totals
 }
 
 /// How a scan's text is cut.
@@ -498,6 +513,7 @@ mod tests {
                             a in prop_oneof![Just(b'"'), any::<u8>()]) {
             let want = |c: u8| text.iter().filter(|b| **b == c).count() as u64;
             prop_assert_eq!(super::count_two(&text, a, b'\n'), (want(a), want(b'\n')));
+            prop_assert_eq!(super::count_byte(&text, a), want(a));
         }
     }
 

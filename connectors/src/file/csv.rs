@@ -208,7 +208,7 @@ impl RecordParser {
                         line: self.line,
                     };
                     let more = on_record(view)?;
-                    self.line += count_byte(&raw[skip..], b'\n');
+                    self.line += super::chunked::count_byte(&raw[skip..], b'\n');
                     self.offset += raw.len() as u64;
                     self.outlen = 0;
                     self.endlen = 0;
@@ -240,12 +240,6 @@ impl RecordParser {
         let raw = &self.raw;
         (!raw.is_empty()).then(|| (String::from_utf8_lossy(raw).into_owned(), self.line, self.offset))
     }
-}
-
-/// How many bytes of `text` equal `b` (a record's line ends: usually one, so a plain loop).
-#[inline]
-fn count_byte(text: &[u8], b: u8) -> u64 {
-    text.iter().map(|c| u64::from(*c == b)).sum()
 }
 
 /// Column names from a header record: empty names become `column_<n>`, repeated names get a `_<n>` suffix.

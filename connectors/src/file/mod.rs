@@ -614,7 +614,7 @@ impl FileSource {
         Ok(decode::object_bytes(got)
             .inspect(move |chunk| {
                 if let Ok(b) = chunk {
-                    newlines.fetch_add(chunked::count_two(b, b'\n', b'\n').0, Ordering::Relaxed);
+                    newlines.fetch_add(chunked::count_byte(b, b'\n'), Ordering::Relaxed);
                 }
             })
             .boxed())
