@@ -479,5 +479,22 @@ mod tests {
                 prop_assert_eq!(fast, parse_timestamp(&s), "{}", s);
             }
         }
+
+        /// Any text, hostile included (other digits, multi-byte characters, cut or stretched forms, one
+        /// character of a valid form replaced): the fast path never panics and answers only where the general
+        /// parser gives the same instant.
+        #[test]
+        fn fast_timestamps_of_any_text_agree(noise in "[0-9: TZ.\\-+/٣é]{0,40}|\\PC{0,30}", at in 0usize..28,
+                                             c in prop_oneof![any::<char>(), proptest::char::range('0', '9'),
+                                                              Just(' '), Just('T'), Just('.'), Just('Z')]) {
+            let mut changed: Vec<char> = "2024-02-29 23:59:59.123456Z".chars().collect();
+            changed[at % 27] = c;
+            let changed: String = changed.into_iter().collect();
+            for s in [noise.as_str(), changed.as_str()] {
+                if let Some(t) = fast_timestamp(s) {
+                    prop_assert_eq!(Some(t), parse_timestamp(s), "{}", s);
+                }
+            }
+        }
     }
 }
