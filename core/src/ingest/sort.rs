@@ -585,8 +585,12 @@ impl Sorted {
 pub(crate) fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array> {
     if let Some(keys) = columns.iter().map(|c| order_keys(c.as_ref())).collect::<Option<Vec<Vec<Vec<u64>>>>>() {
         // Each column as one or two order-preserving integer keys per row; rows compare key by key, then by
-        // position (so equal rows keep their order). A sort of sorted input is a linear pass.
+        // position (so equal rows keep their order). A sort of sorted input is a linear pass, and so is one whose
+        // keys after the first are in order (see `leading_key_order`).
         let keys: Vec<Vec<u64>> = keys.into_iter().flatten().collect();
+        if let Some(out) = leading_key_order(&keys) {
+            return Ok(UInt32Array::from(out));
+        }
         let n = columns[0].len();
         let pos = 0..n as u32;
         let out: Vec<u32> = match keys.as_slice() {
@@ -619,6 +623,48 @@ pub(crate) fn sort_indices(columns: &[ArrayRef]) -> Result<UInt32Array> {
     let mut idx: Vec<u32> = (0..rows.num_rows() as u32).collect();
     idx.sort_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
     Ok(UInt32Array::from(idx))
+}
+
+/// The row order of `keys` (compared key by key, then by position) when every key after the first is already in
+/// order, row after row: then the rows stably sorted by the first key alone are in order (each first-key value's
+/// rows are a subsequence of rows that were in order already) — an event file that arrives in time order, stored
+/// by (event type, time). A first key whose values span fewer values than there are rows (a text column's ranks,
+/// a small integer range) is sorted by counting, in two linear passes; any other by (key, position) tuples. `None` when there is a single key or
+/// the later keys are out of order somewhere.
+fn leading_key_order(keys: &[Vec<u64>]) -> Option<Vec<u32>> {
+    let (first, rest) = keys.split_first()?;
+    if rest.is_empty() {
+        return None;
+    }
+    let n = first.len();
+    let in_order = match rest {
+        [a] => a.is_sorted(),
+        [a, b] => (1..n).all(|i| (a[i - 1], b[i - 1]) <= (a[i], b[i])),
+        _ => (1..n).all(|i| rest.iter().map(|k| k[i - 1].cmp(&k[i])).find(|o| o.is_ne()) != Some(Ordering::Greater)),
+    };
+    if !in_order {
+        return None;
+    }
+    let min = first.iter().copied().min().unwrap_or(0);
+    let span = first.iter().copied().max().unwrap_or(0) - min;
+    if span >= n as u64 {
+        return Some(tuple_sort((0..n as u32).map(|i| (first[i as usize], i)).collect(), |t| t.1));
+    }
+    // Counting sort: where each key's rows start, then every row placed in input order.
+    let mut starts = vec![0u32; span as usize + 2];
+    for &k in first {
+        starts[(k - min) as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut out = vec![0u32; n];
+    for (i, &k) in first.iter().enumerate() {
+        let at = &mut starts[(k - min) as usize];
+        out[*at as usize] = i as u32;
+        *at += 1;
+    }
+    Some(out)
 }
 
 /// Sorts distinct tuples (the position is their last element) and returns the positions.
@@ -764,6 +810,71 @@ mod tests {
             let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
             assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
             // Equal rows keep their order.
+            let r = rows(&cols, &ours);
+            for w in 0..n - 1 {
+                if r[w] == r[w + 1] {
+                    assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
+                }
+            }
+        }
+    }
+
+    /// Rows whose later sort columns arrive in order (an event file in time order, sorted by (type, time)) take
+    /// the stable sort by the first key alone — by counting for text ranks and small integers, by tuples for a
+    /// wide integer range — and come out as Arrow's lexsort orders them, equal rows in input order; later
+    /// columns out of order anywhere, or a first column with nulls, leave it to the general sort.
+    #[test]
+    fn sorted_later_keys_sort_by_the_first_alone() {
+        let mut x: u64 = 7;
+        let mut next = move || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            x >> 33
+        };
+        let n = 4000;
+        let words = ["view", "search", "cart_add", "", "ä", "purchase", "login"];
+        let kinds: ArrayRef =
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| words[next() as usize % words.len()])));
+        let kinds_nulls: ArrayRef = Arc::new(StringArray::from_iter(
+            (0..n).map(|_| if next() % 9 == 0 { None } else { Some(words[next() as usize % words.len()]) }),
+        ));
+        let small: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|_| next() as i64 % 5 - 2)));
+        let wide: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|_| next() as i64 * 1_000_003)));
+        // Non-decreasing, with runs of equal times.
+        let mut t = 0i64;
+        let ts: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from_iter_values((0..n).map(|_| {
+                t += (next() % 3) as i64;
+                t
+            }))
+            .with_timezone(crate::model::UTC),
+        );
+        let mut u = 0i64;
+        let ids: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|i| {
+            if i % 7 == 0 {
+                u += 1;
+            }
+            u
+        })));
+        let mut shuffled_ts: Vec<i64> = (0..n as i64).collect();
+        shuffled_ts.swap(10, 3000);
+        let shuffled: ArrayRef = Arc::new(TimestampMicrosecondArray::from_iter_values(shuffled_ts));
+        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
+        for (cols, fast) in [
+            (vec![kinds.clone(), ts.clone()], true),
+            (vec![small.clone(), ts.clone()], true),
+            (vec![wide.clone(), ts.clone()], true),
+            (vec![kinds.clone(), ids.clone(), ts.clone()], true),
+            (vec![kinds.clone(), ts.clone(), ids.clone()], true),
+            (vec![kinds_nulls.clone(), ts.clone()], false),
+            (vec![kinds.clone(), shuffled.clone()], false),
+        ] {
+            let keys: Vec<Vec<u64>> = cols.iter().flat_map(|c| order_keys(c.as_ref()).unwrap()).collect();
+            assert_eq!(leading_key_order(&keys).is_some(), fast);
+            let ours = sort_indices(&cols).unwrap();
+            let sort_columns: Vec<arrow::compute::SortColumn> =
+                cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
+            let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
+            assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
             let r = rows(&cols, &ours);
             for w in 0..n - 1 {
                 if r[w] == r[w + 1] {
