@@ -667,6 +667,16 @@ fn leading_key_order(keys: &[Vec<u64>]) -> Option<Vec<u32>> {
     Some(out)
 }
 
+/// Up to the first eight bytes of `b`, packed little-endian and zero-padded: with the length, it tells texts of up
+/// to eight bytes apart exactly.
+#[inline]
+fn prefix(b: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let k = b.len().min(8);
+    word[..k].copy_from_slice(&b[..k]);
+    u64::from_le_bytes(word)
+}
+
 /// Sorts distinct tuples (the position is their last element) and returns the positions.
 fn tuple_sort<T: Ord + Copy>(mut t: Vec<T>, position: impl Fn(&T) -> u32) -> Vec<u32> {
     if !t.is_sorted() {
@@ -713,9 +723,31 @@ fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
             let s = a.as_string::<i32>();
             let mut ids: HashMap<&str, u32> = HashMap::new();
             let mut distinct: Vec<&str> = vec![];
+            // While the column has shown at most FEW distinct values (an event type, a plan, a country), a value's
+            // id is found by comparing its length and first eight bytes with theirs (and the whole text when those
+            // match and it is longer): no hashing. Past FEW distinct values, by hashing.
+            const FEW: usize = 16;
+            let mut few: Vec<(usize, u64)> = vec![];
+            let mut hashing = false;
             let first: Vec<u32> = (0..n)
                 .map(|i| {
                     let v = if s.is_valid(i) { s.value(i) } else { "" };
+                    if !hashing {
+                        let b = v.as_bytes();
+                        let sig = (b.len(), prefix(b));
+                        for (j, f) in few.iter().enumerate() {
+                            if *f == sig && (b.len() <= 8 || distinct[j] == v) {
+                                return j as u32;
+                            }
+                        }
+                        if few.len() < FEW {
+                            few.push(sig);
+                            distinct.push(v);
+                            return distinct.len() as u32 - 1;
+                        }
+                        hashing = true;
+                        ids.extend(distinct.iter().enumerate().map(|(j, d)| (*d, j as u32)));
+                    }
                     *ids.entry(v).or_insert_with(|| {
                         distinct.push(v);
                         distinct.len() as u32 - 1
@@ -820,9 +852,10 @@ mod tests {
     }
 
     /// Rows whose later sort columns arrive in order (an event file in time order, sorted by (type, time)) take
-    /// the stable sort by the first key alone — by counting for text ranks and small integers, by tuples for a
-    /// wide integer range — and come out as Arrow's lexsort orders them, equal rows in input order; later
-    /// columns out of order anywhere, or a first column with nulls, leave it to the general sort.
+    /// the stable sort by the first key alone — by counting for text ranks (of few values, found by prefix, and
+    /// of many, found by hashing) and small integers, by tuples for a wide integer range — and come out as
+    /// Arrow's lexsort orders them, equal rows in input order; later columns out of order anywhere, or a first
+    /// column with nulls, leave it to the general sort.
     #[test]
     fn sorted_later_keys_sort_by_the_first_alone() {
         let mut x: u64 = 7;
@@ -831,12 +864,21 @@ mod tests {
             x >> 33
         };
         let n = 4000;
-        let words = ["view", "search", "cart_add", "", "ä", "purchase", "login"];
+        let words = ["view", "search", "cart_add", "", "ä", "purchase", "login", "purchase_refund", "purchase_retry"];
+        // More distinct values than the compared-by-prefix few: ids found by hashing after the first 16.
+        let many_words: Vec<String> =
+            (0..40).map(|i| format!("{}{}", ["purchase_", "a", ""][i % 3], (i * 7919) % 97)).collect();
+        let many: ArrayRef =
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| many_words[next() as usize % 40].as_str())));
         let kinds: ArrayRef =
             Arc::new(StringArray::from_iter_values((0..n).map(|_| words[next() as usize % words.len()])));
-        let kinds_nulls: ArrayRef = Arc::new(StringArray::from_iter(
-            (0..n).map(|_| if next() % 9 == 0 { None } else { Some(words[next() as usize % words.len()]) }),
-        ));
+        let kinds_nulls: ArrayRef = Arc::new(StringArray::from_iter((0..n).map(|_| {
+            if next() % 9 == 0 {
+                None
+            } else {
+                Some(words[next() as usize % words.len()])
+            }
+        })));
         let small: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|_| next() as i64 % 5 - 2)));
         let wide: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n).map(|_| next() as i64 * 1_000_003)));
         // Non-decreasing, with runs of equal times.
@@ -861,6 +903,8 @@ mod tests {
         let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
         for (cols, fast) in [
             (vec![kinds.clone(), ts.clone()], true),
+            (vec![many.clone(), ts.clone()], true),
+            (vec![many.clone(), kinds.clone()], false),
             (vec![small.clone(), ts.clone()], true),
             (vec![wide.clone(), ts.clone()], true),
             (vec![kinds.clone(), ids.clone(), ts.clone()], true),
