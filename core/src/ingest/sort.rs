@@ -725,9 +725,11 @@ fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
             let mut distinct: Vec<&str> = vec![];
             // While the column has shown at most FEW distinct values (an event type, a plan, a country), a value's
             // id is found by comparing its length and first eight bytes with theirs (and the whole text when those
-            // match and it is longer): no hashing. Past FEW distinct values, by hashing.
+            // match and it is longer), most often in the one slot its signature picks: no hashing of the text.
+            // Past FEW distinct values, by hashing.
             const FEW: usize = 16;
             let mut few: Vec<(usize, u64)> = vec![];
+            let mut slots = [u8::MAX; 256];
             let mut hashing = false;
             let first: Vec<u32> = (0..n)
                 .map(|i| {
@@ -735,12 +737,23 @@ fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
                     if !hashing {
                         let b = v.as_bytes();
                         let sig = (b.len(), prefix(b));
+                        // The slot of the first value seen with this signature's top byte of a multiplicative
+                        // mix: usually the answer, without a scan.
+                        let slot = ((sig.1 ^ (sig.0 as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56)
+                            as usize;
+                        let j = usize::from(slots[slot]);
+                        if j < few.len() && few[j] == sig && (b.len() <= 8 || distinct[j] == v) {
+                            return j as u32;
+                        }
                         for (j, f) in few.iter().enumerate() {
                             if *f == sig && (b.len() <= 8 || distinct[j] == v) {
                                 return j as u32;
                             }
                         }
                         if few.len() < FEW {
+                            if slots[slot] == u8::MAX {
+                                slots[slot] = few.len() as u8;
+                            }
                             few.push(sig);
                             distinct.push(v);
                             return distinct.len() as u32 - 1;
