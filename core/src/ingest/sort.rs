@@ -724,10 +724,11 @@ fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
             let mut ids: HashMap<&str, u32> = HashMap::new();
             let mut distinct: Vec<&str> = vec![];
             // While the column has shown at most FEW distinct values (an event type, a plan, a country), a value's
-            // id is found by comparing its length and first eight bytes with theirs (and the whole text when those
-            // match and it is longer), most often in the one slot its signature picks: no hashing of the text.
-            // Past FEW distinct values, by hashing.
-            const FEW: usize = 16;
+            // id is looked up in a small open-addressing table keyed by its length and first eight bytes (a
+            // multiplicative mix of those, no hashing of the text; the whole text is compared only when they match
+            // and it is longer). The table is at most a quarter full, so probes are short. Past FEW distinct
+            // values, by hashing.
+            const FEW: usize = 64;
             let mut few: Vec<(usize, u64)> = vec![];
             let mut slots = [u8::MAX; 256];
             let mut hashing = false;
@@ -737,23 +738,17 @@ fn order_keys(a: &dyn Array) -> Option<Vec<Vec<u64>>> {
                     if !hashing {
                         let b = v.as_bytes();
                         let sig = (b.len(), prefix(b));
-                        // The slot of the first value seen with this signature's top byte of a multiplicative
-                        // mix: usually the answer, without a scan.
-                        let slot = ((sig.1 ^ (sig.0 as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56)
-                            as usize;
-                        let j = usize::from(slots[slot]);
-                        if j < few.len() && few[j] == sig && (b.len() <= 8 || distinct[j] == v) {
-                            return j as u32;
-                        }
-                        for (j, f) in few.iter().enumerate() {
-                            if *f == sig && (b.len() <= 8 || distinct[j] == v) {
+                        let mut slot = ((sig.1 ^ (sig.0 as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                            >> 56) as usize;
+                        while slots[slot] != u8::MAX {
+                            let j = usize::from(slots[slot]);
+                            if few[j] == sig && (b.len() <= 8 || distinct[j] == v) {
                                 return j as u32;
                             }
+                            slot = (slot + 1) % slots.len();
                         }
                         if few.len() < FEW {
-                            if slots[slot] == u8::MAX {
-                                slots[slot] = few.len() as u8;
-                            }
+                            slots[slot] = few.len() as u8;
                             few.push(sig);
                             distinct.push(v);
                             return distinct.len() as u32 - 1;
@@ -877,12 +872,24 @@ mod tests {
             x >> 33
         };
         let n = 4000;
-        let words = ["view", "search", "cart_add", "", "ä", "purchase", "login", "purchase_refund", "purchase_retry"];
-        // More distinct values than the compared-by-prefix few: ids found by hashing after the first 16.
+        let words = [
+            "view",
+            "search",
+            "cart_add",
+            "",
+            "ä",
+            "purchase",
+            "login",
+            "purchase_refund",
+            "purchase_retry",
+            "purchase_retry1",
+        ];
+        // More distinct values than the table of few holds: ids found by hashing after the first 64; many share a
+        // length and their first eight bytes.
         let many_words: Vec<String> =
-            (0..40).map(|i| format!("{}{}", ["purchase_", "a", ""][i % 3], (i * 7919) % 97)).collect();
+            (0..100).map(|i| format!("{}{}", ["purchase_", "a", ""][i % 3], (i * 7919) % 997)).collect();
         let many: ArrayRef =
-            Arc::new(StringArray::from_iter_values((0..n).map(|_| many_words[next() as usize % 40].as_str())));
+            Arc::new(StringArray::from_iter_values((0..n).map(|_| many_words[next() as usize % 100].as_str())));
         let kinds: ArrayRef =
             Arc::new(StringArray::from_iter_values((0..n).map(|_| words[next() as usize % words.len()])));
         let kinds_nulls: ArrayRef = Arc::new(StringArray::from_iter((0..n).map(|_| {
