@@ -28,8 +28,8 @@ use scope::Tx;
 pub(crate) use scope::TxScope;
 pub use sources::SyncCommit;
 pub use system::IngestRecord;
-pub use workflows::{CapWindow, Finish, LedgerWrite};
 pub(crate) use workflows::NewRow;
+pub use workflows::{CapWindow, Finish, LedgerWrite};
 
 /// A committed version of an entity's data: the Parquet files that make it up.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -243,7 +243,8 @@ mod key_tests {
     /// The key is stored in ledgers already written: its text must not change.
     #[test]
     fn the_idempotency_key_is_the_lowercase_hex_of_the_first_16_bytes_of_the_digest() {
-        for parts in [["w", "manual:1", "mail", "42"], ["welcome", "run:everyone:7", "hook", "ü ✓"], ["", "", "", ""]] {
+        for parts in [["w", "manual:1", "mail", "42"], ["welcome", "run:everyone:7", "hook", "ü ✓"], ["", "", "", ""]]
+        {
             let mut h = Sha256::new();
             for part in parts {
                 h.update((part.len() as u64).to_le_bytes());

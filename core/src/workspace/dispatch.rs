@@ -450,12 +450,7 @@ impl Workspace {
     }
 
     /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).
-    fn prepare_pass(
-        &self,
-        rows: &[LedgerRow],
-        now: DateTime<Utc>,
-        sends: Arc<tokio::sync::Semaphore>,
-    ) -> Result<Pass> {
+    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>, sends: Arc<tokio::sync::Semaphore>) -> Result<Pass> {
         let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
         let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
         let channels = specs

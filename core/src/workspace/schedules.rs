@@ -170,9 +170,8 @@ impl Workspace {
             None => Claims::Once,
             Some(_) => Claims::WhileFull(Some(Instant::now() + options.poll_interval)),
         };
-        let (dispatch, released) = self
-            .dispatch_claims(ms(now), options.dispatch_batch, options.concurrency, grace, claims)
-            .await?;
+        let (dispatch, released) =
+            self.dispatch_claims(ms(now), options.dispatch_batch, options.concurrency, grace, claims).await?;
         report.dispatch = dispatch;
         Ok((report, released))
     }

@@ -118,7 +118,15 @@ fn run_row<'a>(
     context: Option<&'a str>,
     now: i64,
 ) -> NewRow<'a> {
-    NewRow { workflow: &w.name, trigger, step: w.steps[0].name(), entity, entity_key: key, due_at: due_at(&w.steps[0], now), context }
+    NewRow {
+        workflow: &w.name,
+        trigger,
+        step: w.steps[0].name(),
+        entity,
+        entity_key: key,
+        due_at: due_at(&w.steps[0], now),
+        context,
+    }
 }
 
 /// Most ids one `replay` may name.
@@ -754,8 +762,7 @@ impl Workspace {
                 .collect();
             let texts: Vec<String> = picked.iter().map(|(p, _)| keys.text(*p)).collect();
             for (w, re) in &capturing {
-                let made =
-                    texts.iter().zip(&contexts).map(|(k, c)| run_row(w, &trigger, &entity.name, k, *c, now));
+                let made = texts.iter().zip(&contexts).map(|(k, c)| run_row(w, &trigger, &entity.name, k, *c, now));
                 catalog.insert_deliveries_in(made, re.as_ref(), now)?;
             }
         }
