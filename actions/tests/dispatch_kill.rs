@@ -82,11 +82,12 @@ async fn child_dispatch() {
     let dir = std::env::var("SEGKIT_KILL_WS").expect("run by the parent test only");
     let ws = open(Path::new(&dir)).await;
     // Dispatch until nothing is pending or running; rows a killed predecessor held come back when its lease
-    // expires.
+    // expires. `dispatch_backlog` claims the next batch while the previous one's last deliveries run (what
+    // `serve` does), so kills also land between overlapped claims.
     let started = Instant::now();
     while unfinished(&ws) > 0 {
         assert!(started.elapsed() < Duration::from_secs(120), "the child made no end");
-        let r = ws.dispatch_due(BATCH, CONCURRENCY).await.unwrap();
+        let r = ws.dispatch_backlog(BATCH, CONCURRENCY).await.unwrap();
         assert_eq!(r.dead, 0, "{r:?}");
         if r.claimed == 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -28,6 +28,7 @@ use scope::Tx;
 pub(crate) use scope::TxScope;
 pub use sources::SyncCommit;
 pub use system::IngestRecord;
+pub(crate) use workflows::NewRow;
 pub use workflows::{CapWindow, Finish, LedgerWrite};
 
 /// A committed version of an entity's data: the Parquet files that make it up.

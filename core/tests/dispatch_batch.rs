@@ -317,3 +317,141 @@ async fn entering_a_segment_captures_the_attributes_its_first_attempt_sends_and_
     assert_eq!(sent[&("2".to_string(), 2)], "Hi Bob (2)");
     assert_eq!(sent.len(), 4);
 }
+
+/// Takes 50 ms per delivery; while it executes, counts the ledger's running rows (claimed, not finished) through a
+/// connection of its own, and keeps the largest count seen and the most deliveries executing at once.
+#[derive(Debug)]
+struct SlowCounting {
+    db: std::path::PathBuf,
+    executing: std::sync::atomic::AtomicUsize,
+    most_executing: std::sync::atomic::AtomicUsize,
+    most_running: std::sync::atomic::AtomicI64,
+    sent: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Action for SlowCounting {
+    fn kind(&self) -> &str {
+        "slow-counting"
+    }
+    async fn execute(&self, d: &Delivery) -> Outcome {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.executing.fetch_add(1, SeqCst) + 1;
+        self.most_executing.fetch_max(now, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        let c = rusqlite::Connection::open(&self.db).unwrap();
+        let running: i64 =
+            c.query_row("SELECT count(*) FROM deliveries WHERE status = 'running'", [], |r| r.get(0)).unwrap();
+        self.most_running.fetch_max(running, SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        self.sent.lock().unwrap().push(d.entity_key.clone());
+        self.executing.fetch_sub(1, SeqCst);
+        Outcome::Delivered { receipt: None }
+    }
+}
+
+/// 20 users triggered through a one-step workflow sending with [`SlowCounting`].
+async fn slow_users() -> (tempfile::TempDir, Workspace, Arc<SlowCounting>) {
+    let (dir, ws, _) = users(20).await;
+    let action = Arc::new(SlowCounting {
+        db: dir.path().join("segkit.db"),
+        executing: Default::default(),
+        most_executing: Default::default(),
+        most_running: Default::default(),
+        sent: Mutex::new(vec![]),
+    });
+    ws.register_action("slow", action.clone()).unwrap();
+    let w: WorkflowSpec = from_value(json!({"name": "slowly", "trigger": {"type": "manual", "entity": "user"},
+        "steps": [{"name": "send", "type": "action", "action": "slow", "template": "hi"}]}))
+    .unwrap();
+    ws.define_workflow(w).await.unwrap();
+    let keys: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    assert_eq!(ws.trigger("slowly", Some(keys)).await.unwrap(), 20);
+    (dir, ws, action)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dispatch_backlog_claims_the_next_batch_while_the_previous_ones_last_deliveries_run() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (_dir, ws, action) = slow_users().await;
+    // Batches of 4, 2 sends at once: 5 full claims, then an empty one ends it.
+    let rep = ws.dispatch_backlog(4, 2).await.unwrap();
+    assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
+    let mut sent = action.sent.lock().unwrap().clone();
+    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
+    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+    assert!(action.most_executing.load(SeqCst) <= 2, "at most `concurrency` actions execute at once");
+    // While a batch's deliveries ran, the next batch was already claimed: more rows running than one batch.
+    let most = action.most_running.load(SeqCst);
+    assert!(most > 4, "the next claim overlapped the previous batch's deliveries: at most {most} running");
+    // The window (2 × concurrency rows), the chunk feeding it and the one the producer holds: never all 20.
+    assert!(most <= 12, "claims stay at most two chunks ahead of the window: {most} running");
+    assert_eq!(ws.dispatch_backlog(4, 2).await.unwrap().claimed, 0);
+
+    // One pass after another (`dispatch_due`) never has more than its own batch claimed.
+    let (_dir, ws, action) = slow_users().await;
+    let mut claimed = vec![];
+    loop {
+        let rep = ws.dispatch_due(4, 2).await.unwrap();
+        if rep.claimed == 0 {
+            break;
+        }
+        claimed.push(rep.claimed);
+    }
+    assert_eq!(claimed, vec![4, 4, 4, 4, 4], "dispatch_due claims at most `limit` rows per call");
+    assert_eq!(action.sent.lock().unwrap().len(), 20);
+    assert!(action.most_running.load(SeqCst) <= 4, "passes do not overlap");
+}
+
+#[tokio::test]
+async fn a_run_writes_captured_attributes_for_every_capturing_workflow_and_plain_rows_for_the_others() {
+    let (dir, ws, action) = users(300).await;
+    ws.define_segment(segkit::SegmentDefinition::new(
+        "everyone",
+        "user",
+        segkit::rules::Rule::parse_str(r#"{"attribute": "user_id", "op": "ge", "value": 0}"#).unwrap(),
+    ))
+    .await
+    .unwrap();
+    for name in ["welcome", "greet"] {
+        let w: WorkflowSpec = from_value(json!({"name": name, "trigger": {"type": "entered", "segment": "everyone"},
+            "steps": [{"name": "send", "type": "action", "action": "hook", "template": "hi"}]}))
+        .unwrap();
+        ws.define_workflow(w).await.unwrap();
+    }
+    // A first step that is not an action: its rows read the entity when they are dispatched.
+    let w: WorkflowSpec = from_value(json!({"name": "later", "trigger": {"type": "entered", "segment": "everyone"},
+        "steps": [{"name": "pause", "type": "wait", "seconds": 3600},
+                  {"name": "send", "type": "action", "action": "hook", "template": "hi"}]}))
+    .unwrap();
+    ws.define_workflow(w).await.unwrap();
+    let run = ws.evaluate("everyone").await.unwrap();
+    assert_eq!(run.entered.num_rows(), 300);
+    let rows = ws.deliveries(&DeliveryFilter::default(), usize::MAX).unwrap();
+    assert_eq!(rows.len(), 900, "one row per workflow and entered user, committed with the run");
+    assert_eq!(captured_rows(dir.path()), 600, "the two workflows starting with an action captured");
+    let keys = |w: &str| rows.iter().filter(|r| r.workflow == w).map(|r| r.entity_key.clone()).collect::<HashSet<_>>();
+    for w in ["welcome", "greet", "later"] {
+        assert_eq!(keys(w).len(), 300, "{w}: each entered user once");
+    }
+
+    // The names change before the sends: both workflows send what the users were when they entered.
+    let ids: Vec<i64> = (1..=300).collect();
+    let names: Vec<String> = ids.iter().map(|i| format!("Renamed {i}")).collect();
+    let batch = RecordBatch::try_from_iter([
+        ("user_id", Arc::new(Int64Array::from(ids)) as ArrayRef),
+        ("name", Arc::new(StringArray::from(names)) as ArrayRef),
+    ])
+    .unwrap();
+    ws.ingest_batches("user", vec![batch], IngestOptions::default()).await.unwrap();
+    let rep = ws.dispatch_backlog(1000, 8).await.unwrap();
+    // The waits are due in an hour (the clock is fixed): not claimed.
+    assert_eq!((rep.claimed, rep.delivered), (600, 600), "{rep:?}");
+    let sent = action.0.lock().unwrap().clone();
+    assert_eq!(sent.len(), 600);
+    for d in &sent {
+        assert_eq!(d.content["text"], format!("Hi User {} ({})", d.entity_key, d.entity_key), "{d:?}");
+        assert_eq!(d.attributes["user_id"], json!(d.entity_key.parse::<i64>().unwrap()));
+    }
+    assert_eq!(captured_rows(dir.path()), 0);
+}

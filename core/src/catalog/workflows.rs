@@ -6,7 +6,7 @@ use rusqlite::{params, params_from_iter, OptionalExtension};
 
 use super::{now_text, Catalog, RunRecord};
 use crate::error::{Error, Result};
-use crate::workflow::ledger::{DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status, WorkflowRun};
+use crate::workflow::ledger::{idempotency_key, DeliveryFilter, LedgerRow, NewDelivery, Reentry, Status, WorkflowRun};
 
 const ROW: &str = "id, idempotency_key, workflow, trigger, step, entity, entity_key, status, attempts, due_at, \
                    last_error, receipt, created_at, updated_at, channel, detail, resolved_at";
@@ -290,10 +290,55 @@ fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) ->
     Ok(applied)
 }
 
+/// A ledger row to insert, borrowed: what [`NewDelivery`] holds, without owning it (a trigger makes many rows
+/// that share their workflow, trigger, step and entity).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NewRow<'a> {
+    pub workflow: &'a str,
+    pub trigger: &'a str,
+    pub step: &'a str,
+    pub entity: &'a str,
+    pub entity_key: &'a str,
+    pub due_at: i64,
+    pub context: Option<&'a str>,
+}
+
+/// What [`insert_deliveries`] inserts: a [`NewDelivery`] or a [`NewRow`].
+pub(crate) trait AsNewRow {
+    /// The row, borrowed.
+    fn new_row(&self) -> NewRow<'_>;
+}
+
+impl AsNewRow for NewDelivery {
+    fn new_row(&self) -> NewRow<'_> {
+        NewRow {
+            workflow: &self.workflow,
+            trigger: &self.trigger,
+            step: &self.step,
+            entity: &self.entity,
+            entity_key: &self.entity_key,
+            due_at: self.due_at,
+            context: self.context.as_deref(),
+        }
+    }
+}
+
+impl AsNewRow for NewRow<'_> {
+    fn new_row(&self) -> NewRow<'_> {
+        *self
+    }
+}
+
+impl<T: AsNewRow> AsNewRow for &T {
+    fn new_row(&self) -> NewRow<'_> {
+        (**self).new_row()
+    }
+}
+
 /// Inserts rows (ignoring ones whose idempotency key exists, and ones the re-entry policy filters out), one at a
 /// time as `rows` yields them (a trigger's rows are made as they are written, never all held at once); returns
 /// how many were added.
-pub(super) fn insert_deliveries<D: std::borrow::Borrow<NewDelivery>>(
+pub(super) fn insert_deliveries<D: AsNewRow>(
     tx: &rusqlite::Connection,
     rows: impl IntoIterator<Item = D>,
     reentry: Option<&Reentry>,
@@ -309,14 +354,14 @@ pub(super) fn insert_deliveries<D: std::borrow::Borrow<NewDelivery>>(
         "SELECT 1 FROM deliveries WHERE workflow = ?1 AND entity_key = ?2 AND step = ?3 AND created_at > ?4 LIMIT 1",
     )?;
     for d in rows {
-        let d = d.borrow();
+        let d = d.new_row();
         if let Some(r) = reentry {
             if d.step == r.first_step && seen.exists(params![d.workflow, d.entity_key, r.first_step, r.since])? {
                 continue;
             }
         }
         added += insert.execute(params![
-            d.key(),
+            idempotency_key(d.workflow, d.trigger, d.step, d.entity_key),
             d.workflow,
             d.trigger,
             d.step,
@@ -328,6 +373,35 @@ pub(super) fn insert_deliveries<D: std::borrow::Borrow<NewDelivery>>(
         ])? as u64;
     }
     Ok(added)
+}
+
+/// Inserts a segment run's record; [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
+fn insert_run_record(tx: &rusqlite::Connection, r: &RunRecord) -> Result<()> {
+    let res = tx.execute(
+        "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            r.segment,
+            r.run,
+            r.started_at,
+            r.duration_ms,
+            r.member_count as i64,
+            r.entered as i64,
+            r.exited as i64,
+            r.membership_file,
+            r.snapshot
+        ],
+    );
+    match res {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+            Err(Error::Conflict {
+                what: format!("segment `{}`", r.segment),
+                message: format!("run {} was recorded concurrently; evaluate again", r.run),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 impl Catalog {
@@ -439,37 +513,37 @@ impl Catalog {
     ) -> Result<()> {
         self.with(|c| {
             let tx = super::Tx::begin(c, true)?;
-            let res = tx.execute(
-                "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    r.segment,
-                    r.run,
-                    r.started_at,
-                    r.duration_ms,
-                    r.member_count as i64,
-                    r.entered as i64,
-                    r.exited as i64,
-                    r.membership_file,
-                    r.snapshot
-                ],
-            );
-            match res {
-                Ok(_) => {}
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    return Err(Error::Conflict {
-                        what: format!("segment `{}`", r.segment),
-                        message: format!("run {} was recorded concurrently; evaluate again", r.run),
-                    })
-                }
-                Err(e) => return Err(e.into()),
-            }
+            insert_run_record(&tx, r)?;
             for (rows, reentry) in deliveries {
                 insert_deliveries(&tx, rows, reentry.as_ref(), now)?;
             }
             tx.commit()?;
             Ok(())
         })
+    }
+
+    /// Inserts a segment run's record alone (see [`Catalog::insert_run_with`]); meant for a transaction scope
+    /// ([`Catalog::begin_scope`]) that then adds the run's ledger rows with [`Catalog::insert_deliveries_in`]
+    /// and commits them together.
+    pub(crate) fn insert_run_in(&self, r: &RunRecord) -> Result<()> {
+        self.with(|c| insert_run_record(c, r))
+    }
+
+    /// Inserts ledger rows (each written as the iterator makes it) under the re-entry filter, as
+    /// [`Catalog::insert_run_with`] does for each workflow; inside a transaction scope they commit with it.
+    /// Returns how many were added.
+    pub(crate) fn insert_deliveries_in<D: AsNewRow>(
+        &self,
+        rows: impl IntoIterator<Item = D>,
+        reentry: Option<&Reentry>,
+        now: i64,
+    ) -> Result<u64> {
+        self.with(|c| insert_deliveries(c, rows, reentry, now))
+    }
+
+    /// Whether the current task runs in a transaction scope of this catalog (see [`Catalog::begin_scope`]).
+    pub(crate) fn in_scope(&self) -> bool {
+        super::scope::current(self).is_some()
     }
 
     /// Claims up to `limit` rows due at `now` (running with an expired lease, then pending and due, oldest due

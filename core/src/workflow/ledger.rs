@@ -24,7 +24,13 @@ pub fn idempotency_key(workflow: &str, trigger: &str, step: &str, entity_key: &s
         h.update((part.len() as u64).to_le_bytes());
         h.update(part.as_bytes());
     }
-    h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(32);
+    for b in h.finalize().iter().take(16) {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    out
 }
 
 /// The state of a ledger row.
@@ -228,4 +234,26 @@ pub struct WorkflowRun {
     pub rows: u64,
     /// Rows by status.
     pub statuses: std::collections::BTreeMap<String, u64>,
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    /// The key is stored in ledgers already written: its text must not change.
+    #[test]
+    fn the_idempotency_key_is_the_lowercase_hex_of_the_first_16_bytes_of_the_digest() {
+        for parts in [["w", "manual:1", "mail", "42"], ["welcome", "run:everyone:7", "hook", "ü ✓"], ["", "", "", ""]]
+        {
+            let mut h = Sha256::new();
+            for part in parts {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part.as_bytes());
+            }
+            let expected: String = h.finalize().iter().take(16).map(|b| format!("{b:02x}")).collect();
+            assert_eq!(idempotency_key(parts[0], parts[1], parts[2], parts[3]), expected);
+        }
+        // Computed independently (Python's hashlib over the same length-prefixed parts).
+        assert_eq!(idempotency_key("w", "manual:1", "mail", "42"), "5751716c0f03ef99265a07c0a19503a4");
+    }
 }

@@ -41,6 +41,16 @@ type Built = std::result::Result<Arc<dyn Action>, String>;
 /// The detail suffix of a jump that would start a loop pass past the limit.
 const LOOP_STOP: &str = "; not taken: this trigger made MAX_LOOP_PASSES passes through the loop";
 
+/// How long a dispatch keeps claiming (see [`Workspace::dispatch_claims`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Claims {
+    /// One claim (one pass).
+    Once,
+    /// Another claim after each full one, overlapped with the previous batch's last deliveries, until a claim is
+    /// not full or (when given) the instant has passed.
+    WhileFull(Option<std::time::Instant>),
+}
+
 /// What processing one claimed row did.
 enum Processed {
     /// Finished with this status.
@@ -140,8 +150,9 @@ struct Pass {
     /// The actions of the claimed action rows by (workflow, step), built once per pass, or why they cannot be.
     actions: HashMap<String, HashMap<String, Built>>,
     /// The pass's send slots (its `concurrency`): an action holds one while it executes and gives it back as
-    /// soon as it has its outcome, before that outcome is committed (see [`Workspace::dispatch_due`]).
-    sends: tokio::sync::Semaphore,
+    /// soon as it has its outcome, before that outcome is committed (see [`Workspace::dispatch_due`]). Shared
+    /// by the passes of one dispatch (see [`Workspace::dispatch_backlog`]).
+    sends: Arc<tokio::sync::Semaphore>,
     /// The shutdown token of a serving loop: once cancelled, a row still waiting for a send slot is released
     /// unsent.
     stop: Option<CancellationToken>,
@@ -247,6 +258,18 @@ impl Workspace {
         Ok(self.dispatch_pass(ms(self.now()), limit, concurrency, None).await?.0)
     }
 
+    /// Dispatches the due backlog: claims up to `batch` due rows at a time, executes them at most `concurrency`
+    /// at a time (as [`dispatch_due`](Self::dispatch_due) does), and claims the next batch while the previous
+    /// one's last deliveries are still in flight, for as long as each claim was full (`batch` rows). Returns
+    /// when a claim is not full (fewer rows were due) and every claimed row is done: the report sums all the
+    /// claims. Unlike a loop of `dispatch_due` calls, the deliveries in flight never drain to zero between
+    /// batches; the guarantees are the same: at most `2 × concurrency` deliveries are sent with their outcome
+    /// not yet committed, at most `concurrency` actions execute at once, each claim holds its rows with a lease.
+    /// While more rows keep becoming due as fast as they are sent, it does not return.
+    pub async fn dispatch_backlog(&self, batch: usize, concurrency: usize) -> Result<DispatchReport> {
+        Ok(self.dispatch_claims(ms(self.now()), batch, concurrency, None, Claims::WhileFull(None)).await?.0)
+    }
+
     /// One dispatch pass at `now` (ms) (see [`dispatch_due`](Self::dispatch_due); with `shutdown`, see
     /// [`run_claimed`](Self::run_claimed)). Returns the report and how many claims were released.
     pub(super) async fn dispatch_pass(
@@ -256,59 +279,120 @@ impl Workspace {
         concurrency: usize,
         shutdown: Option<(&CancellationToken, std::time::Duration)>,
     ) -> Result<(DispatchReport, u64)> {
-        let now = utc_of(now_ms);
+        self.dispatch_claims(now_ms, limit, concurrency, shutdown, Claims::Once).await
+    }
+
+    /// Claims up to `limit` due rows at `now` (ms), with their captured contexts.
+    fn claim_batch(&self, now_ms: i64, limit: usize) -> Result<Vec<(LedgerRow, Option<String>)>> {
+        self.inner.catalog.claim_deliveries_with_context(now_ms, self.inner.lease.as_millis() as i64, limit)
+    }
+
+    /// Dispatch passes that share one stream of deliveries, one send-slot semaphore and one group commit: the
+    /// first claims at `now_ms`; with [`Claims::WhileFull`], after the producer has handed out the last chunk
+    /// of a full batch it claims the next one (at the clock's now, on the blocking pool) and prepares its first
+    /// chunk while that batch's last deliveries run. Returns the summed report and how many claims were
+    /// released (see [`run_claimed`](Self::run_claimed)).
+    pub(super) async fn dispatch_claims(
+        &self,
+        now_ms: i64,
+        limit: usize,
+        concurrency: usize,
+        shutdown: Option<(&CancellationToken, std::time::Duration)>,
+        claims: Claims,
+    ) -> Result<(DispatchReport, u64)> {
         let limit = limit.max(1);
-        let claims =
-            self.inner.catalog.claim_deliveries_with_context(now_ms, self.inner.lease.as_millis() as i64, limit)?;
-        let mut contexts: HashMap<i64, String> = HashMap::new();
-        let rows: Vec<LedgerRow> = claims
-            .into_iter()
-            .map(|(row, context)| {
-                if let Some(c) = context {
-                    contexts.insert(row.id, c);
-                }
-                row
-            })
-            .collect();
-        let mut report = DispatchReport { claimed: rows.len() as u64, ..Default::default() };
-        if rows.is_empty() {
+        let first = self.claim_batch(now_ms, limit)?;
+        let mut report = DispatchReport::default();
+        if first.is_empty() {
             self.record_queue_depth(false)?;
             return Ok((report, 0));
         }
-        let backlog = rows.len() >= limit;
-        let mut pass = self.prepare_pass(&rows, now, concurrency)?;
-        pass.stop = shutdown.map(|(t, _)| t.clone());
-        // Shared with the deliveries, which run as tasks of their own (see below).
-        let pass = Arc::new(pass);
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        // Every claim not finished yet: released (back to pending) if the dispatch stops before running it.
+        let held: Arc<std::sync::Mutex<HashSet<i64>>> =
+            Arc::new(std::sync::Mutex::new(first.iter().map(|(r, _)| r.id).collect()));
+        // The send slots, shared by every pass of this dispatch.
+        let sends = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)));
         // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
         // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
-        let len = chunk_len(rows.len(), concurrency);
-        let mut chunks: Vec<Vec<LedgerRow>> = vec![];
-        for row in rows {
-            match chunks.last_mut() {
-                Some(c) if c.len() < len => c.push(row),
-                _ => chunks.push(vec![row]),
-            }
-        }
-        let (mut tx, rx) = futures::channel::mpsc::channel::<(Vec<LedgerRow>, Arc<Chunk>)>(0);
+        type Item = (Vec<LedgerRow>, Arc<Chunk>, Arc<Pass>);
+        let (mut tx, rx) = futures::channel::mpsc::channel::<Item>(0);
         let stop = shutdown.map(|(t, _)| t.clone());
-        let pass_ref: &Pass = &pass;
+        let stopped = move || stop.as_ref().is_some_and(|t| t.is_cancelled());
+        let held_by_producer = held.clone();
         let producer = async move {
-            for rows in chunks {
-                if stop.as_ref().is_some_and(|t| t.is_cancelled()) {
-                    break;
+            let (mut batch, mut now_ms, mut claimed) = (first, now_ms, 0u64);
+            loop {
+                claimed += batch.len() as u64;
+                let full = batch.len() >= limit;
+                let mut contexts: HashMap<i64, String> = HashMap::new();
+                let rows: Vec<LedgerRow> = batch
+                    .into_iter()
+                    .map(|(row, context)| {
+                        if let Some(c) = context {
+                            contexts.insert(row.id, c);
+                        }
+                        row
+                    })
+                    .collect();
+                let mut pass = self.prepare_pass(&rows, utc_of(now_ms), sends.clone())?;
+                pass.stop = shutdown.map(|(t, _)| t.clone());
+                let pass = Arc::new(pass);
+                let len = chunk_len(rows.len(), concurrency);
+                let mut chunks: Vec<Vec<LedgerRow>> = vec![];
+                for row in rows {
+                    match chunks.last_mut() {
+                        Some(c) if c.len() < len => c.push(row),
+                        _ => chunks.push(vec![row]),
+                    }
                 }
-                let chunk = self.prepare_chunk(pass_ref, &rows, &mut contexts).await?;
-                if tx.send((rows, Arc::new(chunk))).await.is_err() {
-                    break; // the deliveries stopped (a shutdown)
+                for rows in chunks {
+                    if stopped() {
+                        return Ok::<_, Error>((claimed, full, 0));
+                    }
+                    let chunk = self.prepare_chunk(&pass, &rows, &mut contexts).await?;
+                    if tx.send((rows, Arc::new(chunk), pass.clone())).await.is_err() {
+                        return Ok((claimed, full, 0)); // the deliveries stopped (a shutdown)
+                    }
                 }
+                let more = match claims {
+                    Claims::Once => false,
+                    Claims::WhileFull(until) => full && until.is_none_or(|u| std::time::Instant::now() < u),
+                };
+                if !more || stopped() {
+                    return Ok((claimed, full, 0));
+                }
+                // The next batch, claimed while this one's last chunk is being delivered: off the async threads
+                // (the claim is a write transaction, a sync to disk when durable), so the deliveries go on.
+                self.record_queue_depth(true)?;
+                now_ms = ms(self.now());
+                let ws = self.clone();
+                batch = tokio::task::spawn_blocking(move || ws.claim_batch(now_ms, limit)).await.map_err(|e| {
+                    Error::Catalog { message: format!("the claim of the next batch failed: {e}"), cause: None }
+                })??;
+                if batch.is_empty() {
+                    return Ok((claimed, false, 0));
+                }
+                if stopped() {
+                    // A shutdown began during the claim: these rows are given back at once, unsent.
+                    let ids: Vec<i64> = batch.iter().map(|(r, _)| r.id).collect();
+                    let released = self.inner.catalog.release_deliveries(&ids, ms(self.now()))?;
+                    return Ok((claimed + batch.len() as u64, false, released));
+                }
+                held_by_producer.lock().unwrap_or_else(|p| p.into_inner()).extend(batch.iter().map(|(r, _)| r.id));
             }
-            Ok::<(), Error>(())
         };
-        let claimed =
-            rx.flat_map(|(rows, chunk)| futures::stream::iter(rows.into_iter().map(move |r| (r, chunk.clone()))));
-        let (recorder, writer) = group_commit(self.inner.catalog.clone(), now_ms);
+        let claimed = rx.flat_map(|(rows, chunk, pass)| {
+            futures::stream::iter(rows.into_iter().map(move |r| (r, (chunk.clone(), pass.clone()))))
+        });
+        let clock: Box<dyn Fn() -> i64 + Send> = match claims {
+            // One pass records its outcomes at its own instant (`run_due(now)` is deterministic).
+            Claims::Once => Box::new(move || now_ms),
+            Claims::WhileFull(_) => {
+                let ws = self.clone();
+                Box::new(move || ms(ws.now()))
+            }
+        };
+        let (recorder, writer) = group_commit(self.inner.catalog.clone(), clock);
         // Rows released unsent by a shutdown, counted as they are (the results of a pass cut short by the grace
         // period are not returned, and these rows are no longer running when the rest are released).
         let released_unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -317,14 +401,12 @@ impl Workspace {
         // Each delivery runs as a task of its own, so the runtime's workers share the per-delivery work
         // (rendering, signing, the request and its response) instead of one task polling every delivery of the
         // pass; the catalog work stays on the blocking threads (the group commit, the suppression lookups).
-        let shared = pass.clone();
-        let work = move |row: LedgerRow, chunk: Arc<Chunk>| {
+        let work = move |row: LedgerRow, (chunk, pass): (Arc<Chunk>, Arc<Pass>)| {
             let channel =
-                shared.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
+                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
-            let (rec, ws, pass, released_unsent) =
-                (recorder.clone(), self.clone(), shared.clone(), released_unsent_ref.clone());
+            let (rec, ws, released_unsent) = (recorder.clone(), self.clone(), released_unsent_ref.clone());
             let task = async move {
                 let r = ws.process(row, &pass, &chunk, &rec).await;
                 match &r {
@@ -339,13 +421,16 @@ impl Workspace {
             let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
             spawned.join()
         };
-        let (produced, claimed, ()) =
-            tokio::join!(producer, self.run_claimed(&ids, claimed, pass_window(concurrency), shutdown, work), writer);
-        let (results, mut released) = claimed?;
+        let (produced, ran, ()) =
+            tokio::join!(producer, self.run_claimed(held, claimed, pass_window(concurrency), shutdown, work), writer);
+        let (results, mut released) = ran?;
         released += released_unsent.load(std::sync::atomic::Ordering::Relaxed);
-        // A chunk that could not be prepared fails the pass; its rows and the later ones were released.
-        produced?;
-        self.record_queue_depth(backlog)?;
+        // A chunk that could not be prepared (or a claim that failed) fails the dispatch; its rows and the later
+        // ones were released.
+        let (claimed, full, released_by_producer) = produced?;
+        report.claimed = claimed;
+        released += released_by_producer;
+        self.record_queue_depth(full)?;
         for r in results {
             match r? {
                 Processed::Finished(Status::Delivered) => report.delivered += 1,
@@ -365,7 +450,7 @@ impl Workspace {
     }
 
     /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).
-    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>, concurrency: usize) -> Result<Pass> {
+    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>, sends: Arc<tokio::sync::Semaphore>) -> Result<Pass> {
         let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
         let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
         let channels = specs
@@ -406,7 +491,6 @@ impl Workspace {
                 (n, t)
             })
             .collect();
-        let sends = tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS));
         Ok(Pass { now, specs, capped, channels, templates, actions, sends, stop: None })
     }
 

@@ -221,16 +221,7 @@ impl Workspace {
             membership_file: membership_file.clone(),
             snapshot,
         };
-        let captured = match self.capture_contexts(&def.name, entity, &entered).await {
-            Ok(c) => c,
-            Err(e) => {
-                self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
-                return Err(e);
-            }
-        };
-        let committed = self.commit_run_with_workflows(&record, &entered, &exited, captured.as_ref());
-        drop(captured);
-        if let Err(e) = committed {
+        if let Err(e) = self.commit_run(&record, entity, &entered, &exited).await {
             self.inner.store.delete(std::slice::from_ref(&membership_file)).await;
             return Err(e);
         }

@@ -36,10 +36,11 @@ impl Recorder {
 }
 
 /// A recorder and the writer future that must run beside the deliveries (it ends when every [`Recorder`] is
-/// dropped). `now` (ms) is the pass's instant, written as `updated_at`.
+/// dropped). `now` gives the instant (ms) each group is recorded at (`updated_at`, `sent_at`): the pass's
+/// instant for one pass, the clock's now for a dispatch of many (see `Workspace::dispatch_backlog`).
 pub(super) fn group_commit(
     catalog: Arc<Catalog>,
-    now: i64,
+    now: Box<dyn Fn() -> i64 + Send>,
 ) -> (Recorder, impl std::future::Future<Output = ()> + Send + 'static) {
     let (tx, mut rx) = mpsc::unbounded::<Waiting>();
     let writer = async move {
@@ -53,6 +54,7 @@ pub(super) fn group_commit(
             }
             let (writes, waiting): (Vec<LedgerWrite>, Vec<oneshot::Sender<Result<bool>>>) = group.into_iter().unzip();
             let catalog = catalog.clone();
+            let now = now();
             // The commit (a sync to disk when durable) runs off the async threads.
             let result =
                 tokio::task::spawn_blocking(move || catalog.record_outcomes(&writes, now)).await.unwrap_or_else(|e| {

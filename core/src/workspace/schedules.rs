@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::dispatch::Claims;
 use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
 use crate::error::{Error, Result};
@@ -162,8 +163,15 @@ impl Workspace {
             return Ok((report, 0)); // claim nothing once shutdown has begun
         }
         let grace = shutdown.map(|s| (s, options.grace));
+        // `run_due` makes one pass; the serving loop keeps claiming while each claim is full (the next batch
+        // overlapped with the last deliveries of the previous one), for at most a poll interval, so the jobs
+        // due meanwhile still run on time.
+        let claims = match shutdown {
+            None => Claims::Once,
+            Some(_) => Claims::WhileFull(Some(Instant::now() + options.poll_interval)),
+        };
         let (dispatch, released) =
-            self.dispatch_pass(ms(now), options.dispatch_batch, options.concurrency, grace).await?;
+            self.dispatch_claims(ms(now), options.dispatch_batch, options.concurrency, grace, claims).await?;
         report.dispatch = dispatch;
         Ok((report, released))
     }
@@ -288,14 +296,15 @@ impl Workspace {
     }
 
     /// Executes the claimed rows `rows` yields (each with what its chunk of the pass read, `C`) with `work`, at
-    /// most `concurrency` at a time, each in a `delivery` span. `claimed` are the ids of every row the pass
-    /// claimed. With `shutdown`: once it is cancelled no further row is started, rows in flight get the grace
-    /// period to finish, and every claim not finished by then is released (back to pending, the attempt not
+    /// most `concurrency` at a time, each in a `delivery` span. `held` holds the ids of every row the dispatch
+    /// claimed and has not finished (the producer adds each later claim's ids before it yields their rows).
+    /// With `shutdown`: once it is cancelled no further row is started, rows in flight get the grace period to
+    /// finish, and every claim not finished by then is released (back to pending, the attempt not
     /// counted); so is every claimed row the stream did not yield. Returns the results of the rows that
     /// finished and how many claims were released.
     pub(super) async fn run_claimed<C, T, S, F, Fut>(
         &self,
-        claimed: &[i64],
+        held: Arc<Mutex<HashSet<i64>>>,
         rows: S,
         concurrency: usize,
         shutdown: Option<(&CancellationToken, Duration)>,
@@ -306,7 +315,6 @@ impl Workspace {
         F: Fn(LedgerRow, C) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
     {
-        let held: Arc<Mutex<HashSet<i64>>> = Arc::new(Mutex::new(claimed.iter().copied().collect()));
         let token = shutdown.map(|(t, _)| t.clone());
         let stream = rows
             .take_while(move |_| std::future::ready(!token.as_ref().is_some_and(|t| t.is_cancelled())))

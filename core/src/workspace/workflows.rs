@@ -11,7 +11,7 @@ use datafusion::prelude::{cast, ident, lit};
 use futures::TryStreamExt;
 
 use crate::action::Action;
-use crate::catalog::RunRecord;
+use crate::catalog::{NewRow, RunRecord};
 use crate::error::{Error, Result};
 use crate::limits::{
     MAX_CACHED_ACTIONS, MAX_CAPTURED_CONTEXT_BYTES, MAX_CAPTURED_ROWS, MAX_LOOKUP_KEYS, MAX_TRIGGER_KEYS,
@@ -28,8 +28,106 @@ use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, Workflow
 
 use super::Workspace;
 
-/// Entity attributes captured by a trigger, by entity key text (JSON text of an object).
-pub(super) type Captured = std::collections::HashMap<Box<str>, Box<str>>;
+/// The entered keys of a segment run, to find scanned rows among them: by binary search when they are integers
+/// in ascending order without nulls (as a run's entered keys of an integer key are: no copy), else by binary
+/// search over their texts (4 bytes per key for the order).
+enum EnteredKeys<'a> {
+    /// Ascending integers.
+    Sorted(&'a arrow::array::Int64Array),
+    /// The keys as text, and the positions of the non-null ones in the order of their texts.
+    Texts(StringArray, Vec<u32>),
+}
+
+impl<'a> EnteredKeys<'a> {
+    fn new(keys: &'a arrow::array::ArrayRef) -> Result<Self> {
+        if let Some(ints) = keys.as_any().downcast_ref::<arrow::array::Int64Array>() {
+            if ints.null_count() == 0 && ints.values().windows(2).all(|w| w[0] < w[1]) {
+                return Ok(EnteredKeys::Sorted(ints));
+            }
+        }
+        let texts = arrow::compute::cast(keys, &arrow::datatypes::DataType::Utf8)?;
+        let texts = texts
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| Error::InvalidArgument("the entered keys do not read as text".into()))?
+            .clone();
+        let mut order: Vec<u32> = (0..texts.len() as u32).filter(|&i| texts.is_valid(i as usize)).collect();
+        // Stable: of equal texts the first position comes first.
+        order.sort_by(|a, b| texts.value(*a as usize).cmp(texts.value(*b as usize)));
+        Ok(EnteredKeys::Texts(texts, order))
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            EnteredKeys::Sorted(a) => a.len(),
+            EnteredKeys::Texts(t, _) => t.len(),
+        }
+    }
+
+    fn is_valid(&self, p: usize) -> bool {
+        match self {
+            EnteredKeys::Sorted(_) => true,
+            EnteredKeys::Texts(t, _) => t.is_valid(p),
+        }
+    }
+
+    /// The text of entered key `p` (as the key cast to text reads).
+    fn text(&self, p: u32) -> String {
+        match self {
+            EnteredKeys::Sorted(a) => a.value(p as usize).to_string(),
+            EnteredKeys::Texts(t, _) => t.value(p as usize).to_string(),
+        }
+    }
+
+    /// Calls `found(position among the entered keys, row)` for each row of the scanned key column `column`
+    /// whose key is an entered one.
+    fn find(&self, column: &arrow::array::ArrayRef, mut found: impl FnMut(u32, u32)) -> Result<()> {
+        match self {
+            EnteredKeys::Sorted(sorted) => {
+                let ints = arrow::compute::cast(column, &arrow::datatypes::DataType::Int64)?;
+                let Some(ints) = ints.as_any().downcast_ref::<arrow::array::Int64Array>() else { return Ok(()) };
+                for (j, v) in ints.iter().enumerate() {
+                    if let Some(p) = v.and_then(|v| sorted.values().binary_search(&v).ok()) {
+                        found(p as u32, j as u32);
+                    }
+                }
+            }
+            EnteredKeys::Texts(entered, order) => {
+                let texts = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)?;
+                let Some(texts) = texts.as_any().downcast_ref::<StringArray>() else { return Ok(()) };
+                for (j, k) in texts.iter().enumerate() {
+                    let Some(k) = k else { continue };
+                    // The first of equal texts.
+                    let at = order.partition_point(|&p| entered.value(p as usize) < k);
+                    if let Some(&p) = order.get(at).filter(|&&p| entered.value(p as usize) == k) {
+                        found(p, j as u32);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The first-step row of workflow `w` for entity `key` of a segment run (trigger version `trigger`).
+fn run_row<'a>(
+    w: &'a WorkflowSpec,
+    trigger: &'a str,
+    entity: &'a str,
+    key: &'a str,
+    context: Option<&'a str>,
+    now: i64,
+) -> NewRow<'a> {
+    NewRow {
+        workflow: &w.name,
+        trigger,
+        step: w.steps[0].name(),
+        entity,
+        entity_key: key,
+        due_at: due_at(&w.steps[0], now),
+        context,
+    }
+}
 
 /// Most ids one `replay` may name.
 const MAX_REPLAY_IDS: usize = 10_000;
@@ -555,98 +653,174 @@ impl Workspace {
         Ok(added)
     }
 
-    /// The attributes of the entities that `entered` segment `segment` (by key text, as the JSON text of an
-    /// object), when a workflow on entering it starts with an action step: that step's first attempt renders
-    /// and sends with them (see [`NewDelivery::context`]) instead of reading each entity again at send time.
-    /// One scan of the entity table, keeping the rows of the entered keys; `None` when no workflow needs them
-    /// or more than [`MAX_CAPTURED_ROWS`] entered. An entity whose attributes exceed
-    /// [`MAX_CAPTURED_CONTEXT_BYTES`] is left out (read at send time).
-    pub(super) async fn capture_contexts(
+    /// Records a segment run together with the first-step rows of every workflow it triggers (entered or
+    /// exited keys), in ONE catalog transaction: all of them are committed or none. A workflow on entering the
+    /// segment whose first step is an action step gets the entered entities' attributes (the JSON text of an
+    /// object) in its rows (see [`NewDelivery::context`]): that step's first attempt renders and sends with them
+    /// instead of reading each entity again at send time.
+    ///
+    /// The attributes are read in one scan of the entity table and written batch by batch as the scan yields
+    /// them, inside the run's transaction (a transaction scope on a connection of its own, which holds the
+    /// catalog's write lock until it commits), so the trigger holds one batch of attributes at a time, not
+    /// every entered entity's. Those workflows' rows are written in the scan's order (within a batch, in the
+    /// order of `entered`); entered keys the scan does not find get rows without attributes (read at send
+    /// time), after them. Nothing is captured when more than [`MAX_CAPTURED_ROWS`] entered or when the caller
+    /// already runs in a transaction scope; an entity whose attributes exceed [`MAX_CAPTURED_CONTEXT_BYTES`]
+    /// is read at send time.
+    pub(super) async fn commit_run(
         &self,
-        segment: &str,
+        record: &RunRecord,
         entity: &crate::model::Entity,
         entered: &RecordBatch,
-    ) -> Result<Option<Captured>> {
-        let wanted = self.workflows()?.iter().any(|w| {
-            matches!(&w.trigger, TriggerSpec::Entered { segment: s } if s == segment)
+        exited: &RecordBatch,
+    ) -> Result<()> {
+        let now = ms(self.now());
+        let specs = self.workflows()?;
+        let captures = |w: &WorkflowSpec| {
+            matches!(&w.trigger, TriggerSpec::Entered { segment } if *segment == record.segment)
                 && matches!(w.steps.first(), Some(StepSpec::Action { .. }))
-        });
-        if !wanted || entered.num_rows() == 0 || entered.num_rows() > MAX_CAPTURED_ROWS || entered.num_columns() == 0 {
-            return Ok(None);
+        };
+        let capture = specs.iter().any(captures)
+            && entered.num_rows() > 0
+            && entered.num_rows() <= MAX_CAPTURED_ROWS
+            && entered.num_columns() > 0
+            && entity.key.is_some()
+            && !self.inner.catalog.in_scope();
+        if !capture {
+            let groups = self.run_deliveries(record, entered, exited, &specs, false, now)?;
+            return self.inner.catalog.insert_run_with(record, groups, now);
         }
-        let Some(key_attr) = entity.key.clone() else { return Ok(None) };
-        let keys = arrow::compute::cast(entered.column(0), &arrow::datatypes::DataType::Utf8)?;
-        let Some(keys) = keys.as_any().downcast_ref::<StringArray>() else { return Ok(None) };
-        let mut out: Captured = std::collections::HashMap::with_capacity(keys.len());
-        let wanted: std::collections::HashSet<&str> = keys.iter().flatten().collect();
+        let scope = self.inner.catalog.begin_scope()?;
+        let written = scope.run(self.write_run_capturing(record, entity, entered, exited, &specs, now)).await;
+        match written.and_then(|()| scope.commit()) {
+            // Nothing in this transaction defers a file deletion.
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let _ = scope.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The inside of [`commit_run`](Self::commit_run)'s transaction scope when attributes are captured.
+    async fn write_run_capturing(
+        &self,
+        record: &RunRecord,
+        entity: &crate::model::Entity,
+        entered: &RecordBatch,
+        exited: &RecordBatch,
+        specs: &[WorkflowSpec],
+        now: i64,
+    ) -> Result<()> {
+        let catalog = &self.inner.catalog;
+        catalog.insert_run_in(record)?;
+        let trigger = format!("run:{}:{}", record.segment, record.run);
+        let key_attr = entity.key.clone().expect("checked by commit_run");
+        // The workflows whose rows carry the attributes, with their re-entry filters.
+        let capturing: Vec<(&WorkflowSpec, Option<Reentry>)> = specs
+            .iter()
+            .filter(|w| {
+                matches!(&w.trigger, TriggerSpec::Entered { segment } if *segment == record.segment)
+                    && matches!(w.steps.first(), Some(StepSpec::Action { .. }))
+            })
+            .map(|w| (w, reentry(w, now)))
+            .collect();
+        let keys = EnteredKeys::new(entered.column(0))?;
+        // `written[i]`: entered key i got its rows.
+        let mut written = vec![false; keys.len()];
         let mut stream =
             self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?.execute_stream().await?;
         let mut lines = Vec::new();
         while let Some(batch) = stream.try_next().await? {
             let Some(i) = batch.schema().column_with_name(&key_attr).map(|(i, _)| i) else { continue };
-            let texts = arrow::compute::cast(batch.column(i), &arrow::datatypes::DataType::Utf8)?;
-            let Some(texts) = texts.as_any().downcast_ref::<StringArray>() else { continue };
-            let mask: arrow::array::BooleanArray =
-                texts.iter().map(|k| Some(k.is_some_and(|k| wanted.contains(k) && !out.contains_key(k)))).collect();
-            if mask.true_count() == 0 {
+            // The batch's rows of entered keys not written yet (of duplicate rows, the first), in entered order.
+            let mut picked: Vec<(u32, u32)> = Vec::new();
+            keys.find(batch.column(i), |p, j| {
+                if !written[p as usize] {
+                    written[p as usize] = true;
+                    picked.push((p, j));
+                }
+            })?;
+            if picked.is_empty() {
                 continue;
             }
-            let picked = arrow::compute::filter_record_batch(&batch, &mask)?;
-            let picked_keys = arrow::compute::filter(texts, &mask)?;
-            let Some(picked_keys) = picked_keys.as_any().downcast_ref::<StringArray>() else { continue };
+            picked.sort_unstable();
+            let take = arrow::array::UInt32Array::from_iter_values(picked.iter().map(|(_, j)| *j));
+            let rows = arrow::compute::take_record_batch(&batch, &take)?;
             lines.clear();
             let mut w = arrow::json::WriterBuilder::new()
                 .with_explicit_nulls(true)
                 .build::<_, arrow::json::writer::LineDelimited>(&mut lines);
-            w.write(&picked)?;
+            w.write(&rows)?;
             w.finish()?;
             drop(w);
             // One line per row: JSON text escapes the line breaks inside values.
-            for (j, line) in lines.split(|b| *b == b'\n').take(picked.num_rows()).enumerate() {
-                if line.len() > MAX_CAPTURED_CONTEXT_BYTES || !picked_keys.is_valid(j) {
-                    continue;
-                }
-                if let Ok(text) = std::str::from_utf8(line) {
-                    out.entry(picked_keys.value(j).into()).or_insert_with(|| text.into());
-                }
+            let contexts: Vec<Option<&str>> = lines
+                .split(|b| *b == b'\n')
+                .take(rows.num_rows())
+                .map(|l| (l.len() <= MAX_CAPTURED_CONTEXT_BYTES).then(|| std::str::from_utf8(l).ok()).flatten())
+                .collect();
+            let texts: Vec<String> = picked.iter().map(|(p, _)| keys.text(*p)).collect();
+            for (w, re) in &capturing {
+                let made = texts.iter().zip(&contexts).map(|(k, c)| run_row(w, &trigger, &entity.name, k, *c, now));
+                catalog.insert_deliveries_in(made, re.as_ref(), now)?;
             }
         }
-        Ok(Some(out))
+        drop(stream);
+        // Entered keys the scan did not find: rows without attributes.
+        for (w, re) in &capturing {
+            for p in (0..keys.len()).filter(|&p| !written[p] && keys.is_valid(p)) {
+                let k = keys.text(p as u32);
+                catalog.insert_deliveries_in([run_row(w, &trigger, &entity.name, &k, None, now)], re.as_ref(), now)?;
+            }
+        }
+        // The other workflows this run triggers.
+        let others = self.run_deliveries(record, entered, exited, specs, true, now)?;
+        for (rows, re) in others {
+            catalog.insert_deliveries_in(rows, re.as_ref(), now)?;
+        }
+        Ok(())
     }
 
-    /// Records a segment run together with the first-step rows of every workflow it triggers (entered or
-    /// exited keys), in one catalog transaction; a workflow on entering whose first step is an action step
-    /// gets the entity attributes in `captured` ([`Workspace::capture_contexts`]) in its rows.
-    pub(super) fn commit_run_with_workflows(
+    /// The first-step rows (without captured attributes) of the workflows of `specs` that segment run `record`
+    /// triggers, per workflow with its re-entry filter; each row is made as it is written, so the trigger holds
+    /// the keys, not the rows. `skip_capturing`: leave out the workflows whose rows [`commit_run`] writes with
+    /// captured attributes.
+    ///
+    /// [`commit_run`]: Self::commit_run
+    #[allow(clippy::type_complexity)]
+    fn run_deliveries(
         &self,
         record: &RunRecord,
         entered: &RecordBatch,
         exited: &RecordBatch,
-        captured: Option<&Captured>,
-    ) -> Result<()> {
-        let now = ms(self.now());
+        specs: &[WorkflowSpec],
+        skip_capturing: bool,
+        now: i64,
+    ) -> Result<Vec<(Box<dyn Iterator<Item = NewDelivery>>, Option<Reentry>)>> {
         let mut groups: Vec<(Box<dyn Iterator<Item = NewDelivery>>, Option<Reentry>)> = Vec::new();
-        for spec in self.workflows()? {
+        for spec in specs {
             let keys = match &spec.trigger {
                 TriggerSpec::Entered { segment } if *segment == record.segment => entered,
                 TriggerSpec::Exited { segment } if *segment == record.segment => exited,
                 _ => continue,
             };
-            // The keys as text (one Arrow array); each row is made as it is written, so the trigger holds
-            // the keys, not N ledger rows.
+            if skip_capturing
+                && matches!(&spec.trigger, TriggerSpec::Entered { .. })
+                && matches!(spec.steps.first(), Some(StepSpec::Action { .. }))
+            {
+                continue;
+            }
+            // The keys as text (one Arrow array); each row is made as it is written.
             let texts = match keys.num_columns() {
                 0 => None,
                 _ => Some(arrow::compute::cast(keys.column(0), &arrow::datatypes::DataType::Utf8)?),
             };
             let first = spec.steps[0].clone();
-            let captured = match (&spec.trigger, &first) {
-                (TriggerSpec::Entered { .. }, StepSpec::Action { .. }) => captured,
-                _ => None,
-            };
             let trigger = format!("run:{}:{}", record.segment, record.run);
             let entity = self.trigger_entity(&spec.trigger)?;
-            let re = reentry(&spec, now);
-            let workflow = spec.name;
+            let re = reentry(spec, now);
+            let workflow = spec.name.clone();
             let n = texts.as_ref().map_or(0, |t| t.len());
             let rows = (0..n).filter_map(move |i| {
                 let s = texts.as_ref()?.as_any().downcast_ref::<StringArray>()?;
@@ -657,12 +831,12 @@ impl Workspace {
                     entity: entity.clone(),
                     entity_key: s.value(i).to_string(),
                     due_at: due_at(&first, now),
-                    context: captured.and_then(|c| c.get(s.value(i))).map(|c| c.to_string()),
+                    context: None,
                 })
             });
             groups.push((Box::new(rows), re));
         }
-        self.inner.catalog.insert_run_with(record, groups, now)
+        Ok(groups)
     }
 
     /// Ledger rows matching `filter`, oldest first, at most `limit`.
@@ -718,9 +892,42 @@ fn typed_keys(keys: &[&String], t: &crate::model::DataType) -> Option<Vec<datafu
 
 #[cfg(test)]
 mod tests {
-    use super::typed_keys;
+    use super::{typed_keys, EnteredKeys};
     use crate::model::DataType;
+    use arrow::array::{ArrayRef, Int64Array, StringArray};
     use datafusion::scalar::ScalarValue;
+    use std::sync::Arc;
+
+    /// (entered position, scanned row) of each scanned key found among the entered ones.
+    fn found(keys: &EnteredKeys, scanned: ArrayRef) -> Vec<(u32, u32)> {
+        let mut out = vec![];
+        keys.find(&scanned, |p, j| out.push((p, j))).unwrap();
+        out
+    }
+
+    #[test]
+    fn entered_keys_are_found_by_value_whether_sorted_integers_or_texts() {
+        let ints: ArrayRef = Arc::new(Int64Array::from(vec![-5, 3, 10, 42]));
+        let k = EnteredKeys::new(&ints).unwrap();
+        assert!(matches!(k, EnteredKeys::Sorted(_)), "ascending integers need no copy");
+        let scanned: ArrayRef = Arc::new(Int64Array::from(vec![Some(42), None, Some(4), Some(-5), Some(3)]));
+        assert_eq!(found(&k, scanned), vec![(3, 0), (0, 3), (1, 4)]);
+        assert_eq!((k.text(0), k.text(3), k.len(), k.is_valid(2)), ("-5".into(), "42".into(), 4, true));
+
+        // Unsorted integers (or with nulls) go by their texts, as do string keys.
+        let unsorted: ArrayRef = Arc::new(Int64Array::from(vec![Some(10), None, Some(3)]));
+        let k = EnteredKeys::new(&unsorted).unwrap();
+        assert!(matches!(k, EnteredKeys::Texts(..)));
+        let scanned: ArrayRef = Arc::new(Int64Array::from(vec![3, 7, 10]));
+        assert_eq!(found(&k, scanned), vec![(2, 0), (0, 2)]);
+        assert_eq!((k.text(0), k.is_valid(1), k.is_valid(2)), ("10".into(), false, true));
+
+        let texts: ArrayRef = Arc::new(StringArray::from(vec![Some("b"), Some("a"), None, Some("ü"), Some("a")]));
+        let k = EnteredKeys::new(&texts).unwrap();
+        let scanned: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), Some("ü"), Some("c"), None, Some("b")]));
+        // Of equal entered texts, the first position.
+        assert_eq!(found(&k, scanned), vec![(1, 0), (3, 1), (0, 4)]);
+    }
 
     #[test]
     fn only_canonical_key_texts_become_typed_values() {

@@ -212,12 +212,35 @@ async fn bench() -> segkit::Result<()> {
     // The trigger (the evaluation writing N ledger rows in one transaction) holds its N rows; the dispatch loop
     // should not grow with N: its own peak is measured from here.
     let trigger_peak_mib = status_mib("VmHWM");
+    // `--trigger-only`: the trigger's figures alone (e.g. to profile it), no dispatch.
+    if std::env::args().any(|a| a == "--trigger-only") {
+        let out = json!({
+            "entities": n,
+            "entered": run.entered.num_rows(),
+            "durable": durable,
+            "evaluate_s": evaluated.as_secs_f64(),
+            "trigger_cpu_us_per_entity": trigger_cpu_s * 1e6 / n.max(1) as f64,
+            "setup_peak_rss_mib": setup_peak_mib,
+            "rss_before_trigger_mib": before_mib,
+            "trigger_peak_rss_mib": if reset { json!(trigger_peak_mib) } else { json!(null) },
+            "rss_anon_after_trigger_mib": status_mib("RssAnon"),
+        });
+        println!("{out}");
+        return Ok(());
+    }
     let reset_after_trigger = reset_peak_rss();
     let cpu_before = cpu_seconds();
     let loop_started = Instant::now();
     let mut delivered = 0u64;
+    // `--passes`: one `dispatch_due` pass after another (each drains to zero in flight before the next claim);
+    // by default `dispatch_backlog`, which claims the next batch while the previous one's last deliveries run.
+    let passes = std::env::args().any(|a| a == "--passes");
     loop {
-        let r = ws.dispatch_due(batch, concurrency).await?;
+        let r = if passes {
+            ws.dispatch_due(batch, concurrency).await?
+        } else {
+            ws.dispatch_backlog(batch, concurrency).await?
+        };
         delivered += r.delivered;
         if r.claimed == 0 {
             break;
@@ -275,6 +298,7 @@ async fn bench() -> segkit::Result<()> {
         "total_cpu_us_per_delivery": (trigger_cpu_s + loop_cpu_s) * 1e6 / delivered.max(1) as f64,
         "current_thread": std::env::args().any(|a| a == "--current-thread"),
         "on_worker": std::env::args().any(|a| a == "--on-worker"),
+        "passes": passes,
         "received": posts,
         "received_distinct": distinct,
         "ledger_by_status": by_status,
