@@ -302,10 +302,9 @@ impl Workspace {
     ) -> Result<(DispatchReport, u64)> {
         let limit = limit.max(1);
         let first = self.claim_batch(now_ms, limit)?;
-        let mut report = DispatchReport::default();
         if first.is_empty() {
             self.record_queue_depth(false)?;
-            return Ok((report, 0));
+            return Ok((DispatchReport::default(), 0));
         }
         // Every claim not finished yet: released (back to pending) if the dispatch stops before running it.
         let held: Arc<std::sync::Mutex<HashSet<i64>>> =
@@ -421,32 +420,41 @@ impl Workspace {
             let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
             spawned.join()
         };
-        let (produced, ran, ()) =
-            tokio::join!(producer, self.run_claimed(held, claimed, pass_window(concurrency), shutdown, work), writer);
-        let (results, mut released) = ran?;
+        // The outcomes counted as they come, the first error kept (nothing is held per delivery).
+        let count = |(counts, first_error): &mut (DispatchReport, Option<Error>), r: Result<Processed>| match r {
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(p) => match p {
+                Processed::Finished(Status::Delivered) => counts.delivered += 1,
+                Processed::Finished(Status::Done) => counts.done += 1,
+                Processed::Finished(Status::Dead) => counts.dead += 1,
+                Processed::Finished(Status::Suppressed) => counts.suppressed += 1,
+                Processed::Finished(Status::Capped) => counts.capped += 1,
+                Processed::Finished(_) => {}
+                Processed::Retried => counts.retried += 1,
+                Processed::Held => counts.held += 1,
+                Processed::RateLimited => counts.rate_limited += 1,
+                Processed::Waiting => counts.waiting += 1,
+                Processed::Released => {} // counted by the task (`released_unsent`)
+            },
+        };
+        let (produced, ran, ()) = tokio::join!(
+            producer,
+            self.run_claimed(held, claimed, pass_window(concurrency), shutdown, work, count),
+            writer
+        );
+        let ((counts, first_error), mut released) = ran?;
         released += released_unsent.load(std::sync::atomic::Ordering::Relaxed);
         // A chunk that could not be prepared (or a claim that failed) fails the dispatch; its rows and the later
         // ones were released.
         let (claimed, full, released_by_producer) = produced?;
-        report.claimed = claimed;
         released += released_by_producer;
         self.record_queue_depth(full)?;
-        for r in results {
-            match r? {
-                Processed::Finished(Status::Delivered) => report.delivered += 1,
-                Processed::Finished(Status::Done) => report.done += 1,
-                Processed::Finished(Status::Dead) => report.dead += 1,
-                Processed::Finished(Status::Suppressed) => report.suppressed += 1,
-                Processed::Finished(Status::Capped) => report.capped += 1,
-                Processed::Finished(_) => {}
-                Processed::Retried => report.retried += 1,
-                Processed::Held => report.held += 1,
-                Processed::RateLimited => report.rate_limited += 1,
-                Processed::Waiting => report.waiting += 1,
-                Processed::Released => {} // counted above
-            }
+        if let Some(e) = first_error {
+            return Err(e);
         }
-        Ok((report, released))
+        Ok((DispatchReport { claimed, ..counts }, released))
     }
 
     /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).

@@ -300,20 +300,25 @@ impl Workspace {
     /// claimed and has not finished (the producer adds each later claim's ids before it yields their rows).
     /// With `shutdown`: once it is cancelled no further row is started, rows in flight get the grace period to
     /// finish, and every claim not finished by then is released (back to pending, the attempt not
-    /// counted); so is every claimed row the stream did not yield. Returns the results of the rows that
-    /// finished and how many claims were released.
-    pub(super) async fn run_claimed<C, T, S, F, Fut>(
+    /// counted); so is every claimed row the stream did not yield. Each finished row's result is folded into
+    /// an accumulator by `fold` as it comes (nothing is kept per row, so a dispatch of any length holds the
+    /// same memory); returns the accumulator — a fresh one when the grace period cut the run short — and how
+    /// many claims were released.
+    pub(super) async fn run_claimed<C, T, S, F, Fut, A, G>(
         &self,
         held: Arc<Mutex<HashSet<i64>>>,
         rows: S,
         concurrency: usize,
         shutdown: Option<(&CancellationToken, Duration)>,
         work: F,
-    ) -> Result<(Vec<Result<T>>, u64)>
+        mut fold: G,
+    ) -> Result<(A, u64)>
     where
         S: futures::Stream<Item = (LedgerRow, C)>,
         F: Fn(LedgerRow, C) -> Fut,
         Fut: std::future::Future<Output = Result<T>>,
+        A: Default,
+        G: FnMut(&mut A, Result<T>),
     {
         let token = shutdown.map(|(t, _)| t.clone());
         let stream = rows
@@ -331,7 +336,10 @@ impl Workspace {
                 .instrument(span)
             })
             .buffer_unordered(concurrency.max(1))
-            .collect::<Vec<Result<T>>>();
+            .fold(A::default(), move |mut acc, r| {
+                fold(&mut acc, r);
+                std::future::ready(acc)
+            });
         let results = match shutdown {
             None => stream.await,
             Some((token, grace)) => {
@@ -340,7 +348,7 @@ impl Workspace {
                     r = &mut stream => r,
                     _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
                         tracing::warn!("shutdown: deliveries still running after the grace period are released");
-                        Vec::new()
+                        A::default()
                     }
                 }
             }
