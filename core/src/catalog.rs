@@ -631,34 +631,10 @@ impl Catalog {
     }
 
     /// Records a run; fails with [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
+    /// Inside a transaction scope the record waits for the scope's commit, so the run's ledger rows written in the
+    /// same scope commit with it (see [`Catalog::insert_run_with`] for the record and its rows in one call).
     pub fn insert_run(&self, r: &RunRecord) -> Result<()> {
-        self.with(|c| {
-            let res = c.execute(
-                "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    r.segment,
-                    r.run,
-                    r.started_at,
-                    r.duration_ms,
-                    r.member_count as i64,
-                    r.entered as i64,
-                    r.exited as i64,
-                    r.membership_file,
-                    r.snapshot
-                ],
-            );
-            match res {
-                Ok(_) => Ok(()),
-                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                    Err(Error::Conflict {
-                        what: format!("segment `{}`", r.segment),
-                        message: format!("run {} was recorded concurrently; evaluate again", r.run),
-                    })
-                }
-                Err(e) => Err(e.into()),
-            }
-        })
+        self.with(|c| workflows::insert_run_record(c, r))
     }
 }
 

@@ -376,7 +376,7 @@ pub(super) fn insert_deliveries<D: AsNewRow>(
 }
 
 /// Inserts a segment run's record; [`Error::Conflict`] if a run with that number exists (a concurrent evaluation).
-fn insert_run_record(tx: &rusqlite::Connection, r: &RunRecord) -> Result<()> {
+pub(super) fn insert_run_record(tx: &rusqlite::Connection, r: &RunRecord) -> Result<()> {
     let res = tx.execute(
         "INSERT INTO segment_runs(segment, run, started_at, duration_ms, member_count, entered, exited, membership_file, snapshot)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -520,13 +520,6 @@ impl Catalog {
             tx.commit()?;
             Ok(())
         })
-    }
-
-    /// Inserts a segment run's record alone (see [`Catalog::insert_run_with`]); meant for a transaction scope
-    /// ([`Catalog::begin_scope`]) that then adds the run's ledger rows with [`Catalog::insert_deliveries_in`]
-    /// and commits them together.
-    pub(crate) fn insert_run_in(&self, r: &RunRecord) -> Result<()> {
-        self.with(|c| insert_run_record(c, r))
     }
 
     /// Inserts ledger rows (each written as the iterator makes it) under the re-entry filter, as

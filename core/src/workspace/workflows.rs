@@ -713,7 +713,7 @@ impl Workspace {
         now: i64,
     ) -> Result<()> {
         let catalog = &self.inner.catalog;
-        catalog.insert_run_in(record)?;
+        catalog.insert_run(record)?;
         let trigger = format!("run:{}:{}", record.segment, record.run);
         let key_attr = entity.key.clone().expect("checked by commit_run");
         // The workflows whose rows carry the attributes, with their re-entry filters.
