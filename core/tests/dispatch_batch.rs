@@ -261,6 +261,17 @@ fn delivered_then_bye(r: &LedgerRow, attempts: u32, receipt: &str, due_at: i64) 
     }
 }
 
+/// Defines segment `everyone`: every user.
+async fn define_everyone(ws: &Workspace) {
+    ws.define_segment(segkit::SegmentDefinition::new(
+        "everyone",
+        "user",
+        segkit::rules::Rule::parse_str(r#"{"attribute": "user_id", "op": "ge", "value": 0}"#).unwrap(),
+    ))
+    .await
+    .unwrap();
+}
+
 /// The count of ledger rows holding a captured context.
 fn captured_rows(dir: &std::path::Path) -> i64 {
     let c = rusqlite::Connection::open(dir.join("segkit.db")).unwrap();
@@ -272,13 +283,7 @@ async fn entering_a_segment_captures_the_attributes_its_first_attempt_sends_and_
     let (dir, ws, _) = users(3).await;
     let action = Arc::new(FailsUser2Once::default());
     ws.register_action("flaky", action.clone()).unwrap();
-    ws.define_segment(segkit::SegmentDefinition::new(
-        "everyone",
-        "user",
-        segkit::rules::Rule::parse_str(r#"{"attribute": "user_id", "op": "ge", "value": 0}"#).unwrap(),
-    ))
-    .await
-    .unwrap();
+    define_everyone(&ws).await;
     let w: WorkflowSpec = from_value(json!({"name": "welcome", "trigger": {"type": "entered", "segment": "everyone"},
         "steps": [{"name": "send", "type": "action", "action": "flaky", "template": "hi"}],
         "policies": {"backoff_ms": 1000}}))
@@ -406,13 +411,7 @@ async fn dispatch_backlog_claims_the_next_batch_while_the_previous_ones_last_del
 #[tokio::test]
 async fn a_run_writes_captured_attributes_for_every_capturing_workflow_and_plain_rows_for_the_others() {
     let (dir, ws, action) = users(300).await;
-    ws.define_segment(segkit::SegmentDefinition::new(
-        "everyone",
-        "user",
-        segkit::rules::Rule::parse_str(r#"{"attribute": "user_id", "op": "ge", "value": 0}"#).unwrap(),
-    ))
-    .await
-    .unwrap();
+    define_everyone(&ws).await;
     for name in ["welcome", "greet"] {
         let w: WorkflowSpec = from_value(json!({"name": name, "trigger": {"type": "entered", "segment": "everyone"},
             "steps": [{"name": "send", "type": "action", "action": "hook", "template": "hi"}]}))

@@ -836,7 +836,6 @@ mod tests {
             TimestampMicrosecondArray::from_iter_values((0..n).map(|_| next() as i64 % 1000 - 500))
                 .with_timezone(crate::model::UTC),
         );
-        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
         for cols in [
             vec![text.clone(), ts.clone()],
             vec![ints.clone(), text.clone()],
@@ -844,17 +843,23 @@ mod tests {
             vec![flags.clone(), text.clone(), ints.clone()],
             vec![floats.clone(), small.clone()],
         ] {
-            let ours = sort_indices(&cols).unwrap();
-            let sort_columns: Vec<arrow::compute::SortColumn> =
-                cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
-            let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
-            assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
-            // Equal rows keep their order.
-            let r = rows(&cols, &ours);
-            for w in 0..n - 1 {
-                if r[w] == r[w + 1] {
-                    assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
-                }
+            sorts_like_lexsort(&cols);
+        }
+    }
+
+    /// `sort_indices(cols)` orders the rows as Arrow's `lexsort_to_indices` does (ascending, nulls last), and
+    /// equal rows keep their input order.
+    fn sorts_like_lexsort(cols: &[ArrayRef]) {
+        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
+        let ours = sort_indices(cols).unwrap();
+        let sort_columns: Vec<arrow::compute::SortColumn> =
+            cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
+        let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
+        assert_eq!(rows(cols, &ours), rows(cols, &theirs));
+        let r = rows(cols, &ours);
+        for w in 0..r.len().saturating_sub(1) {
+            if r[w] == r[w + 1] {
+                assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
             }
         }
     }
@@ -920,7 +925,6 @@ mod tests {
         let mut shuffled_ts: Vec<i64> = (0..n as i64).collect();
         shuffled_ts.swap(10, 3000);
         let shuffled: ArrayRef = Arc::new(TimestampMicrosecondArray::from_iter_values(shuffled_ts));
-        let options = arrow::compute::SortOptions { descending: false, nulls_first: false };
         for (cols, fast) in [
             (vec![kinds.clone(), ts.clone()], true),
             (vec![many.clone(), ts.clone()], true),
@@ -934,17 +938,7 @@ mod tests {
         ] {
             let keys: Vec<Vec<u64>> = cols.iter().flat_map(|c| order_keys(c.as_ref()).unwrap()).collect();
             assert_eq!(leading_key_order(&keys).is_some(), fast);
-            let ours = sort_indices(&cols).unwrap();
-            let sort_columns: Vec<arrow::compute::SortColumn> =
-                cols.iter().map(|c| arrow::compute::SortColumn { values: c.clone(), options: Some(options) }).collect();
-            let theirs = arrow::compute::lexsort_to_indices(&sort_columns, None).unwrap();
-            assert_eq!(rows(&cols, &ours), rows(&cols, &theirs));
-            let r = rows(&cols, &ours);
-            for w in 0..n - 1 {
-                if r[w] == r[w + 1] {
-                    assert!(ours.value(w) < ours.value(w + 1), "unstable at {w}");
-                }
-            }
+            sorts_like_lexsort(&cols);
         }
     }
 
