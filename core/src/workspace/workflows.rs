@@ -768,11 +768,11 @@ impl Workspace {
         }
         drop(stream);
         // Entered keys the scan did not find: rows without attributes.
+        let missing: Vec<String> =
+            (0..keys.len()).filter(|&p| !written[p] && keys.is_valid(p)).map(|p| keys.text(p as u32)).collect();
         for (w, re) in &capturing {
-            for p in (0..keys.len()).filter(|&p| !written[p] && keys.is_valid(p)) {
-                let k = keys.text(p as u32);
-                catalog.insert_deliveries_in([run_row(w, &trigger, &entity.name, &k, None, now)], re.as_ref(), now)?;
-            }
+            let made = missing.iter().map(|k| run_row(w, &trigger, &entity.name, k, None, now));
+            catalog.insert_deliveries_in(made, re.as_ref(), now)?;
         }
         // The other workflows this run triggers.
         let others = self.run_deliveries(record, entered, exited, specs, true, now)?;
