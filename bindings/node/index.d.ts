@@ -506,6 +506,8 @@ export declare class Workspace {
   /** Starts a workflow for `keys` (default: every member / entity); resolves to the ledger rows added. */
   trigger(name: string, keys?: Array<string | number | bigint> | null): Promise<number>;
   dispatchDue(options?: { limit?: number; concurrency?: number }): Promise<DispatchReport>;
+  /** Dispatches the whole due backlog, `batch` rows per claim; resolves to the report summed over the claims. */
+  dispatchBacklog(options?: { batch?: number; concurrency?: number }): Promise<DispatchReport>;
   deliveries(filter?: { workflow?: string; status?: DeliveryStatus; ids?: number[]; limit?: number }): LedgerRow[];
   /** Sends dead deliveries again (by ids and / or workflow; all dead ones without a filter). */
   replay(filter?: { ids?: number[]; workflow?: string }): Promise<number>;

@@ -773,6 +773,21 @@ class Workspace {
   }
 
   /**
+   * Dispatches the whole due backlog: claims `batch` (default 1000) due deliveries at a time and claims the next
+   * batch while the previous one's last deliveries are in flight, for as long as each claim was full; resolves
+   * once a claim comes back short and every claimed delivery is recorded, to the summed report (the same counts
+   * as `dispatchDue`). At most `concurrency` (default 8) actions run at once.
+   */
+  async dispatchBacklog({ batch = 1000, concurrency = 8 } = {}) {
+    for (const [what, n] of [['batch', batch], ['concurrency', concurrency]]) {
+      if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+        throw invalid(`dispatchBacklog: ${what} must be a whole number from 1 to 2^32-1, got ${n}`);
+      }
+    }
+    return call(() => this.#native.dispatchBacklog(batch, concurrency));
+  }
+
+  /**
    * Ledger rows, oldest first: `{id, idempotencyKey, workflow, trigger, step, entity, entityKey, status,
    * attempts, dueAt, lastError, receipt, createdAt, updatedAt}` (times in ms since the epoch).
    */

@@ -115,6 +115,13 @@ impl NativeWorkspace {
         Ok(camel_keys(to_value(&report)?))
     }
 
+    /// Dispatches the due backlog in claims of `batch` rows: the summed report, camelCased.
+    #[napi]
+    pub async fn dispatch_backlog(&self, batch: u32, concurrency: u32) -> Result<Value> {
+        let report = self.inner.dispatch_backlog(batch as usize, concurrency as usize).await.js()?;
+        Ok(camel_keys(to_value(&report)?))
+    }
+
     /// Ledger rows matching the filter, oldest first, camelCased.
     #[napi]
     pub fn deliveries(

@@ -122,6 +122,36 @@ test('a custom async action retries then delivers, honouring retryAfter, with th
   assert.equal(d.attributes.email, 'a@x.io');
 });
 
+test('dispatchBacklog claims batch after batch until nothing is due', async () => {
+  process.env.SEGKIT_NODE_HOOK_SECRET = SECRET;
+  const ws = await setup();
+  const rx = await helpers.receiver(SECRET);
+  try {
+    await manual(ws, 'ping', { type: 'webhook', url: rx.url, secret: 'env:SEGKIT_NODE_HOOK_SECRET' });
+    assert.equal(await ws.trigger('ping'), 4);
+    // One pass claims one batch; the backlog claims batch after batch while each claim comes back full.
+    assert.equal((await ws.dispatchDue({ limit: 1, concurrency: 1 })).claimed, 1);
+    const report = await ws.dispatchBacklog({ batch: 2, concurrency: 2 });
+    assert.deepEqual(report, { claimed: 3, delivered: 3, done: 0, retried: 0, dead: 0, suppressed: 0, ...QUIET });
+    const rows = ws.deliveries({ workflow: 'ping' });
+    assert.deepEqual(rows.map((r) => r.entityKey).sort(), ['1', '2', '3', '4']);
+    assert.ok(rows.every((r) => r.status === 'delivered'));
+    assert.deepEqual(rx.keys().sort(), rows.map((r) => r.idempotencyKey).sort());
+    assert.ok(rx.requests.every((r) => r.signatureOk));
+    assert.equal((await ws.dispatchBacklog()).claimed, 0);
+    for (const bad of [{ batch: 0 }, { concurrency: -1 }, { batch: 2 ** 32 }, { concurrency: 1.5 }, { batch: '2' }]) {
+      await assert.rejects(ws.dispatchBacklog(bad), (e) => {
+        assert.ok(e instanceof InvalidArgumentError);
+        assert.match(e.message, /dispatchBacklog: (batch|concurrency) must be/);
+        return true;
+      });
+    }
+    assert.equal(rx.requests.length, 4);
+  } finally {
+    await rx.close();
+  }
+});
+
 test('a thrown error is retryable; a permanent failure is dead-lettered then replayed', async () => {
   const ws = await setup();
   const outcomes = [

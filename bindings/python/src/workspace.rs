@@ -724,6 +724,15 @@ impl PyWorkspace {
         })
     }
 
+    fn dispatch_backlog<'py>(&self, py: Python<'py>, batch: usize, concurrency: usize) -> PyResult<Bound<'py, PyAny>> {
+        crate::error::guard(|| {
+            let ws = self.ws.clone();
+            let report =
+                wait_for_future(py, move || async move { ws.dispatch_backlog(batch, concurrency).await })?.py()?;
+            to_py(py, &report)
+        })
+    }
+
     #[pyo3(signature = (workflow=None, status=None, ids=None, limit=1000))]
     fn deliveries<'py>(
         &self,

@@ -169,6 +169,26 @@ def test_receiver_errors_are_retried_with_the_same_key(flows):
         receiver.close()
 
 
+def test_dispatch_backlog_claims_batch_after_batch_until_nothing_is_due(flows, receiver):
+    ws = flows
+    manual(ws, "ping", {"type": "webhook", "url": receiver.url, "secret": "env:SEGKIT_PY_HOOK_SECRET"})
+    assert ws.trigger("ping") == 5
+    # One pass claims one batch; the backlog claims batch after batch while each claim comes back full.
+    assert ws.dispatch_due(limit=2, concurrency=2)["claimed"] == 2
+    report = ws.dispatch_backlog(batch=2, concurrency=2)
+    assert report == {"claimed": 3, "delivered": 3, "done": 0, "retried": 0, "dead": 0, "suppressed": 0, **QUIET}
+    rows = ws.deliveries(workflow="ping")
+    assert sorted(r["entity_key"] for r in rows) == ["1", "2", "3", "4", "5"]
+    assert {r["status"] for r in rows} == {"delivered"}
+    assert sorted(receiver.keys()) == sorted(r["idempotency_key"] for r in rows)
+    assert all(r["signature_ok"] for r in receiver.requests)
+    assert ws.dispatch_backlog()["claimed"] == 0
+    for bad in ({"batch": 0}, {"concurrency": -1}, {"batch": True}, {"batch": 2**32}, {"concurrency": 1.5}):
+        with pytest.raises(segkit.InvalidArgumentError, match="dispatch_backlog: (batch|concurrency) must be"):
+            ws.dispatch_backlog(**bad)
+    assert len(receiver.requests) == 5
+
+
 class Flaky:
     """A sync custom action: fails `fail` times with a retryable outcome, then delivers."""
 

@@ -655,6 +655,18 @@ class Workspace:
         ``retried``, ``dead``, ``suppressed``, ``capped``, ``held``, ``rate_limited`` and ``waiting`` counts."""
         return self._ws.dispatch_due(limit, concurrency)
 
+    def dispatch_backlog(self, *, batch: int = 1000, concurrency: int = 8) -> dict[str, int]:
+        """Dispatches the whole due backlog: claims ``batch`` due deliveries at a time and claims the next batch
+        while the previous one's last deliveries are still in flight, for as long as each claim was full; returns
+        once a claim comes back short and every claimed delivery is recorded. At most ``concurrency`` actions run
+        at once. The report (the same counts as :meth:`dispatch_due`) sums every claim. Blocks until done; the
+        GIL is released meanwhile and Ctrl-C stops it (rows claimed but not recorded are claimed again once their
+        lease expires, with the same idempotency keys)."""
+        for what, n in (("batch", batch), ("concurrency", concurrency)):
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n < 2**32:
+                raise _segkit.InvalidArgumentError(f"dispatch_backlog: {what} must be a whole number from 1 to 2^32-1, got {n!r}")
+        return self._ws.dispatch_backlog(batch, concurrency)
+
     def deliveries(
         self,
         *,
