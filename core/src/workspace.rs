@@ -21,6 +21,7 @@ use crate::store::Store;
 use crate::workflow::dispatch::MIN_LEASE;
 
 mod auth;
+mod captured;
 mod compaction;
 mod dispatch;
 mod entities;

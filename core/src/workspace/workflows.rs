@@ -26,7 +26,18 @@ use crate::workflow::steps::{due_at, parse_time_of_day, parse_zone, validate_gra
 use crate::workflow::template::{check_parts, render_parts};
 use crate::workflow::{ReentrySpec, StepSpec, TemplateSpec, TriggerSpec, WorkflowSpec};
 
+use super::captured::CapturedContexts;
 use super::Workspace;
+
+/// How many captured rows a segment run's trigger writes per insert call (per capturing workflow).
+const CAPTURED_ROWS_PER_WRITE: usize = 8192;
+
+/// Whether `w`'s rows carry the entered entities' attributes when segment `segment` runs: it starts on entering
+/// that segment with an action step.
+fn captures_attributes(w: &WorkflowSpec, segment: &str) -> bool {
+    matches!(&w.trigger, TriggerSpec::Entered { segment: s } if s == segment)
+        && matches!(w.steps.first(), Some(StepSpec::Action { .. }))
+}
 
 /// The entered keys of a segment run, to find scanned rows among them: by binary search when they are integers
 /// in ascending order without nulls (as a run's entered keys of an integer key are: no copy), else by binary
@@ -659,14 +670,15 @@ impl Workspace {
     /// object) in its rows (see [`NewDelivery::context`]): that step's first attempt renders and sends with them
     /// instead of reading each entity again at send time.
     ///
-    /// The attributes are read in one scan of the entity table and written batch by batch as the scan yields
-    /// them, inside the run's transaction (a transaction scope on a connection of its own, which holds the
-    /// catalog's write lock until it commits), so the trigger holds one batch of attributes at a time, not
-    /// every entered entity's. Those workflows' rows are written in the scan's order (within a batch, in the
-    /// order of `entered`); entered keys the scan does not find get rows without attributes (read at send
-    /// time), after them. Nothing is captured when more than [`MAX_CAPTURED_ROWS`] entered or when the caller
-    /// already runs in a transaction scope; an entity whose attributes exceed [`MAX_CAPTURED_CONTEXT_BYTES`]
-    /// is read at send time.
+    /// The attributes are read in one scan of the entity table **before** the transaction begins, and spilled
+    /// as the scan yields them to an unnamed temporary file (see `captured.rs`); the transaction then writes the
+    /// rows from that file chunk by chunk. So the trigger holds one scanned batch or one chunk of attributes at
+    /// a time, not every entered entity's, and the catalog's write lock is held only while the rows are written,
+    /// not while the entity table is scanned. Those workflows' rows are written in the scan's order (within a
+    /// batch, in the order of `entered`); entered keys the scan does not find get rows without attributes (read
+    /// at send time), after them. Nothing is captured when more than [`MAX_CAPTURED_ROWS`] entered or when the
+    /// caller already runs in a transaction scope; an entity whose attributes exceed
+    /// [`MAX_CAPTURED_CONTEXT_BYTES`] is read at send time.
     pub(super) async fn commit_run(
         &self,
         record: &RunRecord,
@@ -676,11 +688,7 @@ impl Workspace {
     ) -> Result<()> {
         let now = ms(self.now());
         let specs = self.workflows()?;
-        let captures = |w: &WorkflowSpec| {
-            matches!(&w.trigger, TriggerSpec::Entered { segment } if *segment == record.segment)
-                && matches!(w.steps.first(), Some(StepSpec::Action { .. }))
-        };
-        let capture = specs.iter().any(captures)
+        let capture = specs.iter().any(|w| captures_attributes(w, &record.segment))
             && entered.num_rows() > 0
             && entered.num_rows() <= MAX_CAPTURED_ROWS
             && entered.num_columns() > 0
@@ -690,9 +698,13 @@ impl Workspace {
             let groups = self.run_deliveries(record, entered, exited, &specs, false, now)?;
             return self.inner.catalog.insert_run_with(record, groups, now);
         }
+        let keys = EnteredKeys::new(entered.column(0))?;
+        let (captured, written) = self.capture_attributes(entity, &keys).await?;
         let scope = self.inner.catalog.begin_scope()?;
-        let written = scope.run(self.write_run_capturing(record, entity, entered, exited, &specs, now)).await;
-        match written.and_then(|()| scope.commit()) {
+        let rows = scope.run(async {
+            self.write_captured_run(record, entity, (&keys, captured, &written), entered, exited, &specs, now)
+        });
+        match rows.await.and_then(|()| scope.commit()) {
             // Nothing in this transaction defers a file deletion.
             Ok(_) => Ok(()),
             Err(e) => {
@@ -702,38 +714,23 @@ impl Workspace {
         }
     }
 
-    /// The inside of [`commit_run`](Self::commit_run)'s transaction scope when attributes are captured.
-    async fn write_run_capturing(
+    /// Scans the entity table for the entered keys and spills each one's attributes (the first row of a key,
+    /// JSON text) in the scan's order; returns the spill and which entered keys were found.
+    async fn capture_attributes(
         &self,
-        record: &RunRecord,
         entity: &crate::model::Entity,
-        entered: &RecordBatch,
-        exited: &RecordBatch,
-        specs: &[WorkflowSpec],
-        now: i64,
-    ) -> Result<()> {
-        let catalog = &self.inner.catalog;
-        catalog.insert_run(record)?;
-        let trigger = format!("run:{}:{}", record.segment, record.run);
-        let key_attr = entity.key.clone().expect("checked by commit_run");
-        // The workflows whose rows carry the attributes, with their re-entry filters.
-        let capturing: Vec<(&WorkflowSpec, Option<Reentry>)> = specs
-            .iter()
-            .filter(|w| {
-                matches!(&w.trigger, TriggerSpec::Entered { segment } if *segment == record.segment)
-                    && matches!(w.steps.first(), Some(StepSpec::Action { .. }))
-            })
-            .map(|w| (w, reentry(w, now)))
-            .collect();
-        let keys = EnteredKeys::new(entered.column(0))?;
-        // `written[i]`: entered key i got its rows.
+        keys: &EnteredKeys<'_>,
+    ) -> Result<(CapturedContexts, Vec<bool>)> {
+        let key_attr = entity.key.as_deref().expect("checked by commit_run");
+        let mut captured = CapturedContexts::new()?;
+        // `written[i]`: entered key i was found.
         let mut written = vec![false; keys.len()];
         let mut stream =
             self.inner.ctx.table(TableReference::bare(entity.name.as_str())).await?.execute_stream().await?;
         let mut lines = Vec::new();
         while let Some(batch) = stream.try_next().await? {
-            let Some(i) = batch.schema().column_with_name(&key_attr).map(|(i, _)| i) else { continue };
-            // The batch's rows of entered keys not written yet (of duplicate rows, the first), in entered order.
+            let Some(i) = batch.schema().column_with_name(key_attr).map(|(i, _)| i) else { continue };
+            // The batch's rows of entered keys not found yet (of duplicate rows, the first), in entered order.
             let mut picked: Vec<(u32, u32)> = Vec::new();
             keys.find(batch.column(i), |p, j| {
                 if !written[p as usize] {
@@ -755,18 +752,49 @@ impl Workspace {
             w.finish()?;
             drop(w);
             // One line per row: JSON text escapes the line breaks inside values.
-            let contexts: Vec<Option<&str>> = lines
-                .split(|b| *b == b'\n')
-                .take(rows.num_rows())
-                .map(|l| (l.len() <= MAX_CAPTURED_CONTEXT_BYTES).then(|| std::str::from_utf8(l).ok()).flatten())
-                .collect();
-            let texts: Vec<String> = picked.iter().map(|(p, _)| keys.text(*p)).collect();
+            for ((p, _), line) in picked.iter().zip(lines.split(|b| *b == b'\n')) {
+                let context = (line.len() <= MAX_CAPTURED_CONTEXT_BYTES).then(|| std::str::from_utf8(line).ok());
+                captured.push(*p, context.flatten())?;
+            }
+        }
+        Ok((captured, written))
+    }
+
+    /// The inside of [`commit_run`](Self::commit_run)'s transaction scope when attributes are captured: the run's
+    /// record, the capturing workflows' rows from the spill (then rows without attributes for the entered keys
+    /// the scan did not find), the other workflows' rows.
+    #[allow(clippy::too_many_arguments)]
+    fn write_captured_run(
+        &self,
+        record: &RunRecord,
+        entity: &crate::model::Entity,
+        (keys, captured, written): (&EnteredKeys<'_>, CapturedContexts, &[bool]),
+        entered: &RecordBatch,
+        exited: &RecordBatch,
+        specs: &[WorkflowSpec],
+        now: i64,
+    ) -> Result<()> {
+        let catalog = &self.inner.catalog;
+        catalog.insert_run(record)?;
+        let trigger = format!("run:{}:{}", record.segment, record.run);
+        // The workflows whose rows carry the attributes, with their re-entry filters.
+        let capturing: Vec<(&WorkflowSpec, Option<Reentry>)> =
+            specs.iter().filter(|w| captures_attributes(w, &record.segment)).map(|w| (w, reentry(w, now))).collect();
+        let mut reader = captured.into_reader()?;
+        loop {
+            let chunk = reader.next_chunk(CAPTURED_ROWS_PER_WRITE)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let texts: Vec<String> = chunk.iter().map(|(p, _)| keys.text(*p)).collect();
             for (w, re) in &capturing {
-                let made = texts.iter().zip(&contexts).map(|(k, c)| run_row(w, &trigger, &entity.name, k, *c, now));
+                let made = texts
+                    .iter()
+                    .zip(&chunk)
+                    .map(|(k, (_, c))| run_row(w, &trigger, &entity.name, k, c.as_deref(), now));
                 catalog.insert_deliveries_in(made, re.as_ref(), now)?;
             }
         }
-        drop(stream);
         // Entered keys the scan did not find: rows without attributes.
         let missing: Vec<String> =
             (0..keys.len()).filter(|&p| !written[p] && keys.is_valid(p)).map(|p| keys.text(p as u32)).collect();
@@ -805,10 +833,7 @@ impl Workspace {
                 TriggerSpec::Exited { segment } if *segment == record.segment => exited,
                 _ => continue,
             };
-            if skip_capturing
-                && matches!(&spec.trigger, TriggerSpec::Entered { .. })
-                && matches!(spec.steps.first(), Some(StepSpec::Action { .. }))
-            {
+            if skip_capturing && captures_attributes(spec, &record.segment) {
                 continue;
             }
             // The keys as text (one Arrow array); each row is made as it is written.
