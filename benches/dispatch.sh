@@ -48,7 +48,9 @@ trap cleanup EXIT
 HZ=$(getconf CLK_TCK)
 # CPU clock ticks (user + system) process $1 has used.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-echo "# $(date -u +%FT%TZ) N=$N $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || true)" | tee -a "$OUT/dispatch.jsonl"
+if [[ " $PARTS " == *" webhook "* || " $PARTS " == *" smtp "* ]]; then
+  echo "# $(date -u +%FT%TZ) N=$N $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || true)" | tee -a "$OUT/dispatch.jsonl"
+fi
 
 if [[ " $PARTS " == *" webhook "* ]]; then
   "$BIN/segkit-bench-receiver" 127.0.0.1:0 > "$TMP/receiver.addr" &
