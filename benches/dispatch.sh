@@ -16,7 +16,8 @@
 # ROUNDS times (default 2) wrk for 10 s, then each of FLOOR_MODES (default "action reqwest hyper ledger
 # ledger-claim ledger-claim+gc segkit") as its own process: `action` / `reqwest` / `hyper` are the HTTP clients
 # alone (the webhook action's own client, reqwest with the actions' settings, hyper's HTTP/1.1 connections);
-# `ledger` / `ledger-claim` add the least durable SQLite ledger work (FLOOR_CLIENT's requests, default hyper); a
+# `ledger` / `ledger-claim` add the least durable SQLite ledger work (FLOOR_CLIENT's requests, default action:
+# the leanest measured); a
 # `+gc` suffix commits outcomes as the dispatcher does (`--group-commit`: one transaction per group, at most
 # 2 × concurrency sent and not yet recorded); `segkit` is segkit-dispatch-bench --durable in the same round. Each
 # line gets the receiver's CPU per delivery; the lines go to results/dispatch/floor.jsonl.
@@ -89,7 +90,7 @@ fi
 if [[ " $PARTS " == *" floor "* ]]; then
   ROUNDS=${ROUNDS:-2}
   FLOOR_MODES=${FLOOR_MODES:-action reqwest hyper ledger ledger-claim ledger-claim+gc segkit}
-  FLOOR_CLIENT=${FLOOR_CLIENT:-hyper}
+  FLOOR_CLIENT=${FLOOR_CLIENT:-action}
   "$BIN/segkit-bench-receiver" 127.0.0.1:0 > "$TMP/floor-receiver.addr" &
   RECEIVER=$!
   PIDS+=($RECEIVER)
