@@ -79,6 +79,10 @@ pub const MAX_LOOP_PASSES: u32 = 1000;
 /// Most rows one `dry_run_workflow` returns.
 pub const MAX_DRY_RUN_ROWS: usize = 10_000;
 
+/// Largest [`WorkspaceOptions::delivery_window`](crate::WorkspaceOptions::delivery_window): deliveries a dispatch
+/// processes at once.
+pub const MAX_DELIVERY_WINDOW: usize = 65_536;
+
 /// Most delivery outcomes one group commit of the dispatcher writes in one catalog transaction.
 pub const MAX_GROUP_COMMIT_ROWS: usize = 512;
 

@@ -68,6 +68,8 @@ struct Inner {
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
     /// How long a dispatcher's claim on a delivery lasts ([`WorkspaceOptions::lease`]).
     lease: std::time::Duration,
+    /// [`WorkspaceOptions::delivery_window`] (`None`: twice the dispatch's concurrency).
+    delivery_window: Option<usize>,
     /// [`WorkspaceOptions::ingest_memory`].
     ingest_memory: usize,
     /// Decoded static-list versions, oldest first (see `Workspace::static_table`).
@@ -132,6 +134,12 @@ impl Workspace {
                 MIN_LEASE.as_millis()
             )));
         }
+        if let Some(w) = options.delivery_window.filter(|w| !(1..=crate::limits::MAX_DELIVERY_WINDOW).contains(w)) {
+            return Err(Error::InvalidArgument(format!(
+                "the delivery window is {w} deliveries; it must be between 1 and {} (MAX_DELIVERY_WINDOW)",
+                crate::limits::MAX_DELIVERY_WINDOW
+            )));
+        }
         let store = match &options.store_url {
             None => Store::local(&dir)?,
             Some(url) => {
@@ -174,6 +182,7 @@ impl Workspace {
                 action_factory: options.action_factory.clone(),
                 actions: RwLock::new(HashMap::new()),
                 lease,
+                delivery_window: options.delivery_window,
                 ingest_memory: options.ingest_memory.unwrap_or(DEFAULT_INGEST_MEMORY).max(16 * 1024 * 1024),
                 static_tables: Mutex::new(Vec::new()),
                 compiled: Mutex::new(HashMap::new()),

@@ -12,7 +12,9 @@ use segkit::deps::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray}
 use segkit::limits::MAX_LOOKUP_KEYS;
 use segkit::spec::{from_value, TemplateSpec, WorkflowSpec};
 use segkit::workflow::{DeliveryFilter, LedgerRow, Status};
-use segkit::{Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Outcome, Workspace};
+use segkit::{
+    Action, Attribute, DataType, Delivery, Entity, FixedClock, IngestOptions, Outcome, Workspace, WorkspaceOptions,
+};
 use serde_json::json;
 
 /// Keeps every delivery it is given.
@@ -43,8 +45,13 @@ fn ledger(dir: &tempfile::TempDir) -> (i64, Catalog) {
 /// A workspace with `n` users (keys 1..=n, name `User <key>`), a clock fixed at 2026-06-30, and a manual
 /// workflow `hello`: an action step rendering the name, then an exit.
 async fn users(n: i64) -> (tempfile::TempDir, Workspace, Arc<Recording>) {
+    users_with(n, WorkspaceOptions::default()).await
+}
+
+/// [`users`] in a workspace opened with `options`.
+async fn users_with(n: i64, options: WorkspaceOptions) -> (tempfile::TempDir, Workspace, Arc<Recording>) {
     let dir = tempfile::tempdir().unwrap();
-    let ws = Workspace::open(dir.path()).await.unwrap();
+    let ws = Workspace::open_with(dir.path(), options).await.unwrap();
     ws.set_clock(Arc::new(FixedClock::parse(NOW).unwrap()));
     ws.define_entity(
         Entity::profile("user", "user_id")
@@ -357,7 +364,12 @@ impl Action for SlowCounting {
 
 /// 20 users triggered through a one-step workflow sending with [`SlowCounting`].
 async fn slow_users() -> (tempfile::TempDir, Workspace, Arc<SlowCounting>) {
-    let (dir, ws, _) = users(20).await;
+    slow_users_with(WorkspaceOptions::default()).await
+}
+
+/// [`slow_users`] in a workspace opened with `options`.
+async fn slow_users_with(options: WorkspaceOptions) -> (tempfile::TempDir, Workspace, Arc<SlowCounting>) {
+    let (dir, ws, _) = users_with(20, options).await;
     let action = Arc::new(SlowCounting {
         db: dir.path().join("segkit.db"),
         executing: Default::default(),
@@ -406,6 +418,34 @@ async fn dispatch_backlog_claims_the_next_batch_while_the_previous_ones_last_del
     assert_eq!(claimed, vec![4, 4, 4, 4, 4], "dispatch_due claims at most `limit` rows per call");
     assert_eq!(action.sent.lock().unwrap().len(), 20);
     assert!(action.most_running.load(SeqCst) <= 4, "passes do not overlap");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_window_bounds_the_deliveries_a_dispatch_has_in_flight() {
+    use std::sync::atomic::Ordering::SeqCst;
+    // 8 send slots and the default window (16): more than 3 deliveries execute at once.
+    let (_dir, ws, action) = slow_users().await;
+    let rep = ws.dispatch_backlog(20, 8).await.unwrap();
+    assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
+    let most = action.most_executing.load(SeqCst);
+    assert!(most > 3 && most <= 8, "{most} executing at once with 8 send slots");
+
+    // A window of 3: never more than 3 in flight, so never more than 3 executing, whatever the send slots.
+    let (_dir, ws, action) = slow_users_with(WorkspaceOptions::default().delivery_window(3)).await;
+    let rep = ws.dispatch_backlog(20, 8).await.unwrap();
+    assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
+    let mut sent = action.sent.lock().unwrap().clone();
+    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
+    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+    let most = action.most_executing.load(SeqCst);
+    assert!((1..=3).contains(&most), "{most} executing at once with a window of 3");
+
+    // A window out of bounds is refused when the workspace opens.
+    for w in [0, segkit::limits::MAX_DELIVERY_WINDOW + 1] {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Workspace::open_with(dir.path(), WorkspaceOptions::default().delivery_window(w)).await.unwrap_err();
+        assert!(err.to_string().contains("MAX_DELIVERY_WINDOW"), "{err}");
+    }
 }
 
 #[tokio::test]

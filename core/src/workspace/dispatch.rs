@@ -180,19 +180,20 @@ struct RenderContext<'a> {
     segment: &'a str,
 }
 
-/// How many claimed rows a pass prepares (reads attributes and suppressions for) at once: enough to keep
-/// `concurrency` deliveries busy while the next chunk is read, and at most about a quarter of the batch so the
-/// first deliveries start early.
-fn chunk_len(claimed: usize, concurrency: usize) -> usize {
-    claimed.div_ceil(4).max(concurrency.saturating_mul(2)).clamp(1, claimed.max(1))
+/// How many claimed rows a pass prepares (reads attributes and suppressions for) at once: enough to fill the
+/// `window` of deliveries in flight while the next chunk is read, and at most about a quarter of the batch so
+/// the first deliveries start early.
+fn chunk_len(claimed: usize, window: usize) -> usize {
+    claimed.div_ceil(4).max(window).clamp(1, claimed.max(1))
 }
 
-/// How many claimed rows a pass processes at once for `concurrency` send slots: twice as many, so a delivery
+/// How many claimed rows a pass processes at once for `concurrency` send slots: the workspace's
+/// [`delivery_window`](crate::WorkspaceOptions::delivery_window), by default twice `concurrency`, so a delivery
 /// whose outcome waits for its group commit does not keep a send slot (at most `concurrency` actions execute at
 /// once; at most this many deliveries are sent without their outcome committed, which is what a killed process
 /// may send again).
-fn pass_window(concurrency: usize) -> usize {
-    concurrency.max(1).saturating_mul(2)
+fn pass_window(configured: Option<usize>, concurrency: usize) -> usize {
+    configured.unwrap_or_else(|| concurrency.max(1).saturating_mul(2)).max(1)
 }
 
 /// A delivery's task: aborted when dropped unfinished (a pass cut short by a shutdown's grace period drops its
@@ -336,7 +337,7 @@ impl Workspace {
                 let mut pass = self.prepare_pass(&rows, utc_of(now_ms), sends.clone())?;
                 pass.stop = shutdown.map(|(t, _)| t.clone());
                 let pass = Arc::new(pass);
-                let len = chunk_len(rows.len(), concurrency);
+                let len = chunk_len(rows.len(), pass_window(self.inner.delivery_window, concurrency));
                 let mut chunks: Vec<Vec<LedgerRow>> = vec![];
                 for row in rows {
                     match chunks.last_mut() {
@@ -441,7 +442,14 @@ impl Workspace {
         };
         let (produced, ran, ()) = tokio::join!(
             producer,
-            self.run_claimed(held, claimed, pass_window(concurrency), shutdown, work, count),
+            self.run_claimed(
+                held,
+                claimed,
+                pass_window(self.inner.delivery_window, concurrency),
+                shutdown,
+                work,
+                count
+            ),
             writer
         );
         let ((counts, first_error), mut released) = ran?;

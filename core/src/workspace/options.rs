@@ -28,6 +28,13 @@ pub struct WorkspaceOptions {
     /// deliveries this long, and an action gets half of it to answer. Every process sharing a workspace should
     /// use the same lease.
     pub lease: Option<std::time::Duration>,
+    /// The most claimed deliveries a dispatch processes at once (default `2 × concurrency`, at most
+    /// [`MAX_DELIVERY_WINDOW`](crate::limits::MAX_DELIVERY_WINDOW)): at most this many are sent (or being sent)
+    /// with their outcome not yet committed, which is what a process killed with SIGKILL may send again. With
+    /// `durable_commits` each outcome waits for a sync to disk, so the window also bounds the rate, to about
+    /// `window / (2 × sync time)`: a larger window trades more re-sends after a crash for more deliveries per
+    /// second. A window smaller than `concurrency` also limits the sends.
+    pub delivery_window: Option<usize>,
     /// The memory an ingest may use to sort new rows into storage order before it spills sorted runs to
     /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 16 MiB): an ingest of any size holds about
     /// this much, not the whole input.
@@ -56,6 +63,7 @@ impl std::fmt::Debug for WorkspaceOptions {
             .field("source_factory", &self.source_factory)
             .field("action_factory", &self.action_factory)
             .field("lease", &self.lease)
+            .field("delivery_window", &self.delivery_window)
             .field("ingest_memory", &self.ingest_memory)
             .field("durable_commits", &self.durable_commits)
             .finish()
@@ -86,6 +94,11 @@ impl WorkspaceOptions {
     /// Sets the delivery lease (see [`WorkspaceOptions::lease`]).
     pub fn lease(mut self, lease: std::time::Duration) -> Self {
         self.lease = Some(lease);
+        self
+    }
+    /// Sets the dispatcher's window of deliveries in flight (see [`WorkspaceOptions::delivery_window`]).
+    pub fn delivery_window(mut self, deliveries: usize) -> Self {
+        self.delivery_window = Some(deliveries);
         self
     }
     /// Lets an ingest sort `bytes` of new rows in memory before spilling (see the field).

@@ -5,7 +5,7 @@
 //! whole process, and from the trigger on: the high-water mark is reset after the setup).
 //!
 //!     segkit-dispatch-bench --receiver 127.0.0.1:PORT [--entities 100000] [--concurrency 64] [--batch 1000]
-//!         [--durable] [--dir /tmp/segkit-dispatch-ws]
+//!         [--durable] [--window W] [--dir /tmp/segkit-dispatch-ws]
 //!     segkit-dispatch-bench --smtp 127.0.0.1:PORT --arrivals FILE [same options]
 //!
 //! `--durable` opens the catalog with `synchronous = FULL` (every commit reaches the disk before it returns).
@@ -138,6 +138,11 @@ async fn bench() -> segkit::Result<()> {
     let mut options = WorkspaceOptions::default().action_factory(segkit_actions::registry());
     if durable {
         options = options.durable_commits(true);
+    }
+    // `--window W`: the dispatcher's window of deliveries in flight (default twice the concurrency).
+    let window: Option<usize> = arg("--window").map(|v| v.parse().expect("--window W"));
+    if let Some(w) = window {
+        options = options.delivery_window(w);
     }
     let ws = Workspace::open_with(&dir, options).await?;
     ws.define_entity(
@@ -283,6 +288,7 @@ async fn bench() -> segkit::Result<()> {
         "durable": durable,
         "concurrency": concurrency,
         "batch": batch,
+        "window": window,
         "evaluate_s": evaluated.as_secs_f64(),
         "total_s": total.as_secs_f64(),
         "delivered": delivered,
