@@ -49,24 +49,28 @@ trap cleanup EXIT
 HZ=$(getconf CLK_TCK)
 # CPU clock ticks (user + system) process $1 has used.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-if [[ " $PARTS " == *" webhook "* || " $PARTS " == *" smtp "* ]]; then
-  echo "# $(date -u +%FT%TZ) N=$N $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || true)" | tee -a "$OUT/dispatch.jsonl"
-fi
-
-if [[ " $PARTS " == *" webhook "* ]]; then
-  "$BIN/segkit-bench-receiver" 127.0.0.1:0 > "$TMP/receiver.addr" &
+# Starts a segkit-bench-receiver (its address file $TMP/$1.addr): sets RECEIVER (its pid) and ADDR, and writes
+# wrk's script $TMP/post.lua: POST bodies like the workflow's (about 40 bytes of JSON).
+start_receiver() {
+  "$BIN/segkit-bench-receiver" 127.0.0.1:0 > "$TMP/$1.addr" &
   RECEIVER=$!
   PIDS+=($RECEIVER)
-  for _ in $(seq 50); do grep -q listening "$TMP/receiver.addr" && break; sleep 0.1; done
-  ADDR=$(awk '{print $3}' "$TMP/receiver.addr")
-  echo "receiver on $ADDR"
-  # wrk: POST bodies like the workflow's (about 40 bytes of JSON), 1 thread, 64 connections, 10 s.
+  for _ in $(seq 50); do grep -q listening "$TMP/$1.addr" && break; sleep 0.1; done
+  ADDR=$(awk '{print $3}' "$TMP/$1.addr")
   cat > "$TMP/post.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body   = '{"user": 12345, "name": "User 12345"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Idempotency-Key"] = "wrk"
 LUA
+}
+if [[ " $PARTS " == *" webhook "* || " $PARTS " == *" smtp "* ]]; then
+  echo "# $(date -u +%FT%TZ) N=$N $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || true)" | tee -a "$OUT/dispatch.jsonl"
+fi
+
+if [[ " $PARTS " == *" webhook "* ]]; then
+  start_receiver receiver
+  echo "receiver on $ADDR"
   # CPU per request (user + system, in µs) of wrk and of the receiver, and of the receiver per delivery below: on
   # a shared machine the rates depend on what the others run, the CPU per request much less.
   r0=$(cpu_ticks "$RECEIVER")
@@ -91,18 +95,8 @@ if [[ " $PARTS " == *" floor "* ]]; then
   ROUNDS=${ROUNDS:-2}
   FLOOR_MODES=${FLOOR_MODES:-action reqwest hyper ledger ledger-claim ledger-claim+gc segkit}
   FLOOR_CLIENT=${FLOOR_CLIENT:-action}
-  "$BIN/segkit-bench-receiver" 127.0.0.1:0 > "$TMP/floor-receiver.addr" &
-  RECEIVER=$!
-  PIDS+=($RECEIVER)
-  for _ in $(seq 50); do grep -q listening "$TMP/floor-receiver.addr" && break; sleep 0.1; done
-  ADDR=$(awk '{print $3}' "$TMP/floor-receiver.addr")
+  start_receiver floor-receiver
   echo "receiver on $ADDR" >&2
-  cat > "$TMP/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.body   = '{"user": 12345, "name": "User 12345"}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Idempotency-Key"] = "wrk"
-LUA
   echo "# $(date -u +%FT%TZ) N=$N floor $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null || true) load $(cut -d' ' -f1-3 /proc/loadavg)" \
     | tee -a "$OUT/floor.jsonl"
   for round in $(seq "$ROUNDS"); do
