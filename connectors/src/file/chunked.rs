@@ -54,13 +54,20 @@ struct Decoded {
     clean: bool,
 }
 
-/// Decodes a chunk; with a decoder reading typed fields, the chunk is decoded again as text if a typed reader
-/// refused a value (so such values reach the ingest as the text they were).
-fn decode_chunk(decoder: CsvDecoder, text: &[u8], end: &End) -> Result<Decoded> {
+/// Decodes a chunk; with a fresh decoder reading typed fields, the chunk is decoded again as text if a typed
+/// reader refused a value (so such values reach the ingest as the text they were). A decoder carried over with
+/// an unfinished record reads its chunk as text.
+fn decode_chunk(mut decoder: CsvDecoder, text: &[u8], end: &End) -> Result<Decoded> {
     let twin = decoder.text_twin();
+    if twin.is_none() {
+        decoder.read_as_text();
+    }
     let done = decode_chunk_once(decoder, text, end)?;
     match twin {
         Some(twin) if done.decoder.typed_failed() => decode_chunk_once(twin, text, end),
+        _ if done.decoder.typed_failed() => Err(Error::Io(std::io::Error::other(
+            "the CSV reader refused a typed value it could not read again as text",
+        ))),
         _ => Ok(done),
     }
 }

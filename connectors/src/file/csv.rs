@@ -65,9 +65,12 @@ impl CsvOptions {
 }
 
 /// Incremental CSV record parser: feed bytes, get records (fields, raw text and position).
-#[derive(Clone)]
 pub(crate) struct RecordParser {
     core: Reader,
+    /// The dialect (to make a fresh `core`: csv-core's `Reader::clone` does not copy its whole state machine).
+    options: CsvOptions,
+    /// Whether any input was fed.
+    fed: bool,
     comment: Option<u8>,
     fields: Vec<u8>,
     ends: Vec<usize>,
@@ -123,6 +126,8 @@ impl RecordParser {
         }
         RecordParser {
             core: b.build(),
+            options: o.clone(),
+            fed: false,
             comment: o.comment,
             fields: vec![0; 4096],
             ends: vec![0; 64],
@@ -171,6 +176,7 @@ impl RecordParser {
         mut on_record: impl FnMut(RecordView<'_>) -> Result<bool>,
     ) -> Result<bool> {
         let eof = input.is_empty();
+        self.fed = true;
         // `input[start..at]` is the current record's text read from this input so far.
         let (mut start, mut at) = (0, 0);
         loop {
@@ -227,6 +233,17 @@ impl RecordParser {
                 }
             }
         }
+    }
+
+    /// A parser in the same state, for one that has not been fed yet (`None` after that).
+    pub(crate) fn unfed_copy(&self) -> Option<RecordParser> {
+        if self.fed {
+            return None;
+        }
+        let mut p = RecordParser::new(&self.options);
+        p.offset = self.offset;
+        p.line = self.line;
+        Some(p)
     }
 
     /// Whether everything fed so far ended with a complete record (at most blank line ends since), so a
@@ -530,14 +547,14 @@ impl CsvDecoder {
         self.failed
     }
 
-    /// For a decoder reading typed fields that holds no rows yet: an all-text decoder in the same state (at the
-    /// same place of the same record), to decode the same text again should a typed reader refuse a value.
+    /// For a decoder reading typed fields that has not been fed yet: an all-text decoder in the same state, to
+    /// decode the same text again should a typed reader refuse a value.
     pub(crate) fn text_twin(&self) -> Option<CsvDecoder> {
         if !matches!(self.builder, Rows::Typed(_)) || self.builder.len() > 0 {
             return None;
         }
         Some(CsvDecoder {
-            parser: self.parser.clone(),
+            parser: self.parser.unfed_copy()?,
             skip_header: self.skip_header,
             columns: self.columns,
             nulls: self.nulls.clone(),
@@ -548,6 +565,13 @@ impl CsvDecoder {
             file: self.file.clone(),
             encoding: self.encoding,
         })
+    }
+
+    /// Reads every field as text from now on (a decoder that holds no typed rows).
+    pub(crate) fn read_as_text(&mut self) {
+        if matches!(self.builder, Rows::Typed(_)) && self.builder.len() == 0 {
+            self.builder = Rows::Text(TextBatchBuilder::new(self.schema.clone()));
+        }
     }
 
     /// Continues a file from the middle (after a complete record): no header record is expected, and the first

@@ -963,12 +963,13 @@ fn conform(
     let is_typed = |name: &str| typed.iter().any(|t| t.name == name);
     let given = batch.schema();
     if file_column.is_none()
+        && !typed.is_empty()
         && given.fields().len() == schema.fields().len()
         && given
             .fields()
             .iter()
             .zip(schema.fields())
-            .all(|(g, f)| g.name() == f.name() && (g.data_type() == f.data_type() || is_typed(f.name())))
+            .all(|(g, f)| g == f || (g.name() == f.name() && is_typed(f.name())))
     {
         return Ok(batch);
     }
