@@ -55,6 +55,11 @@ pub struct ScanRequest {
     /// fields). A hint: a source may apply some, all or none of them, and segkit never relies on them being
     /// applied. Sources without [`SourceCapabilities::filters`] ignore them.
     pub filters: Vec<datafusion::logical_expr::Expr>,
+    /// Text fields the caller would like delivered already read as these types (an ingest asks for this when
+    /// it is safe, see [`crate::ingest::ColumnReader`]). A hint: a source may deliver any batch as text instead;
+    /// one that honours it reads every listed field of a batch with a [`crate::ingest::ColumnReader`], and only
+    /// when every value of the batch was accepted.
+    pub typed: Vec<crate::ingest::TypedField>,
 }
 
 impl ScanRequest {
@@ -70,6 +75,11 @@ impl ScanRequest {
     /// A scan that resumes after `cursor` (`None`: from the beginning).
     pub fn with_cursor(mut self, cursor: Option<serde_json::Value>) -> Self {
         self.cursor = cursor;
+        self
+    }
+    /// A scan asking for typed fields (see [`ScanRequest::typed`]).
+    pub fn with_typed(mut self, fields: Vec<crate::ingest::TypedField>) -> Self {
+        self.typed = fields;
         self
     }
     /// A scan with filter hints (see [`ScanRequest::filters`]).

@@ -4,10 +4,13 @@
 
 use std::collections::VecDeque;
 
-use arrow::array::RecordBatch;
-use arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
+use arrow::datatypes::{Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
+use segkit::ingest::{ColumnReader, TypedField};
 use segkit::Result;
 
 use super::decode::Decode;
@@ -64,6 +67,10 @@ impl CsvOptions {
 /// Incremental CSV record parser: feed bytes, get records (fields, raw text and position).
 pub(crate) struct RecordParser {
     core: Reader,
+    /// The dialect (to make a fresh `core`: csv-core's `Reader::clone` does not copy its whole state machine).
+    options: CsvOptions,
+    /// Whether any input was fed.
+    fed: bool,
     comment: Option<u8>,
     fields: Vec<u8>,
     ends: Vec<usize>,
@@ -119,6 +126,8 @@ impl RecordParser {
         }
         RecordParser {
             core: b.build(),
+            options: o.clone(),
+            fed: false,
             comment: o.comment,
             fields: vec![0; 4096],
             ends: vec![0; 64],
@@ -167,6 +176,7 @@ impl RecordParser {
         mut on_record: impl FnMut(RecordView<'_>) -> Result<bool>,
     ) -> Result<bool> {
         let eof = input.is_empty();
+        self.fed = true;
         // `input[start..at]` is the current record's text read from this input so far.
         let (mut start, mut at) = (0, 0);
         loop {
@@ -225,6 +235,17 @@ impl RecordParser {
         }
     }
 
+    /// A parser in the same state, for one that has not been fed yet (`None` after that).
+    pub(crate) fn unfed_copy(&self) -> Option<RecordParser> {
+        if self.fed {
+            return None;
+        }
+        let mut p = RecordParser::new(&self.options);
+        p.offset = self.offset;
+        p.line = self.line;
+        Some(p)
+    }
+
     /// Whether everything fed so far ended with a complete record (at most blank line ends since), so a
     /// fresh parser given the following text reads the same records as this one would.
     pub(crate) fn at_boundary(&self) -> bool {
@@ -279,6 +300,7 @@ pub(crate) fn dedupe_names(raw: Vec<String>) -> Vec<String> {
 /// The null markers of a CSV config, checked against every field without a byte comparison call: a field whose
 /// length no marker has (most fields: ids, times, names) is rejected by one bit test, and a field of up to 8
 /// bytes is compared as one integer against the markers of its length.
+#[derive(Clone)]
 struct NullMarkers {
     /// Bit `n` is set when some marker is `n` bytes long (markers of 64 bytes or more set no bit).
     lengths: u64,
@@ -329,13 +351,156 @@ impl NullMarkers {
     }
 }
 
-/// Decodes CSV data records into all-text batches of a known schema.
+/// Rows with the fields an ingest asked for read typed ([`ColumnReader`]), the others as text.
+struct TypedBatchBuilder {
+    schema: SchemaRef,
+    /// The data columns.
+    columns: Vec<TypedColumn>,
+    raw: StringBuilder,
+    error: StringBuilder,
+    rows: usize,
+}
+
+enum TypedColumn {
+    /// A field kept as text, and the text bytes of its last batch.
+    Text(StringBuilder, usize),
+    Read(ColumnReader),
+}
+
+impl TypedBatchBuilder {
+    /// A builder over the text `schema` (data columns, then the raw and error columns) reading the data columns
+    /// named in `fields` typed; `None` when none of them is a data column.
+    fn new(schema: &SchemaRef, columns: usize, fields: &[TypedField]) -> Option<Self> {
+        let mut typed = false;
+        let mut cols = Vec::with_capacity(columns);
+        let mut out_fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        for (i, f) in schema.fields().iter().take(columns).enumerate() {
+            match fields.iter().find(|t| t.name == *f.name()).and_then(ColumnReader::new) {
+                Some(reader) => {
+                    out_fields[i] = Field::new(f.name(), reader.data_type(), true);
+                    cols.push(TypedColumn::Read(reader));
+                    typed = true;
+                }
+                None => cols.push(TypedColumn::Text(StringBuilder::new(), 0)),
+            }
+        }
+        typed.then(|| TypedBatchBuilder {
+            schema: Arc::new(Schema::new(out_fields)),
+            columns: cols,
+            raw: StringBuilder::new(),
+            error: StringBuilder::new(),
+            rows: 0,
+        })
+    }
+
+    /// Appends a row of data values; `false` (leaving the batch unusable) when a reader refused one.
+    #[inline]
+    fn push<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+        for (c, v) in self.columns.iter_mut().zip(values) {
+            match c {
+                TypedColumn::Text(b, _) => b.append_option(v),
+                TypedColumn::Read(r) => {
+                    if !r.push(v) {
+                        return false;
+                    }
+                }
+            }
+        }
+        self.raw.append_null();
+        self.error.append_null();
+        self.rows += 1;
+        true
+    }
+
+    /// Appends a malformed record (see [`TextBatchBuilder::push_raw`]).
+    fn push_raw(&mut self, raw: &str, reason: &str) {
+        for c in &mut self.columns {
+            match c {
+                TypedColumn::Text(b, _) => b.append_null(),
+                TypedColumn::Read(r) => r.push_null(),
+            }
+        }
+        self.raw.append_value(raw);
+        self.error.append_value(reason);
+        self.rows += 1;
+    }
+
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        if self.rows == 0 {
+            return Ok(None);
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(self.columns.len() + 2);
+        for c in &mut self.columns {
+            cols.push(match c {
+                TypedColumn::Text(b, bytes) => {
+                    let a = b.finish();
+                    *bytes = a.values().len();
+                    *b = StringBuilder::with_capacity(rows, *bytes + *bytes / 8);
+                    Arc::new(a)
+                }
+                TypedColumn::Read(r) => r.finish(),
+            });
+        }
+        cols.push(Arc::new(self.raw.finish()));
+        cols.push(Arc::new(self.error.finish()));
+        Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
+    }
+}
+
+/// Where a decoder's rows go: all-text batches, or batches with typed fields.
+enum Rows {
+    Text(TextBatchBuilder),
+    Typed(Box<TypedBatchBuilder>),
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        match self {
+            Rows::Text(b) => b.len(),
+            Rows::Typed(b) => b.rows,
+        }
+    }
+
+    /// Appends a row of data values; `false` when a typed reader refused one (see [`CsvDecoder::typed_failed`]).
+    #[inline]
+    fn push<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+        match self {
+            Rows::Text(b) => {
+                b.push_positional(values);
+                true
+            }
+            Rows::Typed(b) => b.push(values),
+        }
+    }
+
+    fn push_raw(&mut self, raw: &str, reason: &str) {
+        match self {
+            Rows::Text(b) => b.push_raw(raw, reason),
+            Rows::Typed(b) => b.push_raw(raw, reason),
+        }
+    }
+
+    fn finish(&mut self) -> Result<Option<RecordBatch>> {
+        match self {
+            Rows::Text(b) => b.finish(),
+            Rows::Typed(b) => b.finish(),
+        }
+    }
+}
+
+/// Decodes CSV data records into all-text batches of a known schema, or (see [`CsvDecoder::typed`]) batches with
+/// the fields an ingest asked for read typed.
 pub(crate) struct CsvDecoder {
     parser: RecordParser,
     skip_header: bool,
     columns: usize,
     nulls: NullMarkers,
-    builder: TextBatchBuilder,
+    /// The all-text schema.
+    schema: SchemaRef,
+    builder: Rows,
+    /// A typed reader refused a value: the rows decoded are unusable (see [`Self::typed_failed`]).
+    failed: bool,
     batch_size: usize,
     /// For messages: the file's name and its encoding.
     file: String,
@@ -358,10 +523,54 @@ impl CsvDecoder {
             skip_header: o.header,
             columns,
             nulls: NullMarkers::new(&o.null_values),
-            builder: TextBatchBuilder::new(schema),
+            builder: Rows::Text(TextBatchBuilder::new(schema.clone())),
+            schema,
+            failed: false,
             batch_size,
             file,
             encoding,
+        }
+    }
+
+    /// Reads the data columns named in `fields` typed, with the ingest's rules (see
+    /// [`segkit::ingest::ColumnReader`]). A value a reader refuses stops the decoding ([`Self::typed_failed`]):
+    /// the caller then decodes the same text again as text, with the decoder [`Self::text_twin`] gave before.
+    pub(crate) fn typed(mut self, fields: &[TypedField]) -> Self {
+        if let Some(b) = TypedBatchBuilder::new(&self.schema, self.columns, fields) {
+            self.builder = Rows::Typed(Box::new(b));
+        }
+        self
+    }
+
+    /// Whether a typed reader refused a value (the decoder stopped; its rows must not be used).
+    pub(crate) fn typed_failed(&self) -> bool {
+        self.failed
+    }
+
+    /// For a decoder reading typed fields that has not been fed yet: an all-text decoder in the same state, to
+    /// decode the same text again should a typed reader refuse a value.
+    pub(crate) fn text_twin(&self) -> Option<CsvDecoder> {
+        if !matches!(self.builder, Rows::Typed(_)) || self.builder.len() > 0 {
+            return None;
+        }
+        Some(CsvDecoder {
+            parser: self.parser.unfed_copy()?,
+            skip_header: self.skip_header,
+            columns: self.columns,
+            nulls: self.nulls.clone(),
+            schema: self.schema.clone(),
+            builder: Rows::Text(TextBatchBuilder::new(self.schema.clone())),
+            failed: false,
+            batch_size: self.batch_size,
+            file: self.file.clone(),
+            encoding: self.encoding,
+        })
+    }
+
+    /// Reads every field as text from now on (a decoder that holds no typed rows).
+    pub(crate) fn read_as_text(&mut self) {
+        if matches!(self.builder, Rows::Typed(_)) && self.builder.len() == 0 {
+            self.builder = Rows::Text(TextBatchBuilder::new(self.schema.clone()));
         }
     }
 
@@ -380,6 +589,9 @@ impl CsvDecoder {
 
     /// Pushes the rows buffered so far as a batch (if any).
     pub(crate) fn flush(&mut self, out: &mut VecDeque<RecordBatch>) -> Result<()> {
+        if self.failed {
+            return Ok(());
+        }
         if let Some(b) = self.builder.finish()? {
             out.push_back(b);
         }
@@ -387,7 +599,10 @@ impl CsvDecoder {
     }
 
     fn run(&mut self, input: &[u8], out: &mut VecDeque<RecordBatch>) -> Result<()> {
-        let CsvDecoder { parser, skip_header, columns, nulls, builder, batch_size, file, encoding } = self;
+        if self.failed {
+            return Ok(());
+        }
+        let CsvDecoder { parser, skip_header, columns, nulls, builder, failed, batch_size, file, encoding, .. } = self;
         parser.feed(input, |rec| {
             if *skip_header {
                 *skip_header = false;
@@ -399,11 +614,15 @@ impl CsvDecoder {
                 if let Ok(text) = std::str::from_utf8(rec.fields) {
                     if rec.ends.iter().all(|&e| text.is_char_boundary(e)) {
                         let mut start = 0;
-                        builder.push_positional(rec.ends.iter().map(|&end| {
+                        let taken = builder.push(rec.ends.iter().map(|&end| {
                             let f = &text[start..end];
                             start = end;
                             (!nulls.matches(f.as_bytes())).then_some(f)
                         }));
+                        if !taken {
+                            *failed = true;
+                            return Ok(false);
+                        }
                         if builder.len() >= *batch_size {
                             if let Some(b) = builder.finish()? {
                                 out.push_back(b);
@@ -427,14 +646,20 @@ impl CsvDecoder {
                 None
             };
             match problem {
-                None => builder.push_positional((0..rec.len()).map(|i| {
-                    let f = rec.field(i);
-                    if nulls.matches(f) {
-                        None
-                    } else {
-                        std::str::from_utf8(f).ok()
+                None => {
+                    let taken = builder.push((0..rec.len()).map(|i| {
+                        let f = rec.field(i);
+                        if nulls.matches(f) {
+                            None
+                        } else {
+                            std::str::from_utf8(f).ok()
+                        }
+                    }));
+                    if !taken {
+                        *failed = true;
+                        return Ok(false);
                     }
-                })),
+                }
                 Some(why) => builder.push_raw(&rec.raw_text(), &why),
             }
             if builder.len() >= *batch_size {
@@ -458,6 +683,9 @@ impl Decode for CsvDecoder {
 
     fn finish(&mut self, out: &mut VecDeque<RecordBatch>) -> Result<()> {
         self.run(&[], out)?;
+        if self.failed {
+            return Ok(());
+        }
         if let Some(b) = self.builder.finish()? {
             out.push_back(b);
         }
@@ -465,6 +693,9 @@ impl Decode for CsvDecoder {
     }
 
     fn corrupt(&mut self, reason: &str, out: &mut VecDeque<RecordBatch>) -> Result<()> {
+        if self.failed {
+            return Ok(());
+        }
         let (raw, line, offset) = self.parser.partial().unwrap_or_default();
         let line = line.max(1);
         self.builder.push_raw(

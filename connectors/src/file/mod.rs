@@ -88,6 +88,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 use url::Url;
 
+use segkit::ingest::TypedField;
 use segkit::{BatchStream, Error, Result, ScanRequest, Source, SourceCapabilities};
 
 pub use self::csv::{CsvOptions, DEFAULT_NULL_VALUES};
@@ -878,7 +879,17 @@ impl FileSource {
 
     /// Streams one file's rows from byte `start` (0, or where a previous scan stopped: then `lines` line ends
     /// precede it) up to its listed size, counting the line ends read into `newlines`.
-    async fn scan_file(&self, f: &FileEntry, start: u64, lines: u64, newlines: Arc<AtomicU64>) -> Result<BatchStream> {
+    ///
+    /// `typed`: fields to read typed (see [`ScanRequest::typed`]; CSV only, and only for a file with the scan's
+    /// schema).
+    async fn scan_file(
+        &self,
+        f: &FileEntry,
+        start: u64,
+        lines: u64,
+        newlines: Arc<AtomicU64>,
+        typed: Arc<Vec<TypedField>>,
+    ) -> Result<BatchStream> {
         let size = self.options.batch_size;
         let prelude = || if start == 0 { self.prelude(&f.path) } else { Prelude::continuing(self.options.encoding) };
         Ok(match &self.format {
@@ -888,7 +899,8 @@ impl FileSource {
                 let (schema, columns, opts) = (f.schema.clone(), f.schema.fields().len() - 2, o.clone());
                 let (file, encoding) = (f.short.clone(), self.options.encoding.name());
                 let make: chunked::MakeDecoder = Arc::new(move |line, offset, first| {
-                    let mut dec = csv::CsvDecoder::new(schema.clone(), columns, &opts, size, file.clone(), encoding);
+                    let mut dec = csv::CsvDecoder::new(schema.clone(), columns, &opts, size, file.clone(), encoding)
+                        .typed(&typed);
                     if !(first && start == 0) {
                         dec.resume_at(line, offset);
                     }
@@ -937,9 +949,28 @@ fn source_err(name: &str, message: String) -> Error {
 }
 
 /// `batch` (of one file) in the source's `schema`: columns by name, nulls for columns the file lacks, the file
-/// column filled.
-fn conform(batch: RecordBatch, schema: &SchemaRef, file_column: Option<&str>, display: &str) -> Result<RecordBatch> {
+/// column filled; the `typed` fields as the file's decoder delivered them (typed, or text).
+fn conform(
+    batch: RecordBatch,
+    schema: &SchemaRef,
+    file_column: Option<&str>,
+    display: &str,
+    typed: &[TypedField],
+) -> Result<RecordBatch> {
     if batch.schema() == *schema {
+        return Ok(batch);
+    }
+    let is_typed = |name: &str| typed.iter().any(|t| t.name == name);
+    let given = batch.schema();
+    if file_column.is_none()
+        && !typed.is_empty()
+        && given.fields().len() == schema.fields().len()
+        && given
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(g, f)| g == f || (g.name() == f.name() && is_typed(f.name())))
+    {
         return Ok(batch);
     }
     let n = batch.num_rows();
@@ -951,13 +982,18 @@ fn conform(batch: RecordBatch, schema: &SchemaRef, file_column: Option<&str>, di
                 return Ok(Arc::new(StringArray::from(vec![display; n])) as ArrayRef);
             }
             Ok(match batch.column_by_name(f.name()) {
-                Some(c) if c.data_type() == f.data_type() => c.clone(),
+                Some(c) if c.data_type() == f.data_type() || is_typed(f.name()) => c.clone(),
                 Some(c) => arrow::compute::cast(c, f.data_type())?,
                 None => new_null_array(f.data_type(), n),
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), cols)?)
+    if cols.iter().zip(schema.fields()).all(|(c, f)| c.data_type() == f.data_type()) {
+        return Ok(RecordBatch::try_new(schema.clone(), cols)?);
+    }
+    let fields: Vec<Field> =
+        cols.iter().zip(schema.fields()).map(|(c, f)| Field::new(f.name(), c.data_type().clone(), true)).collect();
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
 
 #[async_trait]
@@ -1023,15 +1059,18 @@ impl Source for FileSource {
         let fc = self.options.file_column.clone();
         let this = self.clone_shallow();
         let done = states.clone();
+        let wanted = Arc::new(request.typed.clone());
         let stream = futures::stream::iter(reads)
             .then(move |(f, start, next)| {
                 let this = this.clone();
                 let schema = schema.clone();
                 let fc = fc.clone();
                 let states = states.clone();
+                // Typed fields only for a file whose columns are the scan's (a glob's files may differ).
+                let typed = if f.schema == schema { wanted.clone() } else { Arc::new(vec![]) };
                 async move {
                     let newlines = Arc::new(AtomicU64::new(0));
-                    let s = this.scan_file(&f, start, next.lines, newlines.clone()).await?;
+                    let s = this.scan_file(&f, start, next.lines, newlines.clone(), typed.clone()).await?;
                     let display = f.display.clone();
                     // After the file's last batch: its entry of the new cursor.
                     let finished = futures::stream::once(async move {
@@ -1041,7 +1080,9 @@ impl Source for FileSource {
                         None
                     })
                     .filter_map(futures::future::ready);
-                    Ok::<_, Error>(s.map(move |b| conform(b?, &schema, fc.as_deref(), &display)).chain(finished))
+                    Ok::<_, Error>(
+                        s.map(move |b| conform(b?, &schema, fc.as_deref(), &display, &typed)).chain(finished),
+                    )
                 }
             })
             .map(|r| match r {

@@ -36,7 +36,7 @@ pub(crate) fn show(array: &dyn Array, row: usize, pii: bool) -> String {
 /// `s` without leading and trailing whitespace (as `str::trim`), answered from its first and last bytes when
 /// those are visible ASCII characters (most values: no scan over Unicode characters).
 #[inline]
-fn trim(s: &str) -> &str {
+pub(crate) fn trim(s: &str) -> &str {
     let plain = |b: Option<&u8>| b.is_some_and(u8::is_ascii_graphic);
     let b = s.as_bytes();
     if plain(b.first()) && plain(b.last()) {
@@ -44,6 +44,75 @@ fn trim(s: &str) -> &str {
     } else {
         s.trim()
     }
+}
+
+/// A text that does not read as the type asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unreadable;
+
+/// A field's text as the value an ingest coerces it to: `Ok(None)` when it is empty after trimming (null),
+/// `Err` when it does not read as the type. The text → typed rules of [`coerce`], shared with the sources'
+/// typed reading ([`super::typed`]).
+pub(crate) type Read<T> = std::result::Result<Option<T>, Unreadable>;
+
+/// An integer: the decimal text of one, or of a float with no fractional part (below 9e15 in magnitude).
+#[inline]
+pub(crate) fn read_int(s: &str) -> Read<i64> {
+    let s = trim(s);
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+        .map(Some)
+        .ok_or(Unreadable)
+}
+
+/// A float (NaN included: [`coerce`] stores it as null).
+#[inline]
+pub(crate) fn read_float(s: &str) -> Read<f64> {
+    let s = trim(s);
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse::<f64>().map(Some).map_err(|_| Unreadable)
+}
+
+/// A boolean: `true`/`t`/`1`/`yes`/`y` or `false`/`f`/`0`/`no`/`n`, in any case.
+#[inline]
+pub(crate) fn read_bool(s: &str) -> Read<bool> {
+    const TRUE: [&str; 5] = ["true", "t", "1", "yes", "y"];
+    const FALSE: [&str; 5] = ["false", "f", "0", "no", "n"];
+    match trim(s) {
+        "" => Ok(None),
+        s if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Ok(Some(true)),
+        s if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Ok(Some(false)),
+        _ => Err(Unreadable),
+    }
+}
+
+/// A date (days since the epoch): `YYYY-MM-DD`, or the day of an instant.
+#[inline]
+pub(crate) fn read_date(s: &str) -> Read<i32> {
+    let s = trim(s);
+    if s.is_empty() {
+        return Ok(None);
+    }
+    parse_date(s)
+        .or_else(|| parse_timestamp(s).map(|us| us.div_euclid(86_400_000_000) as i32))
+        .map(Some)
+        .ok_or(Unreadable)
+}
+
+/// An instant (microseconds since the epoch).
+#[inline]
+pub(crate) fn read_timestamp(s: &str) -> Read<i64> {
+    let s = trim(s);
+    if s.is_empty() {
+        return Ok(None);
+    }
+    fast_timestamp(s).or_else(|| parse_timestamp(s)).map(Some).ok_or(Unreadable)
 }
 
 fn as_utf8(a: &ArrayRef) -> Result<StringArray> {
@@ -120,16 +189,12 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let mut b32 = Int32Builder::with_capacity(text.len());
                 let mut b64 = Int64Builder::with_capacity(text.len());
                 for (i, v) in text.iter().enumerate() {
-                    let parsed = match v.map(trim) {
-                        None | Some("") => None,
-                        Some(s) => {
-                            let n = s.parse::<i64>().ok().or_else(|| {
-                                s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)
-                            });
-                            if n.is_none() {
-                                errors.push((i, fail(i, "")));
-                            }
-                            n
+                    let parsed = match v.map(read_int) {
+                        None | Some(Ok(None)) => None,
+                        Some(Ok(n)) => n,
+                        Some(Err(Unreadable)) => {
+                            errors.push((i, fail(i, "")));
+                            None
                         }
                     };
                     if attr.data_type == DataType::Int32 {
@@ -155,14 +220,12 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: Float64Array = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(trim) {
-                        None | Some("") => None,
-                        Some(s) => {
-                            let f = s.parse::<f64>().ok();
-                            if f.is_none() {
-                                errors.push((i, fail(i, "")));
-                            }
-                            f
+                    .map(|(i, v)| match v.map(read_float) {
+                        None => None,
+                        Some(Ok(f)) => f,
+                        Some(Err(Unreadable)) => {
+                            errors.push((i, fail(i, "")));
+                            None
                         }
                     })
                     .collect();
@@ -170,14 +233,11 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
             }
             DataType::Bool => {
                 let mut b = BooleanBuilder::with_capacity(text.len());
-                const TRUE: [&str; 5] = ["true", "t", "1", "yes", "y"];
-                const FALSE: [&str; 5] = ["false", "f", "0", "no", "n"];
                 for (i, v) in text.iter().enumerate() {
-                    b.append_option(match v.map(trim) {
-                        None | Some("") => None,
-                        Some(s) if TRUE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(true),
-                        Some(s) if FALSE.iter().any(|t| t.eq_ignore_ascii_case(s)) => Some(false),
-                        Some(_) => {
+                    b.append_option(match v.map(read_bool) {
+                        None => None,
+                        Some(Ok(v)) => v,
+                        Some(Err(Unreadable)) => {
                             errors.push((i, fail(i, "")));
                             None
                         }
@@ -189,15 +249,12 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: arrow::array::Date32Array = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(trim) {
-                        None | Some("") => None,
-                        Some(s) => {
-                            let d = parse_date(s)
-                                .or_else(|| parse_timestamp(s).map(|us| us.div_euclid(86_400_000_000) as i32));
-                            if d.is_none() {
-                                errors.push((i, fail(i, " (expected YYYY-MM-DD)")));
-                            }
-                            d
+                    .map(|(i, v)| match v.map(read_date) {
+                        None => None,
+                        Some(Ok(d)) => d,
+                        Some(Err(Unreadable)) => {
+                            errors.push((i, fail(i, " (expected YYYY-MM-DD)")));
+                            None
                         }
                     })
                     .collect();
@@ -207,14 +264,12 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 let v: arrow::array::TimestampMicrosecondArray = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(trim) {
-                        None | Some("") => None,
-                        Some(s) => {
-                            let t = fast_timestamp(s).or_else(|| parse_timestamp(s));
-                            if t.is_none() {
-                                errors.push((i, fail(i, " (expected an RFC 3339 instant)")));
-                            }
-                            t
+                    .map(|(i, v)| match v.map(read_timestamp) {
+                        None => None,
+                        Some(Ok(t)) => t,
+                        Some(Err(Unreadable)) => {
+                            errors.push((i, fail(i, " (expected an RFC 3339 instant)")));
+                            None
                         }
                     })
                     .collect();

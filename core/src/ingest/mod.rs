@@ -11,6 +11,7 @@ mod coerce;
 pub(crate) mod pipeline;
 mod sort;
 mod stages;
+mod typed;
 
 use std::collections::BTreeMap;
 
@@ -21,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::model::DataType;
 
 pub use coerce::coerce;
+pub use typed::{ColumnReader, TypedField};
 
 /// How an ingest combines with the data already stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -18,11 +18,12 @@ use serde_json::Value;
 use super::coerce::{coerce, nulls, RowError};
 use super::sort::{sort_indices, ExternalSort};
 use super::stages::FileSink;
+use super::typed::TypedField;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
 use crate::catalog::{DataFile, Snapshot};
 use crate::error::{Error, Result};
 use crate::memory::PeriodicRelease;
-use crate::model::{Attribute, Entity, EntityKind};
+use crate::model::{Attribute, DataType, Entity, EntityKind};
 use crate::source::{ScanRequest, Source, MALFORMED_COLUMN, MALFORMED_REASON_COLUMN};
 use crate::sources::Tracker;
 use crate::store::Store;
@@ -795,6 +796,45 @@ pub(crate) fn storage_order(entity: &Entity) -> Vec<String> {
     cols
 }
 
+/// How a first ingest (or full refresh) of a profile finds repeated keys after its sort: `(by_key, pairs)` — in
+/// the sorted rows themselves when the storage order is the key alone, or by sorting the (key, source row) pairs
+/// of an integer key; neither: by a hash of the keys seen as the rows arrive.
+fn sort_dedupe(entity: &Entity) -> (bool, bool) {
+    let Some(key) = entity.key.as_ref().filter(|_| entity.kind == EntityKind::Profile) else { return (false, false) };
+    let by_key = storage_order(entity).len() == 1;
+    let int_key = entity.get(key).is_some_and(|a| matches!(a.data_type, DataType::Int64 | DataType::Int32));
+    (by_key, !by_key && int_key)
+}
+
+/// The source fields an ingest can take already typed (see [`super::typed`]): every mapped field, when each one
+/// maps to one attribute of a readable type without transforms, no attribute is a constant and the source
+/// delivers the field as text; else none.
+fn typed_fields(cols: &[ColumnPlan], entity: &Entity, source: &Schema) -> Vec<TypedField> {
+    let mut out: Vec<TypedField> = vec![];
+    for c in cols {
+        match &c.input {
+            Input::Missing => {}
+            Input::Constant(_) => return vec![],
+            Input::Field(i) => {
+                let field = source.field(*i);
+                if !c.transforms.is_empty()
+                    || !TypedField::readable(&c.attr.data_type)
+                    || field.data_type() != &ArrowType::Utf8
+                    || out.iter().any(|f| &f.name == field.name())
+                {
+                    return vec![];
+                }
+                out.push(TypedField {
+                    name: field.name().clone(),
+                    data_type: c.attr.data_type.clone(),
+                    required: !c.attr.nullable || entity.key.as_ref() == Some(&c.attr.name),
+                });
+            }
+        }
+    }
+    out
+}
+
 /// What the pipeline hands back to the workspace for committing.
 pub(crate) struct Staged {
     pub files: Vec<DataFile>,
@@ -854,7 +894,13 @@ pub(crate) async fn stage(
         q_records: vec![],
     };
     let dir = format!("data/{}", crate::store::path_segment(&entity.name));
-    let scanned = tracker.or_cancel(source.scan(request)).await.ok_or_else(cancelled)?;
+    // Whether repeated keys are found by the sort (after the rows are coerced) or as the rows arrive.
+    let profile_merge = entity.kind == EntityKind::Profile && mode == IngestMode::Upsert && !current.files.is_empty();
+    let (by_key, pairs) = sort_dedupe(entity);
+    let keys_as_rows_arrive = entity.kind == EntityKind::Profile && (profile_merge || !(by_key || pairs));
+    let typed = if keys_as_rows_arrive { vec![] } else { typed_fields(&proc.cols, entity, &source_schema) };
+    let request = request.clone().with_typed(typed);
+    let scanned = tracker.or_cancel(source.scan(&request)).await.ok_or_else(cancelled)?;
     let mut stream = super::stages::prefetch(scanned.map_err(|e| wrap_source(e, source))?);
     let written: Vec<DataFile>;
     let inserted: u64;
@@ -927,7 +973,7 @@ pub(crate) async fn stage(
             IngestMode::FullRefresh => written.clone(),
             _ => current.files.iter().cloned().chain(written.iter().cloned()).collect(),
         };
-    } else if mode == IngestMode::Upsert && !current.files.is_empty() {
+    } else if profile_merge {
         // An upsert onto stored rows: the new rows are sorted in memory; the current files (sorted the same way,
         // one after the other) are then streamed, the rows whose key came again dropped, and the two sorted
         // sequences merged into the new files. Memory holds the new rows and one batch of the old ones.
@@ -976,9 +1022,6 @@ pub(crate) async fn stage(
         // ended. Other keys with indexed attributes use the hash of keys seen.
         let order = storage_order(entity);
         let key = entity.key.clone().expect("profiles have keys");
-        let key_type = entity.attr(&key)?.data_type.to_arrow();
-        let by_key = order.len() == 1;
-        let pairs = !by_key && matches!(key_type, ArrowType::Int64 | ArrowType::Int32);
         let mut sort_cols = order.clone();
         if by_key || pairs {
             proc.dedupe = false;
