@@ -362,6 +362,18 @@ export interface WorkspaceOptions {
    * power loss cannot undo a commit (default false: commits survive a crash of the process, not of the machine).
    */
   durableCommits?: boolean;
+  /**
+   * The most claimed deliveries a dispatch processes at once, so the most a killed process may send again
+   * (1 to 65,536; default 2 × concurrency, at least 1,024 with `durableCommits`; see `deliveryWindow()`).
+   */
+  deliveryWindow?: number;
+  /**
+   * How long a dispatcher's claim on a delivery lasts, in milliseconds (default 60,000, at least 200; every
+   * process sharing the workspace should use the same).
+   */
+  leaseMs?: number;
+  /** Bytes an ingest sorts in memory before it spills to temporary files (default 64 MiB, at least 16 MiB). */
+  ingestMemory?: number;
 }
 
 /** The result of one segment evaluation. */
@@ -393,6 +405,13 @@ export declare class Workspace {
   readonly path: string;
   /** Whether every commit waits until it is on disk (the `durableCommits` option). */
   readonly durableCommits: boolean;
+  /**
+   * How many claimed deliveries a dispatch with `concurrency` send slots (default 8) processes at once: the
+   * `deliveryWindow` option, else 2 × concurrency (at least 1,024 with `durableCommits`, where each outcome waits
+   * for a sync to disk). At most this many are sent with their outcome not yet committed, which is what a process
+   * killed mid-dispatch may send again (with the same idempotency keys).
+   */
+  deliveryWindow(concurrency?: number): number;
   /** Fixes "now" at an instant (RFC 3339 text or Date), or restores the system clock with null. */
   setClock(instant: string | Date | null): void;
   /** Sets the IANA time zone ('Europe/Berlin') that calendar windows and "today" count in (default UTC). */

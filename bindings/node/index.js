@@ -321,6 +321,18 @@ class Workspace {
     return this.#native.durableCommits;
   }
 
+  /**
+   * How many claimed deliveries a dispatch with `concurrency` send slots processes at once: the `deliveryWindow`
+   * option, else 2 × concurrency (at least 1,024 with `durableCommits`). At most this many are sent with their
+   * outcome not yet committed, which is what a process killed mid-dispatch may send again.
+   */
+  deliveryWindow(concurrency = 8) {
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 0xffffffff) {
+      throw invalid(`deliveryWindow: concurrency must be a whole number from 1 to 2^32-1, got ${concurrency}`);
+    }
+    return callSync(() => this.#native.deliveryWindow(concurrency));
+  }
+
   /** Fixes "now" (for relative time windows) at an instant, or restores the system clock with `null`. */
   setClock(instant) {
     callSync(() => this.#native.setClock(clockArg(instant)));

@@ -62,7 +62,7 @@ pub use split::Split;
 pub use workspace::{
     ChangeKind, ChangesQuery, CompactReport, EntityDependents, ExplainNode, Explanation, MembersPage, MembersRun,
     PageRequest, QuarantineQuery, QuarantineSort, RowsPage, StaticListReport, SyncRecord, VacuumReport, Workspace,
-    WorkspaceOptions, DEFAULT_INGEST_MEMORY, ORPHAN_GRACE,
+    WorkspaceOptions, DEFAULT_DURABLE_DELIVERY_WINDOW, DEFAULT_INGEST_MEMORY, ORPHAN_GRACE,
 };
 
 /// Re-exports of the Arrow and DataFusion crates segkit is built on, so users get matching versions.

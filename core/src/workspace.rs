@@ -45,7 +45,7 @@ pub use evaluation::{MembersPage, MembersRun};
 pub use explain::{ExplainNode, Explanation};
 pub use ingest::SyncRecord;
 use options::resolve_secret;
-pub use options::{WorkspaceOptions, DEFAULT_INGEST_MEMORY};
+pub use options::{WorkspaceOptions, DEFAULT_DURABLE_DELIVERY_WINDOW, DEFAULT_INGEST_MEMORY};
 pub use pages::{ChangeKind, ChangesQuery, PageRequest, QuarantineQuery, QuarantineSort, RowsPage};
 use planning::PlanSources;
 pub use static_lists::StaticListReport;
@@ -68,7 +68,7 @@ struct Inner {
     actions: RwLock<HashMap<String, Arc<dyn crate::action::Action>>>,
     /// How long a dispatcher's claim on a delivery lasts ([`WorkspaceOptions::lease`]).
     lease: std::time::Duration,
-    /// [`WorkspaceOptions::delivery_window`] (`None`: twice the dispatch's concurrency).
+    /// [`WorkspaceOptions::delivery_window`] (`None`: the default, see [`Workspace::delivery_window`]).
     delivery_window: Option<usize>,
     /// [`WorkspaceOptions::ingest_memory`].
     ingest_memory: usize,

@@ -111,7 +111,11 @@ async fn setup(data: &str, dir: &str, key_file: &str) -> segkit::Result<()> {
 }
 
 async fn lib(dir: &str, seconds: f64, concurrency: usize, only_members: bool) -> segkit::Result<Value> {
-    let ws = segkit_server::open_workspace_with(std::path::Path::new(dir), true).await?;
+    let ws = segkit_server::open_workspace_with(
+        std::path::Path::new(dir),
+        segkit::WorkspaceOptions::default().durable_commits(true),
+    )
+    .await?;
     let budget = Duration::from_secs_f64(seconds);
     let members = members(&ws, budget).await?;
     if only_members {

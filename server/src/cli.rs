@@ -113,6 +113,21 @@ pub struct RunArgs {
     /// Deliveries sent at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
+    /// Most deliveries a dispatch processes at once, sent with their outcome not yet recorded: what a killed
+    /// process may send again (1 to 65536; default 2 × --concurrency, at least 1024 with --durable).
+    #[arg(long)]
+    pub delivery_window: Option<usize>,
+}
+
+impl RunArgs {
+    /// The workspace options these scheduler options imply, with durable commits when `durable`.
+    fn workspace_options(&self, durable: bool) -> segkit::WorkspaceOptions {
+        let options = segkit::WorkspaceOptions::default().durable_commits(durable);
+        match self.delivery_window {
+            Some(w) => options.delivery_window(w),
+            None => options,
+        }
+    }
 }
 
 /// Options of the HTTP server.
@@ -235,11 +250,11 @@ fn shutdown_on_signals() -> segkit::Result<CancellationToken> {
 
 /// Opens an existing workspace (commands other than `init` never create one by accident).
 async fn existing(dir: &Path) -> segkit::Result<Workspace> {
-    existing_with(dir, false).await
+    existing_with(dir, segkit::WorkspaceOptions::default()).await
 }
 
-/// [`existing`], with durable commits when `durable`.
-async fn existing_with(dir: &Path, durable: bool) -> segkit::Result<Workspace> {
+/// [`existing`], opened with `options`.
+async fn existing_with(dir: &Path, options: segkit::WorkspaceOptions) -> segkit::Result<Workspace> {
     if !dir.join("segkit.db").is_file() {
         return Err(Error::NotFound {
             kind: "workspace",
@@ -247,7 +262,7 @@ async fn existing_with(dir: &Path, durable: bool) -> segkit::Result<Workspace> {
             hint: Default::default(),
         });
     }
-    crate::open_workspace_with(dir, durable).await
+    crate::open_workspace_with(dir, options).await
 }
 
 /// The error of a plan that has destructive changes the options do not allow.
@@ -390,7 +405,7 @@ async fn run(cli: Cli) -> segkit::Result<()> {
             }
         }
         Command::Run(a) => {
-            let ws = existing(&cli.workspace).await?;
+            let ws = existing_with(&cli.workspace, a.workspace_options(false)).await?;
             let options = serve_options(&a)?;
             let token = shutdown_on_signals()?;
             if !json {
@@ -405,7 +420,7 @@ async fn run(cli: Cli) -> segkit::Result<()> {
             });
         }
         Command::Serve(a) => {
-            let ws = existing_with(&cli.workspace, a.durable).await?;
+            let ws = existing_with(&cli.workspace, a.run.workspace_options(a.durable)).await?;
             let tls = match (&a.tls_cert, &a.tls_key) {
                 (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
                 _ => None,

@@ -17,16 +17,16 @@ pub mod tls;
 
 /// Opens the workspace at `dir` with every built-in connector and action family (what `segkit` itself uses).
 pub async fn open_workspace(dir: &std::path::Path) -> segkit::Result<segkit::Workspace> {
-    open_workspace_with(dir, false).await
+    open_workspace_with(dir, segkit::WorkspaceOptions::default()).await
 }
 
-/// [`open_workspace`], with every catalog commit, and every Parquet file it references, synced to disk before
-/// it returns when `durable` (SQLite `synchronous = FULL` and `fsync`; see
-/// [`segkit::WorkspaceOptions::durable_commits`]).
-pub async fn open_workspace_with(dir: &std::path::Path, durable: bool) -> segkit::Result<segkit::Workspace> {
-    let options = segkit::WorkspaceOptions::default()
-        .source_factory(segkit_connectors::registry())
-        .action_factory(segkit_actions::registry())
-        .durable_commits(durable);
+/// [`open_workspace`] with `options` (e.g. [`segkit::WorkspaceOptions::durable_commits`]: every catalog commit,
+/// and every Parquet file it references, synced to disk before it returns); the built-in connector and action
+/// families replace any factories `options` name.
+pub async fn open_workspace_with(
+    dir: &std::path::Path,
+    options: segkit::WorkspaceOptions,
+) -> segkit::Result<segkit::Workspace> {
+    let options = options.source_factory(segkit_connectors::registry()).action_factory(segkit_actions::registry());
     segkit::Workspace::open_with(dir, options).await
 }

@@ -148,6 +148,12 @@ async fn run_starts_the_scheduler_and_stops_gracefully_on_sigterm() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("scheduler stopped:") && text.contains("passes"), "{text}");
     assert_eq!(code(&segkit(&["-w", w.to_str().unwrap(), "run", "--poll-interval=-1"])), 5, "invalid input");
+    for window in ["0", "65537"] {
+        let out = segkit(&["-w", w.to_str().unwrap(), "run", "--delivery-window", window]);
+        assert_eq!(code(&out), 5, "--delivery-window {window}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("the delivery window is {window} deliveries")), "{err}");
+    }
 }
 
 /// `plan` / `apply` / `export`: a project file applied in one go, planned again as unchanged, exported and

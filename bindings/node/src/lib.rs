@@ -321,6 +321,14 @@ pub fn panic_sync(message: String) -> Result<()> {
     guard(|| panic!("{message}"))
 }
 
+/// A workspace option that must be a positive whole number.
+fn positive(option: &str, n: &serde_json::Number) -> Result<usize> {
+    n.as_u64()
+        .filter(|n| *n > 0)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| invalid(format!("{option} must be a positive whole number, got {n}")))
+}
+
 #[napi]
 pub async fn open_workspace(path: String, options: Option<Value>) -> Result<NativeWorkspace> {
     let mut opts = segkit::WorkspaceOptions::default();
@@ -339,13 +347,15 @@ pub async fn open_workspace(path: String, options: Option<Value>) -> Result<Nati
                     }
                 }
                 ("durableCommits", Value::Bool(b)) => opts = opts.durable_commits(b),
-                ("targetPartitions", Value::Number(n)) => {
-                    let n = n.as_u64().filter(|n| *n > 0).ok_or_else(|| invalid("targetPartitions must be a positive integer"))?;
-                    opts = opts.target_partitions(n as usize);
+                ("targetPartitions", Value::Number(n)) => opts = opts.target_partitions(positive(&k, &n)?),
+                ("deliveryWindow", Value::Number(n)) => opts = opts.delivery_window(positive(&k, &n)?),
+                ("leaseMs", Value::Number(n)) => {
+                    opts = opts.lease(std::time::Duration::from_millis(positive(&k, &n)? as u64))
                 }
+                ("ingestMemory", Value::Number(n)) => opts = opts.ingest_memory(positive(&k, &n)?),
                 (other, _) => {
                     return Err(invalid(format!(
-                        "unknown or mistyped workspace option `{other}` (expected storeUrl: string, storeOptions: object, targetPartitions: number, durableCommits: boolean)"
+                        "unknown or mistyped workspace option `{other}` (expected storeUrl: string, storeOptions: object, targetPartitions: number, durableCommits: boolean, deliveryWindow: number, leaseMs: number, ingestMemory: number)"
                     )))
                 }
             }
@@ -369,6 +379,13 @@ impl NativeWorkspace {
     #[napi(getter)]
     pub fn durable_commits(&self) -> bool {
         self.inner.durable_commits()
+    }
+
+    /// How many claimed deliveries a dispatch with `concurrency` send slots processes at once
+    /// (`Workspace::delivery_window`).
+    #[napi]
+    pub fn delivery_window(&self, concurrency: u32) -> u32 {
+        self.inner.delivery_window(concurrency as usize) as u32
     }
 
     /// Sets the IANA time zone calendar windows count in.

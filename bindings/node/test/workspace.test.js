@@ -578,6 +578,39 @@ describe('workspace', () => {
     });
   });
 
+  test('deliveryWindow, leaseMs and ingestMemory are passed to the workspace', async () => {
+    const plain = await Workspace.open(tmpdir());
+    assert.deepEqual([plain.deliveryWindow(), plain.deliveryWindow(64)], [16, 128]);
+    const durable = await Workspace.open(tmpdir(), { durableCommits: true });
+    assert.deepEqual([durable.deliveryWindow(8), durable.deliveryWindow(1000)], [1024, 2000]);
+    const set = await Workspace.open(tmpdir(), { durableCommits: true, deliveryWindow: 3, leaseMs: 5000 });
+    assert.equal(set.deliveryWindow(64), 3);
+    const small = await Workspace.open(tmpdir(), { ingestMemory: 32 * 1024 * 1024, leaseMs: 500 });
+    await small.defineEntity(USER);
+    await small.ingest('user', PEOPLE);
+    const n = tableFromIPC(await small.sql('SELECT count(*) AS n FROM "user"'));
+    assert.equal(Number(n.getChild('n').get(0)), 4, 'one of PEOPLE is quarantined');
+    const bad = [
+      [{ deliveryWindow: 0 }, /deliveryWindow must be a positive whole number, got 0/],
+      [{ deliveryWindow: 65537 }, /the delivery window is 65537 deliveries; it must be between 1 and 65536/],
+      [{ deliveryWindow: 2.5 }, /deliveryWindow must be a positive whole number, got 2.5/],
+      [{ deliveryWindow: '8' }, /deliveryWindow: number/],
+      [{ leaseMs: -1 }, /leaseMs must be a positive whole number, got -1/],
+      [{ leaseMs: 100 }, /the delivery lease is 100 ms, shorter than 200 ms \(MIN_LEASE\)/],
+      [{ ingestMemory: 0 }, /ingestMemory must be a positive whole number, got 0/],
+    ];
+    for (const [options, message] of bad) {
+      await assert.rejects(Workspace.open(tmpdir(), options), (e) => {
+        assert.ok(e instanceof InvalidArgumentError, `${JSON.stringify(options)}: ${e.name}`);
+        assert.match(e.message, message);
+        return true;
+      });
+    }
+    for (const c of [0, -1, 2 ** 32, 1.5, '8']) {
+      assert.throws(() => plain.deliveryWindow(c), (e) => e instanceof InvalidArgumentError && /concurrency must be a whole number/.test(e.message));
+    }
+  });
+
   test('bad open options and direct construction are InvalidArgumentErrors', async () => {
     await assert.rejects(Workspace.open(tmpdir(), { targetPartitions: -1 }), InvalidArgumentError);
     await assert.rejects(Workspace.open(tmpdir(), { bogus: 1 }), InvalidArgumentError);

@@ -66,13 +66,18 @@ fn delivery_filter(workflow: Option<String>, status: Option<&str>, ids: Option<V
 #[pymethods]
 impl PyWorkspace {
     #[staticmethod]
-    #[pyo3(signature = (path, store_url=None, store_options=None, durable_commits=false))]
+    #[pyo3(signature = (path, store_url=None, store_options=None, durable_commits=false, delivery_window=None,
+        lease_seconds=None, ingest_memory=None))]
+    #[allow(clippy::too_many_arguments)] // one per `WorkspaceOptions` field the Python wrapper takes by keyword
     fn open(
         py: Python<'_>,
         path: PathBuf,
         store_url: Option<String>,
         store_options: Option<HashMap<String, String>>,
         durable_commits: bool,
+        delivery_window: Option<usize>,
+        lease_seconds: Option<f64>,
+        ingest_memory: Option<usize>,
     ) -> PyResult<Self> {
         crate::error::guard(|| {
             let mut options = WorkspaceOptions::default();
@@ -83,6 +88,20 @@ impl PyWorkspace {
             store_options.sort();
             options.store_options = store_options;
             options = options.durable_commits(durable_commits);
+            if let Some(w) = delivery_window {
+                options = options.delivery_window(w);
+            }
+            if let Some(s) = lease_seconds {
+                let lease = std::time::Duration::try_from_secs_f64(s).map_err(|_| {
+                    crate::error::invalid_argument(format!(
+                        "lease must be a finite, non-negative number of seconds, got {s}"
+                    ))
+                })?;
+                options = options.lease(lease);
+            }
+            if let Some(bytes) = ingest_memory {
+                options = options.ingest_memory(bytes);
+            }
             options.source_factory = Some(crate::sources::factory());
             options.action_factory = Some(crate::action::factory());
             let ws = wait_for_future(py, move || segkit::Workspace::open_with(path, options))?.py()?;
@@ -99,6 +118,12 @@ impl PyWorkspace {
     #[getter]
     fn durable_commits(&self) -> bool {
         self.ws.durable_commits()
+    }
+
+    /// How many claimed deliveries a dispatch with `concurrency` send slots processes at once
+    /// (`Workspace::delivery_window`).
+    fn delivery_window(&self, concurrency: usize) -> usize {
+        self.ws.delivery_window(concurrency)
     }
 
     /// `instant`: RFC 3339 text, or None for the system clock.

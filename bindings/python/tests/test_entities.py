@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from datetime import timedelta
+
 import pyarrow as pa
 import pytest
 
@@ -124,6 +127,36 @@ def test_durable_commits_option(tmp_path):
     again = segkit.Workspace.open(tmp_path / "w")
     assert again.durable_commits is False
     assert again.sql("select count(*) as n from user").to_pylist() == [{"n": 2}]
+
+
+def test_workspace_options_delivery_window_lease_and_ingest_memory(tmp_path):
+    plain = segkit.Workspace.open(tmp_path / "plain")
+    assert (plain.delivery_window(), plain.delivery_window(concurrency=64)) == (16, 128)
+    durable = segkit.Workspace.open(tmp_path / "durable", durable_commits=True)
+    assert (durable.delivery_window(8), durable.delivery_window(1000)) == (1024, 2000)
+    set_ = segkit.Workspace.open(tmp_path / "set", durable_commits=True, delivery_window=3, lease=timedelta(seconds=5))
+    assert set_.delivery_window(64) == 3
+    small = segkit.Workspace.open(tmp_path / "small", ingest_memory=32 * 1024 * 1024, lease=0.5)
+    small.define_entity("user", key="id", attributes={"id": "int64"})
+    small.ingest("user", pa.table({"id": pa.array([2, 1, 3], pa.int64())}))
+    assert small.sql("select count(*) as n from user").to_pylist() == [{"n": 3}]
+    bad = [
+        ({"delivery_window": 0}, "delivery_window must be a whole number from 1 to 65536, got 0"),
+        ({"delivery_window": 65_537}, "delivery_window must be a whole number from 1 to 65536, got 65537"),
+        ({"delivery_window": 2.5}, "delivery_window must be a whole number from 1 to 65536, got 2.5"),
+        ({"delivery_window": True}, "delivery_window must be a whole number from 1 to 65536, got True"),
+        ({"ingest_memory": -1}, "ingest_memory must be a whole number"),
+        ({"lease": "60"}, "lease must be seconds or a timedelta, got '60'"),
+        ({"lease": -1.0}, "lease must be a finite, non-negative number of seconds, got -1"),
+        ({"lease": float("nan")}, "lease must be a finite, non-negative number of seconds, got NaN"),
+        ({"lease": 0.1}, "the delivery lease is 100 ms, shorter than 200 ms (MIN_LEASE)"),
+    ]
+    for kwargs, message in bad:
+        with pytest.raises(segkit.InvalidArgumentError, match=re.escape(message)):
+            segkit.Workspace.open(tmp_path / "bad", **kwargs)
+    for concurrency in (0, -1, 2**32, 1.5):
+        with pytest.raises(segkit.InvalidArgumentError, match="concurrency must be a whole number"):
+            plain.delivery_window(concurrency)
 
 
 def test_exception_hierarchy():

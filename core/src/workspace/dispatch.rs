@@ -187,15 +187,6 @@ fn chunk_len(claimed: usize, window: usize) -> usize {
     claimed.div_ceil(4).max(window).clamp(1, claimed.max(1))
 }
 
-/// How many claimed rows a pass processes at once for `concurrency` send slots: the workspace's
-/// [`delivery_window`](crate::WorkspaceOptions::delivery_window), by default twice `concurrency`, so a delivery
-/// whose outcome waits for its group commit does not keep a send slot (at most `concurrency` actions execute at
-/// once; at most this many deliveries are sent without their outcome committed, which is what a killed process
-/// may send again).
-fn pass_window(configured: Option<usize>, concurrency: usize) -> usize {
-    configured.unwrap_or_else(|| concurrency.max(1).saturating_mul(2)).max(1)
-}
-
 /// A delivery's task: aborted when dropped unfinished (a pass cut short by a shutdown's grace period drops its
 /// deliveries, as it did when they were polled in place), a panic in it is resumed in the pass.
 struct Spawned(tokio::task::JoinHandle<Result<Processed>>);
@@ -243,6 +234,29 @@ async fn hold(
 }
 
 impl Workspace {
+    /// How many claimed rows a dispatch with `concurrency` send slots processes at once: the
+    /// [`delivery_window`](crate::WorkspaceOptions::delivery_window) it was opened with, else twice
+    /// `concurrency` — so a delivery whose outcome waits for its group commit does not keep a send slot — and with
+    /// durable commits at least [`DEFAULT_DURABLE_DELIVERY_WINDOW`](crate::DEFAULT_DURABLE_DELIVERY_WINDOW), so
+    /// the syncs to disk do not bound the rate. At most this many deliveries are sent without their outcome
+    /// committed, which is what a killed process may send again.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let ws = segkit::Workspace::open(dir.path()).await.unwrap();
+    /// assert_eq!(ws.delivery_window(8), 16);
+    /// let durable = segkit::WorkspaceOptions::default().durable_commits(true);
+    /// let ws = segkit::Workspace::open_with(dir.path(), durable).await.unwrap();
+    /// assert_eq!(ws.delivery_window(8), 1024);
+    /// # });
+    /// ```
+    pub fn delivery_window(&self, concurrency: usize) -> usize {
+        let twice = concurrency.max(1).saturating_mul(2);
+        let default = if self.durable_commits() { twice.max(crate::DEFAULT_DURABLE_DELIVERY_WINDOW) } else { twice };
+        self.inner.delivery_window.unwrap_or(default).clamp(1, crate::limits::MAX_DELIVERY_WINDOW)
+    }
+
     /// One dispatch pass at the workspace clock's now: claims up to `limit` due rows (with a lease of
     /// [`Workspace::lease`]), executes them at most `concurrency` at a time, records each outcome and writes the
     /// next step's row in the same transaction. Quiet hours, rate limits and waits `until` put rows back to
@@ -337,7 +351,7 @@ impl Workspace {
                 let mut pass = self.prepare_pass(&rows, utc_of(now_ms), sends.clone())?;
                 pass.stop = shutdown.map(|(t, _)| t.clone());
                 let pass = Arc::new(pass);
-                let len = chunk_len(rows.len(), pass_window(self.inner.delivery_window, concurrency));
+                let len = chunk_len(rows.len(), self.delivery_window(concurrency));
                 let mut chunks: Vec<Vec<LedgerRow>> = vec![];
                 for row in rows {
                     match chunks.last_mut() {
@@ -442,14 +456,7 @@ impl Workspace {
         };
         let (produced, ran, ()) = tokio::join!(
             producer,
-            self.run_claimed(
-                held,
-                claimed,
-                pass_window(self.inner.delivery_window, concurrency),
-                shutdown,
-                work,
-                count
-            ),
+            self.run_claimed(held, claimed, self.delivery_window(concurrency), shutdown, work, count),
             writer
         );
         let ((counts, first_error), mut released) = ran?;

@@ -28,12 +28,17 @@ pub struct WorkspaceOptions {
     /// deliveries this long, and an action gets half of it to answer. Every process sharing a workspace should
     /// use the same lease.
     pub lease: Option<std::time::Duration>,
-    /// The most claimed deliveries a dispatch processes at once (default `2 × concurrency`, at most
+    /// The most claimed deliveries a dispatch processes at once (at most
     /// [`MAX_DELIVERY_WINDOW`](crate::limits::MAX_DELIVERY_WINDOW)): at most this many are sent (or being sent)
     /// with their outcome not yet committed, which is what a process killed with SIGKILL may send again. With
     /// `durable_commits` each outcome waits for a sync to disk, so the window also bounds the rate, to about
     /// `window / (2 × sync time)`: a larger window trades more re-sends after a crash for more deliveries per
     /// second. A window smaller than `concurrency` also limits the sends.
+    ///
+    /// Default: `2 × concurrency`, and with `durable_commits` at least [`DEFAULT_DURABLE_DELIVERY_WINDOW`]
+    /// (1,024; a sync to disk takes milliseconds on most disks, and `2 × concurrency` would hold the rate to a
+    /// few thousand deliveries per second). Set it lower for channels whose receivers cannot deduplicate by the
+    /// `Idempotency-Key` (e-mail, SMS) if fewer duplicates after a crash matter more than the rate.
     pub delivery_window: Option<usize>,
     /// The memory an ingest may use to sort new rows into storage order before it spills sorted runs to
     /// temporary files (default [`DEFAULT_INGEST_MEMORY`], at least 16 MiB): an ingest of any size holds about
@@ -47,6 +52,10 @@ pub struct WorkspaceOptions {
     /// machine, and cost no disk flush each.
     pub durable_commits: bool,
 }
+
+/// The least default [`WorkspaceOptions::delivery_window`] of a workspace with `durable_commits`: 1,024
+/// deliveries.
+pub const DEFAULT_DURABLE_DELIVERY_WINDOW: usize = 1024;
 
 /// The default of [`WorkspaceOptions::ingest_memory`]: 64 MiB.
 pub const DEFAULT_INGEST_MEMORY: usize = 64 * 1024 * 1024;

@@ -139,7 +139,8 @@ async fn bench() -> segkit::Result<()> {
     if durable {
         options = options.durable_commits(true);
     }
-    // `--window W`: the dispatcher's window of deliveries in flight (default twice the concurrency).
+    // `--window W`: the dispatcher's window of deliveries in flight (default `Workspace::delivery_window`: twice
+    // the concurrency, at least 1,024 with `--durable`).
     let window: Option<usize> = arg("--window").map(|v| v.parse().expect("--window W"));
     if let Some(w) = window {
         options = options.delivery_window(w);
@@ -288,7 +289,7 @@ async fn bench() -> segkit::Result<()> {
         "durable": durable,
         "concurrency": concurrency,
         "batch": batch,
-        "window": window,
+        "window": ws.delivery_window(concurrency),
         "evaluate_s": evaluated.as_secs_f64(),
         "total_s": total.as_secs_f64(),
         "delivered": delivered,

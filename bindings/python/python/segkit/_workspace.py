@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Protocol, Sequence, Union, runtime_checkable
 
 from segkit import _segkit
@@ -182,17 +182,53 @@ class Workspace:
         store_url: str | None = None,
         store_options: Mapping[str, str] | None = None,
         durable_commits: bool = False,
+        delivery_window: int | None = None,
+        lease: float | timedelta | None = None,
+        ingest_memory: int | None = None,
     ) -> Workspace:
         """Opens (creating if needed) the workspace in directory ``path``. ``store_url`` keeps entity data
         elsewhere (``s3://bucket/prefix``); ``store_options`` configure it (secrets as ``env:NAME``).
         ``durable_commits``: every catalog commit waits until it is on disk and every Parquet file it references
         is synced first, so a power loss cannot undo a commit (default: commits survive a crash of the process,
-        not of the machine)."""
+        not of the machine).
+
+        ``delivery_window``: the most claimed deliveries a dispatch processes at once, so the most a killed
+        process may send again (1 to 65,536; default ``2 × concurrency``, at least 1,024 with
+        ``durable_commits``; see :meth:`delivery_window`). ``lease``: how long a dispatcher's claim on a delivery
+        lasts, in seconds or a ``timedelta`` (default 60 s, at least 0.2 s; every process sharing the workspace
+        should use the same). ``ingest_memory``: bytes an ingest sorts in memory before it spills to temporary
+        files (default 64 MiB, at least 16 MiB)."""
+        for what, n, low, high in (
+            ("delivery_window", delivery_window, 1, 65_536),
+            ("ingest_memory", ingest_memory, 1, 2**63 - 1),
+        ):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high):
+                raise _segkit.InvalidArgumentError(f"Workspace.open: {what} must be a whole number from {low} to {high}, got {n!r}")
+        if isinstance(lease, timedelta):
+            lease = lease.total_seconds()
+        if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float))):
+            raise _segkit.InvalidArgumentError(f"Workspace.open: lease must be seconds or a timedelta, got {lease!r}")
         return cls(
             _segkit.Workspace.open(
-                os.fspath(path), store_url, dict(store_options) if store_options else None, bool(durable_commits)
+                os.fspath(path),
+                store_url,
+                dict(store_options) if store_options else None,
+                bool(durable_commits),
+                delivery_window,
+                None if lease is None else float(lease),
+                ingest_memory,
             )
         )
+
+    def delivery_window(self, concurrency: int = 8) -> int:
+        """How many claimed deliveries a dispatch with ``concurrency`` send slots processes at once: the
+        ``delivery_window`` given to :meth:`open`, else ``2 × concurrency`` (at least 1,024 with
+        ``durable_commits``, where each outcome waits for a sync to disk). At most this many deliveries are sent
+        with their outcome not yet committed, which is what a process killed mid-dispatch may send again (with the
+        same idempotency keys)."""
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency < 2**32:
+            raise _segkit.InvalidArgumentError(f"delivery_window: concurrency must be a whole number from 1 to 2^32-1, got {concurrency!r}")
+        return self._ws.delivery_window(concurrency)
 
     @property
     def path(self) -> str:
