@@ -494,3 +494,80 @@ async fn a_run_writes_captured_attributes_for_every_capturing_workflow_and_plain
     }
     assert_eq!(captured_rows(dir.path()), 0);
 }
+
+/// Wraps an entity's table in the query session: every scan of all its columns waits until
+/// [`GatedTable::release`] has a permit, and [`GatedTable::started`] is notified when the first one begins.
+#[derive(Debug)]
+struct GatedTable {
+    inner: Arc<dyn datafusion::catalog::TableProvider>,
+    started: tokio::sync::Notify,
+    release: tokio::sync::Semaphore,
+}
+
+#[async_trait]
+impl datafusion::catalog::TableProvider for GatedTable {
+    fn schema(&self) -> segkit::deps::arrow::datatypes::SchemaRef {
+        self.inner.schema()
+    }
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        self.inner.table_type()
+    }
+    async fn scan(
+        &self,
+        state: &dyn datafusion::catalog::Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[datafusion::prelude::Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        // The trigger's capture reads every attribute; the segment's evaluation only those its rule names.
+        if projection.is_none_or(|p| p.len() == self.inner.schema().fields().len()) {
+            self.started.notify_one();
+            let _permit = self.release.acquire().await.expect("the gate is never closed");
+        }
+        self.inner.scan(state, projection, filters, limit).await
+    }
+}
+
+/// The trigger of a segment run reads the entered entities' attributes (for the workflows that capture them)
+/// before its catalog transaction begins: while that scan runs, another writer of the catalog commits at once
+/// instead of waiting for the run (and failing after the busy timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_writer_commits_while_a_run_scans_the_attributes_it_captures() {
+    let (dir, ws, action) = users(50).await;
+    define_everyone(&ws).await;
+    let w: WorkflowSpec = from_value(json!({"name": "welcome", "trigger": {"type": "entered", "segment": "everyone"},
+        "steps": [{"name": "send", "type": "action", "action": "hook", "template": "hi"}]}))
+    .unwrap();
+    ws.define_workflow(w).await.unwrap();
+    // Only the capture scans the session's table: the segment's evaluation plans over the snapshot's provider.
+    let gate = Arc::new(GatedTable {
+        inner: ws.session().table_provider("user").await.unwrap(),
+        started: tokio::sync::Notify::new(),
+        release: tokio::sync::Semaphore::new(0),
+    });
+    ws.session().deregister_table("user").unwrap();
+    ws.session().register_table("user", gate.clone()).unwrap();
+    let run = tokio::spawn({
+        let ws = ws.clone();
+        async move { ws.evaluate("everyone").await }
+    });
+    tokio::time::timeout(std::time::Duration::from_secs(120), gate.started.notified())
+        .await
+        .expect("the run's trigger never scanned the user table");
+    assert!(!run.is_finished(), "the run waits for its scan");
+    // The scan is held: a suppression written now commits (the run holds no write lock yet).
+    let writer = ws.clone();
+    let added = tokio::task::spawn_blocking(move || writer.suppress("hook", &["7".to_string()])).await.unwrap();
+    assert_eq!(added.unwrap(), 1, "a write made while the run scans commits at once");
+    gate.release.add_permits(1 << 20);
+    let run = run.await.unwrap().unwrap();
+    assert_eq!(run.entered.num_rows(), 50);
+    assert_eq!(captured_rows(dir.path()), 50, "every entered user's attributes were captured");
+    let rep = ws.dispatch_backlog(1000, 4).await.unwrap();
+    assert_eq!((rep.claimed, rep.delivered, rep.suppressed), (50, 49, 1), "{rep:?}");
+    let sent = action.0.lock().unwrap().clone();
+    assert!(sent.iter().all(|d| d.entity_key != "7"), "the suppressed user got nothing");
+    for d in &sent {
+        assert_eq!(d.content["text"], format!("Hi User {} ({})", d.entity_key, d.entity_key), "{d:?}");
+    }
+}
