@@ -193,140 +193,25 @@ fn pass_window(configured: Option<usize>, concurrency: usize) -> usize {
     configured.unwrap_or_else(|| concurrency.max(1).saturating_mul(2)).max(1)
 }
 
-/// One claimed row as the deliveries take it: the row, the attributes its trigger captured (if any), and what its
-/// chunk and its pass read.
-type Claimed = (LedgerRow, Option<Attributes>, Arc<Chunk>, Arc<Pass>);
+/// A delivery's task: aborted when dropped unfinished (a pass cut short by a shutdown's grace period drops its
+/// deliveries, as it did when they were polled in place), a panic in it is resumed in the pass.
+struct Spawned(tokio::task::JoinHandle<Result<Processed>>);
 
-/// What a dispatch's results add up to: the counts, and the first error.
-type Counts = (DispatchReport, Option<Error>);
-
-/// The delivery lanes of a dispatch: `window` tasks (see [`Lanes::run`]), each taking the next claimed row from
-/// the shared stream, processing it until its outcome is committed, then taking the next. So at most `window`
-/// rows are in flight, the runtime's workers share the per-delivery work (rendering, the request and its
-/// reply), and no task is spawned per delivery.
-struct Lanes {
-    ws: Workspace,
-    /// The claimed rows, in order; a lane holds the lock only while it takes one.
-    rows: tokio::sync::Mutex<std::pin::Pin<Box<dyn futures::Stream<Item = Claimed> + Send>>>,
-    /// The ids of every row the dispatch claimed and has not finished (the producer adds each later claim's).
-    held: Arc<std::sync::Mutex<rustc_hash::FxHashSet<i64>>>,
-    /// The group commit the outcomes go to (its writer stops once the lanes are dropped).
-    recorder: Recorder,
-    /// Rows released unsent by a shutdown.
-    released_unsent: Arc<std::sync::atomic::AtomicU64>,
-    /// The results, counted as they come (nothing is kept per row).
-    counts: std::sync::Mutex<Counts>,
-    /// A serving loop's shutdown: once cancelled, no further row is started.
-    stop: Option<CancellationToken>,
-}
-
-impl Lanes {
-    fn stopped(&self) -> bool {
-        self.stop.as_ref().is_some_and(|t| t.is_cancelled())
-    }
-
-    /// Runs `n` lanes (at most the window) until the rows end — or, once a shutdown began, until the rows in
-    /// flight are done or the `grace` period ends (then they are dropped); then releases every claim not
-    /// finished (back to pending, the attempt not counted), rows the stream did not yield included. Returns the
-    /// counts (fresh ones when the grace period cut the run short) and how many claims were released. A panic
-    /// in a lane is resumed here.
-    async fn run(self, n: usize, grace: Option<std::time::Duration>) -> Result<(Counts, u64)> {
-        let lanes = Arc::new(self);
-        let mut tasks = tokio::task::JoinSet::new();
-        for _ in 0..n.max(1) {
-            tasks.spawn(tracing::Instrument::in_current_span(lanes.clone().lane()));
-        }
-        let all = async {
-            while let Some(done) = tasks.join_next().await {
-                if let Err(e) = done {
-                    if e.is_panic() {
-                        std::panic::resume_unwind(e.into_panic());
-                    }
-                }
-            }
-        };
-        let cut = match (&lanes.stop, grace) {
-            (Some(token), Some(grace)) => {
-                tokio::select! {
-                    () = all => false,
-                    () = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
-                        tracing::warn!("shutdown: deliveries still running after the grace period are released");
-                        true
-                    }
-                }
-            }
-            _ => {
-                all.await;
-                false
-            }
-        };
-        // Lanes still running (a cut) are aborted, and awaited: then no lane holds the rows or the recorder.
-        tasks.shutdown().await;
-        let Ok(lanes) = Arc::try_unwrap(lanes) else {
-            return Err(Error::Catalog { message: "a delivery lane outlived its dispatch".into(), cause: None });
-        };
-        let Lanes { ws, rows, held, recorder, counts, .. } = lanes;
-        // The stream's end stops the producer; the recorder's, the group commit's writer.
-        drop((rows, recorder));
-        let counts = if cut { Counts::default() } else { counts.into_inner().unwrap_or_else(|p| p.into_inner()) };
-        let left: Vec<i64> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
-        let released = if left.is_empty() { 0 } else { ws.inner.catalog.release_deliveries(&left, ms(ws.now()))? };
-        Ok((counts, released))
-    }
-
-    /// One lane: the next row, until the rows end or a shutdown begins.
-    async fn lane(self: Arc<Self>) {
-        loop {
-            if self.stopped() {
-                return;
-            }
-            let next = self.rows.lock().await.next().await;
-            let Some((row, captured, chunk, pass)) = next else { return };
-            if self.stopped() {
-                return; // not started: released with the other unfinished claims
-            }
-            let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
-            let id = row.id;
-            let channel =
-                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
-            let workflow = row.workflow.clone();
-            let started = std::time::Instant::now();
-            // Boxed: an idle lane stays small (a window of many lanes costs little memory when few rows are in
-            // flight).
-            let work = Box::pin(self.ws.process(row, captured, &pass, &chunk, &self.recorder));
-            let r = tracing::Instrument::instrument(work, span).await;
-            self.held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            match &r {
-                Ok(Processed::Released) => {
-                    self.released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                Err(_) => {}
-                Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
-            }
-            count(&mut self.counts.lock().unwrap_or_else(|p| p.into_inner()), r);
+impl Spawned {
+    /// The task's output.
+    async fn join(mut self) -> Result<Processed> {
+        match (&mut self.0).await {
+            Ok(out) => out,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Only this handle's drop or a runtime shutting down cancel it.
+            Err(e) => Err(Error::Catalog { message: format!("a delivery task was cancelled: {e}"), cause: None }),
         }
     }
 }
 
-/// Counts one row's result, keeping the first error.
-fn count((counts, first_error): &mut Counts, r: Result<Processed>) {
-    match r {
-        Err(e) => {
-            first_error.get_or_insert(e);
-        }
-        Ok(p) => match p {
-            Processed::Finished(Status::Delivered) => counts.delivered += 1,
-            Processed::Finished(Status::Done) => counts.done += 1,
-            Processed::Finished(Status::Dead) => counts.dead += 1,
-            Processed::Finished(Status::Suppressed) => counts.suppressed += 1,
-            Processed::Finished(Status::Capped) => counts.capped += 1,
-            Processed::Finished(_) => {}
-            Processed::Retried => counts.retried += 1,
-            Processed::Held => counts.held += 1,
-            Processed::RateLimited => counts.rate_limited += 1,
-            Processed::Waiting => counts.waiting += 1,
-            Processed::Released => {} // counted by the lane (`released_unsent`)
-        },
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -384,7 +269,7 @@ impl Workspace {
     }
 
     /// One dispatch pass at `now` (ms) (see [`dispatch_due`](Self::dispatch_due); with `shutdown`, see
-    /// [`Lanes::run`]). Returns the report and how many claims were released.
+    /// [`run_claimed`](Self::run_claimed)). Returns the report and how many claims were released.
     pub(super) async fn dispatch_pass(
         &self,
         now_ms: i64,
@@ -404,7 +289,7 @@ impl Workspace {
     /// first claims at `now_ms`; with [`Claims::WhileFull`], after the producer has handed out the last chunk
     /// of a full batch it claims the next one (at the clock's now, on the blocking pool) and prepares its first
     /// chunk while that batch's last deliveries run. Returns the summed report and how many claims were
-    /// released (see [`Lanes::run`]).
+    /// released (see [`run_claimed`](Self::run_claimed)).
     pub(super) async fn dispatch_claims(
         &self,
         now_ms: i64,
@@ -419,13 +304,6 @@ impl Workspace {
             self.record_queue_depth(false)?;
             return Ok((DispatchReport::default(), 0));
         }
-        // The window's lanes: no more than the rows this dispatch can claim when it claims once (one pass, or a
-        // first claim that is not full: no further claim follows).
-        let window = pass_window(self.inner.delivery_window, concurrency);
-        let lanes = match claims {
-            Claims::WhileFull(_) if first.len() >= limit => window,
-            _ => window.min(first.len()),
-        };
         // Every claim not finished yet: released (back to pending) if the dispatch stops before running it.
         let held: Arc<std::sync::Mutex<rustc_hash::FxHashSet<i64>>> =
             Arc::new(std::sync::Mutex::new(first.iter().map(|(r, _)| r.id).collect()));
@@ -448,7 +326,7 @@ impl Workspace {
                 let mut pass = self.prepare_pass(batch.iter().map(|(r, _)| r), utc_of(now_ms), sends.clone())?;
                 pass.stop = shutdown.map(|(t, _)| t.clone());
                 let pass = Arc::new(pass);
-                let len = chunk_len(batch.len(), window);
+                let len = chunk_len(batch.len(), pass_window(self.inner.delivery_window, concurrency));
                 let mut chunks: Vec<Vec<(LedgerRow, Option<String>)>> = vec![];
                 for row in batch {
                     match chunks.last_mut() {
@@ -493,7 +371,9 @@ impl Workspace {
             }
         };
         let claimed = rx.flat_map(|(rows, chunk, pass)| {
-            futures::stream::iter(rows.into_iter().map(move |(r, captured)| (r, captured, chunk.clone(), pass.clone())))
+            futures::stream::iter(
+                rows.into_iter().map(move |(r, captured)| (r, (captured, chunk.clone(), pass.clone()))),
+            )
         });
         let clock: Box<dyn Fn() -> i64 + Send> = match claims {
             // One pass records its outcomes at its own instant (`run_due(now)` is deterministic).
@@ -507,16 +387,62 @@ impl Workspace {
         // Rows released unsent by a shutdown, counted as they are (the results of a pass cut short by the grace
         // period are not returned, and these rows are no longer running when the rest are released).
         let released_unsent = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let delivery = Lanes {
-            ws: self.clone(),
-            rows: tokio::sync::Mutex::new(Box::pin(claimed)),
-            held,
-            recorder,
-            released_unsent: released_unsent.clone(),
-            counts: std::sync::Mutex::new(Counts::default()),
-            stop: shutdown.map(|(t, _)| t.clone()),
+        let released_unsent_ref = &released_unsent;
+        // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
+        // Each delivery runs as a task of its own, so the runtime's workers share the per-delivery work
+        // (rendering, signing, the request and its response) instead of one task polling every delivery of the
+        // pass; the catalog work stays on the blocking threads (the group commit, the suppression lookups).
+        let work = move |row: LedgerRow, (captured, chunk, pass): (Option<Attributes>, Arc<Chunk>, Arc<Pass>)| {
+            let channel =
+                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
+            let workflow = row.workflow.clone();
+            let started = std::time::Instant::now();
+            let (rec, ws, released_unsent) = (recorder.clone(), self.clone(), released_unsent_ref.clone());
+            let task = async move {
+                let r = ws.process(row, captured, &pass, &chunk, &rec).await;
+                match &r {
+                    Ok(Processed::Released) => {
+                        released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(_) => {}
+                    Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
+                }
+                r
+            };
+            let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
+            spawned.join()
         };
-        let (produced, ran, ()) = tokio::join!(producer, delivery.run(lanes, shutdown.map(|(_, g)| g)), writer);
+        // The outcomes counted as they come, the first error kept (nothing is held per delivery).
+        let count = |(counts, first_error): &mut (DispatchReport, Option<Error>), r: Result<Processed>| match r {
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+            Ok(p) => match p {
+                Processed::Finished(Status::Delivered) => counts.delivered += 1,
+                Processed::Finished(Status::Done) => counts.done += 1,
+                Processed::Finished(Status::Dead) => counts.dead += 1,
+                Processed::Finished(Status::Suppressed) => counts.suppressed += 1,
+                Processed::Finished(Status::Capped) => counts.capped += 1,
+                Processed::Finished(_) => {}
+                Processed::Retried => counts.retried += 1,
+                Processed::Held => counts.held += 1,
+                Processed::RateLimited => counts.rate_limited += 1,
+                Processed::Waiting => counts.waiting += 1,
+                Processed::Released => {} // counted by the task (`released_unsent`)
+            },
+        };
+        let (produced, ran, ()) = tokio::join!(
+            producer,
+            self.run_claimed(
+                held,
+                claimed,
+                pass_window(self.inner.delivery_window, concurrency),
+                shutdown,
+                work,
+                count
+            ),
+            writer
+        );
         let ((counts, first_error), mut released) = ran?;
         released += released_unsent.load(std::sync::atomic::Ordering::Relaxed);
         // A chunk that could not be prepared (or a claim that failed) fails the dispatch; its rows and the later

@@ -1,10 +1,11 @@
 //! Cron schedules, `run_due`, the `serve` loop and the dispatch pass they share (see
 //! [`crate::workflow::schedule`]).
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -16,7 +17,7 @@ use crate::limits::{MAX_SCHEDULES, MAX_TRIGGER_KEYS};
 use crate::model::{check_name, normalize_name};
 use crate::monitoring;
 use crate::sources::IngestControl;
-use crate::workflow::ledger::{NewDelivery, Status};
+use crate::workflow::ledger::{LedgerRow, NewDelivery, Status};
 use crate::workflow::schedule::{
     Cron, JobRun, JobSpec, RunDueReport, ScheduleInfo, ScheduleSpec, ServeOptions, ServeReport,
 };
@@ -291,6 +292,70 @@ impl Workspace {
             }
         }
         Ok(report)
+    }
+
+    /// Executes the claimed rows `rows` yields (each with what its chunk of the pass read, `C`) with `work`, at
+    /// most `concurrency` at a time, each in a `delivery` span. `held` holds the ids of every row the dispatch
+    /// claimed and has not finished (the producer adds each later claim's ids before it yields their rows).
+    /// With `shutdown`: once it is cancelled no further row is started, rows in flight get the grace period to
+    /// finish, and every claim not finished by then is released (back to pending, the attempt not
+    /// counted); so is every claimed row the stream did not yield. Each finished row's result is folded into
+    /// an accumulator by `fold` as it comes (nothing is kept per row, so a dispatch of any length holds the
+    /// same memory); returns the accumulator — a fresh one when the grace period cut the run short — and how
+    /// many claims were released.
+    pub(super) async fn run_claimed<C, T, S, F, Fut, A, G>(
+        &self,
+        held: Arc<Mutex<rustc_hash::FxHashSet<i64>>>,
+        rows: S,
+        concurrency: usize,
+        shutdown: Option<(&CancellationToken, Duration)>,
+        work: F,
+        mut fold: G,
+    ) -> Result<(A, u64)>
+    where
+        S: futures::Stream<Item = (LedgerRow, C)>,
+        F: Fn(LedgerRow, C) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+        A: Default,
+        G: FnMut(&mut A, Result<T>),
+    {
+        let token = shutdown.map(|(t, _)| t.clone());
+        let stream = rows
+            .take_while(move |_| std::future::ready(!token.as_ref().is_some_and(|t| t.is_cancelled())))
+            .map(|(row, c)| {
+                let span = tracing::info_span!("delivery", id = row.id, workflow = %row.workflow, step = %row.step);
+                let (id, held) = (row.id, held.clone());
+                // Made inside the span, so work spawned for the row (a task of its own) is in it too.
+                let fut = span.in_scope(|| work(row, c));
+                async move {
+                    let r = fut.await;
+                    held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+                    r
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(concurrency.max(1))
+            .fold(A::default(), move |mut acc, r| {
+                fold(&mut acc, r);
+                std::future::ready(acc)
+            });
+        let results = match shutdown {
+            None => stream.await,
+            Some((token, grace)) => {
+                tokio::pin!(stream);
+                tokio::select! {
+                    r = &mut stream => r,
+                    _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+                        tracing::warn!("shutdown: deliveries still running after the grace period are released");
+                        A::default()
+                    }
+                }
+            }
+        };
+        let left: Vec<i64> = held.lock().unwrap_or_else(|p| p.into_inner()).iter().copied().collect();
+        let released =
+            if left.is_empty() { 0 } else { self.inner.catalog.release_deliveries(&left, ms(self.now()))? };
+        Ok((results, released))
     }
 
     /// Sets the queue-depth gauges from the ledger (a count over the whole ledger). After a pass that claimed a
