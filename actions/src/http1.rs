@@ -169,16 +169,10 @@ impl Conn {
 
     /// Reads more bytes into `buf`; `Ok(false)` at the end of the stream.
     async fn fill(&mut self) -> io::Result<bool> {
-        let len = self.buf.len();
-        self.buf.resize(len + 8192, 0);
-        let n = match self.stream.read(&mut self.buf[len..]).await {
-            Ok(n) => n,
-            Err(e) => {
-                self.buf.truncate(len);
-                return Err(e);
-            }
-        };
-        self.buf.truncate(len + n);
+        // Into the buffer's spare capacity (not zeroed first: a reply is read into it once per request), at
+        // most 8 KiB a read.
+        self.buf.reserve(8192);
+        let n = (&mut self.stream).take(8192).read_buf(&mut self.buf).await?;
         Ok(n > 0)
     }
 

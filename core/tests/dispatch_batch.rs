@@ -440,6 +440,17 @@ async fn the_delivery_window_bounds_the_deliveries_a_dispatch_has_in_flight() {
     let most = action.most_executing.load(SeqCst);
     assert!((1..=3).contains(&most), "{most} executing at once with a window of 3");
 
+    // The largest window, over more than one claim (a full first batch): every user once, at most 8 executing.
+    let big = WorkspaceOptions::default().delivery_window(segkit::limits::MAX_DELIVERY_WINDOW);
+    let (_dir, ws, action) = slow_users_with(big).await;
+    let rep = ws.dispatch_backlog(10, 8).await.unwrap();
+    assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
+    let mut sent = action.sent.lock().unwrap().clone();
+    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
+    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+    let most = action.most_executing.load(SeqCst);
+    assert!(most > 3 && most <= 8, "{most} executing at once with 8 send slots");
+
     // A window out of bounds is refused when the workspace opens.
     for w in [0, segkit::limits::MAX_DELIVERY_WINDOW + 1] {
         let dir = tempfile::tempdir().unwrap();

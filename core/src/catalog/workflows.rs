@@ -243,7 +243,7 @@ impl<'a> Group<'a> {
 /// touch the same row.
 fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) -> Result<Vec<bool>> {
     use std::fmt::Write as _;
-    let mut groups: std::collections::HashMap<Group<'_>, Vec<usize>> = std::collections::HashMap::new();
+    let mut groups: rustc_hash::FxHashMap<Group<'_>, Vec<usize>> = rustc_hash::FxHashMap::default();
     for (i, w) in writes.iter().enumerate() {
         groups.entry(Group::of(w)).or_default().push(i);
     }
@@ -261,7 +261,7 @@ fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) ->
             let _ = write!(ids, "{}{}", if n == 0 { "" } else { "," }, writes[i].id());
         }
         ids.push(']');
-        let done: HashSet<i64> = match group {
+        let done: rustc_hash::FxHashSet<i64> = match group {
             Group::Finish { attempts, status, receipt, error, detail, channel, sent } => tx
                 .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {FINISH} {many}"))?
                 .query_map(params![status, receipt, error, now, ids, attempts, detail, channel, sent], |r| r.get(0))?
@@ -639,7 +639,7 @@ impl Catalog {
         self.with(|c| {
             let tx = super::Tx::begin(c, true)?;
             // Set-based statements need distinct rows; writes to the same row apply one by one, in order.
-            let mut rows = HashSet::with_capacity(writes.len());
+            let mut rows = rustc_hash::FxHashSet::with_capacity_and_hasher(writes.len(), Default::default());
             let applied = if writes.iter().all(|w| rows.insert(w.id())) {
                 apply_grouped(&tx, writes, now)?
             } else {

@@ -161,9 +161,6 @@ struct Pass {
 /// What a pass reads once per chunk of its claimed rows (one query per entity type for the attributes, one
 /// catalog access for the suppression entries); the next chunk's is read while this one's deliveries run.
 struct Chunk {
-    /// By row id: the attributes the row's trigger captured (first attempts of a workflow's first action step),
-    /// taken (not copied) by the row's delivery.
-    captured: std::sync::Mutex<HashMap<i64, Attributes>>,
     /// By entity type: the attributes of the chunk's other keys, or why the lookup failed.
     attributes: HashMap<String, std::result::Result<HashMap<String, Attributes>, String>>,
     /// By channel: the keys of the chunk's action rows that are suppressed on it.
@@ -322,13 +319,15 @@ impl Workspace {
             return Ok((DispatchReport::default(), 0));
         }
         // Every claim not finished yet: released (back to pending) if the dispatch stops before running it.
-        let held: Arc<std::sync::Mutex<HashSet<i64>>> =
+        let held: Arc<std::sync::Mutex<rustc_hash::FxHashSet<i64>>> =
             Arc::new(std::sync::Mutex::new(first.iter().map(|(r, _)| r.id).collect()));
         // The send slots, shared by every pass of this dispatch.
         let sends = Arc::new(tokio::sync::Semaphore::new(concurrency.clamp(1, tokio::sync::Semaphore::MAX_PERMITS)));
         // The claimed rows in chunks: a producer reads what each chunk needs while the previous chunk's
         // deliveries run, at most two prepared chunks ahead (one in the channel, one waiting to be sent).
-        type Item = (Vec<LedgerRow>, Arc<Chunk>, Arc<Pass>);
+        // Each row with the attributes its trigger captured (first attempts of a workflow's first action step),
+        // parsed, which its delivery takes.
+        type Item = (Vec<(LedgerRow, Option<Attributes>)>, Arc<Chunk>, Arc<Pass>);
         let (mut tx, rx) = futures::channel::mpsc::channel::<Item>(0);
         let stop = shutdown.map(|(t, _)| t.clone());
         let stopped = move || stop.as_ref().is_some_and(|t| t.is_cancelled());
@@ -338,22 +337,12 @@ impl Workspace {
             loop {
                 claimed += batch.len() as u64;
                 let full = batch.len() >= limit;
-                let mut contexts: HashMap<i64, String> = HashMap::new();
-                let rows: Vec<LedgerRow> = batch
-                    .into_iter()
-                    .map(|(row, context)| {
-                        if let Some(c) = context {
-                            contexts.insert(row.id, c);
-                        }
-                        row
-                    })
-                    .collect();
-                let mut pass = self.prepare_pass(&rows, utc_of(now_ms), sends.clone())?;
+                let mut pass = self.prepare_pass(batch.iter().map(|(r, _)| r), utc_of(now_ms), sends.clone())?;
                 pass.stop = shutdown.map(|(t, _)| t.clone());
                 let pass = Arc::new(pass);
-                let len = chunk_len(rows.len(), self.delivery_window(concurrency));
-                let mut chunks: Vec<Vec<LedgerRow>> = vec![];
-                for row in rows {
+                let len = chunk_len(batch.len(), self.delivery_window(concurrency));
+                let mut chunks: Vec<Vec<(LedgerRow, Option<String>)>> = vec![];
+                for row in batch {
                     match chunks.last_mut() {
                         Some(c) if c.len() < len => c.push(row),
                         _ => chunks.push(vec![row]),
@@ -363,7 +352,7 @@ impl Workspace {
                     if stopped() {
                         return Ok::<_, Error>((claimed, full, 0));
                     }
-                    let chunk = self.prepare_chunk(&pass, &rows, &mut contexts).await?;
+                    let (chunk, rows) = self.prepare_chunk(&pass, rows).await?;
                     if tx.send((rows, Arc::new(chunk), pass.clone())).await.is_err() {
                         return Ok((claimed, full, 0)); // the deliveries stopped (a shutdown)
                     }
@@ -396,7 +385,9 @@ impl Workspace {
             }
         };
         let claimed = rx.flat_map(|(rows, chunk, pass)| {
-            futures::stream::iter(rows.into_iter().map(move |r| (r, (chunk.clone(), pass.clone()))))
+            futures::stream::iter(
+                rows.into_iter().map(move |(r, captured)| (r, (captured, chunk.clone(), pass.clone()))),
+            )
         });
         let clock: Box<dyn Fn() -> i64 + Send> = match claims {
             // One pass records its outcomes at its own instant (`run_due(now)` is deterministic).
@@ -415,14 +406,14 @@ impl Workspace {
         // Each delivery runs as a task of its own, so the runtime's workers share the per-delivery work
         // (rendering, signing, the request and its response) instead of one task polling every delivery of the
         // pass; the catalog work stays on the blocking threads (the group commit, the suppression lookups).
-        let work = move |row: LedgerRow, (chunk, pass): (Arc<Chunk>, Arc<Pass>)| {
+        let work = move |row: LedgerRow, (captured, chunk, pass): (Option<Attributes>, Arc<Chunk>, Arc<Pass>)| {
             let channel =
                 pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
             let (rec, ws, released_unsent) = (recorder.clone(), self.clone(), released_unsent_ref.clone());
             let task = async move {
-                let r = ws.process(row, &pass, &chunk, &rec).await;
+                let r = ws.process(row, captured, &pass, &chunk, &rec).await;
                 match &r {
                     Ok(Processed::Released) => {
                         released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -473,7 +464,12 @@ impl Workspace {
     }
 
     /// Reads what the claimed `rows` need once for the batch (see [`Pass`]).
-    fn prepare_pass(&self, rows: &[LedgerRow], now: DateTime<Utc>, sends: Arc<tokio::sync::Semaphore>) -> Result<Pass> {
+    fn prepare_pass<'r>(
+        &self,
+        rows: impl Iterator<Item = &'r LedgerRow>,
+        now: DateTime<Utc>,
+        sends: Arc<tokio::sync::Semaphore>,
+    ) -> Result<Pass> {
         let specs: HashMap<String, WorkflowSpec> = self.workflows()?.into_iter().map(|w| (w.name.clone(), w)).collect();
         let capped = specs.values().flat_map(|w| w.policies.frequency_caps.iter().map(|c| c.channel.clone())).collect();
         let channels = specs
@@ -517,28 +513,35 @@ impl Workspace {
         Ok(Pass { now, specs, capped, channels, templates, actions, sends, stop: None })
     }
 
-    /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]).
-    /// `contexts` holds the attributes the claimed rows' triggers captured, by row id (this chunk's are taken).
+    /// Reads what the claimed `rows` of one chunk need (see [`Chunk`]). Each row comes with the attributes its
+    /// trigger captured (JSON text), if any; returned with them parsed for the rows of action steps.
     async fn prepare_chunk(
         &self,
         pass: &Pass,
-        rows: &[LedgerRow],
-        contexts: &mut HashMap<i64, String>,
-    ) -> Result<Chunk> {
+        rows: Vec<(LedgerRow, Option<String>)>,
+    ) -> Result<(Chunk, Vec<(LedgerRow, Option<Attributes>)>)> {
+        let rows: Vec<(LedgerRow, Option<Attributes>)> = rows
+            .into_iter()
+            .map(|(row, context)| {
+                let is_action = pass
+                    .specs
+                    .get(&row.workflow)
+                    .and_then(|spec| index_of(spec, &row.step).map(|i| &spec.steps[i]))
+                    .is_some_and(|s| matches!(s, StepSpec::Action { .. }));
+                // A captured context that does not parse (it cannot, short of a damaged catalog) is read again.
+                let captured = context.filter(|_| is_action).and_then(|c| serde_json::from_str::<Attributes>(&c).ok());
+                (row, captured)
+            })
+            .collect();
         let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         let mut pairs = vec![];
-        let mut captured = HashMap::new();
-        for row in rows {
+        for (row, captured) in &rows {
             let Some(spec) = pass.specs.get(&row.workflow) else { continue };
             let Some(i) = index_of(spec, &row.step) else { continue };
             match &spec.steps[i] {
                 StepSpec::Action { action, channel, .. } => {
-                    // A captured context that does not parse (it cannot, short of a damaged catalog) is read again.
-                    match contexts.remove(&row.id).and_then(|c| serde_json::from_str::<Attributes>(&c).ok()) {
-                        Some(a) => {
-                            captured.insert(row.id, a);
-                        }
-                        None => keys.entry(&row.entity).or_default().push(row.entity_key.clone()),
+                    if captured.is_none() {
+                        keys.entry(&row.entity).or_default().push(row.entity_key.clone());
                     }
                     pairs.push((channel_of(action, channel), row.entity_key.clone()));
                 }
@@ -563,15 +566,20 @@ impl Workspace {
         for (channel, key) in suppressed {
             by_channel.entry(channel).or_default().insert(key);
         }
-        Ok(Chunk { captured: std::sync::Mutex::new(captured), attributes, suppressed: by_channel })
+        Ok((Chunk { attributes, suppressed: by_channel }, rows))
     }
 
     /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key); the ones its
-    /// trigger captured are taken from the chunk (a row reads them once), the others copied. When the
-    /// batched lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the
-    /// error a lookup of that one key gives.
-    async fn attributes_of(&self, chunk: &Chunk, row: &LedgerRow) -> Result<Option<Attributes>> {
-        if let Some(a) = chunk.captured.lock().unwrap_or_else(|p| p.into_inner()).remove(&row.id) {
+    /// trigger captured (`captured`) are taken (a row reads them once), the others copied. When the batched
+    /// lookup of its entity type failed, the row's own lookup is made, so it fails (or not) with the error a
+    /// lookup of that one key gives.
+    async fn attributes_of(
+        &self,
+        chunk: &Chunk,
+        row: &LedgerRow,
+        captured: &mut Option<Attributes>,
+    ) -> Result<Option<Attributes>> {
+        if let Some(a) = captured.take() {
             return Ok(Some(a));
         }
         match chunk.attributes.get(&row.entity) {
@@ -580,7 +588,15 @@ impl Workspace {
         }
     }
 
-    async fn process(&self, row: LedgerRow, pass: &Pass, chunk: &Chunk, rec: &Recorder) -> Result<Processed> {
+    /// Processes one claimed row (`captured`: the attributes its trigger captured, if any).
+    async fn process(
+        &self,
+        row: LedgerRow,
+        mut captured: Option<Attributes>,
+        pass: &Pass,
+        chunk: &Chunk,
+        rec: &Recorder,
+    ) -> Result<Processed> {
         let now_dt = pass.now;
         let now = ms(now_dt);
         let Some(spec) = pass.specs.get(&row.workflow) else {
@@ -617,7 +633,7 @@ impl Workspace {
                     Err(e) => return dead(rec, &row, e.to_string()).await,
                 };
                 let attrs = match timezone_attribute {
-                    Some(_) => self.attributes_of(chunk, &row).await?,
+                    Some(_) => self.attributes_of(chunk, &row, &mut captured).await?,
                     None => None,
                 };
                 let fallback = fallback_zone(timezone.as_deref(), self.time_zone());
@@ -659,7 +675,7 @@ impl Workspace {
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
                 finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
             }
-            StepSpec::Action { .. } => self.run_action(&row, spec, i, seq.as_ref(), pass, chunk, rec).await,
+            StepSpec::Action { .. } => self.run_action(row, captured, spec, i, seq.as_ref(), pass, chunk, rec).await,
         }
     }
 
@@ -668,7 +684,8 @@ impl Workspace {
     #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
-        row: &LedgerRow,
+        mut row: LedgerRow,
+        mut captured: Option<Attributes>,
         spec: &WorkflowSpec,
         i: usize,
         seq: Option<&NewDelivery>,
@@ -684,7 +701,7 @@ impl Workspace {
         let channel = channel_of(action, channel);
         if chunk.suppressed.get(&channel).is_some_and(|keys| keys.contains(&row.entity_key)) {
             let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
-            return finish(rec, row, f, seq).await;
+            return finish(rec, &row, f, seq).await;
         }
         let built = match pass.actions.get(&row.workflow).and_then(|steps| steps.get(&row.step)) {
             Some(b) => b.clone(),
@@ -692,15 +709,15 @@ impl Workspace {
         };
         let action_impl = match built {
             Ok(a) => a,
-            Err(e) => return dead(rec, row, e).await,
+            Err(e) => return dead(rec, &row, e).await,
         };
-        let Some(attributes) = self.attributes_of(chunk, row).await? else {
-            return dead(rec, row, format!("`{}` has no entity with this key any more", row.entity)).await;
+        let Some(attributes) = self.attributes_of(chunk, &row, &mut captured).await? else {
+            return dead(rec, &row, format!("`{}` has no entity with this key any more", row.entity)).await;
         };
         if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
             let (t, detail) = until;
             tracing::debug!(until = %t, "held by quiet hours");
-            hold(rec, row, ms(t), Some(detail), None).await?;
+            hold(rec, &row, ms(t), Some(detail), None).await?;
             return Ok(Processed::Held);
         }
         let caps = cap_windows(&spec.policies.frequency_caps, &channel, now);
@@ -719,12 +736,12 @@ impl Workspace {
                 let detail = cap_text(caps[k].0);
                 tracing::debug!(channel = %channel, "capped: {detail}");
                 let f = Finish { detail: Some(&detail), channel: Some(&channel), ..Finish::status(Status::Capped) };
-                return finish(rec, row, f, seq).await;
+                return finish(rec, &row, f, seq).await;
             }
         }
         if let Err(wait_ms) = self.inner.rate_limits.try_take(&rate_limits(spec, i, action_impl.as_ref()), now) {
             tracing::debug!(wait_ms, "over a rate limit, pending again");
-            hold(rec, row, now.saturating_add(wait_ms), None, None).await?;
+            hold(rec, &row, now.saturating_add(wait_ms), None, None).await?;
             return Ok(Processed::RateLimited);
         }
         let content = match template {
@@ -736,18 +753,19 @@ impl Workspace {
                 };
                 match rendered {
                     Ok(c) => c,
-                    Err(e) => return dead(rec, row, e.to_string()).await,
+                    Err(e) => return dead(rec, &row, e.to_string()).await,
                 }
             }
             None => BTreeMap::new(),
         };
+        // The row's texts move into the delivery (the row's id, attempt and due time are what is used after).
         let delivery = Delivery {
-            idempotency_key: row.idempotency_key.clone(),
-            origin: row.workflow.clone(),
-            step: row.step.clone(),
-            channel: channel.clone(),
-            entity: row.entity.clone(),
-            entity_key: row.entity_key.clone(),
+            idempotency_key: std::mem::take(&mut row.idempotency_key),
+            origin: std::mem::take(&mut row.workflow),
+            step: std::mem::take(&mut row.step),
+            channel,
+            entity: std::mem::take(&mut row.entity),
+            entity_key: std::mem::take(&mut row.entity_key),
             attributes,
             content,
             attempt: row.attempts,
@@ -761,7 +779,7 @@ impl Workspace {
         if pass.stop.as_ref().is_some_and(|t| t.is_cancelled()) {
             // A shutdown began while this row waited for a slot: it was not started, so it is released.
             drop(slot);
-            hold(rec, row, row.due_at, None, None).await?;
+            hold(rec, &row, row.due_at, None, None).await?;
             return Ok(Processed::Released);
         }
         let outcome = match tokio::time::timeout(self.inner.lease / 2, action_impl.execute(&delivery)).await {
@@ -776,20 +794,20 @@ impl Workspace {
             Outcome::Delivered { receipt } => {
                 let f = Finish {
                     receipt: receipt.as_deref(),
-                    channel: Some(&channel),
+                    channel: Some(&delivery.channel),
                     sent: true,
                     ..Finish::status(Status::Delivered)
                 };
-                finish(rec, row, f, seq).await
+                finish(rec, &row, f, seq).await
             }
-            Outcome::Permanent { reason } => dead(rec, row, format!("permanent failure: {reason}")).await,
+            Outcome::Permanent { reason } => dead(rec, &row, format!("permanent failure: {reason}")).await,
             Outcome::Retryable { reason, retry_after } => {
                 let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
                 if row.attempts >= max {
-                    return dead(rec, row, format!("failed {max} attempts; last: {reason}")).await;
+                    return dead(rec, &row, format!("failed {max} attempts; last: {reason}")).await;
                 }
                 let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
-                let delay = backoff(base, row.attempts, &row.idempotency_key, retry_after);
+                let delay = backoff(base, row.attempts, &delivery.idempotency_key, retry_after);
                 let due = now.saturating_add(delay.as_millis() as i64);
                 rec.record(LedgerWrite::Retry { id: row.id, attempts: row.attempts, due_at: due, error: reason })
                     .await?;

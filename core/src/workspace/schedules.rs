@@ -1,7 +1,6 @@
 //! Cron schedules, `run_due`, the `serve` loop and the dispatch pass they share (see
 //! [`crate::workflow::schedule`]).
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -306,7 +305,7 @@ impl Workspace {
     /// many claims were released.
     pub(super) async fn run_claimed<C, T, S, F, Fut, A, G>(
         &self,
-        held: Arc<Mutex<HashSet<i64>>>,
+        held: Arc<Mutex<rustc_hash::FxHashSet<i64>>>,
         rows: S,
         concurrency: usize,
         shutdown: Option<(&CancellationToken, Duration)>,
