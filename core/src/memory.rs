@@ -17,14 +17,6 @@
 //! them. Measured in the shared benchmark (5 M users, then 50 M events, re-ingested; peak RSS of each ingest):
 //! 346 / 448 MiB as glibc behaves by default, 297 / 381 MiB with the periodic trim, 281 / 265 MiB with both.
 //!
-//! Fixing the mmap threshold also fixes glibc's trim threshold at its 128 KiB default, so every free that leaves
-//! more than that free at the top of an arena gives those pages back, and the next allocation faults them in
-//! again (zeroed by the kernel): page faults were 15 % of an events ingest's CPU. [`tune_allocator`] therefore
-//! also raises the trim threshold to [`TRIM_THRESHOLD`] (the periodic trim still returns free memory every
-//! [`RELEASE_EVERY_ROWS`] rows) and limits glibc to [`ARENA_MAX`] arena for threads that get one from then on, so
-//! memory freed by one stage is reused by the next whatever thread it runs on (threads that allocated before keep
-//! theirs).
-//!
 //! Other allocators (musl, macOS, a `#[global_allocator]` such as mimalloc) return memory themselves; there this
 //! module does nothing. `SEGKIT_MALLOC_TRIM=0` in the environment turns all of it off (to measure), and a host that
 //! tunes glibc itself (`MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`) keeps its own setting.
@@ -60,39 +52,27 @@ impl PeriodicRelease {
 /// The mmap threshold [`tune_allocator`] sets: allocations of at least this many bytes get their own mapping.
 pub const MMAP_THRESHOLD: usize = 1 << 20;
 
-/// The trim threshold [`tune_allocator`] sets: free memory at the top of an arena is kept (for the next
-/// allocations) up to this many bytes instead of being returned at once.
-pub const TRIM_THRESHOLD: usize = 64 << 20;
-
-/// The most arenas glibc creates for threads after [`tune_allocator`].
-pub const ARENA_MAX: usize = 1;
-
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ENABLED.get_or_init(|| std::env::var("SEGKIT_MALLOC_TRIM").map(|v| v != "0").unwrap_or(true))
 }
 
-/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`], its trim threshold at [`TRIM_THRESHOLD`] and its arenas at
-/// [`ARENA_MAX`] (see the module documentation), once per process, unless turned off or the host set glibc's
-/// allocator options itself. Returns whether it was set (now or before).
+/// Fixes glibc's mmap threshold at [`MMAP_THRESHOLD`] (see the module documentation), once per process, unless
+/// turned off or the host set glibc's allocator options itself. Returns whether it was set (now or before).
 pub fn tune_allocator() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         static TUNED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         *TUNED.get_or_init(|| {
-            let host_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
+            let host_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"]
                 .iter()
                 .any(|v| std::env::var_os(v).is_some());
             if !enabled() || host_tuned {
                 return false;
             }
             // SAFETY: mallopt only adjusts glibc's allocator parameters; it is thread-safe.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1
-                    && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD as libc::c_int) == 1
-                    && libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX as libc::c_int) == 1
-            }
+            unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1 }
         })
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -128,7 +108,7 @@ mod tests {
 
     #[test]
     fn the_mmap_threshold_is_fixed_on_glibc_unless_the_host_tuned_it() {
-        let host_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_ARENA_MAX", "GLIBC_TUNABLES"]
+        let host_tuned = ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "GLIBC_TUNABLES"]
             .iter()
             .any(|v| std::env::var_os(v).is_some())
             || std::env::var("SEGKIT_MALLOC_TRIM").is_ok_and(|v| v == "0");
