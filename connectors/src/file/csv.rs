@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder};
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
 
 use segkit::ingest::{ColumnReader, TypedField};
@@ -356,9 +356,47 @@ struct TypedBatchBuilder {
     schema: SchemaRef,
     /// The data columns.
     columns: Vec<TypedColumn>,
-    raw: StringBuilder,
-    error: StringBuilder,
+    raw: MostlyNullText,
+    error: MostlyNullText,
     rows: usize,
+}
+
+/// A text column that is null in most rows (the raw record and error of malformed rows): nothing is built per
+/// row until it gets a value, and a batch without one is a null array made in one step.
+#[derive(Default)]
+struct MostlyNullText {
+    /// The values so far, once one arrived (the rows before it appended as nulls).
+    values: Option<StringBuilder>,
+    rows: usize,
+}
+
+impl MostlyNullText {
+    #[inline]
+    fn append_null(&mut self) {
+        if let Some(b) = &mut self.values {
+            b.append_null();
+        }
+        self.rows += 1;
+    }
+
+    fn append_value(&mut self, v: &str) {
+        let rows = self.rows;
+        let b = self.values.get_or_insert_with(|| {
+            let mut b = StringBuilder::new();
+            b.append_nulls(rows);
+            b
+        });
+        b.append_value(v);
+        self.rows += 1;
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let rows = std::mem::take(&mut self.rows);
+        match self.values.take() {
+            Some(mut b) => Arc::new(b.finish()),
+            None => arrow::array::new_null_array(&DataType::Utf8, rows),
+        }
+    }
 }
 
 enum TypedColumn {
@@ -387,8 +425,8 @@ impl TypedBatchBuilder {
         typed.then(|| TypedBatchBuilder {
             schema: Arc::new(Schema::new(out_fields)),
             columns: cols,
-            raw: StringBuilder::new(),
-            error: StringBuilder::new(),
+            raw: MostlyNullText::default(),
+            error: MostlyNullText::default(),
             rows: 0,
         })
     }
@@ -442,8 +480,8 @@ impl TypedBatchBuilder {
                 TypedColumn::Read(r) => r.finish(),
             });
         }
-        cols.push(Arc::new(self.raw.finish()));
-        cols.push(Arc::new(self.error.finish()));
+        cols.push(self.raw.finish());
+        cols.push(self.error.finish());
         Ok(Some(RecordBatch::try_new(self.schema.clone(), cols)?))
     }
 }
