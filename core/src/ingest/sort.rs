@@ -238,7 +238,9 @@ fn take_rows(a: &dyn Array, idx: &UInt32Array) -> Result<ArrayRef> {
     let offsets = list.value_offsets();
     let mut new_offsets: Vec<i32> = Vec::with_capacity(idx.len() + 1);
     new_offsets.push(0);
-    let mut elements: Vec<u32> = Vec::with_capacity(list.values().len());
+    // Sized for the picked lists (the child array is the whole run's).
+    let picked: usize = idx.values().iter().map(|&i| (offsets[i as usize + 1] - offsets[i as usize]) as usize).sum();
+    let mut elements: Vec<u32> = Vec::with_capacity(picked);
     for &i in idx.values() {
         let (start, end) = (offsets[i as usize], offsets[i as usize + 1]);
         if !list.is_null(i as usize) {
