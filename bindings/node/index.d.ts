@@ -368,7 +368,7 @@ export interface WorkspaceOptions {
    */
   deliveryWindow?: number;
   /**
-   * How long a dispatcher's claim on a delivery lasts, in milliseconds (default 60,000, at least 200; every
+   * How long a dispatcher's claim on a delivery lasts, in milliseconds (default 60,000, at least 200, at most 86,400,000; every
    * process sharing the workspace should use the same).
    */
   leaseMs?: number;

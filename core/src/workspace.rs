@@ -18,7 +18,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::model::Entity;
 use crate::store::Store;
-use crate::workflow::dispatch::MIN_LEASE;
+use crate::workflow::dispatch::{MAX_LEASE, MIN_LEASE};
 
 mod auth;
 mod captured;
@@ -132,6 +132,13 @@ impl Workspace {
                 "the delivery lease is {} ms, shorter than {} ms (MIN_LEASE)",
                 lease.as_millis(),
                 MIN_LEASE.as_millis()
+            )));
+        }
+        if lease > MAX_LEASE {
+            return Err(Error::InvalidArgument(format!(
+                "the delivery lease is {} ms, longer than {} ms (MAX_LEASE)",
+                lease.as_millis(),
+                MAX_LEASE.as_millis()
             )));
         }
         if let Some(w) = options.delivery_window.filter(|w| !(1..=crate::limits::MAX_DELIVERY_WINDOW).contains(w)) {

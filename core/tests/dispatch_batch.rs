@@ -457,6 +457,11 @@ async fn the_delivery_window_bounds_the_deliveries_a_dispatch_has_in_flight() {
         let err = Workspace::open_with(dir.path(), WorkspaceOptions::default().delivery_window(w)).await.unwrap_err();
         assert!(err.to_string().contains("MAX_DELIVERY_WINDOW"), "{err}");
     }
+    // So is a lease beyond a day (its milliseconds are added to instants in the catalog).
+    let dir = tempfile::tempdir().unwrap();
+    let lease = segkit::workflow::dispatch::MAX_LEASE + std::time::Duration::from_millis(1);
+    let err = Workspace::open_with(dir.path(), WorkspaceOptions::default().lease(lease)).await.unwrap_err();
+    assert!(err.to_string().contains("longer than 86400000 ms (MAX_LEASE)"), "{err}");
 }
 
 #[tokio::test]

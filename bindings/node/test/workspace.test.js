@@ -597,6 +597,7 @@ describe('workspace', () => {
       [{ deliveryWindow: '8' }, /deliveryWindow: number/],
       [{ leaseMs: -1 }, /leaseMs must be a positive whole number, got -1/],
       [{ leaseMs: 100 }, /the delivery lease is 100 ms, shorter than 200 ms \(MIN_LEASE\)/],
+      [{ leaseMs: 2 ** 53 }, /longer than 86400000 ms \(MAX_LEASE\)/],
       [{ ingestMemory: 0 }, /ingestMemory must be a positive whole number, got 0/],
     ];
     for (const [options, message] of bad) {

@@ -150,6 +150,7 @@ def test_workspace_options_delivery_window_lease_and_ingest_memory(tmp_path):
         ({"lease": -1.0}, "lease must be a finite, non-negative number of seconds, got -1"),
         ({"lease": float("nan")}, "lease must be a finite, non-negative number of seconds, got NaN"),
         ({"lease": 0.1}, "the delivery lease is 100 ms, shorter than 200 ms (MIN_LEASE)"),
+        ({"lease": 1e17}, "longer than 86400000 ms (MAX_LEASE)"),
     ]
     for kwargs, message in bad:
         with pytest.raises(segkit.InvalidArgumentError, match=re.escape(message)):

@@ -17,6 +17,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 pub const LEASE: Duration = Duration::from_secs(60);
 /// The shortest lease a workspace accepts.
 pub const MIN_LEASE: Duration = Duration::from_millis(200);
+/// The longest lease a workspace accepts: a day (a dispatcher killed mid-delivery holds its claims that long; and
+/// a lease's milliseconds are added to instants in the catalog, which must not overflow).
+pub const MAX_LEASE: Duration = Duration::from_secs(24 * 3600);
 
 /// The delay before attempt `attempt + 1` after attempt `attempt` failed: `base · 2^(attempt-1)`, capped at
 /// [`MAX_BACKOFF`], times a jitter factor in [0.5, 1) derived from the idempotency key and attempt (so

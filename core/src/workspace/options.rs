@@ -24,7 +24,8 @@ pub struct WorkspaceOptions {
     /// [`Workspace::register_action`](crate::Workspace::register_action).
     pub action_factory: Option<std::sync::Arc<dyn crate::action::ActionFactory>>,
     /// How long a dispatcher's claim on a delivery lasts (default [`LEASE`](crate::workflow::dispatch::LEASE), at
-    /// least [`MIN_LEASE`](crate::workflow::dispatch::MIN_LEASE)): a dispatcher killed mid-delivery holds its
+    /// least [`MIN_LEASE`](crate::workflow::dispatch::MIN_LEASE), at most
+    /// [`MAX_LEASE`](crate::workflow::dispatch::MAX_LEASE)): a dispatcher killed mid-delivery holds its
     /// deliveries this long, and an action gets half of it to answer. Every process sharing a workspace should
     /// use the same lease.
     pub lease: Option<std::time::Duration>,

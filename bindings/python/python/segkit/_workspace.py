@@ -195,7 +195,7 @@ class Workspace:
         ``delivery_window``: the most claimed deliveries a dispatch processes at once, so the most a killed
         process may send again (1 to 65,536; default ``2 × concurrency``, at least 1,024 with
         ``durable_commits``; see :meth:`delivery_window`). ``lease``: how long a dispatcher's claim on a delivery
-        lasts, in seconds or a ``timedelta`` (default 60 s, at least 0.2 s; every process sharing the workspace
+        lasts, in seconds or a ``timedelta`` (default 60 s, at least 0.2 s, at most a day; every process sharing the workspace
         should use the same). ``ingest_memory``: bytes an ingest sorts in memory before it spills to temporary
         files (default 64 MiB, at least 16 MiB)."""
         for what, n, low, high in (
