@@ -362,6 +362,13 @@ impl Action for SlowCounting {
     }
 }
 
+/// Asserts that `action` was sent each of the 20 users of [`slow_users`] exactly once.
+fn assert_each_user_sent_once(action: &SlowCounting) {
+    let mut sent = action.sent.lock().unwrap().clone();
+    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
+    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+}
+
 /// 20 users triggered through a one-step workflow sending with [`SlowCounting`].
 async fn slow_users() -> (tempfile::TempDir, Workspace, Arc<SlowCounting>) {
     slow_users_with(WorkspaceOptions::default()).await
@@ -394,9 +401,7 @@ async fn dispatch_backlog_claims_the_next_batch_while_the_previous_ones_last_del
     // Batches of 4, 2 sends at once: 5 full claims, then an empty one ends it.
     let rep = ws.dispatch_backlog(4, 2).await.unwrap();
     assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
-    let mut sent = action.sent.lock().unwrap().clone();
-    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
-    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+    assert_each_user_sent_once(&action);
     assert!(action.most_executing.load(SeqCst) <= 2, "at most `concurrency` actions execute at once");
     // While a batch's deliveries ran, the next batch was already claimed: more rows running than one batch.
     let most = action.most_running.load(SeqCst);
@@ -434,9 +439,7 @@ async fn the_delivery_window_bounds_the_deliveries_a_dispatch_has_in_flight() {
     let (_dir, ws, action) = slow_users_with(WorkspaceOptions::default().delivery_window(3)).await;
     let rep = ws.dispatch_backlog(20, 8).await.unwrap();
     assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
-    let mut sent = action.sent.lock().unwrap().clone();
-    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
-    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+    assert_each_user_sent_once(&action);
     let most = action.most_executing.load(SeqCst);
     assert!((1..=3).contains(&most), "{most} executing at once with a window of 3");
 
@@ -445,9 +448,7 @@ async fn the_delivery_window_bounds_the_deliveries_a_dispatch_has_in_flight() {
     let (_dir, ws, action) = slow_users_with(big).await;
     let rep = ws.dispatch_backlog(10, 8).await.unwrap();
     assert_eq!((rep.claimed, rep.delivered), (20, 20), "{rep:?}");
-    let mut sent = action.sent.lock().unwrap().clone();
-    sent.sort_by_key(|k| k.parse::<i64>().unwrap());
-    assert_eq!(sent, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>(), "each user once");
+    assert_each_user_sent_once(&action);
     let most = action.most_executing.load(SeqCst);
     assert!(most > 3 && most <= 8, "{most} executing at once with 8 send slots");
 

@@ -232,7 +232,7 @@ fn write_run(batches: Vec<RecordBatch>, columns: &[usize], schema: &SchemaRef, p
 /// `take` of its child array at the indices of the picked lists' elements: Arrow's `take` of a list copies each
 /// picked list through `MutableArrayData`, a call and an offset loop per row (a third of a `users` run's spill).
 fn take_rows(a: &dyn Array, idx: &UInt32Array) -> Result<ArrayRef> {
-    let Some(list) = a.as_list_opt::<i32>() else {
+    let (Some(list), ArrowType::List(field)) = (a.as_list_opt::<i32>(), a.data_type()) else {
         return Ok(take(a, idx, None)?);
     };
     let offsets = list.value_offsets();
@@ -254,9 +254,6 @@ fn take_rows(a: &dyn Array, idx: &UInt32Array) -> Result<ArrayRef> {
     let nulls = list.nulls().filter(|n| n.null_count() > 0).map(|n| {
         arrow::buffer::NullBuffer::from(idx.values().iter().map(|&i| n.is_valid(i as usize)).collect::<Vec<bool>>())
     });
-    let ArrowType::List(field) = list.data_type() else {
-        return Ok(take(a, idx, None)?);
-    };
     let out = arrow::array::ListArray::try_new(
         field.clone(),
         arrow::buffer::OffsetBuffer::new(new_offsets.into()),
