@@ -321,9 +321,12 @@ pub fn panic_sync(message: String) -> Result<()> {
     guard(|| panic!("{message}"))
 }
 
-/// A workspace option that must be a positive whole number.
+/// A workspace option that must be a positive whole number (JS numbers beyond 32 bits arrive as floats).
 fn positive(option: &str, n: &serde_json::Number) -> Result<usize> {
-    n.as_u64()
+    let whole = n
+        .as_u64()
+        .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 1.0 && *f <= u64::MAX as f64).map(|f| f as u64));
+    whole
         .filter(|n| *n > 0)
         .and_then(|n| usize::try_from(n).ok())
         .ok_or_else(|| invalid(format!("{option} must be a positive whole number, got {n}")))

@@ -594,6 +594,7 @@ describe('workspace', () => {
       [{ deliveryWindow: 0 }, /deliveryWindow must be a positive whole number, got 0/],
       [{ deliveryWindow: 65537 }, /the delivery window is 65537 deliveries; it must be between 1 and 65536/],
       [{ deliveryWindow: 2.5 }, /deliveryWindow must be a positive whole number, got 2.5/],
+      [{ deliveryWindow: 2 ** 40 }, /the delivery window is 1099511627776 deliveries; it must be between 1 and 65536/],
       [{ deliveryWindow: '8' }, /deliveryWindow: number/],
       [{ leaseMs: -1 }, /leaseMs must be a positive whole number, got -1/],
       [{ leaseMs: 100 }, /the delivery lease is 100 ms, shorter than 200 ms \(MIN_LEASE\)/],
