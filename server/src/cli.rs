@@ -117,12 +117,17 @@ pub struct RunArgs {
     /// process may send again (1 to 65536; default 2 × --concurrency, at least 1024 with --durable).
     #[arg(long)]
     pub delivery_window: Option<usize>,
+    /// Sync every catalog commit, and every Parquet file it references, to disk before it counts as done
+    /// (SQLite synchronous = FULL, fsync of each new file and its directory): a recorded delivery outcome, a
+    /// committed sync or an answered write survives a power loss, not only a crash.
+    #[arg(long)]
+    pub durable: bool,
 }
 
 impl RunArgs {
-    /// The workspace options these scheduler options imply, with durable commits when `durable`.
-    fn workspace_options(&self, durable: bool) -> segkit::WorkspaceOptions {
-        let options = segkit::WorkspaceOptions::default().durable_commits(durable);
+    /// The workspace options these scheduler options imply.
+    fn workspace_options(&self) -> segkit::WorkspaceOptions {
+        let options = segkit::WorkspaceOptions::default().durable_commits(self.durable);
         match self.delivery_window {
             Some(w) => options.delivery_window(w),
             None => options,
@@ -158,12 +163,7 @@ pub struct ServeArgs {
     /// Largest file one upload (POST /api/v1/entities/{name}/upload) may send, in bytes.
     #[arg(long, default_value_t = segkit::limits::MAX_UPLOAD_BYTES)]
     pub upload_limit: usize,
-    /// Sync every catalog commit, and every Parquet file it references, to disk before answering (SQLite
-    /// synchronous = FULL, fsync of each new file and its directory): an answered write survives a power loss,
-    /// not only a crash.
-    #[arg(long)]
-    pub durable: bool,
-    /// Scheduler options (with --with-scheduler).
+    /// Scheduler options (with --with-scheduler), and --durable.
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -405,7 +405,7 @@ async fn run(cli: Cli) -> segkit::Result<()> {
             }
         }
         Command::Run(a) => {
-            let ws = existing_with(&cli.workspace, a.workspace_options(false)).await?;
+            let ws = existing_with(&cli.workspace, a.workspace_options()).await?;
             let options = serve_options(&a)?;
             let token = shutdown_on_signals()?;
             if !json {
@@ -420,7 +420,7 @@ async fn run(cli: Cli) -> segkit::Result<()> {
             });
         }
         Command::Serve(a) => {
-            let ws = existing_with(&cli.workspace, a.run.workspace_options(a.durable)).await?;
+            let ws = existing_with(&cli.workspace, a.run.workspace_options()).await?;
             let tls = match (&a.tls_cert, &a.tls_key) {
                 (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
                 _ => None,

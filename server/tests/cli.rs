@@ -128,25 +128,29 @@ async fn run_starts_the_scheduler_and_stops_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let _ws = common::workspace(dir.path()).await;
     let w = dir.path().join("ws");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_segkit"))
-        .args(["-w", w.to_str().unwrap(), "run", "--poll-interval", "0.05"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.starts_with("scheduler running on"), "{line}");
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    line.clear();
-    stderr.read_line(&mut line).unwrap();
-    assert!(line.starts_with("shutting down"), "{line}");
-    assert_eq!(out.status.code(), Some(0), "graceful shutdown on SIGTERM");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("scheduler stopped:") && text.contains("passes"), "{text}");
+    // Plain, and with every commit synced to disk (`--durable`, as `serve --durable`).
+    for extra in [&[][..], &["--durable"][..]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_segkit"))
+            .args(["-w", w.to_str().unwrap(), "run", "--poll-interval", "0.05"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.starts_with("scheduler running on"), "{line}");
+        let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let out = child.wait_with_output().unwrap();
+        line.clear();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.starts_with("shutting down"), "{line}");
+        assert_eq!(out.status.code(), Some(0), "graceful shutdown on SIGTERM ({extra:?})");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.starts_with("scheduler stopped:") && text.contains("passes"), "{text}");
+    }
     assert_eq!(code(&segkit(&["-w", w.to_str().unwrap(), "run", "--poll-interval=-1"])), 5, "invalid input");
     for window in ["0", "65537"] {
         let out = segkit(&["-w", w.to_str().unwrap(), "run", "--delivery-window", window]);

@@ -27,6 +27,7 @@ fn _segkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_REGEX_PATTERN_BYTES", segkit::limits::MAX_REGEX_PATTERN_BYTES)?;
     m.add("MAX_REGEX_PROGRAM_BYTES", segkit::limits::MAX_REGEX_PROGRAM_BYTES)?;
     m.add("MAX_ACTION_PARTS", segkit::limits::MAX_ACTION_PARTS)?;
+    m.add("MAX_DELIVERY_WINDOW", segkit::limits::MAX_DELIVERY_WINDOW)?;
     m.add_class::<workspace::PyWorkspace>()?;
     m.add_class::<workspace::PySegmentRun>()?;
     m.add_class::<appender::PyAppender>()?;

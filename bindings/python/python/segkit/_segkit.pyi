@@ -40,6 +40,7 @@ MAX_RULE_STRING_BYTES: int
 MAX_REGEX_PATTERN_BYTES: int
 MAX_REGEX_PROGRAM_BYTES: int
 MAX_ACTION_PARTS: int
+MAX_DELIVERY_WINDOW: int
 MAX_EVENT_BATCH: int
 
 def _panic_in_task(message: str) -> None: ...

@@ -193,13 +193,13 @@ class Workspace:
         not of the machine).
 
         ``delivery_window``: the most claimed deliveries a dispatch processes at once, so the most a killed
-        process may send again (1 to 65,536; default ``2 × concurrency``, at least 1,024 with
+        process may send again (1 to ``MAX_DELIVERY_WINDOW`` = 65,536; default ``2 × concurrency``, at least 1,024 with
         ``durable_commits``; see :meth:`delivery_window`). ``lease``: how long a dispatcher's claim on a delivery
         lasts, in seconds or a ``timedelta`` (default 60 s, at least 0.2 s, at most a day; every process sharing the workspace
         should use the same). ``ingest_memory``: bytes an ingest sorts in memory before it spills to temporary
         files (default 64 MiB, at least 16 MiB)."""
         for what, n, low, high in (
-            ("delivery_window", delivery_window, 1, 65_536),
+            ("delivery_window", delivery_window, 1, _segkit.MAX_DELIVERY_WINDOW),
             ("ingest_memory", ingest_memory, 1, 2**63 - 1),
         ):
             if n is not None and (isinstance(n, bool) or not isinstance(n, int) or not low <= n <= high):
