@@ -206,6 +206,15 @@ impl Drop for Spawned {
     }
 }
 
+/// One of the pass's send slots (see [`Pass::sends`]).
+async fn send_slot(pass: &Pass) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    pass.sends
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })
+}
+
 /// What processing a claimed row did, and its outcome handed to the group commit (the delivery is done when
 /// that is committed).
 type Handed = (Processed, Pending);
@@ -412,16 +421,23 @@ impl Workspace {
         // task ends once it has handed its outcome to the group commit; the wait for that commit (which keeps
         // the delivery's place in the window) is on the dispatch's own task, so a commit wakes one task, not
         // every delivery in its group.
+        // An action row's task is spawned once it has its send slot (waiting for one is on the dispatch's task
+        // too), so the tasks alive are those sending, not every row of the window.
         let work = move |row: LedgerRow, (captured, chunk, pass): (Option<Attributes>, Arc<Chunk>, Arc<Pass>)| {
-            let channel =
-                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
+            let action_channel = pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step));
+            let is_action = action_channel.is_some();
+            let channel = action_channel.cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
             let (rec, ws, released_unsent) = (recorder.clone(), self.clone(), released_unsent_ref.clone());
-            // Boxed: the task (and what its handle reads back) stays small instead of holding the whole future.
-            let task = Box::pin(async move { ws.process(row, captured, &pass, &chunk, &rec).await });
-            let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
             async move {
+                let slot = match is_action {
+                    true => Some(send_slot(&pass).await?),
+                    false => None,
+                };
+                // Boxed: the task (and what its handle reads back) stays small instead of holding the whole future.
+                let task = Box::pin(async move { ws.process(row, captured, slot, &pass, &chunk, &rec).await });
+                let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
                 let (processed, pending) = spawned.join().await?;
                 pending.committed().await?;
                 match &processed {
@@ -595,11 +611,13 @@ impl Workspace {
         }
     }
 
-    /// Processes one claimed row (`captured`: the attributes its trigger captured, if any).
+    /// Processes one claimed row (`captured`: the attributes its trigger captured, if any; `slot`: the send slot
+    /// an action row already holds).
     async fn process(
         &self,
         row: LedgerRow,
         mut captured: Option<Attributes>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
         pass: &Pass,
         chunk: &Chunk,
         rec: &Recorder,
@@ -679,17 +697,20 @@ impl Workspace {
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
                 finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
-            StepSpec::Action { .. } => self.run_action(row, captured, spec, i, seq.as_ref(), pass, chunk, rec).await,
+            StepSpec::Action { .. } => {
+                self.run_action(row, captured, slot, spec, i, seq.as_ref(), pass, chunk, rec).await
+            }
         }
     }
 
     /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
-    /// rendering, the action, and the outcome; `seq` is the next step's row.
+    /// rendering, the action, and the outcome; `seq` is the next step's row; `slot`: its send slot, if taken.
     #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
         mut row: LedgerRow,
         mut captured: Option<Attributes>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
         spec: &WorkflowSpec,
         i: usize,
         seq: Option<&NewDelivery>,
@@ -772,12 +793,12 @@ impl Workspace {
             content,
             attempt: row.attempts,
         };
-        // A send slot while the action runs; given back with the outcome, before the outcome's commit.
-        let slot = pass
-            .sends
-            .acquire()
-            .await
-            .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })?;
+        // A send slot while the action runs (taken before its task started); given back with the outcome, before
+        // the outcome's commit.
+        let slot = match slot {
+            Some(s) => s,
+            None => send_slot(pass).await?,
+        };
         if pass.stop.as_ref().is_some_and(|t| t.is_cancelled()) {
             // A shutdown began while this row waited for a slot: it was not started, so it is released.
             drop(slot);
