@@ -184,23 +184,23 @@ fn chunk_len(claimed: usize, window: usize) -> usize {
     claimed.div_ceil(4).max(window).clamp(1, claimed.max(1))
 }
 
-/// A delivery's task (or a dispatch's): aborted when dropped unfinished (a pass cut short by a shutdown's grace
-/// period drops its deliveries, as it did when they were polled in place), a panic in it is resumed in the pass.
-struct Spawned<T>(tokio::task::JoinHandle<Result<T>>);
+/// A delivery's task: aborted when dropped unfinished (a pass cut short by a shutdown's grace period drops its
+/// deliveries, as it did when they were polled in place), a panic in it is resumed in the pass.
+struct Spawned(tokio::task::JoinHandle<Result<Handed>>);
 
-impl<T> Spawned<T> {
+impl Spawned {
     /// The task's output.
-    async fn join(mut self) -> Result<T> {
+    async fn join(mut self) -> Result<Handed> {
         match (&mut self.0).await {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // Only this handle's drop or a runtime shutting down cancel it.
-            Err(e) => Err(Error::Catalog { message: format!("a dispatch task was cancelled: {e}"), cause: None }),
+            Err(e) => Err(Error::Catalog { message: format!("a delivery task was cancelled: {e}"), cause: None }),
         }
     }
 }
 
-impl<T> Drop for Spawned<T> {
+impl Drop for Spawned {
     fn drop(&mut self) {
         self.0.abort();
     }
@@ -316,30 +316,7 @@ impl Workspace {
     /// of a full batch it claims the next one (at the clock's now, on the blocking pool) and prepares its first
     /// chunk while that batch's last deliveries run. Returns the summed report and how many claims were
     /// released (see [`run_claimed`](Self::run_claimed)).
-    ///
-    /// The dispatch runs as a task of its own on the runtime (aborted if this future is dropped, as the
-    /// dispatch itself would be): its deliveries' tasks wake it as each one ends, and a task on the runtime's
-    /// workers is woken through their queues, where the thread of a caller blocking on the runtime would be
-    /// woken through a system call each time.
     pub(super) async fn dispatch_claims(
-        &self,
-        now_ms: i64,
-        limit: usize,
-        concurrency: usize,
-        shutdown: Option<(&CancellationToken, std::time::Duration)>,
-        claims: Claims,
-    ) -> Result<(DispatchReport, u64)> {
-        let ws = self.clone();
-        let shutdown = shutdown.map(|(t, grace)| (t.clone(), grace));
-        let dispatch = async move {
-            let shutdown = shutdown.as_ref().map(|(t, grace)| (t, *grace));
-            ws.dispatch_claims_here(now_ms, limit, concurrency, shutdown, claims).await
-        };
-        Spawned(tokio::spawn(tracing::Instrument::in_current_span(dispatch))).join().await
-    }
-
-    /// [`dispatch_claims`](Self::dispatch_claims) on the calling task.
-    async fn dispatch_claims_here(
         &self,
         now_ms: i64,
         limit: usize,
