@@ -649,9 +649,7 @@ impl Workspace {
         match &spec.steps[i] {
             StepSpec::Exit { .. } => finish(rec, &row, done, None),
             StepSpec::Wait { until: None, .. } => finish(rec, &row, done, seq.as_ref()),
-            StepSpec::Wait { until: Some(_), .. } if row.resolved_at.is_some() => {
-                finish(rec, &row, done, seq.as_ref())
-            }
+            StepSpec::Wait { until: Some(_), .. } if row.resolved_at.is_some() => finish(rec, &row, done, seq.as_ref()),
             StepSpec::Wait { until: Some(until), timezone_attribute, timezone, .. } => {
                 let at = match parse_time_of_day(until, "until") {
                     Ok(t) => t,
