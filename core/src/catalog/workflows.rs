@@ -241,6 +241,11 @@ impl<'a> Group<'a> {
 /// with the same values and attempt (a single write: its own statement), then the next rows of the finishes
 /// that applied. Returns, per write, whether it applied — the same as applying them one by one, since no two
 /// touch the same row.
+///
+/// The many-row updates are `UPDATE OR FAIL`: a constraint error (none can occur: every value set is not null
+/// and no unique column changes) ends the statement without undoing its earlier rows, and the caller's
+/// transaction rolls back as a whole — so SQLite keeps no statement journal for them (with the default
+/// `OR ABORT` it copies every page the statement changes to a temporary file first, in case it must undo it).
 fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) -> Result<Vec<bool>> {
     use std::fmt::Write as _;
     let mut groups: rustc_hash::FxHashMap<Group<'_>, Vec<usize>> = rustc_hash::FxHashMap::default();
@@ -263,16 +268,16 @@ fn apply_grouped(tx: &rusqlite::Connection, writes: &[LedgerWrite], now: i64) ->
         ids.push(']');
         let done: rustc_hash::FxHashSet<i64> = match group {
             Group::Finish { attempts, status, receipt, error, detail, channel, sent } => tx
-                .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {FINISH} {many}"))?
+                .prepare_cached(&format!("UPDATE OR FAIL deliveries NOT INDEXED {FINISH} {many}"))?
                 .query_map(params![status, receipt, error, now, ids, attempts, detail, channel, sent], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?,
             Group::Hold { attempts, due_at, detail, resolved_at } => tx
-                .prepare_cached(&format!("UPDATE deliveries NOT INDEXED {HOLD} {many}"))?
+                .prepare_cached(&format!("UPDATE OR FAIL deliveries NOT INDEXED {HOLD} {many}"))?
                 .query_map(params![due_at, detail, resolved_at, now, ids, attempts], |r| r.get(0))?
                 .collect::<rusqlite::Result<_>>()?,
             Group::Retry { attempts, due_at, error } => tx
                 .prepare_cached(&format!(
-                    "UPDATE deliveries NOT INDEXED {RETRY} WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'running' AND attempts = ?5
+                    "UPDATE OR FAIL deliveries NOT INDEXED {RETRY} WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'running' AND attempts = ?5
                      RETURNING id"
                 ))?
                 .query_map(params![due_at, error, now, ids, attempts], |r| r.get(0))?
@@ -563,8 +568,9 @@ impl Catalog {
                 if left == 0 {
                     break;
                 }
+                // `OR FAIL` (see `apply_grouped`): no statement journal for this many-row update.
                 let mut st = tx.prepare_cached(&format!(
-                    "UPDATE deliveries SET status = 'running', lease_until = ?1 + ?2, attempts = attempts + 1,
+                    "UPDATE OR FAIL deliveries SET status = 'running', lease_until = ?1 + ?2, attempts = attempts + 1,
                        updated_at = ?1
                      WHERE id IN (SELECT id FROM deliveries WHERE {which} ORDER BY due_at, id LIMIT ?3)
                      RETURNING {ROW}, CASE WHEN attempts = 1 THEN context END"

@@ -27,7 +27,7 @@ use crate::workflow::steps::{
 use crate::workflow::template::Compiled;
 use crate::workflow::{FrequencyCapSpec, StepSpec, TriggerSpec, WorkflowSpec};
 
-use super::group_commit::{group_commit, Recorder};
+use super::group_commit::{group_commit, Pending, Recorder};
 use super::schedules::record_delivery;
 use super::workflows::{keys_of, ms, reentry};
 use super::Workspace;
@@ -186,11 +186,11 @@ fn chunk_len(claimed: usize, window: usize) -> usize {
 
 /// A delivery's task: aborted when dropped unfinished (a pass cut short by a shutdown's grace period drops its
 /// deliveries, as it did when they were polled in place), a panic in it is resumed in the pass.
-struct Spawned(tokio::task::JoinHandle<Result<Processed>>);
+struct Spawned(tokio::task::JoinHandle<Result<Handed>>);
 
 impl Spawned {
     /// The task's output.
-    async fn join(mut self) -> Result<Processed> {
+    async fn join(mut self) -> Result<Handed> {
         match (&mut self.0).await {
             Ok(out) => out,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -206,28 +206,40 @@ impl Drop for Spawned {
     }
 }
 
+/// One of the pass's send slots (see [`Pass::sends`]).
+async fn send_slot(pass: &Pass) -> Result<tokio::sync::OwnedSemaphorePermit> {
+    pass.sends
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })
+}
+
+/// What processing a claimed row did, and its outcome handed to the group commit (the delivery is done when
+/// that is committed).
+type Handed = (Processed, Pending);
+
 /// Finishes `row` as `f` says (adding `next`) in the next group commit.
-async fn finish(rec: &Recorder, row: &LedgerRow, f: Finish<'_>, next: Option<&NewDelivery>) -> Result<Processed> {
-    rec.record(LedgerWrite::finish(row.id, row.attempts, &f, next)).await?;
-    Ok(Processed::Finished(f.status))
+fn finish(rec: &Recorder, row: &LedgerRow, f: Finish<'_>, next: Option<&NewDelivery>) -> Result<Handed> {
+    let pending = rec.submit(LedgerWrite::finish(row.id, row.attempts, &f, next))?;
+    Ok((Processed::Finished(f.status), pending))
 }
 
 /// Dead-letters `row` with `reason` in the next group commit.
-async fn dead(rec: &Recorder, row: &LedgerRow, reason: String) -> Result<Processed> {
+fn dead(rec: &Recorder, row: &LedgerRow, reason: String) -> Result<Handed> {
     tracing::warn!(reason = %reason, "dead-lettered");
-    finish(rec, row, Finish { error: Some(&reason), ..Finish::status(Status::Dead) }, None).await
+    finish(rec, row, Finish { error: Some(&reason), ..Finish::status(Status::Dead) }, None)
 }
 
 /// Puts `row` back to pending, due at `due_at`, without counting the attempt, in the next group commit.
-async fn hold(
+fn hold(
     rec: &Recorder,
     row: &LedgerRow,
     due_at: i64,
     detail: Option<String>,
     resolved_at: Option<i64>,
-) -> Result<()> {
-    rec.record(LedgerWrite::Hold { id: row.id, attempts: row.attempts, due_at, detail, resolved_at }).await?;
-    Ok(())
+) -> Result<Pending> {
+    rec.submit(LedgerWrite::Hold { id: row.id, attempts: row.attempts, due_at, detail, resolved_at })
 }
 
 impl Workspace {
@@ -405,26 +417,37 @@ impl Workspace {
         // The closure owns the recorder: when every delivery is done it is dropped, and the writer stops.
         // Each delivery runs as a task of its own, so the runtime's workers share the per-delivery work
         // (rendering, signing, the request and its response) instead of one task polling every delivery of the
-        // pass; the catalog work stays on the blocking threads (the group commit, the suppression lookups).
+        // pass; the catalog work stays on the blocking threads (the group commit, the suppression lookups). The
+        // task ends once it has handed its outcome to the group commit; the wait for that commit (which keeps
+        // the delivery's place in the window) is on the dispatch's own task, so a commit wakes one task, not
+        // every delivery in its group.
+        // An action row's task is spawned once it has its send slot (waiting for one is on the dispatch's task
+        // too), so the tasks alive are those sending, not every row of the window.
         let work = move |row: LedgerRow, (captured, chunk, pass): (Option<Attributes>, Arc<Chunk>, Arc<Pass>)| {
-            let channel =
-                pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step)).cloned().unwrap_or_default();
+            let action_channel = pass.channels.get(&row.workflow).and_then(|steps| steps.get(&row.step));
+            let is_action = action_channel.is_some();
+            let channel = action_channel.cloned().unwrap_or_default();
             let workflow = row.workflow.clone();
             let started = std::time::Instant::now();
             let (rec, ws, released_unsent) = (recorder.clone(), self.clone(), released_unsent_ref.clone());
-            let task = async move {
-                let r = ws.process(row, captured, &pass, &chunk, &rec).await;
-                match &r {
-                    Ok(Processed::Released) => {
+            async move {
+                let slot = match is_action {
+                    true => Some(send_slot(&pass).await?),
+                    false => None,
+                };
+                // Boxed: the task (and what its handle reads back) stays small instead of holding the whole future.
+                let task = Box::pin(async move { ws.process(row, captured, slot, &pass, &chunk, &rec).await });
+                let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
+                let (processed, pending) = spawned.join().await?;
+                pending.committed().await?;
+                match &processed {
+                    Processed::Released => {
                         released_unsent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
-                    Err(_) => {}
-                    Ok(p) => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
+                    p => record_delivery(p.label(), &workflow, &channel, started.elapsed()),
                 }
-                r
-            };
-            let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
-            spawned.join()
+                Ok(processed)
+            }
         };
         // The outcomes counted as they come, the first error kept (nothing is held per delivery).
         let count = |(counts, first_error): &mut (DispatchReport, Option<Error>), r: Result<Processed>| match r {
@@ -588,22 +611,24 @@ impl Workspace {
         }
     }
 
-    /// Processes one claimed row (`captured`: the attributes its trigger captured, if any).
+    /// Processes one claimed row (`captured`: the attributes its trigger captured, if any; `slot`: the send slot
+    /// an action row already holds).
     async fn process(
         &self,
         row: LedgerRow,
         mut captured: Option<Attributes>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
         pass: &Pass,
         chunk: &Chunk,
         rec: &Recorder,
-    ) -> Result<Processed> {
+    ) -> Result<Handed> {
         let now_dt = pass.now;
         let now = ms(now_dt);
         let Some(spec) = pass.specs.get(&row.workflow) else {
-            return dead(rec, &row, format!("workflow `{}` was deleted", row.workflow)).await;
+            return dead(rec, &row, format!("workflow `{}` was deleted", row.workflow));
         };
         let Some(i) = index_of(spec, &row.step) else {
-            return dead(rec, &row, format!("workflow `{}` has no step `{}` any more", row.workflow, row.step)).await;
+            return dead(rec, &row, format!("workflow `{}` has no step `{}` any more", row.workflow, row.step));
         };
         // A jump to a step at or before this one starts a new pass of a loop (see `workflow::steps`).
         let (base, loop_pass) = pass_of(&row.trigger);
@@ -622,15 +647,13 @@ impl Workspace {
         let seq = next_in_order(spec, i).and_then(row_for);
         let done = Finish::status(Status::Done);
         match &spec.steps[i] {
-            StepSpec::Exit { .. } => finish(rec, &row, done, None).await,
-            StepSpec::Wait { until: None, .. } => finish(rec, &row, done, seq.as_ref()).await,
-            StepSpec::Wait { until: Some(_), .. } if row.resolved_at.is_some() => {
-                finish(rec, &row, done, seq.as_ref()).await
-            }
+            StepSpec::Exit { .. } => finish(rec, &row, done, None),
+            StepSpec::Wait { until: None, .. } => finish(rec, &row, done, seq.as_ref()),
+            StepSpec::Wait { until: Some(_), .. } if row.resolved_at.is_some() => finish(rec, &row, done, seq.as_ref()),
             StepSpec::Wait { until: Some(until), timezone_attribute, timezone, .. } => {
                 let at = match parse_time_of_day(until, "until") {
                     Ok(t) => t,
-                    Err(e) => return dead(rec, &row, e.to_string()).await,
+                    Err(e) => return dead(rec, &row, e.to_string()),
                 };
                 let attrs = match timezone_attribute {
                     Some(_) => self.attributes_of(chunk, &row, &mut captured).await?,
@@ -642,57 +665,57 @@ impl Workspace {
                 let detail =
                     format!("until {}{}", local_text(target, tz), note.map(|n| format!("; {n}")).unwrap_or_default());
                 if ms(target) <= now {
-                    return finish(rec, &row, Finish { detail: Some(&detail), ..done }, seq.as_ref()).await;
+                    return finish(rec, &row, Finish { detail: Some(&detail), ..done }, seq.as_ref());
                 }
-                hold(rec, &row, ms(target), Some(detail), Some(ms(target))).await?;
-                Ok(Processed::Waiting)
+                Ok((Processed::Waiting, hold(rec, &row, ms(target), Some(detail), Some(ms(target)))?))
             }
             StepSpec::Branch { rule, then, otherwise, .. } => {
                 let m = match self.rule_matches(&row.entity, rule, &row.entity_key).await {
                     Ok(m) => m,
-                    Err(e) => return dead(rec, &row, format!("branch rule: {e}")).await,
+                    Err(e) => return dead(rec, &row, format!("branch rule: {e}")),
                 };
                 let (field, target) = if m { ("then", then) } else { ("else", otherwise) };
                 let Some(j) = index_of(spec, target) else {
-                    return dead(rec, &row, format!("workflow `{}` has no step `{target}` any more", row.workflow))
-                        .await;
+                    return dead(rec, &row, format!("workflow `{}` has no step `{target}` any more", row.workflow));
                 };
                 let next = row_for(j);
                 let detail = format!("{field} → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
-                finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
+                finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
             StepSpec::Split { branches, .. } => {
                 let bucket = split_bucket(&row.workflow, &row.step, &row.entity_key);
                 let Some(target) = branches.get(split_choice(branches, bucket)).map(|b| &b.step) else {
-                    return dead(rec, &row, format!("split step `{}` has no branches", row.step)).await;
+                    return dead(rec, &row, format!("split step `{}` has no branches", row.step));
                 };
                 let Some(j) = index_of(spec, target) else {
-                    return dead(rec, &row, format!("workflow `{}` has no step `{target}` any more", row.workflow))
-                        .await;
+                    return dead(rec, &row, format!("workflow `{}` has no step `{target}` any more", row.workflow));
                 };
                 let next = row_for(j);
                 let detail =
                     format!("bucket {bucket} of 100 → {target}{}", if next.is_none() { LOOP_STOP } else { "" });
-                finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref()).await
+                finish(rec, &row, Finish { detail: Some(&detail), ..done }, next.as_ref())
             }
-            StepSpec::Action { .. } => self.run_action(row, captured, spec, i, seq.as_ref(), pass, chunk, rec).await,
+            StepSpec::Action { .. } => {
+                self.run_action(row, captured, slot, spec, i, seq.as_ref(), pass, chunk, rec).await
+            }
         }
     }
 
     /// Runs action step `i` of `spec` for a claimed row: suppression, quiet hours, frequency caps, rate limits,
-    /// rendering, the action, and the outcome; `seq` is the next step's row.
+    /// rendering, the action, and the outcome; `seq` is the next step's row; `slot`: its send slot, if taken.
     #[allow(clippy::too_many_arguments)]
     async fn run_action(
         &self,
         mut row: LedgerRow,
         mut captured: Option<Attributes>,
+        slot: Option<tokio::sync::OwnedSemaphorePermit>,
         spec: &WorkflowSpec,
         i: usize,
         seq: Option<&NewDelivery>,
         pass: &Pass,
         chunk: &Chunk,
         rec: &Recorder,
-    ) -> Result<Processed> {
+    ) -> Result<Handed> {
         let now_dt = pass.now;
         let now = ms(now_dt);
         let StepSpec::Action { action, channel, template, .. } = &spec.steps[i] else {
@@ -701,7 +724,7 @@ impl Workspace {
         let channel = channel_of(action, channel);
         if chunk.suppressed.get(&channel).is_some_and(|keys| keys.contains(&row.entity_key)) {
             let f = Finish { channel: Some(&channel), ..Finish::status(Status::Suppressed) };
-            return finish(rec, &row, f, seq).await;
+            return finish(rec, &row, f, seq);
         }
         let built = match pass.actions.get(&row.workflow).and_then(|steps| steps.get(&row.step)) {
             Some(b) => b.clone(),
@@ -709,16 +732,15 @@ impl Workspace {
         };
         let action_impl = match built {
             Ok(a) => a,
-            Err(e) => return dead(rec, &row, e).await,
+            Err(e) => return dead(rec, &row, e),
         };
         let Some(attributes) = self.attributes_of(chunk, &row, &mut captured).await? else {
-            return dead(rec, &row, format!("`{}` has no entity with this key any more", row.entity)).await;
+            return dead(rec, &row, format!("`{}` has no entity with this key any more", row.entity));
         };
         if let Some(until) = self.quiet_hours_hold(spec, &attributes, now_dt)? {
             let (t, detail) = until;
             tracing::debug!(until = %t, "held by quiet hours");
-            hold(rec, &row, ms(t), Some(detail), None).await?;
-            return Ok(Processed::Held);
+            return Ok((Processed::Held, hold(rec, &row, ms(t), Some(detail), None)?));
         }
         let caps = cap_windows(&spec.policies.frequency_caps, &channel, now);
         if !caps.is_empty() || pass.capped.contains(&channel) {
@@ -736,13 +758,12 @@ impl Workspace {
                 let detail = cap_text(caps[k].0);
                 tracing::debug!(channel = %channel, "capped: {detail}");
                 let f = Finish { detail: Some(&detail), channel: Some(&channel), ..Finish::status(Status::Capped) };
-                return finish(rec, &row, f, seq).await;
+                return finish(rec, &row, f, seq);
             }
         }
         if let Err(wait_ms) = self.inner.rate_limits.try_take(&rate_limits(spec, i, action_impl.as_ref()), now) {
             tracing::debug!(wait_ms, "over a rate limit, pending again");
-            hold(rec, &row, now.saturating_add(wait_ms), None, None).await?;
-            return Ok(Processed::RateLimited);
+            return Ok((Processed::RateLimited, hold(rec, &row, now.saturating_add(wait_ms), None, None)?));
         }
         let content = match template {
             Some(t) => {
@@ -753,7 +774,7 @@ impl Workspace {
                 };
                 match rendered {
                     Ok(c) => c,
-                    Err(e) => return dead(rec, &row, e.to_string()).await,
+                    Err(e) => return dead(rec, &row, e.to_string()),
                 }
             }
             None => BTreeMap::new(),
@@ -770,17 +791,16 @@ impl Workspace {
             content,
             attempt: row.attempts,
         };
-        // A send slot while the action runs; given back with the outcome, before the outcome's commit.
-        let slot = pass
-            .sends
-            .acquire()
-            .await
-            .map_err(|_| Error::Catalog { message: "the dispatch pass has stopped".into(), cause: None })?;
+        // A send slot while the action runs (taken before its task started); given back with the outcome, before
+        // the outcome's commit.
+        let slot = match slot {
+            Some(s) => s,
+            None => send_slot(pass).await?,
+        };
         if pass.stop.as_ref().is_some_and(|t| t.is_cancelled()) {
             // A shutdown began while this row waited for a slot: it was not started, so it is released.
             drop(slot);
-            hold(rec, &row, row.due_at, None, None).await?;
-            return Ok(Processed::Released);
+            return Ok((Processed::Released, hold(rec, &row, row.due_at, None, None)?));
         }
         let outcome = match tokio::time::timeout(self.inner.lease / 2, action_impl.execute(&delivery)).await {
             Ok(o) => o,
@@ -798,20 +818,19 @@ impl Workspace {
                     sent: true,
                     ..Finish::status(Status::Delivered)
                 };
-                finish(rec, &row, f, seq).await
+                finish(rec, &row, f, seq)
             }
-            Outcome::Permanent { reason } => dead(rec, &row, format!("permanent failure: {reason}")).await,
+            Outcome::Permanent { reason } => dead(rec, &row, format!("permanent failure: {reason}")),
             Outcome::Retryable { reason, retry_after } => {
                 let max = spec.policies.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
                 if row.attempts >= max {
-                    return dead(rec, &row, format!("failed {max} attempts; last: {reason}")).await;
+                    return dead(rec, &row, format!("failed {max} attempts; last: {reason}"));
                 }
                 let base = spec.policies.backoff_ms.unwrap_or(DEFAULT_BACKOFF_MS);
                 let delay = backoff(base, row.attempts, &delivery.idempotency_key, retry_after);
                 let due = now.saturating_add(delay.as_millis() as i64);
-                rec.record(LedgerWrite::Retry { id: row.id, attempts: row.attempts, due_at: due, error: reason })
-                    .await?;
-                Ok(Processed::Retried)
+                let write = LedgerWrite::Retry { id: row.id, attempts: row.attempts, due_at: due, error: reason };
+                Ok((Processed::Retried, rec.submit(write)?))
             }
         }
     }

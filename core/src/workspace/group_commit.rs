@@ -24,15 +24,29 @@ pub(super) struct Recorder {
 }
 
 impl Recorder {
-    /// Records `write` in the next group commit and waits for it: whether it applied (the row was still
-    /// claimed by this attempt).
-    pub(super) async fn record(&self, write: LedgerWrite) -> Result<bool> {
+    /// Hands `write` to the next group commit, without waiting for it: the returned [`Pending`] answers once it
+    /// is committed. (A delivery's task ends here; the dispatch awaits the commits of all its deliveries on one
+    /// task, so a commit wakes that task once rather than every delivery of its group.)
+    pub(super) fn submit(&self, write: LedgerWrite) -> Result<Pending> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .unbounded_send((write, done))
-            .map_err(|_| Error::Catalog { message: "the ledger writer has stopped".into(), cause: None })?;
-        wait.await.map_err(|_| Error::Catalog { message: "the ledger writer has stopped".into(), cause: None })?
+        self.tx.unbounded_send((write, done)).map_err(|_| stopped())?;
+        Ok(Pending(wait))
     }
+}
+
+/// A write handed to the group commit (see [`Recorder::submit`]), not known to be committed yet.
+#[must_use = "a delivery is done only once its outcome is committed"]
+pub(super) struct Pending(oneshot::Receiver<Result<bool>>);
+
+impl Pending {
+    /// Waits for the write's group commit: whether it applied (the row was still claimed by this attempt).
+    pub(super) async fn committed(self) -> Result<bool> {
+        self.0.await.map_err(|_| stopped())?
+    }
+}
+
+fn stopped() -> Error {
+    Error::Catalog { message: "the ledger writer has stopped".into(), cause: None }
 }
 
 /// A recorder and the writer future that must run beside the deliveries (it ends when every [`Recorder`] is
