@@ -25,7 +25,61 @@ pub(crate) fn object_bytes(got: GetResult) -> BoxStream<'static, object_store::R
     }
 }
 
-/// `range` of a local file in chunks of [`LOCAL_READ_BYTES`]; a file that ends early ends the stream there.
+/// Read buffers a local file's stream keeps for reuse (see [`ReadBuffers`]).
+const SPARE_READ_BUFFERS: usize = 4;
+
+/// The read buffers of one local file's stream: a chunk's buffer comes back here when the consumer drops the
+/// last `Bytes` of it, and the next read fills it again. A fresh buffer of [`LOCAL_READ_BYTES`] is at glibc's
+/// mmap threshold (`segkit::memory::tune_allocator`), so each one was mapped, faulted in page by page and
+/// unmapped: 14 % of an events ingest's page faults. At most [`SPARE_READ_BUFFERS`] are kept.
+#[derive(Clone, Default)]
+struct ReadBuffers(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl ReadBuffers {
+    /// An empty buffer: a recycled one if any (its old bytes cleared), else a new one.
+    fn take(&self) -> Vec<u8> {
+        let mut buf = self.0.lock().map(|mut spare| spare.pop()).unwrap_or_default().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    /// `buf`'s bytes, handed back to the pool when the last `Bytes` of them is dropped.
+    fn bytes(&self, buf: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Recycled { buf, pool: self.clone() })
+    }
+
+    /// Buffers held for reuse.
+    #[cfg(test)]
+    fn spare(&self) -> usize {
+        self.0.lock().map(|s| s.len()).unwrap_or_default()
+    }
+}
+
+/// A read buffer lent out as `Bytes`; returns to its pool when dropped.
+struct Recycled {
+    buf: Vec<u8>,
+    pool: ReadBuffers,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if let Ok(mut spare) = self.pool.0.lock() {
+            if spare.len() < SPARE_READ_BUFFERS {
+                spare.push(buf);
+            }
+        }
+    }
+}
+
+/// `range` of a local file in chunks of [`LOCAL_READ_BYTES`], read into recycled buffers ([`ReadBuffers`]); a
+/// file that ends early ends the stream there.
 fn local_chunks(
     file: std::fs::File,
     path: std::path::PathBuf,
@@ -37,17 +91,18 @@ fn local_chunks(
         source: format!("reading {}: {e}", path.display()).into(),
     };
     futures::stream::try_unfold(
-        (file, path, range.start, range.end, true),
-        move |(mut file, path, at, end, first)| async move {
+        (file, path, range.start, range.end, true, ReadBuffers::default()),
+        move |(mut file, path, at, end, first, pool)| async move {
             if at >= end {
                 return Ok(None);
             }
+            let mut buf = pool.take();
             let read = move || -> object_store::Result<_> {
                 if first {
                     file.seek(SeekFrom::Start(at)).map_err(|e| io_error(&path, e))?;
                 }
                 let want = (end - at).min(LOCAL_READ_BYTES as u64);
-                let mut buf = Vec::with_capacity(want as usize);
+                buf.reserve_exact(want as usize);
                 (&mut file).take(want).read_to_end(&mut buf).map_err(|e| io_error(&path, e))?;
                 Ok((buf, file, path))
             };
@@ -62,7 +117,8 @@ fn local_chunks(
                 return Ok(None);
             }
             let next = at + buf.len() as u64;
-            Ok(Some((Bytes::from(buf), (file, path, next, end, false))))
+            let bytes = pool.bytes(buf);
+            Ok(Some((bytes, (file, path, next, end, false, pool))))
         },
     )
     .boxed()
@@ -173,7 +229,74 @@ pub(super) mod tests {
     use super::super::json::{JsonDecoder, Layout};
     use super::super::prelude::{Prelude, TextEncoding};
     use super::super::text::text_schema;
-    use super::TextPipeline;
+    use super::{local_chunks, ReadBuffers, TextPipeline, LOCAL_READ_BYTES, SPARE_READ_BUFFERS};
+
+    /// The chunks of `range` of the file at `path`; with `recycle`, each chunk is dropped before the next is
+    /// read (so its buffer is reused), and the chunks come back as copies with their buffers' addresses.
+    fn local_read(path: &std::path::Path, range: std::ops::Range<u64>, recycle: bool) -> Vec<(Vec<u8>, usize)> {
+        use futures::StreamExt;
+        let file = std::fs::File::open(path).unwrap();
+        let mut chunks = local_chunks(file, path.to_path_buf(), range);
+        futures::executor::block_on(async {
+            let mut held = vec![];
+            let mut out = vec![];
+            while let Some(chunk) = chunks.next().await {
+                let chunk = chunk.unwrap();
+                out.push((chunk.to_vec(), chunk.as_ptr() as usize));
+                if !recycle {
+                    held.push(chunk);
+                }
+            }
+            out
+        })
+    }
+
+    /// Read buffers are reused once the consumer dropped a chunk, and a reused buffer holds only its new read: a
+    /// short last read after full ones carries none of the earlier bytes; chunks still held are never
+    /// overwritten.
+    #[test]
+    fn recycled_read_buffers_hold_only_their_own_bytes() {
+        let len = 2 * LOCAL_READ_BYTES + 5;
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data.bin");
+        std::fs::write(&path, &data).unwrap();
+        for (range, recycle) in [(0..len as u64, true), (0..len as u64, false), (3..len as u64 - 1, true)] {
+            let chunks = local_read(&path, range.clone(), recycle);
+            let lens: Vec<usize> = chunks.iter().map(|(c, _)| c.len()).collect();
+            let want = range.end as usize - range.start as usize;
+            assert_eq!(lens, [LOCAL_READ_BYTES, LOCAL_READ_BYTES, want - 2 * LOCAL_READ_BYTES], "{range:?}");
+            let read: Vec<u8> = chunks.iter().flat_map(|(c, _)| c.iter().copied()).collect();
+            assert_eq!(read, data[range.start as usize..range.end as usize], "{range:?}");
+            let reused = chunks.windows(2).all(|w| w[0].1 == w[1].1);
+            assert_eq!(reused, recycle, "buffers reused exactly when the chunks were dropped ({range:?})");
+        }
+        assert!(local_read(&path, 7..7, true).is_empty());
+    }
+
+    /// At most [`SPARE_READ_BUFFERS`] buffers wait for reuse, a buffer returns only when its last `Bytes` (a
+    /// slice too) is dropped, and a buffer taken again is empty.
+    #[test]
+    fn the_read_buffer_pool_is_bounded() {
+        let pool = ReadBuffers::default();
+        let lent: Vec<bytes::Bytes> = (0..SPARE_READ_BUFFERS + 3)
+            .map(|i| {
+                let mut buf = pool.take();
+                buf.extend_from_slice(&[i as u8; 10]);
+                pool.bytes(buf)
+            })
+            .collect();
+        assert_eq!(pool.spare(), 0);
+        let slice = lent[0].slice(2..4);
+        drop(lent);
+        assert_eq!(pool.spare(), SPARE_READ_BUFFERS);
+        assert_eq!(&slice[..], &[0, 0]);
+        drop(slice);
+        assert_eq!(pool.spare(), SPARE_READ_BUFFERS);
+        let again = pool.take();
+        assert!(again.is_empty() && again.capacity() >= 10);
+        assert_eq!(pool.spare(), SPARE_READ_BUFFERS - 1);
+    }
 
     /// The rows of all-text batches, `None` for nulls (shared with the chunked reader's tests).
     pub(in super::super) fn rows(batches: &[RecordBatch]) -> Vec<Vec<Option<String>>> {
