@@ -8,6 +8,7 @@ use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::{GetResult, GetResultPayload};
 
+use segkit::memory::BufferPool;
 use segkit::{BatchStream, Error, Result};
 
 use super::prelude::{Outcome, Prelude};
@@ -25,60 +26,13 @@ pub(crate) fn object_bytes(got: GetResult) -> BoxStream<'static, object_store::R
     }
 }
 
-/// Read buffers a local file's stream keeps for reuse (see [`ReadBuffers`]).
+/// Read buffers a local file's stream keeps for reuse: a chunk's buffer returns when the consumer drops the last
+/// `Bytes` of it, and the next read fills it again ([`segkit::memory::BufferPool`]). A fresh buffer of
+/// [`LOCAL_READ_BYTES`] is at glibc's mmap threshold, so each one was mapped, faulted in page by page and unmapped:
+/// 14 % of an events ingest's page faults.
 const SPARE_READ_BUFFERS: usize = 4;
 
-/// The read buffers of one local file's stream: a chunk's buffer comes back here when the consumer drops the
-/// last `Bytes` of it, and the next read fills it again. A fresh buffer of [`LOCAL_READ_BYTES`] is at glibc's
-/// mmap threshold (`segkit::memory::tune_allocator`), so each one was mapped, faulted in page by page and
-/// unmapped: 14 % of an events ingest's page faults. At most [`SPARE_READ_BUFFERS`] are kept.
-#[derive(Clone, Default)]
-struct ReadBuffers(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
-
-impl ReadBuffers {
-    /// An empty buffer: a recycled one if any (its old bytes cleared), else a new one.
-    fn take(&self) -> Vec<u8> {
-        let mut buf = self.0.lock().map(|mut spare| spare.pop()).unwrap_or_default().unwrap_or_default();
-        buf.clear();
-        buf
-    }
-
-    /// `buf`'s bytes, handed back to the pool when the last `Bytes` of them is dropped.
-    fn bytes(&self, buf: Vec<u8>) -> Bytes {
-        Bytes::from_owner(Recycled { buf, pool: self.clone() })
-    }
-
-    /// Buffers held for reuse.
-    #[cfg(test)]
-    fn spare(&self) -> usize {
-        self.0.lock().map(|s| s.len()).unwrap_or_default()
-    }
-}
-
-/// A read buffer lent out as `Bytes`; returns to its pool when dropped.
-struct Recycled {
-    buf: Vec<u8>,
-    pool: ReadBuffers,
-}
-
-impl AsRef<[u8]> for Recycled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Recycled {
-    fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.buf);
-        if let Ok(mut spare) = self.pool.0.lock() {
-            if spare.len() < SPARE_READ_BUFFERS {
-                spare.push(buf);
-            }
-        }
-    }
-}
-
-/// `range` of a local file in chunks of [`LOCAL_READ_BYTES`], read into recycled buffers ([`ReadBuffers`]); a
+/// `range` of a local file in chunks of [`LOCAL_READ_BYTES`], read into recycled buffers ([`SPARE_READ_BUFFERS`]); a
 /// file that ends early ends the stream there.
 fn local_chunks(
     file: std::fs::File,
@@ -91,7 +45,7 @@ fn local_chunks(
         source: format!("reading {}: {e}", path.display()).into(),
     };
     futures::stream::try_unfold(
-        (file, path, range.start, range.end, true, ReadBuffers::default()),
+        (file, path, range.start, range.end, true, BufferPool::new(SPARE_READ_BUFFERS)),
         move |(mut file, path, at, end, first, pool)| async move {
             if at >= end {
                 return Ok(None);
@@ -117,7 +71,7 @@ fn local_chunks(
                 return Ok(None);
             }
             let next = at + buf.len() as u64;
-            let bytes = pool.bytes(buf);
+            let bytes = pool.lend(buf);
             Ok(Some((bytes, (file, path, next, end, false, pool))))
         },
     )
@@ -229,7 +183,7 @@ pub(super) mod tests {
     use super::super::json::{JsonDecoder, Layout};
     use super::super::prelude::{Prelude, TextEncoding};
     use super::super::text::text_schema;
-    use super::{local_chunks, ReadBuffers, TextPipeline, LOCAL_READ_BYTES, SPARE_READ_BUFFERS};
+    use super::{local_chunks, TextPipeline, LOCAL_READ_BYTES};
 
     /// The chunks of `range` of the file at `path`; with `recycle`, each chunk is dropped before the next is
     /// read (so its buffer is reused), and the chunks come back as copies with their buffers' addresses.
@@ -272,30 +226,6 @@ pub(super) mod tests {
             assert_eq!(reused, recycle, "buffers reused exactly when the chunks were dropped ({range:?})");
         }
         assert!(local_read(&path, 7..7, true).is_empty());
-    }
-
-    /// At most [`SPARE_READ_BUFFERS`] buffers wait for reuse, a buffer returns only when its last `Bytes` (a
-    /// slice too) is dropped, and a buffer taken again is empty.
-    #[test]
-    fn the_read_buffer_pool_is_bounded() {
-        let pool = ReadBuffers::default();
-        let lent: Vec<bytes::Bytes> = (0..SPARE_READ_BUFFERS + 3)
-            .map(|i| {
-                let mut buf = pool.take();
-                buf.extend_from_slice(&[i as u8; 10]);
-                pool.bytes(buf)
-            })
-            .collect();
-        assert_eq!(pool.spare(), 0);
-        let slice = lent[0].slice(2..4);
-        drop(lent);
-        assert_eq!(pool.spare(), SPARE_READ_BUFFERS);
-        assert_eq!(&slice[..], &[0, 0]);
-        drop(slice);
-        assert_eq!(pool.spare(), SPARE_READ_BUFFERS);
-        let again = pool.take();
-        assert!(again.is_empty() && again.capacity() >= 10);
-        assert_eq!(pool.spare(), SPARE_READ_BUFFERS - 1);
     }
 
     /// The rows of all-text batches, `None` for nulls (shared with the chunked reader's tests).
