@@ -202,8 +202,7 @@ impl State {
         self.buf.truncate(n);
         let text = std::mem::replace(&mut self.buf, rest);
         let lines = lines.unwrap_or_else(|| count_byte(&text, b'\n'));
-        let mut decoder = (self.make)(self.line, self.offset, self.first);
-        decoder.expect_rows(usize::try_from(lines).unwrap_or(usize::MAX));
+        let decoder = (self.make)(self.line, self.offset, self.first);
         self.first = false;
         self.line += lines;
         self.offset += text.len() as u64;

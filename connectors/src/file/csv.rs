@@ -580,20 +580,6 @@ impl CsvDecoder {
         self
     }
 
-    /// Sizes the typed columns of the first batch for `rows` rows (at most a batch), before any is decoded: the
-    /// chunked reader knows how many lines a chunk holds (see [`ColumnReader::expect_rows`]).
-    pub(crate) fn expect_rows(&mut self, rows: usize) {
-        if let Rows::Typed(b) = &mut self.builder {
-            if b.rows == 0 {
-                for c in &mut b.columns {
-                    if let TypedColumn::Read(r) = c {
-                        r.expect_rows(rows.min(self.batch_size));
-                    }
-                }
-            }
-        }
-    }
-
     /// Whether a typed reader refused a value (the decoder stopped; its rows must not be used).
     pub(crate) fn typed_failed(&self) -> bool {
         self.failed

@@ -106,30 +106,6 @@ impl ColumnReader {
         }
     }
 
-    /// Sizes the column being built for `rows` values when nothing was appended to it yet and it was sized for
-    /// fewer: a reader's first column otherwise starts empty and grows by doubling, copying its values and
-    /// faulting in fresh pages at each step. The caller bounds `rows` (a batch's rows at most).
-    pub fn expect_rows(&mut self, rows: usize) {
-        if rows > self.rows && self.len() == 0 {
-            self.rows = rows;
-            self.builder = self.fresh(&self.model_type());
-        }
-    }
-
-    /// Values appended to the column being built.
-    fn len(&self) -> usize {
-        use arrow::array::ArrayBuilder;
-        match &self.builder {
-            Builder::Text(b) | Builder::ListText(b) => b.len(),
-            Builder::Int32(b) => b.len(),
-            Builder::Int64(b) => b.len(),
-            Builder::Float64(b) => b.len(),
-            Builder::Bool(b) => b.len(),
-            Builder::Date(b) => b.len(),
-            Builder::Timestamp(b) => b.len(),
-        }
-    }
-
     fn model_type(&self) -> DataType {
         match &self.builder {
             Builder::Text(_) => DataType::String,
