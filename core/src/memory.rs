@@ -102,9 +102,94 @@ pub fn release_unused_memory() -> usize {
     }
 }
 
+/// A small pool of byte buffers lent out as [`bytes::Bytes`]: a buffer comes back (emptied when taken again)
+/// once the last `Bytes` of it is dropped, wherever that happens, and is filled again instead of allocating a
+/// new one. A buffer of [`MMAP_THRESHOLD`] or more is otherwise mapped, faulted in page by page and unmapped each
+/// time ([`tune_allocator`]). At most `keep` buffers wait for reuse; the rest are freed.
+#[derive(Clone, Debug)]
+pub struct BufferPool {
+    spare: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    keep: usize,
+}
+
+impl BufferPool {
+    /// A pool keeping at most `keep` buffers for reuse.
+    pub fn new(keep: usize) -> Self {
+        BufferPool { spare: Default::default(), keep }
+    }
+
+    /// An empty buffer: a returned one (its capacity kept) if any, else a new one.
+    pub fn take(&self) -> Vec<u8> {
+        let mut buf = self.spare.lock().map(|mut spare| spare.pop()).unwrap_or_default().unwrap_or_default();
+        buf.clear();
+        buf
+    }
+
+    /// `buf`'s bytes, which return to the pool when the last `Bytes` of them (a slice too) is dropped.
+    pub fn lend(&self, buf: Vec<u8>) -> bytes::Bytes {
+        bytes::Bytes::from_owner(Lent { buf, pool: self.clone() })
+    }
+
+    /// Buffers waiting for reuse.
+    pub fn spare(&self) -> usize {
+        self.spare.lock().map(|s| s.len()).unwrap_or_default()
+    }
+}
+
+/// A buffer lent out by a [`BufferPool`]; returns to it when dropped.
+struct Lent {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        let buf = std::mem::take(&mut self.buf);
+        if let Ok(mut spare) = self.pool.spare.lock() {
+            if spare.len() < self.pool.keep {
+                spare.push(buf);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// At most `keep` buffers wait for reuse, a buffer returns only when its last `Bytes` (a slice too) is
+    /// dropped, and a buffer taken again is empty but keeps its capacity.
+    #[test]
+    fn a_buffer_pool_is_bounded_and_hands_out_empty_buffers() {
+        let pool = BufferPool::new(3);
+        let lent: Vec<bytes::Bytes> = (0..5u8)
+            .map(|i| {
+                let mut buf = pool.take();
+                buf.extend_from_slice(&[i; 10]);
+                pool.lend(buf)
+            })
+            .collect();
+        assert_eq!(pool.spare(), 0);
+        assert_eq!(&lent[4][..], &[4; 10]);
+        let slice = lent[0].slice(2..4);
+        drop(lent);
+        assert_eq!(pool.spare(), 3, "four returned, three kept");
+        assert_eq!(&slice[..], &[0, 0], "a slice keeps its buffer");
+        drop(slice);
+        assert_eq!(pool.spare(), 3);
+        let again = pool.take();
+        assert!(again.is_empty() && again.capacity() >= 10);
+        assert_eq!(pool.spare(), 2);
+        let mut short = again;
+        short.extend_from_slice(b"ab");
+        assert_eq!(&pool.lend(short)[..], b"ab", "a reused buffer holds only its new bytes");
+    }
 
     #[test]
     fn the_mmap_threshold_is_fixed_on_glibc_unless_the_host_tuned_it() {
