@@ -431,10 +431,7 @@ impl Workspace {
             let started = std::time::Instant::now();
             let (rec, ws, released_unsent) = (recorder.clone(), self.clone(), released_unsent_ref.clone());
             async move {
-                let slot = match is_action {
-                    true => Some(send_slot(&pass).await?),
-                    false => None,
-                };
+                let slot = if is_action { Some(send_slot(&pass).await?) } else { None };
                 // Boxed: the task (and what its handle reads back) stays small instead of holding the whole future.
                 let task = Box::pin(async move { ws.process(row, captured, slot, &pass, &chunk, &rec).await });
                 let spawned = Spawned(tokio::spawn(tracing::Instrument::in_current_span(task)));
@@ -543,41 +540,42 @@ impl Workspace {
         pass: &Pass,
         rows: Vec<(LedgerRow, Option<String>)>,
     ) -> Result<(Chunk, Vec<(LedgerRow, Option<Attributes>)>)> {
-        let rows: Vec<(LedgerRow, Option<Attributes>)> = rows
-            .into_iter()
-            .map(|(row, context)| {
-                let is_action = pass
-                    .specs
-                    .get(&row.workflow)
-                    .and_then(|spec| index_of(spec, &row.step).map(|i| &spec.steps[i]))
-                    .is_some_and(|s| matches!(s, StepSpec::Action { .. }));
-                // A captured context that does not parse (it cannot, short of a damaged catalog) is read again.
-                let captured = context.filter(|_| is_action).and_then(|c| serde_json::from_str::<Attributes>(&c).ok());
-                (row, captured)
-            })
-            .collect();
-        let mut keys: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        // One look at each row's step: its captured context parsed (action rows only), the keys whose
+        // attributes must be looked up, and the (channel, key) pairs to check against the suppression lists.
+        let mut out = Vec::with_capacity(rows.len());
+        let mut keys: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut lookup = |entity: &str, key: &str| match keys.get_mut(entity) {
+            Some(k) => k.push(key.to_string()),
+            None => {
+                keys.insert(entity.to_string(), vec![key.to_string()]);
+            }
+        };
         let mut pairs = vec![];
-        for (row, captured) in &rows {
-            let Some(spec) = pass.specs.get(&row.workflow) else { continue };
-            let Some(i) = index_of(spec, &row.step) else { continue };
-            match &spec.steps[i] {
-                StepSpec::Action { action, channel, .. } => {
+        for (row, context) in rows {
+            let step = pass.specs.get(&row.workflow).and_then(|spec| index_of(spec, &row.step).map(|i| &spec.steps[i]));
+            let mut captured = None;
+            match step {
+                Some(StepSpec::Action { action, channel, .. }) => {
+                    // A captured context that does not parse (it cannot, short of a damaged catalog) is read again.
+                    captured = context.and_then(|c| serde_json::from_str::<Attributes>(&c).ok());
                     if captured.is_none() {
-                        keys.entry(&row.entity).or_default().push(row.entity_key.clone());
+                        lookup(&row.entity, &row.entity_key);
                     }
                     pairs.push((channel_of(action, channel), row.entity_key.clone()));
                 }
-                StepSpec::Wait { until: Some(_), timezone_attribute: Some(_), .. } if row.resolved_at.is_none() => {
-                    keys.entry(&row.entity).or_default().push(row.entity_key.clone());
+                Some(StepSpec::Wait { until: Some(_), timezone_attribute: Some(_), .. })
+                    if row.resolved_at.is_none() =>
+                {
+                    lookup(&row.entity, &row.entity_key);
                 }
                 _ => {}
             }
+            out.push((row, captured));
         }
         let mut attributes = HashMap::new();
         for (entity, keys) in keys {
-            let found = self.entity_attributes_many(entity, &keys).await.map_err(|e| e.to_string());
-            attributes.insert(entity.to_string(), found);
+            let found = self.entity_attributes_many(&entity, &keys).await.map_err(|e| e.to_string());
+            attributes.insert(entity, found);
         }
         // Off the async threads: the catalog may be busy with a group commit (a sync to disk), and the
         // deliveries of the previous chunk run on this task meanwhile.
@@ -589,7 +587,7 @@ impl Workspace {
         for (channel, key) in suppressed {
             by_channel.entry(channel).or_default().insert(key);
         }
-        Ok((Chunk { attributes, suppressed: by_channel }, rows))
+        Ok((Chunk { attributes, suppressed: by_channel }, out))
     }
 
     /// The attributes of `row`'s entity from the pass's lookup (`None`: no entity with that key); the ones its

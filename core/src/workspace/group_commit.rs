@@ -45,6 +45,7 @@ impl Pending {
     }
 }
 
+/// The error of a write whose group commit can no longer happen.
 fn stopped() -> Error {
     Error::Catalog { message: "the ledger writer has stopped".into(), cause: None }
 }
