@@ -4,6 +4,8 @@
 
   duckdb  COPY (SELECT * FROM read_csv('<csv>')) TO '<out>.parquet' (FORMAT parquet)      (SET threads = 2)
   polars  pl.scan_csv('<csv>').sink_parquet('<out>.parquet')                            (POLARS_MAX_THREADS=2)
+  datafusion  COPY (SELECT * FROM t) TO '<out>.parquet' STORED AS PARQUET, t = register_csv('<csv>')
+          (datafusion-python, target_partitions = 2: the query engine segkit is built on, its own CSV reader)
   segkit  segkit-ingest-bench --file <csv> --entity users|events --threads 2
           (a fresh workspace with the bench's entities; the CSV connector; coercion to the entity's types,
           quarantine of bad rows, sort into storage order, Parquet files, snapshot committed)
@@ -52,6 +54,18 @@ def worker(engine: str, csv: str, out: str, threads: int) -> None:
 
         rows = pq.ParquetFile(out).metadata.num_rows
         version = pl.__version__
+    elif engine == "datafusion":
+        # The query engine segkit is built on, as a user of its Python package would call it.
+        import datafusion
+        from datafusion import SessionConfig, SessionContext
+
+        ctx = SessionContext(SessionConfig().with_target_partitions(threads))
+        t = time.perf_counter()
+        ctx.register_csv("t", csv)
+        batches = ctx.sql(f"COPY (SELECT * FROM t) TO '{out}' STORED AS PARQUET").collect()
+        secs = time.perf_counter() - t
+        rows = sum(b.column(0)[i].as_py() for b in batches for i in range(b.num_rows))
+        version = datafusion.__version__
     else:
         raise SystemExit(f"unknown engine {engine}")
     print(json.dumps({"engine": engine, "version": version, "rows_read": rows, "rows_written": rows,
