@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# Quiet floor vs segkit: ROUNDS x (wrk 10 s; floor modes; segkit), one receiver.
+# The engine-free floor beside segkit (session 26): ROUNDS x (wrk 10 s; each floor mode; segkit), one receiver.
+#   B=<release dir with segkit-bench-receiver, segkit-delivery-floor, segkit-dispatch-bench> ROUNDS=2 floor-s26.sh
 set -u
 N=${N:-100000}; ROUNDS=${ROUNDS:-2}
 B=${B:-/work/targets/lead-rel/release}
-D=/tmp/s26
+D=${D:-/tmp/s26}
+mkdir -p $D
+# wrk's request: a POST like the workflow's (benches/dispatch.sh writes the same).
+cat > $D/post.lua <<'LUA'
+wrk.method = "POST"
+wrk.body   = '{"user": 12345, "name": "User 12345"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Idempotency-Key"] = "wrk"
+LUA
 $B/segkit-bench-receiver 127.0.0.1:0 > $D/recv.addr &
 R=$!
 sleep 0.5
@@ -11,7 +20,7 @@ ADDR=$(awk '{print $3}' $D/recv.addr)
 ticks() { awk '{print $14 + $15}' /proc/$R/stat; }
 for round in $(seq $ROUNDS); do
   r0=$(ticks)
-  w=$(wrk -t1 -c64 -d10s -s /tmp/lead-bench/post.lua http://$ADDR/hook | awk '/requests in/ {print $1/10}')
+  w=$(wrk -t1 -c64 -d10s -s $D/post.lua http://$ADDR/hook | awk '/requests in/ {print $1/10}')
   r1=$(ticks)
   echo "round $round wrk $w recv_us $(awk -v n=$w -v d=$((r1-r0)) 'BEGIN{printf "%.2f", d*1e4/(n*10)}') load $(cut -d' ' -f1 /proc/loadavg)"
   for m in ${MODES:-action ledger ledger-claim ledger-claim+gc128 ledger-claim+gc1024 segkit}; do
