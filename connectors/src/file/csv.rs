@@ -81,6 +81,10 @@ pub(crate) struct RecordParser {
     offset: u64,
     /// Line (1-based) at which `raw` starts.
     line: u64,
+    /// csv-core's line count (its count of `\n` bytes read, from 1) where `raw` starts. Its terminator is CRLF,
+    /// so `\n` is one of the bytes its state machine looks at and it counts every one (in quotes, comments and
+    /// blank lines too): the difference at a record's end is the count of line ends in the record's text.
+    core_line: u64,
 }
 
 /// One parsed record; `fields()` borrows from the parser.
@@ -136,6 +140,7 @@ impl RecordParser {
             raw: Vec::new(),
             offset: 0,
             line: 1,
+            core_line: 1,
         }
     }
 
@@ -218,7 +223,10 @@ impl RecordParser {
                         line: self.line,
                     };
                     let more = on_record(view)?;
-                    self.line += super::chunked::count_byte(&raw[skip..], b'\n');
+                    // The record's line ends after the skipped lines (counted by csv-core as it read them).
+                    let lines = self.core.line().saturating_sub(self.core_line);
+                    self.core_line = self.core.line();
+                    self.line += lines.saturating_sub(skipped_lines);
                     self.offset += raw.len() as u64;
                     self.outlen = 0;
                     self.endlen = 0;
