@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
-use super::sort::{sort_indices, ExternalSort};
+use super::sort::{sort_indices, sort_indices_of_parts, ExternalSort};
 use super::stages::FileSink;
 use super::typed::TypedField;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
@@ -657,16 +657,17 @@ impl SortedRows {
 }
 
 /// The rows `picks` ((batch, row) positions) of `batches`, as Arrow's `interleave_record_batch`, but a
-/// primitive column is gathered run by run of picks from one batch (see [`gather_primitive`]).
+/// primitive or text column is gathered run by run of picks from one batch (see [`gather_primitive`],
+/// [`gather_text`]).
 fn gather_rows(batches: &[&RecordBatch], picks: &[(usize, usize)]) -> Result<RecordBatch> {
-    let Some(first) = batches.first() else {
+    let Some(first) = batches.first().filter(|_| !picks.is_empty()) else {
         return Ok(interleave_record_batch(batches, picks)?);
     };
     let schema = first.schema();
     let columns = (0..schema.fields().len())
         .map(|i| {
             let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
-            match gather_primitive_column(&arrays, picks) {
+            match gather_column(&arrays, picks) {
                 Some(a) => Ok(a),
                 None => Ok(arrow::compute::interleave(&arrays, picks)?),
             }
@@ -676,8 +677,9 @@ fn gather_rows(batches: &[&RecordBatch], picks: &[(usize, usize)]) -> Result<Rec
     Ok(RecordBatch::try_new_with_options(schema, columns, &options)?)
 }
 
-/// [`gather_primitive`] for the primitive types of stored columns; `None` for other types.
-fn gather_primitive_column(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> Option<ArrayRef> {
+/// [`gather_primitive`] or [`gather_text`] for the primitive and text types of stored columns; `None` for
+/// other types.
+fn gather_column(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> Option<ArrayRef> {
     use arrow::datatypes::{Date32Type, Float64Type, TimeUnit, TimestampMicrosecondType, UInt32Type};
     match arrays.first()?.data_type() {
         ArrowType::Int64 => gather_primitive::<Int64Type>(arrays, picks),
@@ -687,8 +689,57 @@ fn gather_primitive_column(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> O
         ArrowType::Float64 => gather_primitive::<Float64Type>(arrays, picks),
         ArrowType::Date32 => gather_primitive::<Date32Type>(arrays, picks),
         ArrowType::Timestamp(TimeUnit::Microsecond, _) => gather_primitive::<TimestampMicrosecondType>(arrays, picks),
+        ArrowType::Utf8 => gather_text(arrays, picks),
         _ => None,
     }
+}
+
+/// The texts at `picks` of text arrays (`None` if one is not `Utf8`, or the texts are too long for `Utf8`), with
+/// their validity when some array has nulls: the offsets first, then each text copied into a buffer of the total
+/// length. A text of up to 16 bytes is copied as 16 bytes (a fixed-size copy, where Arrow's `interleave` calls
+/// `memmove` per value; the excess is written over by the next text, or cut off) when its array has 16 bytes
+/// from its start.
+fn gather_text(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> Option<ArrayRef> {
+    const WIDE: usize = 16;
+    let arrays: Vec<&StringArray> = arrays.iter().map(|a| a.as_string_opt::<i32>()).collect::<Option<_>>()?;
+    let mut offsets: Vec<i32> = Vec::with_capacity(picks.len() + 1);
+    offsets.push(0);
+    let mut total = 0usize;
+    for run in picks.chunk_by(|x, y| x.0 == y.0) {
+        let o = arrays.get(run[0].0)?.value_offsets();
+        for &(_, row) in run {
+            total += (o[row + 1] - o[row]) as usize;
+            offsets.push(i32::try_from(total).ok()?);
+        }
+    }
+    let mut bytes = vec![0u8; total + WIDE];
+    let mut valid =
+        arrays.iter().any(|a| a.null_count() > 0).then(|| arrow::array::BooleanBufferBuilder::new(picks.len()));
+    let mut at = 0;
+    for run in picks.chunk_by(|x, y| x.0 == y.0) {
+        let array = arrays.get(run[0].0)?;
+        let (o, values) = (array.value_offsets(), array.value_data());
+        for &(_, row) in run {
+            let (start, end) = (o[row] as usize, o[row + 1] as usize);
+            let len = end - start;
+            if len <= WIDE && start + WIDE <= values.len() {
+                bytes[at..at + WIDE].copy_from_slice(&values[start..start + WIDE]);
+            } else {
+                bytes[at..at + len].copy_from_slice(&values[start..end]);
+            }
+            at += len;
+        }
+        if let Some(valid) = valid.as_mut() {
+            match array.nulls() {
+                Some(nulls) => run.iter().for_each(|&(_, row)| valid.append(nulls.is_valid(row))),
+                None => valid.append_n(run.len(), true),
+            }
+        }
+    }
+    bytes.truncate(total);
+    let nulls = valid.map(|mut v| arrow::buffer::NullBuffer::new(v.finish()));
+    let array = StringArray::try_new(arrow::buffer::OffsetBuffer::new(offsets.into()), bytes.into(), nulls).ok()?;
+    Some(Arc::new(array))
 }
 
 /// The values at `picks` of primitive arrays of one type (`None` if one is not of type `T`), with the validity
@@ -719,18 +770,15 @@ fn gather_primitive<T: arrow::datatypes::ArrowPrimitiveType>(
     Some(Arc::new(arrow::array::PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(data_type)))
 }
 
-/// The rows of `batches` in the order of `columns` (ascending, nulls last, as [`sort_by`]): only the sort columns
-/// are concatenated, and the rows are then gathered from the batches directly.
+/// The rows of `batches` in the order of `columns` (ascending, nulls last, as [`sort_by`]): the sort columns' keys
+/// are read from the batches (see [`sort_indices_of_parts`]), and the rows are then gathered from the batches
+/// directly.
 fn sorted_rows(batches: &[RecordBatch], columns: &[String]) -> Result<SortedRows> {
-    let sort_columns = columns
+    let sort_columns: Vec<Vec<&dyn Array>> = columns
         .iter()
-        .map(|c| {
-            let parts: Vec<&dyn Array> =
-                batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect();
-            Ok(arrow::compute::concat(&parts)?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let order = sort_indices(&sort_columns)?;
+        .map(|c| batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect())
+        .collect();
+    let order = sort_indices_of_parts(&sort_columns)?;
     drop(sort_columns);
     let mut starts = Vec::with_capacity(batches.len());
     let mut total = 0usize;
@@ -1300,6 +1348,7 @@ mod tests {
             Field::new("age", ArrowType::Int32, true),
             Field::new("day", ArrowType::Date32, true),
             Field::new("row", ArrowType::UInt64, false),
+            Field::new("note", ArrowType::Utf8, true),
         ]))
     }
 
@@ -1320,6 +1369,10 @@ mod tests {
                 Arc::new(Int32Array::from_iter((0..rows).map(|i| keep(i + 2).then_some(i as i32)))),
                 Arc::new(Date32Array::from_iter((0..rows).map(|i| keep(i).then_some(v(i) as i32)))),
                 Arc::new(UInt64Array::from_iter_values((0..rows).map(|i| v(i) as u64))),
+                // Texts of 0 to 40 bytes, multi-byte characters among them.
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| keep(i + 1).then(|| "é-note".repeat(i % 6) + &"x".repeat(i % 5))),
+                )),
             ],
         )
         .unwrap()
