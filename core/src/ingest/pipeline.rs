@@ -16,7 +16,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::coerce::{coerce, nulls, RowError};
-use super::sort::{sort_indices, sort_indices_of_parts, ExternalSort};
+use super::sort::{sort_indices, ExternalSort};
 use super::stages::FileSink;
 use super::typed::TypedField;
 use super::{IngestMode, IngestOptions, IngestReport, QuarantinedRow, Transform};
@@ -770,15 +770,18 @@ fn gather_primitive<T: arrow::datatypes::ArrowPrimitiveType>(
     Some(Arc::new(arrow::array::PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(data_type)))
 }
 
-/// The rows of `batches` in the order of `columns` (ascending, nulls last, as [`sort_by`]): the sort columns' keys
-/// are read from the batches (see [`sort_indices_of_parts`]), and the rows are then gathered from the batches
-/// directly.
+/// The rows of `batches` in the order of `columns` (ascending, nulls last, as [`sort_by`]): only the sort columns
+/// are concatenated, and the rows are then gathered from the batches directly.
 fn sorted_rows(batches: &[RecordBatch], columns: &[String]) -> Result<SortedRows> {
-    let sort_columns: Vec<Vec<&dyn Array>> = columns
+    let sort_columns = columns
         .iter()
-        .map(|c| batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect())
-        .collect();
-    let order = sort_indices_of_parts(&sort_columns)?;
+        .map(|c| {
+            let parts: Vec<&dyn Array> =
+                batches.iter().map(|b| b.column_by_name(c).expect("sort column").as_ref()).collect();
+            Ok(arrow::compute::concat(&parts)?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let order = sort_indices(&sort_columns)?;
     drop(sort_columns);
     let mut starts = Vec::with_capacity(batches.len());
     let mut total = 0usize;
