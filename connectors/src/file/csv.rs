@@ -757,7 +757,32 @@ impl Decode for CsvDecoder {
 
 #[cfg(test)]
 mod tests {
-    use super::NullMarkers;
+    use super::{CsvOptions, NullMarkers, RecordParser};
+
+    /// Every record's line number is 1 + the line ends before its first byte, whatever the line ends inside it
+    /// (quoted line breaks, CRLF) and before it (blank lines, comment lines), and however the text is fed.
+    #[test]
+    fn record_lines_count_every_line_end_before_them() {
+        let text = "a,b\r\n\n\n# note\n1,\"x\ny\"\r\n# two\n# notes\n\r\n2,\"\n\n\"\n3,z\n\"4\n\",\"w\"\n5,v";
+        let options = CsvOptions { comment: Some(b'#'), ..CsvOptions::default() };
+        for piece in [1, 2, 3, 7, text.len()] {
+            let mut parser = RecordParser::new(&options);
+            let mut seen = vec![];
+            for chunk in text.as_bytes().chunks(piece).chain([&b""[..]]) {
+                parser
+                    .feed(chunk, |rec| {
+                        seen.push((rec.line, rec.offset));
+                        Ok(true)
+                    })
+                    .unwrap();
+            }
+            assert_eq!(seen.len(), 6, "piece {piece}");
+            for (line, offset) in seen {
+                let want = 1 + text.as_bytes()[..offset as usize].iter().filter(|b| **b == b'\n').count() as u64;
+                assert_eq!(line, want, "piece {piece}, record at byte {offset}");
+            }
+        }
+    }
 
     /// Markers match whole fields exactly, whatever their length: empty, short (packed), 9 bytes and longer
     /// than the length bitmask; a field that only shares a marker's length, prefix or zero padding does not.
