@@ -81,6 +81,10 @@ pub(crate) struct RecordParser {
     offset: u64,
     /// Line (1-based) at which `raw` starts.
     line: u64,
+    /// csv-core's line count (its count of `\n` bytes read, from 1) where `raw` starts. Its terminator is CRLF,
+    /// so `\n` is one of the bytes its state machine looks at and it counts every one (in quotes, comments and
+    /// blank lines too): the difference at a record's end is the count of line ends in the record's text.
+    core_line: u64,
 }
 
 /// One parsed record; `fields()` borrows from the parser.
@@ -136,6 +140,7 @@ impl RecordParser {
             raw: Vec::new(),
             offset: 0,
             line: 1,
+            core_line: 1,
         }
     }
 
@@ -218,7 +223,10 @@ impl RecordParser {
                         line: self.line,
                     };
                     let more = on_record(view)?;
-                    self.line += super::chunked::count_byte(&raw[skip..], b'\n');
+                    // The record's line ends after the skipped lines (counted by csv-core as it read them).
+                    let lines = self.core.line().saturating_sub(self.core_line);
+                    self.core_line = self.core.line();
+                    self.line += lines.saturating_sub(skipped_lines);
                     self.offset += raw.len() as u64;
                     self.outlen = 0;
                     self.endlen = 0;
@@ -749,7 +757,32 @@ impl Decode for CsvDecoder {
 
 #[cfg(test)]
 mod tests {
-    use super::NullMarkers;
+    use super::{CsvOptions, NullMarkers, RecordParser};
+
+    /// Every record's line number is 1 + the line ends before its first byte, whatever the line ends inside it
+    /// (quoted line breaks, CRLF) and before it (blank lines, comment lines), and however the text is fed.
+    #[test]
+    fn record_lines_count_every_line_end_before_them() {
+        let text = "a,b\r\n\n\n# note\n1,\"x\ny\"\r\n# two\n# notes\n\r\n2,\"\n\n\"\n3,z\n\"4\n\",\"w\"\n5,v";
+        let options = CsvOptions { comment: Some(b'#'), ..CsvOptions::default() };
+        for piece in [1, 2, 3, 7, text.len()] {
+            let mut parser = RecordParser::new(&options);
+            let mut seen = vec![];
+            for chunk in text.as_bytes().chunks(piece).chain([&b""[..]]) {
+                parser
+                    .feed(chunk, |rec| {
+                        seen.push((rec.line, rec.offset));
+                        Ok(true)
+                    })
+                    .unwrap();
+            }
+            assert_eq!(seen.len(), 6, "piece {piece}");
+            for (line, offset) in seen {
+                let want = 1 + text.as_bytes()[..offset as usize].iter().filter(|b| **b == b'\n').count() as u64;
+                assert_eq!(line, want, "piece {piece}, record at byte {offset}");
+            }
+        }
+    }
 
     /// Markers match whole fields exactly, whatever their length: empty, short (packed), 9 bytes and longer
     /// than the length bitmask; a field that only shares a marker's length, prefix or zero padding does not.

@@ -105,14 +105,15 @@ pub(crate) fn read_date(s: &str) -> Read<i32> {
         .ok_or(Unreadable)
 }
 
-/// An instant (microseconds since the epoch).
+/// An instant (microseconds since the epoch). `minute` remembers the minute of the last value read in the
+/// common exact form, so a column of nearby instants parses each date and time of day once (see [`MinuteCache`]).
 #[inline]
-pub(crate) fn read_timestamp(s: &str) -> Read<i64> {
+pub(crate) fn read_timestamp(s: &str, minute: &mut MinuteCache) -> Read<i64> {
     let s = trim(s);
     if s.is_empty() {
         return Ok(None);
     }
-    fast_timestamp(s).or_else(|| parse_timestamp(s)).map(Some).ok_or(Unreadable)
+    fast_timestamp(s, minute).or_else(|| parse_timestamp(s)).map(Some).ok_or(Unreadable)
 }
 
 fn as_utf8(a: &ArrayRef) -> Result<StringArray> {
@@ -261,10 +262,11 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
                 Arc::new(v)
             }
             DataType::Timestamp => {
+                let mut minute = MinuteCache::default();
                 let v: arrow::array::TimestampMicrosecondArray = text
                     .iter()
                     .enumerate()
-                    .map(|(i, v)| match v.map(read_timestamp) {
+                    .map(|(i, v)| match v.map(|v| read_timestamp(v, &mut minute)) {
                         None => None,
                         Some(Ok(t)) => t,
                         Some(Err(Unreadable)) => {
@@ -313,29 +315,41 @@ fn coerce_inner(array: &ArrayRef, attr: &Attribute, separator: &str) -> Result<(
     Ok((out, errors))
 }
 
+/// The minute (`YYYY-MM-DD[ T]HH:MM`, the first 16 bytes) of the last instant [`fast_timestamp`] read, with the
+/// microseconds since the epoch at its start. Only a valid minute is kept, so a value starting with the same 16
+/// bytes needs only its seconds and fraction read: event times come in order, many to a minute.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MinuteCache {
+    /// The minute's text; `None` before the first instant read.
+    text: Option<[u8; 16]>,
+    /// Microseconds since the epoch at the start of the minute.
+    start: i64,
+}
+
 /// Microseconds since the epoch of the common exact form `YYYY-MM-DD[ T]HH:MM:SS[.f]` with an optional `Z`
 /// (1 to 9 fraction digits, seconds 00–59, a real calendar date from year 1), read without chrono; `None` for
 /// anything else, which [`parse_timestamp`] then reads (it gives the same instant for every text this accepts).
-fn fast_timestamp(s: &str) -> Option<i64> {
+/// The date and time of day are read only when the minute differs from `minute`'s, which is then updated.
+fn fast_timestamp(s: &str, minute: &mut MinuteCache) -> Option<i64> {
     let b = s.as_bytes();
     let b = b.strip_suffix(b"Z").unwrap_or(b);
-    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 19 || b[16] != b':' {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<i64> {
         b[r].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
     };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
+    let text: [u8; 16] = b[..16].try_into().ok()?;
+    let start = match minute.text {
+        Some(known) if known == text => minute.start,
+        _ => {
+            let start = minute_start(&text)?;
+            *minute = MinuteCache { text: Some(text), start };
+            start
+        }
     };
-    if year < 1 || day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+    let second = num(17..19)?;
+    if second > 59 {
         return None;
     }
     let micros = match &b[19..] {
@@ -347,6 +361,31 @@ fn fast_timestamp(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
+    Some(start + second * 1_000_000 + micros)
+}
+
+/// Microseconds since the epoch at the start of the minute `YYYY-MM-DD[ T]HH:MM` (a real calendar date from
+/// year 1, hour 00–23, minute 00–59), `None` for anything else.
+fn minute_start(b: &[u8; 16]) -> Option<i64> {
+    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') || b[13] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute) = (num(11..13)?, num(14..16)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if year < 1 || day < 1 || day > month_days || hour > 23 || minute > 59 {
+        return None;
+    }
     // Days from the civil date (Howard Hinnant's algorithm).
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -355,7 +394,7 @@ fn fast_timestamp(s: &str) -> Option<i64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hour) * 60 + minute) * 60_000_000 + second * 1_000_000 + micros)
+    Some(((days * 24 + hour) * 60 + minute) * 60_000_000)
 }
 
 fn list_from_text(
@@ -459,9 +498,27 @@ pub fn nulls(attr: &Attribute, len: usize) -> ArrayRef {
 
 #[cfg(test)]
 mod tests {
-    use super::fast_timestamp;
+    use super::{fast_timestamp, MinuteCache};
     use crate::rules::parse_timestamp;
     use proptest::prelude::*;
+
+    /// The fast path with nothing remembered.
+    fn fast_alone(s: &str) -> Option<i64> {
+        fast_timestamp(s, &mut MinuteCache::default())
+    }
+
+    /// The calendar date (year, month, day) of a day number since the epoch (Howard Hinnant's algorithm).
+    fn civil(days: i64) -> (i64, i64, i64) {
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + i64::from(m <= 2), m, d)
+    }
 
     /// Edge cases: the fast path agrees with the general parser where it answers, and leaves the rest to it.
     #[test]
@@ -478,10 +535,10 @@ mod tests {
             "2000-02-29 00:00:00Z",
         ];
         for s in fast {
-            assert!(fast_timestamp(s).is_some(), "{s}");
-            assert_eq!(fast_timestamp(s), parse_timestamp(s), "{s}");
+            assert!(fast_alone(s).is_some(), "{s}");
+            assert_eq!(fast_alone(s), parse_timestamp(s), "{s}");
         }
-        assert_eq!(fast_timestamp("1970-01-01 00:00:01.5Z"), Some(1_500_000));
+        assert_eq!(fast_alone("1970-01-01 00:00:01.5Z"), Some(1_500_000));
         let general = [
             "2023-02-29 00:00:00Z",
             "1900-02-29 00:00:00Z",
@@ -499,7 +556,55 @@ mod tests {
             "0000-01-01 00:00:00Z",
         ];
         for s in general {
-            assert_eq!(fast_timestamp(s), None, "{s}");
+            assert_eq!(fast_alone(s), None, "{s}");
+        }
+    }
+
+    /// A remembered minute changes no answer: value by value, a sequence read with one cache gives what each
+    /// value gives alone, through changes of date, hour and minute, the `T` and space forms of one minute, and
+    /// invalid values that share a valid value's minute (or whose own minute is invalid) between valid ones.
+    #[test]
+    fn remembered_minutes_change_no_answer() {
+        let sequence = [
+            "2026-01-01 00:00:01.472921Z",
+            "2026-01-01 00:00:02.125616Z",
+            "2026-01-01 00:00:59Z",
+            "2026-01-01 00:00:60Z",
+            "2026-01-01 00:00:5x.1Z",
+            "2026-01-01 00:00:05.Z",
+            "2026-01-01 00:00",
+            "2026-01-01 00:00:05+02:00",
+            "2026-01-01 00:00:07.5",
+            "2026-01-01T00:00:07.5",
+            "2026-01-01 00:01:00Z",
+            "2026-01-01 01:01:00Z",
+            "2026-01-02 01:01:00Z",
+            "2026-02-30 01:01:00Z",
+            "2026-02-30 01:01:01Z",
+            "2026-01-02 01:01:03Z",
+            "2026-01-02 24:01:03Z",
+            "2026-01-02 01:01:03.1234567890Z",
+            "2025-12-31 23:59:59.999999Z",
+            "2026-01-01 00:00:00Z",
+            "",
+            "2026-01-01 00:00:00ZZ",
+        ];
+        let mut minute = MinuteCache::default();
+        for s in sequence {
+            let alone = fast_alone(s);
+            assert_eq!(fast_timestamp(s, &mut minute), alone, "{s}");
+            if let Some(t) = alone {
+                assert_eq!(Some(t), parse_timestamp(s), "{s}");
+            }
+        }
+        assert_eq!(fast_timestamp("2026-01-01 00:00:00.5Z", &mut minute), Some(1_767_225_600_500_000));
+        // Through the reader: the same instants and the same refusals as without a remembered minute.
+        let mut remembered = MinuteCache::default();
+        for s in sequence {
+            assert_eq!(
+                super::read_timestamp(s, &mut remembered),
+                super::read_timestamp(s, &mut MinuteCache::default())
+            );
         }
     }
 
@@ -528,10 +633,36 @@ mod tests {
             if z {
                 s.push('Z');
             }
-            let fast = fast_timestamp(&s);
+            let fast = fast_alone(&s);
             prop_assert_eq!(fast.is_some(), parse_timestamp(&s).is_some(), "{}", s);
             if fast.is_some() {
                 prop_assert_eq!(fast, parse_timestamp(&s), "{}", s);
+            }
+        }
+
+        /// Any sequence of instants near each other (same or other minute, hour, day; some values broken by one
+        /// character): read with one remembered minute, each gives what it gives alone.
+        #[test]
+        fn remembered_minutes_agree_on_sequences(steps in proptest::collection::vec(
+                (0i64..200_000_000, any::<bool>(), 0usize..27, proptest::char::range('/', ':')), 1..40),
+                                                 start in 0i64..4_000_000_000) {
+            let mut minute = MinuteCache::default();
+            let mut at = start;
+            for (step, broken, where_, c) in steps {
+                at += step;
+                let secs = at / 1000;
+                let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+                let (y, m, d) = civil(days);
+                let mut s: Vec<char> = format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}123Z",
+                                              rest / 3600, rest / 60 % 60, rest % 60, at % 1000).chars().collect();
+                if broken {
+                    s[where_] = c;
+                }
+                let s: String = s.into_iter().collect();
+                prop_assert_eq!(fast_timestamp(&s, &mut minute), fast_alone(&s), "{}", s);
+                if let Some(t) = fast_alone(&s) {
+                    prop_assert_eq!(Some(t), parse_timestamp(&s), "{}", s);
+                }
             }
         }
 
@@ -546,9 +677,15 @@ mod tests {
             changed[at % 27] = c;
             let changed: String = changed.into_iter().collect();
             for s in [noise.as_str(), changed.as_str()] {
-                if let Some(t) = fast_timestamp(s) {
+                if let Some(t) = fast_alone(s) {
                     prop_assert_eq!(Some(t), parse_timestamp(s), "{}", s);
                 }
+            }
+            // The same after the valid form's minute was remembered (a changed value shares its first bytes).
+            let mut minute = MinuteCache::default();
+            prop_assert!(fast_timestamp("2024-02-29 23:59:59.123456Z", &mut minute).is_some());
+            for s in [noise.as_str(), changed.as_str()] {
+                prop_assert_eq!(fast_timestamp(s, &mut minute), fast_alone(s), "{}", s);
             }
         }
     }

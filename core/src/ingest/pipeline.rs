@@ -642,12 +642,132 @@ impl SortedRows {
         let from = group * crate::store::ROW_GROUP_ROWS;
         let to = (from + crate::store::ROW_GROUP_ROWS).min(self.order.len());
         picks.clear();
+        // Consecutive rows mostly come from the same batch: its bounds are checked before a search.
+        let (mut b, mut start, mut end) = (0, 0, 0);
         picks.extend(self.order.values()[from..to].iter().map(|&g| {
             let g = g as usize;
-            let b = self.starts.partition_point(|&s| s <= g) - 1;
-            (b, g - self.starts[b])
+            if g < start || g >= end {
+                b = self.starts.partition_point(|&s| s <= g) - 1;
+                start = self.starts[b];
+                end = self.starts.get(b + 1).copied().unwrap_or(usize::MAX);
+            }
+            (b, g - start)
         }));
     }
+}
+
+/// The rows `picks` ((batch, row) positions) of `batches`, as Arrow's `interleave_record_batch`, but a
+/// primitive or text column is gathered run by run of picks from one batch (see [`gather_primitive`],
+/// [`gather_text`]).
+fn gather_rows(batches: &[&RecordBatch], picks: &[(usize, usize)]) -> Result<RecordBatch> {
+    let Some(first) = batches.first().filter(|_| !picks.is_empty()) else {
+        return Ok(interleave_record_batch(batches, picks)?);
+    };
+    let schema = first.schema();
+    let columns = (0..schema.fields().len())
+        .map(|i| {
+            let arrays: Vec<&dyn Array> = batches.iter().map(|b| b.column(i).as_ref()).collect();
+            match gather_column(&arrays, picks) {
+                Some(a) => Ok(a),
+                None => Ok(arrow::compute::interleave(&arrays, picks)?),
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(picks.len()));
+    Ok(RecordBatch::try_new_with_options(schema, columns, &options)?)
+}
+
+/// [`gather_primitive`] or [`gather_text`] for the primitive and text types of stored columns; `None` for
+/// other types.
+fn gather_column(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> Option<ArrayRef> {
+    use arrow::datatypes::{Date32Type, Float64Type, TimeUnit, TimestampMicrosecondType, UInt32Type};
+    match arrays.first()?.data_type() {
+        ArrowType::Int64 => gather_primitive::<Int64Type>(arrays, picks),
+        ArrowType::Int32 => gather_primitive::<Int32Type>(arrays, picks),
+        ArrowType::UInt64 => gather_primitive::<UInt64Type>(arrays, picks),
+        ArrowType::UInt32 => gather_primitive::<UInt32Type>(arrays, picks),
+        ArrowType::Float64 => gather_primitive::<Float64Type>(arrays, picks),
+        ArrowType::Date32 => gather_primitive::<Date32Type>(arrays, picks),
+        ArrowType::Timestamp(TimeUnit::Microsecond, _) => gather_primitive::<TimestampMicrosecondType>(arrays, picks),
+        ArrowType::Utf8 => gather_text(arrays, picks),
+        _ => None,
+    }
+}
+
+/// The texts at `picks` of text arrays (`None` if one is not `Utf8`, or the texts are too long for `Utf8`), with
+/// their validity when some array has nulls: the offsets first, then each text copied into a buffer of the total
+/// length. A text of up to 16 bytes is copied as 16 bytes (a fixed-size copy, where Arrow's `interleave` calls
+/// `memmove` per value; the excess is written over by the next text, or cut off) when its array has 16 bytes
+/// from its start.
+fn gather_text(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> Option<ArrayRef> {
+    const WIDE: usize = 16;
+    let arrays: Vec<&StringArray> = arrays.iter().map(|a| a.as_string_opt::<i32>()).collect::<Option<_>>()?;
+    let mut offsets: Vec<i32> = Vec::with_capacity(picks.len() + 1);
+    offsets.push(0);
+    let mut total = 0usize;
+    for run in picks.chunk_by(|x, y| x.0 == y.0) {
+        let o = arrays.get(run[0].0)?.value_offsets();
+        for &(_, row) in run {
+            total += (o[row + 1] - o[row]) as usize;
+            offsets.push(i32::try_from(total).ok()?);
+        }
+    }
+    let mut bytes = vec![0u8; total + WIDE];
+    let mut valid =
+        arrays.iter().any(|a| a.null_count() > 0).then(|| arrow::array::BooleanBufferBuilder::new(picks.len()));
+    let mut at = 0;
+    for run in picks.chunk_by(|x, y| x.0 == y.0) {
+        let array = arrays.get(run[0].0)?;
+        let (o, values) = (array.value_offsets(), array.value_data());
+        for &(_, row) in run {
+            let (start, end) = (o[row] as usize, o[row + 1] as usize);
+            let len = end - start;
+            if len <= WIDE && start + WIDE <= values.len() {
+                bytes[at..at + WIDE].copy_from_slice(&values[start..start + WIDE]);
+            } else {
+                bytes[at..at + len].copy_from_slice(&values[start..end]);
+            }
+            at += len;
+        }
+        if let Some(valid) = valid.as_mut() {
+            match array.nulls() {
+                Some(nulls) => run.iter().for_each(|&(_, row)| valid.append(nulls.is_valid(row))),
+                None => valid.append_n(run.len(), true),
+            }
+        }
+    }
+    bytes.truncate(total);
+    let nulls = valid.map(|mut v| arrow::buffer::NullBuffer::new(v.finish()));
+    let array = StringArray::try_new(arrow::buffer::OffsetBuffer::new(offsets.into()), bytes.into(), nulls).ok()?;
+    Some(Arc::new(array))
+}
+
+/// The values at `picks` of primitive arrays of one type (`None` if one is not of type `T`), with the validity
+/// of those values when some array has nulls. Each run of picks from one array reads from that array's value
+/// slice: Arrow's `interleave` looks up the array of every pick.
+fn gather_primitive<T: arrow::datatypes::ArrowPrimitiveType>(
+    arrays: &[&dyn Array],
+    picks: &[(usize, usize)],
+) -> Option<ArrayRef> {
+    let arrays: Vec<&arrow::array::PrimitiveArray<T>> =
+        arrays.iter().map(|a| a.as_primitive_opt::<T>()).collect::<Option<_>>()?;
+    let data_type = arrays.first()?.data_type().clone();
+    let mut values: Vec<T::Native> = Vec::with_capacity(picks.len());
+    let mut valid =
+        arrays.iter().any(|a| a.null_count() > 0).then(|| arrow::array::BooleanBufferBuilder::new(picks.len()));
+    for run in picks.chunk_by(|x, y| x.0 == y.0) {
+        let array = arrays.get(run[0].0)?;
+        let source = array.values();
+        values.extend(run.iter().map(|&(_, row)| source[row]));
+        if let Some(valid) = valid.as_mut() {
+            match array.nulls() {
+                Some(nulls) => run.iter().for_each(|&(_, row)| valid.append(nulls.is_valid(row))),
+                None => valid.append_n(run.len(), true),
+            }
+        }
+    }
+    let nulls = valid.map(|mut v| arrow::buffer::NullBuffer::new(v.finish()));
+    Some(Arc::new(arrow::array::PrimitiveArray::<T>::new(values.into(), nulls).with_data_type(data_type)))
 }
 
 /// The rows of `batches` in the order of `columns` (ascending, nulls last, as [`sort_by`]): only the sort columns
@@ -683,7 +803,7 @@ fn sorted_row_groups(
     let mut picks = vec![];
     for group in 0..sorted.groups() {
         sorted.picks(group, &mut picks);
-        if !emit(interleave_record_batch(&refs, &picks)?) {
+        if !emit(gather_rows(&refs, &picks)?) {
             break;
         }
     }
@@ -746,7 +866,7 @@ async fn write_sorted(writer: &mut FileSink, batches: &[RecordBatch], columns: &
     let mut picks = vec![];
     for group in 0..sorted.groups() {
         sorted.picks(group, &mut picks);
-        writer.write(&interleave_record_batch(&refs, &picks)?).await?;
+        writer.write(&gather_rows(&refs, &picks)?).await?;
     }
     Ok(())
 }
@@ -1205,5 +1325,124 @@ fn wrap_source(e: Error, source: &dyn Source) -> Error {
     match e {
         e @ Error::Source { .. } => e,
         other => Error::Source { source_name: source.name(), message: other.to_string(), cause: Some(Box::new(other)) },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+        UInt64Array,
+    };
+    use arrow::compute::interleave_record_batch;
+    use arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
+    use proptest::prelude::*;
+
+    use super::{gather_rows, SortedRows};
+
+    fn schema() -> Arc<Schema> {
+        Arc::new(Schema::new(vec![
+            Field::new("id", ArrowType::Int64, true),
+            Field::new("at", ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+            Field::new("amount", ArrowType::Float64, true),
+            Field::new("kind", ArrowType::Utf8, true),
+            Field::new("age", ArrowType::Int32, true),
+            Field::new("day", ArrowType::Date32, true),
+            Field::new("row", ArrowType::UInt64, false),
+            Field::new("note", ArrowType::Utf8, true),
+        ]))
+    }
+
+    /// A batch of `rows` rows from `seed`, with nulls in every nullable column when `nulls`.
+    fn batch(seed: i64, rows: usize, nulls: bool) -> RecordBatch {
+        let v = |i: usize| seed * 1000 + i as i64;
+        let keep = |i: usize| !nulls || i % 3 != 1;
+        RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(Int64Array::from_iter((0..rows).map(|i| keep(i).then_some(v(i))))),
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter((0..rows).map(|i| keep(i).then_some(v(i) * 7)))
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(Float64Array::from_iter((0..rows).map(|i| keep(i + 1).then_some(v(i) as f64 / 4.0)))),
+                Arc::new(StringArray::from_iter((0..rows).map(|i| keep(i).then(|| format!("k{}", v(i) % 5))))),
+                Arc::new(Int32Array::from_iter((0..rows).map(|i| keep(i + 2).then_some(i as i32)))),
+                Arc::new(Date32Array::from_iter((0..rows).map(|i| keep(i).then_some(v(i) as i32)))),
+                Arc::new(UInt64Array::from_iter_values((0..rows).map(|i| v(i) as u64))),
+                // Texts of 0 to 40 bytes, multi-byte characters among them.
+                Arc::new(StringArray::from_iter(
+                    (0..rows).map(|i| keep(i + 1).then(|| "é-note".repeat(i % 6) + &"x".repeat(i % 5))),
+                )),
+            ],
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any picks from any batches (with and without nulls, some empty): the rows Arrow's interleave gives,
+        /// with the same nulls.
+        #[test]
+        fn gathered_rows_are_arrows_interleave(sizes in proptest::collection::vec((0usize..40, any::<bool>()), 1..6),
+                                               picks in proptest::collection::vec((any::<usize>(), any::<usize>()), 0..200)) {
+            let batches: Vec<RecordBatch> =
+                sizes.iter().enumerate().map(|(s, &(rows, nulls))| batch(s as i64, rows, nulls)).collect();
+            let refs: Vec<&RecordBatch> = batches.iter().collect();
+            let filled: Vec<usize> = (0..batches.len()).filter(|&b| batches[b].num_rows() > 0).collect();
+            let picks: Vec<(usize, usize)> = if filled.is_empty() {
+                vec![]
+            } else {
+                picks.iter().map(|&(b, r)| { let b = filled[b % filled.len()]; (b, r % batches[b].num_rows()) }).collect()
+            };
+            let got = gather_rows(&refs, &picks).unwrap();
+            let want = interleave_record_batch(&refs, &picks).unwrap();
+            prop_assert_eq!(got.schema(), want.schema());
+            prop_assert_eq!(got.num_rows(), picks.len());
+            for c in 0..want.num_columns() {
+                prop_assert_eq!(got.column(c).to_data(), want.column(c).to_data(), "column {}", c);
+                prop_assert_eq!(got.column(c).logical_nulls(), want.column(c).logical_nulls(), "column {}", c);
+            }
+        }
+
+        /// The (batch, row) picks of each row group are those of a search of the batch starts for every row.
+        #[test]
+        fn picks_find_each_rows_batch(sizes in proptest::collection::vec(0usize..5000, 1..40), seed in any::<u64>()) {
+            let mut starts = vec![];
+            let mut total = 0;
+            for s in &sizes {
+                starts.push(total);
+                total += s;
+            }
+            // A scrambled order with runs from one batch, as sorted rows come.
+            let mut order: Vec<u32> = (0..total as u32).collect();
+            let mut x = seed | 1;
+            for i in (1..order.len()).rev() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 4 == 0 {
+                    order.swap(i, (x % (i as u64 + 1)) as usize);
+                }
+            }
+            let sorted = SortedRows { order: order.clone().into(), starts: starts.clone() };
+            let mut picks = vec![];
+            let mut all = vec![];
+            for g in 0..sorted.groups() {
+                sorted.picks(g, &mut picks);
+                all.extend_from_slice(&picks);
+            }
+            let want: Vec<(usize, usize)> = order
+                .iter()
+                .map(|&g| {
+                    let b = starts.partition_point(|&s| s <= g as usize) - 1;
+                    (b, g as usize - starts[b])
+                })
+                .collect();
+            prop_assert_eq!(all, want);
+        }
     }
 }

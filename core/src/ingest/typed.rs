@@ -17,7 +17,7 @@ use arrow::array::{
 };
 use arrow::datatypes::DataType as ArrowType;
 
-use super::coerce::{read_bool, read_date, read_float, read_int, read_timestamp, trim};
+use super::coerce::{read_bool, read_date, read_float, read_int, read_timestamp, trim, MinuteCache};
 use crate::model::DataType;
 
 /// A source field the ingest would like read as an attribute's type (see the [module documentation](self)).
@@ -59,7 +59,8 @@ enum Builder {
     Float64(Float64Builder),
     Bool(BooleanBuilder),
     Date(Date32Builder),
-    Timestamp(TimestampMicrosecondBuilder),
+    /// Instants, with the minute of the last one read.
+    Timestamp(TimestampMicrosecondBuilder, MinuteCache),
 }
 
 /// Reads one field's texts into a column of the type the ingest coerces them to, with the ingest's rules; see
@@ -101,7 +102,7 @@ impl ColumnReader {
             DataType::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
             DataType::Date => Builder::Date(Date32Builder::with_capacity(rows)),
             DataType::Timestamp | DataType::Json => {
-                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows))
+                Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows), MinuteCache::default())
             }
         }
     }
@@ -115,7 +116,7 @@ impl ColumnReader {
             Builder::Float64(_) => DataType::Float64,
             Builder::Bool(_) => DataType::Bool,
             Builder::Date(_) => DataType::Date,
-            Builder::Timestamp(_) => DataType::Timestamp,
+            Builder::Timestamp(..) => DataType::Timestamp,
         }
     }
 
@@ -189,7 +190,7 @@ impl ColumnReader {
             Builder::Float64(b) => put!(b, read_float(text).map(|f| f.filter(|f| !(required && f.is_nan())))),
             Builder::Bool(b) => put!(b, read_bool(text)),
             Builder::Date(b) => put!(b, read_date(text)),
-            Builder::Timestamp(b) => put!(b, read_timestamp(text)),
+            Builder::Timestamp(b, minute) => put!(b, read_timestamp(text, minute)),
         }
     }
 
@@ -203,7 +204,7 @@ impl ColumnReader {
             Builder::Float64(b) => b.append_null(),
             Builder::Bool(b) => b.append_null(),
             Builder::Date(b) => b.append_null(),
-            Builder::Timestamp(b) => b.append_null(),
+            Builder::Timestamp(b, _) => b.append_null(),
         }
     }
 
@@ -242,7 +243,7 @@ impl ColumnReader {
                 let rows = a.len();
                 (Arc::new(a), rows, 0)
             }
-            Builder::Timestamp(b) => {
+            Builder::Timestamp(b, _) => {
                 let a = b.finish().with_timezone(crate::model::UTC);
                 let rows = a.len();
                 (Arc::new(a), rows, 0)
