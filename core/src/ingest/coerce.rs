@@ -336,9 +336,7 @@ fn fast_timestamp(s: &str, minute: &mut MinuteCache) -> Option<i64> {
     if b.len() < 19 || b[16] != b':' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
-    };
+    let num = |r: std::ops::Range<usize>| decimal(&b[r]);
     let text: [u8; 16] = b[..16].try_into().ok()?;
     let start = match minute.text {
         Some(known) if known == text => minute.start,
@@ -364,15 +362,19 @@ fn fast_timestamp(s: &str, minute: &mut MinuteCache) -> Option<i64> {
     Some(start + second * 1_000_000 + micros)
 }
 
+/// The number written by `digits` (ASCII digits only, else `None`).
+#[inline]
+fn decimal(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
+}
+
 /// Microseconds since the epoch at the start of the minute `YYYY-MM-DD[ T]HH:MM` (a real calendar date from
 /// year 1, hour 00–23, minute 00–59), `None` for anything else.
 fn minute_start(b: &[u8; 16]) -> Option<i64> {
     if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b' ' | b'T') || b[13] != b':' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        b[r].iter().try_fold(0i64, |n, &c| c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0')))
-    };
+    let num = |r: std::ops::Range<usize>| decimal(&b[r]);
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute) = (num(11..13)?, num(14..16)?);
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);

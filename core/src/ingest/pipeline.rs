@@ -730,16 +730,25 @@ fn gather_text(arrays: &[&dyn Array], picks: &[(usize, usize)]) -> Option<ArrayR
             at += len;
         }
         if let Some(valid) = valid.as_mut() {
-            match array.nulls() {
-                Some(nulls) => run.iter().for_each(|&(_, row)| valid.append(nulls.is_valid(row))),
-                None => valid.append_n(run.len(), true),
-            }
+            append_validity(valid, array.nulls(), run);
         }
     }
     bytes.truncate(total);
     let nulls = valid.map(|mut v| arrow::buffer::NullBuffer::new(v.finish()));
     let array = StringArray::try_new(arrow::buffer::OffsetBuffer::new(offsets.into()), bytes.into(), nulls).ok()?;
     Some(Arc::new(array))
+}
+
+/// Appends to `valid` whether each row of `run` (picks from one array) is valid under that array's `nulls`.
+fn append_validity(
+    valid: &mut arrow::array::BooleanBufferBuilder,
+    nulls: Option<&arrow::buffer::NullBuffer>,
+    run: &[(usize, usize)],
+) {
+    match nulls {
+        Some(nulls) => run.iter().for_each(|&(_, row)| valid.append(nulls.is_valid(row))),
+        None => valid.append_n(run.len(), true),
+    }
 }
 
 /// The values at `picks` of primitive arrays of one type (`None` if one is not of type `T`), with the validity
@@ -760,10 +769,7 @@ fn gather_primitive<T: arrow::datatypes::ArrowPrimitiveType>(
         let source = array.values();
         values.extend(run.iter().map(|&(_, row)| source[row]));
         if let Some(valid) = valid.as_mut() {
-            match array.nulls() {
-                Some(nulls) => run.iter().for_each(|&(_, row)| valid.append(nulls.is_valid(row))),
-                None => valid.append_n(run.len(), true),
-            }
+            append_validity(valid, array.nulls(), run);
         }
     }
     let nulls = valid.map(|mut v| arrow::buffer::NullBuffer::new(v.finish()));
